@@ -1,0 +1,11 @@
+//! Gives every binary, test, bench and example of this crate an rpath to libtorch, so they run
+//! without `LD_LIBRARY_PATH`. torch-sys (`links = "tch"`) hands us its library folder as
+//! `DEP_TCH_LIBTORCH_LIB`.
+
+fn main() {
+    println!("cargo:rerun-if-env-changed=DEP_TCH_LIBTORCH_LIB");
+    if let Ok(dir) = std::env::var("DEP_TCH_LIBTORCH_LIB") {
+        let dir = std::fs::canonicalize(&dir).unwrap_or_else(|_| dir.into());
+        println!("cargo:rustc-link-arg=-Wl,-rpath,{}", dir.display());
+    }
+}

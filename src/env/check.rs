@@ -1,0 +1,181 @@
+//! `check_env`: tells the author of a custom environment what is wrong with it before any
+//! training starts, as Gymnasium's `check_env` does.
+
+use std::fmt;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use smallvec::SmallVec;
+
+use super::{Action, Env, EnvError, Obs, Space};
+
+/// Steps taken by each determinism check.
+const ROLLOUT_STEPS: usize = 300;
+
+/// Everything `check_env` found wrong, one sentence each.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CheckFailure {
+    pub problems: Vec<String>,
+}
+
+impl fmt::Display for CheckFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "the environment failed {} check(s):", self.problems.len())?;
+        for p in &self.problems {
+            writeln!(f, "  - {p}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for CheckFailure {}
+
+/// Runs the environment through the contract every agent relies on:
+///
+/// - both spaces are well formed;
+/// - `reset` and `step` return observations of the right length, inside the observation space,
+///   and finite rewards;
+/// - the same seed gives the same first observation and, under the same actions, the same
+///   trajectory;
+/// - invalid actions (outside `Discrete(n)`, wrong length, NaN) are errors, not panics, and not
+///   silently accepted;
+/// - nothing panics.
+pub fn check_env(env: &mut dyn Env) -> Result<(), CheckFailure> {
+    let mut problems = Vec::new();
+    let (obs_space, act_space) = (env.observation_space().clone(), env.action_space().clone());
+    for (what, space) in [("observation", &obs_space), ("action", &act_space)] {
+        if let Err(e) = space.validate() {
+            problems.push(format!("the {what} space is malformed: {e}"));
+        }
+    }
+    if !problems.is_empty() {
+        return Err(CheckFailure { problems });
+    }
+
+    let first = match guarded("reset(Some(0))", || env.reset(Some(0))) {
+        Ok((obs, _)) => obs,
+        Err(p) => return Err(CheckFailure { problems: vec![p] }),
+    };
+    check_obs("reset(Some(0))", &first, &obs_space, &mut problems);
+    match guarded("reset(Some(0)) a second time", || env.reset(Some(0))) {
+        Ok((again, _)) if again != first => problems.push(format!(
+            "reset(Some(0)) returned {:?} the first time and {:?} the second: seeding must make reset deterministic",
+            first.as_slice(),
+            again.as_slice()
+        )),
+        Ok(_) => {}
+        Err(p) => problems.push(p),
+    }
+
+    let one = rollout(env, &obs_space, &act_space, &mut problems);
+    let two = rollout(env, &obs_space, &act_space, &mut Vec::new());
+    if let (Some(one), Some(two)) = (one, two) {
+        if let Some(t) = one.iter().zip(&two).position(|(a, b)| a != b) {
+            problems.push(format!(
+                "two episodes from reset(Some(0)) with the same actions differ at step {t} \
+                 ({:?} vs {:?}): all randomness must come from the generator that reset(seed) seeds",
+                one[t], two[t]
+            ));
+        }
+    }
+
+    check_invalid_actions(env, &act_space, &mut problems);
+    if let Err(p) = guarded("reset(None)", || env.reset(None)) {
+        problems.push(p);
+    }
+
+    if problems.is_empty() { Ok(()) } else { Err(CheckFailure { problems }) }
+}
+
+/// A record of one step, compared between two seeded rollouts.
+type Record = (Obs, u64, bool, bool);
+
+/// Resets with seed 0 and takes random actions (from a fixed generator) for a few episodes.
+fn rollout(env: &mut dyn Env, obs_space: &Space, act_space: &Space, problems: &mut Vec<String>) -> Option<Vec<Record>> {
+    let mut rng = StdRng::seed_from_u64(0);
+    guarded("reset(Some(0))", || env.reset(Some(0))).map_err(|p| problems.push(p)).ok()?;
+    let mut records = Vec::with_capacity(ROLLOUT_STEPS);
+    for t in 0..ROLLOUT_STEPS {
+        let action = act_space.sample(&mut rng);
+        let what = format!("step({action}) at step {t}");
+        let step = guarded(&what, || env.step(&action)).map_err(|p| problems.push(p)).ok()?;
+        check_obs(&what, &step.obs, obs_space, problems);
+        if !step.reward.is_finite() {
+            problems.push(format!("{what} returned the reward {}", step.reward));
+        }
+        if !problems.is_empty() {
+            return None;
+        }
+        let done = step.done();
+        records.push((step.obs, step.reward.to_bits(), step.terminated, step.truncated));
+        if done {
+            guarded("reset(None) after an episode ended", || env.reset(None)).map_err(|p| problems.push(p)).ok()?;
+        }
+    }
+    Some(records)
+}
+
+fn check_invalid_actions(env: &mut dyn Env, act_space: &Space, problems: &mut Vec<String>) {
+    let invalid: Vec<(Action, &str)> = match act_space {
+        Space::Discrete { n } => vec![(Action::Discrete(*n), "one past the last discrete action")],
+        Space::Box { low, .. } => {
+            let dim = low.len();
+            let mut nan: SmallVec<[f32; 4]> = SmallVec::from_elem(0.0, dim);
+            nan[0] = f32::NAN;
+            vec![
+                (Action::Continuous(SmallVec::from_elem(0.0, dim + 1)), "an action one element too long"),
+                (Action::Continuous(nan), "an action containing NaN"),
+            ]
+        }
+    };
+    for (action, what) in invalid {
+        if let Err(p) = guarded("reset(Some(0))", || env.reset(Some(0))) {
+            problems.push(p);
+            return;
+        }
+        match catch_unwind(AssertUnwindSafe(|| env.step(&action))) {
+            Err(panic) => problems.push(format!(
+                "step({action}) ({what}) panicked ({}); return an error instead, e.g. with \
+                 `self.action_space().check_action(action)?`",
+                panic_message(&*panic)
+            )),
+            Ok(Ok(_)) => problems.push(format!(
+                "step({action}) ({what}) was accepted; return an error instead, e.g. with \
+                 `self.action_space().check_action(action)?`"
+            )),
+            Ok(Err(_)) => {}
+        }
+    }
+}
+
+fn check_obs(what: &str, obs: &[f32], space: &Space, problems: &mut Vec<String>) {
+    if obs.len() != space.flat_dim() {
+        problems.push(format!(
+            "{what} returned an observation of {} values where the observation space has {}",
+            obs.len(),
+            space.flat_dim()
+        ));
+    } else if obs.iter().any(|x| x.is_nan()) {
+        problems.push(format!("{what} returned an observation containing NaN: {obs:?}"));
+    } else if !space.contains_obs(obs) {
+        problems.push(format!("{what} returned {obs:?}, outside the observation space {space}"));
+    }
+}
+
+/// Runs `f`, turning an error or a panic into a sentence.
+fn guarded<T>(what: &str, f: impl FnOnce() -> Result<T, EnvError>) -> Result<T, String> {
+    match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => Err(format!("{what} failed: {e}")),
+        Err(panic) => Err(format!("{what} panicked: {}", panic_message(&*panic))),
+    }
+}
+
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".into())
+}

@@ -1,0 +1,215 @@
+//! Making environments by id: `"CartPole-v1"` plus parameter overrides, or a named variant read
+//! from a RON file in `envs/`. Custom environments join the same registry.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::Path;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use super::error::nearest;
+use super::params::{self, ParamSpec, Params};
+use super::{Env, EnvError, EpisodeGuard, TimeLimit, VecEnv};
+
+/// What the registry makes: the environment inside [`TimeLimit`] inside [`EpisodeGuard`].
+pub type RegisteredEnv = EpisodeGuard<TimeLimit<Box<dyn Env>>>;
+
+/// Builds an environment from its resolved parameters (every declared parameter present).
+pub type MakeFn = dyn Fn(&Params) -> Result<Box<dyn Env>, EnvError> + Send + Sync;
+
+/// Which environment to make: an id and parameter overrides. This is what experiment files and
+/// checkpoint cards record.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnvSpec {
+    pub id: String,
+    /// Overrides of the environment's physics parameters, by name.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub params: Params,
+    /// Overrides the registered episode limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_episode_steps: Option<usize>,
+}
+
+impl EnvSpec {
+    pub fn new(id: impl Into<String>) -> Self {
+        EnvSpec { id: id.into(), params: Params::new(), max_episode_steps: None }
+    }
+
+    /// The same spec with one parameter overridden.
+    pub fn with(mut self, name: &str, value: f64) -> Self {
+        self.params.insert(name.to_string(), value);
+        self
+    }
+}
+
+impl fmt::Display for EnvSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.id)?;
+        let overrides: Vec<String> = self.params.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        if !overrides.is_empty() {
+            write!(f, "({})", overrides.join(", "))?;
+        }
+        if let Some(limit) = self.max_episode_steps {
+            write!(f, "[max_episode_steps={limit}]")?;
+        }
+        Ok(())
+    }
+}
+
+/// A named environment variant: a file in `envs/` such as `cartpole-long-pole.ron`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Variant {
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    pub env: EnvSpec,
+}
+
+impl Variant {
+    /// Reads a variant file. Syntax errors name the file, line and column.
+    pub fn load(path: &Path) -> Result<Variant, EnvError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| EnvError::VariantFile { path: path.to_path_buf(), message: e.to_string() })?;
+        ron::from_str(&text).map_err(|e| EnvError::VariantFile { path: path.to_path_buf(), message: e.to_string() })
+    }
+}
+
+/// One registered environment: how to make it and what it accepts.
+#[derive(Clone)]
+pub struct EnvEntry {
+    id: String,
+    make: Arc<MakeFn>,
+    params: Vec<ParamSpec>,
+    max_episode_steps: Option<usize>,
+    reward_threshold: Option<f64>,
+    doc: String,
+}
+
+impl EnvEntry {
+    /// An entry with no parameters, no episode limit and no threshold; add them with the
+    /// builder methods.
+    pub fn new(
+        id: impl Into<String>,
+        make: impl Fn(&Params) -> Result<Box<dyn Env>, EnvError> + Send + Sync + 'static,
+    ) -> Self {
+        EnvEntry {
+            id: id.into(),
+            make: Arc::new(make),
+            params: Vec::new(),
+            max_episode_steps: None,
+            reward_threshold: None,
+            doc: String::new(),
+        }
+    }
+
+    /// The parameters the environment accepts, with defaults and ranges.
+    pub fn params(mut self, specs: &[ParamSpec]) -> Self {
+        self.params = specs.to_vec();
+        self
+    }
+
+    /// The episode limit that [`TimeLimit`] enforces.
+    pub fn max_episode_steps(mut self, steps: usize) -> Self {
+        self.max_episode_steps = Some(steps);
+        self
+    }
+
+    /// The return at which the task counts as solved (Gymnasium's `reward_threshold`).
+    pub fn reward_threshold(mut self, threshold: f64) -> Self {
+        self.reward_threshold = Some(threshold);
+        self
+    }
+
+    /// One line saying what the task is.
+    pub fn doc(mut self, doc: impl Into<String>) -> Self {
+        self.doc = doc.into();
+        self
+    }
+
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    pub fn param_specs(&self) -> &[ParamSpec] {
+        &self.params
+    }
+
+    pub fn episode_limit(&self) -> Option<usize> {
+        self.max_episode_steps
+    }
+
+    pub fn threshold(&self) -> Option<f64> {
+        self.reward_threshold
+    }
+
+    pub fn description(&self) -> &str {
+        &self.doc
+    }
+}
+
+/// Environments by id.
+#[derive(Clone, Default)]
+pub struct Registry {
+    entries: BTreeMap<String, EnvEntry>,
+}
+
+impl Registry {
+    /// A registry with no environments.
+    pub fn empty() -> Self {
+        Registry::default()
+    }
+
+    /// A registry with the classic-control environments.
+    pub fn builtin() -> Self {
+        let mut registry = Registry::empty();
+        super::classic::register_all(&mut registry);
+        registry
+    }
+
+    /// Adds an environment, replacing any registered under the same id.
+    pub fn register(&mut self, entry: EnvEntry) -> &mut Self {
+        self.entries.insert(entry.id.clone(), entry);
+        self
+    }
+
+    /// The registered ids, sorted.
+    pub fn ids(&self) -> impl Iterator<Item = &str> {
+        self.entries.keys().map(String::as_str)
+    }
+
+    /// The entry for `id`, or an error that lists the known ids.
+    pub fn entry(&self, id: &str) -> Result<&EnvEntry, EnvError> {
+        self.entries.get(id).ok_or_else(|| EnvError::UnknownEnv {
+            id: id.to_string(),
+            known: self.ids().map(String::from).collect(),
+            suggestion: nearest(id, self.ids()),
+        })
+    }
+
+    /// Makes the environment `spec` names, with its episode limit and misuse guard.
+    pub fn make(&self, spec: &EnvSpec) -> Result<RegisteredEnv, EnvError> {
+        let entry = self.entry(&spec.id)?;
+        let resolved = params::resolve(&spec.id, &entry.params, &spec.params)?;
+        let env = (entry.make)(&resolved)?;
+        if let Some(space_error) = env.observation_space().validate().err().or(env.action_space().validate().err()) {
+            return Err(EnvError::InvalidParams { env: spec.id.clone(), message: space_error });
+        }
+        let limit = spec.max_episode_steps.or(entry.max_episode_steps).unwrap_or(usize::MAX);
+        if limit == 0 {
+            return Err(EnvError::InvalidParams {
+                env: spec.id.clone(),
+                message: "max_episode_steps must be at least 1".into(),
+            });
+        }
+        Ok(EpisodeGuard::new(TimeLimit::new(env, limit)))
+    }
+
+    /// Makes `n` copies of `spec` stepped together, with auto-reset.
+    pub fn make_vec(&self, spec: &EnvSpec, n: usize) -> Result<VecEnv<RegisteredEnv>, EnvError> {
+        let envs = (0..n).map(|_| self.make(spec)).collect::<Result<Vec<_>, _>>()?;
+        VecEnv::new(envs)
+    }
+}

@@ -1,0 +1,185 @@
+//! Observation and action spaces: `Discrete(n)` and `Box` with bounds and a shape, as in
+//! Gymnasium. A space samples, checks membership, and validates actions before a step.
+
+use std::fmt;
+
+use rand::Rng;
+use rand_distr::{Distribution, Exp1, StandardNormal};
+use serde::{Deserialize, Serialize};
+use smallvec::SmallVec;
+
+use super::EnvError;
+
+/// An action, as handed to [`Env::step`](super::Env::step).
+///
+/// Continuous actions of up to four dimensions live inline, so stepping allocates nothing.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Action {
+    /// An index into a `Discrete(n)` space.
+    Discrete(usize),
+    /// A point of a `Box` space, flattened in row-major order.
+    Continuous(SmallVec<[f32; 4]>),
+}
+
+impl Action {
+    /// A continuous action from a slice.
+    pub fn continuous(values: &[f32]) -> Self {
+        Action::Continuous(SmallVec::from_slice(values))
+    }
+}
+
+impl fmt::Display for Action {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Action::Discrete(a) => write!(f, "{a}"),
+            Action::Continuous(v) => write!(f, "{:?}", v.as_slice()),
+        }
+    }
+}
+
+/// A space of observations or actions.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub enum Space {
+    /// The integers `0..n`.
+    Discrete { n: usize },
+    /// Real vectors of the given shape with elementwise bounds (which may be infinite).
+    /// `low` and `high` hold one value per element, flattened in row-major order.
+    Box {
+        low: Vec<f32>,
+        high: Vec<f32>,
+        shape: Vec<usize>,
+    },
+}
+
+impl Space {
+    /// A one-dimensional `Box` with the given bounds.
+    ///
+    /// Panics if `low` and `high` differ in length: spaces are built by environment authors, not
+    /// from user input; [`Space::validate`] reports malformed spaces that were built by hand.
+    pub fn bounded(low: Vec<f32>, high: Vec<f32>) -> Self {
+        assert_eq!(low.len(), high.len(), "Box bounds differ in length");
+        let shape = vec![low.len()];
+        Space::Box { low, high, shape }
+    }
+
+    /// A one-dimensional `Box` of `dim` elements, each within `[low, high]`.
+    pub fn uniform_box(low: f32, high: f32, dim: usize) -> Self {
+        Self::bounded(vec![low; dim], vec![high; dim])
+    }
+
+    /// The number of scalars an element of this space flattens to: 1 for `Discrete`.
+    pub fn flat_dim(&self) -> usize {
+        match self {
+            Space::Discrete { .. } => 1,
+            Space::Box { low, .. } => low.len(),
+        }
+    }
+
+    /// Whether `action` is an element of the space (bounds included).
+    pub fn contains(&self, action: &Action) -> bool {
+        match (self, action) {
+            (Space::Discrete { n }, Action::Discrete(a)) => a < n,
+            (Space::Box { low, high, .. }, Action::Continuous(v)) => {
+                v.len() == low.len()
+                    && v.iter().zip(low.iter().zip(high)).all(|(x, (lo, hi))| lo <= x && x <= hi)
+            }
+            _ => false,
+        }
+    }
+
+    /// Whether an observation lies in the space (bounds included, NaN never).
+    pub fn contains_obs(&self, obs: &[f32]) -> bool {
+        match self {
+            Space::Discrete { n } => {
+                obs.len() == 1 && obs[0] >= 0.0 && obs[0].fract() == 0.0 && (obs[0] as usize) < *n
+            }
+            Space::Box { low, high, .. } => {
+                obs.len() == low.len()
+                    && obs.iter().zip(low.iter().zip(high)).all(|(x, (lo, hi))| lo <= x && x <= hi)
+            }
+        }
+    }
+
+    /// Checks that an environment can act on `action`: a discrete action within `0..n`, or a
+    /// continuous action of the right length without NaN or infinity. Continuous values outside
+    /// the bounds pass: environments clip them, as Gymnasium's do.
+    pub fn check_action(&self, action: &Action) -> Result<(), EnvError> {
+        let invalid = |reason: String| {
+            Err(EnvError::InvalidAction { action: action.to_string(), space: self.to_string(), reason })
+        };
+        match (self, action) {
+            (Space::Discrete { n }, Action::Discrete(a)) if a >= n => {
+                invalid(format!("it must be an integer in 0..{n}"))
+            }
+            (Space::Discrete { .. }, Action::Discrete(_)) => Ok(()),
+            (Space::Box { low, .. }, Action::Continuous(v)) if v.len() != low.len() => {
+                invalid(format!("it has {} values where the space has {}", v.len(), low.len()))
+            }
+            (Space::Box { .. }, Action::Continuous(v)) => match v.iter().position(|x| !x.is_finite()) {
+                Some(i) => invalid(format!("element {i} is {}", v[i])),
+                None => Ok(()),
+            },
+            (Space::Discrete { .. }, Action::Continuous(_)) => {
+                invalid("a continuous action was given to a discrete space".into())
+            }
+            (Space::Box { .. }, Action::Discrete(_)) => {
+                invalid("a discrete action was given to a continuous space".into())
+            }
+        }
+    }
+
+    /// Draws an element as Gymnasium does: uniform on bounded dimensions, a standard normal on
+    /// unbounded ones, a shifted exponential on dimensions bounded on one side.
+    pub fn sample(&self, rng: &mut impl Rng) -> Action {
+        match self {
+            Space::Discrete { n } => Action::Discrete(rng.random_range(0..*n)),
+            Space::Box { low, high, .. } => Action::Continuous(
+                low.iter()
+                    .zip(high)
+                    .map(|(&lo, &hi)| match (lo.is_finite(), hi.is_finite()) {
+                        (true, true) => rng.random_range(lo..=hi),
+                        (false, false) => StandardNormal.sample(rng),
+                        (true, false) => lo + Distribution::<f32>::sample(&Exp1, rng),
+                        (false, true) => hi - Distribution::<f32>::sample(&Exp1, rng),
+                    })
+                    .collect(),
+            ),
+        }
+    }
+
+    /// Reports a malformed space: a `Discrete` with `n == 0`, or a `Box` whose bounds disagree
+    /// with its shape, contain NaN, or have `low > high`.
+    pub fn validate(&self) -> Result<(), String> {
+        match self {
+            Space::Discrete { n: 0 } => Err("Discrete(0) has no elements".into()),
+            Space::Discrete { .. } => Ok(()),
+            Space::Box { low, high, shape } => {
+                let size: usize = shape.iter().product();
+                if low.len() != size || high.len() != size {
+                    return Err(format!(
+                        "Box of shape {shape:?} has {} low and {} high bounds, where it needs {size}",
+                        low.len(),
+                        high.len()
+                    ));
+                }
+                match low.iter().zip(high).position(|(lo, hi)| lo.is_nan() || hi.is_nan() || lo > hi) {
+                    Some(i) => Err(format!("Box element {i} has bounds [{}, {}]", low[i], high[i])),
+                    None => Ok(()),
+                }
+            }
+        }
+    }
+}
+
+impl fmt::Display for Space {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Space::Discrete { n } => write!(f, "Discrete({n})"),
+            Space::Box { low, high, shape } => {
+                let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
+                write!(f, "Box(low={low:?}, high={high:?}, shape=({}))", dims.join(", "))
+            }
+        }
+    }
+}

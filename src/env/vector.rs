@@ -1,0 +1,177 @@
+//! Several environments stepped together, with auto-reset in the same step: when an episode
+//! ends, the environment is reset at once, the returned observation starts the next episode, and
+//! the last observation of the finished one is handed back in `final_obs` (an agent bootstraps
+//! from it on truncation). This is Gymnasium's `SAME_STEP` autoreset mode and Stable-Baselines3's
+//! behaviour.
+//!
+//! Observations are kept in one contiguous `[num_envs * obs_dim]` buffer, so that an agent turns
+//! a whole batch into a tensor with a single copy.
+
+use super::registry::RegisteredEnv;
+use super::{Action, Env, EnvError, Obs, Space};
+
+/// A finished episode's return and length.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Episode {
+    /// Which environment of the vector it ran in.
+    pub env: usize,
+    pub ret: f64,
+    pub len: usize,
+}
+
+/// What one [`VecEnv::step`] returns; slices are indexed by environment.
+#[derive(Debug)]
+pub struct VecStep<'a> {
+    /// The observations to act on next, `[num_envs * obs_dim]`, row-major.
+    pub obs: &'a [f32],
+    pub rewards: &'a [f64],
+    pub terminated: &'a [bool],
+    pub truncated: &'a [bool],
+    /// For each environment whose episode ended at this step, that episode's last observation.
+    pub final_obs: &'a [Option<Obs>],
+    /// The episodes that ended at this step.
+    pub episodes: &'a [Episode],
+}
+
+/// A vector of environments with equal spaces.
+pub struct VecEnv<E = RegisteredEnv> {
+    envs: Vec<E>,
+    obs_dim: usize,
+    obs: Vec<f32>,
+    rewards: Vec<f64>,
+    terminated: Vec<bool>,
+    truncated: Vec<bool>,
+    final_obs: Vec<Option<Obs>>,
+    running_return: Vec<f64>,
+    running_len: Vec<usize>,
+    episodes: Vec<Episode>,
+}
+
+impl<E: Env> VecEnv<E> {
+    /// Stacks environments whose observation and action spaces are all equal.
+    pub fn new(envs: Vec<E>) -> Result<Self, EnvError> {
+        let first = envs.first().ok_or_else(|| EnvError::VecEnv("no environments given".into()))?;
+        for (i, env) in envs.iter().enumerate().skip(1) {
+            if env.observation_space() != first.observation_space() || env.action_space() != first.action_space() {
+                return Err(EnvError::VecEnv(format!(
+                    "environment {i} has spaces {} / {}, environment 0 has {} / {}",
+                    env.observation_space(),
+                    env.action_space(),
+                    first.observation_space(),
+                    first.action_space()
+                )));
+            }
+        }
+        let n = envs.len();
+        let obs_dim = first.observation_space().flat_dim();
+        Ok(VecEnv {
+            envs,
+            obs_dim,
+            obs: vec![0.0; n * obs_dim],
+            rewards: vec![0.0; n],
+            terminated: vec![false; n],
+            truncated: vec![false; n],
+            final_obs: vec![None; n],
+            running_return: vec![0.0; n],
+            running_len: vec![0; n],
+            episodes: Vec::with_capacity(n),
+        })
+    }
+
+    pub fn num_envs(&self) -> usize {
+        self.envs.len()
+    }
+
+    pub fn obs_dim(&self) -> usize {
+        self.obs_dim
+    }
+
+    pub fn observation_space(&self) -> &Space {
+        self.envs[0].observation_space()
+    }
+
+    pub fn action_space(&self) -> &Space {
+        self.envs[0].action_space()
+    }
+
+    /// The current observations, `[num_envs * obs_dim]`.
+    pub fn observations(&self) -> &[f32] {
+        &self.obs
+    }
+
+    /// The environments themselves.
+    pub fn envs(&self) -> &[E] {
+        &self.envs
+    }
+
+    /// Resets every environment; with `Some(seed)`, environment `i` is seeded with `seed + i`.
+    pub fn reset(&mut self, seed: Option<u64>) -> Result<&[f32], EnvError> {
+        for i in 0..self.envs.len() {
+            let (obs, _) = self.envs[i]
+                .reset(seed.map(|s| s.wrapping_add(i as u64)))
+                .map_err(|e| in_env(i, e))?;
+            self.store_obs(i, &obs)?;
+            self.running_return[i] = 0.0;
+            self.running_len[i] = 0;
+        }
+        Ok(&self.obs)
+    }
+
+    /// Steps every environment with its action; environments whose episode ends are reset.
+    pub fn step(&mut self, actions: &[Action]) -> Result<VecStep<'_>, EnvError> {
+        if actions.len() != self.envs.len() {
+            return Err(EnvError::VecEnv(format!(
+                "{} actions given for {} environments",
+                actions.len(),
+                self.envs.len()
+            )));
+        }
+        self.episodes.clear();
+        for (i, action) in actions.iter().enumerate() {
+            let step = self.envs[i].step(action).map_err(|e| in_env(i, e))?;
+            self.rewards[i] = step.reward;
+            self.terminated[i] = step.terminated;
+            self.truncated[i] = step.truncated;
+            self.running_return[i] += step.reward;
+            self.running_len[i] += 1;
+            if step.done() {
+                self.episodes.push(Episode { env: i, ret: self.running_return[i], len: self.running_len[i] });
+                self.running_return[i] = 0.0;
+                self.running_len[i] = 0;
+                let (obs, _) = self.envs[i].reset(None).map_err(|e| in_env(i, e))?;
+                self.store_obs(i, &obs)?;
+                self.final_obs[i] = Some(step.obs);
+            } else {
+                self.store_obs(i, &step.obs)?;
+                self.final_obs[i] = None;
+            }
+        }
+        Ok(VecStep {
+            obs: &self.obs,
+            rewards: &self.rewards,
+            terminated: &self.terminated,
+            truncated: &self.truncated,
+            final_obs: &self.final_obs,
+            episodes: &self.episodes,
+        })
+    }
+
+    fn store_obs(&mut self, i: usize, obs: &[f32]) -> Result<(), EnvError> {
+        if obs.len() != self.obs_dim {
+            return Err(in_env(
+                i,
+                EnvError::Custom(format!(
+                    "returned an observation of {} values where its space has {}",
+                    obs.len(),
+                    self.obs_dim
+                )),
+            ));
+        }
+        self.obs[i * self.obs_dim..(i + 1) * self.obs_dim].copy_from_slice(obs);
+        Ok(())
+    }
+}
+
+fn in_env(index: usize, error: EnvError) -> EnvError {
+    EnvError::InEnv { index, source: Box::new(error) }
+}
