@@ -154,10 +154,9 @@ fn demo(registry: &Registry, episodes: usize, seed: u64, variants_dir: &Path) ->
 
 fn check(registry: &Registry, arg: &EnvArg) -> Result<()> {
     let spec = arg.spec()?;
-    let mut env = registry.make(&spec)?;
     // The registry's guard would hide a missing action check: check the bare environment.
-    let bare: &mut dyn Env = env.inner_mut().inner_mut();
-    match check_env(bare) {
+    let mut env = registry.make_bare(&spec)?;
+    match check_env(&mut env) {
         Ok(()) => {
             println!("{spec}: all checks passed");
             Ok(())

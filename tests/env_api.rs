@@ -117,13 +117,13 @@ fn invalid_actions_are_errors_that_name_the_action_and_space() {
 
     // The bare environments refuse invalid actions as well.
     for id in IDS {
-        let mut env = make(id);
+        let mut env = Registry::builtin().make_bare(&EnvSpec::new(id)).unwrap();
         env.reset(Some(0)).unwrap();
         let bad = match env.action_space() {
             Space::Discrete { n } => Action::Discrete(*n),
             Space::Box { .. } => Action::continuous(&[f32::INFINITY]),
         };
-        assert!(env.inner_mut().inner_mut().step(&bad).is_err(), "{id}");
+        assert!(env.step(&bad).is_err(), "{id}");
     }
 }
 
@@ -249,8 +249,8 @@ fn vector_env_refuses_mismatched_input() {
     assert!(err.contains("environment 1 of the vector") && err.contains("Discrete(2)"), "{err}");
 
     let mixed = vec![
-        Box::new(registry.make(&EnvSpec::new("CartPole-v1")).unwrap()) as Box<dyn Env>,
-        Box::new(registry.make(&EnvSpec::new("Acrobot-v1")).unwrap()),
+        registry.make(&EnvSpec::new("CartPole-v1")).unwrap(),
+        registry.make(&EnvSpec::new("Acrobot-v1")).unwrap(),
     ];
     assert!(VecEnv::new(mixed).is_err());
     // Variants with equal spaces stack (multitask training).
@@ -264,8 +264,8 @@ fn vector_env_refuses_mismatched_input() {
 #[test]
 fn check_env_passes_every_builtin() {
     for id in IDS {
-        let mut env = make(id);
-        check_env(env.inner_mut().inner_mut()).unwrap_or_else(|e| panic!("{id}: {e}"));
+        let mut env = Registry::builtin().make_bare(&EnvSpec::new(id)).unwrap();
+        check_env(&mut env).unwrap_or_else(|e| panic!("{id}: {e}"));
     }
 }
 
@@ -312,7 +312,7 @@ fn custom_environments_join_the_registry() {
     let mut registry = Registry::builtin();
     registry.register(
         EnvEntry::new("Constant-v0", |p| {
-            Ok(Box::new(Sloppy { calls: 0, space: Space::uniform_box(0.0, p["scale"] as f32, 1), actions: Space::Discrete { n: 2 } }))
+            Ok(Sloppy { calls: 0, space: Space::uniform_box(0.0, p["scale"] as f32, 1), actions: Space::Discrete { n: 2 } })
         })
         .params(&[headstart::env::ParamSpec { name: "scale", default: 1.0, bound: headstart::env::Bound::Positive, doc: "" }])
         .max_episode_steps(4),

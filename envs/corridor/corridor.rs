@@ -95,7 +95,7 @@ impl Env for Corridor {
 
 /// The registry entry: id, constructor, parameters and episode limit.
 pub fn entry() -> EnvEntry {
-    EnvEntry::new("Corridor-v0", |p| Ok(Box::new(Corridor::new(CorridorParams::from_overrides(p)?)?)))
+    EnvEntry::new("Corridor-v0", |p| Corridor::new(CorridorParams::from_overrides(p)?))
         .params(CorridorParams::SPECS)
         .max_episode_steps(100)
         .reward_threshold(0.9)

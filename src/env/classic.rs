@@ -29,14 +29,14 @@ use super::registry::{EnvEntry, Registry};
 /// Registers the five environments under their Gymnasium ids.
 pub(crate) fn register_all(registry: &mut Registry) {
     registry.register(
-        EnvEntry::new("CartPole-v1", |p| Ok(Box::new(CartPole::new(CartPoleParams::from_overrides(p)?)?)))
+        EnvEntry::new("CartPole-v1", |p| CartPole::new(CartPoleParams::from_overrides(p)?))
             .params(CartPoleParams::SPECS)
             .max_episode_steps(500)
             .reward_threshold(475.0)
             .doc("Balance a pole on a cart by pushing it left or right."),
     );
     registry.register(
-        EnvEntry::new("Acrobot-v1", |p| Ok(Box::new(Acrobot::new(AcrobotParams::from_overrides(p)?)?)))
+        EnvEntry::new("Acrobot-v1", |p| Acrobot::new(AcrobotParams::from_overrides(p)?))
             .params(AcrobotParams::SPECS)
             .max_episode_steps(500)
             .reward_threshold(-100.0)
@@ -44,7 +44,7 @@ pub(crate) fn register_all(registry: &mut Registry) {
     );
     registry.register(
         EnvEntry::new("MountainCar-v0", |p| {
-            Ok(Box::new(MountainCar::new(MountainCarParams::from_overrides(p)?)?))
+            MountainCar::new(MountainCarParams::from_overrides(p)?)
         })
         .params(MountainCarParams::SPECS)
         .max_episode_steps(200)
@@ -53,7 +53,7 @@ pub(crate) fn register_all(registry: &mut Registry) {
     );
     registry.register(
         EnvEntry::new("MountainCarContinuous-v0", |p| {
-            Ok(Box::new(ContinuousMountainCar::new(ContinuousMountainCarParams::from_overrides(p)?)?))
+            ContinuousMountainCar::new(ContinuousMountainCarParams::from_overrides(p)?)
         })
         .params(ContinuousMountainCarParams::SPECS)
         .max_episode_steps(999)
@@ -61,7 +61,7 @@ pub(crate) fn register_all(registry: &mut Registry) {
         .doc("Drive an underpowered car up a hill by rocking it (continuous engine)."),
     );
     registry.register(
-        EnvEntry::new("Pendulum-v1", |p| Ok(Box::new(Pendulum::new(PendulumParams::from_overrides(p)?)?)))
+        EnvEntry::new("Pendulum-v1", |p| Pendulum::new(PendulumParams::from_overrides(p)?))
             .params(PendulumParams::SPECS)
             .max_episode_steps(200)
             .doc("Swing a pendulum up and hold it upright with a bounded torque."),

@@ -12,11 +12,13 @@ use super::error::nearest;
 use super::params::{self, ParamSpec, Params};
 use super::{Env, EnvError, EpisodeGuard, TimeLimit, VecEnv};
 
-/// What the registry makes: the environment inside [`TimeLimit`] inside [`EpisodeGuard`].
-pub type RegisteredEnv = EpisodeGuard<TimeLimit<Box<dyn Env>>>;
+/// What the registry makes: the environment inside [`TimeLimit`] inside [`EpisodeGuard`],
+/// behind one dynamic call (the wrappers are compiled around each concrete environment).
+pub type RegisteredEnv = Box<dyn Env>;
 
-/// Builds an environment from its resolved parameters (every declared parameter present).
-pub type MakeFn = dyn Fn(&Params) -> Result<Box<dyn Env>, EnvError> + Send + Sync;
+/// Builds an environment from its resolved parameters (every declared parameter present), inside
+/// the wrappers when given an episode limit, bare otherwise.
+type MakeFn = dyn Fn(&Params, Option<usize>) -> Result<Box<dyn Env>, EnvError> + Send + Sync;
 
 /// Which environment to make: an id and parameter overrides. This is what experiment files and
 /// checkpoint cards record.
@@ -90,11 +92,18 @@ pub struct EnvEntry {
 
 impl EnvEntry {
     /// An entry with no parameters, no episode limit and no threshold; add them with the
-    /// builder methods.
-    pub fn new(
+    /// builder methods. `make` builds the environment from its resolved parameters.
+    pub fn new<E: Env + 'static>(
         id: impl Into<String>,
-        make: impl Fn(&Params) -> Result<Box<dyn Env>, EnvError> + Send + Sync + 'static,
+        make: impl Fn(&Params) -> Result<E, EnvError> + Send + Sync + 'static,
     ) -> Self {
+        let make = move |params: &Params, limit: Option<usize>| -> Result<Box<dyn Env>, EnvError> {
+            let env = make(params)?;
+            Ok(match limit {
+                Some(limit) => Box::new(EpisodeGuard::new(TimeLimit::new(env, limit))),
+                None => Box::new(env),
+            })
+        };
         EnvEntry {
             id: id.into(),
             make: Arc::new(make),
@@ -192,11 +201,6 @@ impl Registry {
     /// Makes the environment `spec` names, with its episode limit and misuse guard.
     pub fn make(&self, spec: &EnvSpec) -> Result<RegisteredEnv, EnvError> {
         let entry = self.entry(&spec.id)?;
-        let resolved = params::resolve(&spec.id, &entry.params, &spec.params)?;
-        let env = (entry.make)(&resolved)?;
-        if let Some(space_error) = env.observation_space().validate().err().or(env.action_space().validate().err()) {
-            return Err(EnvError::InvalidParams { env: spec.id.clone(), message: space_error });
-        }
         let limit = spec.max_episode_steps.or(entry.max_episode_steps).unwrap_or(usize::MAX);
         if limit == 0 {
             return Err(EnvError::InvalidParams {
@@ -204,7 +208,22 @@ impl Registry {
                 message: "max_episode_steps must be at least 1".into(),
             });
         }
-        Ok(EpisodeGuard::new(TimeLimit::new(env, limit)))
+        self.build(entry, spec, Some(limit))
+    }
+
+    /// Makes the environment without its wrappers: no time limit, no guard. For `check_env`,
+    /// which must see whether the environment itself refuses invalid actions.
+    pub fn make_bare(&self, spec: &EnvSpec) -> Result<Box<dyn Env>, EnvError> {
+        self.build(self.entry(&spec.id)?, spec, None)
+    }
+
+    fn build(&self, entry: &EnvEntry, spec: &EnvSpec, limit: Option<usize>) -> Result<Box<dyn Env>, EnvError> {
+        let resolved = params::resolve(&spec.id, &entry.params, &spec.params)?;
+        let env = (entry.make)(&resolved, limit)?;
+        if let Some(space_error) = env.observation_space().validate().err().or(env.action_space().validate().err()) {
+            return Err(EnvError::InvalidParams { env: spec.id.clone(), message: space_error });
+        }
+        Ok(env)
     }
 
     /// Makes `n` copies of `spec` stepped together, with auto-reset.

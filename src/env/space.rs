@@ -104,6 +104,7 @@ impl Space {
     /// Checks that an environment can act on `action`: a discrete action within `0..n`, or a
     /// continuous action of the right length without NaN or infinity. Continuous values outside
     /// the bounds pass: environments clip them, as Gymnasium's do.
+    #[inline]
     pub fn check_action(&self, action: &Action) -> Result<(), EnvError> {
         let invalid = |reason: String| {
             Err(EnvError::InvalidAction { action: action.to_string(), space: self.to_string(), reason })

@@ -39,7 +39,7 @@ impl<E: Env> Env for TimeLimit<E> {
         self.env.reset(seed)
     }
 
-    #[inline]
+    #[inline(always)]
     fn step(&mut self, action: &Action) -> Result<Step, EnvError> {
         let mut step = self.env.step(action)?;
         self.elapsed += 1;
@@ -95,7 +95,7 @@ impl<E: Env> Env for EpisodeGuard<E> {
         Ok(out)
     }
 
-    #[inline]
+    #[inline(always)]
     fn step(&mut self, action: &Action) -> Result<Step, EnvError> {
         match self.phase {
             Phase::Running => {}

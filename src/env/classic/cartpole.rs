@@ -76,8 +76,9 @@ impl CartPole {
         self.state = state;
     }
 
+    #[inline]
     fn obs(&self) -> Obs {
-        self.state.iter().map(|&v| v as f32).collect()
+        Obs::from_slice(&self.state.map(|v| v as f32))
     }
 }
 
@@ -96,7 +97,7 @@ impl Env for CartPole {
         Ok((self.obs(), Info::new()))
     }
 
-    #[inline]
+    #[inline(always)]
     fn step(&mut self, action: &Action) -> Result<Step, EnvError> {
         let push_right = match action {
             Action::Discrete(0) => false,
