@@ -101,6 +101,19 @@ impl Space {
         }
     }
 
+    /// Whether an environment can act on `action` (see [`Space::check_action`], which says why
+    /// not).
+    #[inline]
+    pub fn accepts(&self, action: &Action) -> bool {
+        match (self, action) {
+            (Space::Discrete { n }, Action::Discrete(a)) => a < n,
+            (Space::Box { low, .. }, Action::Continuous(v)) => {
+                v.len() == low.len() && v.iter().all(|x| x.is_finite())
+            }
+            _ => false,
+        }
+    }
+
     /// Checks that an environment can act on `action`: a discrete action within `0..n`, or a
     /// continuous action of the right length without NaN or infinity. Continuous values outside
     /// the bounds pass: environments clip them, as Gymnasium's do.

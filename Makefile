@@ -1,0 +1,41 @@
+# headstart's commands. The first two are the README's quick start; each installs what is
+# missing (libtorch, once, into ~/.cache/headstart) and reuses it afterwards.
+
+CARGO ?= cargo
+PEERS := .venv-peers
+
+.PHONY: quickstart test verify bench bench-env setup peers clean-libtorch
+
+## The main job: build headstart and run the demonstration.
+quickstart: setup
+	$(CARGO) run --release --quiet -- demo
+
+## The test suite, as CI runs it.
+test: setup
+	$(CARGO) test --release --all-targets
+	$(CARGO) test --release --doc
+
+## Long checks, run before an issue is called resolved (the quick suite plus the golden replay
+## against the shared folder, already in `test`, for now).
+verify: test
+
+## Every benchmark, side by side with its peer.
+bench: bench-env
+
+## CartPole-v1 stepping speed against Gymnasium's Python CartPole-v1.
+bench-env: setup peers
+	$(CARGO) bench --bench env_step
+
+## libtorch 2.13.0 from the torch wheel on PyPI (CPU part), linked as .libtorch.
+setup:
+	@.ci/libtorch.sh
+
+## A Python environment with the peers the benchmarks compare against.
+peers: $(PEERS)/.installed
+$(PEERS)/.installed:
+	python3 -m venv $(PEERS)
+	$(PEERS)/bin/python -m pip install --quiet gymnasium==1.4.0 numpy
+	touch $@
+
+clean-libtorch:
+	rm -rf .libtorch "$${HEADSTART_CACHE:-$${XDG_CACHE_HOME:-$$HOME/.cache}/headstart}"
