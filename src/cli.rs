@@ -1,6 +1,7 @@
 //! The `headstart` command line. A user with custom environments writes a few-line binary that
 //! registers them and calls [`run`] (see `envs/corridor/main.rs`).
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
@@ -32,9 +33,9 @@ enum Command {
         /// Seed of the first episode (later episodes continue the stream).
         #[arg(long, default_value_t = 0)]
         seed: u64,
-        /// Folder of variant files to step too.
-        #[arg(long, default_value = "envs")]
-        variants: PathBuf,
+        /// Folder of variant files to step too [default: envs, when it exists].
+        #[arg(long)]
+        variants: Option<PathBuf>,
     },
     /// Check that an environment keeps the contract agents rely on (see `check_env`).
     Check {
@@ -55,14 +56,13 @@ struct EnvArg {
 
 impl EnvArg {
     fn spec(&self) -> Result<EnvSpec> {
-        let mut spec = if self.env.ends_with(".ron") {
-            Variant::load(Path::new(&self.env))?.env
-        } else {
-            EnvSpec::new(&self.env)
-        };
+        let mut spec =
+            if self.env.ends_with(".ron") { Variant::load(Path::new(&self.env))?.env } else { EnvSpec::new(&self.env) };
         for param in &self.params {
-            let (name, value) = param.split_once('=').with_context(|| format!("--param {param:?}: expected NAME=VALUE"))?;
-            let value: f64 = value.trim().parse().with_context(|| format!("--param {param:?}: {value:?} is not a number"))?;
+            let (name, value) =
+                param.split_once('=').with_context(|| format!("--param {param:?}: expected NAME=VALUE"))?;
+            let value: f64 =
+                value.trim().parse().with_context(|| format!("--param {param:?}: {value:?} is not a number"))?;
             spec.params.insert(name.trim().to_string(), value);
         }
         Ok(spec)
@@ -75,11 +75,15 @@ pub fn run(registry: Registry) -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Envs => list_envs(&registry),
-        Command::Demo { episodes, seed, variants } => demo(&registry, episodes, seed, &variants),
+        Command::Demo { episodes, seed, variants } => demo(&registry, episodes, seed, variants.as_deref()),
         Command::Check { env } => check(&registry, &env),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        // `headstart envs | head`: the reader left; that is not an error.
+        Err(e) if e.downcast_ref::<std::io::Error>().is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe) => {
+            ExitCode::SUCCESS
+        }
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
@@ -88,26 +92,29 @@ pub fn run(registry: Registry) -> ExitCode {
 }
 
 fn list_envs(registry: &Registry) -> Result<()> {
+    let mut out = std::io::stdout().lock();
     for id in registry.ids() {
         let entry = registry.entry(id)?;
         let env = registry.make(&EnvSpec::new(id))?;
-        println!("{id}: {}", entry.description());
-        println!("  observation {}", env.observation_space());
-        println!("  action      {}", env.action_space());
+        writeln!(out, "{id}: {}", entry.description())?;
+        writeln!(out, "  observation {}", env.observation_space())?;
+        writeln!(out, "  action      {}", env.action_space())?;
         let limit = entry.episode_limit().map_or("none".into(), |l| l.to_string());
         let threshold = entry.threshold().map_or("none".into(), |t| t.to_string());
-        println!("  episode limit {limit}, solved at {threshold}");
+        writeln!(out, "  episode limit {limit}, solved at {threshold}")?;
         for p in entry.param_specs() {
-            println!("  {:<24} {:<12} {:<18} {}", p.name, p.default, p.bound.to_string(), p.doc);
+            writeln!(out, "  {:<24} {:<12} {:<18} {}", p.name, p.default, p.bound.to_string(), p.doc)?;
         }
-        println!();
+        writeln!(out)?;
     }
     Ok(())
 }
 
-fn demo(registry: &Registry, episodes: usize, seed: u64, variants_dir: &Path) -> Result<()> {
+fn demo(registry: &Registry, episodes: usize, seed: u64, variants_dir: Option<&Path>) -> Result<()> {
+    let mut out = std::io::stdout().lock();
     let mut specs: Vec<(String, EnvSpec)> = registry.ids().map(|id| (id.to_string(), EnvSpec::new(id))).collect();
-    if variants_dir.is_dir() {
+    let default_dir = Path::new("envs");
+    if let Some(variants_dir) = variants_dir.or(default_dir.is_dir().then_some(default_dir)) {
         let mut files: Vec<PathBuf> = std::fs::read_dir(variants_dir)
             .with_context(|| format!("reading {}", variants_dir.display()))?
             .filter_map(|e| e.ok().map(|e| e.path()))
@@ -119,11 +126,12 @@ fn demo(registry: &Registry, episodes: usize, seed: u64, variants_dir: &Path) ->
             specs.push((format!("{} ({})", variant.name, file.display()), variant.env));
         }
     }
-    println!(
+    writeln!(
+        out,
         "Stepping {} environments with uniformly random actions, {episodes} episodes each, seed {seed}:\n",
         specs.len()
-    );
-    println!("{:<58} {:>9} {:>11} {:>9} {:>12}", "environment", "episodes", "mean return", "mean len", "steps/s");
+    )?;
+    writeln!(out, "{:<58} {:>9} {:>11} {:>9} {:>12}", "environment", "episodes", "mean return", "mean len", "steps/s")?;
     for (name, spec) in specs {
         let mut env = registry.make(&spec).with_context(|| format!("making {name}"))?;
         let mut rng = StdRng::seed_from_u64(seed);
@@ -143,11 +151,12 @@ fn demo(registry: &Registry, episodes: usize, seed: u64, variants_dir: &Path) ->
         }
         let rate = total_steps as f64 / start.elapsed().as_secs_f64();
         let n = episodes.max(1) as f64;
-        println!(
+        writeln!(
+            out,
             "{name:<58} {episodes:>9} {:>11.1} {:>9.1} {rate:>12.0}",
             total_return / n,
             total_steps as f64 / n
-        );
+        )?;
     }
     Ok(())
 }

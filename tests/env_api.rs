@@ -2,9 +2,7 @@
 //! vector of environments and `check_env`.
 
 use headstart::env::registry::EnvEntry;
-use headstart::env::{
-    Action, Env, EnvError, EnvSpec, Info, Obs, Registry, Space, Step, VecEnv, Variant, check_env,
-};
+use headstart::env::{Action, Env, EnvError, EnvSpec, Info, Obs, Registry, Space, Step, Variant, VecEnv, check_env};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 
@@ -76,7 +74,8 @@ fn time_limits_truncate_at_gymnasium_episode_lengths() {
         assert!(steps.last().unwrap().truncated && !steps.last().unwrap().terminated, "{id}");
         assert!(steps[..limit - 1].iter().all(|s| !s.truncated), "{id}");
     }
-    let mut short = Registry::builtin().make(&EnvSpec { max_episode_steps: Some(3), ..EnvSpec::new("Pendulum-v1") }).unwrap();
+    let mut short =
+        Registry::builtin().make(&EnvSpec { max_episode_steps: Some(3), ..EnvSpec::new("Pendulum-v1") }).unwrap();
     assert_eq!(episode(&mut short, 0).len(), 3);
 }
 
@@ -151,7 +150,10 @@ fn parameters_change_the_physics_and_bad_values_are_refused() {
         let err = registry.make(&spec).err().map(|e| e.to_string()).unwrap_or_default();
         assert!(err.contains(needle), "expected {needle:?} in {err:?}");
     };
-    refuse(EnvSpec::new("CartPole-v1").with("masspole", -0.1), "masspole = -0.1 is out of range: it must be finite and > 0");
+    refuse(
+        EnvSpec::new("CartPole-v1").with("masspole", -0.1),
+        "masspole = -0.1 is out of range: it must be finite and > 0",
+    );
     refuse(EnvSpec::new("CartPole-v1").with("length", 0.0), "length = 0 is out of range");
     refuse(EnvSpec::new("Pendulum-v1").with("m", f64::NAN), "m = NaN is out of range");
     refuse(EnvSpec::new("Acrobot-v1").with("link_lenght_1", 1.0), "did you mean \"link_length_1\"");
@@ -248,10 +250,8 @@ fn vector_env_refuses_mismatched_input() {
     let err = venv.step(&[Action::Discrete(0), Action::Discrete(5)]).unwrap_err().to_string();
     assert!(err.contains("environment 1 of the vector") && err.contains("Discrete(2)"), "{err}");
 
-    let mixed = vec![
-        registry.make(&EnvSpec::new("CartPole-v1")).unwrap(),
-        registry.make(&EnvSpec::new("Acrobot-v1")).unwrap(),
-    ];
+    let mixed =
+        vec![registry.make(&EnvSpec::new("CartPole-v1")).unwrap(), registry.make(&EnvSpec::new("Acrobot-v1")).unwrap()];
     assert!(VecEnv::new(mixed).is_err());
     // Variants with equal spaces stack (multitask training).
     let variants = vec![
@@ -290,7 +290,13 @@ impl Env for Sloppy {
     fn step(&mut self, action: &Action) -> Result<Step, EnvError> {
         let Action::Discrete(a) = action else { return Err(EnvError::Custom("continuous".into())) };
         let table = [0.5f32, 2.0]; // action 1 leaves the observation space; action 2 panics
-        Ok(Step { obs: Obs::from_slice(&[table[*a]]), reward: 0.0, terminated: false, truncated: false, info: Info::new() })
+        Ok(Step {
+            obs: Obs::from_slice(&[table[*a]]),
+            reward: 0.0,
+            terminated: false,
+            truncated: false,
+            info: Info::new(),
+        })
     }
 }
 
@@ -303,7 +309,11 @@ fn check_env_reports_what_is_wrong_with_a_custom_environment() {
     assert!(all.contains("outside the observation space"), "{all}");
     assert!(all.contains("step(2) (one past the last discrete action) panicked"), "{all}");
 
-    let mut bad_space = Sloppy { calls: 0, space: Space::Box { low: vec![1.0], high: vec![0.0], shape: vec![1] }, actions: Space::Discrete { n: 2 } };
+    let mut bad_space = Sloppy {
+        calls: 0,
+        space: Space::Box { low: vec![1.0], high: vec![0.0], shape: vec![1] },
+        actions: Space::Discrete { n: 2 },
+    };
     assert!(check_env(&mut bad_space).unwrap_err().to_string().contains("observation space is malformed"));
 }
 
@@ -312,9 +322,18 @@ fn custom_environments_join_the_registry() {
     let mut registry = Registry::builtin();
     registry.register(
         EnvEntry::new("Constant-v0", |p| {
-            Ok(Sloppy { calls: 0, space: Space::uniform_box(0.0, p["scale"] as f32, 1), actions: Space::Discrete { n: 2 } })
+            Ok(Sloppy {
+                calls: 0,
+                space: Space::uniform_box(0.0, p["scale"] as f32, 1),
+                actions: Space::Discrete { n: 2 },
+            })
         })
-        .params(&[headstart::env::ParamSpec { name: "scale", default: 1.0, bound: headstart::env::Bound::Positive, doc: "" }])
+        .params(&[headstart::env::ParamSpec {
+            name: "scale",
+            default: 1.0,
+            bound: headstart::env::Bound::Positive,
+            doc: "",
+        }])
         .max_episode_steps(4),
     );
     let mut env = registry.make(&EnvSpec::new("Constant-v0")).unwrap();

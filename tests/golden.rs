@@ -131,5 +131,11 @@ fn every_golden_trajectory_is_reproduced() {
         }
     }
     assert_eq!(ids.len(), 5, "every classic-control environment has a recording: {ids:?}");
-    assert!(failures.is_empty(), "{} of {} trajectories diverge:\n{}", failures.len(), files.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {} trajectories diverge:\n{}",
+        failures.len(),
+        files.len(),
+        failures.join("\n")
+    );
 }

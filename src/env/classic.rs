@@ -43,13 +43,11 @@ pub(crate) fn register_all(registry: &mut Registry) {
             .doc("Swing the end of a two-link chain above the bar with torque on the middle joint."),
     );
     registry.register(
-        EnvEntry::new("MountainCar-v0", |p| {
-            MountainCar::new(MountainCarParams::from_overrides(p)?)
-        })
-        .params(MountainCarParams::SPECS)
-        .max_episode_steps(200)
-        .reward_threshold(-110.0)
-        .doc("Drive an underpowered car up a hill by rocking it (discrete engine)."),
+        EnvEntry::new("MountainCar-v0", |p| MountainCar::new(MountainCarParams::from_overrides(p)?))
+            .params(MountainCarParams::SPECS)
+            .max_episode_steps(200)
+            .reward_threshold(-110.0)
+            .doc("Drive an underpowered car up a hill by rocking it (discrete engine)."),
     );
     registry.register(
         EnvEntry::new("MountainCarContinuous-v0", |p| {

@@ -74,10 +74,7 @@ pub fn resolve(env: &str, specs: &[ParamSpec], overrides: &Params) -> Result<Par
         };
         check(env, spec, value)?;
     }
-    Ok(specs
-        .iter()
-        .map(|s| (s.name.to_string(), overrides.get(s.name).copied().unwrap_or(s.default)))
-        .collect())
+    Ok(specs.iter().map(|s| (s.name.to_string(), overrides.get(s.name).copied().unwrap_or(s.default))).collect())
 }
 
 /// Checks one value against its spec.

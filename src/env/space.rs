@@ -45,11 +45,7 @@ pub enum Space {
     Discrete { n: usize },
     /// Real vectors of the given shape with elementwise bounds (which may be infinite).
     /// `low` and `high` hold one value per element, flattened in row-major order.
-    Box {
-        low: Vec<f32>,
-        high: Vec<f32>,
-        shape: Vec<usize>,
-    },
+    Box { low: Vec<f32>, high: Vec<f32>, shape: Vec<usize> },
 }
 
 impl Space {
@@ -81,8 +77,7 @@ impl Space {
         match (self, action) {
             (Space::Discrete { n }, Action::Discrete(a)) => a < n,
             (Space::Box { low, high, .. }, Action::Continuous(v)) => {
-                v.len() == low.len()
-                    && v.iter().zip(low.iter().zip(high)).all(|(x, (lo, hi))| lo <= x && x <= hi)
+                v.len() == low.len() && v.iter().zip(low.iter().zip(high)).all(|(x, (lo, hi))| lo <= x && x <= hi)
             }
             _ => false,
         }
@@ -91,12 +86,9 @@ impl Space {
     /// Whether an observation lies in the space (bounds included, NaN never).
     pub fn contains_obs(&self, obs: &[f32]) -> bool {
         match self {
-            Space::Discrete { n } => {
-                obs.len() == 1 && obs[0] >= 0.0 && obs[0].fract() == 0.0 && (obs[0] as usize) < *n
-            }
+            Space::Discrete { n } => obs.len() == 1 && obs[0] >= 0.0 && obs[0].fract() == 0.0 && (obs[0] as usize) < *n,
             Space::Box { low, high, .. } => {
-                obs.len() == low.len()
-                    && obs.iter().zip(low.iter().zip(high)).all(|(x, (lo, hi))| lo <= x && x <= hi)
+                obs.len() == low.len() && obs.iter().zip(low.iter().zip(high)).all(|(x, (lo, hi))| lo <= x && x <= hi)
             }
         }
     }
@@ -107,9 +99,7 @@ impl Space {
     pub fn accepts(&self, action: &Action) -> bool {
         match (self, action) {
             (Space::Discrete { n }, Action::Discrete(a)) => a < n,
-            (Space::Box { low, .. }, Action::Continuous(v)) => {
-                v.len() == low.len() && v.iter().all(|x| x.is_finite())
-            }
+            (Space::Box { low, .. }, Action::Continuous(v)) => v.len() == low.len() && v.iter().all(|x| x.is_finite()),
             _ => false,
         }
     }

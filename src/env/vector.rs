@@ -107,9 +107,7 @@ impl<E: Env> VecEnv<E> {
     /// Resets every environment; with `Some(seed)`, environment `i` is seeded with `seed + i`.
     pub fn reset(&mut self, seed: Option<u64>) -> Result<&[f32], EnvError> {
         for i in 0..self.envs.len() {
-            let (obs, _) = self.envs[i]
-                .reset(seed.map(|s| s.wrapping_add(i as u64)))
-                .map_err(|e| in_env(i, e))?;
+            let (obs, _) = self.envs[i].reset(seed.map(|s| s.wrapping_add(i as u64))).map_err(|e| in_env(i, e))?;
             self.store_obs(i, &obs)?;
             self.running_return[i] = 0.0;
             self.running_len[i] = 0;

@@ -153,8 +153,7 @@ impl Env for Acrobot {
         let k2 = self.dsdt(add(s, dt2, k1), torque);
         let k3 = self.dsdt(add(s, dt2, k2), torque);
         let k4 = self.dsdt(add(s, dt, k3), torque);
-        let ns: [f64; 4] =
-            std::array::from_fn(|i| s[i] + dt / 6.0 * (k1[i] + 2.0 * k2[i] + 2.0 * k3[i] + k4[i]));
+        let ns: [f64; 4] = std::array::from_fn(|i| s[i] + dt / 6.0 * (k1[i] + 2.0 * k2[i] + 2.0 * k3[i] + k4[i]));
         let p = &self.p;
         self.state = [
             wrap(ns[0], -PI, PI),

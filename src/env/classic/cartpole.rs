@@ -51,12 +51,8 @@ pub struct CartPole {
 impl CartPole {
     pub fn new(p: CartPoleParams) -> Result<Self, EnvError> {
         p.validate()?;
-        let high = [
-            (p.x_threshold * 2.0) as f32,
-            f32::INFINITY,
-            (p.theta_threshold_radians * 2.0) as f32,
-            f32::INFINITY,
-        ];
+        let high =
+            [(p.x_threshold * 2.0) as f32, f32::INFINITY, (p.theta_threshold_radians * 2.0) as f32, f32::INFINITY];
         Ok(CartPole {
             p,
             state: [0.0; 4],
@@ -117,12 +113,7 @@ impl Env for CartPole {
             / (p.length * (4.0 / 3.0 - p.masspole * (costheta * costheta) / total_mass));
         let xacc = temp - polemass_length * thetaacc * costheta / total_mass;
 
-        self.state = [
-            x + p.tau * x_dot,
-            x_dot + p.tau * xacc,
-            theta + p.tau * theta_dot,
-            theta_dot + p.tau * thetaacc,
-        ];
+        self.state = [x + p.tau * x_dot, x_dot + p.tau * xacc, theta + p.tau * theta_dot, theta_dot + p.tau * thetaacc];
         let [x, _, theta, _] = self.state;
         let terminated = x < -p.x_threshold
             || x > p.x_threshold

@@ -124,8 +124,5 @@ pub(super) fn check_track(env: &str, min_position: f64, max_position: f64, goal:
 
 /// The observation space of both mountain cars.
 pub(super) fn track_space(min_position: f64, max_position: f64, max_speed: f64) -> Space {
-    Space::bounded(
-        vec![min_position as f32, -max_speed as f32],
-        vec![max_position as f32, max_speed as f32],
-    )
+    Space::bounded(vec![min_position as f32, -max_speed as f32], vec![max_position as f32, max_speed as f32])
 }
