@@ -59,6 +59,11 @@ impl Space {
         Space::Box { low, high, shape }
     }
 
+    /// A one-dimensional `Box` from `-high` to `high`.
+    pub fn symmetric(high: &[f32]) -> Self {
+        Self::bounded(high.iter().map(|h| -h).collect(), high.to_vec())
+    }
+
     /// A one-dimensional `Box` of `dim` elements, each within `[low, high]`.
     pub fn uniform_box(low: f32, high: f32, dim: usize) -> Self {
         Self::bounded(vec![low; dim], vec![high; dim])

@@ -57,7 +57,7 @@ impl CartPole {
             p,
             state: [0.0; 4],
             rng: EnvRng::default(),
-            observation_space: Space::bounded(high.map(|h| -h).to_vec(), high.to_vec()),
+            observation_space: Space::symmetric(&high),
             action_space: Space::Discrete { n: 2 },
         })
     }

@@ -50,13 +50,13 @@ pub struct Pendulum {
 impl Pendulum {
     pub fn new(p: PendulumParams) -> Result<Self, EnvError> {
         p.validate()?;
-        let high = vec![1.0, 1.0, p.max_speed as f32];
+        let high = [1.0, 1.0, p.max_speed as f32];
         let max_torque = p.max_torque as f32;
         Ok(Pendulum {
             p,
             state: [0.0; 2],
             rng: EnvRng::default(),
-            observation_space: Space::bounded(high.iter().map(|h| -h).collect(), high),
+            observation_space: Space::symmetric(&high),
             action_space: Space::uniform_box(-max_torque, max_torque, 1),
         })
     }
