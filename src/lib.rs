@@ -8,6 +8,8 @@
 //! - [`env`]: a Gymnasium-faithful environment API, exact ports of the classic-control
 //!   environments with every physics constant a named parameter, a registry of environments by
 //!   id, and named variants;
+//! - [`nn`]: networks whose parameters carry stable dotted names (the contract of checkpoints
+//!   and transfer);
 //! - [`cli`]: the `headstart` command line, which a user's own binary can reuse after
 //!   registering custom environments.
 //!
@@ -24,3 +26,4 @@
 
 pub mod cli;
 pub mod env;
+pub mod nn;

@@ -1,0 +1,92 @@
+//! Multi-layer perceptrons whose parameters carry stable dotted names: the contract that
+//! checkpoints and transfer rely on.
+//!
+//! An [`Mlp`] built under the path `actor` owns
+//!
+//! | name | shape |
+//! |---|---|
+//! | `actor.trunk.{i}.weight` | `[hidden[i], in]` (`in` is the input size for `i = 0`, else `hidden[i-1]`) |
+//! | `actor.trunk.{i}.bias` | `[hidden[i]]` |
+//! | `actor.head.weight` | `[out, hidden[last]]` |
+//! | `actor.head.bias` | `[out]` |
+//!
+//! "Transfer the trunk" is then "copy every tensor under `actor.trunk.`", and a target whose
+//! observation has a different size differs only in `actor.trunk.0.weight`.
+//!
+//! Weights start orthogonal (gain √2 in the trunk, a per-head gain chosen by the agent: 0.01 for a
+//! policy head, 1 for a value head), biases at zero, as Stable-Baselines3 and CleanRL do.
+
+use serde::{Deserialize, Serialize};
+use tch::Tensor;
+use tch::nn::{self, Init, LinearConfig, Module};
+
+/// The non-linearity between layers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Activation {
+    Tanh,
+    Relu,
+}
+
+impl Activation {
+    fn apply(self, x: &Tensor) -> Tensor {
+        match self {
+            Activation::Tanh => x.tanh(),
+            Activation::Relu => x.relu(),
+        }
+    }
+}
+
+/// The shape of a network: hidden sizes and activation.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MlpConfig {
+    pub hidden: Vec<usize>,
+    pub activation: Activation,
+}
+
+impl Default for MlpConfig {
+    /// Two hidden layers of 64 with tanh: Stable-Baselines3's default for PPO.
+    fn default() -> Self {
+        MlpConfig { hidden: vec![64, 64], activation: Activation::Tanh }
+    }
+}
+
+/// A trunk of hidden layers and a linear head.
+#[derive(Debug)]
+pub struct Mlp {
+    trunk: Vec<nn::Linear>,
+    head: nn::Linear,
+    activation: Activation,
+}
+
+impl Mlp {
+    /// Builds the network under `path` (for example `vs.root() / "actor"`), mapping `in_dim`
+    /// inputs to `out_dim` outputs; `head_gain` scales the head's orthogonal initialisation.
+    pub fn new(path: &nn::Path, config: &MlpConfig, in_dim: usize, out_dim: usize, head_gain: f64) -> Self {
+        let layer = |p: nn::Path, i: usize, o: usize, gain: f64| {
+            let c = LinearConfig { ws_init: Init::Orthogonal { gain }, bs_init: Some(Init::Const(0.0)), bias: true };
+            nn::linear(p, i as i64, o as i64, c)
+        };
+        let trunk_path = path / "trunk";
+        let mut trunk = Vec::with_capacity(config.hidden.len());
+        let mut width = in_dim;
+        for (i, &h) in config.hidden.iter().enumerate() {
+            trunk.push(layer(&trunk_path / i, width, h, std::f64::consts::SQRT_2));
+            width = h;
+        }
+        let head = layer(path / "head", width, out_dim, head_gain);
+        Mlp { trunk, head, activation: config.activation }
+    }
+
+    /// The trunk's output (the features the head reads), `[batch, hidden[last]]`.
+    pub fn features(&self, x: &Tensor) -> Tensor {
+        self.trunk.iter().fold(x.shallow_clone(), |h, layer| self.activation.apply(&layer.forward(&h)))
+    }
+}
+
+impl Module for Mlp {
+    /// `[batch, in] -> [batch, out]`.
+    fn forward(&self, x: &Tensor) -> Tensor {
+        self.head.forward(&self.features(x))
+    }
+}
