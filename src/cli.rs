@@ -131,7 +131,12 @@ fn demo(registry: &Registry, episodes: usize, seed: u64, variants_dir: Option<&P
         "Stepping {} environments with uniformly random actions, {episodes} episodes each, seed {seed}:\n",
         specs.len()
     )?;
-    writeln!(out, "{:<58} {:>9} {:>11} {:>9} {:>12}", "environment", "episodes", "mean return", "mean len", "steps/s")?;
+    let width = specs.iter().map(|(name, _)| name.len()).max().unwrap_or(0);
+    writeln!(
+        out,
+        "{:<width$} {:>9} {:>11} {:>9} {:>12}",
+        "environment", "episodes", "mean return", "mean len", "steps/s"
+    )?;
     for (name, spec) in specs {
         let mut env = registry.make(&spec).with_context(|| format!("making {name}"))?;
         let mut rng = StdRng::seed_from_u64(seed);
@@ -153,7 +158,7 @@ fn demo(registry: &Registry, episodes: usize, seed: u64, variants_dir: Option<&P
         let n = episodes.max(1) as f64;
         writeln!(
             out,
-            "{name:<58} {episodes:>9} {:>11.1} {:>9.1} {rate:>12.0}",
+            "{name:<width$} {episodes:>9} {:>11.1} {:>9.1} {rate:>12.0}",
             total_return / n,
             total_steps as f64 / n
         )?;
