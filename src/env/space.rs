@@ -138,6 +138,16 @@ impl Space {
         }
     }
 
+    /// The error for an action an environment will not act on: [`Space::check_action`]'s reason,
+    /// or, for an action the space admits but the environment still refuses, a plain one.
+    pub fn reject(&self, action: &Action) -> EnvError {
+        self.check_action(action).err().unwrap_or_else(|| EnvError::InvalidAction {
+            action: action.to_string(),
+            space: self.to_string(),
+            reason: "the environment does not act on it".into(),
+        })
+    }
+
     /// Draws an element as Gymnasium does: uniform on bounded dimensions, a standard normal on
     /// unbounded ones, a shifted exponential on dimensions bounded on one side.
     pub fn sample(&self, rng: &mut impl Rng) -> Action {

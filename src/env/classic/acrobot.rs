@@ -138,7 +138,7 @@ impl Env for Acrobot {
     fn step(&mut self, action: &Action) -> Result<Step, EnvError> {
         let mut torque = match action {
             Action::Discrete(a) if *a < 3 => AVAIL_TORQUE[*a],
-            _ => return Err(self.action_space.check_action(action).unwrap_err()),
+            _ => return Err(self.action_space.reject(action)),
         };
         if self.p.torque_noise_max > 0.0 {
             let m = self.p.torque_noise_max;

@@ -98,7 +98,7 @@ impl Env for CartPole {
         let push_right = match action {
             Action::Discrete(0) => false,
             Action::Discrete(1) => true,
-            _ => return Err(self.action_space.check_action(action).unwrap_err()),
+            _ => return Err(self.action_space.reject(action)),
         };
         let p = &self.p;
         let [x, x_dot, theta, theta_dot] = self.state;

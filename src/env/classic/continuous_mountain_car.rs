@@ -102,7 +102,7 @@ impl Env for ContinuousMountainCar {
     fn step(&mut self, action: &Action) -> Result<Step, EnvError> {
         let a = match action {
             Action::Continuous(v) if v.len() == 1 && v[0].is_finite() => v[0],
-            _ => return Err(self.action_space.check_action(action).unwrap_err()),
+            _ => return Err(self.action_space.reject(action)),
         };
         let p = &self.p;
         let f32_state = self.state_is_f32;

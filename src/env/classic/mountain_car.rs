@@ -90,7 +90,7 @@ impl Env for MountainCar {
     fn step(&mut self, action: &Action) -> Result<Step, EnvError> {
         let direction = match action {
             Action::Discrete(a) if *a < 3 => *a as f64 - 1.0,
-            _ => return Err(self.action_space.check_action(action).unwrap_err()),
+            _ => return Err(self.action_space.reject(action)),
         };
         let p = &self.p;
         let [mut position, mut velocity] = self.state;

@@ -101,7 +101,7 @@ impl Env for Pendulum {
         let max_torque = p.max_torque as f32;
         let u = match action {
             Action::Continuous(v) if v.len() == 1 && v[0].is_finite() => v[0].clamp(-max_torque, max_torque),
-            _ => return Err(self.action_space.check_action(action).unwrap_err()),
+            _ => return Err(self.action_space.reject(action)),
         };
         let [th, thdot] = self.state;
         let torque_cost = (0.001f32 * (u * u)) as f64;
