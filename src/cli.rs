@@ -11,7 +11,10 @@ use clap::{Parser, Subcommand};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 
+use crate::agent::{self, Agent, AgentConfig, Algo, Event, Outcome, evaluate};
+use crate::checkpoint::{self, CardInfo};
 use crate::env::{Env, EnvSpec, Registry, Variant, check_env};
+use crate::train::Curve;
 
 #[derive(Parser)]
 #[command(name = "headstart", version, about = "Transfer learning for reinforcement learning")]
@@ -42,6 +45,68 @@ enum Command {
         #[command(flatten)]
         env: EnvArg,
     },
+    /// Train an agent and save a checkpoint (weights, card, learning curve).
+    Train(TrainArgs),
+    /// Evaluate a checkpoint on its environment or another one.
+    Eval(EvalArgs),
+}
+
+#[derive(clap::Args)]
+struct TrainArgs {
+    /// The algorithm.
+    #[arg(long, value_enum)]
+    algo: Algo,
+    /// An environment id or variant file [default with --resume: the checkpoint's].
+    #[arg(required_unless_present = "resume")]
+    env: Option<String>,
+    /// A parameter override, `NAME=VALUE`; repeat for several.
+    #[arg(short = 'p', long = "param", value_name = "NAME=VALUE")]
+    params: Vec<String>,
+    /// Hyperparameters: a RON file (`Ppo(n_steps: 32, ...)`) [default: the RL Zoo preset for the
+    /// environment's id, else the algorithm's defaults].
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Use the RL Zoo preset of another environment id.
+    #[arg(long, conflicts_with = "config")]
+    preset: Option<String>,
+    /// Environment steps [default: the preset's budget].
+    #[arg(long)]
+    steps: Option<u64>,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// The checkpoint folder [default: runs/<algo>-<env>-seed<seed>].
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Continue training the checkpoint in this folder (up to --steps in all).
+    #[arg(long, conflicts_with_all = ["config", "preset"])]
+    resume: Option<PathBuf>,
+    /// Deterministic evaluation episodes after training.
+    #[arg(long, default_value_t = 20)]
+    eval_episodes: usize,
+    /// libtorch threads (1 makes runs reproducible bit for bit).
+    #[arg(long, default_value_t = 1)]
+    threads: i32,
+    /// No progress bar.
+    #[arg(long, short)]
+    quiet: bool,
+}
+
+#[derive(clap::Args)]
+struct EvalArgs {
+    /// The checkpoint folder.
+    checkpoint: PathBuf,
+    /// An environment id or variant file [default: the checkpoint's environment].
+    env: Option<String>,
+    /// A parameter override, `NAME=VALUE`; repeat for several.
+    #[arg(short = 'p', long = "param", value_name = "NAME=VALUE")]
+    params: Vec<String>,
+    #[arg(long, default_value_t = 20)]
+    episodes: usize,
+    /// Sample actions instead of taking the greedy / mean action.
+    #[arg(long)]
+    stochastic: bool,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
 }
 
 /// An environment named on the command line: an id or a variant file, plus overrides.
@@ -56,17 +121,20 @@ struct EnvArg {
 
 impl EnvArg {
     fn spec(&self) -> Result<EnvSpec> {
-        let mut spec =
-            if self.env.ends_with(".ron") { Variant::load(Path::new(&self.env))?.env } else { EnvSpec::new(&self.env) };
-        for param in &self.params {
-            let (name, value) =
-                param.split_once('=').with_context(|| format!("--param {param:?}: expected NAME=VALUE"))?;
-            let value: f64 =
-                value.trim().parse().with_context(|| format!("--param {param:?}: {value:?} is not a number"))?;
-            spec.params.insert(name.trim().to_string(), value);
-        }
-        Ok(spec)
+        env_spec(&self.env, &self.params)
     }
+}
+
+/// An environment id or variant file plus `NAME=VALUE` overrides.
+fn env_spec(env: &str, params: &[String]) -> Result<EnvSpec> {
+    let mut spec = if env.ends_with(".ron") { Variant::load(Path::new(env))?.env } else { EnvSpec::new(env) };
+    for param in params {
+        let (name, value) = param.split_once('=').with_context(|| format!("--param {param:?}: expected NAME=VALUE"))?;
+        let value: f64 =
+            value.trim().parse().with_context(|| format!("--param {param:?}: {value:?} is not a number"))?;
+        spec.params.insert(name.trim().to_string(), value);
+    }
+    Ok(spec)
 }
 
 /// Parses the command line and runs it against `registry`. Errors are printed with their causes;
@@ -77,6 +145,8 @@ pub fn run(registry: Registry) -> ExitCode {
         Command::Envs => list_envs(&registry),
         Command::Demo { episodes, seed, variants } => demo(&registry, episodes, seed, variants.as_deref()),
         Command::Check { env } => check(&registry, &env),
+        Command::Train(args) => train(&registry, &args),
+        Command::Eval(args) => eval(&registry, &args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -177,4 +247,190 @@ fn check(registry: &Registry, arg: &EnvArg) -> Result<()> {
         }
         Err(failure) => bail!("{spec}: {failure}"),
     }
+}
+
+/// Where the hyperparameters of a training run come from, and its default budget.
+fn training_config(args: &TrainArgs, spec: &EnvSpec) -> Result<(AgentConfig, Option<u64>, String)> {
+    if let Some(path) = &args.config {
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let config = AgentConfig::from_ron(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        if config.algo() != args.algo {
+            bail!("{}: a {} configuration, but --algo is {}", path.display(), config.algo(), args.algo);
+        }
+        return Ok((config, None, path.display().to_string()));
+    }
+    let id = args.preset.as_deref().unwrap_or(&spec.id);
+    match agent::presets::get(args.algo, id) {
+        Some(preset) => Ok((preset.config, Some(preset.steps), format!("RL Zoo preset {} {id}", args.algo))),
+        None if args.preset.is_some() => {
+            let known: Vec<String> = agent::presets::all(args.algo).into_keys().collect();
+            bail!("--preset {id}: no {} preset for that id (presets: {})", args.algo, known.join(", "))
+        }
+        None => Ok((AgentConfig::default_for(args.algo), None, format!("{} defaults", args.algo))),
+    }
+}
+
+fn progress_bar(total: u64, quiet: bool) -> indicatif::ProgressBar {
+    if quiet {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new(total);
+    let style = indicatif::ProgressStyle::with_template(
+        "{elapsed_precise} [{bar:30}] {human_pos}/{human_len} steps, {per_sec}, eta {eta} {msg}",
+    )
+    .expect("valid template")
+    .progress_chars("=> ");
+    bar.set_style(style);
+    bar
+}
+
+fn train(registry: &Registry, args: &TrainArgs) -> Result<()> {
+    tch::set_num_threads(args.threads.max(1));
+    let resumed = args.resume.as_ref().map(|dir| checkpoint::load(dir)).transpose()?;
+    let (spec, mut agent, source, default_steps): (EnvSpec, Box<dyn Agent>, String, Option<u64>) = match resumed {
+        Some(loaded) => {
+            let spec = match &args.env {
+                Some(env) => env_spec(env, &args.params)?,
+                None => loaded.card.env.clone(),
+            };
+            if loaded.card.algorithm != args.algo {
+                bail!("--resume: the checkpoint is {}, --algo is {}", loaded.card.algorithm, args.algo);
+            }
+            (
+                spec,
+                loaded.agent,
+                format!("resumed from {} at step {}", args.resume.as_ref().unwrap().display(), loaded.card.steps),
+                None,
+            )
+        }
+        None => {
+            let spec = env_spec(args.env.as_deref().unwrap_or_default(), &args.params)?;
+            let (config, steps, source) = training_config(args, &spec)?;
+            let probe = registry.make(&spec)?;
+            let agent = config.build(probe.observation_space(), probe.action_space(), args.seed)?;
+            (spec, agent, source, steps)
+        }
+    };
+    let probe = registry.make(&spec)?;
+    let (obs_space, action_space) = (probe.observation_space().clone(), probe.action_space().clone());
+    let total = args.steps.or(default_steps).context("--steps is needed: no preset gives a budget")?;
+    let out = args
+        .out
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(format!("runs/{}-{}-seed{}", args.algo.name(), spec.id, agent.seed())));
+    eprintln!("{} on {spec}, {total} steps, seed {} ({source}) -> {}", args.algo, agent.seed(), out.display());
+
+    let interrupted = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    {
+        let flag = interrupted.clone();
+        // A second handler cannot be installed (a test binary may train twice): then Ctrl-C
+        // keeps its default meaning.
+        let _ = ctrlc::set_handler(move || flag.store(true, std::sync::atomic::Ordering::SeqCst));
+    }
+    let bar = progress_bar(total, args.quiet);
+    bar.set_position(agent.steps());
+    let mut curve = Curve::default();
+    let start = Instant::now();
+    let start_steps = agent.steps();
+    let outcome = {
+        let mut recent: std::collections::VecDeque<f64> = Default::default();
+        let mut on_event = |event: Event<'_>| {
+            match event {
+                Event::Episode { episode, .. } => {
+                    recent.push_back(episode.ret);
+                    if recent.len() > 20 {
+                        recent.pop_front();
+                    }
+                    let mean = recent.iter().sum::<f64>() / recent.len() as f64;
+                    bar.set_message(format!("return {mean:.1}"));
+                }
+                Event::Progress { step } => bar.set_position(step),
+            }
+            if interrupted.load(std::sync::atomic::Ordering::SeqCst) {
+                std::ops::ControlFlow::Break(())
+            } else {
+                std::ops::ControlFlow::Continue(())
+            }
+        };
+        crate::train::train(registry, &spec, agent.as_mut(), total, &mut curve, &mut on_event)?
+    };
+    bar.finish_and_clear();
+    let seconds = start.elapsed().as_secs_f64();
+    let trained = agent.steps() - start_steps;
+    let eval = if outcome == Outcome::Finished && args.eval_episodes > 0 {
+        let mut env = registry.make(&spec)?;
+        Some(evaluate(agent.as_ref(), env.as_mut(), args.eval_episodes, true, 1_000_000 + agent.seed())?)
+    } else {
+        None
+    };
+    let produced_by = format!("headstart {}", std::env::args().skip(1).collect::<Vec<_>>().join(" "));
+    let info = CardInfo {
+        env: &spec,
+        observation_space: &obs_space,
+        action_space: &action_space,
+        eval: eval.clone(),
+        produced_by,
+    };
+    checkpoint::save(agent.as_ref(), info, &out)?;
+    std::fs::write(out.join("curve.csv"), curve.to_csv()).with_context(|| format!("writing {}", out.display()))?;
+    let rate = trained as f64 / seconds.max(1e-9);
+    match (outcome, eval) {
+        (Outcome::Stopped, _) => println!(
+            "interrupted at step {} of {total}; saved {} (continue with --resume {} --steps {total})",
+            agent.steps(),
+            out.display(),
+            out.display()
+        ),
+        (Outcome::Finished, Some(e)) => println!(
+            "{} {spec} seed {}: {} steps in {seconds:.1} s ({rate:.0} steps/s); eval {:.1} +/- {:.1} over {} deterministic episodes; saved {}",
+            args.algo,
+            agent.seed(),
+            agent.steps(),
+            e.mean,
+            e.std,
+            e.episodes,
+            out.display()
+        ),
+        (Outcome::Finished, None) => println!(
+            "{} {spec} seed {}: {} steps in {seconds:.1} s ({rate:.0} steps/s); saved {}",
+            args.algo,
+            agent.seed(),
+            agent.steps(),
+            out.display()
+        ),
+    }
+    Ok(())
+}
+
+fn eval(registry: &Registry, args: &EvalArgs) -> Result<()> {
+    let loaded = checkpoint::load(&args.checkpoint)?;
+    let spec = match &args.env {
+        Some(env) => env_spec(env, &args.params)?,
+        None => {
+            let mut spec = loaded.card.env.clone();
+            spec.params.extend(env_spec(&spec.id, &args.params)?.params);
+            spec
+        }
+    };
+    let mut env = registry.make(&spec)?;
+    if env.observation_space() != &loaded.card.observation_space || env.action_space() != &loaded.card.action_space {
+        bail!(
+            "{spec} has spaces {} / {}, the checkpoint was trained on {} / {}",
+            env.observation_space(),
+            env.action_space(),
+            loaded.card.observation_space,
+            loaded.card.action_space
+        );
+    }
+    let stats = evaluate(loaded.agent.as_ref(), env.as_mut(), args.episodes, !args.stochastic, args.seed)?;
+    println!(
+        "{} ({} steps) on {spec}: {:.1} +/- {:.1} over {} {} episodes",
+        loaded.card.algorithm,
+        loaded.card.steps,
+        stats.mean,
+        stats.std,
+        stats.episodes,
+        if args.stochastic { "stochastic" } else { "deterministic" }
+    );
+    Ok(())
 }

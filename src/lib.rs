@@ -24,6 +24,9 @@
 //! # Ok::<(), headstart::env::EnvError>(())
 //! ```
 
+pub mod agent;
+pub mod checkpoint;
 pub mod cli;
 pub mod env;
 pub mod nn;
+pub mod train;

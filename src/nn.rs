@@ -13,8 +13,10 @@
 //! "Transfer the trunk" is then "copy every tensor under `actor.trunk.`", and a target whose
 //! observation has a different size differs only in `actor.trunk.0.weight`.
 //!
-//! Weights start orthogonal (gain √2 in the trunk, a per-head gain chosen by the agent: 0.01 for a
-//! policy head, 1 for a value head), biases at zero, as Stable-Baselines3 and CleanRL do.
+//! With `ortho_init` (the default) weights start orthogonal (gain √2 in the trunk, a per-head gain
+//! chosen by the agent: 0.01 for a policy head, 1 for a value head) and biases at zero, as
+//! Stable-Baselines3's PPO and CleanRL do; without it, PyTorch's default uniform initialisation,
+//! as Stable-Baselines3's DQN and SAC use.
 
 use serde::{Deserialize, Serialize};
 use tch::Tensor;
@@ -42,12 +44,37 @@ impl Activation {
 pub struct MlpConfig {
     pub hidden: Vec<usize>,
     pub activation: Activation,
+    /// Orthogonal initialisation (else PyTorch's default).
+    #[serde(default = "yes")]
+    pub ortho_init: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 impl Default for MlpConfig {
-    /// Two hidden layers of 64 with tanh: Stable-Baselines3's default for PPO.
+    /// Two hidden layers of 64 with tanh, orthogonal initialisation: Stable-Baselines3's default
+    /// for PPO.
     fn default() -> Self {
-        MlpConfig { hidden: vec![64, 64], activation: Activation::Tanh }
+        MlpConfig { hidden: vec![64, 64], activation: Activation::Tanh, ortho_init: true }
+    }
+}
+
+impl MlpConfig {
+    /// Hidden layers of the given sizes with ReLU and PyTorch's default initialisation:
+    /// Stable-Baselines3's networks for DQN and SAC.
+    pub fn relu(hidden: &[usize]) -> Self {
+        MlpConfig { hidden: hidden.to_vec(), activation: Activation::Relu, ortho_init: false }
+    }
+
+    /// Refuses empty layers.
+    pub fn validate(&self) -> Result<(), crate::agent::AgentError> {
+        crate::agent::check(
+            "net.hidden",
+            self.hidden.iter().all(|&h| h > 0),
+            "every hidden layer needs a positive size",
+        )
     }
 }
 
@@ -63,8 +90,13 @@ impl Mlp {
     /// Builds the network under `path` (for example `vs.root() / "actor"`), mapping `in_dim`
     /// inputs to `out_dim` outputs; `head_gain` scales the head's orthogonal initialisation.
     pub fn new(path: &nn::Path, config: &MlpConfig, in_dim: usize, out_dim: usize, head_gain: f64) -> Self {
+        let ortho = config.ortho_init;
         let layer = |p: nn::Path, i: usize, o: usize, gain: f64| {
-            let c = LinearConfig { ws_init: Init::Orthogonal { gain }, bs_init: Some(Init::Const(0.0)), bias: true };
+            let c = if ortho {
+                LinearConfig { ws_init: Init::Orthogonal { gain }, bs_init: Some(Init::Const(0.0)), bias: true }
+            } else {
+                LinearConfig::default()
+            };
             nn::linear(p, i as i64, o as i64, c)
         };
         let trunk_path = path / "trunk";
@@ -76,6 +108,11 @@ impl Mlp {
         }
         let head = layer(path / "head", width, out_dim, head_gain);
         Mlp { trunk, head, activation: config.activation }
+    }
+
+    /// The head applied to features from [`Mlp::features`].
+    pub fn head_forward(&self, features: &Tensor) -> Tensor {
+        self.head.forward(features)
     }
 
     /// The trunk's output (the features the head reads), `[batch, hidden[last]]`.

@@ -14,7 +14,7 @@ fn shapes(vs: &VarStore) -> Vec<(String, Vec<i64>)> {
 #[test]
 fn parameters_have_stable_dotted_names_and_shapes() {
     let vs = VarStore::new(Device::Cpu);
-    let config = MlpConfig { hidden: vec![32, 16], activation: Activation::Tanh };
+    let config = MlpConfig { hidden: vec![32, 16], activation: Activation::Tanh, ortho_init: true };
     let _actor = Mlp::new(&(vs.root() / "actor"), &config, 4, 2, 0.01);
     let _critic = Mlp::new(&(vs.root() / "critic"), &config, 4, 1, 1.0);
     let expected: Vec<(String, Vec<i64>)> = [
@@ -41,7 +41,13 @@ fn parameters_have_stable_dotted_names_and_shapes() {
 fn forward_maps_a_batch_and_initialisation_is_orthogonal() {
     tch::manual_seed(0);
     let vs = VarStore::new(Device::Cpu);
-    let net = Mlp::new(&(vs.root() / "q"), &MlpConfig { hidden: vec![64], activation: Activation::Relu }, 3, 5, 0.5);
+    let net = Mlp::new(
+        &(vs.root() / "q"),
+        &MlpConfig { hidden: vec![64], activation: Activation::Relu, ortho_init: true },
+        3,
+        5,
+        0.5,
+    );
     let x = Tensor::randn([7, 3], (Kind::Float, Device::Cpu));
     assert_eq!(net.forward(&x).size(), [7, 5]);
     assert_eq!(net.features(&x).size(), [7, 64]);

@@ -1,0 +1,307 @@
+//! Learning agents on libtorch: PPO, DQN and SAC, with networks whose parameters carry stable
+//! names (see [`crate::nn`]) and state that checkpoints hold whole.
+//!
+//! Every agent implements [`Agent`]: it trains on a [`VecEnv`] up to a step budget, acts on a
+//! batch of observations, and exposes its state as named tensors (network weights first, then
+//! target networks, optimiser moments and normaliser statistics), which is what a checkpoint
+//! saves and what transfer reads.
+//!
+//! | algorithm | actions | parameter names |
+//! |---|---|---|
+//! | PPO | Discrete, Box | `actor.trunk.*`, `actor.head.*` (logits or mean), `actor.log_std` (Box), `critic.trunk.*`, `critic.head.*` |
+//! | DQN | Discrete | `q.trunk.*`, `q.head.*`; target `q_target.*` |
+//! | SAC | Box | `actor.trunk.*`, `actor.head.*` (mean), `actor.log_std.*` (a linear head; with gSDE the `[features, actions]` matrix `actor.log_std`), `critic.q0.*`, `critic.q1.*`; targets `critic_target.q0.*`, `critic_target.q1.*`; `log_ent_coef` |
+//!
+//! Training state lives beside the weights under `optim.*` (Adam moments), `obs_rms.*` and
+//! `ret_rms.*` (normalisers).
+//!
+//! Randomness: network initialisation draws from libtorch's generator (seeded under a lock, so
+//! parallel runs do not interleave); everything else (actions, minibatches, replay samples,
+//! exploration noise) from the agent's own `StdRng`. With one libtorch thread a seed therefore
+//! fixes the whole learning curve, bit for bit.
+
+pub mod dqn;
+mod eval;
+pub mod normalize;
+pub mod optim;
+pub mod ppo;
+pub mod presets;
+pub mod replay;
+pub mod sac;
+pub mod schedule;
+
+use std::fmt;
+use std::ops::ControlFlow;
+use std::sync::Mutex;
+
+use rand::rngs::StdRng;
+use serde::{Deserialize, Serialize};
+use tch::Tensor;
+
+use crate::env::vector::Episode;
+use crate::env::{Action, EnvError, Space, VecEnv};
+
+pub use dqn::{Dqn, DqnConfig};
+pub use eval::{EvalStats, evaluate};
+pub use ppo::{Ppo, PpoConfig};
+pub use presets::Preset;
+pub use sac::{EntCoef, Sac, SacConfig};
+pub use schedule::Schedule;
+
+/// The algorithms.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum)]
+pub enum Algo {
+    Ppo,
+    Dqn,
+    Sac,
+}
+
+impl Algo {
+    pub const ALL: [Algo; 3] = [Algo::Ppo, Algo::Dqn, Algo::Sac];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Algo::Ppo => "ppo",
+            Algo::Dqn => "dqn",
+            Algo::Sac => "sac",
+        }
+    }
+
+    /// Which action spaces the algorithm handles, in words.
+    pub fn supports(self) -> &'static str {
+        match self {
+            Algo::Ppo => "Discrete and Box action spaces",
+            Algo::Dqn => "Discrete action spaces",
+            Algo::Sac => "Box action spaces",
+        }
+    }
+}
+
+impl fmt::Display for Algo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Algo::Ppo => "PPO",
+            Algo::Dqn => "DQN",
+            Algo::Sac => "SAC",
+        })
+    }
+}
+
+/// An agent's hyperparameters, tagged by algorithm: in RON `Ppo(n_steps: 32, ...)`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum AgentConfig {
+    Ppo(PpoConfig),
+    Dqn(DqnConfig),
+    Sac(SacConfig),
+}
+
+impl AgentConfig {
+    /// The algorithm's defaults (Stable-Baselines3's).
+    pub fn default_for(algo: Algo) -> Self {
+        match algo {
+            Algo::Ppo => AgentConfig::Ppo(PpoConfig::default()),
+            Algo::Dqn => AgentConfig::Dqn(DqnConfig::default()),
+            Algo::Sac => AgentConfig::Sac(SacConfig::default()),
+        }
+    }
+
+    pub fn algo(&self) -> Algo {
+        match self {
+            AgentConfig::Ppo(_) => Algo::Ppo,
+            AgentConfig::Dqn(_) => Algo::Dqn,
+            AgentConfig::Sac(_) => Algo::Sac,
+        }
+    }
+
+    /// How many environments the agent steps together.
+    pub fn num_envs(&self) -> usize {
+        match self {
+            AgentConfig::Ppo(c) => c.n_envs,
+            AgentConfig::Dqn(c) => c.n_envs,
+            AgentConfig::Sac(c) => c.n_envs,
+        }
+    }
+
+    /// Parses a RON config, refusing unknown fields; newtype variants may be written unwrapped
+    /// (`Ppo(n_steps: 32)`).
+    pub fn from_ron(text: &str) -> Result<Self, ron::error::SpannedError> {
+        ron_options().from_str(text)
+    }
+
+    pub fn to_ron(&self) -> String {
+        ron_options().to_string_pretty(self, ron::ser::PrettyConfig::default()).expect("configs serialise")
+    }
+
+    /// Builds the agent for these spaces.
+    pub fn build(&self, obs_space: &Space, action_space: &Space, seed: u64) -> Result<Box<dyn Agent>, AgentError> {
+        Ok(match self {
+            AgentConfig::Ppo(c) => Box::new(Ppo::new(c.clone(), obs_space, action_space, seed)?),
+            AgentConfig::Dqn(c) => Box::new(Dqn::new(c.clone(), obs_space, action_space, seed)?),
+            AgentConfig::Sac(c) => Box::new(Sac::new(c.clone(), obs_space, action_space, seed)?),
+        })
+    }
+}
+
+/// RON with newtype variants unwrapped, as configs and cards are written.
+pub(crate) fn ron_options() -> ron::Options {
+    ron::Options::default().with_default_extension(ron::extensions::Extensions::UNWRAP_VARIANT_NEWTYPES)
+}
+
+/// Errors from building or training an agent.
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    #[error(transparent)]
+    Env(#[from] EnvError),
+    /// The algorithm cannot handle these spaces.
+    #[error("{0}")]
+    Unsupported(String),
+    /// A hyperparameter out of its domain.
+    #[error("hyperparameter `{field}`: {message}")]
+    Config { field: &'static str, message: String },
+    /// Restoring state failed.
+    #[error("{0}")]
+    State(String),
+}
+
+/// What training reports to its monitor.
+#[derive(Clone, Copy, Debug)]
+pub enum Event<'a> {
+    /// An episode ended; `step` counts environment steps so far (all environments together).
+    Episode { step: u64, episode: &'a Episode },
+    /// Training advanced to `step`.
+    Progress { step: u64 },
+}
+
+/// Receives training events; returning `ControlFlow::Break` stops training at the next
+/// consistent point (the agent's state is then safe to save).
+pub type Monitor<'a> = dyn FnMut(Event<'_>) -> ControlFlow<()> + 'a;
+
+/// How a call to [`Agent::learn`] ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    Finished,
+    Stopped,
+}
+
+/// A learning agent.
+pub trait Agent: Send {
+    fn config(&self) -> AgentConfig;
+
+    fn algo(&self) -> Algo {
+        self.config().algo()
+    }
+
+    /// Environment steps trained so far.
+    fn steps(&self) -> u64;
+
+    /// The seed the agent was built with.
+    fn seed(&self) -> u64;
+
+    /// Trains on `envs` until `total` environment steps have been taken (counting those of
+    /// earlier calls); schedules run from the start to `total`. The first call resets `envs`
+    /// with the agent's seed.
+    fn learn(&mut self, envs: &mut VecEnv, total: u64, monitor: &mut Monitor<'_>) -> Result<Outcome, AgentError>;
+
+    /// Actions for a batch of raw observations (`[n * obs_dim]`): greedy / mean actions when
+    /// `deterministic`, else sampled with `rng`.
+    fn act(&self, obs: &[f32], deterministic: bool, rng: &mut StdRng) -> Vec<Action>;
+
+    /// Every tensor of the agent's state, by name: the weights ([`Agent::weight_names`]) and the
+    /// training state. The tensors alias the live ones.
+    fn tensors(&self) -> Vec<(String, Tensor)>;
+
+    /// The names of the network weights among [`Agent::tensors`] (what a policy is).
+    fn weight_names(&self) -> Vec<String>;
+
+    /// Restores the state from tensors with the names and shapes of [`Agent::tensors`] (the
+    /// caller has checked them) and the step count.
+    fn restore(&mut self, get: &mut dyn FnMut(&str) -> Option<Tensor>, steps: u64) -> Result<(), AgentError>;
+}
+
+/// Runs `f` with libtorch's generator seeded with `seed`, holding a lock so that agents built
+/// in parallel draw their initial weights independently of each other's timing.
+pub(crate) fn with_torch_seed<T>(seed: u64, f: impl FnOnce() -> T) -> T {
+    static LOCK: Mutex<()> = Mutex::new(());
+    let _guard = LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    tch::manual_seed(seed as i64);
+    f()
+}
+
+/// Copies every tensor named in `targets` from `get`, under `no_grad`.
+pub(crate) fn copy_tensors(
+    targets: &[(String, Tensor)],
+    get: &mut dyn FnMut(&str) -> Option<Tensor>,
+) -> Result<(), AgentError> {
+    tch::no_grad(|| {
+        for (name, dst) in targets {
+            let src = get(name).ok_or_else(|| AgentError::State(format!("missing tensor `{name}`")))?;
+            if src.size() != dst.size() {
+                return Err(AgentError::State(format!(
+                    "tensor `{name}` has shape {:?}, expected {:?}",
+                    src.size(),
+                    dst.size()
+                )));
+            }
+            let mut dst = dst.shallow_clone();
+            dst.copy_(&src);
+        }
+        Ok(())
+    })
+}
+
+/// The named variables of a var store, sorted by name.
+pub(crate) fn sorted_variables(vs: &tch::nn::VarStore) -> Vec<(String, Tensor)> {
+    let mut vars: Vec<(String, Tensor)> = vs.variables().into_iter().collect();
+    vars.sort_by(|a, b| a.0.cmp(&b.0));
+    vars
+}
+
+/// Rows of `obs` as a `[n, dim]` float tensor.
+pub(crate) fn rows(obs: &[f32], dim: usize) -> Tensor {
+    Tensor::from_slice(obs).view([(obs.len() / dim) as i64, dim as i64])
+}
+
+/// A tensor's values as `f32`.
+pub(crate) fn to_vec(t: &Tensor) -> Vec<f32> {
+    let t = t.contiguous();
+    let n = t.numel();
+    let mut out = vec![0.0f32; n];
+    t.copy_data(&mut out, n);
+    out
+}
+
+/// A `Box` action space's bounds and size, or the `Unsupported` error.
+pub(crate) fn box_bounds(algo: Algo, space: &Space) -> Result<(Vec<f32>, Vec<f32>), AgentError> {
+    match space {
+        Space::Box { low, high, .. } if low.iter().chain(high).all(|v| v.is_finite()) => {
+            Ok((low.clone(), high.clone()))
+        }
+        _ => Err(AgentError::Unsupported(format!(
+            "{algo} supports {}, with finite bounds; this action space is {space}",
+            algo.supports()
+        ))),
+    }
+}
+
+/// The size of a flat observation space, or the `Unsupported` error.
+pub(crate) fn obs_dim(algo: Algo, space: &Space) -> Result<usize, AgentError> {
+    match space {
+        Space::Box { .. } => Ok(space.flat_dim()),
+        Space::Discrete { .. } => Err(AgentError::Unsupported(format!(
+            "{algo} needs Box observations (a vector of numbers); this observation space is {space}"
+        ))),
+    }
+}
+
+/// Refuses a vector of environments of the wrong size.
+pub(crate) fn check_envs(envs: &VecEnv, n_envs: usize) -> Result<(), AgentError> {
+    check(
+        "n_envs",
+        envs.num_envs() == n_envs,
+        &format!("the agent steps {n_envs} environments, {} were given", envs.num_envs()),
+    )
+}
+
+pub(crate) fn check(field: &'static str, ok: bool, message: &str) -> Result<(), AgentError> {
+    if ok { Ok(()) } else { Err(AgentError::Config { field, message: message.to_string() }) }
+}

@@ -1,0 +1,314 @@
+//! Deep Q-Networks (Mnih et al. 2015) as Stable-Baselines3 implements them: a replay buffer,
+//! a target network refreshed every `target_update_interval` environment steps (Polyak
+//! averaging with `tau`, a hard copy at `tau = 1`), a linearly decaying epsilon-greedy
+//! exploration, `gradient_steps` updates every `train_freq` steps, the Huber loss, and Double
+//! DQN as an option. Truncated episodes are bootstrapped (the replay buffer marks only
+//! terminations as done).
+
+use std::ops::ControlFlow;
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use serde::{Deserialize, Serialize};
+use tch::nn::{self, Module};
+use tch::{Kind, Reduction, Tensor};
+
+use super::optim::Adam;
+use super::ppo::argmax;
+use super::replay::ReplayBuffer;
+use super::schedule::linear_decay;
+use super::{
+    Agent, AgentConfig, AgentError, Algo, Event, Monitor, Outcome, Schedule, check, check_envs, copy_tensors, obs_dim,
+    rows, sorted_variables, to_vec, with_torch_seed,
+};
+use crate::env::{Action, Space, VecEnv};
+use crate::nn::{Mlp, MlpConfig};
+
+/// DQN's hyperparameters; defaults are Stable-Baselines3's.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DqnConfig {
+    pub n_envs: usize,
+    pub learning_rate: Schedule,
+    pub buffer_size: usize,
+    /// Steps of uniformly random actions before learning starts.
+    pub learning_starts: u64,
+    pub batch_size: usize,
+    /// Target network update coefficient (1: hard copy).
+    pub tau: f64,
+    pub gamma: f64,
+    /// Train every this many (vector) steps...
+    pub train_freq: u64,
+    /// ... with this many gradient steps (`-1`: as many as environment steps were collected).
+    pub gradient_steps: i64,
+    /// Environment steps between target network updates.
+    pub target_update_interval: u64,
+    pub exploration_fraction: f64,
+    pub exploration_initial_eps: f64,
+    pub exploration_final_eps: f64,
+    pub max_grad_norm: f64,
+    /// Double DQN (van Hasselt et al. 2016): the online network picks the next action, the
+    /// target network values it.
+    pub double_q: bool,
+    pub net: MlpConfig,
+}
+
+impl Default for DqnConfig {
+    fn default() -> Self {
+        DqnConfig {
+            n_envs: 1,
+            learning_rate: Schedule::Constant(1e-4),
+            buffer_size: 1_000_000,
+            learning_starts: 100,
+            batch_size: 32,
+            tau: 1.0,
+            gamma: 0.99,
+            train_freq: 4,
+            gradient_steps: 1,
+            target_update_interval: 10_000,
+            exploration_fraction: 0.1,
+            exploration_initial_eps: 1.0,
+            exploration_final_eps: 0.05,
+            max_grad_norm: 10.0,
+            double_q: false,
+            net: MlpConfig::relu(&[64, 64]),
+        }
+    }
+}
+
+impl DqnConfig {
+    fn validate(&self) -> Result<(), AgentError> {
+        check("n_envs", self.n_envs >= 1, "must be at least 1")?;
+        check("buffer_size", self.buffer_size >= 1, "must be at least 1")?;
+        check("batch_size", self.batch_size >= 1, "must be at least 1")?;
+        check("train_freq", self.train_freq >= 1, "must be at least 1")?;
+        check("target_update_interval", self.target_update_interval >= 1, "must be at least 1")?;
+        check("gradient_steps", self.gradient_steps >= -1, "must be -1 (as many as steps collected) or more")?;
+        check("tau", self.tau > 0.0 && self.tau <= 1.0, "must lie in (0, 1]")?;
+        check("gamma", (0.0..=1.0).contains(&self.gamma), "must lie in [0, 1]")?;
+        for (field, eps) in [
+            ("exploration_initial_eps", self.exploration_initial_eps),
+            ("exploration_final_eps", self.exploration_final_eps),
+            ("exploration_fraction", self.exploration_fraction),
+        ] {
+            check(field, (0.0..=1.0).contains(&eps), "must lie in [0, 1]")?;
+        }
+        self.net.validate()
+    }
+}
+
+/// A DQN agent.
+pub struct Dqn {
+    cfg: DqnConfig,
+    seed: u64,
+    obs_dim: usize,
+    n_actions: usize,
+    vs: nn::VarStore,
+    q: Mlp,
+    target_vs: nn::VarStore,
+    q_target: Mlp,
+    opt: Adam,
+    buffer: ReplayBuffer,
+    rng: StdRng,
+    steps: u64,
+    vec_steps: u64,
+    current: Option<Vec<f32>>,
+}
+
+impl Dqn {
+    pub fn new(cfg: DqnConfig, obs_space: &Space, action_space: &Space, seed: u64) -> Result<Self, AgentError> {
+        cfg.validate()?;
+        let obs_dim = obs_dim(Algo::Dqn, obs_space)?;
+        let Space::Discrete { n: n_actions } = *action_space else {
+            return Err(AgentError::Unsupported(format!(
+                "DQN supports {}; this action space is {action_space} (use SAC or PPO)",
+                Algo::Dqn.supports()
+            )));
+        };
+        let vs = nn::VarStore::new(tch::Device::Cpu);
+        let mut target_vs = nn::VarStore::new(tch::Device::Cpu);
+        let (q, q_target) = with_torch_seed(seed, || {
+            let q = Mlp::new(&(vs.root() / "q"), &cfg.net, obs_dim, n_actions, 1.0);
+            let q_target = Mlp::new(&(target_vs.root() / "q_target"), &cfg.net, obs_dim, n_actions, 1.0);
+            (q, q_target)
+        });
+        target_vs.freeze();
+        let opt = Adam::new(sorted_variables(&vs), 1e-8);
+        let buffer = ReplayBuffer::new(cfg.buffer_size, obs_dim, 1);
+        let mut dqn = Dqn {
+            seed,
+            obs_dim,
+            n_actions,
+            vs,
+            q,
+            target_vs,
+            q_target,
+            opt,
+            buffer,
+            rng: StdRng::seed_from_u64(seed),
+            steps: 0,
+            vec_steps: 0,
+            current: None,
+            cfg,
+        };
+        dqn.update_target(1.0);
+        Ok(dqn)
+    }
+
+    /// Pairs of (target, online) parameters, by name.
+    fn target_pairs(&self) -> Vec<(Tensor, Tensor)> {
+        let online = sorted_variables(&self.vs);
+        sorted_variables(&self.target_vs)
+            .into_iter()
+            .zip(online)
+            .map(|((_, target), (_, source))| (target, source))
+            .collect()
+    }
+
+    fn update_target(&mut self, tau: f64) {
+        tch::no_grad(|| {
+            for (mut target, source) in self.target_pairs() {
+                if tau >= 1.0 {
+                    target.copy_(&source);
+                } else {
+                    let _ = target.lerp_(&source, tau);
+                }
+            }
+        });
+    }
+
+    fn greedy(&self, obs: &[f32]) -> Vec<usize> {
+        let q = tch::no_grad(|| to_vec(&self.q.forward(&rows(obs, self.obs_dim))));
+        q.chunks_exact(self.n_actions).map(argmax).collect()
+    }
+
+    fn train(&mut self, gradient_steps: usize, lr: f64) {
+        for _ in 0..gradient_steps {
+            let batch = self.buffer.sample(self.cfg.batch_size, &mut self.rng);
+            let target = tch::no_grad(|| {
+                let next_q = self.q_target.forward(&batch.next_obs);
+                let next = if self.cfg.double_q {
+                    let pick = self.q.forward(&batch.next_obs).argmax(1, true);
+                    next_q.gather(1, &pick, false)
+                } else {
+                    next_q.amax(&[1i64][..], true)
+                };
+                &batch.rewards + (1.0 - &batch.dones) * next * self.cfg.gamma
+            });
+            let actions = batch.actions.to_kind(Kind::Int64);
+            let current = self.q.forward(&batch.obs).gather(1, &actions, false);
+            let loss = current.smooth_l1_loss(&target, Reduction::Mean, 1.0);
+            self.opt.backward_step(&loss, lr, Some(self.cfg.max_grad_norm));
+        }
+    }
+}
+
+impl Agent for Dqn {
+    fn config(&self) -> AgentConfig {
+        AgentConfig::Dqn(self.cfg.clone())
+    }
+
+    fn steps(&self) -> u64 {
+        self.steps
+    }
+
+    fn seed(&self) -> u64 {
+        self.seed
+    }
+
+    fn learn(&mut self, envs: &mut VecEnv, total: u64, monitor: &mut Monitor<'_>) -> Result<Outcome, AgentError> {
+        check_envs(envs, self.cfg.n_envs)?;
+        let (n, d) = (self.cfg.n_envs, self.obs_dim);
+        let mut obs = match self.current.take() {
+            Some(obs) => obs,
+            None => envs.reset(Some(self.seed))?.to_vec(),
+        };
+        let target_every = (self.cfg.target_update_interval / n as u64).max(1);
+        while self.steps < total {
+            let progress = self.steps as f64 / total as f64;
+            let eps = linear_decay(
+                self.cfg.exploration_initial_eps,
+                self.cfg.exploration_final_eps,
+                self.cfg.exploration_fraction,
+                progress,
+            );
+            let actions: Vec<usize> = if self.steps < self.cfg.learning_starts {
+                (0..n).map(|_| self.rng.random_range(0..self.n_actions)).collect()
+            } else {
+                let greedy = self.greedy(&obs);
+                greedy
+                    .into_iter()
+                    .map(|a| if self.rng.random::<f64>() < eps { self.rng.random_range(0..self.n_actions) } else { a })
+                    .collect()
+            };
+            let env_actions: Vec<Action> = actions.iter().map(|&a| Action::Discrete(a)).collect();
+            let step = envs.step(&env_actions)?;
+            for i in 0..n {
+                let next = match &step.final_obs[i] {
+                    Some(last) => &last[..],
+                    None => &step.obs[i * d..(i + 1) * d],
+                };
+                let row = &obs[i * d..(i + 1) * d];
+                self.buffer.push(row, &[actions[i] as f32], step.rewards[i] as f32, next, step.terminated[i]);
+            }
+            obs.copy_from_slice(step.obs);
+            self.steps += n as u64;
+            self.vec_steps += 1;
+            let mut stop = false;
+            for episode in step.episodes {
+                stop |= monitor(Event::Episode { step: self.steps, episode }).is_break();
+            }
+            if self.vec_steps % target_every == 0 {
+                self.update_target(self.cfg.tau);
+            }
+            if self.vec_steps % self.cfg.train_freq == 0 && self.steps > self.cfg.learning_starts {
+                let lr = self.cfg.learning_rate.at(progress);
+                let steps = match self.cfg.gradient_steps {
+                    g if g < 0 => self.cfg.train_freq as usize * n,
+                    g => g as usize,
+                };
+                self.train(steps, lr);
+            }
+            stop |= monitor(Event::Progress { step: self.steps }) == ControlFlow::Break(());
+            if stop {
+                self.current = Some(obs);
+                return Ok(Outcome::Stopped);
+            }
+        }
+        self.current = Some(obs);
+        Ok(Outcome::Finished)
+    }
+
+    fn act(&self, obs: &[f32], deterministic: bool, rng: &mut StdRng) -> Vec<Action> {
+        self.greedy(obs)
+            .into_iter()
+            .map(|a| {
+                if !deterministic && rng.random::<f64>() < self.cfg.exploration_final_eps {
+                    Action::Discrete(rng.random_range(0..self.n_actions))
+                } else {
+                    Action::Discrete(a)
+                }
+            })
+            .collect()
+    }
+
+    fn tensors(&self) -> Vec<(String, Tensor)> {
+        let mut out = sorted_variables(&self.vs);
+        out.extend(sorted_variables(&self.target_vs));
+        out.extend(self.opt.state("optim"));
+        out
+    }
+
+    fn weight_names(&self) -> Vec<String> {
+        sorted_variables(&self.vs).into_iter().map(|(name, _)| name).collect()
+    }
+
+    fn restore(&mut self, get: &mut dyn FnMut(&str) -> Option<Tensor>, steps: u64) -> Result<(), AgentError> {
+        copy_tensors(&sorted_variables(&self.vs), get)?;
+        copy_tensors(&sorted_variables(&self.target_vs), get)?;
+        self.opt.load_state("optim", get).map_err(AgentError::State)?;
+        self.steps = steps;
+        self.current = None;
+        Ok(())
+    }
+}

@@ -1,0 +1,100 @@
+//! A replay buffer of transitions for the off-policy agents (DQN, SAC).
+//!
+//! A transition's `next_obs` is the observation the action led to: on the step that ends an
+//! episode, the episode's last observation (`final_obs`), never the reset observation, and `done`
+//! is set only on termination, so that truncated episodes are bootstrapped.
+
+use rand::Rng;
+use tch::Tensor;
+
+pub struct ReplayBuffer {
+    capacity: usize,
+    obs_dim: usize,
+    act_dim: usize,
+    obs: Vec<f32>,
+    next_obs: Vec<f32>,
+    actions: Vec<f32>,
+    rewards: Vec<f32>,
+    dones: Vec<f32>,
+    len: usize,
+    pos: usize,
+}
+
+/// A sampled batch as tensors: `obs`/`next_obs` `[n, obs_dim]`, `actions` `[n, act_dim]`,
+/// `rewards`/`dones` `[n, 1]`.
+pub struct Batch {
+    pub obs: Tensor,
+    pub actions: Tensor,
+    pub rewards: Tensor,
+    pub next_obs: Tensor,
+    pub dones: Tensor,
+}
+
+impl ReplayBuffer {
+    pub fn new(capacity: usize, obs_dim: usize, act_dim: usize) -> Self {
+        ReplayBuffer {
+            capacity,
+            obs_dim,
+            act_dim,
+            obs: vec![0.0; capacity * obs_dim],
+            next_obs: vec![0.0; capacity * obs_dim],
+            actions: vec![0.0; capacity * act_dim],
+            rewards: vec![0.0; capacity],
+            dones: vec![0.0; capacity],
+            len: 0,
+            pos: 0,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Adds one transition, overwriting the oldest when full.
+    pub fn push(&mut self, obs: &[f32], action: &[f32], reward: f32, next_obs: &[f32], done: bool) {
+        let (o, a, p) = (self.obs_dim, self.act_dim, self.pos);
+        self.obs[p * o..(p + 1) * o].copy_from_slice(obs);
+        self.next_obs[p * o..(p + 1) * o].copy_from_slice(next_obs);
+        self.actions[p * a..(p + 1) * a].copy_from_slice(action);
+        self.rewards[p] = reward;
+        self.dones[p] = if done { 1.0 } else { 0.0 };
+        self.pos = (p + 1) % self.capacity;
+        self.len = (self.len + 1).min(self.capacity);
+    }
+
+    /// Empties the buffer (transfer's "reset the replay buffer").
+    pub fn clear(&mut self) {
+        self.len = 0;
+        self.pos = 0;
+    }
+
+    /// `n` transitions drawn uniformly with replacement.
+    pub fn sample(&self, n: usize, rng: &mut impl Rng) -> Batch {
+        let (o, a) = (self.obs_dim, self.act_dim);
+        let mut obs = Vec::with_capacity(n * o);
+        let mut next_obs = Vec::with_capacity(n * o);
+        let mut actions = Vec::with_capacity(n * a);
+        let mut rewards = Vec::with_capacity(n);
+        let mut dones = Vec::with_capacity(n);
+        for _ in 0..n {
+            let i = rng.random_range(0..self.len);
+            obs.extend_from_slice(&self.obs[i * o..(i + 1) * o]);
+            next_obs.extend_from_slice(&self.next_obs[i * o..(i + 1) * o]);
+            actions.extend_from_slice(&self.actions[i * a..(i + 1) * a]);
+            rewards.push(self.rewards[i]);
+            dones.push(self.dones[i]);
+        }
+        let rows = |v: Vec<f32>, w: usize| Tensor::from_slice(&v).view([n as i64, w as i64]);
+        Batch {
+            obs: rows(obs, o),
+            actions: rows(actions, a),
+            rewards: rows(rewards, 1),
+            next_obs: rows(next_obs, o),
+            dones: rows(dones, 1),
+        }
+    }
+}

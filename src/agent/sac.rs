@@ -1,0 +1,503 @@
+//! Soft Actor-Critic (Haarnoja et al. 2018) as Stable-Baselines3 implements it: twin Q networks
+//! with Polyak-averaged targets, a tanh-squashed Gaussian actor with the change-of-variables
+//! correction `log π(a) = log N(u) - Σ log(1 - tanh(u)² + 1e-6)`, automatic entropy tuning
+//! towards `-dim(A)`, and actions rescaled from `[-1, 1]` to the space's bounds.
+//!
+//! With `use_sde`, exploration is generalised state-dependent (gSDE, Raffin et al. 2022): the
+//! noise is `features(s) · W`, with `W ~ N(0, σ²)` a `[features, actions]` matrix redrawn every
+//! `sde_sample_freq` steps (or once per rollout), so that exploration is smooth in time; this is
+//! what solves MountainCarContinuous-v0.
+//!
+//! Noise is drawn in Rust from the agent's generator and handed to libtorch as a tensor.
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use rand_distr::StandardNormal;
+use serde::{Deserialize, Serialize};
+use tch::nn::{self, Module};
+use tch::{Kind, Tensor};
+
+use super::optim::Adam;
+use super::ppo::draw_exploration;
+use super::replay::ReplayBuffer;
+use super::{
+    Agent, AgentConfig, AgentError, Algo, Event, Monitor, Outcome, Schedule, box_bounds, check, check_envs,
+    copy_tensors, obs_dim, rows, sorted_variables, to_vec, with_torch_seed,
+};
+use crate::env::{Action, Space, VecEnv};
+use crate::nn::{Mlp, MlpConfig};
+
+const LOG_SQRT_2PI: f64 = 0.918_938_533_204_672_7;
+const LOG_STD_MIN: f64 = -20.0;
+const LOG_STD_MAX: f64 = 2.0;
+/// gSDE clips the mean before squashing, as Stable-Baselines3's `clip_mean`.
+const SDE_CLIP_MEAN: f64 = 2.0;
+
+/// The entropy coefficient: tuned automatically from an initial value, or fixed.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub enum EntCoef {
+    Auto(f64),
+    Fixed(f64),
+}
+
+/// SAC's hyperparameters; defaults are Stable-Baselines3's.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SacConfig {
+    pub n_envs: usize,
+    pub learning_rate: Schedule,
+    pub buffer_size: usize,
+    pub learning_starts: u64,
+    pub batch_size: usize,
+    pub tau: f64,
+    pub gamma: f64,
+    pub train_freq: u64,
+    pub gradient_steps: usize,
+    pub ent_coef: EntCoef,
+    /// Defaults to `-dim(A)`.
+    pub target_entropy: Option<f64>,
+    /// Gradient steps between target updates.
+    pub target_update_interval: usize,
+    pub use_sde: bool,
+    /// Steps between redraws of the gSDE matrix; `-1` redraws once per rollout.
+    pub sde_sample_freq: i64,
+    /// Initial log standard deviation of the gSDE weights.
+    pub log_std_init: f64,
+    pub net: MlpConfig,
+}
+
+impl Default for SacConfig {
+    fn default() -> Self {
+        SacConfig {
+            n_envs: 1,
+            learning_rate: Schedule::Constant(3e-4),
+            buffer_size: 1_000_000,
+            learning_starts: 100,
+            batch_size: 256,
+            tau: 0.005,
+            gamma: 0.99,
+            train_freq: 1,
+            gradient_steps: 1,
+            ent_coef: EntCoef::Auto(1.0),
+            target_entropy: None,
+            target_update_interval: 1,
+            use_sde: false,
+            sde_sample_freq: -1,
+            log_std_init: -3.0,
+            net: MlpConfig::relu(&[256, 256]),
+        }
+    }
+}
+
+impl SacConfig {
+    fn validate(&self) -> Result<(), AgentError> {
+        check("n_envs", self.n_envs >= 1, "must be at least 1")?;
+        check("buffer_size", self.buffer_size >= 1, "must be at least 1")?;
+        check("batch_size", self.batch_size >= 1, "must be at least 1")?;
+        check("train_freq", self.train_freq >= 1, "must be at least 1")?;
+        check("target_update_interval", self.target_update_interval >= 1, "must be at least 1")?;
+        check("tau", self.tau > 0.0 && self.tau <= 1.0, "must lie in (0, 1]")?;
+        check("gamma", (0.0..=1.0).contains(&self.gamma), "must lie in [0, 1]")?;
+        let coef = match self.ent_coef {
+            EntCoef::Auto(v) | EntCoef::Fixed(v) => v,
+        };
+        check("ent_coef", coef > 0.0 && coef.is_finite(), "must be positive")?;
+        self.net.validate()
+    }
+}
+
+/// How the actor's noise is scaled.
+enum Noise {
+    /// `actor.log_std`: a linear head on the features.
+    Head(nn::Linear),
+    /// `actor.log_std`: the `[features, actions]` gSDE log standard deviations, and the
+    /// exploration matrix in use while acting.
+    Sde { log_std: Tensor, exploration: Vec<f32> },
+}
+
+/// A SAC agent.
+pub struct Sac {
+    cfg: SacConfig,
+    seed: u64,
+    obs_dim: usize,
+    act_dim: usize,
+    low: Vec<f32>,
+    high: Vec<f32>,
+    vs: nn::VarStore,
+    actor: Mlp,
+    noise: Noise,
+    critics: [Mlp; 2],
+    target_vs: nn::VarStore,
+    targets: [Mlp; 2],
+    log_ent_coef: Tensor,
+    actor_opt: Adam,
+    critic_opt: Adam,
+    ent_opt: Option<Adam>,
+    target_entropy: f64,
+    buffer: ReplayBuffer,
+    rng: StdRng,
+    steps: u64,
+    gradient_steps: u64,
+    current: Option<Vec<f32>>,
+}
+
+/// What the actor computes for a batch: squashed actions in `[-1, 1]` and their log-probs.
+struct Sampled {
+    actions: Tensor,
+    log_prob: Tensor,
+}
+
+impl Sac {
+    pub fn new(cfg: SacConfig, obs_space: &Space, action_space: &Space, seed: u64) -> Result<Self, AgentError> {
+        cfg.validate()?;
+        let obs_dim = obs_dim(Algo::Sac, obs_space)?;
+        let (low, high) = box_bounds(Algo::Sac, action_space)?;
+        let act_dim = low.len();
+        let latent = *cfg.net.hidden.last().unwrap_or(&obs_dim) as i64;
+        let vs = nn::VarStore::new(tch::Device::Cpu);
+        let mut target_vs = nn::VarStore::new(tch::Device::Cpu);
+        let init_coef = match cfg.ent_coef {
+            EntCoef::Auto(v) | EntCoef::Fixed(v) => v,
+        };
+        let (actor, noise, critics, targets, log_ent_coef) = with_torch_seed(seed, || {
+            let root = vs.root();
+            let actor_path = &root / "actor";
+            let actor = Mlp::new(&actor_path, &cfg.net, obs_dim, act_dim, 1.0);
+            let noise = if cfg.use_sde {
+                let log_std = actor_path.var("log_std", &[latent, act_dim as i64], nn::Init::Const(cfg.log_std_init));
+                Noise::Sde { log_std, exploration: vec![0.0; latent as usize * act_dim] }
+            } else {
+                Noise::Head(nn::linear(&actor_path / "log_std", latent, act_dim as i64, Default::default()))
+            };
+            let q_in = obs_dim + act_dim;
+            let critic = |p: nn::Path, i: usize| Mlp::new(&(&p / format!("q{i}")), &cfg.net, q_in, 1, 1.0);
+            let critics = [critic(&root / "critic", 0), critic(&root / "critic", 1)];
+            let targets =
+                [critic(target_vs.root() / "critic_target", 0), critic(target_vs.root() / "critic_target", 1)];
+            let log_ent_coef = root.var("log_ent_coef", &[1], nn::Init::Const(init_coef.ln()));
+            (actor, noise, critics, targets, log_ent_coef)
+        });
+        target_vs.freeze();
+        let named = sorted_variables(&vs);
+        let part = |prefix: &str| -> Vec<(String, Tensor)> {
+            named.iter().filter(|(n, _)| n.starts_with(prefix)).map(|(n, t)| (n.clone(), t.shallow_clone())).collect()
+        };
+        let actor_opt = Adam::new(part("actor."), 1e-8);
+        let critic_opt = Adam::new(part("critic."), 1e-8);
+        let ent_opt = matches!(cfg.ent_coef, EntCoef::Auto(_)).then(|| Adam::new(part("log_ent_coef"), 1e-8));
+        if ent_opt.is_none() {
+            let _ = log_ent_coef.shallow_clone().set_requires_grad(false);
+        }
+        let buffer = ReplayBuffer::new(cfg.buffer_size, obs_dim, act_dim);
+        let mut sac = Sac {
+            seed,
+            obs_dim,
+            act_dim,
+            low,
+            high,
+            vs,
+            actor,
+            noise,
+            critics,
+            target_vs,
+            targets,
+            log_ent_coef,
+            actor_opt,
+            critic_opt,
+            ent_opt,
+            target_entropy: cfg.target_entropy.unwrap_or(-(act_dim as f64)),
+            buffer,
+            rng: StdRng::seed_from_u64(seed),
+            steps: 0,
+            gradient_steps: 0,
+            current: None,
+            cfg,
+        };
+        sac.update_targets(1.0);
+        Ok(sac)
+    }
+
+    fn update_targets(&mut self, tau: f64) {
+        let online: Vec<(String, Tensor)> =
+            sorted_variables(&self.vs).into_iter().filter(|(n, _)| n.starts_with("critic.")).collect();
+        let targets = sorted_variables(&self.target_vs);
+        tch::no_grad(|| {
+            for ((_, mut target), (_, source)) in targets.into_iter().zip(online) {
+                let _ = target.lerp_(&source, tau);
+            }
+        });
+    }
+
+    fn q_values(nets: &[Mlp; 2], obs: &Tensor, actions: &Tensor) -> (Tensor, Tensor) {
+        let x = Tensor::cat(&[obs, actions], 1);
+        (nets[0].forward(&x), nets[1].forward(&x))
+    }
+
+    /// Draws `[rows, cols]` standard normal values from the agent's generator.
+    fn normal(&mut self, rows: usize, cols: usize) -> Tensor {
+        let v: Vec<f32> = (0..rows * cols).map(|_| self.rng.sample::<f32, _>(StandardNormal)).collect();
+        Tensor::from_slice(&v).view([rows as i64, cols as i64])
+    }
+
+    /// Samples squashed actions with log-probabilities for a batch (differentiable).
+    fn sample(&mut self, obs: &Tensor) -> Sampled {
+        let n = obs.size()[0] as usize;
+        let features = self.actor.features(obs);
+        let mean = self.actor_head(&features);
+        let (u, gaussian_lp) = match &self.noise {
+            Noise::Head(head) => {
+                let log_std = head.forward(&features).clamp(LOG_STD_MIN, LOG_STD_MAX);
+                let eps = self.normal(n, self.act_dim);
+                let u = &mean + log_std.exp() * &eps;
+                let lp = (eps.square() * -0.5 - &log_std - LOG_SQRT_2PI).sum_dim_intlist(-1, false, Kind::Float);
+                (u, lp)
+            }
+            Noise::Sde { log_std, .. } => {
+                let log_std = log_std.shallow_clone();
+                let latent = features.detach();
+                let std = log_std.exp();
+                let eps = self.normal(latent.size()[1] as usize, self.act_dim);
+                let noise = latent.matmul(&(&std * eps));
+                let variance = latent.square().matmul(&std.square()) + 1e-6;
+                let u = &mean + &noise;
+                let lp = (noise.square() / &variance * -0.5 - variance.log() * 0.5 - LOG_SQRT_2PI).sum_dim_intlist(
+                    -1,
+                    false,
+                    Kind::Float,
+                );
+                (u, lp)
+            }
+        };
+        let actions = u.tanh();
+        let correction = (-actions.square() + (1.0 + 1e-6)).log().sum_dim_intlist(-1, false, Kind::Float);
+        Sampled { actions, log_prob: gaussian_lp - correction }
+    }
+
+    fn actor_head(&self, features: &Tensor) -> Tensor {
+        let mean = self.actor.head_forward(features);
+        match self.noise {
+            Noise::Sde { .. } => mean.clamp(-SDE_CLIP_MEAN, SDE_CLIP_MEAN),
+            Noise::Head(_) => mean,
+        }
+    }
+
+    /// Redraws the gSDE exploration matrix used while acting.
+    fn reset_noise(&mut self) {
+        if let Noise::Sde { log_std, exploration } = &mut self.noise {
+            *exploration = draw_exploration(log_std, 1, &mut self.rng);
+        }
+    }
+
+    /// Exploratory actions in `[-1, 1]` for raw observation rows.
+    fn explore(&mut self, obs: &[f32]) -> Vec<f32> {
+        let x = rows(obs, self.obs_dim);
+        let (features, mean, log_std) = tch::no_grad(|| {
+            let features = self.actor.features(&x);
+            let mean = self.actor_head(&features);
+            let log_std = match &self.noise {
+                Noise::Head(head) => Some(to_vec(&head.forward(&features).clamp(LOG_STD_MIN, LOG_STD_MAX))),
+                Noise::Sde { .. } => None,
+            };
+            (to_vec(&features), to_vec(&mean), log_std)
+        });
+        let rng = &mut self.rng;
+        let a = self.act_dim;
+        let latent = features.len() / (obs.len() / self.obs_dim);
+        let mut out = Vec::with_capacity(mean.len());
+        for (row, m) in mean.chunks_exact(a).enumerate() {
+            for j in 0..a {
+                let noise = match (&log_std, &self.noise) {
+                    (Some(ls), _) => (ls[row * a + j] as f64).exp() * rng.sample::<f64, _>(StandardNormal),
+                    (None, Noise::Sde { exploration, .. }) => {
+                        (0..latent).map(|k| features[row * latent + k] as f64 * exploration[k * a + j] as f64).sum()
+                    }
+                    (None, Noise::Head(_)) => unreachable!("a log_std head always yields log_std"),
+                };
+                out.push((m[j] as f64 + noise).tanh() as f32);
+            }
+        }
+        out
+    }
+
+    /// `[-1, 1]` actions to the space's bounds.
+    fn to_env(&self, squashed: &[f32]) -> Vec<Action> {
+        squashed
+            .chunks_exact(self.act_dim)
+            .map(|a| {
+                let scaled: Vec<f32> = a
+                    .iter()
+                    .zip(self.low.iter().zip(&self.high))
+                    .map(|(&x, (&l, &h))| (l + (x + 1.0) * 0.5 * (h - l)).clamp(l, h))
+                    .collect();
+                Action::continuous(&scaled)
+            })
+            .collect()
+    }
+
+    fn train(&mut self, steps: usize, lr: f64) {
+        for _ in 0..steps {
+            let batch = self.buffer.sample(self.cfg.batch_size, &mut self.rng);
+            let pi = self.sample(&batch.obs);
+            let ent_coef = match &mut self.ent_opt {
+                Some(opt) => {
+                    let target = (pi.log_prob.detach() + self.target_entropy).unsqueeze(1);
+                    let loss = -(&self.log_ent_coef * target).mean(Kind::Float);
+                    opt.backward_step(&loss, lr, None);
+                    self.log_ent_coef.detach().exp()
+                }
+                None => self.log_ent_coef.detach().exp(),
+            };
+            let target_q = tch::no_grad(|| {
+                let next = self.sample(&batch.next_obs);
+                let (q0, q1) = Self::q_values(&self.targets, &batch.next_obs, &next.actions);
+                let next_q = q0.min_other(&q1) - &ent_coef * next.log_prob.unsqueeze(1);
+                &batch.rewards + (1.0 - &batch.dones) * next_q * self.cfg.gamma
+            });
+            let (q0, q1) = Self::q_values(&self.critics, &batch.obs, &batch.actions);
+            let critic_loss =
+                ((q0 - &target_q).square().mean(Kind::Float) + (q1 - &target_q).square().mean(Kind::Float)) * 0.5;
+            self.critic_opt.backward_step(&critic_loss, lr, None);
+            let (q0, q1) = Self::q_values(&self.critics, &batch.obs, &pi.actions);
+            let actor_loss = (&ent_coef * pi.log_prob.unsqueeze(1) - q0.min_other(&q1)).mean(Kind::Float);
+            self.actor_opt.backward_step(&actor_loss, lr, None);
+            self.gradient_steps += 1;
+            if self.gradient_steps % self.cfg.target_update_interval as u64 == 0 {
+                self.update_targets(self.cfg.tau);
+            }
+        }
+    }
+}
+
+impl Agent for Sac {
+    fn config(&self) -> AgentConfig {
+        AgentConfig::Sac(self.cfg.clone())
+    }
+
+    fn steps(&self) -> u64 {
+        self.steps
+    }
+
+    fn seed(&self) -> u64 {
+        self.seed
+    }
+
+    fn learn(&mut self, envs: &mut VecEnv, total: u64, monitor: &mut Monitor<'_>) -> Result<Outcome, AgentError> {
+        check_envs(envs, self.cfg.n_envs)?;
+        let (n, d, a) = (self.cfg.n_envs, self.obs_dim, self.act_dim);
+        let mut obs = match self.current.take() {
+            Some(obs) => obs,
+            None => envs.reset(Some(self.seed))?.to_vec(),
+        };
+        while self.steps < total {
+            self.reset_noise();
+            for k in 0..self.cfg.train_freq {
+                if self.cfg.use_sde && self.cfg.sde_sample_freq > 0 && k > 0 && k % self.cfg.sde_sample_freq as u64 == 0
+                {
+                    self.reset_noise();
+                }
+                let squashed: Vec<f32> = if self.steps < self.cfg.learning_starts {
+                    (0..n * a).map(|_| self.rng.random_range(-1.0f32..=1.0)).collect()
+                } else {
+                    self.explore(&obs)
+                };
+                let step = envs.step(&self.to_env(&squashed))?;
+                for i in 0..n {
+                    let next = match &step.final_obs[i] {
+                        Some(last) => &last[..],
+                        None => &step.obs[i * d..(i + 1) * d],
+                    };
+                    let row = &obs[i * d..(i + 1) * d];
+                    let act = &squashed[i * a..(i + 1) * a];
+                    self.buffer.push(row, act, step.rewards[i] as f32, next, step.terminated[i]);
+                }
+                obs.copy_from_slice(step.obs);
+                self.steps += n as u64;
+                let mut stop = false;
+                for episode in step.episodes {
+                    stop |= monitor(Event::Episode { step: self.steps, episode }).is_break();
+                }
+                stop |= monitor(Event::Progress { step: self.steps }).is_break();
+                if stop {
+                    self.current = Some(obs);
+                    return Ok(Outcome::Stopped);
+                }
+                if self.steps >= total {
+                    break;
+                }
+            }
+            if self.steps > self.cfg.learning_starts {
+                let lr = self.cfg.learning_rate.at(self.steps as f64 / total as f64);
+                self.train(self.cfg.gradient_steps, lr);
+            }
+        }
+        self.current = Some(obs);
+        Ok(Outcome::Finished)
+    }
+
+    fn act(&self, obs: &[f32], deterministic: bool, rng: &mut StdRng) -> Vec<Action> {
+        let squashed = if deterministic {
+            let x = rows(obs, self.obs_dim);
+            tch::no_grad(|| to_vec(&self.actor_head(&self.actor.features(&x)).tanh()))
+        } else {
+            SacActing { sac: self }.explore(obs, rng)
+        };
+        self.to_env(&squashed)
+    }
+
+    fn tensors(&self) -> Vec<(String, Tensor)> {
+        let mut out = sorted_variables(&self.vs);
+        out.extend(sorted_variables(&self.target_vs));
+        out.extend(self.actor_opt.state("optim.actor"));
+        out.extend(self.critic_opt.state("optim.critic"));
+        if let Some(opt) = &self.ent_opt {
+            out.extend(opt.state("optim.ent_coef"));
+        }
+        out
+    }
+
+    fn weight_names(&self) -> Vec<String> {
+        sorted_variables(&self.vs).into_iter().map(|(name, _)| name).collect()
+    }
+
+    fn restore(&mut self, get: &mut dyn FnMut(&str) -> Option<Tensor>, steps: u64) -> Result<(), AgentError> {
+        copy_tensors(&sorted_variables(&self.vs), get)?;
+        copy_tensors(&sorted_variables(&self.target_vs), get)?;
+        self.actor_opt.load_state("optim.actor", get).map_err(AgentError::State)?;
+        self.critic_opt.load_state("optim.critic", get).map_err(AgentError::State)?;
+        if let Some(opt) = &mut self.ent_opt {
+            opt.load_state("optim.ent_coef", get).map_err(AgentError::State)?;
+        }
+        self.steps = steps;
+        self.current = None;
+        Ok(())
+    }
+}
+
+/// Stochastic acting for evaluation: draws from the caller's generator, with a fresh gSDE
+/// matrix, leaving the agent untouched.
+struct SacActing<'a> {
+    sac: &'a Sac,
+}
+
+impl SacActing<'_> {
+    fn explore(&mut self, obs: &[f32], rng: &mut StdRng) -> Vec<f32> {
+        let sac = self.sac;
+        let x = rows(obs, sac.obs_dim);
+        let a = sac.act_dim;
+        tch::no_grad(|| {
+            let features = sac.actor.features(&x);
+            let mean = to_vec(&sac.actor_head(&features));
+            let noise: Vec<f32> = match &sac.noise {
+                Noise::Head(head) => {
+                    let ls = to_vec(&head.forward(&features).clamp(LOG_STD_MIN, LOG_STD_MAX));
+                    ls.iter().map(|l| (*l as f64).exp() as f32 * rng.sample::<f32, _>(StandardNormal)).collect()
+                }
+                Noise::Sde { log_std, .. } => {
+                    let w = Tensor::from_slice(&draw_exploration(log_std, 1, rng)).view([-1, a as i64]);
+                    to_vec(&features.matmul(&w))
+                }
+            };
+            mean.iter().zip(noise).map(|(m, e)| (m + e).tanh()).collect()
+        })
+    }
+}

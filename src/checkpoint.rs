@@ -1,0 +1,276 @@
+//! Checkpoints: a folder holding `weights.safetensors` (every tensor of the agent's state: network
+//! weights, target networks, optimiser moments, normaliser statistics) and `card.ron`, which says
+//! what the file holds: algorithm and hyperparameters, environment and spaces, training steps,
+//! seed, evaluation, the name and shape of every tensor, and the SHA-256 of the weights file.
+//!
+//! Loading trusts nothing: the card must parse, the weights file must parse as safetensors, hash
+//! to the card's checksum, and hold exactly the card's tensors with their shapes, which must be
+//! those of the agent the card describes. Every refusal names the file and the field or tensor.
+//! Writing goes through temporary files renamed into place, so an interrupted save never leaves a
+//! half-written checkpoint under the final names.
+
+use std::collections::HashMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use safetensors::{Dtype, SafeTensors, tensor::TensorView};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use tch::{Kind, Tensor};
+
+use crate::agent::{Agent, AgentConfig, AgentError, Algo, EvalStats, ron_options};
+use crate::env::{EnvSpec, Space};
+
+pub const WEIGHTS_FILE: &str = "weights.safetensors";
+pub const CARD_FILE: &str = "card.ron";
+const FORMAT: u32 = 1;
+
+/// One tensor of a checkpoint.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TensorInfo {
+    pub name: String,
+    pub shape: Vec<usize>,
+    pub dtype: String,
+}
+
+/// What a checkpoint holds, in RON beside the weights.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Card {
+    pub format: u32,
+    pub headstart_version: String,
+    pub algorithm: Algo,
+    pub config: AgentConfig,
+    pub env: EnvSpec,
+    pub observation_space: Space,
+    pub action_space: Space,
+    /// Environment steps trained.
+    pub steps: u64,
+    pub seed: u64,
+    #[serde(default)]
+    pub eval: Option<EvalStats>,
+    /// How the checkpoint was made (for example the command line).
+    #[serde(default)]
+    pub produced_by: String,
+    /// SHA-256 of `weights.safetensors`, hex.
+    pub sha256: String,
+    /// The network weights (what transfer moves), by name.
+    pub weights: Vec<String>,
+    /// Every tensor of the weights file.
+    pub tensors: Vec<TensorInfo>,
+}
+
+/// Why a checkpoint could not be saved or loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum CheckpointError {
+    #[error("{}: {message}", path.display())]
+    File { path: PathBuf, message: String },
+    #[error("{}: {source}", path.display())]
+    Agent { path: PathBuf, source: AgentError },
+}
+
+fn file_error(path: &Path, message: impl Into<String>) -> CheckpointError {
+    CheckpointError::File { path: path.to_path_buf(), message: message.into() }
+}
+
+/// The facts a card records beyond the agent itself.
+pub struct CardInfo<'a> {
+    pub env: &'a EnvSpec,
+    pub observation_space: &'a Space,
+    pub action_space: &'a Space,
+    pub eval: Option<EvalStats>,
+    pub produced_by: String,
+}
+
+fn dtype_of(kind: Kind) -> Option<(Dtype, &'static str)> {
+    match kind {
+        Kind::Float => Some((Dtype::F32, "F32")),
+        Kind::Double => Some((Dtype::F64, "F64")),
+        Kind::Int64 => Some((Dtype::I64, "I64")),
+        _ => None,
+    }
+}
+
+fn kind_of(dtype: Dtype) -> Option<Kind> {
+    match dtype {
+        Dtype::F32 => Some(Kind::Float),
+        Dtype::F64 => Some(Kind::Double),
+        Dtype::I64 => Some(Kind::Int64),
+        _ => None,
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// SHA-256 of a byte string, hex.
+pub fn sha256(bytes: &[u8]) -> String {
+    hex(&Sha256::digest(bytes))
+}
+
+/// Writes `bytes` to `path` through a temporary file renamed into place.
+fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), CheckpointError> {
+    let tmp = path.with_extension("tmp");
+    fs::write(&tmp, bytes).and_then(|_| fs::rename(&tmp, path)).map_err(|e| file_error(path, e.to_string()))
+}
+
+/// Saves `agent` into the folder `dir` (created if missing); returns the card written.
+pub fn save(agent: &dyn Agent, info: CardInfo<'_>, dir: &Path) -> Result<Card, CheckpointError> {
+    fs::create_dir_all(dir).map_err(|e| file_error(dir, e.to_string()))?;
+    let weights_path = dir.join(WEIGHTS_FILE);
+    let tensors = agent.tensors();
+    let mut infos = Vec::with_capacity(tensors.len());
+    let mut buffers = Vec::with_capacity(tensors.len());
+    for (name, tensor) in &tensors {
+        let (dtype, dtype_name) = dtype_of(tensor.kind()).ok_or_else(|| {
+            file_error(&weights_path, format!("tensor `{name}` has unsupported kind {:?}", tensor.kind()))
+        })?;
+        let t = tensor.detach().contiguous();
+        let mut bytes = vec![0u8; t.numel() * dtype.bitsize() / 8];
+        t.copy_data_u8(&mut bytes, t.numel());
+        let shape: Vec<usize> = t.size().iter().map(|&d| d as usize).collect();
+        infos.push(TensorInfo { name: name.clone(), shape: shape.clone(), dtype: dtype_name.to_string() });
+        buffers.push((name.clone(), dtype, shape, bytes));
+    }
+    let views = buffers
+        .iter()
+        .map(|(name, dtype, shape, bytes)| {
+            TensorView::new(*dtype, shape.clone(), bytes)
+                .map(|v| (name.clone(), v))
+                .map_err(|e| file_error(&weights_path, e.to_string()))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let metadata = HashMap::from([("format".to_string(), "headstart".to_string())]);
+    let bytes = safetensors::serialize(views, Some(metadata)).map_err(|e| file_error(&weights_path, e.to_string()))?;
+    let card = Card {
+        format: FORMAT,
+        headstart_version: env!("CARGO_PKG_VERSION").to_string(),
+        algorithm: agent.algo(),
+        config: agent.config(),
+        env: info.env.clone(),
+        observation_space: info.observation_space.clone(),
+        action_space: info.action_space.clone(),
+        steps: agent.steps(),
+        seed: agent.seed(),
+        eval: info.eval,
+        produced_by: info.produced_by,
+        sha256: sha256(&bytes),
+        weights: agent.weight_names(),
+        tensors: infos,
+    };
+    write_atomic(&weights_path, &bytes)?;
+    let text = ron_options()
+        .to_string_pretty(&card, ron::ser::PrettyConfig::default())
+        .map_err(|e| file_error(&dir.join(CARD_FILE), e.to_string()))?;
+    write_atomic(&dir.join(CARD_FILE), text.as_bytes())?;
+    Ok(card)
+}
+
+/// Reads and parses a checkpoint's card.
+pub fn read_card(dir: &Path) -> Result<Card, CheckpointError> {
+    let path = dir.join(CARD_FILE);
+    let text = fs::read_to_string(&path).map_err(|e| file_error(&path, e.to_string()))?;
+    let card: Card = ron_options().from_str(&text).map_err(|e| file_error(&path, e.to_string()))?;
+    if card.format != FORMAT {
+        return Err(file_error(
+            &path,
+            format!("field `format`: {} is not a format this version reads ({FORMAT})", card.format),
+        ));
+    }
+    if card.algorithm != card.config.algo() {
+        return Err(file_error(
+            &path,
+            format!("field `algorithm` says {} but `config` is a {} configuration", card.algorithm, card.config.algo()),
+        ));
+    }
+    Ok(card)
+}
+
+/// A loaded checkpoint: the card and the agent with its state restored.
+pub struct Loaded {
+    pub card: Card,
+    pub agent: Box<dyn Agent>,
+}
+
+/// Loads a checkpoint folder, checking the card against the weights file and the agent.
+pub fn load(dir: &Path) -> Result<Loaded, CheckpointError> {
+    let card = read_card(dir)?;
+    let card_path = dir.join(CARD_FILE);
+    let weights_path = dir.join(WEIGHTS_FILE);
+    let bytes = fs::read(&weights_path).map_err(|e| file_error(&weights_path, e.to_string()))?;
+    let file = SafeTensors::deserialize(&bytes).map_err(|e| {
+        file_error(&weights_path, format!("not a readable safetensors file (truncated or corrupt?): {e}"))
+    })?;
+    let digest = sha256(&bytes);
+    if digest != card.sha256 {
+        return Err(file_error(
+            &weights_path,
+            format!(
+                "SHA-256 {digest} differs from the card's `sha256` {}: the file is corrupt or not this card's",
+                card.sha256
+            ),
+        ));
+    }
+    // The file holds exactly the card's tensors.
+    let mut in_file: HashMap<String, TensorView<'_>> = file.tensors().into_iter().collect();
+    for info in &card.tensors {
+        let view = in_file.remove(&info.name).ok_or_else(|| {
+            file_error(&weights_path, format!("tensor `{}` listed in the card is missing", info.name))
+        })?;
+        if view.shape() != info.shape.as_slice() {
+            return Err(file_error(
+                &weights_path,
+                format!("tensor `{}` has shape {:?}, the card says {:?}", info.name, view.shape(), info.shape),
+            ));
+        }
+    }
+    if let Some(extra) = in_file.keys().min() {
+        return Err(file_error(&weights_path, format!("tensor `{extra}` is not listed in the card")));
+    }
+    // The card's tensors are exactly the agent's.
+    let mut agent = card
+        .config
+        .build(&card.observation_space, &card.action_space, card.seed)
+        .map_err(|source| CheckpointError::Agent { path: card_path.clone(), source })?;
+    let expected = agent.tensors();
+    let listed: HashMap<&str, &TensorInfo> = card.tensors.iter().map(|t| (t.name.as_str(), t)).collect();
+    for (name, tensor) in &expected {
+        let shape: Vec<usize> = tensor.size().iter().map(|&d| d as usize).collect();
+        match listed.get(name.as_str()) {
+            None => {
+                return Err(file_error(
+                    &card_path,
+                    format!("field `tensors` lacks `{name}`, which a {} agent with this `config` has", card.algorithm),
+                ));
+            }
+            Some(info) if info.shape != shape => {
+                return Err(file_error(
+                    &card_path,
+                    format!(
+                        "tensor `{name}` is {:?} in the checkpoint but {:?} for the card's `config` and spaces",
+                        info.shape, shape
+                    ),
+                ));
+            }
+            Some(_) => {}
+        }
+    }
+    if expected.len() != card.tensors.len() {
+        let known: std::collections::HashSet<&str> = expected.iter().map(|(n, _)| n.as_str()).collect();
+        let extra =
+            card.tensors.iter().find(|t| !known.contains(t.name.as_str())).map(|t| t.name.clone()).unwrap_or_default();
+        return Err(file_error(&card_path, format!("tensor `{extra}` does not belong to a {} agent", card.algorithm)));
+    }
+    let mut get = |name: &str| -> Option<Tensor> {
+        let view = file.tensor(name).ok()?;
+        let kind = kind_of(view.dtype())?;
+        let shape: Vec<i64> = view.shape().iter().map(|&d| d as i64).collect();
+        Some(Tensor::from_data_size(view.data(), &shape, kind))
+    };
+    agent
+        .restore(&mut get, card.steps)
+        .map_err(|source| CheckpointError::Agent { path: weights_path.clone(), source })?;
+    Ok(Loaded { card, agent })
+}
