@@ -427,8 +427,8 @@ impl Ppo {
         match &self.head {
             Head::Categorical { .. } => {
                 let log_p = out.log_softmax(-1, Kind::Float);
-                let taken = log_p.gather(1, actions, false).squeeze_dim(1);
-                let entropy = need_entropy.then(|| -(log_p.exp() * &log_p).sum_dim_intlist(-1, false, Kind::Float));
+                let taken = log_p.gather(1, actions, false);
+                let entropy = need_entropy.then(|| -(log_p.exp() * &log_p).sum_dim_intlist(-1, true, Kind::Float));
                 (taken, entropy)
             }
             Head::Gaussian { sde: true, .. } => {
@@ -454,70 +454,105 @@ impl Ppo {
         }
     }
 
+    /// Tensors of the rows `index` of a rollout (all rows when `None`), advantages normalised
+    /// in Rust when configured; every per-row quantity is a `[rows, 1]` column.
+    fn minibatch(&self, r: &Rollout, adv: &[f32], returns: &[f32], index: Option<&[usize]>) -> Minibatch {
+        let all: Vec<usize>;
+        let index = match index {
+            Some(index) => index,
+            None => {
+                all = (0..r.rewards.len()).collect();
+                &all
+            }
+        };
+        let n = index.len() as i64;
+        let d = self.obs_dim;
+        let column = |v: &[f32]| Tensor::from_slice(&index.iter().map(|&i| v[i]).collect::<Vec<f32>>()).view([n, 1]);
+        let obs: Vec<f32> = index.iter().flat_map(|&i| r.obs[i * d..(i + 1) * d].iter().copied()).collect();
+        let actions = match self.head {
+            Head::Categorical { .. } => {
+                Tensor::from_slice(&index.iter().map(|&i| r.actions[i] as i64).collect::<Vec<i64>>()).view([n, 1])
+            }
+            Head::Gaussian { dim, .. } => {
+                let a: Vec<f32> = index.iter().flat_map(|&i| r.actions[i * dim..(i + 1) * dim].iter().copied()).collect();
+                rows(&a, dim)
+            }
+        };
+        let mut mb_adv: Vec<f32> = index.iter().map(|&i| adv[i]).collect();
+        if self.cfg.normalize_advantage && mb_adv.len() > 1 {
+            let m = mb_adv.iter().map(|&a| a as f64).sum::<f64>() / mb_adv.len() as f64;
+            let var = mb_adv.iter().map(|&a| (a as f64 - m).powi(2)).sum::<f64>() / (mb_adv.len() - 1) as f64;
+            let scale = 1.0 / (var.sqrt() + 1e-8);
+            mb_adv.iter_mut().for_each(|a| *a = ((*a as f64 - m) * scale) as f32);
+        }
+        Minibatch {
+            obs: rows(&obs, d),
+            actions,
+            old_log_probs: column(&r.log_probs),
+            old_values: column(&r.values),
+            advantages: Tensor::from_slice(&mb_adv).view([n, 1]),
+            returns: column(returns),
+        }
+    }
+
     fn update(&mut self, r: &Rollout, last_values: &[f32], progress: f64) -> Result<(), AgentError> {
         let (adv, returns) = self.advantages(r, last_values);
         let len = r.rewards.len();
-        let obs = rows(&r.obs, self.obs_dim);
-        let actions = match self.head {
-            Head::Categorical { .. } => {
-                let a: Vec<i64> = r.actions.iter().map(|&a| a as i64).collect();
-                Tensor::from_slice(&a).view([len as i64, 1])
-            }
-            Head::Gaussian { dim, .. } => rows(&r.actions, dim),
-        };
-        let old_log_probs = Tensor::from_slice(&r.log_probs);
-        let old_values = Tensor::from_slice(&r.values);
-        let adv = Tensor::from_slice(&adv);
-        let returns = Tensor::from_slice(&returns);
         let lr = self.cfg.learning_rate.at(progress);
         let clip = self.cfg.clip_range.at(progress);
         let batch = self.cfg.batch_size.min(len);
-        let mut order: Vec<i64> = (0..len as i64).collect();
-        for _ in 0..self.cfg.n_epochs {
-            let mut kl_exceeded = false;
-            if batch < len {
+        // One minibatch spanning the rollout is the same every epoch: build it once.
+        let whole = (batch == len).then(|| self.minibatch(r, &adv, &returns, None));
+        let mut order: Vec<usize> = (0..len).collect();
+        'epochs: for _ in 0..self.cfg.n_epochs {
+            if whole.is_none() {
                 order.shuffle(&mut self.rng);
             }
             for chunk in order.chunks(batch) {
-                let pick = |t: &Tensor| {
-                    if chunk.len() == len { t.shallow_clone() } else { t.index_select(0, &Tensor::from_slice(chunk)) }
+                let built;
+                let mb = match &whole {
+                    Some(mb) => mb,
+                    None => {
+                        built = self.minibatch(r, &adv, &returns, Some(chunk));
+                        &built
+                    }
                 };
-                let (mb_obs, mb_actions, mb_old_lp, mb_old_v, mut mb_adv, mb_ret) =
-                    (pick(&obs), pick(&actions), pick(&old_log_probs), pick(&old_values), pick(&adv), pick(&returns));
-                if self.cfg.normalize_advantage && chunk.len() > 1 {
-                    mb_adv = (&mb_adv - mb_adv.mean(Kind::Float)) / (mb_adv.std(true) + 1e-8);
-                }
-                let need_entropy = self.cfg.ent_coef != 0.0;
-                let (log_prob, entropy) = self.evaluate_actions(&mb_obs, &mb_actions, need_entropy);
-                let values = self.critic.forward(&mb_obs).squeeze_dim(1);
-                let log_ratio = &log_prob - &mb_old_lp;
+                let (log_prob, entropy) = self.evaluate_actions(&mb.obs, &mb.actions, self.cfg.ent_coef != 0.0);
+                let log_ratio = &log_prob - &mb.old_log_probs;
                 let ratio = log_ratio.exp();
-                let surrogate = (&mb_adv * &ratio).min_other(&(&mb_adv * ratio.clamp(1.0 - clip, 1.0 + clip)));
-                let policy_loss = -surrogate.mean(Kind::Float);
+                let surrogate =
+                    (&mb.advantages * &ratio).min_other(&(&mb.advantages * ratio.clamp(1.0 - clip, 1.0 + clip)));
+                let values = self.critic.forward(&mb.obs);
                 let values = match self.cfg.clip_range_vf {
-                    Some(c) => &mb_old_v + (&values - &mb_old_v).clamp(-c, c),
+                    Some(c) => &mb.old_values + (&values - &mb.old_values).clamp(-c, c),
                     None => values,
                 };
-                let value_loss = (&mb_ret - &values).square().mean(Kind::Float);
-                let mut loss = policy_loss + value_loss * self.cfg.vf_coef;
+                let value_loss = values.mse_loss(&mb.returns, tch::Reduction::Mean);
+                let mut loss = value_loss * self.cfg.vf_coef - surrogate.mean(Kind::Float);
                 if let Some(entropy) = entropy {
                     loss = loss - entropy.mean(Kind::Float) * self.cfg.ent_coef;
                 }
                 if let Some(target) = self.cfg.target_kl {
                     let kl = tch::no_grad(|| ((&ratio - 1.0) - &log_ratio).mean(Kind::Float).double_value(&[]));
                     if kl > 1.5 * target {
-                        kl_exceeded = true;
-                        break;
+                        break 'epochs;
                     }
                 }
                 self.opt.backward_step(&loss, lr, Some(self.cfg.max_grad_norm));
             }
-            if kl_exceeded {
-                break;
-            }
         }
         Ok(())
     }
+}
+
+/// One minibatch's tensors.
+struct Minibatch {
+    obs: Tensor,
+    actions: Tensor,
+    old_log_probs: Tensor,
+    old_values: Tensor,
+    advantages: Tensor,
+    returns: Tensor,
 }
 
 impl Agent for Ppo {
