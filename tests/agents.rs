@@ -1,0 +1,212 @@
+//! Agents: seeded runs repeat bit for bit, checkpoints round-trip, bad checkpoints and
+//! mismatched configurations get errors that name the file and the field or tensor.
+
+use std::fs;
+use std::ops::ControlFlow;
+use std::path::{Path, PathBuf};
+
+use headstart::agent::{Agent, AgentConfig, Algo, DqnConfig, PpoConfig, SacConfig, evaluate};
+use headstart::checkpoint::{self, CARD_FILE, CardInfo, WEIGHTS_FILE};
+use headstart::env::{EnvSpec, Registry};
+use headstart::nn::MlpConfig;
+use headstart::train::{Curve, train};
+
+fn small(algo: Algo) -> AgentConfig {
+    match algo {
+        Algo::Ppo => AgentConfig::Ppo(PpoConfig { n_envs: 4, n_steps: 64, batch_size: 64, n_epochs: 2, ..Default::default() }),
+        Algo::Dqn => AgentConfig::Dqn(DqnConfig {
+            learning_starts: 200,
+            train_freq: 4,
+            target_update_interval: 100,
+            net: MlpConfig::relu(&[32, 32]),
+            ..Default::default()
+        }),
+        Algo::Sac => AgentConfig::Sac(SacConfig { batch_size: 32, net: MlpConfig::relu(&[32, 32]), ..Default::default() }),
+    }
+}
+
+fn env_for(algo: Algo) -> EnvSpec {
+    EnvSpec::new(if algo == Algo::Sac { "Pendulum-v1" } else { "CartPole-v1" })
+}
+
+fn build(config: &AgentConfig, spec: &EnvSpec, seed: u64) -> Box<dyn Agent> {
+    let env = Registry::builtin().make(spec).unwrap();
+    config.build(env.observation_space(), env.action_space(), seed).unwrap()
+}
+
+fn run(agent: &mut dyn Agent, spec: &EnvSpec, steps: u64) -> Curve {
+    let mut curve = Curve::default();
+    train(&Registry::builtin(), spec, agent, steps, &mut curve, &mut |_| ControlFlow::Continue(())).unwrap();
+    curve
+}
+
+fn weights(agent: &dyn Agent) -> Vec<(String, Vec<f64>)> {
+    agent
+        .tensors()
+        .into_iter()
+        .map(|(name, t)| (name, Vec::<f64>::try_from(t.to_kind(tch::Kind::Double).flatten(0, -1)).unwrap()))
+        .collect()
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("headstart-test-{}-{name}", std::process::id()));
+    let _ = fs::remove_dir_all(&dir);
+    dir
+}
+
+#[test]
+fn same_seed_same_learning_curve_bit_for_bit() {
+    tch::set_num_threads(1);
+    for algo in Algo::ALL {
+        let (config, spec) = (small(algo), env_for(algo));
+        let steps = if algo == Algo::Sac { 800 } else { 3000 };
+        let mut a = build(&config, &spec, 7);
+        let mut b = build(&config, &spec, 7);
+        let (ca, cb) = (run(a.as_mut(), &spec, steps), run(b.as_mut(), &spec, steps));
+        assert!(!ca.episodes.is_empty(), "{algo}: no episode ended");
+        assert_eq!(ca, cb, "{algo}: curves differ");
+        assert_eq!(weights(a.as_ref()), weights(b.as_ref()), "{algo}: final state differs");
+        let mut c = build(&config, &spec, 8);
+        assert_ne!(run(c.as_mut(), &spec, steps), ca, "{algo}: another seed gave the same curve");
+    }
+}
+
+fn save(agent: &dyn Agent, spec: &EnvSpec, dir: &Path) {
+    let env = Registry::builtin().make(spec).unwrap();
+    let info = CardInfo {
+        env: spec,
+        observation_space: env.observation_space(),
+        action_space: env.action_space(),
+        eval: None,
+        produced_by: "tests/agents.rs".into(),
+    };
+    checkpoint::save(agent, info, dir).unwrap();
+}
+
+#[test]
+fn checkpoints_round_trip_and_resume() {
+    tch::set_num_threads(1);
+    for algo in Algo::ALL {
+        let (config, spec) = (small(algo), env_for(algo));
+        let mut agent = build(&config, &spec, 3);
+        run(agent.as_mut(), &spec, 1000);
+        let dir = scratch(&format!("roundtrip-{}", algo.name()));
+        save(agent.as_ref(), &spec, &dir);
+        let loaded = checkpoint::load(&dir).unwrap();
+        assert_eq!(loaded.card.algorithm, algo);
+        assert_eq!(loaded.card.steps, agent.steps());
+        assert_eq!(weights(loaded.agent.as_ref()), weights(agent.as_ref()), "{algo}: state differs after loading");
+        for deterministic in [true, false] {
+            let mut env = Registry::builtin().make(&spec).unwrap();
+            let before = evaluate(agent.as_ref(), env.as_mut(), 3, deterministic, 5).unwrap();
+            let after = evaluate(loaded.agent.as_ref(), env.as_mut(), 3, deterministic, 5).unwrap();
+            assert_eq!(before, after, "{algo}: evaluation differs after loading");
+        }
+        // Training resumes from the saved step count.
+        let mut resumed = loaded.agent;
+        run(resumed.as_mut(), &spec, 1600);
+        assert!(resumed.steps() >= 1600);
+        let _ = fs::remove_dir_all(&dir);
+    }
+}
+
+/// A saved PPO checkpoint to damage.
+fn checkpoint_to_damage(name: &str) -> PathBuf {
+    let spec = EnvSpec::new("CartPole-v1");
+    let agent = build(&small(Algo::Ppo), &spec, 0);
+    let dir = scratch(name);
+    save(agent.as_ref(), &spec, &dir);
+    dir
+}
+
+fn load_error(dir: &Path) -> String {
+    match checkpoint::load(dir) {
+        Ok(_) => panic!("{} loaded", dir.display()),
+        Err(e) => e.to_string(),
+    }
+}
+
+#[test]
+fn truncated_or_corrupt_weights_are_refused() {
+    let dir = checkpoint_to_damage("truncated");
+    let path = dir.join(WEIGHTS_FILE);
+    let bytes = fs::read(&path).unwrap();
+    fs::write(&path, &bytes[..bytes.len() / 2]).unwrap();
+    let e = load_error(&dir);
+    assert!(e.contains(WEIGHTS_FILE) && e.contains("truncated or corrupt"), "{e}");
+
+    let mut flipped = bytes.clone();
+    let last = flipped.len() - 3;
+    flipped[last] ^= 0x40;
+    fs::write(&path, &flipped).unwrap();
+    let e = load_error(&dir);
+    assert!(e.contains(WEIGHTS_FILE) && e.contains("SHA-256"), "{e}");
+
+    fs::remove_file(&path).unwrap();
+    assert!(load_error(&dir).contains(WEIGHTS_FILE));
+    let _ = fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn cards_that_do_not_match_are_refused_naming_the_field_or_tensor() {
+    let dir = checkpoint_to_damage("card");
+    let card_path = dir.join(CARD_FILE);
+    let card = fs::read_to_string(&card_path).unwrap();
+
+    // A tensor the card lists with another shape.
+    let edited = card.replacen("name: \"actor.head.bias\",\n            shape: [\n                2,", "name: \"actor.head.bias\",\n            shape: [\n                3,", 1);
+    assert_ne!(edited, card, "the card layout changed; update this test");
+    fs::write(&card_path, &edited).unwrap();
+    let e = load_error(&dir);
+    assert!(e.contains("actor.head.bias") && e.contains("[2]") && e.contains("[3]"), "{e}");
+
+    // An unknown field.
+    fs::write(&card_path, card.replacen("seed:", "seeed:", 1)).unwrap();
+    let e = load_error(&dir);
+    assert!(e.contains(CARD_FILE) && e.contains("seeed"), "{e}");
+
+    // A configuration whose networks differ from the weights.
+    let edited = card.replacen("hidden: [\n                64,\n                64,", "hidden: [\n                32,\n                32,", 1);
+    assert_ne!(edited, card, "the card layout changed; update this test");
+    fs::write(&card_path, edited).unwrap();
+    let e = load_error(&dir);
+    assert!(e.contains("tensor `actor.") && e.contains("`config`"), "{e}");
+
+    // An algorithm that contradicts the configuration.
+    fs::write(&card_path, card.replacen("algorithm: Ppo", "algorithm: Sac", 1)).unwrap();
+    let e = load_error(&dir);
+    assert!(e.contains("algorithm") && e.contains("PPO"), "{e}");
+    let _ = fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn algorithms_refuse_spaces_they_cannot_handle() {
+    let registry = Registry::builtin();
+    let pendulum = registry.make(&EnvSpec::new("Pendulum-v1")).unwrap();
+    let e = AgentConfig::Dqn(DqnConfig::default())
+        .build(pendulum.observation_space(), pendulum.action_space(), 0)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(e.contains("DQN supports Discrete"), "{e}");
+    let cartpole = registry.make(&EnvSpec::new("CartPole-v1")).unwrap();
+    let e = AgentConfig::Sac(SacConfig::default())
+        .build(cartpole.observation_space(), cartpole.action_space(), 0)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(e.contains("SAC supports Box"), "{e}");
+}
+
+#[test]
+fn configs_refuse_unknown_fields_and_bad_values() {
+    let e = AgentConfig::from_ron("Ppo(n_stepz: 32)").unwrap_err().to_string();
+    assert!(e.contains("n_stepz"), "{e}");
+    let config = AgentConfig::from_ron("Ppo(n_steps: 0)").unwrap();
+    let env = Registry::builtin().make(&EnvSpec::new("CartPole-v1")).unwrap();
+    let e = config.build(env.observation_space(), env.action_space(), 0).err().unwrap().to_string();
+    assert!(e.contains("n_steps"), "{e}");
+    // What is written reads back.
+    let config = AgentConfig::from_ron("Sac(ent_coef: Fixed(0.1), use_sde: true)").unwrap();
+    assert_eq!(AgentConfig::from_ron(&config.to_ron()).unwrap(), config);
+}

@@ -1,0 +1,124 @@
+//! Learning targets. The fast tests run in CI (one seed, a learning signal far above random);
+//! `full_table` (ignored; `make verify`) trains every target of the agents issue on five seeds,
+//! two at a time, prints the per-seed table and writes it to `target/learning-targets.md`.
+//! `HEADSTART_TARGETS=ppo-cartpole,sac-mcc` restricts it to some rows.
+
+use std::sync::Mutex;
+use std::time::Instant;
+
+use headstart::agent::{AgentConfig, Algo, evaluate, presets};
+use headstart::env::{EnvSpec, Registry};
+use headstart::train::{Curve, train};
+
+/// Trains the RL Zoo preset of `algo` on `env_id` for `steps` and returns the mean return of
+/// 20 deterministic evaluation episodes.
+fn train_and_evaluate(algo: Algo, env_id: &str, steps: u64, seed: u64) -> f64 {
+    let registry = Registry::builtin();
+    let spec = EnvSpec::new(env_id);
+    let config: AgentConfig = presets::get(algo, env_id).expect("a preset").config;
+    let probe = registry.make(&spec).unwrap();
+    let mut agent = config.build(probe.observation_space(), probe.action_space(), seed).unwrap();
+    let mut curve = Curve::default();
+    train(&registry, &spec, agent.as_mut(), steps, &mut curve, &mut |_| std::ops::ControlFlow::Continue(())).unwrap();
+    let mut env = registry.make(&spec).unwrap();
+    evaluate(agent.as_ref(), env.as_mut(), 20, true, 10_000 + seed).unwrap().mean
+}
+
+#[test]
+fn ppo_learns_cartpole_fast() {
+    tch::set_num_threads(1);
+    // Random play scores about 22.
+    let ret = train_and_evaluate(Algo::Ppo, "CartPole-v1", 30_000, 0);
+    assert!(ret >= 150.0, "PPO CartPole-v1 after 3e4 steps: {ret}");
+}
+
+#[test]
+fn dqn_learns_cartpole_fast() {
+    tch::set_num_threads(1);
+    let ret = train_and_evaluate(Algo::Dqn, "CartPole-v1", 25_000, 0);
+    assert!(ret >= 100.0, "DQN CartPole-v1 after 2.5e4 steps: {ret}");
+}
+
+#[test]
+fn sac_learns_pendulum_fast() {
+    tch::set_num_threads(1);
+    // Random play scores about -1200.
+    let ret = train_and_evaluate(Algo::Sac, "Pendulum-v1", 3_000, 0);
+    assert!(ret >= -900.0, "SAC Pendulum-v1 after 3e3 steps: {ret}");
+}
+
+struct Target {
+    key: &'static str,
+    algo: Algo,
+    env: &'static str,
+    steps: u64,
+    threshold: f64,
+    /// Seeds (of five) that must reach the threshold.
+    needed: usize,
+}
+
+const TARGETS: [Target; 6] = [
+    Target { key: "ppo-cartpole", algo: Algo::Ppo, env: "CartPole-v1", steps: 100_000, threshold: 475.0, needed: 4 },
+    Target { key: "dqn-cartpole", algo: Algo::Dqn, env: "CartPole-v1", steps: 50_000, threshold: 400.0, needed: 3 },
+    Target { key: "sac-pendulum", algo: Algo::Sac, env: "Pendulum-v1", steps: 10_000, threshold: -200.0, needed: 4 },
+    Target { key: "ppo-acrobot", algo: Algo::Ppo, env: "Acrobot-v1", steps: 200_000, threshold: -100.0, needed: 4 },
+    Target { key: "dqn-mountaincar", algo: Algo::Dqn, env: "MountainCar-v0", steps: 120_000, threshold: -120.0, needed: 3 },
+    Target {
+        key: "sac-mcc",
+        algo: Algo::Sac,
+        env: "MountainCarContinuous-v0",
+        steps: 50_000,
+        threshold: 90.0,
+        needed: 3,
+    },
+];
+
+#[test]
+#[ignore = "long: trains 30 agents (make verify)"]
+fn full_table() {
+    tch::set_num_threads(1);
+    let only = std::env::var("HEADSTART_TARGETS").ok();
+    let targets: Vec<&Target> =
+        TARGETS.iter().filter(|t| only.as_ref().is_none_or(|o| o.split(',').any(|k| k == t.key))).collect();
+    let jobs: Mutex<Vec<(usize, u64)>> =
+        Mutex::new((0..targets.len()).flat_map(|t| (0..5).map(move |s| (t, s))).rev().collect());
+    let results: Mutex<Vec<Vec<Option<(f64, f64)>>>> = Mutex::new(vec![vec![None; 5]; targets.len()]);
+    std::thread::scope(|scope| {
+        for _ in 0..2 {
+            scope.spawn(|| {
+                while let Some((t, seed)) = jobs.lock().unwrap().pop() {
+                    let target = targets[t];
+                    let start = Instant::now();
+                    let ret = train_and_evaluate(target.algo, target.env, target.steps, seed);
+                    let secs = start.elapsed().as_secs_f64();
+                    eprintln!("{} seed {seed}: {ret:.1} ({secs:.0} s)", target.key);
+                    results.lock().unwrap()[t][seed as usize] = Some((ret, secs));
+                }
+            });
+        }
+    });
+    let results = results.into_inner().unwrap();
+    let mut table = String::from("| target | steps | threshold | seed 0 | seed 1 | seed 2 | seed 3 | seed 4 | reached | needed |\n");
+    table.push_str("|---|---|---|---|---|---|---|---|---|---|\n");
+    let mut failed = Vec::new();
+    for (target, row) in targets.iter().zip(&results) {
+        let returns: Vec<f64> = row.iter().map(|r| r.expect("every job ran").0).collect();
+        let reached = returns.iter().filter(|&&r| r >= target.threshold).count();
+        let cells: Vec<String> = returns.iter().map(|r| format!("{r:.1}")).collect();
+        table.push_str(&format!(
+            "| {} {} | {} | {} | {} | {reached}/5 | {}/5 |\n",
+            target.algo,
+            target.env,
+            target.steps,
+            target.threshold,
+            cells.join(" | "),
+            target.needed
+        ));
+        if reached < target.needed {
+            failed.push(target.key);
+        }
+    }
+    println!("{table}");
+    let _ = std::fs::write("target/learning-targets.md", &table);
+    assert!(failed.is_empty(), "targets missed: {failed:?}\n{table}");
+}
