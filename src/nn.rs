@@ -36,6 +36,14 @@ impl Activation {
             Activation::Relu => x.relu(),
         }
     }
+
+    /// The gradient before the activation, from the gradient after it and its output.
+    fn backward(self, grad: &Tensor, output: &Tensor) -> Tensor {
+        match self {
+            Activation::Tanh => Tensor::tanh_backward(grad, output),
+            Activation::Relu => grad * output.gt(0.0),
+        }
+    }
 }
 
 /// The shape of a network: hidden sizes and activation.
@@ -118,6 +126,66 @@ impl Mlp {
     /// The trunk's output (the features the head reads), `[batch, hidden[last]]`.
     pub fn features(&self, x: &Tensor) -> Tensor {
         self.trunk.iter().fold(x.shallow_clone(), |h, layer| self.activation.apply(&layer.forward(&h)))
+    }
+}
+
+/// The activations a manual backward pass needs: each layer's input.
+pub struct Activations {
+    inputs: Vec<Tensor>,
+}
+
+impl Mlp {
+    /// `[batch, in] -> [batch, out]` without autograd, keeping each layer's input for
+    /// [`Mlp::backward`].
+    pub fn forward_cached(&self, x: &Tensor) -> (Tensor, Activations) {
+        tch::no_grad(|| {
+            let mut inputs = Vec::with_capacity(self.trunk.len() + 1);
+            let mut h = x.shallow_clone();
+            for layer in &self.trunk {
+                let next = self.activation.apply(&layer.forward(&h));
+                inputs.push(h);
+                h = next;
+            }
+            let out = self.head.forward(&h);
+            inputs.push(h);
+            (out, Activations { inputs })
+        })
+    }
+
+    /// The parameters in the order [`Mlp::backward`] hands out their gradients: for each trunk
+    /// layer then the head, weight and bias.
+    pub fn parameters(&self) -> Vec<&Tensor> {
+        let mut out = Vec::with_capacity(2 * self.trunk.len() + 2);
+        for layer in self.trunk.iter().chain(std::iter::once(&self.head)) {
+            out.push(&layer.ws);
+            out.extend(layer.bs.as_ref());
+        }
+        out
+    }
+
+    /// Back-propagates `grad_out` (the loss's gradient with respect to the output of
+    /// [`Mlp::forward_cached`]) by hand, a few large operations per layer and no autograd
+    /// graph. `sink(parameter)` names the tensor that receives each parameter's gradient (it is
+    /// written, not accumulated); parameters without a sink are skipped.
+    pub fn backward(&self, acts: &Activations, grad_out: &Tensor, sink: &mut dyn FnMut(&Tensor) -> Option<Tensor>) {
+        tch::no_grad(|| {
+            let layers: Vec<&nn::Linear> = self.trunk.iter().chain(std::iter::once(&self.head)).collect();
+            let mut grad = grad_out.shallow_clone();
+            for (i, layer) in layers.iter().enumerate().rev() {
+                let input = &acts.inputs[i];
+                if let Some(dw) = sink(&layer.ws) {
+                    let _ = grad.tr().mm_out(&dw, input);
+                }
+                if let Some(bias) = &layer.bs
+                    && let Some(db) = sink(bias)
+                {
+                    let _ = grad.sum_intlist_out(&db, [0i64].as_slice(), false, None::<tch::Kind>);
+                }
+                if i > 0 {
+                    grad = self.activation.backward(&grad.mm(&layer.ws), input);
+                }
+            }
+        })
     }
 }
 

@@ -86,17 +86,54 @@ impl Adam {
     /// Back-propagates `loss`, clips the gradients' global norm to `max_grad_norm` when given,
     /// and takes one step of size `lr`.
     pub fn backward_step(&mut self, loss: &Tensor, lr: f64, max_grad_norm: Option<f64>) {
+        self.compute_gradients(loss);
+        self.step_with_gradients(lr, max_grad_norm);
+    }
+
+    /// Back-propagates `loss` into the gradient buffer (finish with
+    /// [`Adam::step_with_gradients`]).
+    pub fn compute_gradients(&mut self, loss: &Tensor) {
         let _ = self.grad.zero_();
         loss.backward();
         self.gather_grads();
+    }
+
+    /// The flat gradient buffer, in parameter order.
+    pub fn gradients(&self) -> &Tensor {
+        &self.grad
+    }
+
+    /// Starts a step whose gradients are computed by hand: clears the gradient buffer and returns
+    /// the view of it that receives a parameter's gradient, found by identity (`None` for a
+    /// tensor this optimiser does not hold). Finish with [`Adam::step_with_gradients`].
+    pub fn gradient_views(&mut self) -> impl FnMut(&Tensor) -> Option<Tensor> + '_ {
+        let _ = self.grad.zero_();
+        let grad = &self.grad;
+        let slots = &self.slots;
+        move |param: &Tensor| {
+            let ptr = param.data_ptr();
+            slots
+                .iter()
+                .find(|s| s.param.data_ptr() == ptr)
+                .map(|s| grad.narrow(0, s.offset, s.numel).view(s.shape.as_slice()))
+        }
+    }
+
+    /// Clips and applies the gradients in the buffer (written by [`Adam::compute_gradients`] or
+    /// through [`Adam::gradient_views`]).
+    pub fn step_with_gradients(&mut self, lr: f64, max_grad_norm: Option<f64>) {
         if let Some(max) = max_grad_norm {
-            let norm = self.grad.norm().double_value(&[]);
-            let coef = max / (norm + 1e-6);
-            if coef < 1.0 {
-                let _ = self.grad.g_mul_scalar_(coef);
-            }
+            self.clip(max);
         }
         self.step(lr);
+    }
+
+    fn clip(&mut self, max: f64) {
+        let norm = self.grad.norm().double_value(&[]);
+        let coef = max / (norm + 1e-6);
+        if coef < 1.0 {
+            let _ = self.grad.g_mul_scalar_(coef);
+        }
     }
 
     /// Makes sure every parameter's gradient lives in the flat gradient buffer. The first

@@ -436,26 +436,25 @@ impl Ppo {
                 let var = features.detach().square().matmul(&sigma2) + 1e-6;
                 let lp = ((actions - &out).square() / &var * -0.5 - var.log() * 0.5 - LOG_SQRT_2PI).sum_dim_intlist(
                     -1,
-                    false,
+                    true,
                     Kind::Float,
                 );
-                let entropy = need_entropy
-                    .then(|| (var.log() * 0.5 + 0.5 + LOG_SQRT_2PI).sum_dim_intlist(-1, false, Kind::Float));
+                let entropy =
+                    need_entropy.then(|| (var.log() * 0.5 + 0.5 + LOG_SQRT_2PI).sum_dim_intlist(-1, true, Kind::Float));
                 (lp, entropy)
             }
             Head::Gaussian { .. } => {
                 let log_std = self.log_std.as_ref().expect("Gaussian head has log_std");
                 let z = (actions - &out) * (-log_std).exp();
-                let lp = (z.square() * -0.5 - log_std - LOG_SQRT_2PI).sum_dim_intlist(-1, false, Kind::Float);
-                let entropy =
-                    need_entropy.then(|| (log_std + 0.5 + LOG_SQRT_2PI).sum(Kind::Float).expand([lp.size()[0]], false));
+                let lp = (z.square() * -0.5 - log_std - LOG_SQRT_2PI).sum_dim_intlist(-1, true, Kind::Float);
+                let entropy = need_entropy.then(|| (log_std + 0.5 + LOG_SQRT_2PI).sum(Kind::Float));
                 (lp, entropy)
             }
         }
     }
 
-    /// Tensors of the rows `index` of a rollout (all rows when `None`), advantages normalised
-    /// in Rust when configured; every per-row quantity is a `[rows, 1]` column.
+    /// The rows `index` of a rollout (all rows when `None`), advantages normalised in Rust when
+    /// configured.
     fn minibatch(&self, r: &Rollout, adv: &[f32], returns: &[f32], index: Option<&[usize]>) -> Minibatch {
         let all: Vec<usize>;
         let index = match index {
@@ -465,34 +464,145 @@ impl Ppo {
                 &all
             }
         };
-        let n = index.len() as i64;
         let d = self.obs_dim;
-        let column = |v: &[f32]| Tensor::from_slice(&index.iter().map(|&i| v[i]).collect::<Vec<f32>>()).view([n, 1]);
-        let obs: Vec<f32> = index.iter().flat_map(|&i| r.obs[i * d..(i + 1) * d].iter().copied()).collect();
-        let actions = match self.head {
-            Head::Categorical { .. } => {
-                Tensor::from_slice(&index.iter().map(|&i| r.actions[i] as i64).collect::<Vec<i64>>()).view([n, 1])
-            }
-            Head::Gaussian { dim, .. } => {
-                let a: Vec<f32> = index.iter().flat_map(|&i| r.actions[i * dim..(i + 1) * dim].iter().copied()).collect();
-                rows(&a, dim)
-            }
+        let width = r.actions.len() / r.rewards.len();
+        let pick = |v: &[f32], w: usize| -> Vec<f32> {
+            index.iter().flat_map(|&i| v[i * w..(i + 1) * w].iter().copied()).collect()
         };
-        let mut mb_adv: Vec<f32> = index.iter().map(|&i| adv[i]).collect();
-        if self.cfg.normalize_advantage && mb_adv.len() > 1 {
-            let m = mb_adv.iter().map(|&a| a as f64).sum::<f64>() / mb_adv.len() as f64;
-            let var = mb_adv.iter().map(|&a| (a as f64 - m).powi(2)).sum::<f64>() / (mb_adv.len() - 1) as f64;
+        let mut advantages = pick(adv, 1);
+        if self.cfg.normalize_advantage && advantages.len() > 1 {
+            let n = advantages.len() as f64;
+            let m = advantages.iter().map(|&a| a as f64).sum::<f64>() / n;
+            let var = advantages.iter().map(|&a| (a as f64 - m).powi(2)).sum::<f64>() / (n - 1.0);
             let scale = 1.0 / (var.sqrt() + 1e-8);
-            mb_adv.iter_mut().for_each(|a| *a = ((*a as f64 - m) * scale) as f32);
+            advantages.iter_mut().for_each(|a| *a = ((*a as f64 - m) * scale) as f32);
         }
         Minibatch {
-            obs: rows(&obs, d),
-            actions,
-            old_log_probs: column(&r.log_probs),
-            old_values: column(&r.values),
-            advantages: Tensor::from_slice(&mb_adv).view([n, 1]),
-            returns: column(returns),
+            obs: rows(&pick(&r.obs, d), d),
+            actions: pick(&r.actions, width),
+            old_log_probs: pick(&r.log_probs, 1),
+            old_values: pick(&r.values, 1),
+            advantages,
+            returns: pick(returns, 1),
         }
+    }
+
+    /// The PPO loss of a minibatch as an autograd graph, and the approximate KL divergence
+    /// from the rollout's policy.
+    fn loss(&self, mb: &Minibatch, clip: f64) -> (Tensor, f64) {
+        let n = mb.len() as i64;
+        let column = |v: &[f32]| Tensor::from_slice(v).view([n, 1]);
+        let actions = match self.head {
+            Head::Categorical { .. } => {
+                Tensor::from_slice(&mb.actions.iter().map(|&a| a as i64).collect::<Vec<i64>>()).view([n, 1])
+            }
+            Head::Gaussian { dim, .. } => rows(&mb.actions, dim),
+        };
+        let (advantages, old_values) = (column(&mb.advantages), column(&mb.old_values));
+        let (log_prob, entropy) = self.evaluate_actions(&mb.obs, &actions, self.cfg.ent_coef != 0.0);
+        let log_ratio = &log_prob - column(&mb.old_log_probs);
+        let ratio = log_ratio.exp();
+        let surrogate = (&advantages * &ratio).min_other(&(&advantages * ratio.clamp(1.0 - clip, 1.0 + clip)));
+        let values = self.critic.forward(&mb.obs);
+        let values = match self.cfg.clip_range_vf {
+            Some(c) => &old_values + (&values - &old_values).clamp(-c, c),
+            None => values,
+        };
+        let value_loss = values.mse_loss(&column(&mb.returns), tch::Reduction::Mean);
+        let mut loss = value_loss * self.cfg.vf_coef - surrogate.mean(Kind::Float);
+        if let Some(entropy) = entropy {
+            loss = loss - entropy.mean(Kind::Float) * self.cfg.ent_coef;
+        }
+        let kl = tch::no_grad(|| ((&ratio - 1.0) - &log_ratio).mean(Kind::Float).double_value(&[]));
+        (loss, kl)
+    }
+
+    /// The gradient of the same loss computed by hand, written into the optimiser's gradient
+    /// buffer: two forward passes without autograd, the loss's derivatives with respect to the
+    /// networks' outputs in Rust, and each network's backward pass as a few matrix products
+    /// ([`Mlp::backward`]). Returns the approximate KL divergence. Categorical and plain Gaussian
+    /// policies only (gSDE takes the autograd path).
+    fn manual_gradients(&mut self, mb: &Minibatch, clip: f64) -> f64 {
+        let (out_t, actor_acts) = self.actor.forward_cached(&mb.obs);
+        let (values_t, critic_acts) = self.critic.forward_cached(&mb.obs);
+        let (out, values) = (to_vec(&out_t), to_vec(&values_t));
+        let b = mb.len();
+        let inv_b = 1.0 / b as f64;
+        let ent_coef = self.cfg.ent_coef;
+        let mut g_out = vec![0.0f32; out.len()];
+        let mut kl = 0.0;
+        // d(policy loss)/d(log-prob) for row i, given its log-prob.
+        let mut d_log_prob = |i: usize, lp: f64| {
+            let log_ratio = lp - mb.old_log_probs[i] as f64;
+            let ratio = log_ratio.exp();
+            kl += (ratio - 1.0) - log_ratio;
+            let adv = mb.advantages[i] as f64;
+            if adv * ratio <= adv * ratio.clamp(1.0 - clip, 1.0 + clip) { -adv * ratio * inv_b } else { 0.0 }
+        };
+        let mut g_log_std = Vec::new();
+        match &self.head {
+            Head::Categorical { n } => {
+                let n = *n;
+                let mut log_p = vec![0.0f64; n];
+                for i in 0..b {
+                    let z = &out[i * n..(i + 1) * n];
+                    let max = z.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
+                    let lse = max + z.iter().map(|&v| (v as f64 - max).exp()).sum::<f64>().ln();
+                    log_p.iter_mut().zip(z).for_each(|(l, &v)| *l = v as f64 - lse);
+                    let a = mb.actions[i] as usize;
+                    let d = d_log_prob(i, log_p[a]);
+                    let entropy: f64 = -log_p.iter().map(|l| l.exp() * l).sum::<f64>();
+                    for k in 0..n {
+                        let p = log_p[k].exp();
+                        let one_hot = if k == a { 1.0 } else { 0.0 };
+                        g_out[i * n + k] = (d * (one_hot - p) + ent_coef * inv_b * p * (log_p[k] + entropy)) as f32;
+                    }
+                }
+            }
+            Head::Gaussian { dim, .. } => {
+                let dim = *dim;
+                let log_std: Vec<f64> = to_vec(self.log_std.as_ref().expect("Gaussian head has log_std"))
+                    .iter()
+                    .map(|&v| v as f64)
+                    .collect();
+                g_log_std = vec![-ent_coef; dim];
+                for i in 0..b {
+                    let mut lp = 0.0;
+                    let mut z = vec![0.0f64; dim];
+                    for j in 0..dim {
+                        z[j] = (mb.actions[i * dim + j] as f64 - out[i * dim + j] as f64) * (-log_std[j]).exp();
+                        lp += -0.5 * z[j] * z[j] - log_std[j] - LOG_SQRT_2PI;
+                    }
+                    let d = d_log_prob(i, lp);
+                    for j in 0..dim {
+                        g_out[i * dim + j] = (d * z[j] * (-log_std[j]).exp()) as f32;
+                        g_log_std[j] += d * (z[j] * z[j] - 1.0);
+                    }
+                }
+            }
+        }
+        let mut g_values = vec![0.0f32; b];
+        for i in 0..b {
+            let (v, old) = (values[i] as f64, mb.old_values[i] as f64);
+            let (v, pass) = match self.cfg.clip_range_vf {
+                Some(c) => (old + (v - old).clamp(-c, c), (v - old).abs() <= c),
+                None => (v, true),
+            };
+            if pass {
+                g_values[i] = (self.cfg.vf_coef * 2.0 * (v - mb.returns[i] as f64) * inv_b) as f32;
+            }
+        }
+        let out_dim = (out.len() / b) as i64;
+        let mut sink = self.opt.gradient_views();
+        self.actor.backward(&actor_acts, &Tensor::from_slice(&g_out).view([b as i64, out_dim]), &mut sink);
+        self.critic.backward(&critic_acts, &Tensor::from_slice(&g_values).view([b as i64, 1]), &mut sink);
+        if let Some(log_std) = &self.log_std
+            && let Some(mut view) = sink(log_std)
+        {
+            let g: Vec<f32> = g_log_std.iter().map(|&g| g as f32).collect();
+            tch::no_grad(|| view.copy_(&Tensor::from_slice(&g)));
+        }
+        kl * inv_b
     }
 
     fn update(&mut self, r: &Rollout, last_values: &[f32], progress: f64) -> Result<(), AgentError> {
@@ -501,10 +611,11 @@ impl Ppo {
         let lr = self.cfg.learning_rate.at(progress);
         let clip = self.cfg.clip_range.at(progress);
         let batch = self.cfg.batch_size.min(len);
+        let manual = !self.uses_sde();
         // One minibatch spanning the rollout is the same every epoch: build it once.
         let whole = (batch == len).then(|| self.minibatch(r, &adv, &returns, None));
         let mut order: Vec<usize> = (0..len).collect();
-        'epochs: for _ in 0..self.cfg.n_epochs {
+        for _ in 0..self.cfg.n_epochs {
             if whole.is_none() {
                 order.shuffle(&mut self.rng);
             }
@@ -517,42 +628,39 @@ impl Ppo {
                         &built
                     }
                 };
-                let (log_prob, entropy) = self.evaluate_actions(&mb.obs, &mb.actions, self.cfg.ent_coef != 0.0);
-                let log_ratio = &log_prob - &mb.old_log_probs;
-                let ratio = log_ratio.exp();
-                let surrogate =
-                    (&mb.advantages * &ratio).min_other(&(&mb.advantages * ratio.clamp(1.0 - clip, 1.0 + clip)));
-                let values = self.critic.forward(&mb.obs);
-                let values = match self.cfg.clip_range_vf {
-                    Some(c) => &mb.old_values + (&values - &mb.old_values).clamp(-c, c),
-                    None => values,
+                let kl = if manual {
+                    self.manual_gradients(mb, clip)
+                } else {
+                    let (loss, kl) = self.loss(mb, clip);
+                    self.opt.compute_gradients(&loss);
+                    kl
                 };
-                let value_loss = values.mse_loss(&mb.returns, tch::Reduction::Mean);
-                let mut loss = value_loss * self.cfg.vf_coef - surrogate.mean(Kind::Float);
-                if let Some(entropy) = entropy {
-                    loss = loss - entropy.mean(Kind::Float) * self.cfg.ent_coef;
+                // As Stable-Baselines3: stop the update before a step that follows too large a
+                // policy change.
+                if self.cfg.target_kl.is_some_and(|target| kl > 1.5 * target) {
+                    return Ok(());
                 }
-                if let Some(target) = self.cfg.target_kl {
-                    let kl = tch::no_grad(|| ((&ratio - 1.0) - &log_ratio).mean(Kind::Float).double_value(&[]));
-                    if kl > 1.5 * target {
-                        break 'epochs;
-                    }
-                }
-                self.opt.backward_step(&loss, lr, Some(self.cfg.max_grad_norm));
+                self.opt.step_with_gradients(lr, Some(self.cfg.max_grad_norm));
             }
         }
         Ok(())
     }
 }
 
-/// One minibatch's tensors.
+/// One minibatch: observations as a tensor, the rest as rows in Rust.
 struct Minibatch {
     obs: Tensor,
-    actions: Tensor,
-    old_log_probs: Tensor,
-    old_values: Tensor,
-    advantages: Tensor,
-    returns: Tensor,
+    actions: Vec<f32>,
+    old_log_probs: Vec<f32>,
+    old_values: Vec<f32>,
+    advantages: Vec<f32>,
+    returns: Vec<f32>,
+}
+
+impl Minibatch {
+    fn len(&self) -> usize {
+        self.returns.len()
+    }
 }
 
 impl Agent for Ppo {
@@ -677,4 +785,47 @@ pub(crate) fn argmax(values: &[f32]) -> usize {
         }
     }
     best
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::env::{EnvSpec, Registry};
+
+    /// The hand-written gradient equals autograd's, for a discrete and a continuous policy,
+    /// with clipping, value clipping and the entropy bonus all active.
+    #[test]
+    fn manual_gradients_match_autograd() {
+        for env_id in ["CartPole-v1", "Pendulum-v1"] {
+            let env = Registry::builtin().make(&EnvSpec::new(env_id)).unwrap();
+            let cfg = PpoConfig { ent_coef: 0.05, clip_range_vf: Some(0.1), ..Default::default() };
+            let mut ppo = Ppo::new(cfg, env.observation_space(), env.action_space(), 1).unwrap();
+            let mut rng = StdRng::seed_from_u64(2);
+            let b = 64;
+            let obs: Vec<f32> = (0..b * ppo.obs_dim).map(|_| rng.random_range(-1.0..1.0)).collect();
+            let (out, _) = ppo.policy_out(&obs);
+            let (mut actions, mut log_probs) = (Vec::new(), Vec::new());
+            ppo.sample(&out, &[], &mut actions, &mut log_probs);
+            // Old log-probs away from the current ones, so that some ratios leave the clip range.
+            let old_log_probs = log_probs.iter().map(|lp| lp + rng.random_range(-0.5..0.5)).collect();
+            let mb = Minibatch {
+                obs: rows(&obs, ppo.obs_dim),
+                actions,
+                old_log_probs,
+                old_values: (0..b).map(|_| rng.random_range(-1.0..1.0)).collect(),
+                advantages: (0..b).map(|_| rng.random_range(-2.0..2.0)).collect(),
+                returns: (0..b).map(|_| rng.random_range(-1.0..1.0)).collect(),
+            };
+            let (loss, kl_auto) = ppo.loss(&mb, 0.2);
+            ppo.opt.compute_gradients(&loss);
+            let auto = ppo.opt.gradients().copy();
+            let kl_manual = ppo.manual_gradients(&mb, 0.2);
+            let manual = ppo.opt.gradients().copy();
+            let err = (&auto - &manual).abs().max().double_value(&[]);
+            let scale = auto.abs().max().double_value(&[]);
+            assert!(scale > 1e-3, "{env_id}: gradients vanish");
+            assert!(err <= 1e-4 * scale.max(1.0), "{env_id}: max difference {err} (largest gradient {scale})");
+            assert!((kl_auto - kl_manual).abs() < 1e-5, "{env_id}: kl {kl_auto} vs {kl_manual}");
+        }
+    }
 }
