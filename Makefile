@@ -4,7 +4,7 @@
 CARGO ?= cargo
 PEERS := .venv-peers
 
-.PHONY: quickstart test verify bench bench-env setup peers clean-libtorch
+.PHONY: quickstart test verify bench bench-env bench-agents setup peers clean-libtorch
 
 ## The main job: build headstart and run the demonstration.
 quickstart: setup
@@ -15,12 +15,18 @@ test: setup
 	$(CARGO) test --release --all-targets
 	$(CARGO) test --release --doc
 
-## Long checks, run before an issue is called resolved (the quick suite plus the golden replay
-## against the shared folder, already in `test`, for now).
+## Long checks, run before an issue is called resolved: the quick suite, then every learning
+## target of the agents on five seeds (about an hour on two cores; the table lands in
+## target/learning-targets.md).
 verify: test
+	$(CARGO) test --release --test learning -- --ignored --nocapture
 
 ## Every benchmark, side by side with its peer.
-bench: bench-env
+bench: bench-env bench-agents
+
+## Training wall time of PPO, DQN and SAC against Stable-Baselines3 on the same tasks.
+bench-agents: setup peers
+	$(CARGO) bench --bench agents
 
 ## CartPole-v1 stepping speed against Gymnasium's Python CartPole-v1.
 bench-env: setup peers
@@ -31,10 +37,10 @@ setup:
 	@.ci/libtorch.sh
 
 ## A Python environment with the peers the benchmarks compare against.
-peers: $(PEERS)/.installed
-$(PEERS)/.installed:
+peers: $(PEERS)/.installed-sb3
+$(PEERS)/.installed-sb3:
 	python3 -m venv $(PEERS)
-	$(PEERS)/bin/python -m pip install --quiet gymnasium==1.4.0 numpy
+	$(PEERS)/bin/python -m pip install --quiet gymnasium==1.4.0 numpy torch==2.13.0 stable-baselines3==2.9.2
 	touch $@
 
 clean-libtorch:

@@ -13,7 +13,9 @@ use headstart::train::{Curve, train};
 
 fn small(algo: Algo) -> AgentConfig {
     match algo {
-        Algo::Ppo => AgentConfig::Ppo(PpoConfig { n_envs: 4, n_steps: 64, batch_size: 64, n_epochs: 2, ..Default::default() }),
+        Algo::Ppo => {
+            AgentConfig::Ppo(PpoConfig { n_envs: 4, n_steps: 64, batch_size: 64, n_epochs: 2, ..Default::default() })
+        }
         Algo::Dqn => AgentConfig::Dqn(DqnConfig {
             learning_starts: 200,
             train_freq: 4,
@@ -21,7 +23,9 @@ fn small(algo: Algo) -> AgentConfig {
             net: MlpConfig::relu(&[32, 32]),
             ..Default::default()
         }),
-        Algo::Sac => AgentConfig::Sac(SacConfig { batch_size: 32, net: MlpConfig::relu(&[32, 32]), ..Default::default() }),
+        Algo::Sac => {
+            AgentConfig::Sac(SacConfig { batch_size: 32, net: MlpConfig::relu(&[32, 32]), ..Default::default() })
+        }
     }
 }
 
@@ -154,7 +158,11 @@ fn cards_that_do_not_match_are_refused_naming_the_field_or_tensor() {
     let card = fs::read_to_string(&card_path).unwrap();
 
     // A tensor the card lists with another shape.
-    let edited = card.replacen("name: \"actor.head.bias\",\n            shape: [\n                2,", "name: \"actor.head.bias\",\n            shape: [\n                3,", 1);
+    let edited = card.replacen(
+        "name: \"actor.head.bias\",\n            shape: [\n                2,",
+        "name: \"actor.head.bias\",\n            shape: [\n                3,",
+        1,
+    );
     assert_ne!(edited, card, "the card layout changed; update this test");
     fs::write(&card_path, &edited).unwrap();
     let e = load_error(&dir);
@@ -166,7 +174,11 @@ fn cards_that_do_not_match_are_refused_naming_the_field_or_tensor() {
     assert!(e.contains(CARD_FILE) && e.contains("seeed"), "{e}");
 
     // A configuration whose networks differ from the weights.
-    let edited = card.replacen("hidden: [\n                64,\n                64,", "hidden: [\n                32,\n                32,", 1);
+    let edited = card.replacen(
+        "hidden: [\n                64,\n                64,",
+        "hidden: [\n                32,\n                32,",
+        1,
+    );
     assert_ne!(edited, card, "the card layout changed; update this test");
     fs::write(&card_path, edited).unwrap();
     let e = load_error(&dir);

@@ -71,3 +71,82 @@ fn bad_input_is_a_clear_error_not_a_panic() {
         assert!(!err.contains("panicked"), "{args:?}: {err}");
     }
 }
+
+fn scratch(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("headstart-cli-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+#[test]
+fn train_saves_a_checkpoint_that_eval_and_resume_read() {
+    let dir = scratch("train");
+    let out = dir.to_str().unwrap();
+    let config = dir.with_extension("ron");
+    std::fs::write(&config, "Ppo(n_envs: 2, n_steps: 64, batch_size: 64, n_epochs: 2)").unwrap();
+    let args = ["train", "--algo", "ppo", "CartPole-v1", "--config", config.to_str().unwrap()];
+    let run = headstart(&[&args[..], &["--steps", "512", "--out", out, "--eval-episodes", "3", "-q"]].concat());
+    assert!(run.status.success(), "{}", stderr(&run));
+    let line = String::from_utf8_lossy(&run.stdout);
+    assert!(
+        line.contains("PPO CartPole-v1 seed 0: 512 steps") && line.contains("over 3 deterministic episodes"),
+        "{line}"
+    );
+    for file in ["weights.safetensors", "card.ron", "curve.csv"] {
+        assert!(dir.join(file).exists(), "{file} missing");
+    }
+
+    let eval = headstart(&["eval", out, "--episodes", "2", "-p", "length=0.75"]);
+    assert!(eval.status.success(), "{}", stderr(&eval));
+    let line = String::from_utf8_lossy(&eval.stdout);
+    assert!(line.contains("CartPole-v1(length=0.75)") && line.contains("over 2 deterministic episodes"), "{line}");
+
+    let resume = headstart(&[
+        "train",
+        "--algo",
+        "ppo",
+        "--resume",
+        out,
+        "--steps",
+        "1024",
+        "--out",
+        out,
+        "-q",
+        "--eval-episodes",
+        "0",
+    ]);
+    assert!(resume.status.success(), "{}", stderr(&resume));
+    assert!(
+        String::from_utf8_lossy(&resume.stdout).contains("1024 steps"),
+        "{}",
+        String::from_utf8_lossy(&resume.stdout)
+    );
+
+    // A checkpoint for another space is refused by name.
+    let wrong = headstart(&["eval", out, "Pendulum-v1"]);
+    assert_eq!(wrong.status.code(), Some(1));
+    assert!(stderr(&wrong).contains("Pendulum-v1") && stderr(&wrong).contains("trained on"), "{}", stderr(&wrong));
+
+    std::fs::write(dir.join("weights.safetensors"), b"not a tensor file").unwrap();
+    let corrupt = headstart(&["eval", out]);
+    assert_eq!(corrupt.status.code(), Some(1));
+    let message = stderr(&corrupt);
+    assert!(message.starts_with("error: ") && message.contains("weights.safetensors"), "{message}");
+    assert!(!message.contains("panicked"), "{message}");
+    let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_file(&config);
+}
+
+#[test]
+fn train_refuses_a_mismatched_algorithm_or_config() {
+    let out = headstart(&["train", "--algo", "dqn", "Pendulum-v1", "--steps", "10"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("DQN supports Discrete"), "{}", stderr(&out));
+    let config = scratch("bad-config").with_extension("ron");
+    std::fs::write(&config, "Ppo(n_stepz: 3)").unwrap();
+    let out =
+        headstart(&["train", "--algo", "ppo", "CartPole-v1", "--steps", "10", "--config", config.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("n_stepz") && stderr(&out).contains(config.to_str().unwrap()), "{}", stderr(&out));
+    let _ = std::fs::remove_file(&config);
+}

@@ -62,7 +62,14 @@ const TARGETS: [Target; 6] = [
     Target { key: "dqn-cartpole", algo: Algo::Dqn, env: "CartPole-v1", steps: 50_000, threshold: 400.0, needed: 3 },
     Target { key: "sac-pendulum", algo: Algo::Sac, env: "Pendulum-v1", steps: 10_000, threshold: -200.0, needed: 4 },
     Target { key: "ppo-acrobot", algo: Algo::Ppo, env: "Acrobot-v1", steps: 200_000, threshold: -100.0, needed: 4 },
-    Target { key: "dqn-mountaincar", algo: Algo::Dqn, env: "MountainCar-v0", steps: 120_000, threshold: -120.0, needed: 3 },
+    Target {
+        key: "dqn-mountaincar",
+        algo: Algo::Dqn,
+        env: "MountainCar-v0",
+        steps: 120_000,
+        threshold: -120.0,
+        needed: 3,
+    },
     Target {
         key: "sac-mcc",
         algo: Algo::Sac,
@@ -98,7 +105,9 @@ fn full_table() {
         }
     });
     let results = results.into_inner().unwrap();
-    let mut table = String::from("| target | steps | threshold | seed 0 | seed 1 | seed 2 | seed 3 | seed 4 | reached | needed |\n");
+    let mut table = String::from(
+        "| target | steps | threshold | seed 0 | seed 1 | seed 2 | seed 3 | seed 4 | reached | needed |\n",
+    );
     table.push_str("|---|---|---|---|---|---|---|---|---|---|\n");
     let mut failed = Vec::new();
     for (target, row) in targets.iter().zip(&results) {
