@@ -37,6 +37,21 @@ impl Activation {
         }
     }
 
+    /// The activation in place, for passes without autograd. Tanh is computed as
+    /// `2 σ(2x) - 1`: libtorch's `tanh` goes through MKL's high-accuracy vector tanh, about
+    /// 5 ns an element on the development machine, twice the cost of `sigmoid` and the largest
+    /// single cost of a PPO update on CartPole-v1; the two agree to about 1e-7.
+    fn apply_(self, x: &mut Tensor) {
+        match self {
+            Activation::Tanh => {
+                let _ = x.g_mul_scalar_(2.0).sigmoid_().g_mul_scalar_(2.0).g_sub_scalar_(1.0);
+            }
+            Activation::Relu => {
+                let _ = x.relu_();
+            }
+        }
+    }
+
     /// The gradient before the activation, from the gradient after it and its output.
     fn backward(self, grad: &Tensor, output: &Tensor) -> Tensor {
         match self {
@@ -142,7 +157,8 @@ impl Mlp {
             let mut inputs = Vec::with_capacity(self.trunk.len() + 1);
             let mut h = x.shallow_clone();
             for layer in &self.trunk {
-                let next = self.activation.apply(&layer.forward(&h));
+                let mut next = layer.forward(&h);
+                self.activation.apply_(&mut next);
                 inputs.push(h);
                 h = next;
             }
