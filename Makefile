@@ -6,9 +6,11 @@ PEERS := .venv-peers
 
 .PHONY: quickstart test verify bench bench-env bench-agents setup peers clean-libtorch
 
-## The main job: build headstart and run the demonstration.
+## The main job: build headstart, step every environment, then train PPO on CartPole-v1 with
+## the RL Zoo preset and save the checkpoint in runs/.
 quickstart: setup
 	$(CARGO) run --release --quiet -- demo
+	$(CARGO) run --release --quiet -- train --algo ppo CartPole-v1
 
 ## The test suite, as CI runs it.
 test: setup

@@ -93,7 +93,10 @@ fn full_table() {
     std::thread::scope(|scope| {
         for _ in 0..2 {
             scope.spawn(|| {
-                while let Some((t, seed)) = jobs.lock().unwrap().pop() {
+                loop {
+                    // Pop in its own statement: the lock must not be held while training.
+                    let job = jobs.lock().unwrap().pop();
+                    let Some((t, seed)) = job else { break };
                     let target = targets[t];
                     let start = Instant::now();
                     let ret = train_and_evaluate(target.algo, target.env, target.steps, seed);
