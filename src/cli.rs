@@ -329,7 +329,16 @@ fn train(registry: &Registry, args: &TrainArgs) -> Result<()> {
     }
     let bar = progress_bar(total, args.quiet);
     bar.set_position(agent.steps());
-    let mut curve = Curve::default();
+    // A resumed run continues the checkpoint's curve.
+    let mut curve = match &args.resume {
+        Some(dir) => match std::fs::read_to_string(dir.join("curve.csv")) {
+            Ok(text) => {
+                Curve::from_csv(&text).map_err(|e| anyhow::anyhow!("{}: {e}", dir.join("curve.csv").display()))?
+            }
+            Err(_) => Curve::default(),
+        },
+        None => Curve::default(),
+    };
     let start = Instant::now();
     let start_steps = agent.steps();
     let outcome = {

@@ -30,6 +30,21 @@ impl Curve {
         (!tail.is_empty()).then(|| tail.iter().map(|e| e.ret).sum::<f64>() / tail.len() as f64)
     }
 
+    /// Reads what [`Curve::to_csv`] wrote.
+    pub fn from_csv(text: &str) -> Result<Curve, String> {
+        let mut episodes = Vec::new();
+        for (i, line) in text.lines().enumerate().skip(1).filter(|(_, l)| !l.trim().is_empty()) {
+            let fields: Vec<&str> = line.split(',').collect();
+            let parsed = match fields.as_slice() {
+                [step, ret, len] => step.parse().ok().zip(ret.parse().ok()).zip(len.parse().ok()),
+                _ => None,
+            };
+            let ((step, ret), len) = parsed.ok_or_else(|| format!("line {}: expected step,return,length", i + 1))?;
+            episodes.push(EpisodeRecord { step, ret, len });
+        }
+        Ok(Curve { episodes })
+    }
+
     /// The curve as CSV (`step,return,length`).
     pub fn to_csv(&self) -> String {
         let mut out = String::from("step,return,length\n");

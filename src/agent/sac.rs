@@ -228,6 +228,14 @@ impl Sac {
         });
     }
 
+    fn set_critics_trainable(&self, trainable: bool) {
+        for (name, p) in sorted_variables(&self.vs) {
+            if name.starts_with("critic.") {
+                let _ = p.set_requires_grad(trainable);
+            }
+        }
+    }
+
     fn q_values(nets: &[Mlp; 2], obs: &Tensor, actions: &Tensor) -> (Tensor, Tensor) {
         let x = Tensor::cat(&[obs, actions], 1);
         (nets[0].forward(&x), nets[1].forward(&x))
@@ -357,9 +365,13 @@ impl Sac {
             let critic_loss =
                 ((q0 - &target_q).square().mean(Kind::Float) + (q1 - &target_q).square().mean(Kind::Float)) * 0.5;
             self.critic_opt.backward_step(&critic_loss, lr, None);
+            // The actor's loss flows through the critics to the actions; the critics' own
+            // weights need no gradient from it (Stable-Baselines3 computes and discards one).
+            self.set_critics_trainable(false);
             let (q0, q1) = Self::q_values(&self.critics, &batch.obs, &pi.actions);
             let actor_loss = (&ent_coef * pi.log_prob.unsqueeze(1) - q0.min_other(&q1)).mean(Kind::Float);
             self.actor_opt.backward_step(&actor_loss, lr, None);
+            self.set_critics_trainable(true);
             self.gradient_steps += 1;
             if self.gradient_steps % self.cfg.target_update_interval as u64 == 0 {
                 self.update_targets(self.cfg.tau);
