@@ -293,13 +293,22 @@ pub(crate) fn obs_dim(algo: Algo, space: &Space) -> Result<usize, AgentError> {
     }
 }
 
-/// Refuses a vector of environments of the wrong size.
-pub(crate) fn check_envs(envs: &VecEnv, n_envs: usize) -> Result<(), AgentError> {
+/// Refuses a vector of environments of the wrong size or with other spaces than the agent's.
+pub(crate) fn check_envs(envs: &VecEnv, n_envs: usize, obs_dim: usize, action_space: &Space) -> Result<(), AgentError> {
     check(
         "n_envs",
         envs.num_envs() == n_envs,
         &format!("the agent steps {n_envs} environments, {} were given", envs.num_envs()),
-    )
+    )?;
+    if envs.obs_dim() != obs_dim || envs.action_space() != action_space {
+        return Err(AgentError::Unsupported(format!(
+            "the agent was built for observations of {obs_dim} values and actions in {action_space}; \
+             these environments have {} and {}",
+            envs.obs_dim(),
+            envs.action_space()
+        )));
+    }
+    Ok(())
 }
 
 pub(crate) fn check(field: &'static str, ok: bool, message: &str) -> Result<(), AgentError> {

@@ -287,32 +287,34 @@ fn progress_bar(total: u64, quiet: bool) -> indicatif::ProgressBar {
 fn train(registry: &Registry, args: &TrainArgs) -> Result<()> {
     tch::set_num_threads(args.threads.max(1));
     let resumed = args.resume.as_ref().map(|dir| checkpoint::load(dir)).transpose()?;
-    let (spec, mut agent, source, default_steps): (EnvSpec, Box<dyn Agent>, String, Option<u64>) = match resumed {
-        Some(loaded) => {
-            let spec = match &args.env {
-                Some(env) => env_spec(env, &args.params)?,
-                None => loaded.card.env.clone(),
-            };
-            if loaded.card.algorithm != args.algo {
-                bail!("--resume: the checkpoint is {}, --algo is {}", loaded.card.algorithm, args.algo);
-            }
-            (
-                spec,
-                loaded.agent,
-                format!("resumed from {} at step {}", args.resume.as_ref().unwrap().display(), loaded.card.steps),
-                None,
-            )
-        }
-        None => {
-            let spec = env_spec(args.env.as_deref().unwrap_or_default(), &args.params)?;
-            let (config, steps, source) = training_config(args, &spec)?;
-            let probe = registry.make(&spec)?;
-            let agent = config.build(probe.observation_space(), probe.action_space(), args.seed)?;
-            (spec, agent, source, steps)
-        }
+    let spec = match (&args.env, &resumed) {
+        (Some(env), _) => env_spec(env, &args.params)?,
+        (None, Some(loaded)) => loaded.card.env.clone(),
+        (None, None) => bail!("name an environment (an id or a variant file)"),
     };
     let probe = registry.make(&spec)?;
     let (obs_space, action_space) = (probe.observation_space().clone(), probe.action_space().clone());
+    let (mut agent, source, default_steps): (Box<dyn Agent>, String, Option<u64>) = match resumed {
+        Some(loaded) => {
+            let card = &loaded.card;
+            if card.algorithm != args.algo {
+                bail!("--resume: the checkpoint is {}, --algo is {}", card.algorithm, args.algo);
+            }
+            if card.observation_space != obs_space || card.action_space != action_space {
+                bail!(
+                    "--resume: {spec} has spaces {obs_space} / {action_space}, the checkpoint was trained on {} / {}",
+                    card.observation_space,
+                    card.action_space
+                );
+            }
+            let source = format!("resumed from {} at step {}", args.resume.as_ref().unwrap().display(), card.steps);
+            (loaded.agent, source, None)
+        }
+        None => {
+            let (config, steps, source) = training_config(args, &spec)?;
+            (config.build(&obs_space, &action_space, args.seed)?, source, steps)
+        }
+    };
     let total = args.steps.or(default_steps).context("--steps is needed: no preset gives a budget")?;
     let out = args
         .out

@@ -222,3 +222,17 @@ fn configs_refuse_unknown_fields_and_bad_values() {
     let config = AgentConfig::from_ron("Sac(ent_coef: Fixed(0.1), use_sde: true)").unwrap();
     assert_eq!(AgentConfig::from_ron(&config.to_ron()).unwrap(), config);
 }
+
+#[test]
+fn training_on_environments_with_other_spaces_is_an_error() {
+    let registry = Registry::builtin();
+    let mut agent = build(&small(Algo::Ppo), &EnvSpec::new("CartPole-v1"), 0);
+    let mut curve = Curve::default();
+    let e = train(&registry, &EnvSpec::new("Acrobot-v1"), agent.as_mut(), 100, &mut curve, &mut |_| {
+        ControlFlow::Continue(())
+    })
+    .err()
+    .unwrap()
+    .to_string();
+    assert!(e.contains("observations of 4 values") && e.contains("6"), "{e}");
+}

@@ -101,6 +101,7 @@ impl DqnConfig {
 pub struct Dqn {
     cfg: DqnConfig,
     seed: u64,
+    action_space: Space,
     obs_dim: usize,
     n_actions: usize,
     vs: nn::VarStore,
@@ -136,6 +137,7 @@ impl Dqn {
         let opt = Adam::new(sorted_variables(&vs), 1e-8);
         let buffer = ReplayBuffer::new(cfg.buffer_size, obs_dim, 1);
         let mut dqn = Dqn {
+            action_space: action_space.clone(),
             seed,
             obs_dim,
             n_actions,
@@ -217,7 +219,7 @@ impl Agent for Dqn {
     }
 
     fn learn(&mut self, envs: &mut VecEnv, total: u64, monitor: &mut Monitor<'_>) -> Result<Outcome, AgentError> {
-        check_envs(envs, self.cfg.n_envs)?;
+        check_envs(envs, self.cfg.n_envs, self.obs_dim, &self.action_space)?;
         let (n, d) = (self.cfg.n_envs, self.obs_dim);
         let mut obs = match self.current.take() {
             Some(obs) => obs,

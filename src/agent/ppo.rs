@@ -112,6 +112,7 @@ enum Head {
 pub struct Ppo {
     cfg: PpoConfig,
     seed: u64,
+    action_space: Space,
     obs_dim: usize,
     head: Head,
     vs: nn::VarStore,
@@ -175,6 +176,7 @@ impl Ppo {
         let obs_norm = cfg.normalize_obs.then(|| ObsNormalizer::new(obs_dim));
         let rew_norm = cfg.normalize_reward.then(|| RewardNormalizer::new(cfg.n_envs, cfg.gamma));
         Ok(Ppo {
+            action_space: action_space.clone(),
             seed,
             obs_dim,
             head,
@@ -677,7 +679,7 @@ impl Agent for Ppo {
     }
 
     fn learn(&mut self, envs: &mut VecEnv, total: u64, monitor: &mut Monitor<'_>) -> Result<Outcome, AgentError> {
-        super::check_envs(envs, self.cfg.n_envs)?;
+        super::check_envs(envs, self.cfg.n_envs, self.obs_dim, &self.action_space)?;
         while self.steps < total {
             let Some((rollout, last_values)) = self.collect(envs, monitor)? else {
                 return Ok(Outcome::Stopped);

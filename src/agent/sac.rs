@@ -119,6 +119,7 @@ enum Noise {
 pub struct Sac {
     cfg: SacConfig,
     seed: u64,
+    action_space: Space,
     obs_dim: usize,
     act_dim: usize,
     low: Vec<f32>,
@@ -190,6 +191,7 @@ impl Sac {
         }
         let buffer = ReplayBuffer::new(cfg.buffer_size, obs_dim, act_dim);
         let mut sac = Sac {
+            action_space: action_space.clone(),
             seed,
             obs_dim,
             act_dim,
@@ -394,7 +396,7 @@ impl Agent for Sac {
     }
 
     fn learn(&mut self, envs: &mut VecEnv, total: u64, monitor: &mut Monitor<'_>) -> Result<Outcome, AgentError> {
-        check_envs(envs, self.cfg.n_envs)?;
+        check_envs(envs, self.cfg.n_envs, self.obs_dim, &self.action_space)?;
         let (n, d, a) = (self.cfg.n_envs, self.obs_dim, self.act_dim);
         let mut obs = match self.current.take() {
             Some(obs) => obs,
