@@ -218,6 +218,15 @@ pub trait Agent: Send {
     fn restore(&mut self, get: &mut dyn FnMut(&str) -> Option<Tensor>, steps: u64) -> Result<(), AgentError>;
 }
 
+/// Reports a step's finished episodes and the progress to `monitor`; true when it asked to stop.
+pub(crate) fn report(monitor: &mut Monitor<'_>, step: u64, episodes: &[Episode]) -> bool {
+    let mut stop = false;
+    for episode in episodes {
+        stop |= monitor(Event::Episode { step, episode }).is_break();
+    }
+    stop | monitor(Event::Progress { step }).is_break()
+}
+
 /// Runs `f` with libtorch's generator seeded with `seed`, holding a lock so that agents built
 /// in parallel draw their initial weights independently of each other's timing.
 pub(crate) fn with_torch_seed<T>(seed: u64, f: impl FnOnce() -> T) -> T {

@@ -5,8 +5,6 @@
 //! DQN as an option. Truncated episodes are bootstrapped (the replay buffer marks only
 //! terminations as done).
 
-use std::ops::ControlFlow;
-
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
@@ -18,7 +16,7 @@ use super::ppo::argmax;
 use super::replay::ReplayBuffer;
 use super::schedule::linear_decay;
 use super::{
-    Agent, AgentConfig, AgentError, Algo, Event, Monitor, Outcome, Schedule, check, check_envs, copy_tensors, obs_dim,
+    Agent, AgentConfig, AgentError, Algo, Monitor, Outcome, Schedule, check, check_envs, copy_tensors, obs_dim, report,
     rows, sorted_variables, to_vec, with_torch_seed,
 };
 use crate::env::{Action, Space, VecEnv};
@@ -220,7 +218,7 @@ impl Agent for Dqn {
 
     fn learn(&mut self, envs: &mut VecEnv, total: u64, monitor: &mut Monitor<'_>) -> Result<Outcome, AgentError> {
         check_envs(envs, self.cfg.n_envs, self.obs_dim, &self.action_space)?;
-        let (n, d) = (self.cfg.n_envs, self.obs_dim);
+        let n = self.cfg.n_envs;
         let mut obs = match self.current.take() {
             Some(obs) => obs,
             None => envs.reset(Some(self.seed))?.to_vec(),
@@ -245,21 +243,12 @@ impl Agent for Dqn {
             };
             let env_actions: Vec<Action> = actions.iter().map(|&a| Action::Discrete(a)).collect();
             let step = envs.step(&env_actions)?;
-            for i in 0..n {
-                let next = match &step.final_obs[i] {
-                    Some(last) => &last[..],
-                    None => &step.obs[i * d..(i + 1) * d],
-                };
-                let row = &obs[i * d..(i + 1) * d];
-                self.buffer.push(row, &[actions[i] as f32], step.rewards[i] as f32, next, step.terminated[i]);
-            }
+            let stored: Vec<f32> = actions.iter().map(|&a| a as f32).collect();
+            self.buffer.push_step(&obs, &stored, &step);
             obs.copy_from_slice(step.obs);
             self.steps += n as u64;
             self.vec_steps += 1;
-            let mut stop = false;
-            for episode in step.episodes {
-                stop |= monitor(Event::Episode { step: self.steps, episode }).is_break();
-            }
+            let stop = report(monitor, self.steps, step.episodes);
             if self.vec_steps % target_every == 0 {
                 self.update_target(self.cfg.tau);
             }
@@ -271,7 +260,6 @@ impl Agent for Dqn {
                 };
                 self.train(steps, lr);
             }
-            stop |= monitor(Event::Progress { step: self.steps }) == ControlFlow::Break(());
             if stop {
                 self.current = Some(obs);
                 return Ok(Outcome::Stopped);

@@ -19,7 +19,7 @@ use tch::{Kind, Tensor};
 use super::normalize::{ObsNormalizer, RewardNormalizer};
 use super::optim::Adam;
 use super::{
-    Agent, AgentConfig, AgentError, Algo, Event, Monitor, Outcome, Schedule, check, copy_tensors, obs_dim, rows,
+    Agent, AgentConfig, AgentError, Algo, Monitor, Outcome, Schedule, check, copy_tensors, obs_dim, report, rows,
     sorted_variables, to_vec, with_torch_seed,
 };
 use crate::env::{Action, Space, VecEnv};
@@ -360,11 +360,7 @@ impl Ppo {
                 .filter_map(|i| step.final_obs[i].as_ref().map(|o| (i, o.to_vec())))
                 .collect();
             self.steps += n as u64;
-            for episode in step.episodes {
-                if monitor(Event::Episode { step: self.steps, episode }).is_break() {
-                    stopped = true;
-                }
-            }
+            stopped |= report(monitor, self.steps, step.episodes);
             if let Some(norm) = &mut self.obs_norm {
                 norm.stats.update(&next);
             }
@@ -385,9 +381,6 @@ impl Ppo {
             r.values.extend_from_slice(&values);
             obs = next;
             starts = done.iter().map(|&d| if d { 1.0 } else { 0.0 }).collect();
-            if monitor(Event::Progress { step: self.steps }).is_break() {
-                stopped = true;
-            }
             if stopped {
                 break;
             }

@@ -7,6 +7,8 @@
 use rand::Rng;
 use tch::Tensor;
 
+use crate::env::vector::VecStep;
+
 pub struct ReplayBuffer {
     capacity: usize,
     obs_dim: usize,
@@ -64,6 +66,21 @@ impl ReplayBuffer {
         self.dones[p] = if done { 1.0 } else { 0.0 };
         self.pos = (p + 1) % self.capacity;
         self.len = (self.len + 1).min(self.capacity);
+    }
+
+    /// Stores the transitions of one vector step: environment `i`'s row of `obs` (the
+    /// observations acted on) and of `actions`, its reward, the observation its action led to
+    /// (the episode's final one when it ended) and whether it terminated.
+    pub fn push_step(&mut self, obs: &[f32], actions: &[f32], step: &VecStep<'_>) {
+        let (d, a) = (self.obs_dim, self.act_dim);
+        for (i, final_obs) in step.final_obs.iter().enumerate() {
+            let next = match final_obs {
+                Some(last) => &last[..],
+                None => &step.obs[i * d..(i + 1) * d],
+            };
+            let row = &obs[i * d..(i + 1) * d];
+            self.push(row, &actions[i * a..(i + 1) * a], step.rewards[i] as f32, next, step.terminated[i]);
+        }
     }
 
     /// Empties the buffer (transfer's "reset the replay buffer").

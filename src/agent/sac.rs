@@ -21,8 +21,8 @@ use super::optim::Adam;
 use super::ppo::draw_exploration;
 use super::replay::ReplayBuffer;
 use super::{
-    Agent, AgentConfig, AgentError, Algo, Event, Monitor, Outcome, Schedule, box_bounds, check, check_envs,
-    copy_tensors, obs_dim, rows, sorted_variables, to_vec, with_torch_seed,
+    Agent, AgentConfig, AgentError, Algo, Monitor, Outcome, Schedule, box_bounds, check, check_envs, copy_tensors,
+    obs_dim, report, rows, sorted_variables, to_vec, with_torch_seed,
 };
 use crate::env::{Action, Space, VecEnv};
 use crate::nn::{Mlp, MlpConfig};
@@ -397,7 +397,7 @@ impl Agent for Sac {
 
     fn learn(&mut self, envs: &mut VecEnv, total: u64, monitor: &mut Monitor<'_>) -> Result<Outcome, AgentError> {
         check_envs(envs, self.cfg.n_envs, self.obs_dim, &self.action_space)?;
-        let (n, d, a) = (self.cfg.n_envs, self.obs_dim, self.act_dim);
+        let (n, a) = (self.cfg.n_envs, self.act_dim);
         let mut obs = match self.current.take() {
             Some(obs) => obs,
             None => envs.reset(Some(self.seed))?.to_vec(),
@@ -415,22 +415,10 @@ impl Agent for Sac {
                     self.explore(&obs)
                 };
                 let step = envs.step(&self.to_env(&squashed))?;
-                for i in 0..n {
-                    let next = match &step.final_obs[i] {
-                        Some(last) => &last[..],
-                        None => &step.obs[i * d..(i + 1) * d],
-                    };
-                    let row = &obs[i * d..(i + 1) * d];
-                    let act = &squashed[i * a..(i + 1) * a];
-                    self.buffer.push(row, act, step.rewards[i] as f32, next, step.terminated[i]);
-                }
+                self.buffer.push_step(&obs, &squashed, &step);
                 obs.copy_from_slice(step.obs);
                 self.steps += n as u64;
-                let mut stop = false;
-                for episode in step.episodes {
-                    stop |= monitor(Event::Episode { step: self.steps, episode }).is_break();
-                }
-                stop |= monitor(Event::Progress { step: self.steps }).is_break();
+                let stop = report(monitor, self.steps, step.episodes);
                 if stop {
                     self.current = Some(obs);
                     return Ok(Outcome::Stopped);
