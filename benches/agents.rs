@@ -72,6 +72,11 @@ fn peer(row: &Row, seed: u64) -> Result<(f64, f64), String> {
 }
 
 fn main() {
+    // `cargo test --all-targets` runs bench binaries without `--bench`: nothing to time then.
+    if !std::env::args().any(|a| a == "--bench") {
+        println!("benches/agents.rs: run with `cargo bench --bench agents` (or `make bench-agents`)");
+        return;
+    }
     tch::set_num_threads(1);
     let sac_steps = std::env::var("HEADSTART_SAC_STEPS").ok().and_then(|s| s.parse().ok()).unwrap_or(5000);
     let rows = [
