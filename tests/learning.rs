@@ -21,7 +21,9 @@ fn train_and_evaluate(algo: Algo, env_id: &str, steps: u64, seed: u64) -> f64 {
     let mut curve = Curve::default();
     train(&registry, &spec, agent.as_mut(), steps, &mut curve, &mut |_| std::ops::ControlFlow::Continue(())).unwrap();
     let mut env = registry.make(&spec).unwrap();
-    evaluate(agent.as_ref(), env.as_mut(), 20, true, 10_000 + seed).unwrap().mean
+    let ret = evaluate(agent.as_ref(), env.as_mut(), 20, true, 10_000 + seed).unwrap().mean;
+    eprintln!("{algo} {env_id} {steps} steps, seed {seed}: {ret:.1}");
+    ret
 }
 
 #[test]
@@ -101,7 +103,7 @@ fn full_table() {
                     let start = Instant::now();
                     let ret = train_and_evaluate(target.algo, target.env, target.steps, seed);
                     let secs = start.elapsed().as_secs_f64();
-                    eprintln!("{} seed {seed}: {ret:.1} ({secs:.0} s)", target.key);
+                    eprintln!("  ({secs:.0} s)");
                     results.lock().unwrap()[t][seed as usize] = Some((ret, secs));
                 }
             });
