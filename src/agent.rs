@@ -32,7 +32,6 @@ pub mod schedule;
 
 use std::fmt;
 use std::ops::ControlFlow;
-use std::sync::Mutex;
 
 use rand::rngs::StdRng;
 use serde::{Deserialize, Serialize};
@@ -225,15 +224,6 @@ pub(crate) fn report(monitor: &mut Monitor<'_>, step: u64, episodes: &[Episode])
         stop |= monitor(Event::Episode { step, episode }).is_break();
     }
     stop | monitor(Event::Progress { step }).is_break()
-}
-
-/// Runs `f` with libtorch's generator seeded with `seed`, holding a lock so that agents built
-/// in parallel draw their initial weights independently of each other's timing.
-pub(crate) fn with_torch_seed<T>(seed: u64, f: impl FnOnce() -> T) -> T {
-    static LOCK: Mutex<()> = Mutex::new(());
-    let _guard = LOCK.lock().unwrap_or_else(|e| e.into_inner());
-    tch::manual_seed(seed as i64);
-    f()
 }
 
 /// Copies every tensor named in `targets` from `get`, under `no_grad`.

@@ -22,6 +22,17 @@ use serde::{Deserialize, Serialize};
 use tch::Tensor;
 use tch::nn::{self, Init, LinearConfig, Module};
 
+/// Runs `f` with libtorch's global generator seeded with `seed`, holding a lock, so that
+/// networks built in parallel threads (or tests) under `with_seed` draw their initial weights
+/// independently of each other's timing. Every network headstart builds goes through it; code
+/// that draws from libtorch's generator outside it can still interleave.
+pub fn with_seed<T>(seed: u64, f: impl FnOnce() -> T) -> T {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _guard = LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    tch::manual_seed(seed as i64);
+    f()
+}
+
 /// The non-linearity between layers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Activation {

@@ -1,7 +1,7 @@
 //! Network parameters carry the documented names and shapes, start orthogonal with zero biases,
 //! and the same seed builds the same network.
 
-use headstart::nn::{Activation, Mlp, MlpConfig};
+use headstart::nn::{Activation, Mlp, MlpConfig, with_seed};
 use tch::nn::{Module, VarStore};
 use tch::{Device, Kind, Tensor};
 
@@ -15,8 +15,11 @@ fn shapes(vs: &VarStore) -> Vec<(String, Vec<i64>)> {
 fn parameters_have_stable_dotted_names_and_shapes() {
     let vs = VarStore::new(Device::Cpu);
     let config = MlpConfig { hidden: vec![32, 16], activation: Activation::Tanh, ortho_init: true };
-    let _actor = Mlp::new(&(vs.root() / "actor"), &config, 4, 2, 0.01);
-    let _critic = Mlp::new(&(vs.root() / "critic"), &config, 4, 1, 1.0);
+    // Every build in this file holds the generator's lock: tests run in parallel threads.
+    with_seed(0, || {
+        let _actor = Mlp::new(&(vs.root() / "actor"), &config, 4, 2, 0.01);
+        let _critic = Mlp::new(&(vs.root() / "critic"), &config, 4, 1, 1.0);
+    });
     let expected: Vec<(String, Vec<i64>)> = [
         ("actor.head.bias", vec![2]),
         ("actor.head.weight", vec![2, 16]),
@@ -39,15 +42,9 @@ fn parameters_have_stable_dotted_names_and_shapes() {
 
 #[test]
 fn forward_maps_a_batch_and_initialisation_is_orthogonal() {
-    tch::manual_seed(0);
     let vs = VarStore::new(Device::Cpu);
-    let net = Mlp::new(
-        &(vs.root() / "q"),
-        &MlpConfig { hidden: vec![64], activation: Activation::Relu, ortho_init: true },
-        3,
-        5,
-        0.5,
-    );
+    let config = MlpConfig { hidden: vec![64], activation: Activation::Relu, ortho_init: true };
+    let net = with_seed(0, || Mlp::new(&(vs.root() / "q"), &config, 3, 5, 0.5));
     let x = Tensor::randn([7, 3], (Kind::Float, Device::Cpu));
     assert_eq!(net.forward(&x).size(), [7, 5]);
     assert_eq!(net.features(&x).size(), [7, 64]);
@@ -68,9 +65,8 @@ fn forward_maps_a_batch_and_initialisation_is_orthogonal() {
 #[test]
 fn the_same_seed_builds_the_same_network() {
     let build = |seed| {
-        tch::manual_seed(seed);
         let vs = VarStore::new(Device::Cpu);
-        let _ = Mlp::new(&(vs.root() / "actor"), &MlpConfig::default(), 4, 2, 0.01);
+        with_seed(seed, || Mlp::new(&(vs.root() / "actor"), &MlpConfig::default(), 4, 2, 0.01));
         vs.variables()["actor.trunk.1.weight"].copy()
     };
     assert!(build(3).equal(&build(3)));

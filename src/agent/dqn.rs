@@ -17,7 +17,7 @@ use super::replay::{Batch, ReplayBuffer};
 use super::schedule::linear_decay;
 use super::{
     Agent, AgentConfig, AgentError, Algo, Monitor, Outcome, Schedule, check, check_envs, copy_tensors, obs_dim, report,
-    rows, sorted_variables, to_vec, with_torch_seed,
+    rows, sorted_variables, to_vec,
 };
 use crate::env::{Action, Space, VecEnv};
 use crate::nn::{Mlp, MlpConfig};
@@ -126,7 +126,7 @@ impl Dqn {
         };
         let vs = nn::VarStore::new(tch::Device::Cpu);
         let mut target_vs = nn::VarStore::new(tch::Device::Cpu);
-        let (q, q_target) = with_torch_seed(seed, || {
+        let (q, q_target) = crate::nn::with_seed(seed, || {
             let q = Mlp::new(&(vs.root() / "q"), &cfg.net, obs_dim, n_actions, 1.0);
             let q_target = Mlp::new(&(target_vs.root() / "q_target"), &cfg.net, obs_dim, n_actions, 1.0);
             (q, q_target)

@@ -20,7 +20,7 @@ use super::normalize::{ObsNormalizer, RewardNormalizer};
 use super::optim::Adam;
 use super::{
     Agent, AgentConfig, AgentError, Algo, Monitor, Outcome, Schedule, check, copy_tensors, obs_dim, report, rows,
-    sorted_variables, to_vec, with_torch_seed,
+    sorted_variables, to_vec,
 };
 use crate::env::{Action, Space, VecEnv};
 use crate::nn::{Mlp, MlpConfig};
@@ -159,7 +159,7 @@ impl Ppo {
         };
         let latent = *cfg.net.hidden.last().unwrap_or(&obs_dim);
         let vs = nn::VarStore::new(tch::Device::Cpu);
-        let (actor, critic, log_std) = with_torch_seed(seed, || {
+        let (actor, critic, log_std) = crate::nn::with_seed(seed, || {
             let root = vs.root();
             let actor = Mlp::new(&(&root / "actor"), &cfg.net, obs_dim, out, 0.01);
             let critic = Mlp::new(&(&root / "critic"), &cfg.net, obs_dim, 1, 1.0);

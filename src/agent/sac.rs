@@ -22,7 +22,7 @@ use super::ppo::draw_exploration;
 use super::replay::ReplayBuffer;
 use super::{
     Agent, AgentConfig, AgentError, Algo, Monitor, Outcome, Schedule, box_bounds, check, check_envs, copy_tensors,
-    obs_dim, report, rows, sorted_variables, to_vec, with_torch_seed,
+    obs_dim, report, rows, sorted_variables, to_vec,
 };
 use crate::env::{Action, Space, VecEnv};
 use crate::nn::{Mlp, MlpConfig};
@@ -160,7 +160,7 @@ impl Sac {
         let init_coef = match cfg.ent_coef {
             EntCoef::Auto(v) | EntCoef::Fixed(v) => v,
         };
-        let (actor, noise, critics, targets, log_ent_coef) = with_torch_seed(seed, || {
+        let (actor, noise, critics, targets, log_ent_coef) = crate::nn::with_seed(seed, || {
             let root = vs.root();
             let actor_path = &root / "actor";
             let actor = Mlp::new(&actor_path, &cfg.net, obs_dim, act_dim, 1.0);
