@@ -8,9 +8,9 @@
 //! both sides).
 
 use std::ops::ControlFlow;
-use std::path::PathBuf;
-use std::process::Command;
 use std::time::Instant;
+
+mod common;
 
 use headstart::agent::{Algo, evaluate, presets};
 use headstart::env::{EnvSpec, Registry};
@@ -40,34 +40,11 @@ fn ours(row: &Row, seed: u64) -> (f64, f64) {
     (secs, ret)
 }
 
-fn peer_python() -> Option<PathBuf> {
-    std::env::var_os("HEADSTART_PEER_PYTHON").map(PathBuf::from).or_else(|| {
-        let venv = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".venv-peers/bin/python");
-        venv.exists().then_some(venv)
-    })
-}
-
 /// Runs the peer script and returns (seconds, mean deterministic return).
 fn peer(row: &Row, seed: u64) -> Result<(f64, f64), String> {
-    let python = peer_python().ok_or("no peer Python: run `make peers` or set HEADSTART_PEER_PYTHON")?;
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/peers").join(row.script);
-    if !script.exists() {
-        return Err(format!("{} is missing", script.display()));
-    }
-    let out = Command::new(&python)
-        .arg(&script)
-        .arg(row.steps.to_string())
-        .arg(seed.to_string())
-        .output()
-        .map_err(|e| format!("{}: {e}", python.display()))?;
-    let text = String::from_utf8_lossy(&out.stdout);
-    let json: serde_json::Value = text
-        .lines()
-        .last()
-        .and_then(|l| serde_json::from_str(l).ok())
-        .ok_or_else(|| format!("peer printed {text:?} {}", String::from_utf8_lossy(&out.stderr)))?;
-    let secs = json["train_s"].as_f64().ok_or("no train_s")?;
-    let ret = json["eval_mean"].as_f64().ok_or("no eval_mean")?;
+    let json = common::run_peer(row.script, &[row.steps.to_string(), seed.to_string()])?;
+    let secs = json["train_s"].as_f64().ok_or_else(|| format!("no train_s in {json}"))?;
+    let ret = json["eval_mean"].as_f64().ok_or_else(|| format!("no eval_mean in {json}"))?;
     Ok((secs, ret))
 }
 

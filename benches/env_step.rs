@@ -13,9 +13,9 @@
 //! ratio; likewise `VecEnv` against the plain loop.
 
 use std::hint::black_box;
-use std::path::PathBuf;
-use std::process::Command;
 use std::time::Instant;
+
+mod common;
 
 use criterion::{Criterion, Throughput};
 use headstart::env::classic::{CartPole, CartPoleParams};
@@ -113,24 +113,8 @@ fn best_rate(mut f: impl FnMut()) -> f64 {
         .fold(0.0, f64::max)
 }
 
-/// The Python that has Gymnasium: `$HEADSTART_PEER_PYTHON`, or the peers' virtual environment.
-fn peer_python() -> Option<PathBuf> {
-    std::env::var_os("HEADSTART_PEER_PYTHON").map(PathBuf::from).or_else(|| {
-        let venv = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".venv-peers/bin/python");
-        venv.exists().then_some(venv)
-    })
-}
-
 fn gymnasium_rate() -> Result<f64, String> {
-    let python = peer_python().ok_or("no peer Python: run `make peers` or set HEADSTART_PEER_PYTHON")?;
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/peers/gym_step_rate.py");
-    let out = Command::new(&python).arg(&script).output().map_err(|e| format!("{}: {e}", python.display()))?;
-    let text = String::from_utf8_lossy(&out.stdout);
-    let json: serde_json::Value = text
-        .lines()
-        .last()
-        .and_then(|l| serde_json::from_str(l).ok())
-        .ok_or_else(|| format!("peer printed {text:?} {}", String::from_utf8_lossy(&out.stderr)))?;
+    let json = common::run_peer("gym_step_rate.py", &[])?;
     json["steps_per_s"].as_f64().ok_or_else(|| format!("no steps_per_s in {json}"))
 }
 
