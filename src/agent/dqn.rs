@@ -12,6 +12,7 @@ use tch::Tensor;
 use tch::nn::{self, Module};
 
 use super::optim::Adam;
+use super::ppo::MAX_ROWS;
 use super::ppo::argmax;
 use super::replay::{Batch, ReplayBuffer};
 use super::schedule::linear_decay;
@@ -78,7 +79,7 @@ impl DqnConfig {
     fn validate(&self) -> Result<(), AgentError> {
         check("n_envs", self.n_envs >= 1, "must be at least 1")?;
         check("buffer_size", self.buffer_size >= 1, "must be at least 1")?;
-        check("batch_size", self.batch_size >= 1, "must be at least 1")?;
+        check("batch_size", (1..=MAX_ROWS).contains(&self.batch_size), &format!("must lie in [1, {MAX_ROWS}]"))?;
         check("train_freq", self.train_freq >= 1, "must be at least 1")?;
         check("target_update_interval", self.target_update_interval >= 1, "must be at least 1")?;
         check("gradient_steps", self.gradient_steps >= -1, "must be -1 (as many as steps collected) or more")?;

@@ -25,6 +25,9 @@ use super::{
 use crate::env::{Action, Space, VecEnv};
 use crate::nn::{Mlp, MlpConfig};
 
+/// The most rows a rollout or a minibatch may hold (a bound on memory, far above any preset).
+pub(crate) const MAX_ROWS: usize = 10_000_000;
+
 const LOG_SQRT_2PI: f64 = 0.918_938_533_204_672_7;
 
 /// PPO's hyperparameters; defaults are Stable-Baselines3's.
@@ -94,6 +97,11 @@ impl PpoConfig {
         check("n_envs", self.n_envs >= 1, "must be at least 1")?;
         check("n_steps", self.n_steps >= 1, "must be at least 1")?;
         check("batch_size", self.batch_size >= 1, "must be at least 1")?;
+        check(
+            "n_steps",
+            self.n_steps.saturating_mul(self.n_envs) <= MAX_ROWS,
+            &format!("n_steps * n_envs (one rollout) must be at most {MAX_ROWS}"),
+        )?;
         check("n_epochs", self.n_epochs >= 1, "must be at least 1")?;
         check("gamma", (0.0..=1.0).contains(&self.gamma), "must lie in [0, 1]")?;
         check("gae_lambda", (0.0..=1.0).contains(&self.gae_lambda), "must lie in [0, 1]")?;

@@ -33,16 +33,18 @@ pub struct Batch {
 }
 
 impl ReplayBuffer {
+    /// An empty buffer of `capacity` transitions. Storage grows as transitions arrive, so a
+    /// large capacity costs nothing until it is used.
     pub fn new(capacity: usize, obs_dim: usize, act_dim: usize) -> Self {
         ReplayBuffer {
             capacity,
             obs_dim,
             act_dim,
-            obs: vec![0.0; capacity * obs_dim],
-            next_obs: vec![0.0; capacity * obs_dim],
-            actions: vec![0.0; capacity * act_dim],
-            rewards: vec![0.0; capacity],
-            dones: vec![0.0; capacity],
+            obs: Vec::new(),
+            next_obs: Vec::new(),
+            actions: Vec::new(),
+            rewards: Vec::new(),
+            dones: Vec::new(),
             len: 0,
             pos: 0,
         }
@@ -59,11 +61,20 @@ impl ReplayBuffer {
     /// Adds one transition, overwriting the oldest when full.
     pub fn push(&mut self, obs: &[f32], action: &[f32], reward: f32, next_obs: &[f32], done: bool) {
         let (o, a, p) = (self.obs_dim, self.act_dim, self.pos);
-        self.obs[p * o..(p + 1) * o].copy_from_slice(obs);
-        self.next_obs[p * o..(p + 1) * o].copy_from_slice(next_obs);
-        self.actions[p * a..(p + 1) * a].copy_from_slice(action);
-        self.rewards[p] = reward;
-        self.dones[p] = if done { 1.0 } else { 0.0 };
+        let done = if done { 1.0 } else { 0.0 };
+        if p == self.rewards.len() {
+            self.obs.extend_from_slice(obs);
+            self.next_obs.extend_from_slice(next_obs);
+            self.actions.extend_from_slice(action);
+            self.rewards.push(reward);
+            self.dones.push(done);
+        } else {
+            self.obs[p * o..(p + 1) * o].copy_from_slice(obs);
+            self.next_obs[p * o..(p + 1) * o].copy_from_slice(next_obs);
+            self.actions[p * a..(p + 1) * a].copy_from_slice(action);
+            self.rewards[p] = reward;
+            self.dones[p] = done;
+        }
         self.pos = (p + 1) % self.capacity;
         self.len = (self.len + 1).min(self.capacity);
     }
@@ -87,6 +98,9 @@ impl ReplayBuffer {
     pub fn clear(&mut self) {
         self.len = 0;
         self.pos = 0;
+        for v in [&mut self.obs, &mut self.next_obs, &mut self.actions, &mut self.rewards, &mut self.dones] {
+            v.clear();
+        }
     }
 
     /// `n` transitions drawn uniformly with replacement.
@@ -113,5 +127,24 @@ impl ReplayBuffer {
             next_obs: rows(next_obs, o),
             dones: rows(dones, 1),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_buffer_overwrites_the_oldest_transition() {
+        let mut buffer = ReplayBuffer::new(3, 1, 1);
+        for i in 0..5 {
+            buffer.push(&[i as f32], &[0.0], i as f32, &[i as f32 + 1.0], false);
+        }
+        assert_eq!(buffer.len(), 3);
+        let mut rewards = buffer.rewards.clone();
+        rewards.sort_by(f32::total_cmp);
+        assert_eq!(rewards, [2.0, 3.0, 4.0]);
+        // A huge capacity allocates nothing up front.
+        assert!(ReplayBuffer::new(usize::MAX / 64, 4, 1).obs.capacity() == 0);
     }
 }

@@ -18,6 +18,7 @@ use tch::nn::{self, Module};
 use tch::{Kind, Tensor};
 
 use super::optim::Adam;
+use super::ppo::MAX_ROWS;
 use super::ppo::draw_exploration;
 use super::replay::ReplayBuffer;
 use super::{
@@ -93,7 +94,7 @@ impl SacConfig {
     fn validate(&self) -> Result<(), AgentError> {
         check("n_envs", self.n_envs >= 1, "must be at least 1")?;
         check("buffer_size", self.buffer_size >= 1, "must be at least 1")?;
-        check("batch_size", self.batch_size >= 1, "must be at least 1")?;
+        check("batch_size", (1..=MAX_ROWS).contains(&self.batch_size), &format!("must lie in [1, {MAX_ROWS}]"))?;
         check("train_freq", self.train_freq >= 1, "must be at least 1")?;
         check("target_update_interval", self.target_update_interval >= 1, "must be at least 1")?;
         check("tau", self.tau > 0.0 && self.tau <= 1.0, "must lie in (0, 1]")?;
