@@ -363,9 +363,34 @@ fn train(registry: &Registry, args: &TrainArgs) -> Result<()> {
                 std::ops::ControlFlow::Continue(())
             }
         };
-        crate::train::train(registry, &spec, agent.as_mut(), total, &mut curve, &mut on_event)?
+        crate::train::train(registry, &spec, agent.as_mut(), total, &mut curve, &mut on_event)
     };
     bar.finish_and_clear();
+    let produced_by = format!("headstart {}", std::env::args().skip(1).collect::<Vec<_>>().join(" "));
+    let save = |agent: &dyn Agent, eval: Option<agent::EvalStats>| -> Result<()> {
+        let info = CardInfo {
+            env: &spec,
+            observation_space: &obs_space,
+            action_space: &action_space,
+            eval,
+            produced_by: produced_by.clone(),
+        };
+        checkpoint::save(agent, info, &out)?;
+        std::fs::write(out.join("curve.csv"), curve.to_csv()).with_context(|| format!("writing {}", out.display()))
+    };
+    // An error in the middle of training (a custom environment failing, say) keeps what was
+    // learned: the agent's state is consistent between steps.
+    let outcome = match outcome {
+        Ok(outcome) => outcome,
+        Err(e) => {
+            save(agent.as_ref(), None)?;
+            return Err(anyhow::Error::new(e).context(format!(
+                "training stopped at step {}; what was learned is saved in {}",
+                agent.steps(),
+                out.display()
+            )));
+        }
+    };
     let seconds = start.elapsed().as_secs_f64();
     let trained = agent.steps() - start_steps;
     let eval = if outcome == Outcome::Finished && args.eval_episodes > 0 {
@@ -374,16 +399,7 @@ fn train(registry: &Registry, args: &TrainArgs) -> Result<()> {
     } else {
         None
     };
-    let produced_by = format!("headstart {}", std::env::args().skip(1).collect::<Vec<_>>().join(" "));
-    let info = CardInfo {
-        env: &spec,
-        observation_space: &obs_space,
-        action_space: &action_space,
-        eval: eval.clone(),
-        produced_by,
-    };
-    checkpoint::save(agent.as_ref(), info, &out)?;
-    std::fs::write(out.join("curve.csv"), curve.to_csv()).with_context(|| format!("writing {}", out.display()))?;
+    save(agent.as_ref(), eval.clone())?;
     let rate = trained as f64 / seconds.max(1e-9);
     match (outcome, eval) {
         (Outcome::Stopped, _) => println!(
