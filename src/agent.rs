@@ -209,8 +209,14 @@ pub trait Agent: Send {
     /// training state. The tensors alias the live ones.
     fn tensors(&self) -> Vec<(String, Tensor)>;
 
-    /// The names of the network weights among [`Agent::tensors`] (what a policy is).
-    fn weight_names(&self) -> Vec<String>;
+    /// The network weights (what a policy is, and what transfer moves), named as in the table
+    /// above; the target networks and training state are not in it.
+    fn var_store(&self) -> &tch::nn::VarStore;
+
+    /// The names of the network weights among [`Agent::tensors`].
+    fn weight_names(&self) -> Vec<String> {
+        sorted_variables(self.var_store()).into_iter().map(|(name, _)| name).collect()
+    }
 
     /// Restores the state from tensors with the names and shapes of [`Agent::tensors`] (the
     /// caller has checked them) and the step count.
@@ -224,6 +230,29 @@ pub(crate) fn report(monitor: &mut Monitor<'_>, step: u64, episodes: &[Episode])
         stop |= monitor(Event::Episode { step, episode }).is_break();
     }
     stop | monitor(Event::Progress { step }).is_break()
+}
+
+/// Moves each target network tensor `{target}.x` a fraction `tau` of the way to the online
+/// tensor `{online}.x` (a hard copy at `tau = 1`): DQN's and SAC's target updates.
+pub(crate) fn polyak_update(
+    targets: &tch::nn::VarStore,
+    online: &tch::nn::VarStore,
+    target: &str,
+    source: &str,
+    tau: f64,
+) {
+    let sources = online.variables();
+    tch::no_grad(|| {
+        for (name, mut t) in targets.variables() {
+            let Some(rest) = name.strip_prefix(target) else { continue };
+            let src = &sources[&format!("{source}{rest}")];
+            if tau >= 1.0 {
+                t.copy_(src);
+            } else {
+                let _ = t.lerp_(src, tau);
+            }
+        }
+    });
 }
 
 /// Copies every tensor named in `targets` from `get`, under `no_grad`.

@@ -17,8 +17,8 @@ use super::ppo::argmax;
 use super::replay::{Batch, ReplayBuffer};
 use super::schedule::linear_decay;
 use super::{
-    Agent, AgentConfig, AgentError, Algo, Monitor, Outcome, Schedule, check, check_envs, copy_tensors, obs_dim, report,
-    rows, sorted_variables, to_vec,
+    Agent, AgentConfig, AgentError, Algo, Monitor, Outcome, Schedule, check, check_envs, copy_tensors, obs_dim,
+    polyak_update, report, rows, sorted_variables, to_vec,
 };
 use crate::env::{Action, Space, VecEnv};
 use crate::nn::{Mlp, MlpConfig};
@@ -156,26 +156,8 @@ impl Dqn {
         Ok(dqn)
     }
 
-    /// Pairs of (target, online) parameters, by name.
-    fn target_pairs(&self) -> Vec<(Tensor, Tensor)> {
-        let online = sorted_variables(&self.vs);
-        sorted_variables(&self.target_vs)
-            .into_iter()
-            .zip(online)
-            .map(|((_, target), (_, source))| (target, source))
-            .collect()
-    }
-
     fn update_target(&mut self, tau: f64) {
-        tch::no_grad(|| {
-            for (mut target, source) in self.target_pairs() {
-                if tau >= 1.0 {
-                    target.copy_(&source);
-                } else {
-                    let _ = target.lerp_(&source, tau);
-                }
-            }
-        });
+        polyak_update(&self.target_vs, &self.vs, "q_target.", "q.", tau);
     }
 
     fn greedy(&self, obs: &[f32]) -> Vec<usize> {
@@ -311,8 +293,8 @@ impl Agent for Dqn {
         out
     }
 
-    fn weight_names(&self) -> Vec<String> {
-        sorted_variables(&self.vs).into_iter().map(|(name, _)| name).collect()
+    fn var_store(&self) -> &nn::VarStore {
+        &self.vs
     }
 
     fn restore(&mut self, get: &mut dyn FnMut(&str) -> Option<Tensor>, steps: u64) -> Result<(), AgentError> {

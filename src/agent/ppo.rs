@@ -754,8 +754,8 @@ impl Agent for Ppo {
         out
     }
 
-    fn weight_names(&self) -> Vec<String> {
-        sorted_variables(&self.vs).into_iter().map(|(name, _)| name).collect()
+    fn var_store(&self) -> &nn::VarStore {
+        &self.vs
     }
 
     fn restore(&mut self, get: &mut dyn FnMut(&str) -> Option<Tensor>, steps: u64) -> Result<(), AgentError> {

@@ -23,7 +23,7 @@ use super::ppo::draw_exploration;
 use super::replay::ReplayBuffer;
 use super::{
     Agent, AgentConfig, AgentError, Algo, Monitor, Outcome, Schedule, box_bounds, check, check_envs, copy_tensors,
-    obs_dim, report, rows, sorted_variables, to_vec,
+    obs_dim, polyak_update, report, rows, sorted_variables, to_vec,
 };
 use crate::env::{Action, Space, VecEnv};
 use crate::nn::{Mlp, MlpConfig};
@@ -221,14 +221,7 @@ impl Sac {
     }
 
     fn update_targets(&mut self, tau: f64) {
-        let online: Vec<(String, Tensor)> =
-            sorted_variables(&self.vs).into_iter().filter(|(n, _)| n.starts_with("critic.")).collect();
-        let targets = sorted_variables(&self.target_vs);
-        tch::no_grad(|| {
-            for ((_, mut target), (_, source)) in targets.into_iter().zip(online) {
-                let _ = target.lerp_(&source, tau);
-            }
-        });
+        polyak_update(&self.target_vs, &self.vs, "critic_target.", "critic.", tau);
     }
 
     fn set_critics_trainable(&self, trainable: bool) {
@@ -458,8 +451,8 @@ impl Agent for Sac {
         out
     }
 
-    fn weight_names(&self) -> Vec<String> {
-        sorted_variables(&self.vs).into_iter().map(|(name, _)| name).collect()
+    fn var_store(&self) -> &nn::VarStore {
+        &self.vs
     }
 
     fn restore(&mut self, get: &mut dyn FnMut(&str) -> Option<Tensor>, steps: u64) -> Result<(), AgentError> {
