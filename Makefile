@@ -4,7 +4,7 @@
 CARGO ?= cargo
 PEERS := .venv-peers
 
-.PHONY: quickstart test verify bench bench-env bench-agents setup peers clean-libtorch
+.PHONY: quickstart test verify bench bench-env bench-agents policies setup peers clean-libtorch
 
 ## The main job: build headstart, step every environment, then train PPO on CartPole-v1 with
 ## the RL Zoo preset and save the checkpoint in runs/.
@@ -22,6 +22,15 @@ test: setup
 ## target/learning-targets.md).
 verify: test
 	$(CARGO) test --release --test learning -- --ignored --nocapture
+
+## The pretrained source policies shipped in policies/ (RL Zoo presets; about 25 minutes on two
+## cores). Each card records the command that produced it and its evaluation over 100 episodes.
+HEADSTART := $(CARGO) run --release --quiet --
+policies: setup
+	$(HEADSTART) train --algo ppo CartPole-v1 --seed 0 --eval-episodes 100 --quiet --out policies/cartpole-ppo
+	$(HEADSTART) train --algo ppo Acrobot-v1 --steps 200000 --seed 0 --eval-episodes 100 --quiet --out policies/acrobot-ppo
+	$(HEADSTART) train --algo sac Pendulum-v1 --steps 10000 --seed 0 --eval-episodes 100 --quiet --out policies/pendulum-sac
+	$(HEADSTART) train --algo dqn MountainCar-v0 --seed 1 --eval-episodes 100 --quiet --out policies/mountaincar-dqn
 
 ## Every benchmark, side by side with its peer.
 bench: bench-env bench-agents

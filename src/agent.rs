@@ -39,6 +39,7 @@ use tch::Tensor;
 
 use crate::env::vector::Episode;
 use crate::env::{Action, EnvError, Space, VecEnv};
+use optim::Adam;
 
 pub use dqn::{Dqn, DqnConfig};
 pub use eval::{EvalStats, evaluate};
@@ -142,8 +143,11 @@ impl AgentConfig {
 }
 
 /// RON with newtype variants unwrapped, as configs and cards are written.
+/// `Option` fields may be written without `Some(...)`.
 pub(crate) fn ron_options() -> ron::Options {
-    ron::Options::default().with_default_extension(ron::extensions::Extensions::UNWRAP_VARIANT_NEWTYPES)
+    ron::Options::default().with_default_extension(
+        ron::extensions::Extensions::UNWRAP_VARIANT_NEWTYPES | ron::extensions::Extensions::IMPLICIT_SOME,
+    )
 }
 
 /// Errors from building or training an agent.
@@ -180,6 +184,23 @@ pub type Monitor<'a> = dyn FnMut(Event<'_>) -> ControlFlow<()> + 'a;
 pub enum Outcome {
     Finished,
     Stopped,
+}
+
+/// Kickstarting (Schmitt et al., 2018): the actor's loss gains `weight(step) * KL(π_teacher ‖ π)`
+/// on the states it trains on, the weight falling linearly from `weight` to zero over
+/// `decay_steps` environment steps.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Distill {
+    pub weight: f64,
+    pub decay_steps: u64,
+}
+
+impl Distill {
+    /// The weight at environment step `step`.
+    pub fn weight_at(&self, step: u64) -> f64 {
+        if step >= self.decay_steps { 0.0 } else { self.weight * (1.0 - step as f64 / self.decay_steps as f64) }
+    }
 }
 
 /// A learning agent.
@@ -221,6 +242,18 @@ pub trait Agent: Send {
     /// Restores the state from tensors with the names and shapes of [`Agent::tensors`] (the
     /// caller has checked them) and the step count.
     fn restore(&mut self, get: &mut dyn FnMut(&str) -> Option<Tensor>, steps: u64) -> Result<(), AgentError>;
+
+    /// The optimisers of the weights: where transfer sets per-parameter learning-rate scales,
+    /// freezes and L2-SP anchors.
+    fn optimizers(&mut self) -> Vec<&mut Adam>;
+
+    /// Copies the online networks into the target networks (after transfer wrote new weights);
+    /// nothing for agents without target networks.
+    fn sync_targets(&mut self) {}
+
+    /// Distils from a frozen copy of the current actor (taken now) while training, with the
+    /// weight schedule of `distill`. Agents without an action distribution refuse.
+    fn set_teacher(&mut self, distill: Distill) -> Result<(), AgentError>;
 }
 
 /// Reports a step's finished episodes and the progress to `monitor`; true when it asked to stop.
@@ -282,6 +315,24 @@ pub(crate) fn sorted_variables(vs: &tch::nn::VarStore) -> Vec<(String, Tensor)> 
     let mut vars: Vec<(String, Tensor)> = vs.variables().into_iter().collect();
     vars.sort_by(|a, b| a.0.cmp(&b.0));
     vars
+}
+
+/// A frozen copy of the variables of `vs` under `prefix`: `build` makes the same modules under
+/// the new store's root (so the names agree), and the values are copied in. What a distillation
+/// teacher is.
+pub(crate) fn snapshot<T>(vs: &tch::nn::VarStore, prefix: &str, build: impl FnOnce(&tch::nn::Path) -> T) -> (tch::nn::VarStore, T) {
+    let mut copy = tch::nn::VarStore::new(tch::Device::Cpu);
+    // Seeded so that building does not draw from (and race on) libtorch's global generator.
+    let modules = crate::nn::with_seed(0, || build(&copy.root()));
+    let source = vs.variables();
+    tch::no_grad(|| {
+        for (name, mut t) in copy.variables() {
+            debug_assert!(name.starts_with(prefix), "{name} outside {prefix}");
+            t.copy_(&source[&name]);
+        }
+    });
+    copy.freeze();
+    (copy, modules)
 }
 
 /// Rows of `obs` as a `[n, dim]` float tensor.

@@ -19,7 +19,7 @@ use sha2::{Digest, Sha256};
 use tch::{Kind, Tensor};
 
 use crate::agent::{Agent, AgentConfig, AgentError, Algo, EvalStats, ron_options};
-use crate::env::{EnvSpec, Space};
+use crate::env::{EnvSpec, Mixture, Space};
 
 pub const WEIGHTS_FILE: &str = "weights.safetensors";
 pub const CARD_FILE: &str = "card.ron";
@@ -43,6 +43,9 @@ pub struct Card {
     pub algorithm: Algo,
     pub config: AgentConfig,
     pub env: EnvSpec,
+    /// The mixture of variants the policy was trained on, when it was (`env` is its first).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mixture: Option<Mixture>,
     pub observation_space: Space,
     pub action_space: Space,
     /// Environment steps trained.
@@ -77,6 +80,7 @@ fn file_error(path: &Path, message: impl Into<String>) -> CheckpointError {
 /// The facts a card records beyond the agent itself.
 pub struct CardInfo<'a> {
     pub env: &'a EnvSpec,
+    pub mixture: Option<&'a Mixture>,
     pub observation_space: &'a Space,
     pub action_space: &'a Space,
     pub eval: Option<EvalStats>,
@@ -150,6 +154,7 @@ pub fn save(agent: &dyn Agent, info: CardInfo<'_>, dir: &Path) -> Result<Card, C
         algorithm: agent.algo(),
         config: agent.config(),
         env: info.env.clone(),
+        mixture: info.mixture.cloned(),
         observation_space: info.observation_space.clone(),
         action_space: info.action_space.clone(),
         steps: agent.steps(),

@@ -13,8 +13,9 @@ use rand::rngs::StdRng;
 
 use crate::agent::{self, Agent, AgentConfig, Algo, Event, Outcome, evaluate};
 use crate::checkpoint::{self, CardInfo};
-use crate::env::{Env, EnvSpec, Registry, Variant, check_env};
-use crate::train::Curve;
+use crate::env::{Env, EnvSpec, Mixture, Registry, Space, Variant, check_env};
+use crate::train::{Curve, Task};
+use crate::transfer::{self as xfer, Map, Strategy};
 
 #[derive(Parser)]
 #[command(name = "headstart", version, about = "Transfer learning for reinforcement learning")]
@@ -49,6 +50,59 @@ enum Command {
     Train(TrainArgs),
     /// Evaluate a checkpoint on its environment or another one.
     Eval(EvalArgs),
+    /// Start an agent for a target environment from a source policy, train it, and report what
+    /// was transferred, the zero-shot return and the learning curve.
+    Transfer(TransferArgs),
+    /// Rank the policies in a folder by their zero-shot return on a target environment.
+    Suggest(SuggestArgs),
+}
+
+#[derive(clap::Args)]
+struct TransferArgs {
+    /// The source policy: a checkpoint folder (`policies/cartpole-ppo`).
+    source: PathBuf,
+    /// The target: an environment id or variant file.
+    target: String,
+    /// A parameter override of the target, `NAME=VALUE`; repeat for several.
+    #[arg(short = 'p', long = "param", value_name = "NAME=VALUE")]
+    params: Vec<String>,
+    /// `finetune`, `scratch`, a strategy file (`.ron`) or a strategy in RON
+    /// (`(freeze: ["actor.trunk"], freeze_until: 20000)`).
+    #[arg(long, default_value = "finetune")]
+    strategy: String,
+    /// A map file (RON, `(obs: Index([...]), actions: [...])`) [default: the one the target's
+    /// variant file declares for the source's environment, if any].
+    #[arg(long)]
+    map: Option<PathBuf>,
+    /// Target environment steps [default: the RL Zoo budget of the target's id].
+    #[arg(long)]
+    steps: Option<u64>,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// The run folder [default: runs/transfer-<source>-<target>-<strategy>-seed<seed>].
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Deterministic evaluation episodes, zero-shot and after training.
+    #[arg(long, default_value_t = 20)]
+    eval_episodes: usize,
+    #[arg(long, default_value_t = 1)]
+    threads: i32,
+    #[arg(long, short)]
+    quiet: bool,
+}
+
+#[derive(clap::Args)]
+struct SuggestArgs {
+    #[command(flatten)]
+    target: EnvArg,
+    /// The folder of policies.
+    #[arg(long, default_value = "policies")]
+    policies: PathBuf,
+    /// Deterministic evaluation episodes per policy.
+    #[arg(long, default_value_t = 20)]
+    episodes: usize,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
 }
 
 #[derive(clap::Args)]
@@ -89,6 +143,14 @@ struct TrainArgs {
     /// No progress bar.
     #[arg(long, short)]
     quiet: bool,
+    /// Multitask training: each episode draws the environment or one of these (ids or variant
+    /// files); repeat for several.
+    #[arg(long = "mix", value_name = "ENV")]
+    mix: Vec<String>,
+    /// Domain randomisation: each episode draws parameter NAME uniformly from [LO, HI]; repeat
+    /// for several.
+    #[arg(long, value_name = "NAME=LO:HI")]
+    randomize: Vec<String>,
 }
 
 #[derive(clap::Args)]
@@ -147,6 +209,8 @@ pub fn run(registry: Registry) -> ExitCode {
         Command::Check { env } => check(&registry, &env),
         Command::Train(args) => train(&registry, &args),
         Command::Eval(args) => eval(&registry, &args),
+        Command::Transfer(args) => transfer(&registry, &args),
+        Command::Suggest(args) => suggest(&registry, &args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -284,14 +348,107 @@ fn progress_bar(total: u64, quiet: bool) -> indicatif::ProgressBar {
     bar
 }
 
+/// The training task the arguments describe: the environment, or a mixture with it.
+fn training_task(spec: &EnvSpec, args: &TrainArgs) -> Result<Task> {
+    if args.mix.is_empty() && args.randomize.is_empty() {
+        return Ok(Task::Env(spec.clone()));
+    }
+    let mut variants = vec![spec.clone()];
+    for env in &args.mix {
+        variants.push(env_spec(env, &[])?);
+    }
+    let mut randomize = std::collections::BTreeMap::new();
+    for r in &args.randomize {
+        let parsed = r.split_once('=').and_then(|(name, range)| {
+            let (lo, hi) = range.split_once(':')?;
+            Some((name.trim().to_string(), (lo.trim().parse().ok()?, hi.trim().parse().ok()?)))
+        });
+        let (name, range) = parsed.with_context(|| format!("--randomize {r:?}: expected NAME=LO:HI"))?;
+        randomize.insert(name, range);
+    }
+    Ok(Task::Mixture(Mixture { variants, randomize }))
+}
+
+/// Trains to `total` steps with a progress bar (steps per second, ETA, recent return) unless
+/// `quiet`; Ctrl-C stops at a consistent point, with the state safe to save.
+fn train_with_progress(
+    registry: &Registry,
+    task: &Task,
+    agent: &mut dyn Agent,
+    total: u64,
+    curve: &mut Curve,
+    quiet: bool,
+) -> Result<Outcome, agent::AgentError> {
+    let interrupted = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    {
+        let flag = interrupted.clone();
+        // A second handler cannot be installed (a test binary may train twice): then Ctrl-C
+        // keeps its default meaning.
+        let _ = ctrlc::set_handler(move || flag.store(true, std::sync::atomic::Ordering::SeqCst));
+    }
+    let bar = progress_bar(total, quiet);
+    bar.set_position(agent.steps());
+    let mut recent: std::collections::VecDeque<f64> = Default::default();
+    let mut on_event = |event: Event<'_>| {
+        match event {
+            Event::Episode { episode, .. } => {
+                recent.push_back(episode.ret);
+                if recent.len() > 20 {
+                    recent.pop_front();
+                }
+                let mean = recent.iter().sum::<f64>() / recent.len() as f64;
+                bar.set_message(format!("return {mean:.1}"));
+            }
+            Event::Progress { step } => bar.set_position(step),
+        }
+        if interrupted.load(std::sync::atomic::Ordering::SeqCst) {
+            std::ops::ControlFlow::Break(())
+        } else {
+            std::ops::ControlFlow::Continue(())
+        }
+    };
+    let outcome = crate::train::train(registry, task, agent, total, curve, &mut on_event);
+    bar.finish_and_clear();
+    outcome
+}
+
+fn produced_by() -> String {
+    format!("headstart {}", std::env::args().skip(1).collect::<Vec<_>>().join(" "))
+}
+
+/// Saves a checkpoint and its learning curve into `out`.
+fn save_run(agent: &dyn Agent, task: &Task, eval: Option<agent::EvalStats>, curve: &Curve, out: &Path, spaces: (&Space, &Space)) -> Result<()> {
+    let mixture = match task {
+        Task::Mixture(mix) => Some(mix),
+        Task::Env(_) => None,
+    };
+    let info = CardInfo {
+        env: task.nominal(),
+        mixture,
+        observation_space: spaces.0,
+        action_space: spaces.1,
+        eval,
+        produced_by: produced_by(),
+    };
+    checkpoint::save(agent, info, out)?;
+    std::fs::write(out.join("curve.csv"), curve.to_csv()).with_context(|| format!("writing {}", out.join("curve.csv").display()))
+}
+
 fn train(registry: &Registry, args: &TrainArgs) -> Result<()> {
     tch::set_num_threads(args.threads.max(1));
     let resumed = args.resume.as_ref().map(|dir| checkpoint::load(dir)).transpose()?;
-    let spec = match (&args.env, &resumed) {
-        (Some(env), _) => env_spec(env, &args.params)?,
-        (None, Some(loaded)) => loaded.card.env.clone(),
+    let task = match (&args.env, &resumed) {
+        (Some(env), _) => training_task(&env_spec(env, &args.params)?, args)?,
+        (None, Some(loaded)) => match &loaded.card.mixture {
+            Some(mix) => Task::Mixture(mix.clone()),
+            None => Task::Env(loaded.card.env.clone()),
+        },
         (None, None) => bail!("name an environment (an id or a variant file)"),
     };
+    if let Task::Mixture(mix) = &task {
+        mix.validate(registry)?;
+    }
+    let spec = task.nominal().clone();
     let probe = registry.make(&spec)?;
     let (obs_space, action_space) = (probe.observation_space().clone(), probe.action_space().clone());
     let (mut agent, source, default_steps): (Box<dyn Agent>, String, Option<u64>) = match resumed {
@@ -320,17 +477,8 @@ fn train(registry: &Registry, args: &TrainArgs) -> Result<()> {
         .out
         .clone()
         .unwrap_or_else(|| PathBuf::from(format!("runs/{}-{}-seed{}", args.algo.name(), spec.id, agent.seed())));
-    eprintln!("{} on {spec}, {total} steps, seed {} ({source}) -> {}", args.algo, agent.seed(), out.display());
+    eprintln!("{} on {task}, {total} steps, seed {} ({source}) -> {}", args.algo, agent.seed(), out.display());
 
-    let interrupted = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    {
-        let flag = interrupted.clone();
-        // A second handler cannot be installed (a test binary may train twice): then Ctrl-C
-        // keeps its default meaning.
-        let _ = ctrlc::set_handler(move || flag.store(true, std::sync::atomic::Ordering::SeqCst));
-    }
-    let bar = progress_bar(total, args.quiet);
-    bar.set_position(agent.steps());
     // A resumed run continues the checkpoint's curve.
     let mut curve = match &args.resume {
         Some(dir) => match std::fs::read_to_string(dir.join("curve.csv")) {
@@ -343,47 +491,14 @@ fn train(registry: &Registry, args: &TrainArgs) -> Result<()> {
     };
     let start = Instant::now();
     let start_steps = agent.steps();
-    let outcome = {
-        let mut recent: std::collections::VecDeque<f64> = Default::default();
-        let mut on_event = |event: Event<'_>| {
-            match event {
-                Event::Episode { episode, .. } => {
-                    recent.push_back(episode.ret);
-                    if recent.len() > 20 {
-                        recent.pop_front();
-                    }
-                    let mean = recent.iter().sum::<f64>() / recent.len() as f64;
-                    bar.set_message(format!("return {mean:.1}"));
-                }
-                Event::Progress { step } => bar.set_position(step),
-            }
-            if interrupted.load(std::sync::atomic::Ordering::SeqCst) {
-                std::ops::ControlFlow::Break(())
-            } else {
-                std::ops::ControlFlow::Continue(())
-            }
-        };
-        crate::train::train(registry, &spec, agent.as_mut(), total, &mut curve, &mut on_event)
-    };
-    bar.finish_and_clear();
-    let produced_by = format!("headstart {}", std::env::args().skip(1).collect::<Vec<_>>().join(" "));
-    let save = |agent: &dyn Agent, eval: Option<agent::EvalStats>| -> Result<()> {
-        let info = CardInfo {
-            env: &spec,
-            observation_space: &obs_space,
-            action_space: &action_space,
-            eval,
-            produced_by: produced_by.clone(),
-        };
-        checkpoint::save(agent, info, &out)?;
-        std::fs::write(out.join("curve.csv"), curve.to_csv()).with_context(|| format!("writing {}", out.display()))
-    };
+    let outcome = train_with_progress(registry, &task, agent.as_mut(), total, &mut curve, args.quiet);
+    let spaces = (&obs_space, &action_space);
     // An error in the middle of training (a custom environment failing, say) keeps what was
     // learned: the agent's state is consistent between steps.
     let outcome = match outcome {
         Ok(outcome) => outcome,
         Err(e) => {
-            save(agent.as_ref(), None)?;
+            save_run(agent.as_ref(), &task, None, &curve, &out, spaces)?;
             return Err(anyhow::Error::new(e).context(format!(
                 "training stopped at step {}; what was learned is saved in {}",
                 agent.steps(),
@@ -399,7 +514,7 @@ fn train(registry: &Registry, args: &TrainArgs) -> Result<()> {
     } else {
         None
     };
-    save(agent.as_ref(), eval.clone())?;
+    save_run(agent.as_ref(), &task, eval.clone(), &curve, &out, spaces)?;
     let rate = trained as f64 / seconds.max(1e-9);
     match (outcome, eval) {
         (Outcome::Stopped, _) => println!(
@@ -459,5 +574,190 @@ fn eval(registry: &Registry, args: &EvalArgs) -> Result<()> {
         stats.episodes,
         if args.stochastic { "stochastic" } else { "deterministic" }
     );
+    Ok(())
+}
+
+/// The map for a source trained on `source_id`: the `--map` file, else the one the target's
+/// variant file declares for that id.
+fn resolve_map(map: Option<&Path>, target: &str, source_id: &str) -> Result<Option<Map>> {
+    if let Some(path) = map {
+        return Ok(Some(Map::load(path).map_err(anyhow::Error::msg)?));
+    }
+    if target.ends_with(".ron") {
+        return Ok(Variant::load(Path::new(target))?.maps.get(source_id).cloned());
+    }
+    Ok(None)
+}
+
+fn file_stem(path: &Path) -> String {
+    path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "source".into())
+}
+
+fn transfer(registry: &Registry, args: &TransferArgs) -> Result<()> {
+    tch::set_num_threads(args.threads.max(1));
+    let strategy = Strategy::from_arg(&args.strategy).map_err(anyhow::Error::msg)?;
+    let source = checkpoint::load(&args.source)?;
+    let target = env_spec(&args.target, &args.params)?;
+    let map = resolve_map(args.map.as_deref(), &args.target, &source.card.env.id)?;
+    let source_name = args.source.display().to_string();
+    let (mut agent, report) =
+        xfer::prepare(registry, &source, &source_name, &target, &strategy, map.as_ref(), args.seed)?;
+    let label = report.strategy.clone();
+    let total = match args.steps {
+        Some(steps) => steps,
+        None => agent::presets::get(report.algorithm, &target.id)
+            .map(|p| p.steps)
+            .with_context(|| format!("--steps is needed: no {} preset gives a budget for {}", report.algorithm, target.id))?,
+    };
+    let out = args.out.clone().unwrap_or_else(|| {
+        let clean = |s: &str| s.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '.' { c } else { '_' }).collect::<String>();
+        let target_name = if args.target.ends_with(".ron") { file_stem(Path::new(&args.target)).replace(".ron", "") } else { target.id.clone() };
+        PathBuf::from(format!(
+            "runs/transfer-{}-{}-{}-seed{}",
+            clean(&file_stem(&args.source)),
+            clean(&target_name),
+            clean(&label),
+            args.seed
+        ))
+    });
+    print!("{}", report.table());
+    std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+    let report_path = out.join("transfer.ron");
+    std::fs::write(&report_path, report.to_ron()).with_context(|| format!("writing {}", report_path.display()))?;
+
+    let mut env = registry.make(&target)?;
+    let eval_seed = 1_000_000 + args.seed;
+    let zero_shot = if args.eval_episodes > 0 {
+        let stats = evaluate(agent.as_ref(), env.as_mut(), args.eval_episodes, true, eval_seed)?;
+        println!("zero-shot on {target}: {:.1} +/- {:.1} over {} deterministic episodes", stats.mean, stats.std, stats.episodes);
+        Some(stats)
+    } else {
+        None
+    };
+    eprintln!("{} {label} on {target}, {total} steps, seed {} -> {}", report.algorithm, args.seed, out.display());
+    let task = Task::Env(target.clone());
+    let mut curve = Curve::default();
+    let start = Instant::now();
+    let outcome = train_with_progress(registry, &task, agent.as_mut(), total, &mut curve, args.quiet);
+    let spaces = (env.observation_space().clone(), env.action_space().clone());
+    let outcome = match outcome {
+        Ok(outcome) => outcome,
+        Err(e) => {
+            save_run(agent.as_ref(), &task, None, &curve, &out, (&spaces.0, &spaces.1))?;
+            return Err(anyhow::Error::new(e)
+                .context(format!("training stopped at step {}; what was learned is saved in {}", agent.steps(), out.display())));
+        }
+    };
+    let seconds = start.elapsed().as_secs_f64();
+    println!("learning curve on {target} (mean training return per window):");
+    println!("  {:>10}  {:>10}  episodes", "step", "return");
+    for (step, mean, n) in curve.binned(total, 10) {
+        let mean = mean.map(|m| format!("{m:.1}")).unwrap_or_else(|| "-".into());
+        println!("  {step:>10}  {mean:>10}  {n}");
+    }
+    let eval = if outcome == Outcome::Finished && args.eval_episodes > 0 {
+        Some(evaluate(agent.as_ref(), env.as_mut(), args.eval_episodes, true, eval_seed)?)
+    } else {
+        None
+    };
+    save_run(agent.as_ref(), &task, eval.clone(), &curve, &out, (&spaces.0, &spaces.1))?;
+    match (outcome, eval) {
+        (Outcome::Stopped, _) => println!("interrupted at step {} of {total}; saved {}", agent.steps(), out.display()),
+        (Outcome::Finished, eval) => {
+            let after = eval.map(|e| format!("; eval {:.1} +/- {:.1}", e.mean, e.std)).unwrap_or_default();
+            let before = zero_shot.map(|z| format!(" (zero-shot {:.1})", z.mean)).unwrap_or_default();
+            println!("{} steps in {seconds:.1} s{after}{before}; saved {} (report: {})", agent.steps(), out.display(), report_path.display());
+        }
+    }
+    Ok(())
+}
+
+/// One policy's standing in `suggest`.
+struct Candidate {
+    name: String,
+    algorithm: agent::Algo,
+    source_env: String,
+    fit: &'static str,
+    stats: agent::EvalStats,
+}
+
+fn suggest(registry: &Registry, args: &SuggestArgs) -> Result<()> {
+    let target = args.target.spec()?;
+    let mut env = registry.make(&target)?;
+    let (obs_space, action_space) = (env.observation_space().clone(), env.action_space().clone());
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(&args.policies)
+        .with_context(|| format!("reading {}", args.policies.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.join(checkpoint::CARD_FILE).exists())
+        .collect();
+    dirs.sort();
+    let eval_seed = 1_000_000 + args.seed;
+    let mut ranked = Vec::new();
+    let mut skipped = Vec::new();
+    for dir in &dirs {
+        let name = file_stem(dir);
+        let card = match checkpoint::read_card(dir) {
+            Ok(card) => card,
+            Err(e) => {
+                skipped.push(format!("{name}: {e}"));
+                continue;
+            }
+        };
+        let direct = card.observation_space == obs_space && card.action_space == action_space;
+        let map = if direct { None } else { resolve_map(None, &args.target.env, &card.env.id)? };
+        if !direct && map.is_none() {
+            skipped.push(format!(
+                "{name}: trained on {} ({} / {}), the target has {obs_space} / {action_space} and declares no map for {}",
+                card.env, card.observation_space, card.action_space, card.env.id
+            ));
+            continue;
+        }
+        let source = checkpoint::load(dir)?;
+        let prepared = xfer::prepare(registry, &source, &name, &target, &Strategy::finetune(), map.as_ref(), args.seed);
+        let agent = match prepared {
+            Ok((agent, _)) => agent,
+            Err(e) => {
+                skipped.push(format!("{name}: {e}"));
+                continue;
+            }
+        };
+        let stats = evaluate(agent.as_ref(), env.as_mut(), args.episodes, true, eval_seed)?;
+        ranked.push(Candidate {
+            name,
+            algorithm: card.algorithm,
+            source_env: card.env.to_string(),
+            fit: if direct { "direct" } else { "map" },
+            stats,
+        });
+    }
+    ranked.sort_by(|a, b| b.stats.mean.total_cmp(&a.stats.mean));
+    // What acting at random scores, for scale.
+    let random = {
+        let mut rng = StdRng::seed_from_u64(args.seed);
+        let mut returns = Vec::with_capacity(args.episodes);
+        for i in 0..args.episodes {
+            let (mut ret, mut done) = (0.0, false);
+            env.reset(Some(eval_seed + i as u64))?;
+            while !done {
+                let step = env.step(&action_space.sample(&mut rng))?;
+                ret += step.reward;
+                done = step.done();
+            }
+            returns.push(ret);
+        }
+        returns.iter().sum::<f64>() / returns.len().max(1) as f64
+    };
+    println!("zero-shot on {target}, {} deterministic episodes each (random actions: {random:.1}):", args.episodes);
+    println!("  {:<4} {:<22} {:<5} {:<8} {:>16}  source", "rank", "policy", "algo", "fit", "return");
+    for (i, c) in ranked.iter().enumerate() {
+        let ret = format!("{:.1} +/- {:.1}", c.stats.mean, c.stats.std);
+        println!("  {:<4} {:<22} {:<5} {:<8} {:>16}  {}", i + 1, c.name, c.algorithm.to_string(), c.fit, ret, c.source_env);
+    }
+    if ranked.is_empty() {
+        println!("  (no policy in {} fits this target)", args.policies.display());
+    }
+    for s in &skipped {
+        println!("skipped {s}");
+    }
     Ok(())
 }

@@ -24,8 +24,10 @@ pub mod check;
 pub mod classic;
 mod error;
 pub mod params;
+pub mod mixture;
 pub mod registry;
 mod space;
+pub mod transform;
 pub mod vector;
 pub mod wrappers;
 
@@ -35,9 +37,12 @@ use smallvec::SmallVec;
 
 pub use check::check_env;
 pub use error::EnvError;
+pub(crate) use error::nearest;
 pub use params::{Bound, ParamSpec, Params};
 pub use registry::{EnvSpec, Registry, Variant};
+pub use mixture::Mixture;
 pub use space::{Action, Space};
+pub use transform::Transform;
 pub use vector::VecEnv;
 pub use wrappers::{EpisodeGuard, TimeLimit};
 

@@ -30,3 +30,4 @@ pub mod cli;
 pub mod env;
 pub mod nn;
 pub mod train;
+pub mod transfer;

@@ -6,7 +6,43 @@ use std::ops::ControlFlow;
 use serde::{Deserialize, Serialize};
 
 use crate::agent::{Agent, AgentError, Event, Outcome};
-use crate::env::{EnvSpec, Registry};
+use crate::env::{EnvError, EnvSpec, Mixture, Registry, VecEnv};
+
+/// What an agent trains on: one environment, or a mixture drawn anew each episode (multitask
+/// training, domain randomisation).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Task {
+    Env(EnvSpec),
+    Mixture(Mixture),
+}
+
+impl Task {
+    /// The environment that stands for the task: the environment itself, or the mixture's
+    /// first variant (what evaluation and cards name).
+    pub fn nominal(&self) -> &EnvSpec {
+        match self {
+            Task::Env(spec) => spec,
+            Task::Mixture(mix) => &mix.variants[0],
+        }
+    }
+
+    /// `n` environments of the task, stepped together.
+    pub fn make_vec(&self, registry: &Registry, n: usize) -> Result<VecEnv, EnvError> {
+        match self {
+            Task::Env(spec) => registry.make_vec(spec, n),
+            Task::Mixture(mix) => registry.make_vec_mixture(mix, n),
+        }
+    }
+}
+
+impl std::fmt::Display for Task {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Task::Env(spec) => spec.fmt(f),
+            Task::Mixture(mix) => mix.fmt(f),
+        }
+    }
+}
 
 /// One finished training episode: the environment steps taken when it ended, its return and
 /// length.
@@ -28,6 +64,21 @@ impl Curve {
     pub fn recent_mean(&self, n: usize) -> Option<f64> {
         let tail = &self.episodes[self.episodes.len().saturating_sub(n)..];
         (!tail.is_empty()).then(|| tail.iter().map(|e| e.ret).sum::<f64>() / tail.len() as f64)
+    }
+
+    /// The curve in `bins` equal windows of `[0, total]` steps: each window's end, the mean
+    /// return of the episodes that ended in it, and how many did.
+    pub fn binned(&self, total: u64, bins: usize) -> Vec<(u64, Option<f64>, usize)> {
+        let width = total.div_ceil(bins.max(1) as u64).max(1);
+        (0..bins as u64)
+            .map(|b| {
+                let (lo, hi) = (b * width, (b + 1) * width);
+                let rets: Vec<f64> =
+                    self.episodes.iter().filter(|e| e.step > lo && e.step <= hi).map(|e| e.ret).collect();
+                let mean = (!rets.is_empty()).then(|| rets.iter().sum::<f64>() / rets.len() as f64);
+                (hi.min(total), mean, rets.len())
+            })
+            .collect()
     }
 
     /// Reads what [`Curve::to_csv`] wrote.
@@ -55,17 +106,17 @@ impl Curve {
     }
 }
 
-/// Trains `agent` on environments made from `spec` until `total` steps, recording the curve;
+/// Trains `agent` on environments of `task` until `total` steps, recording the curve;
 /// `on_event` sees every event and may stop the run.
 pub fn train(
     registry: &Registry,
-    spec: &EnvSpec,
+    task: &Task,
     agent: &mut dyn Agent,
     total: u64,
     curve: &mut Curve,
     on_event: &mut dyn FnMut(Event<'_>) -> ControlFlow<()>,
 ) -> Result<Outcome, AgentError> {
-    let mut envs = registry.make_vec(spec, agent.config().num_envs())?;
+    let mut envs = task.make_vec(registry, agent.config().num_envs())?;
     let mut monitor = |event: Event<'_>| {
         if let Event::Episode { step, episode } = event {
             curve.episodes.push(EpisodeRecord { step, ret: episode.ret, len: episode.len });

@@ -9,7 +9,7 @@ use headstart::agent::{Agent, AgentConfig, Algo, DqnConfig, PpoConfig, SacConfig
 use headstart::checkpoint::{self, CARD_FILE, CardInfo, WEIGHTS_FILE};
 use headstart::env::{EnvSpec, Registry};
 use headstart::nn::MlpConfig;
-use headstart::train::{Curve, train};
+use headstart::train::{Curve, Task, train};
 
 fn small(algo: Algo) -> AgentConfig {
     match algo {
@@ -40,7 +40,7 @@ fn build(config: &AgentConfig, spec: &EnvSpec, seed: u64) -> Box<dyn Agent> {
 
 fn run(agent: &mut dyn Agent, spec: &EnvSpec, steps: u64) -> Curve {
     let mut curve = Curve::default();
-    train(&Registry::builtin(), spec, agent, steps, &mut curve, &mut |_| ControlFlow::Continue(())).unwrap();
+    train(&Registry::builtin(), &Task::Env(spec.clone()), agent, steps, &mut curve, &mut |_| ControlFlow::Continue(())).unwrap();
     curve
 }
 
@@ -79,6 +79,7 @@ fn save(agent: &dyn Agent, spec: &EnvSpec, dir: &Path) {
     let env = Registry::builtin().make(spec).unwrap();
     let info = CardInfo {
         env: spec,
+        mixture: None,
         observation_space: env.observation_space(),
         action_space: env.action_space(),
         eval: None,
@@ -228,7 +229,7 @@ fn training_on_environments_with_other_spaces_is_an_error() {
     let registry = Registry::builtin();
     let mut agent = build(&small(Algo::Ppo), &EnvSpec::new("CartPole-v1"), 0);
     let mut curve = Curve::default();
-    let e = train(&registry, &EnvSpec::new("Acrobot-v1"), agent.as_mut(), 100, &mut curve, &mut |_| {
+    let e = train(&registry, &Task::Env(EnvSpec::new("Acrobot-v1")), agent.as_mut(), 100, &mut curve, &mut |_| {
         ControlFlow::Continue(())
     })
     .err()

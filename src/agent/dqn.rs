@@ -17,7 +17,7 @@ use super::ppo::argmax;
 use super::replay::{Batch, ReplayBuffer};
 use super::schedule::linear_decay;
 use super::{
-    Agent, AgentConfig, AgentError, Algo, Monitor, Outcome, Schedule, check, check_envs, copy_tensors, obs_dim,
+    Agent, AgentConfig, AgentError, Algo, Distill, Monitor, Outcome, Schedule, check, check_envs, copy_tensors, obs_dim,
     polyak_update, report, rows, sorted_variables, to_vec,
 };
 use crate::env::{Action, Space, VecEnv};
@@ -199,6 +199,7 @@ impl Dqn {
     }
 
     fn train(&mut self, gradient_steps: usize, lr: f64) {
+        self.opt.advance(self.steps);
         for _ in 0..gradient_steps {
             let batch = self.buffer.sample(self.cfg.batch_size, &mut self.rng);
             self.manual_gradients(&batch);
@@ -295,6 +296,22 @@ impl Agent for Dqn {
 
     fn var_store(&self) -> &nn::VarStore {
         &self.vs
+    }
+
+    fn optimizers(&mut self) -> Vec<&mut Adam> {
+        vec![&mut self.opt]
+    }
+
+    fn sync_targets(&mut self) {
+        self.update_target(1.0);
+    }
+
+    fn set_teacher(&mut self, _: Distill) -> Result<(), AgentError> {
+        Err(AgentError::Unsupported(
+            "distill needs a policy with an action distribution (PPO, SAC); DQN's greedy Q policy has none \
+             (use l2_init to keep the Q network near the source instead)"
+                .into(),
+        ))
     }
 
     fn restore(&mut self, get: &mut dyn FnMut(&str) -> Option<Tensor>, steps: u64) -> Result<(), AgentError> {

@@ -29,6 +29,11 @@ pub struct Adam {
     exp_avg_sq: Tensor,
     /// Per-element learning-rate scale; `None` while every scale is 1.
     lr_scale: Option<Tensor>,
+    /// Scales that change at an environment step: `(step, parameter names, new scale)`.
+    pending: Vec<(u64, Vec<String>, f64)>,
+    /// L2-SP: the values to stay near, a 0/1 mask of the parameters it applies to, and the
+    /// coefficient of `coef * ||θ - θ₀||²`.
+    anchor: Option<(Tensor, Tensor, f64)>,
     steps: i64,
     beta1: f64,
     beta2: f64,
@@ -63,6 +68,8 @@ impl Adam {
             flat,
             grad,
             lr_scale: None,
+            pending: Vec::new(),
+            anchor: None,
             steps: 0,
             beta1: 0.9,
             beta2: 0.999,
@@ -81,6 +88,32 @@ impl Adam {
         for slot in self.slots.iter().filter(|s| select(&s.name)) {
             let _ = scales.narrow(0, slot.offset, slot.numel).fill_(scale);
         }
+    }
+
+    /// Sets the scale of the parameters `names` to `scale` once [`Adam::advance`] reaches
+    /// environment step `step` (a freeze that ends).
+    pub fn schedule_lr_scale(&mut self, step: u64, names: Vec<String>, scale: f64) {
+        self.pending.push((step, names, scale));
+    }
+
+    /// Applies the scheduled scales due at environment step `step`; agents call it before each
+    /// update.
+    pub fn advance(&mut self, step: u64) {
+        let (due, later): (Vec<_>, Vec<_>) = std::mem::take(&mut self.pending).into_iter().partition(|p| p.0 <= step);
+        self.pending = later;
+        for (_, names, scale) in due {
+            self.set_lr_scale(|n| names.iter().any(|m| m == n), scale);
+        }
+    }
+
+    /// Adds `coef * ||θ - θ₀||²` to the loss of every parameter for which `select(name)` holds,
+    /// `θ₀` being its value now (L2-SP: Li, Grandvalet & Davoine, 2018).
+    pub fn set_anchor(&mut self, select: impl Fn(&str) -> bool, coef: f64) {
+        let mask = self.flat.zeros_like();
+        for slot in self.slots.iter().filter(|s| select(&s.name)) {
+            let _ = mask.narrow(0, slot.offset, slot.numel).fill_(1.0);
+        }
+        self.anchor = Some((self.flat.detach().copy(), mask, coef));
     }
 
     /// Back-propagates `loss`, clips the gradients' global norm to `max_grad_norm` when given,
@@ -122,6 +155,12 @@ impl Adam {
     /// Clips and applies the gradients in the buffer (written by [`Adam::compute_gradients`] or
     /// through [`Adam::gradient_views`]).
     pub fn step_with_gradients(&mut self, lr: f64, max_grad_norm: Option<f64>) {
+        if let Some((anchor, mask, coef)) = &self.anchor {
+            tch::no_grad(|| {
+                let pull = (&self.flat - anchor) * mask * (2.0 * coef);
+                let _ = self.grad.g_add_(&pull);
+            });
+        }
         if let Some(max) = max_grad_norm {
             self.clip(max);
         }
@@ -244,6 +283,30 @@ mod tests {
         for (g, e) in got.iter().zip(xs) {
             assert!((*g as f64 - e).abs() < 1e-5, "{got:?} vs {xs:?}");
         }
+    }
+
+    /// The anchor adds `2 coef (θ - θ₀)` to the gradient; a scheduled scale of 0 freezes a
+    /// parameter until its step comes.
+    #[test]
+    fn anchor_and_scheduled_freeze() {
+        let x = Tensor::from_slice(&[1.0f32, 2.0]).set_requires_grad(true);
+        let y = Tensor::from_slice(&[5.0f32]).set_requires_grad(true);
+        let mut opt = Adam::new(vec![("x".into(), x.shallow_clone()), ("y".into(), y.shallow_clone())], 1e-8);
+        opt.set_anchor(|n| n == "x", 0.5);
+        let _ = tch::no_grad(|| x.shallow_clone().g_add_scalar_(1.0));
+        opt.set_lr_scale(|n| n == "y", 0.0);
+        opt.schedule_lr_scale(100, vec!["y".into()], 1.0);
+        opt.advance(10);
+        let loss = (&y * 1.0).sum(Kind::Float) + (&x * 0.0).sum(Kind::Float);
+        opt.compute_gradients(&loss);
+        opt.step_with_gradients(0.1, None);
+        let g: Vec<f32> = Vec::try_from(&opt.grad).unwrap();
+        assert_eq!(g, vec![1.0, 1.0, 1.0], "the pull towards the anchor");
+        assert_eq!(y.double_value(&[0]), 5.0, "frozen before step 100");
+        opt.advance(100);
+        let loss = (&y * 1.0).sum(Kind::Float);
+        opt.backward_step(&loss, 0.1, None);
+        assert!(y.double_value(&[0]) < 5.0, "trains after step 100");
     }
 
     #[test]

@@ -19,8 +19,8 @@ use tch::{Kind, Tensor};
 use super::normalize::{ObsNormalizer, RewardNormalizer};
 use super::optim::Adam;
 use super::{
-    Agent, AgentConfig, AgentError, Algo, Monitor, Outcome, Schedule, check, copy_tensors, obs_dim, report, rows,
-    sorted_variables, to_vec,
+    Agent, AgentConfig, AgentError, Algo, Distill, Monitor, Outcome, Schedule, check, copy_tensors, obs_dim, report,
+    rows, snapshot, sorted_variables, to_vec,
 };
 use crate::env::{Action, Space, VecEnv};
 use crate::nn::{Mlp, MlpConfig};
@@ -138,6 +138,15 @@ pub struct Ppo {
     /// The (normalised) observations to act on next and which environments just started an
     /// episode; `None` until the first call to `learn`.
     current: Option<(Vec<f32>, Vec<f32>)>,
+    teacher: Option<Teacher>,
+}
+
+/// A frozen copy of the actor to distil from.
+struct Teacher {
+    _vs: nn::VarStore,
+    actor: Mlp,
+    log_std: Option<Tensor>,
+    distill: Distill,
 }
 
 /// One rollout, `[n_steps * n_envs]` rows in step-major order.
@@ -199,8 +208,86 @@ impl Ppo {
             rng: StdRng::seed_from_u64(seed),
             steps: 0,
             current: None,
+            teacher: None,
             cfg,
         })
+    }
+
+    /// The distillation teacher and its weight now, while the weight is above zero.
+    fn active_teacher(&self) -> Option<(&Teacher, f64)> {
+        let teacher = self.teacher.as_ref()?;
+        let w = teacher.distill.weight_at(self.steps);
+        (w > 0.0).then_some((teacher, w))
+    }
+
+    /// `w * mean KL(π_teacher ‖ π)` over rows `obs`, as an autograd graph.
+    fn distill_loss(&self, obs: &Tensor) -> Option<Tensor> {
+        let (teacher, w) = self.active_teacher()?;
+        let (t_features, t_out) = tch::no_grad(|| {
+            let f = teacher.actor.features(obs);
+            let out = teacher.actor.head_forward(&f);
+            (f, out)
+        });
+        let features = self.actor.features(obs);
+        let out = self.actor.head_forward(&features);
+        let kl = match &self.head {
+            Head::Categorical { .. } => {
+                let (lp_t, lp_s) = (t_out.log_softmax(-1, Kind::Float), out.log_softmax(-1, Kind::Float));
+                (lp_t.exp() * (lp_t - lp_s)).sum_dim_intlist(-1, false, Kind::Float)
+            }
+            Head::Gaussian { sde, .. } => {
+                let (ls_s, ls_t) = (self.log_std.as_ref().expect("Gaussian head"), teacher.log_std.as_ref().expect("Gaussian head"));
+                let (var_s, var_t) = if *sde {
+                    (
+                        features.detach().square().matmul(&ls_s.exp().square()) + 1e-6,
+                        t_features.square().matmul(&ls_t.exp().square()) + 1e-6,
+                    )
+                } else {
+                    ((ls_s * 2.0).exp().expand_as(&out), (ls_t * 2.0).exp().expand_as(&out))
+                };
+                ((var_s.log() - var_t.log() + (&var_t + (&t_out - &out).square()) / &var_s - 1.0) * 0.5)
+                    .sum_dim_intlist(-1, false, Kind::Float)
+            }
+        };
+        Some(kl.mean(Kind::Float) * w)
+    }
+
+    /// Adds the gradient of [`Ppo::distill_loss`] with respect to the actor's outputs (`out`,
+    /// `[b, out_dim]`) and plain Gaussian `log_std` to `g_out` and `g_log_std`.
+    fn distill_gradients(&self, obs: &Tensor, out: &[f32], g_out: &mut [f32], g_log_std: &mut [f64]) {
+        let Some((teacher, w)) = self.active_teacher() else { return };
+        let t_out = to_vec(&tch::no_grad(|| teacher.actor.forward(obs)));
+        let dim = g_out.len() / obs.size()[0] as usize;
+        let scale = w / (out.len() / dim) as f64;
+        match &self.head {
+            Head::Categorical { .. } => {
+                let softmax = |z: &[f32]| -> Vec<f64> {
+                    let max = z.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
+                    let e: Vec<f64> = z.iter().map(|&v| (v as f64 - max).exp()).collect();
+                    let sum: f64 = e.iter().sum();
+                    e.into_iter().map(|v| v / sum).collect()
+                };
+                for ((g, s), t) in g_out.chunks_exact_mut(dim).zip(out.chunks_exact(dim)).zip(t_out.chunks_exact(dim)) {
+                    let (p_s, p_t) = (softmax(s), softmax(t));
+                    for k in 0..dim {
+                        g[k] += (scale * (p_s[k] - p_t[k])) as f32;
+                    }
+                }
+            }
+            Head::Gaussian { .. } => {
+                let ls_s = to_vec(self.log_std.as_ref().expect("Gaussian head"));
+                let ls_t = to_vec(teacher.log_std.as_ref().expect("Gaussian head"));
+                for ((g, s), t) in g_out.chunks_exact_mut(dim).zip(out.chunks_exact(dim)).zip(t_out.chunks_exact(dim)) {
+                    for j in 0..dim {
+                        let var_s = (2.0 * ls_s[j] as f64).exp();
+                        let var_t = (2.0 * ls_t[j] as f64).exp();
+                        let diff = s[j] as f64 - t[j] as f64;
+                        g[j] += (scale * diff / var_s) as f32;
+                        g_log_std[j] += scale * (1.0 - (var_t + diff * diff) / var_s);
+                    }
+                }
+            }
+        }
     }
 
     /// The actor's outputs for rows: logits or means `[n, out]`, and with gSDE the features.
@@ -516,6 +603,9 @@ impl Ppo {
         if let Some(entropy) = entropy {
             loss = loss - entropy.mean(Kind::Float) * self.cfg.ent_coef;
         }
+        if let Some(distill) = self.distill_loss(&mb.obs) {
+            loss = loss + distill;
+        }
         let kl = tch::no_grad(|| ((&ratio - 1.0) - &log_ratio).mean(Kind::Float).double_value(&[]));
         (loss, kl)
     }
@@ -584,6 +674,7 @@ impl Ppo {
                 }
             }
         }
+        self.distill_gradients(&mb.obs, &out, &mut g_out, &mut g_log_std);
         let mut g_values = vec![0.0f32; b];
         for i in 0..b {
             let (v, old) = (values[i] as f64, mb.old_values[i] as f64);
@@ -609,6 +700,7 @@ impl Ppo {
     }
 
     fn update(&mut self, r: &Rollout, last_values: &[f32], progress: f64) -> Result<(), AgentError> {
+        self.opt.advance(self.steps);
         let (adv, returns) = self.advantages(r, last_values);
         let len = r.rewards.len();
         let lr = self.cfg.learning_rate.at(progress);
@@ -758,6 +850,26 @@ impl Agent for Ppo {
         &self.vs
     }
 
+    fn optimizers(&mut self) -> Vec<&mut Adam> {
+        vec![&mut self.opt]
+    }
+
+    fn set_teacher(&mut self, distill: Distill) -> Result<(), AgentError> {
+        let out = match &self.head {
+            Head::Categorical { n } => *n,
+            Head::Gaussian { dim, .. } => *dim,
+        };
+        let (cfg, obs_dim) = (&self.cfg, self.obs_dim);
+        let log_std_shape = self.log_std.as_ref().map(|t| t.size());
+        let (vs, (actor, log_std)) = snapshot(&self.vs, "actor.", |root| {
+            let actor = Mlp::new(&(root / "actor"), &cfg.net, obs_dim, out, 0.01);
+            let log_std = log_std_shape.map(|shape| (root / "actor").var("log_std", &shape, nn::Init::Const(0.0)));
+            (actor, log_std)
+        });
+        self.teacher = Some(Teacher { _vs: vs, actor, log_std, distill });
+        Ok(())
+    }
+
     fn restore(&mut self, get: &mut dyn FnMut(&str) -> Option<Tensor>, steps: u64) -> Result<(), AgentError> {
         copy_tensors(&sorted_variables(&self.vs), get)?;
         self.opt.load_state("optim", get).map_err(AgentError::State)?;
@@ -796,13 +908,27 @@ mod tests {
     use crate::env::{EnvSpec, Registry};
 
     /// The hand-written gradient equals autograd's, for a discrete and a continuous policy,
-    /// with clipping, value clipping and the entropy bonus all active.
+    /// with clipping, value clipping and the entropy bonus all active, without and with a
+    /// distillation teacher (a copy of the actor taken before its weights were perturbed).
     #[test]
     fn manual_gradients_match_autograd() {
-        for env_id in ["CartPole-v1", "Pendulum-v1"] {
+        for (env_id, with_teacher) in
+            [("CartPole-v1", false), ("Pendulum-v1", false), ("CartPole-v1", true), ("Pendulum-v1", true)]
+        {
             let env = Registry::builtin().make(&EnvSpec::new(env_id)).unwrap();
             let cfg = PpoConfig { ent_coef: 0.05, clip_range_vf: Some(0.1), ..Default::default() };
             let mut ppo = Ppo::new(cfg, env.observation_space(), env.action_space(), 1).unwrap();
+            if with_teacher {
+                ppo.set_teacher(Distill { weight: 2.0, decay_steps: 100 }).unwrap();
+                tch::no_grad(|| {
+                    for (name, mut t) in ppo.vs.variables() {
+                        if name.starts_with("actor.") {
+                            let _ = t.g_add_(&(t.randn_like() * 0.3));
+                        }
+                    }
+                });
+                assert!(ppo.distill_loss(&Tensor::zeros([2, ppo.obs_dim as i64], tch::kind::FLOAT_CPU)).is_some());
+            }
             let mut rng = StdRng::seed_from_u64(2);
             let b = 64;
             let obs: Vec<f32> = (0..b * ppo.obs_dim).map(|_| rng.random_range(-1.0..1.0)).collect();

@@ -22,8 +22,8 @@ use super::ppo::MAX_ROWS;
 use super::ppo::draw_exploration;
 use super::replay::ReplayBuffer;
 use super::{
-    Agent, AgentConfig, AgentError, Algo, Monitor, Outcome, Schedule, box_bounds, check, check_envs, copy_tensors,
-    obs_dim, polyak_update, report, rows, sorted_variables, to_vec,
+    Agent, AgentConfig, AgentError, Algo, Distill, Monitor, Outcome, Schedule, box_bounds, check, check_envs,
+    copy_tensors, obs_dim, polyak_update, report, rows, snapshot, sorted_variables, to_vec,
 };
 use crate::env::{Action, Space, VecEnv};
 use crate::nn::{Mlp, MlpConfig};
@@ -141,6 +141,15 @@ pub struct Sac {
     steps: u64,
     gradient_steps: u64,
     current: Option<Vec<f32>>,
+    teacher: Option<Teacher>,
+}
+
+/// A frozen copy of the actor to distil from.
+struct Teacher {
+    _vs: nn::VarStore,
+    actor: Mlp,
+    noise: Noise,
+    distill: Distill,
 }
 
 /// What the actor computes for a batch: squashed actions in `[-1, 1]` and their log-probs.
@@ -214,6 +223,7 @@ impl Sac {
             steps: 0,
             gradient_steps: 0,
             current: None,
+            teacher: None,
             cfg,
         };
         sac.update_targets(1.0);
@@ -275,6 +285,33 @@ impl Sac {
         let actions = u.tanh();
         let correction = (-actions.square() + (1.0 + 1e-6)).log().sum_dim_intlist(-1, false, Kind::Float);
         Sampled { actions, log_prob: gaussian_lp - correction }
+    }
+
+    /// The actor's Gaussian before the squashing, for rows `obs`: means and variances.
+    fn gaussian(actor: &Mlp, noise: &Noise, obs: &Tensor) -> (Tensor, Tensor) {
+        let features = actor.features(obs);
+        let mean = actor.head_forward(&features);
+        match noise {
+            Noise::Head(head) => (mean, (head.forward(&features).clamp(LOG_STD_MIN, LOG_STD_MAX) * 2.0).exp()),
+            Noise::Sde { log_std, .. } => (
+                mean.clamp(-SDE_CLIP_MEAN, SDE_CLIP_MEAN),
+                features.detach().square().matmul(&log_std.exp().square()) + 1e-6,
+            ),
+        }
+    }
+
+    /// `w * mean KL(π_teacher ‖ π)` over rows `obs` (Gaussians before the squashing, which is
+    /// the same for both), while the distillation weight is above zero.
+    fn distill_loss(&self, obs: &Tensor) -> Option<Tensor> {
+        let teacher = self.teacher.as_ref()?;
+        let w = teacher.distill.weight_at(self.steps);
+        if w <= 0.0 {
+            return None;
+        }
+        let (mean_t, var_t) = tch::no_grad(|| Self::gaussian(&teacher.actor, &teacher.noise, obs));
+        let (mean, var) = Self::gaussian(&self.actor, &self.noise, obs);
+        let kl = (var.log() - var_t.log() + (var_t + (mean_t - mean).square()) / &var - 1.0) * 0.5;
+        Some(kl.sum_dim_intlist(-1, false, Kind::Float).mean(Kind::Float) * w)
     }
 
     fn actor_head(&self, features: &Tensor) -> Tensor {
@@ -339,6 +376,10 @@ impl Sac {
     }
 
     fn train(&mut self, steps: usize, lr: f64) {
+        let step = self.steps;
+        for opt in self.optimizers() {
+            opt.advance(step);
+        }
         for _ in 0..steps {
             let batch = self.buffer.sample(self.cfg.batch_size, &mut self.rng);
             let pi = self.sample(&batch.obs);
@@ -365,7 +406,10 @@ impl Sac {
             // weights need no gradient from it (Stable-Baselines3 computes and discards one).
             self.set_critics_trainable(false);
             let (q0, q1) = Self::q_values(&self.critics, &batch.obs, &pi.actions);
-            let actor_loss = (&ent_coef * pi.log_prob.unsqueeze(1) - q0.min_other(&q1)).mean(Kind::Float);
+            let mut actor_loss = (&ent_coef * pi.log_prob.unsqueeze(1) - q0.min_other(&q1)).mean(Kind::Float);
+            if let Some(distill) = self.distill_loss(&batch.obs) {
+                actor_loss = actor_loss + distill;
+            }
             self.actor_opt.backward_step(&actor_loss, lr, None);
             self.set_critics_trainable(true);
             self.gradient_steps += 1;
@@ -453,6 +497,34 @@ impl Agent for Sac {
 
     fn var_store(&self) -> &nn::VarStore {
         &self.vs
+    }
+
+    fn optimizers(&mut self) -> Vec<&mut Adam> {
+        let mut out = vec![&mut self.actor_opt, &mut self.critic_opt];
+        out.extend(self.ent_opt.as_mut());
+        out
+    }
+
+    fn sync_targets(&mut self) {
+        self.update_targets(1.0);
+    }
+
+    fn set_teacher(&mut self, distill: Distill) -> Result<(), AgentError> {
+        let (cfg, obs_dim, act_dim) = (&self.cfg, self.obs_dim, self.act_dim);
+        let latent = *cfg.net.hidden.last().unwrap_or(&obs_dim) as i64;
+        let (vs, (actor, noise)) = snapshot(&self.vs, "actor.", |root| {
+            let path = root / "actor";
+            let actor = Mlp::new(&path, &cfg.net, obs_dim, act_dim, 1.0);
+            let noise = if cfg.use_sde {
+                let log_std = path.var("log_std", &[latent, act_dim as i64], nn::Init::Const(0.0));
+                Noise::Sde { log_std, exploration: Vec::new() }
+            } else {
+                Noise::Head(nn::linear(&path / "log_std", latent, act_dim as i64, Default::default()))
+            };
+            (actor, noise)
+        });
+        self.teacher = Some(Teacher { _vs: vs, actor, noise, distill });
+        Ok(())
     }
 
     fn restore(&mut self, get: &mut dyn FnMut(&str) -> Option<Tensor>, steps: u64) -> Result<(), AgentError> {

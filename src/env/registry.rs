@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use super::error::nearest;
 use super::params::{self, ParamSpec, Params};
+use super::transform::{Transform, Transformed};
 use super::{Env, EnvError, EpisodeGuard, TimeLimit, VecEnv};
 
 /// What the registry makes: the environment inside [`TimeLimit`] inside [`EpisodeGuard`],
@@ -32,11 +33,15 @@ pub struct EnvSpec {
     /// Overrides the registered episode limit.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_episode_steps: Option<usize>,
+    /// Changes to the interface (observation features, action order, reward scale), applied in
+    /// order outside the time limit.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub transforms: Vec<Transform>,
 }
 
 impl EnvSpec {
     pub fn new(id: impl Into<String>) -> Self {
-        EnvSpec { id: id.into(), params: Params::new(), max_episode_steps: None }
+        EnvSpec { id: id.into(), params: Params::new(), max_episode_steps: None, transforms: Vec::new() }
     }
 
     /// The same spec with one parameter overridden.
@@ -56,6 +61,9 @@ impl fmt::Display for EnvSpec {
         if let Some(limit) = self.max_episode_steps {
             write!(f, "[max_episode_steps={limit}]")?;
         }
+        for t in &self.transforms {
+            write!(f, "+{t:?}")?;
+        }
         Ok(())
     }
 }
@@ -68,6 +76,10 @@ pub struct Variant {
     #[serde(default)]
     pub description: String,
     pub env: EnvSpec,
+    /// How this variant's observations and actions relate to other environments', by their id:
+    /// what `transfer` and `suggest` use when a source policy was trained on one of them.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub maps: BTreeMap<String, crate::transfer::Map>,
 }
 
 impl Variant {
@@ -75,7 +87,9 @@ impl Variant {
     pub fn load(path: &Path) -> Result<Variant, EnvError> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| EnvError::VariantFile { path: path.to_path_buf(), message: e.to_string() })?;
-        ron::from_str(&text).map_err(|e| EnvError::VariantFile { path: path.to_path_buf(), message: e.to_string() })
+        crate::agent::ron_options()
+            .from_str(&text)
+            .map_err(|e| EnvError::VariantFile { path: path.to_path_buf(), message: e.to_string() })
     }
 }
 
@@ -219,7 +233,10 @@ impl Registry {
 
     fn build(&self, entry: &EnvEntry, spec: &EnvSpec, limit: Option<usize>) -> Result<Box<dyn Env>, EnvError> {
         let resolved = params::resolve(&spec.id, &entry.params, &spec.params)?;
-        let env = (entry.make)(&resolved, limit)?;
+        let mut env = (entry.make)(&resolved, limit)?;
+        if !spec.transforms.is_empty() {
+            env = Box::new(Transformed::new(env, spec.transforms.clone(), &spec.id)?);
+        }
         if let Some(space_error) = env.observation_space().validate().err().or(env.action_space().validate().err()) {
             return Err(EnvError::InvalidParams { env: spec.id.clone(), message: space_error });
         }
