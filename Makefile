@@ -23,11 +23,12 @@ test: setup
 verify: test
 	$(CARGO) test --release --test learning -- --ignored --nocapture
 
-## The pretrained source policies shipped in policies/ (RL Zoo presets; about 25 minutes on two
+## The pretrained source policies shipped in policies/ (RL Zoo presets; about 15 minutes on two
 ## cores). Each card records the command that produced it and its evaluation over 100 episodes.
 HEADSTART := $(CARGO) run --release --quiet --
 policies: setup
 	$(HEADSTART) train --algo ppo CartPole-v1 --seed 0 --eval-episodes 100 --quiet --out policies/cartpole-ppo
+	$(HEADSTART) train --algo ppo CartPole-v1 --randomize length=0.3:0.7 --seed 0 --eval-episodes 100 --quiet --out policies/cartpole-ppo-randomized
 	$(HEADSTART) train --algo ppo Acrobot-v1 --steps 200000 --seed 0 --eval-episodes 100 --quiet --out policies/acrobot-ppo
 	$(HEADSTART) train --algo sac Pendulum-v1 --steps 10000 --seed 0 --eval-episodes 100 --quiet --out policies/pendulum-sac
 	$(HEADSTART) train --algo dqn MountainCar-v0 --seed 1 --eval-episodes 100 --quiet --out policies/mountaincar-dqn

@@ -243,9 +243,10 @@ pub trait Agent: Send {
     /// caller has checked them) and the step count.
     fn restore(&mut self, get: &mut dyn FnMut(&str) -> Option<Tensor>, steps: u64) -> Result<(), AgentError>;
 
-    /// The optimisers of the weights: where transfer sets per-parameter learning-rate scales,
-    /// freezes and L2-SP anchors.
-    fn optimizers(&mut self) -> Vec<&mut Adam>;
+    /// The optimisers of the weights, with the prefix of their state among [`Agent::tensors`]:
+    /// where transfer sets per-parameter learning-rate scales, freezes and L2-SP anchors, and
+    /// carries Adam's state.
+    fn optimizers(&mut self) -> Vec<(&'static str, &mut Adam)>;
 
     /// Copies the online networks into the target networks (after transfer wrote new weights);
     /// nothing for agents without target networks.

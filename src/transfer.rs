@@ -310,6 +310,11 @@ impl TransferReport {
     pub fn to_ron(&self) -> String {
         ron_options().to_string_pretty(self, ron::ser::PrettyConfig::default()).expect("reports serialise")
     }
+
+    /// Reads what [`TransferReport::to_ron`] wrote.
+    pub fn from_ron(text: &str) -> Result<Self, ron::error::SpannedError> {
+        ron_options().from_str(text)
+    }
 }
 
 /// Why a transfer was refused. Each names the tensor, field or part at fault.
@@ -563,10 +568,10 @@ pub fn transfer(
 
     let copied: Vec<String> =
         report.parameters.iter().filter(|p| matches!(p.fate, Fate::Copied | Fate::Mapped)).map(|p| p.name.clone()).collect();
-    carry_state(source, &live, &sources, &copied, strategy, map, obs_dims, &mut report);
+    carry_state(source, target, &live, &sources, &copied, strategy, map, obs_dims, &mut report);
 
     let scale_of = |n: &str| if copied.iter().any(|c| c == n) { strategy.lr_scale } else { 1.0 };
-    for opt in target.optimizers() {
+    for (_, opt) in target.optimizers() {
         if strategy.lr_scale != 1.0 {
             opt.set_lr_scale(|n| copied.iter().any(|c| c == n), strategy.lr_scale);
         }
@@ -657,6 +662,7 @@ fn param(name: &str, dst: &Tensor, src: Option<&Tensor>, fate: Fate) -> ParamRep
 #[allow(clippy::too_many_arguments)]
 fn carry_state(
     source: &Loaded,
+    target: &mut dyn Agent,
     live: &HashMap<String, Tensor>,
     sources: &HashMap<String, Tensor>,
     copied: &[String],
@@ -667,21 +673,11 @@ fn carry_state(
 ) {
     let write = |name: &str, value: &Tensor| tch::no_grad(|| live[name].shallow_clone().copy_(value));
     let same = |name: &str| sources.get(name).filter(|s| s.size() == live[name].size());
-    let has_optim = live.keys().any(|n| n.starts_with("optim."));
-    if strategy.reset.optimizer || !has_optim {
+    if strategy.reset.optimizer {
         report.state.push("optimizer: fresh Adam moments".into());
     } else {
-        let mut carried = 0;
-        for name in live.keys().filter(|n| n.starts_with("optim.")) {
-            let of_copied =
-                copied.iter().any(|p| name.ends_with(&format!(".{p}.exp_avg")) || name.ends_with(&format!(".{p}.exp_avg_sq")));
-            if (of_copied || name.ends_with(".steps"))
-                && let Some(src) = same(name)
-            {
-                write(name, src);
-                carried += 1;
-            }
-        }
+        let mut get = |name: &str| sources.get(name).map(Tensor::shallow_clone);
+        let carried: usize = target.optimizers().into_iter().map(|(prefix, opt)| opt.carry_state(prefix, copied, &mut get)).sum();
         report.state.push(format!(
             "optimizer: {carried} Adam state tensors carried from the source (moments of the parameters copied as \
              they are, and step counts); the rest start at zero"

@@ -298,8 +298,8 @@ impl Agent for Dqn {
         &self.vs
     }
 
-    fn optimizers(&mut self) -> Vec<&mut Adam> {
-        vec![&mut self.opt]
+    fn optimizers(&mut self) -> Vec<(&'static str, &mut Adam)> {
+        vec![("optim", &mut self.opt)]
     }
 
     fn sync_targets(&mut self) {

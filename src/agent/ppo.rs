@@ -850,8 +850,8 @@ impl Agent for Ppo {
         &self.vs
     }
 
-    fn optimizers(&mut self) -> Vec<&mut Adam> {
-        vec![&mut self.opt]
+    fn optimizers(&mut self) -> Vec<(&'static str, &mut Adam)> {
+        vec![("optim", &mut self.opt)]
     }
 
     fn set_teacher(&mut self, distill: Distill) -> Result<(), AgentError> {

@@ -377,7 +377,7 @@ impl Sac {
 
     fn train(&mut self, steps: usize, lr: f64) {
         let step = self.steps;
-        for opt in self.optimizers() {
+        for (_, opt) in self.optimizers() {
             opt.advance(step);
         }
         for _ in 0..steps {
@@ -499,9 +499,9 @@ impl Agent for Sac {
         &self.vs
     }
 
-    fn optimizers(&mut self) -> Vec<&mut Adam> {
-        let mut out = vec![&mut self.actor_opt, &mut self.critic_opt];
-        out.extend(self.ent_opt.as_mut());
+    fn optimizers(&mut self) -> Vec<(&'static str, &mut Adam)> {
+        let mut out = vec![("optim.actor", &mut self.actor_opt), ("optim.critic", &mut self.critic_opt)];
+        out.extend(self.ent_opt.as_mut().map(|o| ("optim.ent_coef", o)));
         out
     }
 
