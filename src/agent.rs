@@ -248,6 +248,15 @@ pub trait Agent: Send {
     /// carries Adam's state.
     fn optimizers(&mut self) -> Vec<(&'static str, &mut Adam)>;
 
+    /// The replay buffer of an off-policy agent.
+    fn replay(&self) -> Option<&replay::ReplayBuffer> {
+        None
+    }
+
+    fn replay_mut(&mut self) -> Option<&mut replay::ReplayBuffer> {
+        None
+    }
+
     /// Copies the online networks into the target networks (after transfer wrote new weights);
     /// nothing for agents without target networks.
     fn sync_targets(&mut self) {}

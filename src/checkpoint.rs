@@ -23,6 +23,7 @@ use crate::env::{EnvSpec, Mixture, Space};
 
 pub const WEIGHTS_FILE: &str = "weights.safetensors";
 pub const CARD_FILE: &str = "card.ron";
+pub const REPLAY_FILE: &str = "replay.safetensors";
 const FORMAT: u32 = 1;
 
 /// One tensor of a checkpoint.
@@ -62,6 +63,18 @@ pub struct Card {
     pub weights: Vec<String>,
     /// Every tensor of the weights file.
     pub tensors: Vec<TensorInfo>,
+    /// The replay buffer saved beside the weights (off-policy agents).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replay: Option<ReplayInfo>,
+}
+
+/// The replay buffer file of a checkpoint.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReplayInfo {
+    pub transitions: usize,
+    /// SHA-256 of `replay.safetensors`, hex.
+    pub sha256: String,
 }
 
 /// Why a checkpoint could not be saved or loaded.
@@ -120,17 +133,14 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), CheckpointError> {
     fs::write(&tmp, bytes).and_then(|_| fs::rename(&tmp, path)).map_err(|e| file_error(path, e.to_string()))
 }
 
-/// Saves `agent` into the folder `dir` (created if missing); returns the card written.
-pub fn save(agent: &dyn Agent, info: CardInfo<'_>, dir: &Path) -> Result<Card, CheckpointError> {
-    fs::create_dir_all(dir).map_err(|e| file_error(dir, e.to_string()))?;
-    let weights_path = dir.join(WEIGHTS_FILE);
-    let tensors = agent.tensors();
+/// Serialises named tensors as safetensors bytes, with their descriptions; `path` names the
+/// file in errors.
+fn serialize(tensors: &[(String, Tensor)], path: &Path) -> Result<(Vec<u8>, Vec<TensorInfo>), CheckpointError> {
     let mut infos = Vec::with_capacity(tensors.len());
     let mut buffers = Vec::with_capacity(tensors.len());
-    for (name, tensor) in &tensors {
-        let (dtype, dtype_name) = dtype_of(tensor.kind()).ok_or_else(|| {
-            file_error(&weights_path, format!("tensor `{name}` has unsupported kind {:?}", tensor.kind()))
-        })?;
+    for (name, tensor) in tensors {
+        let (dtype, dtype_name) = dtype_of(tensor.kind())
+            .ok_or_else(|| file_error(path, format!("tensor `{name}` has unsupported kind {:?}", tensor.kind())))?;
         let t = tensor.detach().contiguous();
         let mut bytes = vec![0u8; t.numel() * dtype.bitsize() / 8];
         t.copy_data_u8(&mut bytes, t.numel());
@@ -141,13 +151,51 @@ pub fn save(agent: &dyn Agent, info: CardInfo<'_>, dir: &Path) -> Result<Card, C
     let views = buffers
         .iter()
         .map(|(name, dtype, shape, bytes)| {
-            TensorView::new(*dtype, shape.clone(), bytes)
-                .map(|v| (name.clone(), v))
-                .map_err(|e| file_error(&weights_path, e.to_string()))
+            TensorView::new(*dtype, shape.clone(), bytes).map(|v| (name.clone(), v)).map_err(|e| file_error(path, e.to_string()))
         })
         .collect::<Result<Vec<_>, _>>()?;
     let metadata = HashMap::from([("format".to_string(), "headstart".to_string())]);
-    let bytes = safetensors::serialize(views, Some(metadata)).map_err(|e| file_error(&weights_path, e.to_string()))?;
+    let bytes = safetensors::serialize(views, Some(metadata)).map_err(|e| file_error(path, e.to_string()))?;
+    Ok((bytes, infos))
+}
+
+/// Refuses a file whose SHA-256 is not the card's `field`.
+fn check_digest(path: &Path, bytes: &[u8], expected: &str, field: &str) -> Result<(), CheckpointError> {
+    let digest = sha256(bytes);
+    if digest != expected {
+        return Err(file_error(
+            path,
+            format!("SHA-256 {digest} differs from the card's `{field}` {expected}: the file is corrupt or not this card's"),
+        ));
+    }
+    Ok(())
+}
+
+/// Looks tensors of a parsed safetensors file up by name.
+fn getter<'a>(file: &'a SafeTensors<'a>) -> impl FnMut(&str) -> Option<Tensor> + 'a {
+    move |name: &str| {
+        let view = file.tensor(name).ok()?;
+        let kind = kind_of(view.dtype())?;
+        let shape: Vec<i64> = view.shape().iter().map(|&d| d as i64).collect();
+        Some(Tensor::from_data_size(view.data(), &shape, kind))
+    }
+}
+
+/// Saves `agent` into the folder `dir` (created if missing); returns the card written. An
+/// off-policy agent's replay buffer goes to `replay.safetensors` beside the weights.
+pub fn save(agent: &dyn Agent, info: CardInfo<'_>, dir: &Path) -> Result<Card, CheckpointError> {
+    fs::create_dir_all(dir).map_err(|e| file_error(dir, e.to_string()))?;
+    let weights_path = dir.join(WEIGHTS_FILE);
+    let (bytes, infos) = serialize(&agent.tensors(), &weights_path)?;
+    let replay = match agent.replay().filter(|b| !b.is_empty()) {
+        Some(buffer) => {
+            let path = dir.join(REPLAY_FILE);
+            let (replay_bytes, _) = serialize(&buffer.state(), &path)?;
+            write_atomic(&path, &replay_bytes)?;
+            Some(ReplayInfo { transitions: buffer.len(), sha256: sha256(&replay_bytes) })
+        }
+        None => None,
+    };
     let card = Card {
         format: FORMAT,
         headstart_version: env!("CARGO_PKG_VERSION").to_string(),
@@ -164,6 +212,7 @@ pub fn save(agent: &dyn Agent, info: CardInfo<'_>, dir: &Path) -> Result<Card, C
         sha256: sha256(&bytes),
         weights: agent.weight_names(),
         tensors: infos,
+        replay,
     };
     write_atomic(&weights_path, &bytes)?;
     let text = ron_options()
@@ -208,16 +257,7 @@ pub fn load(dir: &Path) -> Result<Loaded, CheckpointError> {
     let file = SafeTensors::deserialize(&bytes).map_err(|e| {
         file_error(&weights_path, format!("not a readable safetensors file (truncated or corrupt?): {e}"))
     })?;
-    let digest = sha256(&bytes);
-    if digest != card.sha256 {
-        return Err(file_error(
-            &weights_path,
-            format!(
-                "SHA-256 {digest} differs from the card's `sha256` {}: the file is corrupt or not this card's",
-                card.sha256
-            ),
-        ));
-    }
+    check_digest(&weights_path, &bytes, &card.sha256, "sha256")?;
     // The file holds exactly the card's tensors.
     let mut in_file: HashMap<String, TensorView<'_>> = file.tensors().into_iter().collect();
     for info in &card.tensors {
@@ -268,14 +308,23 @@ pub fn load(dir: &Path) -> Result<Loaded, CheckpointError> {
             card.tensors.iter().find(|t| !known.contains(t.name.as_str())).map(|t| t.name.clone()).unwrap_or_default();
         return Err(file_error(&card_path, format!("tensor `{extra}` does not belong to a {} agent", card.algorithm)));
     }
-    let mut get = |name: &str| -> Option<Tensor> {
-        let view = file.tensor(name).ok()?;
-        let kind = kind_of(view.dtype())?;
-        let shape: Vec<i64> = view.shape().iter().map(|&d| d as i64).collect();
-        Some(Tensor::from_data_size(view.data(), &shape, kind))
-    };
     agent
-        .restore(&mut get, card.steps)
+        .restore(&mut getter(&file), card.steps)
         .map_err(|source| CheckpointError::Agent { path: weights_path.clone(), source })?;
+    if let Some(info) = &card.replay {
+        let path = dir.join(REPLAY_FILE);
+        let bytes = fs::read(&path).map_err(|e| file_error(&path, e.to_string()))?;
+        check_digest(&path, &bytes, &info.sha256, "replay.sha256")?;
+        let file = SafeTensors::deserialize(&bytes)
+            .map_err(|e| file_error(&path, format!("not a readable safetensors file (truncated or corrupt?): {e}")))?;
+        let algo = card.algorithm;
+        let buffer = agent
+            .replay_mut()
+            .ok_or_else(|| file_error(&card_path, format!("field `replay`: a {algo} agent has no replay buffer")))?;
+        let n = buffer.extend_from_state(&mut getter(&file)).map_err(|e| file_error(&path, e))?;
+        if n != info.transitions {
+            return Err(file_error(&path, format!("holds {n} transitions, the card's `replay.transitions` says {}", info.transitions)));
+        }
+    }
     Ok(Loaded { card, agent })
 }

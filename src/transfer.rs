@@ -73,7 +73,8 @@ pub struct Strategy {
 pub struct Resets {
     /// Adam's moments and step count [default: fresh].
     pub optimizer: bool,
-    /// The replay buffer of DQN and SAC [default: fresh; checkpoints do not hold buffers].
+    /// The replay buffer of DQN and SAC [default: fresh; `false` starts the target's buffer with
+    /// the source's transitions, which needs the same spaces].
     pub replay: bool,
     /// The observation and return normalisers' running statistics [default: carried, since the
     /// copied weights expect inputs normalised the source's way].
@@ -176,13 +177,6 @@ impl Strategy {
             || self.distill.is_some();
         if !self.copy && transfer_only {
             return bad("copy", "is false (scratch), so freeze, reinit, lr_scale, l2_init and distill have nothing to act on");
-        }
-        if !self.reset.replay {
-            return bad(
-                "reset.replay",
-                "false asks to keep the source's replay buffer, but checkpoints hold no replay buffer; \
-                 the target's buffer always starts empty",
-            );
         }
         Ok(())
     }
@@ -568,7 +562,7 @@ pub fn transfer(
 
     let copied: Vec<String> =
         report.parameters.iter().filter(|p| matches!(p.fate, Fate::Copied | Fate::Mapped)).map(|p| p.name.clone()).collect();
-    carry_state(source, target, &live, &sources, &copied, strategy, map, obs_dims, &mut report);
+    carry_state(source, target, &live, &sources, &copied, strategy, map, obs_dims, &mut report)?;
 
     let scale_of = |n: &str| if copied.iter().any(|c| c == n) { strategy.lr_scale } else { 1.0 };
     for (_, opt) in target.optimizers() {
@@ -670,7 +664,7 @@ fn carry_state(
     map: Option<&Map>,
     obs_dims: (usize, usize),
     report: &mut TransferReport,
-) {
+) -> Result<(), TransferError> {
     let write = |name: &str, value: &Tensor| tch::no_grad(|| live[name].shallow_clone().copy_(value));
     let same = |name: &str| sources.get(name).filter(|s| s.size() == live[name].size());
     if strategy.reset.optimizer {
@@ -721,8 +715,26 @@ fn carry_state(
             }
         }
     }
-    if matches!(report.algorithm, Algo::Dqn | Algo::Sac) {
-        report.state.push("replay buffer: starts empty".into());
+    if let Some(buffer) = target.replay_mut() {
+        if strategy.reset.replay {
+            report.state.push("replay buffer: starts empty".into());
+        } else {
+            let state = source.agent.replay().map(|b| b.state()).unwrap_or_default();
+            let found: HashMap<String, Tensor> = state.into_iter().collect();
+            if found.get("replay.rewards").is_none_or(|r| r.numel() == 0) {
+                return Err(TransferError::Strategy {
+                    field: "reset.replay",
+                    message: "is false, but the source checkpoint holds no replay buffer".into(),
+                });
+            }
+            let n = buffer
+                .extend_from_state(&mut |n| found.get(n).map(Tensor::shallow_clone))
+                .map_err(|e| TransferError::Strategy {
+                    field: "reset.replay",
+                    message: format!("is false, but the source's transitions do not fit the target's buffer: {e}"),
+                })?;
+            report.state.push(format!("replay buffer: starts with the source's {n} transitions"));
+        }
     }
     if report.algorithm == Algo::Sac {
         report.state.push(if strategy.reset.ent_coef {
@@ -731,6 +743,7 @@ fn carry_state(
             "entropy temperature: carried from the source".into()
         });
     }
+    Ok(())
 }
 
 impl fmt::Display for Fate {

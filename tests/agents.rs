@@ -101,6 +101,26 @@ fn checkpoints_round_trip_and_resume() {
         assert_eq!(loaded.card.algorithm, algo);
         assert_eq!(loaded.card.steps, agent.steps());
         assert_eq!(weights(loaded.agent.as_ref()), weights(agent.as_ref()), "{algo}: state differs after loading");
+        // Off-policy agents keep their replay buffer, transition for transition.
+        match (agent.replay(), loaded.agent.replay()) {
+            (Some(a), Some(b)) => {
+                assert!(a.len() > 0 && a.len() == b.len());
+                for ((name, x), (_, y)) in a.state().iter().zip(b.state()) {
+                    assert!(x.equal(&y), "{algo}: {name} differs after loading");
+                }
+                // A damaged buffer file is refused by its checksum.
+                let path = dir.join(checkpoint::REPLAY_FILE);
+                let mut bytes = fs::read(&path).unwrap();
+                let last = bytes.len() - 2;
+                bytes[last] ^= 1;
+                fs::write(&path, &bytes).unwrap();
+                let e = load_error(&dir);
+                assert!(e.contains(checkpoint::REPLAY_FILE) && e.contains("replay.sha256"), "{e}");
+                save(agent.as_ref(), &spec, &dir);
+            }
+            (None, None) => assert!(!dir.join(checkpoint::REPLAY_FILE).exists()),
+            _ => panic!("{algo}: replay buffer lost"),
+        }
         for deterministic in [true, false] {
             let mut env = Registry::builtin().make(&spec).unwrap();
             let before = evaluate(agent.as_ref(), env.as_mut(), 3, deterministic, 5).unwrap();

@@ -234,6 +234,15 @@ fn dqn_and_sac_transfer_with_their_target_networks_in_step() {
         assert!(equal(&t[&name], &t[&name.replacen("q.", "q_target.", 1)]), "target of {name}");
     }
     assert!(report.state.iter().any(|s| s == "replay buffer: starts empty"));
+    assert_eq!(agent.replay().unwrap().len(), 0);
+    // The checkpoint kept the source's buffer; `reset.replay: false` starts the target with it.
+    assert_eq!(src.agent.replay().unwrap().len(), 500);
+    assert_eq!(src.card.replay.as_ref().unwrap().transitions, 500);
+    let keep = Strategy { reset: transfer::Resets { replay: false, ..Default::default() }, ..Strategy::finetune() };
+    let (kept, report) = transfer::prepare(&registry, &src, "dqn", &spec, &keep, None, 1).unwrap();
+    assert_eq!(kept.replay().unwrap().state()[0].1.size(), src.agent.replay().unwrap().state()[0].1.size());
+    assert!(kept.replay().unwrap().state()[2].1.equal(&src.agent.replay().unwrap().state()[2].1));
+    assert!(report.state.iter().any(|s| s == "replay buffer: starts with the source's 500 transitions"), "{:?}", report.state);
     train_for(agent.as_mut(), &spec, 1000);
     let after = values(agent.as_ref());
     assert!(equal(&after["q.trunk.0.weight"], &s["q.trunk.0.weight"]), "frozen trunk moved");
@@ -321,8 +330,6 @@ fn refusals_name_the_tensor_field_or_part() {
     assert!(e.contains("`freeze`") && e.contains("\"actor.trnk\"") && e.contains("did you mean \"actor.trunk\""), "{e}");
     let e = err(Strategy { reinit: vec!["actor".into(), "critic".into()], ..Strategy::finetune() }, None, &spec);
     assert!(e.contains("copies nothing"), "{e}");
-    let e = err(Strategy { reset: transfer::Resets { replay: false, ..Default::default() }, ..Strategy::finetune() }, None, &spec);
-    assert!(e.contains("reset.replay"), "{e}");
     let e = err(Strategy { freeze_until: Some(5), ..Strategy::finetune() }, None, &spec);
     assert!(e.contains("freeze_until"), "{e}");
     let e = err(Strategy { l2_init: 0.1, ..Strategy::scratch() }, None, &spec);

@@ -302,6 +302,14 @@ impl Agent for Dqn {
         vec![("optim", &mut self.opt)]
     }
 
+    fn replay(&self) -> Option<&ReplayBuffer> {
+        Some(&self.buffer)
+    }
+
+    fn replay_mut(&mut self) -> Option<&mut ReplayBuffer> {
+        Some(&mut self.buffer)
+    }
+
     fn sync_targets(&mut self) {
         self.update_target(1.0);
     }

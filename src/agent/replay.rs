@@ -94,6 +94,56 @@ impl ReplayBuffer {
         }
     }
 
+    /// The transitions, oldest first, as `replay.obs` `[n, obs_dim]`, `replay.actions`
+    /// `[n, act_dim]`, `replay.rewards`, `replay.next_obs` and `replay.dones` (what checkpoints
+    /// save beside the weights).
+    pub fn state(&self) -> Vec<(String, Tensor)> {
+        let order: Vec<usize> = if self.len < self.capacity { (0..self.len).collect() } else { (self.pos..self.len).chain(0..self.pos).collect() };
+        let n = order.len() as i64;
+        let gather = |v: &[f32], w: usize| -> Tensor {
+            let rows: Vec<f32> = order.iter().flat_map(|&i| v[i * w..(i + 1) * w].iter().copied()).collect();
+            Tensor::from_slice(&rows).view([n, w as i64])
+        };
+        vec![
+            ("replay.obs".into(), gather(&self.obs, self.obs_dim)),
+            ("replay.actions".into(), gather(&self.actions, self.act_dim)),
+            ("replay.rewards".into(), gather(&self.rewards, 1).view([n])),
+            ("replay.next_obs".into(), gather(&self.next_obs, self.obs_dim)),
+            ("replay.dones".into(), gather(&self.dones, 1).view([n])),
+        ]
+    }
+
+    /// Appends the transitions [`ReplayBuffer::state`] saved, oldest first (the oldest are
+    /// overwritten when they exceed the capacity). Widths must match this buffer's.
+    pub fn extend_from_state(&mut self, get: &mut dyn FnMut(&str) -> Option<Tensor>) -> Result<usize, String> {
+        let mut take = |name: &str, width: Option<usize>| -> Result<Vec<f32>, String> {
+            let t = get(name).ok_or_else(|| format!("missing tensor `{name}`"))?;
+            let ok = match width {
+                Some(w) => t.dim() == 2 && t.size()[1] == w as i64,
+                None => t.dim() == 1,
+            };
+            if !ok {
+                return Err(format!("tensor `{name}` has shape {:?}, expected [n{}]", t.size(), width.map(|w| format!(", {w}")).unwrap_or_default()));
+            }
+            Ok(super::to_vec(&t.to_kind(tch::Kind::Float)))
+        };
+        let (o, a) = (self.obs_dim, self.act_dim);
+        let obs = take("replay.obs", Some(o))?;
+        let actions = take("replay.actions", Some(a))?;
+        let rewards = take("replay.rewards", None)?;
+        let next_obs = take("replay.next_obs", Some(o))?;
+        let dones = take("replay.dones", None)?;
+        let n = rewards.len();
+        if obs.len() != n * o || actions.len() != n * a || next_obs.len() != n * o || dones.len() != n {
+            return Err("the replay tensors hold different numbers of transitions".into());
+        }
+        for i in 0..n {
+            let (obs, next) = (&obs[i * o..(i + 1) * o], &next_obs[i * o..(i + 1) * o]);
+            self.push(obs, &actions[i * a..(i + 1) * a], rewards[i], next, dones[i] != 0.0);
+        }
+        Ok(n)
+    }
+
     /// Empties the buffer (transfer's "reset the replay buffer").
     pub fn clear(&mut self) {
         self.len = 0;
@@ -146,5 +196,22 @@ mod tests {
         assert_eq!(rewards, [2.0, 3.0, 4.0]);
         // A huge capacity allocates nothing up front.
         assert!(ReplayBuffer::new(usize::MAX / 64, 4, 1).obs.capacity() == 0);
+    }
+
+    #[test]
+    fn state_round_trips_oldest_first() {
+        let mut buffer = ReplayBuffer::new(3, 1, 1);
+        for i in 0..5 {
+            buffer.push(&[i as f32], &[0.5], i as f32, &[i as f32 + 1.0], i == 4);
+        }
+        let state: std::collections::HashMap<String, Tensor> = buffer.state().into_iter().collect();
+        assert_eq!(Vec::<f32>::try_from(&state["replay.rewards"]).unwrap(), [2.0, 3.0, 4.0]);
+        let mut copy = ReplayBuffer::new(2, 1, 1);
+        let n = copy.extend_from_state(&mut |n| state.get(n).map(Tensor::shallow_clone)).unwrap();
+        assert_eq!((n, copy.len()), (3, 2));
+        let mut rewards = copy.rewards.clone();
+        rewards.sort_by(f32::total_cmp);
+        assert_eq!(rewards, [3.0, 4.0], "the newest transitions stay");
+        assert_eq!(copy.dones.iter().sum::<f32>(), 1.0);
     }
 }

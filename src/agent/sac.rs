@@ -505,6 +505,14 @@ impl Agent for Sac {
         out
     }
 
+    fn replay(&self) -> Option<&ReplayBuffer> {
+        Some(&self.buffer)
+    }
+
+    fn replay_mut(&mut self) -> Option<&mut ReplayBuffer> {
+        Some(&mut self.buffer)
+    }
+
     fn sync_targets(&mut self) {
         self.update_targets(1.0);
     }
