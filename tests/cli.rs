@@ -150,3 +150,43 @@ fn train_refuses_a_mismatched_algorithm_or_config() {
     assert!(stderr(&out).contains("n_stepz") && stderr(&out).contains(config.to_str().unwrap()), "{}", stderr(&out));
     let _ = std::fs::remove_file(&config);
 }
+
+#[test]
+fn transfer_prints_the_report_zero_shot_and_curve_and_saves_the_run() {
+    let out = scratch("transfer");
+    let out_s = out.to_str().unwrap();
+    let run = headstart(&[
+        "transfer", "policies/cartpole-ppo", "envs/cartpole-noise-sensor.ron", "--steps", "2048",
+        "--strategy", r#"(name: "freeze-trunk", freeze: ["actor.trunk"])"#, "--eval-episodes", "3", "--out", out_s, "-q",
+    ]);
+    let text = String::from_utf8_lossy(&run.stdout);
+    assert!(run.status.success(), "{}", stderr(&run));
+    assert!(text.contains("(PPO, freeze-trunk): 12 of 12 parameters from the source"), "{text}");
+    assert!(text.contains("actor.trunk.0.weight   [64, 5]   [64, 4]   mapped  frozen"), "{text}");
+    assert!(text.contains("zero-shot on CartPole-v1"), "{text}");
+    assert!(text.contains("learning curve on"), "{text}");
+    let report = std::fs::read_to_string(out.join("transfer.ron")).unwrap();
+    let report = headstart::transfer::TransferReport::from_ron(&report).unwrap();
+    assert_eq!(report.strategy, "freeze-trunk");
+    assert!(headstart::checkpoint::load(&out).unwrap().card.steps >= 2048);
+    assert!(out.join("curve.csv").exists());
+
+    // Refusals name the file, the algorithm's reach, the field.
+    let run = headstart(&["transfer", "policies/cartpole-ppo", "CartPole-v1", "-p", "length=0.7", "--map", "/nonexistent.ron"]);
+    assert!(!run.status.success() && stderr(&run).contains("/nonexistent.ron"));
+    let run = headstart(&["transfer", "policies/pendulum-sac", "CartPole-v1", "--steps", "10"]);
+    assert!(stderr(&run).contains("SAC supports Box action spaces"), "{}", stderr(&run));
+    let run = headstart(&["transfer", "policies/cartpole-ppo", "CartPole-v1", "--strategy", "(frezee: [])"]);
+    assert!(stderr(&run).contains("frezee"), "{}", stderr(&run));
+    let _ = std::fs::remove_dir_all(&out);
+}
+
+#[test]
+fn suggest_ranks_the_policies_that_fit_and_says_why_others_do_not() {
+    let run = headstart(&["suggest", "envs/cartpole-noise-sensor.ron", "--episodes", "3"]);
+    let text = String::from_utf8_lossy(&run.stdout);
+    assert!(run.status.success(), "{}", stderr(&run));
+    let rank = |name: &str| text.lines().position(|l| l.contains(name));
+    assert!(rank("cartpole-ppo ").is_some() && rank("cartpole-ppo-randomized").is_some(), "{text}");
+    assert!(text.contains("map") && text.contains("skipped pendulum-sac"), "{text}");
+}

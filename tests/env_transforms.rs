@@ -1,0 +1,98 @@
+//! Interface transforms (`EnvSpec::transforms`) and mixtures of variants.
+
+use headstart::env::{Action, Env, EnvSpec, Mixture, Registry, Transform};
+
+fn with(transforms: Vec<Transform>) -> EnvSpec {
+    let mut spec = EnvSpec::new("CartPole-v1");
+    spec.transforms = transforms;
+    spec
+}
+
+/// Steps `env` with `actions` from `reset(seed)`; the observations and rewards.
+fn rollout(env: &mut dyn Env, seed: u64, actions: &[Action]) -> (Vec<Vec<f32>>, Vec<f64>) {
+    let (obs, _) = env.reset(Some(seed)).unwrap();
+    let mut seen = vec![obs.to_vec()];
+    let mut rewards = Vec::new();
+    for a in actions {
+        let step = env.step(a).unwrap();
+        seen.push(step.obs.to_vec());
+        rewards.push(step.reward);
+        if step.done() {
+            break;
+        }
+    }
+    (seen, rewards)
+}
+
+#[test]
+fn transforms_change_only_what_they_say() {
+    let registry = Registry::builtin();
+    let pushes: Vec<usize> = (0..30).map(|i| (i * 7 % 3 == 0) as usize).collect();
+    let plain: Vec<Action> = pushes.iter().map(|&a| Action::Discrete(a)).collect();
+    let swapped: Vec<Action> = pushes.iter().map(|&a| Action::Discrete(1 - a)).collect();
+    let mut base = registry.make(&EnvSpec::new("CartPole-v1")).unwrap();
+    let (obs, rewards) = rollout(base.as_mut(), 3, &plain);
+
+    let mut env = registry.make(&with(vec![Transform::PermuteActions(vec![1, 0])])).unwrap();
+    assert_eq!(rollout(env.as_mut(), 3, &swapped).0, obs, "swapped actions, same trajectory");
+
+    let mut env = registry.make(&with(vec![Transform::SelectObs(vec![2, 0])])).unwrap();
+    let (selected, _) = rollout(env.as_mut(), 3, &plain);
+    assert_eq!(selected, obs.iter().map(|o| vec![o[2], o[0]]).collect::<Vec<_>>());
+    assert_eq!(env.observation_space().flat_dim(), 2);
+
+    let noisy = with(vec![Transform::NoiseObs { count: 2, std: 1.0 }, Transform::ScaleReward(-0.5)]);
+    let mut env = registry.make(&noisy).unwrap();
+    let (seen, scaled) = rollout(env.as_mut(), 3, &plain);
+    assert_eq!(seen.iter().map(|o| o[..4].to_vec()).collect::<Vec<_>>(), obs);
+    assert!(seen.iter().all(|o| o.len() == 6 && o[4] != o[5]));
+    assert_eq!(scaled, rewards.iter().map(|r| r * -0.5).collect::<Vec<_>>());
+    let (again, _) = rollout(env.as_mut(), 3, &plain);
+    assert_eq!(again, seen, "the noise is seeded by reset");
+    assert_ne!(rollout(env.as_mut(), 4, &plain).0[0][4], seen[0][4]);
+}
+
+#[test]
+fn invalid_transforms_are_refused_by_name() {
+    let registry = Registry::builtin();
+    let err = |t: Transform| registry.make(&with(vec![t])).err().expect("refused").to_string();
+    assert!(err(Transform::PermuteActions(vec![0, 0])).contains("PermuteActions([0, 0]) must list each of the 2 actions"));
+    assert!(err(Transform::SelectObs(vec![7])).contains("SelectObs([7]) must name at least one of the 4"));
+    assert!(err(Transform::NoiseObs { count: 0, std: 1.0 }).contains("count >= 1"));
+    assert!(err(Transform::ScaleReward(f64::NAN)).contains("ScaleReward"));
+    // An action outside the permuted space is an error, not a panic.
+    let mut env = registry.make(&with(vec![Transform::PermuteActions(vec![1, 0])])).unwrap();
+    env.reset(Some(0)).unwrap();
+    assert!(env.step(&Action::Discrete(2)).is_err());
+}
+
+#[test]
+fn a_mixture_draws_its_variants_episode_by_episode() {
+    let registry = Registry::builtin();
+    let mix = Mixture {
+        variants: vec![EnvSpec::new("CartPole-v1"), with(vec![Transform::ScaleReward(2.0)])],
+        randomize: [("length".to_string(), (0.3, 0.7))].into(),
+    };
+    let run = || {
+        let mut envs = registry.make_vec_mixture(&mix, 2).unwrap();
+        envs.reset(Some(5)).unwrap();
+        let mut scales = Vec::new();
+        for _ in 0..600 {
+            let step = envs.step(&[Action::Discrete(0), Action::Discrete(1)]).unwrap();
+            scales.push(step.rewards[0]);
+        }
+        scales
+    };
+    let scales = run();
+    assert!(scales.contains(&1.0) && scales.contains(&2.0), "both variants are drawn");
+    assert_eq!(run(), scales, "the same seed draws the same tasks");
+
+    let bad = |mix: Mixture| registry.make_vec_mixture(&mix, 1).err().expect("refused").to_string();
+    let e = bad(Mixture { variants: vec![EnvSpec::new("CartPole-v1")], randomize: [("length".to_string(), (0.7, 0.3))].into() });
+    assert!(e.contains("randomize length: low 0.7 is above high 0.3"), "{e}");
+    let e = bad(Mixture { variants: vec![EnvSpec::new("CartPole-v1")], randomize: [("length".to_string(), (-1.0, 0.3))].into() });
+    assert!(e.contains("length") && e.contains("out of range"), "{e}");
+    let e = bad(Mixture { variants: vec![EnvSpec::new("CartPole-v1"), EnvSpec::new("Acrobot-v1")], randomize: Default::default() });
+    assert!(e.contains("Acrobot-v1 has spaces"), "{e}");
+    assert!(bad(Mixture { variants: vec![], randomize: Default::default() }).contains("at least one variant"));
+}
