@@ -29,5 +29,6 @@ pub mod checkpoint;
 pub mod cli;
 pub mod env;
 pub mod nn;
+pub mod stats;
 pub mod train;
 pub mod transfer;

@@ -1,0 +1,174 @@
+//! The statistics a transfer study reports: per-seed scores summarised by mean, median and
+//! interquartile mean, percentile-bootstrap confidence intervals, the probability of improvement
+//! (Mann-Whitney), and the two-sided tests that go with them. The definitions follow scipy and
+//! rliable, and `tests/stats.rs` checks them against `../shared/stats/reference.json`.
+//!
+//! Learning-curve metrics (area under the curve, first step at a threshold) are here too: they
+//! turn one run's evaluations into the per-seed scores the rest summarises.
+
+use rand::Rng;
+use statrs::distribution::{ContinuousCDF, Normal, StudentsT};
+
+pub fn mean(x: &[f64]) -> f64 {
+    x.iter().sum::<f64>() / x.len() as f64
+}
+
+fn sorted(x: &[f64]) -> Vec<f64> {
+    let mut v = x.to_vec();
+    v.sort_by(f64::total_cmp);
+    v
+}
+
+pub fn median(x: &[f64]) -> f64 {
+    let v = sorted(x);
+    let n = v.len();
+    if n % 2 == 1 { v[n / 2] } else { (v[n / 2 - 1] + v[n / 2]) / 2.0 }
+}
+
+/// The interquartile mean: the mean after cutting `floor(n / 4)` values from each end
+/// (`scipy.stats.trim_mean(x, 0.25)`, rliable's IQM).
+pub fn iqm(x: &[f64]) -> f64 {
+    let v = sorted(x);
+    let cut = v.len() / 4;
+    mean(&v[cut..v.len() - cut])
+}
+
+/// Sample variance (`ddof = 1`).
+fn variance(x: &[f64]) -> f64 {
+    let m = mean(x);
+    x.iter().map(|v| (v - m).powi(2)).sum::<f64>() / (x.len() as f64 - 1.0)
+}
+
+fn resample(x: &[f64], rng: &mut impl Rng) -> Vec<f64> {
+    (0..x.len()).map(|_| x[rng.random_range(0..x.len())]).collect()
+}
+
+/// The `q` quantile of sorted values, linearly interpolated (numpy's default).
+fn quantile(sorted: &[f64], q: f64) -> f64 {
+    let pos = q * (sorted.len() - 1) as f64;
+    let (lo, hi) = (pos.floor() as usize, pos.ceil() as usize);
+    sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - lo as f64)
+}
+
+/// A 95 % percentile-bootstrap interval of `stat(x)`, from `resamples` resamples of `x`.
+pub fn bootstrap_ci(x: &[f64], stat: impl Fn(&[f64]) -> f64, resamples: usize, rng: &mut impl Rng) -> (f64, f64) {
+    let stats: Vec<f64> = (0..resamples).map(|_| stat(&resample(x, rng))).collect();
+    let s = sorted(&stats);
+    (quantile(&s, 0.025), quantile(&s, 0.975))
+}
+
+/// A 95 % percentile-bootstrap interval of `stat(x) - stat(y)`, each sample resampled
+/// independently.
+pub fn bootstrap_diff_ci(
+    x: &[f64],
+    y: &[f64],
+    stat: impl Fn(&[f64]) -> f64,
+    resamples: usize,
+    rng: &mut impl Rng,
+) -> (f64, f64) {
+    let stats: Vec<f64> = (0..resamples).map(|_| stat(&resample(x, rng)) - stat(&resample(y, rng))).collect();
+    let s = sorted(&stats);
+    (quantile(&s, 0.025), quantile(&s, 0.975))
+}
+
+/// Mann-Whitney U of `x` against `y`: pairs with `x > y` count one, ties one half.
+pub fn mann_whitney_u(x: &[f64], y: &[f64]) -> f64 {
+    x.iter()
+        .map(|a| {
+            y.iter()
+                .map(|b| match a.total_cmp(b) {
+                    std::cmp::Ordering::Greater => 1.0,
+                    std::cmp::Ordering::Equal => 0.5,
+                    std::cmp::Ordering::Less => 0.0,
+                })
+                .sum::<f64>()
+        })
+        .sum()
+}
+
+/// P(X > Y) + ½ P(X = Y) estimated over all pairs: rliable's probability of improvement.
+pub fn probability_of_improvement(x: &[f64], y: &[f64]) -> f64 {
+    mann_whitney_u(x, y) / (x.len() * y.len()) as f64
+}
+
+/// The two-sided p-value of the Mann-Whitney U test, as scipy's `method="auto"`: exact when
+/// there are no ties and one sample has at most 8 values, else the normal approximation with
+/// tie and continuity corrections.
+pub fn mann_whitney_p(x: &[f64], y: &[f64]) -> f64 {
+    let (n1, n2) = (x.len(), y.len());
+    let u1 = mann_whitney_u(x, y);
+    let u = u1.max((n1 * n2) as f64 - u1);
+    let mut all = sorted(&[x, y].concat());
+    let ties = all.windows(2).any(|w| w[0] == w[1]);
+    if !ties && n1.min(n2) <= 8 {
+        return (2.0 * exact_u_sf(u.round() as usize, n1, n2)).min(1.0);
+    }
+    // Tie correction: Σ (t³ - t) over groups of equal values.
+    all.dedup_by(|a, b| a == b);
+    let joint = [x, y].concat();
+    let tie_term: f64 = all
+        .iter()
+        .map(|v| joint.iter().filter(|w| *w == v).count() as f64)
+        .map(|t| t * t * t - t)
+        .sum();
+    let n = (n1 + n2) as f64;
+    let mu = (n1 * n2) as f64 / 2.0;
+    let s = ((n1 * n2) as f64 / 12.0 * ((n + 1.0) - tie_term / (n * (n - 1.0)))).sqrt();
+    let z = (u - mu - 0.5) / s;
+    (2.0 * Normal::standard().sf(z)).min(1.0)
+}
+
+/// P(U ≥ u) under the null hypothesis for samples of sizes `n1` and `n2` without ties: the
+/// count of arrangements with each U, by the recurrence over the largest value.
+fn exact_u_sf(u: usize, n1: usize, n2: usize) -> f64 {
+    let max_u = n1 * n2;
+    // counts[a][b][k]: arrangements of a x-values and b y-values with U = k.
+    let mut counts = vec![vec![vec![0.0f64; max_u + 1]; n2 + 1]; n1 + 1];
+    for a in 0..=n1 {
+        for b in 0..=n2 {
+            if a == 0 || b == 0 {
+                counts[a][b][0] = 1.0;
+                continue;
+            }
+            for k in 0..=a * b {
+                // The largest value is an x (it beats all b y-values) or a y.
+                let with_x = if k >= b { counts[a - 1][b][k - b] } else { 0.0 };
+                counts[a][b][k] = with_x + counts[a][b - 1][k];
+            }
+        }
+    }
+    let dist = &counts[n1][n2];
+    let total: f64 = dist.iter().sum();
+    dist[u.min(max_u)..].iter().sum::<f64>() / total
+}
+
+/// The two-sided p-value of Welch's t test of equal means.
+pub fn welch_p(x: &[f64], y: &[f64]) -> f64 {
+    let (nx, ny) = (x.len() as f64, y.len() as f64);
+    let (vx, vy) = (variance(x) / nx, variance(y) / ny);
+    let se = (vx + vy).sqrt();
+    if se == 0.0 {
+        return if mean(x) == mean(y) { 1.0 } else { 0.0 };
+    }
+    let t = (mean(x) - mean(y)) / se;
+    let df = (vx + vy).powi(2) / (vx * vx / (nx - 1.0) + vy * vy / (ny - 1.0));
+    let dist = StudentsT::new(0.0, 1.0, df).expect("positive degrees of freedom");
+    2.0 * dist.sf(t.abs())
+}
+
+/// The area under a curve of `(step, value)` points by the trapezoid rule.
+pub fn trapezoid(steps: &[f64], values: &[f64]) -> f64 {
+    steps.windows(2).zip(values.windows(2)).map(|(s, v)| (s[1] - s[0]) * (v[0] + v[1]) / 2.0).sum()
+}
+
+/// The mean of a curve over its step range (its area divided by the range), after normalising
+/// each value to `(v - min) / (max - min)`.
+pub fn normalized_auc_mean(steps: &[f64], values: &[f64], min: f64, max: f64) -> f64 {
+    let normalized: Vec<f64> = values.iter().map(|v| (v - min) / (max - min)).collect();
+    trapezoid(steps, &normalized) / (steps[steps.len() - 1] - steps[0])
+}
+
+/// The first step whose value reaches `threshold`, if any (`None`: censored at the last step).
+pub fn first_step_at_or_above(steps: &[f64], values: &[f64], threshold: f64) -> Option<f64> {
+    steps.iter().zip(values).find(|(_, v)| **v >= threshold).map(|(s, _)| *s)
+}
