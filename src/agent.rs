@@ -173,6 +173,9 @@ pub enum Event<'a> {
     Episode { step: u64, episode: &'a Episode },
     /// Training advanced to `step`.
     Progress { step: u64 },
+    /// A point between updates where stopping loses nothing: stopping here and calling `learn`
+    /// again gives the same run as not stopping (the harness evaluates at these points).
+    Checkpoint { step: u64 },
 }
 
 /// Receives training events; returning `ControlFlow::Break` stops training at the next

@@ -400,6 +400,7 @@ fn train_with_progress(
                 bar.set_message(format!("return {mean:.1}"));
             }
             Event::Progress { step } => bar.set_position(step),
+            Event::Checkpoint { .. } => {}
         }
         if interrupted.load(std::sync::atomic::Ordering::SeqCst) {
             std::ops::ControlFlow::Break(())

@@ -5,7 +5,7 @@ use std::fs;
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 
-use headstart::agent::{Agent, AgentConfig, Algo, DqnConfig, PpoConfig, SacConfig, evaluate};
+use headstart::agent::{Agent, AgentConfig, Algo, DqnConfig, Event, Outcome, PpoConfig, SacConfig, evaluate};
 use headstart::checkpoint::{self, CARD_FILE, CardInfo, WEIGHTS_FILE};
 use headstart::env::{EnvSpec, Registry};
 use headstart::nn::MlpConfig;
@@ -72,6 +72,35 @@ fn same_seed_same_learning_curve_bit_for_bit() {
         assert_eq!(weights(a.as_ref()), weights(b.as_ref()), "{algo}: final state differs");
         let mut c = build(&config, &spec, 8);
         assert_ne!(run(c.as_mut(), &spec, steps), ca, "{algo}: another seed gave the same curve");
+    }
+}
+
+/// Stopping at every checkpoint event and calling `learn` again gives the run that never
+/// stopped, bit for bit: what lets the harness evaluate between updates without changing them.
+#[test]
+fn stopping_at_checkpoints_changes_nothing() {
+    tch::set_num_threads(1);
+    for algo in Algo::ALL {
+        let (config, spec) = (small(algo), env_for(algo));
+        let registry = Registry::builtin();
+        let mut straight = build(&config, &spec, 4);
+        let mut envs = registry.make_vec(&spec, config.num_envs()).unwrap();
+        straight.learn(&mut envs, 700, &mut |_| ControlFlow::Continue(())).unwrap();
+        let mut stopped = build(&config, &spec, 4);
+        let mut envs = registry.make_vec(&spec, config.num_envs()).unwrap();
+        let mut stops = 0;
+        while stopped
+            .learn(&mut envs, 700, &mut |e| match e {
+                Event::Checkpoint { .. } => ControlFlow::Break(()),
+                _ => ControlFlow::Continue(()),
+            })
+            .unwrap()
+            == Outcome::Stopped
+        {
+            stops += 1;
+        }
+        assert!(stops > 1, "{algo}: {stops} checkpoints");
+        assert_eq!(weights(stopped.as_ref()), weights(straight.as_ref()), "{algo}: stopping changed the run");
     }
 }
 

@@ -17,7 +17,7 @@ use super::ppo::argmax;
 use super::replay::{Batch, ReplayBuffer};
 use super::schedule::linear_decay;
 use super::{
-    Agent, AgentConfig, AgentError, Algo, Distill, Monitor, Outcome, Schedule, check, check_envs, copy_tensors, obs_dim,
+    Agent, AgentConfig, AgentError, Algo, Distill, Event, Monitor, Outcome, Schedule, check, check_envs, copy_tensors, obs_dim,
     polyak_update, report, rows, sorted_variables, to_vec,
 };
 use crate::env::{Action, Space, VecEnv};
@@ -265,7 +265,7 @@ impl Agent for Dqn {
                 };
                 self.train(steps, lr);
             }
-            if stop {
+            if stop || monitor(Event::Checkpoint { step: self.steps }).is_break() {
                 self.current = Some(obs);
                 return Ok(Outcome::Stopped);
             }

@@ -19,7 +19,7 @@ use tch::{Kind, Tensor};
 use super::normalize::{ObsNormalizer, RewardNormalizer};
 use super::optim::Adam;
 use super::{
-    Agent, AgentConfig, AgentError, Algo, Distill, Monitor, Outcome, Schedule, check, copy_tensors, obs_dim, report,
+    Agent, AgentConfig, AgentError, Algo, Distill, Event, Monitor, Outcome, Schedule, check, copy_tensors, obs_dim, report,
     rows, snapshot, sorted_variables, to_vec,
 };
 use crate::env::{Action, Space, VecEnv};
@@ -779,6 +779,9 @@ impl Agent for Ppo {
             };
             let progress = self.steps as f64 / total as f64;
             self.update(&rollout, &last_values, progress)?;
+            if monitor(Event::Checkpoint { step: self.steps }).is_break() {
+                return Ok(Outcome::Stopped);
+            }
         }
         Ok(Outcome::Finished)
     }

@@ -22,7 +22,7 @@ use super::ppo::MAX_ROWS;
 use super::ppo::draw_exploration;
 use super::replay::ReplayBuffer;
 use super::{
-    Agent, AgentConfig, AgentError, Algo, Distill, Monitor, Outcome, Schedule, box_bounds, check, check_envs,
+    Agent, AgentConfig, AgentError, Algo, Distill, Event, Monitor, Outcome, Schedule, box_bounds, check, check_envs,
     copy_tensors, obs_dim, polyak_update, report, rows, snapshot, sorted_variables, to_vec,
 };
 use crate::env::{Action, Space, VecEnv};
@@ -468,6 +468,10 @@ impl Agent for Sac {
             if self.steps > self.cfg.learning_starts {
                 let lr = self.cfg.learning_rate.at(self.steps as f64 / total as f64);
                 self.train(self.cfg.gradient_steps, lr);
+            }
+            if monitor(Event::Checkpoint { step: self.steps }).is_break() {
+                self.current = Some(obs);
+                return Ok(Outcome::Stopped);
             }
         }
         self.current = Some(obs);
