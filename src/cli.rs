@@ -14,6 +14,8 @@ use rand::rngs::StdRng;
 use crate::agent::{self, Agent, AgentConfig, Algo, Event, Outcome, evaluate};
 use crate::checkpoint::{self, CardInfo};
 use crate::env::{Env, EnvSpec, Mixture, Registry, Space, Variant, check_env};
+use crate::experiment::Experiment;
+use crate::harness;
 use crate::train::{Curve, Task};
 use crate::transfer::{self as xfer, Map, Strategy};
 
@@ -55,6 +57,32 @@ enum Command {
     Transfer(TransferArgs),
     /// Rank the policies in a folder by their zero-shot return on a target environment.
     Suggest(SuggestArgs),
+    /// Run a transfer study (an experiment file): every target, strategy and seed against
+    /// scratch, then metrics, verdicts, figures and a report. Re-running continues.
+    Run(RunArgs),
+    /// Check an experiment file without running it.
+    Validate {
+        file: PathBuf,
+    },
+    /// Render the summary, figures and report of a results folder again, without training.
+    Report {
+        dir: PathBuf,
+    },
+}
+
+#[derive(clap::Args)]
+struct RunArgs {
+    /// The experiment file (RON).
+    file: PathBuf,
+    /// The results folder [default: runs/<name>].
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Units run at once [default: the number of cores].
+    #[arg(long)]
+    jobs: Option<usize>,
+    /// No progress display.
+    #[arg(long, short)]
+    quiet: bool,
 }
 
 #[derive(clap::Args)]
@@ -211,6 +239,9 @@ pub fn run(registry: Registry) -> ExitCode {
         Command::Eval(args) => eval(&registry, &args),
         Command::Transfer(args) => transfer(&registry, &args),
         Command::Suggest(args) => suggest(&registry, &args),
+        Command::Run(args) => run_experiment(&registry, &args),
+        Command::Validate { file } => validate_experiment(&registry, &file),
+        Command::Report { dir } => report(&dir),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -760,5 +791,73 @@ fn suggest(registry: &Registry, args: &SuggestArgs) -> Result<()> {
     for s in &skipped {
         println!("skipped {s}");
     }
+    Ok(())
+}
+
+fn validate_experiment(registry: &Registry, file: &Path) -> Result<()> {
+    let experiment = Experiment::load(file)?;
+    let targets = crate::experiment::validate(&experiment, registry).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+    let arms = 1 + experiment.strategies.len();
+    println!(
+        "{}: valid; {} targets ({}) x {arms} arms (scratch, {}) x {} seeds = {} units of {} steps",
+        file.display(),
+        targets.len(),
+        targets.iter().map(|t| t.key.as_str()).collect::<Vec<_>>().join(", "),
+        experiment.strategies.iter().map(Strategy::label).collect::<Vec<_>>().join(", "),
+        experiment.seeds,
+        targets.len() as u64 * arms as u64 * experiment.seeds,
+        experiment.budget
+    );
+    Ok(())
+}
+
+fn run_experiment(registry: &Registry, args: &RunArgs) -> Result<()> {
+    let experiment = Experiment::load(&args.file)?;
+    let out = args.out.clone().unwrap_or_else(|| PathBuf::from("runs").join(&experiment.name));
+    let sources = out.parent().map(|p| p.join("sources")).unwrap_or_else(|| PathBuf::from("runs/sources"));
+    let jobs = args.jobs.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    {
+        let flag = stop.clone();
+        let _ = ctrlc::set_handler(move || {
+            eprintln!("stopping: the units in flight end at their next update and are not kept; run again to continue");
+            flag.store(true, std::sync::atomic::Ordering::SeqCst)
+        });
+    }
+    let opts = harness::RunOptions { out: out.clone(), sources, jobs, quiet: args.quiet };
+    let started = Instant::now();
+    match harness::run(&experiment, registry, &opts, &stop).map_err(|e| anyhow::anyhow!("{}: {e}", args.file.display()))? {
+        harness::RunOutcome::Interrupted { done, total } => {
+            println!(
+                "interrupted: {done} of {total} units are saved in {}; run `headstart run {}` again to continue",
+                out.display(),
+                args.file.display()
+            );
+            Ok(())
+        }
+        harness::RunOutcome::Complete(summary) => {
+            print_summary(&summary, &out);
+            eprintln!("({:.0} s)", started.elapsed().as_secs_f64());
+            Ok(())
+        }
+    }
+}
+
+fn print_summary(summary: &harness::Summary, out: &Path) {
+    println!("{}", harness::summary::verdict_table(summary));
+    for t in &summary.targets {
+        for c in t.comparisons.iter().filter(|c| c.verdict == harness::summary::Verdict::Negative) {
+            println!("NEGATIVE TRANSFER: {} on {}: the area under the curve is below scratch's, with 95 % confidence", c.strategy, t.key);
+        }
+    }
+    for f in &summary.failures {
+        println!("failed unit: {f}");
+    }
+    println!("report: {}", out.join("report.md").display());
+}
+
+fn report(dir: &Path) -> Result<()> {
+    let summary = harness::report(dir).map_err(anyhow::Error::msg)?;
+    print_summary(&summary, dir);
     Ok(())
 }

@@ -1,0 +1,374 @@
+//! Experiment files: one RON file describes a whole transfer study (its source, targets,
+//! strategies, seeds, budget and evaluation), which `headstart run` executes and `headstart
+//! validate` checks without running.
+//!
+//! ```ron
+//! (
+//!     version: 1,
+//!     name: "cartpole-pole-length",
+//!     source: Policy("policies/cartpole-ppo"),
+//!     targets: [Env(id: "CartPole-v1", params: {"length": 0.65}), Variant("envs/cartpole-heavy-pole.ron")],
+//!     strategies: [(name: "finetune"), (name: "freeze-trunk", freeze: ["actor.trunk"], freeze_until: 10000)],
+//!     seeds: 10,
+//!     budget: 30000,
+//!     eval: (every: 2000, episodes: 10),
+//! )
+//! ```
+//!
+//! Scratch is always run; `strategies` lists what is compared with it. Relative paths are
+//! relative to the directory `headstart` runs in (the repository root for the shipped files).
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::agent::{AgentConfig, Algo, ron_options};
+use crate::env::{EnvSpec, Mixture, Registry, Variant};
+use crate::train::Task;
+use crate::transfer::{Map, Strategy};
+
+pub const VERSION: u32 = 1;
+
+/// A transfer study.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Experiment {
+    /// The schema version: 1.
+    pub version: u32,
+    /// Names the results folder (`runs/<name>`).
+    pub name: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub description: String,
+    pub source: Source,
+    pub targets: Vec<Target>,
+    /// The strategies compared with scratch (which always runs).
+    #[serde(default = "default_strategies")]
+    pub strategies: Vec<Strategy>,
+    /// Seeds per (target, strategy): 0 to `seeds - 1`. Scratch and every strategy share them,
+    /// and with them the environments' seeds (paired runs).
+    #[serde(default = "default_seeds")]
+    pub seeds: u64,
+    /// Target environment steps per run.
+    pub budget: u64,
+    #[serde(default)]
+    pub eval: Eval,
+    /// The return at which a target counts as solved [default: the environment's registered
+    /// threshold]; the upper end of the normalisation and the mark of time to threshold.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub threshold: Option<f64>,
+    /// The share of the budget, at its end, whose evaluations make the asymptotic performance.
+    #[serde(default = "default_final_fraction")]
+    pub final_fraction: f64,
+    /// Bootstrap resamples for confidence intervals.
+    #[serde(default = "default_resamples")]
+    pub resamples: usize,
+}
+
+fn default_strategies() -> Vec<Strategy> {
+    vec![Strategy::finetune()]
+}
+fn default_seeds() -> u64 {
+    10
+}
+fn default_final_fraction() -> f64 {
+    0.2
+}
+fn default_resamples() -> usize {
+    10_000
+}
+
+/// Where the source policy comes from.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Source {
+    /// A checkpoint folder, such as a shipped policy.
+    Policy(PathBuf),
+    /// Pretrained by the harness (and cached by the hash of this spec).
+    Pretrain(Pretrain),
+}
+
+/// A source the harness trains.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Pretrain {
+    pub algorithm: Algo,
+    /// The environment, variant or mixture to train on.
+    pub env: EnvRef,
+    pub steps: u64,
+    /// Hyperparameters [default: the RL Zoo preset of `preset`, else of the environment's id,
+    /// else the algorithm's defaults].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config: Option<AgentConfig>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preset: Option<String>,
+    #[serde(default)]
+    pub seed: u64,
+}
+
+/// An environment as experiment files name it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum EnvRef {
+    /// An id with parameter overrides and transforms.
+    Env(EnvSpec),
+    /// A variant file.
+    Variant(PathBuf),
+    /// A mixture drawn anew each episode (sources only).
+    Mixture(Mixture),
+}
+
+/// A target: an environment or a variant file (whose declared maps apply), optionally with a
+/// map of its own.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Target {
+    Env(EnvSpec),
+    Variant(PathBuf),
+    /// A target with an explicit map from the source's spaces.
+    Mapped { env: EnvSpec, map: Map },
+}
+
+/// When and how the target runs are evaluated.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Eval {
+    /// Evaluate every this many environment steps (and before the first update).
+    pub every: u64,
+    pub episodes: usize,
+    /// Greedy / mean actions (the usual report) or sampled ones.
+    pub deterministic: bool,
+}
+
+impl Default for Eval {
+    fn default() -> Self {
+        Eval { every: 5000, episodes: 10, deterministic: true }
+    }
+}
+
+/// A target resolved: its spec, map and a short key for file names.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ResolvedTarget {
+    pub key: String,
+    pub env: EnvSpec,
+    pub map: Option<Map>,
+}
+
+/// Why an experiment file is refused.
+#[derive(Debug, thiserror::Error)]
+#[error("{}: {message}", path.display())]
+pub struct ExperimentError {
+    pub path: PathBuf,
+    pub message: String,
+}
+
+impl Experiment {
+    /// Reads an experiment file. A syntax error names the line and column; an unknown field
+    /// names the nearest valid one.
+    pub fn load(path: &Path) -> Result<Experiment, ExperimentError> {
+        let err = |message: String| ExperimentError { path: path.to_path_buf(), message };
+        let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
+        let experiment: Experiment = ron_options().from_str(&text).map_err(|e| err(describe_ron_error(&e)))?;
+        if experiment.version != VERSION {
+            return Err(err(format!("field `version`: {} is not a version this headstart reads ({VERSION})", experiment.version)));
+        }
+        Ok(experiment)
+    }
+
+    pub fn to_ron(&self) -> String {
+        ron_options().to_string_pretty(self, ron::ser::PrettyConfig::default()).expect("experiments serialise")
+    }
+
+    /// Checks the values that parsing cannot, naming the field.
+    pub fn check_fields(&self) -> Result<(), String> {
+        let bad = |field: &str, message: &str| Err(format!("field `{field}`: {message}"));
+        if self.name.is_empty() || self.name.contains(['/', '\\']) || self.name.starts_with('.') {
+            return bad("name", "must be a non-empty folder name");
+        }
+        if self.targets.is_empty() {
+            return bad("targets", "lists no target");
+        }
+        if self.seeds == 0 {
+            return bad("seeds", "must be at least 1");
+        }
+        if self.budget == 0 {
+            return bad("budget", "must be at least 1");
+        }
+        if self.eval.every == 0 || self.eval.every > self.budget {
+            return bad("eval.every", "must be between 1 and the budget");
+        }
+        if self.eval.episodes == 0 {
+            return bad("eval.episodes", "must be at least 1");
+        }
+        if !(self.final_fraction > 0.0 && self.final_fraction <= 1.0) {
+            return bad("final_fraction", "must be in (0, 1]");
+        }
+        if self.resamples < 100 {
+            return bad("resamples", "must be at least 100");
+        }
+        let mut labels: Vec<String> = self.strategies.iter().map(Strategy::label).collect();
+        if labels.iter().any(|l| l == "scratch") {
+            return bad("strategies", "scratch always runs; list only what is compared with it");
+        }
+        labels.sort();
+        if let Some(w) = labels.windows(2).find(|w| w[0] == w[1]) {
+            return bad("strategies", &format!("two strategies are labelled {:?}; give them distinct `name`s", w[0]));
+        }
+        if let Source::Pretrain(p) = &self.source
+            && p.steps == 0
+        {
+            return bad("source.steps", "must be at least 1");
+        }
+        Ok(())
+    }
+
+    /// The targets with their specs and maps, and keys unique among them.
+    pub fn resolve_targets(&self) -> Result<Vec<ResolvedTarget>, String> {
+        let mut out: Vec<ResolvedTarget> = Vec::new();
+        for (i, target) in self.targets.iter().enumerate() {
+            let (key, env, map) = match target {
+                Target::Env(env) => (env_key(env), env.clone(), None),
+                Target::Mapped { env, map } => (env_key(env), env.clone(), Some(map.clone())),
+                Target::Variant(path) => {
+                    let variant = Variant::load(path).map_err(|e| format!("targets[{i}]: {e}"))?;
+                    let map = match &self.source {
+                        Source::Policy(dir) => crate::checkpoint::read_card(dir).ok().and_then(|c| variant.maps.get(&c.env.id).cloned()),
+                        Source::Pretrain(p) => p.env_id().and_then(|id| variant.maps.get(&id).cloned()),
+                    };
+                    (variant.name.clone(), variant.env, map)
+                }
+            };
+            let mut unique = key.clone();
+            let mut n = 2;
+            while out.iter().any(|t| t.key == unique) {
+                unique = format!("{key}-{n}");
+                n += 1;
+            }
+            out.push(ResolvedTarget { key: unique, env, map });
+        }
+        Ok(out)
+    }
+}
+
+impl Pretrain {
+    /// The training task.
+    pub fn task(&self) -> Result<Task, String> {
+        Ok(match &self.env {
+            EnvRef::Env(spec) => Task::Env(spec.clone()),
+            EnvRef::Variant(path) => Task::Env(Variant::load(path).map_err(|e| e.to_string())?.env),
+            EnvRef::Mixture(mix) => Task::Mixture(mix.clone()),
+        })
+    }
+
+    fn env_id(&self) -> Option<String> {
+        self.task().ok().map(|t| t.nominal().id.clone())
+    }
+
+    /// The hyperparameters: `config`, else the preset, else the algorithm's defaults.
+    pub fn agent_config(&self) -> Result<AgentConfig, String> {
+        if let Some(config) = &self.config {
+            if config.algo() != self.algorithm {
+                return Err(format!("source.config is a {} configuration, source.algorithm is {}", config.algo(), self.algorithm));
+            }
+            return Ok(config.clone());
+        }
+        let id = match &self.preset {
+            Some(id) => id.clone(),
+            None => self.env_id().unwrap_or_default(),
+        };
+        match crate::agent::presets::get(self.algorithm, &id) {
+            Some(preset) => Ok(preset.config),
+            None if self.preset.is_some() => Err(format!("source.preset: no {} preset for {id:?}", self.algorithm)),
+            None => Ok(AgentConfig::default_for(self.algorithm)),
+        }
+    }
+}
+
+/// A file-name-safe key for an environment spec: `CartPole-v1-length=0.65`.
+fn env_key(env: &EnvSpec) -> String {
+    let mut key = env.id.clone();
+    for (k, v) in &env.params {
+        key.push_str(&format!("-{k}={v}"));
+    }
+    if !env.transforms.is_empty() {
+        key.push_str("-transformed");
+    }
+    key.chars().map(|c| if c.is_ascii_alphanumeric() || "-=._".contains(c) { c } else { '_' }).collect()
+}
+
+/// A RON error with its line and column, and for an unknown field the nearest valid name.
+pub fn describe_ron_error(e: &ron::error::SpannedError) -> String {
+    let position = format!("line {}, column {}", e.span.start.line, e.span.start.col);
+    let hint = match &e.code {
+        ron::Error::NoSuchStructField { expected, found, .. } => {
+            crate::env::nearest(found, expected.iter().copied()).map(|n| format!(" (did you mean `{n}`?)"))
+        }
+        ron::Error::NoSuchEnumVariant { expected, found, .. } => {
+            crate::env::nearest(found, expected.iter().copied()).map(|n| format!(" (did you mean `{n}`?)"))
+        }
+        _ => None,
+    };
+    format!("{position}: {}{}", e.code, hint.unwrap_or_default())
+}
+
+/// Checks an experiment against the registry and its files without training: every
+/// environment builds, the source loads (or its config builds), and every strategy transfers
+/// onto every target (parts, shapes, maps) from a stand-in source of the same architecture.
+pub fn validate(experiment: &Experiment, registry: &Registry) -> Result<Vec<ResolvedTarget>, String> {
+    experiment.check_fields()?;
+    let targets = experiment.resolve_targets()?;
+    let threshold_known = |t: &ResolvedTarget| experiment.threshold.is_some() || registry.entry(&t.env.id).ok().and_then(|e| e.threshold()).is_some();
+    if let Some(t) = targets.iter().find(|t| !threshold_known(t)) {
+        return Err(format!(
+            "field `threshold`: {} registers no reward threshold, so the experiment must give one (the return that counts as solved)",
+            t.env.id
+        ));
+    }
+    // A stand-in source: the policy itself, or an untrained agent of the pretrain config.
+    let standin = match &experiment.source {
+        Source::Policy(dir) => crate::checkpoint::load(dir).map_err(|e| format!("source: {e}"))?,
+        Source::Pretrain(p) => {
+            let task = p.task().map_err(|e| format!("source.env: {e}"))?;
+            if let Task::Mixture(mix) = &task {
+                mix.validate(registry).map_err(|e| format!("source.env: {e}"))?;
+            }
+            let env = registry.make(task.nominal()).map_err(|e| format!("source.env: {e}"))?;
+            let config = p.agent_config()?;
+            let agent = config.build(env.observation_space(), env.action_space(), p.seed).map_err(|e| format!("source: {e}"))?;
+            let card = standin_card(&config, task.nominal(), env.observation_space(), env.action_space(), agent.as_ref());
+            crate::checkpoint::Loaded { card, agent }
+        }
+    };
+    for (i, target) in targets.iter().enumerate() {
+        registry.make(&target.env).map_err(|e| format!("targets[{i}]: {e}"))?;
+        for strategy in std::iter::once(Strategy::scratch()).chain(experiment.strategies.iter().cloned()) {
+            crate::transfer::prepare(registry, &standin, "source", &target.env, &strategy, target.map.as_ref(), 0)
+                .map_err(|e| format!("targets[{i}] ({}), strategy {:?}: {e}", target.key, strategy.label()))?;
+        }
+    }
+    Ok(targets)
+}
+
+/// A card for an agent that exists only in memory (validation's stand-in source).
+fn standin_card(
+    config: &AgentConfig,
+    env: &EnvSpec,
+    obs: &crate::env::Space,
+    act: &crate::env::Space,
+    agent: &dyn crate::agent::Agent,
+) -> crate::checkpoint::Card {
+    crate::checkpoint::Card {
+        format: 1,
+        headstart_version: env!("CARGO_PKG_VERSION").into(),
+        algorithm: config.algo(),
+        config: config.clone(),
+        env: env.clone(),
+        mixture: None,
+        observation_space: obs.clone(),
+        action_space: act.clone(),
+        steps: 0,
+        seed: 0,
+        eval: None,
+        produced_by: "validation".into(),
+        sha256: String::new(),
+        weights: agent.weight_names(),
+        tensors: Vec::new(),
+        replay: None,
+    }
+}

@@ -1,0 +1,163 @@
+//! Figures drawn from a [`Summary`] (never from the runs directly): per target, scratch against
+//! each strategy (mean evaluation return with a shaded 95 % band, the threshold as a dashed
+//! line); and the metrics' differences with their intervals. Each is written as PNG and SVG.
+
+use std::path::Path;
+
+use plotters::coord::Shift;
+use plotters::prelude::*;
+
+use super::summary::Summary;
+
+const COLORS: [RGBColor; 6] = [
+    RGBColor(90, 90, 90),
+    RGBColor(31, 119, 180),
+    RGBColor(214, 39, 40),
+    RGBColor(44, 160, 44),
+    RGBColor(148, 103, 189),
+    RGBColor(255, 127, 14),
+];
+
+fn color(i: usize) -> RGBColor {
+    COLORS[i % COLORS.len()]
+}
+
+type Fallible = Result<(), Box<dyn std::error::Error>>;
+
+fn curves<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, summary: &Summary, t: usize) -> Fallible
+where
+    DB::ErrorType: 'static,
+{
+    let target = &summary.targets[t];
+    area.fill(&WHITE)?;
+    let (mut lo, mut hi) = (target.threshold.min(target.random_return), target.threshold.max(target.random_return));
+    for c in &target.curves {
+        lo = c.low.iter().copied().fold(lo, f64::min);
+        hi = c.high.iter().copied().fold(hi, f64::max);
+    }
+    let pad = 0.05 * (hi - lo).max(1e-9);
+    let mut chart = ChartBuilder::on(area)
+        .caption(format!("{}: {} from {}", target.key, summary.experiment, summary.source), ("sans-serif", 20))
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(60)
+        .build_cartesian_2d(0f64..summary.budget as f64, (lo - pad)..(hi + pad))?;
+    chart
+        .configure_mesh()
+        .x_desc("environment steps on the target")
+        .y_desc(format!("evaluation return ({} seeds)", summary.seeds))
+        .x_label_formatter(&|x| format!("{x:.0}"))
+        .light_line_style(WHITE.mix(0.0))
+        .draw()?;
+    chart
+        .draw_series(DashedLineSeries::new(
+            [(0.0, target.threshold), (summary.budget as f64, target.threshold)],
+            6,
+            4,
+            BLACK.mix(0.6).stroke_width(1),
+        ))?
+        .label(format!("threshold {}", target.threshold))
+        .legend(|(x, y)| PathElement::new([(x, y), (x + 18, y)], BLACK.mix(0.6)));
+    for (i, c) in target.curves.iter().enumerate() {
+        let col = color(i);
+        let band: Vec<(f64, f64)> = c
+            .steps
+            .iter()
+            .zip(&c.high)
+            .map(|(s, h)| (*s as f64, *h))
+            .chain(c.steps.iter().zip(&c.low).rev().map(|(s, l)| (*s as f64, *l)))
+            .collect();
+        chart.draw_series(std::iter::once(Polygon::new(band, col.mix(0.18).filled())))?;
+        let line: Vec<(f64, f64)> = c.steps.iter().zip(&c.mean).map(|(s, m)| (*s as f64, *m)).collect();
+        chart
+            .draw_series(LineSeries::new(line, col.stroke_width(2)))?
+            .label(format!("{} (n = {})", c.arm, c.finished))
+            .legend(move |(x, y)| PathElement::new([(x, y), (x + 18, y)], col.stroke_width(2)));
+    }
+    chart.configure_series_labels().position(SeriesLabelPosition::LowerRight).background_style(WHITE.mix(0.85)).border_style(BLACK.mix(0.3)).draw()?;
+    area.present()?;
+    Ok(())
+}
+
+const METRICS: [&str; 3] = ["jumpstart", "asymptotic", "area"];
+
+fn metrics<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, summary: &Summary) -> Fallible
+where
+    DB::ErrorType: 'static,
+{
+    area.fill(&WHITE)?;
+    let area = area.titled(
+        &format!("{}: transfer minus scratch (normalised return), 95 % bootstrap intervals", summary.experiment),
+        ("sans-serif", 18),
+    )?;
+    let panels = area.split_evenly((summary.targets.len(), METRICS.len()));
+    for (p, panel) in panels.iter().enumerate() {
+        let (t, m) = (p / METRICS.len(), p % METRICS.len());
+        let target = &summary.targets[t];
+        let rows: Vec<(String, f64, (f64, f64))> = target
+            .comparisons
+            .iter()
+            .map(|c| {
+                let stat = c.metrics.iter().find(|s| s.metric == METRICS[m]).expect("every comparison has the metric");
+                (c.strategy.clone(), stat.difference, stat.ci95)
+            })
+            .collect();
+        let (mut lo, mut hi) = (0.0f64, 0.0f64);
+        for (_, d, (a, b)) in &rows {
+            lo = lo.min(*a).min(*d);
+            hi = hi.max(*b).max(*d);
+        }
+        let pad = 0.1 * (hi - lo).max(0.1);
+        let n = rows.len().max(1);
+        let names: Vec<String> = rows.iter().map(|r| r.0.clone()).collect();
+        let mut chart = ChartBuilder::on(panel)
+            .caption(format!("{} — {}", target.key, METRICS[m]), ("sans-serif", 15))
+            .margin(8)
+            .x_label_area_size(30)
+            .y_label_area_size(110)
+            .build_cartesian_2d((lo - pad)..(hi + pad), -0.5f64..(n as f64 - 0.5))?;
+        chart
+            .configure_mesh()
+            .y_labels(n)
+            .y_label_formatter(&|y| {
+                let i = y.round();
+                if (y - i).abs() < 1e-6 && i >= 0.0 { names.get(i as usize).cloned().unwrap_or_default() } else { String::new() }
+            })
+            .light_line_style(WHITE.mix(0.0))
+            .draw()?;
+        chart.draw_series(std::iter::once(PathElement::new([(0.0, -0.5), (0.0, n as f64 - 0.5)], BLACK.mix(0.5))))?;
+        for (i, (_, d, (a, b))) in rows.iter().enumerate() {
+            let y = i as f64;
+            let col = if *a > 0.0 {
+                RGBColor(44, 160, 44)
+            } else if *b < 0.0 {
+                RGBColor(214, 39, 40)
+            } else {
+                RGBColor(90, 90, 90)
+            };
+            chart.draw_series(std::iter::once(PathElement::new([(*a, y), (*b, y)], col.stroke_width(3))))?;
+            chart.draw_series(std::iter::once(Circle::new((*d, y), 5, col.filled())))?;
+        }
+    }
+    area.present()?;
+    Ok(())
+}
+
+/// Writes every figure of `summary` into `out`; returns the PNG names (what the report shows).
+pub fn draw(out: &Path, summary: &Summary) -> Result<Vec<String>, String> {
+    let mut names = Vec::new();
+    let err = |name: &str, e: Box<dyn std::error::Error>| format!("{}: {e}", out.join(name).display());
+    for t in 0..summary.targets.len() {
+        let stem = format!("curves-{}", super::file_safe(&summary.targets[t].key));
+        let png = format!("{stem}.png");
+        curves(&BitMapBackend::new(&out.join(&png), (960, 600)).into_drawing_area(), summary, t).map_err(|e| err(&png, e))?;
+        let svg = format!("{stem}.svg");
+        curves(&SVGBackend::new(&out.join(&svg), (960, 600)).into_drawing_area(), summary, t).map_err(|e| err(&svg, e))?;
+        names.push(png);
+    }
+    let size = (1200, 60 + 260 * summary.targets.len() as u32);
+    metrics(&BitMapBackend::new(&out.join("metrics.png"), size).into_drawing_area(), summary).map_err(|e| err("metrics.png", e))?;
+    metrics(&SVGBackend::new(&out.join("metrics.svg"), size).into_drawing_area(), summary).map_err(|e| err("metrics.svg", e))?;
+    names.push("metrics.png".into());
+    Ok(names)
+}
