@@ -4,13 +4,13 @@
 CARGO ?= cargo
 PEERS := .venv-peers
 
-.PHONY: quickstart test verify bench bench-env bench-agents policies setup peers clean-libtorch
+.PHONY: quickstart test verify studies bench bench-env bench-agents policies setup peers clean-libtorch
 
-## The main job: build headstart, step every environment, then train PPO on CartPole-v1 with
-## the RL Zoo preset and save the checkpoint in runs/.
+## The main job: a real transfer study (experiments/quickstart.ron): the shipped CartPole-v1 PPO
+## policy fine-tuned on a longer pole against scratch, 10 seeds, with verdicts, figures and a
+## report in runs/quickstart (about a minute on two cores after the build).
 quickstart: setup
-	$(CARGO) run --release --quiet -- demo
-	$(CARGO) run --release --quiet -- train --algo ppo CartPole-v1
+	$(CARGO) run --release --quiet -- run experiments/quickstart.ron
 
 ## The test suite, as CI runs it.
 test: setup
@@ -32,6 +32,11 @@ policies: setup
 	$(HEADSTART) train --algo ppo Acrobot-v1 --steps 200000 --seed 0 --eval-episodes 100 --quiet --out policies/acrobot-ppo
 	$(HEADSTART) train --algo sac Pendulum-v1 --steps 10000 --seed 0 --eval-episodes 100 --quiet --out policies/pendulum-sac
 	$(HEADSTART) train --algo dqn MountainCar-v0 --seed 1 --eval-episodes 100 --quiet --out policies/mountaincar-dqn
+
+## Every shipped transfer study in experiments/ (about an hour and a half on two cores; results in
+## runs/<name>/report.md). Re-running continues where it stopped.
+studies: setup
+	for f in experiments/*.ron; do $(CARGO) run --release --quiet -- run $$f || exit 1; done
 
 ## Every benchmark, side by side with its peer.
 bench: bench-env bench-agents

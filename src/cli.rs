@@ -799,7 +799,7 @@ fn validate_experiment(registry: &Registry, file: &Path) -> Result<()> {
     let targets = crate::experiment::validate(&experiment, registry).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
     let arms = 1 + experiment.strategies.len();
     println!(
-        "{}: valid; {} targets ({}) x {arms} arms (scratch, {}) x {} seeds = {} units of {} steps",
+        "{}: valid; targets: {} ({}); arms: {arms} (scratch, {}); seeds: {}; {} units of {} steps",
         file.display(),
         targets.len(),
         targets.iter().map(|t| t.key.as_str()).collect::<Vec<_>>().join(", "),

@@ -313,6 +313,9 @@ pub fn describe_ron_error(e: &ron::error::SpannedError) -> String {
 pub fn validate(experiment: &Experiment, registry: &Registry) -> Result<Vec<ResolvedTarget>, String> {
     experiment.check_fields()?;
     let targets = experiment.resolve_targets()?;
+    for (i, target) in targets.iter().enumerate() {
+        registry.make(&target.env).map_err(|e| format!("targets[{i}]: {e}"))?;
+    }
     let threshold_known = |t: &ResolvedTarget| experiment.threshold.is_some() || registry.entry(&t.env.id).ok().and_then(|e| e.threshold()).is_some();
     if let Some(t) = targets.iter().find(|t| !threshold_known(t)) {
         return Err(format!(
@@ -336,7 +339,6 @@ pub fn validate(experiment: &Experiment, registry: &Registry) -> Result<Vec<Reso
         }
     };
     for (i, target) in targets.iter().enumerate() {
-        registry.make(&target.env).map_err(|e| format!("targets[{i}]: {e}"))?;
         for strategy in std::iter::once(Strategy::scratch()).chain(experiment.strategies.iter().cloned()) {
             crate::transfer::prepare(registry, &standin, "source", &target.env, &strategy, target.map.as_ref(), 0)
                 .map_err(|e| format!("targets[{i}] ({}), strategy {:?}: {e}", target.key, strategy.label()))?;

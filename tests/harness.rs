@@ -1,0 +1,211 @@
+//! The experiment harness end to end on `experiments/smoke.ron`: outputs, resuming, interruption,
+//! the lock, failed units, re-rendering, and the validation of experiment files.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+
+use headstart::env::registry::EnvEntry;
+use headstart::env::{Action, Env, EnvError, EnvSpec, Info, Obs, Registry, Space, Step};
+use headstart::experiment::{Experiment, validate};
+use headstart::harness::{self, RunOptions, RunOutcome, UnitStatus};
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn smoke() -> Experiment {
+    // Relative paths in experiment files are relative to the repository root.
+    std::env::set_current_dir(root()).unwrap();
+    Experiment::load(&root().join("experiments/smoke.ron")).unwrap()
+}
+
+fn out(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("headstart-harness-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+fn options(out: &Path) -> RunOptions {
+    RunOptions { out: out.to_path_buf(), sources: out.join("sources"), jobs: 2, quiet: true }
+}
+
+fn run(experiment: &Experiment, registry: &Registry, out: &Path) -> harness::Summary {
+    match harness::run(experiment, registry, &options(out), &AtomicBool::new(false)).unwrap() {
+        RunOutcome::Complete(summary) => *summary,
+        RunOutcome::Interrupted { done, total } => panic!("interrupted at {done}/{total}"),
+    }
+}
+
+#[test]
+fn a_run_writes_every_output_and_a_rerun_continues_to_the_same_results() {
+    let experiment = smoke();
+    let registry = Registry::builtin();
+    let dir = out("smoke");
+    let summary = run(&experiment, &registry, &dir);
+    for file in ["experiment.ron", "targets.ron", "summary.ron", "summary.json", "report.md", "metrics.png", "metrics.svg"] {
+        assert!(dir.join(file).exists(), "{file} missing");
+    }
+    let units = harness::read_units(&dir).unwrap();
+    assert_eq!(units.len(), 6);
+    assert!(units.iter().all(|u| u.status == UnitStatus::Finished));
+    for u in &units {
+        let nominal: Vec<u64> = u.evals.iter().map(|e| e.nominal).collect();
+        assert_eq!(nominal, [0, 512, 1024], "{} {} seed {}", u.target, u.arm, u.seed);
+        assert!(u.evals[1].step >= 512 && u.steps >= 1024);
+        assert_eq!(u.report.as_ref().unwrap().strategy, u.arm);
+    }
+    let target = &summary.targets[0];
+    assert_eq!(target.comparisons.len(), 2);
+    assert!(dir.join(format!("curves-{}.png", target.key)).exists());
+    let report = std::fs::read_to_string(dir.join("report.md")).unwrap();
+    assert!(report.contains("| CartPole-v1-length=0.65 | finetune |") && report.contains("freeze-trunk"), "{report}");
+    let json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(json["targets"][0]["comparisons"][0]["strategy"], "finetune");
+
+    // Lose two units (as a killed process would) and run again: the same summary.
+    let before = std::fs::read_to_string(dir.join("summary.ron")).unwrap();
+    let lost = harness::unit_path(&dir, &target.key, "finetune", 1);
+    std::fs::remove_file(&lost).unwrap();
+    std::fs::remove_file(harness::unit_path(&dir, &target.key, "scratch", 0)).unwrap();
+    std::fs::remove_file(dir.join("summary.ron")).unwrap();
+    run(&experiment, &registry, &dir);
+    assert_eq!(std::fs::read_to_string(dir.join("summary.ron")).unwrap(), before, "resuming changed the results");
+
+    // `report` renders again from the data alone.
+    std::fs::remove_file(dir.join("report.md")).unwrap();
+    std::fs::remove_file(dir.join("metrics.png")).unwrap();
+    let again = harness::report(&dir).unwrap();
+    assert_eq!(again.targets[0].comparisons, summary.targets[0].comparisons);
+    assert!(dir.join("report.md").exists() && dir.join("metrics.png").exists());
+
+    // Another experiment into the same folder is refused; so is a second run while one lives.
+    let mut other = experiment.clone();
+    other.budget = 2048;
+    let e = harness::run(&other, &registry, &options(&dir), &AtomicBool::new(false)).err().unwrap();
+    assert!(e.contains("different experiment"), "{e}");
+    std::fs::write(dir.join(".lock"), "1").unwrap();
+    let e = harness::run(&experiment, &registry, &options(&dir), &AtomicBool::new(false)).err().unwrap();
+    assert!(e.contains("another run (process 1)"), "{e}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn an_interrupted_run_keeps_what_finished() {
+    let experiment = smoke();
+    let dir = out("interrupted");
+    let stopped = AtomicBool::new(true);
+    match harness::run(&experiment, &Registry::builtin(), &options(&dir), &stopped).unwrap() {
+        RunOutcome::Interrupted { done, total } => assert_eq!((done, total), (0, 6)),
+        RunOutcome::Complete(_) => panic!("ran while stopped"),
+    }
+    assert!(!dir.join("summary.ron").exists() && !dir.join(".lock").exists());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// CartPole's spaces; an environment reset with seed 8 fails after 100 steps (a custom
+/// environment's bug): of the smoke experiment's 8 environments per unit, seed 1's has one.
+struct Faulty {
+    inner: Box<dyn Env>,
+    doomed: bool,
+    steps: usize,
+}
+
+impl Env for Faulty {
+    fn observation_space(&self) -> &Space {
+        self.inner.observation_space()
+    }
+    fn action_space(&self) -> &Space {
+        self.inner.action_space()
+    }
+    fn reset(&mut self, seed: Option<u64>) -> Result<(Obs, Info), EnvError> {
+        self.doomed |= seed == Some(8);
+        self.inner.reset(seed)
+    }
+    fn step(&mut self, action: &Action) -> Result<Step, EnvError> {
+        self.steps += 1;
+        if self.doomed && self.steps > 100 {
+            return Err(EnvError::Custom("the simulator lost contact".into()));
+        }
+        self.inner.step(action)
+    }
+}
+
+#[test]
+fn a_failing_unit_is_recorded_and_the_rest_continue() {
+    let mut registry = Registry::builtin();
+    registry.register(EnvEntry::new("Faulty-v0", |_| {
+        Ok(Faulty { inner: Registry::builtin().make(&EnvSpec::new("CartPole-v1"))?, doomed: false, steps: 0 })
+    }));
+    let mut experiment = smoke();
+    experiment.name = "faulty".into();
+    experiment.targets = vec![headstart::experiment::Target::Env(EnvSpec::new("Faulty-v0"))];
+    experiment.threshold = Some(100.0);
+    let dir = out("faulty");
+    let summary = run(&experiment, &registry, &dir);
+    let units = harness::read_units(&dir).unwrap();
+    let failed: Vec<_> = units.iter().filter(|u| u.status != UnitStatus::Finished).collect();
+    assert_eq!(failed.len(), 3, "seed 1 of each arm");
+    assert!(failed.iter().all(|u| u.seed == 1));
+    assert!(matches!(&failed[0].status, UnitStatus::Failed(e) if e.contains("the simulator lost contact")));
+    assert_eq!(summary.failures.len(), 3);
+    assert!(summary.targets[0].curves.iter().all(|c| c.finished == 1 && c.failed == 1));
+    assert!(std::fs::read_to_string(dir.join("report.md")).unwrap().contains("## Failed units"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn invalid(text: &str) -> String {
+    std::env::set_current_dir(root()).unwrap();
+    let path = std::env::temp_dir().join(format!("headstart-invalid-{}-{}.ron", std::process::id(), text.len()));
+    std::fs::write(&path, text).unwrap();
+    let result = Experiment::load(&path).map_err(|e| e.to_string()).and_then(|e| validate(&e, &Registry::builtin()).map(|_| ()));
+    let _ = std::fs::remove_file(&path);
+    result.err().expect("refused")
+}
+
+#[test]
+fn invalid_experiment_files_are_refused_with_the_place_and_a_suggestion() {
+    let head = r#"(version: 1, name: "x", source: Policy("policies/cartpole-ppo"), "#;
+    let e = invalid(&format!("{head}\n  targets: [Env(id: \"CartPole-v1\"], budget: 100)"));
+    assert!(e.contains("line 2, column"), "{e}");
+    let e = invalid(&format!("{head} targets: [Env(id: \"CartPole-v1\")], budget: 100, eval: (every: 10, episods: 3))"));
+    assert!(e.contains("`episods`") && e.contains("did you mean `episodes`"), "{e}");
+    let e = invalid(&format!("{head} targets: [Env(id: \"CartPol-v1\")], budget: 100, eval: (every: 10))"));
+    assert!(e.contains("did you mean \"CartPole-v1\""), "{e}");
+    let e = invalid(&format!("{head} targets: [Env(id: \"Pendulum-v1\")], budget: 100, eval: (every: 10))"));
+    assert!(e.contains("field `threshold`"), "{e}");
+    let e = invalid(&format!("{head} targets: [Env(id: \"CartPole-v1\")], budget: 100, eval: (every: 1000))"));
+    assert!(e.contains("eval.every"), "{e}");
+    let e = invalid(&format!(
+        "{head} targets: [Env(id: \"CartPole-v1\")], strategies: [(freeze: [\"actor.trnk\"])], budget: 100, eval: (every: 10))"
+    ));
+    assert!(e.contains("did you mean \"actor.trunk\""), "{e}");
+    let e = invalid(&format!("{head} targets: [Variant(\"envs/cartpole-noise-sensor.ron\")], strategies: [(name: \"scratch\")], budget: 100, eval: (every: 10))"));
+    assert!(e.contains("scratch always runs"), "{e}");
+    let e = invalid(r#"(version: 2, name: "x", source: Policy("policies/cartpole-ppo"), targets: [], budget: 1)"#);
+    assert!(e.contains("field `version`"), "{e}");
+    // Every shipped experiment is valid.
+    for entry in std::fs::read_dir(root().join("experiments")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "ron") {
+            let experiment = Experiment::load(&path).unwrap_or_else(|e| panic!("{e}"));
+            validate(&experiment, &Registry::builtin()).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        }
+    }
+}
+
+/// The shipped positive and negative studies, with their default seeds, reach their verdicts.
+#[test]
+fn the_quickstart_is_positive_and_the_swapped_actions_negative() {
+    use headstart::harness::summary::Verdict;
+    for (file, expected) in [("quickstart.ron", Verdict::Positive), ("negative-swapped-actions.ron", Verdict::Negative)] {
+        let _ = smoke();
+        let experiment = Experiment::load(&root().join("experiments").join(file)).unwrap();
+        let dir = out(file);
+        let summary = run(&experiment, &Registry::builtin(), &dir);
+        let c = &summary.targets[0].comparisons[0];
+        let area = &c.metrics[2];
+        eprintln!("{file}: area difference {:+.3} [{:+.3}, {:+.3}], verdict {:?}", area.difference, area.ci95.0, area.ci95.1, c.verdict);
+        assert_eq!(c.verdict, expected, "{file}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
