@@ -365,20 +365,6 @@ fn training_config(args: &TrainArgs, spec: &EnvSpec) -> Result<(AgentConfig, Opt
     }
 }
 
-fn progress_bar(total: u64, quiet: bool) -> indicatif::ProgressBar {
-    if quiet {
-        return indicatif::ProgressBar::hidden();
-    }
-    let bar = indicatif::ProgressBar::new(total);
-    let style = indicatif::ProgressStyle::with_template(
-        "{elapsed_precise} [{bar:30}] {human_pos}/{human_len} steps, {per_sec}, eta {eta} {msg}",
-    )
-    .expect("valid template")
-    .progress_chars("=> ");
-    bar.set_style(style);
-    bar
-}
-
 /// The training task the arguments describe: the environment, or a mixture with it.
 fn training_task(spec: &EnvSpec, args: &TrainArgs) -> Result<Task> {
     if args.mix.is_empty() && args.randomize.is_empty() {
@@ -417,7 +403,7 @@ fn train_with_progress(
         // keeps its default meaning.
         let _ = ctrlc::set_handler(move || flag.store(true, std::sync::atomic::Ordering::SeqCst));
     }
-    let bar = progress_bar(total, quiet);
+    let bar = harness::progress(total, quiet, "steps, {per_sec}");
     bar.set_position(agent.steps());
     let mut recent: std::collections::VecDeque<f64> = Default::default();
     let mut on_event = |event: Event<'_>| {

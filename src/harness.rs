@@ -233,13 +233,15 @@ fn source(experiment: &Experiment, registry: &Registry, opts: &RunOptions, stop:
     Ok((loaded, dir))
 }
 
-fn progress(total: u64, quiet: bool, what: &str) -> indicatif::ProgressBar {
+/// A progress bar on a terminal (elapsed time, position of `total` `what`, ETA, a message);
+/// hidden when `quiet` or when stderr is not a terminal.
+pub(crate) fn progress(total: u64, quiet: bool, what: &str) -> indicatif::ProgressBar {
     if quiet || !std::io::stderr().is_terminal() {
         return indicatif::ProgressBar::hidden();
     }
     let bar = indicatif::ProgressBar::new(total);
     let style = indicatif::ProgressStyle::with_template(&format!(
-        "{{elapsed_precise}} [{{bar:30}}] {{pos}}/{{len}} {what}, eta {{eta}} {{msg}}"
+        "{{elapsed_precise}} [{{bar:30}}] {{human_pos}}/{{human_len}} {what}, eta {{eta}} {{msg}}"
     ))
     .expect("valid template")
     .progress_chars("=> ");
