@@ -180,7 +180,8 @@ fn every_variant_file_loads_and_makes_its_environment() {
         let path = entry.unwrap().path();
         if path.extension().is_some_and(|x| x == "ron") {
             let variant = Variant::load(&path).unwrap_or_else(|e| panic!("{e}"));
-            assert!(!variant.env.params.is_empty(), "{}: a variant overrides something", path.display());
+            let changed = !variant.env.params.is_empty() || !variant.env.transforms.is_empty();
+            assert!(changed, "{}: a variant overrides or transforms something", path.display());
             let mut env = registry.make(&variant.env).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
             assert!(!episode(&mut env, 0).is_empty());
             count += 1;
