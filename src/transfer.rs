@@ -467,18 +467,7 @@ pub fn transfer(
         ));
     }
     if !strategy.copy {
-        report.parameters = names
-            .iter()
-            .map(|n| ParamReport {
-                name: n.clone(),
-                shape: live[n].size(),
-                source_shape: sources.get(n).map(Tensor::size),
-                fate: Fate::New,
-                frozen: Frozen::No,
-                lr_scale: 1.0,
-                anchored: false,
-            })
-            .collect();
+        report.parameters = names.iter().map(|n| param(n, &live[n], sources.get(n), Fate::New)).collect();
         report.state.push("scratch: every parameter and all training state start fresh".into());
         return Ok(report);
     }
