@@ -492,6 +492,7 @@ pub fn write_outputs(out: &Path, experiment: &Experiment, summary: &Summary) -> 
 
 /// Renders summary, figures and report again from a results folder, without training.
 pub fn report(out: &Path) -> Result<Summary, String> {
+    let _lock = Lock::take(out)?;
     let experiment: Experiment = ron_options()
         .from_str(&std::fs::read_to_string(out.join("experiment.ron")).map_err(|e| format!("{}: {e}", out.join("experiment.ron").display()))?)
         .map_err(|e| format!("{}: {e}", out.join("experiment.ron").display()))?;

@@ -90,6 +90,39 @@ pub struct MetricStat {
     pub verdict: Verdict,
 }
 
+/// Median steps to threshold, scratch's over transfer's (censored runs as never reaching it).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Speedup {
+    Ratio(f64),
+    /// Scratch's median is censored: the ratio is at least this (scratch counted as reaching the
+    /// threshold one evaluation after the budget).
+    AtLeast(f64),
+    /// Transfer's median run meets the threshold before any update.
+    ZeroShot,
+    /// Transfer's median is censored.
+    NotReached,
+}
+
+impl Speedup {
+    fn of(transfer: Option<f64>, scratch: Option<f64>, censored: f64) -> Speedup {
+        match (transfer, scratch) {
+            (None, _) => Speedup::NotReached,
+            (Some(t), _) if t <= 0.0 => Speedup::ZeroShot,
+            (Some(t), Some(s)) => Speedup::Ratio(s / t),
+            (Some(t), None) => Speedup::AtLeast(censored / t),
+        }
+    }
+
+    fn text(self) -> String {
+        match self {
+            Speedup::Ratio(r) => format!("{r:.2}x"),
+            Speedup::AtLeast(r) => format!(">= {r:.2}x"),
+            Speedup::ZeroShot => "zero-shot".into(),
+            Speedup::NotReached => "-".into(),
+        }
+    }
+}
+
 /// One strategy on one target.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Comparison {
@@ -99,11 +132,10 @@ pub struct Comparison {
     pub transfer_ratio: f64,
     /// Runs that reached the threshold, transfer and scratch.
     pub reached: (usize, usize),
-    /// Median steps to threshold of scratch over transfer's (censored runs as never); `None`
-    /// when transfer's median is censored.
-    pub speedup: Option<f64>,
+    /// Median steps to threshold of scratch over transfer's.
+    pub speedup: Speedup,
     /// The same counting the source's training steps.
-    pub speedup_total: Option<f64>,
+    pub speedup_total: Speedup,
     /// The area's verdict.
     pub verdict: Verdict,
 }
@@ -291,14 +323,14 @@ pub fn summarize(experiment: &Experiment, infos: &[TargetInfo], units: &[UnitRes
             let times_t: Vec<Option<f64>> = transfer.iter().map(|u| u.time).collect();
             let times_s: Vec<Option<f64>> = scratch.iter().map(|u| u.time).collect();
             let (mt, ms) = (median_time(&times_t), median_time(&times_s));
-            let ratio = |extra: f64| mt.map(|t| ms.unwrap_or(f64::INFINITY) / (t + extra).max(1.0));
+            let total = |t: Option<f64>| t.map(|t| t + source_steps as f64);
             comparisons.push(Comparison {
                 strategy: label,
                 verdict: area.verdict,
                 transfer_ratio,
                 reached: (times_t.iter().flatten().count(), times_s.iter().flatten().count()),
-                speedup: ratio(0.0),
-                speedup_total: ratio(source_steps as f64),
+                speedup: Speedup::of(mt, ms, censored),
+                speedup_total: Speedup::of(total(mt), ms, censored),
                 metrics,
             });
         }
@@ -326,13 +358,6 @@ fn ci(m: &MetricStat, scale: f64) -> String {
     format!("{:+.2} [{:+.2}, {:+.2}]", m.difference * scale, m.ci95.0 * scale, m.ci95.1 * scale)
 }
 
-fn speedup(s: Option<f64>) -> String {
-    match s {
-        Some(v) if v.is_infinite() => "> budget".into(),
-        Some(v) => format!("{v:.2}x"),
-        None => "-".into(),
-    }
-}
 
 /// The verdict table: one row per target and strategy.
 pub fn verdict_table(summary: &Summary) -> String {
@@ -360,7 +385,7 @@ pub fn verdict_table(summary: &Summary) -> String {
                 transfer_n,
                 c.reached.1,
                 scratch_n,
-                speedup(c.speedup),
+                c.speedup.text(),
             );
         }
     }
@@ -434,8 +459,8 @@ pub fn report_markdown(experiment: &Experiment, summary: &Summary, figures: &[St
                 c.strategy,
                 c.transfer_ratio,
                 c.strategy,
-                speedup(c.speedup),
-                speedup(c.speedup_total)
+                c.speedup.text(),
+                c.speedup_total.text()
             );
         }
         for f in figures.iter().filter(|f| f.contains(&format!("curves-{}", super::file_safe(&t.key)))) {
