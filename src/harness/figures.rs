@@ -74,7 +74,7 @@ where
             .label(format!("{} (n = {})", c.arm, c.finished))
             .legend(move |(x, y)| PathElement::new([(x, y), (x + 18, y)], col.stroke_width(2)));
     }
-    chart.configure_series_labels().position(SeriesLabelPosition::LowerRight).background_style(WHITE.mix(0.85)).border_style(BLACK.mix(0.3)).draw()?;
+    chart.configure_series_labels().position(SeriesLabelPosition::LowerRight).background_style(WHITE.mix(0.7)).border_style(BLACK.mix(0.3)).draw()?;
     area.present()?;
     Ok(())
 }
@@ -118,6 +118,7 @@ where
             .build_cartesian_2d((lo - pad)..(hi + pad), -0.5f64..(n as f64 - 0.5))?;
         chart
             .configure_mesh()
+            .x_label_formatter(&|x| format!("{}", (x * 1000.0).round() / 1000.0 + 0.0))
             .y_labels(n)
             .y_label_formatter(&|y| {
                 let i = y.round();
