@@ -83,7 +83,7 @@ pub enum Source {
     /// A checkpoint folder, such as a shipped policy.
     Policy(PathBuf),
     /// Pretrained by the harness (and cached by the hash of this spec).
-    Pretrain(Pretrain),
+    Pretrain(Box<Pretrain>),
 }
 
 /// A source the harness trains.

@@ -133,7 +133,7 @@ fn checkpoints_round_trip_and_resume() {
         // Off-policy agents keep their replay buffer, transition for transition.
         match (agent.replay(), loaded.agent.replay()) {
             (Some(a), Some(b)) => {
-                assert!(a.len() > 0 && a.len() == b.len());
+                assert!(!a.is_empty() && a.len() == b.len());
                 for ((name, x), (_, y)) in a.state().iter().zip(b.state()) {
                     assert!(x.equal(&y), "{algo}: {name} differs after loading");
                 }

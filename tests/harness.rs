@@ -159,7 +159,7 @@ fn invalid(text: &str) -> String {
     std::fs::write(&path, text).unwrap();
     let result = Experiment::load(&path).map_err(|e| e.to_string()).and_then(|e| validate(&e, &Registry::builtin()).map(|_| ()));
     let _ = std::fs::remove_file(&path);
-    result.err().expect("refused")
+    result.expect_err("refused")
 }
 
 #[test]

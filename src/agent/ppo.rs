@@ -601,10 +601,10 @@ impl Ppo {
         let value_loss = values.mse_loss(&column(&mb.returns), tch::Reduction::Mean);
         let mut loss = value_loss * self.cfg.vf_coef - surrogate.mean(Kind::Float);
         if let Some(entropy) = entropy {
-            loss = loss - entropy.mean(Kind::Float) * self.cfg.ent_coef;
+            loss -= entropy.mean(Kind::Float) * self.cfg.ent_coef;
         }
         if let Some(distill) = self.distill_loss(&mb.obs) {
-            loss = loss + distill;
+            loss += distill;
         }
         let kl = tch::no_grad(|| ((&ratio - 1.0) - &log_ratio).mean(Kind::Float).double_value(&[]));
         (loss, kl)

@@ -408,7 +408,7 @@ impl Sac {
             let (q0, q1) = Self::q_values(&self.critics, &batch.obs, &pi.actions);
             let mut actor_loss = (&ent_coef * pi.log_prob.unsqueeze(1) - q0.min_other(&q1)).mean(Kind::Float);
             if let Some(distill) = self.distill_loss(&batch.obs) {
-                actor_loss = actor_loss + distill;
+                actor_loss += distill;
             }
             self.actor_opt.backward_step(&actor_loss, lr, None);
             self.set_critics_trainable(true);

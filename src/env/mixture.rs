@@ -43,7 +43,7 @@ impl Mixture {
         let first = registry.make(&self.variants[0])?;
         for variant in &self.variants {
             for (name, &(low, high)) in &self.randomize {
-                if !(low <= high) {
+                if low.is_nan() || high.is_nan() || low > high {
                     return Err(invalid(format!("randomize {name}: low {low} is above high {high}")));
                 }
             }
