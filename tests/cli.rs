@@ -190,3 +190,27 @@ fn suggest_ranks_the_policies_that_fit_and_says_why_others_do_not() {
     assert!(rank("cartpole-ppo ").is_some() && rank("cartpole-ppo-randomized").is_some(), "{text}");
     assert!(text.contains("map") && text.contains("skipped pendulum-sac"), "{text}");
 }
+
+#[test]
+fn run_validate_and_report_a_study() {
+    let out = scratch("study");
+    let out_s = out.to_str().unwrap();
+    let run = headstart(&["validate", "experiments/smoke.ron"]);
+    assert!(run.status.success() && String::from_utf8_lossy(&run.stdout).contains("valid; targets: 1"), "{}", stderr(&run));
+    let bad = out.with_extension("ron");
+    std::fs::write(&bad, "(version: 1, name: \"x\",\n nmae: 3)").unwrap();
+    let run = headstart(&["validate", bad.to_str().unwrap()]);
+    assert_eq!(run.status.code(), Some(1));
+    assert!(stderr(&run).contains("line 2, column") && stderr(&run).contains("`nmae`"), "{}", stderr(&run));
+
+    let run = headstart(&["run", "experiments/smoke.ron", "--out", out_s, "--jobs", "2"]);
+    let text = String::from_utf8_lossy(&run.stdout);
+    assert!(run.status.success(), "{}", stderr(&run));
+    assert!(text.contains("| CartPole-v1-length=0.65 | finetune |") && text.contains("report: "), "{text}");
+    // Not a terminal: one log line per unit instead of a bar.
+    assert_eq!(stderr(&run).lines().filter(|l| l.starts_with('[')).count(), 6, "{}", stderr(&run));
+    let run = headstart(&["report", out_s]);
+    assert!(run.status.success() && String::from_utf8_lossy(&run.stdout).contains("freeze-trunk"), "{}", stderr(&run));
+    let _ = std::fs::remove_dir_all(&out);
+    let _ = std::fs::remove_file(&bad);
+}
