@@ -575,7 +575,8 @@ fn eval(registry: &Registry, args: &EvalArgs) -> Result<()> {
     let mut env = registry.make(&spec)?;
     if env.observation_space() != &loaded.card.observation_space || env.action_space() != &loaded.card.action_space {
         bail!(
-            "{spec} has spaces {} / {}, the checkpoint was trained on {} / {}",
+            "{spec} has spaces {} / {}, the checkpoint was trained on {} / {} (`headstart suggest TARGET` \
+             evaluates through the map a target's variant file declares)",
             env.observation_space(),
             env.action_space(),
             loaded.card.observation_space,

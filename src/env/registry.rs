@@ -62,7 +62,7 @@ impl fmt::Display for EnvSpec {
             write!(f, "[max_episode_steps={limit}]")?;
         }
         for t in &self.transforms {
-            write!(f, "+{t:?}")?;
+            write!(f, "+{t}")?;
         }
         Ok(())
     }

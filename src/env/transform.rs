@@ -34,6 +34,14 @@ pub enum Transform {
     ScaleReward(f64),
 }
 
+impl std::fmt::Display for Transform {
+    /// As written in RON: `NoiseObs(count: 1, std: 1.0)`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let text = crate::agent::ron_options().to_string(self).map_err(|_| std::fmt::Error)?;
+        f.write_str(&text.replace(':', ": ").replace(',', ", "))
+    }
+}
+
 /// An environment wearing [`Transform`]s.
 pub struct Transformed {
     inner: Box<dyn Env>,
