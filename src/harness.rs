@@ -9,6 +9,7 @@
 //! | `targets.ron` | each target's spec, map, threshold and random-policy return |
 //! | `units/<target>/<arm>/seed<k>.ron` | one finished or failed unit: evaluations, transfer report, error |
 //! | `units/<target>/<arm>/seed<k>.csv` | that unit's training episodes (`step,return,length`) |
+//! | `evaluations.csv` | every evaluation of every finished unit, one row each (long format) |
 //! | `summary.ron`, `summary.json` | metrics, intervals and verdicts ([`summary::Summary`]) |
 //! | `curves-<target>.png/.svg`, `metrics.png/.svg` | figures drawn from the summary |
 //! | `report.md` | setup, tables and figures |
@@ -477,12 +478,24 @@ pub fn run(experiment: &Experiment, registry: &Registry, opts: &RunOptions, stop
         return Ok(RunOutcome::Interrupted { done, total });
     }
     let summary = summary::summarize(experiment, &infos, &units, &source_dir.display().to_string(), source_steps);
-    write_outputs(&opts.out, experiment, &summary)?;
+    write_outputs(&opts.out, experiment, &summary, &units)?;
     Ok(RunOutcome::Complete(Box::new(summary)))
 }
 
-/// Writes the summary (RON and JSON), the figures and the report.
-pub fn write_outputs(out: &Path, experiment: &Experiment, summary: &Summary) -> Result<(), String> {
+/// Every evaluation of every finished unit, one row each, for plotting elsewhere.
+fn evaluations_csv(units: &[UnitResult]) -> String {
+    let mut out = String::from("target,arm,seed,step,nominal_step,mean_return,std_return\n");
+    for u in units.iter().filter(|u| u.status == UnitStatus::Finished) {
+        for e in &u.evals {
+            out.push_str(&format!("{},{},{},{},{},{},{}\n", u.target, u.arm, u.seed, e.step, e.nominal, e.mean, e.std));
+        }
+    }
+    out
+}
+
+/// Writes the evaluations (CSV), the summary (RON and JSON), the figures and the report.
+pub fn write_outputs(out: &Path, experiment: &Experiment, summary: &Summary, units: &[UnitResult]) -> Result<(), String> {
+    write_atomic(&out.join("evaluations.csv"), &evaluations_csv(units))?;
     write_atomic(&out.join("summary.ron"), &to_ron(summary))?;
     write_atomic(&out.join("summary.json"), &serde_json::to_string_pretty(summary).map_err(|e| e.to_string())?)?;
     let figures = figures::draw(out, summary)?;
@@ -506,6 +519,6 @@ pub fn report(out: &Path) -> Result<Summary, String> {
     };
     let source_name = units.iter().find_map(|u| u.report.as_ref().map(|r| r.source.clone())).unwrap_or(source_name);
     let summary = summary::summarize(&experiment, &infos, &units, &source_name, source_steps);
-    write_outputs(out, &experiment, &summary)?;
+    write_outputs(out, &experiment, &summary, &units)?;
     Ok(summary)
 }

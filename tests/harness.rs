@@ -42,7 +42,7 @@ fn a_run_writes_every_output_and_a_rerun_continues_to_the_same_results() {
     let registry = Registry::builtin();
     let dir = out("smoke");
     let summary = run(&experiment, &registry, &dir);
-    for file in ["experiment.ron", "targets.ron", "summary.ron", "summary.json", "report.md", "metrics.png", "metrics.svg"] {
+    for file in ["experiment.ron", "targets.ron", "evaluations.csv", "summary.ron", "summary.json", "report.md", "metrics.png", "metrics.svg"] {
         assert!(dir.join(file).exists(), "{file} missing");
     }
     let units = harness::read_units(&dir).unwrap();
@@ -59,6 +59,8 @@ fn a_run_writes_every_output_and_a_rerun_continues_to_the_same_results() {
     assert!(dir.join(format!("curves-{}.png", target.key)).exists());
     let report = std::fs::read_to_string(dir.join("report.md")).unwrap();
     assert!(report.contains("| CartPole-v1-length=0.65 | finetune |") && report.contains("freeze-trunk"), "{report}");
+    let csv = std::fs::read_to_string(dir.join("evaluations.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 1 + 6 * 3, "a header and three evaluations per unit");
     let json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).unwrap()).unwrap();
     assert_eq!(json["targets"][0]["comparisons"][0]["strategy"], "finetune");
 
