@@ -59,6 +59,8 @@ fn equal(a: &Tensor, b: &Tensor) -> bool {
 }
 
 fn prepare(src: &Loaded, target: &EnvSpec, strategy: &Strategy, map: Option<&Map>) -> Result<(Box<dyn Agent>, transfer::TransferReport), TransferError> {
+    // One libtorch thread: the numbers below are then the same on every machine.
+    tch::set_num_threads(1);
     transfer::prepare(&Registry::builtin(), src, "source", target, strategy, map, 3)
 }
 
