@@ -1,12 +1,14 @@
 //! Agents: seeded runs repeat bit for bit, checkpoints round-trip, bad checkpoints and
 //! mismatched configurations get errors that name the file and the field or tensor.
 
+mod common;
+
 use std::fs;
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 
 use headstart::agent::{Agent, AgentConfig, Algo, DqnConfig, Event, Outcome, PpoConfig, SacConfig, evaluate};
-use headstart::checkpoint::{self, CARD_FILE, CardInfo, WEIGHTS_FILE};
+use headstart::checkpoint::{self, CARD_FILE, WEIGHTS_FILE};
 use headstart::env::{EnvSpec, Registry};
 use headstart::nn::MlpConfig;
 use headstart::train::{Curve, Task, train};
@@ -105,16 +107,7 @@ fn stopping_at_checkpoints_changes_nothing() {
 }
 
 fn save(agent: &dyn Agent, spec: &EnvSpec, dir: &Path) {
-    let env = Registry::builtin().make(spec).unwrap();
-    let info = CardInfo {
-        env: spec,
-        mixture: None,
-        observation_space: env.observation_space(),
-        action_space: env.action_space(),
-        eval: None,
-        produced_by: "tests/agents.rs".into(),
-    };
-    checkpoint::save(agent, info, dir).unwrap();
+    common::save_checkpoint(agent, spec, dir, "tests/agents.rs");
 }
 
 #[test]

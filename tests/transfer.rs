@@ -1,12 +1,14 @@
 //! Transfer: what each strategy does to the target agent's parameters and training, the report,
 //! the refusals, and the evidence with the shipped policies (jumpstart, maps, negative transfer).
 
+mod common;
+
 use std::collections::HashMap;
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 
 use headstart::agent::{Agent, AgentConfig, Distill, DqnConfig, PpoConfig, SacConfig, evaluate};
-use headstart::checkpoint::{self, CardInfo, Loaded};
+use headstart::checkpoint::{self, Loaded};
 use headstart::env::{EnvSpec, Registry, Transform, Variant};
 use headstart::nn::MlpConfig;
 use headstart::train::{Curve, Task, train};
@@ -32,15 +34,7 @@ fn source(config: AgentConfig, spec: &EnvSpec, steps: u64, dir: &Path) -> Loaded
         })
         .unwrap();
     }
-    let info = CardInfo {
-        env: spec,
-        mixture: None,
-        observation_space: env.observation_space(),
-        action_space: env.action_space(),
-        eval: None,
-        produced_by: "tests/transfer.rs".into(),
-    };
-    checkpoint::save(agent.as_ref(), info, dir).unwrap();
+    common::save_checkpoint(agent.as_ref(), spec, dir, "tests/transfer.rs");
     checkpoint::load(dir).unwrap()
 }
 
