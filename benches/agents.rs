@@ -14,7 +14,7 @@ mod common;
 
 use headstart::agent::{Algo, evaluate, presets};
 use headstart::env::{EnvSpec, Registry};
-use headstart::train::{Curve, Task, train};
+use headstart::agent::train::{Curve, Task, train};
 
 struct Row {
     algo: Algo,

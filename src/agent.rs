@@ -1,5 +1,5 @@
 //! Learning agents on libtorch: PPO, DQN and SAC, with networks whose parameters carry stable
-//! names (see [`crate::nn`]) and state that checkpoints hold whole.
+//! names (see [`nn`]) and state that checkpoints hold whole.
 //!
 //! Every agent implements [`Agent`]: it trains on a [`VecEnv`] up to a step budget, acts on a
 //! batch of observations, and exposes its state as named tensors (network weights first, then
@@ -20,8 +20,12 @@
 //! exploration noise) from the agent's own `StdRng`. With one libtorch thread a seed therefore
 //! fixes the whole learning curve, bit for bit.
 
+pub mod checkpoint;
+pub mod distributions;
 pub mod dqn;
+mod error;
 mod eval;
+pub mod nn;
 pub mod normalize;
 pub mod optim;
 pub mod ppo;
@@ -29,6 +33,7 @@ pub mod presets;
 pub mod replay;
 pub mod sac;
 pub mod schedule;
+pub mod train;
 
 use std::fmt;
 use std::ops::ControlFlow;
@@ -38,18 +43,24 @@ use serde::{Deserialize, Serialize};
 use tch::Tensor;
 
 use crate::env::vector::Episode;
-use crate::env::{Action, EnvError, Space, VecEnv};
+use crate::env::{Action, Space, VecEnv};
+use crate::util::ron_options;
 use optim::Adam;
 
 pub use dqn::{Dqn, DqnConfig};
+pub use error::AgentError;
+pub(crate) use error::check;
 pub use eval::{EvalStats, evaluate};
 pub use ppo::{Ppo, PpoConfig};
 pub use presets::Preset;
 pub use sac::{EntCoef, Sac, SacConfig};
 pub use schedule::Schedule;
 
+/// The most rows a rollout or a minibatch may hold (a bound on memory, far above any preset).
+pub(crate) const MAX_ROWS: usize = 10_000_000;
+
 /// The algorithms.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Algo {
     Ppo,
     Dqn,
@@ -140,30 +151,6 @@ impl AgentConfig {
             AgentConfig::Sac(c) => Box::new(Sac::new(c.clone(), obs_space, action_space, seed)?),
         })
     }
-}
-
-/// RON with newtype variants unwrapped, as configs and cards are written.
-/// `Option` fields may be written without `Some(...)`.
-pub(crate) fn ron_options() -> ron::Options {
-    ron::Options::default().with_default_extension(
-        ron::extensions::Extensions::UNWRAP_VARIANT_NEWTYPES | ron::extensions::Extensions::IMPLICIT_SOME,
-    )
-}
-
-/// Errors from building or training an agent.
-#[derive(Debug, thiserror::Error)]
-pub enum AgentError {
-    #[error(transparent)]
-    Env(#[from] EnvError),
-    /// The algorithm cannot handle these spaces.
-    #[error("{0}")]
-    Unsupported(String),
-    /// A hyperparameter out of its domain.
-    #[error("hyperparameter `{field}`: {message}")]
-    Config { field: &'static str, message: String },
-    /// Restoring state failed.
-    #[error("{0}")]
-    State(String),
 }
 
 /// What training reports to its monitor.
@@ -336,7 +323,7 @@ pub(crate) fn sorted_variables(vs: &tch::nn::VarStore) -> Vec<(String, Tensor)> 
 pub(crate) fn snapshot<T>(vs: &tch::nn::VarStore, prefix: &str, build: impl FnOnce(&tch::nn::Path) -> T) -> (tch::nn::VarStore, T) {
     let mut copy = tch::nn::VarStore::new(tch::Device::Cpu);
     // Seeded so that building does not draw from (and race on) libtorch's global generator.
-    let modules = crate::nn::with_seed(0, || build(&copy.root()));
+    let modules = nn::with_seed(0, || build(&copy.root()));
     let source = vs.variables();
     tch::no_grad(|| {
         for (name, mut t) in copy.variables() {
@@ -403,6 +390,3 @@ pub(crate) fn check_envs(envs: &VecEnv, n_envs: usize, obs_dim: usize, action_sp
     Ok(())
 }
 
-pub(crate) fn check(field: &'static str, ok: bool, message: &str) -> Result<(), AgentError> {
-    if ok { Ok(()) } else { Err(AgentError::Config { field, message: message.to_string() }) }
-}

@@ -25,12 +25,8 @@
 //! ```
 
 pub mod agent;
-pub mod checkpoint;
 pub mod cli;
 pub mod env;
-pub mod experiment;
-pub mod harness;
-pub mod nn;
-pub mod stats;
-pub mod train;
+pub mod study;
 pub mod transfer;
+pub mod util;

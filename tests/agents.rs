@@ -8,10 +8,10 @@ use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 
 use headstart::agent::{Agent, AgentConfig, Algo, DqnConfig, Event, Outcome, PpoConfig, SacConfig, evaluate};
-use headstart::checkpoint::{self, CARD_FILE, WEIGHTS_FILE};
+use headstart::agent::checkpoint::{self, CARD_FILE, WEIGHTS_FILE};
 use headstart::env::{EnvSpec, Registry};
-use headstart::nn::MlpConfig;
-use headstart::train::{Curve, Task, train};
+use headstart::agent::nn::MlpConfig;
+use headstart::agent::train::{Curve, Task, train};
 
 fn small(algo: Algo) -> AgentConfig {
     match algo {

@@ -168,7 +168,7 @@ fn transfer_prints_the_report_zero_shot_and_curve_and_saves_the_run() {
     let report = std::fs::read_to_string(out.join("transfer.ron")).unwrap();
     let report = headstart::transfer::TransferReport::from_ron(&report).unwrap();
     assert_eq!(report.strategy, "freeze-trunk");
-    assert!(headstart::checkpoint::load(&out).unwrap().card.steps >= 2048);
+    assert!(headstart::agent::checkpoint::load(&out).unwrap().card.steps >= 2048);
     assert!(out.join("curve.csv").exists());
 
     // Refusals name the file, the algorithm's reach, the field.

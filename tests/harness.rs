@@ -6,8 +6,8 @@ use std::sync::atomic::AtomicBool;
 
 use headstart::env::registry::EnvEntry;
 use headstart::env::{Action, Env, EnvError, EnvSpec, Info, Obs, Registry, Space, Step};
-use headstart::experiment::{Experiment, validate};
-use headstart::harness::{self, RunOptions, RunOutcome, UnitStatus};
+use headstart::study::experiment::{Experiment, validate};
+use headstart::study::{self, RunOptions, RunOutcome, UnitStatus};
 
 fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -29,8 +29,8 @@ fn options(out: &Path) -> RunOptions {
     RunOptions { out: out.to_path_buf(), sources: out.join("sources"), jobs: 2, quiet: true }
 }
 
-fn run(experiment: &Experiment, registry: &Registry, out: &Path) -> harness::Summary {
-    match harness::run(experiment, registry, &options(out), &AtomicBool::new(false)).unwrap() {
+fn run(experiment: &Experiment, registry: &Registry, out: &Path) -> study::Summary {
+    match study::run(experiment, registry, &options(out), &AtomicBool::new(false)).unwrap() {
         RunOutcome::Complete(summary) => *summary,
         RunOutcome::Interrupted { done, total } => panic!("interrupted at {done}/{total}"),
     }
@@ -45,7 +45,7 @@ fn a_run_writes_every_output_and_a_rerun_continues_to_the_same_results() {
     for file in ["experiment.ron", "targets.ron", "evaluations.csv", "summary.ron", "summary.json", "report.md", "metrics.png", "metrics.svg"] {
         assert!(dir.join(file).exists(), "{file} missing");
     }
-    let units = harness::read_units(&dir).unwrap();
+    let units = study::read_units(&dir).unwrap();
     assert_eq!(units.len(), 6);
     assert!(units.iter().all(|u| u.status == UnitStatus::Finished));
     for u in &units {
@@ -66,9 +66,9 @@ fn a_run_writes_every_output_and_a_rerun_continues_to_the_same_results() {
 
     // Lose two units (as a killed process would) and run again: the same summary.
     let before = std::fs::read_to_string(dir.join("summary.ron")).unwrap();
-    let lost = harness::unit_path(&dir, &target.key, "finetune", 1);
+    let lost = study::unit_path(&dir, &target.key, "finetune", 1);
     std::fs::remove_file(&lost).unwrap();
-    std::fs::remove_file(harness::unit_path(&dir, &target.key, "scratch", 0)).unwrap();
+    std::fs::remove_file(study::unit_path(&dir, &target.key, "scratch", 0)).unwrap();
     std::fs::remove_file(dir.join("summary.ron")).unwrap();
     run(&experiment, &registry, &dir);
     assert_eq!(std::fs::read_to_string(dir.join("summary.ron")).unwrap(), before, "resuming changed the results");
@@ -76,17 +76,17 @@ fn a_run_writes_every_output_and_a_rerun_continues_to_the_same_results() {
     // `report` renders again from the data alone.
     std::fs::remove_file(dir.join("report.md")).unwrap();
     std::fs::remove_file(dir.join("metrics.png")).unwrap();
-    let again = harness::report(&dir).unwrap();
+    let again = study::report(&dir).unwrap();
     assert_eq!(again.targets[0].comparisons, summary.targets[0].comparisons);
     assert!(dir.join("report.md").exists() && dir.join("metrics.png").exists());
 
     // Another experiment into the same folder is refused; so is a second run while one lives.
     let mut other = experiment.clone();
     other.budget = 2048;
-    let e = harness::run(&other, &registry, &options(&dir), &AtomicBool::new(false)).err().unwrap();
+    let e = study::run(&other, &registry, &options(&dir), &AtomicBool::new(false)).err().unwrap();
     assert!(e.contains("different experiment"), "{e}");
     std::fs::write(dir.join(".lock"), "1").unwrap();
-    let e = harness::run(&experiment, &registry, &options(&dir), &AtomicBool::new(false)).err().unwrap();
+    let e = study::run(&experiment, &registry, &options(&dir), &AtomicBool::new(false)).err().unwrap();
     assert!(e.contains("another run (process 1)"), "{e}");
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -96,7 +96,7 @@ fn an_interrupted_run_keeps_what_finished() {
     let experiment = smoke();
     let dir = out("interrupted");
     let stopped = AtomicBool::new(true);
-    match harness::run(&experiment, &Registry::builtin(), &options(&dir), &stopped).unwrap() {
+    match study::run(&experiment, &Registry::builtin(), &options(&dir), &stopped).unwrap() {
         RunOutcome::Interrupted { done, total } => assert_eq!((done, total), (0, 6)),
         RunOutcome::Complete(_) => panic!("ran while stopped"),
     }
@@ -140,11 +140,11 @@ fn a_failing_unit_is_recorded_and_the_rest_continue() {
     }));
     let mut experiment = smoke();
     experiment.name = "faulty".into();
-    experiment.targets = vec![headstart::experiment::Target::Env(EnvSpec::new("Faulty-v0"))];
+    experiment.targets = vec![headstart::study::experiment::Target::Env(EnvSpec::new("Faulty-v0"))];
     experiment.threshold = Some(100.0);
     let dir = out("faulty");
     let summary = run(&experiment, &registry, &dir);
-    let units = harness::read_units(&dir).unwrap();
+    let units = study::read_units(&dir).unwrap();
     let failed: Vec<_> = units.iter().filter(|u| u.status != UnitStatus::Finished).collect();
     assert_eq!(failed.len(), 3, "seed 1 of each arm");
     assert!(failed.iter().all(|u| u.seed == 1));
@@ -198,7 +198,7 @@ fn invalid_experiment_files_are_refused_with_the_place_and_a_suggestion() {
 /// The shipped positive and negative studies, with their default seeds, reach their verdicts.
 #[test]
 fn the_quickstart_is_positive_and_the_swapped_actions_negative() {
-    use headstart::harness::summary::Verdict;
+    use headstart::study::summary::Verdict;
     for (file, expected) in [("quickstart.ron", Verdict::Positive), ("negative-swapped-actions.ron", Verdict::Negative)] {
         let _ = smoke();
         let experiment = Experiment::load(&root().join("experiments").join(file)).unwrap();

@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use headstart::agent::{AgentConfig, Algo, evaluate, presets};
 use headstart::env::{EnvSpec, Registry};
-use headstart::train::{Curve, Task, train};
+use headstart::agent::train::{Curve, Task, train};
 
 /// Trains the RL Zoo preset of `algo` on `env_id` for `steps` and returns the mean return of
 /// 20 deterministic evaluation episodes.

@@ -1,7 +1,7 @@
 //! Network parameters carry the documented names and shapes, start orthogonal with zero biases,
 //! and the same seed builds the same network.
 
-use headstart::nn::{Activation, Mlp, MlpConfig, with_seed};
+use headstart::agent::nn::{Activation, Mlp, MlpConfig, with_seed};
 use tch::nn::{Module, VarStore};
 use tch::{Device, Kind, Tensor};
 

@@ -1,6 +1,6 @@
 //! The statistics against scipy's values in `../shared/stats/reference.json`.
 
-use headstart::stats;
+use headstart::study::stats;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use serde_json::Value;

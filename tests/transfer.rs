@@ -8,10 +8,10 @@ use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 
 use headstart::agent::{Agent, AgentConfig, Distill, DqnConfig, PpoConfig, SacConfig, evaluate};
-use headstart::checkpoint::{self, Loaded};
+use headstart::agent::checkpoint::{self, Loaded};
 use headstart::env::{EnvSpec, Registry, Transform, Variant};
-use headstart::nn::MlpConfig;
-use headstart::train::{Curve, Task, train};
+use headstart::agent::nn::MlpConfig;
+use headstart::agent::train::{Curve, Task, train};
 use headstart::transfer::{self, Fate, Frozen, Map, ObsMap, Strategy, TransferError};
 use tch::Tensor;
 
@@ -364,7 +364,7 @@ fn strategies_parse_from_ron_and_names() {
     assert_eq!(Strategy::from_ron("(copy: false)").unwrap().label(), "scratch");
     assert!(Strategy::from_ron("(frezee: [])").unwrap_err().to_string().contains("frezee"));
     assert_eq!(Strategy::from_arg("scratch").unwrap(), Strategy::scratch());
-    let e = Strategy::from_arg("(lr_scale: )").unwrap_err();
+    let e = Strategy::from_arg("(lr_scale: )").unwrap_err().to_string();
     assert!(e.contains("strategy: 1:"), "{e}");
 }
 

@@ -12,8 +12,8 @@ use tch::Tensor;
 use tch::nn::{self, Module};
 
 use super::optim::Adam;
-use super::ppo::MAX_ROWS;
-use super::ppo::argmax;
+use super::MAX_ROWS;
+use super::distributions::argmax;
 use super::replay::{Batch, ReplayBuffer};
 use super::schedule::linear_decay;
 use super::{
@@ -21,7 +21,7 @@ use super::{
     polyak_update, report, rows, sorted_variables, to_vec,
 };
 use crate::env::{Action, Space, VecEnv};
-use crate::nn::{Mlp, MlpConfig};
+use super::nn::{Mlp, MlpConfig};
 
 /// DQN's hyperparameters; defaults are Stable-Baselines3's.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -127,7 +127,7 @@ impl Dqn {
         };
         let vs = nn::VarStore::new(tch::Device::Cpu);
         let mut target_vs = nn::VarStore::new(tch::Device::Cpu);
-        let (q, q_target) = crate::nn::with_seed(seed, || {
+        let (q, q_target) = super::nn::with_seed(seed, || {
             let q = Mlp::new(&(vs.root() / "q"), &cfg.net, obs_dim, n_actions, 1.0);
             let q_target = Mlp::new(&(target_vs.root() / "q_target"), &cfg.net, obs_dim, n_actions, 1.0);
             (q, q_target)

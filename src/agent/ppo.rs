@@ -23,12 +23,10 @@ use super::{
     rows, snapshot, sorted_variables, to_vec,
 };
 use crate::env::{Action, Space, VecEnv};
-use crate::nn::{Mlp, MlpConfig};
+use super::distributions::{LOG_SQRT_2PI, argmax, draw_exploration};
+use super::nn::{Mlp, MlpConfig};
+use super::MAX_ROWS;
 
-/// The most rows a rollout or a minibatch may hold (a bound on memory, far above any preset).
-pub(crate) const MAX_ROWS: usize = 10_000_000;
-
-const LOG_SQRT_2PI: f64 = 0.918_938_533_204_672_7;
 
 /// PPO's hyperparameters; defaults are Stable-Baselines3's.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -176,7 +174,7 @@ impl Ppo {
         };
         let latent = *cfg.net.hidden.last().unwrap_or(&obs_dim);
         let vs = nn::VarStore::new(tch::Device::Cpu);
-        let (actor, critic, log_std) = crate::nn::with_seed(seed, || {
+        let (actor, critic, log_std) = super::nn::with_seed(seed, || {
             let root = vs.root();
             let actor = Mlp::new(&(&root / "actor"), &cfg.net, obs_dim, out, 0.01);
             let critic = Mlp::new(&(&root / "critic"), &cfg.net, obs_dim, 1, 1.0);
@@ -886,23 +884,6 @@ impl Agent for Ppo {
         self.current = None;
         Ok(())
     }
-}
-
-/// Draws `count` gSDE matrices `W ~ N(0, exp(log_std)²)`, flattened.
-pub(crate) fn draw_exploration(log_std: &Tensor, count: usize, rng: &mut StdRng) -> Vec<f32> {
-    let std = to_vec(&log_std.exp());
-    (0..count).flat_map(|_| std.iter().map(|s| s * rng.sample::<f32, _>(StandardNormal)).collect::<Vec<_>>()).collect()
-}
-
-/// The index of the largest value (the first on ties, as `argmax`).
-pub(crate) fn argmax(values: &[f32]) -> usize {
-    let mut best = 0;
-    for (i, v) in values.iter().enumerate() {
-        if *v > values[best] {
-            best = i;
-        }
-    }
-    best
 }
 
 #[cfg(test)]

@@ -18,17 +18,16 @@ use tch::nn::{self, Module};
 use tch::{Kind, Tensor};
 
 use super::optim::Adam;
-use super::ppo::MAX_ROWS;
-use super::ppo::draw_exploration;
+use super::MAX_ROWS;
+use super::distributions::{LOG_SQRT_2PI, draw_exploration};
 use super::replay::ReplayBuffer;
 use super::{
     Agent, AgentConfig, AgentError, Algo, Distill, Event, Monitor, Outcome, Schedule, box_bounds, check, check_envs,
     copy_tensors, obs_dim, polyak_update, report, rows, snapshot, sorted_variables, to_vec,
 };
 use crate::env::{Action, Space, VecEnv};
-use crate::nn::{Mlp, MlpConfig};
+use super::nn::{Mlp, MlpConfig};
 
-const LOG_SQRT_2PI: f64 = 0.918_938_533_204_672_7;
 const LOG_STD_MIN: f64 = -20.0;
 const LOG_STD_MAX: f64 = 2.0;
 /// gSDE clips the mean before squashing, as Stable-Baselines3's `clip_mean`.
@@ -170,7 +169,7 @@ impl Sac {
         let init_coef = match cfg.ent_coef {
             EntCoef::Auto(v) | EntCoef::Fixed(v) => v,
         };
-        let (actor, noise, critics, targets, log_ent_coef) = crate::nn::with_seed(seed, || {
+        let (actor, noise, critics, targets, log_ent_coef) = super::nn::with_seed(seed, || {
             let root = vs.root();
             let actor_path = &root / "actor";
             let actor = Mlp::new(&actor_path, &cfg.net, obs_dim, act_dim, 1.0);

@@ -27,8 +27,9 @@ pub enum EnvError {
     #[error("{env}: {message}")]
     InvalidParams { env: String, message: String },
 
+    /// A variant or map file that cannot be read or parsed.
     #[error("{}: {message}", path.display())]
-    VariantFile { path: PathBuf, message: String },
+    File { path: PathBuf, message: String },
 
     #[error("vector of environments: {0}")]
     VecEnv(String),
@@ -45,12 +46,3 @@ fn did_you_mean(suggestion: &Option<String>) -> String {
     suggestion.as_ref().map(|s| format!(" (did you mean {s:?}?)")).unwrap_or_default()
 }
 
-/// The candidate closest to `name`, if one is close enough to be a plausible typo.
-pub(crate) fn nearest<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<String> {
-    candidates
-        .into_iter()
-        .map(|c| (strsim::normalized_damerau_levenshtein(&name.to_lowercase(), &c.to_lowercase()), c))
-        .filter(|(score, _)| *score >= 0.5)
-        .max_by(|a, b| a.0.total_cmp(&b.0))
-        .map(|(_, c)| c.to_string())
-}

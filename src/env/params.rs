@@ -9,7 +9,8 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use super::error::{EnvError, nearest};
+use super::error::EnvError;
+use crate::util::nearest;
 
 /// Parameter overrides by name, as written in RON: `{"length": 0.75}`.
 pub type Params = BTreeMap<String, f64>;

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use super::error::nearest;
+use crate::util::nearest;
 use super::params::{self, ParamSpec, Params};
 use super::transform::{Transform, Transformed};
 use super::{Env, EnvError, EpisodeGuard, TimeLimit, VecEnv};
@@ -79,17 +79,17 @@ pub struct Variant {
     /// How this variant's observations and actions relate to other environments', by their id:
     /// what `transfer` and `suggest` use when a source policy was trained on one of them.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub maps: BTreeMap<String, crate::transfer::Map>,
+    pub maps: BTreeMap<String, super::Map>,
 }
 
 impl Variant {
     /// Reads a variant file. Syntax errors name the file, line and column.
     pub fn load(path: &Path) -> Result<Variant, EnvError> {
         let text = std::fs::read_to_string(path)
-            .map_err(|e| EnvError::VariantFile { path: path.to_path_buf(), message: e.to_string() })?;
-        crate::agent::ron_options()
+            .map_err(|e| EnvError::File { path: path.to_path_buf(), message: e.to_string() })?;
+        crate::util::ron_options()
             .from_str(&text)
-            .map_err(|e| EnvError::VariantFile { path: path.to_path_buf(), message: e.to_string() })
+            .map_err(|e| EnvError::File { path: path.to_path_buf(), message: e.to_string() })
     }
 }
 

@@ -37,7 +37,7 @@ pub enum Transform {
 impl std::fmt::Display for Transform {
     /// As written in RON: `NoiseObs(count: 1, std: 1.0)`.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let text = crate::agent::ron_options().to_string(self).map_err(|_| std::fmt::Error)?;
+        let text = crate::util::ron_options().to_string(self).map_err(|_| std::fmt::Error)?;
         f.write_str(&text.replace(':', ": ").replace(',', ", "))
     }
 }

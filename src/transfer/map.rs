@@ -1,34 +1,12 @@
-//! Inter-task mappings (Taylor & Stone's χ_S and χ_A): how a target's observation features and
-//! actions relate to the source's, and how a source tensor is carried through them.
+//! Carrying tensors through inter-task mappings: which axis of each parameter indexes
+//! observation features or actions ([`axes`], from the naming convention), and the tensor
+//! operations of an [`env::Map`](crate::env::Map) (declared in the environment layer, where
+//! variants name them).
 
-use serde::{Deserialize, Serialize};
 use tch::{Kind, Tensor};
 
 use crate::agent::Algo;
-
-/// How target observations and actions correspond to the source's. Written in RON beside a
-/// variant (`maps: {"CartPole-v1": (obs: Index([0, 1, 2, 3, None]))}`) or in a strategy file.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Map {
-    /// The target's observation in terms of the source's.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub obs: Option<ObsMap>,
-    /// For each target action (Discrete index or Box dimension), the source action it plays the
-    /// part of; `None` for an action the source lacks (its weights start fresh).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub actions: Option<Vec<Option<usize>>>,
-}
-
-/// The source observation as a function of the target's.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub enum ObsMap {
-    /// For each target feature, the source feature it is (`None`: a feature the source never
-    /// saw, whose input weights start at zero).
-    Index(Vec<Option<usize>>),
-    /// `source = M · target`: one row per source feature, one column per target feature.
-    Linear(Vec<Vec<f64>>),
-}
+pub use crate::env::{Map, ObsMap};
 
 /// What one axis of a tensor indexes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -98,6 +76,7 @@ pub fn axes(algo: Algo, name: &str, dims: usize, names: &[String]) -> Axes {
 #[error("{0}")]
 pub struct MapError(pub String);
 
+/// The tensor side of a map (the type itself is the environment layer's).
 impl Map {
     /// The observation map as a `[source, target]` matrix, checked against the sizes.
     fn obs_matrix(&self, source_dim: usize, target_dim: usize) -> Result<Option<Tensor>, MapError> {

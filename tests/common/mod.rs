@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use headstart::agent::Agent;
-use headstart::checkpoint::{self, CardInfo};
+use headstart::agent::checkpoint::{self, CardInfo};
 use headstart::env::{EnvSpec, Registry};
 
 /// Saves `agent`, trained on `spec`, as a checkpoint in `dir`; the card says `produced_by`.

@@ -5,8 +5,11 @@ use std::ops::ControlFlow;
 
 use serde::{Deserialize, Serialize};
 
-use crate::agent::{Agent, AgentError, Event, Outcome};
-use crate::env::{EnvError, EnvSpec, Mixture, Registry, VecEnv};
+use std::path::Path;
+
+use super::checkpoint::{self, Card, CardInfo, CheckpointError};
+use super::{Agent, AgentError, EvalStats, Event, Outcome};
+use crate::env::{EnvError, EnvSpec, Mixture, Registry, Space, VecEnv};
 
 /// What an agent trains on: one environment, or a mixture drawn anew each episode (multitask
 /// training, domain randomisation).
@@ -53,6 +56,14 @@ pub struct EpisodeRecord {
     pub len: usize,
 }
 
+/// A `curve.csv` line that is not `step,return,length`.
+#[derive(Debug, thiserror::Error)]
+#[error("line {line}: expected step,return,length")]
+pub struct CurveError {
+    /// The line, counting from 1.
+    pub line: usize,
+}
+
 /// The episodes of a training run, in the order they ended.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Curve {
@@ -82,7 +93,7 @@ impl Curve {
     }
 
     /// Reads what [`Curve::to_csv`] wrote.
-    pub fn from_csv(text: &str) -> Result<Curve, String> {
+    pub fn from_csv(text: &str) -> Result<Curve, CurveError> {
         let mut episodes = Vec::new();
         for (i, line) in text.lines().enumerate().skip(1).filter(|(_, l)| !l.trim().is_empty()) {
             let fields: Vec<&str> = line.split(',').collect();
@@ -90,7 +101,7 @@ impl Curve {
                 [step, ret, len] => step.parse().ok().zip(ret.parse().ok()).zip(len.parse().ok()),
                 _ => None,
             };
-            let ((step, ret), len) = parsed.ok_or_else(|| format!("line {}: expected step,return,length", i + 1))?;
+            let ((step, ret), len) = parsed.ok_or(CurveError { line: i + 1 })?;
             episodes.push(EpisodeRecord { step, ret, len });
         }
         Ok(Curve { episodes })
@@ -124,4 +135,33 @@ pub fn train(
         on_event(event)
     };
     agent.learn(&mut envs, total, &mut monitor)
+}
+
+/// Saves a training run into `out`: the checkpoint (its card naming `task`, the spaces, the
+/// evaluation and `produced_by`) and the learning curve as `curve.csv`.
+pub fn save_run(
+    agent: &dyn Agent,
+    task: &Task,
+    spaces: (&Space, &Space),
+    eval: Option<EvalStats>,
+    curve: &Curve,
+    produced_by: String,
+    out: &Path,
+) -> Result<Card, CheckpointError> {
+    let mixture = match task {
+        Task::Mixture(mix) => Some(mix),
+        Task::Env(_) => None,
+    };
+    let info = CardInfo {
+        env: task.nominal(),
+        mixture,
+        observation_space: spaces.0,
+        action_space: spaces.1,
+        eval,
+        produced_by,
+    };
+    let card = checkpoint::save(agent, info, out)?;
+    let path = out.join("curve.csv");
+    crate::util::write_atomic(&path, curve.to_csv()).map_err(|e| CheckpointError::File { path, message: e.source.to_string() })?;
+    Ok(card)
 }

@@ -19,10 +19,11 @@
 //! (its evaluations do not change its training: agents stop only at checkpoint events), so a
 //! resumed run's results equal an uninterrupted run's.
 
+pub mod experiment;
 pub mod figures;
+pub mod stats;
 pub mod summary;
 
-use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -32,11 +33,12 @@ use rand::SeedableRng;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::agent::{Event, Outcome, ron_options};
-use crate::checkpoint::{self, CardInfo, Loaded};
+use crate::agent::checkpoint::{self, Loaded};
+use crate::agent::train::Curve;
+use crate::agent::{Event, Outcome};
+use crate::util::{file_safe, ron_options, sha256};
 use crate::env::{EnvSpec, Registry};
-use crate::experiment::{Experiment, ResolvedTarget, Source, validate};
-use crate::train::Curve;
+use experiment::{Experiment, ResolvedTarget, Source, validate};
 use crate::transfer::{Strategy, TransferReport};
 
 pub use summary::Summary;
@@ -144,10 +146,6 @@ fn to_ron<T: Serialize>(value: &T) -> String {
     ron_options().to_string_pretty(value, ron::ser::PrettyConfig::default()).expect("results serialise")
 }
 
-fn file_safe(s: &str) -> String {
-    s.chars().map(|c| if c.is_ascii_alphanumeric() || "-=._".contains(c) { c } else { '_' }).collect()
-}
-
 /// Where a unit's record lives.
 pub fn unit_path(out: &Path, target: &str, arm: &str, seed: u64) -> PathBuf {
     out.join("units").join(file_safe(target)).join(file_safe(arm)).join(format!("seed{seed}.ron"))
@@ -161,20 +159,9 @@ pub fn arms(experiment: &Experiment) -> Vec<Strategy> {
 /// The mean return of uniformly random actions over 100 seeded episodes.
 fn random_return(registry: &Registry, spec: &EnvSpec) -> Result<f64, String> {
     let mut env = registry.make(spec).map_err(|e| e.to_string())?;
-    let space = env.action_space().clone();
     let mut rng = rand::rngs::StdRng::seed_from_u64(0);
-    let mut total = 0.0;
-    for i in 0..100 {
-        env.reset(Some(2_000_000 + i)).map_err(|e| e.to_string())?;
-        loop {
-            let step = env.step(&space.sample(&mut rng)).map_err(|e| e.to_string())?;
-            total += step.reward;
-            if step.done() {
-                break;
-            }
-        }
-    }
-    Ok(total / 100.0)
+    crate::env::random_policy_return(env.as_mut(), &spec.to_string(), (0..100).map(|i| 2_000_000 + i), &mut rng)
+        .map_err(|e| e.to_string())
 }
 
 /// The source policy's folder: the policy's, or a pretrained one's (trained once: cached by the
@@ -187,7 +174,7 @@ fn source(experiment: &Experiment, registry: &Registry, opts: &RunOptions, stop:
         }
         Source::Pretrain(p) => p,
     };
-    let key = checkpoint::sha256(format!("{}\n{}", env!("CARGO_PKG_VERSION"), to_ron(p)).as_bytes());
+    let key = sha256(format!("{}\n{}", env!("CARGO_PKG_VERSION"), to_ron(p)).as_bytes());
     let task = p.task()?;
     let dir = opts.sources.join(format!("{}-{}-{}", p.algorithm.name(), file_safe(&task.nominal().id), &key[..16]));
     if let Ok(loaded) = checkpoint::load(&dir) {
@@ -201,9 +188,9 @@ fn source(experiment: &Experiment, registry: &Registry, opts: &RunOptions, stop:
     let (obs, act) = (env.observation_space().clone(), env.action_space().clone());
     let mut agent = config.build(&obs, &act, p.seed).map_err(|e| e.to_string())?;
     eprintln!("source: pretraining {} on {task} for {} steps -> {}", p.algorithm, p.steps, dir.display());
-    let bar = progress(p.steps, opts.quiet, "source");
+    let bar = crate::util::progress(p.steps, opts.quiet, "source");
     let mut curve = Curve::default();
-    let outcome = crate::train::train(registry, &task, agent.as_mut(), p.steps, &mut curve, &mut |e| {
+    let outcome = crate::agent::train::train(registry, &task, agent.as_mut(), p.steps, &mut curve, &mut |e| {
         if let Event::Progress { step } = e {
             bar.set_position(step);
         }
@@ -216,38 +203,11 @@ fn source(experiment: &Experiment, registry: &Registry, opts: &RunOptions, stop:
     }
     let mut eval_env = registry.make(task.nominal()).map_err(|e| e.to_string())?;
     let eval = crate::agent::evaluate(agent.as_ref(), eval_env.as_mut(), 20, true, 1_000_000 + p.seed).map_err(|e| e.to_string())?;
-    let mixture = match &task {
-        crate::train::Task::Mixture(m) => Some(m),
-        crate::train::Task::Env(_) => None,
-    };
-    let info = CardInfo {
-        env: task.nominal(),
-        mixture,
-        observation_space: &obs,
-        action_space: &act,
-        eval: Some(eval),
-        produced_by: format!("headstart run (the source of experiment {:?})", experiment.name),
-    };
-    checkpoint::save(agent.as_ref(), info, &dir).map_err(|e| e.to_string())?;
-    std::fs::write(dir.join("curve.csv"), curve.to_csv()).map_err(|e| e.to_string())?;
+    let produced_by = format!("headstart run (the source of experiment {:?})", experiment.name);
+    crate::agent::train::save_run(agent.as_ref(), &task, (&obs, &act), Some(eval), &curve, produced_by, &dir)
+        .map_err(|e| e.to_string())?;
     let loaded = checkpoint::load(&dir).map_err(|e| e.to_string())?;
     Ok((loaded, dir))
-}
-
-/// A progress bar on a terminal (elapsed time, position of `total` `what`, ETA, a message);
-/// hidden when `quiet` or when stderr is not a terminal.
-pub(crate) fn progress(total: u64, quiet: bool, what: &str) -> indicatif::ProgressBar {
-    if quiet || !std::io::stderr().is_terminal() {
-        return indicatif::ProgressBar::hidden();
-    }
-    let bar = indicatif::ProgressBar::new(total);
-    let style = indicatif::ProgressStyle::with_template(&format!(
-        "{{elapsed_precise}} [{{bar:30}}] {{human_pos}}/{{human_len}} {what}, eta {{eta}} {{msg}}"
-    ))
-    .expect("valid template")
-    .progress_chars("=> ");
-    bar.set_style(style);
-    bar
 }
 
 /// A unit to run.
@@ -303,7 +263,7 @@ fn run_unit(
                 .learn(&mut envs, budget, &mut |event| {
                     match event {
                         Event::Episode { step, episode } => {
-                            curve.episodes.push(crate::train::EpisodeRecord { step, ret: episode.ret, len: episode.len })
+                            curve.episodes.push(crate::agent::train::EpisodeRecord { step, ret: episode.ret, len: episode.len })
                         }
                         Event::Progress { step } => {
                             steps_done.fetch_add(step - last, Ordering::Relaxed);
@@ -434,7 +394,7 @@ pub fn run(experiment: &Experiment, registry: &Registry, opts: &RunOptions, stop
             opts.out.display()
         );
     }
-    let bar = progress(total as u64, opts.quiet, "units");
+    let bar = crate::util::progress(total as u64, opts.quiet, "units");
     bar.set_position(skipped as u64);
     let log = !opts.quiet && bar.is_hidden();
     let steps_done = AtomicU64::new(0);

@@ -22,10 +22,12 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::agent::{AgentConfig, Algo, ron_options};
+use crate::agent::{AgentConfig, Algo, presets};
+use crate::util::ron_options;
 use crate::env::{EnvSpec, Mixture, Registry, Variant};
-use crate::train::Task;
-use crate::transfer::{Map, Strategy};
+use crate::agent::train::Task;
+use crate::env::Map;
+use crate::transfer::Strategy;
 
 pub const VERSION: u32 = 1;
 
@@ -228,7 +230,7 @@ impl Experiment {
                 Target::Variant(path) => {
                     let variant = Variant::load(path).map_err(|e| format!("targets[{i}]: {e}"))?;
                     let map = match &self.source {
-                        Source::Policy(dir) => crate::checkpoint::read_card(dir).ok().and_then(|c| variant.maps.get(&c.env.id).cloned()),
+                        Source::Policy(dir) => crate::agent::checkpoint::read_card(dir).ok().and_then(|c| variant.maps.get(&c.env.id).cloned()),
                         Source::Pretrain(p) => p.env_id().and_then(|id| variant.maps.get(&id).cloned()),
                     };
                     (variant.name.clone(), variant.env, map)
@@ -262,21 +264,14 @@ impl Pretrain {
 
     /// The hyperparameters: `config`, else the preset, else the algorithm's defaults.
     pub fn agent_config(&self) -> Result<AgentConfig, String> {
-        if let Some(config) = &self.config {
-            if config.algo() != self.algorithm {
-                return Err(format!("source.config is a {} configuration, source.algorithm is {}", config.algo(), self.algorithm));
-            }
-            return Ok(config.clone());
-        }
-        let id = match &self.preset {
-            Some(id) => id.clone(),
-            None => self.env_id().unwrap_or_default(),
-        };
-        match crate::agent::presets::get(self.algorithm, &id) {
-            Some(preset) => Ok(preset.config),
-            None if self.preset.is_some() => Err(format!("source.preset: no {} preset for {id:?}", self.algorithm)),
-            None => Ok(AgentConfig::default_for(self.algorithm)),
-        }
+        let explicit = self.config.clone().map(|c| (c, "source.config".to_string()));
+        let id = self.env_id().unwrap_or_default();
+        presets::resolve(self.algorithm, explicit, self.preset.as_deref(), &id)
+            .map(|r| r.config)
+            .map_err(|e| match e {
+                crate::agent::AgentError::Config { field: "preset", message } => format!("source.preset: {message}"),
+                e => e.to_string(),
+            })
     }
 }
 
@@ -297,10 +292,10 @@ pub fn describe_ron_error(e: &ron::error::SpannedError) -> String {
     let position = format!("line {}, column {}", e.span.start.line, e.span.start.col);
     let hint = match &e.code {
         ron::Error::NoSuchStructField { expected, found, .. } => {
-            crate::env::nearest(found, expected.iter().copied()).map(|n| format!(" (did you mean `{n}`?)"))
+            crate::util::nearest(found, expected.iter().copied()).map(|n| format!(" (did you mean `{n}`?)"))
         }
         ron::Error::NoSuchEnumVariant { expected, found, .. } => {
-            crate::env::nearest(found, expected.iter().copied()).map(|n| format!(" (did you mean `{n}`?)"))
+            crate::util::nearest(found, expected.iter().copied()).map(|n| format!(" (did you mean `{n}`?)"))
         }
         _ => None,
     };
@@ -325,7 +320,7 @@ pub fn validate(experiment: &Experiment, registry: &Registry) -> Result<Vec<Reso
     }
     // A stand-in source: the policy itself, or an untrained agent of the pretrain config.
     let standin = match &experiment.source {
-        Source::Policy(dir) => crate::checkpoint::load(dir).map_err(|e| format!("source: {e}"))?,
+        Source::Policy(dir) => crate::agent::checkpoint::load(dir).map_err(|e| format!("source: {e}"))?,
         Source::Pretrain(p) => {
             let task = p.task().map_err(|e| format!("source.env: {e}"))?;
             if let Task::Mixture(mix) = &task {
@@ -335,7 +330,7 @@ pub fn validate(experiment: &Experiment, registry: &Registry) -> Result<Vec<Reso
             let config = p.agent_config()?;
             let agent = config.build(env.observation_space(), env.action_space(), p.seed).map_err(|e| format!("source: {e}"))?;
             let card = standin_card(&config, task.nominal(), env.observation_space(), env.action_space(), agent.as_ref());
-            crate::checkpoint::Loaded { card, agent }
+            crate::agent::checkpoint::Loaded { card, agent }
         }
     };
     for (i, target) in targets.iter().enumerate() {
@@ -354,8 +349,8 @@ fn standin_card(
     obs: &crate::env::Space,
     act: &crate::env::Space,
     agent: &dyn crate::agent::Agent,
-) -> crate::checkpoint::Card {
-    crate::checkpoint::Card {
+) -> crate::agent::checkpoint::Card {
+    crate::agent::checkpoint::Card {
         format: 1,
         headstart_version: env!("CARGO_PKG_VERSION").into(),
         algorithm: config.algo(),

@@ -31,8 +31,8 @@ use rand::rngs::StdRng;
 use serde::{Deserialize, Serialize};
 
 use super::{TargetInfo, UnitResult, UnitStatus};
-use crate::experiment::Experiment;
-use crate::stats;
+use super::experiment::Experiment;
+use super::stats;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Verdict {

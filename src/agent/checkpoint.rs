@@ -15,10 +15,10 @@ use std::path::{Path, PathBuf};
 
 use safetensors::{Dtype, SafeTensors, tensor::TensorView};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use tch::{Kind, Tensor};
 
-use crate::agent::{Agent, AgentConfig, AgentError, Algo, EvalStats, ron_options};
+use super::{Agent, AgentConfig, AgentError, Algo, EvalStats};
+use crate::util::{ron_options, sha256};
 use crate::env::{EnvSpec, Mixture, Space};
 
 pub const WEIGHTS_FILE: &str = "weights.safetensors";
@@ -118,19 +118,9 @@ fn kind_of(dtype: Dtype) -> Option<Kind> {
     }
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// SHA-256 of a byte string, hex.
-pub fn sha256(bytes: &[u8]) -> String {
-    hex(&Sha256::digest(bytes))
-}
-
 /// Writes `bytes` to `path` through a temporary file renamed into place.
 fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), CheckpointError> {
-    let tmp = path.with_extension("tmp");
-    fs::write(&tmp, bytes).and_then(|_| fs::rename(&tmp, path)).map_err(|e| file_error(path, e.to_string()))
+    crate::util::write_atomic(path, bytes).map_err(|e| file_error(path, e.source.to_string()))
 }
 
 /// Serialises named tensors as safetensors bytes, with their descriptions; `path` names the

@@ -1,0 +1,323 @@
+//! `train` and `eval`: one agent on one task.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+
+use super::env_spec;
+use crate::agent::checkpoint;
+use crate::agent::train::{self, Curve, Task};
+use crate::agent::{self, Agent, AgentConfig, Algo, Event, Outcome, evaluate, presets};
+use crate::env::{EnvSpec, Mixture, Registry};
+
+/// The algorithms as the command line names them.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub(crate) enum AlgoArg {
+    /// Proximal Policy Optimisation.
+    Ppo,
+    /// Deep Q-Networks.
+    Dqn,
+    /// Soft Actor-Critic.
+    Sac,
+}
+
+impl From<AlgoArg> for Algo {
+    fn from(a: AlgoArg) -> Algo {
+        match a {
+            AlgoArg::Ppo => Algo::Ppo,
+            AlgoArg::Dqn => Algo::Dqn,
+            AlgoArg::Sac => Algo::Sac,
+        }
+    }
+}
+
+#[derive(clap::Args)]
+pub(crate) struct TrainArgs {
+    /// The algorithm.
+    #[arg(long, value_enum)]
+    algo: AlgoArg,
+    /// An environment id or variant file [default with --resume: the checkpoint's].
+    #[arg(required_unless_present = "resume")]
+    env: Option<String>,
+    /// A parameter override, `NAME=VALUE`; repeat for several.
+    #[arg(short = 'p', long = "param", value_name = "NAME=VALUE")]
+    params: Vec<String>,
+    /// Hyperparameters: a RON file (`Ppo(n_steps: 32, ...)`) [default: the RL Zoo preset for the
+    /// environment's id, else the algorithm's defaults].
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Use the RL Zoo preset of another environment id.
+    #[arg(long, conflicts_with = "config")]
+    preset: Option<String>,
+    /// Environment steps [default: the preset's budget].
+    #[arg(long)]
+    steps: Option<u64>,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// The checkpoint folder [default: runs/<algo>-<env>-seed<seed>].
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Continue training the checkpoint in this folder (up to --steps in all).
+    #[arg(long, conflicts_with_all = ["config", "preset"])]
+    resume: Option<PathBuf>,
+    /// Deterministic evaluation episodes after training.
+    #[arg(long, default_value_t = 20)]
+    eval_episodes: usize,
+    /// libtorch threads (1 makes runs reproducible bit for bit).
+    #[arg(long, default_value_t = 1)]
+    threads: i32,
+    /// No progress bar.
+    #[arg(long, short)]
+    quiet: bool,
+    /// Multitask training: each episode draws the environment or one of these (ids or variant
+    /// files); repeat for several.
+    #[arg(long = "mix", value_name = "ENV")]
+    mix: Vec<String>,
+    /// Domain randomisation: each episode draws parameter NAME uniformly from [LO, HI]; repeat
+    /// for several.
+    #[arg(long, value_name = "NAME=LO:HI")]
+    randomize: Vec<String>,
+}
+
+#[derive(clap::Args)]
+pub(crate) struct EvalArgs {
+    /// The checkpoint folder.
+    checkpoint: PathBuf,
+    /// An environment id or variant file [default: the checkpoint's environment].
+    env: Option<String>,
+    /// A parameter override, `NAME=VALUE`; repeat for several.
+    #[arg(short = 'p', long = "param", value_name = "NAME=VALUE")]
+    params: Vec<String>,
+    #[arg(long, default_value_t = 20)]
+    episodes: usize,
+    /// Sample actions instead of taking the greedy / mean action.
+    #[arg(long)]
+    stochastic: bool,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+}
+
+
+/// Where the hyperparameters of a training run come from, and its default budget.
+fn training_config(args: &TrainArgs, spec: &EnvSpec) -> Result<presets::Resolved> {
+    let explicit = match &args.config {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+            let config = AgentConfig::from_ron(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+            Some((config, path.display().to_string()))
+        }
+        None => None,
+    };
+    let preset = args.preset.as_deref();
+    presets::resolve(args.algo.into(), explicit, preset, &spec.id).map_err(|e| match preset {
+        Some(id) if args.config.is_none() => anyhow::anyhow!("--preset {id}: {e}"),
+        _ => e.into(),
+    })
+}
+
+/// The training task the arguments describe: the environment, or a mixture with it.
+fn training_task(spec: &EnvSpec, args: &TrainArgs) -> Result<Task> {
+    if args.mix.is_empty() && args.randomize.is_empty() {
+        return Ok(Task::Env(spec.clone()));
+    }
+    let mut variants = vec![spec.clone()];
+    for env in &args.mix {
+        variants.push(env_spec(env, &[])?);
+    }
+    let mut randomize = std::collections::BTreeMap::new();
+    for r in &args.randomize {
+        let parsed = r.split_once('=').and_then(|(name, range)| {
+            let (lo, hi) = range.split_once(':')?;
+            Some((name.trim().to_string(), (lo.trim().parse().ok()?, hi.trim().parse().ok()?)))
+        });
+        let (name, range) = parsed.with_context(|| format!("--randomize {r:?}: expected NAME=LO:HI"))?;
+        randomize.insert(name, range);
+    }
+    Ok(Task::Mixture(Mixture { variants, randomize }))
+}
+
+/// Trains to `total` steps with a progress bar (steps per second, ETA, recent return) unless
+/// `quiet`; Ctrl-C stops at a consistent point, with the state safe to save.
+pub(super) fn train_with_progress(
+    registry: &Registry,
+    task: &Task,
+    agent: &mut dyn Agent,
+    total: u64,
+    curve: &mut Curve,
+    quiet: bool,
+) -> Result<Outcome, agent::AgentError> {
+    let interrupted = super::interrupt_flag(None);
+    let bar = crate::util::progress(total, quiet, "steps, {per_sec}");
+    bar.set_position(agent.steps());
+    let mut recent: std::collections::VecDeque<f64> = Default::default();
+    let mut on_event = |event: Event<'_>| {
+        match event {
+            Event::Episode { episode, .. } => {
+                recent.push_back(episode.ret);
+                if recent.len() > 20 {
+                    recent.pop_front();
+                }
+                let mean = recent.iter().sum::<f64>() / recent.len() as f64;
+                bar.set_message(format!("return {mean:.1}"));
+            }
+            Event::Progress { step } => bar.set_position(step),
+            Event::Checkpoint { .. } => {}
+        }
+        if interrupted.load(std::sync::atomic::Ordering::SeqCst) {
+            std::ops::ControlFlow::Break(())
+        } else {
+            std::ops::ControlFlow::Continue(())
+        }
+    };
+    let outcome = train::train(registry, task, agent, total, curve, &mut on_event);
+    bar.finish_and_clear();
+    outcome
+}
+
+/// `headstart train`: an agent trained (or resumed) and saved with its card and curve.
+pub(super) fn train(registry: &Registry, args: &TrainArgs) -> Result<()> {
+    tch::set_num_threads(args.threads.max(1));
+    let resumed = args.resume.as_ref().map(|dir| checkpoint::load(dir)).transpose()?;
+    let task = match (&args.env, &resumed) {
+        (Some(env), _) => training_task(&env_spec(env, &args.params)?, args)?,
+        (None, Some(loaded)) => match &loaded.card.mixture {
+            Some(mix) => Task::Mixture(mix.clone()),
+            None => Task::Env(loaded.card.env.clone()),
+        },
+        (None, None) => bail!("name an environment (an id or a variant file)"),
+    };
+    if let Task::Mixture(mix) = &task {
+        mix.validate(registry)?;
+    }
+    let spec = task.nominal().clone();
+    let probe = registry.make(&spec)?;
+    let (obs_space, action_space) = (probe.observation_space().clone(), probe.action_space().clone());
+    let (mut agent, source, default_steps): (Box<dyn Agent>, String, Option<u64>) = match resumed {
+        Some(loaded) => {
+            let card = &loaded.card;
+            if card.algorithm != Algo::from(args.algo) {
+                bail!("--resume: the checkpoint is {}, --algo is {}", card.algorithm, Algo::from(args.algo));
+            }
+            if card.observation_space != obs_space || card.action_space != action_space {
+                bail!(
+                    "--resume: {spec} has spaces {obs_space} / {action_space}, the checkpoint was trained on {} / {}",
+                    card.observation_space,
+                    card.action_space
+                );
+            }
+            let source = format!("resumed from {} at step {}", args.resume.as_ref().unwrap().display(), card.steps);
+            (loaded.agent, source, None)
+        }
+        None => {
+            let resolved = training_config(args, &spec)?;
+            (resolved.config.build(&obs_space, &action_space, args.seed)?, resolved.origin, resolved.steps)
+        }
+    };
+    let total = args.steps.or(default_steps).context("--steps is needed: no preset gives a budget")?;
+    let out = args
+        .out
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(format!("runs/{}-{}-seed{}", Algo::from(args.algo).name(), spec.id, agent.seed())));
+    eprintln!("{} on {task}, {total} steps, seed {} ({source}) -> {}", Algo::from(args.algo), agent.seed(), out.display());
+
+    // A resumed run continues the checkpoint's curve.
+    let mut curve = match &args.resume {
+        Some(dir) => match std::fs::read_to_string(dir.join("curve.csv")) {
+            Ok(text) => {
+                Curve::from_csv(&text).map_err(|e| anyhow::anyhow!("{}: {e}", dir.join("curve.csv").display()))?
+            }
+            Err(_) => Curve::default(),
+        },
+        None => Curve::default(),
+    };
+    let start = Instant::now();
+    let start_steps = agent.steps();
+    let outcome = train_with_progress(registry, &task, agent.as_mut(), total, &mut curve, args.quiet);
+    let spaces = (&obs_space, &action_space);
+    // An error in the middle of training (a custom environment failing, say) keeps what was
+    // learned: the agent's state is consistent between steps.
+    let outcome = match outcome {
+        Ok(outcome) => outcome,
+        Err(e) => {
+            train::save_run(agent.as_ref(), &task, spaces, None, &curve, super::produced_by(), &out)?;
+            return Err(anyhow::Error::new(e).context(format!(
+                "training stopped at step {}; what was learned is saved in {}",
+                agent.steps(),
+                out.display()
+            )));
+        }
+    };
+    let seconds = start.elapsed().as_secs_f64();
+    let trained = agent.steps() - start_steps;
+    let eval = if outcome == Outcome::Finished && args.eval_episodes > 0 {
+        let mut env = registry.make(&spec)?;
+        Some(evaluate(agent.as_ref(), env.as_mut(), args.eval_episodes, true, 1_000_000 + agent.seed())?)
+    } else {
+        None
+    };
+    train::save_run(agent.as_ref(), &task, spaces, eval.clone(), &curve, super::produced_by(), &out)?;
+    let rate = trained as f64 / seconds.max(1e-9);
+    match (outcome, eval) {
+        (Outcome::Stopped, _) => println!(
+            "interrupted at step {} of {total}; saved {} (continue with --resume {} --steps {total})",
+            agent.steps(),
+            out.display(),
+            out.display()
+        ),
+        (Outcome::Finished, Some(e)) => println!(
+            "{} {spec} seed {}: {} steps in {seconds:.1} s ({rate:.0} steps/s); eval {:.1} +/- {:.1} over {} deterministic episodes; saved {}",
+            Algo::from(args.algo),
+            agent.seed(),
+            agent.steps(),
+            e.mean,
+            e.std,
+            e.episodes,
+            out.display()
+        ),
+        (Outcome::Finished, None) => println!(
+            "{} {spec} seed {}: {} steps in {seconds:.1} s ({rate:.0} steps/s); saved {}",
+            Algo::from(args.algo),
+            agent.seed(),
+            agent.steps(),
+            out.display()
+        ),
+    }
+    Ok(())
+}
+
+/// `headstart eval`: a checkpoint evaluated on its environment or another with the same spaces.
+pub(super) fn eval(registry: &Registry, args: &EvalArgs) -> Result<()> {
+    let loaded = checkpoint::load(&args.checkpoint)?;
+    let spec = match &args.env {
+        Some(env) => env_spec(env, &args.params)?,
+        None => {
+            let mut spec = loaded.card.env.clone();
+            spec.params.extend(env_spec(&spec.id, &args.params)?.params);
+            spec
+        }
+    };
+    let mut env = registry.make(&spec)?;
+    if env.observation_space() != &loaded.card.observation_space || env.action_space() != &loaded.card.action_space {
+        bail!(
+            "{spec} has spaces {} / {}, the checkpoint was trained on {} / {} (`headstart suggest TARGET` \
+             evaluates through the map a target's variant file declares)",
+            env.observation_space(),
+            env.action_space(),
+            loaded.card.observation_space,
+            loaded.card.action_space
+        );
+    }
+    let stats = evaluate(loaded.agent.as_ref(), env.as_mut(), args.episodes, !args.stochastic, args.seed)?;
+    println!(
+        "{} ({} steps) on {spec}: {:.1} +/- {:.1} over {} {} episodes",
+        loaded.card.algorithm,
+        loaded.card.steps,
+        stats.mean,
+        stats.std,
+        stats.episodes,
+        if args.stochastic { "stochastic" } else { "deterministic" }
+    );
+    Ok(())
+}
+

@@ -1,0 +1,235 @@
+//! `transfer` and `suggest`: source policies on a target.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+
+use super::{EnvArg, env_spec};
+use crate::agent::checkpoint;
+use crate::agent::train::{self, Curve, Task};
+use crate::agent::{self, Outcome, evaluate};
+use crate::env::{Map, Registry, Variant, random_policy_return};
+use crate::transfer::{self as xfer, Strategy};
+
+#[derive(clap::Args)]
+pub(crate) struct TransferArgs {
+    /// The source policy: a checkpoint folder (`policies/cartpole-ppo`).
+    source: PathBuf,
+    /// The target: an environment id or variant file.
+    target: String,
+    /// A parameter override of the target, `NAME=VALUE`; repeat for several.
+    #[arg(short = 'p', long = "param", value_name = "NAME=VALUE")]
+    params: Vec<String>,
+    /// `finetune`, `scratch`, a strategy file (`.ron`) or a strategy in RON
+    /// (`(freeze: ["actor.trunk"], freeze_until: 20000)`).
+    #[arg(long, default_value = "finetune")]
+    strategy: String,
+    /// A map file (RON, `(obs: Index([...]), actions: [...])`) [default: the one the target's
+    /// variant file declares for the source's environment, if any].
+    #[arg(long)]
+    map: Option<PathBuf>,
+    /// Target environment steps [default: the RL Zoo budget of the target's id].
+    #[arg(long)]
+    steps: Option<u64>,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// The run folder [default: runs/transfer-<source>-<target>-<strategy>-seed<seed>].
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Deterministic evaluation episodes, zero-shot and after training.
+    #[arg(long, default_value_t = 20)]
+    eval_episodes: usize,
+    #[arg(long, default_value_t = 1)]
+    threads: i32,
+    #[arg(long, short)]
+    quiet: bool,
+}
+
+#[derive(clap::Args)]
+pub(crate) struct SuggestArgs {
+    #[command(flatten)]
+    target: EnvArg,
+    /// The folder of policies.
+    #[arg(long, default_value = "policies")]
+    policies: PathBuf,
+    /// Deterministic evaluation episodes per policy.
+    #[arg(long, default_value_t = 20)]
+    episodes: usize,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+}
+
+
+/// The map for a source trained on `source_id`: the `--map` file, else the one the target's
+/// variant file declares for that id.
+fn resolve_map(map: Option<&Path>, target: &str, source_id: &str) -> Result<Option<Map>> {
+    if let Some(path) = map {
+        return Ok(Some(Map::load(path)?));
+    }
+    if target.ends_with(".ron") {
+        return Ok(Variant::load(Path::new(target))?.maps.get(source_id).cloned());
+    }
+    Ok(None)
+}
+
+/// `headstart transfer`: a source policy moved onto a target, trained, and reported.
+pub(super) fn transfer(registry: &Registry, args: &TransferArgs) -> Result<()> {
+    tch::set_num_threads(args.threads.max(1));
+    let strategy = Strategy::from_arg(&args.strategy)?;
+    let source = checkpoint::load(&args.source)?;
+    let target = env_spec(&args.target, &args.params)?;
+    let map = resolve_map(args.map.as_deref(), &args.target, &source.card.env.id)?;
+    let source_name = args.source.display().to_string();
+    let (mut agent, report) =
+        xfer::prepare(registry, &source, &source_name, &target, &strategy, map.as_ref(), args.seed)?;
+    let label = report.strategy.clone();
+    let total = match args.steps {
+        Some(steps) => steps,
+        None => agent::presets::get(report.algorithm, &target.id)
+            .map(|p| p.steps)
+            .with_context(|| format!("--steps is needed: no {} preset gives a budget for {}", report.algorithm, target.id))?,
+    };
+    let out = args.out.clone().unwrap_or_else(|| {
+        let clean = |s: &str| s.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '.' { c } else { '_' }).collect::<String>();
+        let target_name = if args.target.ends_with(".ron") { super::file_stem(Path::new(&args.target)).replace(".ron", "") } else { target.id.clone() };
+        PathBuf::from(format!(
+            "runs/transfer-{}-{}-{}-seed{}",
+            clean(&super::file_stem(&args.source)),
+            clean(&target_name),
+            clean(&label),
+            args.seed
+        ))
+    });
+    print!("{}", report.table());
+    std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+    let report_path = out.join("transfer.ron");
+    std::fs::write(&report_path, report.to_ron()).with_context(|| format!("writing {}", report_path.display()))?;
+
+    let mut env = registry.make(&target)?;
+    let eval_seed = 1_000_000 + args.seed;
+    let zero_shot = if args.eval_episodes > 0 {
+        let stats = evaluate(agent.as_ref(), env.as_mut(), args.eval_episodes, true, eval_seed)?;
+        println!("zero-shot on {target}: {:.1} +/- {:.1} over {} deterministic episodes", stats.mean, stats.std, stats.episodes);
+        Some(stats)
+    } else {
+        None
+    };
+    eprintln!("{} {label} on {target}, {total} steps, seed {} -> {}", report.algorithm, args.seed, out.display());
+    let task = Task::Env(target.clone());
+    let mut curve = Curve::default();
+    let start = Instant::now();
+    let outcome = super::agent::train_with_progress(registry, &task, agent.as_mut(), total, &mut curve, args.quiet);
+    let spaces = (env.observation_space().clone(), env.action_space().clone());
+    let outcome = match outcome {
+        Ok(outcome) => outcome,
+        Err(e) => {
+            train::save_run(agent.as_ref(), &task, (&spaces.0, &spaces.1), None, &curve, super::produced_by(), &out)?;
+            return Err(anyhow::Error::new(e)
+                .context(format!("training stopped at step {}; what was learned is saved in {}", agent.steps(), out.display())));
+        }
+    };
+    let seconds = start.elapsed().as_secs_f64();
+    println!("learning curve on {target} (mean training return per window):");
+    println!("  {:>10}  {:>10}  episodes", "step", "return");
+    for (step, mean, n) in curve.binned(total, 10) {
+        let mean = mean.map(|m| format!("{m:.1}")).unwrap_or_else(|| "-".into());
+        println!("  {step:>10}  {mean:>10}  {n}");
+    }
+    let eval = if outcome == Outcome::Finished && args.eval_episodes > 0 {
+        Some(evaluate(agent.as_ref(), env.as_mut(), args.eval_episodes, true, eval_seed)?)
+    } else {
+        None
+    };
+    train::save_run(agent.as_ref(), &task, (&spaces.0, &spaces.1), eval.clone(), &curve, super::produced_by(), &out)?;
+    match (outcome, eval) {
+        (Outcome::Stopped, _) => println!("interrupted at step {} of {total}; saved {}", agent.steps(), out.display()),
+        (Outcome::Finished, eval) => {
+            let after = eval.map(|e| format!("; eval {:.1} +/- {:.1}", e.mean, e.std)).unwrap_or_default();
+            let before = zero_shot.map(|z| format!(" (zero-shot {:.1})", z.mean)).unwrap_or_default();
+            println!("{} steps in {seconds:.1} s{after}{before}; saved {} (report: {})", agent.steps(), out.display(), report_path.display());
+        }
+    }
+    Ok(())
+}
+
+/// One policy's standing in `suggest`.
+struct Candidate {
+    name: String,
+    algorithm: agent::Algo,
+    source_env: String,
+    fit: &'static str,
+    stats: agent::EvalStats,
+}
+
+/// `headstart suggest`: the policies of a folder ranked by their zero-shot return on a target.
+pub(super) fn suggest(registry: &Registry, args: &SuggestArgs) -> Result<()> {
+    let target = args.target.spec()?;
+    let mut env = registry.make(&target)?;
+    let (obs_space, action_space) = (env.observation_space().clone(), env.action_space().clone());
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(&args.policies)
+        .with_context(|| format!("reading {}", args.policies.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.join(checkpoint::CARD_FILE).exists())
+        .collect();
+    dirs.sort();
+    let eval_seed = 1_000_000 + args.seed;
+    let mut ranked = Vec::new();
+    let mut skipped = Vec::new();
+    for dir in &dirs {
+        let name = super::file_stem(dir);
+        let card = match checkpoint::read_card(dir) {
+            Ok(card) => card,
+            Err(e) => {
+                skipped.push(format!("{name}: {e}"));
+                continue;
+            }
+        };
+        let direct = card.observation_space == obs_space && card.action_space == action_space;
+        let map = if direct { None } else { resolve_map(None, &args.target.env, &card.env.id)? };
+        if !direct && map.is_none() {
+            skipped.push(format!(
+                "{name}: trained on {} ({} / {}), the target has {obs_space} / {action_space} and declares no map for {}",
+                card.env, card.observation_space, card.action_space, card.env.id
+            ));
+            continue;
+        }
+        let source = checkpoint::load(dir)?;
+        let prepared = xfer::prepare(registry, &source, &name, &target, &Strategy::finetune(), map.as_ref(), args.seed);
+        let agent = match prepared {
+            Ok((agent, _)) => agent,
+            Err(e) => {
+                skipped.push(format!("{name}: {e}"));
+                continue;
+            }
+        };
+        let stats = evaluate(agent.as_ref(), env.as_mut(), args.episodes, true, eval_seed)?;
+        ranked.push(Candidate {
+            name,
+            algorithm: card.algorithm,
+            source_env: card.env.to_string(),
+            fit: if direct { "direct" } else { "map" },
+            stats,
+        });
+    }
+    ranked.sort_by(|a, b| b.stats.mean.total_cmp(&a.stats.mean));
+    // What acting at random scores, for scale.
+    let seeds = (0..args.episodes as u64).map(|i| eval_seed + i);
+    let random = random_policy_return(env.as_mut(), &target.to_string(), seeds, &mut StdRng::seed_from_u64(args.seed))?;
+    println!("zero-shot on {target}, {} deterministic episodes each (random actions: {random:.1}):", args.episodes);
+    println!("  {:<4} {:<22} {:<5} {:<8} {:>16}  source", "rank", "policy", "algo", "fit", "return");
+    for (i, c) in ranked.iter().enumerate() {
+        let ret = format!("{:.1} +/- {:.1}", c.stats.mean, c.stats.std);
+        println!("  {:<4} {:<22} {:<5} {:<8} {:>16}  {}", i + 1, c.name, c.algorithm.to_string(), c.fit, ret, c.source_env);
+    }
+    if ranked.is_empty() {
+        println!("  (no policy in {} fits this target)", args.policies.display());
+    }
+    for s in &skipped {
+        println!("skipped {s}");
+    }
+    Ok(())
+}
+

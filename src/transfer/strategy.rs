@@ -1,0 +1,171 @@
+//! Strategies: how a target agent starts from a source policy, in RON.
+
+use serde::{Deserialize, Serialize};
+
+use super::TransferError;
+use crate::agent::Distill;
+use crate::util::ron_options;
+
+/// How a target agent starts from a source policy. Every field has a default, so `()` is plain
+/// fine-tuning and `(copy: false)` is learning from scratch.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Strategy {
+    /// The label in reports [default: derived from the settings].
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub name: String,
+    /// Start from the source's weights; `false` is the scratch baseline.
+    pub copy: bool,
+    /// Learning-rate factor for copied (and mapped) parameters; new ones train at 1.
+    pub lr_scale: f64,
+    /// Parts trained with learning rate zero ...
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub freeze: Vec<String>,
+    /// ... until this environment step of the target run [default: the whole budget].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub freeze_until: Option<u64>,
+    /// Parts that keep the target's fresh initialisation instead of the source's values.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub reinit: Vec<String>,
+    /// L2-SP coefficient: adds `l2_init * ||θ - θ_source||²` over the copied parameters.
+    pub l2_init: f64,
+    /// Kickstarting towards the source policy (PPO and SAC).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub distill: Option<Distill>,
+    /// Which training state starts fresh rather than from the source's.
+    pub reset: Resets,
+}
+
+/// Which training state starts fresh (`true`) rather than carried from the source.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Resets {
+    /// Adam's moments and step count [default: fresh].
+    pub optimizer: bool,
+    /// The replay buffer of DQN and SAC [default: fresh; `false` starts the target's buffer with
+    /// the source's transitions, which needs the same spaces].
+    pub replay: bool,
+    /// The observation and return normalisers' running statistics [default: carried, since the
+    /// copied weights expect inputs normalised the source's way].
+    pub obs_rms: bool,
+    /// SAC's entropy temperature `log_ent_coef` [default: carried].
+    pub ent_coef: bool,
+}
+
+impl Default for Resets {
+    fn default() -> Self {
+        Resets { optimizer: true, replay: true, obs_rms: false, ent_coef: false }
+    }
+}
+
+impl Default for Strategy {
+    fn default() -> Self {
+        Strategy {
+            name: String::new(),
+            copy: true,
+            lr_scale: 1.0,
+            freeze: Vec::new(),
+            freeze_until: None,
+            reinit: Vec::new(),
+            l2_init: 0.0,
+            distill: None,
+            reset: Resets::default(),
+        }
+    }
+}
+
+impl Strategy {
+    /// Learning from scratch: the baseline every transfer is measured against.
+    pub fn scratch() -> Self {
+        Strategy { name: "scratch".into(), copy: false, ..Strategy::default() }
+    }
+
+    /// Copy everything that matches and train all of it.
+    pub fn finetune() -> Self {
+        Strategy { name: "finetune".into(), ..Strategy::default() }
+    }
+
+    /// Parses a strategy in RON, refusing unknown fields.
+    pub fn from_ron(text: &str) -> Result<Self, ron::error::SpannedError> {
+        ron_options().from_str(text)
+    }
+
+    /// The strategy as RON, as [`Strategy::from_ron`] reads it.
+    pub fn to_ron(&self) -> String {
+        crate::util::to_ron(self)
+    }
+
+    /// The name, or one derived from the settings.
+    pub fn label(&self) -> String {
+        if !self.name.is_empty() {
+            return self.name.clone();
+        }
+        if !self.copy {
+            return "scratch".into();
+        }
+        let mut parts = vec!["finetune".to_string()];
+        if self.lr_scale != 1.0 {
+            parts.push(format!("lr×{}", self.lr_scale));
+        }
+        if !self.freeze.is_empty() {
+            let until = self.freeze_until.map(|s| format!("@{s}")).unwrap_or_default();
+            parts.push(format!("freeze({}){until}", self.freeze.join(",")));
+        }
+        if !self.reinit.is_empty() {
+            parts.push(format!("reinit({})", self.reinit.join(",")));
+        }
+        if self.l2_init > 0.0 {
+            parts.push(format!("l2_init({})", self.l2_init));
+        }
+        if let Some(d) = self.distill {
+            parts.push(format!("distill({}, {})", d.weight, d.decay_steps));
+        }
+        parts.join("+")
+    }
+
+    /// A strategy named on a command line: `finetune`, `scratch`, a `.ron` file, or RON text.
+    pub fn from_arg(arg: &str) -> Result<Strategy, TransferError> {
+        match arg {
+            "finetune" => return Ok(Strategy::finetune()),
+            "scratch" => return Ok(Strategy::scratch()),
+            _ => {}
+        }
+        let (text, origin) = if arg.ends_with(".ron") {
+            let text = crate::util::read_to_string(std::path::Path::new(arg))
+                .map_err(|e| TransferError::StrategyArg { origin: arg.to_string(), message: e.source.to_string() })?;
+            (text, arg.to_string())
+        } else {
+            (arg.to_string(), "strategy".to_string())
+        };
+        Strategy::from_ron(&text).map_err(|e| TransferError::StrategyArg { origin, message: e.to_string() })
+    }
+
+    /// Checks the values, naming the field at fault.
+    pub fn validate(&self) -> Result<(), TransferError> {
+        let bad = |field: &'static str, message: &str| Err(TransferError::Strategy { field, message: message.into() });
+        if !(self.lr_scale.is_finite() && self.lr_scale >= 0.0) {
+            return bad("lr_scale", "must be finite and >= 0");
+        }
+        if !(self.l2_init.is_finite() && self.l2_init >= 0.0) {
+            return bad("l2_init", "must be finite and >= 0");
+        }
+        if let Some(d) = self.distill
+            && !(d.weight.is_finite() && d.weight >= 0.0 && d.decay_steps >= 1)
+        {
+            return bad("distill", "needs a finite weight >= 0 and decay_steps >= 1");
+        }
+        if self.freeze_until.is_some() && self.freeze.is_empty() {
+            return bad("freeze_until", "is set but `freeze` names no part");
+        }
+        let transfer_only = self.lr_scale != 1.0
+            || !self.freeze.is_empty()
+            || !self.reinit.is_empty()
+            || self.l2_init > 0.0
+            || self.distill.is_some();
+        if !self.copy && transfer_only {
+            return bad("copy", "is false (scratch), so freeze, reinit, lr_scale, l2_init and distill have nothing to act on");
+        }
+        Ok(())
+    }
+}
+
