@@ -40,11 +40,11 @@ use smallvec::SmallVec;
 pub use check::check_env;
 pub use error::EnvError;
 pub use params::{Bound, ParamSpec, Params};
-pub use registry::{EnvSpec, Registry, Variant};
+pub use registry::{EnvEntry, EnvSpec, Registry, Variant};
 pub use map::{Map, ObsMap};
 pub use mixture::Mixture;
 pub use random::{MAX_RANDOM_EPISODE_STEPS, random_policy_return};
-pub use space::{Action, Space};
+pub use space::{Action, Space, SpaceError};
 pub use transform::Transform;
 pub use vector::VecEnv;
 pub use wrappers::{EpisodeGuard, TimeLimit};
@@ -59,6 +59,7 @@ pub type Obs = SmallVec<[f32; 8]>;
 pub struct Info(Vec<(String, f64)>);
 
 impl Info {
+    /// An empty `Info`, which allocates nothing.
     pub fn new() -> Self {
         Info(Vec::new())
     }
@@ -72,14 +73,17 @@ impl Info {
         }
     }
 
+    /// The value of `key`, if it is set.
     pub fn get(&self, key: &str) -> Option<f64> {
         self.0.iter().find(|(k, _)| k == key).map(|(_, v)| *v)
     }
 
+    /// The `(key, value)` pairs, in the order the keys were first inserted.
     pub fn iter(&self) -> impl Iterator<Item = (&str, f64)> {
         self.0.iter().map(|(k, v)| (k.as_str(), *v))
     }
 
+    /// Whether no key is set.
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
@@ -88,12 +92,15 @@ impl Info {
 /// What one call to [`Env::step`] returns.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Step {
+    /// The observation after the action (the episode's last when it ended).
     pub obs: Obs,
+    /// The reward for this step.
     pub reward: f64,
     /// The episode reached a terminal state of the MDP: the value after it is zero.
     pub terminated: bool,
     /// The episode was cut short (time limit): the value after it is not zero.
     pub truncated: bool,
+    /// Extra information (empty for the classic-control environments).
     pub info: Info,
 }
 

@@ -4,12 +4,22 @@
 //! agents for related **target** environments (different physics, dimensions, reward scales);
 //! harnesses measure the learning speed-up and detect negative transfer.
 //!
-//! This crate holds:
-//! - [`env`]: a Gymnasium-faithful environment API, exact ports of the classic-control
-//!   environments with every physics constant a named parameter, a registry of environments by
-//!   id, and named variants;
-//! - [`nn`]: networks whose parameters carry stable dotted names (the contract of checkpoints
-//!   and transfer);
+//! The crate is a house of six floors; each module uses only the floors below it (checked by
+//! `tests/layers.rs`):
+//! - [`util`]: the RON dialect of headstart's files, atomic writes, file errors, file-safe names,
+//!   hashes, "did you mean", progress bars;
+//! - [`env`](mod@env): a Gymnasium-faithful environment API (no tensors), exact ports of the
+//!   classic-control environments with every physics constant a named parameter, a registry by
+//!   id, named variants, interface transforms, mixtures, maps between spaces, random-policy
+//!   returns;
+//! - [`agent`]: networks whose parameters carry stable dotted names, action distributions, PPO,
+//!   DQN and SAC on libtorch, RL Zoo presets, checkpoints that describe themselves, and training
+//!   runs;
+//! - [`transfer`]: strategies that start a target agent from a source policy (copy, map,
+//!   re-initialise, freeze, learning-rate scales, L2-SP, distillation, state resets), the report
+//!   of what moved, and the ranking of source policies for a target;
+//! - [`study`]: transfer studies: the experiment schema, units run in parallel and resumably,
+//!   records, statistics, verdicts, figures and the report;
 //! - [`cli`]: the `headstart` command line, which a user's own binary can reuse after
 //!   registering custom environments.
 //!
@@ -23,6 +33,8 @@
 //! assert!(step.reward <= 0.0);
 //! # Ok::<(), headstart::env::EnvError>(())
 //! ```
+
+#![warn(missing_docs)]
 
 pub mod agent;
 pub mod cli;

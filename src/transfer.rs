@@ -31,6 +31,8 @@ mod parts;
 mod report;
 mod state;
 mod strategy;
+pub mod suggest;
+mod weights;
 
 use std::collections::HashMap;
 
@@ -42,41 +44,12 @@ use crate::env::{EnvSpec, Space};
 pub use error::TransferError;
 use parts::select;
 use report::param;
+use weights::{Spaces, action_count};
 use state::carry_state;
 pub use map::{Axes, Axis, Map, ObsMap};
 pub use parts::matches;
 pub use report::{Fate, Frozen, ParamReport, TransferReport};
 pub use strategy::{Resets, Strategy};
-
-fn action_count(space: &Space) -> usize {
-    match space {
-        Space::Discrete { n } => *n,
-        Space::Box { .. } => space.flat_dim(),
-    }
-}
-
-/// A hint for a shape mismatch, from the axes of the tensor.
-fn shape_hint(axes: Axes, obs: (usize, usize), act: (usize, usize)) -> String {
-    let obs_axis = matches!(axes.rows, Axis::Obs | Axis::ObsAction) || matches!(axes.cols, Axis::Obs | Axis::ObsAction);
-    let act_axis = matches!(axes.rows, Axis::Action | Axis::ObsAction) || matches!(axes.cols, Axis::Action | Axis::ObsAction);
-    if obs_axis && obs.0 != obs.1 {
-        format!(
-            "the source observes {} features and the target {}; declare a map (`obs: Index([...])`, one entry per \
-             target feature) or re-initialise this part with `reinit`",
-            obs.0, obs.1
-        )
-    } else if act_axis && act.0 != act.1 {
-        format!(
-            "the source has {} actions and the target {}; declare a map (`actions: [...]`, one entry per target \
-             action) or re-initialise this part with `reinit`",
-            act.0, act.1
-        )
-    } else {
-        "the networks differ in size (`net.hidden` of the config): build the target with the source's network, \
-         or re-initialise this part with `reinit`"
-            .into()
-    }
-}
 
 /// Moves the source's knowledge into `target` as `strategy` says, through `map` when the
 /// spaces differ, and reports what happened. `target` must be freshly built for the target
@@ -102,8 +75,6 @@ pub fn transfer(
     let names = target.weight_names();
     let live: HashMap<String, Tensor> = target.tensors().into_iter().collect();
     let sources: HashMap<String, Tensor> = source.agent.tensors().into_iter().collect();
-    let obs_dims = (card.observation_space.flat_dim(), obs_space.flat_dim());
-    let act_dims = (action_count(&card.action_space), action_count(action_space));
     let mut report = TransferReport {
         source: source_name.to_string(),
         source_env: card.env.clone(),
@@ -138,53 +109,11 @@ pub fn transfer(
     }
     // Fresh values of the re-initialised parts, restored after the teacher has seen the source's.
     let fresh: Vec<(String, Tensor)> = reinit.iter().map(|n| (n.clone(), live[n].detach().copy())).collect();
-    for name in &names {
-        let dst = &live[name];
-        let axes = map::axes(algo, name, dst.dim(), &names);
-        let Some(src) = sources.get(name) else {
-            report.parameters.push(param(name, dst, None, Fate::New));
-            continue;
-        };
-        if src.dim() != dst.dim() {
-            return Err(TransferError::ShapeMismatch {
-                tensor: name.clone(),
-                source_shape: src.size(),
-                target: dst.size(),
-                hint: "the tensors differ in rank: the source's network is built differently".into(),
-            });
-        }
-        let mapped = map.is_some_and(|m| m.touches(axes));
-        let value = match map.filter(|_| mapped) {
-            Some(m) => m.apply(src, dst, axes, obs_dims, act_dims),
-            None => Ok(src.shallow_clone()),
-        };
-        let is_reinit = reinit.contains(name);
-        let value = match value {
-            Ok(v) if v.size() == dst.size() => v,
-            _ if is_reinit => {
-                report.parameters.push(param(name, dst, Some(src), Fate::Reinit));
-                continue;
-            }
-            Ok(v) => {
-                return Err(TransferError::ShapeMismatch {
-                    tensor: name.clone(),
-                    source_shape: if mapped { v.size() } else { src.size() },
-                    target: dst.size(),
-                    hint: shape_hint(axes, obs_dims, act_dims),
-                });
-            }
-            Err(e) => return Err(TransferError::Map { tensor: name.clone(), message: e.0 }),
-        };
-        tch::no_grad(|| dst.shallow_clone().copy_(&value));
-        let fate = if is_reinit {
-            Fate::Reinit
-        } else if mapped {
-            Fate::Mapped
-        } else {
-            Fate::Copied
-        };
-        report.parameters.push(param(name, dst, Some(src), fate));
-    }
+    let spaces = Spaces {
+        obs: (card.observation_space.flat_dim(), obs_space.flat_dim()),
+        act: (action_count(&card.action_space), action_count(action_space)),
+    };
+    report.parameters = weights::copy(algo, &names, &live, &sources, &reinit, map, spaces)?;
     if report.transferred() == 0 {
         let reason = if names.iter().any(|n| sources.contains_key(n)) {
             "every shared parameter is re-initialised".to_string()
@@ -205,7 +134,7 @@ pub fn transfer(
 
     let copied: Vec<String> =
         report.parameters.iter().filter(|p| matches!(p.fate, Fate::Copied | Fate::Mapped)).map(|p| p.name.clone()).collect();
-    carry_state(source, target, &live, &sources, &copied, strategy, map, obs_dims, &mut report)?;
+    carry_state(source, target, &live, &sources, &copied, strategy, map, spaces.obs, &mut report)?;
 
     guidance::install(target, strategy, &copied, &frozen, &mut report);
     Ok(report)

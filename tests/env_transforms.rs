@@ -96,3 +96,60 @@ fn a_mixture_draws_its_variants_episode_by_episode() {
     assert!(e.contains("Acrobot-v1 has spaces"), "{e}");
     assert!(bad(Mixture { variants: vec![], randomize: Default::default() }).contains("at least one variant"));
 }
+
+/// A custom environment observing a Discrete state (one integer), as a user may register.
+struct Counter {
+    obs_space: headstart::env::Space,
+    act_space: headstart::env::Space,
+    state: usize,
+}
+
+impl Env for Counter {
+    fn observation_space(&self) -> &headstart::env::Space {
+        &self.obs_space
+    }
+
+    fn action_space(&self) -> &headstart::env::Space {
+        &self.act_space
+    }
+
+    fn reset(&mut self, _seed: Option<u64>) -> Result<(headstart::env::Obs, headstart::env::Info), headstart::env::EnvError> {
+        self.state = 0;
+        Ok((headstart::env::Obs::from_slice(&[0.0]), headstart::env::Info::new()))
+    }
+
+    fn step(&mut self, action: &Action) -> Result<headstart::env::Step, headstart::env::EnvError> {
+        self.act_space.check_action(action)?;
+        self.state += 1;
+        Ok(headstart::env::Step {
+            obs: headstart::env::Obs::from_slice(&[self.state as f32]),
+            reward: 1.0,
+            terminated: self.state >= 3,
+            truncated: false,
+            info: headstart::env::Info::new(),
+        })
+    }
+}
+
+/// Observation transforms on an environment with a Discrete observation space are refused with
+/// an error naming the transform and the space (they used to panic).
+#[test]
+fn observation_transforms_refuse_a_discrete_observation_space() {
+    use headstart::env::{EnvEntry, Space};
+    let mut registry = Registry::builtin();
+    registry.register(EnvEntry::new("Counter-v0", |_| {
+        Ok(Counter { obs_space: Space::Discrete { n: 4 }, act_space: Space::Discrete { n: 2 }, state: 0 })
+    }));
+    for transform in [Transform::SelectObs(vec![0]), Transform::NoiseObs { count: 1, std: 1.0 }] {
+        let mut spec = EnvSpec::new("Counter-v0");
+        spec.transforms = vec![transform.clone()];
+        let e = registry.make(&spec).err().expect("refused").to_string();
+        assert!(e.contains("Box observation space") && e.contains("Discrete"), "{transform}: {e}");
+    }
+    // The actions may still be permuted.
+    let mut spec = EnvSpec::new("Counter-v0");
+    spec.transforms = vec![Transform::PermuteActions(vec![1, 0])];
+    let mut env = registry.make(&spec).unwrap();
+    env.reset(Some(0)).unwrap();
+    assert_eq!(env.step(&Action::Discrete(0)).unwrap().reward, 1.0);
+}

@@ -4,14 +4,12 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{Context, Result};
-use rand::SeedableRng;
-use rand::rngs::StdRng;
 
 use super::{EnvArg, env_spec};
 use crate::agent::checkpoint;
 use crate::agent::train::{self, Curve, Task};
 use crate::agent::{self, Outcome, evaluate};
-use crate::env::{Map, Registry, Variant, random_policy_return};
+use crate::env::{Map, Registry, Variant};
 use crate::transfer::{self as xfer, Strategy};
 
 #[derive(clap::Args)]
@@ -155,81 +153,29 @@ pub(super) fn transfer(registry: &Registry, args: &TransferArgs) -> Result<()> {
     Ok(())
 }
 
-/// One policy's standing in `suggest`.
-struct Candidate {
-    name: String,
-    algorithm: agent::Algo,
-    source_env: String,
-    fit: &'static str,
-    stats: agent::EvalStats,
-}
-
 /// `headstart suggest`: the policies of a folder ranked by their zero-shot return on a target.
 pub(super) fn suggest(registry: &Registry, args: &SuggestArgs) -> Result<()> {
     let target = args.target.spec()?;
-    let mut env = registry.make(&target)?;
-    let (obs_space, action_space) = (env.observation_space().clone(), env.action_space().clone());
-    let mut dirs: Vec<PathBuf> = std::fs::read_dir(&args.policies)
-        .with_context(|| format!("reading {}", args.policies.display()))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.join(checkpoint::CARD_FILE).exists())
-        .collect();
-    dirs.sort();
-    let eval_seed = 1_000_000 + args.seed;
-    let mut ranked = Vec::new();
-    let mut skipped = Vec::new();
-    for dir in &dirs {
-        let name = super::file_stem(dir);
-        let card = match checkpoint::read_card(dir) {
-            Ok(card) => card,
-            Err(e) => {
-                skipped.push(format!("{name}: {e}"));
-                continue;
-            }
-        };
-        let direct = card.observation_space == obs_space && card.action_space == action_space;
-        let map = if direct { None } else { resolve_map(None, &args.target.env, &card.env.id)? };
-        if !direct && map.is_none() {
-            skipped.push(format!(
-                "{name}: trained on {} ({} / {}), the target has {obs_space} / {action_space} and declares no map for {}",
-                card.env, card.observation_space, card.action_space, card.env.id
-            ));
-            continue;
-        }
-        let source = checkpoint::load(dir)?;
-        let prepared = xfer::prepare(registry, &source, &name, &target, &Strategy::finetune(), map.as_ref(), args.seed);
-        let agent = match prepared {
-            Ok((agent, _)) => agent,
-            Err(e) => {
-                skipped.push(format!("{name}: {e}"));
-                continue;
-            }
-        };
-        let stats = evaluate(agent.as_ref(), env.as_mut(), args.episodes, true, eval_seed)?;
-        ranked.push(Candidate {
-            name,
-            algorithm: card.algorithm,
-            source_env: card.env.to_string(),
-            fit: if direct { "direct" } else { "map" },
-            stats,
-        });
-    }
-    ranked.sort_by(|a, b| b.stats.mean.total_cmp(&a.stats.mean));
-    // What acting at random scores, for scale.
-    let seeds = (0..args.episodes as u64).map(|i| eval_seed + i);
-    let random = random_policy_return(env.as_mut(), &target.to_string(), seeds, &mut StdRng::seed_from_u64(args.seed))?;
-    println!("zero-shot on {target}, {} deterministic episodes each (random actions: {random:.1}):", args.episodes);
+    let maps = if args.target.env.ends_with(".ron") { Variant::load(Path::new(&args.target.env))?.maps } else { Default::default() };
+    let ranking = xfer::suggest::rank(registry, &target, &maps, &args.policies, args.episodes, args.seed)?;
+    println!(
+        "zero-shot on {target}, {} deterministic episodes each (random actions: {:.1}):",
+        args.episodes, ranking.random_return
+    );
     println!("  {:<4} {:<22} {:<5} {:<8} {:>16}  source", "rank", "policy", "algo", "fit", "return");
-    for (i, c) in ranked.iter().enumerate() {
+    for (i, c) in ranking.ranked.iter().enumerate() {
         let ret = format!("{:.1} +/- {:.1}", c.stats.mean, c.stats.std);
-        println!("  {:<4} {:<22} {:<5} {:<8} {:>16}  {}", i + 1, c.name, c.algorithm.to_string(), c.fit, ret, c.source_env);
+        let fit = match c.fit {
+            xfer::suggest::Fit::Direct => "direct",
+            xfer::suggest::Fit::Map => "map",
+        };
+        println!("  {:<4} {:<22} {:<5} {:<8} {:>16}  {}", i + 1, c.name, c.algorithm.to_string(), fit, ret, c.source_env);
     }
-    if ranked.is_empty() {
+    if ranking.ranked.is_empty() {
         println!("  (no policy in {} fits this target)", args.policies.display());
     }
-    for s in &skipped {
+    for s in &ranking.skipped {
         println!("skipped {s}");
     }
     Ok(())
 }
-

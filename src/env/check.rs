@@ -16,6 +16,7 @@ const ROLLOUT_STEPS: usize = 300;
 /// Everything `check_env` found wrong, one sentence each.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CheckFailure {
+    /// The problems found, one sentence each, in the order they were found.
     pub problems: Vec<String>,
 }
 
@@ -53,19 +54,18 @@ pub fn check_env(env: &mut dyn Env) -> Result<(), CheckFailure> {
         return Err(CheckFailure { problems });
     }
 
-    let first = match guarded("reset(Some(0))", || env.reset(Some(0))) {
-        Ok((obs, _)) => obs,
-        Err(p) => return Err(CheckFailure { problems: vec![p] }),
+    let Some((first, _)) = guarded("reset(Some(0))", &mut problems, || env.reset(Some(0))) else {
+        return Err(CheckFailure { problems });
     };
     check_obs("reset(Some(0))", &first, &obs_space, &mut problems);
-    match guarded("reset(Some(0)) a second time", || env.reset(Some(0))) {
-        Ok((again, _)) if again != first => problems.push(format!(
+    if let Some((again, _)) = guarded("reset(Some(0)) a second time", &mut problems, || env.reset(Some(0)))
+        && again != first
+    {
+        problems.push(format!(
             "reset(Some(0)) returned {:?} the first time and {:?} the second: seeding must make reset deterministic",
             first.as_slice(),
             again.as_slice()
-        )),
-        Ok(_) => {}
-        Err(p) => problems.push(p),
+        ));
     }
 
     let one = rollout(env, &obs_space, &act_space, &mut problems);
@@ -81,9 +81,7 @@ pub fn check_env(env: &mut dyn Env) -> Result<(), CheckFailure> {
     }
 
     check_invalid_actions(env, &act_space, &mut problems);
-    if let Err(p) = guarded("reset(None)", || env.reset(None)) {
-        problems.push(p);
-    }
+    guarded("reset(None)", &mut problems, || env.reset(None));
 
     if problems.is_empty() { Ok(()) } else { Err(CheckFailure { problems }) }
 }
@@ -94,12 +92,12 @@ type Record = (Obs, u64, bool, bool);
 /// Resets with seed 0 and takes random actions (from a fixed generator) for a few episodes.
 fn rollout(env: &mut dyn Env, obs_space: &Space, act_space: &Space, problems: &mut Vec<String>) -> Option<Vec<Record>> {
     let mut rng = StdRng::seed_from_u64(0);
-    guarded("reset(Some(0))", || env.reset(Some(0))).map_err(|p| problems.push(p)).ok()?;
+    guarded("reset(Some(0))", problems, || env.reset(Some(0)))?;
     let mut records = Vec::with_capacity(ROLLOUT_STEPS);
     for t in 0..ROLLOUT_STEPS {
         let action = act_space.sample(&mut rng);
         let what = format!("step({action}) at step {t}");
-        let step = guarded(&what, || env.step(&action)).map_err(|p| problems.push(p)).ok()?;
+        let step = guarded(&what, problems, || env.step(&action))?;
         check_obs(&what, &step.obs, obs_space, problems);
         if !step.reward.is_finite() {
             problems.push(format!("{what} returned the reward {}", step.reward));
@@ -110,7 +108,7 @@ fn rollout(env: &mut dyn Env, obs_space: &Space, act_space: &Space, problems: &m
         let done = step.done();
         records.push((step.obs, step.reward.to_bits(), step.terminated, step.truncated));
         if done {
-            guarded("reset(None) after an episode ended", || env.reset(None)).map_err(|p| problems.push(p)).ok()?;
+            guarded("reset(None) after an episode ended", problems, || env.reset(None))?;
         }
     }
     Some(records)
@@ -130,8 +128,7 @@ fn check_invalid_actions(env: &mut dyn Env, act_space: &Space, problems: &mut Ve
         }
     };
     for (action, what) in invalid {
-        if let Err(p) = guarded("reset(Some(0))", || env.reset(Some(0))) {
-            problems.push(p);
+        if guarded("reset(Some(0))", problems, || env.reset(Some(0))).is_none() {
             return;
         }
         match catch_unwind(AssertUnwindSafe(|| env.step(&action))) {
@@ -163,12 +160,18 @@ fn check_obs(what: &str, obs: &[f32], space: &Space, problems: &mut Vec<String>)
     }
 }
 
-/// Runs `f`, turning an error or a panic into a sentence.
-fn guarded<T>(what: &str, f: impl FnOnce() -> Result<T, EnvError>) -> Result<T, String> {
+/// Runs `f`; an error or a panic becomes a sentence in `problems` and `None`.
+fn guarded<T>(what: &str, problems: &mut Vec<String>, f: impl FnOnce() -> Result<T, EnvError>) -> Option<T> {
     match catch_unwind(AssertUnwindSafe(f)) {
-        Ok(Ok(v)) => Ok(v),
-        Ok(Err(e)) => Err(format!("{what} failed: {e}")),
-        Err(panic) => Err(format!("{what} panicked: {}", panic_message(&*panic))),
+        Ok(Ok(v)) => Some(v),
+        Ok(Err(e)) => {
+            problems.push(format!("{what} failed: {e}"));
+            None
+        }
+        Err(panic) => {
+            problems.push(format!("{what} panicked: {}", panic_message(&*panic)));
+            None
+        }
     }
 }
 

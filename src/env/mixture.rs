@@ -28,7 +28,10 @@ use super::{Action, Env, EnvError, EnvRng, Info, Obs, Space, Step};
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Mixture {
+    /// The environments to draw from; all must have one pair of spaces.
     pub variants: Vec<EnvSpec>,
+    /// Parameters drawn anew at each reset, by name: uniform in `[low, high)` (`low` when the
+    /// two are equal), replacing the drawn variant's own override [default: none].
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub randomize: BTreeMap<String, (f64, f64)>,
 }

@@ -29,6 +29,7 @@ pub enum Bound {
 }
 
 impl Bound {
+    /// Whether `value` lies in the range (NaN and infinities never do).
     pub fn admits(self, value: f64) -> bool {
         value.is_finite()
             && match self {
@@ -54,9 +55,13 @@ impl fmt::Display for Bound {
 /// One named parameter of an environment.
 #[derive(Clone, Copy, Debug)]
 pub struct ParamSpec {
+    /// The name that overrides use (under [`physics_params!`](crate::physics_params), the field's).
     pub name: &'static str,
+    /// The value when not overridden (Gymnasium's, for the built-in environments).
     pub default: f64,
+    /// The physical range every value must lie in.
     pub bound: Bound,
+    /// What the parameter is, with its unit (under `physics_params!`, the field's doc comment).
     pub doc: &'static str,
 }
 

@@ -26,6 +26,7 @@ type MakeFn = dyn Fn(&Params, Option<usize>) -> Result<Box<dyn Env>, EnvError> +
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EnvSpec {
+    /// The registered id, such as `CartPole-v1`.
     pub id: String,
     /// Overrides of the environment's physics parameters, by name.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
@@ -40,6 +41,8 @@ pub struct EnvSpec {
 }
 
 impl EnvSpec {
+    /// The environment `id` as registered: no overrides, the registered episode limit, no
+    /// transforms.
     pub fn new(id: impl Into<String>) -> Self {
         EnvSpec { id: id.into(), params: Params::new(), max_episode_steps: None, transforms: Vec::new() }
     }
@@ -72,9 +75,12 @@ impl fmt::Display for EnvSpec {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Variant {
+    /// The name that reports and studies show (by convention the file name without `.ron`).
     pub name: String,
+    /// One line saying how it differs from the environment it varies [default: empty].
     #[serde(default)]
     pub description: String,
+    /// The environment it makes: an id, parameter overrides, transforms.
     pub env: EnvSpec,
     /// How this variant's observations and actions relate to other environments', by their id:
     /// what `transfer` and `suggest` use when a source policy was trained on one of them.
@@ -152,22 +158,27 @@ impl EnvEntry {
         self
     }
 
+    /// The id it is registered under.
     pub fn id(&self) -> &str {
         &self.id
     }
 
+    /// The parameters the environment accepts, with defaults and ranges.
     pub fn param_specs(&self) -> &[ParamSpec] {
         &self.params
     }
 
+    /// The registered episode limit, which an [`EnvSpec`] may override; `None`: no limit.
     pub fn episode_limit(&self) -> Option<usize> {
         self.max_episode_steps
     }
 
+    /// The return at which the task counts as solved, when one is registered.
     pub fn threshold(&self) -> Option<f64> {
         self.reward_threshold
     }
 
+    /// One line saying what the task is (empty when none was given).
     pub fn description(&self) -> &str {
         &self.doc
     }
@@ -238,7 +249,7 @@ impl Registry {
             env = Box::new(Transformed::new(env, spec.transforms.clone(), &spec.id)?);
         }
         if let Some(space_error) = env.observation_space().validate().err().or(env.action_space().validate().err()) {
-            return Err(EnvError::InvalidParams { env: spec.id.clone(), message: space_error });
+            return Err(EnvError::InvalidParams { env: spec.id.clone(), message: space_error.to_string() });
         }
         Ok(env)
     }

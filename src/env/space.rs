@@ -42,10 +42,20 @@ impl fmt::Display for Action {
 #[serde(deny_unknown_fields)]
 pub enum Space {
     /// The integers `0..n`.
-    Discrete { n: usize },
+    Discrete {
+        /// The number of elements.
+        n: usize,
+    },
     /// Real vectors of the given shape with elementwise bounds (which may be infinite).
     /// `low` and `high` hold one value per element, flattened in row-major order.
-    Box { low: Vec<f32>, high: Vec<f32>, shape: Vec<usize> },
+    Box {
+        /// The lower bound of each element (may be `-inf`).
+        low: Vec<f32>,
+        /// The upper bound of each element (may be `+inf`).
+        high: Vec<f32>,
+        /// The shape; its product is the number of elements.
+        shape: Vec<usize>,
+    },
 }
 
 impl Space {
@@ -169,26 +179,52 @@ impl Space {
 
     /// Reports a malformed space: a `Discrete` with `n == 0`, or a `Box` whose bounds disagree
     /// with its shape, contain NaN, or have `low > high`.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), SpaceError> {
         match self {
-            Space::Discrete { n: 0 } => Err("Discrete(0) has no elements".into()),
+            Space::Discrete { n: 0 } => Err(SpaceError::EmptyDiscrete),
             Space::Discrete { .. } => Ok(()),
             Space::Box { low, high, shape } => {
                 let size: usize = shape.iter().product();
                 if low.len() != size || high.len() != size {
-                    return Err(format!(
-                        "Box of shape {shape:?} has {} low and {} high bounds, where it needs {size}",
-                        low.len(),
-                        high.len()
-                    ));
+                    return Err(SpaceError::BoundsLength { shape: shape.clone(), low: low.len(), high: high.len(), size });
                 }
                 match low.iter().zip(high).position(|(lo, hi)| lo.is_nan() || hi.is_nan() || lo > hi) {
-                    Some(i) => Err(format!("Box element {i} has bounds [{}, {}]", low[i], high[i])),
+                    Some(i) => Err(SpaceError::Bounds { index: i, low: low[i], high: high[i] }),
                     None => Ok(()),
                 }
             }
         }
     }
+}
+
+/// A malformed space, as [`Space::validate`] finds it.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+pub enum SpaceError {
+    /// `Discrete(0)`: no action or observation to take.
+    #[error("Discrete(0) has no elements")]
+    EmptyDiscrete,
+    /// A `Box` whose bound vectors do not have the size its shape says.
+    #[error("Box of shape {shape:?} has {low} low and {high} high bounds, where it needs {size}")]
+    BoundsLength {
+        /// The declared shape.
+        shape: Vec<usize>,
+        /// How many low bounds it has.
+        low: usize,
+        /// How many high bounds it has.
+        high: usize,
+        /// How many each needs: the product of the shape.
+        size: usize,
+    },
+    /// A `Box` element whose bounds contain NaN or have `low > high`.
+    #[error("Box element {index} has bounds [{low}, {high}]")]
+    Bounds {
+        /// The element's flat index.
+        index: usize,
+        /// Its low bound.
+        low: f32,
+        /// Its high bound.
+        high: f32,
+    },
 }
 
 impl fmt::Display for Space {

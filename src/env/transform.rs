@@ -29,7 +29,12 @@ pub enum Transform {
     SelectObs(Vec<usize>),
     /// Appends `count` features of Gaussian noise with standard deviation `std`, which carry
     /// no information (an extra, useless sensor).
-    NoiseObs { count: usize, std: f64 },
+    NoiseObs {
+        /// How many features to append (at least 1).
+        count: usize,
+        /// Their standard deviation (finite, at least 0).
+        std: f64,
+    },
     /// Multiplies every reward by this factor.
     ScaleReward(f64),
 }
@@ -80,7 +85,7 @@ impl Transformed {
                     action_perm = Some(perm.iter().map(|&i| before[i]).collect());
                 }
                 Transform::SelectObs(keep) => {
-                    let (low, high) = box_bounds(&obs_space);
+                    let (low, high) = box_bounds(&obs_space, t, env)?;
                     let dim = low.len();
                     if keep.is_empty() || keep.iter().any(|&i| i >= dim) {
                         return Err(invalid(format!(
@@ -98,7 +103,7 @@ impl Transformed {
                     if noise.is_some() {
                         return Err(invalid("NoiseObs may appear once".into()));
                     }
-                    let (mut low, mut high) = box_bounds(&obs_space);
+                    let (mut low, mut high) = box_bounds(&obs_space, t, env)?;
                     low.extend(std::iter::repeat_n(f32::NEG_INFINITY, *count));
                     high.extend(std::iter::repeat_n(f32::INFINITY, *count));
                     obs_space = Space::bounded(low, high);
@@ -122,11 +127,21 @@ impl Transformed {
         })
     }
 
-    fn observe(&mut self, inner: Obs) -> Obs {
+    /// The transformed observation. An inner observation shorter than its space (a custom
+    /// environment's bug) is an error, not an out-of-bounds index.
+    fn observe(&mut self, inner: Obs) -> Result<Obs, EnvError> {
         let mut obs = inner;
         for t in &self.transforms {
             match t {
-                Transform::SelectObs(keep) => obs = keep.iter().map(|&i| obs[i]).collect(),
+                Transform::SelectObs(keep) => {
+                    if let Some(&i) = keep.iter().find(|&&i| i >= obs.len()) {
+                        return Err(EnvError::Custom(format!(
+                            "{t}: feature {i} was selected, but the observation has {} values",
+                            obs.len()
+                        )));
+                    }
+                    obs = keep.iter().map(|&i| obs[i]).collect()
+                }
                 Transform::NoiseObs { count, .. } => {
                     let noise = self.noise.expect("built with NoiseObs");
                     let rng = self.rng.reseed(None);
@@ -135,14 +150,18 @@ impl Transformed {
                 Transform::PermuteActions(_) | Transform::ScaleReward(_) => {}
             }
         }
-        obs
+        Ok(obs)
     }
 }
 
-fn box_bounds(space: &Space) -> (Vec<f32>, Vec<f32>) {
+/// The bounds of a Box observation space; observation transforms refuse any other space.
+fn box_bounds(space: &Space, transform: &Transform, env: &str) -> Result<(Vec<f32>, Vec<f32>), EnvError> {
     match space {
-        Space::Box { low, high, .. } => (low.clone(), high.clone()),
-        Space::Discrete { .. } => unreachable!("observation transforms are checked against Box spaces"),
+        Space::Box { low, high, .. } => Ok((low.clone(), high.clone())),
+        Space::Discrete { .. } => Err(EnvError::InvalidParams {
+            env: env.to_string(),
+            message: format!("{transform} needs a Box observation space (a vector of numbers); this one observes {space}"),
+        }),
     }
 }
 
@@ -159,7 +178,7 @@ impl Env for Transformed {
         // The noise has its own stream, derived from the episode's seed.
         self.rng.reseed(seed.map(|s| s ^ 0x9e37_79b9_7f4a_7c15));
         let (obs, info) = self.inner.reset(seed)?;
-        Ok((self.observe(obs), info))
+        Ok((self.observe(obs)?, info))
     }
 
     fn step(&mut self, action: &Action) -> Result<Step, EnvError> {
@@ -185,7 +204,7 @@ impl Env for Transformed {
                 step.reward *= factor;
             }
         }
-        step.obs = self.observe(std::mem::take(&mut step.obs));
+        step.obs = self.observe(std::mem::take(&mut step.obs))?;
         Ok(step)
     }
 }

@@ -15,7 +15,9 @@ use super::{Action, Env, EnvError, Obs, Space};
 pub struct Episode {
     /// Which environment of the vector it ran in.
     pub env: usize,
+    /// The undiscounted return: the sum of the episode's rewards.
     pub ret: f64,
+    /// The number of steps the episode took.
     pub len: usize,
 }
 
@@ -24,8 +26,12 @@ pub struct Episode {
 pub struct VecStep<'a> {
     /// The observations to act on next, `[num_envs * obs_dim]`, row-major.
     pub obs: &'a [f32],
+    /// The reward of this step.
     pub rewards: &'a [f64],
+    /// Whether the episode reached a terminal state of the MDP at this step (do not bootstrap).
     pub terminated: &'a [bool],
+    /// Whether the episode was cut short at this step, usually by the time limit (bootstrap from
+    /// `final_obs`).
     pub truncated: &'a [bool],
     /// For each environment whose episode ended at this step, that episode's last observation.
     pub final_obs: &'a [Option<Obs>],
@@ -78,18 +84,22 @@ impl<E: Env> VecEnv<E> {
         })
     }
 
+    /// The number of environments.
     pub fn num_envs(&self) -> usize {
         self.envs.len()
     }
 
+    /// The number of values in one flattened observation.
     pub fn obs_dim(&self) -> usize {
         self.obs_dim
     }
 
+    /// The observation space that every environment has.
     pub fn observation_space(&self) -> &Space {
         self.envs[0].observation_space()
     }
 
+    /// The action space that every environment has.
     pub fn action_space(&self) -> &Space {
         self.envs[0].action_space()
     }

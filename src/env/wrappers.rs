@@ -12,14 +12,17 @@ pub struct TimeLimit<E> {
 }
 
 impl<E: Env> TimeLimit<E> {
+    /// Wraps `env`, truncating each episode at step `max_episode_steps`.
     pub fn new(env: E, max_episode_steps: usize) -> Self {
         TimeLimit { env, max_episode_steps, elapsed: 0 }
     }
 
+    /// The wrapped environment.
     pub fn inner(&self) -> &E {
         &self.env
     }
 
+    /// The wrapped environment, mutably.
     pub fn inner_mut(&mut self) -> &mut E {
         &mut self.env
     }
@@ -67,14 +70,17 @@ pub struct EpisodeGuard<E> {
 }
 
 impl<E: Env> EpisodeGuard<E> {
+    /// Wraps `env`, which must then be reset before its first step.
     pub fn new(env: E) -> Self {
         EpisodeGuard { env, phase: Phase::NeverReset }
     }
 
+    /// The wrapped environment.
     pub fn inner(&self) -> &E {
         &self.env
     }
 
+    /// The wrapped environment, mutably.
     pub fn inner_mut(&mut self) -> &mut E {
         &mut self.env
     }

@@ -24,7 +24,9 @@ pub enum Axis {
 /// The axes of one tensor: rows (dimension 0) and, for matrices, columns.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Axes {
+    /// What dimension 0 indexes.
     pub rows: Axis,
+    /// What dimension 1 indexes ([`Axis::Other`] for a vector).
     pub cols: Axis,
 }
 

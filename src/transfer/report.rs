@@ -26,6 +26,7 @@ pub enum Fate {
 /// Whether a parameter trains.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Frozen {
+    /// Trains from the start.
     No,
     /// Frozen for the whole run.
     Always,
@@ -36,11 +37,15 @@ pub enum Frozen {
 /// One target parameter in the report.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ParamReport {
+    /// The parameter's name in the target agent.
     pub name: String,
+    /// The target tensor's shape.
     pub shape: Vec<i64>,
     /// The source tensor's shape, when the source has one of this name.
     pub source_shape: Option<Vec<i64>>,
+    /// Where its starting value came from.
     pub fate: Fate,
+    /// Whether, and until when, it is frozen.
     pub frozen: Frozen,
     /// Learning-rate factor once unfrozen.
     pub lr_scale: f64,
@@ -53,20 +58,30 @@ pub struct ParamReport {
 pub struct TransferReport {
     /// The source checkpoint.
     pub source: String,
+    /// The environment the source was trained on (from its card).
     pub source_env: EnvSpec,
+    /// Environment steps the source was trained for.
     pub source_steps: u64,
+    /// The algorithm of both source and target.
     pub algorithm: Algo,
+    /// The environment the target trains on.
     pub target_env: EnvSpec,
+    /// The strategy's label ([`Strategy::label`]).
     pub strategy: String,
+    /// The strategy in full.
     pub settings: Strategy,
+    /// The map the tensors were carried through, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub map: Option<Map>,
+    /// One row per target parameter, in the target agent's order.
     pub parameters: Vec<ParamReport>,
     /// Source parameters the target has no place for.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub dropped: Vec<String>,
     /// What happened to optimiser state, normalisers, replay buffer and temperature.
     pub state: Vec<String>,
+    /// Reasons to doubt that the transfer means what it seems to, such as a source trained on
+    /// another environment family.
     pub warnings: Vec<String>,
 }
 

@@ -61,6 +61,8 @@ pub struct Acrobot {
 }
 
 impl Acrobot {
+    /// Builds the environment from `p`; a value out of its physical range is an
+    /// [`EnvError::ParamOutOfRange`].
     pub fn new(p: AcrobotParams) -> Result<Self, EnvError> {
         p.validate()?;
         let high = [1.0, 1.0, 1.0, 1.0, p.max_vel_1 as f32, p.max_vel_2 as f32];
@@ -78,6 +80,7 @@ impl Acrobot {
         self.state
     }
 
+    /// Sets the internal state (for tests against recorded trajectories, or chosen starts).
     pub fn set_state(&mut self, state: [f64; 4]) {
         self.state = state;
     }

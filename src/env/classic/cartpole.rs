@@ -49,6 +49,8 @@ pub struct CartPole {
 }
 
 impl CartPole {
+    /// Builds the environment from `p`; a value out of its physical range is an
+    /// [`EnvError::ParamOutOfRange`].
     pub fn new(p: CartPoleParams) -> Result<Self, EnvError> {
         p.validate()?;
         let high =

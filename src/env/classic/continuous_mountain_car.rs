@@ -55,6 +55,9 @@ pub struct ContinuousMountainCar {
 }
 
 impl ContinuousMountainCar {
+    /// Builds the environment from `p`; a value out of its physical range is an
+    /// [`EnvError::ParamOutOfRange`], and a track without `min_position < max_position` and
+    /// `goal_position` between them is an [`EnvError::InvalidParams`].
     pub fn new(p: ContinuousMountainCarParams) -> Result<Self, EnvError> {
         p.validate()?;
         check_track("MountainCarContinuous-v0", p.min_position, p.max_position, p.goal_position)?;

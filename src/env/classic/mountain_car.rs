@@ -47,6 +47,9 @@ pub struct MountainCar {
 }
 
 impl MountainCar {
+    /// Builds the environment from `p`; a value out of its physical range is an
+    /// [`EnvError::ParamOutOfRange`], and a track without `min_position < max_position` and
+    /// `goal_position` between them is an [`EnvError::InvalidParams`].
     pub fn new(p: MountainCarParams) -> Result<Self, EnvError> {
         p.validate()?;
         check_track("MountainCar-v0", p.min_position, p.max_position, p.goal_position)?;
@@ -64,6 +67,7 @@ impl MountainCar {
         self.state
     }
 
+    /// Sets the internal state (for tests against recorded trajectories, or chosen starts).
     pub fn set_state(&mut self, state: [f64; 2]) {
         self.state = state;
     }

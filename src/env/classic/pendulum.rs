@@ -48,6 +48,8 @@ pub struct Pendulum {
 }
 
 impl Pendulum {
+    /// Builds the environment from `p`; a value out of its physical range is an
+    /// [`EnvError::ParamOutOfRange`].
     pub fn new(p: PendulumParams) -> Result<Self, EnvError> {
         p.validate()?;
         let high = [1.0, 1.0, p.max_speed as f32];
@@ -66,6 +68,7 @@ impl Pendulum {
         self.state
     }
 
+    /// Sets the internal state (for tests against recorded trajectories, or chosen starts).
     pub fn set_state(&mut self, state: [f64; 2]) {
         self.state = state;
     }

@@ -1,0 +1,118 @@
+//! Moving the weights: each target parameter takes the source's value as it is, through the map,
+//! or keeps its fresh initialisation, and the report says which.
+
+use std::collections::HashMap;
+
+use tch::Tensor;
+
+use super::map::{self, Axes, Axis};
+use super::report::param;
+use super::{Fate, Map, ParamReport, TransferError};
+use crate::agent::Algo;
+use crate::env::Space;
+
+/// The sizes a map translates between: (source, target) observation features and actions.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Spaces {
+    /// Observation features, source and target.
+    pub obs: (usize, usize),
+    /// Actions (Discrete choices or Box dimensions), source and target.
+    pub act: (usize, usize),
+}
+
+/// How many actions a space offers: Discrete choices, or Box dimensions.
+pub(super) fn action_count(space: &Space) -> usize {
+    match space {
+        Space::Discrete { n } => *n,
+        Space::Box { .. } => space.flat_dim(),
+    }
+}
+
+/// Writes the source's value (through `map` where it touches the tensor's axes) into every
+/// target parameter `names` that the source has, except where it cannot fit and the parameter is
+/// re-initialised anyway; returns one report row per parameter, in order. `live` are the
+/// target's tensors, `sources` the source's, `reinit` the parameters that keep (or get back)
+/// their fresh values.
+pub(super) fn copy(
+    algo: Algo,
+    names: &[String],
+    live: &HashMap<String, Tensor>,
+    sources: &HashMap<String, Tensor>,
+    reinit: &[String],
+    map: Option<&Map>,
+    spaces: Spaces,
+) -> Result<Vec<ParamReport>, TransferError> {
+    let mut rows = Vec::with_capacity(names.len());
+    for name in names {
+        let dst = &live[name];
+        let axes = map::axes(algo, name, dst.dim(), names);
+        let Some(src) = sources.get(name) else {
+            rows.push(param(name, dst, None, Fate::New));
+            continue;
+        };
+        if src.dim() != dst.dim() {
+            return Err(TransferError::ShapeMismatch {
+                tensor: name.clone(),
+                source_shape: src.size(),
+                target: dst.size(),
+                hint: "the tensors differ in rank: the source's network is built differently".into(),
+            });
+        }
+        let mapped = map.is_some_and(|m| m.touches(axes));
+        let value = match map.filter(|_| mapped) {
+            Some(m) => m.apply(src, dst, axes, spaces.obs, spaces.act),
+            None => Ok(src.shallow_clone()),
+        };
+        let is_reinit = reinit.contains(name);
+        let value = match value {
+            Ok(v) if v.size() == dst.size() => v,
+            _ if is_reinit => {
+                rows.push(param(name, dst, Some(src), Fate::Reinit));
+                continue;
+            }
+            Ok(v) => {
+                return Err(TransferError::ShapeMismatch {
+                    tensor: name.clone(),
+                    source_shape: if mapped { v.size() } else { src.size() },
+                    target: dst.size(),
+                    hint: shape_hint(axes, spaces),
+                });
+            }
+            Err(e) => return Err(TransferError::Map { tensor: name.clone(), message: e.0 }),
+        };
+        tch::no_grad(|| dst.shallow_clone().copy_(&value));
+        let fate = if is_reinit {
+            Fate::Reinit
+        } else if mapped {
+            Fate::Mapped
+        } else {
+            Fate::Copied
+        };
+        rows.push(param(name, dst, Some(src), fate));
+    }
+    Ok(rows)
+}
+
+/// A hint for a shape mismatch, from the axes of the tensor.
+fn shape_hint(axes: Axes, spaces: Spaces) -> String {
+    let (obs, act) = (spaces.obs, spaces.act);
+    let obs_axis = matches!(axes.rows, Axis::Obs | Axis::ObsAction) || matches!(axes.cols, Axis::Obs | Axis::ObsAction);
+    let act_axis = matches!(axes.rows, Axis::Action | Axis::ObsAction) || matches!(axes.cols, Axis::Action | Axis::ObsAction);
+    if obs_axis && obs.0 != obs.1 {
+        format!(
+            "the source observes {} features and the target {}; declare a map (`obs: Index([...])`, one entry per \
+             target feature) or re-initialise this part with `reinit`",
+            obs.0, obs.1
+        )
+    } else if act_axis && act.0 != act.1 {
+        format!(
+            "the source has {} actions and the target {}; declare a map (`actions: [...]`, one entry per target \
+             action) or re-initialise this part with `reinit`",
+            act.0, act.1
+        )
+    } else {
+        "the networks differ in size (`net.hidden` of the config): build the target with the source's network, \
+         or re-initialise this part with `reinit`"
+            .into()
+    }
+}
