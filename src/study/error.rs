@@ -41,7 +41,7 @@ pub enum StudyError {
         /// The strategy's label.
         strategy: String,
         /// Why the transfer is refused.
-        source: TransferError,
+        source: Box<TransferError>,
     },
     /// The source's environment (`source.env`) is refused.
     #[error("source.env: {message}")]

@@ -422,7 +422,7 @@ pub(crate) fn check(experiment: &Experiment, registry: &Registry) -> Result<Chec
     for (index, target) in targets.iter().enumerate() {
         for strategy in std::iter::once(Strategy::scratch()).chain(experiment.strategies.iter().cloned()) {
             crate::transfer::prepare(registry, &standin, "source", &target.env, &strategy, target.map.as_ref(), 0).map_err(|source| {
-                StudyError::Transfer { index, key: target.key.to_string(), strategy: strategy.label(), source }
+                StudyError::Transfer { index, key: target.key.to_string(), strategy: strategy.label(), source: Box::new(source) }
             })?;
         }
     }
