@@ -30,6 +30,18 @@ pub struct Unit<'a> {
 /// Ctrl-C ended the unit before the budget: it leaves no record.
 pub struct Interrupted;
 
+/// Why a unit's run ended before the budget.
+enum Halt {
+    /// An error or a divergence: the record says which.
+    Failed(String),
+    /// Ctrl-C.
+    Interrupted,
+}
+
+fn failed(e: impl std::fmt::Display) -> Halt {
+    Halt::Failed(e.to_string())
+}
+
 /// What the run of a unit needs besides the unit.
 pub struct UnitContext<'a> {
     /// The experiment (budget and evaluation).
@@ -52,26 +64,26 @@ pub fn run_unit(unit: &Unit<'_>, cx: &UnitContext<'_>) -> Result<(UnitResult, Cu
     let mut evals = Vec::new();
     let mut report = None;
     let mut steps = 0;
-    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| -> Result<(), Result<String, Interrupted>> {
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| -> Result<(), Halt> {
         let target = &unit.target.target;
         let (mut agent, r) = {
             let source = cx.source.lock();
             crate::transfer::prepare(registry, &source, &cx.source.record.name, &target.env, &unit.arm.strategy, target.map.as_ref(), unit.seed)
-                .map_err(|e| Ok(e.to_string()))?
+                .map_err(failed)?
         };
         report = Some(r);
         let ev = &experiment.eval;
-        let mut eval_env = registry.make(&target.env).map_err(|e| Ok(e.to_string()))?;
-        let mut evaluate = |agent: &dyn Agent, nominal: u64| -> Result<EvalPoint, String> {
+        let mut eval_env = registry.make(&target.env).map_err(failed)?;
+        let mut evaluate = |agent: &dyn Agent, nominal: u64| -> Result<EvalPoint, Halt> {
             let stats = crate::agent::evaluate(agent, eval_env.as_mut(), ev.episodes, ev.deterministic, 1_000_000 + 10_000 * unit.seed)
-                .map_err(|e| e.to_string())?;
+                .map_err(failed)?;
             if !stats.mean.is_finite() {
-                return Err(format!("diverged: the evaluation return is {} at step {}", stats.mean, agent.steps()));
+                return Err(Halt::Failed(format!("diverged: the evaluation return is {} at step {}", stats.mean, agent.steps())));
             }
             Ok(EvalPoint { step: agent.steps(), nominal, mean: stats.mean, std: stats.std })
         };
-        evals.push(evaluate(agent.as_ref(), 0).map_err(Ok)?);
-        let mut envs = registry.make_vec(&target.env, agent.config().num_envs()).map_err(|e| Ok(e.to_string()))?;
+        evals.push(evaluate(agent.as_ref(), 0)?);
+        let mut envs = registry.make_vec(&target.env, agent.config().num_envs()).map_err(failed)?;
         let (every, budget) = (ev.every, experiment.budget);
         let mut next = every;
         loop {
@@ -91,13 +103,13 @@ pub fn run_unit(unit: &Unit<'_>, cx: &UnitContext<'_>) -> Result<(UnitResult, Cu
                     }
                     std::ops::ControlFlow::Continue(())
                 })
-                .map_err(|e| Ok(e.to_string()))?;
+                .map_err(failed)?;
             steps = agent.steps();
             if outcome == Outcome::Stopped && !due {
-                return Err(Err(Interrupted));
+                return Err(Halt::Interrupted);
             }
             let nominal = if outcome == Outcome::Finished { budget } else { (steps / every * every).min(budget) };
-            let point = evaluate(agent.as_ref(), nominal).map_err(Ok)?;
+            let point = evaluate(agent.as_ref(), nominal)?;
             match evals.last_mut() {
                 Some(prev) if prev.nominal == nominal => *prev = point,
                 _ => evals.push(point),
@@ -109,14 +121,14 @@ pub fn run_unit(unit: &Unit<'_>, cx: &UnitContext<'_>) -> Result<(UnitResult, Cu
                 return Ok(());
             }
             if stop.load(Ordering::SeqCst) {
-                return Err(Err(Interrupted));
+                return Err(Halt::Interrupted);
             }
         }
     }));
     let status = match outcome {
         Ok(Ok(())) => UnitStatus::Finished,
-        Ok(Err(Err(Interrupted))) => return Err(Interrupted),
-        Ok(Err(Ok(message))) => UnitStatus::Failed(message),
+        Ok(Err(Halt::Interrupted)) => return Err(Interrupted),
+        Ok(Err(Halt::Failed(message))) => UnitStatus::Failed(message),
         Err(panic) => UnitStatus::Failed(format!(
             "panicked: {}",
             panic.downcast_ref::<String>().cloned().or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string())).unwrap_or_default()
