@@ -42,7 +42,7 @@ fn a_run_writes_every_output_and_a_rerun_continues_to_the_same_results() {
     let registry = Registry::builtin();
     let dir = out("smoke");
     let summary = run(&experiment, &registry, &dir);
-    for file in ["experiment.ron", "targets.ron", "evaluations.csv", "summary.ron", "summary.json", "report.md", "metrics.png", "metrics.svg"] {
+    for file in ["experiment.ron", "targets.ron", "source.ron", "evaluations.csv", "summary.ron", "summary.json", "report.md", "metrics.png", "metrics.svg"] {
         assert!(dir.join(file).exists(), "{file} missing");
     }
     let units = study::read_units(&dir).unwrap();
@@ -79,14 +79,19 @@ fn a_run_writes_every_output_and_a_rerun_continues_to_the_same_results() {
     let again = study::report(&dir).unwrap();
     assert_eq!(again.targets[0].comparisons, summary.targets[0].comparisons);
     assert!(dir.join("report.md").exists() && dir.join("metrics.png").exists());
+    // `report` takes the source's name and steps from `source.ron`, not from the source's card.
+    assert_eq!((again.source.as_str(), again.source_steps), (summary.source.as_str(), summary.source_steps));
+    std::fs::write(dir.join("source.ron"), r#"(name: "elsewhere", steps: 7)"#).unwrap();
+    let moved = study::report(&dir).unwrap();
+    assert_eq!((moved.source.as_str(), moved.source_steps), ("elsewhere", 7));
 
     // Another experiment into the same folder is refused; so is a second run while one lives.
     let mut other = experiment.clone();
     other.budget = 2048;
-    let e = study::run(&other, &registry, &options(&dir), &AtomicBool::new(false)).err().unwrap();
+    let e = study::run(&other, &registry, &options(&dir), &AtomicBool::new(false)).err().unwrap().to_string();
     assert!(e.contains("different experiment"), "{e}");
     std::fs::write(dir.join(".lock"), "1").unwrap();
-    let e = study::run(&experiment, &registry, &options(&dir), &AtomicBool::new(false)).err().unwrap();
+    let e = study::run(&experiment, &registry, &options(&dir), &AtomicBool::new(false)).err().unwrap().to_string();
     assert!(e.contains("another run (process 1)"), "{e}");
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -159,7 +164,8 @@ fn invalid(text: &str) -> String {
     std::env::set_current_dir(root()).unwrap();
     let path = std::env::temp_dir().join(format!("headstart-invalid-{}-{}.ron", std::process::id(), text.len()));
     std::fs::write(&path, text).unwrap();
-    let result = Experiment::load(&path).map_err(|e| e.to_string()).and_then(|e| validate(&e, &Registry::builtin()).map(|_| ()));
+    let result =
+        Experiment::load(&path).map_err(|e| e.to_string()).and_then(|e| validate(&e, &Registry::builtin()).map(|_| ()).map_err(|e| e.to_string()));
     let _ = std::fs::remove_file(&path);
     result.expect_err("refused")
 }
@@ -210,4 +216,119 @@ fn the_quickstart_is_positive_and_the_swapped_actions_negative() {
         assert_eq!(c.verdict, expected, "{file}");
         let _ = std::fs::remove_dir_all(&dir);
     }
+}
+
+/// A results folder made by hand: the smoke experiment from `source`, one target, the given
+/// unit records.
+fn handmade(name: &str, source: &str, units: &[study::UnitResult]) -> PathBuf {
+    let mut experiment = smoke();
+    experiment.source = headstart::study::experiment::Source::Policy(PathBuf::from(source));
+    let dir = out(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("experiment.ron"), experiment.to_ron()).unwrap();
+    let target = study::TargetInfo {
+        target: headstart::study::experiment::ResolvedTarget {
+            key: study::TargetId::new("CartPole-v1"),
+            env: EnvSpec::new("CartPole-v1"),
+            map: None,
+        },
+        threshold: 475.0,
+        random_return: 20.0,
+    };
+    std::fs::write(dir.join("targets.ron"), headstart::util::to_ron(&vec![target])).unwrap();
+    for u in units {
+        let path = study::unit_path(&dir, u.target.as_str(), u.arm.as_str(), u.seed);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, headstart::util::to_ron(u)).unwrap();
+    }
+    dir
+}
+
+#[test]
+fn a_finished_unit_record_without_evaluations_is_refused_by_name() {
+    let unit = study::UnitResult {
+        target: study::TargetId::new("CartPole-v1"),
+        arm: study::ArmId::new("scratch"),
+        seed: 0,
+        status: UnitStatus::Finished,
+        evals: Vec::new(),
+        seconds: 1.0,
+        steps: 1024,
+        report: None,
+    };
+    let dir = handmade("no-evals", "policies/cartpole-ppo", &[unit]);
+    let e = study::report(&dir).expect_err("refused").to_string();
+    assert!(e.contains("seed0.ron") && e.contains("without evaluations"), "{e}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn report_without_source_ron_names_the_missing_card() {
+    let dir = handmade("no-card", "/nonexistent/cartpole-ppo", &[]);
+    let e = study::report(&dir).expect_err("refused").to_string();
+    assert!(e.contains("/nonexistent/cartpole-ppo"), "{e}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_pretrained_mixture_without_variants_is_refused() {
+    let e = invalid(
+        r#"(version: 1, name: "x", source: Pretrain(algorithm: Ppo, env: Mixture(variants: []), steps: 100),
+            targets: [Variant("envs/cartpole-long-pole.ron")], budget: 100, eval: (every: 10))"#,
+    );
+    assert!(e.contains("source.env") && e.contains("no variant"), "{e}");
+}
+
+#[test]
+fn arms_and_targets_that_would_share_a_unit_folder_are_told_apart() {
+    let head = r#"(version: 1, name: "x", source: Policy("policies/cartpole-ppo"), "#;
+    let e = invalid(&format!(
+        "{head} targets: [Env(id: \"CartPole-v1\")], strategies: [(name: \"a/b\"), (name: \"a_b\")], budget: 100, eval: (every: 10))"
+    ));
+    assert!(e.contains("field `strategies`") && e.contains("share the unit folder \"a_b\""), "{e}");
+    // Two variants whose names differ only in characters a file name cannot hold get distinct keys.
+    let variants: Vec<PathBuf> = ["a/b", "a_b"]
+        .iter()
+        .enumerate()
+        .map(|(i, name)| {
+            let path = std::env::temp_dir().join(format!("headstart-variant-{}-{i}.ron", std::process::id()));
+            std::fs::write(&path, format!("(name: {name:?}, env: (id: \"CartPole-v1\"))")).unwrap();
+            path
+        })
+        .collect();
+    let mut experiment = smoke();
+    experiment.targets = variants.iter().map(|p| headstart::study::experiment::Target::Variant(p.clone())).collect();
+    let targets = validate(&experiment, &Registry::builtin()).unwrap();
+    let folders: Vec<String> = targets.iter().map(|t| t.key.file_name()).collect();
+    assert_eq!(folders, ["a_b", "a_b-2"]);
+    for p in variants {
+        let _ = std::fs::remove_file(p);
+    }
+}
+
+#[test]
+fn the_report_shows_each_target_its_own_figure() {
+    use headstart::study::figures::Figures;
+    use headstart::study::summary::TargetSummary;
+    let target = |key: &str| TargetSummary {
+        key: key.into(),
+        env: "CartPole-v1".into(),
+        threshold: 475.0,
+        random_return: 20.0,
+        curves: Vec::new(),
+        comparisons: Vec::new(),
+    };
+    let summary = study::Summary {
+        experiment: "x".into(),
+        source: "policies/cartpole-ppo".into(),
+        source_steps: 0,
+        seeds: 1,
+        budget: 100,
+        targets: vec![target("X"), target("X-2")],
+        failures: Vec::new(),
+    };
+    let figures = Figures { curves: vec!["curves-X.png".into(), "curves-X-2.png".into()], metrics: "metrics.png".into() };
+    let text = headstart::study::report::report_markdown(&smoke(), &summary, &figures);
+    let first = &text[text.find("\n## X\n").unwrap()..text.find("\n## X-2\n").unwrap()];
+    assert!(first.contains("(curves-X.png)") && !first.contains("curves-X-2.png"), "{first}");
 }

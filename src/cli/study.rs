@@ -72,7 +72,7 @@ pub(super) fn run(registry: &Registry, args: &RunArgs) -> Result<()> {
 }
 
 fn print_summary(summary: &study::Summary, out: &Path) {
-    println!("{}", study::summary::verdict_table(summary));
+    println!("{}", study::report::verdict_table(summary));
     for t in &summary.targets {
         for c in t.comparisons.iter().filter(|c| c.verdict == study::summary::Verdict::Negative) {
             println!("NEGATIVE TRANSFER: {} on {}: the area under the curve is below scratch's, with 95 % confidence", c.strategy, t.key);
@@ -86,7 +86,7 @@ fn print_summary(summary: &study::Summary, out: &Path) {
 
 /// `headstart report`: summary, figures and report rendered again from a results folder.
 pub(super) fn report(dir: &Path) -> Result<()> {
-    let summary = study::report(dir).map_err(anyhow::Error::msg)?;
+    let summary = study::report(dir)?;
     print_summary(&summary, dir);
     Ok(())
 }

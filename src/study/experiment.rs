@@ -22,13 +22,17 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::agent::{AgentConfig, Algo, presets};
-use crate::util::ron_options;
-use crate::env::{EnvSpec, Mixture, Registry, Variant};
+use crate::agent::checkpoint::{CheckpointError, Loaded};
 use crate::agent::train::Task;
-use crate::env::Map;
+use crate::agent::{AgentConfig, Algo, presets};
+use crate::env::{EnvSpec, Map, Mixture, Registry, Variant};
 use crate::transfer::Strategy;
+use crate::util::{file_safe, ron_options};
 
+use super::StudyError;
+use super::plan::TargetId;
+
+/// The schema version this headstart reads and writes.
 pub const VERSION: u32 = 1;
 
 /// A transfer study.
@@ -39,9 +43,12 @@ pub struct Experiment {
     pub version: u32,
     /// Names the results folder (`runs/<name>`).
     pub name: String,
+    /// A paragraph for the report.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub description: String,
+    /// The source policy.
     pub source: Source,
+    /// The targets it is transferred to.
     pub targets: Vec<Target>,
     /// The strategies compared with scratch (which always runs).
     #[serde(default = "default_strategies")]
@@ -52,6 +59,7 @@ pub struct Experiment {
     pub seeds: u64,
     /// Target environment steps per run.
     pub budget: u64,
+    /// When and how runs are evaluated.
     #[serde(default)]
     pub eval: Eval,
     /// The return at which a target counts as solved [default: the environment's registered
@@ -92,16 +100,20 @@ pub enum Source {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Pretrain {
+    /// The algorithm.
     pub algorithm: Algo,
     /// The environment, variant or mixture to train on.
     pub env: EnvRef,
+    /// Environment steps of pretraining.
     pub steps: u64,
     /// Hyperparameters [default: the RL Zoo preset of `preset`, else of the environment's id,
     /// else the algorithm's defaults].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub config: Option<AgentConfig>,
+    /// The environment id whose RL Zoo preset to use.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub preset: Option<String>,
+    /// The agent's seed.
     #[serde(default)]
     pub seed: u64,
 }
@@ -121,10 +133,17 @@ pub enum EnvRef {
 /// map of its own.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum Target {
+    /// An id with parameter overrides and transforms.
     Env(EnvSpec),
+    /// A variant file.
     Variant(PathBuf),
     /// A target with an explicit map from the source's spaces.
-    Mapped { env: EnvSpec, map: Map },
+    Mapped {
+        /// The environment.
+        env: EnvSpec,
+        /// How the source's observations and actions map onto it.
+        map: Map,
+    },
 }
 
 /// When and how the target runs are evaluated.
@@ -133,6 +152,7 @@ pub enum Target {
 pub struct Eval {
     /// Evaluate every this many environment steps (and before the first update).
     pub every: u64,
+    /// Episodes per evaluation.
     pub episodes: usize,
     /// Greedy / mean actions (the usual report) or sampled ones.
     pub deterministic: bool,
@@ -147,8 +167,11 @@ impl Default for Eval {
 /// A target resolved: its spec, map and a short key for file names.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ResolvedTarget {
-    pub key: String,
+    /// Unique among the experiment's targets, also once made file-safe.
+    pub key: TargetId,
+    /// The environment.
     pub env: EnvSpec,
+    /// The map from the source's spaces, if any.
     pub map: Option<Map>,
 }
 
@@ -156,7 +179,9 @@ pub struct ResolvedTarget {
 #[derive(Debug, thiserror::Error)]
 #[error("{}: {message}", path.display())]
 pub struct ExperimentError {
+    /// The experiment file.
     pub path: PathBuf,
+    /// Where and why.
     pub message: String,
 }
 
@@ -173,13 +198,14 @@ impl Experiment {
         Ok(experiment)
     }
 
+    /// The experiment as RON (what a results folder's `experiment.ron` holds).
     pub fn to_ron(&self) -> String {
         ron_options().to_string_pretty(self, ron::ser::PrettyConfig::default()).expect("experiments serialise")
     }
 
     /// Checks the values that parsing cannot, naming the field.
-    pub fn check_fields(&self) -> Result<(), String> {
-        let bad = |field: &str, message: &str| Err(format!("field `{field}`: {message}"));
+    pub fn check_fields(&self) -> Result<(), StudyError> {
+        let bad = |field: &'static str, message: &str| Err(StudyError::field(field, message));
         if self.name.is_empty() || self.name.contains(['/', '\\']) || self.name.starts_with('.') {
             return bad("name", "must be a non-empty folder name");
         }
@@ -212,65 +238,87 @@ impl Experiment {
         if let Some(w) = labels.windows(2).find(|w| w[0] == w[1]) {
             return bad("strategies", &format!("two strategies are labelled {:?}; give them distinct `name`s", w[0]));
         }
-        if let Source::Pretrain(p) = &self.source
-            && p.steps == 0
-        {
-            return bad("source.steps", "must be at least 1");
+        // Units are stored under the file-safe label: two labels must not share a folder.
+        let mut folders: Vec<(String, &String)> = labels.iter().map(|l| (file_safe(l), l)).collect();
+        folders.sort();
+        if let Some(w) = folders.windows(2).find(|w| w[0].0 == w[1].0) {
+            return bad(
+                "strategies",
+                &format!(
+                    "the strategies labelled {:?} and {:?} would share the unit folder {:?}; give them `name`s that differ in letters, digits or `-=._`",
+                    w[0].1, w[1].1, w[0].0
+                ),
+            );
+        }
+        if let Source::Pretrain(p) = &self.source {
+            if p.steps == 0 {
+                return bad("source.steps", "must be at least 1");
+            }
+            if let EnvRef::Mixture(mix) = &p.env
+                && mix.variants.is_empty()
+            {
+                return Err(StudyError::SourceEnv { message: "the mixture lists no variant".into() });
+            }
         }
         Ok(())
     }
 
-    /// The targets with their specs and maps, and keys unique among them.
-    pub fn resolve_targets(&self) -> Result<Vec<ResolvedTarget>, String> {
+    /// The targets with their specs and maps, and keys unique among them (also once made
+    /// file-safe: a later target whose key is taken gets `-2`, `-3`, ...). A variant's declared
+    /// map applies when it names `source_env`, the id of the source's environment.
+    pub fn resolve_targets(&self, source_env: Option<&str>) -> Result<Vec<ResolvedTarget>, StudyError> {
         let mut out: Vec<ResolvedTarget> = Vec::new();
-        for (i, target) in self.targets.iter().enumerate() {
+        for (index, target) in self.targets.iter().enumerate() {
             let (key, env, map) = match target {
                 Target::Env(env) => (env_key(env), env.clone(), None),
                 Target::Mapped { env, map } => (env_key(env), env.clone(), Some(map.clone())),
                 Target::Variant(path) => {
-                    let variant = Variant::load(path).map_err(|e| format!("targets[{i}]: {e}"))?;
-                    let map = match &self.source {
-                        Source::Policy(dir) => crate::agent::checkpoint::read_card(dir).ok().and_then(|c| variant.maps.get(&c.env.id).cloned()),
-                        Source::Pretrain(p) => p.env_id().and_then(|id| variant.maps.get(&id).cloned()),
-                    };
+                    let variant = Variant::load(path).map_err(|source| StudyError::Target { index, source })?;
+                    let map = source_env.and_then(|id| variant.maps.get(id).cloned());
                     (variant.name.clone(), variant.env, map)
                 }
             };
+            let taken = |k: &str| out.iter().any(|t| file_safe(t.key.as_str()) == file_safe(k));
             let mut unique = key.clone();
             let mut n = 2;
-            while out.iter().any(|t| t.key == unique) {
+            while taken(&unique) {
                 unique = format!("{key}-{n}");
                 n += 1;
             }
-            out.push(ResolvedTarget { key: unique, env, map });
+            out.push(ResolvedTarget { key: TargetId::new(unique), env, map });
         }
         Ok(out)
     }
 }
 
 impl Pretrain {
-    /// The training task.
-    pub fn task(&self) -> Result<Task, String> {
+    /// The training task; a mixture must list at least one variant (its first one names the
+    /// task).
+    pub fn task(&self) -> Result<Task, StudyError> {
         Ok(match &self.env {
             EnvRef::Env(spec) => Task::Env(spec.clone()),
-            EnvRef::Variant(path) => Task::Env(Variant::load(path).map_err(|e| e.to_string())?.env),
+            EnvRef::Variant(path) => Task::Env(Variant::load(path).map_err(|e| StudyError::SourceEnv { message: e.to_string() })?.env),
+            EnvRef::Mixture(mix) if mix.variants.is_empty() => {
+                return Err(StudyError::SourceEnv { message: "the mixture lists no variant".into() });
+            }
             EnvRef::Mixture(mix) => Task::Mixture(mix.clone()),
         })
     }
 
-    fn env_id(&self) -> Option<String> {
+    /// The id of the environment that names the task, if the task resolves.
+    pub fn env_id(&self) -> Option<String> {
         self.task().ok().map(|t| t.nominal().id.clone())
     }
 
     /// The hyperparameters: `config`, else the preset, else the algorithm's defaults.
-    pub fn agent_config(&self) -> Result<AgentConfig, String> {
+    pub fn agent_config(&self) -> Result<AgentConfig, StudyError> {
         let explicit = self.config.clone().map(|c| (c, "source.config".to_string()));
         let id = self.env_id().unwrap_or_default();
         presets::resolve(self.algorithm, explicit, self.preset.as_deref(), &id)
             .map(|r| r.config)
             .map_err(|e| match e {
-                crate::agent::AgentError::Config { field: "preset", message } => format!("source.preset: {message}"),
-                e => e.to_string(),
+                crate::agent::AgentError::Config { field: "preset", message } => StudyError::SourceConfig { field: "source.preset", message },
+                e => StudyError::Config(e),
             })
     }
 }
@@ -305,41 +353,81 @@ pub fn describe_ron_error(e: &ron::error::SpannedError) -> String {
 /// Checks an experiment against the registry and its files without training: every
 /// environment builds, the source loads (or its config builds), and every strategy transfers
 /// onto every target (parts, shapes, maps) from a stand-in source of the same architecture.
-pub fn validate(experiment: &Experiment, registry: &Registry) -> Result<Vec<ResolvedTarget>, String> {
+pub fn validate(experiment: &Experiment, registry: &Registry) -> Result<Vec<ResolvedTarget>, StudyError> {
+    Ok(check(experiment, registry)?.targets)
+}
+
+/// What checking an experiment resolves: its targets, their thresholds, and the source policy
+/// when the experiment names one (loaded once, here).
+pub(crate) struct Checked {
+    /// The targets, in the experiment's order.
+    pub targets: Vec<ResolvedTarget>,
+    /// Each target's threshold: the experiment's, else its environment's.
+    pub thresholds: Vec<f64>,
+    /// The source policy of a `Source::Policy`; `None` for a source still to pretrain.
+    pub policy: Option<Loaded>,
+}
+
+/// [`validate`], keeping what it resolved.
+pub(crate) fn check(experiment: &Experiment, registry: &Registry) -> Result<Checked, StudyError> {
     experiment.check_fields()?;
-    let targets = experiment.resolve_targets()?;
-    for (i, target) in targets.iter().enumerate() {
-        registry.make(&target.env).map_err(|e| format!("targets[{i}]: {e}"))?;
+    // The policy is loaded once; its error is reported where the stand-in is needed, after the
+    // targets' own errors (a variant's map only needs its card).
+    let mut policy: Option<Result<Loaded, CheckpointError>> = match &experiment.source {
+        Source::Policy(dir) => Some(crate::agent::checkpoint::load(dir)),
+        Source::Pretrain(_) => None,
+    };
+    let source_env = match (&experiment.source, &policy) {
+        (Source::Pretrain(p), _) => p.env_id(),
+        (Source::Policy(_), Some(Ok(loaded))) => Some(loaded.card.env.id.clone()),
+        (Source::Policy(dir), _) => crate::agent::checkpoint::read_card(dir).ok().map(|c| c.env.id),
+    };
+    let targets = experiment.resolve_targets(source_env.as_deref())?;
+    for (index, target) in targets.iter().enumerate() {
+        registry.make(&target.env).map_err(|source| StudyError::Target { index, source })?;
     }
-    let threshold_known = |t: &ResolvedTarget| experiment.threshold.is_some() || registry.entry(&t.env.id).ok().and_then(|e| e.threshold()).is_some();
-    if let Some(t) = targets.iter().find(|t| !threshold_known(t)) {
-        return Err(format!(
-            "field `threshold`: {} registers no reward threshold, so the experiment must give one (the return that counts as solved)",
-            t.env.id
-        ));
+    let mut thresholds = Vec::with_capacity(targets.len());
+    for t in &targets {
+        let threshold = experiment.threshold.or_else(|| registry.entry(&t.env.id).ok().and_then(|e| e.threshold()));
+        let Some(threshold) = threshold else {
+            return Err(StudyError::field(
+                "threshold",
+                format!(
+                    "{} registers no reward threshold, so the experiment must give one (the return that counts as solved)",
+                    t.env.id
+                ),
+            ));
+        };
+        thresholds.push(threshold);
     }
     // A stand-in source: the policy itself, or an untrained agent of the pretrain config.
-    let standin = match &experiment.source {
-        Source::Policy(dir) => crate::agent::checkpoint::load(dir).map_err(|e| format!("source: {e}"))?,
-        Source::Pretrain(p) => {
-            let task = p.task().map_err(|e| format!("source.env: {e}"))?;
+    let standin = match (&experiment.source, policy.take()) {
+        (Source::Policy(_), Some(loaded)) => loaded.map_err(|e| StudyError::Source { message: e.to_string() })?,
+        (Source::Policy(dir), None) => crate::agent::checkpoint::load(dir).map_err(|e| StudyError::Source { message: e.to_string() })?,
+        (Source::Pretrain(p), _) => {
+            let task = p.task()?;
+            let source_env = |e: &dyn std::fmt::Display| StudyError::SourceEnv { message: e.to_string() };
             if let Task::Mixture(mix) = &task {
-                mix.validate(registry).map_err(|e| format!("source.env: {e}"))?;
+                mix.validate(registry).map_err(|e| source_env(&e))?;
             }
-            let env = registry.make(task.nominal()).map_err(|e| format!("source.env: {e}"))?;
+            let env = registry.make(task.nominal()).map_err(|e| source_env(&e))?;
             let config = p.agent_config()?;
-            let agent = config.build(env.observation_space(), env.action_space(), p.seed).map_err(|e| format!("source: {e}"))?;
+            let agent = config
+                .build(env.observation_space(), env.action_space(), p.seed)
+                .map_err(|e| StudyError::Source { message: e.to_string() })?;
             let card = standin_card(&config, task.nominal(), env.observation_space(), env.action_space(), agent.as_ref());
-            crate::agent::checkpoint::Loaded { card, agent }
+            Loaded { card, agent }
         }
     };
-    for (i, target) in targets.iter().enumerate() {
+    for (index, target) in targets.iter().enumerate() {
         for strategy in std::iter::once(Strategy::scratch()).chain(experiment.strategies.iter().cloned()) {
-            crate::transfer::prepare(registry, &standin, "source", &target.env, &strategy, target.map.as_ref(), 0)
-                .map_err(|e| format!("targets[{i}] ({}), strategy {:?}: {e}", target.key, strategy.label()))?;
+            crate::transfer::prepare(registry, &standin, "source", &target.env, &strategy, target.map.as_ref(), 0).map_err(|source| {
+                StudyError::Transfer { index, key: target.key.to_string(), strategy: strategy.label(), source: Box::new(source) }
+            })?;
         }
     }
-    Ok(targets)
+    let policy = matches!(experiment.source, Source::Policy(_)).then_some(standin);
+    Ok(Checked { targets, thresholds, policy })
 }
 
 /// A card for an agent that exists only in memory (validation's stand-in source).

@@ -7,7 +7,10 @@ use std::path::Path;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
-use super::summary::Summary;
+use crate::util::file_safe;
+
+use super::StudyError;
+use super::summary::{Metric, Summary};
 
 const COLORS: [RGBColor; 6] = [
     RGBColor(90, 90, 90),
@@ -79,7 +82,7 @@ where
     Ok(())
 }
 
-const METRICS: [&str; 3] = ["jumpstart", "asymptotic", "area"];
+const METRICS: [Metric; 3] = [Metric::Jumpstart, Metric::Asymptotic, Metric::Area];
 
 fn metrics<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, summary: &Summary) -> Fallible
 where
@@ -97,9 +100,9 @@ where
         let rows: Vec<(String, f64, (f64, f64))> = target
             .comparisons
             .iter()
-            .map(|c| {
-                let stat = c.metrics.iter().find(|s| s.metric == METRICS[m]).expect("every comparison has the metric");
-                (c.strategy.clone(), stat.difference, stat.ci95)
+            .filter_map(|c| {
+                let stat = c.metric(METRICS[m])?;
+                Some((c.strategy.clone(), stat.difference, stat.ci95))
             })
             .collect();
         let (mut lo, mut hi) = (0.0f64, 0.0f64);
@@ -111,7 +114,7 @@ where
         let n = rows.len().max(1);
         let names: Vec<String> = rows.iter().map(|r| r.0.clone()).collect();
         let mut chart = ChartBuilder::on(panel)
-            .caption(format!("{} — {}", target.key, METRICS[m]), ("sans-serif", 15))
+            .caption(format!("{} — {}", target.key, METRICS[m].name()), ("sans-serif", 15))
             .margin(8)
             .x_label_area_size(30)
             .y_label_area_size(110)
@@ -144,21 +147,30 @@ where
     Ok(())
 }
 
-/// Writes every figure of `summary` into `out`; returns the PNG names (what the report shows).
-pub fn draw(out: &Path, summary: &Summary) -> Result<Vec<String>, String> {
-    let mut names = Vec::new();
-    let err = |name: &str, e: Box<dyn std::error::Error>| format!("{}: {e}", out.join(name).display());
+/// The PNG figures of a results folder (what the report shows); each also exists as SVG.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Figures {
+    /// Per target, in the summary's order: its learning curves.
+    pub curves: Vec<String>,
+    /// The metrics' differences with their intervals.
+    pub metrics: String,
+}
+
+/// Writes every figure of `summary` into `out`.
+pub fn draw(out: &Path, summary: &Summary) -> Result<Figures, StudyError> {
+    let mut figures = Figures::default();
+    let err = |name: &str, e: Box<dyn std::error::Error>| StudyError::Figure { path: out.join(name), message: e.to_string() };
     for t in 0..summary.targets.len() {
-        let stem = format!("curves-{}", super::file_safe(&summary.targets[t].key));
+        let stem = format!("curves-{}", file_safe(&summary.targets[t].key));
         let png = format!("{stem}.png");
         curves(&BitMapBackend::new(&out.join(&png), (960, 600)).into_drawing_area(), summary, t).map_err(|e| err(&png, e))?;
         let svg = format!("{stem}.svg");
         curves(&SVGBackend::new(&out.join(&svg), (960, 600)).into_drawing_area(), summary, t).map_err(|e| err(&svg, e))?;
-        names.push(png);
+        figures.curves.push(png);
     }
     let size = (1200, 60 + 260 * summary.targets.len() as u32);
     metrics(&BitMapBackend::new(&out.join("metrics.png"), size).into_drawing_area(), summary).map_err(|e| err("metrics.png", e))?;
     metrics(&SVGBackend::new(&out.join("metrics.svg"), size).into_drawing_area(), summary).map_err(|e| err("metrics.svg", e))?;
-    names.push("metrics.png".into());
-    Ok(names)
+    figures.metrics = "metrics.png".into();
+    Ok(figures)
 }

@@ -9,6 +9,7 @@
 use rand::Rng;
 use statrs::distribution::{ContinuousCDF, Normal, StudentsT};
 
+/// The arithmetic mean (NaN for no values).
 pub fn mean(x: &[f64]) -> f64 {
     x.iter().sum::<f64>() / x.len() as f64
 }
@@ -19,6 +20,7 @@ fn sorted(x: &[f64]) -> Vec<f64> {
     v
 }
 
+/// The median: the middle value, or the mean of the two middle ones.
 pub fn median(x: &[f64]) -> f64 {
     let v = sorted(x);
     let n = v.len();

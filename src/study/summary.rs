@@ -24,20 +24,24 @@
 //! verdict is its area's. The transfer ratio is Taylor and Stone's area ratio,
 //! `(area_transfer - area_scratch) / area_scratch`, on the mean normalised areas.
 
-use std::fmt::Write;
-
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use serde::{Deserialize, Serialize};
 
-use super::{TargetInfo, UnitResult, UnitStatus};
 use super::experiment::Experiment;
+use super::plan::{ArmId, TargetInfo, arms};
+use super::records::{UnitResult, UnitStatus};
+use super::source::SourceRecord;
 use super::stats;
 
+/// What a metric's interval says about a strategy against scratch.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Verdict {
+    /// The interval lies above zero: better than scratch.
     Positive,
+    /// The interval lies below zero: negative transfer.
     Negative,
+    /// The interval straddles zero.
     Inconclusive,
 }
 
@@ -52,6 +56,7 @@ impl Verdict {
         }
     }
 
+    /// The verdict in a table (`NEGATIVE` in capitals).
     pub fn word(self) -> &'static str {
         match self {
             Verdict::Positive => "positive",
@@ -64,8 +69,11 @@ impl Verdict {
 /// One arm's values of a metric, one per finished seed.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ArmValues {
+    /// The values, in seed order.
     pub values: Vec<f64>,
+    /// Their mean (NaN when there are none).
     pub mean: f64,
+    /// Their interquartile mean.
     pub iqm: f64,
 }
 
@@ -76,23 +84,67 @@ impl ArmValues {
     }
 }
 
+/// The metrics of a comparison, in the order a [`Comparison`] lists them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Metric {
+    /// The normalised return before any update.
+    Jumpstart,
+    /// The mean normalised return over the last `final_fraction` of the budget.
+    Asymptotic,
+    /// The mean of the normalised curve over the budget.
+    Area,
+    /// The first evaluated step at the threshold.
+    Time,
+    /// The same counting the source's training steps.
+    TimeTotal,
+}
+
+impl Metric {
+    /// Every metric, in the order a comparison lists them.
+    pub const ALL: [Metric; 5] = [Metric::Jumpstart, Metric::Asymptotic, Metric::Area, Metric::Time, Metric::TimeTotal];
+
+    /// The name summaries and reports give it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Metric::Jumpstart => "jumpstart",
+            Metric::Asymptotic => "asymptotic",
+            Metric::Area => "area",
+            Metric::Time => "time to threshold",
+            Metric::TimeTotal => "time to threshold (total)",
+        }
+    }
+
+    /// Whether lower values are better (times).
+    pub fn lower_is_better(self) -> bool {
+        matches!(self, Metric::Time | Metric::TimeTotal)
+    }
+}
+
 /// A metric of one strategy against scratch.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct MetricStat {
+    /// The metric's name ([`Metric::name`]).
     pub metric: String,
+    /// The strategy's values.
     pub transfer: ArmValues,
+    /// Scratch's values.
     pub scratch: ArmValues,
     /// Transfer minus scratch (scratch minus transfer for times): above zero is better.
     pub difference: f64,
+    /// The difference's 95 % percentile-bootstrap interval.
     pub ci95: (f64, f64),
+    /// P(transfer better than scratch).
     pub prob_improvement: f64,
+    /// The two-sided Mann-Whitney p-value.
     pub p_value: f64,
+    /// What the interval says.
     pub verdict: Verdict,
 }
 
 /// Median steps to threshold, scratch's over transfer's (censored runs as never reaching it).
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub enum Speedup {
+    /// Both medians reach the threshold.
     Ratio(f64),
     /// Scratch's median is censored: the ratio is at least this (scratch counted as reaching the
     /// threshold one evaluation after the budget).
@@ -113,7 +165,8 @@ impl Speedup {
         }
     }
 
-    fn text(self) -> String {
+    /// As the verdict table shows it.
+    pub fn text(self) -> String {
         match self {
             Speedup::Ratio(r) => format!("{r:.2}x"),
             Speedup::AtLeast(r) => format!(">= {r:.2}x"),
@@ -126,7 +179,9 @@ impl Speedup {
 /// One strategy on one target.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Comparison {
+    /// The strategy's label.
     pub strategy: String,
+    /// One per [`Metric`], in [`Metric::ALL`]'s order; read them with [`Comparison::metric`].
     pub metrics: Vec<MetricStat>,
     /// Taylor and Stone's area ratio on mean normalised areas.
     pub transfer_ratio: f64,
@@ -140,36 +195,63 @@ pub struct Comparison {
     pub verdict: Verdict,
 }
 
+impl Comparison {
+    /// One metric's statistics (`None` only in a comparison that no summary made).
+    pub fn metric(&self, metric: Metric) -> Option<&MetricStat> {
+        self.metrics.iter().find(|m| m.metric == metric.name())
+    }
+}
+
 /// The mean evaluation curve of an arm on the grid, with a 95 % bootstrap band.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ArmCurve {
+    /// The arm's label.
     pub arm: String,
+    /// The grid points where at least one finished run has an evaluation.
     pub steps: Vec<u64>,
+    /// The mean evaluation return there.
     pub mean: Vec<f64>,
+    /// The lower end of its 95 % bootstrap interval.
     pub low: Vec<f64>,
+    /// The upper end.
     pub high: Vec<f64>,
+    /// Finished runs.
     pub finished: usize,
+    /// Failed runs.
     pub failed: usize,
 }
 
+/// One target's curves and comparisons.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TargetSummary {
+    /// The target's key.
     pub key: String,
+    /// Its environment, as text.
     pub env: String,
+    /// The return that counts as solved.
     pub threshold: f64,
+    /// The random policy's return.
     pub random_return: f64,
+    /// Scratch's curve, then each strategy's.
     pub curves: Vec<ArmCurve>,
+    /// Each strategy against scratch.
     pub comparisons: Vec<Comparison>,
 }
 
 /// What `headstart run` concludes.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Summary {
+    /// The experiment's name.
     pub experiment: String,
+    /// The source's name.
     pub source: String,
+    /// The source's training steps.
     pub source_steps: u64,
+    /// Seeds per arm.
     pub seeds: u64,
+    /// Target steps per run.
     pub budget: u64,
+    /// Per target.
     pub targets: Vec<TargetSummary>,
     /// Units that failed, with their errors.
     pub failures: Vec<String>,
@@ -184,27 +266,31 @@ struct UnitMetrics {
     time: Option<f64>,
 }
 
-fn unit_metrics(unit: &UnitResult, info: &TargetInfo, experiment: &Experiment) -> UnitMetrics {
+/// `None` for a unit without evaluations (which `read_units` refuses).
+fn unit_metrics(unit: &UnitResult, info: &TargetInfo, experiment: &Experiment) -> Option<UnitMetrics> {
+    let first = unit.evals.first()?;
     let norm = |r: f64| (r - info.random_return) / (info.threshold - info.random_return);
     let steps: Vec<f64> = unit.evals.iter().map(|e| e.nominal as f64).collect();
     let values: Vec<f64> = unit.evals.iter().map(|e| norm(e.mean)).collect();
     let from = (1.0 - experiment.final_fraction) * experiment.budget as f64;
     let tail: Vec<f64> = steps.iter().zip(&values).filter(|(s, _)| **s >= from).map(|(_, v)| *v).collect();
     let raw: Vec<f64> = unit.evals.iter().map(|e| e.mean).collect();
-    UnitMetrics {
-        jumpstart: values[0],
-        asymptotic: if tail.is_empty() { values[values.len() - 1] } else { stats::mean(&tail) },
-        area: if steps.len() > 1 { stats::normalized_auc_mean(&steps, &values, 0.0, 1.0) } else { values[0] },
+    let (jumpstart, last) = (norm(first.mean), values[values.len() - 1]);
+    Some(UnitMetrics {
+        jumpstart,
+        asymptotic: if tail.is_empty() { last } else { stats::mean(&tail) },
+        area: if steps.len() > 1 { stats::normalized_auc_mean(&steps, &values, 0.0, 1.0) } else { jumpstart },
         time: stats::first_step_at_or_above(&steps, &raw, info.threshold),
-    }
+    })
 }
 
-fn compare(metric: &str, t: Vec<f64>, s: Vec<f64>, lower_is_better: bool, resamples: usize, seed: u64) -> MetricStat {
+fn compare(metric: Metric, t: Vec<f64>, s: Vec<f64>, resamples: usize, seed: u64) -> MetricStat {
+    let lower_is_better = metric.lower_is_better();
     let (transfer, scratch) = (ArmValues::new(t), ArmValues::new(s));
     let (x, y) = (&transfer.values, &scratch.values);
     if x.is_empty() || y.is_empty() {
         return MetricStat {
-            metric: metric.into(),
+            metric: metric.name().into(),
             difference: f64::NAN,
             ci95: (f64::NAN, f64::NAN),
             prob_improvement: f64::NAN,
@@ -223,7 +309,7 @@ fn compare(metric: &str, t: Vec<f64>, s: Vec<f64>, lower_is_better: bool, resamp
         (transfer.mean - scratch.mean, ci, stats::probability_of_improvement(x, y))
     };
     MetricStat {
-        metric: metric.into(),
+        metric: metric.name().into(),
         difference,
         ci95,
         prob_improvement: prob,
@@ -244,19 +330,21 @@ fn median_time(times: &[Option<f64>]) -> Option<f64> {
     m.is_finite().then_some(m)
 }
 
-/// Summarises the units of an experiment.
-pub fn summarize(experiment: &Experiment, infos: &[TargetInfo], units: &[UnitResult], source: &str, source_steps: u64) -> Summary {
-    let arms = super::arms(experiment);
+/// Summarises the units of an experiment: per target, each arm's mean curve and each strategy
+/// against scratch. `source` names the source and its training steps (for the total time).
+pub fn summarize(experiment: &Experiment, infos: &[TargetInfo], units: &[UnitResult], source: &SourceRecord) -> Summary {
+    let source_steps = source.steps;
+    let arms = arms(experiment);
+    let (scratch_arm, strategy_arms) = arms.split_first().expect("arms() puts scratch first");
     let every = experiment.eval.every;
     let censored = (experiment.budget + every) as f64;
     let mut failures = Vec::new();
     let mut targets = Vec::new();
     for (ti, info) in infos.iter().enumerate() {
         let key = &info.target.key;
-        let of_arm = |arm: &str| -> Vec<&UnitResult> {
-            units.iter().filter(|u| &u.target == key && u.arm == arm && u.status == UnitStatus::Finished).collect()
-        };
-        for u in units.iter().filter(|u| &u.target == key) {
+        let of_target = || units.iter().filter(move |u| &u.target == key);
+        let of_arm = |arm: &ArmId| -> Vec<&UnitResult> { of_target().filter(|u| &u.arm == arm && u.status == UnitStatus::Finished).collect() };
+        for u in of_target() {
             if let UnitStatus::Failed(e) = &u.status {
                 failures.push(format!("{} {} seed {}: {e}", u.target, u.arm, u.seed));
             }
@@ -269,16 +357,15 @@ pub fn summarize(experiment: &Experiment, infos: &[TargetInfo], units: &[UnitRes
             .iter()
             .enumerate()
             .map(|(ai, arm)| {
-                let label = arm.label();
-                let runs = of_arm(&label);
+                let runs = of_arm(&arm.id);
                 let mut curve = ArmCurve {
-                    arm: label.clone(),
+                    arm: arm.id.to_string(),
                     steps: Vec::new(),
                     mean: Vec::new(),
                     low: Vec::new(),
                     high: Vec::new(),
                     finished: runs.len(),
-                    failed: units.iter().filter(|u| &u.target == key && u.arm == label && u.status != UnitStatus::Finished).count(),
+                    failed: of_target().filter(|u| u.arm == arm.id && u.status != UnitStatus::Finished).count(),
                 };
                 let mut rng = StdRng::seed_from_u64((ti * 1000 + ai) as u64);
                 for &g in &grid {
@@ -295,37 +382,37 @@ pub fn summarize(experiment: &Experiment, infos: &[TargetInfo], units: &[UnitRes
                 curve
             })
             .collect();
-        let metrics_of = |arm: &str| -> Vec<UnitMetrics> { of_arm(arm).iter().map(|u| unit_metrics(u, info, experiment)).collect() };
-        let scratch = metrics_of("scratch");
+        let metrics_of = |arm: &ArmId| -> Vec<UnitMetrics> { of_arm(arm).iter().filter_map(|u| unit_metrics(u, info, experiment)).collect() };
+        let scratch = metrics_of(&scratch_arm.id);
         let mut comparisons = Vec::new();
-        for (si, strategy) in experiment.strategies.iter().enumerate() {
-            let label = strategy.label();
-            let transfer = metrics_of(&label);
+        for (si, arm) in strategy_arms.iter().enumerate() {
+            let transfer = metrics_of(&arm.id);
             let seed = (ti * 100 + si) as u64;
-            let pick = |m: &[UnitMetrics], f: fn(&UnitMetrics) -> f64| -> Vec<f64> { m.iter().map(f).collect() };
-            let time = |m: &[UnitMetrics], extra: f64| -> Vec<f64> { m.iter().map(|u| u.time.map_or(censored + extra, |t| t + extra)).collect() };
-            let metrics = vec![
-                compare("jumpstart", pick(&transfer, |u| u.jumpstart), pick(&scratch, |u| u.jumpstart), false, experiment.resamples, seed),
-                compare("asymptotic", pick(&transfer, |u| u.asymptotic), pick(&scratch, |u| u.asymptotic), false, experiment.resamples, seed + 1),
-                compare("area", pick(&transfer, |u| u.area), pick(&scratch, |u| u.area), false, experiment.resamples, seed + 2),
-                compare("time to threshold", time(&transfer, 0.0), time(&scratch, 0.0), true, experiment.resamples, seed + 3),
-                compare(
-                    "time to threshold (total)",
-                    time(&transfer, source_steps as f64),
-                    time(&scratch, 0.0),
-                    true,
-                    experiment.resamples,
-                    seed + 4,
-                ),
-            ];
-            let area = &metrics[2];
+            let values = |m: &[UnitMetrics], metric: Metric, extra: f64| -> Vec<f64> {
+                m.iter()
+                    .map(|u| match metric {
+                        Metric::Jumpstart => u.jumpstart,
+                        Metric::Asymptotic => u.asymptotic,
+                        Metric::Area => u.area,
+                        Metric::Time | Metric::TimeTotal => u.time.map_or(censored + extra, |t| t + extra),
+                    })
+                    .collect()
+            };
+            // The total time adds the source's steps to transfer's times; scratch pays nothing.
+            let stat = |k: usize, metric: Metric| {
+                let extra = if metric == Metric::TimeTotal { source_steps as f64 } else { 0.0 };
+                compare(metric, values(&transfer, metric, extra), values(&scratch, metric, 0.0), experiment.resamples, seed + k as u64)
+            };
+            let [jumpstart, asymptotic, area, time, time_total] = Metric::ALL;
+            let area = stat(2, area);
+            let metrics = vec![stat(0, jumpstart), stat(1, asymptotic), area.clone(), stat(3, time), stat(4, time_total)];
             let transfer_ratio = (area.transfer.mean - area.scratch.mean) / area.scratch.mean;
             let times_t: Vec<Option<f64>> = transfer.iter().map(|u| u.time).collect();
             let times_s: Vec<Option<f64>> = scratch.iter().map(|u| u.time).collect();
             let (mt, ms) = (median_time(&times_t), median_time(&times_s));
             let total = |t: Option<f64>| t.map(|t| t + source_steps as f64);
             comparisons.push(Comparison {
-                strategy: label,
+                strategy: arm.id.to_string(),
                 verdict: area.verdict,
                 transfer_ratio,
                 reached: (times_t.iter().flatten().count(), times_s.iter().flatten().count()),
@@ -335,7 +422,7 @@ pub fn summarize(experiment: &Experiment, infos: &[TargetInfo], units: &[UnitRes
             });
         }
         targets.push(TargetSummary {
-            key: key.clone(),
+            key: key.to_string(),
             env: info.target.env.to_string(),
             threshold: info.threshold,
             random_return: info.random_return,
@@ -345,136 +432,11 @@ pub fn summarize(experiment: &Experiment, infos: &[TargetInfo], units: &[UnitRes
     }
     Summary {
         experiment: experiment.name.clone(),
-        source: source.to_string(),
+        source: source.name.clone(),
         source_steps,
         seeds: experiment.seeds,
         budget: experiment.budget,
         targets,
         failures,
     }
-}
-
-fn ci(m: &MetricStat, scale: f64) -> String {
-    format!("{:+.2} [{:+.2}, {:+.2}]", m.difference * scale, m.ci95.0 * scale, m.ci95.1 * scale)
-}
-
-
-/// The verdict table: one row per target and strategy.
-pub fn verdict_table(summary: &Summary) -> String {
-    let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "| target | strategy | jumpstart | asymptotic | area | P(improve) | reached threshold | speed-up | verdict |"
-    );
-    let _ = writeln!(out, "|---|---|---|---|---|---|---|---|---|");
-    for t in &summary.targets {
-        for c in &t.comparisons {
-            let area = &c.metrics[2];
-            let (scratch_n, transfer_n) = (area.scratch.values.len(), area.transfer.values.len());
-            let verdict = if c.verdict == Verdict::Negative { "**NEGATIVE TRANSFER**".to_string() } else { c.verdict.word().to_string() };
-            let _ = writeln!(
-                out,
-                "| {} | {} | {} | {} | {} | {:.2} | {}/{} vs {}/{} | {} | {verdict} |",
-                t.key,
-                c.strategy,
-                ci(&c.metrics[0], 1.0),
-                ci(&c.metrics[1], 1.0),
-                ci(area, 1.0),
-                area.prob_improvement,
-                c.reached.0,
-                transfer_n,
-                c.reached.1,
-                scratch_n,
-                c.speedup.text(),
-            );
-        }
-    }
-    out
-}
-
-/// `report.md`: the setup, per target the metrics with intervals and verdicts, and the figures.
-pub fn report_markdown(experiment: &Experiment, summary: &Summary, figures: &[String]) -> String {
-    let mut out = String::new();
-    let _ = writeln!(out, "# {}\n", experiment.name);
-    if !experiment.description.is_empty() {
-        let _ = writeln!(out, "{}\n", experiment.description);
-    }
-    let _ = writeln!(out, "## Setup\n");
-    let _ = writeln!(out, "- Source: `{}` ({} training steps).", summary.source, summary.source_steps);
-    let strategies: Vec<String> = experiment.strategies.iter().map(|s| format!("`{}`", s.label())).collect();
-    let _ = writeln!(out, "- Strategies against scratch: {}.", strategies.join(", "));
-    let _ = writeln!(
-        out,
-        "- {} seeds per arm (paired: scratch and transfer share environment seeds), {} target steps each, evaluated every {} steps \
-         and before the first update on {} {} episodes.",
-        experiment.seeds,
-        experiment.budget,
-        experiment.eval.every,
-        experiment.eval.episodes,
-        if experiment.eval.deterministic { "deterministic" } else { "stochastic" }
-    );
-    let _ = writeln!(
-        out,
-        "- Metrics on returns normalised to 0 (random policy) .. 1 (threshold); differences are transfer minus scratch (scratch minus \
-         transfer for times), with 95 % percentile-bootstrap intervals ({} resamples); asymptotic = mean over the last {:.0} % of the \
-         budget; area = mean of the normalised curve over the budget (trapezoid); runs that never reach the threshold are censored \
-         one evaluation past the budget. Verdict: the area's interval above zero is positive, below zero negative, else inconclusive.",
-        experiment.resamples,
-        experiment.final_fraction * 100.0
-    );
-    let _ = writeln!(out, "\n## Verdicts\n");
-    out.push_str(&verdict_table(summary));
-    for t in &summary.targets {
-        let _ = writeln!(out, "\n## {}\n", t.key);
-        let _ = writeln!(
-            out,
-            "`{}`: threshold {}, random policy {:.1}. Runs: {}.\n",
-            t.env,
-            t.threshold,
-            t.random_return,
-            t.curves.iter().map(|c| format!("{} {} finished{}", c.arm, c.finished, if c.failed > 0 { format!(", {} failed", c.failed) } else { String::new() })).collect::<Vec<_>>().join("; ")
-        );
-        let _ = writeln!(out, "| strategy | metric | transfer mean (IQM) | scratch mean (IQM) | difference [95 % CI] | P(improve) | Mann-Whitney p | verdict |");
-        let _ = writeln!(out, "|---|---|---|---|---|---|---|---|");
-        for c in &t.comparisons {
-            for m in &c.metrics {
-                let _ = writeln!(
-                    out,
-                    "| {} | {} | {:.3} ({:.3}) | {:.3} ({:.3}) | {} | {:.2} | {:.3} | {} |",
-                    c.strategy,
-                    m.metric,
-                    m.transfer.mean,
-                    m.transfer.iqm,
-                    m.scratch.mean,
-                    m.scratch.iqm,
-                    ci(m, 1.0),
-                    m.prob_improvement,
-                    m.p_value,
-                    m.verdict.word()
-                );
-            }
-            let _ = writeln!(
-                out,
-                "| {} | transfer ratio (area) | {:.3} | | | | | |\n| {} | speed-up to threshold (median; with source steps) | {} ({}) | | | | | |",
-                c.strategy,
-                c.transfer_ratio,
-                c.strategy,
-                c.speedup.text(),
-                c.speedup_total.text()
-            );
-        }
-        for f in figures.iter().filter(|f| f.contains(&format!("curves-{}", super::file_safe(&t.key)))) {
-            let _ = writeln!(out, "\n![learning curves on {}]({f})", t.key);
-        }
-    }
-    if let Some(f) = figures.iter().find(|f| f.starts_with("metrics")) {
-        let _ = writeln!(out, "\n## Metrics\n\n![differences with 95 % intervals]({f})");
-    }
-    if !summary.failures.is_empty() {
-        let _ = writeln!(out, "\n## Failed units\n");
-        for f in &summary.failures {
-            let _ = writeln!(out, "- {f}");
-        }
-    }
-    out
 }

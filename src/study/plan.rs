@@ -1,0 +1,156 @@
+//! The first stage of a run: an [`Experiment`] resolved once into a [`Plan`]: typed target and
+//! arm identifiers, each target's threshold and random-policy return, and the source policy when
+//! the experiment names one. Units run from the plan; nothing downstream re-derives it.
+
+use std::fmt;
+
+use rand::SeedableRng;
+use serde::{Deserialize, Serialize};
+
+use crate::agent::checkpoint::Loaded;
+use crate::env::{EnvSpec, Registry};
+use crate::transfer::Strategy;
+use crate::util::file_safe;
+
+use super::StudyError;
+use super::experiment::{Experiment, ResolvedTarget, check};
+
+/// A target's key: unique among the experiment's targets, also once made file-safe. Serialised
+/// as a plain string.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct TargetId(String);
+
+/// An arm's label (`scratch`, or a strategy's label): unique among the arms, also once made
+/// file-safe. Serialised as a plain string.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct ArmId(String);
+
+macro_rules! id {
+    ($ty:ident) => {
+        impl $ty {
+            /// The identifier of `name`.
+            pub fn new(name: impl Into<String>) -> Self {
+                $ty(name.into())
+            }
+
+            /// The identifier as text.
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+
+            /// The identifier as a file or folder name.
+            pub fn file_name(&self) -> String {
+                file_safe(&self.0)
+            }
+        }
+
+        impl fmt::Display for $ty {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl PartialEq<str> for $ty {
+            fn eq(&self, other: &str) -> bool {
+                self.0 == other
+            }
+        }
+
+        impl PartialEq<&str> for $ty {
+            fn eq(&self, other: &&str) -> bool {
+                self.0 == *other
+            }
+        }
+
+        impl PartialEq<String> for $ty {
+            fn eq(&self, other: &String) -> bool {
+                &self.0 == other
+            }
+        }
+
+        impl PartialEq<$ty> for String {
+            fn eq(&self, other: &$ty) -> bool {
+                *self == other.0
+            }
+        }
+    };
+}
+
+id!(TargetId);
+id!(ArmId);
+
+/// One arm of the study: scratch or a strategy, with its label.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Arm {
+    /// The arm's label.
+    pub id: ArmId,
+    /// What it does with the source.
+    pub strategy: Strategy,
+}
+
+/// The arms of an experiment: scratch first, then each strategy.
+pub fn arms(experiment: &Experiment) -> Vec<Arm> {
+    std::iter::once(Strategy::scratch())
+        .chain(experiment.strategies.iter().cloned())
+        .map(|strategy| Arm { id: ArmId::new(strategy.label()), strategy })
+        .collect()
+}
+
+/// A target with what normalisation needs (what `targets.ron` holds).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TargetInfo {
+    /// The target's key, spec and map.
+    #[serde(flatten)]
+    pub target: ResolvedTarget,
+    /// The return that counts as solved.
+    pub threshold: f64,
+    /// The mean return of uniformly random actions (100 episodes).
+    pub random_return: f64,
+}
+
+/// An experiment resolved for running.
+pub struct Plan<'e> {
+    /// The experiment.
+    pub experiment: &'e Experiment,
+    /// Its targets, in the experiment's order.
+    pub targets: Vec<TargetInfo>,
+    /// Scratch, then each strategy.
+    pub arms: Vec<Arm>,
+    /// The source policy, loaded once, when the experiment names one; a source to pretrain is
+    /// made by [`super::source::obtain`] once the results folder is locked.
+    pub policy: Option<Loaded>,
+}
+
+impl<'e> Plan<'e> {
+    /// Checks `experiment` (as [`super::experiment::validate`] does) and resolves it: thresholds,
+    /// random-policy returns, arms.
+    pub fn resolve(experiment: &'e Experiment, registry: &Registry) -> Result<Plan<'e>, StudyError> {
+        let checked = check(experiment, registry)?;
+        let targets = checked
+            .targets
+            .into_iter()
+            .zip(checked.thresholds)
+            .map(|(target, threshold)| {
+                let random_return = random_return(registry, &target.env)?;
+                Ok(TargetInfo { target, threshold, random_return })
+            })
+            .collect::<Result<_, StudyError>>()?;
+        Ok(Plan { experiment, targets, arms: arms(experiment), policy: checked.policy })
+    }
+
+    /// Every (target, arm, seed) of the study, target by target, arm by arm.
+    pub fn units(&self) -> impl Iterator<Item = (&TargetInfo, &Arm, u64)> {
+        let seeds = self.experiment.seeds;
+        self.targets.iter().flat_map(move |t| self.arms.iter().flat_map(move |a| (0..seeds).map(move |seed| (t, a, seed))))
+    }
+}
+
+/// The mean return of uniformly random actions over 100 seeded episodes.
+fn random_return(registry: &Registry, spec: &EnvSpec) -> Result<f64, StudyError> {
+    let env_error = |source| StudyError::RandomReturn { env: spec.to_string(), source };
+    let mut env = registry.make(spec).map_err(env_error)?;
+    let mut rng = rand::rngs::StdRng::seed_from_u64(0);
+    crate::env::random_policy_return(env.as_mut(), &spec.to_string(), (0..100).map(|i| 2_000_000 + i), &mut rng).map_err(env_error)
+}

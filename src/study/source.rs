@@ -1,0 +1,131 @@
+//! The second stage of a run: the source policy, loaded once. A `Policy` source is the plan's;
+//! a `Pretrain` source is trained once and cached under `sources/` by the hash of its spec (and
+//! headstart's version), then loaded from the cache. `source.ron` records its name and training
+//! steps in the results folder, for `report`.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, MutexGuard};
+
+use serde::{Deserialize, Serialize};
+
+use crate::agent::checkpoint::{self, Loaded};
+use crate::agent::train::Curve;
+use crate::agent::{Event, Outcome};
+use crate::env::Registry;
+use crate::util::{file_safe, ron_options, sha256, to_ron};
+
+use super::StudyError;
+use super::experiment::{Experiment, Source};
+use super::plan::Plan;
+
+/// What `source.ron` holds: the source as the summary names it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SourceRecord {
+    /// The source's checkpoint folder, as units' transfer reports name it.
+    pub name: String,
+    /// Its environment steps of training.
+    pub steps: u64,
+}
+
+impl SourceRecord {
+    /// The file in a results folder.
+    pub const FILE: &'static str = "source.ron";
+
+    /// Reads `source.ron` of a results folder; `None` when a run from before it existed made
+    /// the folder.
+    pub fn read(out: &Path) -> Result<Option<SourceRecord>, StudyError> {
+        let path = out.join(Self::FILE);
+        if !path.exists() {
+            return Ok(None);
+        }
+        let text = crate::util::read_to_string(&path)?;
+        ron_options().from_str(&text).map(Some).map_err(|e| StudyError::record(&path, e))
+    }
+
+    /// Writes it into a results folder.
+    pub fn write(&self, out: &Path) -> Result<(), StudyError> {
+        Ok(crate::util::write_atomic(&out.join(Self::FILE), to_ron(self))?)
+    }
+}
+
+/// The source policy of a run, shared by its units.
+pub struct SourcePolicy {
+    /// Its checkpoint folder.
+    pub dir: PathBuf,
+    /// Its name and training steps.
+    pub record: SourceRecord,
+    /// The policy. Units read it one at a time while they transfer from it (an agent is not
+    /// shared between threads), each into an agent of its own.
+    loaded: Mutex<Loaded>,
+}
+
+impl SourcePolicy {
+    fn new(dir: PathBuf, loaded: Loaded) -> Self {
+        let record = SourceRecord { name: dir.display().to_string(), steps: loaded.card.steps };
+        SourcePolicy { dir, record, loaded: Mutex::new(loaded) }
+    }
+
+    /// The policy, for one unit's transfer. A unit that panicked while holding it left it
+    /// unchanged (transfer only reads the source), so a poisoned lock is taken over.
+    pub fn lock(&self) -> MutexGuard<'_, Loaded> {
+        self.loaded.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// The source policy of `plan`: its loaded policy, or the pretrained one (from the cache, or
+/// trained now). `stop` interrupts pretraining.
+pub fn obtain(plan: &mut Plan<'_>, registry: &Registry, sources: &Path, quiet: bool, stop: &AtomicBool) -> Result<SourcePolicy, StudyError> {
+    let experiment = plan.experiment;
+    let p = match &experiment.source {
+        Source::Policy(dir) => {
+            let loaded = match plan.policy.take() {
+                Some(loaded) => loaded,
+                None => checkpoint::load(dir).map_err(|e| StudyError::Source { message: e.to_string() })?,
+            };
+            return Ok(SourcePolicy::new(dir.clone(), loaded));
+        }
+        Source::Pretrain(p) => p,
+    };
+    let key = sha256(format!("{}\n{}", env!("CARGO_PKG_VERSION"), to_ron(p)).as_bytes());
+    let task = p.task()?;
+    let dir = sources.join(format!("{}-{}-{}", p.algorithm.name(), file_safe(&task.nominal().id), &key[..16]));
+    if let Ok(loaded) = checkpoint::load(&dir) {
+        if !quiet {
+            eprintln!("source: cached {}", dir.display());
+        }
+        return Ok(SourcePolicy::new(dir, loaded));
+    }
+    pretrain(experiment, registry, &dir, quiet, stop)?;
+    let loaded = checkpoint::load(&dir)?;
+    Ok(SourcePolicy::new(dir, loaded))
+}
+
+/// Trains the source of `experiment` (a `Pretrain` one) and saves it into `dir`.
+fn pretrain(experiment: &Experiment, registry: &Registry, dir: &Path, quiet: bool, stop: &AtomicBool) -> Result<(), StudyError> {
+    let Source::Pretrain(p) = &experiment.source else { return Ok(()) };
+    let task = p.task()?;
+    let config = p.agent_config()?;
+    let source_env = |e: crate::env::EnvError| StudyError::SourceEnv { message: e.to_string() };
+    let env = registry.make(task.nominal()).map_err(source_env)?;
+    let (obs, act) = (env.observation_space().clone(), env.action_space().clone());
+    let mut agent = config.build(&obs, &act, p.seed).map_err(|e| StudyError::Source { message: e.to_string() })?;
+    eprintln!("source: pretraining {} on {task} for {} steps -> {}", p.algorithm, p.steps, dir.display());
+    let bar = crate::util::progress(p.steps, quiet, "source");
+    let mut curve = Curve::default();
+    let outcome = crate::agent::train::train(registry, &task, agent.as_mut(), p.steps, &mut curve, &mut |e| {
+        if let Event::Progress { step } = e {
+            bar.set_position(step);
+        }
+        if stop.load(Ordering::SeqCst) { std::ops::ControlFlow::Break(()) } else { std::ops::ControlFlow::Continue(()) }
+    })?;
+    bar.finish_and_clear();
+    if outcome == Outcome::Stopped {
+        return Err(StudyError::PretrainInterrupted);
+    }
+    let mut eval_env = registry.make(task.nominal()).map_err(source_env)?;
+    let eval = crate::agent::evaluate(agent.as_ref(), eval_env.as_mut(), 20, true, 1_000_000 + p.seed).map_err(source_env)?;
+    let produced_by = format!("headstart run (the source of experiment {:?})", experiment.name);
+    crate::agent::train::save_run(agent.as_ref(), &task, (&obs, &act), Some(eval), &curve, produced_by, dir)?;
+    Ok(())
+}
