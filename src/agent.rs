@@ -49,7 +49,7 @@ use optim::Adam;
 
 pub use dqn::{Dqn, DqnConfig};
 pub use error::AgentError;
-pub(crate) use error::check;
+pub(crate) use error::{check, fetch_tensor};
 pub use eval::{EvalStats, evaluate};
 pub use ppo::{Ppo, PpoConfig};
 pub use presets::Preset;
@@ -295,14 +295,7 @@ pub(crate) fn copy_tensors(
 ) -> Result<(), AgentError> {
     tch::no_grad(|| {
         for (name, dst) in targets {
-            let src = get(name).ok_or_else(|| AgentError::State(format!("missing tensor `{name}`")))?;
-            if src.size() != dst.size() {
-                return Err(AgentError::State(format!(
-                    "tensor `{name}` has shape {:?}, expected {:?}",
-                    src.size(),
-                    dst.size()
-                )));
-            }
+            let src = fetch_tensor(get, name, &dst.size())?;
             let mut dst = dst.shallow_clone();
             dst.copy_(&src);
         }

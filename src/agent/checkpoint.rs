@@ -311,7 +311,7 @@ pub fn load(dir: &Path) -> Result<Loaded, CheckpointError> {
         let buffer = agent
             .replay_mut()
             .ok_or_else(|| file_error(&card_path, format!("field `replay`: a {algo} agent has no replay buffer")))?;
-        let n = buffer.extend_from_state(&mut getter(&file)).map_err(|e| file_error(&path, e))?;
+        let n = buffer.extend_from_state(&mut getter(&file)).map_err(|e| file_error(&path, e.to_string()))?;
         if n != info.transitions {
             return Err(file_error(&path, format!("holds {n} transitions, the card's `replay.transitions` says {}", info.transitions)));
         }

@@ -325,7 +325,7 @@ impl Agent for Dqn {
     fn restore(&mut self, get: &mut dyn FnMut(&str) -> Option<Tensor>, steps: u64) -> Result<(), AgentError> {
         copy_tensors(&sorted_variables(&self.vs), get)?;
         copy_tensors(&sorted_variables(&self.target_vs), get)?;
-        self.opt.load_state("optim", get).map_err(AgentError::State)?;
+        self.opt.load_state("optim", get)?;
         self.steps = steps;
         self.current = None;
         Ok(())

@@ -4,6 +4,8 @@
 
 use tch::Tensor;
 
+use super::AgentError;
+
 /// Running mean and variance, merged batch by batch (Chan et al.'s parallel algorithm).
 #[derive(Clone, Debug, PartialEq)]
 pub struct RunningMeanStd {
@@ -58,15 +60,16 @@ impl RunningMeanStd {
     }
 
     /// Restores what [`RunningMeanStd::state`] saved (shapes already checked by the caller).
-    pub fn load_state(&mut self, prefix: &str, get: &mut dyn FnMut(&str) -> Option<Tensor>) -> Result<(), String> {
-        let mut read = |suffix: &str| -> Result<Vec<f64>, String> {
+    pub fn load_state(&mut self, prefix: &str, get: &mut dyn FnMut(&str) -> Option<Tensor>) -> Result<(), AgentError> {
+        let mut read = |suffix: &str| -> Result<Vec<f64>, AgentError> {
             let name = format!("{prefix}.{suffix}");
-            let t = get(&name).ok_or_else(|| format!("missing tensor `{name}`"))?;
-            Vec::<f64>::try_from(t.to_kind(tch::Kind::Double).flatten(0, -1)).map_err(|e| format!("`{name}`: {e}"))
+            let t = get(&name).ok_or_else(|| AgentError::MissingTensor { name: name.clone() })?;
+            Vec::<f64>::try_from(t.to_kind(tch::Kind::Double).flatten(0, -1))
+                .map_err(|e| AgentError::State(format!("`{name}`: {e}")))
         };
         let (mean, var, count) = (read("mean")?, read("var")?, read("count")?);
         if mean.len() != self.mean.len() || var.len() != self.var.len() || count.len() != 1 {
-            return Err(format!("`{prefix}`: statistics of the wrong size"));
+            return Err(AgentError::State(format!("`{prefix}`: statistics of the wrong size")));
         }
         (self.mean, self.var, self.count) = (mean, var, count[0]);
         Ok(())

@@ -11,6 +11,8 @@
 
 use tch::{Kind, Tensor};
 
+use super::{AgentError, fetch_tensor};
+
 /// Where one parameter lives in the flat buffers.
 struct Slot {
     name: String,
@@ -256,12 +258,9 @@ impl Adam {
     }
 
     /// Restores what [`Adam::state`] saved; `get` looks a tensor up by name.
-    pub fn load_state(&mut self, prefix: &str, get: &mut dyn FnMut(&str) -> Option<Tensor>) -> Result<(), String> {
+    pub fn load_state(&mut self, prefix: &str, get: &mut dyn FnMut(&str) -> Option<Tensor>) -> Result<(), AgentError> {
         for (name, view) in self.state(prefix) {
-            let src = get(&name).ok_or_else(|| format!("missing tensor `{name}`"))?;
-            if src.size() != view.size() {
-                return Err(format!("tensor `{name}` has shape {:?}, expected {:?}", src.size(), view.size()));
-            }
+            let src = fetch_tensor(get, &name, &view.size())?;
             if name.ends_with(".steps") {
                 self.steps = src.int64_value(&[0]);
             } else {

@@ -873,12 +873,12 @@ impl Agent for Ppo {
 
     fn restore(&mut self, get: &mut dyn FnMut(&str) -> Option<Tensor>, steps: u64) -> Result<(), AgentError> {
         copy_tensors(&sorted_variables(&self.vs), get)?;
-        self.opt.load_state("optim", get).map_err(AgentError::State)?;
+        self.opt.load_state("optim", get)?;
         if let Some(norm) = &mut self.obs_norm {
-            norm.stats.load_state("obs_rms", get).map_err(AgentError::State)?;
+            norm.stats.load_state("obs_rms", get)?;
         }
         if let Some(norm) = &mut self.rew_norm {
-            norm.stats.load_state("ret_rms", get).map_err(AgentError::State)?;
+            norm.stats.load_state("ret_rms", get)?;
         }
         self.steps = steps;
         self.current = None;

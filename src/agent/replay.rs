@@ -7,6 +7,8 @@
 use rand::Rng;
 use tch::Tensor;
 
+use super::AgentError;
+
 use crate::env::vector::VecStep;
 
 pub struct ReplayBuffer {
@@ -115,15 +117,19 @@ impl ReplayBuffer {
 
     /// Appends the transitions [`ReplayBuffer::state`] saved, oldest first (the oldest are
     /// overwritten when they exceed the capacity). Widths must match this buffer's.
-    pub fn extend_from_state(&mut self, get: &mut dyn FnMut(&str) -> Option<Tensor>) -> Result<usize, String> {
-        let mut take = |name: &str, width: Option<usize>| -> Result<Vec<f32>, String> {
-            let t = get(name).ok_or_else(|| format!("missing tensor `{name}`"))?;
+    pub fn extend_from_state(&mut self, get: &mut dyn FnMut(&str) -> Option<Tensor>) -> Result<usize, AgentError> {
+        let mut take = |name: &str, width: Option<usize>| -> Result<Vec<f32>, AgentError> {
+            let t = get(name).ok_or_else(|| AgentError::MissingTensor { name: name.to_string() })?;
             let ok = match width {
                 Some(w) => t.dim() == 2 && t.size()[1] == w as i64,
                 None => t.dim() == 1,
             };
             if !ok {
-                return Err(format!("tensor `{name}` has shape {:?}, expected [n{}]", t.size(), width.map(|w| format!(", {w}")).unwrap_or_default()));
+                return Err(AgentError::TensorShape {
+                    name: name.to_string(),
+                    found: t.size(),
+                    expected: format!("[n{}]", width.map(|w| format!(", {w}")).unwrap_or_default()),
+                });
             }
             Ok(super::to_vec(&t.to_kind(tch::Kind::Float)))
         };
@@ -135,7 +141,7 @@ impl ReplayBuffer {
         let dones = take("replay.dones", None)?;
         let n = rewards.len();
         if obs.len() != n * o || actions.len() != n * a || next_obs.len() != n * o || dones.len() != n {
-            return Err("the replay tensors hold different numbers of transitions".into());
+            return Err(AgentError::State("the replay tensors hold different numbers of transitions".into()));
         }
         for i in 0..n {
             let (obs, next) = (&obs[i * o..(i + 1) * o], &next_obs[i * o..(i + 1) * o]);

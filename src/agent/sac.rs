@@ -541,10 +541,10 @@ impl Agent for Sac {
     fn restore(&mut self, get: &mut dyn FnMut(&str) -> Option<Tensor>, steps: u64) -> Result<(), AgentError> {
         copy_tensors(&sorted_variables(&self.vs), get)?;
         copy_tensors(&sorted_variables(&self.target_vs), get)?;
-        self.actor_opt.load_state("optim.actor", get).map_err(AgentError::State)?;
-        self.critic_opt.load_state("optim.critic", get).map_err(AgentError::State)?;
+        self.actor_opt.load_state("optim.actor", get)?;
+        self.critic_opt.load_state("optim.critic", get)?;
         if let Some(opt) = &mut self.ent_opt {
-            opt.load_state("optim.ent_coef", get).map_err(AgentError::State)?;
+            opt.load_state("optim.ent_coef", get)?;
         }
         self.steps = steps;
         self.current = None;
