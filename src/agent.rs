@@ -33,6 +33,7 @@ pub mod presets;
 pub mod replay;
 pub mod sac;
 pub mod schedule;
+mod state;
 pub mod train;
 
 use std::fmt;

@@ -12,12 +12,13 @@ use tch::Tensor;
 use tch::nn::{self, Module};
 
 use super::optim::Adam;
+use super::state::agent_state;
 use super::MAX_ROWS;
 use super::distributions::argmax;
 use super::replay::{Batch, ReplayBuffer};
 use super::schedule::linear_decay;
 use super::{
-    Agent, AgentConfig, AgentError, Algo, Distill, Event, Monitor, Outcome, Schedule, check, check_envs, copy_tensors, obs_dim,
+    Agent, AgentConfig, AgentError, Algo, Distill, Event, Monitor, Outcome, Schedule, check, check_envs, obs_dim,
     polyak_update, report, rows, sorted_variables, to_vec,
 };
 use crate::env::{Action, Space, VecEnv};
@@ -287,12 +288,7 @@ impl Agent for Dqn {
             .collect()
     }
 
-    fn tensors(&self) -> Vec<(String, Tensor)> {
-        let mut out = sorted_variables(&self.vs);
-        out.extend(sorted_variables(&self.target_vs));
-        out.extend(self.opt.state("optim"));
-        out
-    }
+    agent_state!(vs, target_vs, "optim": opt);
 
     fn var_store(&self) -> &nn::VarStore {
         &self.vs
@@ -320,15 +316,6 @@ impl Agent for Dqn {
              (use l2_init to keep the Q network near the source instead)"
                 .into(),
         ))
-    }
-
-    fn restore(&mut self, get: &mut dyn FnMut(&str) -> Option<Tensor>, steps: u64) -> Result<(), AgentError> {
-        copy_tensors(&sorted_variables(&self.vs), get)?;
-        copy_tensors(&sorted_variables(&self.target_vs), get)?;
-        self.opt.load_state("optim", get)?;
-        self.steps = steps;
-        self.current = None;
-        Ok(())
     }
 }
 

@@ -18,8 +18,9 @@ use tch::{Kind, Tensor};
 
 use super::normalize::{ObsNormalizer, RewardNormalizer};
 use super::optim::Adam;
+use super::state::agent_state;
 use super::{
-    Agent, AgentConfig, AgentError, Algo, Distill, Event, Monitor, Outcome, Schedule, check, copy_tensors, obs_dim, report,
+    Agent, AgentConfig, AgentError, Algo, Distill, Event, Monitor, Outcome, Schedule, check, obs_dim, report,
     rows, snapshot, sorted_variables, to_vec,
 };
 use crate::env::{Action, Space, VecEnv};
@@ -835,17 +836,7 @@ impl Agent for Ppo {
         self.env_actions(&values)
     }
 
-    fn tensors(&self) -> Vec<(String, Tensor)> {
-        let mut out = sorted_variables(&self.vs);
-        out.extend(self.opt.state("optim"));
-        if let Some(norm) = &self.obs_norm {
-            out.extend(norm.stats.state("obs_rms"));
-        }
-        if let Some(norm) = &self.rew_norm {
-            out.extend(norm.stats.state("ret_rms"));
-        }
-        out
-    }
+    agent_state!(vs, "optim": opt, "obs_rms": obs_norm, "ret_rms": rew_norm);
 
     fn var_store(&self) -> &nn::VarStore {
         &self.vs
@@ -868,20 +859,6 @@ impl Agent for Ppo {
             (actor, log_std)
         });
         self.teacher = Some(Teacher { _vs: vs, actor, log_std, distill });
-        Ok(())
-    }
-
-    fn restore(&mut self, get: &mut dyn FnMut(&str) -> Option<Tensor>, steps: u64) -> Result<(), AgentError> {
-        copy_tensors(&sorted_variables(&self.vs), get)?;
-        self.opt.load_state("optim", get)?;
-        if let Some(norm) = &mut self.obs_norm {
-            norm.stats.load_state("obs_rms", get)?;
-        }
-        if let Some(norm) = &mut self.rew_norm {
-            norm.stats.load_state("ret_rms", get)?;
-        }
-        self.steps = steps;
-        self.current = None;
         Ok(())
     }
 }

@@ -18,12 +18,13 @@ use tch::nn::{self, Module};
 use tch::{Kind, Tensor};
 
 use super::optim::Adam;
+use super::state::agent_state;
 use super::MAX_ROWS;
 use super::distributions::{LOG_SQRT_2PI, draw_exploration};
 use super::replay::ReplayBuffer;
 use super::{
     Agent, AgentConfig, AgentError, Algo, Distill, Event, Monitor, Outcome, Schedule, box_bounds, check, check_envs,
-    copy_tensors, obs_dim, polyak_update, report, rows, snapshot, sorted_variables, to_vec,
+    obs_dim, polyak_update, report, rows, snapshot, sorted_variables, to_vec,
 };
 use crate::env::{Action, Space, VecEnv};
 use super::nn::{Mlp, MlpConfig};
@@ -487,16 +488,7 @@ impl Agent for Sac {
         self.to_env(&squashed)
     }
 
-    fn tensors(&self) -> Vec<(String, Tensor)> {
-        let mut out = sorted_variables(&self.vs);
-        out.extend(sorted_variables(&self.target_vs));
-        out.extend(self.actor_opt.state("optim.actor"));
-        out.extend(self.critic_opt.state("optim.critic"));
-        if let Some(opt) = &self.ent_opt {
-            out.extend(opt.state("optim.ent_coef"));
-        }
-        out
-    }
+    agent_state!(vs, target_vs, "optim.actor": actor_opt, "optim.critic": critic_opt, "optim.ent_coef": ent_opt);
 
     fn var_store(&self) -> &nn::VarStore {
         &self.vs
@@ -535,19 +527,6 @@ impl Agent for Sac {
             (actor, noise)
         });
         self.teacher = Some(Teacher { _vs: vs, actor, noise, distill });
-        Ok(())
-    }
-
-    fn restore(&mut self, get: &mut dyn FnMut(&str) -> Option<Tensor>, steps: u64) -> Result<(), AgentError> {
-        copy_tensors(&sorted_variables(&self.vs), get)?;
-        copy_tensors(&sorted_variables(&self.target_vs), get)?;
-        self.actor_opt.load_state("optim.actor", get)?;
-        self.critic_opt.load_state("optim.critic", get)?;
-        if let Some(opt) = &mut self.ent_opt {
-            opt.load_state("optim.ent_coef", get)?;
-        }
-        self.steps = steps;
-        self.current = None;
         Ok(())
     }
 }
