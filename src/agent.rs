@@ -266,6 +266,15 @@ pub(crate) fn report(monitor: &mut Monitor<'_>, step: u64, episodes: &[Episode])
     stop | monitor(Event::Progress { step }).is_break()
 }
 
+/// Scheduled guidance takes effect: every optimiser of `agent` moves to environment step `step`
+/// ([`Adam::advance`]: learning-rate scales that transfer scheduled, such as a freeze that ends).
+/// Agents call it once right before each update.
+pub(crate) fn advance_guidance<A: Agent + ?Sized>(agent: &mut A, step: u64) {
+    for (_, opt) in agent.optimizers() {
+        opt.advance(step);
+    }
+}
+
 /// Moves each target network tensor `{target}.x` a fraction `tau` of the way to the online
 /// tensor `{online}.x` (a hard copy at `tau = 1`): DQN's and SAC's target updates.
 pub(crate) fn polyak_update(

@@ -20,7 +20,9 @@ use tch::{Kind, Tensor};
 use super::optim::Adam;
 use super::state::agent_state;
 use super::MAX_ROWS;
-use super::distributions::{LOG_SQRT_2PI, draw_exploration};
+use super::distributions::{
+    draw_exploration, gaussian_kl, gaussian_log_prob_std, gaussian_log_prob_var, gsde_noise, gsde_variance, squash_correction,
+};
 use super::replay::ReplayBuffer;
 use super::{
     Agent, AgentConfig, AgentError, Algo, Distill, Event, Monitor, Outcome, Schedule, box_bounds, check, check_envs,
@@ -152,6 +154,15 @@ struct Teacher {
     distill: Distill,
 }
 
+/// Where [`Sac::explore`] draws its noise (see there for how the two differ).
+#[derive(Clone, Copy)]
+enum Draw {
+    /// While training, from the agent's generator.
+    Training,
+    /// Stochastic evaluation, from the caller's generator, leaving the agent untouched.
+    Evaluation,
+}
+
 /// What the actor computes for a batch: squashed actions in `[-1, 1]` and their log-probs.
 struct Sampled {
     actions: Tensor,
@@ -257,13 +268,13 @@ impl Sac {
     fn sample(&mut self, obs: &Tensor) -> Sampled {
         let n = obs.size()[0] as usize;
         let features = self.actor.features(obs);
-        let mean = self.actor_head(&features);
+        let mean = Self::mean(&self.actor, &self.noise, &features);
         let (u, gaussian_lp) = match &self.noise {
             Noise::Head(head) => {
                 let log_std = head.forward(&features).clamp(LOG_STD_MIN, LOG_STD_MAX);
                 let eps = self.normal(n, self.act_dim);
                 let u = &mean + log_std.exp() * &eps;
-                let lp = (eps.square() * -0.5 - &log_std - LOG_SQRT_2PI).sum_dim_intlist(-1, false, Kind::Float);
+                let lp = gaussian_log_prob_std(&eps, &log_std, false);
                 (u, lp)
             }
             Noise::Sde { log_std, .. } => {
@@ -274,16 +285,12 @@ impl Sac {
                 let noise = latent.matmul(&(&std * eps));
                 let variance = latent.square().matmul(&std.square()) + 1e-6;
                 let u = &mean + &noise;
-                let lp = (noise.square() / &variance * -0.5 - variance.log() * 0.5 - LOG_SQRT_2PI).sum_dim_intlist(
-                    -1,
-                    false,
-                    Kind::Float,
-                );
+                let lp = gaussian_log_prob_var(&noise, &variance, false);
                 (u, lp)
             }
         };
         let actions = u.tanh();
-        let correction = (-actions.square() + (1.0 + 1e-6)).log().sum_dim_intlist(-1, false, Kind::Float);
+        let correction = squash_correction(&actions);
         Sampled { actions, log_prob: gaussian_lp - correction }
     }
 
@@ -293,10 +300,7 @@ impl Sac {
         let mean = actor.head_forward(&features);
         match noise {
             Noise::Head(head) => (mean, (head.forward(&features).clamp(LOG_STD_MIN, LOG_STD_MAX) * 2.0).exp()),
-            Noise::Sde { log_std, .. } => (
-                mean.clamp(-SDE_CLIP_MEAN, SDE_CLIP_MEAN),
-                features.detach().square().matmul(&log_std.exp().square()) + 1e-6,
-            ),
+            Noise::Sde { log_std, .. } => (mean.clamp(-SDE_CLIP_MEAN, SDE_CLIP_MEAN), gsde_variance(&features, log_std)),
         }
     }
 
@@ -310,13 +314,13 @@ impl Sac {
         }
         let (mean_t, var_t) = tch::no_grad(|| Self::gaussian(&teacher.actor, &teacher.noise, obs));
         let (mean, var) = Self::gaussian(&self.actor, &self.noise, obs);
-        let kl = (var.log() - var_t.log() + (var_t + (mean_t - mean).square()) / &var - 1.0) * 0.5;
-        Some(kl.sum_dim_intlist(-1, false, Kind::Float).mean(Kind::Float) * w)
+        Some(gaussian_kl(&mean_t, &var_t, &mean, &var).mean(Kind::Float) * w)
     }
 
-    fn actor_head(&self, features: &Tensor) -> Tensor {
-        let mean = self.actor.head_forward(features);
-        match self.noise {
+    /// The actor's means for rows of features (clipped with gSDE, as Stable-Baselines3).
+    fn mean(actor: &Mlp, noise: &Noise, features: &Tensor) -> Tensor {
+        let mean = actor.head_forward(features);
+        match noise {
             Noise::Sde { .. } => mean.clamp(-SDE_CLIP_MEAN, SDE_CLIP_MEAN),
             Noise::Head(_) => mean,
         }
@@ -329,35 +333,44 @@ impl Sac {
         }
     }
 
-    /// Exploratory actions in `[-1, 1]` for raw observation rows.
-    fn explore(&mut self, obs: &[f32]) -> Vec<f32> {
-        let x = rows(obs, self.obs_dim);
-        let (features, mean, log_std) = tch::no_grad(|| {
-            let features = self.actor.features(&x);
-            let mean = self.actor_head(&features);
-            let log_std = match &self.noise {
-                Noise::Head(head) => Some(to_vec(&head.forward(&features).clamp(LOG_STD_MIN, LOG_STD_MAX))),
-                Noise::Sde { .. } => None,
-            };
-            (to_vec(&features), to_vec(&mean), log_std)
-        });
-        let rng = &mut self.rng;
-        let a = self.act_dim;
-        let latent = features.len() / (obs.len() / self.obs_dim);
-        let mut out = Vec::with_capacity(mean.len());
-        for (row, m) in mean.chunks_exact(a).enumerate() {
-            for j in 0..a {
-                let noise = match (&log_std, &self.noise) {
-                    (Some(ls), _) => (ls[row * a + j] as f64).exp() * rng.sample::<f64, _>(StandardNormal),
-                    (None, Noise::Sde { exploration, .. }) => {
-                        (0..latent).map(|k| features[row * latent + k] as f64 * exploration[k * a + j] as f64).sum()
-                    }
-                    (None, Noise::Head(_)) => unreachable!("a log_std head always yields log_std"),
-                };
-                out.push((m[j] as f64 + noise).tanh() as f32);
+    /// Exploratory actions `tanh(mean + noise)` in `[-1, 1]` for raw observation rows: SAC's
+    /// stochastic acting, while training (`Draw::Training`) and for stochastic evaluation
+    /// (`Draw::Evaluation`). [`Sac::sample`] is the other sampler: a differentiable batch for the
+    /// losses.
+    ///
+    /// The two draws differ, and keep differing because unifying them would change every SAC
+    /// run: training adds `f64` noise (`f64` normals, or the agent's current gSDE matrix applied
+    /// in `f64`); evaluation adds `f32` noise (`f32` normals, or a fresh gSDE matrix drawn from
+    /// `rng` and applied by libtorch). The random draws come in the same order in both.
+    fn explore(actor: &Mlp, noise: &Noise, obs_dim: usize, obs: &[f32], rng: &mut StdRng, draw: Draw) -> Vec<f32> {
+        let x = rows(obs, obs_dim);
+        tch::no_grad(|| {
+            let features = actor.features(&x);
+            let mean = to_vec(&Self::mean(actor, noise, &features));
+            match (noise, draw) {
+                (Noise::Head(head), _) => {
+                    let log_std = to_vec(&head.forward(&features).clamp(LOG_STD_MIN, LOG_STD_MAX));
+                    mean.iter()
+                        .zip(&log_std)
+                        .map(|(m, ls)| match draw {
+                            Draw::Training => {
+                                (*m as f64 + (*ls as f64).exp() * rng.sample::<f64, _>(StandardNormal)).tanh() as f32
+                            }
+                            Draw::Evaluation => (m + (*ls as f64).exp() as f32 * rng.sample::<f32, _>(StandardNormal)).tanh(),
+                        })
+                        .collect()
+                }
+                (Noise::Sde { log_std, exploration }, Draw::Training) => {
+                    let (noise, _) = gsde_noise(log_std, &to_vec(&features), exploration, mean.len() / (obs.len() / obs_dim));
+                    mean.iter().zip(noise).map(|(m, e)| (*m as f64 + e).tanh() as f32).collect()
+                }
+                (Noise::Sde { log_std, .. }, Draw::Evaluation) => {
+                    let dim = log_std.size()[1];
+                    let w = Tensor::from_slice(&draw_exploration(log_std, 1, rng)).view([-1, dim]);
+                    mean.iter().zip(to_vec(&features.matmul(&w))).map(|(m, e)| (m + e).tanh()).collect()
+                }
             }
-        }
-        out
+        })
     }
 
     /// `[-1, 1]` actions to the space's bounds.
@@ -450,7 +463,7 @@ impl Agent for Sac {
                 let squashed: Vec<f32> = if self.steps < self.cfg.learning_starts {
                     (0..n * a).map(|_| self.rng.random_range(-1.0f32..=1.0)).collect()
                 } else {
-                    self.explore(&obs)
+                    Self::explore(&self.actor, &self.noise, self.obs_dim, &obs, &mut self.rng, Draw::Training)
                 };
                 let step = envs.step(&self.to_env(&squashed))?;
                 self.buffer.push_step(&obs, &squashed, &step);
@@ -481,9 +494,9 @@ impl Agent for Sac {
     fn act(&self, obs: &[f32], deterministic: bool, rng: &mut StdRng) -> Vec<Action> {
         let squashed = if deterministic {
             let x = rows(obs, self.obs_dim);
-            tch::no_grad(|| to_vec(&self.actor_head(&self.actor.features(&x)).tanh()))
+            tch::no_grad(|| to_vec(&Self::mean(&self.actor, &self.noise, &self.actor.features(&x)).tanh()))
         } else {
-            SacActing { sac: self }.explore(obs, rng)
+            Self::explore(&self.actor, &self.noise, self.obs_dim, obs, rng, Draw::Evaluation)
         };
         self.to_env(&squashed)
     }
@@ -528,34 +541,5 @@ impl Agent for Sac {
         });
         self.teacher = Some(Teacher { _vs: vs, actor, noise, distill });
         Ok(())
-    }
-}
-
-/// Stochastic acting for evaluation: draws from the caller's generator, with a fresh gSDE
-/// matrix, leaving the agent untouched.
-struct SacActing<'a> {
-    sac: &'a Sac,
-}
-
-impl SacActing<'_> {
-    fn explore(&mut self, obs: &[f32], rng: &mut StdRng) -> Vec<f32> {
-        let sac = self.sac;
-        let x = rows(obs, sac.obs_dim);
-        let a = sac.act_dim;
-        tch::no_grad(|| {
-            let features = sac.actor.features(&x);
-            let mean = to_vec(&sac.actor_head(&features));
-            let noise: Vec<f32> = match &sac.noise {
-                Noise::Head(head) => {
-                    let ls = to_vec(&head.forward(&features).clamp(LOG_STD_MIN, LOG_STD_MAX));
-                    ls.iter().map(|l| (*l as f64).exp() as f32 * rng.sample::<f32, _>(StandardNormal)).collect()
-                }
-                Noise::Sde { log_std, .. } => {
-                    let w = Tensor::from_slice(&draw_exploration(log_std, 1, rng)).view([-1, a as i64]);
-                    to_vec(&features.matmul(&w))
-                }
-            };
-            mean.iter().zip(noise).map(|(m, e)| (m + e).tanh()).collect()
-        })
     }
 }
