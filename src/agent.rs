@@ -26,6 +26,7 @@ pub mod dqn;
 mod error;
 mod eval;
 pub mod nn;
+mod off_policy;
 pub mod normalize;
 pub mod optim;
 pub mod ppo;

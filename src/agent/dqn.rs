@@ -15,11 +15,12 @@ use super::optim::Adam;
 use super::state::agent_state;
 use super::MAX_ROWS;
 use super::distributions::argmax;
+use super::off_policy::{self, OffPolicy, ProgressAt, Shape, StopAt};
 use super::replay::{Batch, ReplayBuffer};
 use super::schedule::linear_decay;
 use super::{
-    Agent, AgentConfig, AgentError, Algo, Distill, Event, Monitor, Outcome, Schedule, check, check_envs, obs_dim,
-    polyak_update, report, rows, sorted_variables, to_vec,
+    Agent, AgentConfig, AgentError, Algo, Distill, Monitor, Outcome, Schedule, check, check_envs, obs_dim,
+    polyak_update, rows, sorted_variables, to_vec,
 };
 use crate::env::{Action, Space, VecEnv};
 use super::nn::{Mlp, MlpConfig};
@@ -199,8 +200,8 @@ impl Dqn {
         self.q.backward(&acts, &Tensor::from_slice(&grad).view([n as i64, a as i64]), &mut sink);
     }
 
-    fn train(&mut self, gradient_steps: usize, lr: f64) {
-        self.opt.advance(self.steps);
+    /// `gradient_steps` minibatch updates at learning rate `lr`.
+    fn updates(&mut self, gradient_steps: usize, lr: f64) {
         for _ in 0..gradient_steps {
             let batch = self.buffer.sample(self.cfg.batch_size, &mut self.rng);
             self.manual_gradients(&batch);
@@ -224,55 +225,7 @@ impl Agent for Dqn {
 
     fn learn(&mut self, envs: &mut VecEnv, total: u64, monitor: &mut Monitor<'_>) -> Result<Outcome, AgentError> {
         check_envs(envs, self.cfg.n_envs, self.obs_dim, &self.action_space)?;
-        let n = self.cfg.n_envs;
-        let mut obs = match self.current.take() {
-            Some(obs) => obs,
-            None => envs.reset(Some(self.seed))?.to_vec(),
-        };
-        let target_every = (self.cfg.target_update_interval / n as u64).max(1);
-        while self.steps < total {
-            let progress = self.steps as f64 / total as f64;
-            let eps = linear_decay(
-                self.cfg.exploration_initial_eps,
-                self.cfg.exploration_final_eps,
-                self.cfg.exploration_fraction,
-                progress,
-            );
-            let actions: Vec<usize> = if self.steps < self.cfg.learning_starts {
-                (0..n).map(|_| self.rng.random_range(0..self.n_actions)).collect()
-            } else {
-                let greedy = self.greedy(&obs);
-                greedy
-                    .into_iter()
-                    .map(|a| if self.rng.random::<f64>() < eps { self.rng.random_range(0..self.n_actions) } else { a })
-                    .collect()
-            };
-            let env_actions: Vec<Action> = actions.iter().map(|&a| Action::Discrete(a)).collect();
-            let step = envs.step(&env_actions)?;
-            let stored: Vec<f32> = actions.iter().map(|&a| a as f32).collect();
-            self.buffer.push_step(&obs, &stored, &step);
-            obs.copy_from_slice(step.obs);
-            self.steps += n as u64;
-            self.vec_steps += 1;
-            let stop = report(monitor, self.steps, step.episodes);
-            if self.vec_steps % target_every == 0 {
-                self.update_target(self.cfg.tau);
-            }
-            if self.vec_steps % self.cfg.train_freq == 0 && self.steps > self.cfg.learning_starts {
-                let lr = self.cfg.learning_rate.at(progress);
-                let steps = match self.cfg.gradient_steps {
-                    g if g < 0 => self.cfg.train_freq as usize * n,
-                    g => g as usize,
-                };
-                self.train(steps, lr);
-            }
-            if stop || monitor(Event::Checkpoint { step: self.steps }).is_break() {
-                self.current = Some(obs);
-                return Ok(Outcome::Stopped);
-            }
-        }
-        self.current = Some(obs);
-        Ok(Outcome::Finished)
+        off_policy::learn(self, envs, total, monitor)
     }
 
     fn act(&self, obs: &[f32], deterministic: bool, rng: &mut StdRng) -> Vec<Action> {
@@ -316,6 +269,69 @@ impl Agent for Dqn {
              (use l2_init to keep the Q network near the source instead)"
                 .into(),
         ))
+    }
+}
+
+/// DQN in the off-policy loop: blocks of one vector step (an `Event::Checkpoint` after each),
+/// epsilon and the learning rate at the progress before the step, the target network refreshed
+/// every `target_update_interval / n_envs` vector steps, training every `train_freq` vector
+/// steps, and a stop that the monitor asks for taking effect after the step's training.
+impl OffPolicy for Dqn {
+    fn shape(&self) -> Shape {
+        Shape {
+            n_envs: self.cfg.n_envs,
+            block: 1,
+            learning_starts: self.cfg.learning_starts,
+            learning_rate: self.cfg.learning_rate,
+            progress: ProgressAt::BeforeStep,
+            stop: StopAt::AfterTraining,
+        }
+    }
+
+    fn loop_state(&mut self) -> (&mut u64, &mut Option<Vec<f32>>, &mut ReplayBuffer) {
+        (&mut self.steps, &mut self.current, &mut self.buffer)
+    }
+
+    /// Uniformly random actions before `learning_starts`, then epsilon-greedy.
+    fn act_exploring(&mut self, obs: &[f32], _: u64, progress: f64) -> (Vec<Action>, Vec<f32>) {
+        let n = self.cfg.n_envs;
+        let eps = linear_decay(
+            self.cfg.exploration_initial_eps,
+            self.cfg.exploration_final_eps,
+            self.cfg.exploration_fraction,
+            progress,
+        );
+        let actions: Vec<usize> = if self.steps < self.cfg.learning_starts {
+            (0..n).map(|_| self.rng.random_range(0..self.n_actions)).collect()
+        } else {
+            let greedy = self.greedy(obs);
+            greedy
+                .into_iter()
+                .map(|a| if self.rng.random::<f64>() < eps { self.rng.random_range(0..self.n_actions) } else { a })
+                .collect()
+        };
+        (actions.iter().map(|&a| Action::Discrete(a)).collect(), actions.iter().map(|&a| a as f32).collect())
+    }
+
+    fn after_step(&mut self) {
+        self.vec_steps += 1;
+        let target_every = (self.cfg.target_update_interval / self.cfg.n_envs as u64).max(1);
+        if self.vec_steps % target_every == 0 {
+            self.update_target(self.cfg.tau);
+        }
+    }
+
+    fn train_due(&self) -> bool {
+        self.vec_steps % self.cfg.train_freq == 0
+    }
+
+    /// `gradient_steps` updates (`-1`: as many as environment steps since the last training).
+    fn train(&mut self, lr: f64) {
+        let steps = match self.cfg.gradient_steps {
+            g if g < 0 => self.cfg.train_freq as usize * self.cfg.n_envs,
+            g => g as usize,
+        };
+        self.updates(steps, lr);
     }
 }
 

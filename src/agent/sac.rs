@@ -23,10 +23,11 @@ use super::MAX_ROWS;
 use super::distributions::{
     draw_exploration, gaussian_kl, gaussian_log_prob_std, gaussian_log_prob_var, gsde_noise, gsde_variance, squash_correction,
 };
+use super::off_policy::{self, OffPolicy, ProgressAt, Shape, StopAt};
 use super::replay::ReplayBuffer;
 use super::{
-    Agent, AgentConfig, AgentError, Algo, Distill, Event, Monitor, Outcome, Schedule, box_bounds, check, check_envs,
-    obs_dim, polyak_update, report, rows, snapshot, sorted_variables, to_vec,
+    Agent, AgentConfig, AgentError, Algo, Distill, Monitor, Outcome, Schedule, box_bounds, check, check_envs,
+    obs_dim, polyak_update, rows, snapshot, sorted_variables, to_vec,
 };
 use crate::env::{Action, Space, VecEnv};
 use super::nn::{Mlp, MlpConfig};
@@ -388,11 +389,10 @@ impl Sac {
             .collect()
     }
 
-    fn train(&mut self, steps: usize, lr: f64) {
-        let step = self.steps;
-        for (_, opt) in self.optimizers() {
-            opt.advance(step);
-        }
+    /// `steps` gradient steps at learning rate `lr`: the entropy coefficient, the critics
+    /// towards the soft Bellman target, the actor, and the targets every
+    /// `target_update_interval` gradient steps.
+    fn updates(&mut self, steps: usize, lr: f64) {
         for _ in 0..steps {
             let batch = self.buffer.sample(self.cfg.batch_size, &mut self.rng);
             let pi = self.sample(&batch.obs);
@@ -448,47 +448,7 @@ impl Agent for Sac {
 
     fn learn(&mut self, envs: &mut VecEnv, total: u64, monitor: &mut Monitor<'_>) -> Result<Outcome, AgentError> {
         check_envs(envs, self.cfg.n_envs, self.obs_dim, &self.action_space)?;
-        let (n, a) = (self.cfg.n_envs, self.act_dim);
-        let mut obs = match self.current.take() {
-            Some(obs) => obs,
-            None => envs.reset(Some(self.seed))?.to_vec(),
-        };
-        while self.steps < total {
-            self.reset_noise();
-            for k in 0..self.cfg.train_freq {
-                if self.cfg.use_sde && self.cfg.sde_sample_freq > 0 && k > 0 && k % self.cfg.sde_sample_freq as u64 == 0
-                {
-                    self.reset_noise();
-                }
-                let squashed: Vec<f32> = if self.steps < self.cfg.learning_starts {
-                    (0..n * a).map(|_| self.rng.random_range(-1.0f32..=1.0)).collect()
-                } else {
-                    Self::explore(&self.actor, &self.noise, self.obs_dim, &obs, &mut self.rng, Draw::Training)
-                };
-                let step = envs.step(&self.to_env(&squashed))?;
-                self.buffer.push_step(&obs, &squashed, &step);
-                obs.copy_from_slice(step.obs);
-                self.steps += n as u64;
-                let stop = report(monitor, self.steps, step.episodes);
-                if stop {
-                    self.current = Some(obs);
-                    return Ok(Outcome::Stopped);
-                }
-                if self.steps >= total {
-                    break;
-                }
-            }
-            if self.steps > self.cfg.learning_starts {
-                let lr = self.cfg.learning_rate.at(self.steps as f64 / total as f64);
-                self.train(self.cfg.gradient_steps, lr);
-            }
-            if monitor(Event::Checkpoint { step: self.steps }).is_break() {
-                self.current = Some(obs);
-                return Ok(Outcome::Stopped);
-            }
-        }
-        self.current = Some(obs);
-        Ok(Outcome::Finished)
+        off_policy::learn(self, envs, total, monitor)
     }
 
     fn act(&self, obs: &[f32], deterministic: bool, rng: &mut StdRng) -> Vec<Action> {
@@ -541,5 +501,47 @@ impl Agent for Sac {
         });
         self.teacher = Some(Teacher { _vs: vs, actor, noise, distill });
         Ok(())
+    }
+}
+
+/// SAC in the off-policy loop: blocks of `train_freq` vector steps (an `Event::Checkpoint` after
+/// each), the gSDE matrix redrawn at each block's start and every `sde_sample_freq` steps within
+/// it, the learning rate at the progress after the block, and a stop that the monitor asks for
+/// taking effect at once.
+impl OffPolicy for Sac {
+    fn shape(&self) -> Shape {
+        Shape {
+            n_envs: self.cfg.n_envs,
+            block: self.cfg.train_freq,
+            learning_starts: self.cfg.learning_starts,
+            learning_rate: self.cfg.learning_rate,
+            progress: ProgressAt::AfterBlock,
+            stop: StopAt::Immediately,
+        }
+    }
+
+    fn loop_state(&mut self) -> (&mut u64, &mut Option<Vec<f32>>, &mut ReplayBuffer) {
+        (&mut self.steps, &mut self.current, &mut self.buffer)
+    }
+
+    fn begin_block(&mut self) {
+        self.reset_noise();
+    }
+
+    /// Uniformly random actions in `[-1, 1]` before `learning_starts`, then [`Sac::explore`].
+    fn act_exploring(&mut self, obs: &[f32], k: u64, _: f64) -> (Vec<Action>, Vec<f32>) {
+        if self.cfg.use_sde && self.cfg.sde_sample_freq > 0 && k > 0 && k % self.cfg.sde_sample_freq as u64 == 0 {
+            self.reset_noise();
+        }
+        let squashed: Vec<f32> = if self.steps < self.cfg.learning_starts {
+            (0..self.cfg.n_envs * self.act_dim).map(|_| self.rng.random_range(-1.0f32..=1.0)).collect()
+        } else {
+            Self::explore(&self.actor, &self.noise, self.obs_dim, obs, &mut self.rng, Draw::Training)
+        };
+        (self.to_env(&squashed), squashed)
+    }
+
+    fn train(&mut self, lr: f64) {
+        self.updates(self.cfg.gradient_steps, lr);
     }
 }
