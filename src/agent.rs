@@ -20,6 +20,8 @@
 //! exploration noise) from the agent's own `StdRng`. With one libtorch thread a seed therefore
 //! fixes the whole learning curve, bit for bit.
 
+#![warn(missing_docs)]
+
 pub mod checkpoint;
 pub mod distributions;
 pub mod dqn;
@@ -64,14 +66,19 @@ pub(crate) const MAX_ROWS: usize = 10_000_000;
 /// The algorithms.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Algo {
+    /// Proximal Policy Optimisation.
     Ppo,
+    /// Deep Q-Networks.
     Dqn,
+    /// Soft Actor-Critic.
     Sac,
 }
 
 impl Algo {
+    /// Every algorithm.
     pub const ALL: [Algo; 3] = [Algo::Ppo, Algo::Dqn, Algo::Sac];
 
+    /// The lower-case name (`ppo`, as on the command line).
     pub fn name(self) -> &'static str {
         match self {
             Algo::Ppo => "ppo",
@@ -103,8 +110,11 @@ impl fmt::Display for Algo {
 /// An agent's hyperparameters, tagged by algorithm: in RON `Ppo(n_steps: 32, ...)`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum AgentConfig {
+    /// PPO's hyperparameters.
     Ppo(PpoConfig),
+    /// DQN's hyperparameters.
     Dqn(DqnConfig),
+    /// SAC's hyperparameters.
     Sac(SacConfig),
 }
 
@@ -118,6 +128,7 @@ impl AgentConfig {
         }
     }
 
+    /// The algorithm the config is for.
     pub fn algo(&self) -> Algo {
         match self {
             AgentConfig::Ppo(_) => Algo::Ppo,
@@ -141,6 +152,7 @@ impl AgentConfig {
         ron_options().from_str(text)
     }
 
+    /// The config as pretty RON.
     pub fn to_ron(&self) -> String {
         ron_options().to_string_pretty(self, ron::ser::PrettyConfig::default()).expect("configs serialise")
     }
@@ -159,12 +171,23 @@ impl AgentConfig {
 #[derive(Clone, Copy, Debug)]
 pub enum Event<'a> {
     /// An episode ended; `step` counts environment steps so far (all environments together).
-    Episode { step: u64, episode: &'a Episode },
+    Episode {
+        /// Environment steps so far.
+        step: u64,
+        /// The episode's return, length and environment.
+        episode: &'a Episode,
+    },
     /// Training advanced to `step`.
-    Progress { step: u64 },
+    Progress {
+        /// Environment steps so far.
+        step: u64,
+    },
     /// A point between updates where stopping loses nothing: stopping here and calling `learn`
     /// again gives the same run as not stopping (the harness evaluates at these points).
-    Checkpoint { step: u64 },
+    Checkpoint {
+        /// Environment steps so far.
+        step: u64,
+    },
 }
 
 /// Receives training events; returning `ControlFlow::Break` stops training at the next
@@ -174,7 +197,9 @@ pub type Monitor<'a> = dyn FnMut(Event<'_>) -> ControlFlow<()> + 'a;
 /// How a call to [`Agent::learn`] ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Outcome {
+    /// Training reached the step budget.
     Finished,
+    /// The monitor asked to stop.
     Stopped,
 }
 
@@ -184,7 +209,9 @@ pub enum Outcome {
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Distill {
+    /// The distillation weight at step 0.
     pub weight: f64,
+    /// Environment steps over which the weight falls to zero.
     pub decay_steps: u64,
 }
 
@@ -197,8 +224,10 @@ impl Distill {
 
 /// A learning agent.
 pub trait Agent: Send {
+    /// The agent's hyperparameters.
     fn config(&self) -> AgentConfig;
 
+    /// The agent's algorithm.
     fn algo(&self) -> Algo {
         self.config().algo()
     }
@@ -245,6 +274,7 @@ pub trait Agent: Send {
         None
     }
 
+    /// The replay buffer of an off-policy agent, to change (transfer carries transitions into it).
     fn replay_mut(&mut self) -> Option<&mut replay::ReplayBuffer> {
         None
     }

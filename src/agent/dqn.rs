@@ -29,14 +29,19 @@ use super::nn::{Mlp, MlpConfig};
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DqnConfig {
+    /// Environments stepped together.
     pub n_envs: usize,
+    /// Adam's learning rate.
     pub learning_rate: Schedule,
+    /// Replay buffer capacity (transitions).
     pub buffer_size: usize,
     /// Steps of uniformly random actions before learning starts.
     pub learning_starts: u64,
+    /// Transitions per gradient step.
     pub batch_size: usize,
     /// Target network update coefficient (1: hard copy).
     pub tau: f64,
+    /// Discount factor.
     pub gamma: f64,
     /// Train every this many (vector) steps...
     pub train_freq: u64,
@@ -44,13 +49,18 @@ pub struct DqnConfig {
     pub gradient_steps: i64,
     /// Environment steps between target network updates.
     pub target_update_interval: u64,
+    /// The fraction of the budget over which epsilon decays.
     pub exploration_fraction: f64,
+    /// Epsilon at the start.
     pub exploration_initial_eps: f64,
+    /// Epsilon after the decay (and in stochastic evaluation).
     pub exploration_final_eps: f64,
+    /// Gradient clipping (global norm).
     pub max_grad_norm: f64,
     /// Double DQN (van Hasselt et al. 2016): the online network picks the next action, the
     /// target network values it.
     pub double_q: bool,
+    /// The Q network.
     pub net: MlpConfig,
 }
 
@@ -118,6 +128,7 @@ pub struct Dqn {
 }
 
 impl Dqn {
+    /// A DQN agent for these spaces (Discrete actions), its network seeded with `seed`.
     pub fn new(cfg: DqnConfig, obs_space: &Space, action_space: &Space, seed: u64) -> Result<Self, AgentError> {
         cfg.validate()?;
         let obs_dim = obs_dim(Algo::Dqn, obs_space)?;

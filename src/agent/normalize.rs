@@ -9,12 +9,16 @@ use super::AgentError;
 /// Running mean and variance, merged batch by batch (Chan et al.'s parallel algorithm).
 #[derive(Clone, Debug, PartialEq)]
 pub struct RunningMeanStd {
+    /// Running means.
     pub mean: Vec<f64>,
+    /// Running (population) variances.
     pub var: Vec<f64>,
+    /// Rows merged so far (starting at `1e-4`).
     pub count: f64,
 }
 
 impl RunningMeanStd {
+    /// Statistics of `dim` values: mean 0, variance 1.
     pub fn new(dim: usize) -> Self {
         RunningMeanStd { mean: vec![0.0; dim], var: vec![1.0; dim], count: 1e-4 }
     }
@@ -79,11 +83,14 @@ impl RunningMeanStd {
 /// Observation normalisation: `clip((x - mean) / sqrt(var + 1e-8), ±clip)`.
 #[derive(Clone, Debug)]
 pub struct ObsNormalizer {
+    /// The running statistics of observations.
     pub stats: RunningMeanStd,
+    /// Normalised values are clipped to `[-clip, clip]`.
     pub clip: f64,
 }
 
 impl ObsNormalizer {
+    /// A normaliser for `dim` values (clip 10).
     pub fn new(dim: usize) -> Self {
         ObsNormalizer { stats: RunningMeanStd::new(dim), clip: 10.0 }
     }
@@ -103,6 +110,7 @@ impl ObsNormalizer {
 /// Reward scaling by the running standard deviation of each environment's discounted return.
 #[derive(Clone, Debug)]
 pub struct RewardNormalizer {
+    /// The running statistics of the discounted return.
     pub stats: RunningMeanStd,
     returns: Vec<f64>,
     gamma: f64,
@@ -110,6 +118,7 @@ pub struct RewardNormalizer {
 }
 
 impl RewardNormalizer {
+    /// A normaliser for `num_envs` environments with discount `gamma`.
     pub fn new(num_envs: usize, gamma: f64) -> Self {
         RewardNormalizer { stats: RunningMeanStd::new(1), returns: vec![0.0; num_envs], gamma, clip: 10.0 }
     }

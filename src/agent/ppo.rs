@@ -4,9 +4,22 @@
 //! Truncated episodes are bootstrapped from the value of their final observation; terminated
 //! ones are not.
 //!
+//! ```text
+//! until the step budget is spent:
+//!     collect n_steps × n_envs transitions with the current policy      (ppo/rollout.rs)
+//!     advantages and returns by GAE(γ, λ)                                (ppo/rollout.rs)
+//!     scheduled guidance takes effect (Adam::advance)
+//!     for each of n_epochs epochs, for each shuffled minibatch:
+//!         gradient of the clipped loss (+ distillation), by hand or by autograd (ppo/loss.rs)
+//!         stop the update when the approximate KL exceeds 1.5 × target_kl
+//!         Adam step with the gradient clipped to max_grad_norm
+//!     Event::Checkpoint
+//! ```
+//!
 //! Speed: acting runs without autograd on one `[num_envs, obs_dim]` tensor per step and samples
 //! in Rust from the copied-out logits or means (one copy per step, no libtorch round trips);
-//! a minibatch that spans the whole rollout skips the gathers.
+//! a minibatch that spans the whole rollout skips the gathers; categorical and plain Gaussian
+//! policies take the hand-written gradient (gSDE takes autograd's).
 
 mod loss;
 mod rollout;
@@ -35,20 +48,31 @@ use rollout::Rollout;
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct PpoConfig {
+    /// Environments stepped together.
     pub n_envs: usize,
     /// Steps per environment per rollout.
     pub n_steps: usize,
+    /// Rows per minibatch.
     pub batch_size: usize,
+    /// Passes over each rollout.
     pub n_epochs: usize,
+    /// Discount factor.
     pub gamma: f64,
+    /// GAE's λ.
     pub gae_lambda: f64,
+    /// Adam's learning rate.
     pub learning_rate: Schedule,
+    /// The surrogate's clip range ε.
     pub clip_range: Schedule,
     /// Clips the value prediction's change around the rollout's value; `None` does not clip.
     pub clip_range_vf: Option<f64>,
+    /// Normalise advantages per minibatch.
     pub normalize_advantage: bool,
+    /// Entropy bonus coefficient.
     pub ent_coef: f64,
+    /// Value loss coefficient.
     pub vf_coef: f64,
+    /// Gradient clipping (global norm).
     pub max_grad_norm: f64,
     /// Stops an update's epochs early when the approximate KL divergence exceeds 1.5 times this.
     pub target_kl: Option<f64>,
@@ -61,6 +85,7 @@ pub struct PpoConfig {
     /// Generalised state-dependent exploration (Box actions): the noise is `features(s) · W`
     /// with `W ~ N(0, σ²)` redrawn every `sde_sample_freq` steps (`-1`: once per rollout).
     pub use_sde: bool,
+    /// Steps between redraws of the gSDE matrices; `-1` draws once per rollout.
     pub sde_sample_freq: i64,
     /// Actor and critic networks (each its own trunk).
     pub net: MlpConfig,
@@ -151,6 +176,7 @@ struct Teacher {
 }
 
 impl Ppo {
+    /// A PPO agent for these spaces (Discrete or Box actions), its networks seeded with `seed`.
     pub fn new(cfg: PpoConfig, obs_space: &Space, action_space: &Space, seed: u64) -> Result<Self, AgentError> {
         cfg.validate()?;
         let obs_dim = obs_dim(Algo::Ppo, obs_space)?;

@@ -14,6 +14,7 @@ use crate::util::ron_options;
 pub struct Preset {
     /// Environment steps (the Zoo's `n_timesteps`).
     pub steps: u64,
+    /// The tuned hyperparameters.
     pub config: AgentConfig,
 }
 

@@ -11,6 +11,7 @@ use super::AgentError;
 
 use crate::env::vector::VecStep;
 
+/// A ring buffer of transitions `(obs, action, reward, next_obs, done)`, sampled uniformly.
 pub struct ReplayBuffer {
     capacity: usize,
     obs_dim: usize,
@@ -27,10 +28,15 @@ pub struct ReplayBuffer {
 /// A sampled batch as tensors: `obs`/`next_obs` `[n, obs_dim]`, `actions` `[n, act_dim]`,
 /// `rewards`/`dones` `[n, 1]`.
 pub struct Batch {
+    /// Observations.
     pub obs: Tensor,
+    /// Actions taken.
     pub actions: Tensor,
+    /// Rewards.
     pub rewards: Tensor,
+    /// The next observations (final observations where an episode ended).
     pub next_obs: Tensor,
+    /// 1 where the episode terminated.
     pub dones: Tensor,
 }
 
@@ -52,10 +58,12 @@ impl ReplayBuffer {
         }
     }
 
+    /// The number of transitions held.
     pub fn len(&self) -> usize {
         self.len
     }
 
+    /// Whether no transition is held.
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }

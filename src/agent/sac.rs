@@ -40,7 +40,9 @@ const SDE_CLIP_MEAN: f64 = 2.0;
 /// The entropy coefficient: tuned automatically from an initial value, or fixed.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub enum EntCoef {
+    /// Tuned towards the target entropy, starting from this value.
     Auto(f64),
+    /// Fixed at this value.
     Fixed(f64),
 }
 
@@ -48,25 +50,37 @@ pub enum EntCoef {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SacConfig {
+    /// Environments stepped together.
     pub n_envs: usize,
+    /// Adam's learning rate (actor, critics and entropy coefficient).
     pub learning_rate: Schedule,
+    /// Replay buffer capacity (transitions).
     pub buffer_size: usize,
+    /// Environment steps of uniformly random actions before learning starts.
     pub learning_starts: u64,
+    /// Transitions per gradient step.
     pub batch_size: usize,
+    /// Target network update coefficient (Polyak averaging).
     pub tau: f64,
+    /// Discount factor.
     pub gamma: f64,
+    /// Train every this many (vector) steps...
     pub train_freq: u64,
+    /// ... with this many gradient steps.
     pub gradient_steps: usize,
+    /// The entropy coefficient α.
     pub ent_coef: EntCoef,
     /// Defaults to `-dim(A)`.
     pub target_entropy: Option<f64>,
     /// Gradient steps between target updates.
     pub target_update_interval: usize,
+    /// Generalised state-dependent exploration (gSDE) instead of a state-dependent `log σ` head.
     pub use_sde: bool,
     /// Steps between redraws of the gSDE matrix; `-1` redraws once per rollout.
     pub sde_sample_freq: i64,
     /// Initial log standard deviation of the gSDE weights.
     pub log_std_init: f64,
+    /// Actor and critic networks.
     pub net: MlpConfig,
 }
 
@@ -171,6 +185,7 @@ struct Sampled {
 }
 
 impl Sac {
+    /// A SAC agent for these spaces (Box actions), its networks seeded with `seed`.
     pub fn new(cfg: SacConfig, obs_space: &Space, action_space: &Space, seed: u64) -> Result<Self, AgentError> {
         cfg.validate()?;
         let obs_dim = obs_dim(Algo::Sac, obs_space)?;
