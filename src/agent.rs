@@ -251,18 +251,17 @@ pub trait Agent: Send {
     /// training state. The tensors alias the live ones.
     fn tensors(&self) -> Vec<(String, Tensor)>;
 
-    /// The network weights (what a policy is, and what transfer moves), named as in the table
-    /// above; the target networks and training state are not in it.
-    fn var_store(&self) -> &tch::nn::VarStore;
-
-    /// The names of the network weights among [`Agent::tensors`].
-    fn weight_names(&self) -> Vec<String> {
-        sorted_variables(self.var_store()).into_iter().map(|(name, _)| name).collect()
-    }
+    /// The names of the network weights among [`Agent::tensors`] (what a policy is, and what
+    /// transfer moves), named as in the table above; the target networks and training state are
+    /// not among them.
+    fn weight_names(&self) -> Vec<String>;
 
     /// Restores the state from tensors with the names and shapes of [`Agent::tensors`] (the
     /// caller has checked them) and the step count.
     fn restore(&mut self, get: &mut dyn FnMut(&str) -> Option<Tensor>, steps: u64) -> Result<(), AgentError>;
+
+    // What transfer needs besides the named tensors: where guidance goes, the replay buffer,
+    // the target networks and the teacher.
 
     /// The optimisers of the weights, with the prefix of their state among [`Agent::tensors`]:
     /// where transfer sets per-parameter learning-rate scales, freezes and L2-SP anchors, and
@@ -342,6 +341,11 @@ pub(crate) fn copy_tensors(
         }
         Ok(())
     })
+}
+
+/// The names of a var store's variables, sorted: an agent's [`Agent::weight_names`].
+pub(crate) fn variable_names(vs: &tch::nn::VarStore) -> Vec<String> {
+    sorted_variables(vs).into_iter().map(|(name, _)| name).collect()
 }
 
 /// The named variables of a var store, sorted by name.

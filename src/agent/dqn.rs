@@ -20,7 +20,7 @@ use super::replay::{Batch, ReplayBuffer};
 use super::schedule::linear_decay;
 use super::{
     Agent, AgentConfig, AgentError, Algo, Distill, Monitor, Outcome, Schedule, check, check_envs, obs_dim,
-    polyak_update, rows, sorted_variables, to_vec,
+    polyak_update, rows, sorted_variables, to_vec, variable_names,
 };
 use crate::env::{Action, Space, VecEnv};
 use super::nn::{Mlp, MlpConfig};
@@ -254,8 +254,8 @@ impl Agent for Dqn {
 
     agent_state!(vs, target_vs, "optim": opt);
 
-    fn var_store(&self) -> &nn::VarStore {
-        &self.vs
+    fn weight_names(&self) -> Vec<String> {
+        variable_names(&self.vs)
     }
 
     fn optimizers(&mut self) -> Vec<(&'static str, &mut Adam)> {

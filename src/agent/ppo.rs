@@ -37,7 +37,7 @@ use super::optim::Adam;
 use super::state::agent_state;
 use super::{
     Agent, AgentConfig, AgentError, Algo, Distill, Event, Monitor, Outcome, Schedule, advance_guidance, check, obs_dim,
-    rows, snapshot, sorted_variables, to_vec,
+    rows, snapshot, sorted_variables, variable_names, to_vec,
 };
 use crate::env::{Action, Space, VecEnv};
 use super::nn::{Mlp, MlpConfig};
@@ -372,8 +372,8 @@ impl Agent for Ppo {
 
     agent_state!(vs, "optim": opt, "obs_rms": obs_norm, "ret_rms": rew_norm);
 
-    fn var_store(&self) -> &nn::VarStore {
-        &self.vs
+    fn weight_names(&self) -> Vec<String> {
+        variable_names(&self.vs)
     }
 
     fn optimizers(&mut self) -> Vec<(&'static str, &mut Adam)> {

@@ -27,7 +27,7 @@ use super::off_policy::{self, OffPolicy, ProgressAt, Shape, StopAt};
 use super::replay::ReplayBuffer;
 use super::{
     Agent, AgentConfig, AgentError, Algo, Distill, Monitor, Outcome, Schedule, box_bounds, check, check_envs,
-    obs_dim, polyak_update, rows, snapshot, sorted_variables, to_vec,
+    obs_dim, polyak_update, rows, snapshot, sorted_variables, variable_names, to_vec,
 };
 use crate::env::{Action, Space, VecEnv};
 use super::nn::{Mlp, MlpConfig};
@@ -478,8 +478,8 @@ impl Agent for Sac {
 
     agent_state!(vs, target_vs, "optim.actor": actor_opt, "optim.critic": critic_opt, "optim.ent_coef": ent_opt);
 
-    fn var_store(&self) -> &nn::VarStore {
-        &self.vs
+    fn weight_names(&self) -> Vec<String> {
+        variable_names(&self.vs)
     }
 
     fn optimizers(&mut self) -> Vec<(&'static str, &mut Adam)> {
