@@ -28,8 +28,8 @@ pub mod dqn;
 mod error;
 mod eval;
 pub mod nn;
-mod off_policy;
 pub mod normalize;
+mod off_policy;
 pub mod optim;
 pub mod ppo;
 pub mod presets;
@@ -358,7 +358,11 @@ pub(crate) fn sorted_variables(vs: &tch::nn::VarStore) -> Vec<(String, Tensor)> 
 /// A frozen copy of the variables of `vs` under `prefix`: `build` makes the same modules under
 /// the new store's root (so the names agree), and the values are copied in. What a distillation
 /// teacher is.
-pub(crate) fn snapshot<T>(vs: &tch::nn::VarStore, prefix: &str, build: impl FnOnce(&tch::nn::Path) -> T) -> (tch::nn::VarStore, T) {
+pub(crate) fn snapshot<T>(
+    vs: &tch::nn::VarStore,
+    prefix: &str,
+    build: impl FnOnce(&tch::nn::Path) -> T,
+) -> (tch::nn::VarStore, T) {
     let mut copy = tch::nn::VarStore::new(tch::Device::Cpu);
     // Seeded so that building does not draw from (and race on) libtorch's global generator.
     let modules = nn::with_seed(0, || build(&copy.root()));
@@ -427,4 +431,3 @@ pub(crate) fn check_envs(envs: &VecEnv, n_envs: usize, obs_dim: usize, action_sp
     }
     Ok(())
 }
-

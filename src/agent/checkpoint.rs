@@ -18,8 +18,8 @@ use serde::{Deserialize, Serialize};
 use tch::{Kind, Tensor};
 
 use super::{Agent, AgentConfig, AgentError, Algo, EvalStats};
-use crate::util::{ron_options, sha256};
 use crate::env::{EnvSpec, Mixture, Space};
+use crate::util::{ron_options, sha256};
 
 /// The file of the agent's named tensors.
 pub const WEIGHTS_FILE: &str = "weights.safetensors";
@@ -175,7 +175,9 @@ fn serialize(tensors: &[(String, Tensor)], path: &Path) -> Result<(Vec<u8>, Vec<
     let views = buffers
         .iter()
         .map(|(name, dtype, shape, bytes)| {
-            TensorView::new(*dtype, shape.clone(), bytes).map(|v| (name.clone(), v)).map_err(|e| file_error(path, e.to_string()))
+            TensorView::new(*dtype, shape.clone(), bytes)
+                .map(|v| (name.clone(), v))
+                .map_err(|e| file_error(path, e.to_string()))
         })
         .collect::<Result<Vec<_>, _>>()?;
     let metadata = HashMap::from([("format".to_string(), "headstart".to_string())]);
@@ -189,7 +191,9 @@ fn check_digest(path: &Path, bytes: &[u8], expected: &str, field: &str) -> Resul
     if digest != expected {
         return Err(file_error(
             path,
-            format!("SHA-256 {digest} differs from the card's `{field}` {expected}: the file is corrupt or not this card's"),
+            format!(
+                "SHA-256 {digest} differs from the card's `{field}` {expected}: the file is corrupt or not this card's"
+            ),
         ));
     }
     Ok(())
@@ -349,7 +353,10 @@ pub fn load(dir: &Path) -> Result<Loaded, CheckpointError> {
             .ok_or_else(|| file_error(&card_path, format!("field `replay`: a {algo} agent has no replay buffer")))?;
         let n = buffer.extend_from_state(&mut getter(&file)).map_err(|e| file_error(&path, e.to_string()))?;
         if n != info.transitions {
-            return Err(file_error(&path, format!("holds {n} transitions, the card's `replay.transitions` says {}", info.transitions)));
+            return Err(file_error(
+                &path,
+                format!("holds {n} transitions, the card's `replay.transitions` says {}", info.transitions),
+            ));
         }
     }
     Ok(Loaded { card, agent })

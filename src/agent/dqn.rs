@@ -11,19 +11,19 @@ use serde::{Deserialize, Serialize};
 use tch::Tensor;
 use tch::nn::{self, Module};
 
-use super::optim::Adam;
-use super::state::agent_state;
 use super::MAX_ROWS;
 use super::distributions::argmax;
+use super::nn::{Mlp, MlpConfig};
 use super::off_policy::{self, OffPolicy, ProgressAt, Shape, StopAt};
+use super::optim::Adam;
 use super::replay::{Batch, ReplayBuffer};
 use super::schedule::linear_decay;
+use super::state::agent_state;
 use super::{
     Agent, AgentConfig, AgentError, Algo, Distill, Monitor, Outcome, Schedule, check, check_envs, obs_dim,
     polyak_update, rows, sorted_variables, to_vec, variable_names,
 };
 use crate::env::{Action, Space, VecEnv};
-use super::nn::{Mlp, MlpConfig};
 
 /// DQN's hyperparameters; defaults are Stable-Baselines3's.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

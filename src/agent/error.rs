@@ -53,7 +53,11 @@ pub(crate) fn fetch_tensor(
 ) -> Result<tch::Tensor, AgentError> {
     let src = get(name).ok_or_else(|| AgentError::MissingTensor { name: name.to_string() })?;
     if src.size() != expected {
-        return Err(AgentError::TensorShape { name: name.to_string(), found: src.size(), expected: format!("{expected:?}") });
+        return Err(AgentError::TensorShape {
+            name: name.to_string(),
+            found: src.size(),
+            expected: format!("{expected:?}"),
+        });
     }
     Ok(src)
 }

@@ -108,11 +108,7 @@ impl MlpConfig {
 
     /// Refuses empty layers.
     pub fn validate(&self) -> Result<(), super::AgentError> {
-        super::check(
-            "net.hidden",
-            self.hidden.iter().all(|&h| h > 0),
-            "every hidden layer needs a positive size",
-        )
+        super::check("net.hidden", self.hidden.iter().all(|&h| h > 0), "every hidden layer needs a positive size")
     }
 }
 

@@ -234,13 +234,21 @@ impl Adam {
     /// Carries another optimiser's state (what [`Adam::state`] saved under `prefix`) for the
     /// parameters `names` and the step count; the other moments stay as they are. Returns how
     /// many tensors were carried.
-    pub fn carry_state(&mut self, prefix: &str, names: &[String], get: &mut dyn FnMut(&str) -> Option<Tensor>) -> usize {
+    pub fn carry_state(
+        &mut self,
+        prefix: &str,
+        names: &[String],
+        get: &mut dyn FnMut(&str) -> Option<Tensor>,
+    ) -> usize {
         let mut carried = 0;
         for (name, view) in self.state(prefix) {
             let Some(src) = get(&name).filter(|s| s.size() == view.size()) else { continue };
             if name == format!("{prefix}.steps") {
                 self.steps = src.int64_value(&[0]);
-            } else if names.iter().any(|p| name == format!("{prefix}.{p}.exp_avg") || name == format!("{prefix}.{p}.exp_avg_sq")) {
+            } else if names
+                .iter()
+                .any(|p| name == format!("{prefix}.{p}.exp_avg") || name == format!("{prefix}.{p}.exp_avg_sq"))
+            {
                 tch::no_grad(|| view.shallow_clone().copy_(&src));
             } else {
                 continue;

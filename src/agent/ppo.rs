@@ -24,24 +24,24 @@
 mod loss;
 mod rollout;
 
-use rand::rngs::StdRng;
 use rand::SeedableRng;
+use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
 use tch::Tensor;
 use tch::nn::{self, Module};
-use rand::seq::SliceRandom;
 
+use super::MAX_ROWS;
 use super::distributions::{argmax, categorical_sample, draw_exploration, gaussian_sample, gsde_noise};
+use super::nn::{Mlp, MlpConfig};
 use super::normalize::{ObsNormalizer, RewardNormalizer};
 use super::optim::Adam;
 use super::state::agent_state;
 use super::{
     Agent, AgentConfig, AgentError, Algo, Distill, Event, Monitor, Outcome, Schedule, advance_guidance, check, obs_dim,
-    rows, snapshot, sorted_variables, variable_names, to_vec,
+    rows, snapshot, sorted_variables, to_vec, variable_names,
 };
 use crate::env::{Action, Space, VecEnv};
-use super::nn::{Mlp, MlpConfig};
-use super::MAX_ROWS;
 use rollout::Rollout;
 
 /// PPO's hyperparameters; defaults are Stable-Baselines3's.

@@ -108,7 +108,11 @@ impl ReplayBuffer {
     /// `[n, act_dim]`, `replay.rewards`, `replay.next_obs` and `replay.dones` (what checkpoints
     /// save beside the weights).
     pub fn state(&self) -> Vec<(String, Tensor)> {
-        let order: Vec<usize> = if self.len < self.capacity { (0..self.len).collect() } else { (self.pos..self.len).chain(0..self.pos).collect() };
+        let order: Vec<usize> = if self.len < self.capacity {
+            (0..self.len).collect()
+        } else {
+            (self.pos..self.len).chain(0..self.pos).collect()
+        };
         let n = order.len() as i64;
         let gather = |v: &[f32], w: usize| -> Tensor {
             let rows: Vec<f32> = order.iter().flat_map(|&i| v[i * w..(i + 1) * w].iter().copied()).collect();

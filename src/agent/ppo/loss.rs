@@ -185,10 +185,7 @@ impl Ppo {
             }
             Head::Gaussian { dim, .. } => {
                 let dim = *dim;
-                let log_std: Vec<f64> = to_vec(self.log_std())
-                    .iter()
-                    .map(|&v| v as f64)
-                    .collect();
+                let log_std: Vec<f64> = to_vec(self.log_std()).iter().map(|&v| v as f64).collect();
                 g_log_std = vec![-ent_coef; dim];
                 for i in 0..b {
                     let mut lp = 0.0;
@@ -236,9 +233,9 @@ mod tests {
     use super::super::PpoConfig;
     use super::*;
     use crate::agent::{Agent, Distill};
-    use rand::{Rng, SeedableRng};
-    use rand::rngs::StdRng;
     use crate::env::{EnvSpec, Registry};
+    use rand::rngs::StdRng;
+    use rand::{Rng, SeedableRng};
 
     /// The hand-written gradient equals autograd's, for a discrete and a continuous policy,
     /// with clipping, value clipping and the entropy bonus all active, without and with a

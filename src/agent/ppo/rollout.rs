@@ -3,7 +3,9 @@
 
 use tch::Tensor;
 
-use super::super::distributions::{categorical_sample, draw_exploration, gaussian_log_density, gaussian_sample, gsde_noise};
+use super::super::distributions::{
+    categorical_sample, draw_exploration, gaussian_log_density, gaussian_sample, gsde_noise,
+};
 use super::super::{AgentError, Monitor, report, rows, to_vec};
 use super::{Head, Ppo};
 use crate::env::VecEnv;

@@ -10,7 +10,8 @@ use tch::nn::{self, Module};
 use tch::{Kind, Tensor};
 
 use super::super::distributions::{
-    draw_exploration, gaussian_kl, gaussian_log_prob_std, gaussian_log_prob_var, gsde_noise, gsde_variance, squash_correction,
+    draw_exploration, gaussian_kl, gaussian_log_prob_std, gaussian_log_prob_var, gsde_noise, gsde_variance,
+    squash_correction,
 };
 use super::super::nn::Mlp;
 use super::super::{Distill, rows, to_vec};
@@ -101,7 +102,9 @@ impl Sac {
         let mean = actor.head_forward(&features);
         match noise {
             Noise::Head(head) => (mean, (head.forward(&features).clamp(LOG_STD_MIN, LOG_STD_MAX) * 2.0).exp()),
-            Noise::Sde { log_std, .. } => (mean.clamp(-SDE_CLIP_MEAN, SDE_CLIP_MEAN), gsde_variance(&features, log_std)),
+            Noise::Sde { log_std, .. } => {
+                (mean.clamp(-SDE_CLIP_MEAN, SDE_CLIP_MEAN), gsde_variance(&features, log_std))
+            }
         }
     }
 
@@ -143,7 +146,14 @@ impl Sac {
     /// run: training adds `f64` noise (`f64` normals, or the agent's current gSDE matrix applied
     /// in `f64`); evaluation adds `f32` noise (`f32` normals, or a fresh gSDE matrix drawn from
     /// `rng` and applied by libtorch). The random draws come in the same order in both.
-    pub(super) fn explore(actor: &Mlp, noise: &Noise, obs_dim: usize, obs: &[f32], rng: &mut StdRng, draw: Draw) -> Vec<f32> {
+    pub(super) fn explore(
+        actor: &Mlp,
+        noise: &Noise,
+        obs_dim: usize,
+        obs: &[f32],
+        rng: &mut StdRng,
+        draw: Draw,
+    ) -> Vec<f32> {
         let x = rows(obs, obs_dim);
         tch::no_grad(|| {
             let features = actor.features(&x);
@@ -157,12 +167,15 @@ impl Sac {
                             Draw::Training => {
                                 (*m as f64 + (*ls as f64).exp() * rng.sample::<f64, _>(StandardNormal)).tanh() as f32
                             }
-                            Draw::Evaluation => (m + (*ls as f64).exp() as f32 * rng.sample::<f32, _>(StandardNormal)).tanh(),
+                            Draw::Evaluation => {
+                                (m + (*ls as f64).exp() as f32 * rng.sample::<f32, _>(StandardNormal)).tanh()
+                            }
                         })
                         .collect()
                 }
                 (Noise::Sde { log_std, exploration }, Draw::Training) => {
-                    let (noise, _) = gsde_noise(log_std, &to_vec(&features), exploration, mean.len() / (obs.len() / obs_dim));
+                    let (noise, _) =
+                        gsde_noise(log_std, &to_vec(&features), exploration, mean.len() / (obs.len() / obs_dim));
                     mean.iter().zip(noise).map(|(m, e)| (*m as f64 + e).tanh() as f32).collect()
                 }
                 (Noise::Sde { log_std, .. }, Draw::Evaluation) => {
