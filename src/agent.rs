@@ -19,6 +19,15 @@
 //! parallel runs do not interleave); everything else (actions, minibatches, replay samples,
 //! exploration noise) from the agent's own `StdRng`. With one libtorch thread a seed therefore
 //! fixes the whole learning curve, bit for bit.
+//!
+//! The skeleton shared by the algorithms: [`distributions`] (sampling, log-probabilities,
+//! entropies and KL divergences of every policy family), `off_policy` (the step / store /
+//! report / train / checkpoint loop of DQN and SAC, each filling in its parts), `state` (one
+//! list of an agent's state parts writes both [`Agent::tensors`] and [`Agent::restore`]) and
+//! `advance_guidance` (scheduled guidance, right before each update). PPO is
+//! [`ppo`] (configuration, agent, update loop), `ppo/rollout.rs` (collection, GAE, minibatches)
+//! and `ppo/loss.rs` (the autograd loss, its hand-written gradient, distillation); SAC is [`sac`]
+//! and `sac/actor.rs` (the squashed Gaussian actor).
 
 #![warn(missing_docs)]
 
