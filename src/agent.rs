@@ -19,6 +19,17 @@
 //! parallel runs do not interleave); everything else (actions, minibatches, replay samples,
 //! exploration noise) from the agent's own `StdRng`. With one libtorch thread a seed therefore
 //! fixes the whole learning curve, bit for bit.
+//!
+//! The skeleton shared by the algorithms: [`distributions`] (sampling, log-probabilities,
+//! entropies and KL divergences of every policy family), `off_policy` (the step / store /
+//! report / train / checkpoint loop of DQN and SAC, each filling in its parts), `state` (one
+//! list of an agent's state parts writes both [`Agent::tensors`] and [`Agent::restore`]) and
+//! `advance_guidance` (scheduled guidance, right before each update). PPO is
+//! [`ppo`] (configuration, agent, update loop), `ppo/rollout.rs` (collection, GAE, minibatches)
+//! and `ppo/loss.rs` (the autograd loss, its hand-written gradient, distillation); SAC is [`sac`]
+//! and `sac/actor.rs` (the squashed Gaussian actor).
+
+#![warn(missing_docs)]
 
 pub mod checkpoint;
 pub mod distributions;
@@ -27,12 +38,14 @@ mod error;
 mod eval;
 pub mod nn;
 pub mod normalize;
+mod off_policy;
 pub mod optim;
 pub mod ppo;
 pub mod presets;
 pub mod replay;
 pub mod sac;
 pub mod schedule;
+mod state;
 pub mod train;
 
 use std::fmt;
@@ -49,7 +62,7 @@ use optim::Adam;
 
 pub use dqn::{Dqn, DqnConfig};
 pub use error::AgentError;
-pub(crate) use error::check;
+pub(crate) use error::{check, fetch_tensor};
 pub use eval::{EvalStats, evaluate};
 pub use ppo::{Ppo, PpoConfig};
 pub use presets::Preset;
@@ -62,14 +75,19 @@ pub(crate) const MAX_ROWS: usize = 10_000_000;
 /// The algorithms.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Algo {
+    /// Proximal Policy Optimisation.
     Ppo,
+    /// Deep Q-Networks.
     Dqn,
+    /// Soft Actor-Critic.
     Sac,
 }
 
 impl Algo {
+    /// Every algorithm.
     pub const ALL: [Algo; 3] = [Algo::Ppo, Algo::Dqn, Algo::Sac];
 
+    /// The lower-case name (`ppo`, as on the command line).
     pub fn name(self) -> &'static str {
         match self {
             Algo::Ppo => "ppo",
@@ -101,8 +119,11 @@ impl fmt::Display for Algo {
 /// An agent's hyperparameters, tagged by algorithm: in RON `Ppo(n_steps: 32, ...)`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum AgentConfig {
+    /// PPO's hyperparameters.
     Ppo(PpoConfig),
+    /// DQN's hyperparameters.
     Dqn(DqnConfig),
+    /// SAC's hyperparameters.
     Sac(SacConfig),
 }
 
@@ -116,6 +137,7 @@ impl AgentConfig {
         }
     }
 
+    /// The algorithm the config is for.
     pub fn algo(&self) -> Algo {
         match self {
             AgentConfig::Ppo(_) => Algo::Ppo,
@@ -139,6 +161,7 @@ impl AgentConfig {
         ron_options().from_str(text)
     }
 
+    /// The config as pretty RON.
     pub fn to_ron(&self) -> String {
         ron_options().to_string_pretty(self, ron::ser::PrettyConfig::default()).expect("configs serialise")
     }
@@ -157,12 +180,23 @@ impl AgentConfig {
 #[derive(Clone, Copy, Debug)]
 pub enum Event<'a> {
     /// An episode ended; `step` counts environment steps so far (all environments together).
-    Episode { step: u64, episode: &'a Episode },
+    Episode {
+        /// Environment steps so far.
+        step: u64,
+        /// The episode's return, length and environment.
+        episode: &'a Episode,
+    },
     /// Training advanced to `step`.
-    Progress { step: u64 },
+    Progress {
+        /// Environment steps so far.
+        step: u64,
+    },
     /// A point between updates where stopping loses nothing: stopping here and calling `learn`
     /// again gives the same run as not stopping (the harness evaluates at these points).
-    Checkpoint { step: u64 },
+    Checkpoint {
+        /// Environment steps so far.
+        step: u64,
+    },
 }
 
 /// Receives training events; returning `ControlFlow::Break` stops training at the next
@@ -172,7 +206,9 @@ pub type Monitor<'a> = dyn FnMut(Event<'_>) -> ControlFlow<()> + 'a;
 /// How a call to [`Agent::learn`] ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Outcome {
+    /// Training reached the step budget.
     Finished,
+    /// The monitor asked to stop.
     Stopped,
 }
 
@@ -182,7 +218,9 @@ pub enum Outcome {
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Distill {
+    /// The distillation weight at step 0.
     pub weight: f64,
+    /// Environment steps over which the weight falls to zero.
     pub decay_steps: u64,
 }
 
@@ -195,8 +233,10 @@ impl Distill {
 
 /// A learning agent.
 pub trait Agent: Send {
+    /// The agent's hyperparameters.
     fn config(&self) -> AgentConfig;
 
+    /// The agent's algorithm.
     fn algo(&self) -> Algo {
         self.config().algo()
     }
@@ -220,18 +260,17 @@ pub trait Agent: Send {
     /// training state. The tensors alias the live ones.
     fn tensors(&self) -> Vec<(String, Tensor)>;
 
-    /// The network weights (what a policy is, and what transfer moves), named as in the table
-    /// above; the target networks and training state are not in it.
-    fn var_store(&self) -> &tch::nn::VarStore;
-
-    /// The names of the network weights among [`Agent::tensors`].
-    fn weight_names(&self) -> Vec<String> {
-        sorted_variables(self.var_store()).into_iter().map(|(name, _)| name).collect()
-    }
+    /// The names of the network weights among [`Agent::tensors`] (what a policy is, and what
+    /// transfer moves), named as in the table above; the target networks and training state are
+    /// not among them.
+    fn weight_names(&self) -> Vec<String>;
 
     /// Restores the state from tensors with the names and shapes of [`Agent::tensors`] (the
     /// caller has checked them) and the step count.
     fn restore(&mut self, get: &mut dyn FnMut(&str) -> Option<Tensor>, steps: u64) -> Result<(), AgentError>;
+
+    // What transfer needs besides the named tensors: where guidance goes, the replay buffer,
+    // the target networks and the teacher.
 
     /// The optimisers of the weights, with the prefix of their state among [`Agent::tensors`]:
     /// where transfer sets per-parameter learning-rate scales, freezes and L2-SP anchors, and
@@ -243,6 +282,7 @@ pub trait Agent: Send {
         None
     }
 
+    /// The replay buffer of an off-policy agent, to change (transfer carries transitions into it).
     fn replay_mut(&mut self) -> Option<&mut replay::ReplayBuffer> {
         None
     }
@@ -263,6 +303,15 @@ pub(crate) fn report(monitor: &mut Monitor<'_>, step: u64, episodes: &[Episode])
         stop |= monitor(Event::Episode { step, episode }).is_break();
     }
     stop | monitor(Event::Progress { step }).is_break()
+}
+
+/// Scheduled guidance takes effect: every optimiser of `agent` moves to environment step `step`
+/// ([`Adam::advance`]: learning-rate scales that transfer scheduled, such as a freeze that ends).
+/// Agents call it once right before each update.
+pub(crate) fn advance_guidance<A: Agent + ?Sized>(agent: &mut A, step: u64) {
+    for (_, opt) in agent.optimizers() {
+        opt.advance(step);
+    }
 }
 
 /// Moves each target network tensor `{target}.x` a fraction `tau` of the way to the online
@@ -295,19 +344,17 @@ pub(crate) fn copy_tensors(
 ) -> Result<(), AgentError> {
     tch::no_grad(|| {
         for (name, dst) in targets {
-            let src = get(name).ok_or_else(|| AgentError::State(format!("missing tensor `{name}`")))?;
-            if src.size() != dst.size() {
-                return Err(AgentError::State(format!(
-                    "tensor `{name}` has shape {:?}, expected {:?}",
-                    src.size(),
-                    dst.size()
-                )));
-            }
+            let src = fetch_tensor(get, name, &dst.size())?;
             let mut dst = dst.shallow_clone();
             dst.copy_(&src);
         }
         Ok(())
     })
+}
+
+/// The names of a var store's variables, sorted: an agent's [`Agent::weight_names`].
+pub(crate) fn variable_names(vs: &tch::nn::VarStore) -> Vec<String> {
+    sorted_variables(vs).into_iter().map(|(name, _)| name).collect()
 }
 
 /// The named variables of a var store, sorted by name.
@@ -320,7 +367,11 @@ pub(crate) fn sorted_variables(vs: &tch::nn::VarStore) -> Vec<(String, Tensor)> 
 /// A frozen copy of the variables of `vs` under `prefix`: `build` makes the same modules under
 /// the new store's root (so the names agree), and the values are copied in. What a distillation
 /// teacher is.
-pub(crate) fn snapshot<T>(vs: &tch::nn::VarStore, prefix: &str, build: impl FnOnce(&tch::nn::Path) -> T) -> (tch::nn::VarStore, T) {
+pub(crate) fn snapshot<T>(
+    vs: &tch::nn::VarStore,
+    prefix: &str,
+    build: impl FnOnce(&tch::nn::Path) -> T,
+) -> (tch::nn::VarStore, T) {
     let mut copy = tch::nn::VarStore::new(tch::Device::Cpu);
     // Seeded so that building does not draw from (and race on) libtorch's global generator.
     let modules = nn::with_seed(0, || build(&copy.root()));
@@ -389,4 +440,3 @@ pub(crate) fn check_envs(envs: &VecEnv, n_envs: usize, obs_dim: usize, action_sp
     }
     Ok(())
 }
-

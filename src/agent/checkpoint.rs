@@ -18,11 +18,14 @@ use serde::{Deserialize, Serialize};
 use tch::{Kind, Tensor};
 
 use super::{Agent, AgentConfig, AgentError, Algo, EvalStats};
-use crate::util::{ron_options, sha256};
 use crate::env::{EnvSpec, Mixture, Space};
+use crate::util::{ron_options, sha256};
 
+/// The file of the agent's named tensors.
 pub const WEIGHTS_FILE: &str = "weights.safetensors";
+/// The file of the card (RON).
 pub const CARD_FILE: &str = "card.ron";
+/// The file of an off-policy agent's replay buffer.
 pub const REPLAY_FILE: &str = "replay.safetensors";
 const FORMAT: u32 = 1;
 
@@ -30,8 +33,11 @@ const FORMAT: u32 = 1;
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TensorInfo {
+    /// The tensor's name.
     pub name: String,
+    /// Its shape.
     pub shape: Vec<usize>,
+    /// Its element type (`F32`, `F64`, `I64`).
     pub dtype: String,
 }
 
@@ -39,20 +45,29 @@ pub struct TensorInfo {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Card {
+    /// The card format's version.
     pub format: u32,
+    /// The version of headstart that wrote the checkpoint.
     pub headstart_version: String,
+    /// The agent's algorithm.
     pub algorithm: Algo,
+    /// The agent's hyperparameters.
     pub config: AgentConfig,
+    /// The environment the policy was trained on.
     pub env: EnvSpec,
     /// The mixture of variants the policy was trained on, when it was (`env` is its first).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mixture: Option<Mixture>,
+    /// The observation space the agent was built for.
     pub observation_space: Space,
+    /// The action space the agent was built for.
     pub action_space: Space,
     /// Environment steps trained.
     pub steps: u64,
+    /// The seed the agent was built with.
     pub seed: u64,
     #[serde(default)]
+    /// The evaluation made when the checkpoint was saved.
     pub eval: Option<EvalStats>,
     /// How the checkpoint was made (for example the command line).
     #[serde(default)]
@@ -72,6 +87,7 @@ pub struct Card {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ReplayInfo {
+    /// How many transitions the buffer holds.
     pub transitions: usize,
     /// SHA-256 of `replay.safetensors`, hex.
     pub sha256: String,
@@ -81,9 +97,21 @@ pub struct ReplayInfo {
 #[derive(Debug, thiserror::Error)]
 pub enum CheckpointError {
     #[error("{}: {message}", path.display())]
-    File { path: PathBuf, message: String },
+    /// Reading or writing a file failed, or its contents are damaged.
+    File {
+        /// The file.
+        path: PathBuf,
+        /// What went wrong.
+        message: String,
+    },
     #[error("{}: {source}", path.display())]
-    Agent { path: PathBuf, source: AgentError },
+    /// The agent refused the checkpoint's contents.
+    Agent {
+        /// The checkpoint's directory or file.
+        path: PathBuf,
+        /// The agent's error.
+        source: AgentError,
+    },
 }
 
 fn file_error(path: &Path, message: impl Into<String>) -> CheckpointError {
@@ -92,11 +120,17 @@ fn file_error(path: &Path, message: impl Into<String>) -> CheckpointError {
 
 /// The facts a card records beyond the agent itself.
 pub struct CardInfo<'a> {
+    /// The environment the agent was trained on.
     pub env: &'a EnvSpec,
+    /// The mixture it was trained on, if any.
     pub mixture: Option<&'a Mixture>,
+    /// The observation space.
     pub observation_space: &'a Space,
+    /// The action space.
     pub action_space: &'a Space,
+    /// An evaluation to record.
     pub eval: Option<EvalStats>,
+    /// How the checkpoint was made (for example the command line).
     pub produced_by: String,
 }
 
@@ -141,7 +175,9 @@ fn serialize(tensors: &[(String, Tensor)], path: &Path) -> Result<(Vec<u8>, Vec<
     let views = buffers
         .iter()
         .map(|(name, dtype, shape, bytes)| {
-            TensorView::new(*dtype, shape.clone(), bytes).map(|v| (name.clone(), v)).map_err(|e| file_error(path, e.to_string()))
+            TensorView::new(*dtype, shape.clone(), bytes)
+                .map(|v| (name.clone(), v))
+                .map_err(|e| file_error(path, e.to_string()))
         })
         .collect::<Result<Vec<_>, _>>()?;
     let metadata = HashMap::from([("format".to_string(), "headstart".to_string())]);
@@ -155,7 +191,9 @@ fn check_digest(path: &Path, bytes: &[u8], expected: &str, field: &str) -> Resul
     if digest != expected {
         return Err(file_error(
             path,
-            format!("SHA-256 {digest} differs from the card's `{field}` {expected}: the file is corrupt or not this card's"),
+            format!(
+                "SHA-256 {digest} differs from the card's `{field}` {expected}: the file is corrupt or not this card's"
+            ),
         ));
     }
     Ok(())
@@ -234,7 +272,9 @@ pub fn read_card(dir: &Path) -> Result<Card, CheckpointError> {
 
 /// A loaded checkpoint: the card and the agent with its state restored.
 pub struct Loaded {
+    /// The checkpoint's card.
     pub card: Card,
+    /// The agent, restored.
     pub agent: Box<dyn Agent>,
 }
 
@@ -311,9 +351,12 @@ pub fn load(dir: &Path) -> Result<Loaded, CheckpointError> {
         let buffer = agent
             .replay_mut()
             .ok_or_else(|| file_error(&card_path, format!("field `replay`: a {algo} agent has no replay buffer")))?;
-        let n = buffer.extend_from_state(&mut getter(&file)).map_err(|e| file_error(&path, e))?;
+        let n = buffer.extend_from_state(&mut getter(&file)).map_err(|e| file_error(&path, e.to_string()))?;
         if n != info.transitions {
-            return Err(file_error(&path, format!("holds {n} transitions, the card's `replay.transitions` says {}", info.transitions)));
+            return Err(file_error(
+                &path,
+                format!("holds {n} transitions, the card's `replay.transitions` says {}", info.transitions),
+            ));
         }
     }
     Ok(Loaded { card, agent })

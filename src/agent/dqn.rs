@@ -11,30 +11,37 @@ use serde::{Deserialize, Serialize};
 use tch::Tensor;
 use tch::nn::{self, Module};
 
-use super::optim::Adam;
 use super::MAX_ROWS;
 use super::distributions::argmax;
+use super::nn::{Mlp, MlpConfig};
+use super::off_policy::{self, OffPolicy, ProgressAt, Shape, StopAt};
+use super::optim::Adam;
 use super::replay::{Batch, ReplayBuffer};
 use super::schedule::linear_decay;
+use super::state::agent_state;
 use super::{
-    Agent, AgentConfig, AgentError, Algo, Distill, Event, Monitor, Outcome, Schedule, check, check_envs, copy_tensors, obs_dim,
-    polyak_update, report, rows, sorted_variables, to_vec,
+    Agent, AgentConfig, AgentError, Algo, Distill, Monitor, Outcome, Schedule, check, check_envs, obs_dim,
+    polyak_update, rows, sorted_variables, to_vec, variable_names,
 };
 use crate::env::{Action, Space, VecEnv};
-use super::nn::{Mlp, MlpConfig};
 
 /// DQN's hyperparameters; defaults are Stable-Baselines3's.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DqnConfig {
+    /// Environments stepped together.
     pub n_envs: usize,
+    /// Adam's learning rate.
     pub learning_rate: Schedule,
+    /// Replay buffer capacity (transitions).
     pub buffer_size: usize,
     /// Steps of uniformly random actions before learning starts.
     pub learning_starts: u64,
+    /// Transitions per gradient step.
     pub batch_size: usize,
     /// Target network update coefficient (1: hard copy).
     pub tau: f64,
+    /// Discount factor.
     pub gamma: f64,
     /// Train every this many (vector) steps...
     pub train_freq: u64,
@@ -42,13 +49,18 @@ pub struct DqnConfig {
     pub gradient_steps: i64,
     /// Environment steps between target network updates.
     pub target_update_interval: u64,
+    /// The fraction of the budget over which epsilon decays.
     pub exploration_fraction: f64,
+    /// Epsilon at the start.
     pub exploration_initial_eps: f64,
+    /// Epsilon after the decay (and in stochastic evaluation).
     pub exploration_final_eps: f64,
+    /// Gradient clipping (global norm).
     pub max_grad_norm: f64,
     /// Double DQN (van Hasselt et al. 2016): the online network picks the next action, the
     /// target network values it.
     pub double_q: bool,
+    /// The Q network.
     pub net: MlpConfig,
 }
 
@@ -116,6 +128,7 @@ pub struct Dqn {
 }
 
 impl Dqn {
+    /// A DQN agent for these spaces (Discrete actions), its network seeded with `seed`.
     pub fn new(cfg: DqnConfig, obs_space: &Space, action_space: &Space, seed: u64) -> Result<Self, AgentError> {
         cfg.validate()?;
         let obs_dim = obs_dim(Algo::Dqn, obs_space)?;
@@ -198,8 +211,8 @@ impl Dqn {
         self.q.backward(&acts, &Tensor::from_slice(&grad).view([n as i64, a as i64]), &mut sink);
     }
 
-    fn train(&mut self, gradient_steps: usize, lr: f64) {
-        self.opt.advance(self.steps);
+    /// `gradient_steps` minibatch updates at learning rate `lr`.
+    fn updates(&mut self, gradient_steps: usize, lr: f64) {
         for _ in 0..gradient_steps {
             let batch = self.buffer.sample(self.cfg.batch_size, &mut self.rng);
             self.manual_gradients(&batch);
@@ -223,55 +236,7 @@ impl Agent for Dqn {
 
     fn learn(&mut self, envs: &mut VecEnv, total: u64, monitor: &mut Monitor<'_>) -> Result<Outcome, AgentError> {
         check_envs(envs, self.cfg.n_envs, self.obs_dim, &self.action_space)?;
-        let n = self.cfg.n_envs;
-        let mut obs = match self.current.take() {
-            Some(obs) => obs,
-            None => envs.reset(Some(self.seed))?.to_vec(),
-        };
-        let target_every = (self.cfg.target_update_interval / n as u64).max(1);
-        while self.steps < total {
-            let progress = self.steps as f64 / total as f64;
-            let eps = linear_decay(
-                self.cfg.exploration_initial_eps,
-                self.cfg.exploration_final_eps,
-                self.cfg.exploration_fraction,
-                progress,
-            );
-            let actions: Vec<usize> = if self.steps < self.cfg.learning_starts {
-                (0..n).map(|_| self.rng.random_range(0..self.n_actions)).collect()
-            } else {
-                let greedy = self.greedy(&obs);
-                greedy
-                    .into_iter()
-                    .map(|a| if self.rng.random::<f64>() < eps { self.rng.random_range(0..self.n_actions) } else { a })
-                    .collect()
-            };
-            let env_actions: Vec<Action> = actions.iter().map(|&a| Action::Discrete(a)).collect();
-            let step = envs.step(&env_actions)?;
-            let stored: Vec<f32> = actions.iter().map(|&a| a as f32).collect();
-            self.buffer.push_step(&obs, &stored, &step);
-            obs.copy_from_slice(step.obs);
-            self.steps += n as u64;
-            self.vec_steps += 1;
-            let stop = report(monitor, self.steps, step.episodes);
-            if self.vec_steps % target_every == 0 {
-                self.update_target(self.cfg.tau);
-            }
-            if self.vec_steps % self.cfg.train_freq == 0 && self.steps > self.cfg.learning_starts {
-                let lr = self.cfg.learning_rate.at(progress);
-                let steps = match self.cfg.gradient_steps {
-                    g if g < 0 => self.cfg.train_freq as usize * n,
-                    g => g as usize,
-                };
-                self.train(steps, lr);
-            }
-            if stop || monitor(Event::Checkpoint { step: self.steps }).is_break() {
-                self.current = Some(obs);
-                return Ok(Outcome::Stopped);
-            }
-        }
-        self.current = Some(obs);
-        Ok(Outcome::Finished)
+        off_policy::learn(self, envs, total, monitor)
     }
 
     fn act(&self, obs: &[f32], deterministic: bool, rng: &mut StdRng) -> Vec<Action> {
@@ -287,15 +252,10 @@ impl Agent for Dqn {
             .collect()
     }
 
-    fn tensors(&self) -> Vec<(String, Tensor)> {
-        let mut out = sorted_variables(&self.vs);
-        out.extend(sorted_variables(&self.target_vs));
-        out.extend(self.opt.state("optim"));
-        out
-    }
+    agent_state!(vs, target_vs, "optim": opt);
 
-    fn var_store(&self) -> &nn::VarStore {
-        &self.vs
+    fn weight_names(&self) -> Vec<String> {
+        variable_names(&self.vs)
     }
 
     fn optimizers(&mut self) -> Vec<(&'static str, &mut Adam)> {
@@ -321,14 +281,68 @@ impl Agent for Dqn {
                 .into(),
         ))
     }
+}
 
-    fn restore(&mut self, get: &mut dyn FnMut(&str) -> Option<Tensor>, steps: u64) -> Result<(), AgentError> {
-        copy_tensors(&sorted_variables(&self.vs), get)?;
-        copy_tensors(&sorted_variables(&self.target_vs), get)?;
-        self.opt.load_state("optim", get).map_err(AgentError::State)?;
-        self.steps = steps;
-        self.current = None;
-        Ok(())
+/// DQN in the off-policy loop: blocks of one vector step (an `Event::Checkpoint` after each),
+/// epsilon and the learning rate at the progress before the step, the target network refreshed
+/// every `target_update_interval / n_envs` vector steps, training every `train_freq` vector
+/// steps, and a stop that the monitor asks for taking effect after the step's training.
+impl OffPolicy for Dqn {
+    fn shape(&self) -> Shape {
+        Shape {
+            n_envs: self.cfg.n_envs,
+            block: 1,
+            learning_starts: self.cfg.learning_starts,
+            learning_rate: self.cfg.learning_rate,
+            progress: ProgressAt::BeforeStep,
+            stop: StopAt::AfterTraining,
+        }
+    }
+
+    fn loop_state(&mut self) -> (&mut u64, &mut Option<Vec<f32>>, &mut ReplayBuffer) {
+        (&mut self.steps, &mut self.current, &mut self.buffer)
+    }
+
+    /// Uniformly random actions before `learning_starts`, then epsilon-greedy.
+    fn act_exploring(&mut self, obs: &[f32], _: u64, progress: f64) -> (Vec<Action>, Vec<f32>) {
+        let n = self.cfg.n_envs;
+        let eps = linear_decay(
+            self.cfg.exploration_initial_eps,
+            self.cfg.exploration_final_eps,
+            self.cfg.exploration_fraction,
+            progress,
+        );
+        let actions: Vec<usize> = if self.steps < self.cfg.learning_starts {
+            (0..n).map(|_| self.rng.random_range(0..self.n_actions)).collect()
+        } else {
+            let greedy = self.greedy(obs);
+            greedy
+                .into_iter()
+                .map(|a| if self.rng.random::<f64>() < eps { self.rng.random_range(0..self.n_actions) } else { a })
+                .collect()
+        };
+        (actions.iter().map(|&a| Action::Discrete(a)).collect(), actions.iter().map(|&a| a as f32).collect())
+    }
+
+    fn after_step(&mut self) {
+        self.vec_steps += 1;
+        let target_every = (self.cfg.target_update_interval / self.cfg.n_envs as u64).max(1);
+        if self.vec_steps % target_every == 0 {
+            self.update_target(self.cfg.tau);
+        }
+    }
+
+    fn train_due(&self) -> bool {
+        self.vec_steps % self.cfg.train_freq == 0
+    }
+
+    /// `gradient_steps` updates (`-1`: as many as environment steps since the last training).
+    fn train(&mut self, lr: f64) {
+        let steps = match self.cfg.gradient_steps {
+            g if g < 0 => self.cfg.train_freq as usize * self.cfg.n_envs,
+            g => g as usize,
+        };
+        self.updates(steps, lr);
     }
 }
 

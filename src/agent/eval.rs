@@ -10,15 +10,20 @@ use crate::env::{Env, EnvError};
 /// Returns of evaluation episodes.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct EvalStats {
+    /// Episodes run.
     pub episodes: usize,
+    /// Whether actions were greedy / mean actions.
     pub deterministic: bool,
+    /// The mean return.
     pub mean: f64,
     /// Population standard deviation (as NumPy's `std` and Stable-Baselines3's `evaluate_policy`).
     pub std: f64,
+    /// Each episode's return.
     pub returns: Vec<f64>,
 }
 
 impl EvalStats {
+    /// Statistics of `returns`.
     pub fn from_returns(returns: Vec<f64>, deterministic: bool) -> Self {
         let n = returns.len().max(1) as f64;
         let mean = returns.iter().sum::<f64>() / n;

@@ -36,7 +36,9 @@ pub fn with_seed<T>(seed: u64, f: impl FnOnce() -> T) -> T {
 /// The non-linearity between layers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Activation {
+    /// `tanh` (PPO's default).
     Tanh,
+    /// `max(0, x)` (DQN's and SAC's default).
     Relu,
 }
 
@@ -76,7 +78,9 @@ impl Activation {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MlpConfig {
+    /// Hidden layer widths.
     pub hidden: Vec<usize>,
+    /// The non-linearity after each hidden layer.
     pub activation: Activation,
     /// Orthogonal initialisation (else PyTorch's default).
     #[serde(default = "yes")]
@@ -104,11 +108,7 @@ impl MlpConfig {
 
     /// Refuses empty layers.
     pub fn validate(&self) -> Result<(), super::AgentError> {
-        super::check(
-            "net.hidden",
-            self.hidden.iter().all(|&h| h > 0),
-            "every hidden layer needs a positive size",
-        )
+        super::check("net.hidden", self.hidden.iter().all(|&h| h > 0), "every hidden layer needs a positive size")
     }
 }
 

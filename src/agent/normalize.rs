@@ -4,15 +4,21 @@
 
 use tch::Tensor;
 
+use super::AgentError;
+
 /// Running mean and variance, merged batch by batch (Chan et al.'s parallel algorithm).
 #[derive(Clone, Debug, PartialEq)]
 pub struct RunningMeanStd {
+    /// Running means.
     pub mean: Vec<f64>,
+    /// Running (population) variances.
     pub var: Vec<f64>,
+    /// Rows merged so far (starting at `1e-4`).
     pub count: f64,
 }
 
 impl RunningMeanStd {
+    /// Statistics of `dim` values: mean 0, variance 1.
     pub fn new(dim: usize) -> Self {
         RunningMeanStd { mean: vec![0.0; dim], var: vec![1.0; dim], count: 1e-4 }
     }
@@ -58,15 +64,16 @@ impl RunningMeanStd {
     }
 
     /// Restores what [`RunningMeanStd::state`] saved (shapes already checked by the caller).
-    pub fn load_state(&mut self, prefix: &str, get: &mut dyn FnMut(&str) -> Option<Tensor>) -> Result<(), String> {
-        let mut read = |suffix: &str| -> Result<Vec<f64>, String> {
+    pub fn load_state(&mut self, prefix: &str, get: &mut dyn FnMut(&str) -> Option<Tensor>) -> Result<(), AgentError> {
+        let mut read = |suffix: &str| -> Result<Vec<f64>, AgentError> {
             let name = format!("{prefix}.{suffix}");
-            let t = get(&name).ok_or_else(|| format!("missing tensor `{name}`"))?;
-            Vec::<f64>::try_from(t.to_kind(tch::Kind::Double).flatten(0, -1)).map_err(|e| format!("`{name}`: {e}"))
+            let t = get(&name).ok_or_else(|| AgentError::MissingTensor { name: name.clone() })?;
+            Vec::<f64>::try_from(t.to_kind(tch::Kind::Double).flatten(0, -1))
+                .map_err(|e| AgentError::State(format!("`{name}`: {e}")))
         };
         let (mean, var, count) = (read("mean")?, read("var")?, read("count")?);
         if mean.len() != self.mean.len() || var.len() != self.var.len() || count.len() != 1 {
-            return Err(format!("`{prefix}`: statistics of the wrong size"));
+            return Err(AgentError::State(format!("`{prefix}`: statistics of the wrong size")));
         }
         (self.mean, self.var, self.count) = (mean, var, count[0]);
         Ok(())
@@ -76,11 +83,14 @@ impl RunningMeanStd {
 /// Observation normalisation: `clip((x - mean) / sqrt(var + 1e-8), ±clip)`.
 #[derive(Clone, Debug)]
 pub struct ObsNormalizer {
+    /// The running statistics of observations.
     pub stats: RunningMeanStd,
+    /// Normalised values are clipped to `[-clip, clip]`.
     pub clip: f64,
 }
 
 impl ObsNormalizer {
+    /// A normaliser for `dim` values (clip 10).
     pub fn new(dim: usize) -> Self {
         ObsNormalizer { stats: RunningMeanStd::new(dim), clip: 10.0 }
     }
@@ -100,6 +110,7 @@ impl ObsNormalizer {
 /// Reward scaling by the running standard deviation of each environment's discounted return.
 #[derive(Clone, Debug)]
 pub struct RewardNormalizer {
+    /// The running statistics of the discounted return.
     pub stats: RunningMeanStd,
     returns: Vec<f64>,
     gamma: f64,
@@ -107,6 +118,7 @@ pub struct RewardNormalizer {
 }
 
 impl RewardNormalizer {
+    /// A normaliser for `num_envs` environments with discount `gamma`.
     pub fn new(num_envs: usize, gamma: f64) -> Self {
         RewardNormalizer { stats: RunningMeanStd::new(1), returns: vec![0.0; num_envs], gamma, clip: 10.0 }
     }

@@ -11,6 +11,8 @@
 
 use tch::{Kind, Tensor};
 
+use super::{AgentError, fetch_tensor};
+
 /// Where one parameter lives in the flat buffers.
 struct Slot {
     name: String,
@@ -232,13 +234,21 @@ impl Adam {
     /// Carries another optimiser's state (what [`Adam::state`] saved under `prefix`) for the
     /// parameters `names` and the step count; the other moments stay as they are. Returns how
     /// many tensors were carried.
-    pub fn carry_state(&mut self, prefix: &str, names: &[String], get: &mut dyn FnMut(&str) -> Option<Tensor>) -> usize {
+    pub fn carry_state(
+        &mut self,
+        prefix: &str,
+        names: &[String],
+        get: &mut dyn FnMut(&str) -> Option<Tensor>,
+    ) -> usize {
         let mut carried = 0;
         for (name, view) in self.state(prefix) {
             let Some(src) = get(&name).filter(|s| s.size() == view.size()) else { continue };
             if name == format!("{prefix}.steps") {
                 self.steps = src.int64_value(&[0]);
-            } else if names.iter().any(|p| name == format!("{prefix}.{p}.exp_avg") || name == format!("{prefix}.{p}.exp_avg_sq")) {
+            } else if names
+                .iter()
+                .any(|p| name == format!("{prefix}.{p}.exp_avg") || name == format!("{prefix}.{p}.exp_avg_sq"))
+            {
                 tch::no_grad(|| view.shallow_clone().copy_(&src));
             } else {
                 continue;
@@ -256,12 +266,9 @@ impl Adam {
     }
 
     /// Restores what [`Adam::state`] saved; `get` looks a tensor up by name.
-    pub fn load_state(&mut self, prefix: &str, get: &mut dyn FnMut(&str) -> Option<Tensor>) -> Result<(), String> {
+    pub fn load_state(&mut self, prefix: &str, get: &mut dyn FnMut(&str) -> Option<Tensor>) -> Result<(), AgentError> {
         for (name, view) in self.state(prefix) {
-            let src = get(&name).ok_or_else(|| format!("missing tensor `{name}`"))?;
-            if src.size() != view.size() {
-                return Err(format!("tensor `{name}` has shape {:?}, expected {:?}", src.size(), view.size()));
-            }
+            let src = fetch_tensor(get, &name, &view.size())?;
             if name.ends_with(".steps") {
                 self.steps = src.int64_value(&[0]);
             } else {

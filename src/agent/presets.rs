@@ -14,6 +14,7 @@ use crate::util::ron_options;
 pub struct Preset {
     /// Environment steps (the Zoo's `n_timesteps`).
     pub steps: u64,
+    /// The tuned hyperparameters.
     pub config: AgentConfig,
 }
 
@@ -67,7 +68,11 @@ pub fn resolve(
     }
     let id = preset.unwrap_or(env_id);
     match get(algo, id) {
-        Some(found) => Ok(Resolved { config: found.config, steps: Some(found.steps), origin: format!("RL Zoo preset {algo} {id}") }),
+        Some(found) => Ok(Resolved {
+            config: found.config,
+            steps: Some(found.steps),
+            origin: format!("RL Zoo preset {algo} {id}"),
+        }),
         None if preset.is_some() => {
             let known: Vec<String> = all(algo).into_keys().collect();
             Err(AgentError::Config {
@@ -75,7 +80,9 @@ pub fn resolve(
                 message: format!("no {algo} preset for {id:?} (presets: {})", known.join(", ")),
             })
         }
-        None => Ok(Resolved { config: AgentConfig::default_for(algo), steps: None, origin: format!("{algo} defaults") }),
+        None => {
+            Ok(Resolved { config: AgentConfig::default_for(algo), steps: None, origin: format!("{algo} defaults") })
+        }
     }
 }
 

@@ -7,8 +7,11 @@
 use rand::Rng;
 use tch::Tensor;
 
+use super::AgentError;
+
 use crate::env::vector::VecStep;
 
+/// A ring buffer of transitions `(obs, action, reward, next_obs, done)`, sampled uniformly.
 pub struct ReplayBuffer {
     capacity: usize,
     obs_dim: usize,
@@ -25,10 +28,15 @@ pub struct ReplayBuffer {
 /// A sampled batch as tensors: `obs`/`next_obs` `[n, obs_dim]`, `actions` `[n, act_dim]`,
 /// `rewards`/`dones` `[n, 1]`.
 pub struct Batch {
+    /// Observations.
     pub obs: Tensor,
+    /// Actions taken.
     pub actions: Tensor,
+    /// Rewards.
     pub rewards: Tensor,
+    /// The next observations (final observations where an episode ended).
     pub next_obs: Tensor,
+    /// 1 where the episode terminated.
     pub dones: Tensor,
 }
 
@@ -50,10 +58,12 @@ impl ReplayBuffer {
         }
     }
 
+    /// The number of transitions held.
     pub fn len(&self) -> usize {
         self.len
     }
 
+    /// Whether no transition is held.
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
@@ -98,7 +108,11 @@ impl ReplayBuffer {
     /// `[n, act_dim]`, `replay.rewards`, `replay.next_obs` and `replay.dones` (what checkpoints
     /// save beside the weights).
     pub fn state(&self) -> Vec<(String, Tensor)> {
-        let order: Vec<usize> = if self.len < self.capacity { (0..self.len).collect() } else { (self.pos..self.len).chain(0..self.pos).collect() };
+        let order: Vec<usize> = if self.len < self.capacity {
+            (0..self.len).collect()
+        } else {
+            (self.pos..self.len).chain(0..self.pos).collect()
+        };
         let n = order.len() as i64;
         let gather = |v: &[f32], w: usize| -> Tensor {
             let rows: Vec<f32> = order.iter().flat_map(|&i| v[i * w..(i + 1) * w].iter().copied()).collect();
@@ -115,15 +129,19 @@ impl ReplayBuffer {
 
     /// Appends the transitions [`ReplayBuffer::state`] saved, oldest first (the oldest are
     /// overwritten when they exceed the capacity). Widths must match this buffer's.
-    pub fn extend_from_state(&mut self, get: &mut dyn FnMut(&str) -> Option<Tensor>) -> Result<usize, String> {
-        let mut take = |name: &str, width: Option<usize>| -> Result<Vec<f32>, String> {
-            let t = get(name).ok_or_else(|| format!("missing tensor `{name}`"))?;
+    pub fn extend_from_state(&mut self, get: &mut dyn FnMut(&str) -> Option<Tensor>) -> Result<usize, AgentError> {
+        let mut take = |name: &str, width: Option<usize>| -> Result<Vec<f32>, AgentError> {
+            let t = get(name).ok_or_else(|| AgentError::MissingTensor { name: name.to_string() })?;
             let ok = match width {
                 Some(w) => t.dim() == 2 && t.size()[1] == w as i64,
                 None => t.dim() == 1,
             };
             if !ok {
-                return Err(format!("tensor `{name}` has shape {:?}, expected [n{}]", t.size(), width.map(|w| format!(", {w}")).unwrap_or_default()));
+                return Err(AgentError::TensorShape {
+                    name: name.to_string(),
+                    found: t.size(),
+                    expected: format!("[n{}]", width.map(|w| format!(", {w}")).unwrap_or_default()),
+                });
             }
             Ok(super::to_vec(&t.to_kind(tch::Kind::Float)))
         };
@@ -135,7 +153,7 @@ impl ReplayBuffer {
         let dones = take("replay.dones", None)?;
         let n = rewards.len();
         if obs.len() != n * o || actions.len() != n * a || next_obs.len() != n * o || dones.len() != n {
-            return Err("the replay tensors hold different numbers of transitions".into());
+            return Err(AgentError::State("the replay tensors hold different numbers of transitions".into()));
         }
         for i in 0..n {
             let (obs, next) = (&obs[i * o..(i + 1) * o], &next_obs[i * o..(i + 1) * o]);

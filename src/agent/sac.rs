@@ -10,33 +10,33 @@
 //!
 //! Noise is drawn in Rust from the agent's generator and handed to libtorch as a tensor.
 
+mod actor;
+
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use rand_distr::StandardNormal;
 use serde::{Deserialize, Serialize};
 use tch::nn::{self, Module};
 use tch::{Kind, Tensor};
 
-use super::optim::Adam;
 use super::MAX_ROWS;
-use super::distributions::{LOG_SQRT_2PI, draw_exploration};
+use super::nn::{Mlp, MlpConfig};
+use super::off_policy::{self, OffPolicy, ProgressAt, Shape, StopAt};
+use super::optim::Adam;
 use super::replay::ReplayBuffer;
+use super::state::agent_state;
 use super::{
-    Agent, AgentConfig, AgentError, Algo, Distill, Event, Monitor, Outcome, Schedule, box_bounds, check, check_envs,
-    copy_tensors, obs_dim, polyak_update, report, rows, snapshot, sorted_variables, to_vec,
+    Agent, AgentConfig, AgentError, Algo, Distill, Monitor, Outcome, Schedule, box_bounds, check, check_envs, obs_dim,
+    polyak_update, rows, snapshot, sorted_variables, to_vec, variable_names,
 };
 use crate::env::{Action, Space, VecEnv};
-use super::nn::{Mlp, MlpConfig};
-
-const LOG_STD_MIN: f64 = -20.0;
-const LOG_STD_MAX: f64 = 2.0;
-/// gSDE clips the mean before squashing, as Stable-Baselines3's `clip_mean`.
-const SDE_CLIP_MEAN: f64 = 2.0;
+use actor::{Draw, Noise, Teacher};
 
 /// The entropy coefficient: tuned automatically from an initial value, or fixed.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub enum EntCoef {
+    /// Tuned towards the target entropy, starting from this value.
     Auto(f64),
+    /// Fixed at this value.
     Fixed(f64),
 }
 
@@ -44,25 +44,37 @@ pub enum EntCoef {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SacConfig {
+    /// Environments stepped together.
     pub n_envs: usize,
+    /// Adam's learning rate (actor, critics and entropy coefficient).
     pub learning_rate: Schedule,
+    /// Replay buffer capacity (transitions).
     pub buffer_size: usize,
+    /// Environment steps of uniformly random actions before learning starts.
     pub learning_starts: u64,
+    /// Transitions per gradient step.
     pub batch_size: usize,
+    /// Target network update coefficient (Polyak averaging).
     pub tau: f64,
+    /// Discount factor.
     pub gamma: f64,
+    /// Train every this many (vector) steps...
     pub train_freq: u64,
+    /// ... with this many gradient steps.
     pub gradient_steps: usize,
+    /// The entropy coefficient α.
     pub ent_coef: EntCoef,
     /// Defaults to `-dim(A)`.
     pub target_entropy: Option<f64>,
     /// Gradient steps between target updates.
     pub target_update_interval: usize,
+    /// Generalised state-dependent exploration (gSDE) instead of a state-dependent `log σ` head.
     pub use_sde: bool,
     /// Steps between redraws of the gSDE matrix; `-1` redraws once per rollout.
     pub sde_sample_freq: i64,
     /// Initial log standard deviation of the gSDE weights.
     pub log_std_init: f64,
+    /// Actor and critic networks.
     pub net: MlpConfig,
 }
 
@@ -106,15 +118,6 @@ impl SacConfig {
     }
 }
 
-/// How the actor's noise is scaled.
-enum Noise {
-    /// `actor.log_std`: a linear head on the features.
-    Head(nn::Linear),
-    /// `actor.log_std`: the `[features, actions]` gSDE log standard deviations, and the
-    /// exploration matrix in use while acting.
-    Sde { log_std: Tensor, exploration: Vec<f32> },
-}
-
 /// A SAC agent.
 pub struct Sac {
     cfg: SacConfig,
@@ -143,21 +146,8 @@ pub struct Sac {
     teacher: Option<Teacher>,
 }
 
-/// A frozen copy of the actor to distil from.
-struct Teacher {
-    _vs: nn::VarStore,
-    actor: Mlp,
-    noise: Noise,
-    distill: Distill,
-}
-
-/// What the actor computes for a batch: squashed actions in `[-1, 1]` and their log-probs.
-struct Sampled {
-    actions: Tensor,
-    log_prob: Tensor,
-}
-
 impl Sac {
+    /// A SAC agent for these spaces (Box actions), its networks seeded with `seed`.
     pub fn new(cfg: SacConfig, obs_space: &Space, action_space: &Space, seed: u64) -> Result<Self, AgentError> {
         cfg.validate()?;
         let obs_dim = obs_dim(Algo::Sac, obs_space)?;
@@ -246,119 +236,6 @@ impl Sac {
         (nets[0].forward(&x), nets[1].forward(&x))
     }
 
-    /// Draws `[rows, cols]` standard normal values from the agent's generator.
-    fn normal(&mut self, rows: usize, cols: usize) -> Tensor {
-        let v: Vec<f32> = (0..rows * cols).map(|_| self.rng.sample::<f32, _>(StandardNormal)).collect();
-        Tensor::from_slice(&v).view([rows as i64, cols as i64])
-    }
-
-    /// Samples squashed actions with log-probabilities for a batch (differentiable).
-    fn sample(&mut self, obs: &Tensor) -> Sampled {
-        let n = obs.size()[0] as usize;
-        let features = self.actor.features(obs);
-        let mean = self.actor_head(&features);
-        let (u, gaussian_lp) = match &self.noise {
-            Noise::Head(head) => {
-                let log_std = head.forward(&features).clamp(LOG_STD_MIN, LOG_STD_MAX);
-                let eps = self.normal(n, self.act_dim);
-                let u = &mean + log_std.exp() * &eps;
-                let lp = (eps.square() * -0.5 - &log_std - LOG_SQRT_2PI).sum_dim_intlist(-1, false, Kind::Float);
-                (u, lp)
-            }
-            Noise::Sde { log_std, .. } => {
-                let log_std = log_std.shallow_clone();
-                let latent = features.detach();
-                let std = log_std.exp();
-                let eps = self.normal(latent.size()[1] as usize, self.act_dim);
-                let noise = latent.matmul(&(&std * eps));
-                let variance = latent.square().matmul(&std.square()) + 1e-6;
-                let u = &mean + &noise;
-                let lp = (noise.square() / &variance * -0.5 - variance.log() * 0.5 - LOG_SQRT_2PI).sum_dim_intlist(
-                    -1,
-                    false,
-                    Kind::Float,
-                );
-                (u, lp)
-            }
-        };
-        let actions = u.tanh();
-        let correction = (-actions.square() + (1.0 + 1e-6)).log().sum_dim_intlist(-1, false, Kind::Float);
-        Sampled { actions, log_prob: gaussian_lp - correction }
-    }
-
-    /// The actor's Gaussian before the squashing, for rows `obs`: means and variances.
-    fn gaussian(actor: &Mlp, noise: &Noise, obs: &Tensor) -> (Tensor, Tensor) {
-        let features = actor.features(obs);
-        let mean = actor.head_forward(&features);
-        match noise {
-            Noise::Head(head) => (mean, (head.forward(&features).clamp(LOG_STD_MIN, LOG_STD_MAX) * 2.0).exp()),
-            Noise::Sde { log_std, .. } => (
-                mean.clamp(-SDE_CLIP_MEAN, SDE_CLIP_MEAN),
-                features.detach().square().matmul(&log_std.exp().square()) + 1e-6,
-            ),
-        }
-    }
-
-    /// `w * mean KL(π_teacher ‖ π)` over rows `obs` (Gaussians before the squashing, which is
-    /// the same for both), while the distillation weight is above zero.
-    fn distill_loss(&self, obs: &Tensor) -> Option<Tensor> {
-        let teacher = self.teacher.as_ref()?;
-        let w = teacher.distill.weight_at(self.steps);
-        if w <= 0.0 {
-            return None;
-        }
-        let (mean_t, var_t) = tch::no_grad(|| Self::gaussian(&teacher.actor, &teacher.noise, obs));
-        let (mean, var) = Self::gaussian(&self.actor, &self.noise, obs);
-        let kl = (var.log() - var_t.log() + (var_t + (mean_t - mean).square()) / &var - 1.0) * 0.5;
-        Some(kl.sum_dim_intlist(-1, false, Kind::Float).mean(Kind::Float) * w)
-    }
-
-    fn actor_head(&self, features: &Tensor) -> Tensor {
-        let mean = self.actor.head_forward(features);
-        match self.noise {
-            Noise::Sde { .. } => mean.clamp(-SDE_CLIP_MEAN, SDE_CLIP_MEAN),
-            Noise::Head(_) => mean,
-        }
-    }
-
-    /// Redraws the gSDE exploration matrix used while acting.
-    fn reset_noise(&mut self) {
-        if let Noise::Sde { log_std, exploration } = &mut self.noise {
-            *exploration = draw_exploration(log_std, 1, &mut self.rng);
-        }
-    }
-
-    /// Exploratory actions in `[-1, 1]` for raw observation rows.
-    fn explore(&mut self, obs: &[f32]) -> Vec<f32> {
-        let x = rows(obs, self.obs_dim);
-        let (features, mean, log_std) = tch::no_grad(|| {
-            let features = self.actor.features(&x);
-            let mean = self.actor_head(&features);
-            let log_std = match &self.noise {
-                Noise::Head(head) => Some(to_vec(&head.forward(&features).clamp(LOG_STD_MIN, LOG_STD_MAX))),
-                Noise::Sde { .. } => None,
-            };
-            (to_vec(&features), to_vec(&mean), log_std)
-        });
-        let rng = &mut self.rng;
-        let a = self.act_dim;
-        let latent = features.len() / (obs.len() / self.obs_dim);
-        let mut out = Vec::with_capacity(mean.len());
-        for (row, m) in mean.chunks_exact(a).enumerate() {
-            for j in 0..a {
-                let noise = match (&log_std, &self.noise) {
-                    (Some(ls), _) => (ls[row * a + j] as f64).exp() * rng.sample::<f64, _>(StandardNormal),
-                    (None, Noise::Sde { exploration, .. }) => {
-                        (0..latent).map(|k| features[row * latent + k] as f64 * exploration[k * a + j] as f64).sum()
-                    }
-                    (None, Noise::Head(_)) => unreachable!("a log_std head always yields log_std"),
-                };
-                out.push((m[j] as f64 + noise).tanh() as f32);
-            }
-        }
-        out
-    }
-
     /// `[-1, 1]` actions to the space's bounds.
     fn to_env(&self, squashed: &[f32]) -> Vec<Action> {
         squashed
@@ -374,11 +251,10 @@ impl Sac {
             .collect()
     }
 
-    fn train(&mut self, steps: usize, lr: f64) {
-        let step = self.steps;
-        for (_, opt) in self.optimizers() {
-            opt.advance(step);
-        }
+    /// `steps` gradient steps at learning rate `lr`: the entropy coefficient, the critics
+    /// towards the soft Bellman target, the actor, and the targets every
+    /// `target_update_interval` gradient steps.
+    fn updates(&mut self, steps: usize, lr: f64) {
         for _ in 0..steps {
             let batch = self.buffer.sample(self.cfg.batch_size, &mut self.rng);
             let pi = self.sample(&batch.obs);
@@ -434,72 +310,23 @@ impl Agent for Sac {
 
     fn learn(&mut self, envs: &mut VecEnv, total: u64, monitor: &mut Monitor<'_>) -> Result<Outcome, AgentError> {
         check_envs(envs, self.cfg.n_envs, self.obs_dim, &self.action_space)?;
-        let (n, a) = (self.cfg.n_envs, self.act_dim);
-        let mut obs = match self.current.take() {
-            Some(obs) => obs,
-            None => envs.reset(Some(self.seed))?.to_vec(),
-        };
-        while self.steps < total {
-            self.reset_noise();
-            for k in 0..self.cfg.train_freq {
-                if self.cfg.use_sde && self.cfg.sde_sample_freq > 0 && k > 0 && k % self.cfg.sde_sample_freq as u64 == 0
-                {
-                    self.reset_noise();
-                }
-                let squashed: Vec<f32> = if self.steps < self.cfg.learning_starts {
-                    (0..n * a).map(|_| self.rng.random_range(-1.0f32..=1.0)).collect()
-                } else {
-                    self.explore(&obs)
-                };
-                let step = envs.step(&self.to_env(&squashed))?;
-                self.buffer.push_step(&obs, &squashed, &step);
-                obs.copy_from_slice(step.obs);
-                self.steps += n as u64;
-                let stop = report(monitor, self.steps, step.episodes);
-                if stop {
-                    self.current = Some(obs);
-                    return Ok(Outcome::Stopped);
-                }
-                if self.steps >= total {
-                    break;
-                }
-            }
-            if self.steps > self.cfg.learning_starts {
-                let lr = self.cfg.learning_rate.at(self.steps as f64 / total as f64);
-                self.train(self.cfg.gradient_steps, lr);
-            }
-            if monitor(Event::Checkpoint { step: self.steps }).is_break() {
-                self.current = Some(obs);
-                return Ok(Outcome::Stopped);
-            }
-        }
-        self.current = Some(obs);
-        Ok(Outcome::Finished)
+        off_policy::learn(self, envs, total, monitor)
     }
 
     fn act(&self, obs: &[f32], deterministic: bool, rng: &mut StdRng) -> Vec<Action> {
         let squashed = if deterministic {
             let x = rows(obs, self.obs_dim);
-            tch::no_grad(|| to_vec(&self.actor_head(&self.actor.features(&x)).tanh()))
+            tch::no_grad(|| to_vec(&Self::mean(&self.actor, &self.noise, &self.actor.features(&x)).tanh()))
         } else {
-            SacActing { sac: self }.explore(obs, rng)
+            Self::explore(&self.actor, &self.noise, self.obs_dim, obs, rng, Draw::Evaluation)
         };
         self.to_env(&squashed)
     }
 
-    fn tensors(&self) -> Vec<(String, Tensor)> {
-        let mut out = sorted_variables(&self.vs);
-        out.extend(sorted_variables(&self.target_vs));
-        out.extend(self.actor_opt.state("optim.actor"));
-        out.extend(self.critic_opt.state("optim.critic"));
-        if let Some(opt) = &self.ent_opt {
-            out.extend(opt.state("optim.ent_coef"));
-        }
-        out
-    }
+    agent_state!(vs, target_vs, "optim.actor": actor_opt, "optim.critic": critic_opt, "optim.ent_coef": ent_opt);
 
-    fn var_store(&self) -> &nn::VarStore {
-        &self.vs
+    fn weight_names(&self) -> Vec<String> {
+        variable_names(&self.vs)
     }
 
     fn optimizers(&mut self) -> Vec<(&'static str, &mut Adam)> {
@@ -537,46 +364,46 @@ impl Agent for Sac {
         self.teacher = Some(Teacher { _vs: vs, actor, noise, distill });
         Ok(())
     }
+}
 
-    fn restore(&mut self, get: &mut dyn FnMut(&str) -> Option<Tensor>, steps: u64) -> Result<(), AgentError> {
-        copy_tensors(&sorted_variables(&self.vs), get)?;
-        copy_tensors(&sorted_variables(&self.target_vs), get)?;
-        self.actor_opt.load_state("optim.actor", get).map_err(AgentError::State)?;
-        self.critic_opt.load_state("optim.critic", get).map_err(AgentError::State)?;
-        if let Some(opt) = &mut self.ent_opt {
-            opt.load_state("optim.ent_coef", get).map_err(AgentError::State)?;
+/// SAC in the off-policy loop: blocks of `train_freq` vector steps (an `Event::Checkpoint` after
+/// each), the gSDE matrix redrawn at each block's start and every `sde_sample_freq` steps within
+/// it, the learning rate at the progress after the block, and a stop that the monitor asks for
+/// taking effect at once.
+impl OffPolicy for Sac {
+    fn shape(&self) -> Shape {
+        Shape {
+            n_envs: self.cfg.n_envs,
+            block: self.cfg.train_freq,
+            learning_starts: self.cfg.learning_starts,
+            learning_rate: self.cfg.learning_rate,
+            progress: ProgressAt::AfterBlock,
+            stop: StopAt::Immediately,
         }
-        self.steps = steps;
-        self.current = None;
-        Ok(())
     }
-}
 
-/// Stochastic acting for evaluation: draws from the caller's generator, with a fresh gSDE
-/// matrix, leaving the agent untouched.
-struct SacActing<'a> {
-    sac: &'a Sac,
-}
+    fn loop_state(&mut self) -> (&mut u64, &mut Option<Vec<f32>>, &mut ReplayBuffer) {
+        (&mut self.steps, &mut self.current, &mut self.buffer)
+    }
 
-impl SacActing<'_> {
-    fn explore(&mut self, obs: &[f32], rng: &mut StdRng) -> Vec<f32> {
-        let sac = self.sac;
-        let x = rows(obs, sac.obs_dim);
-        let a = sac.act_dim;
-        tch::no_grad(|| {
-            let features = sac.actor.features(&x);
-            let mean = to_vec(&sac.actor_head(&features));
-            let noise: Vec<f32> = match &sac.noise {
-                Noise::Head(head) => {
-                    let ls = to_vec(&head.forward(&features).clamp(LOG_STD_MIN, LOG_STD_MAX));
-                    ls.iter().map(|l| (*l as f64).exp() as f32 * rng.sample::<f32, _>(StandardNormal)).collect()
-                }
-                Noise::Sde { log_std, .. } => {
-                    let w = Tensor::from_slice(&draw_exploration(log_std, 1, rng)).view([-1, a as i64]);
-                    to_vec(&features.matmul(&w))
-                }
-            };
-            mean.iter().zip(noise).map(|(m, e)| (m + e).tanh()).collect()
-        })
+    fn begin_block(&mut self) {
+        self.reset_noise();
+    }
+
+    /// Uniformly random actions in `[-1, 1]` before `learning_starts`, then [`Sac::explore`].
+    fn act_exploring(&mut self, obs: &[f32], k: u64, _: f64) -> (Vec<Action>, Vec<f32>) {
+        if self.cfg.use_sde && self.cfg.sde_sample_freq > 0 && k > 0 && k % self.cfg.sde_sample_freq as u64 == 0 {
+            self.reset_noise();
+        }
+        let squashed: Vec<f32> = if self.steps < self.cfg.learning_starts {
+            (0..self.cfg.n_envs * self.act_dim).map(|_| self.rng.random_range(-1.0f32..=1.0)).collect()
+        } else {
+            Self::explore(&self.actor, &self.noise, self.obs_dim, obs, &mut self.rng, Draw::Training)
+        };
+        (self.to_env(&squashed), squashed)
+    }
+
+    fn train(&mut self, lr: f64) {
+        self.updates(self.cfg.gradient_steps, lr);
     }
 }

@@ -6,7 +6,9 @@ use serde::{Deserialize, Serialize};
 /// (the RL Zoo's `lin_1e-3`: from the value at the start down to zero at the end of the budget).
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub enum Schedule {
+    /// The same value throughout.
     Constant(f64),
+    /// From this value at the start down to zero at the end of the budget.
     Linear(f64),
 }
 

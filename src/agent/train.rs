@@ -15,7 +15,9 @@ use crate::env::{EnvError, EnvSpec, Mixture, Registry, Space, VecEnv};
 /// training, domain randomisation).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum Task {
+    /// One environment.
     Env(EnvSpec),
+    /// A mixture of variants, drawn anew each episode.
     Mixture(Mixture),
 }
 
@@ -51,8 +53,11 @@ impl std::fmt::Display for Task {
 /// length.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct EpisodeRecord {
+    /// Environment steps taken when the episode ended.
     pub step: u64,
+    /// Its return.
     pub ret: f64,
+    /// Its length.
     pub len: usize,
 }
 
@@ -67,6 +72,7 @@ pub struct CurveError {
 /// The episodes of a training run, in the order they ended.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Curve {
+    /// The episodes.
     pub episodes: Vec<EpisodeRecord>,
 }
 
@@ -162,6 +168,7 @@ pub fn save_run(
     };
     let card = checkpoint::save(agent, info, out)?;
     let path = out.join("curve.csv");
-    crate::util::write_atomic(&path, curve.to_csv()).map_err(|e| CheckpointError::File { path, message: e.source.to_string() })?;
+    crate::util::write_atomic(&path, curve.to_csv())
+        .map_err(|e| CheckpointError::File { path, message: e.source.to_string() })?;
     Ok(card)
 }

@@ -1,0 +1,210 @@
+//! PPO's data: collecting a rollout from the vectorised environments (acting, normalising,
+//! bootstrapping truncated episodes), generalised advantage estimation, and minibatches.
+
+use tch::Tensor;
+
+use super::super::distributions::{
+    categorical_sample, draw_exploration, gaussian_log_density, gaussian_sample, gsde_noise,
+};
+use super::super::{AgentError, Monitor, report, rows, to_vec};
+use super::{Head, Ppo};
+use crate::env::VecEnv;
+
+/// One rollout, `[n_steps * n_envs]` rows in step-major order.
+pub(super) struct Rollout {
+    pub(super) obs: Vec<f32>,
+    pub(super) actions: Vec<f32>,
+    pub(super) rewards: Vec<f32>,
+    pub(super) starts: Vec<f32>,
+    pub(super) values: Vec<f32>,
+    pub(super) log_probs: Vec<f32>,
+}
+
+/// One minibatch: observations as a tensor, the rest as rows in Rust.
+pub(super) struct Minibatch {
+    pub(super) obs: Tensor,
+    pub(super) actions: Vec<f32>,
+    pub(super) old_log_probs: Vec<f32>,
+    pub(super) old_values: Vec<f32>,
+    pub(super) advantages: Vec<f32>,
+    pub(super) returns: Vec<f32>,
+}
+
+impl Minibatch {
+    /// The number of rows.
+    pub(super) fn len(&self) -> usize {
+        self.returns.len()
+    }
+}
+
+impl Ppo {
+    /// Samples one action per row of policy outputs (logits; means and, with gSDE, features),
+    /// appending the action values and their log-probabilities.
+    pub(super) fn sample(&mut self, out: &[f32], features: &[f32], actions: &mut Vec<f32>, log_probs: &mut Vec<f32>) {
+        match &self.head {
+            Head::Categorical { n } => {
+                for logits in out.chunks_exact(*n) {
+                    let (a, lp) = categorical_sample(logits, &mut self.rng);
+                    actions.push(a as f32);
+                    log_probs.push(lp as f32);
+                }
+            }
+            Head::Gaussian { dim, sde: true, .. } => {
+                let (noise, var) = gsde_noise(self.log_std(), features, &self.exploration, *dim);
+                for (k, m) in out.iter().enumerate() {
+                    actions.push((*m as f64 + noise[k]) as f32);
+                }
+                for (e, v) in noise.chunks_exact(*dim).zip(var.chunks_exact(*dim)) {
+                    log_probs.push(gaussian_log_density(e, v) as f32);
+                }
+            }
+            Head::Gaussian { dim, .. } => {
+                let log_std = to_vec(self.log_std());
+                for mean in out.chunks_exact(*dim) {
+                    log_probs.push(gaussian_sample(mean, &log_std, &mut self.rng, actions) as f32);
+                }
+            }
+        }
+    }
+
+    /// Collects one rollout; `None` when the monitor asked to stop.
+    pub(super) fn collect(
+        &mut self,
+        envs: &mut VecEnv,
+        monitor: &mut Monitor<'_>,
+    ) -> Result<Option<(Rollout, Vec<f32>)>, AgentError> {
+        let (n, d, t_max) = (self.cfg.n_envs, self.obs_dim, self.cfg.n_steps);
+        let act_width = match self.head {
+            Head::Categorical { .. } => 1,
+            Head::Gaussian { dim, .. } => dim,
+        };
+        let (mut obs, mut starts) = match self.current.take() {
+            Some(current) => current,
+            None => {
+                let mut obs = envs.reset(Some(self.seed))?.to_vec();
+                if let Some(norm) = &mut self.obs_norm {
+                    norm.stats.update(&obs);
+                }
+                self.normalize(&mut obs);
+                (obs, vec![1.0; n])
+            }
+        };
+        let mut r = Rollout {
+            obs: Vec::with_capacity(t_max * n * d),
+            actions: Vec::with_capacity(t_max * n * act_width),
+            rewards: Vec::with_capacity(t_max * n),
+            starts: Vec::with_capacity(t_max * n),
+            values: Vec::with_capacity(t_max * n),
+            log_probs: Vec::with_capacity(t_max * n),
+        };
+        let mut stopped = false;
+        let sample_freq = self.cfg.sde_sample_freq;
+        for t in 0..t_max {
+            if self.uses_sde() && (t == 0 || (sample_freq > 0 && t as i64 % sample_freq == 0)) {
+                let log_std = self.log_std.as_ref().expect("gSDE has log_std");
+                self.exploration = draw_exploration(log_std, n, &mut self.rng);
+            }
+            let (out, features) = self.policy_out(&obs);
+            let values = self.values(&obs);
+            let first = r.actions.len();
+            self.sample(&out, &features, &mut r.actions, &mut r.log_probs);
+            let actions = self.env_actions(&r.actions[first..]);
+            let step = envs.step(&actions)?;
+            let mut next = step.obs.to_vec();
+            let mut rewards = step.rewards.to_vec();
+            let done: Vec<bool> = step.terminated.iter().zip(step.truncated).map(|(a, b)| *a || *b).collect();
+            // Bootstrap truncated episodes from their final observation's value.
+            let truncated: Vec<(usize, Vec<f32>)> = (0..n)
+                .filter(|&i| step.truncated[i] && !step.terminated[i])
+                .filter_map(|i| step.final_obs[i].as_ref().map(|o| (i, o.to_vec())))
+                .collect();
+            self.steps += n as u64;
+            stopped |= report(monitor, self.steps, step.episodes);
+            if let Some(norm) = &mut self.obs_norm {
+                norm.stats.update(&next);
+            }
+            self.normalize(&mut next);
+            if let Some(norm) = &mut self.rew_norm {
+                rewards = norm.apply(&rewards, |i| done[i]);
+            }
+            if !truncated.is_empty() {
+                let mut finals: Vec<f32> = truncated.iter().flat_map(|(_, o)| o.iter().copied()).collect();
+                self.normalize(&mut finals);
+                for ((i, _), v) in truncated.iter().zip(self.values(&finals)) {
+                    rewards[*i] += self.cfg.gamma * v as f64;
+                }
+            }
+            r.obs.extend_from_slice(&obs);
+            r.rewards.extend(rewards.iter().map(|&x| x as f32));
+            r.starts.extend_from_slice(&starts);
+            r.values.extend_from_slice(&values);
+            obs = next;
+            starts = done.iter().map(|&d| if d { 1.0 } else { 0.0 }).collect();
+            if stopped {
+                break;
+            }
+        }
+        let last_values = self.values(&obs);
+        self.current = Some((obs, starts));
+        Ok((!stopped).then_some((r, last_values)))
+    }
+
+    /// Generalised advantage estimates and returns (Stable-Baselines3's recursion).
+    pub(super) fn advantages(&self, r: &Rollout, last_values: &[f32]) -> (Vec<f32>, Vec<f32>) {
+        let n = self.cfg.n_envs;
+        let len = r.rewards.len();
+        let (gamma, lambda) = (self.cfg.gamma as f32, self.cfg.gae_lambda as f32);
+        let last_done = &self.current.as_ref().expect("collect sets current").1;
+        let mut adv = vec![0.0f32; len];
+        let mut gae = vec![0.0f32; n];
+        for t in (0..len / n).rev() {
+            for i in 0..n {
+                let k = t * n + i;
+                let (next_value, next_non_terminal) = if (t + 1) * n >= len {
+                    (last_values[i], 1.0 - last_done[i])
+                } else {
+                    (r.values[k + n], 1.0 - r.starts[k + n])
+                };
+                let delta = r.rewards[k] + gamma * next_value * next_non_terminal - r.values[k];
+                gae[i] = delta + gamma * lambda * next_non_terminal * gae[i];
+                adv[k] = gae[i];
+            }
+        }
+        let returns = adv.iter().zip(&r.values).map(|(a, v)| a + v).collect();
+        (adv, returns)
+    }
+
+    /// The rows `index` of a rollout (all rows when `None`), advantages normalised in Rust when
+    /// configured.
+    pub(super) fn minibatch(&self, r: &Rollout, adv: &[f32], returns: &[f32], index: Option<&[usize]>) -> Minibatch {
+        let all: Vec<usize>;
+        let index = match index {
+            Some(index) => index,
+            None => {
+                all = (0..r.rewards.len()).collect();
+                &all
+            }
+        };
+        let d = self.obs_dim;
+        let width = r.actions.len() / r.rewards.len();
+        let pick = |v: &[f32], w: usize| -> Vec<f32> {
+            index.iter().flat_map(|&i| v[i * w..(i + 1) * w].iter().copied()).collect()
+        };
+        let mut advantages = pick(adv, 1);
+        if self.cfg.normalize_advantage && advantages.len() > 1 {
+            let n = advantages.len() as f64;
+            let m = advantages.iter().map(|&a| a as f64).sum::<f64>() / n;
+            let var = advantages.iter().map(|&a| (a as f64 - m).powi(2)).sum::<f64>() / (n - 1.0);
+            let scale = 1.0 / (var.sqrt() + 1e-8);
+            advantages.iter_mut().for_each(|a| *a = ((*a as f64 - m) * scale) as f32);
+        }
+        Minibatch {
+            obs: rows(&pick(&r.obs, d), d),
+            actions: pick(&r.actions, width),
+            old_log_probs: pick(&r.log_probs, 1),
+            old_values: pick(&r.values, 1),
+            advantages,
+            returns: pick(returns, 1),
+        }
+    }
+}
