@@ -91,7 +91,9 @@ fn full_table() {
         TARGETS.iter().filter(|t| only.as_ref().is_none_or(|o| o.split(',').any(|k| k == t.key))).collect();
     let jobs: Mutex<Vec<(usize, u64)>> =
         Mutex::new((0..targets.len()).flat_map(|t| (0..5).map(move |s| (t, s))).rev().collect());
-    let results: Mutex<Vec<Vec<Option<(f64, f64)>>>> = Mutex::new(vec![vec![None; 5]; targets.len()]);
+    // Per target, per seed: the final return and the steps it took, once trained.
+    type Results = Vec<Vec<Option<(f64, f64)>>>;
+    let results: Mutex<Results> = Mutex::new(vec![vec![None; 5]; targets.len()]);
     std::thread::scope(|scope| {
         for _ in 0..2 {
             scope.spawn(|| {
