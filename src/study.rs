@@ -27,6 +27,7 @@
 //! (its evaluations do not change its training: agents stop only at checkpoint events), so a
 //! resumed run's results equal an uninterrupted run's.
 
+pub mod decision;
 pub mod error;
 pub mod experiment;
 pub mod figures;
@@ -34,6 +35,7 @@ pub mod lock;
 pub mod plan;
 pub mod records;
 pub mod report;
+pub mod scores;
 pub mod source;
 pub mod stats;
 pub mod summary;
@@ -90,6 +92,11 @@ pub enum RunOutcome {
 /// summary, figures and report.
 pub fn run(experiment: &Experiment, registry: &Registry, opts: &RunOptions, stop: &AtomicBool) -> Result<RunOutcome, StudyError> {
     let mut plan = Plan::resolve(experiment, registry)?;
+    if !opts.quiet {
+        for w in &plan.warnings {
+            eprintln!("warning: {w}");
+        }
+    }
     std::fs::create_dir_all(&opts.out).map_err(|e| crate::util::FileError::new(&opts.out, e))?;
     let _lock = Lock::take(&opts.out)?;
     let spec_path = opts.out.join("experiment.ron");
@@ -129,7 +136,7 @@ pub fn run(experiment: &Experiment, registry: &Registry, opts: &RunOptions, stop
     let started = Instant::now();
     let errors = Mutex::new(Vec::new());
     tch::set_num_threads(1);
-    let pool = rayon::ThreadPoolBuilder::new().num_threads(opts.jobs.max(1)).build()?;
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(opts.jobs.max(1)).build().map_err(StudyError::Pool)?;
     pool.install(|| {
         pending.par_iter().for_each(|unit| {
             if stop.load(Ordering::SeqCst) {

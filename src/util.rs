@@ -23,21 +23,21 @@ pub fn to_ron<T: Serialize + ?Sized>(value: &T) -> String {
         .expect("plain data serialises to RON")
 }
 
-/// A file operation that failed, with the path it failed on.
+/// A file operation that failed, with the path it failed on. Its message holds the system's
+/// error, which is therefore not also its `source()` (a printed chain would say it twice).
 #[derive(Debug, thiserror::Error)]
-#[error("{}: {source}", path.display())]
+#[error("{}: {error}", path.display())]
 pub struct FileError {
     /// The file or folder.
     pub path: PathBuf,
     /// What the system said.
-    #[source]
-    pub source: std::io::Error,
+    pub error: std::io::Error,
 }
 
 impl FileError {
     /// Wraps `source` with the path it concerns.
-    pub fn new(path: &Path, source: std::io::Error) -> Self {
-        FileError { path: path.to_path_buf(), source }
+    pub fn new(path: &Path, error: std::io::Error) -> Self {
+        FileError { path: path.to_path_buf(), error }
     }
 }
 

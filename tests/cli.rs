@@ -70,6 +70,11 @@ fn bad_input_is_a_clear_error_not_a_panic() {
         assert!(err.starts_with("error: ") && err.contains(needle), "{args:?}: expected {needle:?} in {err:?}");
         assert!(!err.contains("panicked"), "{args:?}: {err}");
     }
+    // A library error that carries the system's message says it once, not again as its cause.
+    for args in [&["suggest", "CartPole-v1", "--policies", "no-such-folder"][..], &["report", "no-such-folder"][..]] {
+        let err = stderr(&headstart(args));
+        assert!(err.contains("no-such-folder") && err.matches("No such file or directory").count() == 1, "{args:?}: {err}");
+    }
 }
 
 fn scratch(name: &str) -> std::path::PathBuf {

@@ -154,7 +154,7 @@ fn kind_of(dtype: Dtype) -> Option<Kind> {
 
 /// Writes `bytes` to `path` through a temporary file renamed into place.
 fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), CheckpointError> {
-    crate::util::write_atomic(path, bytes).map_err(|e| file_error(path, e.source.to_string()))
+    crate::util::write_atomic(path, bytes).map_err(|e| file_error(path, e.error.to_string()))
 }
 
 /// Serialises named tensors as safetensors bytes, with their descriptions; `path` names the

@@ -78,7 +78,8 @@ pub(crate) trait OffPolicy: Agent {
     /// as the replay buffer stores them.
     fn act_exploring(&mut self, obs: &[f32], k: u64, progress: f64) -> (Vec<Action>, Vec<f32>);
 
-    /// Runs after each vector step (whether or not the monitor asked to stop).
+    /// Runs after each vector step, also one on which the monitor asked to stop with
+    /// [`StopAt::AfterTraining`] (a stop [`StopAt::Immediately`] returns before it).
     fn after_step(&mut self) {}
 
     /// Whether the algorithm trains after this block (once past `learning_starts`).
@@ -121,7 +122,9 @@ pub(crate) fn learn<A: OffPolicy>(
                 return Ok(Outcome::Stopped);
             }
             agent.after_step();
-            if steps >= total {
+            // A stop that waits for the training ends the block here (with DQN's one-step
+            // blocks, it changes nothing).
+            if stop || steps >= total {
                 break;
             }
         }

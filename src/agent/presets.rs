@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::{AgentConfig, AgentError, Algo};
+use super::{AgentConfig, Algo};
 use crate::util::ron_options;
 
 /// A tuned configuration and the training budget it was tuned for.
@@ -49,40 +49,44 @@ pub struct Resolved {
     pub origin: String,
 }
 
-/// Resolves hyperparameters for `algo` on `env_id` (see [`Resolved`]); `config_origin` names
-/// where an explicit `config` came from.
-pub fn resolve(
-    algo: Algo,
-    config: Option<(AgentConfig, String)>,
-    preset: Option<&str>,
-    env_id: &str,
-) -> Result<Resolved, AgentError> {
+/// Why hyperparameters could not be resolved. Callers name the flag or field at fault
+/// (`--config`, `source.preset`, ...).
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+pub enum PresetError {
+    /// An explicit configuration of another algorithm.
+    #[error("a {config} configuration, but the algorithm is {algo}")]
+    AlgorithmMismatch {
+        /// The configuration's algorithm.
+        config: Algo,
+        /// The algorithm asked for.
+        algo: Algo,
+    },
+    /// A named preset the RL Zoo has no values for.
+    #[error("no {algo} preset for {id:?} (presets: {})", known.join(", "))]
+    UnknownPreset {
+        /// The algorithm.
+        algo: Algo,
+        /// The preset's environment id.
+        id: String,
+        /// The ids the algorithm has presets for.
+        known: Vec<String>,
+    },
+}
+
+/// Resolves hyperparameters for `algo` on `env_id` (see [`Resolved`]); an explicit `config`
+/// comes with words for where it came from.
+pub fn resolve(algo: Algo, config: Option<(AgentConfig, String)>, preset: Option<&str>, env_id: &str) -> Result<Resolved, PresetError> {
     if let Some((config, origin)) = config {
         if config.algo() != algo {
-            return Err(AgentError::Unsupported(format!(
-                "{origin}: a {} configuration, but the algorithm is {algo}",
-                config.algo()
-            )));
+            return Err(PresetError::AlgorithmMismatch { config: config.algo(), algo });
         }
         return Ok(Resolved { config, steps: None, origin });
     }
     let id = preset.unwrap_or(env_id);
     match get(algo, id) {
-        Some(found) => Ok(Resolved {
-            config: found.config,
-            steps: Some(found.steps),
-            origin: format!("RL Zoo preset {algo} {id}"),
-        }),
-        None if preset.is_some() => {
-            let known: Vec<String> = all(algo).into_keys().collect();
-            Err(AgentError::Config {
-                field: "preset",
-                message: format!("no {algo} preset for {id:?} (presets: {})", known.join(", ")),
-            })
-        }
-        None => {
-            Ok(Resolved { config: AgentConfig::default_for(algo), steps: None, origin: format!("{algo} defaults") })
-        }
+        Some(found) => Ok(Resolved { config: found.config, steps: Some(found.steps), origin: format!("RL Zoo preset {algo} {id}") }),
+        None if preset.is_some() => Err(PresetError::UnknownPreset { algo, id: id.to_string(), known: all(algo).into_keys().collect() }),
+        None => Ok(Resolved { config: AgentConfig::default_for(algo), steps: None, origin: format!("{algo} defaults") }),
     }
 }
 

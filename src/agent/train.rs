@@ -169,6 +169,6 @@ pub fn save_run(
     let card = checkpoint::save(agent, info, out)?;
     let path = out.join("curve.csv");
     crate::util::write_atomic(&path, curve.to_csv())
-        .map_err(|e| CheckpointError::File { path, message: e.source.to_string() })?;
+        .map_err(|e| CheckpointError::File { path, message: e.error.to_string() })?;
     Ok(card)
 }

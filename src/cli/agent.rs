@@ -110,9 +110,14 @@ fn training_config(args: &TrainArgs, spec: &EnvSpec) -> Result<presets::Resolved
         None => None,
     };
     let preset = args.preset.as_deref();
-    presets::resolve(args.algo.into(), explicit, preset, &spec.id).map_err(|e| match preset {
-        Some(id) if args.config.is_none() => anyhow::anyhow!("--preset {id}: {e}"),
-        _ => e.into(),
+    presets::resolve(args.algo.into(), explicit, preset, &spec.id).map_err(|e| match e {
+        presets::PresetError::AlgorithmMismatch { config, algo } => {
+            let file = args.config.as_ref().map(|p| p.display().to_string()).unwrap_or_default();
+            anyhow::anyhow!("{file}: a {config} configuration, but --algo is {algo}")
+        }
+        presets::PresetError::UnknownPreset { algo, id, known } => {
+            anyhow::anyhow!("--preset {id}: no {algo} preset for that id (presets: {})", known.join(", "))
+        }
     })
 }
 

@@ -28,7 +28,11 @@ pub(crate) struct RunArgs {
 /// `headstart validate`: an experiment file checked without running it.
 pub(super) fn validate(registry: &Registry, file: &Path) -> Result<()> {
     let experiment = Experiment::load(file)?;
-    let targets = study::experiment::validate(&experiment, registry).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+    let validated = study::experiment::validate(&experiment, registry).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+    for w in &validated.warnings {
+        eprintln!("warning: {w}");
+    }
+    let targets = validated.targets;
     let arms = 1 + experiment.strategies.len();
     println!(
         "{}: valid; targets: {} ({}); arms: {arms} (scratch, {}); seeds: {}; {} units of {} steps",
@@ -73,9 +77,21 @@ pub(super) fn run(registry: &Registry, args: &RunArgs) -> Result<()> {
 
 fn print_summary(summary: &study::Summary, out: &Path) {
     println!("{}", study::report::verdict_table(summary));
+    let aggregate = study::report::aggregate_table(summary);
+    if !aggregate.is_empty() {
+        println!("across targets:\n{aggregate}");
+    }
     for t in &summary.targets {
-        for c in t.comparisons.iter().filter(|c| c.verdict == study::summary::Verdict::Negative) {
-            println!("NEGATIVE TRANSFER: {} on {}: the area under the curve is below scratch's, with 95 % confidence", c.strategy, t.key);
+        for c in &t.comparisons {
+            if c.verdict == study::summary::Verdict::Negative {
+                println!(
+                    "NEGATIVE TRANSFER: {} on {}: its {} is significantly below scratch's (Holm-corrected over the study's {} verdicts)",
+                    c.strategy, t.key, c.primary, summary.family
+                );
+            }
+            for n in &c.notes {
+                println!("{} on {}: {n}", c.strategy, t.key);
+            }
         }
     }
     for f in &summary.failures {

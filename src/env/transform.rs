@@ -57,6 +57,8 @@ pub struct Transformed {
     action_perm: Option<Vec<usize>>,
     rng: EnvRng,
     noise: Option<Normal<f64>>,
+    /// The environment's id, for errors.
+    env: String,
 }
 
 impl Transformed {
@@ -124,6 +126,7 @@ impl Transformed {
             action_perm,
             rng: EnvRng::default(),
             noise,
+            env: env.to_string(),
         })
     }
 
@@ -135,10 +138,10 @@ impl Transformed {
             match t {
                 Transform::SelectObs(keep) => {
                     if let Some(&i) = keep.iter().find(|&&i| i >= obs.len()) {
-                        return Err(EnvError::Custom(format!(
-                            "{t}: feature {i} was selected, but the observation has {} values",
-                            obs.len()
-                        )));
+                        return Err(EnvError::InvalidParams {
+                            env: self.env.clone(),
+                            message: format!("{t}: feature {i} was selected, but the observation has {} values", obs.len()),
+                        });
                     }
                     obs = keep.iter().map(|&i| obs[i]).collect()
                 }

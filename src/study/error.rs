@@ -24,15 +24,15 @@ pub enum StudyError {
         message: String,
     },
     /// A target's environment or variant file is refused.
-    #[error("targets[{index}]: {source}")]
+    #[error("targets[{index}]: {error}")]
     Target {
         /// The target's position in `targets`.
         index: usize,
         /// What the environment layer said.
-        source: EnvError,
+        error: EnvError,
     },
     /// A strategy does not transfer onto a target (found by validation with a stand-in source).
-    #[error("targets[{index}] ({key}), strategy {strategy:?}: {source}")]
+    #[error("targets[{index}] ({key}), strategy {strategy:?}: {error}")]
     Transfer {
         /// The target's position in `targets`.
         index: usize,
@@ -41,7 +41,7 @@ pub enum StudyError {
         /// The strategy's label.
         strategy: String,
         /// Why the transfer is refused.
-        source: Box<TransferError>,
+        error: Box<TransferError>,
     },
     /// The source's environment (`source.env`) is refused.
     #[error("source.env: {message}")]
@@ -49,7 +49,7 @@ pub enum StudyError {
         /// What is wrong with it.
         message: String,
     },
-    /// The source's preset (`source.preset`) is refused.
+    /// The source's preset or configuration (`source.preset`, `source.config`) is refused.
     #[error("{field}: {message}")]
     SourceConfig {
         /// `source.preset` or `source.config`.
@@ -57,10 +57,6 @@ pub enum StudyError {
         /// What is wrong with them.
         message: String,
     },
-    /// The source's hyperparameters are refused (the message names `source.config` where it
-    /// is the origin).
-    #[error(transparent)]
-    Config(AgentError),
     /// The source policy does not load, or a stand-in of its configuration does not build.
     #[error("source: {message}")]
     Source {
@@ -68,11 +64,10 @@ pub enum StudyError {
         message: String,
     },
     /// Pretraining the source failed.
-    #[error("pretraining the source: {source}")]
+    #[error("pretraining the source: {error}")]
     Pretrain {
         /// What the agent said.
-        #[from]
-        source: AgentError,
+        error: AgentError,
     },
     /// A checkpoint (the source's cached copy, or its card at report time) could not be read or
     /// written.
@@ -82,12 +77,12 @@ pub enum StudyError {
     #[error("interrupted while pretraining the source (nothing saved; run again to start it over)")]
     PretrainInterrupted,
     /// A target's random-policy return could not be measured.
-    #[error("the random-policy return on {env}: {source}")]
+    #[error("the random-policy return on {env}: {error}")]
     RandomReturn {
         /// The target's environment.
         env: String,
         /// What the environment said.
-        source: EnvError,
+        error: EnvError,
     },
     /// Another live process holds the results folder's lock.
     #[error("{}: another run (process {pid}) is writing into this folder", dir.display())]
@@ -98,12 +93,12 @@ pub enum StudyError {
         pid: u32,
     },
     /// The lock file could not be created.
-    #[error("{}: {source} (another run starting at the same time?)", path.display())]
+    #[error("{}: {error} (another run starting at the same time?)", path.display())]
     LockFile {
         /// The lock file.
         path: PathBuf,
         /// What the system said.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// The results folder holds another experiment's results.
     #[error(
@@ -128,7 +123,7 @@ pub enum StudyError {
     },
     /// The summary could not be written as JSON.
     #[error("summary.json: {0}")]
-    Json(#[from] serde_json::Error),
+    Json(serde_json::Error),
     /// A figure could not be drawn.
     #[error("{}: {message}", path.display())]
     Figure {
@@ -139,7 +134,7 @@ pub enum StudyError {
     },
     /// The pool of unit threads could not be built.
     #[error("the thread pool: {0}")]
-    Pool(#[from] rayon::ThreadPoolBuildError),
+    Pool(rayon::ThreadPoolBuildError),
 }
 
 impl StudyError {

@@ -25,12 +25,15 @@ use serde::{Deserialize, Serialize};
 use crate::agent::checkpoint::{CheckpointError, Loaded};
 use crate::agent::train::Task;
 use crate::agent::{AgentConfig, Algo, presets};
-use crate::env::{EnvSpec, Map, Mixture, Registry, Variant};
+use rand::SeedableRng;
+
+use crate::env::{EnvSpec, Map, Mixture, Registry, Transform, Variant};
 use crate::transfer::Strategy;
 use crate::util::{file_safe, ron_options};
 
 use super::StudyError;
 use super::plan::TargetId;
+use super::scores::Metric;
 
 /// The schema version this headstart reads and writes.
 pub const VERSION: u32 = 1;
@@ -72,6 +75,14 @@ pub struct Experiment {
     /// Bootstrap resamples for confidence intervals.
     #[serde(default = "default_resamples")]
     pub resamples: usize,
+    /// The metric each headline verdict rests on [default: `Area`]; `Jumpstart`, `Asymptotic`
+    /// and `Time` are the others.
+    #[serde(default, skip_serializing_if = "is_area")]
+    pub primary: Metric,
+}
+
+fn is_area(m: &Metric) -> bool {
+    *m == Metric::Area
 }
 
 fn default_strategies() -> Vec<Strategy> {
@@ -273,7 +284,7 @@ impl Experiment {
                 Target::Env(env) => (env_key(env), env.clone(), None),
                 Target::Mapped { env, map } => (env_key(env), env.clone(), Some(map.clone())),
                 Target::Variant(path) => {
-                    let variant = Variant::load(path).map_err(|source| StudyError::Target { index, source })?;
+                    let variant = Variant::load(path).map_err(|error| StudyError::Target { index, error })?;
                     let map = source_env.and_then(|id| variant.maps.get(id).cloned());
                     (variant.name.clone(), variant.env, map)
                 }
@@ -317,8 +328,11 @@ impl Pretrain {
         presets::resolve(self.algorithm, explicit, self.preset.as_deref(), &id)
             .map(|r| r.config)
             .map_err(|e| match e {
-                crate::agent::AgentError::Config { field: "preset", message } => StudyError::SourceConfig { field: "source.preset", message },
-                e => StudyError::Config(e),
+                presets::PresetError::AlgorithmMismatch { config, algo } => StudyError::SourceConfig {
+                    field: "source.config",
+                    message: format!("a {config} configuration, but source.algorithm is {algo}"),
+                },
+                e @ presets::PresetError::UnknownPreset { .. } => StudyError::SourceConfig { field: "source.preset", message: e.to_string() },
             })
     }
 }
@@ -353,8 +367,18 @@ pub fn describe_ron_error(e: &ron::error::SpannedError) -> String {
 /// Checks an experiment against the registry and its files without training: every
 /// environment builds, the source loads (or its config builds), and every strategy transfers
 /// onto every target (parts, shapes, maps) from a stand-in source of the same architecture.
-pub fn validate(experiment: &Experiment, registry: &Registry) -> Result<Vec<ResolvedTarget>, StudyError> {
-    Ok(check(experiment, registry)?.targets)
+pub fn validate(experiment: &Experiment, registry: &Registry) -> Result<Validated, StudyError> {
+    let checked = check(experiment, registry)?;
+    Ok(Validated { targets: checked.targets, warnings: checked.warnings })
+}
+
+/// What [`validate`] found: the resolved targets, and what the experiment may not mean.
+#[derive(Clone, Debug)]
+pub struct Validated {
+    /// The targets with their specs, maps and keys.
+    pub targets: Vec<ResolvedTarget>,
+    /// Warnings to show before a run (a reward transform under a default threshold).
+    pub warnings: Vec<String>,
 }
 
 /// What checking an experiment resolves: its targets, their thresholds, and the source policy
@@ -364,6 +388,10 @@ pub(crate) struct Checked {
     pub targets: Vec<ResolvedTarget>,
     /// Each target's threshold: the experiment's, else its environment's.
     pub thresholds: Vec<f64>,
+    /// Each target's random-policy return (100 seeded episodes).
+    pub random_returns: Vec<f64>,
+    /// What the experiment may not mean (a reward transform under a default threshold).
+    pub warnings: Vec<String>,
     /// The source policy of a `Source::Policy`; `None` for a source still to pretrain.
     pub policy: Option<Loaded>,
 }
@@ -384,7 +412,7 @@ pub(crate) fn check(experiment: &Experiment, registry: &Registry) -> Result<Chec
     };
     let targets = experiment.resolve_targets(source_env.as_deref())?;
     for (index, target) in targets.iter().enumerate() {
-        registry.make(&target.env).map_err(|source| StudyError::Target { index, source })?;
+        registry.make(&target.env).map_err(|error| StudyError::Target { index, error })?;
     }
     let mut thresholds = Vec::with_capacity(targets.len());
     for t in &targets {
@@ -399,6 +427,32 @@ pub(crate) fn check(experiment: &Experiment, registry: &Registry) -> Result<Chec
             ));
         };
         thresholds.push(threshold);
+    }
+    // Normalisation divides by threshold - random: a threshold at or below what random actions
+    // score would turn every verdict around.
+    let mut random_returns = Vec::with_capacity(targets.len());
+    let mut warnings = Vec::new();
+    for (index, (t, &threshold)) in targets.iter().zip(&thresholds).enumerate() {
+        let random = random_return(registry, &t.env)?;
+        if threshold <= random {
+            return Err(StudyError::field(
+                "threshold",
+                format!(
+                    "targets[{index}] ({}): the threshold {threshold} is not above the random policy's return {random:.2}; \
+                     normalised scores would turn around (give a threshold that counts as solved)",
+                    t.key
+                ),
+            ));
+        }
+        let scaled = t.env.transforms.iter().any(|tr| matches!(tr, Transform::ScaleReward(_)));
+        if scaled && experiment.threshold.is_none() {
+            warnings.push(format!(
+                "targets[{index}] ({}): its rewards are scaled (ScaleReward) but the threshold {threshold} is the environment's \
+                 registered one, for unscaled rewards; give `threshold` in the experiment",
+                t.key
+            ));
+        }
+        random_returns.push(random);
     }
     // A stand-in source: the policy itself, or an untrained agent of the pretrain config.
     let standin = match (&experiment.source, policy.take()) {
@@ -422,12 +476,12 @@ pub(crate) fn check(experiment: &Experiment, registry: &Registry) -> Result<Chec
     for (index, target) in targets.iter().enumerate() {
         for strategy in std::iter::once(Strategy::scratch()).chain(experiment.strategies.iter().cloned()) {
             crate::transfer::prepare(registry, &standin, "source", &target.env, &strategy, target.map.as_ref(), 0).map_err(|source| {
-                StudyError::Transfer { index, key: target.key.to_string(), strategy: strategy.label(), source: Box::new(source) }
+                StudyError::Transfer { index, key: target.key.to_string(), strategy: strategy.label(), error: Box::new(source) }
             })?;
         }
     }
     let policy = matches!(experiment.source, Source::Policy(_)).then_some(standin);
-    Ok(Checked { targets, thresholds, policy })
+    Ok(Checked { targets, thresholds, random_returns, warnings, policy })
 }
 
 /// A card for an agent that exists only in memory (validation's stand-in source).
@@ -456,4 +510,12 @@ fn standin_card(
         tensors: Vec::new(),
         replay: None,
     }
+}
+
+/// The mean return of uniformly random actions over 100 seeded episodes.
+fn random_return(registry: &Registry, spec: &EnvSpec) -> Result<f64, StudyError> {
+    let env_error = |error| StudyError::RandomReturn { env: spec.to_string(), error };
+    let mut env = registry.make(spec).map_err(env_error)?;
+    let mut rng = rand::rngs::StdRng::seed_from_u64(0);
+    crate::env::random_policy_return(env.as_mut(), &spec.to_string(), (0..100).map(|i| 2_000_000 + i), &mut rng).map_err(env_error)
 }

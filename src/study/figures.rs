@@ -90,7 +90,7 @@ where
 {
     area.fill(&WHITE)?;
     let area = area.titled(
-        &format!("{}: transfer minus scratch (normalised return), 95 % bootstrap intervals", summary.experiment),
+        &format!("{}: transfer minus scratch (normalised; times in steps), 95 % Welch intervals", summary.experiment),
         ("sans-serif", 18),
     )?;
     let panels = area.split_evenly((summary.targets.len(), METRICS.len()));
@@ -147,6 +147,49 @@ where
     Ok(())
 }
 
+/// The performance profile across targets (rliable): per arm, the fraction of runs (every
+/// target and seed) whose normalised score exceeds τ, as τ goes over the scores' range.
+fn profile<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, summary: &Summary) -> Fallible
+where
+    DB::ErrorType: 'static,
+{
+    area.fill(&WHITE)?;
+    let Some(first) = summary.aggregate.first() else { return Ok(()) };
+    let all: Vec<f64> = summary.aggregate.iter().flat_map(|a| a.scores.0.iter().chain(&a.scores.1)).copied().filter(|v| v.is_finite()).collect();
+    let lo = all.iter().copied().fold(f64::INFINITY, f64::min).min(0.0);
+    let hi = all.iter().copied().fold(f64::NEG_INFINITY, f64::max).max(1.0);
+    let mut chart = ChartBuilder::on(area)
+        .caption(format!("{}: performance profile across targets ({})", summary.experiment, first.metric), ("sans-serif", 18))
+        .margin(10)
+        .x_label_area_size(40)
+        .y_label_area_size(50)
+        .build_cartesian_2d(lo..hi, 0f64..1.02)?;
+    chart.configure_mesh().x_desc("normalised score τ").y_desc("fraction of runs > τ").light_line_style(WHITE.mix(0.0)).draw()?;
+    let steps = 200;
+    let line = |scores: &[f64]| -> Vec<(f64, f64)> {
+        (0..=steps)
+            .map(|i| {
+                let tau = lo + (hi - lo) * i as f64 / steps as f64;
+                (tau, scores.iter().filter(|&&s| s > tau).count() as f64 / scores.len().max(1) as f64)
+            })
+            .collect()
+    };
+    chart
+        .draw_series(LineSeries::new(line(&first.scores.1), color(0).stroke_width(2)))?
+        .label("scratch")
+        .legend(|(x, y)| PathElement::new([(x, y), (x + 20, y)], color(0).stroke_width(2)));
+    for (i, a) in summary.aggregate.iter().enumerate() {
+        let c = color(i + 1);
+        chart
+            .draw_series(LineSeries::new(line(&a.scores.0), c.stroke_width(2)))?
+            .label(a.strategy.clone())
+            .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], c.stroke_width(2)));
+    }
+    chart.configure_series_labels().position(SeriesLabelPosition::UpperRight).background_style(WHITE.mix(0.7)).border_style(BLACK.mix(0.3)).draw()?;
+    area.present()?;
+    Ok(())
+}
+
 /// The PNG figures of a results folder (what the report shows); each also exists as SVG.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Figures {
@@ -154,6 +197,8 @@ pub struct Figures {
     pub curves: Vec<String>,
     /// The metrics' differences with their intervals.
     pub metrics: String,
+    /// The performance profile across targets (empty with one target).
+    pub profile: String,
 }
 
 /// Writes every figure of `summary` into `out`.
@@ -172,5 +217,10 @@ pub fn draw(out: &Path, summary: &Summary) -> Result<Figures, StudyError> {
     metrics(&BitMapBackend::new(&out.join("metrics.png"), size).into_drawing_area(), summary).map_err(|e| err("metrics.png", e))?;
     metrics(&SVGBackend::new(&out.join("metrics.svg"), size).into_drawing_area(), summary).map_err(|e| err("metrics.svg", e))?;
     figures.metrics = "metrics.png".into();
+    if !summary.aggregate.is_empty() {
+        profile(&BitMapBackend::new(&out.join("profile.png"), (900, 560)).into_drawing_area(), summary).map_err(|e| err("profile.png", e))?;
+        profile(&SVGBackend::new(&out.join("profile.svg"), (900, 560)).into_drawing_area(), summary).map_err(|e| err("profile.svg", e))?;
+        figures.profile = "profile.png".into();
+    }
     Ok(figures)
 }

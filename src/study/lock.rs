@@ -26,7 +26,7 @@ impl Lock {
             .write(true)
             .create_new(true)
             .open(&path)
-            .map_err(|source| StudyError::LockFile { path: path.clone(), source })?;
+            .map_err(|error| StudyError::LockFile { path: path.clone(), error })?;
         std::io::Write::write_all(&mut file, pid.to_string().as_bytes()).map_err(|e| FileError::new(&path, e))?;
         Ok(Lock(path))
     }

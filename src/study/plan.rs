@@ -4,11 +4,10 @@
 
 use std::fmt;
 
-use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
 
 use crate::agent::checkpoint::Loaded;
-use crate::env::{EnvSpec, Registry};
+use crate::env::Registry;
 use crate::transfer::Strategy;
 use crate::util::file_safe;
 
@@ -121,6 +120,8 @@ pub struct Plan<'e> {
     /// The source policy, loaded once, when the experiment names one; a source to pretrain is
     /// made by [`super::source::obtain`] once the results folder is locked.
     pub policy: Option<Loaded>,
+    /// What the experiment may not mean, to show before the run.
+    pub warnings: Vec<String>,
 }
 
 impl<'e> Plan<'e> {
@@ -132,12 +133,10 @@ impl<'e> Plan<'e> {
             .targets
             .into_iter()
             .zip(checked.thresholds)
-            .map(|(target, threshold)| {
-                let random_return = random_return(registry, &target.env)?;
-                Ok(TargetInfo { target, threshold, random_return })
-            })
-            .collect::<Result<_, StudyError>>()?;
-        Ok(Plan { experiment, targets, arms: arms(experiment), policy: checked.policy })
+            .zip(checked.random_returns)
+            .map(|((target, threshold), random_return)| TargetInfo { target, threshold, random_return })
+            .collect();
+        Ok(Plan { experiment, targets, arms: arms(experiment), policy: checked.policy, warnings: checked.warnings })
     }
 
     /// Every (target, arm, seed) of the study, target by target, arm by arm.
@@ -147,10 +146,3 @@ impl<'e> Plan<'e> {
     }
 }
 
-/// The mean return of uniformly random actions over 100 seeded episodes.
-fn random_return(registry: &Registry, spec: &EnvSpec) -> Result<f64, StudyError> {
-    let env_error = |source| StudyError::RandomReturn { env: spec.to_string(), source };
-    let mut env = registry.make(spec).map_err(env_error)?;
-    let mut rng = rand::rngs::StdRng::seed_from_u64(0);
-    crate::env::random_policy_return(env.as_mut(), &spec.to_string(), (0..100).map(|i| 2_000_000 + i), &mut rng).map_err(env_error)
-}

@@ -11,59 +11,101 @@ use super::StudyError;
 use super::experiment::Experiment;
 use super::figures::{self, Figures};
 use super::records::{UnitResult, evaluations_csv};
+use super::decision::Correction;
 use super::summary::{Comparison, Metric, MetricStat, Summary, Verdict};
 
 /// Writes the evaluations (CSV), the summary (RON and JSON), the figures and the report.
 pub fn write_outputs(out: &Path, experiment: &Experiment, summary: &Summary, units: &[UnitResult]) -> Result<(), StudyError> {
     write_atomic(&out.join("evaluations.csv"), evaluations_csv(units))?;
     write_atomic(&out.join("summary.ron"), to_ron(summary))?;
-    write_atomic(&out.join("summary.json"), serde_json::to_string_pretty(summary)?)?;
+    write_atomic(&out.join("summary.json"), serde_json::to_string_pretty(summary).map_err(StudyError::Json)?)?;
     let figures = figures::draw(out, summary)?;
     write_atomic(&out.join("report.md"), report_markdown(experiment, summary, &figures))?;
     Ok(())
 }
 
-fn ci(m: &MetricStat, scale: f64) -> String {
-    format!("{:+.2} [{:+.2}, {:+.2}]", m.difference * scale, m.ci95.0 * scale, m.ci95.1 * scale)
+fn ci(m: &MetricStat) -> String {
+    if m.ci95.0.is_nan() {
+        return if m.difference.is_nan() { "-".into() } else { format!("{:+.2} [-]", m.difference) };
+    }
+    format!("{:+.2} [{:+.2}, {:+.2}]", m.difference, m.ci95.0, m.ci95.1)
 }
 
 /// A metric's difference and interval, or `-` where the comparison lacks it.
 fn ci_of(c: &Comparison, metric: Metric) -> String {
-    c.metric(metric).map_or_else(|| "-".into(), |m| ci(m, 1.0))
+    c.metric(metric).map_or_else(|| "-".into(), ci)
 }
 
+/// The headline as the verdict table shows it.
+fn headline(c: &Comparison) -> String {
+    let mut word = match c.verdict {
+        Verdict::Negative => "**NEGATIVE TRANSFER**".to_string(),
+        Verdict::Mixed => "**mixed**".to_string(),
+        v => v.word().to_string(),
+    };
+    if c.unreliable {
+        word.push_str(" (unreliable: failures differ)");
+    }
+    word
+}
 
 /// The verdict table: one row per target and strategy.
 pub fn verdict_table(summary: &Summary) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "| target | strategy | jumpstart | asymptotic | area | P(improve) | reached threshold | speed-up | verdict |"
+        "| target | strategy | jumpstart | asymptotic | area | P(improve) | reached threshold | speed-up | verdict ({}, Holm over {}) |",
+        summary.primary, summary.family
     );
     let _ = writeln!(out, "|---|---|---|---|---|---|---|---|---|");
     for t in &summary.targets {
         for c in &t.comparisons {
-            let area = c.metric(Metric::Area);
-            let (scratch_n, transfer_n) = area.map_or((0, 0), |a| (a.scratch.values.len(), a.transfer.values.len()));
-            let verdict = if c.verdict == Verdict::Negative { "**NEGATIVE TRANSFER**".to_string() } else { c.verdict.word().to_string() };
+            let primary = c.metrics.iter().find(|m| m.metric == c.primary);
             let _ = writeln!(
                 out,
-                "| {} | {} | {} | {} | {} | {:.2} | {}/{} vs {}/{} | {} | {verdict} |",
+                "| {} | {} | {} | {} | {} | {:.2} | {}/{} vs {}/{} | {} | {} |",
                 t.key,
                 c.strategy,
                 ci_of(c, Metric::Jumpstart),
                 ci_of(c, Metric::Asymptotic),
                 ci_of(c, Metric::Area),
-                area.map_or(f64::NAN, |a| a.prob_improvement),
+                primary.map_or(f64::NAN, |a| a.prob_improvement),
                 c.reached.0,
-                transfer_n,
+                c.runs.0,
                 c.reached.1,
-                scratch_n,
+                c.runs.1,
                 c.speedup.text(),
+                headline(c),
             );
         }
     }
     out
+}
+
+/// The aggregate across targets, as a table (empty with one target).
+pub fn aggregate_table(summary: &Summary) -> String {
+    let mut out = String::new();
+    if summary.aggregate.is_empty() {
+        return out;
+    }
+    let _ = writeln!(out, "| strategy | score | transfer IQM | scratch IQM | difference [95 % stratified bootstrap] | P(improve) |");
+    let _ = writeln!(out, "|---|---|---|---|---|---|");
+    for a in &summary.aggregate {
+        let _ = writeln!(
+            out,
+            "| {} | {} | {:.3} | {:.3} | {:+.3} [{:+.3}, {:+.3}] | {:.2} |",
+            a.strategy, a.metric, a.transfer_iqm, a.scratch_iqm, a.difference.value, a.difference.ci95.0, a.difference.ci95.1, a.prob_improvement
+        );
+    }
+    out
+}
+
+/// How a metric's verdict was corrected, in a table cell.
+fn correction(m: &MetricStat) -> String {
+    match m.correction {
+        Correction::Study(n) => format!("Holm, study ({n})"),
+        Correction::Comparison(n) => format!("Holm, comparison ({n})"),
+    }
 }
 
 /// `report.md`: the setup, per target the metrics with intervals and verdicts, and the figures.
@@ -75,6 +117,11 @@ pub fn report_markdown(experiment: &Experiment, summary: &Summary, figures: &Fig
     }
     let _ = writeln!(out, "## Setup\n");
     let _ = writeln!(out, "- Source: `{}` ({} training steps).", summary.source, summary.source_steps);
+    let _ = writeln!(
+        out,
+        "- One source checkpoint: every conclusion holds for that checkpoint; another pretraining run of the source may transfer \
+         differently."
+    );
     let strategies: Vec<String> = experiment.strategies.iter().map(|s| format!("`{}`", s.label())).collect();
     let _ = writeln!(out, "- Strategies against scratch: {}.", strategies.join(", "));
     let _ = writeln!(
@@ -90,14 +137,39 @@ pub fn report_markdown(experiment: &Experiment, summary: &Summary, figures: &Fig
     let _ = writeln!(
         out,
         "- Metrics on returns normalised to 0 (random policy) .. 1 (threshold); differences are transfer minus scratch (scratch minus \
-         transfer for times), with 95 % percentile-bootstrap intervals ({} resamples); asymptotic = mean over the last {:.0} % of the \
-         budget; area = mean of the normalised curve over the budget (trapezoid); runs that never reach the threshold are censored \
-         one evaluation past the budget. Verdict: the area's interval above zero is positive, below zero negative, else inconclusive.",
-        experiment.resamples,
+         transfer for times, in steps actually trained). Asymptotic = mean over the last {:.0} % of the budget; area = mean of the \
+         normalised curve over the budget (trapezoid); runs that never reach the threshold are censored one evaluation past the budget. \
+         Units that failed count (intention to treat): their last finite evaluation stands for the rest of the budget.",
         experiment.final_fraction * 100.0
+    );
+    let _ = writeln!(
+        out,
+        "- Decisions: Welch's t test (intervals are 95 % Welch t-intervals; the percentile-bootstrap intervals, {} resamples, and \
+         Mann-Whitney p-values are descriptions). The headline rests on the {} with Holm's correction over the study's {} headlines \
+         (family-wise error 5 %): positive or NEGATIVE when it is significant, mixed when it is significantly better and another metric \
+         significantly worse (Holm over the comparison's other metrics), too few seeds below {} finished seeds per arm, else \
+         inconclusive.",
+        experiment.resamples,
+        summary.primary,
+        summary.family,
+        super::decision::MIN_SEEDS
     );
     let _ = writeln!(out, "\n## Verdicts\n");
     out.push_str(&verdict_table(summary));
+    for t in &summary.targets {
+        for c in &t.comparisons {
+            for n in &c.notes {
+                let _ = writeln!(out, "\n- {} on {}: {n}", c.strategy, t.key);
+            }
+        }
+    }
+    if !summary.aggregate.is_empty() {
+        let _ = writeln!(out, "\n## Across targets\n");
+        out.push_str(&aggregate_table(summary));
+        if !figures.profile.is_empty() {
+            let _ = writeln!(out, "\n![performance profile]({})", figures.profile);
+        }
+    }
     for (ti, t) in summary.targets.iter().enumerate() {
         let _ = writeln!(out, "\n## {}\n", t.key);
         let _ = writeln!(
@@ -108,34 +180,45 @@ pub fn report_markdown(experiment: &Experiment, summary: &Summary, figures: &Fig
             t.random_return,
             t.curves.iter().map(|c| format!("{} {} finished{}", c.arm, c.finished, if c.failed > 0 { format!(", {} failed", c.failed) } else { String::new() })).collect::<Vec<_>>().join("; ")
         );
-        let _ = writeln!(out, "| strategy | metric | transfer mean (IQM) | scratch mean (IQM) | difference [95 % CI] | P(improve) | Mann-Whitney p | verdict |");
-        let _ = writeln!(out, "|---|---|---|---|---|---|---|---|");
+        let _ = writeln!(
+            out,
+            "| strategy | metric | transfer mean (IQM) | scratch mean (IQM) | difference [95 % Welch] | bootstrap 95 % | P(improve) | Welch p | corrected p | correction | Mann-Whitney p | verdict |"
+        );
+        let _ = writeln!(out, "|---|---|---|---|---|---|---|---|---|---|---|---|");
         for c in &t.comparisons {
             for m in &c.metrics {
                 let _ = writeln!(
                     out,
-                    "| {} | {} | {:.3} ({:.3}) | {:.3} ({:.3}) | {} | {:.2} | {:.3} | {} |",
+                    "| {} | {} | {:.3} ({:.3}) | {:.3} ({:.3}) | {} | [{:+.2}, {:+.2}] | {:.2} | {:.3} | {:.3} | {} | {:.3} | {} |",
                     c.strategy,
                     m.metric,
                     m.transfer.mean,
                     m.transfer.iqm,
                     m.scratch.mean,
                     m.scratch.iqm,
-                    ci(m, 1.0),
+                    ci(m),
+                    m.bootstrap_ci95.0,
+                    m.bootstrap_ci95.1,
                     m.prob_improvement,
                     m.p_value,
+                    m.p_corrected,
+                    correction(m),
+                    m.mann_whitney_p,
                     m.verdict.word()
                 );
             }
-            let _ = writeln!(
-                out,
-                "| {} | transfer ratio (area) | {:.3} | | | | | |\n| {} | speed-up to threshold (median; with source steps) | {} ({}) | | | | | |",
-                c.strategy,
-                c.transfer_ratio,
-                c.strategy,
-                c.speedup.text(),
-                c.speedup_total.text()
+        }
+        let _ = writeln!(out, "\n| strategy | forward transfer (area) | speed-up to threshold | with source steps | power |\n|---|---|---|---|---|");
+        for c in &t.comparisons {
+            let ft = c.forward_transfer.map_or_else(
+                || "not estimable (scratch's area is within 0.05 of solved)".to_string(),
+                |f| format!("{:+.3} [{:+.3}, {:+.3}]", f.value, f.ci95.0, f.ci95.1),
             );
+            let power = format!(
+                "detects {:.3} ({}) with 80 % power at {} seeds (sd {:.3}, level {:.4})",
+                c.power.min_detectable, c.primary, c.power.seeds, c.power.sd, c.power.alpha
+            );
+            let _ = writeln!(out, "| {} | {ft} | {} | {} | {power} |", c.strategy, c.speedup.text(), c.total_time.text());
         }
         // The target's own figure, by position: never another target's whose key extends this one.
         if let Some(f) = figures.curves.get(ti) {
@@ -143,7 +226,7 @@ pub fn report_markdown(experiment: &Experiment, summary: &Summary, figures: &Fig
         }
     }
     if !figures.metrics.is_empty() {
-        let _ = writeln!(out, "\n## Metrics\n\n![differences with 95 % intervals]({})", figures.metrics);
+        let _ = writeln!(out, "\n## Metrics\n\n![differences with 95 % Welch intervals]({})", figures.metrics);
     }
     if !summary.failures.is_empty() {
         let _ = writeln!(out, "\n## Failed units\n");

@@ -118,7 +118,8 @@ fn pretrain(experiment: &Experiment, registry: &Registry, dir: &Path, quiet: boo
             bar.set_position(step);
         }
         if stop.load(Ordering::SeqCst) { std::ops::ControlFlow::Break(()) } else { std::ops::ControlFlow::Continue(()) }
-    })?;
+    })
+    .map_err(|error| StudyError::Pretrain { error })?;
     bar.finish_and_clear();
     if outcome == Outcome::Stopped {
         return Err(StudyError::PretrainInterrupted);

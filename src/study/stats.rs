@@ -5,9 +5,15 @@
 //!
 //! Learning-curve metrics (area under the curve, first step at a threshold) are here too: they
 //! turn one run's evaluations into the per-seed scores the rest summarises.
+//!
+//! Decisions rest on Welch's t test (its interval and p-value), whose false-verdict rate stays at
+//! its nominal level from 3 seeds on for roughly normal scores, where the percentile bootstrap of
+//! a difference of means covers only ~88 % at 5 seeds; families of decisions are corrected by
+//! Holm's step-down procedure; power comes from the noncentral t distribution.
 
 use rand::Rng;
-use statrs::distribution::{ContinuousCDF, Normal, StudentsT};
+use serde::{Deserialize, Serialize};
+use statrs::distribution::{ChiSquared, Continuous, ContinuousCDF, Normal, StudentsT};
 
 /// The arithmetic mean (NaN for no values).
 pub fn mean(x: &[f64]) -> f64 {
@@ -36,7 +42,7 @@ pub fn iqm(x: &[f64]) -> f64 {
 }
 
 /// Sample variance (`ddof = 1`).
-fn variance(x: &[f64]) -> f64 {
+pub fn variance(x: &[f64]) -> f64 {
     let m = mean(x);
     x.iter().map(|v| (v - m).powi(2)).sum::<f64>() / (x.len() as f64 - 1.0)
 }
@@ -144,18 +150,145 @@ fn exact_u_sf(u: usize, n1: usize, n2: usize) -> f64 {
     dist[u.min(max_u)..].iter().sum::<f64>() / total
 }
 
-/// The two-sided p-value of Welch's t test of equal means.
-pub fn welch_p(x: &[f64], y: &[f64]) -> f64 {
+/// Welch's two-sample t test of `mean(x) - mean(y)` (unequal variances).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Welch {
+    /// `mean(x) - mean(y)`.
+    pub difference: f64,
+    /// Its standard error, `sqrt(var(x)/n_x + var(y)/n_y)`.
+    pub se: f64,
+    /// Welch-Satterthwaite degrees of freedom.
+    pub df: f64,
+    /// The two-sided p-value of "equal means".
+    pub p: f64,
+}
+
+impl Welch {
+    /// The `level` (e.g. 0.95) confidence interval of the difference. With no spread in either
+    /// sample it is the difference itself.
+    pub fn interval(&self, level: f64) -> (f64, f64) {
+        if self.se == 0.0 {
+            return (self.difference, self.difference);
+        }
+        let half = t_quantile(self.df, 0.5 + level / 2.0) * self.se;
+        (self.difference - half, self.difference + half)
+    }
+}
+
+/// Welch's test of `x` against `y`; `None` when either sample has fewer than two values (no
+/// variance to estimate).
+pub fn welch(x: &[f64], y: &[f64]) -> Option<Welch> {
+    if x.len() < 2 || y.len() < 2 {
+        return None;
+    }
     let (nx, ny) = (x.len() as f64, y.len() as f64);
     let (vx, vy) = (variance(x) / nx, variance(y) / ny);
+    let difference = mean(x) - mean(y);
     let se = (vx + vy).sqrt();
     if se == 0.0 {
-        return if mean(x) == mean(y) { 1.0 } else { 0.0 };
+        let p = if difference == 0.0 { 1.0 } else { 0.0 };
+        return Some(Welch { difference, se, df: nx + ny - 2.0, p });
     }
-    let t = (mean(x) - mean(y)) / se;
     let df = (vx + vy).powi(2) / (vx * vx / (nx - 1.0) + vy * vy / (ny - 1.0));
-    let dist = StudentsT::new(0.0, 1.0, df).expect("positive degrees of freedom");
-    2.0 * dist.sf(t.abs())
+    let t = difference / se;
+    let p = 2.0 * students_t(df).sf(t.abs());
+    Some(Welch { difference, se, df, p: p.min(1.0) })
+}
+
+/// The two-sided p-value of Welch's t test of equal means (NaN with fewer than two values in a
+/// sample).
+pub fn welch_p(x: &[f64], y: &[f64]) -> f64 {
+    welch(x, y).map_or(f64::NAN, |w| w.p)
+}
+
+/// Student's t distribution with `df` degrees of freedom (`df` is positive and finite wherever
+/// [`welch`] computes it: both samples have spread, or one has and the other's term is zero).
+fn students_t(df: f64) -> StudentsT {
+    StudentsT::new(0.0, 1.0, df.max(1e-9)).unwrap_or_else(|_| StudentsT::new(0.0, 1.0, 1.0).expect("df 1 is valid"))
+}
+
+/// The `q` quantile of Student's t with `df` degrees of freedom.
+pub fn t_quantile(df: f64, q: f64) -> f64 {
+    students_t(df).inverse_cdf(q)
+}
+
+/// Holm's step-down adjusted p-values (family-wise error control under any dependence):
+/// sorted ascending, `p_(i) * (m - i)`, made monotone, capped at 1. NaN entries (tests that could
+/// not be made) stay NaN and are not counted in the family.
+pub fn holm(p: &[f64]) -> Vec<f64> {
+    let mut order: Vec<usize> = (0..p.len()).filter(|&i| !p[i].is_nan()).collect();
+    order.sort_by(|&a, &b| p[a].total_cmp(&p[b]));
+    let m = order.len();
+    let mut adjusted = vec![f64::NAN; p.len()];
+    let mut running: f64 = 0.0;
+    for (rank, &i) in order.iter().enumerate() {
+        running = running.max((p[i] * (m - rank) as f64).min(1.0));
+        adjusted[i] = running;
+    }
+    adjusted
+}
+
+/// P(T ≤ t) for the noncentral t distribution with `df` degrees of freedom and noncentrality
+/// `ncp`: `∫ Φ(t·sqrt(v/df) - ncp) f_χ²(v; df) dv`, by Simpson's rule over the bulk of the
+/// chi-square density (accurate to about 1e-6 for the degrees of freedom studies have).
+pub fn noncentral_t_cdf(t: f64, df: f64, ncp: f64) -> f64 {
+    let chi = ChiSquared::new(df).expect("positive degrees of freedom");
+    let normal = Normal::standard();
+    let upper = df + 14.0 * (2.0 * df).sqrt() + 30.0;
+    let n = 2000;
+    let h = upper / n as f64;
+    let f = |v: f64| {
+        let density = if v == 0.0 { if df > 2.0 { 0.0 } else { chi.pdf(1e-12) } } else { chi.pdf(v) };
+        normal.cdf(t * (v / df).sqrt() - ncp) * density
+    };
+    let mut sum = f(0.0) + f(upper);
+    for i in 1..n {
+        sum += f(i as f64 * h) * if i % 2 == 1 { 4.0 } else { 2.0 };
+    }
+    (sum * h / 3.0).clamp(0.0, 1.0)
+}
+
+/// The power of the two-sided two-sample t test at level `alpha` with `n` values per sample to
+/// detect a difference of means `effect` when each sample's standard deviation is `sd`.
+pub fn t_test_power(effect: f64, sd: f64, n: usize, alpha: f64) -> f64 {
+    if n < 2 || sd <= 0.0 || !sd.is_finite() {
+        return f64::NAN;
+    }
+    let df = 2.0 * n as f64 - 2.0;
+    let ncp = effect.abs() / (sd * (2.0 / n as f64).sqrt());
+    let crit = t_quantile(df, 1.0 - alpha / 2.0);
+    (1.0 - noncentral_t_cdf(crit, df, ncp)) + noncentral_t_cdf(-crit, df, ncp)
+}
+
+/// The smallest difference of means that `n` values per sample detect with probability `power`
+/// at level `alpha` (two-sided), for samples of standard deviation `sd`:
+/// `(t_{1-α/2} + t_{power}) · sd · sqrt(2/n)` with `2n - 2` degrees of freedom, the standard
+/// approximation of the noncentral t (within about 1 % of [`t_test_power`]'s exact answer).
+pub fn min_detectable_effect(sd: f64, n: usize, alpha: f64, power: f64) -> f64 {
+    if n < 2 || !(sd >= 0.0 && sd.is_finite()) {
+        return f64::NAN;
+    }
+    let df = 2.0 * n as f64 - 2.0;
+    (t_quantile(df, 1.0 - alpha / 2.0) + t_quantile(df, power)) * sd * (2.0 / n as f64).sqrt()
+}
+
+/// The fewest values per sample (at least 2, at most `cap`) whose [`min_detectable_effect`] is
+/// at most `effect`; `None` if even `cap` is not enough or there is no effect.
+pub fn seeds_needed(effect: f64, sd: f64, alpha: f64, power: f64, cap: usize) -> Option<usize> {
+    let effect = effect.abs();
+    if effect == 0.0 || !effect.is_finite() || !(sd >= 0.0 && sd.is_finite()) {
+        return None;
+    }
+    let enough = |n: usize| min_detectable_effect(sd, n, alpha, power) <= effect;
+    if !enough(cap) {
+        return None;
+    }
+    let (mut lo, mut hi) = (2usize, cap);
+    while lo < hi {
+        let mid = (lo + hi) / 2;
+        if enough(mid) { hi = mid } else { lo = mid + 1 }
+    }
+    Some(lo)
 }
 
 /// The area under a curve of `(step, value)` points by the trapezoid rule.

@@ -1,167 +1,65 @@
-//! From unit records to the metrics of the transfer literature, with intervals and verdicts.
+//! From unit records to what a study concludes: per target each arm's mean curve, and each
+//! strategy against scratch on every metric, with its verdict, speed-up, forward transfer and
+//! power; across targets an aggregate in the rliable style.
 //!
 //! Returns are normalised per target to `(r - random) / (threshold - random)`: 0 is a random
 //! policy, 1 is solved, so that differences and ratios mean the same on every task (even where
-//! rewards are negative). Per seed, from the evaluation curve:
+//! rewards are negative). The per-seed metrics are [`scores`](super::scores)' (every unit scored,
+//! finished or not); how they become verdicts is [`decision`](super::decision)'s.
 //!
-//! - **jumpstart**: the normalised return before any update on the target;
-//! - **asymptotic**: the mean normalised return over the evaluations in the last
-//!   `final_fraction` of the budget;
-//! - **area**: the normalised curve's area divided by the budget (its mean over steps, by the
-//!   trapezoid rule), "total reward";
-//! - **time to threshold**: the first evaluated step at which the return reaches the threshold.
-//!   A run that never does is censored: it counts as one evaluation interval past the budget,
-//!   so that it ranks behind every run that got there (the table says how many did);
-//! - the same time **counting the source's training steps** for transfer arms (the "total
-//!   time" view; scratch pays nothing).
-//!
-//! Per metric and strategy against scratch: the mean and IQM of each arm, the difference of
-//! means (transfer - scratch; for times scratch - transfer, so that above zero is always better)
-//! with a 95 % percentile-bootstrap interval (each arm resampled independently), the
-//! probability of improvement P(transfer better than scratch) (Mann-Whitney U / nm), and the
-//! two-sided Mann-Whitney p-value. The **verdict** of a metric is positive when its interval lies
-//! above zero, negative when below, inconclusive when it straddles zero; a strategy's headline
-//! verdict is its area's. The transfer ratio is Taylor and Stone's area ratio,
-//! `(area_transfer - area_scratch) / area_scratch`, on the mean normalised areas.
+//! - **Speed-up**: median steps to the threshold, scratch's over transfer's; a run that never gets
+//!   there is censored one evaluation past the budget, so the ratio becomes a bound ("at least"
+//!   when scratch's median is censored, "at most" when transfer's is) or is not estimable.
+//! - **Total time** counts the source's training steps too: transfer pays off in total if scratch
+//!   needs more than source steps + transfer's time (the break-even). When scratch was observed
+//!   for fewer steps than that, the view is not estimable and the report gives the break-even.
+//! - **Forward transfer**: Continual World's normalised `(A_T - A_S) / (1 - A_S)` on the mean
+//!   normalised areas, the share of the room above scratch that transfer took, with a bootstrap
+//!   interval; not estimable when scratch's area is within 0.05 of solved.
+//! - **Power**: from the primary metric's pooled standard deviation, the smallest difference the
+//!   study detects with 80 % power at its corrected level, and the seeds the observed difference
+//!   would need.
 
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use serde::{Deserialize, Serialize};
 
+use super::decision::{self, Correction};
+pub use super::decision::{ArmValues, MetricStat, Verdict};
+pub use super::scores::Metric;
 use super::experiment::Experiment;
 use super::plan::{ArmId, TargetInfo, arms};
 use super::records::{UnitResult, UnitStatus};
+use super::scores::{self, Scores};
 use super::source::SourceRecord;
 use super::stats;
 
-/// What a metric's interval says about a strategy against scratch.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Verdict {
-    /// The interval lies above zero: better than scratch.
-    Positive,
-    /// The interval lies below zero: negative transfer.
-    Negative,
-    /// The interval straddles zero.
-    Inconclusive,
-}
+/// The power the report plans for.
+pub const POWER: f64 = 0.8;
 
-impl Verdict {
-    fn of(ci: (f64, f64)) -> Verdict {
-        if ci.0 > 0.0 {
-            Verdict::Positive
-        } else if ci.1 < 0.0 {
-            Verdict::Negative
-        } else {
-            Verdict::Inconclusive
-        }
-    }
-
-    /// The verdict in a table (`NEGATIVE` in capitals).
-    pub fn word(self) -> &'static str {
-        match self {
-            Verdict::Positive => "positive",
-            Verdict::Negative => "NEGATIVE",
-            Verdict::Inconclusive => "inconclusive",
-        }
-    }
-}
-
-/// One arm's values of a metric, one per finished seed.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct ArmValues {
-    /// The values, in seed order.
-    pub values: Vec<f64>,
-    /// Their mean (NaN when there are none).
-    pub mean: f64,
-    /// Their interquartile mean.
-    pub iqm: f64,
-}
-
-impl ArmValues {
-    fn new(values: Vec<f64>) -> Self {
-        let (mean, iqm) = if values.is_empty() { (f64::NAN, f64::NAN) } else { (stats::mean(&values), stats::iqm(&values)) };
-        ArmValues { values, mean, iqm }
-    }
-}
-
-/// The metrics of a comparison, in the order a [`Comparison`] lists them.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Metric {
-    /// The normalised return before any update.
-    Jumpstart,
-    /// The mean normalised return over the last `final_fraction` of the budget.
-    Asymptotic,
-    /// The mean of the normalised curve over the budget.
-    Area,
-    /// The first evaluated step at the threshold.
-    Time,
-    /// The same counting the source's training steps.
-    TimeTotal,
-}
-
-impl Metric {
-    /// Every metric, in the order a comparison lists them.
-    pub const ALL: [Metric; 5] = [Metric::Jumpstart, Metric::Asymptotic, Metric::Area, Metric::Time, Metric::TimeTotal];
-
-    /// The name summaries and reports give it.
-    pub fn name(self) -> &'static str {
-        match self {
-            Metric::Jumpstart => "jumpstart",
-            Metric::Asymptotic => "asymptotic",
-            Metric::Area => "area",
-            Metric::Time => "time to threshold",
-            Metric::TimeTotal => "time to threshold (total)",
-        }
-    }
-
-    /// Whether lower values are better (times).
-    pub fn lower_is_better(self) -> bool {
-        matches!(self, Metric::Time | Metric::TimeTotal)
-    }
-}
-
-/// A metric of one strategy against scratch.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct MetricStat {
-    /// The metric's name ([`Metric::name`]).
-    pub metric: String,
-    /// The strategy's values.
-    pub transfer: ArmValues,
-    /// Scratch's values.
-    pub scratch: ArmValues,
-    /// Transfer minus scratch (scratch minus transfer for times): above zero is better.
-    pub difference: f64,
-    /// The difference's 95 % percentile-bootstrap interval.
-    pub ci95: (f64, f64),
-    /// P(transfer better than scratch).
-    pub prob_improvement: f64,
-    /// The two-sided Mann-Whitney p-value.
-    pub p_value: f64,
-    /// What the interval says.
-    pub verdict: Verdict,
-}
-
-/// Median steps to threshold, scratch's over transfer's (censored runs as never reaching it).
+/// Median steps to threshold, scratch's over transfer's.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub enum Speedup {
     /// Both medians reach the threshold.
     Ratio(f64),
-    /// Scratch's median is censored: the ratio is at least this (scratch counted as reaching the
-    /// threshold one evaluation after the budget).
+    /// Scratch's median is censored: the ratio is at least this.
     AtLeast(f64),
+    /// Transfer's median is censored and scratch's is not: the ratio is at most this (a slowdown).
+    AtMost(f64),
     /// Transfer's median run meets the threshold before any update.
     ZeroShot,
-    /// Transfer's median is censored.
-    NotReached,
+    /// Both medians are censored.
+    NotEstimable,
 }
 
 impl Speedup {
     fn of(transfer: Option<f64>, scratch: Option<f64>, censored: f64) -> Speedup {
         match (transfer, scratch) {
-            (None, _) => Speedup::NotReached,
             (Some(t), _) if t <= 0.0 => Speedup::ZeroShot,
             (Some(t), Some(s)) => Speedup::Ratio(s / t),
             (Some(t), None) => Speedup::AtLeast(censored / t),
+            (None, Some(s)) => Speedup::AtMost(s / censored),
+            (None, None) => Speedup::NotEstimable,
         }
     }
 
@@ -170,10 +68,77 @@ impl Speedup {
         match self {
             Speedup::Ratio(r) => format!("{r:.2}x"),
             Speedup::AtLeast(r) => format!(">= {r:.2}x"),
+            Speedup::AtMost(r) => format!("<= {r:.2}x"),
             Speedup::ZeroShot => "zero-shot".into(),
-            Speedup::NotReached => "-".into(),
+            Speedup::NotEstimable => "not estimable".into(),
         }
     }
+}
+
+/// The total-time view: does transfer pay off once the source's training counts?
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub enum TotalTime {
+    /// Scratch's median time over source steps + transfer's median time.
+    Ratio(f64),
+    /// Scratch's median is censored after the break-even: the ratio is at least this.
+    AtLeast(f64),
+    /// Scratch was observed for fewer steps than the break-even (source steps + transfer's
+    /// median time): transfer pays off in total if scratch needs more than this many steps.
+    NotEstimable {
+        /// Source steps + transfer's median time to threshold.
+        break_even: f64,
+    },
+    /// Transfer's median never reached the threshold.
+    NotReached,
+}
+
+impl TotalTime {
+    fn of(transfer: Option<f64>, scratch: Option<f64>, source_steps: f64, observed: f64, censored: f64) -> TotalTime {
+        let Some(t) = transfer else { return TotalTime::NotReached };
+        let total = source_steps + t;
+        match scratch {
+            Some(s) => TotalTime::Ratio(s / total),
+            None if total <= observed => TotalTime::AtLeast(censored / total),
+            None => TotalTime::NotEstimable { break_even: total },
+        }
+    }
+
+    /// As the report shows it.
+    pub fn text(self) -> String {
+        match self {
+            TotalTime::Ratio(r) => format!("{r:.2}x"),
+            TotalTime::AtLeast(r) => format!(">= {r:.2}x"),
+            TotalTime::NotEstimable { break_even } => {
+                format!("not estimable (pays off if scratch needs more than {break_even:.0} steps)")
+            }
+            TotalTime::NotReached => "-".into(),
+        }
+    }
+}
+
+/// A ratio with its 95 % bootstrap interval.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Interval {
+    /// The estimate.
+    pub value: f64,
+    /// Its 95 % percentile-bootstrap interval.
+    pub ci95: (f64, f64),
+}
+
+/// What the study could detect on a comparison's primary metric.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Power {
+    /// The pooled standard deviation of the primary metric.
+    pub sd: f64,
+    /// Seeds per arm (the smaller arm's).
+    pub seeds: usize,
+    /// The level the power is computed at: 5 % over the study's family (Holm's first step).
+    pub alpha: f64,
+    /// The smallest difference detected with 80 % power.
+    pub min_detectable: f64,
+    /// Seeds per arm that the observed difference needs for 80 % power (`None`: no difference,
+    /// or more than 1000).
+    pub seeds_for_observed: Option<usize>,
 }
 
 /// One strategy on one target.
@@ -181,25 +146,58 @@ impl Speedup {
 pub struct Comparison {
     /// The strategy's label.
     pub strategy: String,
+    /// The metric the headline rests on.
+    pub primary: String,
     /// One per [`Metric`], in [`Metric::ALL`]'s order; read them with [`Comparison::metric`].
     pub metrics: Vec<MetricStat>,
-    /// Taylor and Stone's area ratio on mean normalised areas.
-    pub transfer_ratio: f64,
+    /// Forward transfer `(A_T - A_S) / (1 - A_S)` on mean normalised areas (`None`: not
+    /// estimable, scratch's area being within 0.05 of solved).
+    pub forward_transfer: Option<Interval>,
     /// Runs that reached the threshold, transfer and scratch.
     pub reached: (usize, usize),
-    /// Median steps to threshold of scratch over transfer's.
+    /// Units scored (finished or not), transfer and scratch.
+    pub runs: (usize, usize),
+    /// Units that failed, transfer and scratch (scored at their last finite evaluation).
+    pub failed: (usize, usize),
+    /// The arms failed at different rates: the comparison may reflect failures, not learning.
+    pub unreliable: bool,
+    /// Median steps to threshold, scratch's over transfer's.
     pub speedup: Speedup,
     /// The same counting the source's training steps.
-    pub speedup_total: Speedup,
-    /// The area's verdict.
+    pub total_time: TotalTime,
+    /// The headline.
     pub verdict: Verdict,
+    /// What qualifies the headline: worse metrics, failures, power.
+    pub notes: Vec<String>,
+    /// What the study could detect here.
+    pub power: Power,
 }
 
 impl Comparison {
-    /// One metric's statistics (`None` only in a comparison that no summary made).
+    /// One metric's statistics.
     pub fn metric(&self, metric: Metric) -> Option<&MetricStat> {
         self.metrics.iter().find(|m| m.metric == metric.name())
     }
+}
+
+/// A strategy against scratch across every target (rliable's aggregate).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AggregateRow {
+    /// The strategy's label.
+    pub strategy: String,
+    /// The normalised score aggregated (the primary metric, or the area when that is a time).
+    pub metric: String,
+    /// The IQM of transfer's scores over every target and seed.
+    pub transfer_iqm: f64,
+    /// The IQM of scratch's.
+    pub scratch_iqm: f64,
+    /// Their difference with a 95 % stratified-bootstrap interval (seeds resampled within each
+    /// target).
+    pub difference: Interval,
+    /// P(transfer better than scratch), averaged over targets.
+    pub prob_improvement: f64,
+    /// Every scored run's score, transfer then scratch (for the performance profile).
+    pub scores: (Vec<f64>, Vec<f64>),
 }
 
 /// The mean evaluation curve of an arm on the grid, with a 95 % bootstrap band.
@@ -251,176 +249,50 @@ pub struct Summary {
     pub seeds: u64,
     /// Target steps per run.
     pub budget: u64,
+    /// The metric headlines rest on.
+    pub primary: String,
+    /// How many headlines share Holm's correction.
+    pub family: usize,
     /// Per target.
     pub targets: Vec<TargetSummary>,
+    /// Per strategy across targets (empty with one target).
+    pub aggregate: Vec<AggregateRow>,
     /// Units that failed, with their errors.
     pub failures: Vec<String>,
 }
 
-/// Per-seed metrics of one unit.
-struct UnitMetrics {
-    jumpstart: f64,
-    asymptotic: f64,
-    area: f64,
-    /// `None`: censored.
-    time: Option<f64>,
-}
-
-/// `None` for a unit without evaluations (which `read_units` refuses).
-fn unit_metrics(unit: &UnitResult, info: &TargetInfo, experiment: &Experiment) -> Option<UnitMetrics> {
-    let first = unit.evals.first()?;
-    let norm = |r: f64| (r - info.random_return) / (info.threshold - info.random_return);
-    let steps: Vec<f64> = unit.evals.iter().map(|e| e.nominal as f64).collect();
-    let values: Vec<f64> = unit.evals.iter().map(|e| norm(e.mean)).collect();
-    let from = (1.0 - experiment.final_fraction) * experiment.budget as f64;
-    let tail: Vec<f64> = steps.iter().zip(&values).filter(|(s, _)| **s >= from).map(|(_, v)| *v).collect();
-    let raw: Vec<f64> = unit.evals.iter().map(|e| e.mean).collect();
-    let (jumpstart, last) = (norm(first.mean), values[values.len() - 1]);
-    Some(UnitMetrics {
-        jumpstart,
-        asymptotic: if tail.is_empty() { last } else { stats::mean(&tail) },
-        area: if steps.len() > 1 { stats::normalized_auc_mean(&steps, &values, 0.0, 1.0) } else { jumpstart },
-        time: stats::first_step_at_or_above(&steps, &raw, info.threshold),
-    })
-}
-
-fn compare(metric: Metric, t: Vec<f64>, s: Vec<f64>, resamples: usize, seed: u64) -> MetricStat {
-    let lower_is_better = metric.lower_is_better();
-    let (transfer, scratch) = (ArmValues::new(t), ArmValues::new(s));
-    let (x, y) = (&transfer.values, &scratch.values);
-    if x.is_empty() || y.is_empty() {
-        return MetricStat {
-            metric: metric.name().into(),
-            difference: f64::NAN,
-            ci95: (f64::NAN, f64::NAN),
-            prob_improvement: f64::NAN,
-            p_value: f64::NAN,
-            verdict: Verdict::Inconclusive,
-            transfer,
-            scratch,
-        };
-    }
-    let mut rng = StdRng::seed_from_u64(seed);
-    let (difference, ci95, prob) = if lower_is_better {
-        let ci = stats::bootstrap_diff_ci(y, x, stats::mean, resamples, &mut rng);
-        (scratch.mean - transfer.mean, ci, stats::probability_of_improvement(y, x))
-    } else {
-        let ci = stats::bootstrap_diff_ci(x, y, stats::mean, resamples, &mut rng);
-        (transfer.mean - scratch.mean, ci, stats::probability_of_improvement(x, y))
-    };
-    MetricStat {
-        metric: metric.name().into(),
-        difference,
-        ci95,
-        prob_improvement: prob,
-        p_value: stats::mann_whitney_p(x, y),
-        verdict: Verdict::of(ci95),
-        transfer,
-        scratch,
-    }
-}
-
-/// The median of times with censored runs as infinitely late; `None` when censored.
-fn median_time(times: &[Option<f64>]) -> Option<f64> {
-    let v: Vec<f64> = times.iter().map(|t| t.unwrap_or(f64::INFINITY)).collect();
-    if v.is_empty() {
-        return None;
-    }
-    let m = stats::median(&v);
-    m.is_finite().then_some(m)
-}
-
 /// Summarises the units of an experiment: per target, each arm's mean curve and each strategy
-/// against scratch. `source` names the source and its training steps (for the total time).
+/// against scratch; then the headlines' correction and the aggregate. `source` names the source
+/// and its training steps (for the total time).
 pub fn summarize(experiment: &Experiment, infos: &[TargetInfo], units: &[UnitResult], source: &SourceRecord) -> Summary {
-    let source_steps = source.steps;
     let arms = arms(experiment);
-    let (scratch_arm, strategy_arms) = arms.split_first().expect("arms() puts scratch first");
-    let every = experiment.eval.every;
-    let censored = (experiment.budget + every) as f64;
+    let primary = experiment.primary;
     let mut failures = Vec::new();
     let mut targets = Vec::new();
+    // Per target and strategy: transfer's and scratch's scores, for the aggregate.
+    let mut scored: Vec<Vec<(Vec<Scores>, Vec<Scores>)>> = Vec::new();
     for (ti, info) in infos.iter().enumerate() {
         let key = &info.target.key;
         let of_target = || units.iter().filter(move |u| &u.target == key);
-        let of_arm = |arm: &ArmId| -> Vec<&UnitResult> { of_target().filter(|u| &u.arm == arm && u.status == UnitStatus::Finished).collect() };
         for u in of_target() {
             if let UnitStatus::Failed(e) = &u.status {
                 failures.push(format!("{} {} seed {}: {e}", u.target, u.arm, u.seed));
             }
         }
-        let mut grid: Vec<u64> = (0..=experiment.budget / every).map(|k| k * every).collect();
-        if grid.last() != Some(&experiment.budget) {
-            grid.push(experiment.budget);
-        }
-        let curves: Vec<ArmCurve> = arms
-            .iter()
-            .enumerate()
-            .map(|(ai, arm)| {
-                let runs = of_arm(&arm.id);
-                let mut curve = ArmCurve {
-                    arm: arm.id.to_string(),
-                    steps: Vec::new(),
-                    mean: Vec::new(),
-                    low: Vec::new(),
-                    high: Vec::new(),
-                    finished: runs.len(),
-                    failed: of_target().filter(|u| u.arm == arm.id && u.status != UnitStatus::Finished).count(),
-                };
-                let mut rng = StdRng::seed_from_u64((ti * 1000 + ai) as u64);
-                for &g in &grid {
-                    let values: Vec<f64> = runs.iter().filter_map(|u| u.evals.iter().find(|e| e.nominal == g).map(|e| e.mean)).collect();
-                    if values.is_empty() {
-                        continue;
-                    }
-                    let (low, high) = if values.len() > 1 { stats::bootstrap_ci(&values, stats::mean, 2000, &mut rng) } else { (values[0], values[0]) };
-                    curve.steps.push(g);
-                    curve.mean.push(stats::mean(&values));
-                    curve.low.push(low);
-                    curve.high.push(high);
-                }
-                curve
-            })
-            .collect();
-        let metrics_of = |arm: &ArmId| -> Vec<UnitMetrics> { of_arm(arm).iter().filter_map(|u| unit_metrics(u, info, experiment)).collect() };
-        let scratch = metrics_of(&scratch_arm.id);
+        let curves = arms.iter().enumerate().map(|(ai, arm)| curve(experiment, &of_target().collect::<Vec<_>>(), &arm.id, ti, ai)).collect();
+        let scores_of = |arm: &ArmId| -> Vec<Scores> {
+            of_target().filter(|u| &u.arm == arm).map(|u| scores::score(u, info, experiment)).collect()
+        };
+        let (scratch_arm, strategy_arms) = arms.split_first().expect("arms() puts scratch first");
+        let scratch = scores_of(&scratch_arm.id);
         let mut comparisons = Vec::new();
+        let mut target_scores = Vec::new();
         for (si, arm) in strategy_arms.iter().enumerate() {
-            let transfer = metrics_of(&arm.id);
-            let seed = (ti * 100 + si) as u64;
-            let values = |m: &[UnitMetrics], metric: Metric, extra: f64| -> Vec<f64> {
-                m.iter()
-                    .map(|u| match metric {
-                        Metric::Jumpstart => u.jumpstart,
-                        Metric::Asymptotic => u.asymptotic,
-                        Metric::Area => u.area,
-                        Metric::Time | Metric::TimeTotal => u.time.map_or(censored + extra, |t| t + extra),
-                    })
-                    .collect()
-            };
-            // The total time adds the source's steps to transfer's times; scratch pays nothing.
-            let stat = |k: usize, metric: Metric| {
-                let extra = if metric == Metric::TimeTotal { source_steps as f64 } else { 0.0 };
-                compare(metric, values(&transfer, metric, extra), values(&scratch, metric, 0.0), experiment.resamples, seed + k as u64)
-            };
-            let [jumpstart, asymptotic, area, time, time_total] = Metric::ALL;
-            let area = stat(2, area);
-            let metrics = vec![stat(0, jumpstart), stat(1, asymptotic), area.clone(), stat(3, time), stat(4, time_total)];
-            let transfer_ratio = (area.transfer.mean - area.scratch.mean) / area.scratch.mean;
-            let times_t: Vec<Option<f64>> = transfer.iter().map(|u| u.time).collect();
-            let times_s: Vec<Option<f64>> = scratch.iter().map(|u| u.time).collect();
-            let (mt, ms) = (median_time(&times_t), median_time(&times_s));
-            let total = |t: Option<f64>| t.map(|t| t + source_steps as f64);
-            comparisons.push(Comparison {
-                strategy: arm.id.to_string(),
-                verdict: area.verdict,
-                transfer_ratio,
-                reached: (times_t.iter().flatten().count(), times_s.iter().flatten().count()),
-                speedup: Speedup::of(mt, ms, censored),
-                speedup_total: Speedup::of(total(mt), ms, censored),
-                metrics,
-            });
+            let transfer = scores_of(&arm.id);
+            comparisons.push(compare(experiment, &arm.id, &transfer, &scratch, source.steps, (ti * 100 + si) as u64));
+            target_scores.push((transfer, scratch.clone()));
         }
+        scored.push(target_scores);
         targets.push(TargetSummary {
             key: key.to_string(),
             env: info.target.env.to_string(),
@@ -430,13 +302,208 @@ pub fn summarize(experiment: &Experiment, infos: &[TargetInfo], units: &[UnitRes
             comparisons,
         });
     }
+    let family = correct_headlines(&mut targets, primary);
+    let aggregate = if infos.len() > 1 { aggregate(experiment, &arms[1..].iter().map(|a| a.id.to_string()).collect::<Vec<_>>(), &scored) } else { Vec::new() };
     Summary {
         experiment: experiment.name.clone(),
         source: source.name.clone(),
-        source_steps,
+        source_steps: source.steps,
         seeds: experiment.seeds,
         budget: experiment.budget,
+        primary: primary.name().into(),
+        family,
         targets,
+        aggregate,
         failures,
     }
+}
+
+/// An arm's mean curve over its finished runs on the grid, with a bootstrap band.
+fn curve(experiment: &Experiment, units: &[&UnitResult], arm: &ArmId, ti: usize, ai: usize) -> ArmCurve {
+    let runs: Vec<&&UnitResult> = units.iter().filter(|u| &u.arm == arm && u.status == UnitStatus::Finished).collect();
+    let mut curve = ArmCurve {
+        arm: arm.to_string(),
+        steps: Vec::new(),
+        mean: Vec::new(),
+        low: Vec::new(),
+        high: Vec::new(),
+        finished: runs.len(),
+        failed: units.iter().filter(|u| &u.arm == arm && u.status != UnitStatus::Finished).count(),
+    };
+    let mut rng = StdRng::seed_from_u64((ti * 1000 + ai) as u64);
+    for g in scores::grid(experiment) {
+        let values: Vec<f64> = runs.iter().filter_map(|u| u.evals.iter().find(|e| e.nominal == g).map(|e| e.mean)).collect();
+        if values.is_empty() {
+            continue;
+        }
+        let (low, high) = if values.len() > 1 { stats::bootstrap_ci(&values, stats::mean, 2000, &mut rng) } else { (values[0], values[0]) };
+        curve.steps.push(g);
+        curve.mean.push(stats::mean(&values));
+        curve.low.push(low);
+        curve.high.push(high);
+    }
+    curve
+}
+
+/// The median of times with censored runs as infinitely late; `None` when censored.
+fn median_time(scores: &[Scores]) -> Option<f64> {
+    let v: Vec<f64> = scores.iter().map(|s| s.time.unwrap_or(f64::INFINITY)).collect();
+    if v.is_empty() {
+        return None;
+    }
+    let m = stats::median(&v);
+    m.is_finite().then_some(m)
+}
+
+/// One strategy against scratch, before the study-wide correction of its headline.
+fn compare(experiment: &Experiment, arm: &ArmId, transfer: &[Scores], scratch: &[Scores], source_steps: u64, seed: u64) -> Comparison {
+    let censored = (experiment.budget + experiment.eval.every) as f64;
+    let finished = |s: &[Scores]| s.iter().filter(|s| s.finished).count();
+    let counts = (finished(transfer), finished(scratch));
+    let values = |s: &[Scores], m: Metric| -> Vec<f64> { s.iter().map(|s| s.get(m, censored)).collect() };
+    let mut metrics: Vec<MetricStat> = Metric::ALL
+        .iter()
+        .enumerate()
+        .map(|(k, &m)| decision::compare(m, values(transfer, m), values(scratch, m), counts, experiment.resamples, seed * 10 + k as u64))
+        .collect();
+    // The other metrics are one family per comparison.
+    let primary = experiment.primary;
+    let mut others: Vec<&mut MetricStat> = metrics.iter_mut().filter(|m| m.metric != primary.name()).collect();
+    decision::correct(&mut others, Correction::Comparison);
+    let area = (stats::mean(&values(transfer, Metric::Area)), stats::mean(&values(scratch, Metric::Area)));
+    let failed = (transfer.len() - counts.0, scratch.len() - counts.1);
+    let mut rng = StdRng::seed_from_u64(seed * 10 + 9);
+    Comparison {
+        strategy: arm.to_string(),
+        primary: primary.name().into(),
+        forward_transfer: forward_transfer(&values(transfer, Metric::Area), &values(scratch, Metric::Area), area, experiment.resamples, &mut rng),
+        reached: (transfer.iter().filter(|s| s.time.is_some()).count(), scratch.iter().filter(|s| s.time.is_some()).count()),
+        runs: (transfer.len(), scratch.len()),
+        failed,
+        unreliable: failed.0 * scratch.len() != failed.1 * transfer.len(),
+        speedup: Speedup::of(median_time(transfer), median_time(scratch), censored),
+        total_time: TotalTime::of(median_time(transfer), median_time(scratch), source_steps as f64, experiment.budget as f64, censored),
+        verdict: Verdict::Inconclusive,
+        notes: Vec::new(),
+        // Set with the study's family by `correct_headlines`.
+        power: Power { sd: f64::NAN, seeds: 0, alpha: f64::NAN, min_detectable: f64::NAN, seeds_for_observed: None },
+        metrics,
+    }
+}
+
+/// Forward transfer on mean areas with a bootstrap interval; `None` when scratch's area leaves
+/// less than 0.05 of room below solved, or an arm has no runs.
+fn forward_transfer(t: &[f64], s: &[f64], (a_t, a_s): (f64, f64), resamples: usize, rng: &mut StdRng) -> Option<Interval> {
+    let room = |a_s: f64| 1.0 - a_s;
+    if t.is_empty() || s.is_empty() || room(a_s) < 0.05 {
+        return None;
+    }
+    let ratio = |a_t: f64, a_s: f64| (a_t - a_s) / room(a_s).max(0.05);
+    let draw = |x: &[f64], rng: &mut StdRng| -> f64 { stats::mean(&(0..x.len()).map(|_| x[rand::Rng::random_range(rng, 0..x.len())]).collect::<Vec<_>>()) };
+    let mut samples: Vec<f64> = (0..resamples).map(|_| ratio(draw(t, rng), draw(s, rng))).collect();
+    samples.sort_by(f64::total_cmp);
+    let q = |p: f64| samples[((samples.len() - 1) as f64 * p).round() as usize];
+    Some(Interval { value: ratio(a_t, a_s), ci95: (q(0.025), q(0.975)) })
+}
+
+/// What the study could detect on `primary` with `seeds` per arm, at 5 % over a family of
+/// `family` headlines.
+fn power(primary: &MetricStat, seeds: usize, family: usize) -> Power {
+    let (t, s) = (&primary.transfer.values, &primary.scratch.values);
+    let sd = if t.len() > 1 && s.len() > 1 { ((stats::variance(t) + stats::variance(s)) / 2.0).sqrt() } else { f64::NAN };
+    let alpha = decision::ALPHA / family.max(1) as f64;
+    let observed = primary.difference.abs();
+    Power {
+        sd,
+        seeds,
+        alpha,
+        min_detectable: stats::min_detectable_effect(sd, seeds, alpha, POWER),
+        seeds_for_observed: if sd.is_nan() { None } else { stats::seeds_needed(observed, sd, alpha, POWER, 1000) },
+    }
+}
+
+/// Corrects every comparison's primary metric by Holm over the study (one family), sets each
+/// headline with its notes, and returns the family's size.
+fn correct_headlines(targets: &mut [TargetSummary], primary: Metric) -> usize {
+    let mut primaries: Vec<&mut MetricStat> = targets
+        .iter_mut()
+        .flat_map(|t| t.comparisons.iter_mut())
+        .filter_map(|c| c.metrics.iter_mut().find(|m| m.metric == primary.name()))
+        .collect();
+    decision::correct(&mut primaries, Correction::Study);
+    let family = primaries.iter().filter(|m| !m.p_value.is_nan()).count();
+    for c in targets.iter_mut().flat_map(|t| t.comparisons.iter_mut()) {
+        let stat = c.metrics.iter().find(|m| m.metric == primary.name()).expect("every metric is compared");
+        let others: Vec<&MetricStat> = c.metrics.iter().filter(|m| m.metric != primary.name()).collect();
+        let (verdict, mut notes) = decision::headline(stat, &others);
+        c.power = power(stat, c.runs.0.min(c.runs.1), family);
+        if c.unreliable {
+            notes.push(format!(
+                "unreliable: {} of {} transfer units and {} of {} scratch units failed (scored at their last evaluation)",
+                c.failed.0, c.runs.0, c.failed.1, c.runs.1
+            ));
+        }
+        if verdict == Verdict::Inconclusive
+            && let Some(needed) = c.power.seeds_for_observed.filter(|&n| n > c.power.seeds)
+        {
+            notes.push(format!(
+                "underpowered: the observed {} difference ({:+.3}) needs {needed} seeds per arm for 80 % power; this study detects {:.3} with {}",
+                stat.metric, stat.difference, c.power.min_detectable, c.power.seeds
+            ));
+        }
+        c.verdict = verdict;
+        c.notes = notes;
+    }
+    family
+}
+
+/// Per strategy across targets: IQMs of the normalised scores, their difference with a
+/// stratified bootstrap interval, and the mean probability of improvement.
+fn aggregate(experiment: &Experiment, strategies: &[String], scored: &[Vec<(Vec<Scores>, Vec<Scores>)>]) -> Vec<AggregateRow> {
+    let metric = if experiment.primary == Metric::Time { Metric::Area } else { experiment.primary };
+    let censored = (experiment.budget + experiment.eval.every) as f64;
+    let mut rows = Vec::new();
+    for (si, strategy) in strategies.iter().enumerate() {
+        // Per target: transfer's and scratch's scores.
+        let strata: Vec<(Vec<f64>, Vec<f64>)> = scored
+            .iter()
+            .map(|t| {
+                let (tr, sc) = &t[si];
+                (tr.iter().map(|s| s.get(metric, censored)).collect(), sc.iter().map(|s| s.get(metric, censored)).collect())
+            })
+            .filter(|(t, s): &(Vec<f64>, Vec<f64>)| !t.is_empty() && !s.is_empty())
+            .collect();
+        if strata.is_empty() {
+            continue;
+        }
+        let pooled = |pick: fn(&(Vec<f64>, Vec<f64>)) -> &Vec<f64>| -> Vec<f64> { strata.iter().flat_map(|s| pick(s).iter().copied()).collect() };
+        let (t_all, s_all) = (pooled(|s| &s.0), pooled(|s| &s.1));
+        let mut rng = StdRng::seed_from_u64(50_000 + si as u64);
+        let mut diffs: Vec<f64> = (0..experiment.resamples)
+            .map(|_| {
+                let mut resample = |pick: fn(&(Vec<f64>, Vec<f64>)) -> &Vec<f64>| -> Vec<f64> {
+                    strata.iter().flat_map(|s| {
+                        let v = pick(s);
+                        (0..v.len()).map(|_| v[rand::Rng::random_range(&mut rng, 0..v.len())]).collect::<Vec<_>>()
+                    }).collect()
+                };
+                let t = resample(|s| &s.0);
+                let s = resample(|s| &s.1);
+                stats::iqm(&t) - stats::iqm(&s)
+            })
+            .collect();
+        diffs.sort_by(f64::total_cmp);
+        let q = |p: f64| diffs[((diffs.len() - 1) as f64 * p).round() as usize];
+        let (t_iqm, s_iqm) = (stats::iqm(&t_all), stats::iqm(&s_all));
+        rows.push(AggregateRow {
+            strategy: strategy.clone(),
+            metric: metric.name().into(),
+            transfer_iqm: t_iqm,
+            scratch_iqm: s_iqm,
+            difference: Interval { value: t_iqm - s_iqm, ci95: (q(0.025), q(0.975)) },
+            prob_improvement: stats::mean(&strata.iter().map(|(t, s)| stats::probability_of_improvement(t, s)).collect::<Vec<_>>()),
+            scores: (t_all, s_all),
+        });
+    }
+    rows
 }

@@ -132,7 +132,7 @@ impl Strategy {
         }
         let (text, origin) = if arg.ends_with(".ron") {
             let text = crate::util::read_to_string(std::path::Path::new(arg))
-                .map_err(|e| TransferError::StrategyArg { origin: arg.to_string(), message: e.source.to_string() })?;
+                .map_err(|e| TransferError::StrategyArg { origin: arg.to_string(), message: e.error.to_string() })?;
             (text, arg.to_string())
         } else {
             (arg.to_string(), "strategy".to_string())

@@ -1,0 +1,143 @@
+//! Per-seed scores of one unit: from its evaluation curve to the metrics of the transfer
+//! literature, on returns normalised to 0 (random policy) .. 1 (threshold).
+//!
+//! Every unit of an arm is scored, finished or not (intention to treat): a unit that failed or
+//! diverged keeps its last finite evaluation for the rest of the budget, and one that failed
+//! before its first evaluation scores as the random policy throughout. Dropping such units would
+//! favour the arm that fails.
+
+use serde::{Deserialize, Serialize};
+
+use super::experiment::Experiment;
+use super::plan::TargetInfo;
+use super::records::{UnitResult, UnitStatus};
+use super::stats;
+
+/// The metrics of a comparison.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Metric {
+    /// The normalised return before any update.
+    Jumpstart,
+    /// The mean normalised return over the last `final_fraction` of the budget.
+    Asymptotic,
+    /// The mean of the normalised curve over the budget.
+    #[default]
+    Area,
+    /// Environment steps trained until the first evaluation at the threshold.
+    Time,
+}
+
+impl Metric {
+    /// Every metric, in the order a comparison lists them.
+    pub const ALL: [Metric; 4] = [Metric::Jumpstart, Metric::Asymptotic, Metric::Area, Metric::Time];
+
+    /// The name summaries and reports give it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Metric::Jumpstart => "jumpstart",
+            Metric::Asymptotic => "asymptotic",
+            Metric::Area => "area",
+            Metric::Time => "time to threshold",
+        }
+    }
+
+    /// Whether lower values are better (times).
+    pub fn lower_is_better(self) -> bool {
+        matches!(self, Metric::Time)
+    }
+
+    /// What it means for transfer to be worse on it, in a sentence's words.
+    pub fn worse(self) -> &'static str {
+        match self {
+            Metric::Jumpstart => "a worse start",
+            Metric::Asymptotic => "a worse plateau",
+            Metric::Area => "less total reward",
+            Metric::Time => "slower to the threshold",
+        }
+    }
+}
+
+/// One unit's scores.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Scores {
+    /// The normalised return before any update.
+    pub jumpstart: f64,
+    /// The mean normalised return over the last part of the budget.
+    pub asymptotic: f64,
+    /// The mean of the normalised curve over the budget.
+    pub area: f64,
+    /// Steps trained at the first evaluation at the threshold; `None`: censored.
+    pub time: Option<f64>,
+    /// Whether the unit finished its budget.
+    pub finished: bool,
+}
+
+impl Scores {
+    /// The value of `metric`, a censored time standing at `censored`.
+    pub fn get(&self, metric: Metric, censored: f64) -> f64 {
+        match metric {
+            Metric::Jumpstart => self.jumpstart,
+            Metric::Asymptotic => self.asymptotic,
+            Metric::Area => self.area,
+            Metric::Time => self.time.unwrap_or(censored),
+        }
+    }
+}
+
+/// The evaluation grid of an experiment: every multiple of `eval.every`, and the budget.
+pub fn grid(experiment: &Experiment) -> Vec<u64> {
+    let every = experiment.eval.every;
+    let mut grid: Vec<u64> = (0..=experiment.budget / every).map(|k| k * every).collect();
+    if grid.last() != Some(&experiment.budget) {
+        grid.push(experiment.budget);
+    }
+    grid
+}
+
+/// Scores one unit on its target (see the module's docs for units that did not finish).
+pub fn score(unit: &UnitResult, info: &TargetInfo, experiment: &Experiment) -> Scores {
+    let norm = |r: f64| (r - info.random_return) / (info.threshold - info.random_return);
+    let finished = unit.status == UnitStatus::Finished;
+    // The unit's curve on the grid: its evaluations, carried forward past its last finite one.
+    let evals: Vec<_> = unit.evals.iter().filter(|e| e.mean.is_finite()).collect();
+    let mut steps = Vec::new();
+    let mut raw = Vec::new();
+    let mut trained = Vec::new();
+    if finished {
+        for e in &evals {
+            steps.push(e.nominal as f64);
+            raw.push(e.mean);
+            trained.push(e.step as f64);
+        }
+    } else {
+        let mut last = info.random_return;
+        for g in grid(experiment) {
+            if let Some(e) = evals.iter().find(|e| e.nominal == g) {
+                last = e.mean;
+                trained.push(e.step as f64);
+            } else {
+                trained.push(f64::INFINITY);
+            }
+            steps.push(g as f64);
+            raw.push(last);
+        }
+    }
+    if steps.is_empty() {
+        // A finished unit always has evaluations (records refuse it otherwise); be total anyway.
+        return Scores { jumpstart: 0.0, asymptotic: 0.0, area: 0.0, time: None, finished };
+    }
+    let values: Vec<f64> = raw.iter().map(|&r| norm(r)).collect();
+    let from = (1.0 - experiment.final_fraction) * experiment.budget as f64;
+    let tail: Vec<f64> = steps.iter().zip(&values).filter(|(s, _)| **s >= from).map(|(_, v)| *v).collect();
+    let (jumpstart, last) = (values[0], values[values.len() - 1]);
+    // Times count the steps actually trained at that evaluation (a PPO rollout may overshoot the
+    // nominal grid point), and only at real evaluations.
+    let time = raw.iter().zip(&trained).find(|(r, t)| **r >= info.threshold && t.is_finite()).map(|(_, t)| *t);
+    Scores {
+        jumpstart,
+        asymptotic: if tail.is_empty() { last } else { stats::mean(&tail) },
+        area: if steps.len() > 1 { stats::normalized_auc_mean(&steps, &values, 0.0, 1.0) } else { jumpstart },
+        time,
+        finished,
+    }
+}
