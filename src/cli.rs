@@ -19,7 +19,7 @@ use clap::{Parser, Subcommand};
 
 use crate::env::{EnvSpec, Registry, Variant};
 use agent::{EvalArgs, TrainArgs};
-use study::RunArgs;
+use study::{PowerArgs, RunArgs};
 use transfer::{SuggestArgs, TransferArgs};
 
 #[derive(Parser)]
@@ -71,6 +71,9 @@ enum Command {
     Report {
         dir: PathBuf,
     },
+    /// How many seeds a study needs: from a results folder (a pilot run), per comparison the
+    /// smallest difference its seeds detect and the seeds an effect needs, with 80 % power.
+    Power(PowerArgs),
 }
 
 /// An environment named on the command line: an id or a variant file, plus overrides.
@@ -116,6 +119,7 @@ pub fn run(registry: Registry) -> ExitCode {
         Command::Run(args) => study::run(&registry, &args),
         Command::Validate { file } => study::validate(&registry, &file),
         Command::Report { dir } => study::report(&dir),
+        Command::Power(args) => study::power(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -27,6 +27,7 @@
 //! (its evaluations do not change its training: agents stop only at checkpoint events), so a
 //! resumed run's results equal an uninterrupted run's.
 
+pub mod aggregate;
 pub mod decision;
 pub mod error;
 pub mod experiment;
@@ -40,6 +41,7 @@ pub mod source;
 pub mod stats;
 pub mod summary;
 pub mod unit;
+pub mod validate;
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;

@@ -6,7 +6,8 @@ use std::sync::atomic::AtomicBool;
 
 use headstart::env::registry::EnvEntry;
 use headstart::env::{Action, Env, EnvError, EnvSpec, Info, Obs, Registry, Space, Step};
-use headstart::study::experiment::{Experiment, validate};
+use headstart::study::experiment::Experiment;
+use headstart::study::validate::validate;
 use headstart::study::{self, RunOptions, RunOutcome, UnitStatus};
 
 fn root() -> &'static Path {

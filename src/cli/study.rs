@@ -28,7 +28,7 @@ pub(crate) struct RunArgs {
 /// `headstart validate`: an experiment file checked without running it.
 pub(super) fn validate(registry: &Registry, file: &Path) -> Result<()> {
     let experiment = Experiment::load(file)?;
-    let validated = study::experiment::validate(&experiment, registry).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+    let validated = study::validate::validate(&experiment, registry).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
     for w in &validated.warnings {
         eprintln!("warning: {w}");
     }
@@ -104,5 +104,50 @@ fn print_summary(summary: &study::Summary, out: &Path) {
 pub(super) fn report(dir: &Path) -> Result<()> {
     let summary = study::report(dir)?;
     print_summary(&summary, dir);
+    Ok(())
+}
+
+#[derive(clap::Args)]
+pub(crate) struct PowerArgs {
+    /// A results folder (`runs/<name>`), e.g. of a pilot run with a few seeds.
+    dir: PathBuf,
+    /// The difference of the primary metric to detect (normalised units; steps for times)
+    /// [default: each comparison's observed difference].
+    #[arg(long)]
+    effect: Option<f64>,
+    /// The probability of detecting it.
+    #[arg(long, default_value_t = 0.8)]
+    power: f64,
+}
+
+/// `headstart power`: seeds needed, from a study's own spread.
+pub(super) fn power(args: &PowerArgs) -> Result<()> {
+    if !(args.power > 0.0 && args.power < 1.0) {
+        anyhow::bail!("--power {}: must lie in (0, 1)", args.power);
+    }
+    let path = args.dir.join("summary.ron");
+    let text = crate::util::read_to_string(&path)?;
+    let summary: study::Summary =
+        crate::util::ron_options().from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e} (run `headstart report` to write it anew)", path.display()))?;
+    let alpha = study::decision::ALPHA / summary.family.max(1) as f64;
+    println!(
+        "{}: {} at level {alpha:.4} (5 % over the study's {} verdicts), {:.0} % power; sd pooled over both arms",
+        summary.experiment,
+        summary.primary,
+        summary.family,
+        args.power * 100.0
+    );
+    println!("| target | strategy | seeds | sd | detects at these seeds | effect | seeds needed |");
+    println!("|---|---|---|---|---|---|---|");
+    for t in &summary.targets {
+        for c in &t.comparisons {
+            let p = c.power;
+            let effect = args.effect.unwrap_or_else(|| c.metrics.iter().find(|m| m.metric == c.primary).map_or(f64::NAN, |m| m.difference));
+            let mde = study::stats::min_detectable_effect(p.sd, p.seeds, alpha, args.power);
+            let needed = study::stats::seeds_needed(effect, p.sd, alpha, args.power, 10_000)
+                .map_or_else(|| "more than 10000 (or no effect)".to_string(), |n| n.to_string());
+            println!("| {} | {} | {} | {:.3} | {mde:.3} | {effect:+.3} | {needed} |", t.key, c.strategy, p.seeds, p.sd);
+        }
+    }
     Ok(())
 }

@@ -12,7 +12,8 @@ use crate::transfer::Strategy;
 use crate::util::file_safe;
 
 use super::StudyError;
-use super::experiment::{Experiment, ResolvedTarget, check};
+use super::experiment::{Experiment, ResolvedTarget};
+use super::validate::check;
 
 /// A target's key: unique among the experiment's targets, also once made file-safe. Serialised
 /// as a plain string.
@@ -125,7 +126,7 @@ pub struct Plan<'e> {
 }
 
 impl<'e> Plan<'e> {
-    /// Checks `experiment` (as [`super::experiment::validate`] does) and resolves it: thresholds,
+    /// Checks `experiment` (as [`super::validate::validate`] does) and resolves it: thresholds,
     /// random-policy returns, arms.
     pub fn resolve(experiment: &'e Experiment, registry: &Registry) -> Result<Plan<'e>, StudyError> {
         let checked = check(experiment, registry)?;

@@ -24,6 +24,7 @@ use rand::SeedableRng;
 use rand::rngs::StdRng;
 use serde::{Deserialize, Serialize};
 
+use super::aggregate::{self, AggregateRow};
 use super::decision::{self, Correction};
 pub use super::decision::{ArmValues, MetricStat, Verdict};
 pub use super::scores::Metric;
@@ -180,26 +181,6 @@ impl Comparison {
     }
 }
 
-/// A strategy against scratch across every target (rliable's aggregate).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct AggregateRow {
-    /// The strategy's label.
-    pub strategy: String,
-    /// The normalised score aggregated (the primary metric, or the area when that is a time).
-    pub metric: String,
-    /// The IQM of transfer's scores over every target and seed.
-    pub transfer_iqm: f64,
-    /// The IQM of scratch's.
-    pub scratch_iqm: f64,
-    /// Their difference with a 95 % stratified-bootstrap interval (seeds resampled within each
-    /// target).
-    pub difference: Interval,
-    /// P(transfer better than scratch), averaged over targets.
-    pub prob_improvement: f64,
-    /// Every scored run's score, transfer then scratch (for the performance profile).
-    pub scores: (Vec<f64>, Vec<f64>),
-}
-
 /// The mean evaluation curve of an arm on the grid, with a 95 % bootstrap band.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ArmCurve {
@@ -303,7 +284,7 @@ pub fn summarize(experiment: &Experiment, infos: &[TargetInfo], units: &[UnitRes
         });
     }
     let family = correct_headlines(&mut targets, primary);
-    let aggregate = if infos.len() > 1 { aggregate(experiment, &arms[1..].iter().map(|a| a.id.to_string()).collect::<Vec<_>>(), &scored) } else { Vec::new() };
+    let aggregate = if infos.len() > 1 { aggregate::aggregate(experiment, &arms[1..].iter().map(|a| a.id.to_string()).collect::<Vec<_>>(), &scored) } else { Vec::new() };
     Summary {
         experiment: experiment.name.clone(),
         source: source.name.clone(),
@@ -455,55 +436,4 @@ fn correct_headlines(targets: &mut [TargetSummary], primary: Metric) -> usize {
         c.notes = notes;
     }
     family
-}
-
-/// Per strategy across targets: IQMs of the normalised scores, their difference with a
-/// stratified bootstrap interval, and the mean probability of improvement.
-fn aggregate(experiment: &Experiment, strategies: &[String], scored: &[Vec<(Vec<Scores>, Vec<Scores>)>]) -> Vec<AggregateRow> {
-    let metric = if experiment.primary == Metric::Time { Metric::Area } else { experiment.primary };
-    let censored = (experiment.budget + experiment.eval.every) as f64;
-    let mut rows = Vec::new();
-    for (si, strategy) in strategies.iter().enumerate() {
-        // Per target: transfer's and scratch's scores.
-        let strata: Vec<(Vec<f64>, Vec<f64>)> = scored
-            .iter()
-            .map(|t| {
-                let (tr, sc) = &t[si];
-                (tr.iter().map(|s| s.get(metric, censored)).collect(), sc.iter().map(|s| s.get(metric, censored)).collect())
-            })
-            .filter(|(t, s): &(Vec<f64>, Vec<f64>)| !t.is_empty() && !s.is_empty())
-            .collect();
-        if strata.is_empty() {
-            continue;
-        }
-        let pooled = |pick: fn(&(Vec<f64>, Vec<f64>)) -> &Vec<f64>| -> Vec<f64> { strata.iter().flat_map(|s| pick(s).iter().copied()).collect() };
-        let (t_all, s_all) = (pooled(|s| &s.0), pooled(|s| &s.1));
-        let mut rng = StdRng::seed_from_u64(50_000 + si as u64);
-        let mut diffs: Vec<f64> = (0..experiment.resamples)
-            .map(|_| {
-                let mut resample = |pick: fn(&(Vec<f64>, Vec<f64>)) -> &Vec<f64>| -> Vec<f64> {
-                    strata.iter().flat_map(|s| {
-                        let v = pick(s);
-                        (0..v.len()).map(|_| v[rand::Rng::random_range(&mut rng, 0..v.len())]).collect::<Vec<_>>()
-                    }).collect()
-                };
-                let t = resample(|s| &s.0);
-                let s = resample(|s| &s.1);
-                stats::iqm(&t) - stats::iqm(&s)
-            })
-            .collect();
-        diffs.sort_by(f64::total_cmp);
-        let q = |p: f64| diffs[((diffs.len() - 1) as f64 * p).round() as usize];
-        let (t_iqm, s_iqm) = (stats::iqm(&t_all), stats::iqm(&s_all));
-        rows.push(AggregateRow {
-            strategy: strategy.clone(),
-            metric: metric.name().into(),
-            transfer_iqm: t_iqm,
-            scratch_iqm: s_iqm,
-            difference: Interval { value: t_iqm - s_iqm, ci95: (q(0.025), q(0.975)) },
-            prob_improvement: stats::mean(&strata.iter().map(|(t, s)| stats::probability_of_improvement(t, s)).collect::<Vec<_>>()),
-            scores: (t_all, s_all),
-        });
-    }
-    rows
 }

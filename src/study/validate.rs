@@ -1,0 +1,171 @@
+//! Checking an experiment without training, and what the check resolves: every environment
+//! builds, thresholds stand above what random actions score, the source loads (or its config
+//! builds), and every strategy transfers onto every target (parts, shapes, maps) from a
+//! stand-in source of the same architecture.
+
+use rand::SeedableRng;
+
+use crate::agent::checkpoint::{CheckpointError, Loaded};
+use crate::agent::train::Task;
+use crate::agent::AgentConfig;
+use crate::env::{EnvSpec, Registry, Transform};
+use crate::transfer::Strategy;
+
+use super::StudyError;
+use super::experiment::{Experiment, ResolvedTarget, Source};
+
+/// Checks an experiment against the registry and its files without training: every
+/// environment builds, the source loads (or its config builds), and every strategy transfers
+/// onto every target (parts, shapes, maps) from a stand-in source of the same architecture.
+pub fn validate(experiment: &Experiment, registry: &Registry) -> Result<Validated, StudyError> {
+    let checked = check(experiment, registry)?;
+    Ok(Validated { targets: checked.targets, warnings: checked.warnings })
+}
+
+/// What [`validate`] found: the resolved targets, and what the experiment may not mean.
+#[derive(Clone, Debug)]
+pub struct Validated {
+    /// The targets with their specs, maps and keys.
+    pub targets: Vec<ResolvedTarget>,
+    /// Warnings to show before a run (a reward transform under a default threshold).
+    pub warnings: Vec<String>,
+}
+
+/// What checking an experiment resolves: its targets, their thresholds, and the source policy
+/// when the experiment names one (loaded once, here).
+pub(crate) struct Checked {
+    /// The targets, in the experiment's order.
+    pub targets: Vec<ResolvedTarget>,
+    /// Each target's threshold: the experiment's, else its environment's.
+    pub thresholds: Vec<f64>,
+    /// Each target's random-policy return (100 seeded episodes).
+    pub random_returns: Vec<f64>,
+    /// What the experiment may not mean (a reward transform under a default threshold).
+    pub warnings: Vec<String>,
+    /// The source policy of a `Source::Policy`; `None` for a source still to pretrain.
+    pub policy: Option<Loaded>,
+}
+
+/// [`validate`], keeping what it resolved.
+pub(crate) fn check(experiment: &Experiment, registry: &Registry) -> Result<Checked, StudyError> {
+    experiment.check_fields()?;
+    // The policy is loaded once; its error is reported where the stand-in is needed, after the
+    // targets' own errors (a variant's map only needs its card).
+    let mut policy: Option<Result<Loaded, CheckpointError>> = match &experiment.source {
+        Source::Policy(dir) => Some(crate::agent::checkpoint::load(dir)),
+        Source::Pretrain(_) => None,
+    };
+    let source_env = match (&experiment.source, &policy) {
+        (Source::Pretrain(p), _) => p.env_id(),
+        (Source::Policy(_), Some(Ok(loaded))) => Some(loaded.card.env.id.clone()),
+        (Source::Policy(dir), _) => crate::agent::checkpoint::read_card(dir).ok().map(|c| c.env.id),
+    };
+    let targets = experiment.resolve_targets(source_env.as_deref())?;
+    for (index, target) in targets.iter().enumerate() {
+        registry.make(&target.env).map_err(|error| StudyError::Target { index, error })?;
+    }
+    let mut thresholds = Vec::with_capacity(targets.len());
+    for t in &targets {
+        let threshold = experiment.threshold.or_else(|| registry.entry(&t.env.id).ok().and_then(|e| e.threshold()));
+        let Some(threshold) = threshold else {
+            return Err(StudyError::field(
+                "threshold",
+                format!(
+                    "{} registers no reward threshold, so the experiment must give one (the return that counts as solved)",
+                    t.env.id
+                ),
+            ));
+        };
+        thresholds.push(threshold);
+    }
+    // Normalisation divides by threshold - random: a threshold at or below what random actions
+    // score would turn every verdict around.
+    let mut random_returns = Vec::with_capacity(targets.len());
+    let mut warnings = Vec::new();
+    for (index, (t, &threshold)) in targets.iter().zip(&thresholds).enumerate() {
+        let random = random_return(registry, &t.env)?;
+        if threshold <= random {
+            return Err(StudyError::field(
+                "threshold",
+                format!(
+                    "targets[{index}] ({}): the threshold {threshold} is not above the random policy's return {random:.2}; \
+                     normalised scores would turn around (give a threshold that counts as solved)",
+                    t.key
+                ),
+            ));
+        }
+        let scaled = t.env.transforms.iter().any(|tr| matches!(tr, Transform::ScaleReward(_)));
+        if scaled && experiment.threshold.is_none() {
+            warnings.push(format!(
+                "targets[{index}] ({}): its rewards are scaled (ScaleReward) but the threshold {threshold} is the environment's \
+                 registered one, for unscaled rewards; give `threshold` in the experiment",
+                t.key
+            ));
+        }
+        random_returns.push(random);
+    }
+    // A stand-in source: the policy itself, or an untrained agent of the pretrain config.
+    let standin = match (&experiment.source, policy.take()) {
+        (Source::Policy(_), Some(loaded)) => loaded.map_err(|e| StudyError::Source { message: e.to_string() })?,
+        (Source::Policy(dir), None) => crate::agent::checkpoint::load(dir).map_err(|e| StudyError::Source { message: e.to_string() })?,
+        (Source::Pretrain(p), _) => {
+            let task = p.task()?;
+            let source_env = |e: &dyn std::fmt::Display| StudyError::SourceEnv { message: e.to_string() };
+            if let Task::Mixture(mix) = &task {
+                mix.validate(registry).map_err(|e| source_env(&e))?;
+            }
+            let env = registry.make(task.nominal()).map_err(|e| source_env(&e))?;
+            let config = p.agent_config()?;
+            let agent = config
+                .build(env.observation_space(), env.action_space(), p.seed)
+                .map_err(|e| StudyError::Source { message: e.to_string() })?;
+            let card = standin_card(&config, task.nominal(), env.observation_space(), env.action_space(), agent.as_ref());
+            Loaded { card, agent }
+        }
+    };
+    for (index, target) in targets.iter().enumerate() {
+        for strategy in std::iter::once(Strategy::scratch()).chain(experiment.strategies.iter().cloned()) {
+            crate::transfer::prepare(registry, &standin, "source", &target.env, &strategy, target.map.as_ref(), 0).map_err(|source| {
+                StudyError::Transfer { index, key: target.key.to_string(), strategy: strategy.label(), error: Box::new(source) }
+            })?;
+        }
+    }
+    let policy = matches!(experiment.source, Source::Policy(_)).then_some(standin);
+    Ok(Checked { targets, thresholds, random_returns, warnings, policy })
+}
+
+/// A card for an agent that exists only in memory (validation's stand-in source).
+fn standin_card(
+    config: &AgentConfig,
+    env: &EnvSpec,
+    obs: &crate::env::Space,
+    act: &crate::env::Space,
+    agent: &dyn crate::agent::Agent,
+) -> crate::agent::checkpoint::Card {
+    crate::agent::checkpoint::Card {
+        format: 1,
+        headstart_version: env!("CARGO_PKG_VERSION").into(),
+        algorithm: config.algo(),
+        config: config.clone(),
+        env: env.clone(),
+        mixture: None,
+        observation_space: obs.clone(),
+        action_space: act.clone(),
+        steps: 0,
+        seed: 0,
+        eval: None,
+        produced_by: "validation".into(),
+        sha256: String::new(),
+        weights: agent.weight_names(),
+        tensors: Vec::new(),
+        replay: None,
+    }
+}
+
+/// The mean return of uniformly random actions over 100 seeded episodes.
+fn random_return(registry: &Registry, spec: &EnvSpec) -> Result<f64, StudyError> {
+    let env_error = |error| StudyError::RandomReturn { env: spec.to_string(), error };
+    let mut env = registry.make(spec).map_err(env_error)?;
+    let mut rng = rand::rngs::StdRng::seed_from_u64(0);
+    crate::env::random_policy_return(env.as_mut(), &spec.to_string(), (0..100).map(|i| 2_000_000 + i), &mut rng).map_err(env_error)
+}
