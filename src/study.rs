@@ -108,9 +108,9 @@ pub fn run(experiment: &Experiment, registry: &Registry, opts: &RunOptions, stop
         Ok(_) => {}
         Err(_) => write_atomic(&spec_path, &text)?,
     }
-    let source = source::obtain(&mut plan, registry, &opts.sources, opts.quiet, stop)?;
+    let sources = source::obtain(&mut plan, registry, &opts.sources, opts.quiet, stop)?;
     write_atomic(&opts.out.join("targets.ron"), to_ron(&plan.targets))?;
-    source.record.write(&opts.out)?;
+    sources[0].record.write(&opts.out)?;
 
     let all: Vec<Unit<'_>> = plan
         .units()
@@ -134,7 +134,7 @@ pub fn run(experiment: &Experiment, registry: &Registry, opts: &RunOptions, stop
     bar.set_position(skipped as u64);
     let log = !opts.quiet && bar.is_hidden();
     let steps_done = AtomicU64::new(0);
-    let cx = UnitContext { experiment, registry, source: &source, stop, steps_done: &steps_done };
+    let cx = UnitContext { experiment, registry, sources: &sources, stop, steps_done: &steps_done };
     let started = Instant::now();
     let errors = Mutex::new(Vec::new());
     tch::set_num_threads(1);
@@ -173,7 +173,7 @@ pub fn run(experiment: &Experiment, registry: &Registry, opts: &RunOptions, stop
     if stop.load(Ordering::SeqCst) || done < total {
         return Ok(RunOutcome::Interrupted { done, total });
     }
-    let summary = summary::summarize(experiment, &plan.targets, &units, &source.record);
+    let summary = summary::summarize(experiment, &plan.targets, &units, &sources[0].record);
     write_outputs(&opts.out, experiment, &summary, &units)?;
     Ok(RunOutcome::Complete(Box::new(summary)))
 }
@@ -207,5 +207,5 @@ fn legacy_source(experiment: &Experiment, units: &[UnitResult]) -> Result<Source
         Source::Pretrain(p) => ("pretrained".to_string(), p.steps),
     };
     let name = units.iter().find_map(|u| u.report.as_ref().map(|r| r.source.clone())).unwrap_or(name);
-    Ok(SourceRecord { name, steps })
+    Ok(SourceRecord { name, steps, replicates: Vec::new() })
 }

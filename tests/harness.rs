@@ -324,6 +324,7 @@ fn the_report_shows_each_target_its_own_figure() {
         experiment: "x".into(),
         source: "policies/cartpole-ppo".into(),
         source_steps: 0,
+        sources: Vec::new(),
         seeds: 1,
         budget: 100,
         primary: "area".into(),
@@ -337,4 +338,34 @@ fn the_report_shows_each_target_its_own_figure() {
     let text = headstart::study::report::report_markdown(&smoke(), &summary, &figures);
     let first = &text[text.find("\n## X\n").unwrap()..text.find("\n## X-2\n").unwrap()];
     assert!(first.contains("(curves-X.png)") && !first.contains("curves-X-2.png"), "{first}");
+}
+
+/// A study with three pretraining seeds runs end to end: three cached sources, target seed k
+/// transferring from source k mod 3, and a report that shows both levels of variance.
+#[test]
+fn a_study_with_three_source_seeds_reports_both_levels_of_variance() {
+    let dir = out("source-seeds");
+    std::env::set_current_dir(root()).unwrap();
+    let text = r#"(version: 1, name: "source-seeds", source: Pretrain(algorithm: Ppo, preset: "CartPole-v1",
+        env: Env(id: "CartPole-v1"), steps: 2048, seeds: [0, 1, 2]), targets: [Env(id: "CartPole-v1", params: {"length": 0.65})],
+        seeds: 6, budget: 1024, eval: (every: 512, episodes: 2), resamples: 200)"#;
+    let experiment: Experiment = headstart::util::ron_options().from_str(text).unwrap();
+    let summary = run(&experiment, &Registry::builtin(), &dir);
+    assert_eq!(summary.sources.len(), 3, "{:?}", summary.sources);
+    let sources: std::collections::BTreeSet<&String> = summary.sources.iter().collect();
+    assert_eq!(sources.len(), 3, "three distinct checkpoints");
+    // Each finetune unit names the source of its seed.
+    for u in study::read_units(&dir).unwrap().iter().filter(|u| u.arm.as_str() == "finetune") {
+        assert_eq!(u.report.as_ref().unwrap().source, summary.sources[(u.seed % 3) as usize], "seed {}", u.seed);
+    }
+    let area = summary.targets[0].comparisons[0].metrics.iter().find(|m| m.metric == "area").unwrap();
+    let levels = area.levels.expect("two levels of variance");
+    assert_eq!(levels.sources, 3);
+    assert!(levels.between_sources_sd.is_finite() && levels.within_source_sd.is_finite(), "{levels:?}");
+    let report = std::fs::read_to_string(dir.join("report.md")).unwrap();
+    assert!(report.contains("3 source checkpoints") && report.contains("sd of the difference between sources"), "{report}");
+    // `report` recomputes the same from the folder.
+    let again = study::report(&dir).unwrap();
+    assert_eq!(format!("{:?}", again.targets), format!("{:?}", summary.targets));
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -49,7 +49,7 @@ fn target(key: &str) -> TargetInfo {
 }
 
 fn source() -> SourceRecord {
-    SourceRecord { name: "source".into(), steps: 10_000 }
+    SourceRecord { name: "source".into(), steps: 10_000, replicates: Vec::new() }
 }
 
 /// A unit whose normalised evaluations are `values` at the grid points (0, 1000, ...).
@@ -159,6 +159,37 @@ fn true_effects_are_detected_at_the_power_the_report_predicts() {
     }
 }
 
+/// With several source checkpoints whose transfer differs from one to the next (and no effect on
+/// average), testing per-seed values would claim effects that another pretraining run does not
+/// reproduce; the per-source test stays at its level.
+#[test]
+fn with_several_sources_verdicts_hold_across_sources() {
+    let mut rng = StdRng::seed_from_u64(14);
+    let (sources, seeds, studies) = (4u64, 12u64, 1500);
+    let experiment = experiment(1, seeds);
+    let info = target("t");
+    let record = SourceRecord { name: "s0".into(), steps: 0, replicates: (0..sources).map(|k| format!("s{k}")).collect() };
+    let one = SourceRecord { replicates: Vec::new(), ..record.clone() };
+    let (mut per_source, mut per_seed) = (0, 0);
+    for _ in 0..studies {
+        let shift: Vec<f64> = (0..sources).map(|_| 0.15 * rng.sample::<f64, _>(StandardNormal)).collect();
+        let mut units = Vec::new();
+        for seed in 0..seeds {
+            units.push(simulated("t", "scratch", seed, 0.5, &mut rng));
+            units.push(simulated("t", "s0", seed, 0.5 + shift[(seed % sources) as usize], &mut rng));
+        }
+        per_source += (headlines(&summarize(&experiment, &[info.clone()], &units, &record))[0] != Verdict::Inconclusive) as usize;
+        per_seed += (headlines(&summarize(&experiment, &[info.clone()], &units, &one))[0] != Verdict::Inconclusive) as usize;
+    }
+    let (a, b) = (per_source as f64 / studies as f64, per_seed as f64 / studies as f64);
+    println!("4 sources, no mean effect: false verdicts {:.1} % testing per source, {:.1} % testing per seed", a * 100.0, b * 100.0);
+    assert!((0.03..=0.065).contains(&a), "per source: {a}");
+    assert!(b > 0.15, "per seed should overclaim here: {b}");
+    // Both levels of variance are reported.
+    let summary = summarize(&experiment, &[info], &[], &record);
+    assert_eq!(summary.sources.len(), 4);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Hand-computed cases.
 
@@ -172,7 +203,7 @@ fn summary_of(transfer: &[(&[f64], UnitStatus)], scratch: &[(&[f64], UnitStatus)
     for (seed, (v, st)) in scratch.iter().enumerate() {
         units.push(unit("t", "scratch", seed as u64, v, st.clone()));
     }
-    summarize(&experiment, &[target("t")], &units, &SourceRecord { name: "source".into(), steps: source_steps })
+    summarize(&experiment, &[target("t")], &units, &SourceRecord { name: "source".into(), steps: source_steps, replicates: Vec::new() })
 }
 
 const F: UnitStatus = UnitStatus::Finished;

@@ -86,6 +86,19 @@ impl ArmValues {
     }
 }
 
+/// The two levels of variance of a study with several source checkpoints.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Levels {
+    /// Source checkpoints (groups of target seeds) that entered the test.
+    pub sources: usize,
+    /// The standard deviation of the per-source differences (transfer minus scratch over the
+    /// seeds that used each source): what another source checkpoint would change.
+    pub between_sources_sd: f64,
+    /// The pooled standard deviation of the per-seed values within a source and arm: what
+    /// another target seed would change.
+    pub within_source_sd: f64,
+}
+
 /// Which correction a metric's verdict went through.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Correction {
@@ -120,18 +133,42 @@ pub struct MetricStat {
     pub correction: Correction,
     /// The two-sided Mann-Whitney p-value (a description).
     pub mann_whitney_p: f64,
+    /// With several sources: the test is over the per-source differences (sources, then seeds:
+    /// the source is the unit of replication), and these are its two levels of variance.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub levels: Option<Levels>,
     /// What the corrected test says.
     pub verdict: Verdict,
 }
 
 /// Compares `t` (transfer) with `s` (scratch) on `metric`; `finished` counts each arm's finished
-/// seeds (fewer than [`MIN_SEEDS`] in either gives no test). The bootstrap draws `resamples`
-/// resamples from a generator seeded with `seed`. The correction is filled in by [`correct`].
-pub fn compare(metric: Metric, t: Vec<f64>, s: Vec<f64>, finished: (usize, usize), resamples: usize, seed: u64) -> MetricStat {
+/// seeds (fewer than [`MIN_SEEDS`] in either gives no test). With several sources, `groups`
+/// gives each value's source (transfer's, then scratch's; scratch's seed `k` is paired with the
+/// source of transfer's seed `k`), and the test is the one-sample t test of the per-source
+/// differences. The bootstrap draws `resamples` resamples from a generator seeded with `seed`.
+/// The correction is filled in by [`correct`].
+pub fn compare(
+    metric: Metric,
+    t: Vec<f64>,
+    s: Vec<f64>,
+    finished: (usize, usize),
+    groups: Option<(&[usize], &[usize])>,
+    resamples: usize,
+    seed: u64,
+) -> MetricStat {
     let (transfer, scratch) = (ArmValues::new(t), ArmValues::new(s));
     let (better, worse) = if metric.lower_is_better() { (&scratch.values, &transfer.values) } else { (&transfer.values, &scratch.values) };
     let enough = finished.0 >= MIN_SEEDS && finished.1 >= MIN_SEEDS;
-    let welch = stats::welch(better, worse).filter(|_| enough);
+    let levels = groups.map(|(gt, gs)| {
+        let (gb, gw) = if metric.lower_is_better() { (gs, gt) } else { (gt, gs) };
+        source_levels(better, gb, worse, gw)
+    });
+    let welch = match &levels {
+        Some((_, differences)) => stats::one_sample_t(differences),
+        None => stats::welch(better, worse),
+    }
+    .filter(|_| enough);
+    let levels = levels.map(|(levels, _)| levels);
     let (difference, ci95, p) = match welch {
         Some(w) => (w.difference, w.interval(0.95), w.p),
         None if better.is_empty() || worse.is_empty() => (f64::NAN, (f64::NAN, f64::NAN), f64::NAN),
@@ -157,10 +194,35 @@ pub fn compare(metric: Metric, t: Vec<f64>, s: Vec<f64>, finished: (usize, usize
         p_corrected: p,
         correction: Correction::Comparison(1),
         mann_whitney_p,
+        levels,
         verdict: Verdict::of(p, difference),
         transfer,
         scratch,
     }
+}
+
+/// The per-source differences `mean(better) - mean(worse)` over the seeds of each source that
+/// both arms have, and the two levels of variance.
+fn source_levels(better: &[f64], gb: &[usize], worse: &[f64], gw: &[usize]) -> (Levels, Vec<f64>) {
+    let count = gb.iter().chain(gw).max().map_or(0, |m| m + 1);
+    let mut differences = Vec::new();
+    let (mut within, mut df) = (0.0, 0.0);
+    for g in 0..count {
+        let b: Vec<f64> = better.iter().zip(gb).filter(|(_, k)| **k == g).map(|(v, _)| *v).collect();
+        let w: Vec<f64> = worse.iter().zip(gw).filter(|(_, k)| **k == g).map(|(v, _)| *v).collect();
+        for arm in [&b, &w] {
+            if arm.len() > 1 {
+                within += stats::variance(arm) * (arm.len() - 1) as f64;
+                df += (arm.len() - 1) as f64;
+            }
+        }
+        if !b.is_empty() && !w.is_empty() {
+            differences.push(stats::mean(&b) - stats::mean(&w));
+        }
+    }
+    let between = if differences.len() > 1 { stats::variance(&differences).sqrt() } else { f64::NAN };
+    let within = if df > 0.0 { (within / df).sqrt() } else { f64::NAN };
+    (Levels { sources: differences.len(), between_sources_sd: between, within_source_sd: within }, differences)
 }
 
 /// Applies Holm's correction to `stats` as one family, tagging each with `correction(m)` for a

@@ -124,6 +124,11 @@ pub struct Pretrain {
     /// The agent's seed.
     #[serde(default)]
     pub seed: u64,
+    /// Several pretraining seeds instead of `seed`: one source checkpoint each, so that the
+    /// study measures the variance between sources too. Target seed `k` transfers from source
+    /// `k mod K`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub seeds: Vec<u64>,
 }
 
 /// An environment as experiment files name it.
@@ -258,6 +263,21 @@ impl Experiment {
                 ),
             );
         }
+        if let Source::Pretrain(p) = &self.source
+            && !p.seeds.is_empty()
+        {
+            if p.seed != 0 {
+                return bad("source.seeds", "give `seed` or `seeds`, not both");
+            }
+            let mut sorted = p.seeds.clone();
+            sorted.sort_unstable();
+            if sorted.windows(2).any(|w| w[0] == w[1]) {
+                return bad("source.seeds", "lists a seed twice");
+            }
+            if p.seeds.len() as u64 > self.seeds {
+                return bad("source.seeds", "lists more sources than the experiment has seeds (each source needs a target seed)");
+            }
+        }
         if let Source::Pretrain(p) = &self.source {
             if p.steps == 0 {
                 return bad("source.steps", "must be at least 1");
@@ -300,6 +320,15 @@ impl Experiment {
 }
 
 impl Pretrain {
+    /// One pretraining spec per source: each of `seeds` (else `seed` alone) with a single seed,
+    /// the form whose hash names its cached checkpoint (a one-seed spec hashes as before).
+    pub fn replicates(&self) -> Vec<Pretrain> {
+        if self.seeds.is_empty() {
+            return vec![self.clone()];
+        }
+        self.seeds.iter().map(|&seed| Pretrain { seed, seeds: Vec::new(), ..self.clone() }).collect()
+    }
+
     /// The training task; a mixture must list at least one variant (its first one names the
     /// task).
     pub fn task(&self) -> Result<Task, StudyError> {

@@ -117,11 +117,23 @@ pub fn report_markdown(experiment: &Experiment, summary: &Summary, figures: &Fig
     }
     let _ = writeln!(out, "## Setup\n");
     let _ = writeln!(out, "- Source: `{}` ({} training steps).", summary.source, summary.source_steps);
-    let _ = writeln!(
-        out,
-        "- One source checkpoint: every conclusion holds for that checkpoint; another pretraining run of the source may transfer \
-         differently."
-    );
+    if summary.sources.is_empty() {
+        let _ = writeln!(
+            out,
+            "- One source checkpoint: every conclusion holds for that checkpoint; another pretraining run of the source may \
+             transfer differently (give `source` several `seeds` to measure that)."
+        );
+    } else {
+        let _ = writeln!(
+            out,
+            "- {} source checkpoints ({}): target seed k transfers from source k mod {}. Verdicts test the per-source differences \
+             (the source is the unit of replication, so conclusions reach other pretraining runs), and each metric shows the spread \
+             between sources and within a source.",
+            summary.sources.len(),
+            summary.sources.iter().map(|s| format!("`{s}`")).collect::<Vec<_>>().join(", "),
+            summary.sources.len()
+        );
+    }
     let strategies: Vec<String> = experiment.strategies.iter().map(|s| format!("`{}`", s.label())).collect();
     let _ = writeln!(out, "- Strategies against scratch: {}.", strategies.join(", "));
     let _ = writeln!(
@@ -206,6 +218,15 @@ pub fn report_markdown(experiment: &Experiment, summary: &Summary, figures: &Fig
                     m.mann_whitney_p,
                     m.verdict.word()
                 );
+            }
+        }
+        let levels: Vec<(&str, &MetricStat)> =
+            t.comparisons.iter().flat_map(|c| c.metrics.iter().filter(|m| m.levels.is_some()).map(move |m| (c.strategy.as_str(), m))).collect();
+        if !levels.is_empty() {
+            let _ = writeln!(out, "\n| strategy | metric | sources | sd of the difference between sources | sd within a source and arm |\n|---|---|---|---|---|");
+            for (strategy, m) in levels {
+                let l = m.levels.expect("filtered");
+                let _ = writeln!(out, "| {strategy} | {} | {} | {:.3} | {:.3} |", m.metric, l.sources, l.between_sources_sd, l.within_source_sd);
             }
         }
         let _ = writeln!(out, "\n| strategy | forward transfer (area) | speed-up to threshold | with source steps | power |\n|---|---|---|---|---|");

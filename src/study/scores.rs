@@ -70,6 +70,8 @@ pub struct Scores {
     pub time: Option<f64>,
     /// Whether the unit finished its budget.
     pub finished: bool,
+    /// The unit's seed (which source it transferred from, with several).
+    pub seed: u64,
 }
 
 impl Scores {
@@ -124,7 +126,7 @@ pub fn score(unit: &UnitResult, info: &TargetInfo, experiment: &Experiment) -> S
     }
     if steps.is_empty() {
         // A finished unit always has evaluations (records refuse it otherwise); be total anyway.
-        return Scores { jumpstart: 0.0, asymptotic: 0.0, area: 0.0, time: None, finished };
+        return Scores { jumpstart: 0.0, asymptotic: 0.0, area: 0.0, time: None, finished, seed: unit.seed };
     }
     let values: Vec<f64> = raw.iter().map(|&r| norm(r)).collect();
     let from = (1.0 - experiment.final_fraction) * experiment.budget as f64;
@@ -139,5 +141,6 @@ pub fn score(unit: &UnitResult, info: &TargetInfo, experiment: &Experiment) -> S
         area: if steps.len() > 1 { stats::normalized_auc_mean(&steps, &values, 0.0, 1.0) } else { jumpstart },
         time,
         finished,
+        seed: unit.seed,
     }
 }

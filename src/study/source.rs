@@ -16,16 +16,28 @@ use crate::env::Registry;
 use crate::util::{file_safe, ron_options, sha256, to_ron};
 
 use super::StudyError;
-use super::experiment::{Experiment, Source};
+use super::experiment::{Experiment, Pretrain, Source};
 use super::plan::Plan;
 
 /// What `source.ron` holds: the source as the summary names it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SourceRecord {
-    /// The source's checkpoint folder, as units' transfer reports name it.
+    /// The source's checkpoint folder, as units' transfer reports name it (the first one's when
+    /// there are several).
     pub name: String,
     /// Its environment steps of training.
     pub steps: u64,
+    /// With several sources (a `Pretrain` with `seeds`), every one's folder, in order: target
+    /// seed `k` transferred from `replicates[k mod K]`. Empty with one source.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub replicates: Vec<String>,
+}
+
+impl SourceRecord {
+    /// How many sources the study transferred from.
+    pub fn count(&self) -> usize {
+        self.replicates.len().max(1)
+    }
 }
 
 impl SourceRecord {
@@ -62,7 +74,7 @@ pub struct SourcePolicy {
 
 impl SourcePolicy {
     fn new(dir: PathBuf, loaded: Loaded) -> Self {
-        let record = SourceRecord { name: dir.display().to_string(), steps: loaded.card.steps };
+        let record = SourceRecord { name: dir.display().to_string(), steps: loaded.card.steps, replicates: Vec::new() };
         SourcePolicy { dir, record, loaded: Mutex::new(loaded) }
     }
 
@@ -73,9 +85,10 @@ impl SourcePolicy {
     }
 }
 
-/// The source policy of `plan`: its loaded policy, or the pretrained one (from the cache, or
-/// trained now). `stop` interrupts pretraining.
-pub fn obtain(plan: &mut Plan<'_>, registry: &Registry, sources: &Path, quiet: bool, stop: &AtomicBool) -> Result<SourcePolicy, StudyError> {
+/// The source policies of `plan`: its loaded policy, or the pretrained ones (one per pretraining
+/// seed; each from the cache, or trained now). Target seed `k` uses source `k mod K`. `stop`
+/// interrupts pretraining.
+pub fn obtain(plan: &mut Plan<'_>, registry: &Registry, sources: &Path, quiet: bool, stop: &AtomicBool) -> Result<Vec<SourcePolicy>, StudyError> {
     let experiment = plan.experiment;
     let p = match &experiment.source {
         Source::Policy(dir) => {
@@ -83,27 +96,37 @@ pub fn obtain(plan: &mut Plan<'_>, registry: &Registry, sources: &Path, quiet: b
                 Some(loaded) => loaded,
                 None => checkpoint::load(dir).map_err(|e| StudyError::Source { message: e.to_string() })?,
             };
-            return Ok(SourcePolicy::new(dir.clone(), loaded));
+            return Ok(vec![SourcePolicy::new(dir.clone(), loaded)]);
         }
         Source::Pretrain(p) => p,
     };
-    let key = sha256(format!("{}\n{}", env!("CARGO_PKG_VERSION"), to_ron(p)).as_bytes());
-    let task = p.task()?;
-    let dir = sources.join(format!("{}-{}-{}", p.algorithm.name(), file_safe(&task.nominal().id), &key[..16]));
-    if let Ok(loaded) = checkpoint::load(&dir) {
-        if !quiet {
-            eprintln!("source: cached {}", dir.display());
+    let mut out = Vec::new();
+    for replicate in p.replicates() {
+        let key = sha256(format!("{}\n{}", env!("CARGO_PKG_VERSION"), to_ron(&replicate)).as_bytes());
+        let task = replicate.task()?;
+        let dir = sources.join(format!("{}-{}-{}", replicate.algorithm.name(), file_safe(&task.nominal().id), &key[..16]));
+        if let Ok(loaded) = checkpoint::load(&dir) {
+            if !quiet {
+                eprintln!("source: cached {}", dir.display());
+            }
+            out.push(SourcePolicy::new(dir, loaded));
+            continue;
         }
-        return Ok(SourcePolicy::new(dir, loaded));
+        pretrain(experiment, &replicate, registry, &dir, quiet, stop)?;
+        let loaded = checkpoint::load(&dir)?;
+        out.push(SourcePolicy::new(dir, loaded));
     }
-    pretrain(experiment, registry, &dir, quiet, stop)?;
-    let loaded = checkpoint::load(&dir)?;
-    Ok(SourcePolicy::new(dir, loaded))
+    if out.len() > 1 {
+        let names: Vec<String> = out.iter().map(|s| s.record.name.clone()).collect();
+        for s in &mut out {
+            s.record.replicates = names.clone();
+        }
+    }
+    Ok(out)
 }
 
-/// Trains the source of `experiment` (a `Pretrain` one) and saves it into `dir`.
-fn pretrain(experiment: &Experiment, registry: &Registry, dir: &Path, quiet: bool, stop: &AtomicBool) -> Result<(), StudyError> {
-    let Source::Pretrain(p) = &experiment.source else { return Ok(()) };
+/// Trains one source of `experiment` (the single-seed spec `p`) and saves it into `dir`.
+fn pretrain(experiment: &Experiment, p: &Pretrain, registry: &Registry, dir: &Path, quiet: bool, stop: &AtomicBool) -> Result<(), StudyError> {
     let task = p.task()?;
     let config = p.agent_config()?;
     let source_env = |e: crate::env::EnvError| StudyError::SourceEnv { message: e.to_string() };

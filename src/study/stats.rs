@@ -195,6 +195,23 @@ pub fn welch(x: &[f64], y: &[f64]) -> Option<Welch> {
     Some(Welch { difference, se, df, p: p.min(1.0) })
 }
 
+/// The one-sample t test of `mean(d) = 0` (as a [`Welch`] with the mean as its difference);
+/// `None` with fewer than two values.
+pub fn one_sample_t(d: &[f64]) -> Option<Welch> {
+    if d.len() < 2 {
+        return None;
+    }
+    let n = d.len() as f64;
+    let difference = mean(d);
+    let se = (variance(d) / n).sqrt();
+    let df = n - 1.0;
+    if se == 0.0 {
+        return Some(Welch { difference, se, df, p: if difference == 0.0 { 1.0 } else { 0.0 } });
+    }
+    let p = 2.0 * students_t(df).sf((difference / se).abs());
+    Some(Welch { difference, se, df, p: p.min(1.0) })
+}
+
 /// The two-sided p-value of Welch's t test of equal means (NaN with fewer than two values in a
 /// sample).
 pub fn welch_p(x: &[f64], y: &[f64]) -> f64 {

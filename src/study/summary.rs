@@ -226,6 +226,10 @@ pub struct Summary {
     pub source: String,
     /// The source's training steps.
     pub source_steps: u64,
+    /// With several source checkpoints, each one's folder (target seed `k` used source
+    /// `k mod K`); empty with one.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sources: Vec<String>,
     /// Seeds per arm.
     pub seeds: u64,
     /// Target steps per run.
@@ -270,7 +274,7 @@ pub fn summarize(experiment: &Experiment, infos: &[TargetInfo], units: &[UnitRes
         let mut target_scores = Vec::new();
         for (si, arm) in strategy_arms.iter().enumerate() {
             let transfer = scores_of(&arm.id);
-            comparisons.push(compare(experiment, &arm.id, &transfer, &scratch, source.steps, (ti * 100 + si) as u64));
+            comparisons.push(compare(experiment, &arm.id, &transfer, &scratch, source, (ti * 100 + si) as u64));
             target_scores.push((transfer, scratch.clone()));
         }
         scored.push(target_scores);
@@ -289,6 +293,7 @@ pub fn summarize(experiment: &Experiment, infos: &[TargetInfo], units: &[UnitRes
         experiment: experiment.name.clone(),
         source: source.name.clone(),
         source_steps: source.steps,
+        sources: source.replicates.clone(),
         seeds: experiment.seeds,
         budget: experiment.budget,
         primary: primary.name().into(),
@@ -337,7 +342,13 @@ fn median_time(scores: &[Scores]) -> Option<f64> {
 }
 
 /// One strategy against scratch, before the study-wide correction of its headline.
-fn compare(experiment: &Experiment, arm: &ArmId, transfer: &[Scores], scratch: &[Scores], source_steps: u64, seed: u64) -> Comparison {
+fn compare(experiment: &Experiment, arm: &ArmId, transfer: &[Scores], scratch: &[Scores], source: &SourceRecord, seed: u64) -> Comparison {
+    let source_steps = source.steps;
+    // With several sources, each value's source: seed k used source k mod K.
+    let k = source.count();
+    let group = |s: &[Scores]| -> Vec<usize> { s.iter().map(|s| (s.seed % k as u64) as usize).collect() };
+    let (gt, gs) = (group(transfer), group(scratch));
+    let groups = (k > 1).then_some((gt.as_slice(), gs.as_slice()));
     let censored = (experiment.budget + experiment.eval.every) as f64;
     let finished = |s: &[Scores]| s.iter().filter(|s| s.finished).count();
     let counts = (finished(transfer), finished(scratch));
@@ -345,7 +356,7 @@ fn compare(experiment: &Experiment, arm: &ArmId, transfer: &[Scores], scratch: &
     let mut metrics: Vec<MetricStat> = Metric::ALL
         .iter()
         .enumerate()
-        .map(|(k, &m)| decision::compare(m, values(transfer, m), values(scratch, m), counts, experiment.resamples, seed * 10 + k as u64))
+        .map(|(i, &m)| decision::compare(m, values(transfer, m), values(scratch, m), counts, groups, experiment.resamples, seed * 10 + i as u64))
         .collect();
     // The other metrics are one family per comparison.
     let primary = experiment.primary;

@@ -48,8 +48,8 @@ pub struct UnitContext<'a> {
     pub experiment: &'a Experiment,
     /// Where environments come from.
     pub registry: &'a Registry,
-    /// The source policy.
-    pub source: &'a SourcePolicy,
+    /// The source policies: seed `k` transfers from `sources[k mod K]`.
+    pub sources: &'a [SourcePolicy],
     /// Ctrl-C.
     pub stop: &'a AtomicBool,
     /// Environment steps trained by every unit of the run (for the progress display).
@@ -67,8 +67,9 @@ pub fn run_unit(unit: &Unit<'_>, cx: &UnitContext<'_>) -> Result<(UnitResult, Cu
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| -> Result<(), Halt> {
         let target = &unit.target.target;
         let (mut agent, r) = {
-            let source = cx.source.lock();
-            crate::transfer::prepare(registry, &source, &cx.source.record.name, &target.env, &unit.arm.strategy, target.map.as_ref(), unit.seed)
+            let policy = &cx.sources[(unit.seed % cx.sources.len() as u64) as usize];
+            let source = policy.lock();
+            crate::transfer::prepare(registry, &source, &policy.record.name, &target.env, &unit.arm.strategy, target.map.as_ref(), unit.seed)
                 .map_err(failed)?
         };
         report = Some(r);
