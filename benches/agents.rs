@@ -12,9 +12,9 @@ use std::time::Instant;
 
 mod common;
 
+use headstart::agent::train::{Curve, Task, train};
 use headstart::agent::{Algo, evaluate, presets};
 use headstart::env::{EnvSpec, Registry};
-use headstart::agent::train::{Curve, Task, train};
 
 struct Row {
     algo: Algo,
@@ -33,7 +33,10 @@ fn ours(row: &Row, seed: u64) -> (f64, f64) {
     let mut agent = config.build(probe.observation_space(), probe.action_space(), seed).unwrap();
     let mut curve = Curve::default();
     let start = Instant::now();
-    train(&registry, &Task::Env(spec.clone()), agent.as_mut(), row.steps, &mut curve, &mut |_| ControlFlow::Continue(())).unwrap();
+    train(&registry, &Task::Env(spec.clone()), agent.as_mut(), row.steps, &mut curve, &mut |_| {
+        ControlFlow::Continue(())
+    })
+    .unwrap();
     let secs = start.elapsed().as_secs_f64();
     let mut env = registry.make(&spec).unwrap();
     let ret = evaluate(agent.as_ref(), env.as_mut(), row.eval_episodes, true, seed).unwrap().mean;

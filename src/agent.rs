@@ -29,7 +29,6 @@
 //! and `ppo/loss.rs` (the autograd loss, its hand-written gradient, distillation); SAC is [`sac`]
 //! and `sac/actor.rs` (the squashed Gaussian actor).
 
-
 pub mod checkpoint;
 pub mod distributions;
 pub mod dqn;

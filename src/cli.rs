@@ -64,13 +64,9 @@ enum Command {
     /// scratch, then metrics, verdicts, figures and a report. Re-running continues.
     Run(RunArgs),
     /// Check an experiment file without running it.
-    Validate {
-        file: PathBuf,
-    },
+    Validate { file: PathBuf },
     /// Render the summary, figures and report of a results folder again, without training.
-    Report {
-        dir: PathBuf,
-    },
+    Report { dir: PathBuf },
     /// How many seeds a study needs: from a results folder (a pilot run), per comparison the
     /// smallest difference its seeds detect and the seeds an effect needs, with 80 % power.
     Power(PowerArgs),
@@ -133,7 +129,6 @@ pub fn run(registry: Registry) -> ExitCode {
         }
     }
 }
-
 
 /// A training or transfer run's `produced_by`: the command line that made it.
 fn produced_by() -> String {

@@ -23,10 +23,10 @@
 pub mod check;
 pub mod classic;
 mod error;
-pub mod params;
-mod random;
 pub mod map;
 pub mod mixture;
+pub mod params;
+mod random;
 pub mod registry;
 mod space;
 pub mod transform;
@@ -39,11 +39,11 @@ use smallvec::SmallVec;
 
 pub use check::check_env;
 pub use error::EnvError;
-pub use params::{Bound, ParamSpec, Params};
-pub use registry::{EnvEntry, EnvSpec, Registry, Variant};
 pub use map::{Map, ObsMap};
 pub use mixture::Mixture;
+pub use params::{Bound, ParamSpec, Params};
 pub use random::{MAX_RANDOM_EPISODE_STEPS, random_policy_return};
+pub use registry::{EnvEntry, EnvSpec, Registry, Variant};
 pub use space::{Action, Space, SpaceError};
 pub use transform::Transform;
 pub use vector::VecEnv;

@@ -92,7 +92,12 @@ pub enum RunOutcome {
 
 /// Runs an experiment into `opts.out`, skipping the units already there, then writes the
 /// summary, figures and report.
-pub fn run(experiment: &Experiment, registry: &Registry, opts: &RunOptions, stop: &AtomicBool) -> Result<RunOutcome, StudyError> {
+pub fn run(
+    experiment: &Experiment,
+    registry: &Registry,
+    opts: &RunOptions,
+    stop: &AtomicBool,
+) -> Result<RunOutcome, StudyError> {
     let mut plan = Plan::resolve(experiment, registry)?;
     if !opts.quiet {
         for w in &plan.warnings {
@@ -114,7 +119,12 @@ pub fn run(experiment: &Experiment, registry: &Registry, opts: &RunOptions, stop
 
     let all: Vec<Unit<'_>> = plan
         .units()
-        .map(|(target, arm, seed)| Unit { target, arm, seed, path: unit_path(&opts.out, target.target.key.as_str(), arm.id.as_str(), seed) })
+        .map(|(target, arm, seed)| Unit {
+            target,
+            arm,
+            seed,
+            path: unit_path(&opts.out, target.target.key.as_str(), arm.id.as_str(), seed),
+        })
         .collect();
     let total = all.len();
     let pending: Vec<&Unit<'_>> = all.iter().filter(|u| !u.path.exists()).collect();
@@ -147,7 +157,8 @@ pub fn run(experiment: &Experiment, registry: &Registry, opts: &RunOptions, stop
             let Ok((result, curve)) = run_unit(unit, &cx) else {
                 return;
             };
-            let written = write_atomic(&unit.path.with_extension("csv"), curve.to_csv()).and_then(|_| write_atomic(&unit.path, to_ron(&result)));
+            let written = write_atomic(&unit.path.with_extension("csv"), curve.to_csv())
+                .and_then(|_| write_atomic(&unit.path, to_ron(&result)));
             if let Err(e) = written {
                 errors.lock().unwrap_or_else(|p| p.into_inner()).push(e);
             }
@@ -160,7 +171,14 @@ pub fn run(experiment: &Experiment, registry: &Registry, opts: &RunOptions, stop
                     UnitStatus::Finished => format!("return {last:.1}"),
                     UnitStatus::Failed(e) => format!("FAILED: {e}"),
                 };
-                eprintln!("[{}/{total}] {} {} seed {}: {status} ({:.1} s)", bar.position(), result.target, result.arm, result.seed, result.seconds);
+                eprintln!(
+                    "[{}/{total}] {} {} seed {}: {status} ({:.1} s)",
+                    bar.position(),
+                    result.target,
+                    result.arm,
+                    result.seed,
+                    result.seconds
+                );
             }
         })
     });

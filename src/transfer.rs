@@ -42,14 +42,14 @@ use crate::agent::Agent;
 use crate::agent::checkpoint::Loaded;
 use crate::env::{EnvSpec, Space};
 pub use error::TransferError;
-use parts::select;
-use report::param;
-use weights::{Spaces, action_count};
-use state::carry_state;
 pub use map::{Axes, Axis, Map, ObsMap};
 pub use parts::matches;
+use parts::select;
+use report::param;
 pub use report::{Fate, Frozen, ParamReport, TransferReport};
+use state::carry_state;
 pub use strategy::{Resets, Strategy};
+use weights::{Spaces, action_count};
 
 /// Moves the source's knowledge into `target` as `strategy` says, through `map` when the
 /// spaces differ, and reports what happened. `target` must be freshly built for the target
@@ -132,8 +132,12 @@ pub fn transfer(
     });
     target.sync_targets();
 
-    let copied: Vec<String> =
-        report.parameters.iter().filter(|p| matches!(p.fate, Fate::Copied | Fate::Mapped)).map(|p| p.name.clone()).collect();
+    let copied: Vec<String> = report
+        .parameters
+        .iter()
+        .filter(|p| matches!(p.fate, Fate::Copied | Fate::Mapped))
+        .map(|p| p.name.clone())
+        .collect();
     carry_state(source, target, &live, &sources, &copied, strategy, map, spaces.obs, &mut report)?;
 
     guidance::install(target, strategy, &copied, &frozen, &mut report);
@@ -157,4 +161,3 @@ pub fn prepare(
     let report = transfer(source, source_name, agent.as_mut(), target, &obs_space, &action_space, strategy, map)?;
     Ok((agent, report))
 }
-

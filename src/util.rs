@@ -18,9 +18,7 @@ pub fn ron_options() -> ron::Options {
 /// A value as pretty RON in headstart's dialect. The types written this way hold plain data
 /// (numbers, strings, sequences, maps with string keys), which RON always serialises.
 pub fn to_ron<T: Serialize + ?Sized>(value: &T) -> String {
-    ron_options()
-        .to_string_pretty(value, ron::ser::PrettyConfig::default())
-        .expect("plain data serialises to RON")
+    ron_options().to_string_pretty(value, ron::ser::PrettyConfig::default()).expect("plain data serialises to RON")
 }
 
 /// A file operation that failed, with the path it failed on. Its message holds the system's
@@ -91,4 +89,3 @@ pub fn progress(total: u64, quiet: bool, what: &str) -> indicatif::ProgressBar {
     bar.set_style(style);
     bar
 }
-

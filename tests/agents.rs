@@ -7,11 +7,11 @@ use std::fs;
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 
-use headstart::agent::{Agent, AgentConfig, Algo, DqnConfig, Event, Outcome, PpoConfig, SacConfig, evaluate};
 use headstart::agent::checkpoint::{self, CARD_FILE, WEIGHTS_FILE};
-use headstart::env::{EnvSpec, Registry};
 use headstart::agent::nn::MlpConfig;
 use headstart::agent::train::{Curve, Task, train};
+use headstart::agent::{Agent, AgentConfig, Algo, DqnConfig, Event, Outcome, PpoConfig, SacConfig, evaluate};
+use headstart::env::{EnvSpec, Registry};
 
 fn small(algo: Algo) -> AgentConfig {
     match algo {
@@ -42,7 +42,8 @@ fn build(config: &AgentConfig, spec: &EnvSpec, seed: u64) -> Box<dyn Agent> {
 
 fn run(agent: &mut dyn Agent, spec: &EnvSpec, steps: u64) -> Curve {
     let mut curve = Curve::default();
-    train(&Registry::builtin(), &Task::Env(spec.clone()), agent, steps, &mut curve, &mut |_| ControlFlow::Continue(())).unwrap();
+    train(&Registry::builtin(), &Task::Env(spec.clone()), agent, steps, &mut curve, &mut |_| ControlFlow::Continue(()))
+        .unwrap();
     curve
 }
 

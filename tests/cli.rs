@@ -73,7 +73,10 @@ fn bad_input_is_a_clear_error_not_a_panic() {
     // A library error that carries the system's message says it once, not again as its cause.
     for args in [&["suggest", "CartPole-v1", "--policies", "no-such-folder"][..], &["report", "no-such-folder"][..]] {
         let err = stderr(&headstart(args));
-        assert!(err.contains("no-such-folder") && err.matches("No such file or directory").count() == 1, "{args:?}: {err}");
+        assert!(
+            err.contains("no-such-folder") && err.matches("No such file or directory").count() == 1,
+            "{args:?}: {err}"
+        );
     }
 }
 
@@ -161,8 +164,18 @@ fn transfer_prints_the_report_zero_shot_and_curve_and_saves_the_run() {
     let out = scratch("transfer");
     let out_s = out.to_str().unwrap();
     let run = headstart(&[
-        "transfer", "policies/cartpole-ppo", "envs/cartpole-noise-sensor.ron", "--steps", "2048",
-        "--strategy", r#"(name: "freeze-trunk", freeze: ["actor.trunk"])"#, "--eval-episodes", "3", "--out", out_s, "-q",
+        "transfer",
+        "policies/cartpole-ppo",
+        "envs/cartpole-noise-sensor.ron",
+        "--steps",
+        "2048",
+        "--strategy",
+        r#"(name: "freeze-trunk", freeze: ["actor.trunk"])"#,
+        "--eval-episodes",
+        "3",
+        "--out",
+        out_s,
+        "-q",
     ]);
     let text = String::from_utf8_lossy(&run.stdout);
     assert!(run.status.success(), "{}", stderr(&run));
@@ -177,7 +190,15 @@ fn transfer_prints_the_report_zero_shot_and_curve_and_saves_the_run() {
     assert!(out.join("curve.csv").exists());
 
     // Refusals name the file, the algorithm's reach, the field.
-    let run = headstart(&["transfer", "policies/cartpole-ppo", "CartPole-v1", "-p", "length=0.7", "--map", "/nonexistent.ron"]);
+    let run = headstart(&[
+        "transfer",
+        "policies/cartpole-ppo",
+        "CartPole-v1",
+        "-p",
+        "length=0.7",
+        "--map",
+        "/nonexistent.ron",
+    ]);
     assert!(!run.status.success() && stderr(&run).contains("/nonexistent.ron"));
     let run = headstart(&["transfer", "policies/pendulum-sac", "CartPole-v1", "--steps", "10"]);
     assert!(stderr(&run).contains("SAC supports Box action spaces"), "{}", stderr(&run));
@@ -201,7 +222,11 @@ fn run_validate_and_report_a_study() {
     let out = scratch("study");
     let out_s = out.to_str().unwrap();
     let run = headstart(&["validate", "experiments/smoke.ron"]);
-    assert!(run.status.success() && String::from_utf8_lossy(&run.stdout).contains("valid; targets: 1"), "{}", stderr(&run));
+    assert!(
+        run.status.success() && String::from_utf8_lossy(&run.stdout).contains("valid; targets: 1"),
+        "{}",
+        stderr(&run)
+    );
     let bad = out.with_extension("ron");
     std::fs::write(&bad, "(version: 1, name: \"x\",\n nmae: 3)").unwrap();
     let run = headstart(&["validate", bad.to_str().unwrap()]);

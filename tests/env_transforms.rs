@@ -56,7 +56,9 @@ fn transforms_change_only_what_they_say() {
 fn invalid_transforms_are_refused_by_name() {
     let registry = Registry::builtin();
     let err = |t: Transform| registry.make(&with(vec![t])).err().expect("refused").to_string();
-    assert!(err(Transform::PermuteActions(vec![0, 0])).contains("PermuteActions([0, 0]) must list each of the 2 actions"));
+    assert!(
+        err(Transform::PermuteActions(vec![0, 0])).contains("PermuteActions([0, 0]) must list each of the 2 actions")
+    );
     assert!(err(Transform::SelectObs(vec![7])).contains("SelectObs([7]) must name at least one of the 4"));
     assert!(err(Transform::NoiseObs { count: 0, std: 1.0 }).contains("count >= 1"));
     assert!(err(Transform::ScaleReward(f64::NAN)).contains("ScaleReward"));
@@ -88,11 +90,20 @@ fn a_mixture_draws_its_variants_episode_by_episode() {
     assert_eq!(run(), scales, "the same seed draws the same tasks");
 
     let bad = |mix: Mixture| registry.make_vec_mixture(&mix, 1).err().expect("refused").to_string();
-    let e = bad(Mixture { variants: vec![EnvSpec::new("CartPole-v1")], randomize: [("length".to_string(), (0.7, 0.3))].into() });
+    let e = bad(Mixture {
+        variants: vec![EnvSpec::new("CartPole-v1")],
+        randomize: [("length".to_string(), (0.7, 0.3))].into(),
+    });
     assert!(e.contains("randomize length: low 0.7 is above high 0.3"), "{e}");
-    let e = bad(Mixture { variants: vec![EnvSpec::new("CartPole-v1")], randomize: [("length".to_string(), (-1.0, 0.3))].into() });
+    let e = bad(Mixture {
+        variants: vec![EnvSpec::new("CartPole-v1")],
+        randomize: [("length".to_string(), (-1.0, 0.3))].into(),
+    });
     assert!(e.contains("length") && e.contains("out of range"), "{e}");
-    let e = bad(Mixture { variants: vec![EnvSpec::new("CartPole-v1"), EnvSpec::new("Acrobot-v1")], randomize: Default::default() });
+    let e = bad(Mixture {
+        variants: vec![EnvSpec::new("CartPole-v1"), EnvSpec::new("Acrobot-v1")],
+        randomize: Default::default(),
+    });
     assert!(e.contains("Acrobot-v1 has spaces"), "{e}");
     assert!(bad(Mixture { variants: vec![], randomize: Default::default() }).contains("at least one variant"));
 }
@@ -113,7 +124,10 @@ impl Env for Counter {
         &self.act_space
     }
 
-    fn reset(&mut self, _seed: Option<u64>) -> Result<(headstart::env::Obs, headstart::env::Info), headstart::env::EnvError> {
+    fn reset(
+        &mut self,
+        _seed: Option<u64>,
+    ) -> Result<(headstart::env::Obs, headstart::env::Info), headstart::env::EnvError> {
         self.state = 0;
         Ok((headstart::env::Obs::from_slice(&[0.0]), headstart::env::Info::new()))
     }

@@ -43,7 +43,17 @@ fn a_run_writes_every_output_and_a_rerun_continues_to_the_same_results() {
     let registry = Registry::builtin();
     let dir = out("smoke");
     let summary = run(&experiment, &registry, &dir);
-    for file in ["experiment.ron", "targets.ron", "source.ron", "evaluations.csv", "summary.ron", "summary.json", "report.md", "metrics.png", "metrics.svg"] {
+    for file in [
+        "experiment.ron",
+        "targets.ron",
+        "source.ron",
+        "evaluations.csv",
+        "summary.ron",
+        "summary.json",
+        "report.md",
+        "metrics.png",
+        "metrics.svg",
+    ] {
         assert!(dir.join(file).exists(), "{file} missing");
     }
     let units = study::read_units(&dir).unwrap();
@@ -62,7 +72,8 @@ fn a_run_writes_every_output_and_a_rerun_continues_to_the_same_results() {
     assert!(report.contains("| CartPole-v1-length=0.65 | finetune |") && report.contains("freeze-trunk"), "{report}");
     let csv = std::fs::read_to_string(dir.join("evaluations.csv")).unwrap();
     assert_eq!(csv.lines().count(), 1 + 6 * 3, "a header and three evaluations per unit");
-    let json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).unwrap()).unwrap();
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).unwrap()).unwrap();
     assert_eq!(json["targets"][0]["comparisons"][0]["strategy"], "finetune");
 
     // Lose two units (as a killed process would) and run again: the same summary.
@@ -166,8 +177,9 @@ fn invalid(text: &str) -> String {
     std::env::set_current_dir(root()).unwrap();
     let path = std::env::temp_dir().join(format!("headstart-invalid-{}-{}.ron", std::process::id(), text.len()));
     std::fs::write(&path, text).unwrap();
-    let result =
-        Experiment::load(&path).map_err(|e| e.to_string()).and_then(|e| validate(&e, &Registry::builtin()).map(|_| ()).map_err(|e| e.to_string()));
+    let result = Experiment::load(&path)
+        .map_err(|e| e.to_string())
+        .and_then(|e| validate(&e, &Registry::builtin()).map(|_| ()).map_err(|e| e.to_string()));
     let _ = std::fs::remove_file(&path);
     result.expect_err("refused")
 }
@@ -177,7 +189,8 @@ fn invalid_experiment_files_are_refused_with_the_place_and_a_suggestion() {
     let head = r#"(version: 1, name: "x", source: Policy("policies/cartpole-ppo"), "#;
     let e = invalid(&format!("{head}\n  targets: [Env(id: \"CartPole-v1\"], budget: 100)"));
     assert!(e.contains("line 2, column"), "{e}");
-    let e = invalid(&format!("{head} targets: [Env(id: \"CartPole-v1\")], budget: 100, eval: (every: 10, episods: 3))"));
+    let e =
+        invalid(&format!("{head} targets: [Env(id: \"CartPole-v1\")], budget: 100, eval: (every: 10, episods: 3))"));
     assert!(e.contains("`episods`") && e.contains("did you mean `episodes`"), "{e}");
     let e = invalid(&format!("{head} targets: [Env(id: \"CartPol-v1\")], budget: 100, eval: (every: 10))"));
     assert!(e.contains("did you mean \"CartPole-v1\""), "{e}");
@@ -189,7 +202,9 @@ fn invalid_experiment_files_are_refused_with_the_place_and_a_suggestion() {
         "{head} targets: [Env(id: \"CartPole-v1\")], strategies: [(freeze: [\"actor.trnk\"])], budget: 100, eval: (every: 10))"
     ));
     assert!(e.contains("did you mean \"actor.trunk\""), "{e}");
-    let e = invalid(&format!("{head} targets: [Variant(\"envs/cartpole-noise-sensor.ron\")], strategies: [(name: \"scratch\")], budget: 100, eval: (every: 10))"));
+    let e = invalid(&format!(
+        "{head} targets: [Variant(\"envs/cartpole-noise-sensor.ron\")], strategies: [(name: \"scratch\")], budget: 100, eval: (every: 10))"
+    ));
     assert!(e.contains("scratch always runs"), "{e}");
     let e = invalid(r#"(version: 2, name: "x", source: Policy("policies/cartpole-ppo"), targets: [], budget: 1)"#);
     assert!(e.contains("field `version`"), "{e}");
@@ -207,14 +222,18 @@ fn invalid_experiment_files_are_refused_with_the_place_and_a_suggestion() {
 #[test]
 fn the_quickstart_is_positive_and_the_swapped_actions_negative() {
     use headstart::study::summary::Verdict;
-    for (file, expected) in [("quickstart.ron", Verdict::Positive), ("negative-swapped-actions.ron", Verdict::Negative)] {
+    for (file, expected) in [("quickstart.ron", Verdict::Positive), ("negative-swapped-actions.ron", Verdict::Negative)]
+    {
         let _ = smoke();
         let experiment = Experiment::load(&root().join("experiments").join(file)).unwrap();
         let dir = out(file);
         let summary = run(&experiment, &Registry::builtin(), &dir);
         let c = &summary.targets[0].comparisons[0];
         let area = &c.metrics[2];
-        eprintln!("{file}: area difference {:+.3} [{:+.3}, {:+.3}], verdict {:?}", area.difference, area.ci95.0, area.ci95.1, c.verdict);
+        eprintln!(
+            "{file}: area difference {:+.3} [{:+.3}, {:+.3}], verdict {:?}",
+            area.difference, area.ci95.0, area.ci95.1, c.verdict
+        );
         assert_eq!(c.verdict, expected, "{file}");
         let _ = std::fs::remove_dir_all(&dir);
     }
@@ -333,8 +352,11 @@ fn the_report_shows_each_target_its_own_figure() {
         aggregate: Vec::new(),
         failures: Vec::new(),
     };
-    let figures =
-        Figures { curves: vec!["curves-X.png".into(), "curves-X-2.png".into()], metrics: "metrics.png".into(), profile: String::new() };
+    let figures = Figures {
+        curves: vec!["curves-X.png".into(), "curves-X-2.png".into()],
+        metrics: "metrics.png".into(),
+        profile: String::new(),
+    };
     let text = headstart::study::report::report_markdown(&smoke(), &summary, &figures);
     let first = &text[text.find("\n## X\n").unwrap()..text.find("\n## X-2\n").unwrap()];
     assert!(first.contains("(curves-X.png)") && !first.contains("curves-X-2.png"), "{first}");
@@ -363,7 +385,10 @@ fn a_study_with_three_source_seeds_reports_both_levels_of_variance() {
     assert_eq!(levels.sources, 3);
     assert!(levels.between_sources_sd.is_finite() && levels.within_source_sd.is_finite(), "{levels:?}");
     let report = std::fs::read_to_string(dir.join("report.md")).unwrap();
-    assert!(report.contains("3 source checkpoints") && report.contains("sd of the difference between sources"), "{report}");
+    assert!(
+        report.contains("3 source checkpoints") && report.contains("sd of the difference between sources"),
+        "{report}"
+    );
     // `report` recomputes the same from the folder.
     let again = study::report(&dir).unwrap();
     assert_eq!(format!("{:?}", again.targets), format!("{:?}", summary.targets));

@@ -52,7 +52,8 @@ fn crate_references(text: &str) -> Vec<(usize, String)> {
             if !preceded_by_dollar {
                 if let Some(group) = after.strip_prefix('{') {
                     for name in group.split(['}', ',']) {
-                        let name: String = name.trim().chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect();
+                        let name: String =
+                            name.trim().chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect();
                         if !name.is_empty() {
                             out.push((i + 1, name));
                         }
@@ -126,7 +127,9 @@ fn long_files_are_explained() {
 
 #[test]
 fn the_reference_scanner_sees_paths_and_groups() {
-    let refs = crate_references("use crate::env::{Env, Space};\nuse crate::{agent, util};\n// crate::study in a comment\nlet x = crate::transfer::map::axes();");
+    let refs = crate_references(
+        "use crate::env::{Env, Space};\nuse crate::{agent, util};\n// crate::study in a comment\nlet x = crate::transfer::map::axes();",
+    );
     let names: Vec<&str> = refs.iter().map(|(_, n)| n.as_str()).collect();
     assert_eq!(names, ["env", "agent", "util", "transfer"]);
 }

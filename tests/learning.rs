@@ -6,9 +6,9 @@
 use std::sync::Mutex;
 use std::time::Instant;
 
+use headstart::agent::train::{Curve, Task, train};
 use headstart::agent::{AgentConfig, Algo, evaluate, presets};
 use headstart::env::{EnvSpec, Registry};
-use headstart::agent::train::{Curve, Task, train};
 
 /// Trains the RL Zoo preset of `algo` on `env_id` for `steps` and returns the mean return of
 /// 20 deterministic evaluation episodes.
@@ -19,7 +19,10 @@ fn train_and_evaluate(algo: Algo, env_id: &str, steps: u64, seed: u64) -> f64 {
     let probe = registry.make(&spec).unwrap();
     let mut agent = config.build(probe.observation_space(), probe.action_space(), seed).unwrap();
     let mut curve = Curve::default();
-    train(&registry, &Task::Env(spec.clone()), agent.as_mut(), steps, &mut curve, &mut |_| std::ops::ControlFlow::Continue(())).unwrap();
+    train(&registry, &Task::Env(spec.clone()), agent.as_mut(), steps, &mut curve, &mut |_| {
+        std::ops::ControlFlow::Continue(())
+    })
+    .unwrap();
     let mut env = registry.make(&spec).unwrap();
     let ret = evaluate(agent.as_ref(), env.as_mut(), 20, true, 10_000 + seed).unwrap().mean;
     eprintln!("{algo} {env_id} {steps} steps, seed {seed}: {ret:.1}");

@@ -30,7 +30,12 @@ fn summaries_and_tests_match_scipy() {
         close(stats::iqm(&x), f("iqm_x"), 1e-12, &format!("{name} iqm_x"));
         close(stats::iqm(&y), f("iqm_y"), 1e-12, &format!("{name} iqm_y"));
         close(stats::mann_whitney_u(&x, &y), f("mann_whitney_u_x_greater"), 0.0, &format!("{name} U"));
-        close(stats::probability_of_improvement(&x, &y), f("probability_of_improvement"), 1e-12, &format!("{name} P(X > Y)"));
+        close(
+            stats::probability_of_improvement(&x, &y),
+            f("probability_of_improvement"),
+            1e-12,
+            &format!("{name} P(X > Y)"),
+        );
         close(stats::mann_whitney_p(&x, &y), f("mann_whitney_p_two_sided"), 1e-9, &format!("{name} Mann-Whitney p"));
         close(stats::welch_p(&x, &y), f("welch_t_p_two_sided"), 1e-9, &format!("{name} Welch p"));
         // Bootstrap intervals: within a few percent of the interval's width.
@@ -55,7 +60,12 @@ fn curve_metrics_match_the_reference() {
     let (steps, returns) = (floats(&curve["steps"]), floats(&curve["returns"]));
     let f = |k: &str| curve[k].as_f64().unwrap();
     close(stats::trapezoid(&steps, &returns), f("auc"), 1e-6, "auc");
-    close(stats::normalized_auc_mean(&steps, &returns, f("norm_min"), f("norm_max")), f("normalized_auc_mean"), 1e-12, "normalized auc");
+    close(
+        stats::normalized_auc_mean(&steps, &returns, f("norm_min"), f("norm_max")),
+        f("normalized_auc_mean"),
+        1e-12,
+        "normalized auc",
+    );
     assert_eq!(stats::first_step_at_or_above(&steps, &returns, 475.0), Some(f("first_step_at_or_above_475")));
     assert_eq!(stats::first_step_at_or_above(&steps, &returns, 1e9), None);
 }

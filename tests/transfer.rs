@@ -7,11 +7,11 @@ use std::collections::HashMap;
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 
-use headstart::agent::{Agent, AgentConfig, Distill, DqnConfig, PpoConfig, SacConfig, evaluate};
 use headstart::agent::checkpoint::{self, Loaded};
-use headstart::env::{EnvSpec, Registry, Transform, Variant};
 use headstart::agent::nn::MlpConfig;
 use headstart::agent::train::{Curve, Task, train};
+use headstart::agent::{Agent, AgentConfig, Distill, DqnConfig, PpoConfig, SacConfig, evaluate};
+use headstart::env::{EnvSpec, Registry, Transform, Variant};
 use headstart::transfer::{self, Fate, Frozen, Map, ObsMap, Strategy, TransferError};
 use tch::Tensor;
 
@@ -52,7 +52,12 @@ fn equal(a: &Tensor, b: &Tensor) -> bool {
     a.size() == b.size() && a.equal(b)
 }
 
-fn prepare(src: &Loaded, target: &EnvSpec, strategy: &Strategy, map: Option<&Map>) -> Result<(Box<dyn Agent>, transfer::TransferReport), TransferError> {
+fn prepare(
+    src: &Loaded,
+    target: &EnvSpec,
+    strategy: &Strategy,
+    map: Option<&Map>,
+) -> Result<(Box<dyn Agent>, transfer::TransferReport), TransferError> {
     // One libtorch thread: the numbers below are then the same on every machine.
     tch::set_num_threads(1);
     transfer::prepare(&Registry::builtin(), src, "source", target, strategy, map, 3)
@@ -168,7 +173,8 @@ fn l2_init_keeps_the_weights_near_the_source() {
     let target = spec.clone().with("length", 0.75);
     let mut drifts = Vec::new();
     for coef in [0.0, 1.0] {
-        let (mut agent, report) = prepare(&src, &target, &Strategy { l2_init: coef, ..Strategy::finetune() }, None).unwrap();
+        let (mut agent, report) =
+            prepare(&src, &target, &Strategy { l2_init: coef, ..Strategy::finetune() }, None).unwrap();
         assert_eq!(report.parameters.iter().all(|p| p.anchored), coef > 0.0);
         train_for(agent.as_mut(), &target, 2048);
         drifts.push(drift(agent.as_ref(), &s));
@@ -201,7 +207,8 @@ fn distill_keeps_the_policy_near_the_source_while_its_weight_lasts() {
     let spec = EnvSpec::new("CartPole-v1");
     let src = source(ppo_small(), &spec, 4096, &dir);
     let target = EnvSpec::new("CartPole-v1").with("length", 0.75);
-    let obs: Vec<f32> = (0..64).flat_map(|i| [0.0, 0.1 * (i % 8) as f32 - 0.4, 0.01 * (i / 8) as f32 - 0.04, 0.0]).collect();
+    let obs: Vec<f32> =
+        (0..64).flat_map(|i| [0.0, 0.1 * (i % 8) as f32 - 0.4, 0.01 * (i / 8) as f32 - 0.04, 0.0]).collect();
     let mut kls = Vec::new();
     for distill in [None, Some(Distill { weight: 5.0, decay_steps: 100_000 })] {
         let strategy = Strategy { distill, ..Strategy::finetune() };
@@ -238,15 +245,27 @@ fn dqn_and_sac_transfer_with_their_target_networks_in_step() {
     let (kept, report) = transfer::prepare(&registry, &src, "dqn", &spec, &keep, None, 1).unwrap();
     assert_eq!(kept.replay().unwrap().state()[0].1.size(), src.agent.replay().unwrap().state()[0].1.size());
     assert!(kept.replay().unwrap().state()[2].1.equal(&src.agent.replay().unwrap().state()[2].1));
-    assert!(report.state.iter().any(|s| s == "replay buffer: starts with the source's 500 transitions"), "{:?}", report.state);
+    assert!(
+        report.state.iter().any(|s| s == "replay buffer: starts with the source's 500 transitions"),
+        "{:?}",
+        report.state
+    );
     train_for(agent.as_mut(), &spec, 1000);
     let after = values(agent.as_ref());
     assert!(equal(&after["q.trunk.0.weight"], &s["q.trunk.0.weight"]), "frozen trunk moved");
     assert!(!equal(&after["q.head.weight"], &s["q.head.weight"]), "the head trains");
     // DQN has no action distribution to distil.
-    let err = transfer::prepare(&registry, &src, "dqn", &spec, &Strategy { distill: Some(Distill { weight: 1.0, decay_steps: 10 }), ..Strategy::finetune() }, None, 1)
-        .err()
-        .unwrap();
+    let err = transfer::prepare(
+        &registry,
+        &src,
+        "dqn",
+        &spec,
+        &Strategy { distill: Some(Distill { weight: 1.0, decay_steps: 10 }), ..Strategy::finetune() },
+        None,
+        1,
+    )
+    .err()
+    .unwrap();
     assert!(err.to_string().contains("distill needs a policy with an action distribution"), "{err}");
 
     // SAC: critics' targets in step; the temperature carried, or reset.
@@ -280,9 +299,13 @@ fn a_map_carries_weights_across_observation_and_action_spaces() {
     target.transforms = vec![Transform::NoiseObs { count: 1, std: 1.0 }];
     let err = transfer::prepare(&registry, &src, "sac", &target, &Strategy::finetune(), None, 1).err().unwrap();
     let msg = err.to_string();
-    assert!(msg.contains("actor.trunk.0.weight") && msg.contains("[8, 3]") && msg.contains("[8, 4]") && msg.contains("map"), "{msg}");
+    assert!(
+        msg.contains("actor.trunk.0.weight") && msg.contains("[8, 3]") && msg.contains("[8, 4]") && msg.contains("map"),
+        "{msg}"
+    );
     let map = Map { obs: Some(ObsMap::Index(vec![Some(0), Some(1), Some(2), None])), actions: None };
-    let (agent, report) = transfer::prepare(&registry, &src, "sac", &target, &Strategy::finetune(), Some(&map), 1).unwrap();
+    let (agent, report) =
+        transfer::prepare(&registry, &src, "sac", &target, &Strategy::finetune(), Some(&map), 1).unwrap();
     let (s, t) = (values(src.agent.as_ref()), values(agent.as_ref()));
     let (ws, wt) = (&s["critic.q0.trunk.0.weight"], &t["critic.q0.trunk.0.weight"]);
     assert_eq!(wt.size(), [8, 5]);
@@ -323,7 +346,10 @@ fn refusals_name_the_tensor_field_or_part() {
         transfer::prepare(&registry, &src, "ppo", target, &strategy, map, 1).err().expect("refused").to_string()
     };
     let e = err(Strategy { freeze: vec!["actor.trnk".into()], ..Strategy::finetune() }, None, &spec);
-    assert!(e.contains("`freeze`") && e.contains("\"actor.trnk\"") && e.contains("did you mean \"actor.trunk\""), "{e}");
+    assert!(
+        e.contains("`freeze`") && e.contains("\"actor.trnk\"") && e.contains("did you mean \"actor.trunk\""),
+        "{e}"
+    );
     let e = err(Strategy { reinit: vec!["actor".into(), "critic".into()], ..Strategy::finetune() }, None, &spec);
     assert!(e.contains("copies nothing"), "{e}");
     let e = err(Strategy { freeze_until: Some(5), ..Strategy::finetune() }, None, &spec);
@@ -340,15 +366,31 @@ fn refusals_name_the_tensor_field_or_part() {
     // Another algorithm.
     let dqn = AgentConfig::Dqn(DqnConfig { net: MlpConfig::relu(&[8]), ..Default::default() });
     let mut agent = dqn.build(&src.card.observation_space, &src.card.action_space, 0).unwrap();
-    let e = transfer::transfer(&src, "ppo", agent.as_mut(), &spec, &src.card.observation_space, &src.card.action_space, &Strategy::finetune(), None)
-        .err()
-        .unwrap()
-        .to_string();
-    assert!(e.contains("the source is a PPO policy and the target agent is DQN") && e.contains("Discrete and Box"), "{e}");
+    let e = transfer::transfer(
+        &src,
+        "ppo",
+        agent.as_mut(),
+        &spec,
+        &src.card.observation_space,
+        &src.card.action_space,
+        &Strategy::finetune(),
+        None,
+    )
+    .err()
+    .unwrap()
+    .to_string();
+    assert!(
+        e.contains("the source is a PPO policy and the target agent is DQN") && e.contains("Discrete and Box"),
+        "{e}"
+    );
     // Another environment family, through a map: allowed, with a warning the report keeps.
     let acrobot = variant("acrobot-one-link-sensor.ron").env;
-    let map = Map { obs: Some(ObsMap::Index(vec![Some(0), Some(1), Some(2), Some(3)])), actions: Some(vec![Some(0), None, Some(1)]) };
-    let (_, report) = transfer::prepare(&registry, &src, "ppo", &acrobot, &Strategy::finetune(), Some(&map), 1).unwrap();
+    let map = Map {
+        obs: Some(ObsMap::Index(vec![Some(0), Some(1), Some(2), Some(3)])),
+        actions: Some(vec![Some(0), None, Some(1)]),
+    };
+    let (_, report) =
+        transfer::prepare(&registry, &src, "ppo", &acrobot, &Strategy::finetune(), Some(&map), 1).unwrap();
     assert!(report.warnings.iter().any(|w| w.contains("another environment family")), "{:?}", report.warnings);
     assert!(report.table().contains("warning: the source was trained on CartPole-v1"));
 }
@@ -409,7 +451,8 @@ fn scratch_zero_shot(src: &Loaded, target: &EnvSpec) -> f64 {
     let registry = Registry::builtin();
     let returns: Vec<f64> = (0..5)
         .map(|seed| {
-            let (agent, _) = transfer::prepare(&registry, src, "scratch", target, &Strategy::scratch(), None, seed).unwrap();
+            let (agent, _) =
+                transfer::prepare(&registry, src, "scratch", target, &Strategy::scratch(), None, seed).unwrap();
             zero_shot(agent.as_ref(), target)
         })
         .collect();
@@ -488,7 +531,9 @@ fn negative_transfer_with_swapped_actions() {
     let (ft, fs) = (first(&ct), first(&cs));
     assert!(ft < fs - 5.0, "first 20 training episodes: transferred {ft}, scratch {fs}");
     let (lt, ls) = (ct.recent_mean(20).unwrap(), cs.recent_mean(20).unwrap());
-    eprintln!("swapped actions: first 20 episodes {ft:.1} vs scratch {fs:.1}; last 20 after 20000 steps {lt:.1} vs {ls:.1}");
+    eprintln!(
+        "swapped actions: first 20 episodes {ft:.1} vs scratch {fs:.1}; last 20 after 20000 steps {lt:.1} vs {ls:.1}"
+    );
     assert!(lt < ls - 50.0, "last 20 training episodes: transferred {lt}, scratch {ls}");
     // The map that undoes the swap makes it a perfect transfer.
     let map = Map { obs: None, actions: Some(vec![Some(1), Some(0)]) };

@@ -57,7 +57,12 @@ fn unit(target: &str, arm: &str, seed: u64, values: &[f64], status: UnitStatus) 
     let evals = values
         .iter()
         .enumerate()
-        .map(|(i, v)| EvalPoint { step: i as u64 * EVERY, nominal: i as u64 * EVERY, mean: RANDOM + v * (THRESHOLD - RANDOM), std: 0.0 })
+        .map(|(i, v)| EvalPoint {
+            step: i as u64 * EVERY,
+            nominal: i as u64 * EVERY,
+            mean: RANDOM + v * (THRESHOLD - RANDOM),
+            std: 0.0,
+        })
         .collect();
     UnitResult {
         target: TargetId::new(target),
@@ -74,7 +79,8 @@ fn unit(target: &str, arm: &str, seed: u64, values: &[f64], status: UnitStatus) 
 /// A simulated unit: a level drawn around `mean`, each evaluation around the level.
 fn simulated(target: &str, arm: &str, seed: u64, mean: f64, rng: &mut StdRng) -> UnitResult {
     let level = mean + LEVEL_SD * rng.sample::<f64, _>(StandardNormal);
-    let values: Vec<f64> = (0..=BUDGET / EVERY).map(|_| level + EVAL_SD * rng.sample::<f64, _>(StandardNormal)).collect();
+    let values: Vec<f64> =
+        (0..=BUDGET / EVERY).map(|_| level + EVAL_SD * rng.sample::<f64, _>(StandardNormal)).collect();
     unit(target, arm, seed, &values, UnitStatus::Finished)
 }
 
@@ -112,9 +118,8 @@ fn with_no_effect_a_comparison_is_called_at_its_nominal_rate() {
     let mut rng = StdRng::seed_from_u64(11);
     for seeds in [5, 10, 20] {
         let studies = 2000;
-        let false_verdicts = (0..studies)
-            .filter(|_| headlines(&study(1, 1, seeds, 0.0, &mut rng))[0] != Verdict::Inconclusive)
-            .count();
+        let false_verdicts =
+            (0..studies).filter(|_| headlines(&study(1, 1, seeds, 0.0, &mut rng))[0] != Verdict::Inconclusive).count();
         let rate = false_verdicts as f64 / studies as f64;
         println!("{seeds} seeds: false-verdict rate {:.2} %", rate * 100.0);
         assert!((0.03..=0.065).contains(&rate), "{seeds} seeds: false-verdict rate {rate}");
@@ -153,7 +158,9 @@ fn true_effects_are_detected_at_the_power_the_report_predicts() {
                 .filter(|_| headlines(&study(1, 1, seeds, effect, &mut rng))[0] == Verdict::Positive)
                 .count() as f64
                 / studies as f64;
-            println!("{seeds} seeds, effect {effect:.3} (sd {sd:.3}): detected {detected:.3}, predicted {predicted:.3}");
+            println!(
+                "{seeds} seeds, effect {effect:.3} (sd {sd:.3}): detected {detected:.3}, predicted {predicted:.3}"
+            );
             assert!((detected - predicted).abs() <= 0.045, "{seeds} seeds, effect {effect}: {detected} vs {predicted}");
         }
     }
@@ -168,7 +175,8 @@ fn with_several_sources_verdicts_hold_across_sources() {
     let (sources, seeds, studies) = (4u64, 12u64, 1500);
     let experiment = experiment(1, seeds);
     let info = target("t");
-    let record = SourceRecord { name: "s0".into(), steps: 0, replicates: (0..sources).map(|k| format!("s{k}")).collect() };
+    let record =
+        SourceRecord { name: "s0".into(), steps: 0, replicates: (0..sources).map(|k| format!("s{k}")).collect() };
     let one = SourceRecord { replicates: Vec::new(), ..record.clone() };
     let (mut per_source, mut per_seed) = (0, 0);
     for _ in 0..studies {
@@ -178,11 +186,17 @@ fn with_several_sources_verdicts_hold_across_sources() {
             units.push(simulated("t", "scratch", seed, 0.5, &mut rng));
             units.push(simulated("t", "s0", seed, 0.5 + shift[(seed % sources) as usize], &mut rng));
         }
-        per_source += (headlines(&summarize(&experiment, &[info.clone()], &units, &record))[0] != Verdict::Inconclusive) as usize;
-        per_seed += (headlines(&summarize(&experiment, &[info.clone()], &units, &one))[0] != Verdict::Inconclusive) as usize;
+        per_source += (headlines(&summarize(&experiment, std::slice::from_ref(&info), &units, &record))[0]
+            != Verdict::Inconclusive) as usize;
+        per_seed += (headlines(&summarize(&experiment, std::slice::from_ref(&info), &units, &one))[0]
+            != Verdict::Inconclusive) as usize;
     }
     let (a, b) = (per_source as f64 / studies as f64, per_seed as f64 / studies as f64);
-    println!("4 sources, no mean effect: false verdicts {:.1} % testing per source, {:.1} % testing per seed", a * 100.0, b * 100.0);
+    println!(
+        "4 sources, no mean effect: false verdicts {:.1} % testing per source, {:.1} % testing per seed",
+        a * 100.0,
+        b * 100.0
+    );
     assert!((0.03..=0.065).contains(&a), "per source: {a}");
     assert!(b > 0.15, "per seed should overclaim here: {b}");
     // Both levels of variance are reported.
@@ -203,7 +217,12 @@ fn summary_of(transfer: &[(&[f64], UnitStatus)], scratch: &[(&[f64], UnitStatus)
     for (seed, (v, st)) in scratch.iter().enumerate() {
         units.push(unit("t", "scratch", seed as u64, v, st.clone()));
     }
-    summarize(&experiment, &[target("t")], &units, &SourceRecord { name: "source".into(), steps: source_steps, replicates: Vec::new() })
+    summarize(
+        &experiment,
+        &[target("t")],
+        &units,
+        &SourceRecord { name: "source".into(), steps: source_steps, replicates: Vec::new() },
+    )
 }
 
 const F: UnitStatus = UnitStatus::Finished;
@@ -240,23 +259,35 @@ fn censored_times_give_bounds_and_the_total_time_its_break_even() {
     let never: &[f64] = &[0.0, 0.2, 0.4, 0.6, 0.8];
     let soon: &[f64] = &[0.0, 1.0, 1.0, 1.0, 1.0];
     // Scratch never gets there: at least (budget + every) / transfer's median.
-    let c = summary_of(&[(soon, F), (soon, F), (soon, F)], &[(never, F), (never, F), (never, F)], 0).targets[0].comparisons[0].clone();
+    let c = summary_of(&[(soon, F), (soon, F), (soon, F)], &[(never, F), (never, F), (never, F)], 0).targets[0]
+        .comparisons[0]
+        .clone();
     assert_eq!(c.speedup, Speedup::AtLeast(5.0));
     // Transfer never gets there: at most scratch's median / (budget + every), a slowdown.
-    let c = summary_of(&[(never, F), (never, F), (never, F)], &[(late, F), (late, F), (late, F)], 0).targets[0].comparisons[0].clone();
+    let c = summary_of(&[(never, F), (never, F), (never, F)], &[(late, F), (late, F), (late, F)], 0).targets[0]
+        .comparisons[0]
+        .clone();
     assert_eq!(c.speedup, Speedup::AtMost(3000.0 / 5000.0));
     // Both censored: not estimable (no longer a dash that hides a slowdown).
-    let c = summary_of(&[(never, F), (never, F), (never, F)], &[(never, F), (never, F), (never, F)], 0).targets[0].comparisons[0].clone();
+    let c = summary_of(&[(never, F), (never, F), (never, F)], &[(never, F), (never, F), (never, F)], 0).targets[0]
+        .comparisons[0]
+        .clone();
     assert_eq!(c.speedup, Speedup::NotEstimable);
     // Zero-shot.
-    let c = summary_of(&[(solved, F), (solved, F), (solved, F)], &[(late, F), (late, F), (late, F)], 0).targets[0].comparisons[0].clone();
+    let c = summary_of(&[(solved, F), (solved, F), (solved, F)], &[(late, F), (late, F), (late, F)], 0).targets[0]
+        .comparisons[0]
+        .clone();
     assert_eq!(c.speedup, Speedup::ZeroShot);
     // A source that cost 50 000 steps, scratch observed for 4000 and censored: the total-time
     // view cannot tell; transfer pays off if scratch needs more than 50 000 + 1000.
-    let c = summary_of(&[(soon, F), (soon, F), (soon, F)], &[(never, F), (never, F), (never, F)], 50_000).targets[0].comparisons[0].clone();
+    let c = summary_of(&[(soon, F), (soon, F), (soon, F)], &[(never, F), (never, F), (never, F)], 50_000).targets[0]
+        .comparisons[0]
+        .clone();
     assert_eq!(c.total_time, TotalTime::NotEstimable { break_even: 51_000.0 });
     // The same with a cheap source: at least (budget + every) / (500 + 1000).
-    let c = summary_of(&[(soon, F), (soon, F), (soon, F)], &[(never, F), (never, F), (never, F)], 500).targets[0].comparisons[0].clone();
+    let c = summary_of(&[(soon, F), (soon, F), (soon, F)], &[(never, F), (never, F), (never, F)], 500).targets[0]
+        .comparisons[0]
+        .clone();
     assert_eq!(c.total_time, TotalTime::AtLeast(5000.0 / 1500.0));
 }
 
@@ -292,10 +323,15 @@ fn failed_units_are_scored_and_flag_the_comparison() {
 fn forward_transfer_is_suppressed_when_scratch_leaves_no_room() {
     let solved: &[f64] = &[1.0, 1.0, 1.0, 1.0, 1.0];
     let half: &[f64] = &[0.5, 0.5, 0.5, 0.5, 0.5];
-    let c = summary_of(&[(solved, F), (solved, F), (solved, F)], &[(solved, F), (solved, F), (solved, F)], 0).targets[0].comparisons[0].clone();
+    let c = summary_of(&[(solved, F), (solved, F), (solved, F)], &[(solved, F), (solved, F), (solved, F)], 0).targets
+        [0]
+    .comparisons[0]
+        .clone();
     assert_eq!(c.forward_transfer, None);
     // (1 - 0.5) / (1 - 0.5) = 1: transfer took all the room scratch left.
-    let c = summary_of(&[(solved, F), (solved, F), (solved, F)], &[(half, F), (half, F), (half, F)], 0).targets[0].comparisons[0].clone();
+    let c = summary_of(&[(solved, F), (solved, F), (solved, F)], &[(half, F), (half, F), (half, F)], 0).targets[0]
+        .comparisons[0]
+        .clone();
     assert_eq!(c.forward_transfer.unwrap().value, 1.0);
 }
 
@@ -305,15 +341,32 @@ fn no_verdict_below_three_finished_seeds() {
     let low: &[f64] = &[0.0, 0.0, 0.0, 0.0, 0.0];
     let c = summary_of(&[(high, F), (high, F)], &[(low, F), (low, F)], 0).targets[0].comparisons[0].clone();
     assert_eq!(c.verdict, Verdict::TooFewSeeds);
-    let c = summary_of(&[(high, F), (high, F), (&[0.9, 0.95, 1.0, 1.0, 1.0], F)], &[(low, F), (low, F), (&[0.0, 0.1, 0.0, 0.0, 0.0], F)], 0).targets[0].comparisons[0].clone();
+    let c = summary_of(
+        &[(high, F), (high, F), (&[0.9, 0.95, 1.0, 1.0, 1.0], F)],
+        &[(low, F), (low, F), (&[0.0, 0.1, 0.0, 0.0, 0.0], F)],
+        0,
+    )
+    .targets[0]
+        .comparisons[0]
+        .clone();
     assert_eq!(c.verdict, Verdict::Positive);
 }
 
 #[test]
 fn a_better_area_with_a_worse_start_is_mixed() {
     // Transfer starts below scratch but learns much faster.
-    let t: [&[f64]; 4] = [&[0.0, 0.9, 1.0, 1.0, 1.0], &[0.02, 0.95, 1.0, 1.0, 1.0], &[0.01, 0.92, 1.0, 1.0, 1.0], &[0.03, 0.9, 1.0, 1.0, 1.0]];
-    let s: [&[f64]; 4] = [&[0.5, 0.5, 0.5, 0.6, 0.6], &[0.52, 0.5, 0.55, 0.6, 0.6], &[0.51, 0.5, 0.5, 0.62, 0.6], &[0.53, 0.52, 0.5, 0.6, 0.61]];
+    let t: [&[f64]; 4] = [
+        &[0.0, 0.9, 1.0, 1.0, 1.0],
+        &[0.02, 0.95, 1.0, 1.0, 1.0],
+        &[0.01, 0.92, 1.0, 1.0, 1.0],
+        &[0.03, 0.9, 1.0, 1.0, 1.0],
+    ];
+    let s: [&[f64]; 4] = [
+        &[0.5, 0.5, 0.5, 0.6, 0.6],
+        &[0.52, 0.5, 0.55, 0.6, 0.6],
+        &[0.51, 0.5, 0.5, 0.62, 0.6],
+        &[0.53, 0.52, 0.5, 0.6, 0.61],
+    ];
     let c = summary_of(&t.map(|v| (v, F)), &s.map(|v| (v, F)), 0).targets[0].comparisons[0].clone();
     assert_eq!(c.verdict, Verdict::Mixed, "{:?}", c.notes);
     assert!(c.notes.iter().any(|n| n.contains("worse start")), "{:?}", c.notes);
@@ -323,7 +376,9 @@ fn a_better_area_with_a_worse_start_is_mixed() {
 fn holm_adjusts_as_defined() {
     // p sorted: 0.01 (x3 = 0.03), 0.02 (x2 = 0.04), 0.04 (x1 = 0.04); NaN stays out.
     let adjusted = stats::holm(&[0.04, 0.01, f64::NAN, 0.02]);
-    assert!((adjusted[1] - 0.03).abs() < 1e-12 && (adjusted[3] - 0.04).abs() < 1e-12 && (adjusted[0] - 0.04).abs() < 1e-12);
+    assert!(
+        (adjusted[1] - 0.03).abs() < 1e-12 && (adjusted[3] - 0.04).abs() < 1e-12 && (adjusted[0] - 0.04).abs() < 1e-12
+    );
     assert!(adjusted[2].is_nan());
 }
 

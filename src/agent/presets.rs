@@ -75,7 +75,12 @@ pub enum PresetError {
 
 /// Resolves hyperparameters for `algo` on `env_id` (see [`Resolved`]); an explicit `config`
 /// comes with words for where it came from.
-pub fn resolve(algo: Algo, config: Option<(AgentConfig, String)>, preset: Option<&str>, env_id: &str) -> Result<Resolved, PresetError> {
+pub fn resolve(
+    algo: Algo,
+    config: Option<(AgentConfig, String)>,
+    preset: Option<&str>,
+    env_id: &str,
+) -> Result<Resolved, PresetError> {
     if let Some((config, origin)) = config {
         if config.algo() != algo {
             return Err(PresetError::AlgorithmMismatch { config: config.algo(), algo });
@@ -84,9 +89,17 @@ pub fn resolve(algo: Algo, config: Option<(AgentConfig, String)>, preset: Option
     }
     let id = preset.unwrap_or(env_id);
     match get(algo, id) {
-        Some(found) => Ok(Resolved { config: found.config, steps: Some(found.steps), origin: format!("RL Zoo preset {algo} {id}") }),
-        None if preset.is_some() => Err(PresetError::UnknownPreset { algo, id: id.to_string(), known: all(algo).into_keys().collect() }),
-        None => Ok(Resolved { config: AgentConfig::default_for(algo), steps: None, origin: format!("{algo} defaults") }),
+        Some(found) => Ok(Resolved {
+            config: found.config,
+            steps: Some(found.steps),
+            origin: format!("RL Zoo preset {algo} {id}"),
+        }),
+        None if preset.is_some() => {
+            Err(PresetError::UnknownPreset { algo, id: id.to_string(), known: all(algo).into_keys().collect() })
+        }
+        None => {
+            Ok(Resolved { config: AgentConfig::default_for(algo), steps: None, origin: format!("{algo} defaults") })
+        }
     }
 }
 

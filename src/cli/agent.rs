@@ -98,7 +98,6 @@ pub(crate) struct EvalArgs {
     seed: u64,
 }
 
-
 /// Where the hyperparameters of a training run come from, and its default budget.
 fn training_config(args: &TrainArgs, spec: &EnvSpec) -> Result<presets::Resolved> {
     let explicit = match &args.config {
@@ -220,11 +219,15 @@ pub(super) fn train(registry: &Registry, args: &TrainArgs) -> Result<()> {
         }
     };
     let total = args.steps.or(default_steps).context("--steps is needed: no preset gives a budget")?;
-    let out = args
-        .out
-        .clone()
-        .unwrap_or_else(|| PathBuf::from(format!("runs/{}-{}-seed{}", Algo::from(args.algo).name(), spec.id, agent.seed())));
-    eprintln!("{} on {task}, {total} steps, seed {} ({source}) -> {}", Algo::from(args.algo), agent.seed(), out.display());
+    let out = args.out.clone().unwrap_or_else(|| {
+        PathBuf::from(format!("runs/{}-{}-seed{}", Algo::from(args.algo).name(), spec.id, agent.seed()))
+    });
+    eprintln!(
+        "{} on {task}, {total} steps, seed {} ({source}) -> {}",
+        Algo::from(args.algo),
+        agent.seed(),
+        out.display()
+    );
 
     // A resumed run continues the checkpoint's curve.
     let mut curve = match &args.resume {
@@ -325,4 +328,3 @@ pub(super) fn eval(registry: &Registry, args: &EvalArgs) -> Result<()> {
     );
     Ok(())
 }
-

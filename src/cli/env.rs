@@ -101,4 +101,3 @@ pub(super) fn check(registry: &Registry, arg: &EnvArg) -> Result<()> {
         Err(failure) => bail!("{spec}: {failure}"),
     }
 }
-

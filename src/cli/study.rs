@@ -24,11 +24,11 @@ pub(crate) struct RunArgs {
     quiet: bool,
 }
 
-
 /// `headstart validate`: an experiment file checked without running it.
 pub(super) fn validate(registry: &Registry, file: &Path) -> Result<()> {
     let experiment = Experiment::load(file)?;
-    let validated = study::validate::validate(&experiment, registry).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+    let validated =
+        study::validate::validate(&experiment, registry).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
     for w in &validated.warnings {
         eprintln!("warning: {w}");
     }
@@ -58,7 +58,9 @@ pub(super) fn run(registry: &Registry, args: &RunArgs) -> Result<()> {
     ));
     let opts = study::RunOptions { out: out.clone(), sources, jobs, quiet: args.quiet };
     let started = Instant::now();
-    match study::run(&experiment, registry, &opts, &stop).map_err(|e| anyhow::anyhow!("{}: {e}", args.file.display()))? {
+    match study::run(&experiment, registry, &opts, &stop)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", args.file.display()))?
+    {
         study::RunOutcome::Interrupted { done, total } => {
             println!(
                 "interrupted: {done} of {total} units are saved in {}; run `headstart run {}` again to continue",
@@ -127,8 +129,9 @@ pub(super) fn power(args: &PowerArgs) -> Result<()> {
     }
     let path = args.dir.join("summary.ron");
     let text = crate::util::read_to_string(&path)?;
-    let summary: study::Summary =
-        crate::util::ron_options().from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e} (run `headstart report` to write it anew)", path.display()))?;
+    let summary: study::Summary = crate::util::ron_options()
+        .from_str(&text)
+        .map_err(|e| anyhow::anyhow!("{}: {e} (run `headstart report` to write it anew)", path.display()))?;
     let alpha = study::decision::ALPHA / summary.family.max(1) as f64;
     println!(
         "{}: {} at level {alpha:.4} (5 % over the study's {} verdicts), {:.0} % power; sd pooled over both arms",
@@ -142,7 +145,9 @@ pub(super) fn power(args: &PowerArgs) -> Result<()> {
     for t in &summary.targets {
         for c in &t.comparisons {
             let p = c.power;
-            let effect = args.effect.unwrap_or_else(|| c.metrics.iter().find(|m| m.metric == c.primary).map_or(f64::NAN, |m| m.difference));
+            let effect = args
+                .effect
+                .unwrap_or_else(|| c.metrics.iter().find(|m| m.metric == c.primary).map_or(f64::NAN, |m| m.difference));
             let mde = study::stats::min_detectable_effect(p.sd, p.seeds, alpha, args.power);
             let needed = study::stats::seeds_needed(effect, p.sd, alpha, args.power, 10_000)
                 .map_or_else(|| "more than 10000 (or no effect)".to_string(), |n| n.to_string());

@@ -60,7 +60,6 @@ pub(crate) struct SuggestArgs {
     seed: u64,
 }
 
-
 /// The map for a source trained on `source_id`: the `--map` file, else the one the target's
 /// variant file declares for that id.
 fn resolve_map(map: Option<&Path>, target: &str, source_id: &str) -> Result<Option<Map>> {
@@ -86,13 +85,21 @@ pub(super) fn transfer(registry: &Registry, args: &TransferArgs) -> Result<()> {
     let label = report.strategy.clone();
     let total = match args.steps {
         Some(steps) => steps,
-        None => agent::presets::get(report.algorithm, &target.id)
-            .map(|p| p.steps)
-            .with_context(|| format!("--steps is needed: no {} preset gives a budget for {}", report.algorithm, target.id))?,
+        None => agent::presets::get(report.algorithm, &target.id).map(|p| p.steps).with_context(|| {
+            format!("--steps is needed: no {} preset gives a budget for {}", report.algorithm, target.id)
+        })?,
     };
     let out = args.out.clone().unwrap_or_else(|| {
-        let clean = |s: &str| s.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '.' { c } else { '_' }).collect::<String>();
-        let target_name = if args.target.ends_with(".ron") { super::file_stem(Path::new(&args.target)).replace(".ron", "") } else { target.id.clone() };
+        let clean = |s: &str| {
+            s.chars()
+                .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '.' { c } else { '_' })
+                .collect::<String>()
+        };
+        let target_name = if args.target.ends_with(".ron") {
+            super::file_stem(Path::new(&args.target)).replace(".ron", "")
+        } else {
+            target.id.clone()
+        };
         PathBuf::from(format!(
             "runs/transfer-{}-{}-{}-seed{}",
             clean(&super::file_stem(&args.source)),
@@ -110,7 +117,10 @@ pub(super) fn transfer(registry: &Registry, args: &TransferArgs) -> Result<()> {
     let eval_seed = 1_000_000 + args.seed;
     let zero_shot = if args.eval_episodes > 0 {
         let stats = evaluate(agent.as_ref(), env.as_mut(), args.eval_episodes, true, eval_seed)?;
-        println!("zero-shot on {target}: {:.1} +/- {:.1} over {} deterministic episodes", stats.mean, stats.std, stats.episodes);
+        println!(
+            "zero-shot on {target}: {:.1} +/- {:.1} over {} deterministic episodes",
+            stats.mean, stats.std, stats.episodes
+        );
         Some(stats)
     } else {
         None
@@ -125,8 +135,11 @@ pub(super) fn transfer(registry: &Registry, args: &TransferArgs) -> Result<()> {
         Ok(outcome) => outcome,
         Err(e) => {
             train::save_run(agent.as_ref(), &task, (&spaces.0, &spaces.1), None, &curve, super::produced_by(), &out)?;
-            return Err(anyhow::Error::new(e)
-                .context(format!("training stopped at step {}; what was learned is saved in {}", agent.steps(), out.display())));
+            return Err(anyhow::Error::new(e).context(format!(
+                "training stopped at step {}; what was learned is saved in {}",
+                agent.steps(),
+                out.display()
+            )));
         }
     };
     let seconds = start.elapsed().as_secs_f64();
@@ -147,7 +160,12 @@ pub(super) fn transfer(registry: &Registry, args: &TransferArgs) -> Result<()> {
         (Outcome::Finished, eval) => {
             let after = eval.map(|e| format!("; eval {:.1} +/- {:.1}", e.mean, e.std)).unwrap_or_default();
             let before = zero_shot.map(|z| format!(" (zero-shot {:.1})", z.mean)).unwrap_or_default();
-            println!("{} steps in {seconds:.1} s{after}{before}; saved {} (report: {})", agent.steps(), out.display(), report_path.display());
+            println!(
+                "{} steps in {seconds:.1} s{after}{before}; saved {} (report: {})",
+                agent.steps(),
+                out.display(),
+                report_path.display()
+            );
         }
     }
     Ok(())
@@ -156,7 +174,11 @@ pub(super) fn transfer(registry: &Registry, args: &TransferArgs) -> Result<()> {
 /// `headstart suggest`: the policies of a folder ranked by their zero-shot return on a target.
 pub(super) fn suggest(registry: &Registry, args: &SuggestArgs) -> Result<()> {
     let target = args.target.spec()?;
-    let maps = if args.target.env.ends_with(".ron") { Variant::load(Path::new(&args.target.env))?.maps } else { Default::default() };
+    let maps = if args.target.env.ends_with(".ron") {
+        Variant::load(Path::new(&args.target.env))?.maps
+    } else {
+        Default::default()
+    };
     let ranking = xfer::suggest::rank(registry, &target, &maps, &args.policies, args.episodes, args.seed)?;
     println!(
         "zero-shot on {target}, {} deterministic episodes each (random actions: {:.1}):",
@@ -169,7 +191,15 @@ pub(super) fn suggest(registry: &Registry, args: &SuggestArgs) -> Result<()> {
             xfer::suggest::Fit::Direct => "direct",
             xfer::suggest::Fit::Map => "map",
         };
-        println!("  {:<4} {:<22} {:<5} {:<8} {:>16}  {}", i + 1, c.name, c.algorithm.to_string(), fit, ret, c.source_env);
+        println!(
+            "  {:<4} {:<22} {:<5} {:<8} {:>16}  {}",
+            i + 1,
+            c.name,
+            c.algorithm.to_string(),
+            fit,
+            ret,
+            c.source_env
+        );
     }
     if ranking.ranked.is_empty() {
         println!("  (no policy in {} fits this target)", args.policies.display());

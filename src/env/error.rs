@@ -110,4 +110,3 @@ pub enum EnvError {
 fn did_you_mean(suggestion: &Option<String>) -> String {
     suggestion.as_ref().map(|s| format!(" (did you mean {s:?}?)")).unwrap_or_default()
 }
-

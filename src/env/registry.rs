@@ -8,10 +8,10 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::util::nearest;
 use super::params::{self, ParamSpec, Params};
 use super::transform::{Transform, Transformed};
 use super::{Env, EnvError, EpisodeGuard, TimeLimit, VecEnv};
+use crate::util::nearest;
 
 /// What the registry makes: the environment inside [`TimeLimit`] inside [`EpisodeGuard`],
 /// behind one dynamic call (the wrappers are compiled around each concrete environment).

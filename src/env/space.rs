@@ -186,7 +186,12 @@ impl Space {
             Space::Box { low, high, shape } => {
                 let size: usize = shape.iter().product();
                 if low.len() != size || high.len() != size {
-                    return Err(SpaceError::BoundsLength { shape: shape.clone(), low: low.len(), high: high.len(), size });
+                    return Err(SpaceError::BoundsLength {
+                        shape: shape.clone(),
+                        low: low.len(),
+                        high: high.len(),
+                        size,
+                    });
                 }
                 match low.iter().zip(high).position(|(lo, hi)| lo.is_nan() || hi.is_nan() || lo > hi) {
                     Some(i) => Err(SpaceError::Bounds { index: i, low: low[i], high: high[i] }),

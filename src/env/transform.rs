@@ -94,7 +94,8 @@ impl Transformed {
                             "SelectObs({keep:?}) must name at least one of the {dim} observation features 0..{dim}"
                         )));
                     }
-                    obs_space = Space::bounded(keep.iter().map(|&i| low[i]).collect(), keep.iter().map(|&i| high[i]).collect());
+                    obs_space =
+                        Space::bounded(keep.iter().map(|&i| low[i]).collect(), keep.iter().map(|&i| high[i]).collect());
                 }
                 Transform::NoiseObs { count, std } => {
                     if *count == 0 || !(std.is_finite() && *std >= 0.0) {
@@ -140,7 +141,10 @@ impl Transformed {
                     if let Some(&i) = keep.iter().find(|&&i| i >= obs.len()) {
                         return Err(EnvError::InvalidParams {
                             env: self.env.clone(),
-                            message: format!("{t}: feature {i} was selected, but the observation has {} values", obs.len()),
+                            message: format!(
+                                "{t}: feature {i} was selected, but the observation has {} values",
+                                obs.len()
+                            ),
                         });
                     }
                     obs = keep.iter().map(|&i| obs[i]).collect()
@@ -163,7 +167,9 @@ fn box_bounds(space: &Space, transform: &Transform, env: &str) -> Result<(Vec<f3
         Space::Box { low, high, .. } => Ok((low.clone(), high.clone())),
         Space::Discrete { .. } => Err(EnvError::InvalidParams {
             env: env.to_string(),
-            message: format!("{transform} needs a Box observation space (a vector of numbers); this one observes {space}"),
+            message: format!(
+                "{transform} needs a Box observation space (a vector of numbers); this one observes {space}"
+            ),
         }),
     }
 }

@@ -34,36 +34,55 @@ pub struct AggregateRow {
 
 /// Per strategy across targets: IQMs of the normalised scores, their difference with a
 /// stratified bootstrap interval, and the mean probability of improvement.
-pub(super) fn aggregate(experiment: &Experiment, strategies: &[String], scored: &[Vec<(Vec<Scores>, Vec<Scores>)>]) -> Vec<AggregateRow> {
+/// One target's scores: transfer's, then scratch's.
+type Stratum = (Vec<f64>, Vec<f64>);
+
+/// Arm `a` of a stratum: 0 is transfer, 1 scratch.
+fn arm(s: &Stratum, a: usize) -> &[f64] {
+    if a == 0 { &s.0 } else { &s.1 }
+}
+
+pub(super) fn aggregate(
+    experiment: &Experiment,
+    strategies: &[String],
+    scored: &[Vec<(Vec<Scores>, Vec<Scores>)>],
+) -> Vec<AggregateRow> {
     let metric = if experiment.primary == Metric::Time { Metric::Area } else { experiment.primary };
     let censored = (experiment.budget + experiment.eval.every) as f64;
     let mut rows = Vec::new();
     for (si, strategy) in strategies.iter().enumerate() {
         // Per target: transfer's and scratch's scores.
-        let strata: Vec<(Vec<f64>, Vec<f64>)> = scored
+        let strata: Vec<Stratum> = scored
             .iter()
             .map(|t| {
                 let (tr, sc) = &t[si];
-                (tr.iter().map(|s| s.get(metric, censored)).collect(), sc.iter().map(|s| s.get(metric, censored)).collect())
+                (
+                    tr.iter().map(|s| s.get(metric, censored)).collect(),
+                    sc.iter().map(|s| s.get(metric, censored)).collect(),
+                )
             })
-            .filter(|(t, s): &(Vec<f64>, Vec<f64>)| !t.is_empty() && !s.is_empty())
+            .filter(|(t, s): &Stratum| !t.is_empty() && !s.is_empty())
             .collect();
         if strata.is_empty() {
             continue;
         }
-        let pooled = |pick: fn(&(Vec<f64>, Vec<f64>)) -> &Vec<f64>| -> Vec<f64> { strata.iter().flat_map(|s| pick(s).iter().copied()).collect() };
-        let (t_all, s_all) = (pooled(|s| &s.0), pooled(|s| &s.1));
+        // Arm 0 is transfer, arm 1 scratch.
+        let pooled = |a: usize| -> Vec<f64> { strata.iter().flat_map(|s| arm(s, a).iter().copied()).collect() };
+        let (t_all, s_all) = (pooled(0), pooled(1));
         let mut rng = StdRng::seed_from_u64(50_000 + si as u64);
         let mut diffs: Vec<f64> = (0..experiment.resamples)
             .map(|_| {
-                let mut resample = |pick: fn(&(Vec<f64>, Vec<f64>)) -> &Vec<f64>| -> Vec<f64> {
-                    strata.iter().flat_map(|s| {
-                        let v = pick(s);
-                        (0..v.len()).map(|_| v[rand::Rng::random_range(&mut rng, 0..v.len())]).collect::<Vec<_>>()
-                    }).collect()
+                let mut resample = |a: usize| -> Vec<f64> {
+                    strata
+                        .iter()
+                        .flat_map(|s| {
+                            let v = arm(s, a);
+                            (0..v.len()).map(|_| v[rand::Rng::random_range(&mut rng, 0..v.len())]).collect::<Vec<_>>()
+                        })
+                        .collect()
                 };
-                let t = resample(|s| &s.0);
-                let s = resample(|s| &s.1);
+                let t = resample(0);
+                let s = resample(1);
                 stats::iqm(&t) - stats::iqm(&s)
             })
             .collect();
@@ -76,7 +95,9 @@ pub(super) fn aggregate(experiment: &Experiment, strategies: &[String], scored: 
             transfer_iqm: t_iqm,
             scratch_iqm: s_iqm,
             difference: Interval { value: t_iqm - s_iqm, ci95: (q(0.025), q(0.975)) },
-            prob_improvement: stats::mean(&strata.iter().map(|(t, s)| stats::probability_of_improvement(t, s)).collect::<Vec<_>>()),
+            prob_improvement: stats::mean(
+                &strata.iter().map(|(t, s)| stats::probability_of_improvement(t, s)).collect::<Vec<_>>(),
+            ),
             scores: (t_all, s_all),
         });
     }

@@ -81,7 +81,8 @@ pub struct ArmValues {
 impl ArmValues {
     /// The values with their mean and IQM.
     pub fn new(values: Vec<f64>) -> Self {
-        let (mean, iqm) = if values.is_empty() { (f64::NAN, f64::NAN) } else { (stats::mean(&values), stats::iqm(&values)) };
+        let (mean, iqm) =
+            if values.is_empty() { (f64::NAN, f64::NAN) } else { (stats::mean(&values), stats::iqm(&values)) };
         ArmValues { values, mean, iqm }
     }
 }
@@ -157,7 +158,11 @@ pub fn compare(
     seed: u64,
 ) -> MetricStat {
     let (transfer, scratch) = (ArmValues::new(t), ArmValues::new(s));
-    let (better, worse) = if metric.lower_is_better() { (&scratch.values, &transfer.values) } else { (&transfer.values, &scratch.values) };
+    let (better, worse) = if metric.lower_is_better() {
+        (&scratch.values, &transfer.values)
+    } else {
+        (&transfer.values, &scratch.values)
+    };
     let enough = finished.0 >= MIN_SEEDS && finished.1 >= MIN_SEEDS;
     let levels = groups.map(|(gt, gs)| {
         let (gb, gw) = if metric.lower_is_better() { (gs, gt) } else { (gt, gs) };

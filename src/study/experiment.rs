@@ -206,7 +206,10 @@ impl Experiment {
         let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
         let experiment: Experiment = ron_options().from_str(&text).map_err(|e| err(describe_ron_error(&e)))?;
         if experiment.version != VERSION {
-            return Err(err(format!("field `version`: {} is not a version this headstart reads ({VERSION})", experiment.version)));
+            return Err(err(format!(
+                "field `version`: {} is not a version this headstart reads ({VERSION})",
+                experiment.version
+            )));
         }
         Ok(experiment)
     }
@@ -275,7 +278,10 @@ impl Experiment {
                 return bad("source.seeds", "lists a seed twice");
             }
             if p.seeds.len() as u64 > self.seeds {
-                return bad("source.seeds", "lists more sources than the experiment has seeds (each source needs a target seed)");
+                return bad(
+                    "source.seeds",
+                    "lists more sources than the experiment has seeds (each source needs a target seed)",
+                );
             }
         }
         if let Source::Pretrain(p) = &self.source {
@@ -334,7 +340,9 @@ impl Pretrain {
     pub fn task(&self) -> Result<Task, StudyError> {
         Ok(match &self.env {
             EnvRef::Env(spec) => Task::Env(spec.clone()),
-            EnvRef::Variant(path) => Task::Env(Variant::load(path).map_err(|e| StudyError::SourceEnv { message: e.to_string() })?.env),
+            EnvRef::Variant(path) => {
+                Task::Env(Variant::load(path).map_err(|e| StudyError::SourceEnv { message: e.to_string() })?.env)
+            }
             EnvRef::Mixture(mix) if mix.variants.is_empty() => {
                 return Err(StudyError::SourceEnv { message: "the mixture lists no variant".into() });
             }
@@ -351,15 +359,15 @@ impl Pretrain {
     pub fn agent_config(&self) -> Result<AgentConfig, StudyError> {
         let explicit = self.config.clone().map(|c| (c, "source.config".to_string()));
         let id = self.env_id().unwrap_or_default();
-        presets::resolve(self.algorithm, explicit, self.preset.as_deref(), &id)
-            .map(|r| r.config)
-            .map_err(|e| match e {
-                presets::PresetError::AlgorithmMismatch { config, algo } => StudyError::SourceConfig {
-                    field: "source.config",
-                    message: format!("a {config} configuration, but source.algorithm is {algo}"),
-                },
-                e @ presets::PresetError::UnknownPreset { .. } => StudyError::SourceConfig { field: "source.preset", message: e.to_string() },
-            })
+        presets::resolve(self.algorithm, explicit, self.preset.as_deref(), &id).map(|r| r.config).map_err(|e| match e {
+            presets::PresetError::AlgorithmMismatch { config, algo } => StudyError::SourceConfig {
+                field: "source.config",
+                message: format!("a {config} configuration, but source.algorithm is {algo}"),
+            },
+            e @ presets::PresetError::UnknownPreset { .. } => {
+                StudyError::SourceConfig { field: "source.preset", message: e.to_string() }
+            }
+        })
     }
 }
 

@@ -77,7 +77,12 @@ where
             .label(format!("{} (n = {})", c.arm, c.finished))
             .legend(move |(x, y)| PathElement::new([(x, y), (x + 18, y)], col.stroke_width(2)));
     }
-    chart.configure_series_labels().position(SeriesLabelPosition::LowerRight).background_style(WHITE.mix(0.7)).border_style(BLACK.mix(0.3)).draw()?;
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::LowerRight)
+        .background_style(WHITE.mix(0.7))
+        .border_style(BLACK.mix(0.3))
+        .draw()?;
     area.present()?;
     Ok(())
 }
@@ -125,7 +130,11 @@ where
             .y_labels(n)
             .y_label_formatter(&|y| {
                 let i = y.round();
-                if (y - i).abs() < 1e-6 && i >= 0.0 { names.get(i as usize).cloned().unwrap_or_default() } else { String::new() }
+                if (y - i).abs() < 1e-6 && i >= 0.0 {
+                    names.get(i as usize).cloned().unwrap_or_default()
+                } else {
+                    String::new()
+                }
             })
             .light_line_style(WHITE.mix(0.0))
             .draw()?;
@@ -155,16 +164,30 @@ where
 {
     area.fill(&WHITE)?;
     let Some(first) = summary.aggregate.first() else { return Ok(()) };
-    let all: Vec<f64> = summary.aggregate.iter().flat_map(|a| a.scores.0.iter().chain(&a.scores.1)).copied().filter(|v| v.is_finite()).collect();
+    let all: Vec<f64> = summary
+        .aggregate
+        .iter()
+        .flat_map(|a| a.scores.0.iter().chain(&a.scores.1))
+        .copied()
+        .filter(|v| v.is_finite())
+        .collect();
     let lo = all.iter().copied().fold(f64::INFINITY, f64::min).min(0.0);
     let hi = all.iter().copied().fold(f64::NEG_INFINITY, f64::max).max(1.0);
     let mut chart = ChartBuilder::on(area)
-        .caption(format!("{}: performance profile across targets ({})", summary.experiment, first.metric), ("sans-serif", 18))
+        .caption(
+            format!("{}: performance profile across targets ({})", summary.experiment, first.metric),
+            ("sans-serif", 18),
+        )
         .margin(10)
         .x_label_area_size(40)
         .y_label_area_size(50)
         .build_cartesian_2d(lo..hi, 0f64..1.02)?;
-    chart.configure_mesh().x_desc("normalised score τ").y_desc("fraction of runs > τ").light_line_style(WHITE.mix(0.0)).draw()?;
+    chart
+        .configure_mesh()
+        .x_desc("normalised score τ")
+        .y_desc("fraction of runs > τ")
+        .light_line_style(WHITE.mix(0.0))
+        .draw()?;
     let steps = 200;
     let line = |scores: &[f64]| -> Vec<(f64, f64)> {
         (0..=steps)
@@ -185,7 +208,12 @@ where
             .label(a.strategy.clone())
             .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], c.stroke_width(2)));
     }
-    chart.configure_series_labels().position(SeriesLabelPosition::UpperRight).background_style(WHITE.mix(0.7)).border_style(BLACK.mix(0.3)).draw()?;
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperRight)
+        .background_style(WHITE.mix(0.7))
+        .border_style(BLACK.mix(0.3))
+        .draw()?;
     area.present()?;
     Ok(())
 }
@@ -204,22 +232,29 @@ pub struct Figures {
 /// Writes every figure of `summary` into `out`.
 pub fn draw(out: &Path, summary: &Summary) -> Result<Figures, StudyError> {
     let mut figures = Figures::default();
-    let err = |name: &str, e: Box<dyn std::error::Error>| StudyError::Figure { path: out.join(name), message: e.to_string() };
+    let err =
+        |name: &str, e: Box<dyn std::error::Error>| StudyError::Figure { path: out.join(name), message: e.to_string() };
     for t in 0..summary.targets.len() {
         let stem = format!("curves-{}", file_safe(&summary.targets[t].key));
         let png = format!("{stem}.png");
-        curves(&BitMapBackend::new(&out.join(&png), (960, 600)).into_drawing_area(), summary, t).map_err(|e| err(&png, e))?;
+        curves(&BitMapBackend::new(&out.join(&png), (960, 600)).into_drawing_area(), summary, t)
+            .map_err(|e| err(&png, e))?;
         let svg = format!("{stem}.svg");
-        curves(&SVGBackend::new(&out.join(&svg), (960, 600)).into_drawing_area(), summary, t).map_err(|e| err(&svg, e))?;
+        curves(&SVGBackend::new(&out.join(&svg), (960, 600)).into_drawing_area(), summary, t)
+            .map_err(|e| err(&svg, e))?;
         figures.curves.push(png);
     }
     let size = (1200, 60 + 260 * summary.targets.len() as u32);
-    metrics(&BitMapBackend::new(&out.join("metrics.png"), size).into_drawing_area(), summary).map_err(|e| err("metrics.png", e))?;
-    metrics(&SVGBackend::new(&out.join("metrics.svg"), size).into_drawing_area(), summary).map_err(|e| err("metrics.svg", e))?;
+    metrics(&BitMapBackend::new(&out.join("metrics.png"), size).into_drawing_area(), summary)
+        .map_err(|e| err("metrics.png", e))?;
+    metrics(&SVGBackend::new(&out.join("metrics.svg"), size).into_drawing_area(), summary)
+        .map_err(|e| err("metrics.svg", e))?;
     figures.metrics = "metrics.png".into();
     if !summary.aggregate.is_empty() {
-        profile(&BitMapBackend::new(&out.join("profile.png"), (900, 560)).into_drawing_area(), summary).map_err(|e| err("profile.png", e))?;
-        profile(&SVGBackend::new(&out.join("profile.svg"), (900, 560)).into_drawing_area(), summary).map_err(|e| err("profile.svg", e))?;
+        profile(&BitMapBackend::new(&out.join("profile.png"), (900, 560)).into_drawing_area(), summary)
+            .map_err(|e| err("profile.png", e))?;
+        profile(&SVGBackend::new(&out.join("profile.svg"), (900, 560)).into_drawing_area(), summary)
+            .map_err(|e| err("profile.svg", e))?;
         figures.profile = "profile.png".into();
     }
     Ok(figures)

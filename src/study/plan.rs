@@ -143,7 +143,8 @@ impl<'e> Plan<'e> {
     /// Every (target, arm, seed) of the study, target by target, arm by arm.
     pub fn units(&self) -> impl Iterator<Item = (&TargetInfo, &Arm, u64)> {
         let seeds = self.experiment.seeds;
-        self.targets.iter().flat_map(move |t| self.arms.iter().flat_map(move |a| (0..seeds).map(move |seed| (t, a, seed))))
+        self.targets
+            .iter()
+            .flat_map(move |t| self.arms.iter().flat_map(move |a| (0..seeds).map(move |seed| (t, a, seed))))
     }
 }
-

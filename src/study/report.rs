@@ -8,14 +8,19 @@ use std::path::Path;
 use crate::util::{to_ron, write_atomic};
 
 use super::StudyError;
+use super::decision::Correction;
 use super::experiment::Experiment;
 use super::figures::{self, Figures};
 use super::records::{UnitResult, evaluations_csv};
-use super::decision::Correction;
 use super::summary::{Comparison, Metric, MetricStat, Summary, Verdict};
 
 /// Writes the evaluations (CSV), the summary (RON and JSON), the figures and the report.
-pub fn write_outputs(out: &Path, experiment: &Experiment, summary: &Summary, units: &[UnitResult]) -> Result<(), StudyError> {
+pub fn write_outputs(
+    out: &Path,
+    experiment: &Experiment,
+    summary: &Summary,
+    units: &[UnitResult],
+) -> Result<(), StudyError> {
     write_atomic(&out.join("evaluations.csv"), evaluations_csv(units))?;
     write_atomic(&out.join("summary.ron"), to_ron(summary))?;
     write_atomic(&out.join("summary.json"), serde_json::to_string_pretty(summary).map_err(StudyError::Json)?)?;
@@ -88,13 +93,23 @@ pub fn aggregate_table(summary: &Summary) -> String {
     if summary.aggregate.is_empty() {
         return out;
     }
-    let _ = writeln!(out, "| strategy | score | transfer IQM | scratch IQM | difference [95 % stratified bootstrap] | P(improve) |");
+    let _ = writeln!(
+        out,
+        "| strategy | score | transfer IQM | scratch IQM | difference [95 % stratified bootstrap] | P(improve) |"
+    );
     let _ = writeln!(out, "|---|---|---|---|---|---|");
     for a in &summary.aggregate {
         let _ = writeln!(
             out,
             "| {} | {} | {:.3} | {:.3} | {:+.3} [{:+.3}, {:+.3}] | {:.2} |",
-            a.strategy, a.metric, a.transfer_iqm, a.scratch_iqm, a.difference.value, a.difference.ci95.0, a.difference.ci95.1, a.prob_improvement
+            a.strategy,
+            a.metric,
+            a.transfer_iqm,
+            a.scratch_iqm,
+            a.difference.value,
+            a.difference.ci95.0,
+            a.difference.ci95.1,
+            a.prob_improvement
         );
     }
     out
@@ -190,7 +205,16 @@ pub fn report_markdown(experiment: &Experiment, summary: &Summary, figures: &Fig
             t.env,
             t.threshold,
             t.random_return,
-            t.curves.iter().map(|c| format!("{} {} finished{}", c.arm, c.finished, if c.failed > 0 { format!(", {} failed", c.failed) } else { String::new() })).collect::<Vec<_>>().join("; ")
+            t.curves
+                .iter()
+                .map(|c| format!(
+                    "{} {} finished{}",
+                    c.arm,
+                    c.finished,
+                    if c.failed > 0 { format!(", {} failed", c.failed) } else { String::new() }
+                ))
+                .collect::<Vec<_>>()
+                .join("; ")
         );
         let _ = writeln!(
             out,
@@ -220,16 +244,29 @@ pub fn report_markdown(experiment: &Experiment, summary: &Summary, figures: &Fig
                 );
             }
         }
-        let levels: Vec<(&str, &MetricStat)> =
-            t.comparisons.iter().flat_map(|c| c.metrics.iter().filter(|m| m.levels.is_some()).map(move |m| (c.strategy.as_str(), m))).collect();
+        let levels: Vec<(&str, &MetricStat)> = t
+            .comparisons
+            .iter()
+            .flat_map(|c| c.metrics.iter().filter(|m| m.levels.is_some()).map(move |m| (c.strategy.as_str(), m)))
+            .collect();
         if !levels.is_empty() {
-            let _ = writeln!(out, "\n| strategy | metric | sources | sd of the difference between sources | sd within a source and arm |\n|---|---|---|---|---|");
+            let _ = writeln!(
+                out,
+                "\n| strategy | metric | sources | sd of the difference between sources | sd within a source and arm |\n|---|---|---|---|---|"
+            );
             for (strategy, m) in levels {
                 let l = m.levels.expect("filtered");
-                let _ = writeln!(out, "| {strategy} | {} | {} | {:.3} | {:.3} |", m.metric, l.sources, l.between_sources_sd, l.within_source_sd);
+                let _ = writeln!(
+                    out,
+                    "| {strategy} | {} | {} | {:.3} | {:.3} |",
+                    m.metric, l.sources, l.between_sources_sd, l.within_source_sd
+                );
             }
         }
-        let _ = writeln!(out, "\n| strategy | forward transfer (area) | speed-up to threshold | with source steps | power |\n|---|---|---|---|---|");
+        let _ = writeln!(
+            out,
+            "\n| strategy | forward transfer (area) | speed-up to threshold | with source steps | power |\n|---|---|---|---|---|"
+        );
         for c in &t.comparisons {
             let ft = c.forward_transfer.map_or_else(
                 || "not estimable (scratch's area is within 0.05 of solved)".to_string(),
@@ -239,7 +276,8 @@ pub fn report_markdown(experiment: &Experiment, summary: &Summary, figures: &Fig
                 "detects {:.3} ({}) with 80 % power at {} seeds (sd {:.3}, level {:.4})",
                 c.power.min_detectable, c.primary, c.power.seeds, c.power.sd, c.power.alpha
             );
-            let _ = writeln!(out, "| {} | {ft} | {} | {} | {power} |", c.strategy, c.speedup.text(), c.total_time.text());
+            let _ =
+                writeln!(out, "| {} | {ft} | {} | {} | {power} |", c.strategy, c.speedup.text(), c.total_time.text());
         }
         // The target's own figure, by position: never another target's whose key extends this one.
         if let Some(f) = figures.curves.get(ti) {

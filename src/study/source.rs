@@ -88,7 +88,13 @@ impl SourcePolicy {
 /// The source policies of `plan`: its loaded policy, or the pretrained ones (one per pretraining
 /// seed; each from the cache, or trained now). Target seed `k` uses source `k mod K`. `stop`
 /// interrupts pretraining.
-pub fn obtain(plan: &mut Plan<'_>, registry: &Registry, sources: &Path, quiet: bool, stop: &AtomicBool) -> Result<Vec<SourcePolicy>, StudyError> {
+pub fn obtain(
+    plan: &mut Plan<'_>,
+    registry: &Registry,
+    sources: &Path,
+    quiet: bool,
+    stop: &AtomicBool,
+) -> Result<Vec<SourcePolicy>, StudyError> {
     let experiment = plan.experiment;
     let p = match &experiment.source {
         Source::Policy(dir) => {
@@ -104,7 +110,8 @@ pub fn obtain(plan: &mut Plan<'_>, registry: &Registry, sources: &Path, quiet: b
     for replicate in p.replicates() {
         let key = sha256(format!("{}\n{}", env!("CARGO_PKG_VERSION"), to_ron(&replicate)).as_bytes());
         let task = replicate.task()?;
-        let dir = sources.join(format!("{}-{}-{}", replicate.algorithm.name(), file_safe(&task.nominal().id), &key[..16]));
+        let dir =
+            sources.join(format!("{}-{}-{}", replicate.algorithm.name(), file_safe(&task.nominal().id), &key[..16]));
         if let Ok(loaded) = checkpoint::load(&dir) {
             if !quiet {
                 eprintln!("source: cached {}", dir.display());
@@ -126,7 +133,14 @@ pub fn obtain(plan: &mut Plan<'_>, registry: &Registry, sources: &Path, quiet: b
 }
 
 /// Trains one source of `experiment` (the single-seed spec `p`) and saves it into `dir`.
-fn pretrain(experiment: &Experiment, p: &Pretrain, registry: &Registry, dir: &Path, quiet: bool, stop: &AtomicBool) -> Result<(), StudyError> {
+fn pretrain(
+    experiment: &Experiment,
+    p: &Pretrain,
+    registry: &Registry,
+    dir: &Path,
+    quiet: bool,
+    stop: &AtomicBool,
+) -> Result<(), StudyError> {
     let task = p.task()?;
     let config = p.agent_config()?;
     let source_env = |e: crate::env::EnvError| StudyError::SourceEnv { message: e.to_string() };
@@ -148,7 +162,8 @@ fn pretrain(experiment: &Experiment, p: &Pretrain, registry: &Registry, dir: &Pa
         return Err(StudyError::PretrainInterrupted);
     }
     let mut eval_env = registry.make(task.nominal()).map_err(source_env)?;
-    let eval = crate::agent::evaluate(agent.as_ref(), eval_env.as_mut(), 20, true, 1_000_000 + p.seed).map_err(source_env)?;
+    let eval =
+        crate::agent::evaluate(agent.as_ref(), eval_env.as_mut(), 20, true, 1_000_000 + p.seed).map_err(source_env)?;
     let produced_by = format!("headstart run (the source of experiment {:?})", experiment.name);
     crate::agent::train::save_run(agent.as_ref(), &task, (&obs, &act), Some(eval), &curve, produced_by, dir)?;
     Ok(())

@@ -114,11 +114,8 @@ pub fn mann_whitney_p(x: &[f64], y: &[f64]) -> f64 {
     // Tie correction: Σ (t³ - t) over groups of equal values.
     all.dedup_by(|a, b| a == b);
     let joint = [x, y].concat();
-    let tie_term: f64 = all
-        .iter()
-        .map(|v| joint.iter().filter(|w| *w == v).count() as f64)
-        .map(|t| t * t * t - t)
-        .sum();
+    let tie_term: f64 =
+        all.iter().map(|v| joint.iter().filter(|w| *w == v).count() as f64).map(|t| t * t * t - t).sum();
     let n = (n1 + n2) as f64;
     let mu = (n1 * n2) as f64 / 2.0;
     let s = ((n1 * n2) as f64 / 12.0 * ((n + 1.0) - tie_term / (n * (n - 1.0)))).sqrt();

@@ -27,10 +27,10 @@ use serde::{Deserialize, Serialize};
 use super::aggregate::{self, AggregateRow};
 use super::decision::{self, Correction};
 pub use super::decision::{ArmValues, MetricStat, Verdict};
-pub use super::scores::Metric;
 use super::experiment::Experiment;
 use super::plan::{ArmId, TargetInfo, arms};
 use super::records::{UnitResult, UnitStatus};
+pub use super::scores::Metric;
 use super::scores::{self, Scores};
 use super::source::SourceRecord;
 use super::stats;
@@ -249,7 +249,12 @@ pub struct Summary {
 /// Summarises the units of an experiment: per target, each arm's mean curve and each strategy
 /// against scratch; then the headlines' correction and the aggregate. `source` names the source
 /// and its training steps (for the total time).
-pub fn summarize(experiment: &Experiment, infos: &[TargetInfo], units: &[UnitResult], source: &SourceRecord) -> Summary {
+pub fn summarize(
+    experiment: &Experiment,
+    infos: &[TargetInfo],
+    units: &[UnitResult],
+    source: &SourceRecord,
+) -> Summary {
     let arms = arms(experiment);
     let primary = experiment.primary;
     let mut failures = Vec::new();
@@ -264,7 +269,11 @@ pub fn summarize(experiment: &Experiment, infos: &[TargetInfo], units: &[UnitRes
                 failures.push(format!("{} {} seed {}: {e}", u.target, u.arm, u.seed));
             }
         }
-        let curves = arms.iter().enumerate().map(|(ai, arm)| curve(experiment, &of_target().collect::<Vec<_>>(), &arm.id, ti, ai)).collect();
+        let curves = arms
+            .iter()
+            .enumerate()
+            .map(|(ai, arm)| curve(experiment, &of_target().collect::<Vec<_>>(), &arm.id, ti, ai))
+            .collect();
         let scores_of = |arm: &ArmId| -> Vec<Scores> {
             of_target().filter(|u| &u.arm == arm).map(|u| scores::score(u, info, experiment)).collect()
         };
@@ -288,7 +297,11 @@ pub fn summarize(experiment: &Experiment, infos: &[TargetInfo], units: &[UnitRes
         });
     }
     let family = correct_headlines(&mut targets, primary);
-    let aggregate = if infos.len() > 1 { aggregate::aggregate(experiment, &arms[1..].iter().map(|a| a.id.to_string()).collect::<Vec<_>>(), &scored) } else { Vec::new() };
+    let aggregate = if infos.len() > 1 {
+        aggregate::aggregate(experiment, &arms[1..].iter().map(|a| a.id.to_string()).collect::<Vec<_>>(), &scored)
+    } else {
+        Vec::new()
+    };
     Summary {
         experiment: experiment.name.clone(),
         source: source.name.clone(),
@@ -318,11 +331,16 @@ fn curve(experiment: &Experiment, units: &[&UnitResult], arm: &ArmId, ti: usize,
     };
     let mut rng = StdRng::seed_from_u64((ti * 1000 + ai) as u64);
     for g in scores::grid(experiment) {
-        let values: Vec<f64> = runs.iter().filter_map(|u| u.evals.iter().find(|e| e.nominal == g).map(|e| e.mean)).collect();
+        let values: Vec<f64> =
+            runs.iter().filter_map(|u| u.evals.iter().find(|e| e.nominal == g).map(|e| e.mean)).collect();
         if values.is_empty() {
             continue;
         }
-        let (low, high) = if values.len() > 1 { stats::bootstrap_ci(&values, stats::mean, 2000, &mut rng) } else { (values[0], values[0]) };
+        let (low, high) = if values.len() > 1 {
+            stats::bootstrap_ci(&values, stats::mean, 2000, &mut rng)
+        } else {
+            (values[0], values[0])
+        };
         curve.steps.push(g);
         curve.mean.push(stats::mean(&values));
         curve.low.push(low);
@@ -342,7 +360,14 @@ fn median_time(scores: &[Scores]) -> Option<f64> {
 }
 
 /// One strategy against scratch, before the study-wide correction of its headline.
-fn compare(experiment: &Experiment, arm: &ArmId, transfer: &[Scores], scratch: &[Scores], source: &SourceRecord, seed: u64) -> Comparison {
+fn compare(
+    experiment: &Experiment,
+    arm: &ArmId,
+    transfer: &[Scores],
+    scratch: &[Scores],
+    source: &SourceRecord,
+    seed: u64,
+) -> Comparison {
     let source_steps = source.steps;
     // With several sources, each value's source: seed k used source k mod K.
     let k = source.count();
@@ -356,7 +381,17 @@ fn compare(experiment: &Experiment, arm: &ArmId, transfer: &[Scores], scratch: &
     let mut metrics: Vec<MetricStat> = Metric::ALL
         .iter()
         .enumerate()
-        .map(|(i, &m)| decision::compare(m, values(transfer, m), values(scratch, m), counts, groups, experiment.resamples, seed * 10 + i as u64))
+        .map(|(i, &m)| {
+            decision::compare(
+                m,
+                values(transfer, m),
+                values(scratch, m),
+                counts,
+                groups,
+                experiment.resamples,
+                seed * 10 + i as u64,
+            )
+        })
         .collect();
     // The other metrics are one family per comparison.
     let primary = experiment.primary;
@@ -368,13 +403,28 @@ fn compare(experiment: &Experiment, arm: &ArmId, transfer: &[Scores], scratch: &
     Comparison {
         strategy: arm.to_string(),
         primary: primary.name().into(),
-        forward_transfer: forward_transfer(&values(transfer, Metric::Area), &values(scratch, Metric::Area), area, experiment.resamples, &mut rng),
-        reached: (transfer.iter().filter(|s| s.time.is_some()).count(), scratch.iter().filter(|s| s.time.is_some()).count()),
+        forward_transfer: forward_transfer(
+            &values(transfer, Metric::Area),
+            &values(scratch, Metric::Area),
+            area,
+            experiment.resamples,
+            &mut rng,
+        ),
+        reached: (
+            transfer.iter().filter(|s| s.time.is_some()).count(),
+            scratch.iter().filter(|s| s.time.is_some()).count(),
+        ),
         runs: (transfer.len(), scratch.len()),
         failed,
         unreliable: failed.0 * scratch.len() != failed.1 * transfer.len(),
         speedup: Speedup::of(median_time(transfer), median_time(scratch), censored),
-        total_time: TotalTime::of(median_time(transfer), median_time(scratch), source_steps as f64, experiment.budget as f64, censored),
+        total_time: TotalTime::of(
+            median_time(transfer),
+            median_time(scratch),
+            source_steps as f64,
+            experiment.budget as f64,
+            censored,
+        ),
         verdict: Verdict::Inconclusive,
         notes: Vec::new(),
         // Set with the study's family by `correct_headlines`.
@@ -385,13 +435,21 @@ fn compare(experiment: &Experiment, arm: &ArmId, transfer: &[Scores], scratch: &
 
 /// Forward transfer on mean areas with a bootstrap interval; `None` when scratch's area leaves
 /// less than 0.05 of room below solved, or an arm has no runs.
-fn forward_transfer(t: &[f64], s: &[f64], (a_t, a_s): (f64, f64), resamples: usize, rng: &mut StdRng) -> Option<Interval> {
+fn forward_transfer(
+    t: &[f64],
+    s: &[f64],
+    (a_t, a_s): (f64, f64),
+    resamples: usize,
+    rng: &mut StdRng,
+) -> Option<Interval> {
     let room = |a_s: f64| 1.0 - a_s;
     if t.is_empty() || s.is_empty() || room(a_s) < 0.05 {
         return None;
     }
     let ratio = |a_t: f64, a_s: f64| (a_t - a_s) / room(a_s).max(0.05);
-    let draw = |x: &[f64], rng: &mut StdRng| -> f64 { stats::mean(&(0..x.len()).map(|_| x[rand::Rng::random_range(rng, 0..x.len())]).collect::<Vec<_>>()) };
+    let draw = |x: &[f64], rng: &mut StdRng| -> f64 {
+        stats::mean(&(0..x.len()).map(|_| x[rand::Rng::random_range(rng, 0..x.len())]).collect::<Vec<_>>())
+    };
     let mut samples: Vec<f64> = (0..resamples).map(|_| ratio(draw(t, rng), draw(s, rng))).collect();
     samples.sort_by(f64::total_cmp);
     let q = |p: f64| samples[((samples.len() - 1) as f64 * p).round() as usize];
@@ -402,7 +460,8 @@ fn forward_transfer(t: &[f64], s: &[f64], (a_t, a_s): (f64, f64), resamples: usi
 /// `family` headlines.
 fn power(primary: &MetricStat, seeds: usize, family: usize) -> Power {
     let (t, s) = (&primary.transfer.values, &primary.scratch.values);
-    let sd = if t.len() > 1 && s.len() > 1 { ((stats::variance(t) + stats::variance(s)) / 2.0).sqrt() } else { f64::NAN };
+    let sd =
+        if t.len() > 1 && s.len() > 1 { ((stats::variance(t) + stats::variance(s)) / 2.0).sqrt() } else { f64::NAN };
     let alpha = decision::ALPHA / family.max(1) as f64;
     let observed = primary.difference.abs();
     Power {

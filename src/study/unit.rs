@@ -69,17 +69,35 @@ pub fn run_unit(unit: &Unit<'_>, cx: &UnitContext<'_>) -> Result<(UnitResult, Cu
         let (mut agent, r) = {
             let policy = &cx.sources[(unit.seed % cx.sources.len() as u64) as usize];
             let source = policy.lock();
-            crate::transfer::prepare(registry, &source, &policy.record.name, &target.env, &unit.arm.strategy, target.map.as_ref(), unit.seed)
-                .map_err(failed)?
+            crate::transfer::prepare(
+                registry,
+                &source,
+                &policy.record.name,
+                &target.env,
+                &unit.arm.strategy,
+                target.map.as_ref(),
+                unit.seed,
+            )
+            .map_err(failed)?
         };
         report = Some(r);
         let ev = &experiment.eval;
         let mut eval_env = registry.make(&target.env).map_err(failed)?;
         let mut evaluate = |agent: &dyn Agent, nominal: u64| -> Result<EvalPoint, Halt> {
-            let stats = crate::agent::evaluate(agent, eval_env.as_mut(), ev.episodes, ev.deterministic, 1_000_000 + 10_000 * unit.seed)
-                .map_err(failed)?;
+            let stats = crate::agent::evaluate(
+                agent,
+                eval_env.as_mut(),
+                ev.episodes,
+                ev.deterministic,
+                1_000_000 + 10_000 * unit.seed,
+            )
+            .map_err(failed)?;
             if !stats.mean.is_finite() {
-                return Err(Halt::Failed(format!("diverged: the evaluation return is {} at step {}", stats.mean, agent.steps())));
+                return Err(Halt::Failed(format!(
+                    "diverged: the evaluation return is {} at step {}",
+                    stats.mean,
+                    agent.steps()
+                )));
             }
             Ok(EvalPoint { step: agent.steps(), nominal, mean: stats.mean, std: stats.std })
         };
@@ -93,13 +111,17 @@ pub fn run_unit(unit: &Unit<'_>, cx: &UnitContext<'_>) -> Result<(UnitResult, Cu
             let outcome = agent
                 .learn(&mut envs, budget, &mut |event| {
                     match event {
-                        Event::Episode { step, episode } => curve.episodes.push(EpisodeRecord { step, ret: episode.ret, len: episode.len }),
+                        Event::Episode { step, episode } => {
+                            curve.episodes.push(EpisodeRecord { step, ret: episode.ret, len: episode.len })
+                        }
                         Event::Progress { step } => {
                             cx.steps_done.fetch_add(step - last, Ordering::Relaxed);
                             last = step;
                             due |= step >= next;
                         }
-                        Event::Checkpoint { .. } if due || stop.load(Ordering::SeqCst) => return std::ops::ControlFlow::Break(()),
+                        Event::Checkpoint { .. } if due || stop.load(Ordering::SeqCst) => {
+                            return std::ops::ControlFlow::Break(());
+                        }
                         Event::Checkpoint { .. } => {}
                     }
                     std::ops::ControlFlow::Continue(())
@@ -132,7 +154,11 @@ pub fn run_unit(unit: &Unit<'_>, cx: &UnitContext<'_>) -> Result<(UnitResult, Cu
         Ok(Err(Halt::Failed(message))) => UnitStatus::Failed(message),
         Err(panic) => UnitStatus::Failed(format!(
             "panicked: {}",
-            panic.downcast_ref::<String>().cloned().or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string())).unwrap_or_default()
+            panic
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_default()
         )),
     };
     let result = UnitResult {

@@ -5,9 +5,9 @@
 
 use rand::SeedableRng;
 
+use crate::agent::AgentConfig;
 use crate::agent::checkpoint::{CheckpointError, Loaded};
 use crate::agent::train::Task;
-use crate::agent::AgentConfig;
 use crate::env::{EnvSpec, Registry, Transform};
 use crate::transfer::Strategy;
 
@@ -107,7 +107,9 @@ pub(crate) fn check(experiment: &Experiment, registry: &Registry) -> Result<Chec
     // A stand-in source: the policy itself, or an untrained agent of the pretrain config.
     let standin = match (&experiment.source, policy.take()) {
         (Source::Policy(_), Some(loaded)) => loaded.map_err(|e| StudyError::Source { message: e.to_string() })?,
-        (Source::Policy(dir), None) => crate::agent::checkpoint::load(dir).map_err(|e| StudyError::Source { message: e.to_string() })?,
+        (Source::Policy(dir), None) => {
+            crate::agent::checkpoint::load(dir).map_err(|e| StudyError::Source { message: e.to_string() })?
+        }
         (Source::Pretrain(p), _) => {
             let task = p.task()?;
             let source_env = |e: &dyn std::fmt::Display| StudyError::SourceEnv { message: e.to_string() };
@@ -119,15 +121,20 @@ pub(crate) fn check(experiment: &Experiment, registry: &Registry) -> Result<Chec
             let agent = config
                 .build(env.observation_space(), env.action_space(), p.seed)
                 .map_err(|e| StudyError::Source { message: e.to_string() })?;
-            let card = standin_card(&config, task.nominal(), env.observation_space(), env.action_space(), agent.as_ref());
+            let card =
+                standin_card(&config, task.nominal(), env.observation_space(), env.action_space(), agent.as_ref());
             Loaded { card, agent }
         }
     };
     for (index, target) in targets.iter().enumerate() {
         for strategy in std::iter::once(Strategy::scratch()).chain(experiment.strategies.iter().cloned()) {
-            crate::transfer::prepare(registry, &standin, "source", &target.env, &strategy, target.map.as_ref(), 0).map_err(|source| {
-                StudyError::Transfer { index, key: target.key.to_string(), strategy: strategy.label(), error: Box::new(source) }
-            })?;
+            crate::transfer::prepare(registry, &standin, "source", &target.env, &strategy, target.map.as_ref(), 0)
+                .map_err(|source| StudyError::Transfer {
+                    index,
+                    key: target.key.to_string(),
+                    strategy: strategy.label(),
+                    error: Box::new(source),
+                })?;
         }
     }
     let policy = matches!(experiment.source, Source::Policy(_)).then_some(standin);
@@ -167,5 +174,6 @@ fn random_return(registry: &Registry, spec: &EnvSpec) -> Result<f64, StudyError>
     let env_error = |error| StudyError::RandomReturn { env: spec.to_string(), error };
     let mut env = registry.make(spec).map_err(env_error)?;
     let mut rng = rand::rngs::StdRng::seed_from_u64(0);
-    crate::env::random_policy_return(env.as_mut(), &spec.to_string(), (0..100).map(|i| 2_000_000 + i), &mut rng).map_err(env_error)
+    crate::env::random_policy_return(env.as_mut(), &spec.to_string(), (0..100).map(|i| 2_000_000 + i), &mut rng)
+        .map_err(env_error)
 }

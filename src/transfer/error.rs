@@ -103,4 +103,3 @@ pub enum TransferError {
 fn did_you_mean(s: &Option<String>) -> String {
     s.as_ref().map(|s| format!(" (did you mean {s:?}?)")).unwrap_or_default()
 }
-

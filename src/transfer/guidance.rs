@@ -9,7 +9,11 @@ use crate::agent::Agent;
 
 /// Gives the target a frozen copy of its actor (as the source left it) to distil from, when the
 /// strategy asks for it.
-pub(super) fn install_teacher(target: &mut dyn Agent, strategy: &Strategy, report: &mut TransferReport) -> Result<(), TransferError> {
+pub(super) fn install_teacher(
+    target: &mut dyn Agent,
+    strategy: &Strategy,
+    report: &mut TransferReport,
+) -> Result<(), TransferError> {
     if let Some(distill) = strategy.distill {
         target.set_teacher(distill)?;
         report.state.push(format!(
@@ -23,7 +27,13 @@ pub(super) fn install_teacher(target: &mut dyn Agent, strategy: &Strategy, repor
 /// Installs the learning-rate scales, freezes and anchors in every optimiser of the target, and
 /// writes them into the report's rows. `copied` are the parameters that took the source's
 /// values, `frozen` the ones the strategy freezes.
-pub(super) fn install(target: &mut dyn Agent, strategy: &Strategy, copied: &[String], frozen: &[String], report: &mut TransferReport) {
+pub(super) fn install(
+    target: &mut dyn Agent,
+    strategy: &Strategy,
+    copied: &[String],
+    frozen: &[String],
+    report: &mut TransferReport,
+) {
     let scale_of = |n: &str| if copied.iter().any(|c| c == n) { strategy.lr_scale } else { 1.0 };
     for (_, opt) in target.optimizers() {
         if strategy.lr_scale != 1.0 {

@@ -121,9 +121,13 @@ impl Map {
     fn action_index(&self, source_n: usize, target_n: usize) -> Result<Option<&[Option<usize>]>, MapError> {
         let Some(actions) = &self.actions else { return Ok(None) };
         if actions.len() != target_n {
-            return Err(MapError(format!("map.actions lists {} target actions; the target has {target_n}", actions.len())));
+            return Err(MapError(format!(
+                "map.actions lists {} target actions; the target has {target_n}",
+                actions.len()
+            )));
         }
-        if let Some((t, s)) = actions.iter().enumerate().find_map(|(t, s)| s.filter(|&s| s >= source_n).map(|s| (t, s))) {
+        if let Some((t, s)) = actions.iter().enumerate().find_map(|(t, s)| s.filter(|&s| s >= source_n).map(|s| (t, s)))
+        {
             return Err(MapError(format!("map.actions[{t}] = {s}: the source has actions 0..{source_n}")));
         }
         Ok(Some(actions))
@@ -133,7 +137,8 @@ impl Map {
     pub fn touches(&self, axes: Axes) -> bool {
         let obs = |a: Axis| matches!(a, Axis::Obs | Axis::ObsAction);
         let act = |a: Axis| matches!(a, Axis::Action | Axis::ObsAction);
-        (self.obs.is_some() && (obs(axes.rows) || obs(axes.cols))) || (self.actions.is_some() && (act(axes.rows) || act(axes.cols)))
+        (self.obs.is_some() && (obs(axes.rows) || obs(axes.cols)))
+            || (self.actions.is_some() && (act(axes.rows) || act(axes.cols)))
     }
 
     /// Carries the source tensor `source` into the target's shape through the map. `fresh` is
@@ -173,7 +178,8 @@ impl Map {
                 check_len(fresh, dim, obs_t + act_t, "target observation features and actions")?;
                 let obs_part = self.map_obs(&t.narrow(dim, 0, obs_s as i64), dim, obs_s, obs_t)?;
                 let fresh_act = fresh.narrow(dim, obs_t as i64, act_t as i64);
-                let act_part = self.map_actions(&t.narrow(dim, obs_s as i64, act_s as i64), dim, &fresh_act, act_s, act_t)?;
+                let act_part =
+                    self.map_actions(&t.narrow(dim, obs_s as i64, act_s as i64), dim, &fresh_act, act_s, act_t)?;
                 Ok(Tensor::cat(&[obs_part, act_part], dim))
             }
         }
@@ -193,7 +199,14 @@ impl Map {
         })
     }
 
-    fn map_actions(&self, t: &Tensor, dim: i64, fresh: &Tensor, source_n: usize, target_n: usize) -> Result<Tensor, MapError> {
+    fn map_actions(
+        &self,
+        t: &Tensor,
+        dim: i64,
+        fresh: &Tensor,
+        source_n: usize,
+        target_n: usize,
+    ) -> Result<Tensor, MapError> {
         check_len(t, dim, source_n, "actions")?;
         let Some(index) = self.action_index(source_n, target_n)? else { return Ok(t.shallow_clone()) };
         check_len(fresh, dim, target_n, "target actions")?;

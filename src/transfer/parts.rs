@@ -46,4 +46,3 @@ pub(super) fn select(field: &'static str, patterns: &[String], names: &[String])
     }
     Ok(names.iter().filter(|n| patterns.iter().any(|p| matches(p, n))).cloned().collect())
 }
-

@@ -113,8 +113,9 @@ impl TransferReport {
             })
             .collect();
         let header = ["parameter", "shape", "source", "fate", "frozen", "lr×"];
-        let widths: Vec<usize> =
-            (0..6).map(|i| rows.iter().map(|r| r[i].chars().count()).chain([header[i].len()]).max().unwrap_or(0)).collect();
+        let widths: Vec<usize> = (0..6)
+            .map(|i| rows.iter().map(|r| r[i].chars().count()).chain([header[i].len()]).max().unwrap_or(0))
+            .collect();
         let line = |cells: &[String]| {
             let padded: Vec<String> = cells.iter().zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect();
             padded.join("  ").trim_end().to_string() + "\n"

@@ -30,13 +30,15 @@ pub(super) fn carry_state(
         report.state.push("optimizer: fresh Adam moments".into());
     } else {
         let mut get = |name: &str| sources.get(name).map(Tensor::shallow_clone);
-        let carried: usize = target.optimizers().into_iter().map(|(prefix, opt)| opt.carry_state(prefix, copied, &mut get)).sum();
+        let carried: usize =
+            target.optimizers().into_iter().map(|(prefix, opt)| opt.carry_state(prefix, copied, &mut get)).sum();
         report.state.push(format!(
             "optimizer: {carried} Adam state tensors carried from the source (moments of the parameters copied as \
              they are, and step counts); the rest start at zero"
         ));
     }
-    let norm_names: Vec<&String> = live.keys().filter(|n| n.starts_with("obs_rms.") || n.starts_with("ret_rms.")).collect();
+    let norm_names: Vec<&String> =
+        live.keys().filter(|n| n.starts_with("obs_rms.") || n.starts_with("ret_rms.")).collect();
     if norm_names.is_empty() {
         // The target normalises nothing.
     } else if strategy.reset.obs_rms {
@@ -50,18 +52,16 @@ pub(super) fn carry_state(
             _ => None,
         };
         match index {
-            None => report.state.push(
-                "normalisers: fresh statistics (a linear map cannot carry per-feature statistics)".into(),
-            ),
+            None => report
+                .state
+                .push("normalisers: fresh statistics (a linear map cannot carry per-feature statistics)".into()),
             Some(index) => {
                 for name in &norm_names {
                     let src = &sources[*name];
                     if name.starts_with("obs_rms.") && !name.ends_with("count") {
                         let fill = if name.ends_with("mean") { 0.0 } else { 1.0 };
-                        let values: Vec<f64> = index
-                            .iter()
-                            .map(|s| s.map_or(fill, |s| src.double_value(&[s as i64])))
-                            .collect();
+                        let values: Vec<f64> =
+                            index.iter().map(|s| s.map_or(fill, |s| src.double_value(&[s as i64]))).collect();
                         write(name, &Tensor::from_slice(&values).to_kind(live[*name].kind()));
                     } else if let Some(src) = same(name) {
                         write(name, src);
@@ -86,12 +86,12 @@ pub(super) fn carry_state(
                     message: "is false, but the source checkpoint holds no replay buffer".into(),
                 });
             }
-            let n = buffer
-                .extend_from_state(&mut |n| found.get(n).map(Tensor::shallow_clone))
-                .map_err(|e| TransferError::Strategy {
+            let n = buffer.extend_from_state(&mut |n| found.get(n).map(Tensor::shallow_clone)).map_err(|e| {
+                TransferError::Strategy {
                     field: "reset.replay",
                     message: format!("is false, but the source's transitions do not fit the target's buffer: {e}"),
-                })?;
+                }
+            })?;
             report.state.push(format!("replay buffer: starts with the source's {n} transitions"));
         }
     }
@@ -104,4 +104,3 @@ pub(super) fn carry_state(
     }
     Ok(())
 }
-

@@ -163,9 +163,11 @@ impl Strategy {
             || self.l2_init > 0.0
             || self.distill.is_some();
         if !self.copy && transfer_only {
-            return bad("copy", "is false (scratch), so freeze, reinit, lr_scale, l2_init and distill have nothing to act on");
+            return bad(
+                "copy",
+                "is false (scratch), so freeze, reinit, lr_scale, l2_init and distill have nothing to act on",
+            );
         }
         Ok(())
     }
 }
-

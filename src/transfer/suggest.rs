@@ -103,6 +103,7 @@ pub fn rank(
     }
     ranked.sort_by(|a, b| b.stats.mean.total_cmp(&a.stats.mean));
     let seeds = (0..episodes as u64).map(|i| eval_seed + i);
-    let random_return = random_policy_return(env.as_mut(), &target.to_string(), seeds, &mut StdRng::seed_from_u64(seed))?;
+    let random_return =
+        random_policy_return(env.as_mut(), &target.to_string(), seeds, &mut StdRng::seed_from_u64(seed))?;
     Ok(Ranking { ranked, skipped, random_return })
 }

@@ -97,7 +97,8 @@ pub(super) fn copy(
 fn shape_hint(axes: Axes, spaces: Spaces) -> String {
     let (obs, act) = (spaces.obs, spaces.act);
     let obs_axis = matches!(axes.rows, Axis::Obs | Axis::ObsAction) || matches!(axes.cols, Axis::Obs | Axis::ObsAction);
-    let act_axis = matches!(axes.rows, Axis::Action | Axis::ObsAction) || matches!(axes.cols, Axis::Action | Axis::ObsAction);
+    let act_axis =
+        matches!(axes.rows, Axis::Action | Axis::ObsAction) || matches!(axes.cols, Axis::Action | Axis::ObsAction);
     if obs_axis && obs.0 != obs.1 {
         format!(
             "the source observes {} features and the target {}; declare a map (`obs: Index([...])`, one entry per \
