@@ -38,6 +38,7 @@ pub mod records;
 pub mod report;
 pub mod scores;
 pub mod source;
+pub mod speed;
 pub mod stats;
 pub mod summary;
 pub mod unit;
