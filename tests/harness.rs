@@ -394,3 +394,26 @@ fn a_study_with_three_source_seeds_reports_both_levels_of_variance() {
     assert_eq!(format!("{:?}", again.targets), format!("{:?}", summary.targets));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A threshold at or below what random actions score would turn every normalised score around:
+/// refused. A reward transform under the environment's default threshold gets a warning.
+#[test]
+fn thresholds_are_checked_against_the_random_policy() {
+    let head = r#"(version: 1, name: "x", source: Policy("policies/cartpole-ppo"), "#;
+    let e = invalid(&format!(
+        "{head} targets: [Env(id: \"CartPole-v1\")], budget: 100, eval: (every: 10), threshold: 15.0)"
+    ));
+    assert!(e.contains("field `threshold`") && e.contains("not above the random policy's return"), "{e}");
+    let mut experiment = smoke();
+    let mut spec = EnvSpec::new("CartPole-v1");
+    spec.transforms = vec![headstart::env::Transform::ScaleReward(100.0)];
+    experiment.targets = vec![headstart::study::experiment::Target::Env(spec)];
+    let e =
+        validate(&experiment, &Registry::builtin()).expect_err("random actions score ~2000 on rewards scaled by 100");
+    assert!(e.to_string().contains("not above the random policy's return"), "{e}");
+    let mut spec = EnvSpec::new("CartPole-v1");
+    spec.transforms = vec![headstart::env::Transform::ScaleReward(0.01)];
+    experiment.targets = vec![headstart::study::experiment::Target::Env(spec)];
+    let validated = validate(&experiment, &Registry::builtin()).unwrap();
+    assert!(validated.warnings.iter().any(|w| w.contains("ScaleReward")), "{:?}", validated.warnings);
+}
