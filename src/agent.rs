@@ -161,7 +161,7 @@ impl AgentConfig {
 
     /// The config as pretty RON.
     pub fn to_ron(&self) -> String {
-        ron_options().to_string_pretty(self, ron::ser::PrettyConfig::default()).expect("configs serialise")
+        crate::util::to_ron(self)
     }
 
     /// Builds the agent for these spaces.

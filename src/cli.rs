@@ -136,7 +136,7 @@ fn produced_by() -> String {
 }
 
 /// The last component of a path, for names in output.
-fn file_stem(path: &Path) -> String {
+fn file_name(path: &Path) -> String {
     path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "source".into())
 }
 

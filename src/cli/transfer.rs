@@ -96,13 +96,13 @@ pub(super) fn transfer(registry: &Registry, args: &TransferArgs) -> Result<()> {
                 .collect::<String>()
         };
         let target_name = if args.target.ends_with(".ron") {
-            super::file_stem(Path::new(&args.target)).replace(".ron", "")
+            super::file_name(Path::new(&args.target)).replace(".ron", "")
         } else {
             target.id.clone()
         };
         PathBuf::from(format!(
             "runs/transfer-{}-{}-{}-seed{}",
-            clean(&super::file_stem(&args.source)),
+            clean(&super::file_name(&args.source)),
             clean(&target_name),
             clean(&label),
             args.seed

@@ -216,7 +216,7 @@ impl Experiment {
 
     /// The experiment as RON (what a results folder's `experiment.ron` holds).
     pub fn to_ron(&self) -> String {
-        ron_options().to_string_pretty(self, ron::ser::PrettyConfig::default()).expect("experiments serialise")
+        crate::util::to_ron(self)
     }
 
     /// Checks the values that parsing cannot, naming the field.
