@@ -223,6 +223,10 @@ pub fn report(out: &Path) -> Result<Summary, StudyError> {
 fn legacy_source(experiment: &Experiment, units: &[UnitResult]) -> Result<SourceRecord, StudyError> {
     let (name, steps) = match &experiment.source {
         Source::Policy(dir) => (dir.display().to_string(), checkpoint::read_card(dir)?.steps),
+        Source::Policies(dirs) => {
+            let dir = dirs.first().ok_or_else(|| StudyError::field("source", "Policies lists no checkpoint"))?;
+            (dir.display().to_string(), checkpoint::read_card(dir)?.steps)
+        }
         Source::Pretrain(p) => ("pretrained".to_string(), p.steps),
     };
     let name = units.iter().find_map(|u| u.report.as_ref().map(|r| r.source.clone())).unwrap_or(name);

@@ -417,3 +417,26 @@ fn thresholds_are_checked_against_the_random_policy() {
     let validated = validate(&experiment, &Registry::builtin()).unwrap();
     assert!(validated.warnings.iter().any(|w| w.contains("ScaleReward")), "{:?}", validated.warnings);
 }
+
+/// A source may list several policies: seed k transfers from policy k mod K; policies that are
+/// not the same kind of agent are refused, naming the one at fault.
+#[test]
+fn a_study_may_list_several_source_policies() {
+    let dir = out("policies");
+    std::env::set_current_dir(root()).unwrap();
+    let text = r#"(version: 1, name: "policies", source: Policies(["policies/cartpole-ppo", "policies/cartpole-ppo-randomized"]),
+        targets: [Env(id: "CartPole-v1", params: {"length": 0.65})], seeds: 4, budget: 512, eval: (every: 512, episodes: 2),
+        resamples: 200)"#;
+    let experiment: Experiment = headstart::util::ron_options().from_str(text).unwrap();
+    let summary = run(&experiment, &Registry::builtin(), &dir);
+    assert_eq!(summary.sources, ["policies/cartpole-ppo", "policies/cartpole-ppo-randomized"]);
+    for u in study::read_units(&dir).unwrap().iter().filter(|u| u.arm.as_str() == "finetune") {
+        assert_eq!(u.report.as_ref().unwrap().source, summary.sources[(u.seed % 2) as usize], "seed {}", u.seed);
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    let e = invalid(
+        r#"(version: 1, name: "x", source: Policies(["policies/cartpole-ppo", "policies/acrobot-ppo"]),
+            targets: [Env(id: "CartPole-v1")], budget: 100, eval: (every: 10))"#,
+    );
+    assert!(e.contains("policies/acrobot-ppo") && e.contains("must share algorithm, network and spaces"), "{e}");
+}

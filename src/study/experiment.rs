@@ -100,6 +100,10 @@ fn default_resamples() -> usize {
 pub enum Source {
     /// A checkpoint folder, such as a shipped policy.
     Policy(PathBuf),
+    /// Several checkpoints of one source task (say, pretraining runs with other seeds): target
+    /// seed `k` transfers from policy `k mod K`, and verdicts test the per-source differences.
+    /// They must share algorithm and spaces.
+    Policies(Vec<PathBuf>),
     /// Pretrained by the harness (and cached by the hash of this spec).
     Pretrain(Box<Pretrain>),
 }
@@ -266,6 +270,22 @@ impl Experiment {
                 ),
             );
         }
+        if let Source::Policies(dirs) = &self.source {
+            if dirs.is_empty() {
+                return bad("source", "Policies lists no checkpoint");
+            }
+            if dirs.len() as u64 > self.seeds {
+                return bad(
+                    "source",
+                    "Policies lists more checkpoints than the experiment has seeds (each needs a target seed)",
+                );
+            }
+            let mut sorted = dirs.clone();
+            sorted.sort();
+            if sorted.windows(2).any(|w| w[0] == w[1]) {
+                return bad("source", "Policies lists a checkpoint twice");
+            }
+        }
         if let Source::Pretrain(p) = &self.source
             && !p.seeds.is_empty()
         {
@@ -322,6 +342,17 @@ impl Experiment {
             out.push(ResolvedTarget { key: TargetId::new(unique), env, map });
         }
         Ok(out)
+    }
+}
+
+impl Source {
+    /// The checkpoint folders of a `Policy` or `Policies` source (`None` for `Pretrain`).
+    pub fn policy_dirs(&self) -> Option<Vec<&PathBuf>> {
+        match self {
+            Source::Policy(dir) => Some(vec![dir]),
+            Source::Policies(dirs) => Some(dirs.iter().collect()),
+            Source::Pretrain(_) => None,
+        }
     }
 }
 

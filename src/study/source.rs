@@ -96,17 +96,20 @@ pub fn obtain(
     stop: &AtomicBool,
 ) -> Result<Vec<SourcePolicy>, StudyError> {
     let experiment = plan.experiment;
-    let p = match &experiment.source {
-        Source::Policy(dir) => {
-            let loaded = match plan.policy.take() {
-                Some(loaded) => loaded,
-                None => checkpoint::load(dir).map_err(|e| StudyError::Source { message: e.to_string() })?,
-            };
-            return Ok(vec![SourcePolicy::new(dir.clone(), loaded)]);
-        }
-        Source::Pretrain(p) => p,
-    };
     let mut out = Vec::new();
+    let p = match &experiment.source {
+        Source::Pretrain(p) => p,
+        source => {
+            for (i, dir) in source.policy_dirs().into_iter().flatten().enumerate() {
+                let loaded = match plan.policy.take().filter(|_| i == 0) {
+                    Some(loaded) => loaded,
+                    None => checkpoint::load(dir).map_err(|e| StudyError::Source { message: e.to_string() })?,
+                };
+                out.push(SourcePolicy::new(dir.clone(), loaded));
+            }
+            return Ok(with_replicates(out));
+        }
+    };
     for replicate in p.replicates() {
         let key = sha256(format!("{}\n{}", env!("CARGO_PKG_VERSION"), to_ron(&replicate)).as_bytes());
         let task = replicate.task()?;
@@ -123,13 +126,18 @@ pub fn obtain(
         let loaded = checkpoint::load(&dir)?;
         out.push(SourcePolicy::new(dir, loaded));
     }
+    Ok(with_replicates(out))
+}
+
+/// Several sources each name all of them in their record (what `source.ron` keeps).
+fn with_replicates(mut out: Vec<SourcePolicy>) -> Vec<SourcePolicy> {
     if out.len() > 1 {
         let names: Vec<String> = out.iter().map(|s| s.record.name.clone()).collect();
         for s in &mut out {
             s.record.replicates = names.clone();
         }
     }
-    Ok(out)
+    out
 }
 
 /// Trains one source of `experiment` (the single-seed spec `p`) and saves it into `dir`.

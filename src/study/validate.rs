@@ -51,14 +51,15 @@ pub(crate) fn check(experiment: &Experiment, registry: &Registry) -> Result<Chec
     experiment.check_fields()?;
     // The policy is loaded once; its error is reported where the stand-in is needed, after the
     // targets' own errors (a variant's map only needs its card).
-    let mut policy: Option<Result<Loaded, CheckpointError>> = match &experiment.source {
-        Source::Policy(dir) => Some(crate::agent::checkpoint::load(dir)),
-        Source::Pretrain(_) => None,
-    };
-    let source_env = match (&experiment.source, &policy) {
-        (Source::Pretrain(p), _) => p.env_id(),
-        (Source::Policy(_), Some(Ok(loaded))) => Some(loaded.card.env.id.clone()),
-        (Source::Policy(dir), _) => crate::agent::checkpoint::read_card(dir).ok().map(|c| c.env.id),
+    // With several policies the first stands in for all (the others must match its card).
+    let dirs = experiment.source.policy_dirs();
+    let first = dirs.as_ref().map(|d| d[0]);
+    let mut policy: Option<Result<Loaded, CheckpointError>> = first.map(|dir| crate::agent::checkpoint::load(dir));
+    let source_env = match (&experiment.source, &policy, first) {
+        (Source::Pretrain(p), _, _) => p.env_id(),
+        (_, Some(Ok(loaded)), _) => Some(loaded.card.env.id.clone()),
+        (_, _, Some(dir)) => crate::agent::checkpoint::read_card(dir).ok().map(|c| c.env.id),
+        (_, _, None) => None,
     };
     let targets = experiment.resolve_targets(source_env.as_deref())?;
     for (index, target) in targets.iter().enumerate() {
@@ -106,10 +107,6 @@ pub(crate) fn check(experiment: &Experiment, registry: &Registry) -> Result<Chec
     }
     // A stand-in source: the policy itself, or an untrained agent of the pretrain config.
     let standin = match (&experiment.source, policy.take()) {
-        (Source::Policy(_), Some(loaded)) => loaded.map_err(|e| StudyError::Source { message: e.to_string() })?,
-        (Source::Policy(dir), None) => {
-            crate::agent::checkpoint::load(dir).map_err(|e| StudyError::Source { message: e.to_string() })?
-        }
         (Source::Pretrain(p), _) => {
             let task = p.task()?;
             let source_env = |e: &dyn std::fmt::Display| StudyError::SourceEnv { message: e.to_string() };
@@ -125,7 +122,35 @@ pub(crate) fn check(experiment: &Experiment, registry: &Registry) -> Result<Chec
                 standin_card(&config, task.nominal(), env.observation_space(), env.action_space(), agent.as_ref());
             Loaded { card, agent }
         }
+        (_, Some(loaded)) => loaded.map_err(|e| StudyError::Source { message: e.to_string() })?,
+        (_, None) => unreachable!("a policy source has a first policy"),
     };
+    // Every other policy must be the same kind of agent on the same spaces.
+    for dir in dirs.iter().flatten().skip(1) {
+        let card =
+            crate::agent::checkpoint::read_card(dir).map_err(|e| StudyError::Source { message: e.to_string() })?;
+        let same = card.algorithm == standin.card.algorithm
+            && card.observation_space == standin.card.observation_space
+            && card.action_space == standin.card.action_space
+            && card.weights == standin.card.weights;
+        if !same {
+            return Err(StudyError::Source {
+                message: format!(
+                    "{}: a {} policy on {} / {} ({} weight tensors); the first policy is a {} on {} / {} ({}): every \
+                     policy of a study must share algorithm, network and spaces",
+                    dir.display(),
+                    card.algorithm,
+                    card.observation_space,
+                    card.action_space,
+                    card.weights.len(),
+                    standin.card.algorithm,
+                    standin.card.observation_space,
+                    standin.card.action_space,
+                    standin.card.weights.len()
+                ),
+            });
+        }
+    }
     for (index, target) in targets.iter().enumerate() {
         for strategy in std::iter::once(Strategy::scratch()).chain(experiment.strategies.iter().cloned()) {
             crate::transfer::prepare(registry, &standin, "source", &target.env, &strategy, target.map.as_ref(), 0)
@@ -137,7 +162,7 @@ pub(crate) fn check(experiment: &Experiment, registry: &Registry) -> Result<Chec
                 })?;
         }
     }
-    let policy = matches!(experiment.source, Source::Policy(_)).then_some(standin);
+    let policy = dirs.is_some().then_some(standin);
     Ok(Checked { targets, thresholds, random_returns, warnings, policy })
 }
 
