@@ -136,7 +136,7 @@ pub fn report_markdown(experiment: &Experiment, summary: &Summary, figures: &Fig
         let _ = writeln!(
             out,
             "- One source checkpoint: every conclusion holds for that checkpoint; another pretraining run of the source may \
-             transfer differently (give `source` several `seeds` to measure that)."
+             transfer differently (give `source` several `seeds`, or several `Policies`, to measure that)."
         );
     } else {
         let _ = writeln!(
@@ -183,12 +183,17 @@ pub fn report_markdown(experiment: &Experiment, summary: &Summary, figures: &Fig
     );
     let _ = writeln!(out, "\n## Verdicts\n");
     out.push_str(&verdict_table(summary));
-    for t in &summary.targets {
-        for c in &t.comparisons {
-            for n in &c.notes {
-                let _ = writeln!(out, "\n- {} on {}: {n}", c.strategy, t.key);
-            }
-        }
+    let notes: Vec<String> = summary
+        .targets
+        .iter()
+        .flat_map(|t| {
+            t.comparisons
+                .iter()
+                .flat_map(move |c| c.notes.iter().map(move |n| format!("- {} on {}: {n}", c.strategy, t.key)))
+        })
+        .collect();
+    if !notes.is_empty() {
+        let _ = writeln!(out, "\n{}", notes.join("\n"));
     }
     if !summary.aggregate.is_empty() {
         let _ = writeln!(out, "\n## Across targets\n");
