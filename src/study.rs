@@ -206,7 +206,18 @@ fn read_ron<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, StudyError
 pub fn report(out: &Path) -> Result<Summary, StudyError> {
     let _lock = Lock::take(out)?;
     let experiment: Experiment = read_ron(&out.join("experiment.ron"))?;
+    experiment.check_fields()?;
     let infos: Vec<TargetInfo> = read_ron(&out.join("targets.ron"))?;
+    // Normalisation divides by threshold - random: a hand-edited targets.ron must keep them apart.
+    if let Some(t) = infos.iter().find(|t| !(t.threshold > t.random_return)) {
+        return Err(StudyError::record(
+            &out.join("targets.ron"),
+            format!(
+                "target {}: threshold {} is not above the random return {}",
+                t.target.key, t.threshold, t.random_return
+            ),
+        ));
+    }
     let units = read_units(out)?;
     let source = match SourceRecord::read(out)? {
         Some(record) => record,

@@ -116,13 +116,16 @@ fn headlines(summary: &Summary) -> Vec<Verdict> {
 #[test]
 fn with_no_effect_a_comparison_is_called_at_its_nominal_rate() {
     let mut rng = StdRng::seed_from_u64(11);
-    for seeds in [5, 10, 20] {
+    for seeds in [3, 5, 10, 20] {
         let studies = 2000;
         let false_verdicts =
             (0..studies).filter(|_| headlines(&study(1, 1, seeds, 0.0, &mut rng))[0] != Verdict::Inconclusive).count();
         let rate = false_verdicts as f64 / studies as f64;
         println!("{seeds} seeds: false-verdict rate {:.2} %", rate * 100.0);
-        assert!((0.03..=0.065).contains(&rate), "{seeds} seeds: false-verdict rate {rate}");
+        // At most the nominal level from 3 seeds on; close to it from 5 (Welch is a little
+        // conservative with 2-4 degrees of freedom).
+        let floor = if seeds < 5 { 0.02 } else { 0.03 };
+        assert!((floor..=0.065).contains(&rate), "{seeds} seeds: false-verdict rate {rate}");
     }
 }
 
@@ -199,9 +202,30 @@ fn with_several_sources_verdicts_hold_across_sources() {
     );
     assert!((0.03..=0.065).contains(&a), "per source: {a}");
     assert!(b > 0.15, "per seed should overclaim here: {b}");
-    // Both levels of variance are reported.
-    let summary = summarize(&experiment, &[info], &[], &record);
-    assert_eq!(summary.sources.len(), 4);
+    // Both levels of variance, by hand: sources 0 and 1; transfer's seeds 0, 2 (source 0) score
+    // 0.6, 0.8 and 1, 3 (source 1) 0.2, 0.4; scratch's 0.5, 0.3, 0.5, 0.3 in seed order.
+    let record = SourceRecord { name: "a".into(), steps: 0, replicates: vec!["a".into(), "b".into()] };
+    let flat = |v: f64| vec![v; (BUDGET / EVERY + 1) as usize];
+    let mut units = Vec::new();
+    for (seed, (t, s)) in [(0.6, 0.5), (0.2, 0.3), (0.8, 0.5), (0.4, 0.3)].into_iter().enumerate() {
+        units.push(unit("t", "s0", seed as u64, &flat(t), UnitStatus::Finished));
+        units.push(unit("t", "scratch", seed as u64, &flat(s), UnitStatus::Finished));
+    }
+    let summary = summarize(&self::experiment(1, 4), &[target("t")], &units, &record);
+    assert_eq!(summary.sources.len(), 2);
+    let c = &summary.targets[0].comparisons[0];
+    let area = c.metric(headstart::study::summary::Metric::Area).unwrap();
+    let levels = area.levels.unwrap();
+    assert_eq!(levels.sources, 2);
+    // Per-source differences: (0.7 - 0.5) = 0.2 and (0.3 - 0.3) = 0; their sd is sqrt(0.02).
+    assert!((levels.between_sources_sd - 0.02f64.sqrt()).abs() < 1e-9, "{levels:?}");
+    // Within a source and arm: transfer {0.6, 0.8} and {0.2, 0.4} (variance 0.02 each), scratch
+    // constant: pooled over 4 degrees of freedom, sqrt(0.04 / 4) = 0.1.
+    assert!((levels.within_source_sd - 0.1).abs() < 1e-9, "{levels:?}");
+    assert!((area.difference - 0.1).abs() < 1e-9 && area.p_value > 0.05, "{area:?}");
+    // The power speaks of sources, and two sources are too few to say much.
+    assert_eq!(c.power.unit(), "sources");
+    assert!(c.notes.iter().any(|n| n.contains("only 2 sources")), "{:?}", c.notes);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -380,6 +404,9 @@ fn holm_adjusts_as_defined() {
         (adjusted[1] - 0.03).abs() < 1e-12 && (adjusted[3] - 0.04).abs() < 1e-12 && (adjusted[0] - 0.04).abs() < 1e-12
     );
     assert!(adjusted[2].is_nan());
+    // Step-down monotonicity: 0.012 x 1 would fall below 0.01 x 2.
+    let adjusted = stats::holm(&[0.01, 0.012]);
+    assert!((adjusted[0] - 0.02).abs() < 1e-12 && (adjusted[1] - 0.02).abs() < 1e-12, "{adjusted:?}");
 }
 
 #[test]
@@ -395,4 +422,14 @@ fn welch_interval_matches_its_p_value() {
     // The exact noncentral t: R's power.t.test(n = 50, delta = 0.5) is 0.6968.
     let exact = stats::t_test_power(0.5, 1.0, 50, 0.05);
     assert!((exact - 0.6968).abs() < 0.001, "{exact}");
+    // The detectable difference is the exact root, also at a corrected level (12 verdicts).
+    for n in [3, 5, 10] {
+        let alpha = 0.05 / 12.0;
+        let d = stats::min_detectable_effect(1.0, n, alpha, 0.8);
+        assert!((stats::t_test_power(d, 1.0, n, alpha) - 0.8).abs() < 1e-4, "n {n}: {d}");
+    }
+    // The one-sample t test: scipy's ttest_1samp([1, 2, 3, 4], 0) gives t = 3.873, p = 0.03047.
+    let t = stats::one_sample_t(&[1.0, 2.0, 3.0, 4.0]).unwrap();
+    assert_eq!(t.df, 3.0);
+    assert!((t.difference / t.se - 3.8730).abs() < 1e-3 && (t.p - 0.03047).abs() < 1e-4, "{t:?}");
 }

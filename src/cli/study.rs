@@ -140,7 +140,7 @@ pub(super) fn power(args: &PowerArgs) -> Result<()> {
         summary.family,
         args.power * 100.0
     );
-    println!("| target | strategy | seeds | sd | detects at these seeds | effect | seeds needed |");
+    println!("| target | strategy | replicates | sd | detects with them | effect | replicates needed |");
     println!("|---|---|---|---|---|---|---|");
     for t in &summary.targets {
         for c in &t.comparisons {
@@ -148,10 +148,17 @@ pub(super) fn power(args: &PowerArgs) -> Result<()> {
             let effect = args
                 .effect
                 .unwrap_or_else(|| c.metrics.iter().find(|m| m.metric == c.primary).map_or(f64::NAN, |m| m.difference));
-            let mde = study::stats::min_detectable_effect(p.sd, p.seeds, alpha, args.power);
-            let needed = study::stats::seeds_needed(effect, p.sd, alpha, args.power, 10_000)
+            let mde = study::stats::min_detectable_effect_of(p.design, p.sd, p.replicates, alpha, args.power);
+            let needed = study::stats::replicates_needed(p.design, effect, p.sd, alpha, args.power, 10_000)
                 .map_or_else(|| "more than 10000 (or no effect)".to_string(), |n| n.to_string());
-            println!("| {} | {} | {} | {:.3} | {mde:.3} | {effect:+.3} | {needed} |", t.key, c.strategy, p.seeds, p.sd);
+            println!(
+                "| {} | {} | {} {} | {:.3} | {mde:.3} | {effect:+.3} | {needed} |",
+                t.key,
+                c.strategy,
+                p.replicates,
+                p.unit(),
+                p.sd
+            );
         }
     }
     Ok(())

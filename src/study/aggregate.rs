@@ -8,7 +8,7 @@ use rand::rngs::StdRng;
 use serde::{Deserialize, Serialize};
 
 use super::experiment::Experiment;
-use super::scores::{Metric, Scores};
+use super::scores::{self, Metric, Scores};
 use super::stats;
 use super::summary::Interval;
 
@@ -48,7 +48,7 @@ pub(super) fn aggregate(
     scored: &[Vec<(Vec<Scores>, Vec<Scores>)>],
 ) -> Vec<AggregateRow> {
     let metric = if experiment.primary == Metric::Time { Metric::Area } else { experiment.primary };
-    let censored = (experiment.budget + experiment.eval.every) as f64;
+    let censored = scores::censored_time(experiment, scored.iter().flatten().flat_map(|(t, s)| t.iter().chain(s)));
     let mut rows = Vec::new();
     for (si, strategy) in strategies.iter().enumerate() {
         // Per target: transfer's and scratch's scores.

@@ -278,8 +278,13 @@ pub fn report_markdown(experiment: &Experiment, summary: &Summary, figures: &Fig
                 |f| format!("{:+.3} [{:+.3}, {:+.3}]", f.value, f.ci95.0, f.ci95.1),
             );
             let power = format!(
-                "detects {:.3} ({}) with 80 % power at {} seeds (sd {:.3}, level {:.4})",
-                c.power.min_detectable, c.primary, c.power.seeds, c.power.sd, c.power.alpha
+                "detects {:.3} ({}) with 80 % power at {} {} (sd {:.3}, level {:.4})",
+                c.power.min_detectable,
+                c.primary,
+                c.power.replicates,
+                c.power.unit(),
+                c.power.sd,
+                c.power.alpha
             );
             let _ =
                 writeln!(out, "| {} | {ft} | {} | {} | {power} |", c.strategy, c.speedup.text(), c.total_time.text());

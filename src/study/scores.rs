@@ -96,6 +96,14 @@ pub fn grid(experiment: &Experiment) -> Vec<u64> {
     grid
 }
 
+/// Where a run that never reached the threshold stands: one evaluation interval past the budget,
+/// or past the latest time any run reached it (an agent that finishes a rollout may train past
+/// the budget), so that a censored run ranks behind every run that got there.
+pub fn censored_time<'a>(experiment: &Experiment, scores: impl IntoIterator<Item = &'a Scores>) -> f64 {
+    let latest = scores.into_iter().filter_map(|s| s.time).fold(experiment.budget as f64, f64::max);
+    latest + experiment.eval.every as f64
+}
+
 /// Scores one unit on its target (see the module's docs for units that did not finish).
 pub fn score(unit: &UnitResult, info: &TargetInfo, experiment: &Experiment) -> Scores {
     let norm = |r: f64| (r - info.random_return) / (info.threshold - info.random_return);

@@ -244,12 +244,13 @@ pub fn holm(p: &[f64]) -> Vec<f64> {
 
 /// P(T ≤ t) for the noncentral t distribution with `df` degrees of freedom and noncentrality
 /// `ncp`: `∫ Φ(t·sqrt(v/df) - ncp) f_χ²(v; df) dv`, by Simpson's rule over the bulk of the
-/// chi-square density (accurate to about 1e-6 for the degrees of freedom studies have).
+/// chi-square density (600 panels: accurate to about 1e-5 for the degrees of freedom studies
+/// have, checked against R in `tests/verdicts.rs`).
 pub fn noncentral_t_cdf(t: f64, df: f64, ncp: f64) -> f64 {
     let chi = ChiSquared::new(df).expect("positive degrees of freedom");
     let normal = Normal::standard();
     let upper = df + 14.0 * (2.0 * df).sqrt() + 30.0;
-    let n = 2000;
+    let n = 600;
     let h = upper / n as f64;
     let f = |v: f64| {
         let density = if v == 0.0 { if df > 2.0 { 0.0 } else { chi.pdf(1e-12) } } else { chi.pdf(v) };
@@ -262,38 +263,90 @@ pub fn noncentral_t_cdf(t: f64, df: f64, ncp: f64) -> f64 {
     (sum * h / 3.0).clamp(0.0, 1.0)
 }
 
-/// The power of the two-sided two-sample t test at level `alpha` with `n` values per sample to
-/// detect a difference of means `effect` when each sample's standard deviation is `sd`.
-pub fn t_test_power(effect: f64, sd: f64, n: usize, alpha: f64) -> f64 {
-    if n < 2 || sd <= 0.0 || !sd.is_finite() {
+/// A t test's design for power: how the standard error of the tested difference shrinks with
+/// the replicates, and its degrees of freedom.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Design {
+    /// Two samples of `n` values each (standard error `sd·sqrt(2/n)`, `2n - 2` degrees of
+    /// freedom): seeds per arm.
+    TwoSample,
+    /// One sample of `n` differences (standard error `sd/sqrt(n)`, `n - 1` degrees of freedom):
+    /// per-source differences.
+    OneSample,
+}
+
+impl Design {
+    fn se_and_df(self, sd: f64, n: usize) -> (f64, f64) {
+        let n = n as f64;
+        match self {
+            Design::TwoSample => (sd * (2.0 / n).sqrt(), 2.0 * n - 2.0),
+            Design::OneSample => (sd / n.sqrt(), n - 1.0),
+        }
+    }
+}
+
+/// The exact power (noncentral t) of the two-sided t test of `design` at level `alpha` with `n`
+/// replicates to detect a difference `effect` when the spread is `sd`.
+pub fn power_of(design: Design, effect: f64, sd: f64, n: usize, alpha: f64) -> f64 {
+    if n < 2 || !(sd > 0.0 && sd.is_finite()) {
         return f64::NAN;
     }
-    let df = 2.0 * n as f64 - 2.0;
-    let ncp = effect.abs() / (sd * (2.0 / n as f64).sqrt());
+    let (se, df) = design.se_and_df(sd, n);
+    let ncp = effect.abs() / se;
     let crit = t_quantile(df, 1.0 - alpha / 2.0);
     (1.0 - noncentral_t_cdf(crit, df, ncp)) + noncentral_t_cdf(-crit, df, ncp)
 }
 
-/// The smallest difference of means that `n` values per sample detect with probability `power`
-/// at level `alpha` (two-sided), for samples of standard deviation `sd`:
-/// `(t_{1-α/2} + t_{power}) · sd · sqrt(2/n)` with `2n - 2` degrees of freedom, the standard
-/// approximation of the noncentral t (within about 1 % of [`t_test_power`]'s exact answer).
-pub fn min_detectable_effect(sd: f64, n: usize, alpha: f64, power: f64) -> f64 {
-    if n < 2 || !(sd >= 0.0 && sd.is_finite()) {
-        return f64::NAN;
-    }
-    let df = 2.0 * n as f64 - 2.0;
-    (t_quantile(df, 1.0 - alpha / 2.0) + t_quantile(df, power)) * sd * (2.0 / n as f64).sqrt()
+/// The power of the two-sided two-sample t test at level `alpha` with `n` values per sample to
+/// detect a difference of means `effect` when each sample's standard deviation is `sd`.
+pub fn t_test_power(effect: f64, sd: f64, n: usize, alpha: f64) -> f64 {
+    power_of(Design::TwoSample, effect, sd, n, alpha)
 }
 
-/// The fewest values per sample (at least 2, at most `cap`) whose [`min_detectable_effect`] is
-/// at most `effect`; `None` if even `cap` is not enough or there is no effect.
-pub fn seeds_needed(effect: f64, sd: f64, alpha: f64, power: f64, cap: usize) -> Option<usize> {
+/// The smallest difference that `n` replicates detect with probability `power` at level `alpha`
+/// (two-sided), for spread `sd`: the exact root of [`power_of`], from the normal-theory start
+/// `(t_{1-α/2} + t_{power}) · se` refined by the secant method.
+pub fn min_detectable_effect_of(design: Design, sd: f64, n: usize, alpha: f64, power: f64) -> f64 {
+    if n < 2 || !(sd > 0.0 && sd.is_finite()) {
+        return f64::NAN;
+    }
+    let (se, df) = design.se_and_df(sd, n);
+    let f = |d: f64| power_of(design, d, sd, n, alpha) - power;
+    let start = (t_quantile(df, 1.0 - alpha / 2.0) + t_quantile(df, power)) * se;
+    let (mut a, mut b) = (start, 1.1 * start);
+    let (mut fa, mut fb) = (f(a), f(b));
+    for _ in 0..30 {
+        if (fb - fa).abs() < 1e-12 {
+            break;
+        }
+        let c = (b - (b - a) * fb / (fb - fa)).max(1e-12 * se);
+        (a, fa) = (b, fb);
+        b = c;
+        fb = f(b);
+        if fb.abs() < 1e-6 {
+            break;
+        }
+    }
+    b
+}
+
+/// [`min_detectable_effect_of`] for seeds per arm (two samples).
+pub fn min_detectable_effect(sd: f64, n: usize, alpha: f64, power: f64) -> f64 {
+    min_detectable_effect_of(Design::TwoSample, sd, n, alpha, power)
+}
+
+/// The fewest replicates (at least 2, at most `cap`) with which the two-sided test of `design`
+/// at level `alpha` detects `effect` with probability `power` (exact); `None` if even `cap` is
+/// not enough or there is no effect.
+pub fn replicates_needed(design: Design, effect: f64, sd: f64, alpha: f64, power: f64, cap: usize) -> Option<usize> {
     let effect = effect.abs();
     if effect == 0.0 || !effect.is_finite() || !(sd >= 0.0 && sd.is_finite()) {
         return None;
     }
-    let enough = |n: usize| min_detectable_effect(sd, n, alpha, power) <= effect;
+    if sd == 0.0 {
+        return Some(2);
+    }
+    let enough = |n: usize| power_of(design, effect, sd, n, alpha) >= power;
     if !enough(cap) {
         return None;
     }
@@ -303,6 +356,11 @@ pub fn seeds_needed(effect: f64, sd: f64, alpha: f64, power: f64, cap: usize) ->
         if enough(mid) { hi = mid } else { lo = mid + 1 }
     }
     Some(lo)
+}
+
+/// [`replicates_needed`] for seeds per arm (two samples).
+pub fn seeds_needed(effect: f64, sd: f64, alpha: f64, power: f64, cap: usize) -> Option<usize> {
+    replicates_needed(Design::TwoSample, effect, sd, alpha, power, cap)
 }
 
 /// The area under a curve of `(step, value)` points by the trapezoid rule.

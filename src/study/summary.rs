@@ -48,20 +48,34 @@ pub struct Interval {
     pub ci95: (f64, f64),
 }
 
-/// What the study could detect on a comparison's primary metric.
+/// What the study could detect on a comparison's primary metric, for the test its verdict uses:
+/// seeds per arm (two samples), or with several sources the number of sources (one sample of
+/// per-source differences).
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Power {
-    /// The pooled standard deviation of the primary metric.
+    /// The test's design.
+    pub design: stats::Design,
+    /// The spread: the pooled per-seed standard deviation, or the per-source differences'.
     pub sd: f64,
-    /// Seeds per arm (the smaller arm's).
-    pub seeds: usize,
+    /// Replicates: seeds per arm (the smaller arm's), or sources.
+    pub replicates: usize,
     /// The level the power is computed at: 5 % over the study's family (Holm's first step).
     pub alpha: f64,
-    /// The smallest difference detected with 80 % power.
+    /// The smallest difference detected with 80 % power (exact, noncentral t).
     pub min_detectable: f64,
-    /// Seeds per arm that the observed difference needs for 80 % power (`None`: no difference,
-    /// or more than 1000).
-    pub seeds_for_observed: Option<usize>,
+    /// Replicates that the observed difference needs for 80 % power (`None`: no difference, or
+    /// more than 1000).
+    pub replicates_for_observed: Option<usize>,
+}
+
+impl Power {
+    /// What a replicate is, in words.
+    pub fn unit(&self) -> &'static str {
+        match self.design {
+            stats::Design::TwoSample => "seeds per arm",
+            stats::Design::OneSample => "sources",
+        }
+    }
 }
 
 /// One strategy on one target.
@@ -296,7 +310,7 @@ fn compare(
     let group = |s: &[Scores]| -> Vec<usize> { s.iter().map(|s| (s.seed % k as u64) as usize).collect() };
     let (gt, gs) = (group(transfer), group(scratch));
     let groups = (k > 1).then_some((gt.as_slice(), gs.as_slice()));
-    let censored = (experiment.budget + experiment.eval.every) as f64;
+    let censored = scores::censored_time(experiment, transfer.iter().chain(scratch));
     let finished = |s: &[Scores]| s.iter().filter(|s| s.finished).count();
     let counts = (finished(transfer), finished(scratch));
     let values = |s: &[Scores], m: Metric| -> Vec<f64> { s.iter().map(|s| s.get(m, censored)).collect() };
@@ -339,18 +353,34 @@ fn compare(
         runs: (transfer.len(), scratch.len()),
         failed,
         unreliable: failed.0 * scratch.len() != failed.1 * transfer.len(),
-        speedup: Speedup::of(median_time(transfer), median_time(scratch), censored),
-        total_time: TotalTime::of(
-            median_time(transfer),
-            median_time(scratch),
-            source_steps as f64,
-            experiment.budget as f64,
-            censored,
-        ),
+        // An empty arm (a partial results folder) says nothing about times.
+        speedup: if transfer.is_empty() || scratch.is_empty() {
+            Speedup::NotEstimable
+        } else {
+            Speedup::of(median_time(transfer), median_time(scratch), censored)
+        },
+        total_time: if transfer.is_empty() || scratch.is_empty() {
+            TotalTime::NotReached
+        } else {
+            TotalTime::of(
+                median_time(transfer),
+                median_time(scratch),
+                source_steps as f64,
+                experiment.budget as f64,
+                censored,
+            )
+        },
         verdict: Verdict::Inconclusive,
         notes: Vec::new(),
         // Set with the study's family by `correct_headlines`.
-        power: Power { sd: f64::NAN, seeds: 0, alpha: f64::NAN, min_detectable: f64::NAN, seeds_for_observed: None },
+        power: Power {
+            design: stats::Design::TwoSample,
+            sd: f64::NAN,
+            replicates: 0,
+            alpha: f64::NAN,
+            min_detectable: f64::NAN,
+            replicates_for_observed: None,
+        },
         metrics,
     }
 }
@@ -382,16 +412,30 @@ fn forward_transfer(
 /// `family` headlines.
 fn power(primary: &MetricStat, seeds: usize, family: usize) -> Power {
     let (t, s) = (&primary.transfer.values, &primary.scratch.values);
-    let sd =
-        if t.len() > 1 && s.len() > 1 { ((stats::variance(t) + stats::variance(s)) / 2.0).sqrt() } else { f64::NAN };
+    let (design, sd, replicates) = match primary.levels {
+        Some(levels) => (stats::Design::OneSample, levels.between_sources_sd, levels.sources),
+        None => {
+            let sd = if t.len() > 1 && s.len() > 1 {
+                ((stats::variance(t) + stats::variance(s)) / 2.0).sqrt()
+            } else {
+                f64::NAN
+            };
+            (stats::Design::TwoSample, sd, seeds)
+        }
+    };
     let alpha = decision::ALPHA / family.max(1) as f64;
     let observed = primary.difference.abs();
     Power {
+        design,
         sd,
-        seeds,
+        replicates,
         alpha,
-        min_detectable: stats::min_detectable_effect(sd, seeds, alpha, POWER),
-        seeds_for_observed: if sd.is_nan() { None } else { stats::seeds_needed(observed, sd, alpha, POWER, 1000) },
+        min_detectable: stats::min_detectable_effect_of(design, sd, replicates, alpha, POWER),
+        replicates_for_observed: if sd.is_nan() {
+            None
+        } else {
+            stats::replicates_needed(design, observed, sd, alpha, POWER, 1000)
+        },
     }
 }
 
@@ -417,11 +461,24 @@ fn correct_headlines(targets: &mut [TargetSummary], primary: Metric) -> usize {
             ));
         }
         if verdict == Verdict::Inconclusive
-            && let Some(needed) = c.power.seeds_for_observed.filter(|&n| n > c.power.seeds)
+            && let Some(needed) = c.power.replicates_for_observed.filter(|&n| n > c.power.replicates)
         {
             notes.push(format!(
-                "underpowered: the observed {} difference ({:+.3}) needs {needed} seeds per arm for 80 % power; this study detects {:.3} with {}",
-                stat.metric, stat.difference, c.power.min_detectable, c.power.seeds
+                "underpowered: the observed {} difference ({:+.3}) needs {needed} {} for 80 % power; this study detects {:.3} with {}",
+                stat.metric,
+                stat.difference,
+                c.power.unit(),
+                c.power.min_detectable,
+                c.power.replicates
+            ));
+        }
+        if let Some(levels) = stat.levels
+            && levels.sources < 3
+        {
+            notes.push(format!(
+                "only {} sources: the per-source test has {} degree(s) of freedom, so it detects only very large differences",
+                levels.sources,
+                levels.sources.saturating_sub(1)
             ));
         }
         c.verdict = verdict;
