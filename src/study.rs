@@ -209,7 +209,9 @@ pub fn report(out: &Path) -> Result<Summary, StudyError> {
     experiment.check_fields()?;
     let infos: Vec<TargetInfo> = read_ron(&out.join("targets.ron"))?;
     // Normalisation divides by threshold - random: a hand-edited targets.ron must keep them apart.
-    if let Some(t) = infos.iter().find(|t| !(t.threshold > t.random_return)) {
+    if let Some(t) =
+        infos.iter().find(|t| t.threshold.partial_cmp(&t.random_return) != Some(std::cmp::Ordering::Greater))
+    {
         return Err(StudyError::record(
             &out.join("targets.ron"),
             format!(
