@@ -419,7 +419,7 @@ fn welch_interval_matches_its_p_value() {
         let (lo, hi) = w.interval(0.95);
         assert_eq!(lo > 0.0 || hi < 0.0, w.p < 0.05, "{w:?}");
     }
-    // The exact noncentral t: R's power.t.test(n = 50, delta = 0.5) is 0.6968.
+    // The exact noncentral t: R's power.t.test(n = 50, delta = 0.5) and scipy.stats.nct give 0.69689.
     let exact = stats::t_test_power(0.5, 1.0, 50, 0.05);
     assert!((exact - 0.6968).abs() < 0.001, "{exact}");
     // The detectable difference is the exact root, also at a corrected level (12 verdicts).
@@ -428,6 +428,12 @@ fn welch_interval_matches_its_p_value() {
         let d = stats::min_detectable_effect(1.0, n, alpha, 0.8);
         assert!((stats::t_test_power(d, 1.0, n, alpha) - 0.8).abs() < 1e-4, "n {n}: {d}");
     }
+    // Few degrees of freedom (the per-source test), against scipy.stats.nct: one sample, effect 1,
+    // sd 0.5, 3 values (2 degrees of freedom): 0.470749; 2 values (1 degree of freedom): 0.175707.
+    let one = stats::power_of(stats::Design::OneSample, 1.0, 0.5, 3, 0.05);
+    assert!((one - 0.470749).abs() < 1e-4, "{one}");
+    let one = stats::power_of(stats::Design::OneSample, 1.0, 0.5, 2, 0.05);
+    assert!((one - 0.175707).abs() < 1e-4, "{one}");
     // The one-sample t test: scipy's ttest_1samp([1, 2, 3, 4], 0) gives t = 3.873, p = 0.03047.
     let t = stats::one_sample_t(&[1.0, 2.0, 3.0, 4.0]).unwrap();
     assert_eq!(t.df, 3.0);
