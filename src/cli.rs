@@ -1,9 +1,8 @@
 //! The `headstart` command line. A user with custom environments writes a few-line binary that
 //! registers them and calls [`run`] (see `envs/corridor/main.rs`).
-
 //!
-//! One file per command group: [`env`] (`envs`, `demo`, `check`), [`agent`] (`train`,
-//! `eval`), [`transfer`] (`transfer`, `suggest`) and [`study`] (`run`, `validate`, `report`).
+//! One file per command group: `env` (`envs`, `demo`, `check`), `agent` (`train`,
+//! `eval`), `transfer` (`transfer`, `suggest`) and `study` (`run`, `validate`, `report`, `power`).
 //! The commands parse arguments, call the library and print; what they compute lives below.
 
 mod agent;

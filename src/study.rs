@@ -4,7 +4,7 @@
 //! A run goes in stages: the experiment is resolved once into a [`Plan`] ([`plan`]: targets,
 //! arms, thresholds, random-policy returns, the source policy when it is a checkpoint); the
 //! results folder is locked ([`lock`]); the source is loaded or pretrained and cached once
-//! ([`source`]); the units run from the plan ([`unit`]) and leave records ([`records`]); the
+//! ([`source`]); the units run from the plan ([`unit`](mod@unit)) and leave records ([`records`]); the
 //! summary ([`summary`]), figures ([`figures`]) and report ([`report`](mod@report)) are computed from
 //! the results folder alone, which is all that [`report()`] reads.
 //!

@@ -4,8 +4,8 @@
 //!
 //! Returns are normalised per target to `(r - random) / (threshold - random)`: 0 is a random
 //! policy, 1 is solved, so that differences and ratios mean the same on every task (even where
-//! rewards are negative). The per-seed metrics are [`scores`](super::scores)' (every unit scored,
-//! finished or not); how they become verdicts is [`decision`](super::decision)'s.
+//! rewards are negative). The per-seed metrics are [`scores`] (every unit scored,
+//! finished or not); how they become verdicts is [`decision`]'s.
 //!
 //! - **Speed-up**: median steps to the threshold, scratch's over transfer's; a run that never gets
 //!   there is censored one evaluation past the budget, so the ratio becomes a bound ("at least"
