@@ -70,31 +70,18 @@ pub(super) fn aggregate(
         let pooled = |a: usize| -> Vec<f64> { strata.iter().flat_map(|s| arm(s, a).iter().copied()).collect() };
         let (t_all, s_all) = (pooled(0), pooled(1));
         let mut rng = StdRng::seed_from_u64(50_000 + si as u64);
-        let mut diffs: Vec<f64> = (0..experiment.resamples)
-            .map(|_| {
-                let mut resample = |a: usize| -> Vec<f64> {
-                    strata
-                        .iter()
-                        .flat_map(|s| {
-                            let v = arm(s, a);
-                            (0..v.len()).map(|_| v[rand::Rng::random_range(&mut rng, 0..v.len())]).collect::<Vec<_>>()
-                        })
-                        .collect()
-                };
-                let t = resample(0);
-                let s = resample(1);
-                stats::iqm(&t) - stats::iqm(&s)
-            })
-            .collect();
-        diffs.sort_by(f64::total_cmp);
-        let q = |p: f64| diffs[((diffs.len() - 1) as f64 * p).round() as usize];
+        // Stratified: every target's seeds resampled within the target.
+        let mut resample =
+            |a: usize| -> Vec<f64> { strata.iter().flat_map(|s| stats::resample(arm(s, a), &mut rng)).collect() };
+        let diffs: Vec<f64> =
+            (0..experiment.resamples).map(|_| stats::iqm(&resample(0)) - stats::iqm(&resample(1))).collect();
         let (t_iqm, s_iqm) = (stats::iqm(&t_all), stats::iqm(&s_all));
         rows.push(AggregateRow {
             strategy: strategy.clone(),
             metric: metric.name().into(),
             transfer_iqm: t_iqm,
             scratch_iqm: s_iqm,
-            difference: Interval { value: t_iqm - s_iqm, ci95: (q(0.025), q(0.975)) },
+            difference: Interval { value: t_iqm - s_iqm, ci95: stats::percentile_interval(&diffs) },
             prob_improvement: stats::mean(
                 &strata.iter().map(|(t, s)| stats::probability_of_improvement(t, s)).collect::<Vec<_>>(),
             ),

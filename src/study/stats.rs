@@ -47,7 +47,8 @@ pub fn variance(x: &[f64]) -> f64 {
     x.iter().map(|v| (v - m).powi(2)).sum::<f64>() / (x.len() as f64 - 1.0)
 }
 
-fn resample(x: &[f64], rng: &mut impl Rng) -> Vec<f64> {
+/// `x.len()` values drawn from `x` with replacement.
+pub fn resample(x: &[f64], rng: &mut impl Rng) -> Vec<f64> {
     (0..x.len()).map(|_| x[rng.random_range(0..x.len())]).collect()
 }
 
@@ -58,11 +59,16 @@ fn quantile(sorted: &[f64], q: f64) -> f64 {
     sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - lo as f64)
 }
 
+/// The 95 % percentile interval of bootstrap statistics (numpy's linear quantiles).
+pub fn percentile_interval(stats: &[f64]) -> (f64, f64) {
+    let s = sorted(stats);
+    (quantile(&s, 0.025), quantile(&s, 0.975))
+}
+
 /// A 95 % percentile-bootstrap interval of `stat(x)`, from `resamples` resamples of `x`.
 pub fn bootstrap_ci(x: &[f64], stat: impl Fn(&[f64]) -> f64, resamples: usize, rng: &mut impl Rng) -> (f64, f64) {
     let stats: Vec<f64> = (0..resamples).map(|_| stat(&resample(x, rng))).collect();
-    let s = sorted(&stats);
-    (quantile(&s, 0.025), quantile(&s, 0.975))
+    percentile_interval(&stats)
 }
 
 /// A 95 % percentile-bootstrap interval of `stat(x) - stat(y)`, each sample resampled
@@ -75,8 +81,7 @@ pub fn bootstrap_diff_ci(
     rng: &mut impl Rng,
 ) -> (f64, f64) {
     let stats: Vec<f64> = (0..resamples).map(|_| stat(&resample(x, rng)) - stat(&resample(y, rng))).collect();
-    let s = sorted(&stats);
-    (quantile(&s, 0.025), quantile(&s, 0.975))
+    percentile_interval(&stats)
 }
 
 /// Mann-Whitney U of `x` against `y`: pairs with `x > y` count one, ties one half.

@@ -398,14 +398,15 @@ fn forward_transfer(
     if t.is_empty() || s.is_empty() || room(a_s) < 0.05 {
         return None;
     }
+    // A resample whose scratch area leaves less room than 0.05 counts as if it left 0.05.
     let ratio = |a_t: f64, a_s: f64| (a_t - a_s) / room(a_s).max(0.05);
-    let draw = |x: &[f64], rng: &mut StdRng| -> f64 {
-        stats::mean(&(0..x.len()).map(|_| x[rand::Rng::random_range(rng, 0..x.len())]).collect::<Vec<_>>())
-    };
-    let mut samples: Vec<f64> = (0..resamples).map(|_| ratio(draw(t, rng), draw(s, rng))).collect();
-    samples.sort_by(f64::total_cmp);
-    let q = |p: f64| samples[((samples.len() - 1) as f64 * p).round() as usize];
-    Some(Interval { value: ratio(a_t, a_s), ci95: (q(0.025), q(0.975)) })
+    let samples: Vec<f64> = (0..resamples)
+        .map(|_| {
+            let a_t = stats::mean(&stats::resample(t, rng));
+            ratio(a_t, stats::mean(&stats::resample(s, rng)))
+        })
+        .collect();
+    Some(Interval { value: ratio(a_t, a_s), ci95: stats::percentile_interval(&samples) })
 }
 
 /// What the study could detect on `primary` with `seeds` per arm, at 5 % over a family of
