@@ -102,17 +102,28 @@ pub(crate) fn draw_exploration(log_std: &Tensor, count: usize, rng: &mut StdRng)
 pub(crate) fn gsde_noise(log_std: &Tensor, features: &[f32], matrices: &[f32], dim: usize) -> (Vec<f64>, Vec<f64>) {
     let sigma2: Vec<f64> = to_vec(&log_std.exp()).iter().map(|s| (*s as f64).powi(2)).collect();
     let latent = sigma2.len() / dim;
+    let mut var = Vec::with_capacity(features.len() / latent * dim);
+    for f in features.chunks_exact(latent) {
+        for j in 0..dim {
+            var.push((0..latent).map(|k| (f[k] as f64).powi(2) * sigma2[k * dim + j]).sum::<f64>() + SDE_EPS);
+        }
+    }
+    (gsde_noise_only(features, matrices, latent, dim), var)
+}
+
+/// gSDE's noise `features · W` alone (what acting needs: no variances, no copy of `log_std`),
+/// for rows of `latent` features and `[latent, dim]` matrices (one per row, cycling).
+pub(crate) fn gsde_noise_only(features: &[f32], matrices: &[f32], latent: usize, dim: usize) -> Vec<f64> {
     let per_matrix = latent * dim;
     let n_matrices = matrices.len() / per_matrix;
-    let (mut noise, mut var) = (Vec::new(), Vec::new());
+    let mut noise = Vec::with_capacity(features.len() / latent * dim);
     for (row, f) in features.chunks_exact(latent).enumerate() {
         let w = &matrices[(row % n_matrices) * per_matrix..][..per_matrix];
         for j in 0..dim {
             noise.push((0..latent).map(|k| f[k] as f64 * w[k * dim + j] as f64).sum());
-            var.push((0..latent).map(|k| (f[k] as f64).powi(2) * sigma2[k * dim + j]).sum::<f64>() + SDE_EPS);
         }
     }
-    (noise, var)
+    noise
 }
 
 /// The log-density of one row of Gaussian noise with per-dimension variances `var`.

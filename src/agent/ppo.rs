@@ -32,7 +32,7 @@ use tch::Tensor;
 use tch::nn::{self, Module};
 
 use super::MAX_ROWS;
-use super::distributions::{argmax, categorical_sample, draw_exploration, gaussian_sample, gsde_noise};
+use super::distributions::{argmax, categorical_sample, draw_exploration, gaussian_sample, gsde_noise_only};
 use super::nn::{Mlp, MlpConfig};
 use super::normalize::{ObsNormalizer, RewardNormalizer};
 use super::optim::Adam;
@@ -358,7 +358,8 @@ impl Agent for Ppo {
             _ if deterministic => out,
             Head::Gaussian { dim, sde: true, .. } => {
                 let w = draw_exploration(self.log_std(), 1, rng);
-                let (noise, _) = gsde_noise(self.log_std(), &features, &w, *dim);
+                let latent = self.log_std().size()[0] as usize;
+                let noise = gsde_noise_only(&features, &w, latent, *dim);
                 out.iter().zip(noise).map(|(m, e)| (*m as f64 + e) as f32).collect()
             }
             Head::Gaussian { .. } => {

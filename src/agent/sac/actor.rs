@@ -10,7 +10,7 @@ use tch::nn::{self, Module};
 use tch::{Kind, Tensor};
 
 use super::super::distributions::{
-    draw_exploration, gaussian_kl, gaussian_log_prob_std, gaussian_log_prob_var, gsde_noise, gsde_variance,
+    draw_exploration, gaussian_kl, gaussian_log_prob_std, gaussian_log_prob_var, gsde_noise_only, gsde_variance,
     squash_correction,
 };
 use super::super::nn::Mlp;
@@ -174,8 +174,8 @@ impl Sac {
                         .collect()
                 }
                 (Noise::Sde { log_std, exploration }, Draw::Training) => {
-                    let (noise, _) =
-                        gsde_noise(log_std, &to_vec(&features), exploration, mean.len() / (obs.len() / obs_dim));
+                    let (latent, dim) = (log_std.size()[0] as usize, mean.len() / (obs.len() / obs_dim));
+                    let noise = gsde_noise_only(&to_vec(&features), exploration, latent, dim);
                     mean.iter().zip(noise).map(|(m, e)| (*m as f64 + e).tanh() as f32).collect()
                 }
                 (Noise::Sde { log_std, .. }, Draw::Evaluation) => {
