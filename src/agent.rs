@@ -67,6 +67,10 @@ pub use presets::Preset;
 pub use sac::{EntCoef, Sac, SacConfig};
 pub use schedule::Schedule;
 
+/// The agents' own random generator: ChaCha12, `StdRng`'s algorithm (the same stream for the
+/// same seed), whose state can be read and set, so that training resumes bit for bit.
+pub(crate) type AgentRng = rand_chacha::ChaCha12Rng;
+
 /// The most rows a rollout or a minibatch may hold (a bound on memory, far above any preset).
 pub(crate) const MAX_ROWS: usize = 10_000_000;
 
@@ -266,6 +270,17 @@ pub trait Agent: Send {
     /// Restores the state from tensors with the names and shapes of [`Agent::tensors`] (the
     /// caller has checked them) and the step count.
     fn restore(&mut self, get: &mut dyn FnMut(&str) -> Option<Tensor>, steps: u64) -> Result<(), AgentError>;
+
+    /// What training holds besides [`Agent::tensors`], as named tensors (`training.*`): the
+    /// random generator's state, counters, the observations in hand, exploration matrices, running
+    /// returns and the replay buffer as it lies in memory. An agent built alike, given the same
+    /// guidance, [`Agent::restore`]d and then [`Agent::restore_training`]ed from both, on
+    /// environments in the same state, trains on bit for bit: what a unit's preemption
+    /// checkpoint holds.
+    fn training_state(&self) -> Vec<(String, Tensor)>;
+
+    /// Restores what [`Agent::training_state`] gave (after [`Agent::restore`]).
+    fn restore_training(&mut self, get: &mut dyn FnMut(&str) -> Option<Tensor>) -> Result<(), AgentError>;
 
     // What transfer needs besides the named tensors: where guidance goes, the replay buffer,
     // the target networks and the teacher.

@@ -14,7 +14,6 @@
 //! precision of each step), so that runs stay bit-for-bit reproducible across this refactor.
 
 use rand::Rng;
-use rand::rngs::StdRng;
 use rand_distr::StandardNormal;
 use tch::{Kind, Tensor};
 
@@ -44,7 +43,7 @@ pub(crate) fn argmax(values: &[f32]) -> usize {
 
 /// Samples an action from `logits` by inverting the cumulative distribution with one uniform
 /// draw; returns it with its log-probability.
-pub(crate) fn categorical_sample(logits: &[f32], rng: &mut StdRng) -> (usize, f64) {
+pub(crate) fn categorical_sample(logits: &[f32], rng: &mut impl Rng) -> (usize, f64) {
     let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
     let exps: Vec<f64> = logits.iter().map(|&l| ((l - max) as f64).exp()).collect();
     let total: f64 = exps.iter().sum();
@@ -78,7 +77,7 @@ pub(crate) fn categorical_probs(logits: &[f32]) -> Vec<f64> {
 /// One draw from a diagonal Gaussian: `mean + exp(log_std) · ε` with `ε ~ N(0, 1)` in `f64`, one
 /// draw per dimension in order (`log_std` cycles when `mean` holds several rows); pushes the
 /// values to `out` and returns the log-density of the draw when it is one row.
-pub(crate) fn gaussian_sample(mean: &[f32], log_std: &[f32], rng: &mut StdRng, out: &mut Vec<f32>) -> f64 {
+pub(crate) fn gaussian_sample(mean: &[f32], log_std: &[f32], rng: &mut impl Rng, out: &mut Vec<f32>) -> f64 {
     let mut lp = 0.0f64;
     for (k, m) in mean.iter().enumerate() {
         let ls = log_std[k % log_std.len()];
@@ -91,7 +90,7 @@ pub(crate) fn gaussian_sample(mean: &[f32], log_std: &[f32], rng: &mut StdRng, o
 
 /// Draws `count` gSDE matrices `W ~ N(0, exp(log_std)²)`, flattened (`f32` normals, one per
 /// entry, matrix after matrix).
-pub(crate) fn draw_exploration(log_std: &Tensor, count: usize, rng: &mut StdRng) -> Vec<f32> {
+pub(crate) fn draw_exploration(log_std: &Tensor, count: usize, rng: &mut impl Rng) -> Vec<f32> {
     let std = to_vec(&log_std.exp());
     (0..count).flat_map(|_| std.iter().map(|s| s * rng.sample::<f32, _>(StandardNormal)).collect::<Vec<_>>()).collect()
 }

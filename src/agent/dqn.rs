@@ -18,7 +18,7 @@ use super::off_policy::{self, OffPolicy, ProgressAt, Shape, StopAt};
 use super::optim::Adam;
 use super::replay::{Batch, ReplayBuffer};
 use super::schedule::linear_decay;
-use super::state::agent_state;
+use super::state::{agent_state, training_state};
 use super::{
     Agent, AgentConfig, AgentError, Algo, Distill, Monitor, Outcome, Schedule, check, check_envs, obs_dim,
     polyak_update, rows, sorted_variables, to_vec, variable_names,
@@ -121,7 +121,7 @@ pub struct Dqn {
     q_target: Mlp,
     opt: Adam,
     buffer: ReplayBuffer,
-    rng: StdRng,
+    rng: super::AgentRng,
     steps: u64,
     vec_steps: u64,
     current: Option<Vec<f32>>,
@@ -159,7 +159,7 @@ impl Dqn {
             q_target,
             opt,
             buffer,
-            rng: StdRng::seed_from_u64(seed),
+            rng: super::AgentRng::seed_from_u64(seed),
             steps: 0,
             vec_steps: 0,
             current: None,
@@ -253,6 +253,7 @@ impl Agent for Dqn {
     }
 
     agent_state!(vs, target_vs, "optim": opt);
+    training_state!(rng, vec_steps, current, buffer);
 
     fn weight_names(&self) -> Vec<String> {
         variable_names(&self.vs)

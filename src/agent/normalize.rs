@@ -123,6 +123,16 @@ impl RewardNormalizer {
         RewardNormalizer { stats: RunningMeanStd::new(1), returns: vec![0.0; num_envs], gamma, clip: 10.0 }
     }
 
+    /// Each environment's running discounted return.
+    pub fn returns(&self) -> &[f64] {
+        &self.returns
+    }
+
+    /// Each environment's running discounted return, to restore.
+    pub(crate) fn returns_mut(&mut self) -> &mut [f64] {
+        &mut self.returns
+    }
+
     /// Updates the statistics with this step's rewards and returns them scaled; `done[i]` ends
     /// environment `i`'s running return.
     pub fn apply(&mut self, rewards: &[f64], done: impl Fn(usize) -> bool) -> Vec<f64> {

@@ -36,7 +36,7 @@ use super::distributions::{argmax, categorical_sample, draw_exploration, gaussia
 use super::nn::{Mlp, MlpConfig};
 use super::normalize::{ObsNormalizer, RewardNormalizer};
 use super::optim::Adam;
-use super::state::agent_state;
+use super::state::{agent_state, training_state};
 use super::{
     Agent, AgentConfig, AgentError, Algo, Distill, Event, Monitor, Outcome, Schedule, advance_guidance, check, obs_dim,
     rows, snapshot, sorted_variables, to_vec, variable_names,
@@ -159,7 +159,7 @@ pub struct Ppo {
     opt: Adam,
     obs_norm: Option<ObsNormalizer>,
     rew_norm: Option<RewardNormalizer>,
-    rng: StdRng,
+    rng: super::AgentRng,
     steps: u64,
     /// The (normalised) observations to act on next and which environments just started an
     /// episode; `None` until the first call to `learn`.
@@ -222,7 +222,7 @@ impl Ppo {
             opt,
             obs_norm,
             rew_norm,
-            rng: StdRng::seed_from_u64(seed),
+            rng: super::AgentRng::seed_from_u64(seed),
             steps: 0,
             current: None,
             teacher: None,
@@ -372,6 +372,7 @@ impl Agent for Ppo {
     }
 
     agent_state!(vs, "optim": opt, "obs_rms": obs_norm, "ret_rms": rew_norm);
+    training_state!(rng, current, exploration, rew_norm);
 
     fn weight_names(&self) -> Vec<String> {
         variable_names(&self.vs)

@@ -162,6 +162,38 @@ impl ReplayBuffer {
         Ok(n)
     }
 
+    /// The storage as it lies in memory (`obs`, `actions`, `rewards`, `next_obs`, `dones`), the
+    /// number of transitions held and the next write position: what resuming needs, since
+    /// sampling draws storage positions.
+    pub(crate) fn ring(&self) -> ([&[f32]; 5], usize, usize) {
+        ([&self.obs, &self.actions, &self.rewards, &self.next_obs, &self.dones], self.len, self.pos)
+    }
+
+    /// Restores what [`ReplayBuffer::ring`] gave, refusing storage that does not fit this
+    /// buffer's widths and capacity.
+    pub(crate) fn set_ring(&mut self, arrays: [Vec<f32>; 5], len: usize, pos: usize) -> Result<(), AgentError> {
+        let [obs, actions, rewards, next_obs, dones] = arrays;
+        let rows = rewards.len();
+        let fits = rows <= self.capacity
+            && len == rows
+            && pos <= rows
+            && pos < self.capacity
+            && obs.len() == rows * self.obs_dim
+            && next_obs.len() == rows * self.obs_dim
+            && actions.len() == rows * self.act_dim
+            && dones.len() == rows;
+        if !fits {
+            return Err(AgentError::State(format!(
+                "the replay buffer's saved storage ({rows} rows, length {len}, position {pos}) does not fit a buffer of \
+                 {} transitions of {} + {} values",
+                self.capacity, self.obs_dim, self.act_dim
+            )));
+        }
+        (self.obs, self.actions, self.rewards, self.next_obs, self.dones) = (obs, actions, rewards, next_obs, dones);
+        (self.len, self.pos) = (len, pos);
+        Ok(())
+    }
+
     /// Empties the buffer (transfer's "reset the replay buffer").
     pub fn clear(&mut self) {
         self.len = 0;

@@ -23,7 +23,7 @@ use super::nn::{Mlp, MlpConfig};
 use super::off_policy::{self, OffPolicy, ProgressAt, Shape, StopAt};
 use super::optim::Adam;
 use super::replay::ReplayBuffer;
-use super::state::agent_state;
+use super::state::{agent_state, training_state};
 use super::{
     Agent, AgentConfig, AgentError, Algo, Distill, Monitor, Outcome, Schedule, box_bounds, check, check_envs, obs_dim,
     polyak_update, rows, snapshot, sorted_variables, to_vec, variable_names,
@@ -139,7 +139,7 @@ pub struct Sac {
     ent_opt: Option<Adam>,
     target_entropy: f64,
     buffer: ReplayBuffer,
-    rng: StdRng,
+    rng: super::AgentRng,
     steps: u64,
     gradient_steps: u64,
     current: Option<Vec<f32>>,
@@ -208,7 +208,7 @@ impl Sac {
             ent_opt,
             target_entropy: cfg.target_entropy.unwrap_or(-(act_dim as f64)),
             buffer,
-            rng: StdRng::seed_from_u64(seed),
+            rng: super::AgentRng::seed_from_u64(seed),
             steps: 0,
             gradient_steps: 0,
             current: None,
@@ -324,6 +324,7 @@ impl Agent for Sac {
     }
 
     agent_state!(vs, target_vs, "optim.actor": actor_opt, "optim.critic": critic_opt, "optim.ent_coef": ent_opt);
+    training_state!(rng, gradient_steps, current, buffer, noise);
 
     fn weight_names(&self) -> Vec<String> {
         variable_names(&self.vs)

@@ -4,7 +4,6 @@
 //! evaluation ([`Sac::explore`]), and the distillation term.
 
 use rand::Rng;
-use rand::rngs::StdRng;
 use rand_distr::StandardNormal;
 use tch::nn::{self, Module};
 use tch::{Kind, Tensor};
@@ -16,6 +15,7 @@ use super::super::distributions::{
 use super::super::nn::Mlp;
 use super::super::{Distill, rows, to_vec};
 use super::Sac;
+use crate::agent::state::TrainingPart;
 
 /// The range the `log σ` head is clamped to, as Stable-Baselines3.
 pub(super) const LOG_STD_MIN: f64 = -20.0;
@@ -31,6 +31,26 @@ pub(super) enum Noise {
     /// `actor.log_std`: the `[features, actions]` gSDE log standard deviations, and the
     /// exploration matrix in use while acting.
     Sde { log_std: Tensor, exploration: Vec<f32> },
+}
+
+/// The gSDE exploration matrix in use (nothing for a `log σ` head).
+impl TrainingPart for Noise {
+    fn save_training(&self, name: &str, out: &mut Vec<(String, Tensor)>) {
+        if let Noise::Sde { exploration, .. } = self {
+            exploration.save_training(name, out);
+        }
+    }
+
+    fn load_training(
+        &mut self,
+        name: &str,
+        get: &mut dyn FnMut(&str) -> Option<Tensor>,
+    ) -> Result<(), crate::agent::AgentError> {
+        match self {
+            Noise::Sde { exploration, .. } => exploration.load_training(name, get),
+            Noise::Head(_) => Ok(()),
+        }
+    }
 }
 
 /// A frozen copy of the actor to distil from.
@@ -151,7 +171,7 @@ impl Sac {
         noise: &Noise,
         obs_dim: usize,
         obs: &[f32],
-        rng: &mut StdRng,
+        rng: &mut impl Rng,
         draw: Draw,
     ) -> Vec<f32> {
         let x = rows(obs, obs_dim);
