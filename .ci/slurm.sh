@@ -107,6 +107,7 @@ install_packages() {
     printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
     chmod 755 /usr/sbin/policy-rc.d
     added_policy=1
+    trap 'rm -f /usr/sbin/policy-rc.d' EXIT
   fi
   say "installing slurm-wlm and munge with apt-get (log: $log)"
   local pkgs=(slurm-wlm munge)
@@ -114,7 +115,10 @@ install_packages() {
     say "apt-get install failed; running apt-get update and trying again"
     { apt-get update && apt-get install -y --no-install-recommends "${pkgs[@]}"; } >>"$log" 2>&1 || rc=$?
   fi
-  [ -z "$added_policy" ] || rm -f /usr/sbin/policy-rc.d
+  if [ -n "$added_policy" ]; then
+    rm -f /usr/sbin/policy-rc.d
+    trap - EXIT
+  fi
   if [ "$rc" != 0 ]; then
     local why
     why=$(grep -E '^(E|W): ' "$log" | tail -n 1)
@@ -131,8 +135,8 @@ munge_works() {
 start_munge() {
   local user=root i
   id munge >/dev/null 2>&1 && user=munge
-  # Key: 1 KiB random, owned by the user munged runs as, readable by it alone (munged refuses a
-  # key that others can read, or a key directory that others can write).
+  # Key (Debian's munge postinst normally creates it): owned by the user munged runs as, readable
+  # by it alone (munged refuses a key that others can read, or a key directory others can write).
   install -d -m 0700 -o "$user" -g "$user" /etc/munge
   if [ ! -s /etc/munge/munge.key ]; then
     say "creating /etc/munge/munge.key"
@@ -247,7 +251,7 @@ registered() {
 }
 
 wait_idle() {
-  local t0=$SECONDS state last= resumed=0
+  local t0=$SECONDS state last= resumed=-10
   while ((SECONDS - t0 < wait_s)); do
     state=$(sinfo -h -N -n "$node" -o %T 2>/dev/null | head -n 1) || state=
     [ "$state" = "$last" ] || { [ -z "$state" ] || say "node $node: $state"; last=$state; }
@@ -309,7 +313,10 @@ up() {
 }
 
 down() {
-  [ "$(id -u)" = 0 ] || cannot "not running as root (uid $(id -u)); cannot stop the SLURM daemons"
+  if [ "$(id -u)" != 0 ]; then
+    say "not running as root (uid $(id -u)); cannot stop the SLURM daemons"
+    exit 3
+  fi
   # Jobs still queued or running are cancelled first: a running job's slurmstepd outlives slurmd
   # and would keep the job's processes running after `down`.
   if alive slurmctld "$ctld_pid" && alive slurmd "$slurmd_pid"; then

@@ -2,10 +2,12 @@
 //! registers them and calls [`run`] (see `envs/corridor/main.rs`).
 //!
 //! One file per command group: `env` (`envs`, `demo`, `check`), `agent` (`train`,
-//! `eval`), `transfer` (`transfer`, `suggest`) and `study` (`run`, `validate`, `report`, `power`).
+//! `eval`), `transfer` (`transfer`, `suggest`), `study` (`run`, `validate`, `report`, `power`)
+//! and `cluster` (`status`, `prepare`, `slurm`, and `run --workers`).
 //! The commands parse arguments, call the library and print; what they compute lives below.
 
 mod agent;
+mod cluster;
 mod env;
 mod study;
 mod transfer;
@@ -64,8 +66,18 @@ enum Command {
     Run(RunArgs),
     /// Check an experiment file without running it.
     Validate { file: PathBuf },
-    /// Render the summary, figures and report of a results folder again, without training.
+    /// Render the summary, figures and report of a results folder again, without training; while
+    /// a study runs, from the units finished so far (marked partial).
     Report { dir: PathBuf },
+    /// Where a study stands: finished, failed, running (host, age, step), stalled and pending
+    /// units, and the time left.
+    Status(cluster::StatusArgs),
+    /// Set up a study's results folder and pretrain its sources, once, before processes run its
+    /// units (what a cluster's first job does).
+    Prepare(RunArgs),
+    /// Write (and with --submit, submit) the SLURM jobs of a study: a prepare job, a job array
+    /// over the units and a report job that waits for them.
+    Slurm(cluster::SlurmArgs),
     /// How many seeds a study needs: from a results folder (a pilot run), per comparison the
     /// smallest difference its seeds detect and the seeds an effect needs, with 80 % power.
     Power(PowerArgs),
@@ -114,6 +126,9 @@ pub fn run(registry: Registry) -> ExitCode {
         Command::Run(args) => study::run(&registry, &args),
         Command::Validate { file } => study::validate(&registry, &file),
         Command::Report { dir } => study::report(&dir),
+        Command::Status(args) => cluster::status(&args),
+        Command::Prepare(args) => cluster::prepare(&registry, &args),
+        Command::Slurm(args) => cluster::slurm(&registry, &args),
         Command::Power(args) => study::power(&args),
     };
     match result {

@@ -32,22 +32,27 @@ pub mod decision;
 pub mod error;
 pub mod experiment;
 pub mod figures;
-pub mod lock;
+pub mod claim;
+pub mod journal;
 pub mod plan;
 pub mod records;
 pub mod report;
+pub mod resume;
 pub mod scores;
+pub mod shard;
+pub mod slurm;
 pub mod source;
 pub mod speed;
 pub mod stats;
+pub mod status;
 pub mod summary;
 pub mod unit;
 pub mod validate;
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::Instant;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 use rayon::prelude::*;
 
@@ -62,9 +67,12 @@ pub use report::write_outputs;
 pub use source::SourceRecord;
 pub use summary::Summary;
 
+use claim::Claimer;
 use experiment::{Experiment, Source};
-use lock::Lock;
-use unit::{Unit, UnitContext, run_unit};
+use journal::Journal;
+use unit::{Unit, UnitContext, UnitRun, Unrecorded, run_unit};
+
+pub use shard::Shard;
 
 /// Options of a run.
 pub struct RunOptions {
@@ -76,48 +84,66 @@ pub struct RunOptions {
     pub jobs: usize,
     /// No progress display and no log.
     pub quiet: bool,
+    /// Only this shard's units.
+    pub shard: Option<Shard>,
+    /// When a silent claim is taken over.
+    pub claim_timeout: Duration,
+    /// The least time between two preemption checkpoints of a unit.
+    pub checkpoint_every: Duration,
+    /// Write the summary, figures and report when every unit has a record.
+    pub summarize: bool,
+}
+
+impl RunOptions {
+    /// The defaults for a results folder: sources cached beside it, one unit per core, no shard,
+    /// claims stale after [`claim::DEFAULT_TIMEOUT`], checkpoints at most every 3 minutes.
+    pub fn new(out: PathBuf) -> RunOptions {
+        RunOptions {
+            sources: out.parent().map_or_else(|| PathBuf::from("runs/sources"), |p| p.join("sources")),
+            out,
+            jobs: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            quiet: false,
+            shard: None,
+            claim_timeout: claim::DEFAULT_TIMEOUT,
+            checkpoint_every: Duration::from_secs(180),
+            summarize: true,
+        }
+    }
 }
 
 /// How a run ended.
 pub enum RunOutcome {
     /// Every unit has a record; the summary of them all.
     Complete(Box<Summary>),
-    /// Ctrl-C: the finished units are saved; running again continues.
+    /// Ctrl-C: the finished units are saved, the others' checkpoints too; running again continues.
     Interrupted {
         /// Units with a record.
         done: usize,
         /// Units of the study.
         total: usize,
     },
+    /// This process ran what it could; other processes (or shards) hold the remaining units.
+    Incomplete {
+        /// Units with a record.
+        done: usize,
+        /// Units of the study.
+        total: usize,
+        /// Units that live processes of this shard were running when this one ended.
+        elsewhere: usize,
+    },
 }
 
-/// Runs an experiment into `opts.out`, skipping the units already there, then writes the
-/// summary, figures and report.
+/// Runs an experiment into `opts.out`, beside any other processes that run it into the same
+/// folder: each claims the units it runs ([`claim`]), skips those with a record, and continues
+/// those with a checkpoint. The process that finds every unit recorded writes the summary,
+/// figures and report.
 pub fn run(
     experiment: &Experiment,
     registry: &Registry,
     opts: &RunOptions,
     stop: &AtomicBool,
 ) -> Result<RunOutcome, StudyError> {
-    let mut plan = Plan::resolve(experiment, registry)?;
-    if !opts.quiet {
-        for w in &plan.warnings {
-            eprintln!("warning: {w}");
-        }
-    }
-    std::fs::create_dir_all(&opts.out).map_err(|e| crate::util::FileError::new(&opts.out, e))?;
-    let _lock = Lock::take(&opts.out)?;
-    let spec_path = opts.out.join("experiment.ron");
-    let text = experiment.to_ron();
-    match std::fs::read_to_string(&spec_path) {
-        Ok(existing) if existing != text => return Err(StudyError::DifferentExperiment { dir: opts.out.clone() }),
-        Ok(_) => {}
-        Err(_) => write_atomic(&spec_path, &text)?,
-    }
-    let sources = source::obtain(&mut plan, registry, &opts.sources, opts.quiet, stop)?;
-    write_atomic(&opts.out.join("targets.ron"), to_ron(&plan.targets))?;
-    sources[0].record.write(&opts.out)?;
-
+    let Setup { plan, sources, claimer, journal } = setup(experiment, registry, opts, stop)?;
     let all: Vec<Unit<'_>> = plan
         .units()
         .map(|(target, arm, seed)| Unit {
@@ -128,11 +154,14 @@ pub fn run(
         })
         .collect();
     let total = all.len();
-    let pending: Vec<&Unit<'_>> = all.iter().filter(|u| !u.path.exists()).collect();
-    let skipped = total - pending.len();
+    let mine: Vec<&Unit<'_>> =
+        all.iter().enumerate().filter(|(i, _)| opts.shard.is_none_or(|s| s.has(*i))).map(|(_, u)| u).collect();
+    let pending: Vec<&Unit<'_>> = mine.iter().copied().filter(|u| !u.path.exists()).collect();
+    let skipped = mine.len() - pending.len();
     if !opts.quiet {
+        let shard = opts.shard.map(|s| format!(" (shard {s}: {} of them)", mine.len())).unwrap_or_default();
         eprintln!(
-            "{}: {} targets x {} arms x {} seeds = {total} units ({skipped} already done), {} jobs -> {}",
+            "{}: {} targets x {} arms x {} seeds = {total} units{shard}, {skipped} already done, {} jobs -> {}",
             experiment.name,
             plan.targets.len(),
             plan.arms.len(),
@@ -141,13 +170,21 @@ pub fn run(
             opts.out.display()
         );
     }
-    let bar = crate::util::progress(total as u64, opts.quiet, "units");
+    let bar = crate::util::progress(mine.len() as u64, opts.quiet, "units");
     bar.set_position(skipped as u64);
     let log = !opts.quiet && bar.is_hidden();
     let steps_done = AtomicU64::new(0);
-    let cx = UnitContext { experiment, registry, sources: &sources, stop, steps_done: &steps_done };
+    let cx = UnitContext {
+        experiment,
+        registry,
+        sources: &sources,
+        stop,
+        steps_done: &steps_done,
+        checkpoint_every: opts.checkpoint_every,
+    };
     let started = Instant::now();
     let errors = Mutex::new(Vec::new());
+    let busy = AtomicUsize::new(0);
     tch::set_num_threads(1);
     let pool = rayon::ThreadPoolBuilder::new().num_threads(opts.jobs.max(1)).build().map_err(StudyError::Pool)?;
     pool.install(|| {
@@ -155,46 +192,149 @@ pub fn run(
             if stop.load(Ordering::SeqCst) {
                 return;
             }
-            let Ok((result, curve)) = run_unit(unit, &cx) else {
-                return;
+            let ran = run_claimed(unit, &cx, &claimer, &journal, &opts.out);
+            let run = match ran {
+                Ok(Claimed::Ran(run)) => run,
+                Ok(Claimed::Busy) => {
+                    busy.fetch_add(1, Ordering::Relaxed);
+                    return;
+                }
+                Ok(Claimed::Skipped) => return bar.inc(1),
+                Err(e) => return errors.lock().unwrap_or_else(|p| p.into_inner()).push(e),
             };
-            let written = write_atomic(&unit.path.with_extension("csv"), curve.to_csv())
-                .and_then(|_| write_atomic(&unit.path, to_ron(&result)));
-            if let Err(e) = written {
-                errors.lock().unwrap_or_else(|p| p.into_inner()).push(e);
-            }
             bar.inc(1);
             let rate = steps_done.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64().max(1e-9);
             bar.set_message(format!("{rate:.0} steps/s"));
             if log {
+                let result = &run.result;
                 let last = result.evals.last().map(|e| e.mean).unwrap_or(f64::NAN);
                 let status = match &result.status {
                     UnitStatus::Finished => format!("return {last:.1}"),
                     UnitStatus::Failed(e) => format!("FAILED: {e}"),
                 };
+                let resumed = run.resumed_at.map(|s| format!(", resumed at step {s}")).unwrap_or_default();
                 eprintln!(
-                    "[{}/{total}] {} {} seed {}: {status} ({:.1} s)",
+                    "[{}/{}] {} {} seed {}: {status} ({:.1} s{resumed})",
                     bar.position(),
+                    mine.len(),
                     result.target,
                     result.arm,
                     result.seed,
-                    result.seconds
+                    run.seconds
                 );
             }
         })
     });
     bar.finish_and_clear();
     if let Some(e) = errors.into_inner().unwrap_or_else(|p| p.into_inner()).into_iter().next() {
-        return Err(e.into());
+        return Err(e);
     }
     let units = read_units(&opts.out)?;
     let done = units.len();
-    if stop.load(Ordering::SeqCst) || done < total {
+    if stop.load(Ordering::SeqCst) {
         return Ok(RunOutcome::Interrupted { done, total });
+    }
+    if done < total || !opts.summarize {
+        return Ok(RunOutcome::Incomplete { done, total, elsewhere: busy.into_inner() });
     }
     let summary = summary::summarize(experiment, &plan.targets, &units, &sources[0].record);
     write_outputs(&opts.out, experiment, &summary, &units)?;
     Ok(RunOutcome::Complete(Box::new(summary)))
+}
+
+/// A run's first stages, done by every process that runs the study.
+struct Setup<'e> {
+    plan: Plan<'e>,
+    sources: Vec<source::SourcePolicy>,
+    claimer: Claimer,
+    journal: Journal,
+}
+
+/// Resolves the plan, checks or writes `experiment.ron`, obtains the sources (pretraining them
+/// once over all processes) and writes `targets.ron` and `source.ron`.
+fn setup<'e>(
+    experiment: &'e Experiment,
+    registry: &Registry,
+    opts: &RunOptions,
+    stop: &AtomicBool,
+) -> Result<Setup<'e>, StudyError> {
+    let mut plan = Plan::resolve(experiment, registry)?;
+    if !opts.quiet {
+        for w in &plan.warnings {
+            eprintln!("warning: {w}");
+        }
+    }
+    std::fs::create_dir_all(&opts.out).map_err(|e| crate::util::FileError::new(&opts.out, e))?;
+    let spec_path = opts.out.join("experiment.ron");
+    let text = experiment.to_ron();
+    match std::fs::read_to_string(&spec_path) {
+        Ok(existing) if existing != text => return Err(StudyError::DifferentExperiment { dir: opts.out.clone() }),
+        Ok(_) => {}
+        Err(_) => write_atomic(&spec_path, &text)?,
+    }
+    let claimer = Claimer::new(opts.claim_timeout);
+    let journal = Journal::open(&opts.out, claimer.owner())?;
+    let sources = source::obtain(&mut plan, registry, &opts.sources, &claimer, opts.quiet, stop)?;
+    write_atomic(&opts.out.join("targets.ron"), to_ron(&plan.targets))?;
+    sources[0].record.write(&opts.out)?;
+    Ok(Setup { plan, sources, claimer, journal })
+}
+
+/// The stages before the units: the results folder set up and every source pretrained (or
+/// loaded), so that the processes that run the units find them ready. Returns the study's
+/// number of units.
+pub fn prepare(
+    experiment: &Experiment,
+    registry: &Registry,
+    opts: &RunOptions,
+    stop: &AtomicBool,
+) -> Result<usize, StudyError> {
+    Ok(setup(experiment, registry, opts, stop)?.plan.units().count())
+}
+
+/// What became of a pending unit.
+enum Claimed {
+    /// A record appeared meanwhile, or the run was stopped or the claim lost.
+    Skipped,
+    /// A live process holds it.
+    Busy,
+    /// This process ran it and published its record.
+    Ran(UnitRun),
+}
+
+/// Claims a unit, runs it (from its checkpoint when there is one) and publishes its record once.
+fn run_claimed(
+    unit: &Unit<'_>,
+    cx: &UnitContext<'_>,
+    claimer: &Claimer,
+    journal: &Journal,
+    out: &Path,
+) -> Result<Claimed, StudyError> {
+    let Some(claim) = claimer.try_claim(&claim::claim_path(&unit.path))? else { return Ok(Claimed::Busy) };
+    if unit.path.exists() {
+        return Ok(Claimed::Skipped);
+    }
+    let name = unit.path.strip_prefix(out).unwrap_or(&unit.path).display().to_string();
+    journal.write("claimed", &name, "")?;
+    let run = match run_unit(unit, cx, &|| claim.is_lost()) {
+        Ok(run) => run,
+        Err(why) => {
+            journal.write(if why == Unrecorded::Lost { "lost" } else { "stopped" }, &name, "")?;
+            return Ok(Claimed::Skipped);
+        }
+    };
+    if let Some(step) = run.resumed_at {
+        journal.write("resumed", &name, step)?;
+    }
+    write_atomic(&unit.path.with_extension("csv"), run.curve.to_csv())?;
+    if claim::publish_once(&unit.path, to_ron(&run.result))? {
+        journal.write("recorded", &name, format!("{:.3}", run.seconds))?;
+    } else {
+        journal.write("duplicate", &name, "")?;
+    }
+    let _ = std::fs::remove_file(resume::resume_path(&unit.path));
+    drop(claim);
+    Ok(Claimed::Ran(run))
 }
 
 /// Reads a RON file of a results folder.
@@ -202,9 +342,9 @@ fn read_ron<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, StudyError
     ron_options().from_str(&read_to_string(path)?).map_err(|e| StudyError::record(path, e))
 }
 
-/// Renders summary, figures and report again from a results folder, without training.
+/// Renders summary, figures and report again from a results folder, without training; at any
+/// moment of a run, from the units finished so far (the summary is then marked partial).
 pub fn report(out: &Path) -> Result<Summary, StudyError> {
-    let _lock = Lock::take(out)?;
     let experiment: Experiment = read_ron(&out.join("experiment.ron"))?;
     experiment.check_fields()?;
     let infos: Vec<TargetInfo> = read_ron(&out.join("targets.ron"))?;
@@ -225,7 +365,9 @@ pub fn report(out: &Path) -> Result<Summary, StudyError> {
         Some(record) => record,
         None => legacy_source(&experiment, &units)?,
     };
-    let summary = summary::summarize(&experiment, &infos, &units, &source);
+    let mut summary = summary::summarize(&experiment, &infos, &units, &source);
+    let total = infos.len() * arms(&experiment).len() * experiment.seeds as usize;
+    summary.partial = (units.len() < total).then_some(summary::Partial { done: units.len(), total });
     write_outputs(out, &experiment, &summary, &units)?;
     Ok(summary)
 }

@@ -45,13 +45,40 @@ pub fn read_to_string(path: &Path) -> Result<String, FileError> {
 }
 
 /// Writes `bytes` to `path` through a temporary file renamed into place, creating the folder:
-/// a reader sees the old file or the new one, never half of one.
+/// a reader sees the old file or the new one, never half of one. The temporary name is unique
+/// to the host, process and call, so that writers of the same file never share one.
 pub fn write_atomic(path: &Path, bytes: impl AsRef<[u8]>) -> Result<(), FileError> {
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|e| FileError::new(dir, e))?;
-    }
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, bytes).and_then(|_| std::fs::rename(&tmp, path)).map_err(|e| FileError::new(path, e))
+    let tmp = write_temp(path, bytes.as_ref())?;
+    std::fs::rename(&tmp, path).map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        FileError::new(path, e)
+    })
+}
+
+/// Writes `bytes` (flushed to the disk) to a new temporary file beside `path`, named
+/// `.<name>.<host>.<pid>.<n>.tmp`, and returns its path; the caller moves it into place. On
+/// failure (a full disk, a read-only folder) nothing is left behind and the error names `path`.
+pub fn write_temp(path: &Path, bytes: &[u8]) -> Result<PathBuf, FileError> {
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).map_err(|e| FileError::new(dir, e))?;
+    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let name = path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.{}.{}.{n}.tmp", host(), std::process::id()));
+    let written = std::fs::File::create(&tmp).and_then(|mut file| {
+        std::io::Write::write_all(&mut file, bytes)?;
+        file.sync_all()
+    });
+    written.map(|_| tmp.clone()).map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        FileError::new(path, e)
+    })
+}
+
+/// This machine's host name (file-safe), as claims and temporary names carry it.
+pub fn host() -> &'static str {
+    static HOST: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    HOST.get_or_init(|| file_safe(&gethostname::gethostname().to_string_lossy()))
 }
 
 /// `s` with every character outside `[A-Za-z0-9-=._]` replaced by `_`.

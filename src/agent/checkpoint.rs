@@ -160,6 +160,15 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), CheckpointError> {
 /// Serialises named tensors as safetensors bytes, with their descriptions; `path` names the
 /// file in errors.
 fn serialize(tensors: &[(String, Tensor)], path: &Path) -> Result<(Vec<u8>, Vec<TensorInfo>), CheckpointError> {
+    serialize_with(tensors, HashMap::new(), path)
+}
+
+/// [`serialize`] with text metadata beside `format: headstart`.
+fn serialize_with(
+    tensors: &[(String, Tensor)],
+    mut metadata: HashMap<String, String>,
+    path: &Path,
+) -> Result<(Vec<u8>, Vec<TensorInfo>), CheckpointError> {
     let mut infos = Vec::with_capacity(tensors.len());
     let mut buffers = Vec::with_capacity(tensors.len());
     for (name, tensor) in tensors {
@@ -180,7 +189,7 @@ fn serialize(tensors: &[(String, Tensor)], path: &Path) -> Result<(Vec<u8>, Vec<
                 .map_err(|e| file_error(path, e.to_string()))
         })
         .collect::<Result<Vec<_>, _>>()?;
-    let metadata = HashMap::from([("format".to_string(), "headstart".to_string())]);
+    metadata.insert("format".to_string(), "headstart".to_string());
     let bytes = safetensors::serialize(views, Some(metadata)).map_err(|e| file_error(path, e.to_string()))?;
     Ok((bytes, infos))
 }
@@ -207,6 +216,49 @@ fn getter<'a>(file: &'a SafeTensors<'a>) -> impl FnMut(&str) -> Option<Tensor> +
         let shape: Vec<i64> = view.shape().iter().map(|&d| d as i64).collect();
         Some(Tensor::from_data_size(view.data(), &shape, kind))
     }
+}
+
+/// Writes named tensors (`F32`, `F64`, `I64`) and text metadata into one safetensors file,
+/// atomically.
+pub fn write_tensors(
+    path: &Path,
+    tensors: &[(String, Tensor)],
+    metadata: HashMap<String, String>,
+) -> Result<(), CheckpointError> {
+    let (bytes, _) = serialize_with(tensors, metadata, path)?;
+    write_atomic(path, &bytes)
+}
+
+/// The tensors and metadata of a safetensors file.
+pub struct TensorFile {
+    /// The text metadata.
+    pub metadata: HashMap<String, String>,
+    /// The tensors, by name.
+    pub tensors: HashMap<String, Tensor>,
+}
+
+impl TensorFile {
+    /// A tensor by name (a shallow copy), as restoring functions look them up.
+    pub fn get(&self, name: &str) -> Option<Tensor> {
+        self.tensors.get(name).map(Tensor::shallow_clone)
+    }
+}
+
+/// Reads what [`write_tensors`] wrote; a damaged file is an error naming it.
+pub fn read_tensors(path: &Path) -> Result<TensorFile, CheckpointError> {
+    let bytes = fs::read(path).map_err(|e| file_error(path, e.to_string()))?;
+    let (_, header) = SafeTensors::read_metadata(&bytes)
+        .map_err(|e| file_error(path, format!("not a readable safetensors file (truncated or corrupt?): {e}")))?;
+    let metadata = header.metadata().clone().unwrap_or_default();
+    let file = SafeTensors::deserialize(&bytes)
+        .map_err(|e| file_error(path, format!("not a readable safetensors file (truncated or corrupt?): {e}")))?;
+    let mut get = getter(&file);
+    let mut tensors = HashMap::new();
+    for name in file.names() {
+        let tensor = get(name).ok_or_else(|| file_error(path, format!("tensor `{name}` has an unsupported type")))?;
+        tensors.insert(name.to_string(), tensor);
+    }
+    Ok(TensorFile { metadata, tensors })
 }
 
 /// Saves `agent` into the folder `dir` (created if missing); returns the card written. An

@@ -12,16 +12,54 @@ use crate::transfer::Strategy;
 #[derive(clap::Args)]
 pub(crate) struct RunArgs {
     /// The experiment file (RON).
-    file: PathBuf,
-    /// The results folder [default: runs/<name>].
+    pub(super) file: PathBuf,
+    /// The results folder [default: runs/<name>]. Any number of processes, on this machine or
+    /// others sharing the folder, may run into it at once: each unit runs once.
     #[arg(long)]
-    out: Option<PathBuf>,
-    /// Units run at once [default: the number of cores].
+    pub(super) out: Option<PathBuf>,
+    /// Units run at once, as threads [default: the number of cores].
     #[arg(long)]
-    jobs: Option<usize>,
+    pub(super) jobs: Option<usize>,
+    /// Run the units in N worker processes instead of threads (for environments that hold a
+    /// lock of their own, such as Python's); this process pretrains the sources first and
+    /// writes the report at the end.
+    #[arg(long, value_name = "N", conflicts_with = "jobs")]
+    pub(super) workers: Option<usize>,
+    /// Only the units of shard I of N (position in the plan modulo N); `auto` takes I and N
+    /// from a SLURM job array, `auto/N` takes I from SLURM or a Kubernetes Indexed Job.
+    #[arg(long, value_name = "I/N")]
+    pub(super) shard: Option<study::Shard>,
+    /// Seconds after its last heartbeat at which another process takes a claim over.
+    #[arg(long, value_name = "SECS", default_value_t = study::claim::DEFAULT_TIMEOUT.as_secs())]
+    pub(super) claim_timeout: u64,
+    /// The least seconds between two preemption checkpoints of a unit (0: at every evaluation).
+    #[arg(long, value_name = "SECS", default_value_t = 180)]
+    pub(super) checkpoint_every: u64,
+    /// Do not write the summary and report when the last unit finishes (a worker or an array
+    /// task; `headstart report` writes them).
+    #[arg(long)]
+    pub(super) no_summary: bool,
     /// No progress display.
     #[arg(long, short)]
-    quiet: bool,
+    pub(super) quiet: bool,
+}
+
+impl RunArgs {
+    /// The experiment and the run's options.
+    pub(super) fn options(&self) -> Result<(Experiment, study::RunOptions)> {
+        let experiment = Experiment::load(&self.file)?;
+        let out = self.out.clone().unwrap_or_else(|| PathBuf::from("runs").join(&experiment.name));
+        let mut opts = study::RunOptions::new(out);
+        if let Some(jobs) = self.jobs {
+            opts.jobs = jobs;
+        }
+        opts.quiet = self.quiet;
+        opts.shard = self.shard;
+        opts.claim_timeout = std::time::Duration::from_secs(self.claim_timeout.max(1));
+        opts.checkpoint_every = std::time::Duration::from_secs(self.checkpoint_every);
+        opts.summarize = !self.no_summary;
+        Ok((experiment, opts))
+    }
 }
 
 /// `headstart validate`: an experiment file checked without running it.
@@ -49,35 +87,49 @@ pub(super) fn validate(registry: &Registry, file: &Path) -> Result<()> {
 
 /// `headstart run`: a study run (or continued) into its results folder.
 pub(super) fn run(registry: &Registry, args: &RunArgs) -> Result<()> {
-    let experiment = Experiment::load(&args.file)?;
-    let out = args.out.clone().unwrap_or_else(|| PathBuf::from("runs").join(&experiment.name));
-    let sources = out.parent().map(|p| p.join("sources")).unwrap_or_else(|| PathBuf::from("runs/sources"));
-    let jobs = args.jobs.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
-    let stop = super::interrupt_flag(Some(
-        "stopping: the units in flight end at their next update and are not kept; run again to continue",
-    ));
-    let opts = study::RunOptions { out: out.clone(), sources, jobs, quiet: args.quiet };
-    let started = Instant::now();
-    match study::run(&experiment, registry, &opts, &stop)
-        .map_err(|e| anyhow::anyhow!("{}: {e}", args.file.display()))?
-    {
-        study::RunOutcome::Interrupted { done, total } => {
-            println!(
-                "interrupted: {done} of {total} units are saved in {}; run `headstart run {}` again to continue",
-                out.display(),
-                args.file.display()
-            );
-            Ok(())
-        }
-        study::RunOutcome::Complete(summary) => {
-            print_summary(&summary, &out);
-            eprintln!("({:.0} s)", started.elapsed().as_secs_f64());
-            Ok(())
-        }
+    if let Some(workers) = args.workers {
+        return super::cluster::run_workers(registry, args, workers);
     }
+    let (experiment, opts) = args.options()?;
+    let stop = super::interrupt_flag(Some(
+        "stopping: the units in flight save a checkpoint at their next update; run again to continue",
+    ));
+    let started = Instant::now();
+    let outcome =
+        study::run(&experiment, registry, &opts, &stop).map_err(|e| anyhow::anyhow!("{}: {e}", args.file.display()))?;
+    finish(outcome, &opts.out, &args.file)?;
+    eprintln!("({:.0} s)", started.elapsed().as_secs_f64());
+    Ok(())
+}
+
+/// Prints how a run ended: the summary, or what is left and how to continue.
+pub(super) fn finish(outcome: study::RunOutcome, out: &Path, file: &Path) -> Result<()> {
+    match outcome {
+        // An error, so that a scheduler sees that the task did not finish (and requeues it).
+        study::RunOutcome::Interrupted { done, total } => anyhow::bail!(
+            "interrupted: {done} of {total} units are saved in {}, the others' checkpoints too; run `headstart run {}` \
+             again to continue",
+            out.display(),
+            file.display()
+        ),
+        study::RunOutcome::Incomplete { done, total, elsewhere } => {
+            let others = if elsewhere > 0 { format!("; {elsewhere} are running in other processes") } else { String::new() };
+            println!(
+                "{done} of {total} units are recorded in {}{others}; `headstart status {}` follows them, and the \
+                 process that records the last one (or `headstart report`) writes the report",
+                out.display(),
+                out.display()
+            )
+        }
+        study::RunOutcome::Complete(summary) => print_summary(&summary, out),
+    }
+    Ok(())
 }
 
 fn print_summary(summary: &study::Summary, out: &Path) {
+    if let Some(p) = summary.partial {
+        println!("PARTIAL: {} of {} units have finished; these numbers will change", p.done, p.total);
+    }
     println!("{}", study::report::verdict_table(summary));
     let aggregate = study::report::aggregate_table(summary);
     if !aggregate.is_empty() {

@@ -39,8 +39,24 @@ pub struct VecStep<'a> {
     pub episodes: &'a [Episode],
 }
 
+/// The actions a vector of environments was stepped with since its last reset, in order: what
+/// brings fresh environments into the same state ([`VecEnv::replay`]), for a training run
+/// resumed in another process. Environments are deterministic given their seed and actions.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ActionLog {
+    /// The seed of the reset that began it.
+    pub seed: Option<u64>,
+    /// Vector steps logged.
+    pub steps: u64,
+    /// Discrete actions, one per environment per step.
+    pub discrete: Vec<i64>,
+    /// Continuous actions, flattened, one row per environment per step.
+    pub continuous: Vec<f32>,
+}
+
 /// A vector of environments with equal spaces.
 pub struct VecEnv<E = RegisteredEnv> {
+    log: Option<ActionLog>,
     envs: Vec<E>,
     obs_dim: usize,
     obs: Vec<f32>,
@@ -71,6 +87,7 @@ impl<E: Env> VecEnv<E> {
         let n = envs.len();
         let obs_dim = first.observation_space().flat_dim();
         Ok(VecEnv {
+            log: None,
             envs,
             obs_dim,
             obs: vec![0.0; n * obs_dim],
@@ -114,8 +131,62 @@ impl<E: Env> VecEnv<E> {
         &self.envs
     }
 
+    /// Logs the actions of every step from now on, each reset starting the log anew.
+    pub fn start_log(&mut self) {
+        self.log.get_or_insert_with(ActionLog::default);
+    }
+
+    /// The actions since the last reset, when logging.
+    pub fn log(&self) -> Option<&ActionLog> {
+        self.log.as_ref()
+    }
+
+    /// Resets with the log's seed and steps with its actions: the environments end as those that
+    /// were logged ended. Every action is checked as a step checks it.
+    pub fn replay(&mut self, log: &ActionLog) -> Result<(), EnvError> {
+        let n = self.envs.len() as u64;
+        let rows = log.steps * n;
+        let width = match self.action_space() {
+            Space::Discrete { .. } if log.discrete.len() as u64 == rows && log.continuous.is_empty() => 0,
+            Space::Box { .. } if log.discrete.is_empty() && rows > 0 && log.continuous.len() as u64 % rows == 0 => {
+                log.continuous.len() / rows as usize
+            }
+            _ if rows == 0 && log.discrete.is_empty() && log.continuous.is_empty() => 0,
+            space => {
+                return Err(EnvError::VecEnv(format!(
+                    "an action log of {} steps with {} discrete and {} continuous values does not fit {n} \
+                     environments with actions in {space}",
+                    log.steps,
+                    log.discrete.len(),
+                    log.continuous.len()
+                )));
+            }
+        };
+        self.reset(log.seed)?;
+        let n = n as usize;
+        for k in 0..log.steps as usize {
+            let actions: Vec<Action> = if width == 0 {
+                let row = &log.discrete[k * n..(k + 1) * n];
+                row.iter()
+                    .map(|&a| {
+                        usize::try_from(a).map(Action::Discrete).map_err(|_| {
+                            EnvError::VecEnv(format!("the action log's step {k} holds the negative action {a}"))
+                        })
+                    })
+                    .collect::<Result<_, _>>()?
+            } else {
+                log.continuous[k * n * width..(k + 1) * n * width].chunks(width).map(Action::continuous).collect()
+            };
+            self.step(&actions)?;
+        }
+        Ok(())
+    }
+
     /// Resets every environment; with `Some(seed)`, environment `i` is seeded with `seed + i`.
     pub fn reset(&mut self, seed: Option<u64>) -> Result<&[f32], EnvError> {
+        if let Some(log) = &mut self.log {
+            *log = ActionLog { seed, ..ActionLog::default() };
+        }
         for i in 0..self.envs.len() {
             let (obs, _) = self.envs[i].reset(seed.map(|s| s.wrapping_add(i as u64))).map_err(|e| in_env(i, e))?;
             self.store_obs(i, &obs)?;
@@ -135,6 +206,15 @@ impl<E: Env> VecEnv<E> {
             )));
         }
         self.episodes.clear();
+        if let Some(log) = &mut self.log {
+            log.steps += 1;
+            for action in actions {
+                match action {
+                    Action::Discrete(a) => log.discrete.push(*a as i64),
+                    Action::Continuous(v) => log.continuous.extend_from_slice(v),
+                }
+            }
+        }
         for (i, action) in actions.iter().enumerate() {
             let step = self.envs[i].step(action).map_err(|e| in_env(i, e))?;
             self.rewards[i] = step.reward;

@@ -84,21 +84,13 @@ pub enum StudyError {
         /// What the environment said.
         error: EnvError,
     },
-    /// Another live process holds the results folder's lock.
-    #[error("{}: another run (process {pid}) is writing into this folder", dir.display())]
-    Locked {
-        /// The results folder.
-        dir: PathBuf,
-        /// The other process.
-        pid: u32,
-    },
-    /// The lock file could not be created.
-    #[error("{}: {error} (another run starting at the same time?)", path.display())]
-    LockFile {
-        /// The lock file.
+    /// A unit's preemption checkpoint could not be written, read or restored.
+    #[error("{}: {message}", path.display())]
+    Resume {
+        /// The checkpoint file.
         path: PathBuf,
-        /// What the system said.
-        error: std::io::Error,
+        /// What went wrong.
+        message: String,
     },
     /// The results folder holds another experiment's results.
     #[error(
@@ -141,6 +133,11 @@ impl StudyError {
     /// A field error.
     pub(crate) fn field(field: &'static str, message: impl Into<String>) -> Self {
         StudyError::Field { field, message: message.into() }
+    }
+
+    /// A preemption checkpoint error.
+    pub(crate) fn resume(path: &std::path::Path, message: impl std::fmt::Display) -> Self {
+        StudyError::Resume { path: path.to_path_buf(), message: message.to_string() }
     }
 
     /// A file that does not parse or holds what no run writes.

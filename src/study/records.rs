@@ -47,8 +47,6 @@ pub struct UnitResult {
     /// Its evaluations, before the first update and at every grid point (a finished unit has at
     /// least the first).
     pub evals: Vec<EvalPoint>,
-    /// Wall-clock time.
-    pub seconds: f64,
     /// Environment steps trained.
     pub steps: u64,
     /// What the transfer did (absent when the unit failed before it).

@@ -127,6 +127,13 @@ fn correction(m: &MetricStat) -> String {
 pub fn report_markdown(experiment: &Experiment, summary: &Summary, figures: &Figures) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "# {}\n", experiment.name);
+    if let Some(p) = summary.partial {
+        let _ = writeln!(
+            out,
+            "**Partial**: {} of {} units have finished; the numbers and verdicts below will change as the others finish.\n",
+            p.done, p.total
+        );
+    }
     if !experiment.description.is_empty() {
         let _ = writeln!(out, "{}\n", experiment.description);
     }

@@ -1,7 +1,10 @@
 //! The second stage of a run: the source policy, loaded once. A `Policy` source is the plan's;
 //! a `Pretrain` source is trained once and cached under `sources/` by the hash of its spec (and
-//! headstart's version), then loaded from the cache. `source.ron` records its name and training
-//! steps in the results folder, for `report`.
+//! headstart's version), then loaded from the cache. Of several processes sharing the cache, the
+//! one that claims `sources/<name>.claim` ([`super::claim`]) pretrains, into a temporary folder
+//! renamed into place when complete; the others wait for it (or take the claim over if its
+//! process dies). `source.ron` records the source's name and training steps in the results
+//! folder, for `report`.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -16,6 +19,7 @@ use crate::env::Registry;
 use crate::util::{file_safe, ron_options, sha256, to_ron};
 
 use super::StudyError;
+use super::claim::Claimer;
 use super::experiment::{Experiment, Pretrain, Source};
 use super::plan::Plan;
 
@@ -86,12 +90,13 @@ impl SourcePolicy {
 }
 
 /// The source policies of `plan`: its loaded policy, or the pretrained ones (one per pretraining
-/// seed; each from the cache, or trained now). Target seed `k` uses source `k mod K`. `stop`
-/// interrupts pretraining.
+/// seed; each from the cache, or trained now by this process or another). Target seed `k` uses
+/// source `k mod K`. `stop` interrupts pretraining and waiting.
 pub fn obtain(
     plan: &mut Plan<'_>,
     registry: &Registry,
     sources: &Path,
+    claimer: &Claimer,
     quiet: bool,
     stop: &AtomicBool,
 ) -> Result<Vec<SourcePolicy>, StudyError> {
@@ -115,15 +120,44 @@ pub fn obtain(
         let task = replicate.task()?;
         let dir =
             sources.join(format!("{}-{}-{}", replicate.algorithm.name(), file_safe(&task.nominal().id), &key[..16]));
-        if let Ok(loaded) = checkpoint::load(&dir) {
-            if !quiet {
-                eprintln!("source: cached {}", dir.display());
+        let mut waiting = false;
+        let loaded = loop {
+            if let Ok(loaded) = checkpoint::load(&dir) {
+                if !quiet && !waiting {
+                    eprintln!("source: cached {}", dir.display());
+                }
+                break loaded;
             }
-            out.push(SourcePolicy::new(dir, loaded));
-            continue;
-        }
-        pretrain(experiment, &replicate, registry, &dir, quiet, stop)?;
-        let loaded = checkpoint::load(&dir)?;
+            if stop.load(Ordering::SeqCst) {
+                return Err(StudyError::PretrainInterrupted);
+            }
+            let claim_path = dir.with_extension("claim");
+            let Some(_claim) = claimer.try_claim(&claim_path)? else {
+                if !waiting {
+                    let who = super::claim::ClaimInfo::read(&claim_path)
+                        .and_then(|c| c.owner)
+                        .map_or_else(|| "another process".to_string(), |o| format!("{} (process {})", o.host, o.pid));
+                    eprintln!("source: waiting for {who}, which pretrains {}", dir.display());
+                    waiting = true;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(500));
+                continue;
+            };
+            if checkpoint::load(&dir).is_ok() {
+                continue;
+            }
+            // Under the claim: a folder that does not load is a save that did not finish.
+            let _ = std::fs::remove_dir_all(&dir);
+            let tmp = sources.join(format!(
+                ".{}.{}.{}.tmp",
+                dir.file_name().map(|n| n.to_string_lossy()).unwrap_or_default(),
+                crate::util::host(),
+                std::process::id()
+            ));
+            let _ = std::fs::remove_dir_all(&tmp);
+            pretrain(experiment, &replicate, registry, (&tmp, &dir), quiet, stop)?;
+            std::fs::rename(&tmp, &dir).map_err(|e| crate::util::FileError::new(&dir, e))?;
+        };
         out.push(SourcePolicy::new(dir, loaded));
     }
     Ok(with_replicates(out))
@@ -140,12 +174,13 @@ fn with_replicates(mut out: Vec<SourcePolicy>) -> Vec<SourcePolicy> {
     out
 }
 
-/// Trains one source of `experiment` (the single-seed spec `p`) and saves it into `dir`.
+/// Trains one source of `experiment` (the single-seed spec `p`) and saves it into `dirs.0`, a
+/// temporary folder that the caller renames to `dirs.1`.
 fn pretrain(
     experiment: &Experiment,
     p: &Pretrain,
     registry: &Registry,
-    dir: &Path,
+    (dir, name): (&Path, &Path),
     quiet: bool,
     stop: &AtomicBool,
 ) -> Result<(), StudyError> {
@@ -155,7 +190,7 @@ fn pretrain(
     let env = registry.make(task.nominal()).map_err(source_env)?;
     let (obs, act) = (env.observation_space().clone(), env.action_space().clone());
     let mut agent = config.build(&obs, &act, p.seed).map_err(|e| StudyError::Source { message: e.to_string() })?;
-    eprintln!("source: pretraining {} on {task} for {} steps -> {}", p.algorithm, p.steps, dir.display());
+    eprintln!("source: pretraining {} on {task} for {} steps -> {}", p.algorithm, p.steps, name.display());
     let bar = crate::util::progress(p.steps, quiet, "source");
     let mut curve = Curve::default();
     let outcome = crate::agent::train::train(registry, &task, agent.as_mut(), p.steps, &mut curve, &mut |e| {

@@ -1,10 +1,12 @@
 //! The third stage of a run: one (target, arm, seed) unit. Transfer (or scratch), an evaluation
 //! before the first update and at every grid point, training to the budget. Errors and panics
-//! become a failed record; only Ctrl-C ends a unit without one.
+//! become a failed record; only a stop (Ctrl-C, a time limit) or a lost claim ends a unit without
+//! one. At evaluation points (at most every `checkpoint_every`) and when stopped, the unit saves
+//! a preemption checkpoint ([`super::resume`]), from which a later run continues bit for bit.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::agent::train::{Curve, EpisodeRecord};
 use crate::agent::{Agent, Event, Outcome};
@@ -13,7 +15,9 @@ use crate::env::Registry;
 use super::experiment::Experiment;
 use super::plan::{Arm, TargetInfo};
 use super::records::{EvalPoint, UnitResult, UnitStatus};
+use super::resume::{self, Progress};
 use super::source::SourcePolicy;
+use super::StudyError;
 
 /// A unit to run.
 pub struct Unit<'a> {
@@ -27,15 +31,21 @@ pub struct Unit<'a> {
     pub path: PathBuf,
 }
 
-/// Ctrl-C ended the unit before the budget: it leaves no record.
-pub struct Interrupted;
+/// Why a unit ended without a record.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Unrecorded {
+    /// A stop (Ctrl-C, a time limit) before the budget; its checkpoint is saved.
+    Interrupted,
+    /// Another process took the unit's claim over.
+    Lost,
+}
 
 /// Why a unit's run ended before the budget.
 enum Halt {
     /// An error or a divergence: the record says which.
     Failed(String),
-    /// Ctrl-C.
-    Interrupted,
+    /// No record.
+    Unrecorded(Unrecorded),
 }
 
 fn failed(e: impl std::fmt::Display) -> Halt {
@@ -54,19 +64,38 @@ pub struct UnitContext<'a> {
     pub stop: &'a AtomicBool,
     /// Environment steps trained by every unit of the run (for the progress display).
     pub steps_done: &'a AtomicU64,
+    /// The least time between two preemption checkpoints of a unit.
+    pub checkpoint_every: Duration,
 }
 
-/// Runs one unit and returns its record and its training episodes.
-pub fn run_unit(unit: &Unit<'_>, cx: &UnitContext<'_>) -> Result<(UnitResult, Curve), Interrupted> {
+/// A unit's run: its record, its training episodes, whether it continued from a checkpoint (at
+/// which step), and the seconds this process spent on it.
+pub struct UnitRun {
+    /// The record.
+    pub result: UnitResult,
+    /// Its training episodes.
+    pub curve: Curve,
+    /// The step of the checkpoint it continued from.
+    pub resumed_at: Option<u64>,
+    /// Wall-clock seconds, by every process that ran it.
+    pub seconds: f64,
+}
+
+/// Runs one unit (from its checkpoint when it has one) and returns its record and training
+/// episodes; `lost` says whether another process took the unit over.
+pub fn run_unit(unit: &Unit<'_>, cx: &UnitContext<'_>, lost: &dyn Fn() -> bool) -> Result<UnitRun, Unrecorded> {
     let (experiment, registry, stop) = (cx.experiment, cx.registry, cx.stop);
     let start = Instant::now();
+    let checkpoint_path = resume::resume_path(&unit.path);
     let mut curve = Curve::default();
     let mut evals = Vec::new();
     let mut report = None;
     let mut steps = 0;
+    let mut resumed_at = None;
+    let mut seconds_before = 0.0;
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| -> Result<(), Halt> {
         let target = &unit.target.target;
-        let (mut agent, r) = {
+        let prepare = || {
             let policy = &cx.sources[(unit.seed % cx.sources.len() as u64) as usize];
             let source = policy.lock();
             crate::transfer::prepare(
@@ -78,8 +107,14 @@ pub fn run_unit(unit: &Unit<'_>, cx: &UnitContext<'_>) -> Result<(UnitResult, Cu
                 target.map.as_ref(),
                 unit.seed,
             )
-            .map_err(failed)?
+            .map_err(failed)
         };
+        let make_envs = |agent: &dyn Agent| -> Result<crate::env::VecEnv, Halt> {
+            let mut envs = registry.make_vec(&target.env, agent.config().num_envs()).map_err(failed)?;
+            envs.start_log();
+            Ok(envs)
+        };
+        let (mut agent, r) = prepare()?;
         report = Some(r);
         let ev = &experiment.eval;
         let mut eval_env = registry.make(&target.env).map_err(failed)?;
@@ -101,10 +136,47 @@ pub fn run_unit(unit: &Unit<'_>, cx: &UnitContext<'_>) -> Result<(UnitResult, Cu
             }
             Ok(EvalPoint { step: agent.steps(), nominal, mean: stats.mean, std: stats.std })
         };
-        evals.push(evaluate(agent.as_ref(), 0)?);
-        let mut envs = registry.make_vec(&target.env, agent.config().num_envs()).map_err(failed)?;
+        let mut envs = make_envs(agent.as_ref())?;
         let (every, budget) = (ev.every, experiment.budget);
         let mut next = every;
+        // A checkpoint that does not load or restore is set aside (`.resume.damaged`) and the
+        // unit starts over: its result is the same, only later.
+        let resumed = resume::load(&checkpoint_path).and_then(|checkpoint| match checkpoint {
+            Some(c) => {
+                c.restore(agent.as_mut()).map_err(|e| StudyError::resume(&checkpoint_path, e))?;
+                envs.replay(&c.log).map_err(|e| StudyError::resume(&checkpoint_path, e))?;
+                Ok(Some(c))
+            }
+            None => Ok(None),
+        });
+        match resumed {
+            Ok(Some(checkpoint)) => {
+                curve.episodes = checkpoint.episodes;
+                evals = checkpoint.progress.evals;
+                next = checkpoint.progress.next;
+                seconds_before = checkpoint.progress.seconds;
+                resumed_at = Some(agent.steps());
+            }
+            Ok(None) => evals.push(evaluate(agent.as_ref(), 0)?),
+            Err(e) => {
+                eprintln!("warning: {e}; the unit starts over");
+                let _ = std::fs::rename(&checkpoint_path, checkpoint_path.with_extension("resume.damaged"));
+                agent = prepare()?.0;
+                envs = make_envs(agent.as_ref())?;
+                evals.push(evaluate(agent.as_ref(), 0)?);
+            }
+        }
+        let mut saved = Instant::now();
+        let save = |agent: &dyn Agent, envs: &crate::env::VecEnv, evals: &[EvalPoint], next: u64, curve: &Curve| {
+            let progress = Progress {
+                steps: agent.steps(),
+                evals: evals.to_vec(),
+                next,
+                seconds: seconds_before + start.elapsed().as_secs_f64(),
+            };
+            let log = envs.log().expect("the training environments log their actions");
+            resume::save(&checkpoint_path, agent, log, &curve.episodes, &progress).map_err(failed)
+        };
         loop {
             let mut due = false;
             let mut last = agent.steps();
@@ -128,8 +200,12 @@ pub fn run_unit(unit: &Unit<'_>, cx: &UnitContext<'_>) -> Result<(UnitResult, Cu
                 })
                 .map_err(failed)?;
             steps = agent.steps();
+            if lost() {
+                return Err(Halt::Unrecorded(Unrecorded::Lost));
+            }
             if outcome == Outcome::Stopped && !due {
-                return Err(Halt::Interrupted);
+                save(agent.as_ref(), &envs, &evals, next, &curve)?;
+                return Err(Halt::Unrecorded(Unrecorded::Interrupted));
             }
             let nominal = if outcome == Outcome::Finished { budget } else { (steps / every * every).min(budget) };
             let point = evaluate(agent.as_ref(), nominal)?;
@@ -143,14 +219,19 @@ pub fn run_unit(unit: &Unit<'_>, cx: &UnitContext<'_>) -> Result<(UnitResult, Cu
             if outcome == Outcome::Finished {
                 return Ok(());
             }
-            if stop.load(Ordering::SeqCst) {
-                return Err(Halt::Interrupted);
+            let stopping = stop.load(Ordering::SeqCst);
+            if stopping || saved.elapsed() >= cx.checkpoint_every {
+                save(agent.as_ref(), &envs, &evals, next, &curve)?;
+                saved = Instant::now();
+            }
+            if stopping {
+                return Err(Halt::Unrecorded(Unrecorded::Interrupted));
             }
         }
     }));
     let status = match outcome {
         Ok(Ok(())) => UnitStatus::Finished,
-        Ok(Err(Halt::Interrupted)) => return Err(Interrupted),
+        Ok(Err(Halt::Unrecorded(why))) => return Err(why),
         Ok(Err(Halt::Failed(message))) => UnitStatus::Failed(message),
         Err(panic) => UnitStatus::Failed(format!(
             "panicked: {}",
@@ -167,9 +248,8 @@ pub fn run_unit(unit: &Unit<'_>, cx: &UnitContext<'_>) -> Result<(UnitResult, Cu
         seed: unit.seed,
         status,
         evals,
-        seconds: start.elapsed().as_secs_f64(),
         steps,
         report,
     };
-    Ok((result, curve))
+    Ok(UnitRun { result, curve, resumed_at, seconds: seconds_before + start.elapsed().as_secs_f64() })
 }

@@ -1,0 +1,117 @@
+//! Where a study stands, read from its results folder alone (as `headstart status` shows it,
+//! while any number of processes run it): finished, failed, running (host, process, age,
+//! step), stalled (a claim whose process stopped), interrupted (a checkpoint, no claim) and
+//! pending units, and the time left, estimated from the journal.
+
+use std::path::Path;
+use std::time::Duration;
+
+use super::claim::{ClaimInfo, DEFAULT_TIMEOUT, claim_path};
+use super::experiment::Experiment;
+use super::plan::{TargetInfo, arms};
+use super::records::{UnitStatus, read_units, unit_path};
+use super::resume::{peek, resume_path};
+use super::{StudyError, journal, read_ron};
+
+/// Where one unit stands.
+#[derive(Clone, Debug, PartialEq)]
+pub enum State {
+    /// It has a record of a finished run.
+    Finished,
+    /// It has a record of a failed run.
+    Failed(String),
+    /// A live process holds its claim.
+    Running {
+        /// The claim's host and process (`None` while the claim file is being written).
+        owner: Option<(String, u32)>,
+        /// Time since the claim's last heartbeat.
+        heartbeat: Duration,
+        /// The step of its last checkpoint.
+        step: Option<u64>,
+    },
+    /// Its claim's process stopped answering: the next run takes it over.
+    Stalled {
+        /// The claim's host and process.
+        owner: Option<(String, u32)>,
+        /// The step of its last checkpoint.
+        step: Option<u64>,
+    },
+    /// Not running, with a checkpoint to continue from.
+    Interrupted {
+        /// The checkpoint's step.
+        step: u64,
+    },
+    /// Not started.
+    Pending,
+}
+
+/// Where a study stands.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Status {
+    /// The experiment's name.
+    pub experiment: String,
+    /// Steps per unit.
+    pub budget: u64,
+    /// Every unit (its record path relative to the folder) and its state, in plan order.
+    pub units: Vec<(String, State)>,
+    /// Mean seconds a unit took, from the journal.
+    pub mean_seconds: Option<f64>,
+    /// Estimated time until every unit has a record, at the present number of running units.
+    pub eta: Option<Duration>,
+}
+
+impl Status {
+    /// How many units are in a state that `matches`.
+    pub fn count(&self, matches: impl Fn(&State) -> bool) -> usize {
+        self.units.iter().filter(|(_, s)| matches(s)).count()
+    }
+}
+
+/// Reads where the study in `out` stands; claims older than `timeout` count as stalled.
+pub fn status(out: &Path, timeout: Option<Duration>) -> Result<Status, StudyError> {
+    let experiment: Experiment = read_ron(&out.join("experiment.ron"))?;
+    let infos: Vec<TargetInfo> = read_ron(&out.join("targets.ron"))?;
+    let timeout = timeout.unwrap_or(DEFAULT_TIMEOUT);
+    let records = read_units(out)?;
+    let mut units = Vec::new();
+    for info in &infos {
+        for arm in arms(&experiment) {
+            for seed in 0..experiment.seeds {
+                let path = unit_path(out, info.target.key.as_str(), arm.id.as_str(), seed);
+                let name = path.strip_prefix(out).unwrap_or(&path).display().to_string();
+                let record =
+                    records.iter().find(|u| u.target == info.target.key && u.arm == arm.id && u.seed == seed);
+                let step = || peek(&resume_path(&path)).map(|p| p.steps);
+                let state = match (record, ClaimInfo::read(&claim_path(&path))) {
+                    (Some(u), _) => match &u.status {
+                        UnitStatus::Finished => State::Finished,
+                        UnitStatus::Failed(e) => State::Failed(e.clone()),
+                    },
+                    (None, Some(claim)) => {
+                        let owner = claim.owner.as_ref().map(|o| (o.host.clone(), o.pid));
+                        if claim.is_stale(timeout) {
+                            State::Stalled { owner, step: step() }
+                        } else {
+                            State::Running { owner, heartbeat: claim.age, step: step() }
+                        }
+                    }
+                    (None, None) => step().map_or(State::Pending, |step| State::Interrupted { step }),
+                };
+                units.push((name, state));
+            }
+        }
+    }
+    let times: Vec<f64> = journal::read(out)
+        .into_iter()
+        .filter(|e| e.event == "recorded")
+        .filter_map(|e| e.detail.trim().parse::<f64>().ok())
+        .collect();
+    let mean_seconds = (!times.is_empty()).then(|| times.iter().sum::<f64>() / times.len() as f64);
+    let mut status = Status { experiment: experiment.name.clone(), budget: experiment.budget, units, mean_seconds, eta: None };
+    let running = status.count(|s| matches!(s, State::Running { .. }));
+    let left = status.count(|s| !matches!(s, State::Finished | State::Failed(_)));
+    status.eta = mean_seconds
+        .filter(|_| running > 0)
+        .map(|mean| Duration::from_secs_f64(mean * left as f64 / running as f64));
+    Ok(status)
+}
