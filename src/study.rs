@@ -28,11 +28,11 @@
 //! resumed run's results equal an uninterrupted run's.
 
 pub mod aggregate;
+pub mod claim;
 pub mod decision;
 pub mod error;
 pub mod experiment;
 pub mod figures;
-pub mod claim;
 pub mod journal;
 pub mod plan;
 pub mod records;
@@ -316,6 +316,9 @@ fn run_claimed(
     }
     let name = unit.path.strip_prefix(out).unwrap_or(&unit.path).display().to_string();
     journal.write("claimed", &name, "")?;
+    if let Some(progress) = resume::peek(&resume::resume_path(&unit.path)) {
+        journal.write("resuming", &name, progress.steps)?;
+    }
     let run = match run_unit(unit, cx, &|| claim.is_lost()) {
         Ok(run) => run,
         Err(why) => {
@@ -323,9 +326,6 @@ fn run_claimed(
             return Ok(Claimed::Skipped);
         }
     };
-    if let Some(step) = run.resumed_at {
-        journal.write("resumed", &name, step)?;
-    }
     write_atomic(&unit.path.with_extension("csv"), run.curve.to_csv())?;
     if claim::publish_once(&unit.path, to_ron(&run.result))? {
         journal.write("recorded", &name, format!("{:.3}", run.seconds))?;

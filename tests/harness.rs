@@ -1,5 +1,5 @@
 //! The experiment harness end to end on `experiments/smoke.ron`: outputs, resuming, interruption,
-//! the lock, failed units, re-rendering, and the validation of experiment files.
+//! claims of other processes, failed units, re-rendering, and the validation of experiment files.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
@@ -27,13 +27,16 @@ fn out(name: &str) -> PathBuf {
 }
 
 fn options(out: &Path) -> RunOptions {
-    RunOptions { out: out.to_path_buf(), sources: out.join("sources"), jobs: 2, quiet: true }
+    let mut opts = RunOptions::new(out.to_path_buf());
+    (opts.sources, opts.jobs, opts.quiet) = (out.join("sources"), 2, true);
+    opts
 }
 
 fn run(experiment: &Experiment, registry: &Registry, out: &Path) -> study::Summary {
     match study::run(experiment, registry, &options(out), &AtomicBool::new(false)).unwrap() {
         RunOutcome::Complete(summary) => *summary,
         RunOutcome::Interrupted { done, total } => panic!("interrupted at {done}/{total}"),
+        RunOutcome::Incomplete { done, total, .. } => panic!("incomplete at {done}/{total}"),
     }
 }
 
@@ -98,14 +101,48 @@ fn a_run_writes_every_output_and_a_rerun_continues_to_the_same_results() {
     let moved = study::report(&dir).unwrap();
     assert_eq!((moved.source.as_str(), moved.source_steps), ("elsewhere", 7));
 
-    // Another experiment into the same folder is refused; so is a second run while one lives.
+    // Another experiment into the same folder is refused.
     let mut other = experiment.clone();
     other.budget = 2048;
     let e = study::run(&other, &registry, &options(&dir), &AtomicBool::new(false)).err().unwrap().to_string();
     assert!(e.contains("different experiment"), "{e}");
-    std::fs::write(dir.join(".lock"), "1").unwrap();
-    let e = study::run(&experiment, &registry, &options(&dir), &AtomicBool::new(false)).err().unwrap().to_string();
-    assert!(e.contains("another run (process 1)"), "{e}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A claim file of `pid` on this host, as another process writes it.
+fn claim(record: &Path, pid: u32) {
+    let owner = format!(r#"(host: "{}", pid: {pid}, token: "0123456789abcdef", since: 0)"#, headstart::util::host());
+    std::fs::create_dir_all(record.parent().unwrap()).unwrap();
+    std::fs::write(record.with_extension("claim"), owner).unwrap();
+}
+
+#[test]
+fn a_unit_claimed_by_a_live_process_is_left_to_it_and_a_dead_ones_claim_is_taken_over() {
+    let experiment = smoke();
+    let registry = Registry::builtin();
+    let dir = out("claims");
+    let unit = study::unit_path(&dir, "CartPole-v1-length=0.65", "finetune", 1);
+    // A live process of this host (this one, under another token) holds one unit.
+    claim(&unit, std::process::id());
+    match study::run(&experiment, &registry, &options(&dir), &AtomicBool::new(false)).unwrap() {
+        RunOutcome::Incomplete { done, total, elsewhere } => assert_eq!((done, total, elsewhere), (5, 6, 1)),
+        _ => panic!("ran a unit that a live process holds"),
+    }
+    assert!(!unit.exists() && !dir.join("summary.json").exists());
+    // The status shows it running; `report` works on what finished, marked partial.
+    let status = study::status::status(&dir, None).unwrap();
+    assert_eq!(status.count(|s| matches!(s, study::status::State::Running { .. })), 1);
+    assert_eq!(status.count(|s| matches!(s, study::status::State::Finished)), 5);
+    let partial = study::report(&dir).unwrap();
+    assert_eq!(partial.partial, Some(study::summary::Partial { done: 5, total: 6 }));
+    assert!(std::fs::read_to_string(dir.join("report.md")).unwrap().contains("**Partial**: 5 of 6 units"));
+    // The process ends without releasing it (a kill -9): its claim is taken over at once.
+    let mut child = std::process::Command::new("true").spawn().unwrap();
+    child.wait().unwrap();
+    claim(&unit, child.id());
+    let summary = run(&experiment, &registry, &dir);
+    assert!(unit.exists() && !unit.with_extension("claim").exists());
+    assert_eq!(summary.partial, None);
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -116,9 +153,9 @@ fn an_interrupted_run_keeps_what_finished() {
     let stopped = AtomicBool::new(true);
     match study::run(&experiment, &Registry::builtin(), &options(&dir), &stopped).unwrap() {
         RunOutcome::Interrupted { done, total } => assert_eq!((done, total), (0, 6)),
-        RunOutcome::Complete(_) => panic!("ran while stopped"),
+        _ => panic!("ran while stopped"),
     }
-    assert!(!dir.join("summary.ron").exists() && !dir.join(".lock").exists());
+    assert!(!dir.join("summary.ron").exists());
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -273,7 +310,6 @@ fn a_finished_unit_record_without_evaluations_is_refused_by_name() {
         seed: 0,
         status: UnitStatus::Finished,
         evals: Vec::new(),
-        seconds: 1.0,
         steps: 1024,
         report: None,
     };
@@ -351,6 +387,7 @@ fn the_report_shows_each_target_its_own_figure() {
         targets: vec![target("X"), target("X-2")],
         aggregate: Vec::new(),
         failures: Vec::new(),
+        partial: None,
     };
     let figures = Figures {
         curves: vec!["curves-X.png".into(), "curves-X-2.png".into()],

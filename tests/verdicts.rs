@@ -64,16 +64,7 @@ fn unit(target: &str, arm: &str, seed: u64, values: &[f64], status: UnitStatus) 
             std: 0.0,
         })
         .collect();
-    UnitResult {
-        target: TargetId::new(target),
-        arm: ArmId::new(arm),
-        seed,
-        status,
-        evals,
-        seconds: 0.0,
-        steps: BUDGET,
-        report: None,
-    }
+    UnitResult { target: TargetId::new(target), arm: ArmId::new(arm), seed, status, evals, steps: BUDGET, report: None }
 }
 
 /// A simulated unit: a level drawn around `mean`, each evaluation around the level.

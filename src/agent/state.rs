@@ -8,8 +8,8 @@ use tch::Tensor;
 use tch::nn::VarStore;
 
 use super::normalize::{ObsNormalizer, RewardNormalizer, RunningMeanStd};
-use super::replay::ReplayBuffer;
 use super::optim::Adam;
+use super::replay::ReplayBuffer;
 use super::{AgentError, copy_tensors, sorted_variables};
 
 /// A part of an agent that holds state: it lists its tensors under a prefix and restores them.
@@ -136,7 +136,11 @@ pub(crate) trait TrainingPart {
 fn vector(get: &mut dyn FnMut(&str) -> Option<Tensor>, name: &str, kind: tch::Kind) -> Result<Tensor, AgentError> {
     let t = get(name).ok_or_else(|| AgentError::MissingTensor { name: name.to_string() })?;
     if t.dim() != 1 || t.kind() != kind {
-        return Err(AgentError::TensorShape { name: name.to_string(), found: t.size(), expected: format!("[n] of {kind:?}") });
+        return Err(AgentError::TensorShape {
+            name: name.to_string(),
+            found: t.size(),
+            expected: format!("[n] of {kind:?}"),
+        });
     }
     Ok(t)
 }
@@ -252,7 +256,11 @@ impl TrainingPart for Option<RewardNormalizer> {
         let t = vector(get, name, tch::Kind::Double)?;
         let n = norm.returns().len();
         if t.numel() != n {
-            return Err(AgentError::TensorShape { name: name.to_string(), found: t.size(), expected: format!("[{n}]") });
+            return Err(AgentError::TensorShape {
+                name: name.to_string(),
+                found: t.size(),
+                expected: format!("[{n}]"),
+            });
         }
         let values: Vec<f64> = (0..n as i64).map(|i| t.double_value(&[i])).collect();
         norm.returns_mut().copy_from_slice(&values);

@@ -60,7 +60,9 @@ pub(super) fn status(args: &StatusArgs) -> Result<()> {
             State::Stalled { owner: o, step } => {
                 format!("stalled: {} stopped answering; the next run takes it over{}", owner(o), at(step))
             }
-            State::Interrupted { step } => format!("interrupted at step {step}/{}; the next run continues it", st.budget),
+            State::Interrupted { step } => {
+                format!("interrupted at step {step}/{}; the next run continues it", st.budget)
+            }
             State::Failed(e) => format!("FAILED: {e}"),
             State::Finished if args.all => "finished".into(),
             State::Pending if args.all => "pending".into(),
@@ -95,7 +97,8 @@ pub(super) fn run_workers(registry: &Registry, args: &RunArgs, workers: usize) -
         bail!("--workers 0: give at least one worker");
     }
     let (experiment, opts) = args.options()?;
-    let stop = super::interrupt_flag(Some("stopping: the workers save their units' checkpoints; run again to continue"));
+    let stop =
+        super::interrupt_flag(Some("stopping: the workers save their units' checkpoints; run again to continue"));
     let total = study::prepare(&experiment, registry, &opts, &stop)
         .map_err(|e| anyhow::anyhow!("{}: {e}", args.file.display()))?;
     let exe = std::env::current_exe().context("the path of this program")?;
@@ -201,7 +204,13 @@ pub(super) fn slurm(registry: &Registry, args: &SlurmArgs) -> Result<()> {
     for (name, text) in scripts {
         crate::util::write_atomic(&dir.join(name), text)?;
     }
-    println!("{}: {} units in an array of {} tasks; scripts in {}", experiment.name, options.units, jobs.tasks, dir.display());
+    println!(
+        "{}: {} units in an array of {} tasks; scripts in {}",
+        experiment.name,
+        options.units,
+        jobs.tasks,
+        dir.display()
+    );
     if !args.submit {
         println!(
             "submit them in order, each after the previous one succeeds:\n  a=$(sbatch --parsable {0}/prepare.sbatch)\n  \

@@ -113,7 +113,8 @@ pub(super) fn finish(outcome: study::RunOutcome, out: &Path, file: &Path) -> Res
             file.display()
         ),
         study::RunOutcome::Incomplete { done, total, elsewhere } => {
-            let others = if elsewhere > 0 { format!("; {elsewhere} are running in other processes") } else { String::new() };
+            let others =
+                if elsewhere > 0 { format!("; {elsewhere} are running in other processes") } else { String::new() };
             println!(
                 "{done} of {total} units are recorded in {}{others}; `headstart status {}` follows them, and the \
                  process that records the last one (or `headstart report`) writes the report",

@@ -66,7 +66,7 @@ impl Owner {
     /// Whether the owner is a process of this host that has ended (gone, or a zombie that its
     /// parent has not reaped yet).
     fn is_dead_here(&self) -> bool {
-        if self.host != host() || self.pid == std::process::id() {
+        if self.host != host() || self.pid == std::process::id() || !Path::new("/proc/self").exists() {
             return false;
         }
         match std::fs::read_to_string(format!("/proc/{}/stat", self.pid)) {

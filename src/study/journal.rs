@@ -1,6 +1,6 @@
 //! The journal of a results folder: `journal/<host>-<pid>-<token>.log`, one file per process
 //! (appending to a shared file is not atomic on network filesystems), one line per event:
-//! `<unix seconds> <event> <unit> [detail]`. Events: `claimed`, `resumed` (from a preemption
+//! `<unix seconds> <event> <unit> [detail]`. Events: `claimed`, `resuming` (from a preemption
 //! checkpoint, detail: its step), `recorded` (detail: the seconds the unit took), `stopped`
 //! (Ctrl-C or a time limit; a checkpoint was saved), `lost` (another process took the claim
 //! over), `duplicate` (another process recorded the unit first). `headstart status` reads it;
@@ -12,7 +12,7 @@ use std::sync::Mutex;
 
 use crate::util::FileError;
 
-use super::claim::{Owner, unix_now};
+use super::claim::Owner;
 
 /// The folder of the journal files.
 pub const DIR: &str = "journal";
@@ -36,7 +36,8 @@ impl Journal {
 
     /// Appends one event; `unit` is the unit's record path relative to the results folder.
     pub fn write(&self, event: &str, unit: &str, detail: impl std::fmt::Display) -> Result<(), FileError> {
-        let line = format!("{} {event} {unit} {detail}\n", unix_now());
+        let now = std::time::SystemTime::now().duration_since(std::time::SystemTime::UNIX_EPOCH).unwrap_or_default();
+        let line = format!("{:.6} {event} {unit} {detail}\n", now.as_secs_f64());
         let mut file = self.file.lock().unwrap_or_else(|p| p.into_inner());
         file.write_all(line.as_bytes()).map_err(|e| FileError::new(&self.path, e))
     }
@@ -47,8 +48,8 @@ impl Journal {
 pub struct Entry {
     /// The journal file's name: which process wrote it.
     pub process: String,
-    /// Seconds since the Unix epoch.
-    pub time: u64,
+    /// Seconds since the Unix epoch (to the microsecond).
+    pub time: f64,
     /// The event.
     pub event: String,
     /// The unit's record path, relative to the results folder.
@@ -73,6 +74,6 @@ pub fn read(out: &Path) -> Vec<Entry> {
             entries.push(Entry { process: process.clone(), time, event: event.into(), unit: unit.into(), detail });
         }
     }
-    entries.sort_by_key(|e| e.time);
+    entries.sort_by(|a, b| a.time.total_cmp(&b.time));
     entries
 }

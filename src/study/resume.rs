@@ -88,7 +88,8 @@ pub fn save(
     tensors.push(("curve.step".into(), Tensor::from_slice(&steps)));
     tensors.push(("curve.return".into(), Tensor::from_slice(&returns)));
     tensors.push(("curve.length".into(), Tensor::from_slice(&lengths)));
-    let metadata = HashMap::from([("unit".to_string(), FORMAT.to_string()), ("progress".to_string(), to_ron(progress))]);
+    let metadata =
+        HashMap::from([("unit".to_string(), FORMAT.to_string()), ("progress".to_string(), to_ron(progress))]);
     checkpoint::write_tensors(path, &tensors, metadata).map_err(|e| StudyError::resume(path, e))
 }
 
@@ -109,7 +110,11 @@ pub fn load(path: &Path) -> Result<Option<Checkpoint>, StudyError> {
     let vector = |name: &str, kind: tch::Kind| -> Result<Tensor, StudyError> {
         let t = file.get(name).ok_or_else(|| damaged(format!("tensor `{name}` is missing")))?;
         if t.dim() != 1 || t.kind() != kind {
-            return Err(damaged(format!("tensor `{name}` is {:?} of {:?}, not a vector of {kind:?}", t.size(), t.kind())));
+            return Err(damaged(format!(
+                "tensor `{name}` is {:?} of {:?}, not a vector of {kind:?}",
+                t.size(),
+                t.kind()
+            )));
         }
         Ok(t)
     };

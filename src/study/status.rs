@@ -79,8 +79,7 @@ pub fn status(out: &Path, timeout: Option<Duration>) -> Result<Status, StudyErro
             for seed in 0..experiment.seeds {
                 let path = unit_path(out, info.target.key.as_str(), arm.id.as_str(), seed);
                 let name = path.strip_prefix(out).unwrap_or(&path).display().to_string();
-                let record =
-                    records.iter().find(|u| u.target == info.target.key && u.arm == arm.id && u.seed == seed);
+                let record = records.iter().find(|u| u.target == info.target.key && u.arm == arm.id && u.seed == seed);
                 let step = || peek(&resume_path(&path)).map(|p| p.steps);
                 let state = match (record, ClaimInfo::read(&claim_path(&path))) {
                     (Some(u), _) => match &u.status {
@@ -107,11 +106,11 @@ pub fn status(out: &Path, timeout: Option<Duration>) -> Result<Status, StudyErro
         .filter_map(|e| e.detail.trim().parse::<f64>().ok())
         .collect();
     let mean_seconds = (!times.is_empty()).then(|| times.iter().sum::<f64>() / times.len() as f64);
-    let mut status = Status { experiment: experiment.name.clone(), budget: experiment.budget, units, mean_seconds, eta: None };
+    let mut status =
+        Status { experiment: experiment.name.clone(), budget: experiment.budget, units, mean_seconds, eta: None };
     let running = status.count(|s| matches!(s, State::Running { .. }));
     let left = status.count(|s| !matches!(s, State::Finished | State::Failed(_)));
-    status.eta = mean_seconds
-        .filter(|_| running > 0)
-        .map(|mean| Duration::from_secs_f64(mean * left as f64 / running as f64));
+    status.eta =
+        mean_seconds.filter(|_| running > 0).map(|mean| Duration::from_secs_f64(mean * left as f64 / running as f64));
     Ok(status)
 }

@@ -12,12 +12,12 @@ use crate::agent::train::{Curve, EpisodeRecord};
 use crate::agent::{Agent, Event, Outcome};
 use crate::env::Registry;
 
+use super::StudyError;
 use super::experiment::Experiment;
 use super::plan::{Arm, TargetInfo};
 use super::records::{EvalPoint, UnitResult, UnitStatus};
 use super::resume::{self, Progress};
 use super::source::SourcePolicy;
-use super::StudyError;
 
 /// A unit to run.
 pub struct Unit<'a> {
