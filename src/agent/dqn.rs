@@ -138,6 +138,7 @@ impl Dqn {
                 Algo::Dqn.supports()
             )));
         };
+        cfg.net.check_size(obs_dim, n_actions)?;
         let vs = nn::VarStore::new(tch::Device::Cpu);
         let mut target_vs = nn::VarStore::new(tch::Device::Cpu);
         let (q, q_target) = super::nn::with_seed(seed, || {

@@ -110,7 +110,29 @@ impl MlpConfig {
     pub fn validate(&self) -> Result<(), super::AgentError> {
         super::check("net.hidden", self.hidden.iter().all(|&h| h > 0), "every hidden layer needs a positive size")
     }
+
+    /// Refuses a network from `in_dim` to `out_dim` inputs with more than [`MAX_PARAMETERS`]
+    /// weights (a configuration or a space, perhaps of a damaged card, that no memory holds).
+    pub fn check_size(&self, in_dim: usize, out_dim: usize) -> Result<(), super::AgentError> {
+        let widths = std::iter::once(in_dim).chain(self.hidden.iter().copied()).chain(std::iter::once(out_dim));
+        let widths: Vec<usize> = widths.collect();
+        let parameters =
+            widths.windows(2).try_fold(0usize, |sum, w| w[0].checked_add(1)?.checked_mul(w[1])?.checked_add(sum));
+        super::check(
+            "net.hidden",
+            parameters.is_some_and(|p| p <= MAX_PARAMETERS),
+            &format!(
+                "a network from {in_dim} inputs through {:?} to {out_dim} outputs holds more than {MAX_PARAMETERS} weights",
+                self.hidden
+            ),
+        )
+    }
 }
+
+/// The most weights one network may hold (400 MB of `f32`).
+pub const MAX_PARAMETERS: usize = 100_000_000;
+
+impl MlpConfig {}
 
 /// A trunk of hidden layers and a linear head.
 #[derive(Debug)]

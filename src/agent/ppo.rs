@@ -191,6 +191,7 @@ impl Ppo {
             Head::Categorical { n } => *n,
             Head::Gaussian { dim, .. } => *dim,
         };
+        cfg.net.check_size(obs_dim, out.max(1))?;
         let latent = *cfg.net.hidden.last().unwrap_or(&obs_dim);
         let vs = nn::VarStore::new(tch::Device::Cpu);
         let (actor, critic, log_std) = super::nn::with_seed(seed, || {

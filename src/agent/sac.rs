@@ -153,6 +153,7 @@ impl Sac {
         let obs_dim = obs_dim(Algo::Sac, obs_space)?;
         let (low, high) = box_bounds(Algo::Sac, action_space)?;
         let act_dim = low.len();
+        cfg.net.check_size(obs_dim + act_dim, act_dim.max(1))?;
         let latent = *cfg.net.hidden.last().unwrap_or(&obs_dim) as i64;
         let vs = nn::VarStore::new(tch::Device::Cpu);
         let mut target_vs = nn::VarStore::new(tch::Device::Cpu);

@@ -26,7 +26,6 @@
 use std::collections::HashSet;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
@@ -112,13 +111,14 @@ pub struct Claimer {
     me: Owner,
     timeout: Duration,
     shared: Arc<Shared>,
+    /// Dropped with the claimer, which ends the heartbeat thread at once.
+    _alive: std::sync::mpsc::Sender<()>,
 }
 
 #[derive(Default)]
 struct Shared {
     held: Mutex<HashSet<PathBuf>>,
     lost: Mutex<HashSet<PathBuf>>,
-    done: AtomicBool,
 }
 
 impl Shared {
@@ -138,9 +138,9 @@ impl Claimer {
         let me = Owner::me();
         let beat = (timeout / 5).clamp(Duration::from_millis(200), Duration::from_secs(60));
         let (thread_shared, token) = (shared.clone(), me.token.clone());
+        let (alive, dropped) = std::sync::mpsc::channel::<()>();
         std::thread::spawn(move || {
-            while !thread_shared.done.load(Ordering::SeqCst) {
-                std::thread::sleep(beat);
+            while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = dropped.recv_timeout(beat) {
                 let held: Vec<PathBuf> = thread_shared.held().iter().cloned().collect();
                 for path in held {
                     if !heartbeat(&path, &token) {
@@ -150,7 +150,7 @@ impl Claimer {
                 }
             }
         });
-        Claimer { me, timeout, shared }
+        Claimer { me, timeout, shared, _alive: alive }
     }
 
     /// This process as claims name it.
@@ -218,12 +218,6 @@ impl Claimer {
         };
         let _ = std::fs::remove_file(&guard);
         removed
-    }
-}
-
-impl Drop for Claimer {
-    fn drop(&mut self) {
-        self.shared.done.store(true, Ordering::SeqCst);
     }
 }
 

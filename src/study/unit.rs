@@ -175,7 +175,11 @@ pub fn run_unit(unit: &Unit<'_>, cx: &UnitContext<'_>, lost: &dyn Fn() -> bool) 
                 seconds: seconds_before + start.elapsed().as_secs_f64(),
             };
             let log = envs.log().expect("the training environments log their actions");
-            resume::save(&checkpoint_path, agent, log, &curve.episodes, &progress).map_err(failed)
+            // A checkpoint only saves time: one that cannot be written (a full disk) is a warning,
+            // not the unit's failure. The record's own write reports the disk.
+            if let Err(e) = resume::save(&checkpoint_path, agent, log, &curve.episodes, &progress) {
+                eprintln!("warning: no checkpoint: {e}");
+            }
         };
         loop {
             let mut due = false;
@@ -204,7 +208,7 @@ pub fn run_unit(unit: &Unit<'_>, cx: &UnitContext<'_>, lost: &dyn Fn() -> bool) 
                 return Err(Halt::Unrecorded(Unrecorded::Lost));
             }
             if outcome == Outcome::Stopped && !due {
-                save(agent.as_ref(), &envs, &evals, next, &curve)?;
+                save(agent.as_ref(), &envs, &evals, next, &curve);
                 return Err(Halt::Unrecorded(Unrecorded::Interrupted));
             }
             let nominal = if outcome == Outcome::Finished { budget } else { (steps / every * every).min(budget) };
@@ -221,7 +225,7 @@ pub fn run_unit(unit: &Unit<'_>, cx: &UnitContext<'_>, lost: &dyn Fn() -> bool) 
             }
             let stopping = stop.load(Ordering::SeqCst);
             if stopping || saved.elapsed() >= cx.checkpoint_every {
-                save(agent.as_ref(), &envs, &evals, next, &curve)?;
+                save(agent.as_ref(), &envs, &evals, next, &curve);
                 saved = Instant::now();
             }
             if stopping {
