@@ -4,7 +4,7 @@
 CARGO ?= cargo
 PEERS := .venv-peers
 
-.PHONY: quickstart test verify studies bench bench-env bench-agents policies setup peers clean-libtorch
+.PHONY: quickstart test verify crash-test fuzz slurm-test studies bench bench-env bench-agents policies setup peers clean-libtorch
 
 ## The main job: a real transfer study (experiments/quickstart.ron): the shipped CartPole-v1 PPO
 ## policy fine-tuned on a longer pole against scratch, 10 seeds, with verdicts, figures and a
@@ -19,9 +19,27 @@ test: setup
 
 ## Long checks, run before an issue is called resolved: the quick suite, then every learning
 ## target of the agents on five seeds (about an hour on two cores; the table lands in
-## target/learning-targets.md).
-verify: test
+## target/learning-targets.md), the 20 kill -9 trials and the loaders' long property tests.
+verify: test crash-test fuzz
 	$(CARGO) test --release --test learning -- --ignored --nocapture
+
+## 20 trials of kill -9 at a random moment of a study (one process, then three), each followed
+## by a restart: every unit recorded once, summary identical to an uninterrupted run (the table
+## the README reports; about 2 minutes).
+crash-test: setup
+	HEADSTART_CRASH_TRIALS=20 $(CARGO) test --release --test distributed kill_9 -- --nocapture
+
+## Every loader fed 20 000 damaged and random files (about a minute).
+fuzz: setup
+	HEADSTART_FUZZ_CASES=20000 $(CARGO) test --release --test fuzz_loaders
+
+## A real SLURM run on this machine: .ci/slurm.sh installs Debian's slurm-wlm and munge (root,
+## about 15 s once) and starts a one-node cluster; experiments/quickstart.ron runs as a prepare
+## job, a job array and a report job, and its summary must equal a local run's. Skips, saying
+## so, where SLURM cannot be installed.
+slurm-test: setup
+	$(CARGO) build --release
+	.ci/slurm-test.sh
 
 ## The pretrained source policies shipped in policies/ (RL Zoo presets; about 15 minutes on two
 ## cores). Each card records the command that produced it and its evaluation over 100 episodes.

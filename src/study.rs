@@ -275,8 +275,13 @@ fn setup<'e>(
     let claimer = Claimer::new(opts.claim_timeout);
     let journal = Journal::open(&opts.out, claimer.owner())?;
     let sources = source::obtain(&mut plan, registry, &opts.sources, &claimer, opts.quiet, stop)?;
-    write_atomic(&opts.out.join("targets.ron"), to_ron(&plan.targets))?;
-    sources[0].record.write(&opts.out)?;
+    // Every process writes the same two files: only the first (or after a change) writes them.
+    for (file, text) in [("targets.ron", to_ron(&plan.targets)), (SourceRecord::FILE, to_ron(&sources[0].record))] {
+        let path = opts.out.join(file);
+        if std::fs::read_to_string(&path).ok().as_deref() != Some(text.as_str()) {
+            write_atomic(&path, text)?;
+        }
+    }
     Ok(Setup { plan, sources, claimer, journal })
 }
 

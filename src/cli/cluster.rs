@@ -190,6 +190,7 @@ pub(super) fn slurm(registry: &Registry, args: &SlurmArgs) -> Result<()> {
         exe: std::env::current_exe().context("the path of this program")?,
         file: absolute(&args.file)?,
         out: out.clone(),
+        workdir: std::env::current_dir().context("the working folder")?,
         units: plan.units().count(),
         array_parallel: args.array_parallel,
         time: args.time.clone(),

@@ -27,6 +27,8 @@ pub struct SlurmOptions {
     pub file: PathBuf,
     /// The results folder, on a filesystem the nodes share.
     pub out: PathBuf,
+    /// The working folder of the jobs (relative paths in the experiment file are relative to it).
+    pub workdir: PathBuf,
     /// The study's units.
     pub units: usize,
     /// Array tasks run at once (`%K`).
@@ -65,6 +67,7 @@ impl SlurmOptions {
         let mut s = String::from("#!/bin/bash\n");
         let _ = writeln!(s, "#SBATCH --job-name=headstart-{}-{job}", crate::util::file_safe(&self.name));
         let _ = writeln!(s, "#SBATCH --output={}", self.out.join("slurm").join(log).display());
+        let _ = writeln!(s, "#SBATCH --chdir={}", self.workdir.display());
         let _ = writeln!(s, "#SBATCH --ntasks=1");
         let _ = writeln!(s, "#SBATCH --cpus-per-task=1");
         if let Some(time) = &self.time {
