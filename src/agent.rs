@@ -17,7 +17,7 @@
 //!
 //! Randomness: network initialisation draws from libtorch's generator (seeded under a lock, so
 //! parallel runs do not interleave); everything else (actions, minibatches, replay samples,
-//! exploration noise) from the agent's own `StdRng`. With one libtorch thread a seed therefore
+//! exploration noise) from the agent's own ChaCha12 generator. With one libtorch thread a seed therefore
 //! fixes the whole learning curve, bit for bit.
 //!
 //! The skeleton shared by the algorithms: [`distributions`] (sampling, log-probabilities,

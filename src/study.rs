@@ -1,12 +1,14 @@
 //! The experiment harness: runs every (target, arm, seed) unit of an [`Experiment`] in parallel,
-//! crash-safe and resumable, then summarises, plots and reports.
+//! crash-safe and resumable, in one process or many sharing the results folder, then summarises,
+//! plots and reports.
 //!
 //! A run goes in stages: the experiment is resolved once into a [`Plan`] ([`plan`]: targets,
 //! arms, thresholds, random-policy returns, the source policy when it is a checkpoint); the
-//! results folder is locked ([`lock`]); the source is loaded or pretrained and cached once
-//! ([`source`]); the units run from the plan ([`unit`](mod@unit)) and leave records ([`records`]); the
-//! summary ([`summary`]), figures ([`figures`]) and report ([`report`](mod@report)) are computed from
-//! the results folder alone, which is all that [`report()`] reads.
+//! source is loaded or pretrained and cached once over all processes ([`source`]); each unit is
+//! claimed ([`claim`]), run from the plan ([`unit`](mod@unit)), continued from its preemption
+//! checkpoint when it has one ([`resume`]), and leaves a record ([`records`]) published once; the
+//! summary ([`summary`]), figures ([`figures`]) and report ([`report`](mod@report)) are computed
+//! from the results folder alone, which is all that [`report()`] and [`status`] read.
 //!
 //! Results folder (`runs/<name>` unless told otherwise):
 //!
@@ -17,15 +19,21 @@
 //! | `source.ron` | the source's name and training steps |
 //! | `units/<target>/<arm>/seed<k>.ron` | one finished or failed unit: evaluations, transfer report, error |
 //! | `units/<target>/<arm>/seed<k>.csv` | that unit's training episodes (`step,return,length`) |
+//! | `units/<target>/<arm>/seed<k>.claim` | the claim of the process running the unit (while it runs) |
+//! | `units/<target>/<arm>/seed<k>.resume` | its preemption checkpoint (until its record is written) |
+//! | `journal/<host>-<pid>-<token>.log` | each process's events: claimed, resuming, recorded, stopped, lost |
 //! | `evaluations.csv` | every evaluation of every finished unit, one row each (long format) |
 //! | `summary.ron`, `summary.json` | metrics, intervals and verdicts ([`summary::Summary`]) |
 //! | `curves-<target>.png/.svg`, `metrics.png/.svg` | figures drawn from the summary |
 //! | `report.md` | setup, tables and figures |
+//! | `slurm/*.sbatch`, `slurm/*.out` | the SLURM jobs of `headstart slurm` and their logs |
 //!
-//! A unit's file is written atomically when it ends; a re-run skips the units that have one, so
-//! an interrupted run loses at most the units in flight. Every unit is seeded by its seed alone
-//! (its evaluations do not change its training: agents stop only at checkpoint events), so a
-//! resumed run's results equal an uninterrupted run's.
+//! A unit's record is written once when it ends; a re-run skips the units that have one and
+//! continues the others from their checkpoints, so an interrupted run loses at most the work since
+//! the units' last checkpoints. Every unit is seeded by its seed alone (its evaluations do not
+//! change its training: agents stop only at checkpoint events) and a checkpoint holds all the
+//! state training continues from, so a resumed run's results equal an uninterrupted run's, byte
+//! for byte.
 
 pub mod aggregate;
 pub mod claim;
@@ -194,7 +202,7 @@ pub fn run(
             }
             let ran = run_claimed(unit, &cx, &claimer, &journal, &opts.out);
             let run = match ran {
-                Ok(Claimed::Ran(run)) => run,
+                Ok(Claimed::Ran(Box::new(run))) => run,
                 Ok(Claimed::Busy) => {
                     busy.fetch_add(1, Ordering::Relaxed);
                     return;
@@ -304,7 +312,7 @@ enum Claimed {
     /// A live process holds it.
     Busy,
     /// This process ran it and published its record.
-    Ran(UnitRun),
+    Ran(Box<UnitRun>),
 }
 
 /// Claims a unit, runs it (from its checkpoint when there is one) and publishes its record once.
@@ -339,7 +347,7 @@ fn run_claimed(
     }
     let _ = std::fs::remove_file(resume::resume_path(&unit.path));
     drop(claim);
-    Ok(Claimed::Ran(run))
+    Ok(Claimed::Ran(Box::new(run)))
 }
 
 /// Reads a RON file of a results folder.
@@ -372,7 +380,7 @@ pub fn report(out: &Path) -> Result<Summary, StudyError> {
     };
     let mut summary = summary::summarize(&experiment, &infos, &units, &source);
     let total = infos.len() * arms(&experiment).len() * experiment.seeds as usize;
-    summary.partial = (units.len() < total).then_some(summary::Partial { done: units.len(), total });
+    summary.partial = (units.len() < total).then_some(records::Partial { done: units.len(), total });
     write_outputs(out, &experiment, &summary, &units)?;
     Ok(summary)
 }

@@ -301,3 +301,29 @@ fn units_killed_in_the_middle_of_training_resume_to_the_same_records() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn worker_processes_and_static_shards_end_as_one_process_does() {
+    let dir = tmp("shards");
+    let file = cartpole(&dir);
+    let reference = reference(&file, &dir);
+    // `run --workers 2`: the sources prepared here, the units in two processes, the report here.
+    let workers = dir.join("workers");
+    let run =
+        Command::new(BIN).arg("run").arg(&file).arg("--out").arg(&workers).args(["--workers", "2", "-q"]).output();
+    let run = run.unwrap();
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    check_journal(&workers, 9);
+    check_same(&reference, &workers);
+    // Three shards, one after another, each leaving the others' units alone; then the report.
+    let shards = dir.join("shards");
+    for i in 0..3 {
+        finish(start(&file, &shards, &["--shard", &format!("{i}/3"), "--no-summary"]));
+        let recorded = records(&shards).keys().filter(|p| p.extension().is_some_and(|e| e == "ron")).count();
+        assert_eq!(recorded, 3 * (i + 1), "shard {i}/3");
+    }
+    let report = Command::new(BIN).arg("report").arg(&shards).output().unwrap();
+    assert!(report.status.success(), "{}", String::from_utf8_lossy(&report.stderr));
+    check_same(&reference, &shards);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -134,7 +134,7 @@ fn a_unit_claimed_by_a_live_process_is_left_to_it_and_a_dead_ones_claim_is_taken
     assert_eq!(status.count(|s| matches!(s, study::status::State::Running { .. })), 1);
     assert_eq!(status.count(|s| matches!(s, study::status::State::Finished)), 5);
     let partial = study::report(&dir).unwrap();
-    assert_eq!(partial.partial, Some(study::summary::Partial { done: 5, total: 6 }));
+    assert_eq!(partial.partial, Some(study::records::Partial { done: 5, total: 6 }));
     assert!(std::fs::read_to_string(dir.join("report.md")).unwrap().contains("**Partial**: 5 of 6 units"));
     // The process ends without releasing it (a kill -9): its claim is taken over at once.
     let mut child = std::process::Command::new("true").spawn().unwrap();

@@ -54,6 +54,15 @@ pub struct UnitResult {
     pub report: Option<TransferReport>,
 }
 
+/// How much of a study a partial summary covers.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Partial {
+    /// Units with a record.
+    pub done: usize,
+    /// Units of the study.
+    pub total: usize,
+}
+
 /// Where a unit's record lives.
 pub fn unit_path(out: &Path, target: &str, arm: &str, seed: u64) -> PathBuf {
     out.join("units").join(file_safe(target)).join(file_safe(arm)).join(format!("seed{seed}.ron"))

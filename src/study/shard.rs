@@ -7,6 +7,11 @@
 use std::fmt;
 use std::str::FromStr;
 
+/// A shard that cannot be read: what was given and what is wrong.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+#[error("{0}")]
+pub struct ShardError(String);
+
 /// One shard of `count`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Shard {
@@ -24,9 +29,10 @@ impl Shard {
 
     /// The shard of `auto` (SLURM's array variables) or `auto/N` (`JOB_COMPLETION_INDEX` or
     /// SLURM's task index, `N` shards), read through `var`.
-    fn from_env(count: Option<u64>, var: impl Fn(&str) -> Option<String>) -> Result<Shard, String> {
-        let number = |name: &str| -> Result<Option<u64>, String> {
-            var(name).map(|v| v.trim().parse().map_err(|_| format!("{name}={v:?} is not a number"))).transpose()
+    fn from_env(count: Option<u64>, var: impl Fn(&str) -> Option<String>) -> Result<Shard, ShardError> {
+        let number = |name: &str| -> Result<Option<u64>, ShardError> {
+            let parse = |v: String| v.trim().parse().map_err(|_| ShardError(format!("{name}={v:?} is not a number")));
+            var(name).map(parse).transpose()
         };
         let min = number("SLURM_ARRAY_TASK_MIN")?.unwrap_or(0);
         let slurm = number("SLURM_ARRAY_TASK_ID")?.map(|id| id.saturating_sub(min));
@@ -34,22 +40,27 @@ impl Shard {
             (Some(i), _) => i,
             (None, Some(i)) => i,
             (None, None) => {
-                return Err("`auto` needs SLURM_ARRAY_TASK_ID (a SLURM job array) or JOB_COMPLETION_INDEX (a \
+                return Err(ShardError(
+                    "`auto` needs SLURM_ARRAY_TASK_ID (a SLURM job array) or JOB_COMPLETION_INDEX (a \
                             Kubernetes Indexed Job); outside them give the shard as I/N"
-                    .into());
+                        .into(),
+                ));
             }
         };
         let count = match count {
             Some(n) => n,
-            None => number("SLURM_ARRAY_TASK_COUNT")?
-                .ok_or("`auto` reads the count from SLURM_ARRAY_TASK_COUNT; with JOB_COMPLETION_INDEX write auto/N")?,
+            None => number("SLURM_ARRAY_TASK_COUNT")?.ok_or_else(|| {
+                ShardError(
+                    "`auto` reads the count from SLURM_ARRAY_TASK_COUNT; with JOB_COMPLETION_INDEX write auto/N".into(),
+                )
+            })?,
         };
         Shard::new(index, count)
     }
 
-    fn new(index: u64, count: u64) -> Result<Shard, String> {
+    fn new(index: u64, count: u64) -> Result<Shard, ShardError> {
         if count == 0 || index >= count {
-            return Err(format!("shard {index}/{count}: the index must lie in 0..{count}"));
+            return Err(ShardError(format!("shard {index}/{count}: the index must lie in 0..{count}")));
         }
         Ok(Shard { index, count })
     }
@@ -57,27 +68,28 @@ impl Shard {
 
 /// `I/N`, `auto` or `auto/N`.
 impl FromStr for Shard {
-    type Err = String;
+    type Err = ShardError;
 
-    fn from_str(s: &str) -> Result<Shard, String> {
+    fn from_str(s: &str) -> Result<Shard, ShardError> {
         Shard::parse(s, |name| std::env::var(name).ok())
     }
 }
 
 impl Shard {
-    fn parse(s: &str, var: impl Fn(&str) -> Option<String>) -> Result<Shard, String> {
+    fn parse(s: &str, var: impl Fn(&str) -> Option<String>) -> Result<Shard, ShardError> {
+        let err = |m: String| ShardError(m);
         let (index, count) = match s.split_once('/') {
             Some((i, n)) => (i.trim(), Some(n.trim())),
             None => (s.trim(), None),
         };
         let count = count
-            .map(|n| n.parse::<u64>().map_err(|_| format!("shard {s:?}: {n:?} is not a number of shards")))
+            .map(|n| n.parse::<u64>().map_err(|_| err(format!("shard {s:?}: {n:?} is not a number of shards"))))
             .transpose()?;
         if index == "auto" {
-            return Shard::from_env(count, var).map_err(|e| format!("shard {s:?}: {e}"));
+            return Shard::from_env(count, var).map_err(|e| err(format!("shard {s:?}: {e}")));
         }
-        let index = index.parse().map_err(|_| format!("shard {s:?}: expected I/N, auto or auto/N"))?;
-        let count = count.ok_or_else(|| format!("shard {s:?}: expected I/N, auto or auto/N"))?;
+        let index = index.parse().map_err(|_| err(format!("shard {s:?}: expected I/N, auto or auto/N")))?;
+        let count = count.ok_or_else(|| err(format!("shard {s:?}: expected I/N, auto or auto/N")))?;
         Shard::new(index, count)
     }
 }
@@ -102,12 +114,12 @@ mod tests {
         assert!(Shard::parse("5/5", env(&[])).is_err());
         assert!(Shard::parse("1/0", env(&[])).is_err());
         assert!(Shard::parse("x/2", env(&[])).is_err());
-        assert!(Shard::parse("auto", env(&[])).unwrap_err().contains("SLURM_ARRAY_TASK_ID"));
+        assert!(Shard::parse("auto", env(&[])).unwrap_err().to_string().contains("SLURM_ARRAY_TASK_ID"));
         let slurm = [("SLURM_ARRAY_TASK_ID", "7"), ("SLURM_ARRAY_TASK_MIN", "4"), ("SLURM_ARRAY_TASK_COUNT", "6")];
         assert_eq!(Shard::parse("auto", env(&slurm)), Ok(Shard { index: 3, count: 6 }));
         let k8s = [("JOB_COMPLETION_INDEX", "3")];
         assert_eq!(Shard::parse("auto/4", env(&k8s)), Ok(Shard { index: 3, count: 4 }));
-        assert!(Shard::parse("auto", env(&k8s)).unwrap_err().contains("auto/N"));
+        assert!(Shard::parse("auto", env(&k8s)).unwrap_err().to_string().contains("auto/N"));
         let shard = Shard { index: 1, count: 3 };
         assert_eq!((0..7).filter(|&p| shard.has(p)).collect::<Vec<_>>(), vec![1, 4]);
     }

@@ -182,16 +182,7 @@ pub struct Summary {
     pub failures: Vec<String>,
     /// Set when the summary was made before every unit finished.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub partial: Option<Partial>,
-}
-
-/// How much of a study a partial summary covers.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Partial {
-    /// Units with a record.
-    pub done: usize,
-    /// Units of the study.
-    pub total: usize,
+    pub partial: Option<super::records::Partial>,
 }
 
 /// Summarises the units of an experiment: per target, each arm's mean curve and each strategy
