@@ -202,7 +202,7 @@ pub fn run(
             }
             let ran = run_claimed(unit, &cx, &claimer, &journal, &opts.out);
             let run = match ran {
-                Ok(Claimed::Ran(Box::new(run))) => run,
+                Ok(Claimed::Ran(run)) => run,
                 Ok(Claimed::Busy) => {
                     busy.fetch_add(1, Ordering::Relaxed);
                     return;
