@@ -1,8 +1,9 @@
 //! Claims: how any number of processes, on one machine or on many sharing the results folder,
 //! run each unit once.
 //!
-//! A process claims a unit by creating `units/<target>/<arm>/seed<k>.claim` exclusively
-//! (`O_CREAT | O_EXCL`); the file names its host, process id and a random token. While the
+//! A process claims a unit by creating `units/<target>/<arm>/seed<k>.claim` exclusively: a
+//! complete temporary file hard-linked into place, which fails when the name exists, so that a
+//! claim always names its owner (host, process id and a random token). While the
 //! unit runs, a heartbeat thread touches the file's modification time every `timeout / 5`. A
 //! claim is stale, and is taken over, when its heartbeat is older than `timeout`, or at once when
 //! it names a process of this host that no longer exists (a restarted worker continues at once).
@@ -16,9 +17,9 @@
 //! (a claim taken over from a live but silent owner) is recorded once. Both runs would have
 //! written the same bytes: units are deterministic.
 //!
-//! What this relies on of the filesystem: exclusive create and hard links that fail on an
-//! existing name (POSIX filesystems, and NFS v3 and v4, where exclusive create is atomic on the
-//! server), and modification times that hosts read alike: their clocks agree (NTP) to well
+//! What this relies on of the filesystem: hard links (and exclusive create, for the takeover
+//! guard) that fail on an existing name, atomically (POSIX filesystems; NFS v3 and v4, where both
+//! are single server operations), and modification times that hosts read alike: their clocks agree (NTP) to well
 //! within `timeout`, and attribute caching (NFS `acregmax`, 60 s by default) is shorter than
 //! it. On NFS use a timeout of several minutes (the default, 300 s, is); the dead-process rule
 //! applies to processes of the same host only.
@@ -84,7 +85,8 @@ pub fn unix_now() -> u64 {
 /// A claim file as another process sees it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ClaimInfo {
-    /// Its owner, when the file parses (a process killed while creating it leaves it empty).
+    /// Its owner, when the file parses (it always does unless damaged, or written by a
+    /// filesystem without hard links and a process killed while writing it).
     pub owner: Option<Owner>,
     /// Time since its last heartbeat.
     pub age: Duration,
@@ -170,11 +172,8 @@ impl Claimer {
             std::fs::create_dir_all(dir).map_err(|e| FileError::new(dir, e))?;
         }
         for _ in 0..2 {
-            match std::fs::OpenOptions::new().write(true).create_new(true).open(path) {
-                Ok(mut file) => {
-                    file.write_all(to_ron(&self.me).as_bytes())
-                        .and_then(|_| file.sync_all())
-                        .map_err(|e| FileError::new(path, e))?;
+            match create_with(path, to_ron(&self.me).as_bytes()) {
+                Ok(()) => {
                     self.shared.held().insert(path.to_path_buf());
                     return Ok(Some(Claim { path: path.to_path_buf(), claimer: self }));
                 }
@@ -218,6 +217,25 @@ impl Claimer {
         };
         let _ = std::fs::remove_file(&guard);
         removed
+    }
+}
+
+/// Creates `path` holding `bytes`, failing with `AlreadyExists` when it exists: a complete
+/// temporary file hard-linked into place, so that no process ever sees a claim without its owner
+/// (not even one killed while claiming). Where hard links are not supported, an exclusive create
+/// and a write, removed again if the write fails.
+fn create_with(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let tmp = crate::util::write_temp(path, bytes).map_err(|e| e.error)?;
+    let linked = std::fs::hard_link(&tmp, path);
+    let _ = std::fs::remove_file(&tmp);
+    match linked {
+        Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => {
+            let mut file = std::fs::OpenOptions::new().write(true).create_new(true).open(path)?;
+            file.write_all(bytes).and_then(|_| file.sync_all()).inspect_err(|_| {
+                let _ = std::fs::remove_file(path);
+            })
+        }
+        linked => linked,
     }
 }
 
