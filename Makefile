@@ -3,8 +3,10 @@
 
 CARGO ?= cargo
 PEERS := .venv-peers
+# The Gymnasium bridge's virtualenv (gymnasium with MuJoCo), which the embedded interpreter uses.
+GYM := .venv-gym
 
-.PHONY: quickstart test verify crash-test fuzz slurm-test studies bench bench-env bench-agents policies setup peers clean-libtorch
+.PHONY: quickstart test setup-python verify crash-test fuzz slurm-test studies bench bench-env bench-agents policies setup peers clean-libtorch
 
 ## The main job: a real transfer study (experiments/quickstart.ron): the shipped CartPole-v1 PPO
 ## policy fine-tuned on a longer pole against scratch, 10 seeds, with verdicts, figures and a
@@ -12,10 +14,10 @@ PEERS := .venv-peers
 quickstart: setup
 	$(CARGO) run --release --quiet -- run experiments/quickstart.ron
 
-## The test suite, as CI runs it.
-test: setup
-	$(CARGO) test --release --all-targets
-	$(CARGO) test --release --doc
+## The test suite, as CI runs it (with the Gymnasium bridge: the `python` feature).
+test: setup setup-python
+	$(CARGO) test --release --all-targets --features python
+	$(CARGO) test --release --doc --features python
 
 ## Long checks, run before an issue is called resolved: the quick suite, then every learning
 ## target of the agents on five seeds (about an hour on two cores; the table lands in
@@ -70,6 +72,14 @@ bench-env: setup peers
 ## libtorch 2.13.0 from the torch wheel on PyPI (CPU part), linked as .libtorch.
 setup:
 	@.ci/libtorch.sh
+
+## The Gymnasium bridge's virtualenv: gymnasium 1.4.0 with MuJoCo (about 230 MB, 30 s), made
+## with the Python that headstart embeds.
+setup-python: $(GYM)/.installed
+$(GYM)/.installed:
+	python3 -m venv $(GYM)
+	$(GYM)/bin/python -m pip install --quiet "gymnasium[mujoco]==1.4.0" numpy
+	touch $@
 
 ## A Python environment with the peers the benchmarks compare against.
 peers: $(PEERS)/.installed-sb3

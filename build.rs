@@ -3,6 +3,9 @@
 //! `DEP_TCH_LIBTORCH_LIB`.
 
 fn main() {
+    // With the Gymnasium bridge, an rpath to libpython too.
+    #[cfg(feature = "python")]
+    pyo3_build_config::add_libpython_rpath_link_args();
     println!("cargo:rerun-if-env-changed=DEP_TCH_LIBTORCH_LIB");
     if let Ok(dir) = std::env::var("DEP_TCH_LIBTORCH_LIB") {
         let dir = std::fs::canonicalize(&dir).unwrap_or_else(|_| dir.into());

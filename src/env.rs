@@ -26,6 +26,8 @@ mod error;
 pub mod map;
 pub mod mixture;
 pub mod params;
+#[cfg(feature = "python")]
+pub mod python;
 mod random;
 pub mod registry;
 mod space;

@@ -124,9 +124,15 @@ impl EnvEntry {
                 None => Box::new(env),
             })
         };
+        EnvEntry::with_make(id, Arc::new(make))
+    }
+
+    /// An entry whose maker wraps the environment itself (given the episode limit, or `None`
+    /// for a bare environment).
+    pub(crate) fn with_make(id: impl Into<String>, make: Arc<MakeFn>) -> Self {
         EnvEntry {
             id: id.into(),
-            make: Arc::new(make),
+            make,
             params: Vec::new(),
             max_episode_steps: None,
             reward_threshold: None,
@@ -184,10 +190,13 @@ impl EnvEntry {
     }
 }
 
-/// Environments by id.
+/// Environments by id. With the `python` feature, ids `gym:<Gymnasium id>` are Gymnasium's
+/// environments through the bridge ([`super::python`]), described once and cached.
 #[derive(Clone, Default)]
 pub struct Registry {
     entries: BTreeMap<String, EnvEntry>,
+    #[cfg(feature = "python")]
+    gym: Arc<std::sync::Mutex<BTreeMap<String, EnvEntry>>>,
 }
 
 impl Registry {
@@ -215,8 +224,25 @@ impl Registry {
     }
 
     /// The entry for `id`, or an error that lists the known ids.
-    pub fn entry(&self, id: &str) -> Result<&EnvEntry, EnvError> {
-        self.entries.get(id).ok_or_else(|| EnvError::UnknownEnv {
+    pub fn entry(&self, id: &str) -> Result<std::borrow::Cow<'_, EnvEntry>, EnvError> {
+        #[cfg(feature = "python")]
+        if id.starts_with(super::python::PREFIX) {
+            let mut cache = self.gym.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(entry) = cache.get(id) {
+                return Ok(std::borrow::Cow::Owned(entry.clone()));
+            }
+            let entry = super::python::entry(id)?;
+            cache.insert(id.to_string(), entry.clone());
+            return Ok(std::borrow::Cow::Owned(entry));
+        }
+        #[cfg(not(feature = "python"))]
+        if id.starts_with("gym:") {
+            return Err(EnvError::Custom(format!(
+                "{id}: Gymnasium environments need headstart built with the `python` feature (`make setup-python`, \
+                 then `cargo build --release --features python`)"
+            )));
+        }
+        self.entries.get(id).map(std::borrow::Cow::Borrowed).ok_or_else(|| EnvError::UnknownEnv {
             id: id.to_string(),
             known: self.ids().map(String::from).collect(),
             suggestion: nearest(id, self.ids()),
@@ -233,13 +259,14 @@ impl Registry {
                 message: "max_episode_steps must be at least 1".into(),
             });
         }
-        self.build(entry, spec, Some(limit))
+        self.build(&entry, spec, Some(limit))
     }
 
     /// Makes the environment without its wrappers: no time limit, no guard. For `check_env`,
     /// which must see whether the environment itself refuses invalid actions.
     pub fn make_bare(&self, spec: &EnvSpec) -> Result<Box<dyn Env>, EnvError> {
-        self.build(self.entry(&spec.id)?, spec, None)
+        let entry = self.entry(&spec.id)?;
+        self.build(&entry, spec, None)
     }
 
     fn build(&self, entry: &EnvEntry, spec: &EnvSpec, limit: Option<usize>) -> Result<Box<dyn Env>, EnvError> {

@@ -1,0 +1,466 @@
+//! The Gymnasium bridge (cargo feature `python`): any environment `gymnasium.make` builds is an
+//! [`Env`], under the id `gym:<Gymnasium id>` (`gym:HalfCheetah-v5`), or `gym:<module>:<id>` for
+//! an id that a user's package registers when imported (`gym:my_pkg.envs:Corridor-v0`). CPython
+//! is embedded (pyo3); a virtualenv's packages are found through `HEADSTART_VENV`, else the
+//! project's `.venv-gym` (made by `make setup-python`), which must be of the embedded
+//! interpreter's minor version.
+//!
+//! Parameters: the keyword arguments of the environment's constructor that have a numeric
+//! default (discovered from its signature, passed to `gym.make`), and for MuJoCo environments a
+//! physics context applied to the compiled model: `gravity` (m/s², the z component), `mass_scale`,
+//! `friction_scale`, `damping_scale`, `gear_scale` (factors on every body's mass and inertia,
+//! geom's friction, joint's damping, actuator's gear) and `mass.<body>` (one body's mass, kg,
+//! inertia scaled alike). Their defaults are read from the model.
+//!
+//! Semantics: Box observations (float32 or float64) and Discrete spaces (with `start`) map onto
+//! [`Space`]; other spaces are refused with a fix to try. The time limit is Gymnasium's own (its
+//! `TimeLimit`, with `max_episode_steps` passed to `gym.make`), applied once. `info` keeps its
+//! numeric scalars. Exceptions in `reset`/`step` become errors naming the environment, the
+//! exception's type and message, and its last frame.
+
+use std::ffi::CString;
+use std::sync::OnceLock;
+
+use pyo3::buffer::PyBuffer;
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyModule};
+
+use super::params::{Bound as Range, ParamSpec, Params};
+use super::{Action, Env, EnvError, Info, Obs, Space, Step};
+
+/// The id prefix of Gymnasium environments.
+pub const PREFIX: &str = "gym:";
+
+const CODE: &str = r#"
+import inspect, sys
+import numpy as np
+
+PHYSICS = ("gravity", "mass_scale", "friction_scale", "damping_scale", "gear_scale")
+
+def split(id):
+    module, _, name = id.rpartition(":")
+    if module:
+        __import__(module)
+    return name
+
+def kwargs_of(name):
+    import gymnasium as gym
+    spec = gym.spec(name)
+    entry = spec.entry_point
+    if isinstance(entry, str):
+        mod, _, attr = entry.partition(":")
+        entry = getattr(__import__(mod, fromlist=[attr]), attr)
+    out = []
+    try:
+        params = inspect.signature(entry).parameters.values()
+    except (TypeError, ValueError):
+        params = []
+    for p in params:
+        d = spec.kwargs.get(p.name, p.default)
+        if isinstance(d, bool) or not isinstance(d, (int, float)):
+            continue
+        out.append((p.name, float(d), isinstance(d, int)))
+    return spec, out
+
+def model_of(env):
+    model = getattr(env.unwrapped, "model", None)
+    return model if model is not None and hasattr(model, "opt") and hasattr(model, "body_mass") else None
+
+def describe(id):
+    name = split(id)
+    spec, kwargs = kwargs_of(name)
+    env = make(id, {}, None)
+    physics = []
+    model = model_of(env)
+    if model is not None:
+        import mujoco
+        physics.append(("gravity", float(model.opt.gravity[2])))
+        for p in PHYSICS[1:]:
+            physics.append((p, 1.0))
+        for b in range(1, model.nbody):
+            n = mujoco.mj_id2name(model, mujoco.mjtObj.mjOBJ_BODY, b)
+            if n:
+                physics.append(("mass." + n, float(model.body_mass[b])))
+    limit = spec.max_episode_steps
+    threshold = spec.reward_threshold
+    env.close()
+    return kwargs, physics, limit, threshold
+
+def make(id, values, max_episode_steps):
+    import gymnasium as gym
+    name = split(id)
+    _, kwargs = kwargs_of(name)
+    ints = {n for n, _, is_int in kwargs if is_int}
+    kw = {k: (int(v) if k in ints else v) for k, v in values.items() if k in {n for n, _, _ in kwargs}}
+    if max_episode_steps is not None:
+        kw["max_episode_steps"] = max_episode_steps
+    env = gym.make(name, **kw)
+    physics = {k: v for k, v in values.items() if k in PHYSICS or k.startswith("mass.")}
+    if physics:
+        apply_physics(env, physics)
+    if "torch" in sys.modules:
+        raise ImportError("the environment imported torch into headstart's process, which already runs "
+                          "libtorch: two builds of it cannot share a process (import torch lazily, or "
+                          "keep it out of the environment)")
+    return env
+
+def apply_physics(env, physics):
+    model = model_of(env)
+    if model is None:
+        raise ValueError("physics parameters (%s) need a MuJoCo environment" % ", ".join(sorted(physics)))
+    import mujoco
+    if "gravity" in physics:
+        model.opt.gravity[2] = physics["gravity"]
+    s = physics.get("mass_scale", 1.0)
+    model.body_mass[:] *= s
+    model.body_inertia[:] *= s
+    model.geom_friction[:] *= physics.get("friction_scale", 1.0)
+    model.dof_damping[:] *= physics.get("damping_scale", 1.0)
+    model.actuator_gear[:] *= physics.get("gear_scale", 1.0)
+    for k, v in physics.items():
+        if k.startswith("mass."):
+            b = mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_BODY, k[5:])
+            ratio = v / model.body_mass[b] if model.body_mass[b] > 0 else 1.0
+            model.body_mass[b] = v
+            model.body_inertia[b] *= ratio
+
+def space(s):
+    import gymnasium as gym
+    if isinstance(s, gym.spaces.Discrete):
+        return ("discrete", int(s.n), int(s.start), [], [], [])
+    if isinstance(s, gym.spaces.Box) and np.issubdtype(s.dtype, np.floating):
+        return ("box", 0, 0, [float(x) for x in s.low.ravel()], [float(x) for x in s.high.ravel()], list(s.shape))
+    if isinstance(s, gym.spaces.Box):
+        return ("unsupported", 0, 0, [], [], "Box of " + str(s.dtype) + " (integer boxes: cast with gymnasium.wrappers.DtypeObservation)")
+    return ("unsupported", 0, 0, [], [], type(s).__name__ + " (flatten it with gymnasium.wrappers.FlattenObservation, "
+            "or pick a Box or Discrete space)")
+
+def spaces(env):
+    return space(env.observation_space), space(env.action_space)
+
+def flat(obs):
+    return np.ascontiguousarray(obs, dtype=np.float32).reshape(-1)
+
+def scalars(info):
+    out = []
+    for k, v in info.items():
+        if isinstance(v, (bool, np.bool_)):
+            out.append((str(k), float(v)))
+        elif isinstance(v, (int, float, np.integer, np.floating)) or (isinstance(v, np.ndarray) and v.size == 1):
+            out.append((str(k), float(v)))
+    return out
+
+def reset(env, seed):
+    obs, info = env.reset(seed=seed)
+    return flat(obs), scalars(info)
+
+def step(env, action):
+    if isinstance(action, list):
+        action = np.asarray(action, dtype=env.action_space.dtype)
+    obs, reward, terminated, truncated, info = env.step(action)
+    return flat(obs), float(reward), bool(terminated), bool(truncated), scalars(info)
+
+def set_attribute(env, name, value):
+    u = env.unwrapped
+    if not hasattr(u, name):
+        raise AttributeError("%s has no attribute %r" % (type(u).__name__, name))
+    current = getattr(u, name)
+    if isinstance(current, int) and not isinstance(current, bool) and float(value).is_integer():
+        value = int(value)
+    setattr(u, name, value)
+
+def get_attribute(env, name):
+    return [float(x) for x in np.asarray(getattr(env.unwrapped, name), dtype=np.float64).ravel()]
+
+def last_frame(exc):
+    import traceback
+    frames = traceback.extract_tb(exc.__traceback__)
+    if not frames:
+        return ""
+    f = frames[-1]
+    return "%s:%d in %s" % (f.filename, f.lineno, f.name)
+"#;
+
+/// The bridge module, loaded once (with the virtualenv's packages on the path).
+fn bridge(py: Python<'_>) -> PyResult<Bound<'_, PyModule>> {
+    static MODULE: OnceLock<Result<Py<PyModule>, String>> = OnceLock::new();
+    let module = MODULE.get_or_init(|| {
+        let load = || -> PyResult<Py<PyModule>> {
+            add_venv(py)?;
+            let code = CString::new(CODE).expect("no NUL in the bridge's code");
+            let module = PyModule::from_code(py, &code, c"headstart_bridge.py", c"headstart_bridge")?;
+            Ok(module.unbind())
+        };
+        load().map_err(|e| describe(py, &e))
+    });
+    match module {
+        Ok(m) => Ok(m.bind(py).clone()),
+        Err(message) => Err(pyo3::exceptions::PyImportError::new_err(message.clone())),
+    }
+}
+
+/// Adds the virtualenv's site-packages (`HEADSTART_VENV`, else `.venv-gym` in the working folder
+/// or the crate's) to the embedded interpreter's path, refusing one of another Python version.
+fn add_venv(py: Python<'_>) -> PyResult<()> {
+    let candidates = [
+        std::env::var_os("HEADSTART_VENV").map(std::path::PathBuf::from),
+        Some(std::path::PathBuf::from(".venv-gym")),
+        Some(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv-gym")),
+    ];
+    let Some(venv) = candidates.into_iter().flatten().find(|p| p.join("pyvenv.cfg").exists()) else {
+        return Ok(());
+    };
+    let sys = py.import("sys")?;
+    let (major, minor): (u32, u32) = (sys.getattr("version_info")?.getattr("major")?.extract()?, {
+        sys.getattr("version_info")?.getattr("minor")?.extract()?
+    });
+    let site_packages = venv.join("lib").join(format!("python{major}.{minor}")).join("site-packages");
+    if !site_packages.exists() {
+        let cfg = std::fs::read_to_string(venv.join("pyvenv.cfg")).unwrap_or_default();
+        let version = cfg.lines().find(|l| l.starts_with("version")).unwrap_or("version = ?").to_string();
+        return Err(pyo3::exceptions::PyImportError::new_err(format!(
+            "the virtualenv {} is of another Python ({}) than headstart embeds ({major}.{minor}); make it with \
+             python{major}.{minor} -m venv (`make setup-python`)",
+            venv.display(),
+            version.trim()
+        )));
+    }
+    py.import("site")?.call_method1("addsitedir", (site_packages.to_string_lossy().to_string(),))?;
+    Ok(())
+}
+
+/// A Python exception as one line: type, message and the last frame.
+fn describe(py: Python<'_>, error: &PyErr) -> String {
+    let kind = error.get_type(py).name().map(|n| n.to_string()).unwrap_or_else(|_| "Exception".into());
+    let message = error.value(py).to_string();
+    let frame = error
+        .traceback(py)
+        .and_then(|tb| {
+            let frames = py.import("traceback").ok()?.call_method1("extract_tb", (tb,)).ok()?;
+            let last = frames.get_item(-1i64).ok()?;
+            let file: String = last.getattr("filename").ok()?.extract().ok()?;
+            let line: u32 = last.getattr("lineno").ok()?.extract().ok()?;
+            let name: String = last.getattr("name").ok()?.extract().ok()?;
+            Some(format!(" (at {file}:{line} in {name})"))
+        })
+        .unwrap_or_default();
+    let hint = if kind == "ModuleNotFoundError" || message.contains("No module named") {
+        "; install the package into the bridge's virtualenv (`make setup-python`, or HEADSTART_VENV)"
+    } else {
+        ""
+    };
+    format!("{kind}: {message}{frame}{hint}")
+}
+
+fn python_error(env: &str, py: Python<'_>, error: PyErr) -> EnvError {
+    EnvError::Custom(format!("{env}: {}", describe(py, &error)))
+}
+
+/// What the registry needs to know of a Gymnasium id: its parameters, episode limit and threshold.
+pub struct Described {
+    /// Constructor keyword arguments and (MuJoCo) physics parameters, with their defaults.
+    pub params: Vec<ParamSpec>,
+    /// Gymnasium's `max_episode_steps`.
+    pub max_episode_steps: Option<usize>,
+    /// Gymnasium's `reward_threshold`.
+    pub reward_threshold: Option<f64>,
+}
+
+/// Reads the parameters, limit and threshold of `gym:<id>` (building the environment once).
+pub fn describe_env(id: &str) -> Result<Described, EnvError> {
+    let name = id.strip_prefix(PREFIX).unwrap_or(id);
+    Python::attach(|py| {
+        let out = bridge(py).and_then(|m| m.getattr("describe")?.call1((name,)));
+        let out = out.map_err(|e| python_error(id, py, e))?;
+        type Described = (Vec<(String, f64, bool)>, Vec<(String, f64)>, Option<usize>, Option<f64>);
+        let (kwargs, physics, limit, threshold): Described =
+            out.extract().map_err(|e: PyErr| python_error(id, py, e))?;
+        let leak = |s: String| -> &'static str { Box::leak(s.into_boxed_str()) };
+        let mut params: Vec<ParamSpec> = kwargs
+            .into_iter()
+            .map(|(name, default, _)| ParamSpec {
+                name: leak(name),
+                default,
+                bound: Range::Finite,
+                doc: "a keyword argument of the environment's constructor (gym.make)",
+            })
+            .collect();
+        for (name, default) in physics {
+            let (bound, doc) = match name.as_str() {
+                "gravity" => (Range::Finite, "MuJoCo gravity, z component (m/s^2)"),
+                "mass_scale" => (Range::Positive, "factor on every body's mass and inertia"),
+                "friction_scale" => (Range::NonNegative, "factor on every geom's friction"),
+                "damping_scale" => (Range::NonNegative, "factor on every joint's damping"),
+                "gear_scale" => (Range::Positive, "factor on every actuator's gear"),
+                _ => (Range::Positive, "this body's mass (kg), its inertia scaled alike"),
+            };
+            params.push(ParamSpec { name: leak(name), default, bound, doc });
+        }
+        Ok(Described { params, max_episode_steps: limit, reward_threshold: threshold })
+    })
+}
+
+/// The registry's entry for `gym:<id>`: its parameters, Gymnasium's limit and threshold, and a
+/// maker that passes the episode limit to `gym.make` (Gymnasium's `TimeLimit` is the one that
+/// applies) and adds only the misuse guard.
+pub fn entry(id: &str) -> Result<super::EnvEntry, EnvError> {
+    let described = describe_env(id)?;
+    let specs = described.params.clone();
+    let owned = id.to_string();
+    let make = move |params: &Params, limit: Option<usize>| -> Result<Box<dyn Env>, EnvError> {
+        let env = GymEnv::make(&owned, params, &specs, limit)?;
+        Ok(match limit {
+            Some(_) => Box::new(super::EpisodeGuard::new(env)),
+            None => Box::new(env),
+        })
+    };
+    let mut entry = super::EnvEntry::with_make(id, std::sync::Arc::new(make)).params(&described.params);
+    if let Some(limit) = described.max_episode_steps {
+        entry = entry.max_episode_steps(limit);
+    }
+    if let Some(threshold) = described.reward_threshold {
+        entry = entry.reward_threshold(threshold);
+    }
+    Ok(entry.doc("a Gymnasium environment, through the Python bridge"))
+}
+
+/// A Gymnasium environment, stepped through the embedded interpreter.
+pub struct GymEnv {
+    id: String,
+    env: Py<PyAny>,
+    observation_space: Space,
+    action_space: Space,
+    start: i64,
+}
+
+impl GymEnv {
+    /// Makes `gym:<id>` with `params` (only those that differ from the defaults are passed) and
+    /// Gymnasium's time limit `max_episode_steps` (its registered one when `None`).
+    pub fn make(id: &str, params: &Params, defaults: &[ParamSpec], limit: Option<usize>) -> Result<GymEnv, EnvError> {
+        let name = id.strip_prefix(PREFIX).unwrap_or(id);
+        Python::attach(|py| {
+            let fail = |e: PyErr| python_error(id, py, e);
+            let module = bridge(py).map_err(fail)?;
+            let values = PyDict::new(py);
+            for (k, v) in params {
+                if defaults.iter().any(|d| d.name == k && d.default != *v) {
+                    values.set_item(k, v).map_err(fail)?;
+                }
+            }
+            let env = module.getattr("make").and_then(|f| f.call1((name, values, limit))).map_err(fail)?;
+            let spaces = module.getattr("spaces").and_then(|f| f.call1((&env,))).map_err(fail)?;
+            type S = (String, usize, i64, Vec<f32>, Vec<f32>, Py<PyAny>);
+            let (obs, act): (S, S) = spaces.extract().map_err(|e: PyErr| fail(e))?;
+            let convert = |py: Python<'_>, s: S, which: &str| -> Result<(Space, i64), EnvError> {
+                match s.0.as_str() {
+                    "discrete" => Ok((Space::Discrete { n: s.1 }, s.2)),
+                    "box" => {
+                        let shape: Vec<usize> = s.5.bind(py).extract().map_err(|e: PyErr| fail(e))?;
+                        Ok((Space::Box { low: s.3, high: s.4, shape }, 0))
+                    }
+                    _ => {
+                        let what: String = s.5.bind(py).extract().unwrap_or_default();
+                        Err(EnvError::Custom(format!("{id}: its {which} space is not supported: {what}")))
+                    }
+                }
+            };
+            let (observation_space, _) = convert(py, obs, "observation")?;
+            if let Space::Discrete { .. } = observation_space {
+            } else if observation_space.flat_dim() == 0 {
+                return Err(EnvError::Custom(format!("{id}: an empty observation space")));
+            }
+            let (action_space, start) = convert(py, act, "action")?;
+            Ok(GymEnv { id: id.to_string(), env: env.unbind(), observation_space, action_space, start })
+        })
+    }
+
+    /// Sets an attribute of the unwrapped environment (physics that its constructor does not
+    /// take, such as the classic-control tasks' constants); an unknown name is an error.
+    pub fn set_attribute(&mut self, name: &str, value: f64) -> Result<(), EnvError> {
+        Python::attach(|py| {
+            bridge(py)
+                .and_then(|m| m.getattr("set_attribute")?.call1((self.env.bind(py), name, value)))
+                .map(|_| ())
+                .map_err(|e| python_error(&self.id, py, e))
+        })
+    }
+
+    /// Reads a numeric attribute of the unwrapped environment (a number or an array, flattened):
+    /// its internal state, say.
+    pub fn attribute(&self, name: &str) -> Result<Vec<f64>, EnvError> {
+        Python::attach(|py| {
+            bridge(py)
+                .and_then(|m| m.getattr("get_attribute")?.call1((self.env.bind(py), name))?.extract())
+                .map_err(|e| python_error(&self.id, py, e))
+        })
+    }
+
+    fn observation(&self, py: Python<'_>, obs: &Bound<'_, PyAny>) -> Result<Obs, EnvError> {
+        let buffer = PyBuffer::<f32>::get(obs).map_err(|e| python_error(&self.id, py, e))?;
+        let values = buffer.to_vec(py).map_err(|e| python_error(&self.id, py, e))?;
+        if let Some(i) = values.iter().position(|v| !v.is_finite()) {
+            return Err(EnvError::Custom(format!(
+                "{}: observation value {i} is {} (a non-finite observation)",
+                self.id, values[i]
+            )));
+        }
+        Ok(Obs::from_vec(values))
+    }
+}
+
+fn info(pairs: Vec<(String, f64)>) -> Info {
+    let mut info = Info::new();
+    for (k, v) in pairs {
+        info.insert(k, v);
+    }
+    info
+}
+
+impl Env for GymEnv {
+    fn observation_space(&self) -> &Space {
+        &self.observation_space
+    }
+
+    fn action_space(&self) -> &Space {
+        &self.action_space
+    }
+
+    fn reset(&mut self, seed: Option<u64>) -> Result<(Obs, Info), EnvError> {
+        Python::attach(|py| {
+            let out = bridge(py)
+                .and_then(|m| m.getattr("reset")?.call1((self.env.bind(py), seed)))
+                .map_err(|e| python_error(&self.id, py, e))?;
+            let (obs, pairs): (Bound<'_, PyAny>, Vec<(String, f64)>) =
+                out.extract().map_err(|e: PyErr| python_error(&self.id, py, e))?;
+            Ok((self.observation(py, &obs)?, info(pairs)))
+        })
+    }
+
+    fn step(&mut self, action: &Action) -> Result<Step, EnvError> {
+        self.action_space.check_action(action)?;
+        Python::attach(|py| {
+            let action = match action {
+                Action::Discrete(a) => {
+                    Ok((*a as i64 + self.start).into_pyobject(py).map(|o| o.into_any()).unwrap_or_else(|e| match e {}))
+                }
+                Action::Continuous(v) => v.to_vec().into_pyobject(py),
+            }
+            .map_err(|e| python_error(&self.id, py, e))?;
+            let out = bridge(py)
+                .and_then(|m| m.getattr("step")?.call1((self.env.bind(py), action)))
+                .map_err(|e| python_error(&self.id, py, e))?;
+            type Out<'py> = (Bound<'py, PyAny>, f64, bool, bool, Vec<(String, f64)>);
+            let (obs, reward, terminated, truncated, pairs): Out<'_> =
+                out.extract().map_err(|e: PyErr| python_error(&self.id, py, e))?;
+            Ok(Step { obs: self.observation(py, &obs)?, reward, terminated, truncated, info: info(pairs) })
+        })
+    }
+}
+
+impl Drop for GymEnv {
+    fn drop(&mut self) {
+        Python::attach(|py| {
+            let _ = self.env.bind(py).call_method0("close");
+        });
+    }
+}
