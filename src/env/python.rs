@@ -272,9 +272,8 @@ pub fn describe_env(id: &str) -> Result<Described, EnvError> {
     Python::attach(|py| {
         let out = bridge(py).and_then(|m| m.getattr("describe")?.call1((name,)));
         let out = out.map_err(|e| python_error(id, py, e))?;
-        type Described = (Vec<(String, f64, bool)>, Vec<(String, f64)>, Option<usize>, Option<f64>);
-        let (kwargs, physics, limit, threshold): Described =
-            out.extract().map_err(|e: PyErr| python_error(id, py, e))?;
+        type Reply = (Vec<(String, f64, bool)>, Vec<(String, f64)>, Option<usize>, Option<f64>);
+        let (kwargs, physics, limit, threshold): Reply = out.extract().map_err(|e: PyErr| python_error(id, py, e))?;
         let leak = |s: String| -> &'static str { Box::leak(s.into_boxed_str()) };
         let mut params: Vec<ParamSpec> = kwargs
             .into_iter()
