@@ -1,0 +1,149 @@
+//! The Gymnasium bridge (feature `python`) from a user's side: a Python environment of their
+//! own (`tests/python/headstart_test_envs.py`) checked, trained and transferred with no Rust
+//! written; MuJoCo physics parameters; and the errors: unknown ids and parameters, unsupported
+//! spaces, exceptions, non-finite observations.
+#![cfg(feature = "python")]
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use headstart::env::{Action, Env, EnvSpec, Registry};
+
+const BIN: &str = env!("CARGO_BIN_EXE_headstart");
+const CORRIDOR: &str = "gym:headstart_test_envs:HeadstartCorridor-v0";
+
+fn python_path() -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python").display().to_string()
+}
+
+/// Puts the test module on the embedded interpreter's path, before it starts.
+fn init() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    // SAFETY: set once, before any thread of this test binary starts the interpreter.
+    ONCE.call_once(|| unsafe { std::env::set_var("PYTHONPATH", python_path()) });
+}
+
+fn headstart(args: &[&str]) -> Output {
+    Command::new(BIN).args(args).env("PYTHONPATH", python_path()).output().unwrap()
+}
+
+fn text(o: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+}
+
+#[test]
+fn a_python_environment_of_ones_own_is_an_environment_like_any() {
+    init();
+    let registry = Registry::builtin();
+    let entry = registry.entry(CORRIDOR).unwrap();
+    // Its constructor's keyword arguments are its parameters; Gymnasium's limit is registered.
+    let names: Vec<&str> = entry.param_specs().iter().map(|p| p.name).collect();
+    assert_eq!(names, ["length", "slip"]);
+    assert_eq!(entry.episode_limit(), Some(50));
+    let mut env = registry.make(&EnvSpec::new(CORRIDOR).with("length", 3.0)).unwrap();
+    // Discrete(2, start=-1): headstart's actions 0 and 1 are Gymnasium's -1 and 0.
+    env.reset(Some(1)).unwrap();
+    let mut last = None;
+    for _ in 0..3 {
+        last = Some(env.step(&Action::Discrete(1)).unwrap());
+    }
+    let last = last.unwrap();
+    assert!(last.terminated && last.reward == 1.0 && last.info.get("pos") == Some(3.0), "{last:?}");
+    assert!(env.step(&Action::Discrete(2)).is_err(), "an action outside the space is refused before Python");
+    // The time limit is Gymnasium's, applied once: truncated at step 50.
+    let mut env = registry.make(&EnvSpec::new(CORRIDOR).with("length", 100.0)).unwrap();
+    env.reset(Some(0)).unwrap();
+    let ends: Vec<usize> = (1..=50).filter(|_| env.step(&Action::Discrete(0)).unwrap().truncated).collect();
+    assert_eq!(ends, [50]);
+    // An unknown parameter gets the nearest name.
+    let e = registry.make(&EnvSpec::new(CORRIDOR).with("lenght", 3.0)).err().unwrap().to_string();
+    assert!(e.contains("lenght") && e.contains("length"), "{e}");
+}
+
+#[test]
+fn check_train_and_transfer_through_the_bridge() {
+    let dir = std::env::temp_dir().join(format!("headstart-gym-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let check = headstart(&["check", CORRIDOR, "-p", "length=6"]);
+    assert!(check.status.success() && text(&check).contains("all checks passed"), "{}", text(&check));
+    let check = headstart(&["check", "gym:CartPole-v1"]);
+    assert!(check.status.success(), "{}", text(&check));
+    let source = dir.join("source");
+    let train = headstart(&[
+        "train", "--algo", "ppo", CORRIDOR, "-p", "length=6", "--steps", "6000", "--eval-episodes", "5", "--quiet", "--out",
+        source.to_str().unwrap(),
+    ]);
+    assert!(train.status.success(), "{}", text(&train));
+    let eval = headstart(&["eval", source.to_str().unwrap()]);
+    let out = text(&eval);
+    // The shortest walk: five steps of -0.01, then +1 (0.95, printed to one decimal).
+    assert!(eval.status.success() && out.contains(": 0.9 +/- 0.0 over"), "the corridor of 6 solved: {out}");
+    let target = dir.join("target");
+    let transfer = headstart(&[
+        "transfer", source.to_str().unwrap(), CORRIDOR, "-p", "length=8", "--steps", "2048", "--quiet", "--out",
+        target.to_str().unwrap(),
+    ]);
+    let out = text(&transfer);
+    assert!(transfer.status.success() && target.join("card.ron").exists(), "{out}");
+    eprintln!("{out}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn mujoco_physics_are_parameters() {
+    init();
+    let registry = Registry::builtin();
+    let entry = registry.entry("gym:HalfCheetah-v5").unwrap();
+    let spec = |name: &str| entry.param_specs().iter().find(|p| p.name == name).copied();
+    assert_eq!(spec("gravity").unwrap().default, -9.81);
+    assert!(spec("mass.torso").unwrap().default > 6.0, "the torso's mass, read from the model");
+    assert!(spec("forward_reward_weight").is_some(), "a keyword argument of the constructor");
+    for name in ["mass_scale", "friction_scale", "damping_scale", "gear_scale"] {
+        assert_eq!(spec(name).unwrap().default, 1.0, "{name}");
+    }
+    // Heavier and in stronger gravity, the same actions end elsewhere.
+    let run = |spec: EnvSpec| {
+        let mut env = registry.make(&spec).unwrap();
+        env.reset(Some(3)).unwrap();
+        let mut obs = Vec::new();
+        for _ in 0..20 {
+            obs = env.step(&Action::continuous(&[0.5; 6])).unwrap().obs.to_vec();
+        }
+        obs
+    };
+    let base = run(EnvSpec::new("gym:HalfCheetah-v5"));
+    assert_eq!(base, run(EnvSpec::new("gym:HalfCheetah-v5")), "seeded runs repeat");
+    assert_ne!(base, run(EnvSpec::new("gym:HalfCheetah-v5").with("gravity", -14.0)));
+    assert_ne!(base, run(EnvSpec::new("gym:HalfCheetah-v5").with("mass.torso", 9.0)));
+    let e = registry.make(&EnvSpec::new("gym:HalfCheetah-v5").with("mass_scale", -1.0)).err().unwrap().to_string();
+    assert!(e.contains("mass_scale"), "{e}");
+}
+
+#[test]
+fn errors_name_the_environment_and_what_python_said() {
+    init();
+    let registry = Registry::builtin();
+    let error = |id: &str| registry.make(&EnvSpec::new(id)).err().map(|e| e.to_string()).unwrap_or_default();
+    let unknown = error("gym:NoSuchEnv-v0");
+    assert!(unknown.contains("gym:NoSuchEnv-v0") && unknown.contains("NoSuchEnv"), "{unknown}");
+    let missing = error("gym:no_such_package:Env-v0");
+    assert!(missing.contains("ModuleNotFoundError") && missing.contains("make setup-python"), "{missing}");
+    let dict = error("gym:headstart_test_envs:HeadstartDictObs-v0");
+    assert!(dict.contains("observation space") && dict.contains("FlattenObservation"), "{dict}");
+
+    let mut broken = registry.make(&EnvSpec::new("gym:headstart_test_envs:HeadstartBroken-v0")).unwrap();
+    broken.reset(Some(0)).unwrap();
+    broken.step(&Action::Discrete(0)).unwrap();
+    broken.step(&Action::Discrete(0)).unwrap();
+    let e = broken.step(&Action::Discrete(0)).err().unwrap().to_string();
+    assert!(
+        e.contains("HeadstartBroken-v0")
+            && e.contains("FloatingPointError: the simulator diverged")
+            && e.contains("headstart_test_envs.py"),
+        "{e}"
+    );
+    let mut nan = registry.make(&EnvSpec::new("gym:headstart_test_envs:HeadstartNotFinite-v0")).unwrap();
+    nan.reset(Some(0)).unwrap();
+    let e = nan.step(&Action::Discrete(0)).err().unwrap().to_string();
+    assert!(e.contains("non-finite observation"), "{e}");
+}

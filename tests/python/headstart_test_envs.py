@@ -1,0 +1,57 @@
+"""Python environments for headstart's bridge tests: a user's own Gymnasium environments, registered
+when this module is imported (`gym:headstart_test_envs:HeadstartCorridor-v0`)."""
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+
+
+class Corridor(gym.Env):
+    """Walk right to the end of a corridor of `length` cells; `slip` flips an action at random."""
+
+    def __init__(self, length=8, slip=0.0):
+        self.length = int(length)
+        self.slip = float(slip)
+        self.observation_space = spaces.Box(0.0, 1.0, (1,), np.float64)
+        self.action_space = spaces.Discrete(2, start=-1)  # -1: left, 0: right
+        self.pos = 0
+
+    def reset(self, seed=None, options=None):
+        super().reset(seed=seed)
+        self.pos = 0
+        return np.array([0.0]), {}
+
+    def step(self, action):
+        assert action in (-1, 0), action
+        if self.slip and self.np_random.random() < self.slip:
+            action = -1 - action
+        self.pos = max(0, self.pos + (1 if action == 0 else -1))
+        done = self.pos >= self.length
+        return np.array([self.pos / self.length]), (1.0 if done else -0.01), done, False, {"pos": self.pos}
+
+
+class Broken(Corridor):
+    """Fails in its third step, as a simulator that diverges does."""
+
+    def step(self, action):
+        if self.pos >= 2:
+            raise FloatingPointError("the simulator diverged")
+        self.pos += 1
+        return np.array([0.0]), 0.0, False, False, {}
+
+
+class NotFinite(Corridor):
+    def step(self, action):
+        return np.array([np.nan]), 0.0, False, False, {}
+
+
+class DictObs(Corridor):
+    def __init__(self):
+        super().__init__()
+        self.observation_space = spaces.Dict({"pos": spaces.Box(0.0, 1.0, (1,))})
+
+
+gym.register("HeadstartCorridor-v0", entry_point=Corridor, max_episode_steps=50)
+gym.register("HeadstartBroken-v0", entry_point=Broken, max_episode_steps=10)
+gym.register("HeadstartNotFinite-v0", entry_point=NotFinite, max_episode_steps=10)
+gym.register("HeadstartDictObs-v0", entry_point=DictObs, max_episode_steps=10)
