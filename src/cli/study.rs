@@ -91,6 +91,14 @@ pub(super) fn run(registry: &Registry, args: &RunArgs) -> Result<()> {
         return super::cluster::run_workers(registry, args, workers);
     }
     let (experiment, opts) = args.options()?;
+    // Python environments hold the GIL: threads would take turns, processes use the cores.
+    let python = experiment.resolve_targets(None).is_ok_and(|t| t.iter().any(|t| t.env.id.starts_with("gym:")));
+    if python && opts.jobs > 1 && args.shard.is_none() && !args.no_summary {
+        if !args.quiet {
+            eprintln!("Python environments: the units run in {} worker processes (Python's GIL serialises threads)", opts.jobs);
+        }
+        return super::cluster::run_workers(registry, args, opts.jobs);
+    }
     let stop = super::interrupt_flag(Some(
         "stopping: the units in flight save a checkpoint at their next update; run again to continue",
     ));
