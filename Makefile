@@ -6,7 +6,7 @@ PEERS := .venv-peers
 # The Gymnasium bridge's virtualenv (gymnasium with MuJoCo), which the embedded interpreter uses.
 GYM := .venv-gym
 
-.PHONY: quickstart test setup-python verify crash-test fuzz slurm-test studies bench bench-env bench-agents policies setup peers clean-libtorch
+.PHONY: quickstart test setup-python bench-gym verify crash-test fuzz slurm-test studies bench bench-env bench-agents policies setup peers clean-libtorch
 
 ## The main job: a real transfer study (experiments/quickstart.ron): the shipped CartPole-v1 PPO
 ## policy fine-tuned on a longer pole against scratch, 10 seeds, with verdicts, figures and a
@@ -60,6 +60,10 @@ studies: setup
 
 ## Every benchmark, side by side with its peer.
 bench: bench-env bench-agents
+
+## Gymnasium environments stepped through the bridge against the same loop in Python.
+bench-gym: setup setup-python
+	$(CARGO) bench --features python --bench gym_bridge
 
 ## Training wall time of PPO, DQN and SAC against Stable-Baselines3 on the same tasks.
 bench-agents: setup peers

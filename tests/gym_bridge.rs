@@ -70,7 +70,18 @@ fn check_train_and_transfer_through_the_bridge() {
     assert!(check.status.success(), "{}", text(&check));
     let source = dir.join("source");
     let train = headstart(&[
-        "train", "--algo", "ppo", CORRIDOR, "-p", "length=6", "--steps", "6000", "--eval-episodes", "5", "--quiet", "--out",
+        "train",
+        "--algo",
+        "ppo",
+        CORRIDOR,
+        "-p",
+        "length=6",
+        "--steps",
+        "6000",
+        "--eval-episodes",
+        "5",
+        "--quiet",
+        "--out",
         source.to_str().unwrap(),
     ]);
     assert!(train.status.success(), "{}", text(&train));
@@ -80,7 +91,15 @@ fn check_train_and_transfer_through_the_bridge() {
     assert!(eval.status.success() && out.contains(": 0.9 +/- 0.0 over"), "the corridor of 6 solved: {out}");
     let target = dir.join("target");
     let transfer = headstart(&[
-        "transfer", source.to_str().unwrap(), CORRIDOR, "-p", "length=8", "--steps", "2048", "--quiet", "--out",
+        "transfer",
+        source.to_str().unwrap(),
+        CORRIDOR,
+        "-p",
+        "length=8",
+        "--steps",
+        "2048",
+        "--quiet",
+        "--out",
         target.to_str().unwrap(),
     ]);
     let out = text(&transfer);

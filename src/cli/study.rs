@@ -95,7 +95,10 @@ pub(super) fn run(registry: &Registry, args: &RunArgs) -> Result<()> {
     let python = experiment.resolve_targets(None).is_ok_and(|t| t.iter().any(|t| t.env.id.starts_with("gym:")));
     if python && opts.jobs > 1 && args.shard.is_none() && !args.no_summary {
         if !args.quiet {
-            eprintln!("Python environments: the units run in {} worker processes (Python's GIL serialises threads)", opts.jobs);
+            eprintln!(
+                "Python environments: the units run in {} worker processes (Python's GIL serialises threads)",
+                opts.jobs
+            );
         }
         return super::cluster::run_workers(registry, args, opts.jobs);
     }

@@ -136,9 +136,21 @@ def space(s):
             "or pick a Box or Discrete space)")
 
 def spaces(env):
-    return space(env.observation_space), space(env.action_space)
+    o = env.observation_space
+    direct = isinstance(o, gym_spaces().Box) and o.dtype == np.float32 and len(o.shape) == 1
+    return space(o), space(env.action_space), direct
+
+def gym_spaces():
+    import gymnasium as gym
+    return gym.spaces
+
+def action_maker(env):
+    dtype = env.action_space.dtype
+    return lambda values: np.asarray(values, dtype=dtype)
 
 def flat(obs):
+    if isinstance(obs, np.ndarray):
+        return obs.astype(np.float32).reshape(-1)
     return np.ascontiguousarray(obs, dtype=np.float32).reshape(-1)
 
 def scalars(info):
@@ -330,6 +342,17 @@ pub struct GymEnv {
     observation_space: Space,
     action_space: Space,
     start: i64,
+    /// `env.step` and `env.reset`, looked up once.
+    step_fn: Py<PyAny>,
+    reset_fn: Py<PyAny>,
+    /// Makes a Box action of the space's dtype from a list.
+    make_action: Py<PyAny>,
+    /// Makes a flat float32 array of an observation that is not one already.
+    flat: Py<PyAny>,
+    /// The observations are flat float32 arrays already (read through the buffer protocol).
+    direct: bool,
+    /// The bridge's `scalars` (an `info` dict's numbers).
+    scalars: Py<PyAny>,
 }
 
 impl GymEnv {
@@ -349,7 +372,7 @@ impl GymEnv {
             let env = module.getattr("make").and_then(|f| f.call1((name, values, limit))).map_err(fail)?;
             let spaces = module.getattr("spaces").and_then(|f| f.call1((&env,))).map_err(fail)?;
             type S = (String, usize, i64, Vec<f32>, Vec<f32>, Py<PyAny>);
-            let (obs, act): (S, S) = spaces.extract().map_err(|e: PyErr| fail(e))?;
+            let (obs, act, direct): (S, S, bool) = spaces.extract().map_err(|e: PyErr| fail(e))?;
             let convert = |py: Python<'_>, s: S, which: &str| -> Result<(Space, i64), EnvError> {
                 match s.0.as_str() {
                     "discrete" => Ok((Space::Discrete { n: s.1 }, s.2)),
@@ -369,7 +392,21 @@ impl GymEnv {
                 return Err(EnvError::Custom(format!("{id}: an empty observation space")));
             }
             let (action_space, start) = convert(py, act, "action")?;
-            Ok(GymEnv { id: id.to_string(), env: env.unbind(), observation_space, action_space, start })
+            let function = |name: &str| module.getattr(name).map(Bound::unbind).map_err(fail);
+            let make_action = function("action_maker")?.bind(py).call1((&env,)).map_err(fail)?.unbind();
+            Ok(GymEnv {
+                id: id.to_string(),
+                step_fn: env.getattr("step").map_err(fail)?.unbind(),
+                reset_fn: env.getattr("reset").map_err(fail)?.unbind(),
+                env: env.unbind(),
+                observation_space,
+                action_space,
+                start,
+                make_action,
+                flat: function("flat")?,
+                direct,
+                scalars: function("scalars")?,
+            })
         })
     }
 
@@ -384,6 +421,24 @@ impl GymEnv {
         })
     }
 
+    /// The numbers of an `info` dict (nothing to do for an empty one, the usual case).
+    fn info(&self, py: Python<'_>, info: &Bound<'_, PyAny>) -> Result<Info, EnvError> {
+        let mut out = Info::new();
+        if info.len().map_err(|e| python_error(&self.id, py, e))? == 0 {
+            return Ok(out);
+        }
+        let pairs: Vec<(String, f64)> = self
+            .scalars
+            .bind(py)
+            .call1((info,))
+            .and_then(|p| p.extract())
+            .map_err(|e| python_error(&self.id, py, e))?;
+        for (k, v) in pairs {
+            out.insert(k, v);
+        }
+        Ok(out)
+    }
+
     /// Reads a numeric attribute of the unwrapped environment (a number or an array, flattened):
     /// its internal state, say.
     pub fn attribute(&self, name: &str) -> Result<Vec<f64>, EnvError> {
@@ -395,7 +450,16 @@ impl GymEnv {
     }
 
     fn observation(&self, py: Python<'_>, obs: &Bound<'_, PyAny>) -> Result<Obs, EnvError> {
-        let buffer = PyBuffer::<f32>::get(obs).map_err(|e| python_error(&self.id, py, e))?;
+        // A flat float32 array is read as it is; anything else (float64, nested, a list, or an
+        // environment whose arrays are not of its declared dtype) goes through `flat` first.
+        let direct = self.direct.then(|| PyBuffer::<f32>::get(obs).ok()).flatten();
+        let buffer = match direct {
+            Some(buffer) if buffer.is_c_contiguous() => buffer,
+            _ => {
+                let flat = self.flat.bind(py).call1((obs,)).map_err(|e| python_error(&self.id, py, e))?;
+                PyBuffer::<f32>::get(&flat).map_err(|e| python_error(&self.id, py, e))?
+            }
+        };
         let values = buffer.to_vec(py).map_err(|e| python_error(&self.id, py, e))?;
         if let Some(i) = values.iter().position(|v| !v.is_finite()) {
             return Err(EnvError::Custom(format!(
@@ -405,14 +469,6 @@ impl GymEnv {
         }
         Ok(Obs::from_vec(values))
     }
-}
-
-fn info(pairs: Vec<(String, f64)>) -> Info {
-    let mut info = Info::new();
-    for (k, v) in pairs {
-        info.insert(k, v);
-    }
-    info
 }
 
 impl Env for GymEnv {
@@ -426,32 +482,27 @@ impl Env for GymEnv {
 
     fn reset(&mut self, seed: Option<u64>) -> Result<(Obs, Info), EnvError> {
         Python::attach(|py| {
-            let out = bridge(py)
-                .and_then(|m| m.getattr("reset")?.call1((self.env.bind(py), seed)))
-                .map_err(|e| python_error(&self.id, py, e))?;
-            let (obs, pairs): (Bound<'_, PyAny>, Vec<(String, f64)>) =
-                out.extract().map_err(|e: PyErr| python_error(&self.id, py, e))?;
-            Ok((self.observation(py, &obs)?, info(pairs)))
+            let fail = |e: PyErr| python_error(&self.id, py, e);
+            let kwargs = PyDict::new(py);
+            kwargs.set_item("seed", seed).map_err(fail)?;
+            let out = self.reset_fn.bind(py).call((), Some(&kwargs)).map_err(fail)?;
+            let (obs, info): (Bound<'_, PyAny>, Bound<'_, PyAny>) = out.extract().map_err(fail)?;
+            Ok((self.observation(py, &obs)?, self.info(py, &info)?))
         })
     }
 
     fn step(&mut self, action: &Action) -> Result<Step, EnvError> {
         self.action_space.check_action(action)?;
         Python::attach(|py| {
+            let fail = |e: PyErr| python_error(&self.id, py, e);
             let action = match action {
-                Action::Discrete(a) => {
-                    Ok((*a as i64 + self.start).into_pyobject(py).map(|o| o.into_any()).unwrap_or_else(|e| match e {}))
-                }
-                Action::Continuous(v) => v.to_vec().into_pyobject(py),
-            }
-            .map_err(|e| python_error(&self.id, py, e))?;
-            let out = bridge(py)
-                .and_then(|m| m.getattr("step")?.call1((self.env.bind(py), action)))
-                .map_err(|e| python_error(&self.id, py, e))?;
-            type Out<'py> = (Bound<'py, PyAny>, f64, bool, bool, Vec<(String, f64)>);
-            let (obs, reward, terminated, truncated, pairs): Out<'_> =
-                out.extract().map_err(|e: PyErr| python_error(&self.id, py, e))?;
-            Ok(Step { obs: self.observation(py, &obs)?, reward, terminated, truncated, info: info(pairs) })
+                Action::Discrete(a) => (*a as i64 + self.start).into_pyobject(py).map_err(|e| match e {})?.into_any(),
+                Action::Continuous(v) => self.make_action.bind(py).call1((v.to_vec(),)).map_err(fail)?,
+            };
+            let out = self.step_fn.bind(py).call1((action,)).map_err(fail)?;
+            type Out<'py> = (Bound<'py, PyAny>, f64, bool, bool, Bound<'py, PyAny>);
+            let (obs, reward, terminated, truncated, info): Out<'_> = out.extract().map_err(fail)?;
+            Ok(Step { obs: self.observation(py, &obs)?, reward, terminated, truncated, info: self.info(py, &info)? })
         })
     }
 }
