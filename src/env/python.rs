@@ -31,171 +31,15 @@ use super::{Action, Env, EnvError, Info, Obs, Space, Step};
 /// The id prefix of Gymnasium environments.
 pub const PREFIX: &str = "gym:";
 
-const CODE: &str = r#"
-import inspect, sys
-import numpy as np
-
-PHYSICS = ("gravity", "mass_scale", "friction_scale", "damping_scale", "gear_scale")
-
-def split(id):
-    module, _, name = id.rpartition(":")
-    if module:
-        __import__(module)
-    return name
-
-def kwargs_of(name):
-    import gymnasium as gym
-    spec = gym.spec(name)
-    entry = spec.entry_point
-    if isinstance(entry, str):
-        mod, _, attr = entry.partition(":")
-        entry = getattr(__import__(mod, fromlist=[attr]), attr)
-    out = []
-    try:
-        params = inspect.signature(entry).parameters.values()
-    except (TypeError, ValueError):
-        params = []
-    for p in params:
-        d = spec.kwargs.get(p.name, p.default)
-        if isinstance(d, bool) or not isinstance(d, (int, float)):
-            continue
-        out.append((p.name, float(d), isinstance(d, int)))
-    return spec, out
-
-def model_of(env):
-    model = getattr(env.unwrapped, "model", None)
-    return model if model is not None and hasattr(model, "opt") and hasattr(model, "body_mass") else None
-
-def describe(id):
-    name = split(id)
-    spec, kwargs = kwargs_of(name)
-    env = make(id, {}, None)
-    physics = []
-    model = model_of(env)
-    if model is not None:
-        import mujoco
-        physics.append(("gravity", float(model.opt.gravity[2])))
-        for p in PHYSICS[1:]:
-            physics.append((p, 1.0))
-        for b in range(1, model.nbody):
-            n = mujoco.mj_id2name(model, mujoco.mjtObj.mjOBJ_BODY, b)
-            if n:
-                physics.append(("mass." + n, float(model.body_mass[b])))
-    limit = spec.max_episode_steps
-    threshold = spec.reward_threshold
-    env.close()
-    return kwargs, physics, limit, threshold
-
-def make(id, values, max_episode_steps):
-    import gymnasium as gym
-    name = split(id)
-    _, kwargs = kwargs_of(name)
-    ints = {n for n, _, is_int in kwargs if is_int}
-    kw = {k: (int(v) if k in ints else v) for k, v in values.items() if k in {n for n, _, _ in kwargs}}
-    if max_episode_steps is not None:
-        kw["max_episode_steps"] = max_episode_steps
-    env = gym.make(name, **kw)
-    physics = {k: v for k, v in values.items() if k in PHYSICS or k.startswith("mass.")}
-    if physics:
-        apply_physics(env, physics)
-    if "torch" in sys.modules:
-        raise ImportError("the environment imported torch into headstart's process, which already runs "
-                          "libtorch: two builds of it cannot share a process (import torch lazily, or "
-                          "keep it out of the environment)")
-    return env
-
-def apply_physics(env, physics):
-    model = model_of(env)
-    if model is None:
-        raise ValueError("physics parameters (%s) need a MuJoCo environment" % ", ".join(sorted(physics)))
-    import mujoco
-    if "gravity" in physics:
-        model.opt.gravity[2] = physics["gravity"]
-    s = physics.get("mass_scale", 1.0)
-    model.body_mass[:] *= s
-    model.body_inertia[:] *= s
-    model.geom_friction[:] *= physics.get("friction_scale", 1.0)
-    model.dof_damping[:] *= physics.get("damping_scale", 1.0)
-    model.actuator_gear[:] *= physics.get("gear_scale", 1.0)
-    for k, v in physics.items():
-        if k.startswith("mass."):
-            b = mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_BODY, k[5:])
-            ratio = v / model.body_mass[b] if model.body_mass[b] > 0 else 1.0
-            model.body_mass[b] = v
-            model.body_inertia[b] *= ratio
-
-def space(s):
-    import gymnasium as gym
-    if isinstance(s, gym.spaces.Discrete):
-        return ("discrete", int(s.n), int(s.start), [], [], [])
-    if isinstance(s, gym.spaces.Box) and np.issubdtype(s.dtype, np.floating):
-        return ("box", 0, 0, [float(x) for x in s.low.ravel()], [float(x) for x in s.high.ravel()], list(s.shape))
-    if isinstance(s, gym.spaces.Box):
-        return ("unsupported", 0, 0, [], [], "Box of " + str(s.dtype) + " (integer boxes: cast with gymnasium.wrappers.DtypeObservation)")
-    return ("unsupported", 0, 0, [], [], type(s).__name__ + " (flatten it with gymnasium.wrappers.FlattenObservation, "
-            "or pick a Box or Discrete space)")
-
-def spaces(env):
-    o = env.observation_space
-    direct = isinstance(o, gym_spaces().Box) and o.dtype == np.float32 and len(o.shape) == 1
-    return space(o), space(env.action_space), direct
-
-def gym_spaces():
-    import gymnasium as gym
-    return gym.spaces
-
-def action_maker(env):
-    dtype = env.action_space.dtype
-    return lambda values: np.asarray(values, dtype=dtype)
-
-def flat(obs):
-    if isinstance(obs, np.ndarray):
-        return obs.astype(np.float32).reshape(-1)
-    return np.ascontiguousarray(obs, dtype=np.float32).reshape(-1)
-
-def scalars(info):
-    out = []
-    for k, v in info.items():
-        if isinstance(v, (bool, np.bool_)):
-            out.append((str(k), float(v)))
-        elif isinstance(v, (int, float, np.integer, np.floating)) or (isinstance(v, np.ndarray) and v.size == 1):
-            out.append((str(k), float(v)))
-    return out
-
-def reset(env, seed):
-    obs, info = env.reset(seed=seed)
-    return flat(obs), scalars(info)
-
-def step(env, action):
-    if isinstance(action, list):
-        action = np.asarray(action, dtype=env.action_space.dtype)
-    obs, reward, terminated, truncated, info = env.step(action)
-    return flat(obs), float(reward), bool(terminated), bool(truncated), scalars(info)
-
-def set_attribute(env, name, value):
-    u = env.unwrapped
-    if not hasattr(u, name):
-        raise AttributeError("%s has no attribute %r" % (type(u).__name__, name))
-    current = getattr(u, name)
-    if isinstance(current, int) and not isinstance(current, bool) and float(value).is_integer():
-        value = int(value)
-    setattr(u, name, value)
-
-def get_attribute(env, name):
-    return [float(x) for x in np.asarray(getattr(env.unwrapped, name), dtype=np.float64).ravel()]
-
-def last_frame(exc):
-    import traceback
-    frames = traceback.extract_tb(exc.__traceback__)
-    if not frames:
-        return ""
-    f = frames[-1]
-    return "%s:%d in %s" % (f.filename, f.lineno, f.name)
-"#;
+/// The bridge's Python side.
+const CODE: &str = include_str!("python/bridge.py");
 
 /// The bridge module, loaded once (with the virtualenv's packages on the path).
 fn bridge(py: Python<'_>) -> PyResult<Bound<'_, PyModule>> {
-    static MODULE: OnceLock<Result<Py<PyModule>, String>> = OnceLock::new();
+    /// Why the bridge did not load (kept, so that every later use says it again).
+    #[derive(Debug)]
+    struct LoadFailure(String);
+    static MODULE: OnceLock<Result<Py<PyModule>, LoadFailure>> = OnceLock::new();
     let module = MODULE.get_or_init(|| {
         let load = || -> PyResult<Py<PyModule>> {
             add_venv(py)?;
@@ -203,11 +47,11 @@ fn bridge(py: Python<'_>) -> PyResult<Bound<'_, PyModule>> {
             let module = PyModule::from_code(py, &code, c"headstart_bridge.py", c"headstart_bridge")?;
             Ok(module.unbind())
         };
-        load().map_err(|e| describe(py, &e))
+        load().map_err(|e| LoadFailure(describe(py, &e)))
     });
     match module {
         Ok(m) => Ok(m.bind(py).clone()),
-        Err(message) => Err(pyo3::exceptions::PyImportError::new_err(message.clone())),
+        Err(LoadFailure(message)) => Err(pyo3::exceptions::PyImportError::new_err(message.clone())),
     }
 }
 
