@@ -46,17 +46,19 @@ slurm-test: setup
 ## The pretrained source policies shipped in policies/ (RL Zoo presets; about 15 minutes on two
 ## cores). Each card records the command that produced it and its evaluation over 100 episodes.
 HEADSTART := $(CARGO) run --release --quiet --
-policies: setup
+policies: setup setup-python
 	$(HEADSTART) train --algo ppo CartPole-v1 --seed 0 --eval-episodes 100 --quiet --out policies/cartpole-ppo
 	$(HEADSTART) train --algo ppo CartPole-v1 --randomize length=0.3:0.7 --seed 0 --eval-episodes 100 --quiet --out policies/cartpole-ppo-randomized
 	$(HEADSTART) train --algo ppo Acrobot-v1 --steps 200000 --seed 0 --eval-episodes 100 --quiet --out policies/acrobot-ppo
 	$(HEADSTART) train --algo sac Pendulum-v1 --steps 10000 --seed 0 --eval-episodes 100 --quiet --out policies/pendulum-sac
 	$(HEADSTART) train --algo dqn MountainCar-v0 --seed 1 --eval-episodes 100 --quiet --out policies/mountaincar-dqn
+	$(CARGO) run --release --quiet --features python -- train --algo ppo gym:InvertedPendulum-v5 --steps 100000 --seed 0 --eval-episodes 100 --quiet --out policies/inverted-pendulum-ppo
 
 ## Every shipped transfer study in experiments/ (about an hour and a half on two cores; results in
-## runs/<name>/report.md). Re-running continues where it stopped.
-studies: setup
-	for f in experiments/*.ron; do $(CARGO) run --release --quiet -- run $$f || exit 1; done
+## runs/<name>/report.md; with the Gymnasium bridge, which the MuJoCo study needs). Re-running
+## continues where it stopped.
+studies: setup setup-python
+	for f in experiments/*.ron; do $(CARGO) run --release --quiet --features python -- run $$f || exit 1; done
 
 ## Every benchmark, side by side with its peer.
 bench: bench-env bench-agents

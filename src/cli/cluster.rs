@@ -104,6 +104,8 @@ pub(super) fn run_workers(registry: &Registry, args: &RunArgs, workers: usize) -
     let exe = std::env::current_exe().context("the path of this program")?;
     let mut command = Command::new(exe);
     command.arg("run").arg(&args.file).arg("--out").arg(&opts.out).args(["--jobs", "1", "--no-summary", "--quiet"]);
+    // This process reports; the workers' own summaries of where they stopped would only repeat it.
+    command.stdout(std::process::Stdio::null());
     command.arg("--claim-timeout").arg(args.claim_timeout.to_string());
     command.arg("--checkpoint-every").arg(args.checkpoint_every.to_string());
     if let Some(shard) = args.shard {

@@ -109,7 +109,9 @@ pub(super) fn run(registry: &Registry, args: &RunArgs) -> Result<()> {
     let outcome =
         study::run(&experiment, registry, &opts, &stop).map_err(|e| anyhow::anyhow!("{}: {e}", args.file.display()))?;
     finish(outcome, &opts.out, &args.file)?;
-    eprintln!("({:.0} s)", started.elapsed().as_secs_f64());
+    if !args.quiet {
+        eprintln!("({:.0} s)", started.elapsed().as_secs_f64());
+    }
     Ok(())
 }
 
