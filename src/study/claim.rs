@@ -160,11 +160,6 @@ impl Claimer {
         &self.me
     }
 
-    /// The timeout after which a silent claim is stale.
-    pub fn timeout(&self) -> Duration {
-        self.timeout
-    }
-
     /// Claims `path` (a `.claim` file): `Some` when this process now holds it, `None` when a
     /// live process does. A stale claim is taken over.
     pub fn try_claim(&self, path: &Path) -> Result<Option<Claim<'_>>, FileError> {

@@ -58,11 +58,6 @@ impl SourceRecord {
         let text = crate::util::read_to_string(&path)?;
         ron_options().from_str(&text).map(Some).map_err(|e| StudyError::record(&path, e))
     }
-
-    /// Writes it into a results folder.
-    pub fn write(&self, out: &Path) -> Result<(), StudyError> {
-        Ok(crate::util::write_atomic(&out.join(Self::FILE), to_ron(self))?)
-    }
 }
 
 /// The source policy of a run, shared by its units.
