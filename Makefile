@@ -20,10 +20,11 @@ test: setup setup-python
 	$(CARGO) test --release --doc --features python
 
 ## Long checks, run before an issue is called resolved: the quick suite, then every learning
-## target of the agents on five seeds (about an hour on two cores; the table lands in
-## target/learning-targets.md), the 20 kill -9 trials and the loaders' long property tests.
+## target of the agents on five seeds, PPO on MuJoCo's InvertedPendulum-v5 through the bridge
+## included (about an hour on two cores; the table lands in target/learning-targets.md), the
+## 20 kill -9 trials and the loaders' long property tests.
 verify: test crash-test fuzz
-	$(CARGO) test --release --test learning -- --ignored --nocapture
+	$(CARGO) test --release --features python --test learning -- --ignored --nocapture
 
 ## 20 trials of kill -9 at a random moment of a study (one process, then three), each followed
 ## by a restart: every unit recorded once, summary identical to an uninterrupted run (the table

@@ -42,6 +42,7 @@ pub mod ppo;
 pub mod presets;
 pub mod replay;
 pub mod sac;
+pub mod sb3;
 pub mod schedule;
 mod state;
 pub mod train;
@@ -257,6 +258,12 @@ pub trait Agent: Send {
     /// Actions for a batch of raw observations (`[n * obs_dim]`): greedy / mean actions when
     /// `deterministic`, else sampled with `rng`.
     fn act(&self, obs: &[f32], deterministic: bool, rng: &mut StdRng) -> Vec<Action>;
+
+    /// The networks' outputs for a batch of raw observations, by name, row after row (what
+    /// comparisons with other implementations check): PPO `probs` (Discrete) or `mean` and `std`
+    /// (Box, before clipping), and `value`; DQN `q`; SAC `action` (the deterministic action in
+    /// `[-1, 1]`, before rescaling) and `q0`, `q1` (both critics' values of it).
+    fn outputs(&self, obs: &[f32]) -> Vec<(&'static str, Vec<f32>)>;
 
     /// Every tensor of the agent's state, by name: the weights ([`Agent::weight_names`]) and the
     /// training state. The tensors alias the live ones.

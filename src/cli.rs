@@ -9,6 +9,7 @@
 mod agent;
 mod cluster;
 mod env;
+mod sb3;
 mod study;
 mod transfer;
 
@@ -81,6 +82,12 @@ enum Command {
     /// How many seeds a study needs: from a results folder (a pilot run), per comparison the
     /// smallest difference its seeds detect and the seeds an effect needs, with 80 % power.
     Power(PowerArgs),
+    /// Import a pretrained model as a headstart checkpoint: `import sb3 MODEL.zip` (or an RL Zoo
+    /// folder with its `vec_normalize.pkl`).
+    Import(sb3::ImportArgs),
+    /// Export a headstart checkpoint for another library: `export sb3 CHECKPOINT --out MODEL.zip`,
+    /// which Stable-Baselines3's `PPO.load` / `DQN.load` / `SAC.load` read.
+    Export(sb3::ExportArgs),
 }
 
 /// An environment named on the command line: an id or a variant file, plus overrides.
@@ -130,6 +137,8 @@ pub fn run(registry: Registry) -> ExitCode {
         Command::Prepare(args) => cluster::prepare(&registry, &args),
         Command::Slurm(args) => cluster::slurm(&registry, &args),
         Command::Power(args) => study::power(&args),
+        Command::Import(args) => sb3::import(&registry, &args),
+        Command::Export(args) => sb3::export(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

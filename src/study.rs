@@ -396,6 +396,7 @@ fn legacy_source(experiment: &Experiment, units: &[UnitResult]) -> Result<Source
             (dir.display().to_string(), checkpoint::read_card(dir)?.steps)
         }
         Source::Pretrain(p) => ("pretrained".to_string(), p.steps),
+        Source::Sb3(s) => (s.dir().display().to_string(), checkpoint::read_card(&s.dir())?.steps),
     };
     let name = units.iter().find_map(|u| u.report.as_ref().map(|r| r.source.clone())).unwrap_or(name);
     Ok(SourceRecord { name, steps, replicates: Vec::new() })

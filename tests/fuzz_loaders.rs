@@ -1,6 +1,7 @@
 //! Every loader of a file headstart reads, fed damaged and random bytes (property tests): experiment
 //! and variant files, checkpoint cards and safetensors headers, unit records, preemption
-//! checkpoints, claim files and journals. Each must answer with a value or an error, never a
+//! checkpoints, claim files and journals, and Stable-Baselines3's files (pickles, `torch.save`
+//! zips, whole models). Each must answer with a value or an error, never a
 //! panic, a hang or an allocation its input does not justify.
 //!
 //! Inputs are valid files (the shipped ones, and ones written here) with up to eight random
@@ -12,6 +13,7 @@ use std::path::{Path, PathBuf};
 use proptest::prelude::*;
 
 use headstart::agent::checkpoint;
+use headstart::agent::sb3::{self, torch_file};
 use headstart::env::vector::ActionLog;
 use headstart::env::{Map, Variant};
 use headstart::study::claim::{ClaimInfo, Claimer};
@@ -176,6 +178,47 @@ proptest! {
         std::fs::write(dir.join(journal::DIR).join("vm-1-ab.log"), &bytes).unwrap();
         let _ = journal::read(&dir);
         let _ = status::status(&dir, None);
+    }
+}
+
+/// The pickles of SB3's files: `policy.pth`'s `data.pkl`, `vec_normalize.pkl`, and the
+/// cloudpickled spaces of a model's `data`.
+fn sb3_pickles() -> Vec<Vec<u8>> {
+    use base64::Engine;
+    let shared = root().join("../shared/sb3");
+    let mut out = vec![std::fs::read(shared.join("rl-zoo-ppo-MountainCarContinuous-v0/vec_normalize.pkl")).unwrap()];
+    let zip = std::fs::read(shared.join("ppo-CartPole-v1.zip")).unwrap();
+    let mut archive = zip::ZipArchive::new(std::io::Cursor::new(zip)).unwrap();
+    let pth = torch_file::read_entry(&mut archive, "policy.pth").unwrap().unwrap();
+    let mut inner = zip::ZipArchive::new(std::io::Cursor::new(pth)).unwrap();
+    out.push(torch_file::read_entry(&mut inner, "archive/data.pkl").unwrap().unwrap());
+    let data: serde_json::Value =
+        serde_json::from_slice(&torch_file::read_entry(&mut archive, "data").unwrap().unwrap()).unwrap();
+    for key in ["observation_space", "action_space", "clip_range"] {
+        let text = data[key][":serialized:"].as_str().unwrap();
+        out.push(base64::engine::general_purpose::STANDARD.decode(text).unwrap());
+    }
+    out
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: cases(), failure_persistence: None, ..ProptestConfig::default() })]
+
+    #[test]
+    fn sb3_pickles_and_models(bytes in damaged(sb3_pickles()), model in damaged(vec![
+        std::fs::read(root().join("../shared/sb3/ppo-CartPole-v1.zip")).unwrap(),
+    ])) {
+        if let Ok(pickle) = sb3::pickle::parse(&bytes) {
+            let root = pickle.root();
+            let _ = (root.class(), root.numpy_array(), root.pairs(), root.attr("obs_rms").and_then(|o| o.attr("mean")));
+        }
+        let _ = torch_file::read_state_dict(&bytes);
+        let dir = scratch("sb3");
+        std::fs::write(dir.join("ppo-CartPole-v1.zip"), &model).unwrap();
+        std::fs::write(dir.join("vec_normalize.pkl"), &bytes).unwrap();
+        if let Ok(m) = sb3::read(&dir) {
+            let _ = m.agent(0);
+        }
     }
 }
 

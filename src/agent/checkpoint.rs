@@ -81,6 +81,23 @@ pub struct Card {
     /// The replay buffer saved beside the weights (off-policy agents).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replay: Option<ReplayInfo>,
+    /// Where the weights came from when they were not trained by headstart (an imported model).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin: Option<Origin>,
+}
+
+/// The provenance of imported weights.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Origin {
+    /// The library and version that wrote them (`Stable-Baselines3 2.9.2`).
+    pub library: String,
+    /// The file they were read from.
+    pub file: String,
+    /// SHA-256 of that file, hex.
+    pub sha256: String,
+    /// What the file held that the checkpoint does not carry.
+    pub not_carried: Vec<String>,
 }
 
 /// The replay buffer file of a checkpoint.
@@ -132,6 +149,8 @@ pub struct CardInfo<'a> {
     pub eval: Option<EvalStats>,
     /// How the checkpoint was made (for example the command line).
     pub produced_by: String,
+    /// Where imported weights came from.
+    pub origin: Option<Origin>,
 }
 
 fn dtype_of(kind: Kind) -> Option<(Dtype, &'static str)> {
@@ -293,6 +312,7 @@ pub fn save(agent: &dyn Agent, info: CardInfo<'_>, dir: &Path) -> Result<Card, C
         weights: agent.weight_names(),
         tensors: infos,
         replay,
+        origin: info.origin,
     };
     write_atomic(&weights_path, &bytes)?;
     let text = ron_options()

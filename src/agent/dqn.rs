@@ -253,6 +253,10 @@ impl Agent for Dqn {
             .collect()
     }
 
+    fn outputs(&self, obs: &[f32]) -> Vec<(&'static str, Vec<f32>)> {
+        vec![("q", tch::no_grad(|| to_vec(&self.q.forward(&rows(obs, self.obs_dim)))))]
+    }
+
     agent_state!(vs, target_vs, "optim": opt);
     training_state!(rng, vec_steps, current, buffer);
 

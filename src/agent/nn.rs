@@ -129,10 +129,22 @@ impl MlpConfig {
     }
 }
 
+/// A linear layer initialised as PyTorch's `nn.Linear` is (and so Stable-Baselines3's networks
+/// without orthogonal initialisation): weights and biases uniform in `±1/√in`. (tch's own
+/// default draws weights with the ReLU gain, `±√(6/in)`: √6 times wider.)
+pub fn torch_linear(path: nn::Path, in_dim: usize, out_dim: usize) -> nn::Linear {
+    let bound = 1.0 / (in_dim.max(1) as f64).sqrt();
+    let uniform = Init::Uniform { lo: -bound, up: bound };
+    nn::linear(
+        path,
+        in_dim as i64,
+        out_dim as i64,
+        LinearConfig { ws_init: uniform, bs_init: Some(uniform), bias: true },
+    )
+}
+
 /// The most weights one network may hold (400 MB of `f32`).
 pub const MAX_PARAMETERS: usize = 100_000_000;
-
-impl MlpConfig {}
 
 /// A trunk of hidden layers and a linear head.
 #[derive(Debug)]
@@ -148,12 +160,13 @@ impl Mlp {
     pub fn new(path: &nn::Path, config: &MlpConfig, in_dim: usize, out_dim: usize, head_gain: f64) -> Self {
         let ortho = config.ortho_init;
         let layer = |p: nn::Path, i: usize, o: usize, gain: f64| {
-            let c = if ortho {
-                LinearConfig { ws_init: Init::Orthogonal { gain }, bs_init: Some(Init::Const(0.0)), bias: true }
+            if ortho {
+                let c =
+                    LinearConfig { ws_init: Init::Orthogonal { gain }, bs_init: Some(Init::Const(0.0)), bias: true };
+                nn::linear(p, i as i64, o as i64, c)
             } else {
-                LinearConfig::default()
-            };
-            nn::linear(p, i as i64, o as i64, c)
+                torch_linear(p, i, o)
+            }
         };
         let trunk_path = path / "trunk";
         let mut trunk = Vec::with_capacity(config.hidden.len());

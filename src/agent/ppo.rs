@@ -372,6 +372,31 @@ impl Agent for Ppo {
         self.env_actions(&values)
     }
 
+    fn outputs(&self, obs: &[f32]) -> Vec<(&'static str, Vec<f32>)> {
+        let mut obs = obs.to_vec();
+        self.normalize(&mut obs);
+        let (out, features) = self.policy_out(&obs);
+        let value = ("value", self.values(&obs));
+        match &self.head {
+            Head::Categorical { n } => {
+                let probs = tch::no_grad(|| to_vec(&rows(&out, *n).softmax(-1, tch::Kind::Float)));
+                vec![("probs", probs), value]
+            }
+            Head::Gaussian { dim, sde, .. } => {
+                let std = tch::no_grad(|| match sde {
+                    // gSDE: the variance of features · W, W ~ N(0, exp(log_std)²), plus 1e-6.
+                    true => {
+                        let latent = self.log_std().size()[0] as usize;
+                        let f = rows(&features, latent);
+                        to_vec(&(f.square().matmul(&self.log_std().exp().square()) + 1e-6).sqrt())
+                    }
+                    false => to_vec(&self.log_std().exp().expand([(out.len() / dim) as i64, *dim as i64], false)),
+                });
+                vec![("mean", out), ("std", std), value]
+            }
+        }
+    }
+
     agent_state!(vs, "optim": opt, "obs_rms": obs_norm, "ret_rms": rew_norm);
     training_state!(rng, current, exploration, rew_norm);
 

@@ -168,7 +168,7 @@ impl Sac {
                 let log_std = actor_path.var("log_std", &[latent, act_dim as i64], nn::Init::Const(cfg.log_std_init));
                 Noise::Sde { log_std, exploration: vec![0.0; latent as usize * act_dim] }
             } else {
-                Noise::Head(nn::linear(&actor_path / "log_std", latent, act_dim as i64, Default::default()))
+                Noise::Head(super::nn::torch_linear(&actor_path / "log_std", latent as usize, act_dim))
             };
             let q_in = obs_dim + act_dim;
             let critic = |p: nn::Path, i: usize| Mlp::new(&(&p / format!("q{i}")), &cfg.net, q_in, 1, 1.0);
@@ -324,6 +324,15 @@ impl Agent for Sac {
         self.to_env(&squashed)
     }
 
+    fn outputs(&self, obs: &[f32]) -> Vec<(&'static str, Vec<f32>)> {
+        tch::no_grad(|| {
+            let x = rows(obs, self.obs_dim);
+            let action = Self::mean(&self.actor, &self.noise, &self.actor.features(&x)).tanh();
+            let (q0, q1) = Self::q_values(&self.critics, &x, &action);
+            vec![("action", to_vec(&action)), ("q0", to_vec(&q0)), ("q1", to_vec(&q1))]
+        })
+    }
+
     agent_state!(vs, target_vs, "optim.actor": actor_opt, "optim.critic": critic_opt, "optim.ent_coef": ent_opt);
     training_state!(rng, gradient_steps, current, buffer, noise);
 
@@ -359,7 +368,7 @@ impl Agent for Sac {
                 let log_std = path.var("log_std", &[latent, act_dim as i64], nn::Init::Const(0.0));
                 Noise::Sde { log_std, exploration: Vec::new() }
             } else {
-                Noise::Head(nn::linear(&path / "log_std", latent, act_dim as i64, Default::default()))
+                Noise::Head(super::nn::torch_linear(&path / "log_std", latent as usize, act_dim))
             };
             (actor, noise)
         });

@@ -165,6 +165,7 @@ pub fn save_run(
         action_space: spaces.1,
         eval,
         produced_by,
+        origin: None,
     };
     let card = checkpoint::save(agent, info, out)?;
     let path = out.join("curve.csv");

@@ -191,6 +191,9 @@ pub struct GymEnv {
     reset_fn: Py<PyAny>,
     /// Makes a Box action of the space's dtype from a list.
     make_action: Py<PyAny>,
+    /// For float32 Box actions: an array written in place through the buffer protocol, of which
+    /// each step passes a copy (a fresh array, as a Python caller's would be).
+    action_buffer: Option<(Py<PyAny>, PyBuffer<f32>)>,
     /// Makes a flat float32 array of an observation that is not one already.
     flat: Py<PyAny>,
     /// The observations are flat float32 arrays already (read through the buffer protocol).
@@ -238,6 +241,11 @@ impl GymEnv {
             let (action_space, start) = convert(py, act, "action")?;
             let function = |name: &str| module.getattr(name).map(Bound::unbind).map_err(fail);
             let make_action = function("action_maker")?.bind(py).call1((&env,)).map_err(fail)?.unbind();
+            let template = function("action_template")?.bind(py).call1((&env,)).map_err(fail)?;
+            let action_buffer = match template.is_none() {
+                true => None,
+                false => Some((template.clone().unbind(), PyBuffer::<f32>::get(&template).map_err(fail)?)),
+            };
             Ok(GymEnv {
                 id: id.to_string(),
                 step_fn: env.getattr("step").map_err(fail)?.unbind(),
@@ -247,6 +255,7 @@ impl GymEnv {
                 action_space,
                 start,
                 make_action,
+                action_buffer,
                 flat: function("flat")?,
                 direct,
                 scalars: function("scalars")?,
@@ -341,7 +350,13 @@ impl Env for GymEnv {
             let fail = |e: PyErr| python_error(&self.id, py, e);
             let action = match action {
                 Action::Discrete(a) => (*a as i64 + self.start).into_pyobject(py).map_err(|e| match e {})?.into_any(),
-                Action::Continuous(v) => self.make_action.bind(py).call1((v.to_vec(),)).map_err(fail)?,
+                Action::Continuous(v) => match &self.action_buffer {
+                    Some((array, buffer)) => {
+                        buffer.copy_from_slice(py, v).map_err(fail)?;
+                        array.bind(py).call_method0(pyo3::intern!(py, "copy")).map_err(fail)?
+                    }
+                    None => self.make_action.bind(py).call1((v.to_vec(),)).map_err(fail)?,
+                },
             };
             let out = self.step_fn.bind(py).call1((action,)).map_err(fail)?;
             type Out<'py> = (Bound<'py, PyAny>, f64, bool, bool, Bound<'py, PyAny>);

@@ -106,6 +106,37 @@ pub enum Source {
     Policies(Vec<PathBuf>),
     /// Pretrained by the harness (and cached by the hash of this spec).
     Pretrain(Box<Pretrain>),
+    /// A Stable-Baselines3 model, imported once into headstart's cache (see [`Sb3Source`]).
+    Sb3(Sb3Source),
+}
+
+/// A Stable-Baselines3 model as a source: `Sb3(model: "ppo-CartPole-v1.zip")`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Sb3Source {
+    /// The model: an SB3 `.zip`, or an RL-Zoo-style folder holding one.
+    pub model: PathBuf,
+    /// The environment id it was trained on [default: the id in its file name, a headstart
+    /// port when there is one, else `gym:<id>`, with the Zoo's `env_kwargs.yml`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub env: Option<String>,
+}
+
+impl Sb3Source {
+    /// Where its import is cached: `$HEADSTART_CACHE` (else `$XDG_CACHE_HOME/headstart`, else
+    /// `~/.cache/headstart`) `/sb3/<the model's path, made file-safe>`. A cached import is
+    /// reused while the model's SHA-256 matches its card.
+    pub fn dir(&self) -> PathBuf {
+        let root = std::env::var_os("HEADSTART_CACHE").map(PathBuf::from).unwrap_or_else(|| {
+            std::env::var_os("XDG_CACHE_HOME")
+                .map(PathBuf::from)
+                .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+                .unwrap_or_else(std::env::temp_dir)
+                .join("headstart")
+        });
+        let path = std::path::absolute(&self.model).unwrap_or_else(|_| self.model.clone());
+        root.join("sb3").join(crate::util::file_safe(&path.display().to_string()))
+    }
 }
 
 /// A source the harness trains.
@@ -346,11 +377,13 @@ impl Experiment {
 }
 
 impl Source {
-    /// The checkpoint folders of a `Policy` or `Policies` source (`None` for `Pretrain`).
-    pub fn policy_dirs(&self) -> Option<Vec<&PathBuf>> {
+    /// The checkpoint folders of a `Policy`, `Policies` or `Sb3` source (`None` for
+    /// `Pretrain`); an `Sb3` source's is its import's (see [`super::source::import_sb3`]).
+    pub fn policy_dirs(&self) -> Option<Vec<PathBuf>> {
         match self {
-            Source::Policy(dir) => Some(vec![dir]),
-            Source::Policies(dirs) => Some(dirs.iter().collect()),
+            Source::Policy(dir) => Some(vec![dir.clone()]),
+            Source::Policies(dirs) => Some(dirs.clone()),
+            Source::Sb3(s) => Some(vec![s.dir()]),
             Source::Pretrain(_) => None,
         }
     }

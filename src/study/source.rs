@@ -13,14 +13,15 @@ use std::sync::{Mutex, MutexGuard};
 use serde::{Deserialize, Serialize};
 
 use crate::agent::checkpoint::{self, Loaded};
+use crate::agent::sb3;
 use crate::agent::train::Curve;
 use crate::agent::{Event, Outcome};
-use crate::env::Registry;
+use crate::env::{EnvSpec, Registry};
 use crate::util::{file_safe, ron_options, sha256, to_ron};
 
 use super::StudyError;
 use super::claim::Claimer;
-use super::experiment::{Experiment, Pretrain, Source};
+use super::experiment::{Experiment, Pretrain, Sb3Source, Source};
 use super::plan::Plan;
 
 /// What `source.ron` holds: the source as the summary names it.
@@ -84,6 +85,47 @@ impl SourcePolicy {
     }
 }
 
+/// Imports an `Sb3` source into its cache folder ([`Sb3Source::dir`]) unless an import of the
+/// same model (same SHA-256 and configuration) is there: the environment is checked against the
+/// model's spaces, the checkpoint written to a temporary folder and renamed into place (of
+/// processes that race, one rename wins and the others' imports, identical, are dropped).
+pub fn import_sb3(source: &Sb3Source, registry: &Registry) -> Result<PathBuf, StudyError> {
+    let err = |message: String| StudyError::Source { message };
+    let model = sb3::read(&source.model).map_err(|e| err(e.to_string()))?;
+    let dir = source.dir();
+    let cached = checkpoint::read_card(&dir)
+        .is_ok_and(|card| card.origin.is_some_and(|o| o.sha256 == model.sha256) && card.config == model.config);
+    if cached {
+        return Ok(dir);
+    }
+    let spec = match &source.env {
+        Some(id) => EnvSpec::new(id),
+        None => model.env_spec(registry).ok_or_else(|| {
+            err(format!(
+                "{}: the file name does not say which environment the model was trained on: give `env`",
+                source.model.display()
+            ))
+        })?,
+    };
+    let env = registry.make(&spec).map_err(|e| err(format!("{spec}: {e}")))?;
+    model.check_env(env.as_ref(), &spec).map_err(|e| err(e.to_string()))?;
+    let parent = dir.parent().expect("the cache folder has a parent");
+    std::fs::create_dir_all(parent).map_err(|e| err(format!("{}: {e}", parent.display())))?;
+    let temp = dir.with_extension(format!("tmp-{}-{}", crate::util::host(), std::process::id()));
+    let _ = std::fs::remove_dir_all(&temp);
+    model.save(&spec, &temp, None).map_err(|e| err(e.to_string()))?;
+    // A stale import (another model at this path before) goes; a fresh one that another
+    // process renamed into place first stays.
+    if checkpoint::read_card(&dir).is_ok_and(|card| card.origin.is_none_or(|o| o.sha256 != model.sha256)) {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    if std::fs::rename(&temp, &dir).is_err() {
+        let _ = std::fs::remove_dir_all(&temp);
+    }
+    checkpoint::read_card(&dir).map_err(|e| err(e.to_string()))?;
+    Ok(dir)
+}
+
 /// The source policies of `plan`: its loaded policy, or the pretrained ones (one per pretraining
 /// seed; each from the cache, or trained now by this process or another). Target seed `k` uses
 /// source `k mod K`. `stop` interrupts pretraining and waiting.
@@ -103,9 +145,9 @@ pub fn obtain(
             for (i, dir) in source.policy_dirs().into_iter().flatten().enumerate() {
                 let loaded = match plan.policy.take().filter(|_| i == 0) {
                     Some(loaded) => loaded,
-                    None => checkpoint::load(dir).map_err(|e| StudyError::Source { message: e.to_string() })?,
+                    None => checkpoint::load(&dir).map_err(|e| StudyError::Source { message: e.to_string() })?,
                 };
-                out.push(SourcePolicy::new(dir.clone(), loaded));
+                out.push(SourcePolicy::new(dir, loaded));
             }
             return Ok(with_replicates(out));
         }

@@ -52,8 +52,11 @@ pub(crate) fn check(experiment: &Experiment, registry: &Registry) -> Result<Chec
     // The policy is loaded once; its error is reported where the stand-in is needed, after the
     // targets' own errors (a variant's map only needs its card).
     // With several policies the first stands in for all (the others must match its card).
+    if let Source::Sb3(model) = &experiment.source {
+        super::source::import_sb3(model, registry)?;
+    }
     let dirs = experiment.source.policy_dirs();
-    let first = dirs.as_ref().map(|d| d[0]);
+    let first = dirs.as_ref().map(|d| &d[0]);
     let mut policy: Option<Result<Loaded, CheckpointError>> = first.map(|dir| crate::agent::checkpoint::load(dir));
     let source_env = match (&experiment.source, &policy, first) {
         (Source::Pretrain(p), _, _) => p.env_id(),
@@ -191,6 +194,7 @@ fn standin_card(
         weights: agent.weight_names(),
         tensors: Vec::new(),
         replay: None,
+        origin: None,
     }
 }
 

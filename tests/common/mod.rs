@@ -16,6 +16,7 @@ pub fn save_checkpoint(agent: &dyn Agent, spec: &EnvSpec, dir: &Path, produced_b
         action_space: env.action_space(),
         eval: None,
         produced_by: produced_by.into(),
+        origin: None,
     };
     checkpoint::save(agent, info, dir).unwrap();
 }

@@ -115,6 +115,12 @@ def action_maker(env):
     dtype = env.action_space.dtype
     return lambda values: np.asarray(values, dtype=dtype)
 
+def action_template(env):
+    s = env.action_space
+    if isinstance(s, gym_spaces().Box) and s.dtype == np.float32:
+        return np.zeros(s.shape, dtype=np.float32)
+    return None
+
 def flat(obs):
     if isinstance(obs, np.ndarray):
         return obs.astype(np.float32).reshape(-1)
@@ -128,16 +134,6 @@ def scalars(info):
         elif isinstance(v, (int, float, np.integer, np.floating)) or (isinstance(v, np.ndarray) and v.size == 1):
             out.append((str(k), float(v)))
     return out
-
-def reset(env, seed):
-    obs, info = env.reset(seed=seed)
-    return flat(obs), scalars(info)
-
-def step(env, action):
-    if isinstance(action, list):
-        action = np.asarray(action, dtype=env.action_space.dtype)
-    obs, reward, terminated, truncated, info = env.step(action)
-    return flat(obs), float(reward), bool(terminated), bool(truncated), scalars(info)
 
 def set_attribute(env, name, value):
     u = env.unwrapped

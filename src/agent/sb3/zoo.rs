@@ -1,0 +1,202 @@
+//! The RL Zoo's side of a model: the folder's files (`vec_normalize.pkl`, `config.yml`,
+//! `env_kwargs.yml`) and the environment id in a model's file name.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use super::pickle;
+use super::{Model, Problem, Sb3Error, Statistics};
+use crate::agent::AgentConfig;
+
+/// Where the parts of a model lie: the zip, and in a Zoo folder the files beside it.
+pub(super) struct Files {
+    pub(super) zip: PathBuf,
+    pub(super) vec_normalize: Option<PathBuf>,
+    pub(super) config: Option<PathBuf>,
+    pub(super) env_kwargs: Option<PathBuf>,
+}
+
+pub(super) fn locate(path: &Path) -> Result<Files, Sb3Error> {
+    if !path.is_dir() {
+        return Ok(Files { zip: path.to_path_buf(), vec_normalize: None, config: None, env_kwargs: None });
+    }
+    let fail = |m: String| Sb3Error::new(path, None, m);
+    let mut zips: Vec<PathBuf> = std::fs::read_dir(path)
+        .map_err(|e| fail(e.to_string()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "zip"))
+        .collect();
+    zips.sort();
+    let zip = match zips.as_slice() {
+        [one] => one.clone(),
+        [] => return Err(fail("holds no model (.zip)".into())),
+        many => {
+            let names: Vec<String> =
+                many.iter().filter_map(|p| p.file_name()).map(|n| n.to_string_lossy().into()).collect();
+            return Err(fail(format!("holds several models ({}): name the one to import", names.join(", "))));
+        }
+    };
+    let beside = |name: &str| Some(path.join(name)).filter(|p| p.is_file());
+    Ok(Files {
+        zip,
+        vec_normalize: beside("vec_normalize.pkl"),
+        config: beside("config.yml"),
+        env_kwargs: beside("env_kwargs.yml"),
+    })
+}
+
+/// The environment id in the model's file name (`ppo-CartPole-v1.zip`, the Zoo's
+/// `CartPole-v1.zip`), when it looks like one.
+pub(super) fn guess_env_id(zip: &Path) -> Option<String> {
+    let stem = zip.file_stem()?.to_str()?;
+    let id = ["ppo", "dqn", "sac"].iter().find_map(|a| stem.strip_prefix(&format!("{a}-"))).unwrap_or(stem);
+    let version = id.rsplit_once("-v")?.1;
+    (!version.is_empty() && version.chars().all(|c| c.is_ascii_digit())).then(|| id.to_string())
+}
+
+pub(super) fn read_vec_normalize(path: &Path, model: &mut Model) -> Result<(), Sb3Error> {
+    let fail = |m: String| Sb3Error::new(path, None, m);
+    let bytes = std::fs::read(path).map_err(|e| fail(e.to_string()))?;
+    let pickle = pickle::parse(&bytes).map_err(|e| fail(e.to_string()))?;
+    let root = pickle.root();
+    if !root.class().is_some_and(|c| c.ends_with("VecNormalize")) {
+        return Err(fail(format!("holds a `{}`, not a VecNormalize", root.class().unwrap_or_default())));
+    }
+    let number = |name: &str| root.attr(name).and_then(|v| v.float()).ok_or_else(|| fail(format!("has no `{name}`")));
+    let flag = |name: &str| root.attr(name).and_then(|v| v.bool()).ok_or_else(|| fail(format!("has no `{name}`")));
+    let (clip_obs, epsilon) = (number("clip_obs")?, number("epsilon")?);
+    if clip_obs != 10.0 || epsilon != 1e-8 {
+        return Err(fail(format!(
+            "clip_obs {clip_obs} and epsilon {epsilon}: headstart normalises with clip 10 and epsilon 1e-8 (SB3's defaults)"
+        )));
+    }
+    let stats = |name: &str| -> Result<Statistics, Sb3Error> {
+        let rms = root.attr(name).ok_or_else(|| fail(format!("has no `{name}`")))?;
+        // An array, or for a scalar statistic (`ret_rms`) a NumPy scalar.
+        let array = |field: &str| {
+            rms.attr(field)
+                .and_then(|v| v.numpy_array().map(|a| a.1).or_else(|| v.float().map(|x| vec![x])))
+                .ok_or_else(|| fail(format!("`{name}.{field}` is not an array")))
+        };
+        let count =
+            rms.attr("count").and_then(|v| v.float()).ok_or_else(|| fail(format!("`{name}.count` is missing")))?;
+        Ok(Statistics { mean: array("mean")?, var: array("var")?, count })
+    };
+    let AgentConfig::Ppo(c) = &mut model.config else {
+        return Err(fail(format!("observation normalisation is imported for PPO models, not {}", model.algo)));
+    };
+    if flag("norm_obs")? {
+        let s = stats("obs_rms")?;
+        if s.mean.len() != model.observation_space.flat_dim() {
+            return Err(fail(format!(
+                "obs_rms has {} values for observations of {}",
+                s.mean.len(),
+                model.observation_space.flat_dim()
+            )));
+        }
+        c.normalize_obs = true;
+        model.obs_rms = Some(s);
+    }
+    if flag("norm_reward")? {
+        c.normalize_reward = true;
+        model.ret_rms = Some(stats("ret_rms")?);
+        if number("gamma")? != c.gamma {
+            model
+                .not_carried
+                .push(format!("VecNormalize's gamma {} (headstart scales rewards with the agent's)", number("gamma")?));
+        }
+    }
+    Ok(())
+}
+
+/// Refuses what a Zoo `config.yml` asks for that headstart cannot represent.
+pub(super) fn check_zoo_config(path: &Path, model: &mut Model) -> Result<(), Sb3Error> {
+    let fail = |m: String| Sb3Error::new(path, None, m);
+    let text = std::fs::read_to_string(path).map_err(|e| fail(e.to_string()))?;
+    let pairs = yaml_pairs(&text).map_err(|p| fail(p.0))?;
+    for (key, value) in pairs {
+        let value = value.trim().trim_matches('\'').trim_matches('"');
+        match key.as_str() {
+            "env_wrapper" | "frame_stack" | "vec_env_wrapper" if !matches!(value, "" | "null" | "None" | "~") => {
+                return Err(fail(format!(
+                    "`{key}: {value}`: wrappers and frame stacks have no counterpart in headstart"
+                )));
+            }
+            "policy" if value != "MlpPolicy" => {
+                return Err(fail(format!("`policy: {value}`: only MlpPolicy models are imported")));
+            }
+            "normalize"
+                if !matches!(value, "false" | "False") && model.obs_rms.is_none() && model.ret_rms.is_none() =>
+            {
+                return Err(fail(
+                    "`normalize` is set but vec_normalize.pkl is missing beside it: the statistics are needed".into(),
+                ));
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+pub(super) fn read_env_kwargs(path: &Path) -> Result<BTreeMap<String, f64>, Sb3Error> {
+    let fail = |m: String| Sb3Error::new(path, None, m);
+    let text = std::fs::read_to_string(path).map_err(|e| fail(e.to_string()))?;
+    yaml_numbers(&text).map_err(|p| fail(p.0))
+}
+
+/// The `[key, value]` pairs of an RL Zoo `config.yml` (a dumped `OrderedDict`), values as text.
+fn yaml_pairs(text: &str) -> Result<Vec<(String, String)>, Problem> {
+    let docs = yaml_rust2::YamlLoader::load_from_str(text).map_err(|e| format!("not YAML: {e}"))?;
+    let Some(doc) = docs.first() else { return Ok(Vec::new()) };
+    let scalar = |y: &yaml_rust2::Yaml| match y {
+        yaml_rust2::Yaml::Real(s) | yaml_rust2::Yaml::String(s) => s.clone(),
+        yaml_rust2::Yaml::Integer(i) => i.to_string(),
+        yaml_rust2::Yaml::Boolean(b) => b.to_string(),
+        yaml_rust2::Yaml::Null => "null".into(),
+        other => format!("{other:?}"),
+    };
+    // `!!python/object/apply:collections.OrderedDict` holds `[[[key, value], ...]]`.
+    let list = match doc {
+        yaml_rust2::Yaml::Array(outer) if outer.len() == 1 && matches!(outer[0], yaml_rust2::Yaml::Array(_)) => {
+            &outer[0]
+        }
+        yaml_rust2::Yaml::Hash(h) => return Ok(h.iter().map(|(k, v)| (scalar(k), scalar(v))).collect()),
+        other => other,
+    };
+    let yaml_rust2::Yaml::Array(items) = list else { return Err("not a list of [key, value] pairs".into()) };
+    items
+        .iter()
+        .map(|pair| match pair {
+            yaml_rust2::Yaml::Array(kv) if kv.len() == 2 => Ok((scalar(&kv[0]), scalar(&kv[1]))),
+            _ => Err("not a list of [key, value] pairs".into()),
+        })
+        .collect()
+}
+
+/// A YAML mapping of numbers (the Zoo's `env_kwargs.yml`).
+fn yaml_numbers(text: &str) -> Result<BTreeMap<String, f64>, Problem> {
+    let docs = yaml_rust2::YamlLoader::load_from_str(text).map_err(|e| format!("not YAML: {e}"))?;
+    let mut out = BTreeMap::new();
+    match docs.first() {
+        None | Some(yaml_rust2::Yaml::Null) => {}
+        Some(yaml_rust2::Yaml::Hash(h)) => {
+            for (k, v) in h {
+                let key = k.as_str().ok_or("a key that is not a string")?.to_string();
+                let value = match v {
+                    yaml_rust2::Yaml::Integer(i) => *i as f64,
+                    yaml_rust2::Yaml::Real(_) => v.as_f64().ok_or(format!("`{key}` is not a number"))?,
+                    yaml_rust2::Yaml::Boolean(b) => *b as u8 as f64,
+                    _ => {
+                        return Err(format!(
+                            "`{key}` is not a number (headstart's environment parameters are numbers)"
+                        )
+                        .into());
+                    }
+                };
+                out.insert(key, value);
+            }
+        }
+        Some(_) => return Err("not a mapping of keyword arguments".into()),
+    }
+    Ok(out)
+}

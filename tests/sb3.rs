@@ -1,0 +1,248 @@
+//! Stable-Baselines3 interop against SB3 itself: the real SB3 2.9.2 models of `../shared/sb3`
+//! (PPO CartPole, DQN CartPole, SAC Pendulum, an RL-Zoo-style gSDE PPO under VecNormalize),
+//! imported, must compute what SB3 computed on the same observations (`expected.json`) and score
+//! the same deterministic returns; damaged files must be refused by name.
+
+use std::io::{Cursor, Read, Write};
+use std::path::{Path, PathBuf};
+
+use rand::SeedableRng;
+use serde_json::Value;
+
+use headstart::agent::sb3::{self, torch_file};
+use headstart::agent::{Agent, checkpoint};
+use headstart::env::{Action, EnvSpec, Registry};
+
+fn shared() -> PathBuf {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/sb3");
+    assert!(dir.join("expected.json").is_file(), "{} is missing: the SB3 fixtures are needed", dir.display());
+    dir
+}
+
+fn expected() -> Value {
+    serde_json::from_slice(&std::fs::read(shared().join("expected.json")).unwrap()).unwrap()
+}
+
+/// A JSON field that holds a list (some are written as Python reprs in strings).
+fn list(v: &Value) -> Vec<f64> {
+    let parsed;
+    let v = match v {
+        Value::String(s) => {
+            parsed = serde_json::from_str::<Value>(&s.replace("True", "true").replace("False", "false")).unwrap();
+            &parsed
+        }
+        other => other,
+    };
+    let mut out = Vec::new();
+    fn walk(v: &Value, out: &mut Vec<f64>) {
+        match v {
+            Value::Array(items) => items.iter().for_each(|i| walk(i, out)),
+            Value::Number(n) => out.push(n.as_f64().unwrap()),
+            other => panic!("not a number: {other}"),
+        }
+    }
+    walk(v, &mut out);
+    out
+}
+
+fn close(what: &str, ours: &[f32], theirs: &[f64], tol: f64) {
+    let worst = ours.iter().zip(theirs).map(|(&a, &b)| (a as f64 - b).abs() / b.abs().max(1.0)).fold(0.0, f64::max);
+    eprintln!("{what}: largest difference {worst:.2e}");
+    assert_eq!(ours.len(), theirs.len(), "{what}: {} values against {}", ours.len(), theirs.len());
+    for (i, (&a, &b)) in ours.iter().zip(theirs).enumerate() {
+        assert!((a as f64 - b).abs() <= tol * b.abs().max(1.0), "{what}[{i}]: headstart {a}, SB3 {b}");
+    }
+}
+
+fn import(entry: &Value) -> sb3::Model {
+    let file = entry["file"].as_str().unwrap();
+    // A Zoo folder is imported as a folder (with its vec_normalize.pkl and config.yml).
+    let path = match entry.get("vec_normalize") {
+        Some(_) => shared().join(file).parent().unwrap().to_path_buf(),
+        None => shared().join(file),
+    };
+    sb3::read(&path).unwrap_or_else(|e| panic!("{e}"))
+}
+
+#[test]
+fn imported_models_compute_what_sb3_computed() {
+    tch::set_num_threads(1);
+    let expected = expected();
+    let registry = Registry::builtin();
+    for (name, entry) in expected["models"].as_object().unwrap() {
+        let model = import(entry);
+        let env_id = entry["env_id"].as_str().unwrap();
+        assert_eq!(model.env_id.as_deref(), Some(env_id), "{name}: the id in the file name");
+        let agent = model.agent(0).unwrap();
+        let obs: Vec<f32> = list(&entry["observations"]).iter().map(|&v| v as f32).collect();
+        let outputs = agent.outputs(&obs);
+        let get = |key: &str| outputs.iter().find(|(k, _)| *k == key).map(|(_, v)| v.clone()).unwrap();
+        let pairs: &[(&str, &str)] = match entry["algo"].as_str().unwrap() {
+            "PPO" if entry.get("action_probs").is_some() => &[("probs", "action_probs"), ("value", "values")],
+            "PPO" => &[("mean", "action_mean"), ("std", "action_std"), ("value", "values")],
+            "DQN" => &[("q", "q_values")],
+            "SAC" => &[("action", "actor_squashed_action")],
+            other => panic!("{other}"),
+        };
+        for (ours, theirs) in pairs {
+            close(&format!("{name} {theirs}"), &get(ours), &list(&entry[*theirs]), 1e-5);
+        }
+        if entry["algo"] == "SAC" {
+            // SB3's critic_q is [critic][row].
+            let q = list(&entry["critic_q"]);
+            let n = q.len() / 2;
+            close(&format!("{name} critic_q[0]"), &get("q0"), &q[..n], 1e-5);
+            close(&format!("{name} critic_q[1]"), &get("q1"), &q[n..], 1e-5);
+        }
+        // model.predict(obs, deterministic=True).
+        let mut rng = rand::rngs::StdRng::seed_from_u64(0);
+        let actions: Vec<f32> = agent
+            .act(&obs, true, &mut rng)
+            .into_iter()
+            .flat_map(|a| match a {
+                Action::Discrete(i) => vec![i as f32],
+                Action::Continuous(v) => v.to_vec(),
+            })
+            .collect();
+        close(&format!("{name} predict_deterministic"), &actions, &list(&entry["predict_deterministic"]), 1e-5);
+        // One deterministic episode per seed 0-4 on Gymnasium's environment (through the bridge:
+        // headstart's ports draw their initial states with their own generator, not NumPy's).
+        #[cfg(feature = "python")]
+        let returns = list(&entry["deterministic_returns_seeds_0_4"]);
+        #[cfg(feature = "python")]
+        for (seed, &want) in returns.iter().enumerate() {
+            let got = episode(&registry, &format!("gym:{env_id}"), agent.as_ref(), seed as u64);
+            assert!((got - want).abs() <= 1e-3 * want.abs().max(1.0), "{name} seed {seed}: return {got}, SB3 {want}");
+        }
+    }
+}
+
+#[cfg(feature = "python")]
+fn episode(registry: &Registry, env_id: &str, agent: &dyn Agent, seed: u64) -> f64 {
+    let mut env = registry.make(&EnvSpec::new(env_id)).unwrap();
+    let (mut obs, _) = env.reset(Some(seed)).unwrap();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(0);
+    let mut total = 0.0;
+    loop {
+        let action = agent.act(obs.as_slice(), true, &mut rng).remove(0);
+        let step = env.step(&action).unwrap();
+        total += step.reward;
+        if step.terminated || step.truncated {
+            return total;
+        }
+        obs = step.obs;
+    }
+}
+
+#[test]
+fn an_imported_checkpoint_loads_with_its_origin() {
+    tch::set_num_threads(1);
+    let dir = std::env::temp_dir().join(format!("headstart-sb3-{}", std::process::id()));
+    let model = sb3::read(&shared().join("rl-zoo-ppo-MountainCarContinuous-v0")).unwrap();
+    let card = model.save(&EnvSpec::new("MountainCarContinuous-v0"), &dir, None).unwrap();
+    let origin = card.origin.as_ref().unwrap();
+    assert_eq!(origin.library, "Stable-Baselines3 2.9.2");
+    assert_eq!(origin.sha256.len(), 64);
+    let loaded = checkpoint::load(&dir).unwrap();
+    assert_eq!(loaded.card.origin, card.origin);
+    let obs = [-0.5f32, 0.01, -0.3, -0.02];
+    assert_eq!(loaded.agent.outputs(&obs), model.agent(0).unwrap().outputs(&obs));
+    let headstart::agent::AgentConfig::Ppo(c) = &loaded.card.config else { panic!() };
+    assert!(c.use_sde && c.normalize_obs && c.normalize_reward, "{c:?}");
+    assert_eq!((c.n_steps, c.batch_size, c.log_std_init, c.net.ortho_init), (512, 64, -3.29, false));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// The SB3 zip at `name` with entries replaced (`Some`) or removed (`None`).
+fn altered(name: &str, changes: &[(&str, Option<Vec<u8>>)]) -> PathBuf {
+    let bytes = std::fs::read(shared().join(name)).unwrap();
+    let mut archive = zip::ZipArchive::new(Cursor::new(bytes)).unwrap();
+    let mut out = zip::ZipWriter::new(Cursor::new(Vec::new()));
+    for i in 0..archive.len() {
+        let mut file = archive.by_index(i).unwrap();
+        let entry = file.name().to_string();
+        let mut content = Vec::new();
+        file.read_to_end(&mut content).unwrap();
+        let content = match changes.iter().find(|(n, _)| *n == entry) {
+            Some((_, None)) => continue,
+            Some((_, Some(new))) => new.clone(),
+            None => content,
+        };
+        out.start_file(entry, zip::write::SimpleFileOptions::default()).unwrap();
+        out.write_all(&content).unwrap();
+    }
+    let path = std::env::temp_dir().join(format!("headstart-sb3-{}-{}", std::process::id(), rand::random::<u32>()));
+    std::fs::create_dir_all(&path).unwrap();
+    let path = path.join(name);
+    std::fs::write(&path, out.finish().unwrap().into_inner()).unwrap();
+    path
+}
+
+fn policy_of(name: &str) -> Vec<torch_file::StateTensor> {
+    let bytes = std::fs::read(shared().join(name)).unwrap();
+    let mut archive = zip::ZipArchive::new(Cursor::new(bytes)).unwrap();
+    let pth = torch_file::read_entry(&mut archive, "policy.pth").unwrap().unwrap();
+    torch_file::read_state_dict(&pth).unwrap()
+}
+
+fn refused(path: &Path, words: &[&str]) {
+    let message = match sb3::read(path).and_then(|m| m.agent(0).map(|_| ())) {
+        Ok(()) => panic!("{} was accepted", path.display()),
+        Err(e) => e.to_string(),
+    };
+    for w in words {
+        assert!(message.contains(w), "`{w}` is not in: {message}");
+    }
+}
+
+#[test]
+fn damaged_models_are_refused_by_file_and_entry() {
+    let name = "ppo-CartPole-v1.zip";
+    let original = std::fs::read(shared().join(name)).unwrap();
+    // Truncated.
+    let dir = std::env::temp_dir().join(format!("headstart-sb3-damaged-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let truncated = dir.join(name);
+    std::fs::write(&truncated, &original[..original.len() / 2]).unwrap();
+    refused(&truncated, &[name, "zip"]);
+    // Flipped bytes inside policy.pth (the zip's checksum catches them).
+    let mut pth = {
+        let mut archive = zip::ZipArchive::new(Cursor::new(original.clone())).unwrap();
+        torch_file::read_entry(&mut archive, "policy.pth").unwrap().unwrap()
+    };
+    let middle = pth.len() / 2;
+    pth[middle] ^= 0xff;
+    pth[middle + 1] ^= 0x55;
+    refused(&altered(name, &[("policy.pth", Some(pth))]), &["policy.pth"]);
+    // A pickle that reaches for an unexpected global.
+    let mut hostile = torch_file::PickleWriter::default();
+    hostile.proto();
+    hostile.global("os", "system");
+    hostile.string("echo owned");
+    hostile.op(0x85);
+    hostile.op(b'R');
+    hostile.op(b'.');
+    let mut zip = zip::ZipWriter::new(Cursor::new(Vec::new()));
+    zip.start_file("archive/data.pkl", zip::write::SimpleFileOptions::default()).unwrap();
+    zip.write_all(&hostile.out).unwrap();
+    let pth = zip.finish().unwrap().into_inner();
+    refused(&altered(name, &[("policy.pth", Some(pth))]), &["policy.pth", "os.system", "refused"]);
+    // Shapes that disagree with `data` (a value head of two outputs).
+    let mut tensors = policy_of(name);
+    let head = tensors.iter_mut().find(|t| t.name == "value_net.weight").unwrap();
+    head.shape = vec![2, 32];
+    refused(
+        &altered(name, &[("policy.pth", Some(torch_file::write_state_dict(&tensors, "archive")))]),
+        &["critic.head.weight", "[2, 32]"],
+    );
+    // A missing tensor, a missing entry.
+    let tensors: Vec<_> = policy_of(name).into_iter().filter(|t| t.name != "action_net.bias").collect();
+    refused(
+        &altered(name, &[("policy.pth", Some(torch_file::write_state_dict(&tensors, "archive")))]),
+        &["policy.pth", "action_net.bias"],
+    );
+    refused(&altered(name, &[("policy.pth", None)]), &["policy.pth", "missing"]);
+    refused(&altered(name, &[("data", None)]), &["data", "missing"]);
+    refused(&altered(name, &[("data", Some(b"{\"policy_class\": 3".to_vec()))]), &["data", "JSON"]);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
