@@ -6,7 +6,7 @@ PEERS := .venv-peers
 # The Gymnasium bridge's virtualenv (gymnasium with MuJoCo), which the embedded interpreter uses.
 GYM := .venv-gym
 
-.PHONY: quickstart test setup-python bench-gym verify crash-test fuzz slurm-test studies bench bench-env bench-agents policies setup peers clean-libtorch
+.PHONY: quickstart test setup-python bench-gym verify sb3-policies crash-test fuzz slurm-test studies bench bench-env bench-agents policies setup peers clean-libtorch
 
 ## The main job: a real transfer study (experiments/quickstart.ron): the shipped CartPole-v1 PPO
 ## policy fine-tuned on a longer pole against scratch, 10 seeds, with verdicts, figures and a
@@ -22,9 +22,11 @@ test: setup setup-python
 ## Long checks, run before an issue is called resolved: the quick suite, then every learning
 ## target of the agents on five seeds, PPO on MuJoCo's InvertedPendulum-v5 through the bridge
 ## included (about an hour on two cores; the table lands in target/learning-targets.md), the
-## 20 kill -9 trials and the loaders' long property tests.
-verify: test crash-test fuzz
+## 20 kill -9 trials, the loaders' long property tests, and Stable-Baselines3 loading headstart's
+## exports (with the benchmarks' Python environment, which it installs: about 5 GB).
+verify: test crash-test fuzz peers
 	$(CARGO) test --release --features python --test learning -- --ignored --nocapture
+	$(CARGO) test --release --features python --test sb3 -- --ignored
 
 ## 20 trials of kill -9 at a random moment of a study (one process, then three), each followed
 ## by a restart: every unit recorded once, summary identical to an uninterrupted run (the table
@@ -54,6 +56,11 @@ policies: setup setup-python
 	$(HEADSTART) train --algo sac Pendulum-v1 --steps 10000 --seed 0 --eval-episodes 100 --quiet --out policies/pendulum-sac
 	$(HEADSTART) train --algo dqn MountainCar-v0 --seed 1 --eval-episodes 100 --quiet --out policies/mountaincar-dqn
 	$(CARGO) run --release --quiet --features python -- train --algo ppo gym:InvertedPendulum-v5 --steps 100000 --seed 0 --eval-episodes 100 --quiet --out policies/inverted-pendulum-ppo
+
+## The Stable-Baselines3 model shipped in policies/sb3-ppo-cartpole, trained by SB3 itself
+## (about 90 s).
+sb3-policies: peers
+	$(PEERS)/bin/python policies/sb3-ppo-cartpole/train.py
 
 ## Every shipped transfer study in experiments/ (about an hour and a half on two cores; results in
 ## runs/<name>/report.md; with the Gymnasium bridge, which the MuJoCo study needs). Re-running

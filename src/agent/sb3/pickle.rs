@@ -102,7 +102,7 @@ fn allowed(module: &str, name: &str) -> bool {
             | ("builtins", "object" | "set" | "frozenset" | "slice" | "complex")
     );
     let storage = module == "torch" && name.ends_with("Storage");
-    let families = ["numpy", "gymnasium.spaces", "gym.spaces", "stable_baselines3"];
+    let families = ["numpy", "gymnasium.spaces", "gym.spaces", "stable_baselines3", "torch.nn.modules", "torch.optim"];
     let family = families.iter().any(|f| module == *f || module.starts_with(&format!("{f}.")));
     exact || storage || family
 }

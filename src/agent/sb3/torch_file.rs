@@ -203,8 +203,8 @@ pub fn write_state_dict(tensors: &[StateTensor], prefix: &str) -> Vec<u8> {
         p.op(b'R');
         p.op(b't');
         p.op(b'R');
-        p.op(b's');
     }
+    p.op(b'u');
     p.op(b'.');
     let mut zip = zip::ZipWriter::new(Cursor::new(Vec::new()));
     let stored = zip::write::SimpleFileOptions::default()

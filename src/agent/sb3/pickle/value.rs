@@ -147,6 +147,10 @@ impl<'a> Value<'a> {
             let args = self.args()?;
             let [data, dtype, shape, order] = args.as_slice() else { return None };
             (*shape, *dtype, *data, order.str()? == "F")
+        } else if class == "numpy.array" {
+            // What headstart's export writes: `numpy.array([...], dtype)`, one dimension.
+            let values: Vec<f64> = self.args()?.first()?.items()?.iter().map(|v| v.float()).collect::<Option<_>>()?;
+            return Some((vec![values.len()], values));
         } else {
             return None;
         };
