@@ -13,8 +13,8 @@
 //!   id, named variants, interface transforms, mixtures, maps between spaces, random-policy
 //!   returns;
 //! - [`agent`]: networks whose parameters carry stable dotted names, action distributions, PPO,
-//!   DQN and SAC on libtorch, RL Zoo presets, checkpoints that describe themselves, and training
-//!   runs;
+//!   DQN and SAC on libtorch, RL Zoo presets, checkpoints that describe themselves, training
+//!   runs, and Stable-Baselines3 models imported and exported;
 //! - [`transfer`]: strategies that start a target agent from a source policy (copy, map,
 //!   re-initialise, freeze, learning-rate scales, L2-SP, distillation, state resets), the report
 //!   of what moved, and the ranking of source policies for a target;

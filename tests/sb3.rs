@@ -323,3 +323,37 @@ fn sb3_loads_exports_and_predicts_the_same() {
         close(&format!("{name}: SB3's prediction with the export"), &ours, &list(&answer["actions"]), 1e-5);
     }
 }
+
+#[test]
+fn what_headstart_cannot_represent_is_refused_by_name() {
+    let zoo = shared().join("rl-zoo-ppo-MountainCarContinuous-v0");
+    let copy = |config: Option<&str>, drop_pkl: bool| -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("headstart-sb3-zoo-{}-{}", std::process::id(), rand::random::<u32>()));
+        std::fs::create_dir_all(&dir).unwrap();
+        for entry in std::fs::read_dir(&zoo).unwrap() {
+            let path = entry.unwrap().path();
+            let name = path.file_name().unwrap();
+            if drop_pkl && name == "vec_normalize.pkl" {
+                continue;
+            }
+            std::fs::copy(&path, dir.join(name)).unwrap();
+        }
+        if let Some(extra) = config {
+            let text = std::fs::read_to_string(zoo.join("config.yml")).unwrap();
+            std::fs::write(dir.join("config.yml"), format!("{text}{extra}")).unwrap();
+        }
+        dir
+    };
+    // A Zoo wrapper, a frame stack, a CNN policy, statistics that config.yml asks for but lack.
+    refused(&copy(Some("  - - env_wrapper\n    - sb3_contrib.common.wrappers.TimeFeatureWrapper\n"), false), &[
+        "config.yml",
+        "env_wrapper",
+    ]);
+    refused(&copy(Some("  - - frame_stack\n    - 4\n"), false), &["frame_stack"]);
+    refused(&copy(Some("  - - policy\n    - CnnPolicy\n"), false), &["CnnPolicy"]);
+    refused(&copy(None, true), &["normalize", "vec_normalize.pkl"]);
+    // Two models in one folder: which one is meant is not guessed.
+    let two = copy(None, false);
+    std::fs::copy(shared().join("ppo-CartPole-v1.zip"), two.join("ppo-CartPole-v1.zip")).unwrap();
+    refused(&two, &["several models"]);
+}
