@@ -259,6 +259,14 @@ pub trait Agent: Send {
     /// `deterministic`, else sampled with `rng`.
     fn act(&self, obs: &[f32], deterministic: bool, rng: &mut StdRng) -> Vec<Action>;
 
+    /// Replaces the normalisers' statistics (`obs_rms.*`, `ret_rms.*`; every one the agent has
+    /// must be in `get`); nothing for an agent without normalisers. (The statistics among
+    /// [`Agent::tensors`] are copies: writing into them changes nothing.)
+    fn load_normalizers(&mut self, get: &mut dyn FnMut(&str) -> Option<Tensor>) -> Result<(), AgentError> {
+        let _ = get;
+        Ok(())
+    }
+
     /// The networks' outputs for a batch of raw observations, by name, row after row (what
     /// comparisons with other implementations check): PPO `probs` (Discrete) or `mean` and `std`
     /// (Box, before clipping), and `value`; DQN `q`; SAC `action` (the deterministic action in

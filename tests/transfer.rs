@@ -106,6 +106,25 @@ fn finetune_copies_every_matching_parameter_and_reports_it() {
 }
 
 #[test]
+fn finetune_starts_from_the_sources_normalisers() {
+    // acrobot-ppo normalises observations: the fine-tuned agent must act as the source does
+    // before training (its statistics carried, not only reported as carried), and a reset
+    // must start them fresh.
+    let src = policy("acrobot-ppo");
+    let target = EnvSpec::new("Acrobot-v1").with("link_length_1", 0.8);
+    let (agent, report) = prepare(&src, &target, &Strategy::finetune(), None).unwrap();
+    assert!(report.state.iter().any(|s| s.contains("statistics carried")), "{:?}", report.state);
+    let obs = [0.9f32, 0.1, 0.8, -0.6, 1.5, -2.0, 1.0, 0.0, 0.99, 0.1, 0.3, 4.0];
+    assert_eq!(agent.outputs(&obs), src.agent.outputs(&obs));
+    let (s, t) = (values(src.agent.as_ref()), values(agent.as_ref()));
+    assert!(equal(&s["obs_rms.mean"], &t["obs_rms.mean"]) && equal(&s["obs_rms.var"], &t["obs_rms.var"]));
+    let fresh = Strategy { reset: transfer::Resets { obs_rms: true, ..Default::default() }, ..Strategy::finetune() };
+    let (agent, _) = prepare(&src, &target, &fresh, None).unwrap();
+    assert_ne!(agent.outputs(&obs), src.agent.outputs(&obs));
+    assert_eq!(values(agent.as_ref())["obs_rms.count"].double_value(&[0]), 1e-4);
+}
+
+#[test]
 fn reinit_keeps_the_fresh_initialisation_of_the_named_parts() {
     let dir = tmp("reinit");
     let spec = EnvSpec::new("CartPole-v1");

@@ -397,6 +397,12 @@ impl Agent for Ppo {
         }
     }
 
+    fn load_normalizers(&mut self, get: &mut dyn FnMut(&str) -> Option<Tensor>) -> Result<(), AgentError> {
+        use super::state::StatePart;
+        self.obs_norm.load("obs_rms", get)?;
+        self.rew_norm.load("ret_rms", get)
+    }
+
     agent_state!(vs, "optim": opt, "obs_rms": obs_norm, "ret_rms": rew_norm);
     training_state!(rng, current, exploration, rew_norm);
 

@@ -24,7 +24,6 @@ pub(super) fn carry_state(
     obs_dims: (usize, usize),
     report: &mut TransferReport,
 ) -> Result<(), TransferError> {
-    let write = |name: &str, value: &Tensor| tch::no_grad(|| live[name].shallow_clone().copy_(value));
     let same = |name: &str| sources.get(name).filter(|s| s.size() == live[name].size());
     if strategy.reset.optimizer {
         report.state.push("optimizer: fresh Adam moments".into());
@@ -56,17 +55,24 @@ pub(super) fn carry_state(
                 .state
                 .push("normalisers: fresh statistics (a linear map cannot carry per-feature statistics)".into()),
             Some(index) => {
+                // The statistics the target starts from: the source's (through the map), the
+                // target's own where the source has none of that shape.
+                let mut carried: HashMap<String, Tensor> = HashMap::new();
                 for name in &norm_names {
-                    let src = &sources[*name];
-                    if name.starts_with("obs_rms.") && !name.ends_with("count") {
-                        let fill = if name.ends_with("mean") { 0.0 } else { 1.0 };
-                        let values: Vec<f64> =
-                            index.iter().map(|s| s.map_or(fill, |s| src.double_value(&[s as i64]))).collect();
-                        write(name, &Tensor::from_slice(&values).to_kind(live[*name].kind()));
-                    } else if let Some(src) = same(name) {
-                        write(name, src);
-                    }
+                    let value = match sources.get(*name) {
+                        Some(src) if name.starts_with("obs_rms.") && !name.ends_with("count") => {
+                            let fill = if name.ends_with("mean") { 0.0 } else { 1.0 };
+                            let values: Vec<f64> =
+                                index.iter().map(|s| s.map_or(fill, |s| src.double_value(&[s as i64]))).collect();
+                            Tensor::from_slice(&values).to_kind(live[*name].kind())
+                        }
+                        _ => same(name).unwrap_or(&live[*name]).shallow_clone(),
+                    };
+                    carried.insert(name.to_string(), value);
                 }
+                target
+                    .load_normalizers(&mut |n| carried.get(n).map(Tensor::shallow_clone))
+                    .map_err(|e| TransferError::Strategy { field: "reset.obs_rms", message: e.to_string() })?;
                 report.state.push(format!(
                     "normalisers: statistics carried from the source ({} steps of them)",
                     source.card.steps
