@@ -303,7 +303,10 @@ fn sb3_loads_exports_and_predicts_the_same() {
         std::fs::write(&obs_path, entry["observations"].to_string()).unwrap();
         let algo = entry["algo"].as_str().unwrap();
         let mut cmd = std::process::Command::new(&python);
-        cmd.arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/sb3_predict.py")).arg(algo).arg(&zip).arg(&obs_path);
+        cmd.arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/sb3_predict.py"))
+            .arg(algo)
+            .arg(&zip)
+            .arg(&obs_path);
         cmd.args(written.get(1));
         let out = cmd.output().unwrap_or_else(|e| panic!("{python}: {e}"));
         assert!(out.status.success(), "{name}: SB3 refused the export:\n{}", String::from_utf8_lossy(&out.stderr));
@@ -328,7 +331,8 @@ fn sb3_loads_exports_and_predicts_the_same() {
 fn what_headstart_cannot_represent_is_refused_by_name() {
     let zoo = shared().join("rl-zoo-ppo-MountainCarContinuous-v0");
     let copy = |config: Option<&str>, drop_pkl: bool| -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("headstart-sb3-zoo-{}-{}", std::process::id(), rand::random::<u32>()));
+        let dir =
+            std::env::temp_dir().join(format!("headstart-sb3-zoo-{}-{}", std::process::id(), rand::random::<u32>()));
         std::fs::create_dir_all(&dir).unwrap();
         for entry in std::fs::read_dir(&zoo).unwrap() {
             let path = entry.unwrap().path();
@@ -345,10 +349,10 @@ fn what_headstart_cannot_represent_is_refused_by_name() {
         dir
     };
     // A Zoo wrapper, a frame stack, a CNN policy, statistics that config.yml asks for but lack.
-    refused(&copy(Some("  - - env_wrapper\n    - sb3_contrib.common.wrappers.TimeFeatureWrapper\n"), false), &[
-        "config.yml",
-        "env_wrapper",
-    ]);
+    refused(
+        &copy(Some("  - - env_wrapper\n    - sb3_contrib.common.wrappers.TimeFeatureWrapper\n"), false),
+        &["config.yml", "env_wrapper"],
+    );
     refused(&copy(Some("  - - frame_stack\n    - 4\n"), false), &["frame_stack"]);
     refused(&copy(Some("  - - policy\n    - CnnPolicy\n"), false), &["CnnPolicy"]);
     refused(&copy(None, true), &["normalize", "vec_normalize.pkl"]);

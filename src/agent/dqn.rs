@@ -333,13 +333,13 @@ impl OffPolicy for Dqn {
     fn after_step(&mut self) {
         self.vec_steps += 1;
         let target_every = (self.cfg.target_update_interval / self.cfg.n_envs as u64).max(1);
-        if self.vec_steps % target_every == 0 {
+        if self.vec_steps.is_multiple_of(target_every) {
             self.update_target(self.cfg.tau);
         }
     }
 
     fn train_due(&self) -> bool {
-        self.vec_steps % self.cfg.train_freq == 0
+        self.vec_steps.is_multiple_of(self.cfg.train_freq)
     }
 
     /// `gradient_steps` updates (`-1`: as many as environment steps since the last training).

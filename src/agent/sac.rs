@@ -289,7 +289,7 @@ impl Sac {
             self.actor_opt.backward_step(&actor_loss, lr, None);
             self.set_critics_trainable(true);
             self.gradient_steps += 1;
-            if self.gradient_steps % self.cfg.target_update_interval as u64 == 0 {
+            if self.gradient_steps.is_multiple_of(self.cfg.target_update_interval as u64) {
                 self.update_targets(self.cfg.tau);
             }
         }
@@ -403,7 +403,11 @@ impl OffPolicy for Sac {
 
     /// Uniformly random actions in `[-1, 1]` before `learning_starts`, then [`Sac::explore`].
     fn act_exploring(&mut self, obs: &[f32], k: u64, _: f64) -> (Vec<Action>, Vec<f32>) {
-        if self.cfg.use_sde && self.cfg.sde_sample_freq > 0 && k > 0 && k % self.cfg.sde_sample_freq as u64 == 0 {
+        if self.cfg.use_sde
+            && self.cfg.sde_sample_freq > 0
+            && k > 0
+            && k.is_multiple_of(self.cfg.sde_sample_freq as u64)
+        {
             self.reset_noise();
         }
         let squashed: Vec<f32> = if self.steps < self.cfg.learning_starts {

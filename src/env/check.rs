@@ -70,14 +70,14 @@ pub fn check_env(env: &mut dyn Env) -> Result<(), CheckFailure> {
 
     let one = rollout(env, &obs_space, &act_space, &mut problems);
     let two = rollout(env, &obs_space, &act_space, &mut Vec::new());
-    if let (Some(one), Some(two)) = (one, two) {
-        if let Some(t) = one.iter().zip(&two).position(|(a, b)| a != b) {
-            problems.push(format!(
-                "two episodes from reset(Some(0)) with the same actions differ at step {t} \
+    if let (Some(one), Some(two)) = (one, two)
+        && let Some(t) = one.iter().zip(&two).position(|(a, b)| a != b)
+    {
+        problems.push(format!(
+            "two episodes from reset(Some(0)) with the same actions differ at step {t} \
                  ({:?} vs {:?}): all randomness must come from the generator that reset(seed) seeds",
-                one[t], two[t]
-            ));
-        }
+            one[t], two[t]
+        ));
     }
 
     check_invalid_actions(env, &act_space, &mut problems);

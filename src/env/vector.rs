@@ -148,7 +148,9 @@ impl<E: Env> VecEnv<E> {
         let rows = log.steps * n;
         let width = match self.action_space() {
             Space::Discrete { .. } if log.discrete.len() as u64 == rows && log.continuous.is_empty() => 0,
-            Space::Box { .. } if log.discrete.is_empty() && rows > 0 && log.continuous.len() as u64 % rows == 0 => {
+            Space::Box { .. }
+                if log.discrete.is_empty() && rows > 0 && (log.continuous.len() as u64).is_multiple_of(rows) =>
+            {
                 log.continuous.len() / rows as usize
             }
             _ if rows == 0 && log.discrete.is_empty() && log.continuous.is_empty() => 0,

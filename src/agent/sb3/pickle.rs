@@ -203,7 +203,7 @@ impl<'a> Reader<'a> {
     }
 
     fn set_items(&mut self, target: usize, pairs: Vec<usize>) -> Result<(), PickleError> {
-        if pairs.len() % 2 != 0 {
+        if !pairs.len().is_multiple_of(2) {
             return Err(self.error("a key without a value"));
         }
         let pairs: Vec<(usize, usize)> = pairs.chunks(2).map(|p| (p[0], p[1])).collect();

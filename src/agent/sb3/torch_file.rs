@@ -69,10 +69,10 @@ pub fn read_state_dict(bytes: &[u8]) -> Result<Vec<StateTensor>, TorchFileError>
         .map(str::to_string)
         .ok_or_else(|| error("data.pkl", "missing: not a torch.save file"))?;
     let prefix = pkl_name.trim_end_matches("data.pkl").to_string();
-    if let Some(order) = read_entry(&mut archive, &format!("{prefix}byteorder"))? {
-        if order != b"little" {
-            return Err(error(format!("{prefix}byteorder"), "big-endian storages are not read"));
-        }
+    if let Some(order) = read_entry(&mut archive, &format!("{prefix}byteorder"))?
+        && order != b"little"
+    {
+        return Err(error(format!("{prefix}byteorder"), "big-endian storages are not read"));
     }
     let pkl = read_entry(&mut archive, &pkl_name)?.expect("listed above");
     let pickle = pickle::parse(&pkl).map_err(|e| error(&pkl_name, e.to_string()))?;

@@ -192,7 +192,7 @@ impl<'a> Value<'a> {
             "i4" => 4,
             _ => return None,
         };
-        if raw.len() % width != 0 {
+        if !raw.len().is_multiple_of(width) {
             return None;
         }
         Some(
