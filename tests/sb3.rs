@@ -361,3 +361,53 @@ fn what_headstart_cannot_represent_is_refused_by_name() {
     std::fs::copy(shared().join("ppo-CartPole-v1.zip"), two.join("ppo-CartPole-v1.zip")).unwrap();
     refused(&two, &["several models"]);
 }
+
+fn entry_steps(model: &Path) -> u64 {
+    sb3::read(model).unwrap().steps
+}
+
+/// Every SB3 fixture is the source of a (small) transfer study that runs to the end: imported
+/// once into the cache, fine-tuned on a changed target against scratch.
+#[test]
+fn every_imported_model_is_the_source_of_a_study_that_runs() {
+    use headstart::study::experiment::Experiment;
+    use headstart::study::{self, RunOptions, RunOutcome};
+    tch::set_num_threads(1);
+    for (name, entry) in expected()["models"].as_object().unwrap() {
+        let model = match entry.get("vec_normalize") {
+            Some(_) => shared().join(entry["file"].as_str().unwrap()).parent().unwrap().to_path_buf(),
+            None => shared().join(entry["file"].as_str().unwrap()),
+        };
+        let (env, param, threshold, budget) = match entry["env_id"].as_str().unwrap() {
+            "CartPole-v1" => ("CartPole-v1", "\"length\": 0.6", 475.0, 2048),
+            "Pendulum-v1" => ("Pendulum-v1", "\"m\": 1.2", -200.0, 600),
+            "MountainCarContinuous-v0" => ("MountainCarContinuous-v0", "\"power\": 0.0013", 90.0, 1024),
+            other => panic!("{other}"),
+        };
+        let dir = std::env::temp_dir().join(format!("headstart-sb3-study-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("experiment.ron");
+        std::fs::write(
+            &file,
+            format!(
+                r#"(version: 1, name: "sb3-{name}", source: Sb3(model: {model:?}),
+                   targets: [Env(id: "{env}", params: {{{param}}})], seeds: 2, budget: {budget},
+                   eval: (every: {budget}, episodes: 2), threshold: {threshold})"#
+            ),
+        )
+        .unwrap();
+        let experiment = Experiment::load(&file).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let mut opts = RunOptions::new(dir.join("out"));
+        (opts.sources, opts.jobs, opts.quiet) = (dir.join("sources"), 2, true);
+        match study::run(&experiment, &Registry::builtin(), &opts, &std::sync::atomic::AtomicBool::new(false)) {
+            Ok(RunOutcome::Complete(summary)) => {
+                assert!(summary.source.contains("sb3"), "{name}: {}", summary.source);
+                assert_eq!(summary.source_steps, entry_steps(&model), "{name}");
+            }
+            Ok(_) => panic!("{name}: the study did not finish"),
+            Err(e) => panic!("{name}: {e}"),
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
