@@ -362,6 +362,32 @@ fn what_headstart_cannot_represent_is_refused_by_name() {
     refused(&two, &["several models"]);
 }
 
+#[test]
+fn an_rl_zoo_run_folder_is_read_as_the_zoo_lays_it_out() {
+    // logs/ppo/MountainCarContinuous-v0_1/: the final model, best_model.zip, a checkpoint, and
+    // the parameters folder with config.yml, env_kwargs.yml and vecnormalize.pkl.
+    let zoo = shared().join("rl-zoo-ppo-MountainCarContinuous-v0");
+    let run = std::env::temp_dir().join(format!("headstart-sb3-zoo-run-{}", std::process::id()));
+    let params = run.join("MountainCarContinuous-v0");
+    std::fs::create_dir_all(&params).unwrap();
+    let model = zoo.join("ppo-MountainCarContinuous-v0.zip");
+    for name in ["MountainCarContinuous-v0.zip", "best_model.zip", "rl_model_2048_steps.zip"] {
+        std::fs::copy(&model, run.join(name)).unwrap();
+    }
+    for (from, to) in
+        [("config.yml", "config.yml"), ("env_kwargs.yml", "env_kwargs.yml"), ("vec_normalize.pkl", "vecnormalize.pkl")]
+    {
+        std::fs::copy(zoo.join(from), params.join(to)).unwrap();
+    }
+    let imported = sb3::read(&run).unwrap();
+    assert_eq!(imported.source, run.join("MountainCarContinuous-v0.zip"));
+    assert_eq!(imported.env_id.as_deref(), Some("MountainCarContinuous-v0"));
+    assert!(imported.obs_rms.is_some(), "the statistics in the parameters folder");
+    let flat = sb3::read(&zoo).unwrap();
+    assert_eq!(imported.obs_rms, flat.obs_rms);
+    std::fs::remove_dir_all(&run).unwrap();
+}
+
 fn entry_steps(model: &Path) -> u64 {
     sb3::read(model).unwrap().steps
 }

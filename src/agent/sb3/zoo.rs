@@ -16,6 +16,11 @@ pub(super) struct Files {
     pub(super) env_kwargs: Option<PathBuf>,
 }
 
+/// The parts of the model at `path`: a `.zip`, or a folder: the flat layout (`model.zip`,
+/// `vec_normalize.pkl`, `config.yml`, `env_kwargs.yml` side by side) or the RL Zoo's run folder
+/// (`CartPole-v1.zip`, perhaps `best_model.zip` and checkpoints, and `CartPole-v1/` holding
+/// `config.yml`, `env_kwargs.yml` and `vecnormalize.pkl`). Of several models the final one is
+/// taken, as the Zoo's `enjoy` does; otherwise the user names one.
 pub(super) fn locate(path: &Path) -> Result<Files, Sb3Error> {
     if !path.is_dir() {
         return Ok(Files { zip: path.to_path_buf(), vec_normalize: None, config: None, env_kwargs: None });
@@ -27,21 +32,30 @@ pub(super) fn locate(path: &Path) -> Result<Files, Sb3Error> {
         .filter(|p| p.extension().is_some_and(|x| x == "zip"))
         .collect();
     zips.sort();
-    let zip = match zips.as_slice() {
-        [one] => one.clone(),
-        [] => return Err(fail("holds no model (.zip)".into())),
-        many => {
+    let is_final = |p: &PathBuf| {
+        let stem = p.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+        stem != "best_model" && !(stem.starts_with("rl_model_") && stem.ends_with("_steps"))
+    };
+    let finals: Vec<PathBuf> = zips.iter().filter(|p| is_final(p)).cloned().collect();
+    let zip = match (zips.as_slice(), finals.as_slice()) {
+        ([], _) => return Err(fail("holds no model (.zip)".into())),
+        ([one], _) | (_, [one]) => one.clone(),
+        (many, _) => {
             let names: Vec<String> =
                 many.iter().filter_map(|p| p.file_name()).map(|n| n.to_string_lossy().into()).collect();
             return Err(fail(format!("holds several models ({}): name the one to import", names.join(", "))));
         }
     };
-    let beside = |name: &str| Some(path.join(name)).filter(|p| p.is_file());
+    let params = zip.file_stem().map(|stem| path.join(stem));
+    let find = |names: &[&str]| {
+        let folders = std::iter::once(path.to_path_buf()).chain(params.clone());
+        folders.flat_map(|f| names.iter().map(move |n| f.join(n))).find(|p| p.is_file())
+    };
     Ok(Files {
         zip,
-        vec_normalize: beside("vec_normalize.pkl"),
-        config: beside("config.yml"),
-        env_kwargs: beside("env_kwargs.yml"),
+        vec_normalize: find(&["vec_normalize.pkl", "vecnormalize.pkl"]),
+        config: find(&["config.yml"]),
+        env_kwargs: find(&["env_kwargs.yml"]),
     })
 }
 
