@@ -456,7 +456,8 @@ fn shipped_policies_load_and_match_their_cards() {
         let card = &loaded.card;
         assert!(card.produced_by.starts_with("headstart train"), "{}: {}", dir.display(), card.produced_by);
         let eval = card.eval.as_ref().expect("the card holds its evaluation");
-        assert_eq!(eval.episodes, 100);
+        // 100 episodes, or 50 for the MuJoCo locomotion policy (1000-step episodes).
+        assert!(eval.episodes >= 50 && eval.deterministic, "{}: {} episodes", dir.display(), eval.episodes);
         names.push(dir.file_name().unwrap().to_string_lossy().into_owned());
     }
     names.sort();
