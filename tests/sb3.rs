@@ -54,6 +54,19 @@ fn close(what: &str, ours: &[f32], theirs: &[f64], tol: f64) {
     }
 }
 
+/// What `model.predict(obs, deterministic=True)` gives, flattened: action indices or values.
+fn deterministic_actions(agent: &dyn Agent, obs: &[f32]) -> Vec<f32> {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(0);
+    agent
+        .act(obs, true, &mut rng)
+        .into_iter()
+        .flat_map(|a| match a {
+            Action::Discrete(i) => vec![i as f32],
+            Action::Continuous(v) => v.to_vec(),
+        })
+        .collect()
+}
+
 fn import(entry: &Value) -> sb3::Model {
     let file = entry["file"].as_str().unwrap();
     // A Zoo folder is imported as a folder (with its vec_normalize.pkl and config.yml).
@@ -95,15 +108,7 @@ fn imported_models_compute_what_sb3_computed() {
             close(&format!("{name} critic_q[1]"), &get("q1"), &q[n..], 1e-5);
         }
         // model.predict(obs, deterministic=True).
-        let mut rng = rand::rngs::StdRng::seed_from_u64(0);
-        let actions: Vec<f32> = agent
-            .act(&obs, true, &mut rng)
-            .into_iter()
-            .flat_map(|a| match a {
-                Action::Discrete(i) => vec![i as f32],
-                Action::Continuous(v) => v.to_vec(),
-            })
-            .collect();
+        let actions = deterministic_actions(agent.as_ref(), &obs);
         close(&format!("{name} predict_deterministic"), &actions, &list(&entry["predict_deterministic"]), 1e-5);
         // One deterministic episode per seed 0-4 on Gymnasium's environment (through the bridge:
         // headstart's ports draw their initial states with their own generator, not NumPy's).
@@ -312,17 +317,7 @@ fn sb3_loads_exports_and_predicts_the_same() {
         assert!(out.status.success(), "{name}: SB3 refused the export:\n{}", String::from_utf8_lossy(&out.stderr));
         let answer: Value = serde_json::from_slice(&out.stdout).unwrap();
         let obs: Vec<f32> = list(&entry["observations"]).iter().map(|&v| v as f32).collect();
-        let mut rng = rand::rngs::StdRng::seed_from_u64(0);
-        let ours: Vec<f32> = model
-            .agent(0)
-            .unwrap()
-            .act(&obs, true, &mut rng)
-            .into_iter()
-            .flat_map(|a| match a {
-                Action::Discrete(i) => vec![i as f32],
-                Action::Continuous(v) => v.to_vec(),
-            })
-            .collect();
+        let ours = deterministic_actions(model.agent(0).unwrap().as_ref(), &obs);
         close(&format!("{name}: SB3's prediction with the export"), &ours, &list(&answer["actions"]), 1e-5);
     }
 }

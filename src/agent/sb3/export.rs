@@ -15,7 +15,7 @@ use serde_json::{Value as Json, json};
 use tch::Tensor;
 
 use super::Sb3Error;
-use super::torch_file::{PickleWriter, StateTensor, write_state_dict};
+use super::torch_file::{PickleWriter, StateTensor, torch_zip, write_state_dict};
 use crate::agent::AgentConfig;
 use crate::agent::checkpoint;
 use crate::agent::nn::Activation;
@@ -142,17 +142,7 @@ fn optimizer(count: usize, lr: f64, eps: f64) -> Vec<u8> {
     p.op(b'u');
     p.op(b'.');
     // torch.save's zip around a pickle without tensors.
-    let mut zip = zip::ZipWriter::new(Cursor::new(Vec::new()));
-    let stored = zip::write::SimpleFileOptions::default()
-        .compression_method(zip::CompressionMethod::Stored)
-        .last_modified_time(zip::DateTime::default());
-    for (name, bytes) in
-        [("archive/data.pkl", &p.out[..]), ("archive/byteorder", b"little"), ("archive/version", b"3\n")]
-    {
-        zip.start_file(name, stored).expect("an in-memory zip");
-        zip.write_all(bytes).expect("an in-memory zip");
-    }
-    zip.finish().expect("an in-memory zip").into_inner()
+    torch_zip("archive", &p.out, &[])
 }
 
 fn activation_class(p: &mut PickleWriter, activation: Activation) {

@@ -94,6 +94,15 @@ fn train_freq(value: &Json) -> Option<u64> {
     (unit == "step").then(|| frequency.int().and_then(|f| u64::try_from(f).ok())).flatten()
 }
 
+/// Sets `slot` from a field of `data` as read (`found`), or notes `what` as not carried over
+/// (a field absent or of a form headstart has no counterpart for).
+fn carry<T>(slot: &mut T, found: Option<Option<T>>, what: &str, not_carried: &mut Vec<String>) {
+    match found {
+        Some(Some(value)) => *slot = value,
+        _ => not_carried.push(what.to_string()),
+    }
+}
+
 /// The state dict by name, taken from as tensors find their place.
 struct StateDict {
     entry: String,
@@ -314,20 +323,23 @@ pub fn read(path: &Path) -> Result<Model, Sb3Error> {
             c.normalize_advantage = field("normalize_advantage").and_then(Json::as_bool).unwrap_or(true);
             c.use_sde = field("use_sde").and_then(Json::as_bool).unwrap_or(false);
             c.sde_sample_freq = field("sde_sample_freq").and_then(Json::as_i64).unwrap_or(-1);
-            match field("clip_range").map(schedule) {
-                Some(Some(s)) => c.clip_range = s,
-                _ => not_carried.push("clip_range (a schedule headstart has no counterpart for: defaults kept)".into()),
-            }
+            carry(
+                &mut c.clip_range,
+                field("clip_range").map(schedule),
+                "clip_range (a schedule headstart has no counterpart for: defaults kept)",
+                &mut not_carried,
+            );
             match field("clip_range_vf").map(schedule) {
                 None => c.clip_range_vf = None,
                 Some(Some(Schedule::Constant(v))) => c.clip_range_vf = Some(v),
                 Some(_) => not_carried.push("clip_range_vf (a schedule)".into()),
             }
-            match field("learning_rate").map(schedule) {
-                Some(Some(s)) => c.learning_rate = s,
-                _ => not_carried
-                    .push("learning_rate (a schedule headstart has no counterpart for: defaults kept)".into()),
-            }
+            carry(
+                &mut c.learning_rate,
+                field("learning_rate").map(schedule),
+                "learning_rate (a schedule headstart has no counterpart for: defaults kept)",
+                &mut not_carried,
+            );
             AgentConfig::Ppo(c)
         }
         Algo::Dqn => {
@@ -354,14 +366,18 @@ pub fn read(path: &Path) -> Result<Model, Sb3Error> {
             c.exploration_initial_eps = num("exploration_initial_eps").unwrap_or(c.exploration_initial_eps);
             c.exploration_final_eps = num("exploration_final_eps").unwrap_or(c.exploration_final_eps);
             c.max_grad_norm = num("max_grad_norm").unwrap_or(c.max_grad_norm);
-            match field("train_freq").map(train_freq) {
-                Some(Some(f)) => c.train_freq = f,
-                _ => not_carried.push("train_freq (counted in episodes: defaults kept)".into()),
-            }
-            match field("learning_rate").map(schedule) {
-                Some(Some(s)) => c.learning_rate = s,
-                _ => not_carried.push("learning_rate (a schedule: defaults kept)".into()),
-            }
+            carry(
+                &mut c.train_freq,
+                field("train_freq").map(train_freq),
+                "train_freq (counted in episodes: defaults kept)",
+                &mut not_carried,
+            );
+            carry(
+                &mut c.learning_rate,
+                field("learning_rate").map(schedule),
+                "learning_rate (a schedule: defaults kept)",
+                &mut not_carried,
+            );
             not_carried.push("the replay buffer (SB3 saves it apart, with save_replay_buffer)".into());
             AgentConfig::Dqn(c)
         }
@@ -406,14 +422,18 @@ pub fn read(path: &Path) -> Result<Model, Sb3Error> {
             c.gamma = num("gamma").unwrap_or(c.gamma);
             c.gradient_steps = int("gradient_steps").map_or(c.gradient_steps, |v| v as usize);
             c.target_update_interval = int("target_update_interval").map_or(c.target_update_interval, |v| v as usize);
-            match field("train_freq").map(train_freq) {
-                Some(Some(f)) => c.train_freq = f,
-                _ => not_carried.push("train_freq (counted in episodes: defaults kept)".into()),
-            }
-            match field("learning_rate").map(schedule) {
-                Some(Some(s)) => c.learning_rate = s,
-                _ => not_carried.push("learning_rate (a schedule: defaults kept)".into()),
-            }
+            carry(
+                &mut c.train_freq,
+                field("train_freq").map(train_freq),
+                "train_freq (counted in episodes: defaults kept)",
+                &mut not_carried,
+            );
+            carry(
+                &mut c.learning_rate,
+                field("learning_rate").map(schedule),
+                "learning_rate (a schedule: defaults kept)",
+                &mut not_carried,
+            );
             let act_dim = action_space.flat_dim() as f64;
             c.target_entropy = num("target_entropy").filter(|&t| t != -act_dim);
             let mut vars = match &variables {

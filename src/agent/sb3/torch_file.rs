@@ -206,6 +206,14 @@ pub fn write_state_dict(tensors: &[StateTensor], prefix: &str) -> Vec<u8> {
     }
     p.op(b'u');
     p.op(b'.');
+    let storages: Vec<Vec<u8>> =
+        tensors.iter().map(|t| t.values.iter().flat_map(|v| v.to_le_bytes()).collect()).collect();
+    torch_zip(prefix, &p.out, &storages)
+}
+
+/// The zip `torch.save` writes around a pickle (`<prefix>/data.pkl`) and its storages
+/// (`<prefix>/data/<i>`), entries stored uncompressed.
+pub fn torch_zip(prefix: &str, pickle: &[u8], storages: &[Vec<u8>]) -> Vec<u8> {
     let mut zip = zip::ZipWriter::new(Cursor::new(Vec::new()));
     let stored = zip::write::SimpleFileOptions::default()
         .compression_method(zip::CompressionMethod::Stored)
@@ -214,11 +222,10 @@ pub fn write_state_dict(tensors: &[StateTensor], prefix: &str) -> Vec<u8> {
         zip.start_file(name, stored).expect("an in-memory zip");
         zip.write_all(bytes).expect("an in-memory zip");
     };
-    add(format!("{prefix}/data.pkl"), &p.out);
+    add(format!("{prefix}/data.pkl"), pickle);
     add(format!("{prefix}/byteorder"), b"little");
-    for (i, t) in tensors.iter().enumerate() {
-        let raw: Vec<u8> = t.values.iter().flat_map(|v| v.to_le_bytes()).collect();
-        add(format!("{prefix}/data/{i}"), &raw);
+    for (i, raw) in storages.iter().enumerate() {
+        add(format!("{prefix}/data/{i}"), raw);
     }
     add(format!("{prefix}/version"), b"3\n");
     zip.finish().expect("an in-memory zip").into_inner()
