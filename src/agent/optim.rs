@@ -22,10 +22,56 @@ struct Slot {
     shape: Vec<i64>,
 }
 
-/// Adam (Kingma & Ba), with PyTorch's bias correction and epsilon placement.
-pub struct Adam {
+/// Parameters whose data are views of one flat buffer, in a chosen order: what [`Adam`] steps
+/// over, and what a target network is laid out as so that its Polyak update is one operation.
+pub(crate) struct FlatParams {
     slots: Vec<Slot>,
     flat: Tensor,
+}
+
+impl FlatParams {
+    /// Moves the data of `params` (name, tensor), in the given order, into one flat buffer
+    /// (values unchanged; other handles to the same tensors see it).
+    pub(crate) fn new(params: Vec<(String, Tensor)>) -> Self {
+        let total: i64 = params.iter().map(|(_, p)| p.numel() as i64).sum();
+        let flat = Tensor::zeros([total], (Kind::Float, tch::Device::Cpu));
+        let mut slots = Vec::with_capacity(params.len());
+        let mut offset = 0;
+        tch::no_grad(|| {
+            for (name, mut param) in params {
+                let numel = param.numel() as i64;
+                let shape = param.size();
+                let view = flat.narrow(0, offset, numel).view(shape.as_slice());
+                let mut dst = view.shallow_clone();
+                dst.copy_(&param);
+                param.set_data(&view);
+                slots.push(Slot { name, param, offset, numel, shape });
+                offset += numel;
+            }
+        });
+        FlatParams { slots, flat }
+    }
+
+    /// The flat buffer.
+    pub(crate) fn flat(&self) -> &Tensor {
+        &self.flat
+    }
+
+    /// The parameters `names`, which must follow each other in this order and share one shape,
+    /// as one `[names.len(), shape...]` view of `buffer` (the flat buffer or one laid out like it);
+    /// `None` when they do not.
+    pub(crate) fn stacked(&self, buffer: &Tensor, names: &[String]) -> Option<Tensor> {
+        let first = self.slots.iter().position(|s| s.name == names[0])?;
+        let run = self.slots.get(first..first + names.len())?;
+        let same = run.iter().zip(names).all(|(s, n)| &s.name == n && s.shape == run[0].shape);
+        let shape: Vec<i64> = std::iter::once(names.len() as i64).chain(run[0].shape.iter().copied()).collect();
+        same.then(|| buffer.narrow(0, run[0].offset, run[0].numel * names.len() as i64).view(shape.as_slice()))
+    }
+}
+
+/// Adam (Kingma & Ba), with PyTorch's bias correction and epsilon placement.
+pub struct Adam {
+    params: FlatParams,
     grad: Tensor,
     exp_avg: Tensor,
     exp_avg_sq: Tensor,
@@ -46,29 +92,12 @@ impl Adam {
     /// Optimises `params` (name, tensor), in the given order. Their data moves into the
     /// optimiser's flat buffer (values unchanged; other handles to the same tensors see it).
     pub fn new(params: Vec<(String, Tensor)>, eps: f64) -> Self {
-        let total: i64 = params.iter().map(|(_, p)| p.numel() as i64).sum();
-        let flat = Tensor::zeros([total], (Kind::Float, tch::Device::Cpu));
-        let grad = flat.zeros_like();
-        let mut slots = Vec::with_capacity(params.len());
-        let mut offset = 0;
-        tch::no_grad(|| {
-            for (name, mut param) in params {
-                let numel = param.numel() as i64;
-                let shape = param.size();
-                let view = flat.narrow(0, offset, numel).view(shape.as_slice());
-                let mut dst = view.shallow_clone();
-                dst.copy_(&param);
-                param.set_data(&view);
-                slots.push(Slot { name, param, offset, numel, shape });
-                offset += numel;
-            }
-        });
+        let params = FlatParams::new(params);
         Adam {
-            slots,
-            exp_avg: flat.zeros_like(),
-            exp_avg_sq: flat.zeros_like(),
-            flat,
-            grad,
+            grad: params.flat.zeros_like(),
+            exp_avg: params.flat.zeros_like(),
+            exp_avg_sq: params.flat.zeros_like(),
+            params,
             lr_scale: None,
             pending: Vec::new(),
             anchor: None,
@@ -81,13 +110,30 @@ impl Adam {
 
     /// The names of the optimised parameters.
     pub fn names(&self) -> impl Iterator<Item = &str> {
-        self.slots.iter().map(|s| s.name.as_str())
+        self.params.slots.iter().map(|s| s.name.as_str())
+    }
+
+    /// The optimised parameters, laid out in one flat buffer.
+    pub(crate) fn params(&self) -> &FlatParams {
+        &self.params
+    }
+
+    /// The parameters `names` (consecutive in the optimiser's order, of one shape) stacked into
+    /// one tensor, with the matching stacked view of their gradients (see [`FlatParams::stacked`]).
+    pub(crate) fn stacked(&self, names: &[String]) -> Option<(Tensor, Tensor)> {
+        Some((self.params.stacked(&self.params.flat, names)?, self.params.stacked(&self.grad, names)?))
+    }
+
+    /// Clears the gradient buffer, for gradients written by hand into views from
+    /// [`Adam::stacked`] or [`Adam::gradient_views`].
+    pub(crate) fn zero_grad(&mut self) {
+        let _ = self.grad.zero_();
     }
 
     /// Scales the learning rate of every parameter for which `select(name)` holds (0 freezes).
     pub fn set_lr_scale(&mut self, select: impl Fn(&str) -> bool, scale: f64) {
-        let scales = self.lr_scale.get_or_insert_with(|| self.flat.ones_like());
-        for slot in self.slots.iter().filter(|s| select(&s.name)) {
+        let scales = self.lr_scale.get_or_insert_with(|| self.params.flat.ones_like());
+        for slot in self.params.slots.iter().filter(|s| select(&s.name)) {
             let _ = scales.narrow(0, slot.offset, slot.numel).fill_(scale);
         }
     }
@@ -111,11 +157,11 @@ impl Adam {
     /// Adds `coef * ||θ - θ₀||²` to the loss of every parameter for which `select(name)` holds,
     /// `θ₀` being its value now (L2-SP: Li, Grandvalet & Davoine, 2018).
     pub fn set_anchor(&mut self, select: impl Fn(&str) -> bool, coef: f64) {
-        let mask = self.flat.zeros_like();
-        for slot in self.slots.iter().filter(|s| select(&s.name)) {
+        let mask = self.params.flat.zeros_like();
+        for slot in self.params.slots.iter().filter(|s| select(&s.name)) {
             let _ = mask.narrow(0, slot.offset, slot.numel).fill_(1.0);
         }
-        self.anchor = Some((self.flat.detach().copy(), mask, coef));
+        self.anchor = Some((self.params.flat.detach().copy(), mask, coef));
     }
 
     /// Back-propagates `loss`, clips the gradients' global norm to `max_grad_norm` when given,
@@ -144,7 +190,7 @@ impl Adam {
     pub fn gradient_views(&mut self) -> impl FnMut(&Tensor) -> Option<Tensor> + '_ {
         let _ = self.grad.zero_();
         let grad = &self.grad;
-        let slots = &self.slots;
+        let slots = &self.params.slots;
         move |param: &Tensor| {
             let ptr = param.data_ptr();
             slots
@@ -159,7 +205,7 @@ impl Adam {
     pub fn step_with_gradients(&mut self, lr: f64, max_grad_norm: Option<f64>) {
         if let Some((anchor, mask, coef)) = &self.anchor {
             tch::no_grad(|| {
-                let pull = (&self.flat - anchor) * mask * (2.0 * coef);
+                let pull = (&self.params.flat - anchor) * mask * (2.0 * coef);
                 let _ = self.grad.g_add_(&pull);
             });
         }
@@ -181,7 +227,7 @@ impl Adam {
     /// backward pass creates gradients as fresh tensors: their values are copied in and the
     /// gradient re-pointed at its view, after which backward passes accumulate in place.
     fn gather_grads(&mut self) {
-        for slot in &self.slots {
+        for slot in &self.params.slots {
             let mut g = slot.param.grad();
             if !g.defined() {
                 continue;
@@ -213,15 +259,15 @@ impl Adam {
             if let Some(scale) = &self.lr_scale {
                 let _ = update.g_mul_(scale);
             }
-            let _ = self.flat.g_add_(&update);
+            let _ = self.params.flat.g_add_(&update);
         });
     }
 
     /// The optimiser's state as named tensors under `prefix`: `{prefix}.{param}.exp_avg`,
     /// `{prefix}.{param}.exp_avg_sq` and `{prefix}.steps`.
     pub fn state(&self, prefix: &str) -> Vec<(String, Tensor)> {
-        let mut out = Vec::with_capacity(2 * self.slots.len() + 1);
-        for slot in &self.slots {
+        let mut out = Vec::with_capacity(2 * self.params.slots.len() + 1);
+        for slot in &self.params.slots {
             for (suffix, flat) in [("exp_avg", &self.exp_avg), ("exp_avg_sq", &self.exp_avg_sq)] {
                 let view = flat.narrow(0, slot.offset, slot.numel).view(slot.shape.as_slice());
                 out.push((format!("{prefix}.{}.{suffix}", slot.name), view));

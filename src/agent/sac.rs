@@ -11,25 +11,28 @@
 //! Noise is drawn in Rust from the agent's generator and handed to libtorch as a tensor.
 
 mod actor;
+mod critic;
+mod update;
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
+use tch::Tensor;
 use tch::nn::{self, Module};
-use tch::{Kind, Tensor};
 
 use super::MAX_ROWS;
 use super::nn::{Mlp, MlpConfig};
 use super::off_policy::{self, OffPolicy, ProgressAt, Shape, StopAt};
-use super::optim::Adam;
+use super::optim::{Adam, FlatParams};
 use super::replay::ReplayBuffer;
 use super::state::{agent_state, training_state};
 use super::{
     Agent, AgentConfig, AgentError, Algo, Distill, Monitor, Outcome, Schedule, box_bounds, check, check_envs, obs_dim,
-    polyak_update, rows, snapshot, sorted_variables, to_vec, variable_names,
+    rows, snapshot, sorted_variables, to_vec, variable_names,
 };
 use crate::env::{Action, Space, VecEnv};
 use actor::{Draw, Noise, Teacher};
+use critic::{Twin, twin_order};
 
 /// The entropy coefficient: tuned automatically from an initial value, or fixed.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
@@ -133,6 +136,11 @@ pub struct Sac {
     critics: [Mlp; 2],
     target_vs: nn::VarStore,
     targets: [Mlp; 2],
+    /// The critics and their targets as stacked layers over the same parameters (the targets'
+    /// laid out in `target_params` like the critics' in `critic_opt`).
+    twin: Twin,
+    target_twin: Twin,
+    target_params: FlatParams,
     log_ent_coef: Tensor,
     actor_opt: Adam,
     critic_opt: Adam,
@@ -184,7 +192,22 @@ impl Sac {
             named.iter().filter(|(n, _)| n.starts_with(prefix)).map(|(n, t)| (n.clone(), t.shallow_clone())).collect()
         };
         let actor_opt = Adam::new(part("actor."), 1e-8);
-        let critic_opt = Adam::new(part("critic."), 1e-8);
+        // The critics' parameters in the order that stacks the twins' matching layers.
+        let layers = cfg.net.hidden.len() + 1;
+        let twins = |vs: &nn::VarStore, prefix: &str| {
+            let vars = vs.variables();
+            twin_order(prefix, layers)
+                .into_iter()
+                .flatten()
+                .map(|n| (vars[&n].shallow_clone(), n))
+                .map(|(t, n)| (n, t))
+                .collect()
+        };
+        let critic_opt = Adam::new(twins(&vs, "critic"), 1e-8);
+        let target_params = FlatParams::new(twins(&target_vs, "critic_target"));
+        let twin = Twin::online(&critic_opt, layers, cfg.net.activation).expect("the critics laid out as twins");
+        let target_twin =
+            Twin::target(&target_params, layers, cfg.net.activation).expect("the targets laid out as twins");
         let ent_opt = matches!(cfg.ent_coef, EntCoef::Auto(_)).then(|| Adam::new(part("log_ent_coef"), 1e-8));
         if ent_opt.is_none() {
             let _ = log_ent_coef.shallow_clone().set_requires_grad(false);
@@ -203,6 +226,9 @@ impl Sac {
             critics,
             target_vs,
             targets,
+            twin,
+            target_twin,
+            target_params,
             log_ent_coef,
             actor_opt,
             critic_opt,
@@ -220,8 +246,18 @@ impl Sac {
         Ok(sac)
     }
 
+    /// Moves the targets towards the critics by `tau` (one operation over the flat buffers,
+    /// which share a layout).
     fn update_targets(&mut self, tau: f64) {
-        polyak_update(&self.target_vs, &self.vs, "critic_target.", "critic.", tau);
+        let mut target = self.target_params.flat().shallow_clone();
+        let online = self.critic_opt.params().flat();
+        tch::no_grad(|| {
+            if tau >= 1.0 {
+                target.copy_(online);
+            } else {
+                let _ = target.lerp_(online, tau);
+            }
+        });
     }
 
     fn set_critics_trainable(&self, trainable: bool) {
@@ -252,42 +288,12 @@ impl Sac {
             .collect()
     }
 
-    /// `steps` gradient steps at learning rate `lr`: the entropy coefficient, the critics
-    /// towards the soft Bellman target, the actor, and the targets every
-    /// `target_update_interval` gradient steps.
+    /// `steps` gradient steps at learning rate `lr` ([`Sac::gradient_step`]), the targets moving
+    /// every `target_update_interval` gradient steps.
     fn updates(&mut self, steps: usize, lr: f64) {
         for _ in 0..steps {
             let batch = self.buffer.sample(self.cfg.batch_size, &mut self.rng);
-            let pi = self.sample(&batch.obs);
-            let ent_coef = match &mut self.ent_opt {
-                Some(opt) => {
-                    let target = (pi.log_prob.detach() + self.target_entropy).unsqueeze(1);
-                    let loss = -(&self.log_ent_coef * target).mean(Kind::Float);
-                    opt.backward_step(&loss, lr, None);
-                    self.log_ent_coef.detach().exp()
-                }
-                None => self.log_ent_coef.detach().exp(),
-            };
-            let target_q = tch::no_grad(|| {
-                let next = self.sample(&batch.next_obs);
-                let (q0, q1) = Self::q_values(&self.targets, &batch.next_obs, &next.actions);
-                let next_q = q0.min_other(&q1) - &ent_coef * next.log_prob.unsqueeze(1);
-                &batch.rewards + (1.0 - &batch.dones) * next_q * self.cfg.gamma
-            });
-            let (q0, q1) = Self::q_values(&self.critics, &batch.obs, &batch.actions);
-            let critic_loss =
-                ((q0 - &target_q).square().mean(Kind::Float) + (q1 - &target_q).square().mean(Kind::Float)) * 0.5;
-            self.critic_opt.backward_step(&critic_loss, lr, None);
-            // The actor's loss flows through the critics to the actions; the critics' own
-            // weights need no gradient from it (Stable-Baselines3 computes and discards one).
-            self.set_critics_trainable(false);
-            let (q0, q1) = Self::q_values(&self.critics, &batch.obs, &pi.actions);
-            let mut actor_loss = (&ent_coef * pi.log_prob.unsqueeze(1) - q0.min_other(&q1)).mean(Kind::Float);
-            if let Some(distill) = self.distill_loss(&batch.obs) {
-                actor_loss += distill;
-            }
-            self.actor_opt.backward_step(&actor_loss, lr, None);
-            self.set_critics_trainable(true);
+            self.gradient_step(&batch, lr);
             self.gradient_steps += 1;
             if self.gradient_steps.is_multiple_of(self.cfg.target_update_interval as u64) {
                 self.update_targets(self.cfg.tau);

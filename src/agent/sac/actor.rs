@@ -79,8 +79,12 @@ pub(super) struct Sampled {
 impl Sac {
     /// Draws `[rows, cols]` standard normal values from the agent's generator.
     pub(super) fn normal(&mut self, rows: usize, cols: usize) -> Tensor {
-        let v: Vec<f32> = (0..rows * cols).map(|_| self.rng.sample::<f32, _>(StandardNormal)).collect();
-        Tensor::from_slice(&v).view([rows as i64, cols as i64])
+        Tensor::from_slice(&self.normal_values(rows * cols)).view([rows as i64, cols as i64])
+    }
+
+    /// Draws `count` standard normal values from the agent's generator.
+    pub(super) fn normal_values(&mut self, count: usize) -> Vec<f32> {
+        (0..count).map(|_| self.rng.sample::<f32, _>(StandardNormal)).collect()
     }
 
     /// Samples squashed actions with log-probabilities for a batch (differentiable): the

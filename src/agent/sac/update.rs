@@ -1,0 +1,365 @@
+//! SAC's gradient step, in Stable-Baselines3's order: the entropy coefficient, the critics towards
+//! the soft Bellman target, then the actor through the updated critics.
+//!
+//! With a `log σ` head (the default) the step runs without autograd: the losses' derivatives
+//! with respect to the networks' outputs are written in Rust over the batch (a few hundred
+//! numbers), and the networks carry them back with a few large products per layer
+//! ([`Mlp::backward_with`] for the actor, [`Twin::backward`] for both critics at once). With
+//! gSDE (rare: MountainCarContinuous) the step keeps autograd. `tests` checks that the two agree.
+//!
+//! The derivatives, per row `i` and action dimension `j` (`n` rows, `α` the entropy coefficient,
+//! `ε` the reparameterisation noise, `σ = exp(log σ)`, `u = μ + σ ε`, `a = tanh u`,
+//! `log π = Σ_j (-ε²/2 - log σ - ln √(2π)) - Σ_j ln(1 - a² + 1e-6)`):
+//!
+//! - entropy coefficient: `∂/∂ log α = -mean_i (log π_i + target entropy)`;
+//! - critics, `½ Σ_k mean_i (Q_k - y)²`: `∂/∂Q_k = (Q_k - y) / n`;
+//! - actor, `mean_i (α log π_i - min_k Q_k(s_i, a_i))`: the critics' input gradient
+//!   `g = -∂Q_min/∂a / n`, then `∂/∂u = g (1 - a²) + (α/n) 2a (1 - a²) / (1 - a² + 1e-6)`,
+//!   `∂/∂μ = ∂/∂u`, `∂/∂ log σ = ∂/∂u σ ε - α/n` (zero where `log σ` was clamped);
+//! - distillation, `w mean_i KL(π_teacher ‖ π)` before the squashing with `v = σ²`:
+//!   `∂/∂μ = (w/n)(μ - μ_t)/v`, `∂/∂ log σ = (w/n)(1 - (v_t + (μ - μ_t)²)/v)`.
+
+use tch::nn::Module;
+use tch::{Kind, Tensor};
+
+use super::super::distributions::LOG_SQRT_2PI;
+use super::super::nn::Activations;
+use super::super::replay::Batch;
+use super::super::to_vec;
+use super::Sac;
+use super::actor::{LOG_STD_MAX, LOG_STD_MIN, Noise, Sampled};
+
+/// The actor's pass over a batch with a `log σ` head, without autograd, kept for the backward.
+pub(super) struct ActorPass {
+    acts: Activations,
+    mean: Vec<f32>,
+    /// `log σ` after the clamp, `σ`, and whether the clamp let `log σ` through.
+    log_std: Vec<f32>,
+    std: Vec<f32>,
+    in_range: Vec<bool>,
+    eps: Vec<f32>,
+    /// `tanh u`, row after row.
+    pub(super) actions: Vec<f32>,
+    pub(super) log_prob: Vec<f32>,
+}
+
+impl Sac {
+    /// One gradient step on `batch` at learning rate `lr`.
+    pub(super) fn gradient_step(&mut self, batch: &Batch, lr: f64) {
+        if !matches!(self.noise, Noise::Head(_)) {
+            return self.autograd_step(batch, lr);
+        }
+        let pi = self.actor_pass(&batch.obs);
+        if self.ent_opt.is_some() {
+            self.entropy_gradient(&pi.log_prob);
+            if let Some(opt) = &mut self.ent_opt {
+                opt.step_with_gradients(lr, None);
+            }
+        }
+        let alpha = self.alpha();
+        let target = self.soft_target(batch, alpha);
+        self.critic_gradients(batch, &target);
+        self.critic_opt.step_with_gradients(lr, None);
+        self.actor_gradients(&batch.obs, &pi, alpha);
+        self.actor_opt.step_with_gradients(lr, None);
+    }
+
+    /// The entropy coefficient `α = exp(log α)`.
+    pub(super) fn alpha(&self) -> f32 {
+        (self.log_ent_coef.double_value(&[0]) as f32).exp()
+    }
+
+    /// Samples squashed actions for `obs` with the `log σ` head, drawing the noise from the
+    /// agent's generator (the same draws, in the same order, as [`Sac::sample`]).
+    pub(super) fn actor_pass(&mut self, obs: &Tensor) -> ActorPass {
+        let (mean, acts) = self.actor.forward_cached(obs);
+        let Noise::Head(head) = &self.noise else { unreachable!("the manual step needs a log σ head") };
+        // `exp` and `tanh` go through libtorch, as in the autograd step: near `|a| = 1` the
+        // gradients depend on the last bits of `a` through `1 - a²`.
+        let (raw, std) = tch::no_grad(|| {
+            let raw = head.forward(acts.features());
+            (to_vec(&raw), to_vec(&raw.clamp(LOG_STD_MIN, LOG_STD_MAX).exp()))
+        });
+        let mean = to_vec(&mean);
+        let eps = self.normal_values(mean.len());
+        let u: Vec<f32> = mean.iter().zip(&std).zip(&eps).map(|((m, s), e)| m + s * e).collect();
+        let actions = to_vec(&Tensor::from_slice(&u).tanh());
+        let dim = self.act_dim;
+        let mut log_prob = vec![0.0f32; raw.len() / dim];
+        let mut log_std = Vec::with_capacity(raw.len());
+        for (k, &r) in raw.iter().enumerate() {
+            let (e, a, ls) = (eps[k], actions[k], r.clamp(LOG_STD_MIN as f32, LOG_STD_MAX as f32));
+            log_prob[k / dim] += e * e * -0.5 - ls - LOG_SQRT_2PI as f32 - (-(a * a) + (1.0 + 1e-6) as f32).ln();
+            log_std.push(ls);
+        }
+        let in_range = raw.iter().map(|r| (LOG_STD_MIN as f32..=LOG_STD_MAX as f32).contains(r)).collect();
+        ActorPass { acts, mean, std, log_std, in_range, eps, actions, log_prob }
+    }
+
+    /// Writes `∂/∂ log α` into the entropy optimiser's gradient.
+    pub(super) fn entropy_gradient(&mut self, log_prob: &[f32]) {
+        let target = self.target_entropy as f32;
+        let mean = log_prob.iter().map(|lp| lp + target).sum::<f32>() / log_prob.len() as f32;
+        if let Some(opt) = &mut self.ent_opt
+            && let Some(mut grad) = opt.gradient_views()(&self.log_ent_coef)
+        {
+            let _ = grad.fill_(-mean as f64);
+        }
+    }
+
+    /// The soft Bellman targets `r + γ (1 - done) (min_k Q̄_k(s', a') - α log π(a'|s'))` with
+    /// `a'` sampled from the actor, one per row.
+    pub(super) fn soft_target(&mut self, batch: &Batch, alpha: f32) -> Vec<f32> {
+        let next = self.actor_pass(&batch.next_obs);
+        let n = next.log_prob.len();
+        let actions = Tensor::from_slice(&next.actions).view([n as i64, self.act_dim as i64]);
+        let (q, _) = self.target_twin.forward(&Tensor::cat(&[&batch.next_obs, &actions], 1), false);
+        let q = to_vec(&q);
+        let (rewards, dones) = (to_vec(&batch.rewards), to_vec(&batch.dones));
+        let gamma = self.cfg.gamma as f32;
+        (0..n)
+            .map(|i| rewards[i] + (1.0 - dones[i]) * ((q[i].min(q[n + i]) - alpha * next.log_prob[i]) * gamma))
+            .collect()
+    }
+
+    /// Writes the critics' gradients of `½ Σ_k mean (Q_k(s, a) - target)²` into their optimiser.
+    pub(super) fn critic_gradients(&mut self, batch: &Batch, target: &[f32]) {
+        let n = target.len();
+        let (q, acts) = self.twin.forward(&Tensor::cat(&[&batch.obs, &batch.actions], 1), true);
+        let q = to_vec(&q);
+        let grad: Vec<f32> = q.iter().enumerate().map(|(k, q)| (q - target[k % n]) / n as f32).collect();
+        self.critic_opt.zero_grad();
+        let grad = Tensor::from_slice(&grad).view([2, n as i64, 1]);
+        self.twin.backward(&acts.expect("cached"), &grad, true, None);
+    }
+
+    /// Writes the actor's gradients of `mean (α log π - min_k Q_k(s, a))` (plus the distillation
+    /// term while it lasts) into its optimiser, through the critics' input gradient.
+    pub(super) fn actor_gradients(&mut self, obs: &Tensor, pi: &ActorPass, alpha: f32) {
+        let (n, dim) = (pi.log_prob.len(), self.act_dim);
+        let actions = Tensor::from_slice(&pi.actions).view([n as i64, dim as i64]);
+        let (q, acts) = self.twin.forward(&Tensor::cat(&[obs, &actions], 1), true);
+        let q = to_vec(&q);
+        let mut pick = vec![0.0f32; 2 * n];
+        for i in 0..n {
+            pick[if q[i] <= q[n + i] { i } else { n + i }] = -1.0 / n as f32;
+        }
+        let pick = Tensor::from_slice(&pick).view([2, n as i64, 1]);
+        let grad_a = to_vec(
+            &self
+                .twin
+                .backward(&acts.expect("cached"), &pick, false, Some(self.obs_dim as i64))
+                .expect("input gradient"),
+        );
+        let a_n = alpha / n as f32;
+        let mut grad_mean = vec![0.0f32; n * dim];
+        let mut grad_log_std = vec![0.0f32; n * dim];
+        for k in 0..n * dim {
+            let a = pi.actions[k];
+            let one_minus = 1.0 - a * a;
+            // `1 - a² + 1e-6` as the log-probability computes it (`1 + 1e-6` rounded to `f32`).
+            let du = grad_a[k] * one_minus + a_n * 2.0 * a / (-(a * a) + (1.0 + 1e-6) as f32) * one_minus;
+            grad_mean[k] = du;
+            grad_log_std[k] = du * pi.std[k] * pi.eps[k] - a_n;
+        }
+        if let Some((w, mean_t, var_t)) = self.teacher_gaussian(obs) {
+            let w_n = (w / n as f64) as f32;
+            for k in 0..n * dim {
+                let var = (pi.log_std[k] * 2.0).exp();
+                let diff = pi.mean[k] - mean_t[k];
+                grad_mean[k] += w_n * diff / var;
+                grad_log_std[k] += w_n * (1.0 - (var_t[k] + diff * diff) / var);
+            }
+        }
+        for (g, ok) in grad_log_std.iter_mut().zip(&pi.in_range) {
+            if !ok {
+                *g = 0.0;
+            }
+        }
+        let shape = [n as i64, dim as i64];
+        let (grad_mean, grad_log_std) =
+            (Tensor::from_slice(&grad_mean).view(shape), Tensor::from_slice(&grad_log_std).view(shape));
+        let Noise::Head(head) = &self.noise else { unreachable!("the manual step needs a log σ head") };
+        let mut sink = self.actor_opt.gradient_views();
+        tch::no_grad(|| {
+            if let Some(dw) = sink(&head.ws) {
+                let _ = grad_log_std.tr().mm_out(&dw, pi.acts.features());
+            }
+            if let Some(bias) = &head.bs
+                && let Some(db) = sink(bias)
+            {
+                let _ = grad_log_std.sum_intlist_out(&db, [0i64].as_slice(), false, None::<Kind>);
+            }
+        });
+        let through_log_std = tch::no_grad(|| grad_log_std.mm(&head.ws));
+        self.actor.backward_with(&pi.acts, &grad_mean, Some(&through_log_std), &mut sink);
+    }
+
+    /// The distillation weight now with the teacher's means and variances for `obs`, while the
+    /// weight is above zero.
+    fn teacher_gaussian(&self, obs: &Tensor) -> Option<(f64, Vec<f32>, Vec<f32>)> {
+        let teacher = self.teacher.as_ref()?;
+        let w = teacher.distill.weight_at(self.steps);
+        if w <= 0.0 {
+            return None;
+        }
+        let (mean, var) = tch::no_grad(|| Self::gaussian(&teacher.actor, &teacher.noise, obs));
+        Some((w, to_vec(&mean), to_vec(&var)))
+    }
+
+    /// The step with autograd (gSDE, whose noise matrix is shared by the batch).
+    fn autograd_step(&mut self, batch: &Batch, lr: f64) {
+        let pi = self.sample(&batch.obs);
+        let ent_coef = match &mut self.ent_opt {
+            Some(opt) => {
+                let target = (pi.log_prob.detach() + self.target_entropy).unsqueeze(1);
+                let loss = -(&self.log_ent_coef * target).mean(Kind::Float);
+                opt.backward_step(&loss, lr, None);
+                self.log_ent_coef.detach().exp()
+            }
+            None => self.log_ent_coef.detach().exp(),
+        };
+        let target_q = tch::no_grad(|| {
+            let next = self.sample(&batch.next_obs);
+            let (q0, q1) = Self::q_values(&self.targets, &batch.next_obs, &next.actions);
+            let next_q = q0.min_other(&q1) - &ent_coef * next.log_prob.unsqueeze(1);
+            &batch.rewards + (1.0 - &batch.dones) * next_q * self.cfg.gamma
+        });
+        let critic_loss = self.critic_loss(batch, &target_q);
+        self.critic_opt.backward_step(&critic_loss, lr, None);
+        // The actor's loss flows through the critics to the actions; the critics' own
+        // weights need no gradient from it (Stable-Baselines3 computes and discards one).
+        self.set_critics_trainable(false);
+        let actor_loss = self.actor_loss(&batch.obs, &pi, &ent_coef);
+        self.actor_opt.backward_step(&actor_loss, lr, None);
+        self.set_critics_trainable(true);
+    }
+
+    /// The critics' loss `½ Σ_k mean (Q_k(s, a) - target)²` (autograd).
+    pub(super) fn critic_loss(&self, batch: &Batch, target_q: &Tensor) -> Tensor {
+        let (q0, q1) = Self::q_values(&self.critics, &batch.obs, &batch.actions);
+        ((q0 - target_q).square().mean(Kind::Float) + (q1 - target_q).square().mean(Kind::Float)) * 0.5
+    }
+
+    /// The actor's loss `mean (α log π - min_k Q_k(s, a))` plus distillation (autograd).
+    pub(super) fn actor_loss(&self, obs: &Tensor, pi: &Sampled, ent_coef: &Tensor) -> Tensor {
+        let (q0, q1) = Self::q_values(&self.critics, obs, &pi.actions);
+        let loss = (ent_coef * pi.log_prob.unsqueeze(1) - q0.min_other(&q1)).mean(Kind::Float);
+        match self.distill_loss(obs) {
+            Some(distill) => loss + distill,
+            None => loss,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rand::{Rng, SeedableRng};
+    use tch::Kind;
+
+    use super::super::{EntCoef, Sac, SacConfig};
+    use crate::agent::nn::MlpConfig;
+    use crate::agent::{Agent, Distill};
+    use crate::env::Space;
+
+    fn max_error(manual: &tch::Tensor, auto: &tch::Tensor, what: &str) {
+        let err = (manual - auto).abs().max().double_value(&[]);
+        let scale = auto.abs().max().double_value(&[]);
+        assert!(scale > 1e-4 && err <= 2e-5 * scale.max(1.0), "{what}: error {err} (scale {scale})");
+    }
+
+    /// The hand-written step's gradients equal autograd's on the same batch and noise, for the
+    /// entropy coefficient, both critics and the actor (with a distillation teacher, and a `log σ`
+    /// head whose clamp cuts some rows off), with three action dimensions.
+    #[test]
+    fn manual_gradients_match_autograd() {
+        let obs_space = Space::bounded(vec![-5.0; 5], vec![5.0; 5]);
+        let action_space = Space::bounded(vec![-2.0; 3], vec![1.0; 3]);
+        let cfg = SacConfig { net: MlpConfig::relu(&[32, 16]), ent_coef: EntCoef::Auto(0.3), ..Default::default() };
+        let mut sac = Sac::new(cfg, &obs_space, &action_space, 3).unwrap();
+        let mut rng = rand::rngs::StdRng::seed_from_u64(8);
+        for _ in 0..200 {
+            let o: Vec<f32> = (0..5).map(|_| rng.random_range(-3.0..3.0)).collect();
+            let next: Vec<f32> = (0..5).map(|_| rng.random_range(-3.0..3.0)).collect();
+            let a: Vec<f32> = (0..3).map(|_| rng.random_range(-1.0..1.0)).collect();
+            sac.buffer.push(&o, &a, rng.random_range(-3.0..3.0), &next, rng.random_bool(0.2));
+        }
+        sac.set_teacher(Distill { weight: 0.7, decay_steps: 1_000_000 }).unwrap();
+        tch::no_grad(|| {
+            for (name, mut p) in sac.vs.variables() {
+                if name.starts_with("actor.") {
+                    let _ = p.g_add_(&(p.randn_like() * 0.1));
+                }
+                if name == "actor.log_std.bias" {
+                    let _ = p.fill_(1.9);
+                }
+            }
+        });
+        let batch = sac.buffer.sample(64, &mut sac.rng);
+        let n = 64;
+
+        let before = sac.rng.clone();
+        let pi = sac.actor_pass(&batch.obs);
+        sac.rng = before;
+        let sampled = sac.sample(&batch.obs);
+        let clamped = pi.in_range.iter().filter(|ok| !**ok).count();
+        assert!(clamped > 0 && clamped < pi.in_range.len(), "{clamped} of the log σ clamped");
+        let log_prob = tch::Tensor::from_slice(&pi.log_prob);
+        max_error(&log_prob, &sampled.log_prob.detach(), "log π");
+
+        sac.entropy_gradient(&pi.log_prob);
+        let manual = sac.ent_opt.as_ref().unwrap().gradients().copy();
+        let loss = -(&sac.log_ent_coef * (sampled.log_prob.detach() + sac.target_entropy)).mean(Kind::Float);
+        sac.ent_opt.as_mut().unwrap().compute_gradients(&loss);
+        max_error(&manual, sac.ent_opt.as_ref().unwrap().gradients(), "entropy coefficient");
+
+        let alpha = sac.alpha();
+        let target = sac.soft_target(&batch, alpha);
+        assert_eq!(target.len(), n);
+        sac.critic_gradients(&batch, &target);
+        let manual = sac.critic_opt.gradients().copy();
+        let loss = sac.critic_loss(&batch, &tch::Tensor::from_slice(&target).view([n as i64, 1]));
+        sac.critic_opt.compute_gradients(&loss);
+        max_error(&manual, sac.critic_opt.gradients(), "critics");
+
+        sac.actor_gradients(&batch.obs, &pi, alpha);
+        let manual = sac.actor_opt.gradients().copy();
+        sac.set_critics_trainable(false);
+        let loss = sac.actor_loss(&batch.obs, &sampled, &tch::Tensor::from_slice(&[alpha]));
+        sac.actor_opt.compute_gradients(&loss);
+        sac.set_critics_trainable(true);
+        max_error(&manual, sac.actor_opt.gradients(), "actor");
+        assert!(sac.distill_loss(&batch.obs).is_some(), "the distillation term took part");
+    }
+
+    /// A few hundred steps of learning leave the twins' views and the named critics one and the
+    /// same tensors, and the targets where the Polyak update puts them.
+    #[test]
+    fn twins_alias_the_named_critics() {
+        let obs_space = Space::bounded(vec![-1.0; 3], vec![1.0; 3]);
+        let action_space = Space::bounded(vec![-1.0; 2], vec![1.0; 2]);
+        let cfg = SacConfig { net: MlpConfig::relu(&[8, 8]), batch_size: 16, tau: 0.5, ..Default::default() };
+        let mut sac = Sac::new(cfg, &obs_space, &action_space, 1).unwrap();
+        let mut rng = rand::rngs::StdRng::seed_from_u64(2);
+        for _ in 0..50 {
+            let o: Vec<f32> = (0..3).map(|_| rng.random_range(-1.0..1.0)).collect();
+            sac.buffer.push(&o, &[0.5, -0.5], 1.0, &o, false);
+        }
+        let x = crate::agent::rows(&[0.1, 0.2, 0.3, 0.5, -0.5], 5);
+        let online = sac.vs.variables();
+        let targets = sac.target_vs.variables();
+        let q0_before = tch::no_grad(|| sac.critics[0].forward_cached(&x).0);
+        sac.updates(3, 1e-2);
+        let q0_after = tch::no_grad(|| sac.critics[0].forward_cached(&x).0);
+        assert!((&q0_after - &q0_before).abs().max().double_value(&[]) > 0.0, "the critics trained");
+        let (q, _) = sac.twin.forward(&x, false);
+        assert_eq!(q.get(0).view([-1]).double_value(&[0]), q0_after.double_value(&[0, 0]));
+        let (qt, _) = sac.target_twin.forward(&x, false);
+        let qt1 = tch::no_grad(|| sac.targets[1].forward_cached(&x).0);
+        assert_eq!(qt.get(1).view([-1]).double_value(&[0]), qt1.double_value(&[0, 0]));
+        let w = &online["critic.q1.trunk.0.weight"];
+        let t = &targets["critic_target.q1.trunk.0.weight"];
+        assert!((w - t).abs().max().double_value(&[]) > 0.0, "the targets lag behind");
+        let _ = sac.steps();
+    }
+}
