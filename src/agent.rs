@@ -62,7 +62,7 @@ use optim::Adam;
 pub use dqn::{Dqn, DqnConfig};
 pub use error::AgentError;
 pub(crate) use error::{check, fetch_tensor};
-pub use eval::{EvalStats, evaluate};
+pub use eval::{EvalStats, evaluate, evaluate_on};
 pub use ppo::{Ppo, PpoConfig};
 pub use presets::Preset;
 pub use sac::{EntCoef, Sac, SacConfig};

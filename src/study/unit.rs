@@ -16,6 +16,9 @@ use super::StudyError;
 use super::experiment::Experiment;
 use super::plan::{Arm, TargetInfo};
 use super::records::{EvalPoint, UnitResult, UnitStatus};
+
+/// The most evaluation episodes stepped together (one environment instance each).
+const EVAL_LANES: usize = 16;
 use super::resume::{self, Progress};
 use super::source::SourcePolicy;
 
@@ -117,11 +120,19 @@ pub fn run_unit(unit: &Unit<'_>, cx: &UnitContext<'_>, lost: &dyn Fn() -> bool) 
         let (mut agent, r) = prepare()?;
         report = Some(r);
         let ev = &experiment.eval;
-        let mut eval_env = registry.make(&target.env).map_err(failed)?;
+        // Deterministic evaluation of discrete actions steps its episodes together, one instance
+        // each (up to EVAL_LANES; see `evaluate_on`); the returns are those of one instance
+        // running them in turn.
+        let mut eval_envs = vec![registry.make(&target.env).map_err(failed)?];
+        let discrete = matches!(eval_envs[0].action_space(), crate::env::Space::Discrete { .. });
+        let lanes = if ev.deterministic && discrete { ev.episodes.clamp(1, EVAL_LANES) } else { 1 };
+        for _ in 1..lanes {
+            eval_envs.push(registry.make(&target.env).map_err(failed)?);
+        }
         let mut evaluate = |agent: &dyn Agent, nominal: u64| -> Result<EvalPoint, Halt> {
-            let stats = crate::agent::evaluate(
+            let stats = crate::agent::evaluate_on(
                 agent,
-                eval_env.as_mut(),
+                &mut eval_envs,
                 ev.episodes,
                 ev.deterministic,
                 1_000_000 + 10_000 * unit.seed,
