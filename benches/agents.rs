@@ -3,9 +3,14 @@
 //! run one after the other in this process's session, reported as a ratio of wall times with
 //! both evaluation returns. `make bench-agents` runs it with the peers installed.
 //!
+//! Each row also reports how close headstart comes to the machine's floor: the useful
+//! floating-point work of the run (the matrix products of every forward and backward pass that
+//! the algorithm needs, counted from its hyperparameters: [`useful_flops`]) divided by the wall
+//! time, as a fraction of the rate this machine achieves, in the same run, on those same layer
+//! products at the training batch size ([`matmul_rate`]).
+//!
 //! `HEADSTART_BENCH=ppo,dqn,sac` picks rows; `HEADSTART_SAC_STEPS` sets SAC's budget (default
-//! 5000: SAC on Pendulum-v1 is bound by its 256-wide matrix products, about 25 ms a step on
-//! both sides).
+//! 20 000, the RL Zoo's for Pendulum-v1).
 
 use std::ops::ControlFlow;
 use std::time::Instant;
@@ -13,7 +18,7 @@ use std::time::Instant;
 mod common;
 
 use headstart::agent::train::{Curve, Task, train};
-use headstart::agent::{Algo, evaluate, presets};
+use headstart::agent::{AgentConfig, Algo, evaluate, presets};
 use headstart::env::{EnvSpec, Registry};
 
 struct Row {
@@ -58,7 +63,7 @@ fn main() {
         return;
     }
     tch::set_num_threads(1);
-    let sac_steps = std::env::var("HEADSTART_SAC_STEPS").ok().and_then(|s| s.parse().ok()).unwrap_or(5000);
+    let sac_steps = std::env::var("HEADSTART_SAC_STEPS").ok().and_then(|s| s.parse().ok()).unwrap_or(20_000);
     let rows = [
         Row { algo: Algo::Ppo, env: "CartPole-v1", steps: 100_000, script: "sb3_ppo_cartpole.py", eval_episodes: 20 },
         Row { algo: Algo::Dqn, env: "CartPole-v1", steps: 50_000, script: "sb3_dqn_cartpole.py", eval_episodes: 20 },
@@ -67,19 +72,136 @@ fn main() {
     let only = std::env::var("HEADSTART_BENCH").ok();
     println!("training wall time, seed 0, one libtorch thread each (ratio = SB3 / headstart):");
     println!(
-        "{:<22} {:>8} {:>12} {:>10} {:>12} {:>10} {:>7}",
-        "task", "steps", "headstart s", "return", "SB3 s", "return", "ratio"
+        "{:<22} {:>8} {:>12} {:>10} {:>12} {:>10} {:>7} {:>9} {:>9} {:>7}",
+        "task", "steps", "headstart s", "return", "SB3 s", "return", "ratio", "GFLOP/s", "floor", "of it"
     );
     for row in rows.iter().filter(|r| only.as_ref().is_none_or(|o| o.split(',').any(|k| k == r.algo.name()))) {
         let (secs, ret) = ours(row, 0);
+        let config = presets::get(row.algo, row.env).expect("a preset").config;
+        let (flops, shapes) = useful_flops(&config, row.env, row.steps);
+        let floor = matmul_rate(&shapes);
+        let rate = flops / secs;
         let task = format!("{} {}", row.algo, row.env);
+        let floor_cols = format!("{:>9.1} {:>9.1} {:>6.0}%", rate / 1e9, floor / 1e9, 100.0 * rate / floor);
         match peer(row, 0) {
             Ok((peer_secs, peer_ret)) => println!(
-                "{task:<22} {:>8} {secs:>12.1} {ret:>10.1} {peer_secs:>12.1} {peer_ret:>10.1} {:>6.2}x",
+                "{task:<22} {:>8} {secs:>12.1} {ret:>10.1} {peer_secs:>12.1} {peer_ret:>10.1} {:>6.2}x {floor_cols}",
                 row.steps,
                 peer_secs / secs
             ),
-            Err(e) => println!("{task:<22} {:>8} {secs:>12.1} {ret:>10.1}   peer not run: {e}", row.steps),
+            Err(e) => println!("{task:<22} {:>8} {secs:>12.1} {ret:>10.1}   peer not run: {e} {floor_cols}", row.steps),
         }
     }
+}
+
+/// A network's layers as `(inputs, outputs)`.
+fn layers(input: usize, hidden: &[usize], output: usize) -> Vec<(usize, usize)> {
+    let widths: Vec<usize> = std::iter::once(input).chain(hidden.iter().copied()).chain([output]).collect();
+    widths.windows(2).map(|w| (w[0], w[1])).collect()
+}
+
+/// Multiply-adds ×2 of a forward pass of `rows` rows.
+fn forward(rows: usize, net: &[(usize, usize)]) -> f64 {
+    net.iter().map(|(i, o)| 2.0 * (rows * i * o) as f64).sum()
+}
+
+/// A backward pass: every layer's weight gradient, and the gradient of every layer's input but
+/// the first's (with `first_input`, the first's too: SAC's actor loss needs the critics' action
+/// gradient).
+fn backward(rows: usize, net: &[(usize, usize)], first_input: bool) -> f64 {
+    let inputs = if first_input { forward(rows, net) } else { forward(rows, &net[1..]) };
+    forward(rows, net) + inputs
+}
+
+/// The floating-point operations a training run of `steps` needs (matrix products only:
+/// activations, losses and the optimiser are linear in the parameters and small beside them),
+/// and the layer shapes `(rows, inputs, outputs)` of its gradient steps.
+///
+/// - PPO: per update `n_envs × n_steps / batch_size × n_epochs` minibatches, each a forward and
+///   backward pass of the actor and the critic; acting: both networks on `n_envs` rows a step.
+/// - DQN: per gradient step a forward pass of the target network (and of the online network with
+///   Double DQN) on the next observations, a forward and backward pass of the online network;
+///   acting: one forward pass a step.
+/// - SAC: per gradient step the actor (mean and `log σ` heads) on the observations and on the
+///   next observations, both target critics, both critics forward and backward, both critics
+///   again for the actor's loss with their input gradients, the actor backward; acting: the
+///   actor on one row a step.
+fn useful_flops(config: &AgentConfig, env: &str, steps: u64) -> (f64, Vec<(usize, usize, usize)>) {
+    let probe = Registry::builtin().make(&EnvSpec::new(env)).expect("a built-in environment");
+    let obs = probe.observation_space().flat_dim();
+    let actions = match probe.action_space() {
+        headstart::env::Space::Discrete { n } => *n,
+        space => space.flat_dim(),
+    };
+    let steps = steps as f64;
+    let shapes = |rows: usize, net: &[(usize, usize)]| net.iter().map(|&(i, o)| (rows, i, o)).collect::<Vec<_>>();
+    match config {
+        AgentConfig::Ppo(c) => {
+            let actor = layers(obs, &c.net.hidden, actions);
+            let critic = layers(obs, &c.net.hidden, 1);
+            let rollout = (c.n_envs * c.n_steps) as f64;
+            let minibatches = (rollout / c.batch_size as f64).ceil() * c.n_epochs as f64 * (steps / rollout);
+            let per_minibatch = forward(c.batch_size, &actor)
+                + backward(c.batch_size, &actor, false)
+                + forward(c.batch_size, &critic)
+                + backward(c.batch_size, &critic, false);
+            let acting = steps / c.n_envs as f64 * (forward(c.n_envs, &actor) + forward(c.n_envs, &critic));
+            let mut s = shapes(c.batch_size, &actor);
+            s.extend(shapes(c.batch_size, &critic));
+            (minibatches * per_minibatch + acting, s)
+        }
+        AgentConfig::Dqn(c) => {
+            let q = layers(obs, &c.net.hidden, actions);
+            let updates = (steps - c.learning_starts as f64).max(0.0) / c.train_freq as f64;
+            let gradient_steps =
+                updates * if c.gradient_steps < 0 { c.train_freq as f64 } else { c.gradient_steps as f64 };
+            let next = if c.double_q { 2.0 } else { 1.0 } * forward(c.batch_size, &q);
+            let per_step = next + forward(c.batch_size, &q) + backward(c.batch_size, &q, false);
+            (gradient_steps * per_step + steps * forward(1, &q), shapes(c.batch_size, &q))
+        }
+        AgentConfig::Sac(c) => {
+            let n = c.batch_size;
+            let mut actor = layers(obs, &c.net.hidden, actions);
+            actor.push((*c.net.hidden.last().unwrap_or(&obs), actions));
+            let critic = layers(obs + actions, &c.net.hidden, 1);
+            let gradient_steps =
+                (steps - c.learning_starts as f64).max(0.0) / c.train_freq as f64 * c.gradient_steps as f64;
+            let per_step = 2.0 * forward(n, &actor)
+                + 2.0 * forward(n, &critic)
+                + 2.0 * (forward(n, &critic) + backward(n, &critic, false))
+                + 2.0 * (forward(n, &critic) + (backward(n, &critic, true) - forward(n, &critic)))
+                + backward(n, &actor, false);
+            (gradient_steps * per_step + steps * forward(1, &actor), shapes(n, &critic))
+        }
+    }
+}
+
+/// The rate (FLOP/s) of this machine's matrix products `[rows, in] × [in, out]` for the given
+/// shapes, one after the other, on one thread: the floor a run made only of them would reach.
+fn matmul_rate(shapes: &[(usize, usize, usize)]) -> f64 {
+    let pairs: Vec<(tch::Tensor, tch::Tensor)> = shapes
+        .iter()
+        .map(|&(r, i, o)| {
+            (
+                tch::Tensor::randn([r as i64, i as i64], tch::kind::FLOAT_CPU),
+                tch::Tensor::randn([o as i64, i as i64], tch::kind::FLOAT_CPU),
+            )
+        })
+        .collect();
+    let flops: f64 = shapes.iter().map(|&(r, i, o)| 2.0 * (r * i * o) as f64).sum();
+    let round = || {
+        for (x, w) in &pairs {
+            let _ = x.mm(&w.tr());
+        }
+    };
+    for _ in 0..50 {
+        round();
+    }
+    let start = Instant::now();
+    let mut rounds = 0;
+    while start.elapsed().as_secs_f64() < 1.0 {
+        round();
+        rounds += 1;
+    }
+    flops * rounds as f64 / start.elapsed().as_secs_f64()
 }
