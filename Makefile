@@ -78,10 +78,12 @@ bench: bench-env bench-agents
 bench-gym: setup setup-python
 	$(CARGO) bench --features python --bench gym_bridge
 
-## Training wall time of PPO, DQN and SAC against Stable-Baselines3 on the same tasks, and each
-## run's useful FLOP/s as a fraction of the machine's matrix-product rate (about 20 minutes).
-bench-agents: setup peers
-	$(CARGO) bench --bench agents
+## Training wall time of PPO, DQN and SAC against Stable-Baselines3 on the same tasks (SAC also on
+## HalfCheetah-v5 through the bridge), and each run's useful FLOP/s as a fraction of the
+## machine's matrix-product rate (about an hour and a half, most of it SB3's SAC;
+## HEADSTART_BENCH=ppo,dqn,sac,halfcheetah picks rows).
+bench-agents: setup setup-python peers
+	$(CARGO) bench --features python --bench agents
 
 ## Learning quality against Stable-Baselines3 on seeds 5-14 (no preset was tuned on them): both
 ## tools train PPO CartPole-v1, DQN CartPole-v1 and SAC Pendulum-v1, headstart scores both
@@ -107,10 +109,10 @@ $(GYM)/.installed:
 	touch $@
 
 ## A Python environment with the peers the benchmarks compare against.
-peers: $(PEERS)/.installed-sb3
-$(PEERS)/.installed-sb3:
+peers: $(PEERS)/.installed-sb3-mujoco
+$(PEERS)/.installed-sb3-mujoco:
 	python3 -m venv $(PEERS)
-	$(PEERS)/bin/python -m pip install --quiet gymnasium==1.4.0 numpy torch==2.13.0 stable-baselines3==2.9.2
+	$(PEERS)/bin/python -m pip install --quiet "gymnasium[mujoco]==1.4.0" numpy torch==2.13.0 stable-baselines3==2.9.2
 	touch $@
 
 clean-libtorch:

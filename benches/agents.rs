@@ -10,7 +10,9 @@
 //! products at the training batch size ([`matmul_rate`]).
 //!
 //! `HEADSTART_BENCH=ppo,dqn,sac` picks rows; `HEADSTART_SAC_STEPS` sets SAC's budget (default
-//! 20 000, the RL Zoo's for Pendulum-v1).
+//! 20 000, the RL Zoo's for Pendulum-v1). Built with `--features python` it has a SAC
+//! HalfCheetah-v5 row through the bridge (`HEADSTART_BENCH=halfcheetah`, budget
+//! `HEADSTART_CHEETAH_STEPS`, default 1e5; its peer is `benches/peers/sb3_sac_halfcheetah.py`).
 
 use std::ops::ControlFlow;
 use std::time::Instant;
@@ -64,18 +66,35 @@ fn main() {
     }
     tch::set_num_threads(1);
     let sac_steps = std::env::var("HEADSTART_SAC_STEPS").ok().and_then(|s| s.parse().ok()).unwrap_or(20_000);
-    let rows = [
+    let mut rows = vec![
         Row { algo: Algo::Ppo, env: "CartPole-v1", steps: 100_000, script: "sb3_ppo_cartpole.py", eval_episodes: 20 },
         Row { algo: Algo::Dqn, env: "CartPole-v1", steps: 50_000, script: "sb3_dqn_cartpole.py", eval_episodes: 20 },
         Row { algo: Algo::Sac, env: "Pendulum-v1", steps: sac_steps, script: "sb3_sac_pendulum.py", eval_episodes: 10 },
     ];
+    // MuJoCo through the bridge (`--features python`; `HEADSTART_BENCH=halfcheetah` picks it).
+    if cfg!(feature = "python") {
+        let steps = std::env::var("HEADSTART_CHEETAH_STEPS").ok().and_then(|s| s.parse().ok()).unwrap_or(100_000);
+        rows.push(Row {
+            algo: Algo::Sac,
+            env: "gym:HalfCheetah-v5",
+            steps,
+            script: "peers/sb3_sac_halfcheetah.py",
+            eval_episodes: 10,
+        });
+    }
     let only = std::env::var("HEADSTART_BENCH").ok();
     println!("training wall time, seed 0, one libtorch thread each (ratio = SB3 / headstart):");
     println!(
         "{:<22} {:>8} {:>12} {:>10} {:>12} {:>10} {:>7} {:>9} {:>9} {:>7}",
         "task", "steps", "headstart s", "return", "SB3 s", "return", "ratio", "GFLOP/s", "floor", "of it"
     );
-    for row in rows.iter().filter(|r| only.as_ref().is_none_or(|o| o.split(',').any(|k| k == r.algo.name()))) {
+    let picked = |r: &Row| {
+        only.as_ref().is_none_or(|o| {
+            o.split(',')
+                .any(|k| if r.env.starts_with("gym:") { r.env.to_lowercase().contains(k) } else { k == r.algo.name() })
+        })
+    };
+    for row in rows.iter().filter(|r| picked(r)) {
         let (secs, ret) = ours(row, 0);
         let config = presets::get(row.algo, row.env).expect("a preset").config;
         let (flops, shapes) = useful_flops(&config, row.env, row.steps);

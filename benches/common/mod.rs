@@ -11,10 +11,16 @@ fn peer_python() -> Option<PathBuf> {
     })
 }
 
-/// Runs `../shared/peers/{script} {args}` and returns the JSON object it printed last.
+/// Runs `../shared/peers/{script} {args}` (or `benches/{script}` when it names a folder: the
+/// project's own peers) and returns the JSON object it printed last.
 pub fn run_peer(script: &str, args: &[String]) -> Result<serde_json::Value, String> {
     let python = peer_python().ok_or("no peer Python: run `make peers` or set HEADSTART_PEER_PYTHON")?;
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/peers").join(script);
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let script = if script.contains('/') {
+        root.join("benches").join(script)
+    } else {
+        root.join("../shared/peers").join(script)
+    };
     if !script.exists() {
         return Err(format!("{} is missing", script.display()));
     }
