@@ -196,12 +196,7 @@ impl Sac {
         let layers = cfg.net.hidden.len() + 1;
         let twins = |vs: &nn::VarStore, prefix: &str| {
             let vars = vs.variables();
-            twin_order(prefix, layers)
-                .into_iter()
-                .flatten()
-                .map(|n| (vars[&n].shallow_clone(), n))
-                .map(|(t, n)| (n, t))
-                .collect()
+            twin_order(prefix, layers).into_iter().flatten().map(|n| (n.clone(), vars[&n].shallow_clone())).collect()
         };
         let critic_opt = Adam::new(twins(&vs, "critic"), 1e-8);
         let target_params = FlatParams::new(twins(&target_vs, "critic_target"));
