@@ -61,7 +61,7 @@ impl FlatParams {
     /// as one `[names.len(), shape...]` view of `buffer` (the flat buffer or one laid out like it);
     /// `None` when they do not.
     pub(crate) fn stacked(&self, buffer: &Tensor, names: &[String]) -> Option<Tensor> {
-        let first = self.slots.iter().position(|s| s.name == names[0])?;
+        let first = self.slots.iter().position(|s| Some(&s.name) == names.first())?;
         let run = self.slots.get(first..first + names.len())?;
         let same = run.iter().zip(names).all(|(s, n)| &s.name == n && s.shape == run[0].shape);
         let shape: Vec<i64> = std::iter::once(names.len() as i64).chain(run[0].shape.iter().copied()).collect();
