@@ -47,7 +47,7 @@ pub fn evaluate(
     evaluate_on(agent, &mut [env], episodes, deterministic, seed)
 }
 
-/// [`evaluate`] with several instances of the environment. Deterministic evaluation of discrete
+/// [`evaluate`] with several instances of the environment (at least one). Deterministic evaluation of discrete
 /// actions then runs up to `envs.len()` episodes at once, with one batched action call per step
 /// for all of them (an instance that finishes its episode starts the next one): the networks'
 /// per-step cost is paid once per step instead of once per episode. Episode `i` still starts
@@ -66,6 +66,7 @@ pub fn evaluate_on<'e, E: DerefMut<Target = dyn Env + 'e>>(
     deterministic: bool,
     seed: u64,
 ) -> Result<EvalStats, EnvError> {
+    assert!(episodes == 0 || !envs.is_empty(), "evaluate_on needs at least one environment instance");
     let mut rng = StdRng::seed_from_u64(seed);
     let discrete = envs.first().is_some_and(|env| matches!(env.action_space(), Space::Discrete { .. }));
     let lanes = if deterministic && discrete { envs.len().clamp(1, episodes.max(1)) } else { 1 };
