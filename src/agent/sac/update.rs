@@ -141,8 +141,14 @@ impl Sac {
         let (q, acts) = self.twin.forward(&Tensor::cat(&[obs, &actions], 1), true);
         let q = to_vec(&q);
         let mut pick = vec![0.0f32; 2 * n];
+        // The gradient of the minimum goes to the smaller critic (half to each on a tie, as
+        // libtorch's `minimum`).
         for i in 0..n {
-            pick[if q[i] <= q[n + i] { i } else { n + i }] = -1.0 / n as f32;
+            if q[i] == q[n + i] {
+                (pick[i], pick[n + i]) = (-0.5 / n as f32, -0.5 / n as f32);
+            } else {
+                pick[if q[i] < q[n + i] { i } else { n + i }] = -1.0 / n as f32;
+            }
         }
         let pick = Tensor::from_slice(&pick).view([2, n as i64, 1]);
         let grad_a = to_vec(
