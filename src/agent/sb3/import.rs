@@ -281,6 +281,12 @@ pub fn read(path: &Path) -> Result<Model, Sb3Error> {
     };
     let mut weights = BTreeMap::new();
     let mut not_carried = vec!["optimiser state (Adam's moments start at zero)".to_string()];
+    // An off-policy model's `train_freq` and `learning_rate`, taken or noted.
+    let carry_cadence = |freq: &mut u64, lr: &mut Schedule, not_carried: &mut Vec<String>| {
+        let freq_note = "train_freq (counted in episodes: defaults kept)";
+        carry(freq, field("train_freq").map(train_freq), freq_note, not_carried);
+        carry(lr, field("learning_rate").map(schedule), "learning_rate (a schedule: defaults kept)", not_carried);
+    };
     let num = |name: &str| field(name).and_then(Json::as_f64);
     let int = |name: &str| field(name).and_then(Json::as_u64);
     let config = match algo {
@@ -366,18 +372,7 @@ pub fn read(path: &Path) -> Result<Model, Sb3Error> {
             c.exploration_initial_eps = num("exploration_initial_eps").unwrap_or(c.exploration_initial_eps);
             c.exploration_final_eps = num("exploration_final_eps").unwrap_or(c.exploration_final_eps);
             c.max_grad_norm = num("max_grad_norm").unwrap_or(c.max_grad_norm);
-            carry(
-                &mut c.train_freq,
-                field("train_freq").map(train_freq),
-                "train_freq (counted in episodes: defaults kept)",
-                &mut not_carried,
-            );
-            carry(
-                &mut c.learning_rate,
-                field("learning_rate").map(schedule),
-                "learning_rate (a schedule: defaults kept)",
-                &mut not_carried,
-            );
+            carry_cadence(&mut c.train_freq, &mut c.learning_rate, &mut not_carried);
             not_carried.push("the replay buffer (SB3 saves it apart, with save_replay_buffer)".into());
             AgentConfig::Dqn(c)
         }
@@ -422,18 +417,7 @@ pub fn read(path: &Path) -> Result<Model, Sb3Error> {
             c.gamma = num("gamma").unwrap_or(c.gamma);
             c.gradient_steps = int("gradient_steps").map_or(c.gradient_steps, |v| v as usize);
             c.target_update_interval = int("target_update_interval").map_or(c.target_update_interval, |v| v as usize);
-            carry(
-                &mut c.train_freq,
-                field("train_freq").map(train_freq),
-                "train_freq (counted in episodes: defaults kept)",
-                &mut not_carried,
-            );
-            carry(
-                &mut c.learning_rate,
-                field("learning_rate").map(schedule),
-                "learning_rate (a schedule: defaults kept)",
-                &mut not_carried,
-            );
+            carry_cadence(&mut c.train_freq, &mut c.learning_rate, &mut not_carried);
             let act_dim = action_space.flat_dim() as f64;
             c.target_entropy = num("target_entropy").filter(|&t| t != -act_dim);
             let mut vars = match &variables {
