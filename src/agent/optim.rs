@@ -73,6 +73,8 @@ impl FlatParams {
 pub struct Adam {
     params: FlatParams,
     grad: Tensor,
+    /// Each parameter's view of `grad`, in slot order (made once: a view costs a dispatch).
+    grad_views: Vec<Tensor>,
     exp_avg: Tensor,
     exp_avg_sq: Tensor,
     /// Per-element learning-rate scale; `None` while every scale is 1.
@@ -93,8 +95,12 @@ impl Adam {
     /// optimiser's flat buffer (values unchanged; other handles to the same tensors see it).
     pub fn new(params: Vec<(String, Tensor)>, eps: f64) -> Self {
         let params = FlatParams::new(params);
+        let grad = params.flat.zeros_like();
+        let grad_views =
+            params.slots.iter().map(|s| grad.narrow(0, s.offset, s.numel).view(s.shape.as_slice())).collect();
         Adam {
-            grad: params.flat.zeros_like(),
+            grad,
+            grad_views,
             exp_avg: params.flat.zeros_like(),
             exp_avg_sq: params.flat.zeros_like(),
             params,
@@ -189,14 +195,10 @@ impl Adam {
     /// tensor this optimiser does not hold). Finish with [`Adam::step_with_gradients`].
     pub fn gradient_views(&mut self) -> impl FnMut(&Tensor) -> Option<Tensor> + '_ {
         let _ = self.grad.zero_();
-        let grad = &self.grad;
-        let slots = &self.params.slots;
+        let (slots, views) = (&self.params.slots, &self.grad_views);
         move |param: &Tensor| {
             let ptr = param.data_ptr();
-            slots
-                .iter()
-                .find(|s| s.param.data_ptr() == ptr)
-                .map(|s| grad.narrow(0, s.offset, s.numel).view(s.shape.as_slice()))
+            slots.iter().position(|s| s.param.data_ptr() == ptr).map(|i| views[i].shallow_clone())
         }
     }
 
@@ -227,16 +229,11 @@ impl Adam {
     /// backward pass creates gradients as fresh tensors: their values are copied in and the
     /// gradient re-pointed at its view, after which backward passes accumulate in place.
     fn gather_grads(&mut self) {
-        for slot in &self.params.slots {
+        for (slot, view) in self.params.slots.iter().zip(&self.grad_views) {
             let mut g = slot.param.grad();
-            if !g.defined() {
-                continue;
-            }
-            let view = self.grad.narrow(0, slot.offset, slot.numel);
-            if g.data_ptr() != view.data_ptr() {
-                let view = view.view(slot.shape.as_slice());
+            if g.defined() && g.data_ptr() != view.data_ptr() {
                 tch::no_grad(|| view.shallow_clone().copy_(&g));
-                g.set_data(&view);
+                g.set_data(view);
             }
         }
     }
