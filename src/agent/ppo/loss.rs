@@ -288,3 +288,63 @@ mod tests {
         }
     }
 }
+#[cfg(test)]
+mod timing {
+    use super::super::PpoConfig;
+    use super::*;
+    use crate::env::{EnvSpec, Registry};
+    use rand::rngs::StdRng;
+    use rand::{Rng, SeedableRng};
+    use std::time::Instant;
+    #[test]
+    #[ignore]
+    fn phase_timing() {
+        tch::set_num_threads(1);
+        let env = Registry::builtin().make(&EnvSpec::new("CartPole-v1")).unwrap();
+        let cfg = PpoConfig::default();
+        let mut ppo = Ppo::new(cfg, env.observation_space(), env.action_space(), 1).unwrap();
+        let mut rng = StdRng::seed_from_u64(2);
+        let b = 256;
+        let obs: Vec<f32> = (0..b * ppo.obs_dim).map(|_| rng.random_range(-1.0..1.0)).collect();
+        let (out, _) = ppo.policy_out(&obs);
+        let (mut actions, mut log_probs) = (Vec::new(), Vec::new());
+        ppo.sample(&out, &[], &mut actions, &mut log_probs);
+        let mb = Minibatch {
+            obs: rows(&obs, ppo.obs_dim),
+            actions,
+            old_log_probs: log_probs,
+            old_values: (0..b).map(|_| rng.random_range(-1.0..1.0)).collect(),
+            advantages: (0..b).map(|_| rng.random_range(-2.0..2.0)).collect(),
+            returns: (0..b).map(|_| rng.random_range(-1.0..1.0)).collect(),
+        };
+        let n = 3000;
+        for round in 0..2 {
+            let t = Instant::now();
+            for _ in 0..n {
+                let _ = ppo.actor.forward_cached(&mb.obs);
+                let _ = ppo.critic.forward_cached(&mb.obs);
+            }
+            let a = t.elapsed().as_secs_f64() / n as f64 * 1e6;
+            let bb = a;
+            let t = Instant::now();
+            for _ in 0..n {
+                let _ = ppo.manual_gradients(&mb, 0.2);
+            }
+            let c = t.elapsed().as_secs_f64() / n as f64 * 1e6;
+            let t = Instant::now();
+            for _ in 0..n {
+                ppo.opt.step_with_gradients(1e-9, Some(0.5));
+            }
+            let d = t.elapsed().as_secs_f64() / n as f64 * 1e6;
+            let t = Instant::now();
+            for _ in 0..n {
+                let _ = ppo.policy_out(&obs[..8 * 4]);
+                let _ = ppo.values(&obs[..8 * 4]);
+            }
+            let e = t.elapsed().as_secs_f64() / n as f64 * 1e6;
+            println!(
+                "round {round}: trunk fwd {a:.1} us, +heads {bb:.1}, manual_gradients {c:.1}, adam step {d:.1}, acting(8 rows) {e:.1}"
+            );
+        }
+    }
+}
