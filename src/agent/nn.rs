@@ -18,6 +18,10 @@
 //! Stable-Baselines3's PPO and CleanRL do; without it, PyTorch's default uniform initialisation,
 //! as Stable-Baselines3's DQN and SAC use.
 
+mod stacked;
+
+pub(crate) use stacked::Stacked;
+
 use serde::{Deserialize, Serialize};
 use tch::Tensor;
 use tch::nn::{self, Init, LinearConfig, Module};
@@ -76,9 +80,27 @@ impl Activation {
     /// 5 ns an element on the development machine, twice the cost of `sigmoid` and the largest
     /// single cost of a PPO update on CartPole-v1; the two agree to about 1e-7.
     pub(crate) fn apply_(self, x: &mut Tensor) {
+        if self.prescale() != 1.0 {
+            let _ = x.g_mul_scalar_(self.prescale());
+        }
+        self.apply_prescaled_(x);
+    }
+
+    /// What [`Activation::apply_`] first multiplies its input by: 2 for tanh, 1 for ReLU. A
+    /// matrix product can fold it in (`baddbmm`'s `alpha` and `beta`) and save a pass over the
+    /// output: scaling by a power of two rounds nothing, so the bits are the same.
+    pub(crate) fn prescale(self) -> f64 {
+        match self {
+            Activation::Tanh => 2.0,
+            Activation::Relu => 1.0,
+        }
+    }
+
+    /// [`Activation::apply_`] of an input already multiplied by [`Activation::prescale`].
+    pub(crate) fn apply_prescaled_(self, x: &mut Tensor) {
         match self {
             Activation::Tanh => {
-                let _ = x.g_mul_scalar_(2.0).sigmoid_().g_mul_scalar_(2.0).g_sub_scalar_(1.0);
+                let _ = x.sigmoid_().g_mul_scalar_(2.0).g_sub_scalar_(1.0);
             }
             Activation::Relu => {
                 let _ = x.relu_();
@@ -275,14 +297,7 @@ impl Mlp {
             let mut grad = grad_out.shallow_clone();
             for (i, layer) in layers.iter().enumerate().rev() {
                 let input = &acts.inputs[i];
-                if let Some(dw) = sink(&layer.ws) {
-                    let _ = grad.tr().mm_out(&dw, input);
-                }
-                if let Some(bias) = &layer.bs
-                    && let Some(db) = sink(bias)
-                {
-                    let _ = grad.sum_intlist_out(&db, [0i64].as_slice(), false, None::<tch::Kind>);
-                }
+                parameter_gradients(layer, input, &grad, sink);
                 if i > 0 {
                     let mut into = grad.mm(&layer.ws);
                     if i == layers.len() - 1
@@ -294,6 +309,42 @@ impl Mlp {
                 }
             }
         })
+    }
+
+    /// The head's part of a backward pass that [`Mlp::backward`] would make, for a head read from
+    /// `features` computed elsewhere ([`Stacked`]): its parameters' gradients into `sink`'s views,
+    /// and the gradient with respect to the features written into `features_grad` when given.
+    pub fn head_backward(
+        &self,
+        features: &Tensor,
+        grad_out: &Tensor,
+        features_grad: Option<&Tensor>,
+        sink: &mut dyn FnMut(&Tensor) -> Option<Tensor>,
+    ) {
+        tch::no_grad(|| {
+            parameter_gradients(&self.head, features, grad_out, sink);
+            if let Some(into) = features_grad {
+                let _ = grad_out.mm_out(into, &self.head.ws);
+            }
+        })
+    }
+}
+
+/// A linear layer's weight and bias gradients, from its input and the gradient of its output,
+/// written into the views `sink` names (skipped where it names none).
+fn parameter_gradients(
+    layer: &nn::Linear,
+    input: &Tensor,
+    grad: &Tensor,
+    sink: &mut dyn FnMut(&Tensor) -> Option<Tensor>,
+) {
+    if let Some(dw) = sink(&layer.ws) {
+        let _ = grad.tr().mm_out(&dw, input);
+    }
+    if let Some(bias) = &layer.bs
+        && let Some(db) = sink(bias)
+    {
+        let _ = grad.sum_intlist_out(&db, [0i64].as_slice(), false, None::<tch::Kind>);
     }
 }
 

@@ -57,15 +57,26 @@ impl FlatParams {
         &self.flat
     }
 
-    /// The parameters `names`, which must follow each other in this order and share one shape,
-    /// as one `[names.len(), shape...]` view of `buffer` (the flat buffer or one laid out like it);
-    /// `None` when they do not.
+    /// The parameters `names`, of one shape and at equally spaced offsets in this order (next to
+    /// each other, or one network's parameter and its twin's in another network laid out the
+    /// same way), as one `[names.len(), shape...]` view of `buffer` (the flat buffer or one laid
+    /// out like it); `None` when they are not.
     pub(crate) fn stacked(&self, buffer: &Tensor, names: &[String]) -> Option<Tensor> {
-        let first = self.slots.iter().position(|s| Some(&s.name) == names.first())?;
-        let run = self.slots.get(first..first + names.len())?;
-        let same = run.iter().zip(names).all(|(s, n)| &s.name == n && s.shape == run[0].shape);
-        let shape: Vec<i64> = std::iter::once(names.len() as i64).chain(run[0].shape.iter().copied()).collect();
-        same.then(|| buffer.narrow(0, run[0].offset, run[0].numel * names.len() as i64).view(shape.as_slice()))
+        let run: Vec<&Slot> = names.iter().map(|n| self.slots.iter().find(|s| &s.name == n)).collect::<Option<_>>()?;
+        let (first, shape) = (run.first()?, &run[0].shape);
+        let spacing = run.get(1).map_or(first.numel, |s| s.offset - first.offset);
+        let even =
+            run.iter().enumerate().all(|(i, s)| &s.shape == shape && s.offset == first.offset + i as i64 * spacing);
+        if !even || spacing < first.numel {
+            return None;
+        }
+        let size: Vec<i64> = std::iter::once(names.len() as i64).chain(shape.iter().copied()).collect();
+        let mut strides = vec![1i64; shape.len()];
+        for d in (0..shape.len().saturating_sub(1)).rev() {
+            strides[d] = strides[d + 1] * shape[d + 1];
+        }
+        strides.insert(0, spacing);
+        Some(buffer.as_strided(size.as_slice(), strides.as_slice(), first.offset))
     }
 }
 
@@ -124,7 +135,7 @@ impl Adam {
         &self.params
     }
 
-    /// The parameters `names` (consecutive in the optimiser's order, of one shape) stacked into
+    /// The parameters `names` (of one shape, equally spaced in the optimiser's order) stacked into
     /// one tensor, with the matching stacked view of their gradients (see [`FlatParams::stacked`]).
     pub(crate) fn stacked(&self, names: &[String]) -> Option<(Tensor, Tensor)> {
         Some((self.params.stacked(&self.params.flat, names)?, self.params.stacked(&self.grad, names)?))

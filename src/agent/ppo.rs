@@ -19,7 +19,8 @@
 //! Speed: acting runs without autograd on one `[num_envs, obs_dim]` tensor per step and samples
 //! in Rust from the copied-out logits or means (one copy per step, no libtorch round trips);
 //! a minibatch that spans the whole rollout skips the gathers; categorical and plain Gaussian
-//! policies take the hand-written gradient (gSDE takes autograd's).
+//! policies take the hand-written gradient (gSDE takes autograd's), which runs the actor's and
+//! the critic's trunks as one stacked network (one batched product a layer).
 
 mod loss;
 mod rollout;
@@ -33,7 +34,7 @@ use tch::nn::{self, Module};
 
 use super::MAX_ROWS;
 use super::distributions::{argmax, categorical_sample, draw_exploration, gaussian_sample, gsde_noise_only};
-use super::nn::{Mlp, MlpConfig};
+use super::nn::{Mlp, MlpConfig, Stacked};
 use super::normalize::{ObsNormalizer, RewardNormalizer};
 use super::optim::Adam;
 use super::state::{agent_state, training_state};
@@ -152,6 +153,9 @@ pub struct Ppo {
     vs: nn::VarStore,
     actor: Mlp,
     critic: Mlp,
+    /// The actor's and the critic's trunks as one stacked network over the optimiser's buffers,
+    /// for the hand-written gradient (the heads differ in width and stay apart).
+    trunks: Stacked,
     /// `actor.log_std`: `[act_dim]` for the Gaussian head, `[features, act_dim]` with gSDE.
     log_std: Option<Tensor>,
     /// The gSDE exploration matrices in use, one `[features, act_dim]` per environment.
@@ -208,6 +212,15 @@ impl Ppo {
             (actor, critic, log_std)
         });
         let opt = Adam::new(sorted_variables(&vs), 1e-5);
+        // In name order the critic's trunk follows the actor's at one spacing: each layer of the
+        // two is one stacked view.
+        let names: Vec<[String; 2]> = (0..cfg.net.hidden.len())
+            .flat_map(|i| {
+                ["weight", "bias"].map(|part| ["actor", "critic"].map(|net| format!("{net}.trunk.{i}.{part}")))
+            })
+            .collect();
+        let trunks =
+            Stacked::trained(&opt, 2, &names, cfg.net.activation, true).expect("actor and critic trunks alike");
         let obs_norm = cfg.normalize_obs.then(|| ObsNormalizer::new(obs_dim));
         let rew_norm = cfg.normalize_reward.then(|| RewardNormalizer::new(cfg.n_envs, cfg.gamma));
         Ok(Ppo {
@@ -218,6 +231,7 @@ impl Ppo {
             vs,
             actor,
             critic,
+            trunks,
             log_std,
             exploration: Vec::new(),
             opt,

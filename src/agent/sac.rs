@@ -21,7 +21,7 @@ use tch::Tensor;
 use tch::nn::{self, Module};
 
 use super::MAX_ROWS;
-use super::nn::{Mlp, MlpConfig};
+use super::nn::{Mlp, MlpConfig, Stacked};
 use super::off_policy::{self, OffPolicy, ProgressAt, Shape, StopAt};
 use super::optim::{Adam, FlatParams};
 use super::replay::ReplayBuffer;
@@ -32,7 +32,7 @@ use super::{
 };
 use crate::env::{Action, Space, VecEnv};
 use actor::{Draw, Noise, Teacher};
-use critic::{Twin, twin_order};
+use critic::twin_order;
 
 /// The entropy coefficient: tuned automatically from an initial value, or fixed.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
@@ -138,8 +138,8 @@ pub struct Sac {
     targets: [Mlp; 2],
     /// The critics and their targets as stacked layers over the same parameters (the targets'
     /// laid out in `target_params` like the critics' in `critic_opt`).
-    twin: Twin,
-    target_twin: Twin,
+    twin: Stacked,
+    target_twin: Stacked,
     target_params: FlatParams,
     log_ent_coef: Tensor,
     actor_opt: Adam,
@@ -200,9 +200,9 @@ impl Sac {
         };
         let critic_opt = Adam::new(twins(&vs, "critic"), 1e-8);
         let target_params = FlatParams::new(twins(&target_vs, "critic_target"));
-        let twin = Twin::online(&critic_opt, layers, cfg.net.activation).expect("the critics laid out as twins");
+        let twin = critic::online(&critic_opt, layers, cfg.net.activation).expect("the critics laid out as twins");
         let target_twin =
-            Twin::target(&target_params, layers, cfg.net.activation).expect("the targets laid out as twins");
+            critic::target(&target_params, layers, cfg.net.activation).expect("the targets laid out as twins");
         let ent_opt = matches!(cfg.ent_coef, EntCoef::Auto(_)).then(|| Adam::new(part("log_ent_coef"), 1e-8));
         if ent_opt.is_none() {
             let _ = log_ent_coef.shallow_clone().set_requires_grad(false);

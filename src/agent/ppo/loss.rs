@@ -144,14 +144,18 @@ impl Ppo {
     }
 
     /// The gradient of the same loss computed by hand, written into the optimiser's gradient
-    /// buffer: two forward passes without autograd, the loss's derivatives with respect to the
-    /// networks' outputs in Rust, and each network's backward pass as a few matrix products
-    /// ([`Mlp::backward`]). Returns the approximate KL divergence. Categorical and plain Gaussian
-    /// policies only (gSDE takes the autograd path).
+    /// buffer: a forward pass without autograd (both trunks stacked, then each head), the
+    /// loss's derivatives with respect to the networks' outputs in Rust, and the backward pass as
+    /// a few matrix products ([`Mlp::head_backward`](super::super::nn::Mlp::head_backward),
+    /// [`Stacked::backward`](super::super::nn::Stacked::backward)). Returns the
+    /// approximate KL divergence. Categorical and plain Gaussian policies only (gSDE takes the
+    /// autograd path).
     pub(super) fn manual_gradients(&mut self, mb: &Minibatch, clip: f64) -> f64 {
-        let (out_t, actor_acts) = self.actor.forward_cached(&mb.obs);
-        let (values_t, critic_acts) = self.critic.forward_cached(&mb.obs);
-        let (out, values) = (to_vec(&out_t), to_vec(&values_t));
+        let (features, acts) = self.trunks.forward(&mb.obs, true);
+        let (actor_features, critic_features) = (features.get(0), features.get(1));
+        let (out, values) = tch::no_grad(|| {
+            (to_vec(&self.actor.head_forward(&actor_features)), to_vec(&self.critic.head_forward(&critic_features)))
+        });
         let b = mb.len();
         let inv_b = 1.0 / b as f64;
         let ent_coef = self.cfg.ent_coef;
@@ -216,8 +220,16 @@ impl Ppo {
         }
         let out_dim = (out.len() / b) as i64;
         let mut sink = self.opt.gradient_views();
-        self.actor.backward(&actor_acts, &Tensor::from_slice(&g_out).view([b as i64, out_dim]), &mut sink);
-        self.critic.backward(&critic_acts, &Tensor::from_slice(&g_values).view([b as i64, 1]), &mut sink);
+        // Without hidden layers the heads read the observations: nothing before them to train.
+        let g_features = (self.cfg.net.hidden.len() > 0).then(|| features.empty_like());
+        let into = |k| g_features.as_ref().map(|g| g.get(k));
+        let g_out = Tensor::from_slice(&g_out).view([b as i64, out_dim]);
+        self.actor.head_backward(&actor_features, &g_out, into(0).as_ref(), &mut sink);
+        let g_values = Tensor::from_slice(&g_values).view([b as i64, 1]);
+        self.critic.head_backward(&critic_features, &g_values, into(1).as_ref(), &mut sink);
+        if let Some(g) = &g_features {
+            self.trunks.backward(&acts.expect("cached"), g, true, None);
+        }
         if let Some(log_std) = &self.log_std
             && let Some(mut view) = sink(log_std)
         {
@@ -286,5 +298,39 @@ mod tests {
             assert!(err <= 1e-4 * scale.max(1.0), "{env_id}: max difference {err} (largest gradient {scale})");
             assert!((kl_auto - kl_manual).abs() < 1e-5, "{env_id}: kl {kl_auto} vs {kl_manual}");
         }
+    }
+
+    /// The stacked trunks the hand-written step runs are views of the named parameters: after
+    /// another agent's weights are loaded in place (as a checkpoint or a transfer loads them),
+    /// they compute that agent's features, and a step moves both together.
+    #[test]
+    fn stacked_trunks_are_the_named_trunks() {
+        let env = Registry::builtin().make(&EnvSpec::new("CartPole-v1")).unwrap();
+        let (obs_space, action_space) = (env.observation_space(), env.action_space());
+        let source = Ppo::new(PpoConfig::default(), obs_space, action_space, 1).unwrap();
+        let mut ppo = Ppo::new(PpoConfig::default(), obs_space, action_space, 2).unwrap();
+        let weights: std::collections::HashMap<String, Tensor> = source.tensors().into_iter().collect();
+        ppo.restore(&mut |name| weights.get(name).map(|t| t.shallow_clone()), 0).unwrap();
+        let x = rows(&[0.1, -0.2, 0.3, 0.05, -0.4, 0.2, 0.0, 0.1], 4);
+        let gap = |ppo: &Ppo, other: &Ppo| {
+            let (stacked, _) = ppo.trunks.forward(&x, false);
+            let named = tch::no_grad(|| Tensor::stack(&[other.actor.features(&x), other.critic.features(&x)], 0));
+            (&stacked - named).abs().max().double_value(&[])
+        };
+        // The stacked pass computes tanh as 2σ(2x) - 1: equal to libtorch's tanh to about 1e-7.
+        assert!(gap(&ppo, &source) < 1e-6, "the loaded weights");
+        let mut rng = StdRng::seed_from_u64(3);
+        let mb = Minibatch {
+            obs: x.shallow_clone(),
+            actions: vec![0.0, 1.0],
+            old_log_probs: vec![-0.7, -0.6],
+            old_values: vec![0.0, 0.1],
+            advantages: (0..2).map(|_| rng.random_range(-2.0..2.0)).collect(),
+            returns: vec![1.0, -1.0],
+        };
+        ppo.manual_gradients(&mb, 0.2);
+        ppo.opt.step_with_gradients(0.1, None);
+        assert!(gap(&ppo, &source) > 1e-3, "the step changed the trunks");
+        assert!(gap(&ppo, &ppo) < 1e-6, "and the named parameters with them");
     }
 }
