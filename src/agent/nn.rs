@@ -20,7 +20,7 @@
 
 mod stacked;
 
-pub(crate) use stacked::Stacked;
+pub(crate) use stacked::{BLOCK, Stacked, StackedActs};
 
 use serde::{Deserialize, Serialize};
 use tch::Tensor;
@@ -68,7 +68,7 @@ pub enum Activation {
 }
 
 impl Activation {
-    fn apply(self, x: &Tensor) -> Tensor {
+    pub(crate) fn apply(self, x: &Tensor) -> Tensor {
         match self {
             Activation::Tanh => x.tanh(),
             Activation::Relu => x.relu(),

@@ -19,11 +19,13 @@
 //! Speed: acting runs without autograd on one `[num_envs, obs_dim]` tensor per step and samples
 //! in Rust from the copied-out logits or means (one copy per step, no libtorch round trips);
 //! a minibatch that spans the whole rollout skips the gathers; categorical and plain Gaussian
-//! policies take the hand-written gradient (gSDE takes autograd's), which runs the actor's and
-//! the critic's trunks as one stacked network (one batched product a layer).
+//! policies take the hand-written gradient (gSDE takes autograd's). Acting and the hand-written
+//! gradient run the actor's and the critic's trunks stacked (one batched product a layer for
+//! both: `ppo/trunks.rs`), with the numbers of their own passes.
 
 mod loss;
 mod rollout;
+mod trunks;
 
 use rand::SeedableRng;
 use rand::rngs::StdRng;
@@ -34,7 +36,7 @@ use tch::nn::{self, Module};
 
 use super::MAX_ROWS;
 use super::distributions::{argmax, categorical_sample, draw_exploration, gaussian_sample, gsde_noise_only};
-use super::nn::{Mlp, MlpConfig, Stacked};
+use super::nn::{Mlp, MlpConfig};
 use super::normalize::{ObsNormalizer, RewardNormalizer};
 use super::optim::Adam;
 use super::state::{agent_state, training_state};
@@ -44,6 +46,7 @@ use super::{
 };
 use crate::env::{Action, Space, VecEnv};
 use rollout::Rollout;
+use trunks::Trunks;
 
 /// PPO's hyperparameters; defaults are Stable-Baselines3's.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -153,9 +156,9 @@ pub struct Ppo {
     vs: nn::VarStore,
     actor: Mlp,
     critic: Mlp,
-    /// The actor's and the critic's trunks as one stacked network over the optimiser's buffers,
-    /// for the hand-written gradient (the heads differ in width and stay apart).
-    trunks: Stacked,
+    /// The actor's and the critic's trunks stacked over the optimiser's buffers, for acting and
+    /// the hand-written gradient (the heads differ in width and stay apart).
+    trunks: Trunks,
     /// `actor.log_std`: `[act_dim]` for the Gaussian head, `[features, act_dim]` with gSDE.
     log_std: Option<Tensor>,
     /// The gSDE exploration matrices in use, one `[features, act_dim]` per environment.
@@ -212,15 +215,7 @@ impl Ppo {
             (actor, critic, log_std)
         });
         let opt = Adam::new(sorted_variables(&vs), 1e-5);
-        // In name order the critic's trunk follows the actor's at one spacing: each layer of the
-        // two is one stacked view.
-        let names: Vec<[String; 2]> = (0..cfg.net.hidden.len())
-            .flat_map(|i| {
-                ["weight", "bias"].map(|part| ["actor", "critic"].map(|net| format!("{net}.trunk.{i}.{part}")))
-            })
-            .collect();
-        let trunks =
-            Stacked::trained(&opt, 2, &names, cfg.net.activation, true).expect("actor and critic trunks alike");
+        let trunks = Trunks::new(&opt, &cfg.net);
         let obs_norm = cfg.normalize_obs.then(|| ObsNormalizer::new(obs_dim));
         let rew_norm = cfg.normalize_reward.then(|| RewardNormalizer::new(cfg.n_envs, cfg.gamma));
         Ok(Ppo {
@@ -252,6 +247,17 @@ impl Ppo {
             let features = self.actor.features(&x);
             let out = to_vec(&self.actor.head_forward(&features));
             (out, if self.uses_sde() { to_vec(&features) } else { Vec::new() })
+        })
+    }
+
+    /// [`Ppo::policy_out`] and the values of the same rows, from one pass of the stacked trunks
+    /// (the same numbers as the two networks' own passes).
+    fn policy_and_values(&self, obs: &[f32]) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+        let [actor, critic] = self.trunks.infer(&rows(obs, self.obs_dim));
+        tch::no_grad(|| {
+            let out = to_vec(&self.actor.head_forward(&actor));
+            let values = to_vec(&self.critic.head_forward(&critic));
+            (out, if self.uses_sde() { to_vec(&actor) } else { Vec::new() }, values)
         })
     }
 

@@ -2,12 +2,30 @@
 //! contract), but matching parameters lie at equally spaced offsets of one flat buffer (an
 //! optimiser's, or a target network's), so that layer `i` of all `k` networks is one
 //! `[k, out, in]` view and each layer of a pass is one batched product (`baddbmm`/`bmm`)
-//! instead of `k`. libtorch's batched product computes each slice as the unbatched product
-//! (`addmm`, `mm`) does, bit for bit, except where the unbatched one is a matrix-vector product
-//! (an output one column wide): PPO stacks its actor's and critic's trunks (hidden widths)
-//! and keeps its heads apart, so its numbers did not move; SAC stacks its twin critics whole.
+//! instead of `k`.
+//!
+//! **When a stacked pass equals the networks' own passes bit for bit** (one libtorch thread):
+//! libtorch's batched product computes each slice as the unbatched product (`addmm`, `mm`)
+//! does, except for a slice of fewer than [`BATCHED_MIN`] multiply-adds (it sums those with its
+//! own loop, in another order: [`Stacked`] gives each network its own product there) and for an
+//! output one column wide (the unbatched product is then a matrix-vector product). Element-wise
+//! operations treat a tensor in blocks of 16 floats (two AVX2 vectors) and its last `n mod 16`
+//! elements with scalar code that rounds `sigmoid` differently, and MKL's small products depend
+//! on their operands' alignment: every layer's width must be a multiple of 16 for a network's
+//! slice to start on a block, as it does alone. A single network (`k = 1`) always equals its own
+//! pass. PPO stacks its actor's and critic's trunks when their widths allow it (one each
+//! otherwise) and keeps its heads apart, so its numbers are those of the networks' own passes
+//! (`stacked_trunks_equal_the_networks_own_passes`); SAC stacks its twin critics whole, heads
+//! included, and its numbers are those of the stacked pass.
 
 use tch::Tensor;
+
+/// The multiply-adds per slice from which libtorch's batched products compute each slice as the
+/// unbatched product does (below, `bmm`/`baddbmm` loop in their own order).
+const BATCHED_MIN: i64 = 400;
+
+/// The widths at which stacked networks' slices line up with libtorch's element-wise blocks.
+pub(crate) const BLOCK: usize = 16;
 
 use super::Activation;
 use crate::agent::optim::{Adam, FlatParams};
@@ -98,7 +116,7 @@ impl Stacked {
             for (i, layer) in self.layers.iter().enumerate() {
                 let activated = i < last || self.activate_last;
                 let scale = if activated { self.activation.prescale() } else { 1.0 };
-                let mut next = layer.bias.unsqueeze(1).baddbmm(&h, &layer.weight.transpose(1, 2), scale, scale);
+                let mut next = self.affine(layer, &h, scale);
                 if activated {
                     self.activation.apply_prescaled_(&mut next);
                 }
@@ -109,6 +127,20 @@ impl Stacked {
             }
             let acts = cache.then(|| StackedActs { inputs, output: h.shallow_clone() });
             (h, acts)
+        })
+    }
+
+    /// Every network's output `[k, rows, out]` computed as [`Mlp::features`](super::Mlp::features)
+    /// computes it (libtorch's own activation, bit for bit), for acting.
+    pub(crate) fn infer(&self, x: &Tensor) -> Tensor {
+        tch::no_grad(|| {
+            let size = x.size();
+            let x = x.unsqueeze(0).expand([self.networks, size[0], size[1]], false);
+            let last = self.layers.len().saturating_sub(1);
+            self.layers.iter().enumerate().fold(x, |h, (i, layer)| {
+                let next = self.affine(layer, &h, 1.0);
+                if i < last || self.activate_last { self.activation.apply(&next) } else { next }
+            })
         })
     }
 
@@ -130,15 +162,17 @@ impl Stacked {
             };
             for (i, layer) in self.layers.iter().enumerate().rev() {
                 let input = &acts.inputs[i];
+                let batched = Self::batched(layer, input);
                 if weights && let Some((dw, db)) = &layer.grads {
-                    let _ = grad.transpose(1, 2).bmm_out(dw, input);
+                    let _ = product(&grad.transpose(1, 2), input, batched, Some(dw));
                     let _ = grad.sum_intlist_out(db, [1i64].as_slice(), false, None::<tch::Kind>);
                 }
                 if i > 0 {
-                    grad = self.activation.backward(&grad.bmm(&layer.weight), input);
+                    grad = self.activation.backward(&product(&grad, &layer.weight, batched, None), input);
                 } else if let Some(from) = input_columns {
                     let width = layer.weight.size()[2] - from;
-                    return Some(grad.bmm(&layer.weight.narrow(2, from, width)).sum_dim_intlist(
+                    let columns = layer.weight.narrow(2, from, width);
+                    return Some(product(&grad, &columns, batched, None).sum_dim_intlist(
                         [0i64].as_slice(),
                         false,
                         None::<tch::Kind>,
@@ -147,5 +181,41 @@ impl Stacked {
             }
             None
         })
+    }
+}
+
+impl Stacked {
+    /// Whether a layer's products on these input rows are large enough to batch ([`BATCHED_MIN`]).
+    fn batched(layer: &Layer, input: &Tensor) -> bool {
+        let (rows, size) = (input.size()[1], layer.weight.size());
+        rows * size[1] * size[2] >= BATCHED_MIN
+    }
+
+    /// `scale · (bias + h × weightᵀ)` for every network, `[k, rows, out]`: the bits of the
+    /// unbatched `addmm` times `scale` (a power of two: `baddbmm` folds it in exactly).
+    fn affine(&self, layer: &Layer, h: &Tensor, scale: f64) -> Tensor {
+        if Self::batched(layer, h) {
+            return layer.bias.unsqueeze(1).baddbmm(h, &layer.weight.transpose(1, 2), scale, scale);
+        }
+        let slices: Vec<Tensor> =
+            (0..self.networks).map(|k| h.get(k).linear(&layer.weight.get(k), Some(layer.bias.get(k)))).collect();
+        let out = Tensor::stack(&slices, 0);
+        if scale == 1.0 { out } else { out * scale }
+    }
+}
+
+/// `a × b` for every network (`[k, m, n]`), into `out` when given: one batched product, or one
+/// product a network where the slices are too small to batch exactly.
+fn product(a: &Tensor, b: &Tensor, batched: bool, out: Option<&Tensor>) -> Tensor {
+    match (batched, out) {
+        (true, Some(out)) => a.bmm_out(out, b),
+        (true, None) => a.bmm(b),
+        (false, Some(out)) => {
+            for k in 0..a.size()[0] {
+                let _ = a.get(k).mm_out(&out.get(k), &b.get(k));
+            }
+            out.shallow_clone()
+        }
+        (false, None) => Tensor::stack(&(0..a.size()[0]).map(|k| a.get(k).mm(&b.get(k))).collect::<Vec<_>>(), 0),
     }
 }

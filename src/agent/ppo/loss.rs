@@ -151,8 +151,8 @@ impl Ppo {
     /// approximate KL divergence. Categorical and plain Gaussian policies only (gSDE takes the
     /// autograd path).
     pub(super) fn manual_gradients(&mut self, mb: &Minibatch, clip: f64) -> f64 {
-        let (features, acts) = self.trunks.forward(&mb.obs, true);
-        let (actor_features, critic_features) = (features.get(0), features.get(1));
+        let pass = self.trunks.forward(&mb.obs);
+        let (actor_features, critic_features) = (self.trunks.features(&pass, 0), self.trunks.features(&pass, 1));
         let (out, values) = tch::no_grad(|| {
             (to_vec(&self.actor.head_forward(&actor_features)), to_vec(&self.critic.head_forward(&critic_features)))
         });
@@ -220,15 +220,18 @@ impl Ppo {
         }
         let out_dim = (out.len() / b) as i64;
         let mut sink = self.opt.gradient_views();
-        // Without hidden layers the heads read the observations: nothing before them to train.
-        let g_features = (self.cfg.net.hidden.len() > 0).then(|| features.empty_like());
-        let into = |k| g_features.as_ref().map(|g| g.get(k));
         let g_out = Tensor::from_slice(&g_out).view([b as i64, out_dim]);
-        self.actor.head_backward(&actor_features, &g_out, into(0).as_ref(), &mut sink);
         let g_values = Tensor::from_slice(&g_values).view([b as i64, 1]);
-        self.critic.head_backward(&critic_features, &g_values, into(1).as_ref(), &mut sink);
-        if let Some(g) = &g_features {
-            self.trunks.backward(&acts.expect("cached"), g, true, None);
+        if self.cfg.net.hidden.is_empty() {
+            // The heads read the observations: nothing before them to train.
+            self.actor.head_backward(&actor_features, &g_out, None, &mut sink);
+            self.critic.head_backward(&critic_features, &g_values, None, &mut sink);
+        } else {
+            let (actor, critic) = (&self.actor, &self.critic);
+            self.trunks.backward(&pass, &mut |j, into| match j {
+                0 => actor.head_backward(&actor_features, &g_out, Some(into), &mut sink),
+                _ => critic.head_backward(&critic_features, &g_values, Some(into), &mut sink),
+            });
         }
         if let Some(log_std) = &self.log_std
             && let Some(mut view) = sink(log_std)
@@ -244,6 +247,7 @@ impl Ppo {
 mod tests {
     use super::super::PpoConfig;
     use super::*;
+    use crate::agent::nn::{Activation, MlpConfig};
     use crate::agent::{Agent, Distill};
     use crate::env::{EnvSpec, Registry};
     use rand::rngs::StdRng;
@@ -313,7 +317,8 @@ mod tests {
         ppo.restore(&mut |name| weights.get(name).map(|t| t.shallow_clone()), 0).unwrap();
         let x = rows(&[0.1, -0.2, 0.3, 0.05, -0.4, 0.2, 0.0, 0.1], 4);
         let gap = |ppo: &Ppo, other: &Ppo| {
-            let (stacked, _) = ppo.trunks.forward(&x, false);
+            let pass = ppo.trunks.forward(&x);
+            let stacked = Tensor::stack(&[ppo.trunks.features(&pass, 0), ppo.trunks.features(&pass, 1)], 0);
             let named = tch::no_grad(|| Tensor::stack(&[other.actor.features(&x), other.critic.features(&x)], 0));
             (&stacked - named).abs().max().double_value(&[])
         };
@@ -332,5 +337,59 @@ mod tests {
         ppo.opt.step_with_gradients(0.1, None);
         assert!(gap(&ppo, &source) > 1e-3, "the step changed the trunks");
         assert!(gap(&ppo, &ppo) < 1e-6, "and the named parameters with them");
+    }
+
+    /// The stacked trunks compute what the actor's and the critic's own passes compute, bit for
+    /// bit (PPO's numbers must not depend on the stacking): the training pass's features, the
+    /// acting pass's features, and the trunks' parameter gradients, for shapes on both sides of
+    /// libtorch's batching threshold, stacked (widths of 16) and apart (other widths), with one
+    /// libtorch thread (the reproducibility contract: with more, MKL splits a product
+    /// differently by shape).
+    #[test]
+    fn stacked_trunks_equal_the_networks_own_passes() {
+        tch::set_num_threads(1);
+        let env = Registry::builtin().make(&EnvSpec::new("Pendulum-v1")).unwrap();
+        for (hidden, activation) in [
+            (vec![16, 8, 12], Activation::Tanh),
+            (vec![64, 64], Activation::Tanh),
+            (vec![16, 32], Activation::Relu),
+            (vec![5, 7], Activation::Relu),
+            (vec![], Activation::Tanh),
+        ] {
+            let net = MlpConfig { hidden: hidden.clone(), activation, ortho_init: true };
+            let cfg = PpoConfig { net, ..Default::default() };
+            let mut ppo = Ppo::new(cfg, env.observation_space(), env.action_space(), 1).unwrap();
+            for rows in [1i64, 2, 3, 4, 7, 8, 14, 33, 256] {
+                let x = Tensor::randn([rows, 3], tch::kind::FLOAT_CPU);
+                let pass = ppo.trunks.forward(&x);
+                let own = [ppo.actor.forward_cached(&x).1, ppo.critic.forward_cached(&x).1];
+                let acting = ppo.trunks.infer(&x);
+                for (k, net) in [&ppo.actor, &ppo.critic].into_iter().enumerate() {
+                    let what = format!("{hidden:?} {activation:?}, {rows} rows, network {k}");
+                    assert!(ppo.trunks.features(&pass, k as i64).equal(own[k].features()), "training pass: {what}");
+                    assert!(acting[k].equal(&tch::no_grad(|| net.features(&x))), "acting pass: {what}");
+                }
+                if hidden.is_empty() {
+                    continue;
+                }
+                // The trunks' gradients for a gradient `g` with respect to the features: through
+                // each network's own backward pass (a zero gradient at the head, `g` added to
+                // the features' gradient), then through the stacked one.
+                let width = *hidden.last().unwrap() as i64;
+                let g = [0, 1].map(|_| Tensor::randn([rows, width], tch::kind::FLOAT_CPU));
+                let mut sink = ppo.opt.gradient_views();
+                for (k, net) in [&ppo.actor, &ppo.critic].into_iter().enumerate() {
+                    let zero = Tensor::zeros([rows, 1], tch::kind::FLOAT_CPU);
+                    net.backward_with(&own[k], &zero, Some(&g[k]), &mut sink);
+                }
+                drop(sink);
+                let reference = ppo.opt.gradients().copy();
+                ppo.opt.zero_grad();
+                ppo.trunks.backward(&pass, &mut |j, into| {
+                    let _ = into.shallow_clone().copy_(&g[j as usize]);
+                });
+                assert!(ppo.opt.gradients().equal(&reference), "gradients: {hidden:?} {activation:?}, {rows} rows");
+            }
+        }
     }
 }

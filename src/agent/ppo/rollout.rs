@@ -104,8 +104,7 @@ impl Ppo {
                 let log_std = self.log_std.as_ref().expect("gSDE has log_std");
                 self.exploration = draw_exploration(log_std, n, &mut self.rng);
             }
-            let (out, features) = self.policy_out(&obs);
-            let values = self.values(&obs);
+            let (out, features, values) = self.policy_and_values(&obs);
             let first = r.actions.len();
             self.sample(&out, &features, &mut r.actions, &mut r.log_probs);
             let actions = self.env_actions(&r.actions[first..]);
