@@ -20,7 +20,7 @@
 
 mod stacked;
 
-pub(crate) use stacked::{BLOCK, Stacked, StackedActs};
+pub(crate) use stacked::{BLOCK, Params as StackedParams, Stacked, StackedActs};
 
 use serde::{Deserialize, Serialize};
 use tch::Tensor;

@@ -452,7 +452,7 @@ mod tests {
             let (mut p, mut m, mut v) = (x.detach().copy(), x.zeros_like().detach(), x.zeros_like().detach());
             for t in 1..=6 {
                 let g = Tensor::randn([n], (Kind::Float, tch::Device::Cpu)) * 10f64.powi(t - 3);
-                let _ = tch::no_grad(|| opt.grad.copy_(&g));
+                tch::no_grad(|| opt.grad.copy_(&g));
                 opt.step(1e-3);
                 let (bias1, bias2_sqrt) = (1.0 - 0.9f64.powi(t), (1.0 - 0.999f64.powi(t)).sqrt());
                 let _ = m.lerp_(&g, 0.1);

@@ -38,6 +38,15 @@ struct Layer {
     grads: Option<(Tensor, Tensor)>,
 }
 
+/// Where stacked networks' parameters live.
+#[derive(Clone, Copy)]
+pub(crate) enum Params<'a> {
+    /// An optimiser's buffers: the passes write the parameters' gradients into its views.
+    Trained(&'a Adam),
+    /// A buffer of parameters that are not trained (targets).
+    Fixed(&'a FlatParams),
+}
+
 /// `k` networks of one shape, layer by layer, all reading the same input rows.
 pub(crate) struct Stacked {
     networks: i64,
@@ -56,45 +65,30 @@ pub(crate) struct StackedActs {
 }
 
 impl Stacked {
-    /// `networks` networks over the parameters and gradients of `opt`: `names` holds, for each
-    /// layer, the weights' names then the biases' (one name per network each), which must be
-    /// equally spaced in the optimiser's order (`None` when they are not).
-    pub(crate) fn trained<N: AsRef<[String]>>(
-        opt: &Adam,
+    /// `networks` networks over `params`: `names` holds, for each layer, the weights' names then
+    /// the biases' (one name per network each), which must be equally spaced in the buffer's
+    /// order (`None` when they are not).
+    pub(crate) fn new<N: AsRef<[String]>>(
+        params: Params<'_>,
         networks: usize,
         names: &[N],
         activation: Activation,
         activate_last: bool,
     ) -> Option<Self> {
-        Self::build(networks, names, activation, activate_last, |w, b| {
-            let ((weight, dw), (bias, db)) = (opt.stacked(w)?, opt.stacked(b)?);
-            Some(Layer { weight, bias, grads: Some((dw, db)) })
-        })
-    }
-
-    /// Networks that are not trained (targets), over `params`, named as in [`Stacked::trained`].
-    pub(crate) fn fixed<N: AsRef<[String]>>(
-        params: &FlatParams,
-        networks: usize,
-        names: &[N],
-        activation: Activation,
-        activate_last: bool,
-    ) -> Option<Self> {
-        Self::build(networks, names, activation, activate_last, |w, b| {
-            let (weight, bias) = (params.stacked(params.flat(), w)?, params.stacked(params.flat(), b)?);
-            Some(Layer { weight, bias, grads: None })
-        })
-    }
-
-    fn build<N: AsRef<[String]>>(
-        networks: usize,
-        names: &[N],
-        activation: Activation,
-        activate_last: bool,
-        layer: impl Fn(&[String], &[String]) -> Option<Layer>,
-    ) -> Option<Self> {
-        let layers =
-            names.chunks_exact(2).map(|wb| layer(wb[0].as_ref(), wb[1].as_ref())).collect::<Option<Vec<_>>>()?;
+        let layer = |wb: &[N]| {
+            let (w, b) = (wb[0].as_ref(), wb[1].as_ref());
+            Some(match params {
+                Params::Trained(opt) => {
+                    let ((weight, dw), (bias, db)) = (opt.stacked(w)?, opt.stacked(b)?);
+                    Layer { weight, bias, grads: Some((dw, db)) }
+                }
+                Params::Fixed(flat) => {
+                    let (weight, bias) = (flat.stacked(flat.flat(), w)?, flat.stacked(flat.flat(), b)?);
+                    Layer { weight, bias, grads: None }
+                }
+            })
+        };
+        let layers = names.chunks_exact(2).map(layer).collect::<Option<Vec<_>>>()?;
         let networks = networks as i64;
         (layers.iter().all(|l| l.weight.size()[0] == networks)).then_some(Stacked {
             networks,

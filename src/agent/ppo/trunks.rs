@@ -5,7 +5,7 @@
 
 use tch::Tensor;
 
-use super::super::nn::{BLOCK, MlpConfig, Stacked, StackedActs};
+use super::super::nn::{BLOCK, MlpConfig, Stacked, StackedActs, StackedParams};
 use super::super::optim::Adam;
 
 /// The trunks, over the optimiser's parameters and gradients.
@@ -37,7 +37,8 @@ impl Trunks {
             .iter()
             .map(|g| {
                 // In name order the critic's parameters follow the actor's at one spacing.
-                Stacked::trained(opt, g.len(), &names(g), net.activation, true).expect("trunks laid out alike")
+                Stacked::new(StackedParams::Trained(opt), g.len(), &names(g), net.activation, true)
+                    .expect("trunks laid out alike")
             })
             .collect();
         Trunks { parts }

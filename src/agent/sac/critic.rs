@@ -4,7 +4,7 @@
 //! buffer (the critic optimiser's, or the target networks' own), so that layer `i` of both is
 //! one `[2, out, in]` view and each layer of a pass is one batched product instead of two.
 
-use super::super::nn::{Activation, Stacked};
+use super::super::nn::{Activation, Stacked, StackedParams};
 use super::super::optim::{Adam, FlatParams};
 
 /// The names of the twin critics' parameters under `prefix` (`critic` or `critic_target`), in
@@ -19,10 +19,10 @@ pub(super) fn twin_order(prefix: &str, layers: usize) -> Vec<[String; 2]> {
 /// The online critics, over the parameters and gradients of `opt`, whose parameters must be in
 /// [`twin_order`] (`None` when they are not).
 pub(super) fn online(opt: &Adam, layers: usize, activation: Activation) -> Option<Stacked> {
-    Stacked::trained(opt, 2, &twin_order("critic", layers), activation, false)
+    Stacked::new(StackedParams::Trained(opt), 2, &twin_order("critic", layers), activation, false)
 }
 
 /// The target critics, over `params` (laid out in [`twin_order`] of `critic_target`).
 pub(super) fn target(params: &FlatParams, layers: usize, activation: Activation) -> Option<Stacked> {
-    Stacked::fixed(params, 2, &twin_order("critic_target", layers), activation, false)
+    Stacked::new(StackedParams::Fixed(params), 2, &twin_order("critic_target", layers), activation, false)
 }
