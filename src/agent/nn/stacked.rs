@@ -20,15 +20,15 @@
 
 use tch::Tensor;
 
+use super::Activation;
+use crate::agent::optim::{Adam, FlatParams};
+
 /// The multiply-adds per slice from which libtorch's batched products compute each slice as the
 /// unbatched product does (below, `bmm`/`baddbmm` loop in their own order).
 const BATCHED_MIN: i64 = 400;
 
 /// The widths at which stacked networks' slices line up with libtorch's element-wise blocks.
 pub(crate) const BLOCK: usize = 16;
-
-use super::Activation;
-use crate::agent::optim::{Adam, FlatParams};
 
 /// One stacked layer: weights `[k, out, in]`, biases `[k, out]`, and (for trained networks) the
 /// views of the gradient buffer that receive their gradients.
@@ -176,9 +176,7 @@ impl Stacked {
             None
         })
     }
-}
 
-impl Stacked {
     /// Whether a layer's products on these input rows are large enough to batch ([`BATCHED_MIN`]).
     fn batched(layer: &Layer, input: &Tensor) -> bool {
         let (rows, size) = (input.size()[1], layer.weight.size());
