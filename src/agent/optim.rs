@@ -70,12 +70,10 @@ impl FlatParams {
         if !even || spacing < first.numel {
             return None;
         }
+        // The first parameter's own view, and a leading dimension that steps by `spacing`.
+        let one = buffer.narrow(0, first.offset, first.numel).view(shape.as_slice());
         let size: Vec<i64> = std::iter::once(names.len() as i64).chain(shape.iter().copied()).collect();
-        let mut strides = vec![1i64; shape.len()];
-        for d in (0..shape.len().saturating_sub(1)).rev() {
-            strides[d] = strides[d + 1] * shape[d + 1];
-        }
-        strides.insert(0, spacing);
+        let strides: Vec<i64> = std::iter::once(spacing).chain(one.stride()).collect();
         Some(buffer.as_strided(size.as_slice(), strides.as_slice(), first.offset))
     }
 }
