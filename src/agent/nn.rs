@@ -18,9 +18,12 @@
 //! Stable-Baselines3's PPO and CleanRL do; without it, PyTorch's default uniform initialisation,
 //! as Stable-Baselines3's DQN and SAC use.
 
+mod direct;
+mod kernels;
 mod stacked;
 
-pub(crate) use stacked::{BLOCK, Params as StackedParams, Stacked, StackedActs};
+pub(crate) use direct::{Buf, DirectMlp, tensor_floats};
+pub(crate) use stacked::{Params as StackedParams, Stacked};
 
 use serde::{Deserialize, Serialize};
 use tch::Tensor;
@@ -100,7 +103,9 @@ impl Activation {
     pub(crate) fn apply_prescaled_(self, x: &mut Tensor) {
         match self {
             Activation::Tanh => {
-                let _ = x.sigmoid_().g_mul_scalar_(2.0).g_sub_scalar_(1.0);
+                if !kernels::tanh_of_half_(x) {
+                    let _ = x.sigmoid_().g_mul_scalar_(2.0).g_sub_scalar_(1.0);
+                }
             }
             Activation::Relu => {
                 let _ = x.relu_();
@@ -111,7 +116,9 @@ impl Activation {
     /// The gradient before the activation, from the gradient after it and its output.
     pub(crate) fn backward(self, grad: &Tensor, output: &Tensor) -> Tensor {
         match self {
-            Activation::Tanh => Tensor::tanh_backward(grad, output),
+            Activation::Tanh => {
+                kernels::tanh_backward(grad, output).unwrap_or_else(|| Tensor::tanh_backward(grad, output))
+            }
             Activation::Relu => output.threshold_backward(grad, 0.0),
         }
     }
@@ -297,7 +304,14 @@ impl Mlp {
             let mut grad = grad_out.shallow_clone();
             for (i, layer) in layers.iter().enumerate().rev() {
                 let input = &acts.inputs[i];
-                parameter_gradients(layer, input, &grad, sink);
+                if let Some(dw) = sink(&layer.ws) {
+                    let _ = grad.tr().mm_out(&dw, input);
+                }
+                if let Some(bias) = &layer.bs
+                    && let Some(db) = sink(bias)
+                {
+                    let _ = grad.sum_intlist_out(&db, [0i64].as_slice(), false, None::<tch::Kind>);
+                }
                 if i > 0 {
                     let mut into = grad.mm(&layer.ws);
                     if i == layers.len() - 1
@@ -309,42 +323,6 @@ impl Mlp {
                 }
             }
         })
-    }
-
-    /// The head's part of a backward pass that [`Mlp::backward`] would make, for a head read from
-    /// `features` computed elsewhere ([`Stacked`]): its parameters' gradients into `sink`'s views,
-    /// and the gradient with respect to the features written into `features_grad` when given.
-    pub fn head_backward(
-        &self,
-        features: &Tensor,
-        grad_out: &Tensor,
-        features_grad: Option<&Tensor>,
-        sink: &mut dyn FnMut(&Tensor) -> Option<Tensor>,
-    ) {
-        tch::no_grad(|| {
-            parameter_gradients(&self.head, features, grad_out, sink);
-            if let Some(into) = features_grad {
-                let _ = grad_out.mm_out(into, &self.head.ws);
-            }
-        })
-    }
-}
-
-/// A linear layer's weight and bias gradients, from its input and the gradient of its output,
-/// written into the views `sink` names (skipped where it names none).
-fn parameter_gradients(
-    layer: &nn::Linear,
-    input: &Tensor,
-    grad: &Tensor,
-    sink: &mut dyn FnMut(&Tensor) -> Option<Tensor>,
-) {
-    if let Some(dw) = sink(&layer.ws) {
-        let _ = grad.tr().mm_out(&dw, input);
-    }
-    if let Some(bias) = &layer.bs
-        && let Some(db) = sink(bias)
-    {
-        let _ = grad.sum_intlist_out(&db, [0i64].as_slice(), false, None::<tch::Kind>);
     }
 }
 

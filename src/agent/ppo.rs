@@ -20,12 +20,11 @@
 //! in Rust from the copied-out logits or means (one copy per step, no libtorch round trips);
 //! a minibatch that spans the whole rollout skips the gathers; categorical and plain Gaussian
 //! policies take the hand-written gradient (gSDE takes autograd's). Acting and the hand-written
-//! gradient run the actor's and the critic's trunks stacked (one batched product a layer for
-//! both: `ppo/trunks.rs`), with the numbers of their own passes.
+//! gradient run the actor and the critic without libtorch's operators ([`DirectMlp`]: direct
+//! BLAS calls and reproduced kernels), with the numbers of their own libtorch passes.
 
 mod loss;
 mod rollout;
-mod trunks;
 
 use rand::SeedableRng;
 use rand::rngs::StdRng;
@@ -36,7 +35,7 @@ use tch::nn::{self, Module};
 
 use super::MAX_ROWS;
 use super::distributions::{argmax, categorical_sample, draw_exploration, gaussian_sample, gsde_noise_only};
-use super::nn::{Mlp, MlpConfig};
+use super::nn::{Buf, DirectMlp, Mlp, MlpConfig};
 use super::normalize::{ObsNormalizer, RewardNormalizer};
 use super::optim::Adam;
 use super::state::{agent_state, training_state};
@@ -46,7 +45,6 @@ use super::{
 };
 use crate::env::{Action, Space, VecEnv};
 use rollout::Rollout;
-use trunks::Trunks;
 
 /// PPO's hyperparameters; defaults are Stable-Baselines3's.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -156,9 +154,9 @@ pub struct Ppo {
     vs: nn::VarStore,
     actor: Mlp,
     critic: Mlp,
-    /// The actor's and the critic's trunks stacked over the optimiser's buffers, for acting and
-    /// the hand-written gradient (the heads differ in width and stay apart).
-    trunks: Trunks,
+    /// The actor and the critic over the optimiser's buffers, run without libtorch's operators
+    /// for acting and the hand-written gradient.
+    direct: [DirectMlp; 2],
     /// `actor.log_std`: `[act_dim]` for the Gaussian head, `[features, act_dim]` with gSDE.
     log_std: Option<Tensor>,
     /// The gSDE exploration matrices in use, one `[features, act_dim]` per environment.
@@ -215,7 +213,9 @@ impl Ppo {
             (actor, critic, log_std)
         });
         let opt = Adam::new(sorted_variables(&vs), 1e-5);
-        let trunks = Trunks::new(&opt, &cfg.net);
+        let depth = cfg.net.hidden.len();
+        let direct = ["actor", "critic"]
+            .map(|name| DirectMlp::new(&opt, name, depth, cfg.net.activation).expect("the networks' parameters"));
         let obs_norm = cfg.normalize_obs.then(|| ObsNormalizer::new(obs_dim));
         let rew_norm = cfg.normalize_reward.then(|| RewardNormalizer::new(cfg.n_envs, cfg.gamma));
         Ok(Ppo {
@@ -226,7 +226,7 @@ impl Ppo {
             vs,
             actor,
             critic,
-            trunks,
+            direct,
             log_std,
             exploration: Vec::new(),
             opt,
@@ -250,15 +250,17 @@ impl Ppo {
         })
     }
 
-    /// [`Ppo::policy_out`] and the values of the same rows, from one pass of the stacked trunks
-    /// (the same numbers as the two networks' own passes).
+    /// [`Ppo::policy_out`] and the values of the same rows, from the direct passes (the same
+    /// numbers as the two networks' own passes).
     fn policy_and_values(&self, obs: &[f32]) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
-        let [actor, critic] = self.trunks.infer(&rows(obs, self.obs_dim));
-        tch::no_grad(|| {
-            let out = to_vec(&self.actor.head_forward(&actor));
-            let values = to_vec(&self.critic.head_forward(&critic));
-            (out, if self.uses_sde() { to_vec(&actor) } else { Vec::new() }, values)
-        })
+        let (x, n) = (Buf::from_slice(obs), obs.len() / self.obs_dim);
+        let (out, features) = self.direct[0].infer(x.as_slice(), n);
+        let (values, _) = self.direct[1].infer(x.as_slice(), n);
+        let features = match self.uses_sde() {
+            true => features.as_ref().map_or(obs, |f| f.as_slice()).to_vec(),
+            false => Vec::new(),
+        };
+        (out.as_slice().to_vec(), features, values.as_slice().to_vec())
     }
 
     fn uses_sde(&self) -> bool {

@@ -13,10 +13,9 @@
 //! elements with scalar code that rounds `sigmoid` differently, and MKL's small products depend
 //! on their operands' alignment: every layer's width must be a multiple of 16 for a network's
 //! slice to start on a block, as it does alone. A single network (`k = 1`) always equals its own
-//! pass. PPO stacks its actor's and critic's trunks when their widths allow it (one each
-//! otherwise) and keeps its heads apart, so its numbers are those of the networks' own passes
-//! (`stacked_trunks_equal_the_networks_own_passes`); SAC stacks its twin critics whole, heads
-//! included, and its numbers are those of the stacked pass.
+//! pass. SAC stacks its twin critics whole, heads included, and its numbers are those of the
+//! stacked pass. (PPO's small networks gain more from skipping libtorch's operators altogether:
+//! `direct.rs`.)
 
 use tch::Tensor;
 
@@ -26,9 +25,6 @@ use crate::agent::optim::{Adam, FlatParams};
 /// The multiply-adds per slice from which libtorch's batched products compute each slice as the
 /// unbatched product does (below, `bmm`/`baddbmm` loop in their own order).
 const BATCHED_MIN: i64 = 400;
-
-/// The widths at which stacked networks' slices line up with libtorch's element-wise blocks.
-pub(crate) const BLOCK: usize = 16;
 
 /// One stacked layer: weights `[k, out, in]`, biases `[k, out]`, and (for trained networks) the
 /// views of the gradient buffer that receive their gradients.
@@ -121,20 +117,6 @@ impl Stacked {
             }
             let acts = cache.then(|| StackedActs { inputs, output: h.shallow_clone() });
             (h, acts)
-        })
-    }
-
-    /// Every network's output `[k, rows, out]` computed as [`Mlp::features`](super::Mlp::features)
-    /// computes it (libtorch's own activation, bit for bit), for acting.
-    pub(crate) fn infer(&self, x: &Tensor) -> Tensor {
-        tch::no_grad(|| {
-            let size = x.size();
-            let x = x.unsqueeze(0).expand([self.networks, size[0], size[1]], false);
-            let last = self.layers.len().saturating_sub(1);
-            self.layers.iter().enumerate().fold(x, |h, (i, layer)| {
-                let next = self.affine(layer, &h, 1.0);
-                if i < last || self.activate_last { self.activation.apply(&next) } else { next }
-            })
         })
     }
 

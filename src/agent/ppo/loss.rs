@@ -11,6 +11,7 @@ use super::super::distributions::{
     LOG_SQRT_2PI, categorical_entropy, categorical_kl, categorical_log_probs, categorical_probs, gaussian_entropy_std,
     gaussian_entropy_var, gaussian_kl, gaussian_log_prob_std, gaussian_log_prob_var, gsde_variance,
 };
+use super::super::nn::tensor_floats;
 use super::super::{rows, to_vec};
 use super::rollout::Minibatch;
 use super::{Head, Ppo, Teacher};
@@ -144,19 +145,16 @@ impl Ppo {
     }
 
     /// The gradient of the same loss computed by hand, written into the optimiser's gradient
-    /// buffer: a forward pass without autograd (both trunks stacked, then each head), the
-    /// loss's derivatives with respect to the networks' outputs in Rust, and the backward pass as
-    /// a few matrix products ([`Mlp::head_backward`](super::super::nn::Mlp::head_backward),
-    /// [`Stacked::backward`](super::super::nn::Stacked::backward)). Returns the
+    /// buffer: each network's forward pass without libtorch's operators, the loss's derivatives
+    /// with respect to the networks' outputs in Rust, and each network's backward pass
+    /// ([`DirectMlp`](super::super::nn::DirectMlp): the numbers of their libtorch passes). Returns the
     /// approximate KL divergence. Categorical and plain Gaussian policies only (gSDE takes the
     /// autograd path).
     pub(super) fn manual_gradients(&mut self, mb: &Minibatch, clip: f64) -> f64 {
-        let pass = self.trunks.forward(&mb.obs);
-        let (actor_features, critic_features) = (self.trunks.features(&pass, 0), self.trunks.features(&pass, 1));
-        let (out, values) = tch::no_grad(|| {
-            (to_vec(&self.actor.head_forward(&actor_features)), to_vec(&self.critic.head_forward(&critic_features)))
-        });
         let b = mb.len();
+        let x = tensor_floats(&mb.obs);
+        let passes = [0, 1].map(|j| self.direct[j].forward(x, b));
+        let (out, values) = (passes[0].output(), passes[1].output());
         let inv_b = 1.0 / b as f64;
         let ent_coef = self.cfg.ent_coef;
         let mut g_out = vec![0.0f32; out.len()];
@@ -206,7 +204,7 @@ impl Ppo {
                 }
             }
         }
-        self.distill_gradients(&mb.obs, &out, &mut g_out, &mut g_log_std);
+        self.distill_gradients(&mb.obs, out, &mut g_out, &mut g_log_std);
         let mut g_values = vec![0.0f32; b];
         for i in 0..b {
             let (v, old) = (values[i] as f64, mb.old_values[i] as f64);
@@ -218,21 +216,10 @@ impl Ppo {
                 g_values[i] = (self.cfg.vf_coef * 2.0 * (v - mb.returns[i] as f64) * inv_b) as f32;
             }
         }
-        let out_dim = (out.len() / b) as i64;
+        // Clears the gradient buffer; the direct passes write every network parameter's.
         let mut sink = self.opt.gradient_views();
-        let g_out = Tensor::from_slice(&g_out).view([b as i64, out_dim]);
-        let g_values = Tensor::from_slice(&g_values).view([b as i64, 1]);
-        if self.cfg.net.hidden.is_empty() {
-            // The heads read the observations: nothing before them to train.
-            self.actor.head_backward(&actor_features, &g_out, None, &mut sink);
-            self.critic.head_backward(&critic_features, &g_values, None, &mut sink);
-        } else {
-            let (actor, critic) = (&self.actor, &self.critic);
-            self.trunks.backward(&pass, &mut |j, into| match j {
-                0 => actor.head_backward(&actor_features, &g_out, Some(into), &mut sink),
-                _ => critic.head_backward(&critic_features, &g_values, Some(into), &mut sink),
-            });
-        }
+        self.direct[0].backward(x, &passes[0], &g_out);
+        self.direct[1].backward(x, &passes[1], &g_values);
         if let Some(log_std) = &self.log_std
             && let Some(mut view) = sink(log_std)
         {
@@ -247,7 +234,6 @@ impl Ppo {
 mod tests {
     use super::super::PpoConfig;
     use super::*;
-    use crate::agent::nn::{Activation, MlpConfig};
     use crate::agent::{Agent, Distill};
     use crate::env::{EnvSpec, Registry};
     use rand::rngs::StdRng;
@@ -304,29 +290,26 @@ mod tests {
         }
     }
 
-    /// The stacked trunks the hand-written step runs are views of the named parameters: after
+    /// The direct networks the hand-written step runs are views of the named parameters: after
     /// another agent's weights are loaded in place (as a checkpoint or a transfer loads them),
-    /// they compute that agent's features, and a step moves both together.
+    /// they compute that agent's outputs, and a step moves both together.
     #[test]
-    fn stacked_trunks_are_the_named_trunks() {
+    fn direct_networks_are_the_named_networks() {
         let env = Registry::builtin().make(&EnvSpec::new("CartPole-v1")).unwrap();
         let (obs_space, action_space) = (env.observation_space(), env.action_space());
         let source = Ppo::new(PpoConfig::default(), obs_space, action_space, 1).unwrap();
         let mut ppo = Ppo::new(PpoConfig::default(), obs_space, action_space, 2).unwrap();
         let weights: std::collections::HashMap<String, Tensor> = source.tensors().into_iter().collect();
         ppo.restore(&mut |name| weights.get(name).map(|t| t.shallow_clone()), 0).unwrap();
-        let x = rows(&[0.1, -0.2, 0.3, 0.05, -0.4, 0.2, 0.0, 0.1], 4);
-        let gap = |ppo: &Ppo, other: &Ppo| {
-            let pass = ppo.trunks.forward(&x);
-            let stacked = Tensor::stack(&[ppo.trunks.features(&pass, 0), ppo.trunks.features(&pass, 1)], 0);
-            let named = tch::no_grad(|| Tensor::stack(&[other.actor.features(&x), other.critic.features(&x)], 0));
-            (&stacked - named).abs().max().double_value(&[])
+        let obs = [0.1, -0.2, 0.3, 0.05, -0.4, 0.2, 0.0, 0.1];
+        let same = |ppo: &Ppo, other: &Ppo| {
+            let (out, _, values) = ppo.policy_and_values(&obs);
+            (out, values) == (other.policy_out(&obs).0, other.values(&obs))
         };
-        // The stacked pass computes tanh as 2σ(2x) - 1: equal to libtorch's tanh to about 1e-7.
-        assert!(gap(&ppo, &source) < 1e-6, "the loaded weights");
+        assert!(same(&ppo, &source), "the loaded weights");
         let mut rng = StdRng::seed_from_u64(3);
         let mb = Minibatch {
-            obs: x.shallow_clone(),
+            obs: rows(&obs, 4),
             actions: vec![0.0, 1.0],
             old_log_probs: vec![-0.7, -0.6],
             old_values: vec![0.0, 0.1],
@@ -335,61 +318,7 @@ mod tests {
         };
         ppo.manual_gradients(&mb, 0.2);
         ppo.opt.step_with_gradients(0.1, None);
-        assert!(gap(&ppo, &source) > 1e-3, "the step changed the trunks");
-        assert!(gap(&ppo, &ppo) < 1e-6, "and the named parameters with them");
-    }
-
-    /// The stacked trunks compute what the actor's and the critic's own passes compute, bit for
-    /// bit (PPO's numbers must not depend on the stacking): the training pass's features, the
-    /// acting pass's features, and the trunks' parameter gradients, for shapes on both sides of
-    /// libtorch's batching threshold, stacked (widths of 16) and apart (other widths), with one
-    /// libtorch thread (the reproducibility contract: with more, MKL splits a product
-    /// differently by shape).
-    #[test]
-    fn stacked_trunks_equal_the_networks_own_passes() {
-        tch::set_num_threads(1);
-        let env = Registry::builtin().make(&EnvSpec::new("Pendulum-v1")).unwrap();
-        for (hidden, activation) in [
-            (vec![16, 8, 12], Activation::Tanh),
-            (vec![64, 64], Activation::Tanh),
-            (vec![16, 32], Activation::Relu),
-            (vec![5, 7], Activation::Relu),
-            (vec![], Activation::Tanh),
-        ] {
-            let net = MlpConfig { hidden: hidden.clone(), activation, ortho_init: true };
-            let cfg = PpoConfig { net, ..Default::default() };
-            let mut ppo = Ppo::new(cfg, env.observation_space(), env.action_space(), 1).unwrap();
-            for rows in [1i64, 2, 3, 4, 7, 8, 14, 33, 256] {
-                let x = Tensor::randn([rows, 3], tch::kind::FLOAT_CPU);
-                let pass = ppo.trunks.forward(&x);
-                let own = [ppo.actor.forward_cached(&x).1, ppo.critic.forward_cached(&x).1];
-                let acting = ppo.trunks.infer(&x);
-                for (k, net) in [&ppo.actor, &ppo.critic].into_iter().enumerate() {
-                    let what = format!("{hidden:?} {activation:?}, {rows} rows, network {k}");
-                    assert!(ppo.trunks.features(&pass, k as i64).equal(own[k].features()), "training pass: {what}");
-                    assert!(acting[k].equal(&tch::no_grad(|| net.features(&x))), "acting pass: {what}");
-                }
-                if hidden.is_empty() {
-                    continue;
-                }
-                // The trunks' gradients for a gradient `g` with respect to the features: through
-                // each network's own backward pass (a zero gradient at the head, `g` added to
-                // the features' gradient), then through the stacked one.
-                let width = *hidden.last().unwrap() as i64;
-                let g = [0, 1].map(|_| Tensor::randn([rows, width], tch::kind::FLOAT_CPU));
-                let mut sink = ppo.opt.gradient_views();
-                for (k, net) in [&ppo.actor, &ppo.critic].into_iter().enumerate() {
-                    let zero = Tensor::zeros([rows, 1], tch::kind::FLOAT_CPU);
-                    net.backward_with(&own[k], &zero, Some(&g[k]), &mut sink);
-                }
-                drop(sink);
-                let reference = ppo.opt.gradients().copy();
-                ppo.opt.zero_grad();
-                ppo.trunks.backward(&pass, &mut |j, into| {
-                    into.shallow_clone().copy_(&g[j as usize]);
-                });
-                assert!(ppo.opt.gradients().equal(&reference), "gradients: {hidden:?} {activation:?}, {rows} rows");
-            }
-        }
+        assert!(!same(&ppo, &source), "the step changed the networks");
+        assert!(same(&ppo, &ppo), "and the named parameters with them");
     }
 }
