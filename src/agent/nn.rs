@@ -18,11 +18,13 @@
 //! Stable-Baselines3's PPO and CleanRL do; without it, PyTorch's default uniform initialisation,
 //! as Stable-Baselines3's DQN and SAC use.
 
+mod blas;
 mod direct;
 mod kernels;
 mod stacked;
 
-pub(crate) use direct::{Buf, DirectMlp, tensor_floats};
+pub(crate) use blas::{Buf, tensor_floats};
+pub(crate) use direct::DirectMlp;
 pub(crate) use stacked::{Params as StackedParams, Stacked};
 
 use serde::{Deserialize, Serialize};

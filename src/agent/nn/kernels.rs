@@ -114,6 +114,79 @@ pub(super) fn relu_backward_into(g: &[f32], y: &[f32], out: &mut [f32]) {
     }
 }
 
+/// libtorch's `sum(0)` of a contiguous `[rows, cols]` matrix, column by column in the order of
+/// its cascade sum (`SumKernel.cpp`): columns in blocks of 32 summed row after row
+/// (`vectorized_outer_sum`'s `multi_row_sum`), the others in four interleaved chains
+/// (`row_sum`), a single column as a contiguous reduction (`vectorized_inner_sum`). Reproduced
+/// for the shapes `column_sums_equal_libtorch` checks; `None` for the others.
+pub(super) fn column_sums(x: &[f32], rows: usize, cols: usize, out: &mut [f32]) -> Option<()> {
+    if rows == 0 || cols == 0 || !serial(rows * cols, GRAIN) {
+        return None;
+    }
+    let at = |c: usize| move |i: usize| x[i * cols + c];
+    if cols == 1 {
+        // Eight lanes of interleaved chains over whole vectors, then the tail, then the lanes.
+        let vectors = rows / 8;
+        if vectors == 0 {
+            return None;
+        }
+        let lanes: Vec<f32> = (0..8).map(|l| row_sum(|i| x[i * 8 + l], vectors)).collect();
+        let mut total = x[vectors * 8..].iter().fold(0.0f32, |acc, v| acc + v);
+        for l in lanes {
+            total += l;
+        }
+        out[0] = total;
+        return Some(());
+    }
+    let blocked = if cols >= 8 { cols - cols % 32 } else { cols - cols % 4 };
+    for (c, o) in out.iter_mut().enumerate().take(cols) {
+        *o = if c < blocked { multi_row_sum(at(c), rows) } else { row_sum(at(c), rows) };
+    }
+    Some(())
+}
+
+/// One lane of libtorch's `multi_row_sum`: `size` values added in groups of `2^p` whose partial
+/// sums cascade through four levels.
+fn multi_row_sum(load: impl Fn(usize) -> f32, size: usize) -> f32 {
+    let ceil_log2 = if size <= 2 { 1 } else { usize::BITS - (size - 1).leading_zeros() } as usize;
+    let power = (ceil_log2 / 4).max(4);
+    let (step, mask) = (1usize << power, (1usize << power) - 1);
+    let mut acc = [0.0f32; 4];
+    let mut i = 0;
+    while i + step <= size {
+        for _ in 0..step {
+            acc[0] += load(i);
+            i += 1;
+        }
+        for j in 1..4 {
+            acc[j] += acc[j - 1];
+            acc[j - 1] = 0.0;
+            if i & (mask << (j * power)) != 0 {
+                break;
+            }
+        }
+    }
+    while i < size {
+        acc[0] += load(i);
+        i += 1;
+    }
+    acc[0] + acc[1] + acc[2] + acc[3]
+}
+
+/// libtorch's `row_sum`: four interleaved chains (`multi_row_sum` over groups of four), the
+/// leftover values into the first, then the chains together.
+fn row_sum(load: impl Fn(usize) -> f32, size: usize) -> f32 {
+    let groups = size / 4;
+    let mut chains = [0.0f32; 4];
+    for (k, chain) in chains.iter_mut().enumerate() {
+        *chain = multi_row_sum(|i| load(i * 4 + k), groups);
+    }
+    for i in groups * 4..size {
+        chains[0] += load(i);
+    }
+    chains[0] + chains[1] + chains[2] + chains[3]
+}
+
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
     use std::arch::x86_64::*;
@@ -257,5 +330,26 @@ mod tests {
         let ours = g.empty_like();
         relu_backward_into(values(&g).unwrap(), values(&x).unwrap(), values(&ours).unwrap());
         assert_eq!(bits(&ours), bits(&x.threshold_backward(&g, 0.0)));
+    }
+
+    /// The reproduced cascade sum equals libtorch's `sum(0)` wherever it claims to apply.
+    #[test]
+    fn column_sums_equal_libtorch() {
+        let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+        tch::set_num_threads(1);
+        tch::manual_seed(4);
+        for rows in [1usize, 2, 3, 4, 5, 7, 8, 9, 15, 16, 17, 31, 33, 64, 100, 255, 256, 257, 1000, 5000] {
+            for cols in [1usize, 2, 3, 4, 5, 7, 8, 9, 12, 16, 24, 31, 32, 33, 40, 64, 65, 100] {
+                let x = Tensor::randn([rows as i64, cols as i64], tch::kind::FLOAT_CPU) * 10.0;
+                let mut ours = vec![0.0f32; cols];
+                let applies = column_sums(values(&x).unwrap(), rows, cols, &mut ours).is_some();
+                assert_eq!(applies, cols > 1 || rows >= 8, "{rows} x {cols}");
+                if applies {
+                    let expected =
+                        Vec::<f32>::try_from(&x.sum_dim_intlist([0i64].as_slice(), false, None::<Kind>)).unwrap();
+                    assert_eq!(bits(&ours), bits(&expected), "{rows} x {cols}");
+                }
+            }
+        }
     }
 }
