@@ -123,14 +123,14 @@ pub(super) fn column_sums(x: &[f32], rows: usize, cols: usize, out: &mut [f32]) 
     if rows == 0 || cols == 0 || !serial(rows * cols, GRAIN) {
         return None;
     }
-    let at = |c: usize| move |i: usize| x[i * cols + c];
     if cols == 1 {
         // Eight lanes of interleaved chains over whole vectors, then the tail, then the lanes.
         let vectors = rows / 8;
         if vectors == 0 {
             return None;
         }
-        let lanes: Vec<f32> = (0..8).map(|l| row_sum(|i| x[i * 8 + l], vectors)).collect();
+        let mut lanes = [0.0f32; 8];
+        row_sum(|i| &x[i * 8..i * 8 + 8], vectors, &mut lanes);
         let mut total = x[vectors * 8..].iter().fold(0.0f32, |acc, v| acc + v);
         for l in lanes {
             total += l;
@@ -139,52 +139,66 @@ pub(super) fn column_sums(x: &[f32], rows: usize, cols: usize, out: &mut [f32]) 
         return Some(());
     }
     let blocked = if cols >= 8 { cols - cols % 32 } else { cols - cols % 4 };
-    for (c, o) in out.iter_mut().enumerate().take(cols) {
-        *o = if c < blocked { multi_row_sum(at(c), rows) } else { row_sum(at(c), rows) };
-    }
+    let (head, tail) = out[..cols].split_at_mut(blocked);
+    multi_row_sum(|i| &x[i * cols..i * cols + blocked], rows, head);
+    row_sum(|i| &x[i * cols + blocked..(i + 1) * cols], rows, tail);
     Some(())
 }
 
-/// One lane of libtorch's `multi_row_sum`: `size` values added in groups of `2^p` whose partial
-/// sums cascade through four levels.
-fn multi_row_sum(load: impl Fn(usize) -> f32, size: usize) -> f32 {
+/// libtorch's `multi_row_sum` for `out.len()` lanes side by side (each lane's order is its own,
+/// so lanes may go together): `size` rows added in groups of `2^p` whose partial sums cascade
+/// through four levels.
+fn multi_row_sum<'a>(row: impl Fn(usize) -> &'a [f32], size: usize, out: &mut [f32]) {
+    let lanes = out.len();
     let ceil_log2 = if size <= 2 { 1 } else { usize::BITS - (size - 1).leading_zeros() } as usize;
     let power = (ceil_log2 / 4).max(4);
     let (step, mask) = (1usize << power, (1usize << power) - 1);
-    let mut acc = [0.0f32; 4];
+    let mut acc = [vec![0.0f32; lanes], vec![0.0f32; lanes], vec![0.0f32; lanes], vec![0.0f32; lanes]];
     let mut i = 0;
     while i + step <= size {
         for _ in 0..step {
-            acc[0] += load(i);
+            add(&mut acc[0], row(i));
             i += 1;
         }
         for j in 1..4 {
-            acc[j] += acc[j - 1];
-            acc[j - 1] = 0.0;
+            let (lower, upper) = acc.split_at_mut(j);
+            add(&mut upper[0], &lower[j - 1]);
+            lower[j - 1].fill(0.0);
             if i & (mask << (j * power)) != 0 {
                 break;
             }
         }
     }
     while i < size {
-        acc[0] += load(i);
+        add(&mut acc[0], row(i));
         i += 1;
     }
-    acc[0] + acc[1] + acc[2] + acc[3]
+    for (l, o) in out.iter_mut().enumerate() {
+        *o = acc[0][l] + acc[1][l] + acc[2][l] + acc[3][l];
+    }
 }
 
-/// libtorch's `row_sum`: four interleaved chains (`multi_row_sum` over groups of four), the
-/// leftover values into the first, then the chains together.
-fn row_sum(load: impl Fn(usize) -> f32, size: usize) -> f32 {
-    let groups = size / 4;
-    let mut chains = [0.0f32; 4];
+/// libtorch's `row_sum` for `out.len()` lanes: four interleaved chains (`multi_row_sum` over
+/// groups of four rows), the leftover rows into the first, then the chains together.
+fn row_sum<'a>(row: impl Fn(usize) -> &'a [f32], size: usize, out: &mut [f32]) {
+    let (lanes, groups) = (out.len(), size / 4);
+    let mut chains = [vec![0.0f32; lanes], vec![0.0f32; lanes], vec![0.0f32; lanes], vec![0.0f32; lanes]];
     for (k, chain) in chains.iter_mut().enumerate() {
-        *chain = multi_row_sum(|i| load(i * 4 + k), groups);
+        multi_row_sum(|i| row(i * 4 + k), groups, chain);
     }
     for i in groups * 4..size {
-        chains[0] += load(i);
+        add(&mut chains[0], row(i));
     }
-    chains[0] + chains[1] + chains[2] + chains[3]
+    for (l, o) in out.iter_mut().enumerate() {
+        *o = chains[0][l] + chains[1][l] + chains[2][l] + chains[3][l];
+    }
+}
+
+/// `acc += values`, lane by lane.
+fn add(acc: &mut [f32], values: &[f32]) {
+    for (a, v) in acc.iter_mut().zip(values) {
+        *a += v;
+    }
 }
 
 #[cfg(target_arch = "x86_64")]
