@@ -9,11 +9,11 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 use tch::Tensor;
-use tch::nn::{self, Module};
+use tch::nn;
 
 use super::MAX_ROWS;
 use super::distributions::argmax;
-use super::nn::{Mlp, MlpConfig};
+use super::nn::{Buf, DirectMlp, Mlp, MlpConfig, tensor_floats};
 use super::off_policy::{self, OffPolicy, ProgressAt, Shape, StopAt};
 use super::optim::Adam;
 use super::replay::{Batch, ReplayBuffer};
@@ -21,7 +21,7 @@ use super::schedule::linear_decay;
 use super::state::{agent_state, training_state};
 use super::{
     Agent, AgentConfig, AgentError, Algo, Distill, Monitor, Outcome, Schedule, check, check_envs, obs_dim,
-    polyak_update, rows, sorted_variables, to_vec, variable_names,
+    polyak_update, sorted_variables, to_vec, variable_names,
 };
 use crate::env::{Action, Space, VecEnv};
 
@@ -116,10 +116,16 @@ pub struct Dqn {
     obs_dim: usize,
     n_actions: usize,
     vs: nn::VarStore,
+    /// The online network's libtorch modules: the autograd reference in tests (training runs
+    /// `direct`).
+    #[cfg_attr(not(test), allow(dead_code))]
     q: Mlp,
     target_vs: nn::VarStore,
-    q_target: Mlp,
     opt: Adam,
+    /// The online and the target network run without libtorch's operators (their own passes'
+    /// numbers): acting, targets and the hand-written gradient.
+    direct: DirectMlp,
+    direct_target: DirectMlp,
     buffer: ReplayBuffer,
     rng: super::AgentRng,
     steps: u64,
@@ -141,13 +147,18 @@ impl Dqn {
         cfg.net.check_size(obs_dim, n_actions)?;
         let vs = nn::VarStore::new(tch::Device::Cpu);
         let mut target_vs = nn::VarStore::new(tch::Device::Cpu);
-        let (q, q_target) = super::nn::with_seed(seed, || {
+        let q = super::nn::with_seed(seed, || {
             let q = Mlp::new(&(vs.root() / "q"), &cfg.net, obs_dim, n_actions, 1.0);
-            let q_target = Mlp::new(&(target_vs.root() / "q_target"), &cfg.net, obs_dim, n_actions, 1.0);
-            (q, q_target)
+            // The target's variables live in `target_vs` (overwritten by `update_target` below).
+            Mlp::new(&(target_vs.root() / "q_target"), &cfg.net, obs_dim, n_actions, 1.0);
+            q
         });
         target_vs.freeze();
         let opt = Adam::new(sorted_variables(&vs), 1e-8);
+        let (depth, activation) = (cfg.net.hidden.len(), cfg.net.activation);
+        let direct = DirectMlp::new(&opt, "q", depth, activation).expect("the network's parameters");
+        let direct_target =
+            DirectMlp::fixed(&target_vs, "q_target", depth, activation).expect("the target's parameters");
         let buffer = ReplayBuffer::new(cfg.buffer_size, obs_dim, 1);
         let mut dqn = Dqn {
             action_space: action_space.clone(),
@@ -157,8 +168,9 @@ impl Dqn {
             vs,
             q,
             target_vs,
-            q_target,
             opt,
+            direct,
+            direct_target,
             buffer,
             rng: super::AgentRng::seed_from_u64(seed),
             steps: 0,
@@ -174,18 +186,24 @@ impl Dqn {
         polyak_update(&self.target_vs, &self.vs, "q_target.", "q.", tau);
     }
 
+    /// The online network's Q-values for rows of observations, `[n, n_actions]` row-major.
+    fn q_values(&self, obs: &[f32]) -> Vec<f32> {
+        self.direct.infer(Buf::from_slice(obs).as_slice(), obs.len() / self.obs_dim).0.as_slice().to_vec()
+    }
+
     fn greedy(&self, obs: &[f32]) -> Vec<usize> {
-        let q = tch::no_grad(|| to_vec(&self.q.forward(&rows(obs, self.obs_dim))));
-        q.chunks_exact(self.n_actions).map(argmax).collect()
+        self.q_values(obs).chunks_exact(self.n_actions).map(argmax).collect()
     }
 
     /// The TD targets `r + γ (1 - done) max_a' Q_target(s', a')` of a batch, `[n, 1]` (Double
     /// DQN: the online network picks `a'`).
     fn targets(&self, batch: &Batch) -> Tensor {
+        let (x, n) = (tensor_floats(&batch.next_obs), batch.next_obs.size()[0]);
+        let q = |net: &DirectMlp| Tensor::from_slice(net.infer(x, n as usize).0.as_slice()).view([n, -1]);
         tch::no_grad(|| {
-            let next_q = self.q_target.forward(&batch.next_obs);
+            let next_q = q(&self.direct_target);
             let next = if self.cfg.double_q {
-                let pick = self.q.forward(&batch.next_obs).argmax(1, true);
+                let pick = q(&self.direct).argmax(1, true);
                 next_q.gather(1, &pick, false)
             } else {
                 next_q.amax(&[1i64][..], true)
@@ -199,17 +217,19 @@ impl Dqn {
     /// and [`Mlp::backward`] carries it through the network.
     fn manual_gradients(&mut self, batch: &Batch) {
         let target = to_vec(&self.targets(batch));
-        let (q_all, acts) = self.q.forward_cached(&batch.obs);
-        let q = to_vec(&q_all);
-        let actions = to_vec(&batch.actions);
         let (n, a) = (target.len(), self.n_actions);
+        let x = tensor_floats(&batch.obs);
+        let pass = self.direct.forward(x, n);
+        let q = pass.output();
+        let actions = to_vec(&batch.actions);
         let mut grad = vec![0.0f32; n * a];
         for i in 0..n {
             let k = i * a + actions[i] as usize;
             grad[k] = (q[k] - target[i]).clamp(-1.0, 1.0) / n as f32;
         }
-        let mut sink = self.opt.gradient_views();
-        self.q.backward(&acts, &Tensor::from_slice(&grad).view([n as i64, a as i64]), &mut sink);
+        // Clears the gradient buffer; the direct pass writes every parameter's gradient.
+        let _ = self.opt.gradient_views();
+        self.direct.backward(x, &pass, &grad);
     }
 
     /// `gradient_steps` minibatch updates at learning rate `lr`.
@@ -254,7 +274,7 @@ impl Agent for Dqn {
     }
 
     fn outputs(&self, obs: &[f32]) -> Vec<(&'static str, Vec<f32>)> {
-        vec![("q", tch::no_grad(|| to_vec(&self.q.forward(&rows(obs, self.obs_dim)))))]
+        vec![("q", self.q_values(obs))]
     }
 
     agent_state!(vs, target_vs, "optim": opt);
@@ -356,6 +376,7 @@ impl OffPolicy for Dqn {
 mod tests {
     use super::*;
     use crate::env::{EnvSpec, Registry};
+    use tch::nn::Module;
     use tch::{Kind, Reduction};
 
     /// The hand-written gradient equals autograd's for the Huber loss, with errors on both sides

@@ -20,13 +20,13 @@ use super::blas::{self, Buf, Mat, addmm};
 use super::{Activation, kernels};
 use crate::agent::optim::Adam;
 
-/// One linear layer: views of its parameters and of their gradients.
+/// One linear layer: views of its parameters and, for a trained network, of their gradients.
 struct Layer {
     inputs: usize,
     outputs: usize,
     weight: Tensor,
     bias: Tensor,
-    grads: (Tensor, Tensor),
+    grads: Option<(Tensor, Tensor)>,
 }
 
 /// Mutable floats of a parameter or gradient view (contiguous, owned by the optimiser).
@@ -60,13 +60,31 @@ impl DirectPass {
 impl DirectMlp {
     /// The network `name` (its trunk's depth `depth`) over `opt`'s parameters and gradients.
     pub(crate) fn new(opt: &Adam, name: &str, depth: usize, activation: Activation) -> Option<Self> {
+        Self::over(|n| opt.stacked(&[n.to_string()]).map(|(p, g)| (p, Some(g))), name, depth, activation)
+    }
+
+    /// The network `name` over parameters that are not trained (a target network's, in `vs`):
+    /// forward passes only.
+    pub(crate) fn fixed(vs: &tch::nn::VarStore, name: &str, depth: usize, activation: Activation) -> Option<Self> {
+        let vars = vs.variables();
+        Self::over(|n| vars.get(n).map(|t| (t.shallow_clone(), None)), name, depth, activation)
+    }
+
+    /// The network over `param(name)`: each parameter's tensor and its gradient's view.
+    fn over(
+        param: impl Fn(&str) -> Option<(Tensor, Option<Tensor>)>,
+        name: &str,
+        depth: usize,
+        activation: Activation,
+    ) -> Option<Self> {
         let names = (0..depth).map(|i| format!("{name}.trunk.{i}")).chain([format!("{name}.head")]);
         let layers = names
             .map(|layer| {
-                let ((weight, dw), (bias, db)) =
-                    (opt.stacked(&[format!("{layer}.weight")])?, opt.stacked(&[format!("{layer}.bias")])?);
+                let ((weight, dw), (bias, db)) = (param(&format!("{layer}.weight"))?, param(&format!("{layer}.bias"))?);
                 let size = weight.size();
-                Some(Layer { inputs: size[2] as usize, outputs: size[1] as usize, weight, bias, grads: (dw, db) })
+                let (outputs, inputs) = (size[size.len() - 2] as usize, size[size.len() - 1] as usize);
+                let usable = [&weight, &bias].iter().all(|t| t.is_contiguous() && t.kind() == Kind::Float);
+                usable.then_some(Layer { inputs, outputs, weight, bias, grads: dw.zip(db) })
             })
             .collect::<Option<Vec<_>>>()?;
         Some(DirectMlp { layers, activation })
@@ -151,7 +169,7 @@ impl DirectMlp {
         for (i, layer) in self.layers.iter().enumerate().rev() {
             let input = if i == 0 { x } else { pass.hidden[i - 1].as_slice() };
             let g = Mat::new(grad.as_slice().as_ptr(), rows, layer.outputs);
-            let (dw, db) = &layer.grads;
+            let (dw, db) = layer.grads.as_ref().expect("a trained network");
             // SAFETY: the gradient views hold `outputs × inputs` and `outputs` floats, apart from
             // every buffer read here.
             unsafe {
