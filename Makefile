@@ -10,7 +10,7 @@ GYM := .venv-gym
 
 ## The main job: a real transfer study (experiments/quickstart.ron): the shipped CartPole-v1 PPO
 ## policy fine-tuned on a longer pole against scratch, 10 seeds, with verdicts, figures and a
-## report in runs/quickstart (about a minute on two cores after the build).
+## report in runs/quickstart (about 15 seconds on two cores after the build).
 quickstart: setup
 	$(CARGO) run --release --quiet -- run experiments/quickstart.ron
 
