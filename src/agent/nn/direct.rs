@@ -29,14 +29,15 @@ struct Layer {
     grads: Option<(Tensor, Tensor)>,
 }
 
-/// Mutable floats of a parameter or gradient view (contiguous, owned by the optimiser).
+/// The floats of a parameter or gradient view (contiguous; owned by the optimiser or the target
+/// network's variable store, and only ever written in place).
 fn view_floats(t: &Tensor) -> *mut f32 {
     debug_assert!(t.is_contiguous() && t.kind() == Kind::Float);
     t.data_ptr() as *mut f32
 }
 
 /// A network laid out as [`Mlp`](super::Mlp) lays it out (`{name}.trunk.{i}`, `{name}.head`),
-/// over an optimiser's parameters.
+/// over an optimiser's parameters and gradients, or over a target network's parameters.
 pub(crate) struct DirectMlp {
     layers: Vec<Layer>,
     activation: Activation,
@@ -119,8 +120,8 @@ impl DirectMlp {
             match self.activation {
                 Activation::Tanh => {
                     if !kernels::tanh_sigmoid_form(out.as_mut_slice(), true) {
-                        let t = Tensor::from_slice(out.as_slice());
-                        self.activation.apply_(&mut t.shallow_clone());
+                        let mut t = Tensor::from_slice(out.as_slice());
+                        self.activation.apply_(&mut t);
                         t.copy_data(out.as_mut_slice(), t.numel());
                     }
                 }

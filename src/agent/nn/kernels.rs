@@ -1,6 +1,7 @@
-//! libtorch's element-wise kernels for `tanh` layers, reproduced bit for bit in Rust and fused:
-//! a layer's activation is then one pass over its output instead of three libtorch operations
-//! (each a dispatch, a loop and, for the backward pass, a new tensor).
+//! libtorch's kernels for a network's passes, reproduced bit for bit in Rust: `tanh` in its
+//! sigmoid form (fused: one pass over a layer's output instead of three libtorch operations, each
+//! a dispatch and a loop), `tanh`'s derivative, ReLU and its derivative, and the cascade sum of a
+//! bias gradient ([`column_sums`]).
 //!
 //! libtorch's float kernels on an AVX2 machine treat a contiguous tensor in blocks of 16 values
 //! (two 8-lane vectors) and its last `n mod 16` values with scalar code, and the two round
@@ -10,8 +11,9 @@
 //! (`kernels_equal_libtorch` compares them on random and special values, every tail length).
 //! They apply only where libtorch runs those AVX2 kernels: an x86-64 CPU with AVX2 and FMA but
 //! without the AVX-512 subset libtorch would pick instead, and `ATEN_CPU_CAPABILITY` unset or
-//! `avx2`. Elsewhere, and for tensors that are not contiguous float tensors, the callers run
-//! libtorch's own operations.
+//! `avx2` (ReLU's select is the same on every CPU). Elsewhere, for tensors that are not
+//! contiguous float tensors, and for operations libtorch would split among threads ([`serial`]),
+//! the callers run libtorch's own operations.
 
 use tch::{Kind, Tensor};
 
@@ -139,8 +141,8 @@ pub(super) fn relu_backward_into(g: &[f32], y: &[f32], out: &mut [f32]) {
 }
 
 /// libtorch's `sum(0)` of a contiguous `[rows, cols]` matrix, column by column in the order of
-/// its cascade sum (`SumKernel.cpp`): columns in blocks of 32 summed row after row
-/// (`vectorized_outer_sum`'s `multi_row_sum`), the others in four interleaved chains
+/// its cascade sum (`SumKernel.cpp`): columns in blocks of 32 (of 4 under 8 columns) summed row
+/// after row (`multi_row_sum`), the others in four interleaved chains
 /// (`row_sum`), a single column as a contiguous reduction (`vectorized_inner_sum`). Reproduced
 /// for the shapes `column_sums_equal_libtorch` checks; `None` for the others.
 pub(super) fn column_sums(x: &[f32], rows: usize, cols: usize, out: &mut [f32]) -> Option<()> {
