@@ -227,8 +227,8 @@ impl Dqn {
             let k = i * a + actions[i] as usize;
             grad[k] = (q[k] - target[i]).clamp(-1.0, 1.0) / n as f32;
         }
-        // Clears the gradient buffer; the direct pass writes every parameter's gradient.
-        let _ = self.opt.gradient_views();
+        // The direct pass writes every parameter's gradient (the buffer cleared for clarity).
+        self.opt.zero_grad();
         self.direct.backward(x, &pass, &grad);
     }
 

@@ -75,6 +75,7 @@ impl Mat {
 /// The matrices' memory is valid for their sizes and strides, `c` for `m1 rows × m2 cols`
 /// floats, and `c` overlaps neither operand.
 pub(super) unsafe fn addmm(c: *mut f32, m1: Mat, m2: Mat, accumulate: bool) {
+    settle_threads();
     let beta = if accumulate { 1.0 } else { 0.0 };
     if let Some(args) = blas_args(m1, m2) {
         // SAFETY: the arguments describe the caller's valid memory, as libtorch would pass it.
@@ -99,6 +100,16 @@ unsafe fn libtorch_addmm(c: *mut f32, m1: Mat, m2: Mat, accumulate: bool) {
     });
 }
 
+/// Makes this thread's MKL use libtorch's thread count before its first direct call: libtorch
+/// sets MKL's count per thread, lazily, on a thread's first query of its own count (a rayon
+/// worker's first libtorch operation may not have made one).
+fn settle_threads() {
+    thread_local!(static SETTLED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) });
+    if !SETTLED.with(|s| s.replace(true)) {
+        let _ = tch::get_num_threads();
+    }
+}
+
 /// BLAS's arguments for [`addmm`] (`None` where libtorch would copy an operand or not call BLAS).
 struct BlasArgs {
     trans_a: bool,
@@ -118,7 +129,7 @@ fn blas_args(m1: Mat, m2: Mat) -> Option<BlasArgs> {
         return None;
     }
     let r_sizes = [m1.sizes[0], m2.sizes[1]];
-    let r_strides = Mat::new(std::ptr::null(), r_sizes[0] as usize, r_sizes[1] as usize).strides;
+    let r_strides = [r_sizes[1].max(1), 1];
     // libtorch reads the result as column-major, transposed (`tc`) when it is row-major.
     let (tc, m1, m2) = if r_strides[0] == 1 && (r_sizes[1] == 1 || r_strides[1] >= r_sizes[0].max(1)) {
         (false, m1, m2)
@@ -227,6 +238,7 @@ pub(super) mod mkl {
         // libtorch's `tanh` calls MKL once for all values below its grain (2048) or on one thread.
         if x.len() == out.len() && super::super::kernels::serial(x.len(), 2048) && x.len() <= i32::MAX as usize {
             const MODE: i64 = 0x2 | 0x14_0000 | 0x100;
+            super::settle_threads();
             // SAFETY: both slices hold `len` floats.
             unsafe { ffi::vmsTanh(x.len() as i32, x.as_ptr(), out.as_mut_ptr(), MODE) };
             return true;

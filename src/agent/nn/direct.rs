@@ -84,11 +84,17 @@ impl DirectMlp {
                 let ((weight, dw), (bias, db)) = (param(&format!("{layer}.weight"))?, param(&format!("{layer}.bias"))?);
                 let size = weight.size();
                 let (outputs, inputs) = (size[size.len() - 2] as usize, size[size.len() - 1] as usize);
-                let usable = [&weight, &bias].iter().all(|t| t.is_contiguous() && t.kind() == Kind::Float);
-                usable.then_some(Layer { inputs, outputs, weight, bias, grads: dw.zip(db) })
+                let grads = dw.zip(db);
+                let floats = |t: &Tensor, n: usize| t.is_contiguous() && t.kind() == Kind::Float && t.numel() == n;
+                let usable = floats(&weight, outputs * inputs)
+                    && floats(&bias, outputs)
+                    && grads.as_ref().is_none_or(|(dw, db)| floats(dw, outputs * inputs) && floats(db, outputs));
+                usable.then_some(Layer { inputs, outputs, weight, bias, grads })
             })
             .collect::<Option<Vec<_>>>()?;
-        Some(DirectMlp { layers, activation })
+        // Each layer reads the previous one's output.
+        let chained = layers.windows(2).all(|w| w[0].outputs == w[1].inputs);
+        chained.then_some(DirectMlp { layers, activation })
     }
 
     /// `bias + x Wᵀ` for `rows` rows, as libtorch's `linear`.
@@ -109,6 +115,7 @@ impl DirectMlp {
     /// The training pass for `rows` rows of `x` (as [`Mlp::forward_cached`](super::Mlp::forward_cached)
     /// computes it: `tanh` in its sigmoid form).
     pub(crate) fn forward(&self, x: &[f32], rows: usize) -> DirectPass {
+        assert_eq!(x.len(), rows * self.layers[0].inputs, "rows of the network's input width");
         let mut hidden: Vec<Buf> = Vec::with_capacity(self.layers.len() - 1);
         let last = self.layers.len() - 1;
         for (i, layer) in self.layers.iter().enumerate() {
@@ -135,6 +142,7 @@ impl DirectMlp {
     /// The acting pass (as [`Mlp::features`](super::Mlp::features) then the head compute it:
     /// libtorch's own `tanh`): the output and the trunk's features.
     pub(crate) fn infer(&self, x: &[f32], rows: usize) -> (Buf, Option<Buf>) {
+        assert_eq!(x.len(), rows * self.layers[0].inputs, "rows of the network's input width");
         let mut features: Option<Buf> = None;
         for (i, layer) in self.layers.iter().enumerate() {
             let input = features.as_ref().map_or(x, |f| f.as_slice());
@@ -166,21 +174,25 @@ impl DirectMlp {
     /// [`Mlp::backward`](super::Mlp::backward) computes them.
     pub(crate) fn backward(&self, x: &[f32], pass: &DirectPass, grad_out: &[f32]) {
         let rows = pass.rows;
+        let outputs: Vec<usize> = pass.hidden.iter().chain([&pass.output]).map(|b| b.as_slice().len()).collect();
+        let expected: Vec<usize> = self.layers.iter().map(|l| rows * l.outputs).collect();
+        assert!(outputs == expected && x.len() == rows * self.layers[0].inputs, "a pass of this network on `x`");
+        assert_eq!(grad_out.len(), pass.output.as_slice().len(), "a gradient for each output");
         let mut grad = Buf::from_slice(grad_out);
         for (i, layer) in self.layers.iter().enumerate().rev() {
             let input = if i == 0 { x } else { pass.hidden[i - 1].as_slice() };
             let g = Mat::new(grad.as_slice().as_ptr(), rows, layer.outputs);
             let (dw, db) = layer.grads.as_ref().expect("a trained network");
-            // SAFETY: the gradient views hold `outputs × inputs` and `outputs` floats, apart from
-            // every buffer read here.
-            unsafe {
+            // SAFETY: the gradient views hold `outputs × inputs` and `outputs` floats (checked in
+            // `over`), apart from every buffer read here.
+            let db = unsafe {
                 addmm(view_floats(dw), g.t(), Mat::new(input.as_ptr(), rows, layer.inputs), false);
-                let db = std::slice::from_raw_parts_mut(view_floats(db), layer.outputs);
-                if kernels::column_sums(grad.as_slice(), rows, layer.outputs, db).is_none() {
-                    let g = Tensor::from_slice(grad.as_slice()).view([rows as i64, layer.outputs as i64]);
-                    let sums = g.sum_dim_intlist([0i64].as_slice(), false, None::<Kind>);
-                    sums.copy_data(db, layer.outputs);
-                }
+                std::slice::from_raw_parts_mut(view_floats(db), layer.outputs)
+            };
+            if kernels::column_sums(grad.as_slice(), rows, layer.outputs, db).is_none() {
+                let g = Tensor::from_slice(grad.as_slice()).view([rows as i64, layer.outputs as i64]);
+                let sums = g.sum_dim_intlist([0i64].as_slice(), false, None::<Kind>);
+                sums.copy_data(db, layer.outputs);
             }
             if i == 0 {
                 break;
@@ -208,7 +220,7 @@ impl DirectMlp {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::agent::nn::{Mlp, MlpConfig, tensor_floats, with_seed};
+    use crate::agent::nn::{Mlp, MlpConfig, kernels, tensor_floats, with_seed};
     use crate::agent::{sorted_variables, to_vec};
 
     fn bits(v: &[f32]) -> Vec<u32> {
@@ -239,7 +251,8 @@ mod tests {
                 for rows in [1usize, 2, 3, 7, 8, 9, 33, 256] {
                     let what = format!("{hidden:?} {activation:?}, {inputs} -> {outputs}, {rows} rows");
                     let x = Tensor::randn([rows as i64, inputs as i64], tch::kind::FLOAT_CPU);
-                    let (own, acts) = net.forward_cached(&x);
+                    // The reference: `Mlp`'s passes on libtorch's own operations.
+                    let (own, acts) = kernels::with_libtorch_only(|| net.forward_cached(&x));
                     let pass = direct.forward(tensor_floats(&x), rows);
                     assert_eq!(bits(pass.output()), bits(&to_vec(&own)), "training pass: {what}");
 
@@ -252,7 +265,7 @@ mod tests {
 
                     let g = Tensor::randn([rows as i64, outputs as i64], tch::kind::FLOAT_CPU);
                     let mut sink = opt.gradient_views();
-                    net.backward(&acts, &g, &mut sink);
+                    kernels::with_libtorch_only(|| net.backward(&acts, &g, &mut sink));
                     drop(sink);
                     let reference = opt.gradients().copy();
                     opt.zero_grad();

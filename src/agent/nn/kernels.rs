@@ -29,12 +29,31 @@ pub(super) fn libtorch_avx2() -> bool {
                 && std::arch::is_x86_feature_detected!("fma")
                 && match forced.as_deref() {
                     None | Some("") => !avx512,
-                    Some(c) => c.eq_ignore_ascii_case("avx2"),
+                    Some(c) => c == "avx2",
                 }
         }
         #[cfg(not(target_arch = "x86_64"))]
         false
     })
+}
+
+thread_local! {
+    /// Set by tests on their thread: the tensor-level entry points decline, so that `Mlp`'s
+    /// passes run libtorch's own operations (an independent reference for the direct passes).
+    static LIBTORCH_ONLY: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+fn libtorch_only() -> bool {
+    cfg!(test) && LIBTORCH_ONLY.with(|c| c.get())
+}
+
+/// Runs `f` with `Mlp`'s passes on libtorch's own operations (on this thread).
+#[cfg(test)]
+pub(super) fn with_libtorch_only<T>(f: impl FnOnce() -> T) -> T {
+    LIBTORCH_ONLY.with(|c| c.set(true));
+    let out = f();
+    LIBTORCH_ONLY.with(|c| c.set(false));
+    out
 }
 
 /// Whether libtorch treats `n` values in one piece: below its grain size, or on one thread
@@ -47,11 +66,21 @@ pub(super) fn serial(n: usize, grain: usize) -> bool {
 pub(super) const GRAIN: usize = 32768;
 
 /// The values of a contiguous CPU float tensor, if it is one.
-#[allow(clippy::mut_from_ref)]
-fn values(t: &Tensor) -> Option<&mut [f32]> {
+fn values(t: &Tensor) -> Option<&[f32]> {
     let usable = t.kind() == Kind::Float && t.device() == tch::Device::Cpu && t.is_contiguous();
     // SAFETY: a contiguous CPU float tensor holds `numel` floats from its data pointer, alive as
-    // long as `t`; the callers hold no other slice of the same data while this one lives.
+    // long as `t`.
+    usable.then(|| unsafe { std::slice::from_raw_parts(t.data_ptr() as *const f32, t.numel()) })
+}
+
+/// [`values`], writable.
+///
+/// # Safety
+/// No other slice of the tensor's data lives while this one does.
+#[allow(clippy::mut_from_ref)]
+unsafe fn values_mut(t: &Tensor) -> Option<&mut [f32]> {
+    let usable = t.kind() == Kind::Float && t.device() == tch::Device::Cpu && t.is_contiguous();
+    // SAFETY: as in `values`; the caller's contract excludes aliases.
     usable.then(|| unsafe { std::slice::from_raw_parts_mut(t.data_ptr() as *mut f32, t.numel()) })
 }
 
@@ -72,7 +101,8 @@ pub(super) fn tanh_sigmoid_form(v: &mut [f32], double_first: bool) -> bool {
 
 /// [`tanh_sigmoid_form`] (without doubling) on a tensor.
 pub(super) fn tanh_of_half_(x: &Tensor) -> bool {
-    values(x).is_some_and(|v| tanh_sigmoid_form(v, false))
+    // SAFETY: `x` is the caller's tensor, written only here.
+    !libtorch_only() && unsafe { values_mut(x) }.is_some_and(|v| tanh_sigmoid_form(v, false))
 }
 
 /// `out = g (1 - y²)`, the bits of libtorch's `tanh_backward(g, y)`; `false` where libtorch
@@ -94,9 +124,13 @@ pub(super) fn tanh_backward(grad: &Tensor, output: &Tensor) -> Option<Tensor> {
     if grad.size() != output.size() {
         return None;
     }
+    if libtorch_only() {
+        return None;
+    }
     let (g, y) = (values(grad)?, values(output)?);
     let out = grad.empty_like();
-    tanh_backward_into(g, y, values(&out)?).then_some(out)
+    // SAFETY: `out` is new.
+    tanh_backward_into(g, y, unsafe { values_mut(&out) }?).then_some(out)
 }
 
 /// `max(x, 0)` in place as libtorch's `relu_` computes it (`x` where `x < 0` is false: NaN and
@@ -142,11 +176,12 @@ pub(super) fn relu_backward_into(g: &[f32], y: &[f32], out: &mut [f32]) {
 
 /// libtorch's `sum(0)` of a contiguous `[rows, cols]` matrix, column by column in the order of
 /// its cascade sum (`SumKernel.cpp`): columns in blocks of 32 (of 4 under 8 columns) summed row
-/// after row (`multi_row_sum`), the others in four interleaved chains
-/// (`row_sum`), a single column as a contiguous reduction (`vectorized_inner_sum`). Reproduced
-/// for the shapes `column_sums_equal_libtorch` checks; `None` for the others.
+/// after row (`multi_row_sum`), the others in four interleaved chains (`row_sum`), a single
+/// column as a contiguous reduction over 8-float vectors (`vectorized_inner_sum`), as libtorch's
+/// AVX2 kernel does. Reproduced for the shapes `column_sums_equal_libtorch` checks, where
+/// libtorch runs that kernel ([`libtorch_avx2`], [`serial`]); `None` elsewhere.
 pub(super) fn column_sums(x: &[f32], rows: usize, cols: usize, out: &mut [f32]) -> Option<()> {
-    if rows == 0 || cols == 0 || !serial(rows * cols, GRAIN) {
+    if rows == 0 || cols == 0 || !libtorch_avx2() || !serial(rows * cols, GRAIN) {
         return None;
     }
     if cols == 1 {
@@ -344,6 +379,7 @@ mod tests {
 
     #[test]
     fn kernels_equal_libtorch() {
+        tch::set_num_threads(1);
         if !libtorch_avx2() {
             eprintln!("skipped: libtorch does not run its AVX2 kernels here");
             return;
@@ -357,7 +393,7 @@ mod tests {
             assert!(ours.equal(&expected), "tanh_of_half_ differs from libtorch at n = {n}");
             let expected = x.g_mul_scalar(2.0).sigmoid().g_mul_scalar(2.0).g_sub_scalar(1.0);
             let ours = x.copy();
-            assert!(tanh_sigmoid_form(values(&ours).unwrap(), true));
+            assert!(tanh_sigmoid_form(unsafe { values_mut(&ours) }.unwrap(), true));
             assert!(ours.equal(&expected), "doubled tanh_sigmoid_form differs from libtorch at n = {n}");
 
             let y = x.tanh();
@@ -375,13 +411,13 @@ mod tests {
         v.extend([f32::NAN, -f32::NAN, f32::INFINITY, f32::NEG_INFINITY, -0.0, 0.0]);
         let x = Tensor::from_slice(&v);
         let ours = x.copy();
-        relu(values(&ours).unwrap());
+        relu(unsafe { values_mut(&ours) }.unwrap());
         // `equal` treats NaN as unequal: compare bits.
         let bits = |t: &Tensor| Vec::<f32>::try_from(t).unwrap().iter().map(|f| f.to_bits()).collect::<Vec<_>>();
         assert_eq!(bits(&ours), bits(&x.relu()));
         let g = Tensor::from_slice(&inputs(v.len(), &mut rng));
         let ours = g.empty_like();
-        relu_backward_into(values(&g).unwrap(), values(&x).unwrap(), values(&ours).unwrap());
+        relu_backward_into(values(&g).unwrap(), values(&x).unwrap(), unsafe { values_mut(&ours) }.unwrap());
         assert_eq!(bits(&ours), bits(&x.threshold_backward(&g, 0.0)));
     }
 
