@@ -214,7 +214,7 @@ impl Dqn {
 
     /// The Huber loss's gradient computed by hand into the optimiser's gradient buffer: its
     /// derivative with respect to the chosen actions' Q-values is `clamp(q - target, ±1) / n`,
-    /// and [`Mlp::backward`] carries it through the network.
+    /// and the direct backward pass ([`DirectMlp::backward`]) carries it through the network.
     fn manual_gradients(&mut self, batch: &Batch) {
         let target = to_vec(&self.targets(batch));
         let (n, a) = (target.len(), self.n_actions);
