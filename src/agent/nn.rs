@@ -73,7 +73,7 @@ pub enum Activation {
 }
 
 impl Activation {
-    pub(crate) fn apply(self, x: &Tensor) -> Tensor {
+    fn apply(self, x: &Tensor) -> Tensor {
         match self {
             Activation::Tanh => x.tanh(),
             Activation::Relu => x.relu(),

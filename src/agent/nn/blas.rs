@@ -41,10 +41,7 @@ impl Buf {
 
 /// The floats of a contiguous CPU float tensor (the rows a pass reads).
 pub(crate) fn tensor_floats(t: &Tensor) -> &[f32] {
-    assert!(t.kind() == Kind::Float && t.device() == tch::Device::Cpu && t.is_contiguous(), "contiguous floats");
-    // SAFETY: a contiguous CPU float tensor holds `numel` floats from its data pointer, alive as
-    // long as `t`.
-    unsafe { std::slice::from_raw_parts(t.data_ptr() as *const f32, t.numel()) }
+    super::kernels::values(t).expect("a contiguous CPU float tensor")
 }
 
 /// A matrix in memory: sizes and strides in elements, as libtorch describes a 2-D tensor.

@@ -174,9 +174,10 @@ impl DirectMlp {
     /// [`Mlp::backward`](super::Mlp::backward) computes them.
     pub(crate) fn backward(&self, x: &[f32], pass: &DirectPass, grad_out: &[f32]) {
         let rows = pass.rows;
-        let outputs: Vec<usize> = pass.hidden.iter().chain([&pass.output]).map(|b| b.as_slice().len()).collect();
-        let expected: Vec<usize> = self.layers.iter().map(|l| rows * l.outputs).collect();
-        assert!(outputs == expected && x.len() == rows * self.layers[0].inputs, "a pass of this network on `x`");
+        let outputs = pass.hidden.iter().chain([&pass.output]);
+        let fits = pass.hidden.len() + 1 == self.layers.len()
+            && outputs.zip(&self.layers).all(|(b, l)| b.as_slice().len() == rows * l.outputs);
+        assert!(fits && x.len() == rows * self.layers[0].inputs, "a pass of this network on `x`");
         assert_eq!(grad_out.len(), pass.output.as_slice().len(), "a gradient for each output");
         let mut grad = Buf::from_slice(grad_out);
         for (i, layer) in self.layers.iter().enumerate().rev() {

@@ -66,7 +66,7 @@ pub(super) fn serial(n: usize, grain: usize) -> bool {
 pub(super) const GRAIN: usize = 32768;
 
 /// The values of a contiguous CPU float tensor, if it is one.
-fn values(t: &Tensor) -> Option<&[f32]> {
+pub(super) fn values(t: &Tensor) -> Option<&[f32]> {
     let usable = t.kind() == Kind::Float && t.device() == tch::Device::Cpu && t.is_contiguous();
     // SAFETY: a contiguous CPU float tensor holds `numel` floats from its data pointer, alive as
     // long as `t`.
