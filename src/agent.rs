@@ -32,6 +32,7 @@
 pub mod checkpoint;
 pub mod distributions;
 pub mod dqn;
+pub mod engine;
 mod error;
 mod eval;
 pub mod nn;
@@ -340,29 +341,6 @@ pub(crate) fn advance_guidance<A: Agent + ?Sized>(agent: &mut A, step: u64) {
     for (_, opt) in agent.optimizers() {
         opt.advance(step);
     }
-}
-
-/// Moves each target network tensor `{target}.x` a fraction `tau` of the way to the online
-/// tensor `{online}.x` (a hard copy at `tau = 1`): DQN's and SAC's target updates.
-pub(crate) fn polyak_update(
-    targets: &tch::nn::VarStore,
-    online: &tch::nn::VarStore,
-    target: &str,
-    source: &str,
-    tau: f64,
-) {
-    let sources = online.variables();
-    tch::no_grad(|| {
-        for (name, mut t) in targets.variables() {
-            let Some(rest) = name.strip_prefix(target) else { continue };
-            let src = &sources[&format!("{source}{rest}")];
-            if tau >= 1.0 {
-                t.copy_(src);
-            } else {
-                let _ = t.lerp_(src, tau);
-            }
-        }
-    });
 }
 
 /// Copies every tensor named in `targets` from `get`, under `no_grad`.

@@ -8,12 +8,13 @@
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
-use tch::Tensor;
 use tch::nn;
 
 use super::MAX_ROWS;
 use super::distributions::argmax;
-use super::nn::{Buf, DirectMlp, Mlp, MlpConfig, tensor_floats};
+use super::engine::Net;
+use super::nn::{Mlp, MlpConfig};
+use super::optim::FlatParams;
 use super::off_policy::{self, OffPolicy, ProgressAt, Shape, StopAt};
 use super::optim::Adam;
 use super::replay::{Batch, ReplayBuffer};
@@ -21,7 +22,7 @@ use super::schedule::linear_decay;
 use super::state::{agent_state, training_state};
 use super::{
     Agent, AgentConfig, AgentError, Algo, Distill, Monitor, Outcome, Schedule, check, check_envs, obs_dim,
-    polyak_update, sorted_variables, to_vec, variable_names,
+    sorted_variables, to_vec, variable_names,
 };
 use crate::env::{Action, Space, VecEnv};
 
@@ -117,15 +118,18 @@ pub struct Dqn {
     n_actions: usize,
     vs: nn::VarStore,
     /// The online network's libtorch modules: the autograd reference in tests (training runs
-    /// `direct`).
+    /// `net`).
     #[cfg_attr(not(test), allow(dead_code))]
     q: Mlp,
     target_vs: nn::VarStore,
     opt: Adam,
-    /// The online and the target network run without libtorch's operators (their own passes'
-    /// numbers): acting, targets and the hand-written gradient.
-    direct: DirectMlp,
-    direct_target: DirectMlp,
+    /// The online network in the engine, over the optimiser's buffer: acting, targets and the
+    /// hand-written gradient.
+    net: Net,
+    /// The target network's parameters (the tensors of `target_vs`, laid out as the optimiser's
+    /// buffer) and its table.
+    target: FlatParams,
+    target_net: Net,
     buffer: ReplayBuffer,
     rng: super::AgentRng,
     steps: u64,
@@ -155,10 +159,11 @@ impl Dqn {
         });
         target_vs.freeze();
         let opt = Adam::new(sorted_variables(&vs), 1e-8);
+        // The target's parameters in one buffer laid out as the optimiser's (names sorted alike).
+        let target = FlatParams::new(sorted_variables(&target_vs));
         let (depth, activation) = (cfg.net.hidden.len(), cfg.net.activation);
-        let direct = DirectMlp::new(&opt, "q", depth, activation).expect("the network's parameters");
-        let direct_target =
-            DirectMlp::fixed(&target_vs, "q_target", depth, activation).expect("the target's parameters");
+        let net = opt.params().mlp("q", depth, activation).expect("the network's parameters");
+        let target_net = target.mlp("q_target", depth, activation).expect("the target's parameters");
         let buffer = ReplayBuffer::new(cfg.buffer_size, obs_dim, 1);
         let mut dqn = Dqn {
             action_space: action_space.clone(),
@@ -169,8 +174,9 @@ impl Dqn {
             q,
             target_vs,
             opt,
-            direct,
-            direct_target,
+            net,
+            target,
+            target_net,
             buffer,
             rng: super::AgentRng::seed_from_u64(seed),
             steps: 0,
@@ -183,43 +189,41 @@ impl Dqn {
     }
 
     fn update_target(&mut self, tau: f64) {
-        polyak_update(&self.target_vs, &self.vs, "q_target.", "q.", tau);
+        self.target.lerp_towards(self.opt.params(), tau);
     }
 
     /// The online network's Q-values for rows of observations, `[n, n_actions]` row-major.
     fn q_values(&self, obs: &[f32]) -> Vec<f32> {
-        self.direct.infer(Buf::from_slice(obs).as_slice(), obs.len() / self.obs_dim).0.as_slice().to_vec()
+        self.net.infer(self.opt.params().values(), obs, obs.len() / self.obs_dim)
     }
 
     fn greedy(&self, obs: &[f32]) -> Vec<usize> {
         self.q_values(obs).chunks_exact(self.n_actions).map(argmax).collect()
     }
 
-    /// The TD targets `r + γ (1 - done) max_a' Q_target(s', a')` of a batch, `[n, 1]` (Double
-    /// DQN: the online network picks `a'`).
-    fn targets(&self, batch: &Batch) -> Tensor {
-        let (x, n) = (tensor_floats(&batch.next_obs), batch.next_obs.size()[0]);
-        let q = |net: &DirectMlp| Tensor::from_slice(net.infer(x, n as usize).0.as_slice()).view([n, -1]);
-        tch::no_grad(|| {
-            let next_q = q(&self.direct_target);
-            let next = if self.cfg.double_q {
-                let pick = q(&self.direct).argmax(1, true);
-                next_q.gather(1, &pick, false)
-            } else {
-                next_q.amax(&[1i64][..], true)
-            };
-            &batch.rewards + (1.0 - &batch.dones) * next * self.cfg.gamma
-        })
+    /// The TD targets `r + γ (1 - done) max_a' Q_target(s', a')` of a batch (Double DQN: the
+    /// online network picks `a'`).
+    fn targets(&self, batch: &Batch) -> Vec<f32> {
+        let (next_obs, a) = (to_vec(&batch.next_obs), self.n_actions);
+        let n = next_obs.len() / self.obs_dim;
+        let next_q = self.target_net.infer(self.target.values(), &next_obs, n);
+        let picks: Vec<usize> = match self.cfg.double_q {
+            true => self.q_values(&next_obs).chunks_exact(a).map(argmax).collect(),
+            false => next_q.chunks_exact(a).map(argmax).collect(),
+        };
+        let (rewards, dones) = (to_vec(&batch.rewards), to_vec(&batch.dones));
+        let gamma = self.cfg.gamma as f32;
+        (0..n).map(|i| rewards[i] + (1.0 - dones[i]) * next_q[i * a + picks[i]] * gamma).collect()
     }
 
     /// The Huber loss's gradient computed by hand into the optimiser's gradient buffer: its
     /// derivative with respect to the chosen actions' Q-values is `clamp(q - target, ±1) / n`,
-    /// and the direct backward pass ([`DirectMlp::backward`]) carries it through the network.
+    /// and the engine's backward pass carries it through the network.
     fn manual_gradients(&mut self, batch: &Batch) {
-        let target = to_vec(&self.targets(batch));
+        let target = self.targets(batch);
         let (n, a) = (target.len(), self.n_actions);
-        let x = tensor_floats(&batch.obs);
-        let pass = self.direct.forward(x, n);
+        let x = to_vec(&batch.obs);
+        let pass = self.net.forward(self.opt.params().values(), &x, n);
         let q = pass.output();
         let actions = to_vec(&batch.actions);
         let mut grad = vec![0.0f32; n * a];
@@ -227,9 +231,8 @@ impl Dqn {
             let k = i * a + actions[i] as usize;
             grad[k] = (q[k] - target[i]).clamp(-1.0, 1.0) / n as f32;
         }
-        // The direct pass writes every parameter's gradient (the buffer cleared for clarity).
-        self.opt.zero_grad();
-        self.direct.backward(x, &pass, &grad);
+        let (params, grads) = self.opt.values_and_gradients();
+        self.net.backward(params, &x, &pass, &grad, None, grads);
     }
 
     /// `gradient_steps` minibatch updates at learning rate `lr`.
@@ -395,7 +398,7 @@ mod tests {
                 dqn.buffer.push(&o, &[action], rng.random_range(-3.0..3.0), &next, rng.random_bool(0.2));
             }
             let batch = dqn.buffer.sample(48, &mut rng);
-            let target = dqn.targets(&batch);
+            let target = tch::Tensor::from_slice(&dqn.targets(&batch)).view([-1, 1]);
             let current = dqn.q.forward(&batch.obs).gather(1, &batch.actions.to_kind(Kind::Int64), false);
             let loss = current.smooth_l1_loss(&target, Reduction::Mean, 1.0);
             dqn.opt.compute_gradients(&loss);

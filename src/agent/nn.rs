@@ -18,13 +18,8 @@
 //! Stable-Baselines3's PPO and CleanRL do; without it, PyTorch's default uniform initialisation,
 //! as Stable-Baselines3's DQN and SAC use.
 
-mod blas;
-mod direct;
-mod kernels;
 mod stacked;
 
-pub(crate) use blas::{Buf, tensor_floats};
-pub(crate) use direct::DirectMlp;
 pub(crate) use stacked::{Params as StackedParams, Stacked};
 
 use serde::{Deserialize, Serialize};
@@ -105,9 +100,7 @@ impl Activation {
     pub(crate) fn apply_prescaled_(self, x: &mut Tensor) {
         match self {
             Activation::Tanh => {
-                if !kernels::tanh_of_half_(x) {
-                    let _ = x.sigmoid_().g_mul_scalar_(2.0).g_sub_scalar_(1.0);
-                }
+                let _ = x.sigmoid_().g_mul_scalar_(2.0).g_sub_scalar_(1.0);
             }
             Activation::Relu => {
                 let _ = x.relu_();
@@ -118,9 +111,7 @@ impl Activation {
     /// The gradient before the activation, from the gradient after it and its output.
     pub(crate) fn backward(self, grad: &Tensor, output: &Tensor) -> Tensor {
         match self {
-            Activation::Tanh => {
-                kernels::tanh_backward(grad, output).unwrap_or_else(|| Tensor::tanh_backward(grad, output))
-            }
+            Activation::Tanh => Tensor::tanh_backward(grad, output),
             Activation::Relu => output.threshold_backward(grad, 0.0),
         }
     }

@@ -11,6 +11,7 @@
 
 use tch::{Kind, Tensor};
 
+use super::engine::{Net, math, net::Op};
 use super::{AgentError, fetch_tensor};
 
 /// Where one parameter lives in the flat buffers.
@@ -55,6 +56,56 @@ impl FlatParams {
     /// The flat buffer.
     pub(crate) fn flat(&self) -> &Tensor {
         &self.flat
+    }
+
+    /// The values of the flat buffer, in slot order (what the engine's networks read).
+    pub(crate) fn values(&self) -> &[f32] {
+        // SAFETY: `flat` is this value's own contiguous float buffer; the parameters' tensors
+        // are views of it and are written only through `&mut` of their owner (an optimiser step,
+        // a Polyak update, a load), never while this borrow lives.
+        unsafe { floats(&self.flat) }
+    }
+
+    /// The values of the flat buffer, to write.
+    pub(crate) fn values_mut(&mut self) -> &mut [f32] {
+        // SAFETY: as in `values`; `&mut self` excludes every other borrow of the buffer.
+        unsafe { floats_mut(&self.flat) }
+    }
+
+    /// Where the parameter `name` lives in the flat buffer: its offset and its shape.
+    pub(crate) fn slot(&self, name: &str) -> Option<(usize, &[i64])> {
+        self.slots.iter().find(|s| s.name == name).map(|s| (s.offset as usize, s.shape.as_slice()))
+    }
+
+    /// The engine's table of the MLP that [`Mlp`](super::nn::Mlp) lays out under `name` (its
+    /// trunk `depth` layers deep): `None` when a layer is missing or the layers do not chain.
+    pub(crate) fn mlp(&self, name: &str, depth: usize, activation: super::nn::Activation) -> Option<Net> {
+        let mut ops = Vec::with_capacity(2 * depth + 1);
+        let mut inputs = None;
+        let layers = (0..depth).map(|i| format!("{name}.trunk.{i}")).chain([format!("{name}.head")]);
+        for (i, layer) in layers.enumerate() {
+            let (weight, shape) = self.slot(&format!("{layer}.weight"))?;
+            let (bias, _) = self.slot(&format!("{layer}.bias"))?;
+            let [outputs, width] = *shape else { return None };
+            if i > 0 {
+                ops.push(Op::Act(activation));
+            }
+            inputs.get_or_insert(width as usize);
+            ops.push(Op::Linear { weight, bias, inputs: width as usize, outputs: outputs as usize });
+        }
+        Net::new(ops, inputs?, self.flat.numel())
+    }
+
+    /// Moves every parameter a fraction `tau` of the way to the same parameter of `source`, laid
+    /// out the same (a Polyak update of target networks; a copy at `tau = 1`).
+    pub(crate) fn lerp_towards(&mut self, source: &FlatParams, tau: f64) {
+        let (src, dst) = (source.values(), self.values_mut());
+        assert_eq!(src.len(), dst.len(), "target and online networks laid out alike");
+        if tau >= 1.0 {
+            dst.copy_from_slice(src);
+        } else {
+            math::lerp_(dst, src, tau as f32);
+        }
     }
 
     /// The parameters `names`, of one shape and at equally spaced offsets in this order (next to
@@ -121,11 +172,6 @@ impl Adam {
             beta2: 0.999,
             eps,
         }
-    }
-
-    /// The names of the optimised parameters.
-    pub fn names(&self) -> impl Iterator<Item = &str> {
-        self.params.slots.iter().map(|s| s.name.as_str())
     }
 
     /// The optimised parameters, laid out in one flat buffer.
@@ -211,14 +257,27 @@ impl Adam {
         }
     }
 
+    /// Starts a step whose gradients the engine computes: clears the gradient buffer and returns
+    /// the parameters' values and the gradient buffer (both in slot order; see
+    /// [`FlatParams::slot`]). Finish with [`Adam::step_with_gradients`].
+    pub(crate) fn values_and_gradients(&mut self) -> (&[f32], &mut [f32]) {
+        // SAFETY: both are this optimiser's own buffers, distinct allocations; `&mut self`
+        // excludes any other borrow of them while these live.
+        let grads = unsafe { floats_mut(&self.grad) };
+        grads.fill(0.0);
+        (self.params.values(), grads)
+    }
+
     /// Clips and applies the gradients in the buffer (written by [`Adam::compute_gradients`] or
     /// through [`Adam::gradient_views`]).
     pub fn step_with_gradients(&mut self, lr: f64, max_grad_norm: Option<f64>) {
         if let Some((anchor, mask, coef)) = &self.anchor {
-            tch::no_grad(|| {
-                let pull = (&self.params.flat - anchor) * mask * (2.0 * coef);
-                let _ = self.grad.g_add_(&pull);
-            });
+            // SAFETY: the optimiser's own buffers, distinct, borrowed under `&mut self`.
+            let (g, p, a, m) = unsafe { (floats_mut(&self.grad), floats(&self.params.flat), floats(anchor), floats(mask)) };
+            let coef = (2.0 * coef) as f32;
+            for i in 0..g.len() {
+                g[i] += (p[i] - a[i]) * m[i] * coef;
+            }
         }
         if let Some(max) = max_grad_norm {
             self.clip(max);
@@ -226,11 +285,15 @@ impl Adam {
         self.step(lr);
     }
 
+    /// Scales the gradients down to a global norm of `max` (the norm summed in fixed lanes, in
+    /// `f64`: the same on every CPU).
     fn clip(&mut self, max: f64) {
-        let norm = self.grad.norm().double_value(&[]);
+        // SAFETY: the optimiser's own gradient buffer, borrowed under `&mut self`.
+        let g = unsafe { floats_mut(&self.grad) };
+        let norm = math::sum_squares(g).sqrt();
         let coef = max / (norm + 1e-6);
         if coef < 1.0 {
-            let _ = self.grad.g_mul_scalar_(coef);
+            math::scale_(g, coef as f32);
         }
     }
 
@@ -247,31 +310,37 @@ impl Adam {
         }
     }
 
+    /// One Adam step in the engine ([`math::AdamStep`]: every element on its own, correctly
+    /// rounded operations only, so the same bits on every CPU).
     fn step(&mut self, lr: f64) {
         self.steps += 1;
         let (b1, b2) = (self.beta1, self.beta2);
         let bias1 = 1.0 - b1.powi(self.steps as i32);
         let bias2_sqrt = (1.0 - b2.powi(self.steps as i32)).sqrt();
-        let n = self.grad.numel();
-        // The moments in Rust, with libtorch's rounding: `lerp_` and `addcmul_` fuse their
-        // multiply-add (checked bit for bit by `rust_moments_equal_libtorch`).
-        {
-            let (g, m, v) = (floats(&self.grad, n), floats(&self.exp_avg, n), floats(&self.exp_avg_sq, n));
-            moments(g, m, v, (1.0 - b1) as f32, b2 as f32, (1.0 - b2) as f32);
+        // SAFETY: the optimiser's own buffers, distinct allocations, borrowed under `&mut self`.
+        let (grad, exp_avg, exp_avg_sq, params, lr_scale) = unsafe {
+            (
+                floats(&self.grad),
+                floats_mut(&self.exp_avg),
+                floats_mut(&self.exp_avg_sq),
+                floats_mut(&self.params.flat),
+                self.lr_scale.as_ref().map(|s| floats(s)),
+            )
+        };
+        math::AdamStep {
+            grad,
+            exp_avg,
+            exp_avg_sq,
+            params,
+            lr_scale,
+            one_minus_b1: (1.0 - b1) as f32,
+            b2: b2 as f32,
+            one_minus_b2: (1.0 - b2) as f32,
+            bias2_sqrt: bias2_sqrt as f32,
+            eps: self.eps as f32,
+            step: (-lr / bias1) as f32,
         }
-        // The square root stays libtorch's (MKL's vector square root is not correctly rounded:
-        // Rust's would move the numbers); the rest is one pass in Rust.
-        let root = tch::no_grad(|| self.exp_avg_sq.sqrt());
-        let (root, m, p) = (floats(&root, n), floats(&self.exp_avg, n), floats(&self.params.flat, n));
-        let scale = self.lr_scale.as_ref().map(|s| floats(s, n));
-        let (b2s, eps, step) = (bias2_sqrt as f32, self.eps as f32, (-lr / bias1) as f32);
-        for i in 0..n {
-            let mut update = m[i] / (root[i] / b2s + eps) * step;
-            if let Some(scale) = &scale {
-                update *= scale[i];
-            }
-            p[i] += update;
-        }
+        .run();
     }
 
     /// The optimiser's state as named tensors under `prefix`: `{prefix}.{param}.exp_avg`,
@@ -315,13 +384,6 @@ impl Adam {
         carried
     }
 
-    /// Clears the moments and the step count (transfer's "reset the optimiser").
-    pub fn reset(&mut self) {
-        self.steps = 0;
-        let _ = self.exp_avg.zero_();
-        let _ = self.exp_avg_sq.zero_();
-    }
-
     /// Restores what [`Adam::state`] saved; `get` looks a tensor up by name.
     pub fn load_state(&mut self, prefix: &str, get: &mut dyn FnMut(&str) -> Option<Tensor>) -> Result<(), AgentError> {
         for (name, view) in self.state(prefix) {
@@ -336,41 +398,28 @@ impl Adam {
     }
 }
 
-/// The `n` floats of a contiguous CPU float tensor, for a pass in Rust. The caller holds no other
-/// view of the same tensor's data while the slice lives.
+/// The floats of a contiguous CPU float tensor.
+///
+/// # Safety
+/// The caller owns `t` (or a value that does) and no write to its data, through any handle,
+/// happens while the slice lives.
+unsafe fn floats(t: &Tensor) -> &[f32] {
+    assert!(t.kind() == Kind::Float && t.is_contiguous(), "a contiguous float buffer");
+    // SAFETY: `t` holds `numel` contiguous floats on the CPU, alive as long as `t`; the caller
+    // excludes writes.
+    unsafe { std::slice::from_raw_parts(t.data_ptr() as *const f32, t.numel()) }
+}
+
+/// The floats of a contiguous CPU float tensor, to write.
+///
+/// # Safety
+/// The caller owns `t` (or a value that does) and no other access to its data, through any
+/// handle, happens while the slice lives.
 #[allow(clippy::mut_from_ref)]
-fn floats(t: &Tensor, n: usize) -> &mut [f32] {
-    assert!(t.kind() == Kind::Float && t.is_contiguous() && t.numel() == n, "a contiguous float buffer of {n}");
-    // SAFETY: the tensor owns `n` contiguous floats on the CPU, alive as long as `t`; the
-    // optimiser's buffers are distinct allocations and each is borrowed once per pass.
-    unsafe { std::slice::from_raw_parts_mut(t.data_ptr() as *mut f32, n) }
-}
-
-/// Adam's moments as libtorch computes them: `m ← m + w (g - m)` and `v ← β₂ v + (1-β₂) g · g`,
-/// each with one fused multiply-add.
-fn moments(g: &[f32], m: &mut [f32], v: &mut [f32], w: f32, b2: f32, one_minus_b2: f32) {
-    #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("fma") {
-        // SAFETY: the CPU has FMA.
-        return unsafe { moments_fma(g, m, v, w, b2, one_minus_b2) };
-    }
-    moments_portable(g, m, v, w, b2, one_minus_b2)
-}
-
-/// [`moments`] compiled with FMA instructions (so that `mul_add` is one instruction and the loop
-/// vectorises); the same bits as the portable version.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "fma")]
-fn moments_fma(g: &[f32], m: &mut [f32], v: &mut [f32], w: f32, b2: f32, one_minus_b2: f32) {
-    moments_portable(g, m, v, w, b2, one_minus_b2)
-}
-
-#[inline(always)]
-fn moments_portable(g: &[f32], m: &mut [f32], v: &mut [f32], w: f32, b2: f32, one_minus_b2: f32) {
-    for ((g, m), v) in g.iter().zip(m.iter_mut()).zip(v.iter_mut()) {
-        *m = w.mul_add(g - *m, *m);
-        *v = (g * one_minus_b2).mul_add(*g, *v * b2);
-    }
+unsafe fn floats_mut(t: &Tensor) -> &mut [f32] {
+    assert!(t.kind() == Kind::Float && t.is_contiguous(), "a contiguous float buffer");
+    // SAFETY: as in `floats`; the caller excludes every other access.
+    unsafe { std::slice::from_raw_parts_mut(t.data_ptr() as *mut f32, t.numel()) }
 }
 
 #[cfg(test)]
@@ -437,35 +486,5 @@ mod tests {
         opt.backward_step(&loss, 0.0, Some(1.0));
         let g: Vec<f32> = Vec::try_from(&opt.grad).unwrap();
         assert!((g[0] - 0.6).abs() < 1e-4 && (g[1] - 0.8).abs() < 1e-4, "{g:?}");
-    }
-
-    /// The step in Rust gives libtorch's bits: the same Adam written as libtorch operations (as
-    /// it was before), on sizes with and without a vector tail, with a learning-rate scale.
-    #[test]
-    fn rust_moments_equal_libtorch() {
-        for n in [1i64, 7, 16, 17, 33, 9346] {
-            let x = Tensor::randn([n], (Kind::Float, tch::Device::Cpu)).set_requires_grad(true);
-            let mut opt = Adam::new(vec![("x".into(), x.shallow_clone())], 1e-5);
-            opt.set_lr_scale(|_| true, 0.3);
-            let (mut p, mut m, mut v) = (x.detach().copy(), x.zeros_like().detach(), x.zeros_like().detach());
-            for t in 1..=6 {
-                let g = Tensor::randn([n], (Kind::Float, tch::Device::Cpu)) * 10f64.powi(t - 3);
-                tch::no_grad(|| opt.grad.copy_(&g));
-                opt.step(1e-3);
-                let (bias1, bias2_sqrt) = (1.0 - 0.9f64.powi(t), (1.0 - 0.999f64.powi(t)).sqrt());
-                let _ = m.lerp_(&g, 0.1);
-                let _ = v.g_mul_scalar_(0.999);
-                let _ = v.addcmul_(&(&g * (1.0 - 0.999)), &g);
-                let mut denom = v.sqrt();
-                let _ = denom.g_div_scalar_(bias2_sqrt);
-                let _ = denom.g_add_scalar_(1e-5);
-                let mut update = m.divide(&denom);
-                let _ = update.g_mul_scalar_(-1e-3 / bias1);
-                let _ = update.g_mul_scalar_(0.3);
-                let _ = p.g_add_(&update);
-                assert!(opt.exp_avg.equal(&m) && opt.exp_avg_sq.equal(&v), "moments, {n} elements, step {t}");
-                assert!(x.detach().equal(&p), "parameters, {n} elements, step {t}");
-            }
-        }
     }
 }

@@ -20,8 +20,8 @@
 //! in Rust from the copied-out logits or means (one copy per step, no libtorch round trips);
 //! a minibatch that spans the whole rollout skips the gathers; categorical and plain Gaussian
 //! policies take the hand-written gradient (gSDE takes autograd's). Acting and the hand-written
-//! gradient run the actor and the critic without libtorch's operators ([`DirectMlp`]: direct
-//! BLAS calls and reproduced kernels), with the numbers of their own libtorch passes.
+//! gradient run the actor and the critic in the project's engine ([`Net`]: the same bits on
+//! every CPU); the gSDE path differentiates the libtorch modules with autograd.
 
 mod loss;
 mod rollout;
@@ -31,11 +31,13 @@ use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
 use tch::Tensor;
-use tch::nn::{self, Module};
+use tch::nn;
 
 use super::MAX_ROWS;
-use super::distributions::{argmax, categorical_sample, draw_exploration, gaussian_sample, gsde_noise_only};
-use super::nn::{Buf, DirectMlp, Mlp, MlpConfig};
+use super::distributions::{argmax, categorical_probs, categorical_sample, draw_exploration, gaussian_sample, gsde_noise_only};
+use super::engine::Net;
+use super::nn::{Mlp, MlpConfig};
+use super::optim::FlatParams;
 use super::normalize::{ObsNormalizer, RewardNormalizer};
 use super::optim::Adam;
 use super::state::{agent_state, training_state};
@@ -154,9 +156,11 @@ pub struct Ppo {
     vs: nn::VarStore,
     actor: Mlp,
     critic: Mlp,
-    /// The actor and the critic over the optimiser's buffers, run without libtorch's operators
-    /// for acting and the hand-written gradient.
-    direct: [DirectMlp; 2],
+    /// The actor and the critic in the engine, over the optimiser's buffer: acting, values and
+    /// the hand-written gradient.
+    nets: [Net; 2],
+    /// Where `actor.log_std` lives in the optimiser's buffer (Gaussian heads).
+    log_std_offset: Option<usize>,
     /// `actor.log_std`: `[act_dim]` for the Gaussian head, `[features, act_dim]` with gSDE.
     log_std: Option<Tensor>,
     /// The gSDE exploration matrices in use, one `[features, act_dim]` per environment.
@@ -172,10 +176,11 @@ pub struct Ppo {
     teacher: Option<Teacher>,
 }
 
-/// A frozen copy of the actor to distil from.
+/// A frozen copy of the actor to distil from, run in the engine.
 struct Teacher {
     _vs: nn::VarStore,
-    actor: Mlp,
+    params: FlatParams,
+    actor: Net,
     log_std: Option<Tensor>,
     distill: Distill,
 }
@@ -214,8 +219,9 @@ impl Ppo {
         });
         let opt = Adam::new(sorted_variables(&vs), 1e-5);
         let depth = cfg.net.hidden.len();
-        let direct = ["actor", "critic"]
-            .map(|name| DirectMlp::new(&opt, name, depth, cfg.net.activation).expect("the networks' parameters"));
+        let nets = ["actor", "critic"]
+            .map(|name| opt.params().mlp(name, depth, cfg.net.activation).expect("the networks' parameters"));
+        let log_std_offset = opt.params().slot("actor.log_std").map(|(offset, _)| offset);
         let obs_norm = cfg.normalize_obs.then(|| ObsNormalizer::new(obs_dim));
         let rew_norm = cfg.normalize_reward.then(|| RewardNormalizer::new(cfg.n_envs, cfg.gamma));
         Ok(Ppo {
@@ -226,7 +232,8 @@ impl Ppo {
             vs,
             actor,
             critic,
-            direct,
+            nets,
+            log_std_offset,
             log_std,
             exploration: Vec::new(),
             opt,
@@ -242,25 +249,18 @@ impl Ppo {
 
     /// The actor's outputs for rows: logits or means `[n, out]`, and with gSDE the features.
     fn policy_out(&self, obs: &[f32]) -> (Vec<f32>, Vec<f32>) {
-        let x = rows(obs, self.obs_dim);
-        tch::no_grad(|| {
-            let features = self.actor.features(&x);
-            let out = to_vec(&self.actor.head_forward(&features));
-            (out, if self.uses_sde() { to_vec(&features) } else { Vec::new() })
-        })
-    }
-
-    /// [`Ppo::policy_out`] and the values of the same rows, from the direct passes (the same
-    /// numbers as the two networks' own passes).
-    fn policy_and_values(&self, obs: &[f32]) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
-        let (x, n) = (Buf::from_slice(obs), obs.len() / self.obs_dim);
-        let (out, features) = self.direct[0].infer(x.as_slice(), n);
-        let (values, _) = self.direct[1].infer(x.as_slice(), n);
+        let pass = self.nets[0].forward(self.opt.params().values(), obs, obs.len() / self.obs_dim);
         let features = match self.uses_sde() {
-            true => features.as_ref().map_or(obs, |f| f.as_slice()).to_vec(),
+            true => self.nets[0].features(&pass, obs).to_vec(),
             false => Vec::new(),
         };
-        (out.as_slice().to_vec(), features, values.as_slice().to_vec())
+        (pass.into_output(), features)
+    }
+
+    /// [`Ppo::policy_out`] and the values of the same rows.
+    fn policy_and_values(&self, obs: &[f32]) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+        let (out, features) = self.policy_out(obs);
+        (out, features, self.values(obs))
     }
 
     fn uses_sde(&self) -> bool {
@@ -273,8 +273,7 @@ impl Ppo {
     }
 
     fn values(&self, obs: &[f32]) -> Vec<f32> {
-        let x = rows(obs, self.obs_dim);
-        tch::no_grad(|| to_vec(&self.critic.forward(&x)))
+        self.nets[1].infer(self.opt.params().values(), obs, obs.len() / self.obs_dim)
     }
 
     fn normalize(&self, obs: &mut [f32]) {
@@ -401,7 +400,7 @@ impl Agent for Ppo {
         let value = ("value", self.values(&obs));
         match &self.head {
             Head::Categorical { n } => {
-                let probs = tch::no_grad(|| to_vec(&rows(&out, *n).softmax(-1, tch::Kind::Float)));
+                let probs = out.chunks_exact(*n).flat_map(categorical_probs).map(|p| p as f32).collect();
                 vec![("probs", probs), value]
             }
             Head::Gaussian { dim, sde, .. } => {
@@ -443,12 +442,13 @@ impl Agent for Ppo {
         };
         let (cfg, obs_dim) = (&self.cfg, self.obs_dim);
         let log_std_shape = self.log_std.as_ref().map(|t| t.size());
-        let (vs, (actor, log_std)) = snapshot(&self.vs, "actor.", |root| {
-            let actor = Mlp::new(&(root / "actor"), &cfg.net, obs_dim, out, 0.01);
-            let log_std = log_std_shape.map(|shape| (root / "actor").var("log_std", &shape, nn::Init::Const(0.0)));
-            (actor, log_std)
+        let (vs, log_std) = snapshot(&self.vs, "actor.", |root| {
+            Mlp::new(&(root / "actor"), &cfg.net, obs_dim, out, 0.01);
+            log_std_shape.map(|shape| (root / "actor").var("log_std", &shape, nn::Init::Const(0.0)))
         });
-        self.teacher = Some(Teacher { _vs: vs, actor, log_std, distill });
+        let params = FlatParams::new(sorted_variables(&vs));
+        let actor = params.mlp("actor", cfg.net.hidden.len(), cfg.net.activation).expect("the teacher's actor");
+        self.teacher = Some(Teacher { _vs: vs, params, actor, log_std, distill });
         Ok(())
     }
 }

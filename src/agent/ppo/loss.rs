@@ -11,7 +11,6 @@ use super::super::distributions::{
     LOG_SQRT_2PI, categorical_entropy, categorical_kl, categorical_log_probs, categorical_probs, gaussian_entropy_std,
     gaussian_entropy_var, gaussian_kl, gaussian_log_prob_std, gaussian_log_prob_var, gsde_variance,
 };
-use super::super::nn::tensor_floats;
 use super::super::{rows, to_vec};
 use super::rollout::Minibatch;
 use super::{Head, Ppo, Teacher};
@@ -24,15 +23,16 @@ impl Ppo {
         (w > 0.0).then_some((teacher, w))
     }
 
-    /// `w * mean KL(π_teacher ‖ π)` over rows `obs`, as an autograd graph.
-    pub(super) fn distill_loss(&self, obs: &Tensor) -> Option<Tensor> {
+    /// `w * mean KL(π_teacher ‖ π)` over rows `obs`, as an autograd graph (the teacher's outputs
+    /// from the engine, constants of the graph).
+    pub(super) fn distill_loss(&self, obs: &[f32]) -> Option<Tensor> {
         let (teacher, w) = self.active_teacher()?;
-        let (t_features, t_out) = tch::no_grad(|| {
-            let f = teacher.actor.features(obs);
-            let out = teacher.actor.head_forward(&f);
-            (f, out)
-        });
-        let features = self.actor.features(obs);
+        let n = obs.len() / self.obs_dim;
+        let pass = teacher.actor.forward(teacher.params.values(), obs, n);
+        let t_features = rows(teacher.actor.features(&pass, obs), teacher.actor.features_width());
+        let t_out = rows(pass.output(), teacher.actor.outputs());
+        let obs = rows(obs, self.obs_dim);
+        let features = self.actor.features(&obs);
         let out = self.actor.head_forward(&features);
         let kl = match &self.head {
             Head::Categorical { .. } => {
@@ -54,10 +54,11 @@ impl Ppo {
 
     /// Adds the gradient of [`Ppo::distill_loss`] with respect to the actor's outputs (`out`,
     /// `[b, out_dim]`) and plain Gaussian `log_std` to `g_out` and `g_log_std`.
-    pub(super) fn distill_gradients(&self, obs: &Tensor, out: &[f32], g_out: &mut [f32], g_log_std: &mut [f64]) {
+    pub(super) fn distill_gradients(&self, obs: &[f32], out: &[f32], g_out: &mut [f32], g_log_std: &mut [f64]) {
         let Some((teacher, w)) = self.active_teacher() else { return };
-        let t_out = to_vec(&tch::no_grad(|| teacher.actor.forward(obs)));
-        let dim = g_out.len() / obs.size()[0] as usize;
+        let n = obs.len() / self.obs_dim;
+        let t_out = teacher.actor.infer(teacher.params.values(), obs, n);
+        let dim = g_out.len() / n;
         let scale = w / (out.len() / dim) as f64;
         match &self.head {
             Head::Categorical { .. } => {
@@ -123,11 +124,12 @@ impl Ppo {
             Head::Gaussian { dim, .. } => rows(&mb.actions, dim),
         };
         let (advantages, old_values) = (column(&mb.advantages), column(&mb.old_values));
-        let (log_prob, entropy) = self.evaluate_actions(&mb.obs, &actions, self.cfg.ent_coef != 0.0);
+        let obs = rows(&mb.obs, self.obs_dim);
+        let (log_prob, entropy) = self.evaluate_actions(&obs, &actions, self.cfg.ent_coef != 0.0);
         let log_ratio = &log_prob - column(&mb.old_log_probs);
         let ratio = log_ratio.exp();
         let surrogate = (&advantages * &ratio).min_other(&(&advantages * ratio.clamp(1.0 - clip, 1.0 + clip)));
-        let values = self.critic.forward(&mb.obs);
+        let values = self.critic.forward(&obs);
         let values = match self.cfg.clip_range_vf {
             Some(c) => &old_values + (&values - &old_values).clamp(-c, c),
             None => values,
@@ -145,15 +147,14 @@ impl Ppo {
     }
 
     /// The gradient of the same loss computed by hand, written into the optimiser's gradient
-    /// buffer: each network's forward pass without libtorch's operators, the loss's derivatives
-    /// with respect to the networks' outputs in Rust, and each network's backward pass
-    /// ([`DirectMlp`](super::super::nn::DirectMlp): the numbers of their libtorch passes). Returns the
+    /// buffer: each network's forward pass in the engine, the loss's derivatives with respect to
+    /// the networks' outputs in Rust, and each network's backward pass in the engine. Returns the
     /// approximate KL divergence. Categorical and plain Gaussian policies only (gSDE takes the
     /// autograd path).
     pub(super) fn manual_gradients(&mut self, mb: &Minibatch, clip: f64) -> f64 {
         let b = mb.len();
-        let x = tensor_floats(&mb.obs);
-        let passes = [0, 1].map(|j| self.direct[j].forward(x, b));
+        let x = mb.obs.as_slice();
+        let passes = [0, 1].map(|j| self.nets[j].forward(self.opt.params().values(), x, b));
         let (out, values) = (passes[0].output(), passes[1].output());
         let inv_b = 1.0 / b as f64;
         let ent_coef = self.cfg.ent_coef;
@@ -204,7 +205,7 @@ impl Ppo {
                 }
             }
         }
-        self.distill_gradients(&mb.obs, out, &mut g_out, &mut g_log_std);
+        self.distill_gradients(x, out, &mut g_out, &mut g_log_std);
         let mut g_values = vec![0.0f32; b];
         for i in 0..b {
             let (v, old) = (values[i] as f64, mb.old_values[i] as f64);
@@ -216,15 +217,14 @@ impl Ppo {
                 g_values[i] = (self.cfg.vf_coef * 2.0 * (v - mb.returns[i] as f64) * inv_b) as f32;
             }
         }
-        // Clears the gradient buffer; the direct passes write every network parameter's.
-        let mut sink = self.opt.gradient_views();
-        self.direct[0].backward(x, &passes[0], &g_out);
-        self.direct[1].backward(x, &passes[1], &g_values);
-        if let Some(log_std) = &self.log_std
-            && let Some(mut view) = sink(log_std)
-        {
-            let g: Vec<f32> = g_log_std.iter().map(|&g| g as f32).collect();
-            tch::no_grad(|| view.copy_(&Tensor::from_slice(&g)));
+        // The buffer comes cleared; the backward passes write every network parameter's gradient.
+        let (params, grads) = self.opt.values_and_gradients();
+        self.nets[0].backward(params, x, &passes[0], &g_out, None, grads);
+        self.nets[1].backward(params, x, &passes[1], &g_values, None, grads);
+        if let Some(offset) = self.log_std_offset {
+            for (g, &v) in grads[offset..offset + g_log_std.len()].iter_mut().zip(&g_log_std) {
+                *g = v as f32;
+            }
         }
         kl * inv_b
     }
@@ -259,7 +259,7 @@ mod tests {
                         }
                     }
                 });
-                assert!(ppo.distill_loss(&Tensor::zeros([2, ppo.obs_dim as i64], tch::kind::FLOAT_CPU)).is_some());
+                assert!(ppo.distill_loss(&vec![0.0; 2 * ppo.obs_dim]).is_some());
             }
             let mut rng = StdRng::seed_from_u64(2);
             let b = 64;
@@ -270,7 +270,7 @@ mod tests {
             // Old log-probs away from the current ones, so that some ratios leave the clip range.
             let old_log_probs = log_probs.iter().map(|lp| lp + rng.random_range(-0.5..0.5)).collect();
             let mb = Minibatch {
-                obs: rows(&obs, ppo.obs_dim),
+                obs: obs.clone(),
                 actions,
                 old_log_probs,
                 old_values: (0..b).map(|_| rng.random_range(-1.0..1.0)).collect(),
@@ -309,7 +309,7 @@ mod tests {
         assert!(same(&ppo, &source), "the loaded weights");
         let mut rng = StdRng::seed_from_u64(3);
         let mb = Minibatch {
-            obs: rows(&obs, 4),
+            obs: obs.to_vec(),
             actions: vec![0.0, 1.0],
             old_log_probs: vec![-0.7, -0.6],
             old_values: vec![0.0, 0.1],

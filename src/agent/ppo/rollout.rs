@@ -1,12 +1,11 @@
 //! PPO's data: collecting a rollout from the vectorised environments (acting, normalising,
 //! bootstrapping truncated episodes), generalised advantage estimation, and minibatches.
 
-use tch::Tensor;
 
 use super::super::distributions::{
     categorical_sample, draw_exploration, gaussian_log_density, gaussian_sample, gsde_noise,
 };
-use super::super::{AgentError, Monitor, report, rows, to_vec};
+use super::super::{AgentError, Monitor, report, to_vec};
 use super::{Head, Ppo};
 use crate::env::VecEnv;
 
@@ -20,9 +19,9 @@ pub(super) struct Rollout {
     pub(super) log_probs: Vec<f32>,
 }
 
-/// One minibatch: observations as a tensor, the rest as rows in Rust.
+/// One minibatch, rows in Rust.
 pub(super) struct Minibatch {
-    pub(super) obs: Tensor,
+    pub(super) obs: Vec<f32>,
     pub(super) actions: Vec<f32>,
     pub(super) old_log_probs: Vec<f32>,
     pub(super) old_values: Vec<f32>,
@@ -198,7 +197,7 @@ impl Ppo {
             advantages.iter_mut().for_each(|a| *a = ((*a as f64 - m) * scale) as f32);
         }
         Minibatch {
-            obs: rows(&pick(&r.obs, d), d),
+            obs: pick(&r.obs, d),
             actions: pick(&r.actions, width),
             old_log_probs: pick(&r.log_probs, 1),
             old_values: pick(&r.values, 1),

@@ -1,0 +1,235 @@
+//! Matrix products in a fixed order: `c[i][j] = start(i, j) + Σ_k a(i, k) · b[k][j]`, each element
+//! one chain of fused multiply-adds over `k = 0, 1, …`.
+//!
+//! `b` is row-major `[k, n]` and read a row at a time; `a(i, k)` is one scalar read with strides
+//! (`a[i * row_stride + k * col_stride]`), so the same kernel computes `x Wᵀ` (with `Wᵀ` packed),
+//! `g W` and `gᵀ x` without transposing the operand read by columns. The micro-kernel keeps a block
+//! of [`MR`] rows by [`NR`] columns of `c` in registers (64 accumulators: eight AVX2 registers or
+//! four AVX-512 ones, enough independent chains to cover the FMA latency) and walks `k` once; edge
+//! blocks use the same code with fewer rows or columns. Which elements share a vector register
+//! never changes what each element computes.
+
+use super::dispatch;
+
+/// Rows of `c` per micro-kernel block.
+pub const MR: usize = 4;
+/// Columns of `c` per micro-kernel block.
+pub const NR: usize = 16;
+
+/// Where each chain starts.
+#[derive(Clone, Copy, Debug)]
+pub enum Start<'a> {
+    /// At zero.
+    Zero,
+    /// At `bias[j]` for every row (a linear layer's bias).
+    Bias(&'a [f32]),
+    /// At the value `c` holds (accumulating into it).
+    Existing,
+}
+
+/// The operand read one scalar at a time: `a(i, k) = data[i * row_stride + k * col_stride]`.
+#[derive(Clone, Copy, Debug)]
+pub struct Strided<'a> {
+    pub data: &'a [f32],
+    pub row_stride: usize,
+    pub col_stride: usize,
+}
+
+impl<'a> Strided<'a> {
+    /// A row-major `[rows, cols]` matrix read as `a(i, k) = m[i][k]`.
+    pub fn rows(data: &'a [f32], cols: usize) -> Self {
+        Strided { data, row_stride: cols, col_stride: 1 }
+    }
+
+    /// A row-major `[k, m]` matrix read transposed: `a(i, k) = m[k][i]`.
+    pub fn transposed(data: &'a [f32], m: usize) -> Self {
+        Strided { data, row_stride: 1, col_stride: m }
+    }
+}
+
+/// `c = start + a · b` for `c` `[m, n]`, `a` `(m, k)` and `b` `[k, n]` row-major (see the module
+/// documentation for the order of every sum).
+///
+/// # Panics
+/// When a slice is shorter than the shapes say (a bug in the caller, never user input: the
+/// networks check their shapes when built).
+pub fn gemm(m: usize, n: usize, k: usize, a: Strided<'_>, b: &[f32], c: &mut [f32], start: Start<'_>) {
+    assert!(c.len() >= m * n && b.len() >= k * n, "gemm: c or b shorter than [{m}, {n}] / [{k}, {n}]");
+    if m > 0 && k > 0 {
+        let last = (m - 1) * a.row_stride + (k - 1) * a.col_stride;
+        assert!(last < a.data.len(), "gemm: a shorter than ({m}, {k}) with its strides");
+    }
+    if let Start::Bias(bias) = start {
+        assert!(bias.len() >= n, "gemm: a bias of {} for {n} columns", bias.len());
+    }
+    if m == 0 || n == 0 {
+        return;
+    }
+    kernel(m, n, k, a, b, c, start);
+}
+
+dispatch! {
+    /// [`gemm`] after its checks, compiled for each instruction set.
+    fn kernel(m: usize, n: usize, k: usize, a: Strided<'_>, b: &[f32], c: &mut [f32], start: Start<'_>) {
+        let mut j = 0;
+        while j < n {
+            let width = (n - j).min(NR);
+            let mut i = 0;
+            while i + MR <= m {
+                match width {
+                    NR => block::<MR, NR>(i, j, k, a, b, n, c, start),
+                    w if w >= 8 => {
+                        block::<MR, 8>(i, j, k, a, b, n, c, start);
+                        narrow::<MR>(i, j + 8, w - 8, k, a, b, n, c, start);
+                    }
+                    w => narrow::<MR>(i, j, w, k, a, b, n, c, start),
+                }
+                i += MR;
+            }
+            while i < m {
+                match width {
+                    NR => block::<1, NR>(i, j, k, a, b, n, c, start),
+                    w if w >= 8 => {
+                        block::<1, 8>(i, j, k, a, b, n, c, start);
+                        narrow::<1>(i, j + 8, w - 8, k, a, b, n, c, start);
+                    }
+                    w => narrow::<1>(i, j, w, k, a, b, n, c, start),
+                }
+                i += 1;
+            }
+            j += width;
+        }
+    }
+}
+
+/// Columns `j..j + width` (under 8) of rows `i..i + R`, four columns at a time then one.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn narrow<const R: usize>(
+    i: usize,
+    j: usize,
+    width: usize,
+    k: usize,
+    a: Strided<'_>,
+    b: &[f32],
+    n: usize,
+    c: &mut [f32],
+    start: Start<'_>,
+) {
+    let mut col = j;
+    while col + 4 <= j + width {
+        block::<R, 4>(i, col, k, a, b, n, c, start);
+        col += 4;
+    }
+    while col < j + width {
+        block::<R, 1>(i, col, k, a, b, n, c, start);
+        col += 1;
+    }
+}
+
+/// The micro-kernel: rows `i..i + R` and columns `j..j + C` of `c`, each element one chain over
+/// `k` in order.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn block<const R: usize, const C: usize>(
+    i: usize,
+    j: usize,
+    k: usize,
+    a: Strided<'_>,
+    b: &[f32],
+    n: usize,
+    c: &mut [f32],
+    start: Start<'_>,
+) {
+    let mut acc = [[0.0f32; C]; R];
+    for (r, row) in acc.iter_mut().enumerate() {
+        match start {
+            Start::Zero => {}
+            Start::Bias(bias) => row.copy_from_slice(&bias[j..j + C]),
+            Start::Existing => row.copy_from_slice(&c[(i + r) * n + j..][..C]),
+        }
+    }
+    let (rs, cs) = (a.row_stride, a.col_stride);
+    for kk in 0..k {
+        let b_row: &[f32; C] = b[kk * n + j..][..C].try_into().expect("C columns");
+        for (r, row) in acc.iter_mut().enumerate() {
+            let x = a.data[(i + r) * rs + kk * cs];
+            for (acc, &w) in row.iter_mut().zip(b_row) {
+                *acc = x.mul_add(w, *acc);
+            }
+        }
+    }
+    for (r, row) in acc.iter().enumerate() {
+        c[(i + r) * n + j..][..C].copy_from_slice(row);
+    }
+}
+
+/// `out = mᵀ` for a row-major `[rows, cols]` matrix `m` (`out` is `[cols, rows]`).
+pub fn transpose(m: &[f32], rows: usize, cols: usize, out: &mut Vec<f32>) {
+    out.clear();
+    out.resize(rows * cols, 0.0);
+    for (r, row) in m.chunks_exact(cols.max(1)).take(rows).enumerate() {
+        for (c, &v) in row.iter().enumerate() {
+            out[c * rows + r] = v;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::agent::engine::testing::{bits, isas};
+    use crate::agent::engine::{Isa, force};
+    use rand::{Rng, SeedableRng, rngs::StdRng};
+
+    fn random(n: usize, rng: &mut StdRng) -> Vec<f32> {
+        (0..n).map(|_| rng.random_range(-2.0f32..2.0)).collect()
+    }
+
+    /// Every instruction set gives the bits of the portable kernel, and the portable kernel the
+    /// bits of the chain written out element by element, for every edge of the blocking and all
+    /// three ways of reading `a` and starting a chain.
+    #[test]
+    fn every_instruction_set_computes_the_same_chains() {
+        let sizes = [1usize, 2, 3, 4, 5, 7, 8, 9, 15, 16, 17, 31, 33, 63, 64, 65];
+        let mut rng = StdRng::seed_from_u64(7);
+        for &m in &sizes {
+            for &n in &sizes {
+                for k in [1usize, 3, 16, 65] {
+                    let a = random(m * k, &mut rng);
+                    let b = random(k * n, &mut rng);
+                    let bias = random(n, &mut rng);
+                    let existing = random(m * n, &mut rng);
+                    for transposed in [false, true] {
+                        let strided =
+                            if transposed { Strided::transposed(&a, m) } else { Strided::rows(&a, k) };
+                        for start in [Start::Zero, Start::Bias(&bias), Start::Existing] {
+                            // The reference: each chain written out.
+                            let mut want = existing.clone();
+                            for i in 0..m {
+                                for j in 0..n {
+                                    let mut acc = match start {
+                                        Start::Zero => 0.0,
+                                        Start::Bias(b) => b[j],
+                                        Start::Existing => existing[i * n + j],
+                                    };
+                                    for kk in 0..k {
+                                        let x = strided.data[i * strided.row_stride + kk * strided.col_stride];
+                                        acc = x.mul_add(b[kk * n + j], acc);
+                                    }
+                                    want[i * n + j] = acc;
+                                }
+                            }
+                            for isa in isas() {
+                                let mut c = existing.clone();
+                                force(isa, || gemm(m, n, k, strided, &b, &mut c, start));
+                                assert_eq!(bits(&c), bits(&want), "{isa:?} {m}x{n}x{k} {start:?} t={transposed}");
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        assert!(isas().contains(&Isa::Portable));
+    }
+}

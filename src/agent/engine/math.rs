@@ -1,0 +1,274 @@
+//! Element-wise functions in `f32` and the engine's element-wise kernels, each written once from
+//! correctly rounded operations (so every instruction set computes the same bits; see the
+//! [engine](super)'s rules).
+//!
+//! `exp` and `tanh` follow Cephes' single-precision algorithms (Moshier): `exp` by reduction to
+//! `r ∈ [-ln2/2, ln2/2]` with a two-part `ln 2` and a degree-7 polynomial, `tanh` by an odd
+//! polynomial below 0.625 and `1 - 2 / (e^{2|x|} + 1)` above. Both are within 2 ULP of the exact
+//! value (`functions_are_accurate` measures it against `f64`).
+
+use super::{LANES, dispatch};
+
+/// `e^x` in `f32`: `inf` above 88.72, `0` below -103.9, NaN for NaN.
+#[inline(always)]
+pub fn exp(x: f32) -> f32 {
+    const LOG2E: f32 = std::f32::consts::LOG2_E;
+    const LN2_HI: f32 = 0.693_359_4;
+    const LN2_LO: f32 = -2.121_944_4e-4;
+    // Rounds to the nearest integer with one addition (ties to even), exact for |x| < 2^22.
+    const ROUND: f32 = 12_582_912.0;
+    if x.is_nan() {
+        return x;
+    }
+    let x = x.clamp(-104.0, 89.0);
+    let n = x.mul_add(LOG2E, ROUND) - ROUND;
+    let r = n.mul_add(-LN2_HI, x);
+    let r = n.mul_add(-LN2_LO, r);
+    let mut p = 1.987_569_1e-4f32;
+    p = p.mul_add(r, 1.398_2e-3);
+    p = p.mul_add(r, 8.333_452e-3);
+    p = p.mul_add(r, 4.166_579_6e-2);
+    p = p.mul_add(r, 1.666_666_5e-1);
+    p = p.mul_add(r, 5.000_000_1e-1);
+    let y = p.mul_add(r * r, r) + 1.0;
+    // y · 2^n in two steps, so that n below -126 (subnormal results) and up to 128 stay exact.
+    let n = n as i32;
+    let half = n / 2;
+    y * pow2(half) * pow2(n - half)
+}
+
+/// `2^n` for `-126 <= n <= 127`.
+#[inline(always)]
+fn pow2(n: i32) -> f32 {
+    f32::from_bits(((n + 127) as u32) << 23)
+}
+
+/// `tanh(x)` in `f32`.
+#[inline(always)]
+pub fn tanh(x: f32) -> f32 {
+    let a = x.abs();
+    if a == 0.0 {
+        // ±0 (the polynomial would give +0 for -0).
+        x
+    } else if a < 0.625 {
+        let z = x * x;
+        let mut p = -5.704_988_7e-3f32;
+        p = p.mul_add(z, 2.063_908_9e-2);
+        p = p.mul_add(z, -5.373_971_6e-2);
+        p = p.mul_add(z, 1.333_144_2e-1);
+        p = p.mul_add(z, -3.333_328_2e-1);
+        (p * z).mul_add(x, x)
+    } else if a > 9.0 {
+        // tanh(9) is within half an ULP of 1.
+        1.0f32.copysign(x)
+    } else {
+        let e = exp(a + a);
+        (1.0 - 2.0 / (e + 1.0)).copysign(x)
+    }
+}
+
+dispatch! {
+    /// `x ← tanh(x)`.
+    fn tanh_(x: &mut [f32]) {
+        for v in x {
+            *v = tanh(*v);
+        }
+    }
+}
+
+dispatch! {
+    /// `x ← max(x, 0)` (NaN stays NaN, as PyTorch's `relu`).
+    fn relu_(x: &mut [f32]) {
+        for v in x {
+            if *v < 0.0 {
+                *v = 0.0;
+            }
+        }
+    }
+}
+
+dispatch! {
+    /// `g ← g · (1 - y²)`: the gradient before a `tanh` from the gradient after it and its
+    /// output `y`.
+    fn tanh_backward_(g: &mut [f32], y: &[f32]) {
+        assert_eq!(g.len(), y.len(), "a gradient for each output");
+        for (g, &y) in g.iter_mut().zip(y) {
+            *g *= (-y).mul_add(y, 1.0);
+        }
+    }
+}
+
+dispatch! {
+    /// `g ← g` where the ReLU's output `y` is positive, else 0.
+    fn relu_backward_(g: &mut [f32], y: &[f32]) {
+        assert_eq!(g.len(), y.len(), "a gradient for each output");
+        for (g, &y) in g.iter_mut().zip(y) {
+            if y <= 0.0 {
+                *g = 0.0;
+            }
+        }
+    }
+}
+
+dispatch! {
+    /// `Σ x²` in `f64`, in [`LANES`] lanes (element `i` in lane `i mod LANES`, each lane in order,
+    /// lanes added in order).
+    fn sum_squares(x: &[f32]) -> f64 {
+        let mut lanes = [0.0f64; LANES];
+        let mut chunks = x.chunks_exact(LANES);
+        for chunk in &mut chunks {
+            for (lane, &v) in lanes.iter_mut().zip(chunk) {
+                let v = v as f64;
+                *lane = v.mul_add(v, *lane);
+            }
+        }
+        for (lane, &v) in lanes.iter_mut().zip(chunks.remainder()) {
+            let v = v as f64;
+            *lane = v.mul_add(v, *lane);
+        }
+        lanes.iter().sum()
+    }
+}
+
+dispatch! {
+    /// `x ← x · s`.
+    fn scale_(x: &mut [f32], s: f32) {
+        for v in x {
+            *v *= s;
+        }
+    }
+}
+
+dispatch! {
+    /// `t ← t + w (s - t)` (a Polyak average of a target `t` towards `s`).
+    fn lerp_(t: &mut [f32], s: &[f32], w: f32) {
+        assert_eq!(t.len(), s.len(), "two buffers of one size");
+        for (t, &s) in t.iter_mut().zip(s) {
+            *t = w.mul_add(s - *t, *t);
+        }
+    }
+}
+
+/// One step of Adam over flat buffers (see `optim.rs`), element by element.
+pub struct AdamStep<'a> {
+    pub grad: &'a [f32],
+    pub exp_avg: &'a mut [f32],
+    pub exp_avg_sq: &'a mut [f32],
+    pub params: &'a mut [f32],
+    /// Per-element learning-rate scales, or `None` for all ones.
+    pub lr_scale: Option<&'a [f32]>,
+    /// `1 - β₁`.
+    pub one_minus_b1: f32,
+    pub b2: f32,
+    /// `1 - β₂`.
+    pub one_minus_b2: f32,
+    /// `√(1 - β₂ᵗ)`.
+    pub bias2_sqrt: f32,
+    pub eps: f32,
+    /// `-lr / (1 - β₁ᵗ)`.
+    pub step: f32,
+}
+
+impl AdamStep<'_> {
+    /// `m ← m + (1-β₁)(g - m)`, `v ← β₂ v + (1-β₂) g²`, `θ ← θ + step · scale · m / (√v / √(1-β₂ᵗ) + ε)`:
+    /// PyTorch's Adam, each element on its own.
+    pub fn run(self) {
+        let n = self.params.len();
+        assert!(
+            self.grad.len() == n
+                && self.exp_avg.len() == n
+                && self.exp_avg_sq.len() == n
+                && self.lr_scale.is_none_or(|s| s.len() == n),
+            "Adam's buffers of one size"
+        );
+        adam(self);
+    }
+}
+
+dispatch! {
+    fn adam(s: AdamStep<'_>) {
+        let AdamStep { grad, exp_avg, exp_avg_sq, params, lr_scale, one_minus_b1, b2, one_minus_b2, bias2_sqrt, eps, step } = s;
+        let n = params.len();
+        let (grad, exp_avg, exp_avg_sq) = (&grad[..n], &mut exp_avg[..n], &mut exp_avg_sq[..n]);
+        for i in 0..n {
+            let g = grad[i];
+            let m = one_minus_b1.mul_add(g - exp_avg[i], exp_avg[i]);
+            let v = (g * one_minus_b2).mul_add(g, exp_avg_sq[i] * b2);
+            exp_avg[i] = m;
+            exp_avg_sq[i] = v;
+            let scale = match lr_scale {
+                Some(s) => s[i],
+                None => 1.0,
+            };
+            params[i] += m / (v.sqrt() / bias2_sqrt + eps) * step * scale;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::agent::engine::force;
+    use crate::agent::engine::testing::{bits, isas};
+    use rand::{Rng, SeedableRng, rngs::StdRng};
+
+    /// Values over every range the functions treat apart, and the special ones.
+    fn inputs() -> Vec<f32> {
+        let mut rng = StdRng::seed_from_u64(1);
+        let mut x: Vec<f32> = (0..20_000).map(|i| (i as f32 - 10_000.0) * 0.0013).collect();
+        x.extend((0..20_000).map(|_| rng.random_range(-120.0f32..100.0)));
+        x.extend((0..2_000).map(|_| rng.random_range(-1e-3f32..1e-3)));
+        x.extend([0.0, -0.0, 0.625, -0.625, 9.0, -9.0, 88.7, 88.8, -103.0, -104.5, 1e-30, -1e-40]);
+        x.extend([f32::INFINITY, f32::NEG_INFINITY, f32::MAX, f32::MIN, f32::MIN_POSITIVE]);
+        x
+    }
+
+    /// `exp` and `tanh` within 2 ULP of the exact value (`f64` rounded), on every range.
+    #[test]
+    fn functions_are_accurate() {
+        let ulps = |got: f32, want: f64| {
+            let want = want as f32;
+            if got == want || (got.is_nan() && want.is_nan()) {
+                return 0;
+            }
+            (got.to_bits() as i64 - want.to_bits() as i64).unsigned_abs()
+        };
+        let mut worst = (0, 0);
+        for x in inputs() {
+            worst.0 = worst.0.max(ulps(exp(x), (x as f64).exp()));
+            worst.1 = worst.1.max(ulps(tanh(x), (x as f64).tanh()));
+        }
+        assert!(worst.0 <= 2 && worst.1 <= 2, "exp {} ULP, tanh {} ULP", worst.0, worst.1);
+        assert!(exp(f32::NAN).is_nan() && tanh(f32::NAN).is_nan());
+        assert_eq!(tanh(-0.0).to_bits(), (-0.0f32).to_bits());
+    }
+
+    /// Every element-wise kernel gives the same bits on every instruction set, at every length
+    /// around the vector widths.
+    #[test]
+    fn kernels_agree_across_instruction_sets() {
+        let x = inputs();
+        let mut rng = StdRng::seed_from_u64(2);
+        let g: Vec<f32> = (0..x.len()).map(|_| rng.random_range(-3.0f32..3.0)).collect();
+        for len in [1usize, 2, 3, 7, 15, 16, 17, 63, 64, 65, 256, x.len()] {
+            let run = |isa| {
+                force(isa, || {
+                    let (mut t, mut r) = (x[..len].to_vec(), x[..len].to_vec());
+                    tanh_(&mut t);
+                    relu_(&mut r);
+                    let (mut gt, mut gr) = (g[..len].to_vec(), g[..len].to_vec());
+                    tanh_backward_(&mut gt, &t);
+                    relu_backward_(&mut gr, &r);
+                    let mut l = g[..len].to_vec();
+                    lerp_(&mut l, &t, 0.005);
+                    let norm = sum_squares(&g[..len]);
+                    [bits(&t), bits(&r), bits(&gt), bits(&gr), bits(&l), vec![norm.to_bits() as u32, (norm.to_bits() >> 32) as u32]]
+                })
+            };
+            let portable = run(crate::agent::engine::Isa::Portable);
+            for isa in isas() {
+                assert_eq!(run(isa), portable, "{isa:?}, {len} elements");
+            }
+        }
+    }
+}

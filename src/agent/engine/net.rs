@@ -1,0 +1,330 @@
+//! A network as a table of layers over one flat parameter vector, and its passes.
+//!
+//! A [`Net`] is a list of [`Op`]s applied in order: a linear layer reads its weight `[out, in]`
+//! and bias `[out]` at offsets of the parameter vector (an optimiser's flat buffer, where every
+//! named parameter of the agent lives), an activation works in place. The forward pass keeps what
+//! the backward pass needs (each linear layer's input, each activation's output); the backward
+//! pass writes every parameter's gradient at the same offsets of a gradient vector, so that the
+//! optimiser's gradient buffer receives them directly. What later layers kinds add (adapters,
+//! LoRA, lateral connections, per-task heads) are new rows of the table.
+
+use super::gemm::{self, Start, Strided};
+use super::math;
+use crate::agent::nn::Activation;
+
+/// One row of a network's table.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Op {
+    /// `y = x Wᵀ + b`, with `W` at `weight` (`[outputs, inputs]` row-major) and `b` at `bias`.
+    Linear { weight: usize, bias: usize, inputs: usize, outputs: usize },
+    /// An activation, in place.
+    Act(Activation),
+}
+
+/// A network: its table, its input and output widths.
+#[derive(Clone, Debug)]
+pub struct Net {
+    ops: Vec<Op>,
+    inputs: usize,
+    outputs: usize,
+}
+
+/// What a forward pass keeps: the output of each op (emptied where no backward step reads it) and
+/// the number of rows.
+pub struct Pass {
+    rows: usize,
+    values: Vec<Vec<f32>>,
+}
+
+impl Pass {
+    /// The network's output, `[rows, outputs]` row-major.
+    pub fn output(&self) -> &[f32] {
+        self.values.last().map_or(&[], |v| v.as_slice())
+    }
+
+    /// The network's output, taken.
+    pub fn into_output(mut self) -> Vec<f32> {
+        self.values.pop().unwrap_or_default()
+    }
+}
+
+impl Net {
+    /// A network of `ops` reading `inputs` values a row; `None` when the table does not chain
+    /// (a linear layer whose input width is not the width before it) or reads past `params_len`
+    /// parameters.
+    pub fn new(ops: Vec<Op>, inputs: usize, params_len: usize) -> Option<Self> {
+        let mut width = inputs;
+        for op in &ops {
+            if let Op::Linear { weight, bias, inputs, outputs } = *op {
+                let fits = weight.checked_add(inputs.checked_mul(outputs)?)? <= params_len
+                    && bias.checked_add(outputs)? <= params_len;
+                if inputs != width || !fits {
+                    return None;
+                }
+                width = outputs;
+            }
+        }
+        Some(Net { ops, inputs, outputs: width })
+    }
+
+    /// The table.
+    #[cfg(test)]
+    pub fn ops(&self) -> &[Op] {
+        &self.ops
+    }
+
+    /// Values a row out.
+    pub fn outputs(&self) -> usize {
+        self.outputs
+    }
+
+    /// Values a row of features (the head's input; the input width where there is no hidden layer).
+    pub fn features_width(&self) -> usize {
+        match self.head().map(|h| &self.ops[h]) {
+            Some(Op::Linear { inputs, .. }) => *inputs,
+            _ => self.inputs,
+        }
+    }
+
+    /// The index of the last linear layer (the head), whose input is the network's features.
+    fn head(&self) -> Option<usize> {
+        self.ops.iter().rposition(|op| matches!(op, Op::Linear { .. }))
+    }
+
+    /// The forward pass over `rows` rows of `x` with parameters `params`, keeping what
+    /// [`Net::backward`] needs.
+    ///
+    /// # Panics
+    /// When `x` does not hold `rows` rows of [`Net::inputs`] values or `params` is shorter than the
+    /// table was built for (the callers check both: shapes of user input are checked at the
+    /// environment's boundary).
+    pub fn forward(&self, params: &[f32], x: &[f32], rows: usize) -> Pass {
+        assert_eq!(x.len(), rows * self.inputs, "{rows} rows of {} inputs", self.inputs);
+        let mut values: Vec<Vec<f32>> = Vec::with_capacity(self.ops.len());
+        let mut packed = Vec::new();
+        for (i, op) in self.ops.iter().enumerate() {
+            let value = match *op {
+                Op::Linear { weight, bias, inputs, outputs } => {
+                    let input = if i == 0 { x } else { values[i - 1].as_slice() };
+                    let mut out = vec![0.0; rows * outputs];
+                    gemm::transpose(&params[weight..weight + inputs * outputs], outputs, inputs, &mut packed);
+                    let bias = Start::Bias(&params[bias..bias + outputs]);
+                    gemm::gemm(rows, outputs, inputs, Strided::rows(input, inputs), &packed, &mut out, bias);
+                    out
+                }
+                Op::Act(activation) => {
+                    // In place: the linear output before it is read by no backward step.
+                    let mut v = if i == 0 { x.to_vec() } else { std::mem::take(&mut values[i - 1]) };
+                    match activation {
+                        Activation::Tanh => math::tanh_(&mut v),
+                        Activation::Relu => math::relu_(&mut v),
+                    }
+                    v
+                }
+            };
+            values.push(value);
+        }
+        Pass { rows, values }
+    }
+
+    /// The output alone (acting, targets), `[rows, outputs]`.
+    pub fn infer(&self, params: &[f32], x: &[f32], rows: usize) -> Vec<f32> {
+        self.forward(params, x, rows).into_output()
+    }
+
+    /// The input of the head (the trunk's output, the "features" gSDE and SAC's heads read) in
+    /// `pass` over `x`.
+    pub fn features<'a>(&self, pass: &'a Pass, x: &'a [f32]) -> &'a [f32] {
+        match self.head() {
+            Some(0) | None => x,
+            Some(h) => pass.values[h - 1].as_slice(),
+        }
+    }
+
+    /// The backward pass: writes into `grads` (at the parameters' offsets) the gradient of a loss
+    /// whose gradient with respect to the output of `pass` (a forward pass over `x`) is
+    /// `grad_out`, plus `features_grad` with respect to the features where they feed other
+    /// layers too (a second head). Every parameter of the table is written (not accumulated);
+    /// returns nothing about the input.
+    ///
+    /// # Panics
+    /// When `pass` is not a pass of this network over `x`, or a gradient has the wrong length.
+    pub fn backward(
+        &self,
+        params: &[f32],
+        x: &[f32],
+        pass: &Pass,
+        grad_out: &[f32],
+        features_grad: Option<&[f32]>,
+        grads: &mut [f32],
+    ) {
+        let rows = pass.rows;
+        assert!(pass.values.len() == self.ops.len() && x.len() == rows * self.inputs, "a pass of this network on x");
+        assert_eq!(grad_out.len(), rows * self.outputs, "a gradient for each output");
+        let head = self.head();
+        let mut grad = grad_out.to_vec();
+        for (i, op) in self.ops.iter().enumerate().rev() {
+            match *op {
+                Op::Linear { weight, bias, inputs, outputs } => {
+                    let input = if i == 0 { x } else { pass.values[i - 1].as_slice() };
+                    // dW = gᵀ x: element (o, j) is one chain over the rows.
+                    let dw = &mut grads[weight..weight + outputs * inputs];
+                    gemm::gemm(outputs, inputs, rows, Strided::transposed(&grad, outputs), input, dw, Start::Zero);
+                    column_sums(&grad, rows, outputs, &mut grads[bias..bias + outputs]);
+                    if i == 0 {
+                        break;
+                    }
+                    // dx = g W, starting from the features' other gradient at the head.
+                    let mut into = match (Some(i) == head, features_grad) {
+                        (true, Some(extra)) => {
+                            assert_eq!(extra.len(), rows * inputs, "a gradient for each feature");
+                            extra.to_vec()
+                        }
+                        _ => vec![0.0; rows * inputs],
+                    };
+                    let start = if Some(i) == head && features_grad.is_some() { Start::Existing } else { Start::Zero };
+                    let w = &params[weight..weight + outputs * inputs];
+                    gemm::gemm(rows, inputs, outputs, Strided::rows(&grad, outputs), w, &mut into, start);
+                    grad = into;
+                }
+                Op::Act(activation) => {
+                    let y = &pass.values[i];
+                    match activation {
+                        Activation::Tanh => math::tanh_backward_(&mut grad, y),
+                        Activation::Relu => math::relu_backward_(&mut grad, y),
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// `out[j] = Σ_r g[r][j]` over `rows` rows of `cols`, each column one chain over the rows in order.
+fn column_sums(g: &[f32], rows: usize, cols: usize, out: &mut [f32]) {
+    const ONE: [f32; 1] = [1.0];
+    // A product with a column of ones: fma(1, g, acc) is exactly acc + g.
+    let ones = Strided { data: &ONE, row_stride: 0, col_stride: 0 };
+    gemm::gemm(1, cols, rows, ones, g, out, Start::Zero);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::agent::engine::testing::{bits, isas};
+    use crate::agent::engine::{Isa, force};
+    use rand::{Rng, SeedableRng, rngs::StdRng};
+
+    /// An MLP table `widths[0] -> ... -> widths[last]` with `activation` between layers, its
+    /// parameters packed weight, bias, layer after layer; and random parameters for it.
+    fn mlp(widths: &[usize], activation: Activation, rng: &mut StdRng) -> (Net, Vec<f32>) {
+        let mut ops = Vec::new();
+        let mut offset = 0;
+        for (l, w) in widths.windows(2).enumerate() {
+            if l > 0 {
+                ops.push(Op::Act(activation));
+            }
+            ops.push(Op::Linear { weight: offset, bias: offset + w[0] * w[1], inputs: w[0], outputs: w[1] });
+            offset += w[0] * w[1] + w[1];
+        }
+        let params = (0..offset).map(|_| rng.random_range(-0.5f32..0.5)).collect();
+        (Net::new(ops, widths[0], offset).expect("a chained table"), params)
+    }
+
+    /// Forward, backward (with and without a second head's gradient) and an Adam step give the
+    /// same bits on every instruction set, on widths and batches around every vector width.
+    #[test]
+    fn passes_agree_across_instruction_sets() {
+        let mut rng = StdRng::seed_from_u64(3);
+        for widths in [vec![4, 64, 64, 2], vec![3, 1], vec![7, 2, 3, 1], vec![5, 63, 65, 7], vec![17, 256, 256, 3]] {
+            for activation in [Activation::Tanh, Activation::Relu] {
+                let (net, params) = mlp(&widths, activation, &mut rng);
+                for rows in [1usize, 2, 3, 7, 63, 64, 65, 256] {
+                    let x: Vec<f32> = (0..rows * widths[0]).map(|_| rng.random_range(-2.0f32..2.0)).collect();
+                    let g: Vec<f32> = (0..rows * net.outputs()).map(|_| rng.random_range(-1.0f32..1.0)).collect();
+                    let features = widths[widths.len() - 2];
+                    let extra: Vec<f32> = (0..rows * features).map(|_| rng.random_range(-1.0f32..1.0)).collect();
+                    let run = |isa| {
+                        force(isa, || {
+                            let pass = net.forward(&params, &x, rows);
+                            let mut grads = vec![0.0; params.len()];
+                            net.backward(&params, &x, &pass, &g, None, &mut grads);
+                            let mut with_extra = vec![0.0; params.len()];
+                            net.backward(&params, &x, &pass, &g, Some(&extra), &mut with_extra);
+                            let (mut p, mut m, mut v) = (params.clone(), vec![0.0; params.len()], vec![0.0; params.len()]);
+                            math::AdamStep {
+                                grad: &grads,
+                                exp_avg: &mut m,
+                                exp_avg_sq: &mut v,
+                                params: &mut p,
+                                lr_scale: None,
+                                one_minus_b1: 0.1,
+                                b2: 0.999,
+                                one_minus_b2: 0.001,
+                                bias2_sqrt: 0.0316,
+                                eps: 1e-8,
+                                step: -3e-3,
+                            }
+                            .run();
+                            [bits(pass.output()), bits(net.features(&pass, &x)), bits(&grads), bits(&with_extra), bits(&p), bits(&v)]
+                        })
+                    };
+                    let portable = run(Isa::Portable);
+                    for isa in isas() {
+                        assert_eq!(run(isa), portable, "{isa:?} {widths:?} {activation:?} {rows} rows");
+                    }
+                }
+            }
+        }
+    }
+
+    /// The passes against libtorch's autograd on the same network (within float rounding: the
+    /// order of sums differs), gradients included.
+    #[test]
+    fn passes_match_autograd() {
+        use tch::{Kind, Tensor};
+        let mut rng = StdRng::seed_from_u64(4);
+        for (widths, activation) in
+            [(vec![4, 64, 64, 2], Activation::Tanh), (vec![6, 33, 17, 3], Activation::Relu), (vec![3, 1], Activation::Tanh)]
+        {
+            let (net, params) = mlp(&widths, activation, &mut rng);
+            let rows = 37;
+            let x: Vec<f32> = (0..rows * widths[0]).map(|_| rng.random_range(-2.0f32..2.0)).collect();
+            let g: Vec<f32> = (0..rows * net.outputs()).map(|_| rng.random_range(-1.0f32..1.0)).collect();
+            let pass = net.forward(&params, &x, rows);
+            let mut grads = vec![0.0; params.len()];
+            net.backward(&params, &x, &pass, &g, None, &mut grads);
+
+            let p = Tensor::from_slice(&params).set_requires_grad(true);
+            let mut h = Tensor::from_slice(&x).view([rows as i64, widths[0] as i64]);
+            for op in net.ops() {
+                h = match *op {
+                    Op::Linear { weight, bias, inputs, outputs } => {
+                        let w = p.narrow(0, weight as i64, (inputs * outputs) as i64).view([outputs as i64, inputs as i64]);
+                        let b = p.narrow(0, bias as i64, outputs as i64);
+                        h.linear(&w, Some(&b))
+                    }
+                    Op::Act(Activation::Tanh) => h.tanh(),
+                    Op::Act(Activation::Relu) => h.relu(),
+                };
+            }
+            let gt = Tensor::from_slice(&g).view([rows as i64, net.outputs() as i64]);
+            (&h * &gt).sum(Kind::Float).backward();
+            let close = |a: &[f32], b: &[f32], what: &str| {
+                let scale = b.iter().fold(0f32, |m, v| m.max(v.abs())).max(1.0);
+                let err = a.iter().zip(b).fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+                assert!(err <= 2e-5 * scale, "{what} {widths:?}: max difference {err} (scale {scale})");
+            };
+            close(pass.output(), &Vec::<f32>::try_from(h.detach().view([-1])).unwrap(), "output");
+            close(&grads, &Vec::<f32>::try_from(p.grad()).unwrap(), "gradients");
+        }
+    }
+
+    /// A table that does not chain, or reads past the parameters, is refused.
+    #[test]
+    fn tables_are_checked() {
+        let linear = |weight, inputs, outputs| Op::Linear { weight, bias: weight + inputs * outputs, inputs, outputs };
+        assert!(Net::new(vec![linear(0, 3, 2)], 3, 8).is_some());
+        assert!(Net::new(vec![linear(0, 3, 2)], 3, 7).is_none(), "past the parameters");
+        assert!(Net::new(vec![linear(0, 3, 2), linear(8, 3, 1)], 3, 12).is_none(), "does not chain");
+    }
+}
