@@ -61,6 +61,35 @@ fn scratch(name: &str) -> PathBuf {
     dir
 }
 
+/// The engine's instruction sets give the same training run bit for bit: PPO (discrete and
+/// continuous) and DQN trained with the portable kernels and with every vector instruction set
+/// this CPU has end with the same weights, Adam moments and learning curve.
+#[test]
+fn every_instruction_set_trains_the_same_agent() {
+    use headstart::agent::engine::{Isa, force, supported};
+    tch::set_num_threads(1);
+    let cases = [
+        (Algo::Ppo, EnvSpec::new("CartPole-v1"), 2048),
+        (Algo::Ppo, EnvSpec::new("Pendulum-v1"), 1024),
+        (Algo::Dqn, EnvSpec::new("CartPole-v1"), 1500),
+    ];
+    for (algo, spec, steps) in cases {
+        let config = small(algo);
+        let trained = |isa| {
+            force(isa, || {
+                let mut agent = build(&config, &spec, 3);
+                let curve = run(agent.as_mut(), &spec, steps);
+                (curve, weights(agent.as_ref()))
+            })
+        };
+        let portable = trained(Isa::Portable);
+        assert!(!portable.0.episodes.is_empty(), "{algo} {}: no episode ended", spec.id);
+        for isa in [Isa::Avx2, Isa::Avx512].into_iter().filter(|&i| supported(i)) {
+            assert!(trained(isa) == portable, "{algo} {}: {isa:?} differs from the portable kernels", spec.id);
+        }
+    }
+}
+
 #[test]
 fn same_seed_same_learning_curve_bit_for_bit() {
     tch::set_num_threads(1);
