@@ -10,7 +10,7 @@ use rand::SeedableRng;
 use serde_json::Value;
 
 use headstart::agent::sb3::{self, torch_file};
-use headstart::agent::{Agent, checkpoint};
+use headstart::agent::{Agent, AgentConfig, checkpoint};
 use headstart::env::{Action, EnvSpec, Registry};
 
 fn shared() -> PathBuf {
@@ -181,6 +181,25 @@ fn altered(name: &str, changes: &[(&str, Option<Vec<u8>>)]) -> PathBuf {
     let path = path.join(name);
     std::fs::write(&path, out.finish().unwrap().into_inner()).unwrap();
     path
+}
+
+/// SB3 2.9 stores DQN's `target_update_interval` in environment steps and divides it by `n_envs`
+/// where it uses it; the import keeps it as stored (it once multiplied it by `n_envs`, so that an
+/// imported model with several environments updated its target `n_envs` times too rarely).
+#[test]
+fn dqn_target_interval_is_imported_as_stored() {
+    let name = "dqn-CartPole-v1.zip";
+    let bytes = std::fs::read(shared().join(name)).unwrap();
+    let mut archive = zip::ZipArchive::new(Cursor::new(bytes)).unwrap();
+    let mut data = String::new();
+    archive.by_name("data").unwrap().read_to_string(&mut data).unwrap();
+    let mut json: Value = serde_json::from_str(&data).unwrap();
+    json["n_envs"] = Value::from(4);
+    json["target_update_interval"] = Value::from(10);
+    let path = altered(name, &[("data", Some(serde_json::to_vec(&json).unwrap()))]);
+    let model = sb3::read(&path).unwrap_or_else(|e| panic!("{e}"));
+    let AgentConfig::Dqn(c) = model.config else { panic!("a DQN model") };
+    assert_eq!((c.n_envs, c.target_update_interval), (4, 10));
 }
 
 fn policy_of(name: &str) -> Vec<torch_file::StateTensor> {

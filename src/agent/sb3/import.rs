@@ -365,9 +365,9 @@ pub fn read(path: &Path) -> Result<Model, Sb3Error> {
             c.tau = num("tau").unwrap_or(c.tau);
             c.gamma = num("gamma").unwrap_or(c.gamma);
             c.gradient_steps = field("gradient_steps").and_then(Json::as_i64).unwrap_or(c.gradient_steps);
-            // SB3 keeps the interval in vector steps (divided by n_envs when the model was made).
-            c.target_update_interval =
-                int("target_update_interval").map_or(c.target_update_interval, |v| v * c.n_envs as u64);
+            // SB3 2.9 stores the interval in environment steps, as given, and divides it by n_envs
+            // where it uses it (`_on_step`), as headstart's DQN does.
+            c.target_update_interval = int("target_update_interval").unwrap_or(c.target_update_interval);
             c.exploration_fraction = num("exploration_fraction").unwrap_or(c.exploration_fraction);
             c.exploration_initial_eps = num("exploration_initial_eps").unwrap_or(c.exploration_initial_eps);
             c.exploration_final_eps = num("exploration_final_eps").unwrap_or(c.exploration_final_eps);
