@@ -273,7 +273,8 @@ impl Adam {
     pub fn step_with_gradients(&mut self, lr: f64, max_grad_norm: Option<f64>) {
         if let Some((anchor, mask, coef)) = &self.anchor {
             // SAFETY: the optimiser's own buffers, distinct, borrowed under `&mut self`.
-            let (g, p, a, m) = unsafe { (floats_mut(&self.grad), floats(&self.params.flat), floats(anchor), floats(mask)) };
+            let (g, p, a, m) =
+                unsafe { (floats_mut(&self.grad), floats(&self.params.flat), floats(anchor), floats(mask)) };
             let coef = (2.0 * coef) as f32;
             for i in 0..g.len() {
                 g[i] += (p[i] - a[i]) * m[i] * coef;

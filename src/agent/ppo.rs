@@ -34,12 +34,14 @@ use tch::Tensor;
 use tch::nn;
 
 use super::MAX_ROWS;
-use super::distributions::{argmax, categorical_probs, categorical_sample, draw_exploration, gaussian_sample, gsde_noise_only};
+use super::distributions::{
+    argmax, categorical_probs, categorical_sample, draw_exploration, gaussian_sample, gsde_noise_only,
+};
 use super::engine::Net;
 use super::nn::{Mlp, MlpConfig};
-use super::optim::FlatParams;
 use super::normalize::{ObsNormalizer, RewardNormalizer};
 use super::optim::Adam;
+use super::optim::FlatParams;
 use super::state::{agent_state, training_state};
 use super::{
     Agent, AgentConfig, AgentError, Algo, Distill, Event, Monitor, Outcome, Schedule, advance_guidance, check, obs_dim,

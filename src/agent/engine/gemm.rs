@@ -201,8 +201,7 @@ mod tests {
                     let bias = random(n, &mut rng);
                     let existing = random(m * n, &mut rng);
                     for transposed in [false, true] {
-                        let strided =
-                            if transposed { Strided::transposed(&a, m) } else { Strided::rows(&a, k) };
+                        let strided = if transposed { Strided::transposed(&a, m) } else { Strided::rows(&a, k) };
                         for start in [Start::Zero, Start::Bias(&bias), Start::Existing] {
                             // The reference: each chain written out.
                             let mut want = existing.clone();

@@ -262,7 +262,14 @@ mod tests {
                     let mut l = g[..len].to_vec();
                     lerp_(&mut l, &t, 0.005);
                     let norm = sum_squares(&g[..len]);
-                    [bits(&t), bits(&r), bits(&gt), bits(&gr), bits(&l), vec![norm.to_bits() as u32, (norm.to_bits() >> 32) as u32]]
+                    [
+                        bits(&t),
+                        bits(&r),
+                        bits(&gt),
+                        bits(&gr),
+                        bits(&l),
+                        vec![norm.to_bits() as u32, (norm.to_bits() >> 32) as u32],
+                    ]
                 })
             };
             let portable = run(crate::agent::engine::Isa::Portable);

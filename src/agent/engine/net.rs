@@ -250,7 +250,8 @@ mod tests {
                             net.backward(&params, &x, &pass, &g, None, &mut grads);
                             let mut with_extra = vec![0.0; params.len()];
                             net.backward(&params, &x, &pass, &g, Some(&extra), &mut with_extra);
-                            let (mut p, mut m, mut v) = (params.clone(), vec![0.0; params.len()], vec![0.0; params.len()]);
+                            let (mut p, mut m, mut v) =
+                                (params.clone(), vec![0.0; params.len()], vec![0.0; params.len()]);
                             math::AdamStep {
                                 grad: &grads,
                                 exp_avg: &mut m,
@@ -265,7 +266,14 @@ mod tests {
                                 step: -3e-3,
                             }
                             .run();
-                            [bits(pass.output()), bits(net.features(&pass, &x)), bits(&grads), bits(&with_extra), bits(&p), bits(&v)]
+                            [
+                                bits(pass.output()),
+                                bits(net.features(&pass, &x)),
+                                bits(&grads),
+                                bits(&with_extra),
+                                bits(&p),
+                                bits(&v),
+                            ]
                         })
                     };
                     let portable = run(Isa::Portable);
@@ -283,9 +291,11 @@ mod tests {
     fn passes_match_autograd() {
         use tch::{Kind, Tensor};
         let mut rng = StdRng::seed_from_u64(4);
-        for (widths, activation) in
-            [(vec![4, 64, 64, 2], Activation::Tanh), (vec![6, 33, 17, 3], Activation::Relu), (vec![3, 1], Activation::Tanh)]
-        {
+        for (widths, activation) in [
+            (vec![4, 64, 64, 2], Activation::Tanh),
+            (vec![6, 33, 17, 3], Activation::Relu),
+            (vec![3, 1], Activation::Tanh),
+        ] {
             let (net, params) = mlp(&widths, activation, &mut rng);
             let rows = 37;
             let x: Vec<f32> = (0..rows * widths[0]).map(|_| rng.random_range(-2.0f32..2.0)).collect();
@@ -299,7 +309,8 @@ mod tests {
             for op in net.ops() {
                 h = match *op {
                     Op::Linear { weight, bias, inputs, outputs } => {
-                        let w = p.narrow(0, weight as i64, (inputs * outputs) as i64).view([outputs as i64, inputs as i64]);
+                        let w =
+                            p.narrow(0, weight as i64, (inputs * outputs) as i64).view([outputs as i64, inputs as i64]);
                         let b = p.narrow(0, bias as i64, outputs as i64);
                         h.linear(&w, Some(&b))
                     }

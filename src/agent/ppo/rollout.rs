@@ -1,7 +1,6 @@
 //! PPO's data: collecting a rollout from the vectorised environments (acting, normalising,
 //! bootstrapping truncated episodes), generalised advantage estimation, and minibatches.
 
-
 use super::super::distributions::{
     categorical_sample, draw_exploration, gaussian_log_density, gaussian_sample, gsde_noise,
 };
