@@ -29,7 +29,7 @@ pub fn exp(x: f32) -> f32 {
     p = p.mul_add(r, 8.333_452e-3);
     p = p.mul_add(r, 4.166_579_6e-2);
     p = p.mul_add(r, 1.666_666_5e-1);
-    p = p.mul_add(r, 5.000_000_1e-1);
+    p = p.mul_add(r, 5e-1);
     let y = p.mul_add(r * r, r) + 1.0;
     // y · 2^n in two steps, so that n below -126 (subnormal results) and up to 128 stay exact.
     let n = n as i32;
@@ -53,10 +53,10 @@ pub fn tanh(x: f32) -> f32 {
     } else if a < 0.625 {
         let z = x * x;
         let mut p = -5.704_988_7e-3f32;
-        p = p.mul_add(z, 2.063_908_9e-2);
+        p = p.mul_add(z, 2.063_909e-2);
         p = p.mul_add(z, -5.373_971_6e-2);
         p = p.mul_add(z, 1.333_144_2e-1);
-        p = p.mul_add(z, -3.333_328_2e-1);
+        p = p.mul_add(z, -3.333_328e-1);
         (p * z).mul_add(x, x)
     } else if a > 9.0 {
         // tanh(9) is within half an ULP of 1.
