@@ -65,82 +65,63 @@ pub fn gemm(m: usize, n: usize, k: usize, a: Strided<'_>, b: &[f32], c: &mut [f3
     if m == 0 || n == 0 {
         return;
     }
-    kernel(m, n, k, a, b, c, start);
+    kernel(m, Operands { n, k, a, b, start }, c);
+}
+
+/// What every block of one product reads: `c`'s width `n`, the chains' length `k`, both operands
+/// and where chains start.
+#[derive(Clone, Copy)]
+struct Operands<'a> {
+    n: usize,
+    k: usize,
+    a: Strided<'a>,
+    b: &'a [f32],
+    start: Start<'a>,
 }
 
 dispatch! {
-    /// [`gemm`] after its checks, compiled for each instruction set.
-    fn kernel(m: usize, n: usize, k: usize, a: Strided<'_>, b: &[f32], c: &mut [f32], start: Start<'_>) {
-        let mut j = 0;
-        while j < n {
-            let width = (n - j).min(NR);
-            let mut i = 0;
-            while i + MR <= m {
-                match width {
-                    NR => block::<MR, NR>(i, j, k, a, b, n, c, start),
-                    w if w >= 8 => {
-                        block::<MR, 8>(i, j, k, a, b, n, c, start);
-                        narrow::<MR>(i, j + 8, w - 8, k, a, b, n, c, start);
-                    }
-                    w => narrow::<MR>(i, j, w, k, a, b, n, c, start),
-                }
-                i += MR;
-            }
-            while i < m {
-                match width {
-                    NR => block::<1, NR>(i, j, k, a, b, n, c, start),
-                    w if w >= 8 => {
-                        block::<1, 8>(i, j, k, a, b, n, c, start);
-                        narrow::<1>(i, j + 8, w - 8, k, a, b, n, c, start);
-                    }
-                    w => narrow::<1>(i, j, w, k, a, b, n, c, start),
-                }
-                i += 1;
-            }
-            j += width;
+    /// [`gemm`] after its checks, compiled for each instruction set: blocks of [`MR`] rows (then
+    /// single rows) by [`NR`] columns (then 8, 4 and single columns).
+    fn kernel(m: usize, ops: Operands<'_>, c: &mut [f32]) {
+        let mut i = 0;
+        while i + MR <= m {
+            row_block::<MR>(ops, c, i);
+            i += MR;
+        }
+        while i < m {
+            row_block::<1>(ops, c, i);
+            i += 1;
         }
     }
 }
 
-/// Columns `j..j + width` (under 8) of rows `i..i + R`, four columns at a time then one.
+/// Rows `i..i + R` of `c`, across all its columns.
 #[inline(always)]
-#[allow(clippy::too_many_arguments)]
-fn narrow<const R: usize>(
-    i: usize,
-    j: usize,
-    width: usize,
-    k: usize,
-    a: Strided<'_>,
-    b: &[f32],
-    n: usize,
-    c: &mut [f32],
-    start: Start<'_>,
-) {
-    let mut col = j;
-    while col + 4 <= j + width {
-        block::<R, 4>(i, col, k, a, b, n, c, start);
-        col += 4;
+fn row_block<const R: usize>(ops: Operands<'_>, c: &mut [f32], i: usize) {
+    let mut j = 0;
+    while j + NR <= ops.n {
+        block::<R, NR>(ops, c, i, j);
+        j += NR;
     }
-    while col < j + width {
-        block::<R, 1>(i, col, k, a, b, n, c, start);
-        col += 1;
+    while j + 8 <= ops.n {
+        block::<R, 8>(ops, c, i, j);
+        j += 8;
+    }
+    while j + 4 <= ops.n {
+        block::<R, 4>(ops, c, i, j);
+        j += 4;
+    }
+    while j < ops.n {
+        block::<R, 1>(ops, c, i, j);
+        j += 1;
     }
 }
 
 /// The micro-kernel: rows `i..i + R` and columns `j..j + C` of `c`, each element one chain over
 /// `k` in order.
 #[inline(always)]
-#[allow(clippy::too_many_arguments)]
-fn block<const R: usize, const C: usize>(
-    i: usize,
-    j: usize,
-    k: usize,
-    a: Strided<'_>,
-    b: &[f32],
-    n: usize,
-    c: &mut [f32],
-    start: Start<'_>,
-) {
+fn block<const R: usize, const C: usize>(ops: Operands<'_>, c: &mut [f32], i: usize, j: usize) {
+    let Operands { n, k, a, b, start } = ops;
     let mut acc = [[0.0f32; C]; R];
     for (r, row) in acc.iter_mut().enumerate() {
         match start {
