@@ -107,14 +107,14 @@ pub fn force<T>(isa: Isa, f: impl FnOnce() -> T) -> T {
     out
 }
 
-/// Defines `pub(crate) fn $name(args) -> ret` that runs `$body` compiled for the instruction set
+/// Defines `fn $name(args) -> ret` (with the visibility given) that runs `$body` compiled for the instruction set
 /// of [`isa`]: the body is written once and compiled three times (AVX-512, AVX2 with FMA,
 /// portable). The body must be the same arithmetic whatever the vector width (rule 3 above), which
 /// plain Rust over independent elements is: the compiler may only vectorise it, not reorder it.
 macro_rules! dispatch {
-    ($(#[$meta:meta])* fn $name:ident($($arg:ident: $ty:ty),* $(,)?) $(-> $ret:ty)? $body:block) => {
+    ($(#[$meta:meta])* $vis:vis fn $name:ident($($arg:ident: $ty:ty),* $(,)?) $(-> $ret:ty)? $body:block) => {
         $(#[$meta])*
-        pub(crate) fn $name($($arg: $ty),*) $(-> $ret)? {
+        $vis fn $name($($arg: $ty),*) $(-> $ret)? {
             #[inline(always)]
             fn body($($arg: $ty),*) $(-> $ret)? $body
             #[cfg(target_arch = "x86_64")]

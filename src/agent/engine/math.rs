@@ -69,7 +69,7 @@ pub fn tanh(x: f32) -> f32 {
 
 dispatch! {
     /// `x ← tanh(x)`.
-    fn tanh_(x: &mut [f32]) {
+    pub(crate) fn tanh_(x: &mut [f32]) {
         for v in x {
             *v = tanh(*v);
         }
@@ -78,7 +78,7 @@ dispatch! {
 
 dispatch! {
     /// `x ← max(x, 0)` (NaN stays NaN, as PyTorch's `relu`).
-    fn relu_(x: &mut [f32]) {
+    pub(crate) fn relu_(x: &mut [f32]) {
         for v in x {
             if *v < 0.0 {
                 *v = 0.0;
@@ -90,7 +90,7 @@ dispatch! {
 dispatch! {
     /// `g ← g · (1 - y²)`: the gradient before a `tanh` from the gradient after it and its
     /// output `y`.
-    fn tanh_backward_(g: &mut [f32], y: &[f32]) {
+    pub(crate) fn tanh_backward_(g: &mut [f32], y: &[f32]) {
         assert_eq!(g.len(), y.len(), "a gradient for each output");
         for (g, &y) in g.iter_mut().zip(y) {
             *g *= (-y).mul_add(y, 1.0);
@@ -100,7 +100,7 @@ dispatch! {
 
 dispatch! {
     /// `g ← g` where the ReLU's output `y` is positive, else 0.
-    fn relu_backward_(g: &mut [f32], y: &[f32]) {
+    pub(crate) fn relu_backward_(g: &mut [f32], y: &[f32]) {
         assert_eq!(g.len(), y.len(), "a gradient for each output");
         for (g, &y) in g.iter_mut().zip(y) {
             if y <= 0.0 {
@@ -113,7 +113,7 @@ dispatch! {
 dispatch! {
     /// `Σ x²` in `f64`, in [`LANES`] lanes (element `i` in lane `i mod LANES`, each lane in order,
     /// lanes added in order).
-    fn sum_squares(x: &[f32]) -> f64 {
+    pub(crate) fn sum_squares(x: &[f32]) -> f64 {
         let mut lanes = [0.0f64; LANES];
         let mut chunks = x.chunks_exact(LANES);
         for chunk in &mut chunks {
@@ -132,7 +132,7 @@ dispatch! {
 
 dispatch! {
     /// `x ← x · s`.
-    fn scale_(x: &mut [f32], s: f32) {
+    pub(crate) fn scale_(x: &mut [f32], s: f32) {
         for v in x {
             *v *= s;
         }
@@ -141,7 +141,7 @@ dispatch! {
 
 dispatch! {
     /// `t ← t + w (s - t)` (a Polyak average of a target `t` towards `s`).
-    fn lerp_(t: &mut [f32], s: &[f32], w: f32) {
+    pub(crate) fn lerp_(t: &mut [f32], s: &[f32], w: f32) {
         assert_eq!(t.len(), s.len(), "two buffers of one size");
         for (t, &s) in t.iter_mut().zip(s) {
             *t = w.mul_add(s - *t, *t);
