@@ -6,11 +6,12 @@ PEERS := .venv-peers
 # The Gymnasium bridge's virtualenv (gymnasium with MuJoCo), which the embedded interpreter uses.
 GYM := .venv-gym
 
-.PHONY: quickstart test setup-python bench-gym verify parity sb3-policies crash-test fuzz slurm-test studies bench bench-env bench-agents policies setup peers clean-libtorch
+.PHONY: exact quickstart test setup-python bench-gym verify parity sb3-policies crash-test fuzz slurm-test studies bench bench-env bench-agents policies setup peers clean-libtorch
 
 ## The main job: a real transfer study (experiments/quickstart.ron): the shipped CartPole-v1 PPO
 ## policy fine-tuned on a longer pole against scratch, 10 seeds, with verdicts, figures and a
-## report in runs/quickstart (about 15 seconds on two cores after the build).
+## report in runs/quickstart (about 6 seconds on two cores after the build; the same numbers on
+## every CPU: see `make exact`).
 quickstart: setup
 	$(CARGO) run --release --quiet -- run experiments/quickstart.ron
 
@@ -26,9 +27,20 @@ test: setup setup-python
 ## exports (with the benchmarks' Python environment, which it installs: about 5 GB).
 ## `make verify SEEDS=5-9` trains the learning targets on other seeds (default 0-4).
 SEEDS ?= 0-4
-verify: test crash-test fuzz peers
+verify: test exact crash-test fuzz peers
 	HEADSTART_SEEDS=$(SEEDS) $(CARGO) test --release --features python --test learning -- --ignored --nocapture
 	$(CARGO) test --release --features python --test sb3 -- --ignored
+
+## The quick start run with the engine's portable kernels (HEADSTART_ENGINE=portable: about 8
+## minutes on two cores) and with this CPU's vector kernels: evaluations.csv must be byte-identical.
+exact: setup
+	$(CARGO) build --release --quiet
+	mkdir -p target
+	sed 's/name: "quickstart"/name: "quickstart-portable"/' experiments/quickstart.ron > target/quickstart-portable.ron
+	target/release/headstart run experiments/quickstart.ron
+	HEADSTART_ENGINE=portable target/release/headstart run target/quickstart-portable.ron
+	cmp runs/quickstart/evaluations.csv runs/quickstart-portable/evaluations.csv
+	@echo "exact: runs/quickstart and runs/quickstart-portable evaluations.csv byte-identical"
 
 ## 20 trials of kill -9 at a random moment of a study (one process, then three), each followed
 ## by a restart: every unit recorded once, summary identical to an uninterrupted run (the table

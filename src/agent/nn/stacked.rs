@@ -14,8 +14,8 @@
 //! on their operands' alignment: every layer's width must be a multiple of 16 for a network's
 //! slice to start on a block, as it does alone. A single network (`k = 1`) always equals its own
 //! pass. SAC stacks its twin critics whole, heads included, and its numbers are those of the
-//! stacked pass. (PPO's small networks gain more from skipping libtorch's operators altogether:
-//! `direct.rs`.)
+//! stacked pass. (PPO's and DQN's networks run in the engine, `agent::engine`, instead; SAC's
+//! are to follow.)
 
 use tch::Tensor;
 
