@@ -62,7 +62,7 @@ fn scratch(name: &str) -> PathBuf {
 }
 
 /// The engine's instruction sets give the same training run bit for bit: PPO (discrete and
-/// continuous) and DQN trained with the portable kernels and with every vector instruction set
+/// continuous), DQN and SAC trained with the portable kernels and with every vector instruction set
 /// this CPU has end with the same weights, Adam moments and learning curve.
 #[test]
 fn every_instruction_set_trains_the_same_agent() {
@@ -72,6 +72,7 @@ fn every_instruction_set_trains_the_same_agent() {
         (Algo::Ppo, EnvSpec::new("CartPole-v1"), 2048),
         (Algo::Ppo, EnvSpec::new("Pendulum-v1"), 1024),
         (Algo::Dqn, EnvSpec::new("CartPole-v1"), 1500),
+        (Algo::Sac, EnvSpec::new("Pendulum-v1"), 600),
     ];
     for (algo, spec, steps) in cases {
         let config = small(algo);

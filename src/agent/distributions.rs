@@ -17,7 +17,7 @@ use rand::Rng;
 use rand_distr::StandardNormal;
 use tch::{Kind, Tensor};
 
-use super::to_vec;
+use super::engine::math;
 
 /// `ln √(2π)`, the constant of a Gaussian's log-density.
 pub(crate) const LOG_SQRT_2PI: f64 = 0.918_938_533_204_672_7;
@@ -45,7 +45,7 @@ pub(crate) fn argmax(values: &[f32]) -> usize {
 /// draw; returns it with its log-probability.
 pub(crate) fn categorical_sample(logits: &[f32], rng: &mut impl Rng) -> (usize, f64) {
     let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let exps: Vec<f64> = logits.iter().map(|&l| ((l - max) as f64).exp()).collect();
+    let exps: Vec<f64> = logits.iter().map(|&l| libm::exp((l - max) as f64)).collect();
     let total: f64 = exps.iter().sum();
     let mut u = rng.random::<f64>() * total;
     let mut a = logits.len() - 1;
@@ -56,20 +56,20 @@ pub(crate) fn categorical_sample(logits: &[f32], rng: &mut impl Rng) -> (usize, 
         }
         u -= e;
     }
-    (a, (logits[a] - max) as f64 - total.ln())
+    (a, (logits[a] - max) as f64 - libm::log(total))
 }
 
 /// Writes `log softmax(logits)` into `log_p` (log-sum-exp in `f64`).
 pub(crate) fn categorical_log_probs(logits: &[f32], log_p: &mut [f64]) {
     let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
-    let lse = max + logits.iter().map(|&v| (v as f64 - max).exp()).sum::<f64>().ln();
+    let lse = max + libm::log(logits.iter().map(|&v| libm::exp(v as f64 - max)).sum::<f64>());
     log_p.iter_mut().zip(logits).for_each(|(l, &v)| *l = v as f64 - lse);
 }
 
 /// `softmax(logits)` in `f64`.
 pub(crate) fn categorical_probs(logits: &[f32]) -> Vec<f64> {
     let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
-    let e: Vec<f64> = logits.iter().map(|&v| (v as f64 - max).exp()).collect();
+    let e: Vec<f64> = logits.iter().map(|&v| libm::exp(v as f64 - max)).collect();
     let sum: f64 = e.iter().sum();
     e.into_iter().map(|v| v / sum).collect()
 }
@@ -82,24 +82,24 @@ pub(crate) fn gaussian_sample(mean: &[f32], log_std: &[f32], rng: &mut impl Rng,
     for (k, m) in mean.iter().enumerate() {
         let ls = log_std[k % log_std.len()];
         let eps: f64 = rng.sample(StandardNormal);
-        out.push((*m as f64 + (ls as f64).exp() * eps) as f32);
+        out.push((*m as f64 + libm::exp(ls as f64) * eps) as f32);
         lp += -0.5 * eps * eps - ls as f64 - LOG_SQRT_2PI;
     }
     lp
 }
 
 /// Draws `count` gSDE matrices `W ~ N(0, exp(log_std)²)`, flattened (`f32` normals, one per
-/// entry, matrix after matrix).
-pub(crate) fn draw_exploration(log_std: &Tensor, count: usize, rng: &mut impl Rng) -> Vec<f32> {
-    let std = to_vec(&log_std.exp());
+/// entry, matrix after matrix), for the `[features, dim]` values `log_std`.
+pub(crate) fn draw_exploration(log_std: &[f32], count: usize, rng: &mut impl Rng) -> Vec<f32> {
+    let std: Vec<f32> = log_std.iter().map(|&l| math::exp(l)).collect();
     (0..count).flat_map(|_| std.iter().map(|s| s * rng.sample::<f32, _>(StandardNormal)).collect::<Vec<_>>()).collect()
 }
 
 /// gSDE's noise `features · W` and its per-dimension variance `Σ_k features_k² σ_kj² + 1e-6`
 /// (`f64`) for rows of features and matrices `W` (one per row, cycling), with `log_std` the
 /// `[features, dim]` log standard deviations.
-pub(crate) fn gsde_noise(log_std: &Tensor, features: &[f32], matrices: &[f32], dim: usize) -> (Vec<f64>, Vec<f64>) {
-    let sigma2: Vec<f64> = to_vec(&log_std.exp()).iter().map(|s| (*s as f64).powi(2)).collect();
+pub(crate) fn gsde_noise(log_std: &[f32], features: &[f32], matrices: &[f32], dim: usize) -> (Vec<f64>, Vec<f64>) {
+    let sigma2: Vec<f64> = log_std.iter().map(|&l| (math::exp(l) as f64).powi(2)).collect();
     let latent = sigma2.len() / dim;
     let mut var = Vec::with_capacity(features.len() / latent * dim);
     for f in features.chunks_exact(latent) {
@@ -127,7 +127,7 @@ pub(crate) fn gsde_noise_only(features: &[f32], matrices: &[f32], latent: usize,
 
 /// The log-density of one row of Gaussian noise with per-dimension variances `var`.
 pub(crate) fn gaussian_log_density(noise: &[f64], var: &[f64]) -> f64 {
-    noise.iter().zip(var).map(|(e, v)| -0.5 * e * e / v - 0.5 * v.ln() - LOG_SQRT_2PI).sum()
+    noise.iter().zip(var).map(|(e, v)| -0.5 * e * e / v - 0.5 * libm::log(*v) - LOG_SQRT_2PI).sum()
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -17,12 +17,12 @@ use super::nn::{Mlp, MlpConfig};
 use super::off_policy::{self, OffPolicy, ProgressAt, Shape, StopAt};
 use super::optim::Adam;
 use super::optim::FlatParams;
-use super::replay::{Batch, ReplayBuffer};
+use super::replay::{ReplayBuffer, Rows};
 use super::schedule::linear_decay;
 use super::state::{agent_state, training_state};
 use super::{
     Agent, AgentConfig, AgentError, Algo, Distill, Monitor, Outcome, Schedule, check, check_envs, obs_dim,
-    sorted_variables, to_vec, variable_names,
+    sorted_variables, variable_names,
 };
 use crate::env::{Action, Space, VecEnv};
 
@@ -203,15 +203,15 @@ impl Dqn {
 
     /// The TD targets `r + γ (1 - done) max_a' Q_target(s', a')` of a batch (Double DQN: the
     /// online network picks `a'`).
-    fn targets(&self, batch: &Batch) -> Vec<f32> {
-        let (next_obs, a) = (to_vec(&batch.next_obs), self.n_actions);
-        let n = next_obs.len() / self.obs_dim;
-        let next_q = self.target_net.infer(self.target.values(), &next_obs, n);
+    fn targets(&self, batch: &Rows) -> Vec<f32> {
+        let a = self.n_actions;
+        let n = batch.rewards.len();
+        let next_q = self.target_net.infer(self.target.values(), &batch.next_obs, n);
         let picks: Vec<usize> = match self.cfg.double_q {
-            true => self.q_values(&next_obs).chunks_exact(a).map(argmax).collect(),
+            true => self.q_values(&batch.next_obs).chunks_exact(a).map(argmax).collect(),
             false => next_q.chunks_exact(a).map(argmax).collect(),
         };
-        let (rewards, dones) = (to_vec(&batch.rewards), to_vec(&batch.dones));
+        let (rewards, dones) = (&batch.rewards, &batch.dones);
         let gamma = self.cfg.gamma as f32;
         (0..n).map(|i| rewards[i] + (1.0 - dones[i]) * next_q[i * a + picks[i]] * gamma).collect()
     }
@@ -219,26 +219,26 @@ impl Dqn {
     /// The Huber loss's gradient computed by hand into the optimiser's gradient buffer: its
     /// derivative with respect to the chosen actions' Q-values is `clamp(q - target, ±1) / n`,
     /// and the engine's backward pass carries it through the network.
-    fn manual_gradients(&mut self, batch: &Batch) {
+    fn manual_gradients(&mut self, batch: &Rows) {
         let target = self.targets(batch);
         let (n, a) = (target.len(), self.n_actions);
-        let x = to_vec(&batch.obs);
-        let pass = self.net.forward(self.opt.params().values(), &x, n);
+        let x = &batch.obs;
+        let pass = self.net.forward(self.opt.params().values(), x, n);
         let q = pass.output();
-        let actions = to_vec(&batch.actions);
+        let actions = &batch.actions;
         let mut grad = vec![0.0f32; n * a];
         for i in 0..n {
             let k = i * a + actions[i] as usize;
             grad[k] = (q[k] - target[i]).clamp(-1.0, 1.0) / n as f32;
         }
         let (params, grads) = self.opt.values_and_gradients();
-        self.net.backward(params, &x, &pass, &grad, None, grads);
+        self.net.backward(params, x, &pass, &grad, None, grads);
     }
 
     /// `gradient_steps` minibatch updates at learning rate `lr`.
     fn updates(&mut self, gradient_steps: usize, lr: f64) {
         for _ in 0..gradient_steps {
-            let batch = self.buffer.sample(self.cfg.batch_size, &mut self.rng);
+            let batch = self.buffer.sample_rows(self.cfg.batch_size, &mut self.rng);
             self.manual_gradients(&batch);
             self.opt.step_with_gradients(lr, Some(self.cfg.max_grad_norm));
         }
@@ -397,9 +397,11 @@ mod tests {
                 let action = rng.random_range(0..3) as f32;
                 dqn.buffer.push(&o, &[action], rng.random_range(-3.0..3.0), &next, rng.random_bool(0.2));
             }
-            let batch = dqn.buffer.sample(48, &mut rng);
+            let batch = dqn.buffer.sample_rows(48, &mut rng);
             let target = tch::Tensor::from_slice(&dqn.targets(&batch)).view([-1, 1]);
-            let current = dqn.q.forward(&batch.obs).gather(1, &batch.actions.to_kind(Kind::Int64), false);
+            let obs = tch::Tensor::from_slice(&batch.obs).view([48, 6]);
+            let actions = tch::Tensor::from_slice(&batch.actions).view([48, 1]).to_kind(Kind::Int64);
+            let current = dqn.q.forward(&obs).gather(1, &actions, false);
             let loss = current.smooth_l1_loss(&target, Reduction::Mean, 1.0);
             dqn.opt.compute_gradients(&loss);
             let auto = dqn.opt.gradients().copy();

@@ -34,7 +34,7 @@ pub(crate) mod gemm;
 pub(crate) mod math;
 pub(crate) mod net;
 
-pub(crate) use net::Net;
+pub(crate) use net::{Net, Pass};
 
 use std::cell::Cell;
 use std::sync::OnceLock;

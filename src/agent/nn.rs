@@ -18,10 +18,6 @@
 //! Stable-Baselines3's PPO and CleanRL do; without it, PyTorch's default uniform initialisation,
 //! as Stable-Baselines3's DQN and SAC use.
 
-mod stacked;
-
-pub(crate) use stacked::{Params as StackedParams, Stacked};
-
 use serde::{Deserialize, Serialize};
 use tch::Tensor;
 use tch::nn::{self, Init, LinearConfig, Module};
@@ -72,47 +68,6 @@ impl Activation {
         match self {
             Activation::Tanh => x.tanh(),
             Activation::Relu => x.relu(),
-        }
-    }
-
-    /// The activation in place, for passes without autograd. Tanh is computed as
-    /// `2 σ(2x) - 1`: libtorch's `tanh` goes through MKL's high-accuracy vector tanh, about
-    /// 5 ns an element on the development machine, twice the cost of `sigmoid` and the largest
-    /// single cost of a PPO update on CartPole-v1; the two agree to about 1e-7.
-    pub(crate) fn apply_(self, x: &mut Tensor) {
-        if self.prescale() != 1.0 {
-            let _ = x.g_mul_scalar_(self.prescale());
-        }
-        self.apply_prescaled_(x);
-    }
-
-    /// What [`Activation::apply_`] first multiplies its input by: 2 for tanh, 1 for ReLU. A
-    /// matrix product can fold it in (`baddbmm`'s `alpha` and `beta`) and save a pass over the
-    /// output: scaling by a power of two rounds nothing, so the bits are the same.
-    pub(crate) fn prescale(self) -> f64 {
-        match self {
-            Activation::Tanh => 2.0,
-            Activation::Relu => 1.0,
-        }
-    }
-
-    /// [`Activation::apply_`] of an input already multiplied by [`Activation::prescale`].
-    pub(crate) fn apply_prescaled_(self, x: &mut Tensor) {
-        match self {
-            Activation::Tanh => {
-                let _ = x.sigmoid_().g_mul_scalar_(2.0).g_sub_scalar_(1.0);
-            }
-            Activation::Relu => {
-                let _ = x.relu_();
-            }
-        }
-    }
-
-    /// The gradient before the activation, from the gradient after it and its output.
-    pub(crate) fn backward(self, grad: &Tensor, output: &Tensor) -> Tensor {
-        match self {
-            Activation::Tanh => Tensor::tanh_backward(grad, output),
-            Activation::Relu => output.threshold_backward(grad, 0.0),
         }
     }
 }
@@ -230,92 +185,6 @@ impl Mlp {
     /// The trunk's output (the features the head reads), `[batch, hidden[last]]`.
     pub fn features(&self, x: &Tensor) -> Tensor {
         self.trunk.iter().fold(x.shallow_clone(), |h, layer| self.activation.apply(&layer.forward(&h)))
-    }
-}
-
-/// The activations a manual backward pass needs: each layer's input.
-pub struct Activations {
-    inputs: Vec<Tensor>,
-}
-
-impl Activations {
-    /// The trunk's output: the head's input.
-    pub fn features(&self) -> &Tensor {
-        self.inputs.last().expect("a network has a head")
-    }
-}
-
-impl Mlp {
-    /// `[batch, in] -> [batch, out]` without autograd, keeping each layer's input for
-    /// [`Mlp::backward`].
-    pub fn forward_cached(&self, x: &Tensor) -> (Tensor, Activations) {
-        tch::no_grad(|| {
-            let mut inputs = Vec::with_capacity(self.trunk.len() + 1);
-            let mut h = x.shallow_clone();
-            for layer in &self.trunk {
-                let mut next = layer.forward(&h);
-                self.activation.apply_(&mut next);
-                inputs.push(h);
-                h = next;
-            }
-            let out = self.head.forward(&h);
-            inputs.push(h);
-            (out, Activations { inputs })
-        })
-    }
-
-    /// The parameters in the order [`Mlp::backward`] hands out their gradients: for each trunk
-    /// layer then the head, weight and bias.
-    pub fn parameters(&self) -> Vec<&Tensor> {
-        let mut out = Vec::with_capacity(2 * self.trunk.len() + 2);
-        for layer in self.trunk.iter().chain(std::iter::once(&self.head)) {
-            out.push(&layer.ws);
-            out.extend(layer.bs.as_ref());
-        }
-        out
-    }
-
-    /// Back-propagates `grad_out` (the loss's gradient with respect to the output of
-    /// [`Mlp::forward_cached`]) by hand, a few large operations per layer and no autograd
-    /// graph. `sink(parameter)` names the tensor that receives each parameter's gradient (it is
-    /// written, not accumulated); parameters without a sink are skipped.
-    pub fn backward(&self, acts: &Activations, grad_out: &Tensor, sink: &mut dyn FnMut(&Tensor) -> Option<Tensor>) {
-        self.backward_with(acts, grad_out, None, sink)
-    }
-
-    /// [`Mlp::backward`] where the features also feed other layers (a second head): `features_grad`
-    /// is the loss's gradient with respect to the features through them, added to the head's.
-    pub fn backward_with(
-        &self,
-        acts: &Activations,
-        grad_out: &Tensor,
-        features_grad: Option<&Tensor>,
-        sink: &mut dyn FnMut(&Tensor) -> Option<Tensor>,
-    ) {
-        tch::no_grad(|| {
-            let layers: Vec<&nn::Linear> = self.trunk.iter().chain(std::iter::once(&self.head)).collect();
-            let mut grad = grad_out.shallow_clone();
-            for (i, layer) in layers.iter().enumerate().rev() {
-                let input = &acts.inputs[i];
-                if let Some(dw) = sink(&layer.ws) {
-                    let _ = grad.tr().mm_out(&dw, input);
-                }
-                if let Some(bias) = &layer.bs
-                    && let Some(db) = sink(bias)
-                {
-                    let _ = grad.sum_intlist_out(&db, [0i64].as_slice(), false, None::<tch::Kind>);
-                }
-                if i > 0 {
-                    let mut into = grad.mm(&layer.ws);
-                    if i == layers.len() - 1
-                        && let Some(extra) = features_grad
-                    {
-                        into += extra;
-                    }
-                    grad = self.activation.backward(&into, input);
-                }
-            }
-        })
     }
 }
 

@@ -53,11 +53,6 @@ impl FlatParams {
         FlatParams { slots, flat }
     }
 
-    /// The flat buffer.
-    pub(crate) fn flat(&self) -> &Tensor {
-        &self.flat
-    }
-
     /// The values of the flat buffer, in slot order (what the engine's networks read).
     pub(crate) fn values(&self) -> &[f32] {
         // SAFETY: `flat` is this value's own contiguous float buffer; the parameters' tensors
@@ -81,19 +76,35 @@ impl FlatParams {
     /// trunk `depth` layers deep): `None` when a layer is missing or the layers do not chain.
     pub(crate) fn mlp(&self, name: &str, depth: usize, activation: super::nn::Activation) -> Option<Net> {
         let mut ops = Vec::with_capacity(2 * depth + 1);
-        let mut inputs = None;
         let layers = (0..depth).map(|i| format!("{name}.trunk.{i}")).chain([format!("{name}.head")]);
         for (i, layer) in layers.enumerate() {
-            let (weight, shape) = self.slot(&format!("{layer}.weight"))?;
-            let (bias, _) = self.slot(&format!("{layer}.bias"))?;
-            let [outputs, width] = *shape else { return None };
             if i > 0 {
                 ops.push(Op::Act(activation));
             }
-            inputs.get_or_insert(width as usize);
-            ops.push(Op::Linear { weight, bias, inputs: width as usize, outputs: outputs as usize });
+            ops.push(self.linear_op(&layer)?);
         }
-        Net::new(ops, inputs?, self.flat.numel())
+        let Op::Linear { inputs, .. } = ops[0] else { return None };
+        Net::new(ops, inputs, self.flat.numel())
+    }
+
+    /// The engine's table of the one linear layer `{name}.weight`, `{name}.bias`.
+    pub(crate) fn linear(&self, name: &str) -> Option<Net> {
+        let op = self.linear_op(name)?;
+        let Op::Linear { inputs, .. } = op else { return None };
+        Net::new(vec![op], inputs, self.flat.numel())
+    }
+
+    /// The linear layer `{name}.weight` (`[outputs, inputs]`), `{name}.bias`.
+    fn linear_op(&self, name: &str) -> Option<Op> {
+        let (weight, shape) = self.slot(&format!("{name}.weight"))?;
+        let (bias, bias_shape) = self.slot(&format!("{name}.bias"))?;
+        let [outputs, inputs] = *shape else { return None };
+        (bias_shape == [outputs]).then_some(Op::Linear {
+            weight,
+            bias,
+            inputs: inputs as usize,
+            outputs: outputs as usize,
+        })
     }
 
     /// Moves every parameter a fraction `tau` of the way to the same parameter of `source`, laid
@@ -106,26 +117,6 @@ impl FlatParams {
         } else {
             math::lerp_(dst, src, tau as f32);
         }
-    }
-
-    /// The parameters `names`, of one shape and at equally spaced offsets in this order (next to
-    /// each other, or one network's parameter and its twin's in another network laid out the
-    /// same way), as one `[names.len(), shape...]` view of `buffer` (the flat buffer or one laid
-    /// out like it); `None` when they are not.
-    pub(crate) fn stacked(&self, buffer: &Tensor, names: &[String]) -> Option<Tensor> {
-        let run: Vec<&Slot> = names.iter().map(|n| self.slots.iter().find(|s| &s.name == n)).collect::<Option<_>>()?;
-        let (first, shape) = (run.first()?, &run[0].shape);
-        let spacing = run.get(1).map_or(first.numel, |s| s.offset - first.offset);
-        let even =
-            run.iter().enumerate().all(|(i, s)| &s.shape == shape && s.offset == first.offset + i as i64 * spacing);
-        if !even || spacing < first.numel {
-            return None;
-        }
-        // The first parameter's own view, and a leading dimension that steps by `spacing`.
-        let one = buffer.narrow(0, first.offset, first.numel).view(shape.as_slice());
-        let size: Vec<i64> = std::iter::once(names.len() as i64).chain(shape.iter().copied()).collect();
-        let strides: Vec<i64> = std::iter::once(spacing).chain(one.stride()).collect();
-        Some(buffer.as_strided(size.as_slice(), strides.as_slice(), first.offset))
     }
 }
 
@@ -177,18 +168,6 @@ impl Adam {
     /// The optimised parameters, laid out in one flat buffer.
     pub(crate) fn params(&self) -> &FlatParams {
         &self.params
-    }
-
-    /// The parameters `names` (of one shape, equally spaced in the optimiser's order) stacked into
-    /// one tensor, with the matching stacked view of their gradients (see [`FlatParams::stacked`]).
-    pub(crate) fn stacked(&self, names: &[String]) -> Option<(Tensor, Tensor)> {
-        Some((self.params.stacked(&self.params.flat, names)?, self.params.stacked(&self.grad, names)?))
-    }
-
-    /// Clears the gradient buffer, for gradients written by hand into views from
-    /// [`Adam::stacked`] or [`Adam::gradient_views`].
-    pub(crate) fn zero_grad(&mut self) {
-        let _ = self.grad.zero_();
     }
 
     /// Scales the learning rate of every parameter for which `select(name)` holds (0 freezes).
@@ -245,18 +224,6 @@ impl Adam {
         &self.grad
     }
 
-    /// Starts a step whose gradients are computed by hand: clears the gradient buffer and returns
-    /// the view of it that receives a parameter's gradient, found by identity (`None` for a
-    /// tensor this optimiser does not hold). Finish with [`Adam::step_with_gradients`].
-    pub fn gradient_views(&mut self) -> impl FnMut(&Tensor) -> Option<Tensor> + '_ {
-        let _ = self.grad.zero_();
-        let (slots, views) = (&self.params.slots, &self.grad_views);
-        move |param: &Tensor| {
-            let ptr = param.data_ptr();
-            slots.iter().position(|s| s.param.data_ptr() == ptr).map(|i| views[i].shallow_clone())
-        }
-    }
-
     /// Starts a step whose gradients the engine computes: clears the gradient buffer and returns
     /// the parameters' values and the gradient buffer (both in slot order; see
     /// [`FlatParams::slot`]). Finish with [`Adam::step_with_gradients`].
@@ -269,7 +236,7 @@ impl Adam {
     }
 
     /// Clips and applies the gradients in the buffer (written by [`Adam::compute_gradients`] or
-    /// through [`Adam::gradient_views`]).
+    /// through [`Adam::values_and_gradients`]).
     pub fn step_with_gradients(&mut self, lr: f64, max_grad_norm: Option<f64>) {
         if let Some((anchor, mask, coef)) = &self.anchor {
             // SAFETY: the optimiser's own buffers, distinct, borrowed under `&mut self`.

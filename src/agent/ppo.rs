@@ -381,7 +381,7 @@ impl Agent for Ppo {
                 .collect(),
             _ if deterministic => out,
             Head::Gaussian { dim, sde: true, .. } => {
-                let w = draw_exploration(self.log_std(), 1, rng);
+                let w = draw_exploration(&to_vec(self.log_std()), 1, rng);
                 let latent = self.log_std().size()[0] as usize;
                 let noise = gsde_noise_only(&features, &w, latent, *dim);
                 out.iter().zip(noise).map(|(m, e)| (*m as f64 + e) as f32).collect()

@@ -25,8 +25,22 @@ pub struct ReplayBuffer {
     pos: usize,
 }
 
-/// A sampled batch as tensors: `obs`/`next_obs` `[n, obs_dim]`, `actions` `[n, act_dim]`,
-/// `rewards`/`dones` `[n, 1]`.
+/// A sampled minibatch as rows in Rust (what the engine reads).
+pub struct Rows {
+    /// Observations, `[n, obs_dim]` row-major.
+    pub obs: Vec<f32>,
+    /// Actions taken, `[n, act_dim]`.
+    pub actions: Vec<f32>,
+    /// Rewards.
+    pub rewards: Vec<f32>,
+    /// The next observations (final observations where an episode ended).
+    pub next_obs: Vec<f32>,
+    /// 1 where the episode terminated.
+    pub dones: Vec<f32>,
+}
+
+/// A sampled minibatch as tensors: `obs`/`next_obs` `[n, obs_dim]`, `actions` `[n, act_dim]`,
+/// `rewards`/`dones` `[n, 1]` (what autograd paths read).
 pub struct Batch {
     /// Observations.
     pub obs: Tensor,
@@ -194,38 +208,45 @@ impl ReplayBuffer {
         Ok(())
     }
 
-    /// Empties the buffer (transfer's "reset the replay buffer").
-    pub fn clear(&mut self) {
-        self.len = 0;
-        self.pos = 0;
-        for v in [&mut self.obs, &mut self.next_obs, &mut self.actions, &mut self.rewards, &mut self.dones] {
-            v.clear();
-        }
-    }
-
-    /// `n` transitions drawn uniformly with replacement.
-    pub fn sample(&self, n: usize, rng: &mut impl Rng) -> Batch {
+    /// `n` transitions drawn uniformly with replacement, as rows.
+    pub fn sample_rows(&self, n: usize, rng: &mut impl Rng) -> Rows {
         let (o, a) = (self.obs_dim, self.act_dim);
-        let mut obs = Vec::with_capacity(n * o);
-        let mut next_obs = Vec::with_capacity(n * o);
-        let mut actions = Vec::with_capacity(n * a);
-        let mut rewards = Vec::with_capacity(n);
-        let mut dones = Vec::with_capacity(n);
+        let mut rows = Rows {
+            obs: Vec::with_capacity(n * o),
+            actions: Vec::with_capacity(n * a),
+            rewards: Vec::with_capacity(n),
+            next_obs: Vec::with_capacity(n * o),
+            dones: Vec::with_capacity(n),
+        };
         for _ in 0..n {
             let i = rng.random_range(0..self.len);
-            obs.extend_from_slice(&self.obs[i * o..(i + 1) * o]);
-            next_obs.extend_from_slice(&self.next_obs[i * o..(i + 1) * o]);
-            actions.extend_from_slice(&self.actions[i * a..(i + 1) * a]);
-            rewards.push(self.rewards[i]);
-            dones.push(self.dones[i]);
+            rows.obs.extend_from_slice(&self.obs[i * o..(i + 1) * o]);
+            rows.next_obs.extend_from_slice(&self.next_obs[i * o..(i + 1) * o]);
+            rows.actions.extend_from_slice(&self.actions[i * a..(i + 1) * a]);
+            rows.rewards.push(self.rewards[i]);
+            rows.dones.push(self.dones[i]);
         }
-        let rows = |v: Vec<f32>, w: usize| Tensor::from_slice(&v).view([n as i64, w as i64]);
+        rows
+    }
+
+    /// `n` transitions drawn uniformly with replacement (the draws of [`ReplayBuffer::sample_rows`]),
+    /// as tensors.
+    pub fn sample(&self, n: usize, rng: &mut impl Rng) -> Batch {
+        Batch::from_rows(&self.sample_rows(n, rng))
+    }
+}
+
+impl Batch {
+    /// The tensors of sampled rows.
+    pub fn from_rows(r: &Rows) -> Self {
+        let n = r.rewards.len() as i64;
+        let tensor = |v: &[f32]| Tensor::from_slice(v).view([n, -1]);
         Batch {
-            obs: rows(obs, o),
-            actions: rows(actions, a),
-            rewards: rows(rewards, 1),
-            next_obs: rows(next_obs, o),
-            dones: rows(dones, 1),
+            obs: tensor(&r.obs),
+            actions: tensor(&r.actions),
+            rewards: tensor(&r.rewards),
+            next_obs: tensor(&r.next_obs),
+            dones: tensor(&r.dones),
         }
     }
 }

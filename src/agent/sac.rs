@@ -8,10 +8,12 @@
 //! `sde_sample_freq` steps (or once per rollout), so that exploration is smooth in time; this is
 //! what solves MountainCarContinuous-v0.
 //!
-//! Noise is drawn in Rust from the agent's generator and handed to libtorch as a tensor.
+//! Noise is drawn in Rust from the agent's generator. With a `log σ` head (every preset but
+//! MountainCarContinuous's gSDE) the networks run in the engine (`agent::engine`: the same bits on
+//! every CPU) for acting and the hand-written gradient step; gSDE's step keeps autograd on the
+//! libtorch modules.
 
 mod actor;
-mod critic;
 mod update;
 
 use rand::rngs::StdRng;
@@ -21,18 +23,18 @@ use tch::Tensor;
 use tch::nn::{self, Module};
 
 use super::MAX_ROWS;
-use super::nn::{Mlp, MlpConfig, Stacked};
+use super::engine::{Net, math};
+use super::nn::{Mlp, MlpConfig};
 use super::off_policy::{self, OffPolicy, ProgressAt, Shape, StopAt};
 use super::optim::{Adam, FlatParams};
 use super::replay::ReplayBuffer;
 use super::state::{agent_state, training_state};
 use super::{
     Agent, AgentConfig, AgentError, Algo, Distill, Monitor, Outcome, Schedule, box_bounds, check, check_envs, obs_dim,
-    rows, snapshot, sorted_variables, to_vec, variable_names,
+    snapshot, sorted_variables, variable_names,
 };
 use crate::env::{Action, Space, VecEnv};
 use actor::{Draw, Noise, Teacher};
-use critic::twin_order;
 
 /// The entropy coefficient: tuned automatically from an initial value, or fixed.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
@@ -136,10 +138,13 @@ pub struct Sac {
     critics: [Mlp; 2],
     target_vs: nn::VarStore,
     targets: [Mlp; 2],
-    /// The critics and their targets as stacked layers over the same parameters (the targets'
-    /// laid out in `target_params` like the critics' in `critic_opt`).
-    twin: Stacked,
-    target_twin: Stacked,
+    /// The engine's networks: the actor (trunk and mean head) and its `log σ` head over
+    /// `actor_opt`'s buffer, the critics over `critic_opt`'s, and the targets over
+    /// `target_params` (laid out like the critics' buffer, so that a Polyak update is one pass).
+    actor_net: Net,
+    log_std_net: Option<Net>,
+    critic_nets: [Net; 2],
+    target_nets: [Net; 2],
     target_params: FlatParams,
     log_ent_coef: Tensor,
     actor_opt: Adam,
@@ -192,17 +197,20 @@ impl Sac {
             named.iter().filter(|(n, _)| n.starts_with(prefix)).map(|(n, t)| (n.clone(), t.shallow_clone())).collect()
         };
         let actor_opt = Adam::new(part("actor."), 1e-8);
-        // The critics' parameters in the order that stacks the twins' matching layers.
-        let layers = cfg.net.hidden.len() + 1;
-        let twins = |vs: &nn::VarStore, prefix: &str| {
-            let vars = vs.variables();
-            twin_order(prefix, layers).into_iter().flatten().map(|n| (n.clone(), vars[&n].shallow_clone())).collect()
+        let critic_opt = Adam::new(part("critic."), 1e-8);
+        // The targets' parameters in one buffer laid out as the critics' (names sorted alike).
+        let target_params = FlatParams::new(sorted_variables(&target_vs));
+        let (depth, activation) = (cfg.net.hidden.len(), cfg.net.activation);
+        let actor_net = actor_opt.params().mlp("actor", depth, activation).expect("the actor's parameters");
+        let log_std_net = match noise {
+            Noise::Head(_) => Some(actor_opt.params().linear("actor.log_std").expect("the log σ head")),
+            Noise::Sde { .. } => None,
         };
-        let critic_opt = Adam::new(twins(&vs, "critic"), 1e-8);
-        let target_params = FlatParams::new(twins(&target_vs, "critic_target"));
-        let twin = critic::online(&critic_opt, layers, cfg.net.activation).expect("the critics laid out as twins");
-        let target_twin =
-            critic::target(&target_params, layers, cfg.net.activation).expect("the targets laid out as twins");
+        let nets = |params: &FlatParams, prefix: &str| {
+            [0, 1].map(|k| params.mlp(&format!("{prefix}.q{k}"), depth, activation).expect("the critics' parameters"))
+        };
+        let critic_nets = nets(critic_opt.params(), "critic");
+        let target_nets = nets(&target_params, "critic_target");
         let ent_opt = matches!(cfg.ent_coef, EntCoef::Auto(_)).then(|| Adam::new(part("log_ent_coef"), 1e-8));
         if ent_opt.is_none() {
             let _ = log_ent_coef.shallow_clone().set_requires_grad(false);
@@ -221,8 +229,10 @@ impl Sac {
             critics,
             target_vs,
             targets,
-            twin,
-            target_twin,
+            actor_net,
+            log_std_net,
+            critic_nets,
+            target_nets,
             target_params,
             log_ent_coef,
             actor_opt,
@@ -241,18 +251,10 @@ impl Sac {
         Ok(sac)
     }
 
-    /// Moves the targets towards the critics by `tau` (one operation over the flat buffers,
-    /// which share a layout).
+    /// Moves the targets towards the critics by `tau` (one pass over the flat buffers, which share
+    /// a layout).
     fn update_targets(&mut self, tau: f64) {
-        let mut target = self.target_params.flat().shallow_clone();
-        let online = self.critic_opt.params().flat();
-        tch::no_grad(|| {
-            if tau >= 1.0 {
-                target.copy_(online);
-            } else {
-                let _ = target.lerp_(online, tau);
-            }
-        });
+        self.target_params.lerp_towards(self.critic_opt.params(), tau);
     }
 
     fn set_critics_trainable(&self, trainable: bool) {
@@ -287,7 +289,7 @@ impl Sac {
     /// every `target_update_interval` gradient steps.
     fn updates(&mut self, steps: usize, lr: f64) {
         for _ in 0..steps {
-            let batch = self.buffer.sample(self.cfg.batch_size, &mut self.rng);
+            let batch = self.buffer.sample_rows(self.cfg.batch_size, &mut self.rng);
             self.gradient_step(&batch, lr);
             self.gradient_steps += 1;
             if self.gradient_steps.is_multiple_of(self.cfg.target_update_interval as u64) {
@@ -317,21 +319,20 @@ impl Agent for Sac {
 
     fn act(&self, obs: &[f32], deterministic: bool, rng: &mut StdRng) -> Vec<Action> {
         let squashed = if deterministic {
-            let x = rows(obs, self.obs_dim);
-            tch::no_grad(|| to_vec(&Self::mean(&self.actor, &self.noise, &self.actor.features(&x)).tanh()))
+            self.actor_out(obs).mean.into_iter().map(math::tanh).collect()
         } else {
-            Self::explore(&self.actor, &self.noise, self.obs_dim, obs, rng, Draw::Evaluation)
+            Self::explore(&self.noise, &self.actor_out(obs), rng, Draw::Evaluation)
         };
         self.to_env(&squashed)
     }
 
     fn outputs(&self, obs: &[f32]) -> Vec<(&'static str, Vec<f32>)> {
-        tch::no_grad(|| {
-            let x = rows(obs, self.obs_dim);
-            let action = Self::mean(&self.actor, &self.noise, &self.actor.features(&x)).tanh();
-            let (q0, q1) = Self::q_values(&self.critics, &x, &action);
-            vec![("action", to_vec(&action)), ("q0", to_vec(&q0)), ("q1", to_vec(&q1))]
-        })
+        let action: Vec<f32> = self.actor_out(obs).mean.into_iter().map(math::tanh).collect();
+        let x = self.critic_input(obs, &action);
+        let n = obs.len() / self.obs_dim;
+        let params = self.critic_opt.params().values();
+        let [q0, q1] = [0, 1].map(|k| self.critic_nets[k].infer(params, &x, n));
+        vec![("action", action), ("q0", q0), ("q1", q1)]
     }
 
     agent_state!(vs, target_vs, "optim.actor": actor_opt, "optim.critic": critic_opt, "optim.ent_coef": ent_opt);
@@ -373,7 +374,11 @@ impl Agent for Sac {
             };
             (actor, noise)
         });
-        self.teacher = Some(Teacher { _vs: vs, actor, noise, distill });
+        let params = FlatParams::new(sorted_variables(&vs));
+        let (depth, activation) = (cfg.net.hidden.len(), cfg.net.activation);
+        let actor_net = params.mlp("actor", depth, activation).expect("the teacher's actor");
+        let log_std_net = params.linear("actor.log_std");
+        self.teacher = Some(Teacher { _vs: vs, params, actor, actor_net, log_std_net, noise, distill });
         Ok(())
     }
 }
@@ -414,7 +419,8 @@ impl OffPolicy for Sac {
         let squashed: Vec<f32> = if self.steps < self.cfg.learning_starts {
             (0..self.cfg.n_envs * self.act_dim).map(|_| self.rng.random_range(-1.0f32..=1.0)).collect()
         } else {
-            Self::explore(&self.actor, &self.noise, self.obs_dim, obs, &mut self.rng, Draw::Training)
+            let out = self.actor_out(obs);
+            Self::explore(&self.noise, &out, &mut self.rng, Draw::Training)
         };
         (self.to_env(&squashed), squashed)
     }

@@ -20,11 +20,6 @@ impl Schedule {
             Schedule::Linear(v) => v * (1.0 - progress.clamp(0.0, 1.0)),
         }
     }
-
-    /// The value at the start.
-    pub fn initial(self) -> f64 {
-        self.at(0.0)
-    }
 }
 
 /// Stable-Baselines3's exploration schedule: linear from `start` to `end` over the first

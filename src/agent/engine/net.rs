@@ -106,11 +106,8 @@ impl Net {
             let value = match *op {
                 Op::Linear { weight, bias, inputs, outputs } => {
                     let input = if i == 0 { x } else { values[i - 1].as_slice() };
-                    let mut out = vec![0.0; rows * outputs];
-                    gemm::transpose(&params[weight..weight + inputs * outputs], outputs, inputs, &mut packed);
-                    let bias = Start::Bias(&params[bias..bias + outputs]);
-                    gemm::gemm(rows, outputs, inputs, Strided::rows(input, inputs), &packed, &mut out, bias);
-                    out
+                    let w = &params[weight..weight + inputs * outputs];
+                    linear(input, rows, w, &params[bias..bias + outputs], inputs, outputs, &mut packed)
                 }
                 Op::Act(activation) => {
                     // In place: the linear output before it is read by no backward step.
@@ -144,8 +141,7 @@ impl Net {
     /// The backward pass: writes into `grads` (at the parameters' offsets) the gradient of a loss
     /// whose gradient with respect to the output of `pass` (a forward pass over `x`) is
     /// `grad_out`, plus `features_grad` with respect to the features where they feed other
-    /// layers too (a second head). Every parameter of the table is written (not accumulated);
-    /// returns nothing about the input.
+    /// layers too (a second head). Every parameter of the table is written (not accumulated).
     ///
     /// # Panics
     /// When `pass` is not a pass of this network over `x`, or a gradient has the wrong length.
@@ -158,6 +154,35 @@ impl Net {
         features_grad: Option<&[f32]>,
         grads: &mut [f32],
     ) {
+        self.walk(params, x, pass, grad_out, features_grad, Some(grads), false);
+    }
+
+    /// The gradient with respect to the input `x` (`[rows, inputs]`) of a loss whose gradient with
+    /// respect to the output of `pass` is `grad_out`; the parameters' gradients are written into
+    /// `grads` when given, else not computed.
+    pub fn input_gradient(
+        &self,
+        params: &[f32],
+        x: &[f32],
+        pass: &Pass,
+        grad_out: &[f32],
+        grads: Option<&mut [f32]>,
+    ) -> Vec<f32> {
+        self.walk(params, x, pass, grad_out, None, grads, true).expect("asked for the input's gradient")
+    }
+
+    /// The backward walk over the table, last op first.
+    #[allow(clippy::too_many_arguments)]
+    fn walk(
+        &self,
+        params: &[f32],
+        x: &[f32],
+        pass: &Pass,
+        grad_out: &[f32],
+        features_grad: Option<&[f32]>,
+        mut grads: Option<&mut [f32]>,
+        want_input: bool,
+    ) -> Option<Vec<f32>> {
         let rows = pass.rows;
         assert!(pass.values.len() == self.ops.len() && x.len() == rows * self.inputs, "a pass of this network on x");
         assert_eq!(grad_out.len(), rows * self.outputs, "a gradient for each output");
@@ -166,23 +191,25 @@ impl Net {
         for (i, op) in self.ops.iter().enumerate().rev() {
             match *op {
                 Op::Linear { weight, bias, inputs, outputs } => {
-                    let input = if i == 0 { x } else { pass.values[i - 1].as_slice() };
-                    // dW = gᵀ x: element (o, j) is one chain over the rows.
-                    let dw = &mut grads[weight..weight + outputs * inputs];
-                    gemm::gemm(outputs, inputs, rows, Strided::transposed(&grad, outputs), input, dw, Start::Zero);
-                    column_sums(&grad, rows, outputs, &mut grads[bias..bias + outputs]);
-                    if i == 0 {
-                        break;
+                    if let Some(grads) = grads.as_deref_mut() {
+                        let input = if i == 0 { x } else { pass.values[i - 1].as_slice() };
+                        // dW = gᵀ x: element (o, j) is one chain over the rows.
+                        let dw = &mut grads[weight..weight + outputs * inputs];
+                        gemm::gemm(outputs, inputs, rows, Strided::transposed(&grad, outputs), input, dw, Start::Zero);
+                        column_sums(&grad, rows, outputs, &mut grads[bias..bias + outputs]);
+                    }
+                    if i == 0 && !want_input {
+                        return None;
                     }
                     // dx = g W, starting from the features' other gradient at the head.
-                    let mut into = match (Some(i) == head, features_grad) {
-                        (true, Some(extra)) => {
+                    let extra = features_grad.filter(|_| Some(i) == head);
+                    let (mut into, start) = match extra {
+                        Some(extra) => {
                             assert_eq!(extra.len(), rows * inputs, "a gradient for each feature");
-                            extra.to_vec()
+                            (extra.to_vec(), Start::Existing)
                         }
-                        _ => vec![0.0; rows * inputs],
+                        None => (vec![0.0; rows * inputs], Start::Zero),
                     };
-                    let start = if Some(i) == head && features_grad.is_some() { Start::Existing } else { Start::Zero };
                     let w = &params[weight..weight + outputs * inputs];
                     gemm::gemm(rows, inputs, outputs, Strided::rows(&grad, outputs), w, &mut into, start);
                     grad = into;
@@ -196,6 +223,39 @@ impl Net {
                 }
             }
         }
+        want_input.then_some(grad)
+    }
+}
+
+/// `x Wᵀ + b` for `rows` rows: element `(r, o)` is the chain `b[o]`, then `fma(x[r][k], W[o][k], ·)`
+/// for `k` in order, whichever way it is laid out. With fewer rows than outputs (acting: often one
+/// row) it is computed transposed, `W xᵀ`, so that the smaller operand is the one packed; an FMA's
+/// product does not depend on the order of its factors, so the bits are the same.
+fn linear(
+    x: &[f32],
+    rows: usize,
+    w: &[f32],
+    b: &[f32],
+    inputs: usize,
+    outputs: usize,
+    packed: &mut Vec<f32>,
+) -> Vec<f32> {
+    if rows < outputs {
+        // outᵀ [outputs, rows], each row starting at its bias.
+        let mut out_t: Vec<f32> = b.iter().flat_map(|&bias| std::iter::repeat_n(bias, rows)).collect();
+        gemm::transpose(x, rows, inputs, packed);
+        gemm::gemm(outputs, rows, inputs, Strided::rows(w, inputs), packed, &mut out_t, Start::Existing);
+        if rows == 1 {
+            return out_t;
+        }
+        let mut out = Vec::new();
+        gemm::transpose(&out_t, outputs, rows, &mut out);
+        out
+    } else {
+        let mut out = vec![0.0; rows * outputs];
+        gemm::transpose(w, outputs, inputs, packed);
+        gemm::gemm(rows, outputs, inputs, Strided::rows(x, inputs), packed, &mut out, Start::Bias(b));
+        out
     }
 }
 
@@ -304,8 +364,10 @@ mod tests {
             let mut grads = vec![0.0; params.len()];
             net.backward(&params, &x, &pass, &g, None, &mut grads);
 
+            let input = net.input_gradient(&params, &x, &pass, &g, None);
             let p = Tensor::from_slice(&params).set_requires_grad(true);
-            let mut h = Tensor::from_slice(&x).view([rows as i64, widths[0] as i64]);
+            let xt = Tensor::from_slice(&x).view([rows as i64, widths[0] as i64]).set_requires_grad(true);
+            let mut h = xt.shallow_clone();
             for op in net.ops() {
                 h = match *op {
                     Op::Linear { weight, bias, inputs, outputs } => {
@@ -327,6 +389,29 @@ mod tests {
             };
             close(pass.output(), &Vec::<f32>::try_from(h.detach().view([-1])).unwrap(), "output");
             close(&grads, &Vec::<f32>::try_from(p.grad()).unwrap(), "gradients");
+            close(&input, &Vec::<f32>::try_from(xt.grad().view([-1])).unwrap(), "input gradient");
+        }
+    }
+
+    /// A linear layer computes each element as the one chain its documentation states, whether it
+    /// is laid out directly (rows >= outputs) or transposed (fewer rows than outputs).
+    #[test]
+    fn linear_layers_are_the_stated_chains_either_way() {
+        let mut rng = StdRng::seed_from_u64(5);
+        for (inputs, outputs) in [(4, 64), (64, 2), (17, 65), (3, 1)] {
+            let w: Vec<f32> = (0..inputs * outputs).map(|_| rng.random_range(-1.0f32..1.0)).collect();
+            let b: Vec<f32> = (0..outputs).map(|_| rng.random_range(-1.0f32..1.0)).collect();
+            for rows in [1usize, 2, 3, 7, 64, 65, 100] {
+                let x: Vec<f32> = (0..rows * inputs).map(|_| rng.random_range(-2.0f32..2.0)).collect();
+                let want: Vec<f32> = (0..rows * outputs)
+                    .map(|e| {
+                        let (r, o) = (e / outputs, e % outputs);
+                        (0..inputs).fold(b[o], |acc, k| x[r * inputs + k].mul_add(w[o * inputs + k], acc))
+                    })
+                    .collect();
+                let got = linear(&x, rows, &w, &b, inputs, outputs, &mut Vec::new());
+                assert_eq!(bits(&got), bits(&want), "{rows} rows, {inputs} -> {outputs}");
+            }
         }
     }
 

@@ -74,8 +74,8 @@ impl Ppo {
                 let ls_t = to_vec(teacher.log_std.as_ref().expect("Gaussian head"));
                 for ((g, s), t) in g_out.chunks_exact_mut(dim).zip(out.chunks_exact(dim)).zip(t_out.chunks_exact(dim)) {
                     for j in 0..dim {
-                        let var_s = (2.0 * ls_s[j] as f64).exp();
-                        let var_t = (2.0 * ls_t[j] as f64).exp();
+                        let var_s = libm::exp(2.0 * ls_s[j] as f64);
+                        let var_t = libm::exp(2.0 * ls_t[j] as f64);
                         let diff = s[j] as f64 - t[j] as f64;
                         g[j] += (scale * diff / var_s) as f32;
                         g_log_std[j] += scale * (1.0 - (var_t + diff * diff) / var_s);
@@ -163,7 +163,7 @@ impl Ppo {
         // d(policy loss)/d(log-prob) for row i, given its log-prob.
         let mut d_log_prob = |i: usize, lp: f64| {
             let log_ratio = lp - mb.old_log_probs[i] as f64;
-            let ratio = log_ratio.exp();
+            let ratio = libm::exp(log_ratio);
             kl += (ratio - 1.0) - log_ratio;
             let adv = mb.advantages[i] as f64;
             if adv * ratio <= adv * ratio.clamp(1.0 - clip, 1.0 + clip) { -adv * ratio * inv_b } else { 0.0 }
@@ -178,9 +178,9 @@ impl Ppo {
                     categorical_log_probs(z, &mut log_p);
                     let a = mb.actions[i] as usize;
                     let d = d_log_prob(i, log_p[a]);
-                    let entropy: f64 = -log_p.iter().map(|l| l.exp() * l).sum::<f64>();
+                    let entropy: f64 = -log_p.iter().map(|&l| libm::exp(l) * l).sum::<f64>();
                     for k in 0..n {
-                        let p = log_p[k].exp();
+                        let p = libm::exp(log_p[k]);
                         let one_hot = if k == a { 1.0 } else { 0.0 };
                         g_out[i * n + k] = (d * (one_hot - p) + ent_coef * inv_b * p * (log_p[k] + entropy)) as f32;
                     }
@@ -194,12 +194,12 @@ impl Ppo {
                     let mut lp = 0.0;
                     let mut z = vec![0.0f64; dim];
                     for j in 0..dim {
-                        z[j] = (mb.actions[i * dim + j] as f64 - out[i * dim + j] as f64) * (-log_std[j]).exp();
+                        z[j] = (mb.actions[i * dim + j] as f64 - out[i * dim + j] as f64) * libm::exp(-log_std[j]);
                         lp += -0.5 * z[j] * z[j] - log_std[j] - LOG_SQRT_2PI;
                     }
                     let d = d_log_prob(i, lp);
                     for j in 0..dim {
-                        g_out[i * dim + j] = (d * z[j] * (-log_std[j]).exp()) as f32;
+                        g_out[i * dim + j] = (d * z[j] * libm::exp(-log_std[j])) as f32;
                         g_log_std[j] += d * (z[j] * z[j] - 1.0);
                     }
                 }

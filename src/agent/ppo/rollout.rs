@@ -48,7 +48,7 @@ impl Ppo {
                 }
             }
             Head::Gaussian { dim, sde: true, .. } => {
-                let (noise, var) = gsde_noise(self.log_std(), features, &self.exploration, *dim);
+                let (noise, var) = gsde_noise(&to_vec(self.log_std()), features, &self.exploration, *dim);
                 for (k, m) in out.iter().enumerate() {
                     actions.push((*m as f64 + noise[k]) as f32);
                 }
@@ -100,7 +100,7 @@ impl Ppo {
         for t in 0..t_max {
             if self.uses_sde() && (t == 0 || (sample_freq > 0 && t as i64 % sample_freq == 0)) {
                 let log_std = self.log_std.as_ref().expect("gSDE has log_std");
-                self.exploration = draw_exploration(log_std, n, &mut self.rng);
+                self.exploration = draw_exploration(&to_vec(log_std), n, &mut self.rng);
             }
             let (out, features, values) = self.policy_and_values(&obs);
             let first = r.actions.len();

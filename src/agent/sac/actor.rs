@@ -12,8 +12,10 @@ use super::super::distributions::{
     draw_exploration, gaussian_kl, gaussian_log_prob_std, gaussian_log_prob_var, gsde_noise_only, gsde_variance,
     squash_correction,
 };
+use super::super::engine::{Net, math};
 use super::super::nn::Mlp;
-use super::super::{Distill, rows, to_vec};
+use super::super::optim::FlatParams;
+use super::super::{Distill, to_vec};
 use super::Sac;
 use crate::agent::state::TrainingPart;
 
@@ -53,10 +55,14 @@ impl TrainingPart for Noise {
     }
 }
 
-/// A frozen copy of the actor to distil from.
+/// A frozen copy of the actor to distil from: its libtorch modules (the autograd path) and its
+/// engine networks over its own buffer.
 pub(super) struct Teacher {
     pub(super) _vs: nn::VarStore,
+    pub(super) params: FlatParams,
     pub(super) actor: Mlp,
+    pub(super) actor_net: Net,
+    pub(super) log_std_net: Option<Net>,
     pub(super) noise: Noise,
     pub(super) distill: Distill,
 }
@@ -68,6 +74,14 @@ pub(super) enum Draw {
     Training,
     /// Stochastic evaluation, from the caller's generator, leaving the agent untouched.
     Evaluation,
+}
+
+/// The actor's outputs for rows of observations, from the engine: the means (clipped with gSDE),
+/// and the clamped `log σ` (a `log σ` head) or the features (gSDE).
+pub(super) struct ActorOut {
+    pub(super) mean: Vec<f32>,
+    pub(super) log_std: Vec<f32>,
+    pub(super) features: Vec<f32>,
 }
 
 /// What the actor computes for a batch: squashed actions in `[-1, 1]` and their log-probs.
@@ -157,57 +171,83 @@ impl Sac {
     /// Redraws the gSDE exploration matrix used while acting.
     pub(super) fn reset_noise(&mut self) {
         if let Noise::Sde { log_std, exploration } = &mut self.noise {
-            *exploration = draw_exploration(log_std, 1, &mut self.rng);
+            *exploration = draw_exploration(&to_vec(log_std), 1, &mut self.rng);
         }
     }
 
-    /// Exploratory actions `tanh(mean + noise)` in `[-1, 1]` for raw observation rows: SAC's
+    /// The actor's outputs for rows `obs`, from the engine.
+    pub(super) fn actor_out(&self, obs: &[f32]) -> ActorOut {
+        let n = obs.len() / self.obs_dim;
+        let params = self.actor_opt.params().values();
+        let pass = self.actor_net.forward(params, obs, n);
+        let features = self.actor_net.features(&pass, obs);
+        match &self.log_std_net {
+            Some(head) => {
+                let log_std = head.infer(params, features, n);
+                let log_std = log_std.into_iter().map(|l| l.clamp(LOG_STD_MIN as f32, LOG_STD_MAX as f32)).collect();
+                ActorOut { mean: pass.into_output(), log_std, features: Vec::new() }
+            }
+            None => {
+                let features = features.to_vec();
+                let clip = SDE_CLIP_MEAN as f32;
+                let mean = pass.into_output().into_iter().map(|m| m.clamp(-clip, clip)).collect();
+                ActorOut { mean, log_std: Vec::new(), features }
+            }
+        }
+    }
+
+    /// The critics' input rows: each observation row followed by its action row.
+    pub(super) fn critic_input(&self, obs: &[f32], actions: &[f32]) -> Vec<f32> {
+        let mut x = Vec::with_capacity(obs.len() + actions.len());
+        for (o, a) in obs.chunks_exact(self.obs_dim).zip(actions.chunks_exact(self.act_dim)) {
+            x.extend_from_slice(o);
+            x.extend_from_slice(a);
+        }
+        x
+    }
+
+    /// Exploratory actions `tanh(mean + noise)` in `[-1, 1]` for the actor's outputs `out`: SAC's
     /// stochastic acting, while training (`Draw::Training`) and for stochastic evaluation
     /// (`Draw::Evaluation`). [`Sac::sample`] is the other sampler: a differentiable batch for the
     /// losses.
     ///
-    /// The two draws differ, and keep differing because unifying them would change every SAC
-    /// run: training adds `f64` noise (`f64` normals, or the agent's current gSDE matrix applied
-    /// in `f64`); evaluation adds `f32` noise (`f32` normals, or a fresh gSDE matrix drawn from
-    /// `rng` and applied by libtorch). The random draws come in the same order in both.
-    pub(super) fn explore(
-        actor: &Mlp,
-        noise: &Noise,
-        obs_dim: usize,
-        obs: &[f32],
-        rng: &mut impl Rng,
-        draw: Draw,
-    ) -> Vec<f32> {
-        let x = rows(obs, obs_dim);
-        tch::no_grad(|| {
-            let features = actor.features(&x);
-            let mean = to_vec(&Self::mean(actor, noise, &features));
-            match (noise, draw) {
-                (Noise::Head(head), _) => {
-                    let log_std = to_vec(&head.forward(&features).clamp(LOG_STD_MIN, LOG_STD_MAX));
-                    mean.iter()
-                        .zip(&log_std)
-                        .map(|(m, ls)| match draw {
-                            Draw::Training => {
-                                (*m as f64 + (*ls as f64).exp() * rng.sample::<f64, _>(StandardNormal)).tanh() as f32
-                            }
-                            Draw::Evaluation => {
-                                (m + (*ls as f64).exp() as f32 * rng.sample::<f32, _>(StandardNormal)).tanh()
-                            }
-                        })
-                        .collect()
-                }
-                (Noise::Sde { log_std, exploration }, Draw::Training) => {
-                    let (latent, dim) = (log_std.size()[0] as usize, mean.len() / (obs.len() / obs_dim));
-                    let noise = gsde_noise_only(&to_vec(&features), exploration, latent, dim);
-                    mean.iter().zip(noise).map(|(m, e)| (*m as f64 + e).tanh() as f32).collect()
-                }
-                (Noise::Sde { log_std, .. }, Draw::Evaluation) => {
-                    let dim = log_std.size()[1];
-                    let w = Tensor::from_slice(&draw_exploration(log_std, 1, rng)).view([-1, dim]);
-                    mean.iter().zip(to_vec(&features.matmul(&w))).map(|(m, e)| (m + e).tanh()).collect()
-                }
+    /// The two draws differ: training adds `f64` noise (`f64` normals, or the agent's current gSDE
+    /// matrix applied in `f64`); evaluation adds `f32` noise (`f32` normals, or a fresh gSDE matrix
+    /// drawn from `rng`). The random draws come in the same order in both. `exp` and `tanh` are
+    /// the engine's (`f32`) or `libm`'s (`f64`): the same on every CPU.
+    pub(super) fn explore(noise: &Noise, out: &ActorOut, rng: &mut impl Rng, draw: Draw) -> Vec<f32> {
+        let mean = &out.mean;
+        match (noise, draw) {
+            (Noise::Head(_), _) => mean
+                .iter()
+                .zip(&out.log_std)
+                .map(|(m, ls)| match draw {
+                    Draw::Training => {
+                        let e: f64 = rng.sample(StandardNormal);
+                        libm::tanh(*m as f64 + libm::exp(*ls as f64) * e) as f32
+                    }
+                    Draw::Evaluation => math::tanh(m + math::exp(*ls) * rng.sample::<f32, _>(StandardNormal)),
+                })
+                .collect(),
+            (Noise::Sde { log_std, exploration }, draw) => {
+                let (latent, dim) = (log_std.size()[0] as usize, log_std.size()[1] as usize);
+                let fresh;
+                let w = match draw {
+                    Draw::Training => exploration,
+                    Draw::Evaluation => {
+                        fresh = draw_exploration(&to_vec(log_std), 1, rng);
+                        &fresh
+                    }
+                };
+                let noise = gsde_noise_only(&out.features, w, latent, dim);
+                mean.iter()
+                    .zip(noise)
+                    .map(|(m, e)| match draw {
+                        Draw::Training => libm::tanh(*m as f64 + e) as f32,
+                        Draw::Evaluation => math::tanh(m + e as f32),
+                    })
+                    .collect()
             }
-        })
+        }
     }
 }

@@ -20,19 +20,20 @@
 //! - distillation, `w mean_i KL(π_teacher ‖ π)` before the squashing with `v = σ²`:
 //!   `∂/∂μ = (w/n)(μ - μ_t)/v`, `∂/∂ log σ = (w/n)(1 - (v_t + (μ - μ_t)²)/v)`.
 
-use tch::nn::Module;
 use tch::{Kind, Tensor};
 
 use super::super::distributions::LOG_SQRT_2PI;
-use super::super::nn::Activations;
-use super::super::replay::Batch;
-use super::super::to_vec;
+use super::super::engine::{Pass, math};
+use super::super::replay::{Batch, Rows};
 use super::Sac;
 use super::actor::{LOG_STD_MAX, LOG_STD_MIN, Noise, Sampled};
 
-/// The actor's pass over a batch with a `log σ` head, without autograd, kept for the backward.
+/// The actor's pass over a batch with a `log σ` head, in the engine, kept for the backward.
 pub(super) struct ActorPass {
-    acts: Activations,
+    obs: Vec<f32>,
+    /// The trunk and mean head's pass over `obs`, and the `log σ` head's over its features.
+    pass: Pass,
+    log_std_pass: Pass,
     mean: Vec<f32>,
     /// `log σ` after the clamp, `σ`, and whether the clamp let `log σ` through.
     log_std: Vec<f32>,
@@ -46,9 +47,9 @@ pub(super) struct ActorPass {
 
 impl Sac {
     /// One gradient step on `batch` at learning rate `lr`.
-    pub(super) fn gradient_step(&mut self, batch: &Batch, lr: f64) {
+    pub(super) fn gradient_step(&mut self, batch: &Rows, lr: f64) {
         if !matches!(self.noise, Noise::Head(_)) {
-            return self.autograd_step(batch, lr);
+            return self.autograd_step(&Batch::from_rows(batch), lr);
         }
         let pi = self.actor_pass(&batch.obs);
         if self.ent_opt.is_some() {
@@ -61,118 +62,115 @@ impl Sac {
         let target = self.soft_target(batch, alpha);
         self.critic_gradients(batch, &target);
         self.critic_opt.step_with_gradients(lr, None);
-        self.actor_gradients(&batch.obs, &pi, alpha);
+        self.actor_gradients(&pi, alpha);
         self.actor_opt.step_with_gradients(lr, None);
     }
 
     /// The entropy coefficient `α = exp(log α)`.
     pub(super) fn alpha(&self) -> f32 {
-        (self.log_ent_coef.double_value(&[0]) as f32).exp()
+        math::exp(self.log_ent_coef.double_value(&[0]) as f32)
     }
 
     /// Samples squashed actions for `obs` with the `log σ` head, drawing the noise from the
     /// agent's generator (the same draws, in the same order, as [`Sac::sample`]).
-    pub(super) fn actor_pass(&mut self, obs: &Tensor) -> ActorPass {
-        let (mean, acts) = self.actor.forward_cached(obs);
-        let Noise::Head(head) = &self.noise else { unreachable!("the manual step needs a log σ head") };
-        // `exp` and `tanh` go through libtorch, as in the autograd step: near `|a| = 1` the
-        // gradients depend on the last bits of `a` through `1 - a²`.
-        let (raw, std) = tch::no_grad(|| {
-            let raw = head.forward(acts.features());
-            (to_vec(&raw), to_vec(&raw.clamp(LOG_STD_MIN, LOG_STD_MAX).exp()))
-        });
-        let mean = to_vec(&mean);
+    pub(super) fn actor_pass(&mut self, obs: &[f32]) -> ActorPass {
+        let n = obs.len() / self.obs_dim;
+        let head = self.log_std_net.as_ref().expect("the manual step needs a log σ head");
+        let params = self.actor_opt.params().values();
+        let pass = self.actor_net.forward(params, obs, n);
+        let log_std_pass = head.forward(params, self.actor_net.features(&pass, obs), n);
+        let raw = log_std_pass.output();
+        let (min, max) = (LOG_STD_MIN as f32, LOG_STD_MAX as f32);
+        let log_std: Vec<f32> = raw.iter().map(|r| r.clamp(min, max)).collect();
+        let in_range = raw.iter().map(|r| (min..=max).contains(r)).collect();
+        let std: Vec<f32> = log_std.iter().map(|&l| math::exp(l)).collect();
+        let mean = pass.output().to_vec();
         let eps = self.normal_values(mean.len());
-        let u: Vec<f32> = mean.iter().zip(&std).zip(&eps).map(|((m, s), e)| m + s * e).collect();
-        let actions = to_vec(&Tensor::from_slice(&u).tanh());
+        let actions: Vec<f32> = mean.iter().zip(&std).zip(&eps).map(|((m, s), e)| math::tanh(m + s * e)).collect();
         let dim = self.act_dim;
-        let mut log_prob = vec![0.0f32; raw.len() / dim];
-        let mut log_std = Vec::with_capacity(raw.len());
-        for (k, &r) in raw.iter().enumerate() {
-            let (e, a, ls) = (eps[k], actions[k], r.clamp(LOG_STD_MIN as f32, LOG_STD_MAX as f32));
-            log_prob[k / dim] += e * e * -0.5 - ls - LOG_SQRT_2PI as f32 - (-(a * a) + (1.0 + 1e-6) as f32).ln();
-            log_std.push(ls);
+        let mut log_prob = vec![0.0f32; n];
+        for (k, (&e, &a)) in eps.iter().zip(&actions).enumerate() {
+            let squash = libm::logf(-(a * a) + (1.0 + 1e-6) as f32);
+            log_prob[k / dim] += e * e * -0.5 - log_std[k] - LOG_SQRT_2PI as f32 - squash;
         }
-        let in_range = raw.iter().map(|r| (LOG_STD_MIN as f32..=LOG_STD_MAX as f32).contains(r)).collect();
-        ActorPass { acts, mean, std, log_std, in_range, eps, actions, log_prob }
+        ActorPass { obs: obs.to_vec(), pass, log_std_pass, mean, std, log_std, in_range, eps, actions, log_prob }
     }
 
     /// Writes `∂/∂ log α` into the entropy optimiser's gradient.
     pub(super) fn entropy_gradient(&mut self, log_prob: &[f32]) {
         let target = self.target_entropy as f32;
         let mean = log_prob.iter().map(|lp| lp + target).sum::<f32>() / log_prob.len() as f32;
-        if let Some(opt) = &mut self.ent_opt
-            && let Some(mut grad) = opt.gradient_views()(&self.log_ent_coef)
-        {
-            let _ = grad.fill_(-mean as f64);
+        if let Some(opt) = &mut self.ent_opt {
+            opt.values_and_gradients().1.fill(-mean);
         }
     }
 
     /// The soft Bellman targets `r + γ (1 - done) (min_k Q̄_k(s', a') - α log π(a'|s'))` with
     /// `a'` sampled from the actor, one per row.
-    pub(super) fn soft_target(&mut self, batch: &Batch, alpha: f32) -> Vec<f32> {
+    pub(super) fn soft_target(&mut self, batch: &Rows, alpha: f32) -> Vec<f32> {
         let next = self.actor_pass(&batch.next_obs);
         let n = next.log_prob.len();
-        let actions = Tensor::from_slice(&next.actions).view([n as i64, self.act_dim as i64]);
-        let (q, _) = self.target_twin.forward(&Tensor::cat(&[&batch.next_obs, &actions], 1), false);
-        let q = to_vec(&q);
-        let (rewards, dones) = (to_vec(&batch.rewards), to_vec(&batch.dones));
+        let x = self.critic_input(&batch.next_obs, &next.actions);
+        let params = self.target_params.values();
+        let [q0, q1] = [0, 1].map(|k| self.target_nets[k].infer(params, &x, n));
         let gamma = self.cfg.gamma as f32;
         (0..n)
-            .map(|i| rewards[i] + (1.0 - dones[i]) * ((q[i].min(q[n + i]) - alpha * next.log_prob[i]) * gamma))
+            .map(|i| {
+                let soft = q0[i].min(q1[i]) - alpha * next.log_prob[i];
+                batch.rewards[i] + (1.0 - batch.dones[i]) * (soft * gamma)
+            })
             .collect()
     }
 
     /// Writes the critics' gradients of `½ Σ_k mean (Q_k(s, a) - target)²` into their optimiser.
-    pub(super) fn critic_gradients(&mut self, batch: &Batch, target: &[f32]) {
+    pub(super) fn critic_gradients(&mut self, batch: &Rows, target: &[f32]) {
         let n = target.len();
-        let (q, acts) = self.twin.forward(&Tensor::cat(&[&batch.obs, &batch.actions], 1), true);
-        let q = to_vec(&q);
-        let grad: Vec<f32> = q.iter().enumerate().map(|(k, q)| (q - target[k % n]) / n as f32).collect();
-        self.critic_opt.zero_grad();
-        let grad = Tensor::from_slice(&grad).view([2, n as i64, 1]);
-        self.twin.backward(&acts.expect("cached"), &grad, true, None);
+        let x = self.critic_input(&batch.obs, &batch.actions);
+        let params = self.critic_opt.params().values();
+        let passes = [0, 1].map(|k| self.critic_nets[k].forward(params, &x, n));
+        let (params, grads) = self.critic_opt.values_and_gradients();
+        for (net, pass) in self.critic_nets.iter().zip(&passes) {
+            let grad: Vec<f32> = pass.output().iter().zip(target).map(|(q, t)| (q - t) / n as f32).collect();
+            net.backward(params, &x, pass, &grad, None, grads);
+        }
     }
 
     /// Writes the actor's gradients of `mean (α log π - min_k Q_k(s, a))` (plus the distillation
     /// term while it lasts) into its optimiser, through the critics' input gradient.
-    pub(super) fn actor_gradients(&mut self, obs: &Tensor, pi: &ActorPass, alpha: f32) {
-        let (n, dim) = (pi.log_prob.len(), self.act_dim);
-        let actions = Tensor::from_slice(&pi.actions).view([n as i64, dim as i64]);
-        let (q, acts) = self.twin.forward(&Tensor::cat(&[obs, &actions], 1), true);
-        let q = to_vec(&q);
-        let mut pick = vec![0.0f32; 2 * n];
+    pub(super) fn actor_gradients(&mut self, pi: &ActorPass, alpha: f32) {
+        let (n, dim, width) = (pi.log_prob.len(), self.act_dim, self.obs_dim + self.act_dim);
+        let x = self.critic_input(&pi.obs, &pi.actions);
+        let params = self.critic_opt.params().values();
+        let passes = [0, 1].map(|k| self.critic_nets[k].forward(params, &x, n));
+        let (q0, q1) = (passes[0].output(), passes[1].output());
         // The gradient of the minimum goes to the smaller critic (half to each on a tie, as
         // libtorch's `minimum`).
+        let mut pick = [vec![0.0f32; n], vec![0.0f32; n]];
         for i in 0..n {
-            if q[i] == q[n + i] {
-                (pick[i], pick[n + i]) = (-0.5 / n as f32, -0.5 / n as f32);
+            if q0[i] == q1[i] {
+                (pick[0][i], pick[1][i]) = (-0.5 / n as f32, -0.5 / n as f32);
             } else {
-                pick[if q[i] < q[n + i] { i } else { n + i }] = -1.0 / n as f32;
+                pick[usize::from(q1[i] < q0[i])][i] = -1.0 / n as f32;
             }
         }
-        let pick = Tensor::from_slice(&pick).view([2, n as i64, 1]);
-        let grad_a = to_vec(
-            &self
-                .twin
-                .backward(&acts.expect("cached"), &pick, false, Some(self.obs_dim as i64))
-                .expect("input gradient"),
-        );
+        let [g0, g1] = [0, 1].map(|k| self.critic_nets[k].input_gradient(params, &x, &passes[k], &pick[k], None));
         let a_n = alpha / n as f32;
         let mut grad_mean = vec![0.0f32; n * dim];
         let mut grad_log_std = vec![0.0f32; n * dim];
         for k in 0..n * dim {
+            let (row, j) = (k / dim, k % dim);
+            let grad_a = g0[row * width + self.obs_dim + j] + g1[row * width + self.obs_dim + j];
             let a = pi.actions[k];
             let one_minus = 1.0 - a * a;
             // `1 - a² + 1e-6` as the log-probability computes it (`1 + 1e-6` rounded to `f32`).
-            let du = grad_a[k] * one_minus + a_n * 2.0 * a / (-(a * a) + (1.0 + 1e-6) as f32) * one_minus;
+            let du = grad_a * one_minus + a_n * 2.0 * a / (-(a * a) + (1.0 + 1e-6) as f32) * one_minus;
             grad_mean[k] = du;
             grad_log_std[k] = du * pi.std[k] * pi.eps[k] - a_n;
         }
-        if let Some((w, mean_t, var_t)) = self.teacher_gaussian(obs) {
+        if let Some((w, mean_t, var_t)) = self.teacher_gaussian(&pi.obs) {
             let w_n = (w / n as f64) as f32;
             for k in 0..n * dim {
-                let var = (pi.log_std[k] * 2.0).exp();
+                let var = math::exp(pi.log_std[k] * 2.0);
                 let diff = pi.mean[k] - mean_t[k];
                 grad_mean[k] += w_n * diff / var;
                 grad_log_std[k] += w_n * (1.0 - (var_t[k] + diff * diff) / var);
@@ -183,35 +181,28 @@ impl Sac {
                 *g = 0.0;
             }
         }
-        let shape = [n as i64, dim as i64];
-        let (grad_mean, grad_log_std) =
-            (Tensor::from_slice(&grad_mean).view(shape), Tensor::from_slice(&grad_log_std).view(shape));
-        let Noise::Head(head) = &self.noise else { unreachable!("the manual step needs a log σ head") };
-        let mut sink = self.actor_opt.gradient_views();
-        tch::no_grad(|| {
-            if let Some(dw) = sink(&head.ws) {
-                let _ = grad_log_std.tr().mm_out(&dw, pi.acts.features());
-            }
-            if let Some(bias) = &head.bs
-                && let Some(db) = sink(bias)
-            {
-                let _ = grad_log_std.sum_intlist_out(&db, [0i64].as_slice(), false, None::<Kind>);
-            }
-        });
-        let through_log_std = tch::no_grad(|| grad_log_std.mm(&head.ws));
-        self.actor.backward_with(&pi.acts, &grad_mean, Some(&through_log_std), &mut sink);
+        let head = self.log_std_net.as_ref().expect("the manual step needs a log σ head");
+        let (params, grads) = self.actor_opt.values_and_gradients();
+        let features = self.actor_net.features(&pi.pass, &pi.obs);
+        let through_log_std = head.input_gradient(params, features, &pi.log_std_pass, &grad_log_std, Some(&mut *grads));
+        self.actor_net.backward(params, &pi.obs, &pi.pass, &grad_mean, Some(&through_log_std), grads);
     }
 
-    /// The distillation weight now with the teacher's means and variances for `obs`, while the
-    /// weight is above zero.
-    fn teacher_gaussian(&self, obs: &Tensor) -> Option<(f64, Vec<f32>, Vec<f32>)> {
+    /// The distillation weight now with the teacher's means and variances for `obs` (from the
+    /// engine), while the weight is above zero.
+    fn teacher_gaussian(&self, obs: &[f32]) -> Option<(f64, Vec<f32>, Vec<f32>)> {
         let teacher = self.teacher.as_ref()?;
         let w = teacher.distill.weight_at(self.steps);
         if w <= 0.0 {
             return None;
         }
-        let (mean, var) = tch::no_grad(|| Self::gaussian(&teacher.actor, &teacher.noise, obs));
-        Some((w, to_vec(&mean), to_vec(&var)))
+        let n = obs.len() / self.obs_dim;
+        let params = teacher.params.values();
+        let pass = teacher.actor_net.forward(params, obs, n);
+        let head = teacher.log_std_net.as_ref().expect("a teacher with a log σ head");
+        let raw = head.infer(params, teacher.actor_net.features(&pass, obs), n);
+        let var = raw.iter().map(|r| math::exp(r.clamp(LOG_STD_MIN as f32, LOG_STD_MAX as f32) * 2.0)).collect();
+        Some((w, pass.into_output(), var))
     }
 
     /// The step with autograd (gSDE, whose noise matrix is shared by the batch).
@@ -263,6 +254,7 @@ impl Sac {
 mod tests {
     use rand::{Rng, SeedableRng};
     use tch::Kind;
+    use tch::nn::Module;
 
     use super::super::{EntCoef, Sac, SacConfig};
     use crate::agent::nn::MlpConfig;
@@ -302,11 +294,12 @@ mod tests {
                 }
             }
         });
-        let batch = sac.buffer.sample(64, &mut sac.rng);
+        let rows = sac.buffer.sample_rows(64, &mut sac.rng);
+        let batch = crate::agent::replay::Batch::from_rows(&rows);
         let n = 64;
 
         let before = sac.rng.clone();
-        let pi = sac.actor_pass(&batch.obs);
+        let pi = sac.actor_pass(&rows.obs);
         sac.rng = before;
         let sampled = sac.sample(&batch.obs);
         let clamped = pi.in_range.iter().filter(|ok| !**ok).count();
@@ -321,15 +314,15 @@ mod tests {
         max_error(&manual, sac.ent_opt.as_ref().unwrap().gradients(), "entropy coefficient");
 
         let alpha = sac.alpha();
-        let target = sac.soft_target(&batch, alpha);
+        let target = sac.soft_target(&rows, alpha);
         assert_eq!(target.len(), n);
-        sac.critic_gradients(&batch, &target);
+        sac.critic_gradients(&rows, &target);
         let manual = sac.critic_opt.gradients().copy();
         let loss = sac.critic_loss(&batch, &tch::Tensor::from_slice(&target).view([n as i64, 1]));
         sac.critic_opt.compute_gradients(&loss);
         max_error(&manual, sac.critic_opt.gradients(), "critics");
 
-        sac.actor_gradients(&batch.obs, &pi, alpha);
+        sac.actor_gradients(&pi, alpha);
         let manual = sac.actor_opt.gradients().copy();
         sac.set_critics_trainable(false);
         let loss = sac.actor_loss(&batch.obs, &sampled, &tch::Tensor::from_slice(&[alpha]));
@@ -339,10 +332,11 @@ mod tests {
         assert!(sac.distill_loss(&batch.obs).is_some(), "the distillation term took part");
     }
 
-    /// A few hundred steps of learning leave the twins' views and the named critics one and the
-    /// same tensors, and the targets where the Polyak update puts them.
+    /// The engine's critics and targets read the named parameters: after a few gradient steps
+    /// they compute what the libtorch modules of the same names compute (to float rounding), and
+    /// the targets lag behind the critics by the Polyak update.
     #[test]
-    fn twins_alias_the_named_critics() {
+    fn engine_networks_are_the_named_critics() {
         let obs_space = Space::bounded(vec![-1.0; 3], vec![1.0; 3]);
         let action_space = Space::bounded(vec![-1.0; 2], vec![1.0; 2]);
         let cfg = SacConfig { net: MlpConfig::relu(&[8, 8]), batch_size: 16, tau: 0.5, ..Default::default() };
@@ -352,21 +346,25 @@ mod tests {
             let o: Vec<f32> = (0..3).map(|_| rng.random_range(-1.0..1.0)).collect();
             sac.buffer.push(&o, &[0.5, -0.5], 1.0, &o, false);
         }
-        let x = crate::agent::rows(&[0.1, 0.2, 0.3, 0.5, -0.5], 5);
-        let online = sac.vs.variables();
-        let targets = sac.target_vs.variables();
-        let q0_before = tch::no_grad(|| sac.critics[0].forward_cached(&x).0);
+        let row = [0.1f32, 0.2, 0.3, 0.5, -0.5];
+        let x = crate::agent::rows(&row, 5);
+        let q = |sac: &Sac, target: bool, k: usize| {
+            let (nets, params) = match target {
+                true => (&sac.target_nets, sac.target_params.values()),
+                false => (&sac.critic_nets, sac.critic_opt.params().values()),
+            };
+            let modules = if target { &sac.targets } else { &sac.critics };
+            let own = tch::no_grad(|| modules[k].forward(&x)).double_value(&[0, 0]);
+            (nets[k].infer(params, &row, 1)[0] as f64, own)
+        };
+        let before = q(&sac, false, 0).0;
         sac.updates(3, 1e-2);
-        let q0_after = tch::no_grad(|| sac.critics[0].forward_cached(&x).0);
-        assert!((&q0_after - &q0_before).abs().max().double_value(&[]) > 0.0, "the critics trained");
-        let (q, _) = sac.twin.forward(&x, false);
-        assert_eq!(q.get(0).view([-1]).double_value(&[0]), q0_after.double_value(&[0, 0]));
-        let (qt, _) = sac.target_twin.forward(&x, false);
-        let qt1 = tch::no_grad(|| sac.targets[1].forward_cached(&x).0);
-        assert_eq!(qt.get(1).view([-1]).double_value(&[0]), qt1.double_value(&[0, 0]));
-        let w = &online["critic.q1.trunk.0.weight"];
-        let t = &targets["critic_target.q1.trunk.0.weight"];
-        assert!((w - t).abs().max().double_value(&[]) > 0.0, "the targets lag behind");
+        for (target, k) in [(false, 0), (false, 1), (true, 0), (true, 1)] {
+            let (engine, own) = q(&sac, target, k);
+            assert!((engine - own).abs() < 1e-5, "target {target}, q{k}: {engine} vs {own}");
+        }
+        assert!(q(&sac, false, 0).0 != before, "the critics trained");
+        assert!(q(&sac, true, 1).0 != q(&sac, false, 1).0, "the targets lag behind");
         let _ = sac.steps();
     }
 }
