@@ -9,11 +9,11 @@
 //! blocks use the same code with fewer rows or columns. Which elements share a vector register
 //! never changes what each element computes.
 
-use super::dispatch;
+use super::{Isa, isa};
 
 /// Rows of `c` per micro-kernel block.
 pub const MR: usize = 4;
-/// Columns of `c` per micro-kernel block.
+/// Columns of `c` per micro-kernel block (twice as many with AVX-512).
 pub const NR: usize = 16;
 
 /// Where each chain starts.
@@ -79,27 +79,55 @@ struct Operands<'a> {
     start: Start<'a>,
 }
 
-dispatch! {
-    /// [`gemm`] after its checks, compiled for each instruction set: blocks of [`MR`] rows (then
-    /// single rows) by [`NR`] columns (then 8, 4 and single columns).
-    fn kernel(m: usize, ops: Operands<'_>, c: &mut [f32]) {
-        let mut i = 0;
-        while i + MR <= m {
-            row_block::<MR>(ops, c, i);
-            i += MR;
-        }
-        while i < m {
-            row_block::<1>(ops, c, i);
-            i += 1;
-        }
+/// [`gemm`] after its checks, compiled for each instruction set (as `dispatch!` does, but with
+/// a block as wide as the instruction set's registers allow: AVX-512 keeps 4 x 32 accumulators in
+/// eight registers, AVX2 4 x 16 in eight). How elements are grouped into blocks never changes
+/// an element's chain.
+fn kernel(m: usize, ops: Operands<'_>, c: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
+    fn avx512(m: usize, ops: Operands<'_>, c: &mut [f32]) {
+        blocks::<{ 2 * NR }>(m, ops, c)
+    }
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    fn avx2(m: usize, ops: Operands<'_>, c: &mut [f32]) {
+        blocks::<NR>(m, ops, c)
+    }
+    match isa() {
+        // SAFETY: `isa()` names an instruction set only where the CPU has it.
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512 => unsafe { avx512(m, ops, c) },
+        // SAFETY: as above.
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2 => unsafe { avx2(m, ops, c) },
+        _ => blocks::<NR>(m, ops, c),
+    }
+}
+
+/// Blocks of [`MR`] rows (then single rows) by `W` columns (then 16, 8, 4 and single columns).
+#[inline(always)]
+fn blocks<const W: usize>(m: usize, ops: Operands<'_>, c: &mut [f32]) {
+    let mut i = 0;
+    while i + MR <= m {
+        row_block::<MR, W>(ops, c, i);
+        i += MR;
+    }
+    while i < m {
+        row_block::<1, W>(ops, c, i);
+        i += 1;
     }
 }
 
 /// Rows `i..i + R` of `c`, across all its columns.
 #[inline(always)]
-fn row_block<const R: usize>(ops: Operands<'_>, c: &mut [f32], i: usize) {
+fn row_block<const R: usize, const W: usize>(ops: Operands<'_>, c: &mut [f32], i: usize) {
     let mut j = 0;
-    while j + NR <= ops.n {
+    while j + W <= ops.n {
+        block::<R, W>(ops, c, i, j);
+        j += W;
+    }
+    while W > NR && j + NR <= ops.n {
         block::<R, NR>(ops, c, i, j);
         j += NR;
     }

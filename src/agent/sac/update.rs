@@ -3,9 +3,9 @@
 //!
 //! With a `log σ` head (the default) the step runs without autograd: the losses' derivatives
 //! with respect to the networks' outputs are written in Rust over the batch (a few hundred
-//! numbers), and the networks carry them back with a few large products per layer
-//! ([`Mlp::backward_with`] for the actor,
-//! [`Stacked::backward`](super::super::nn::Stacked::backward) for both critics at once). With
+//! numbers), and the engine's networks carry them back (`Net::backward` for the critics and the
+//! actor, `Net::input_gradient` for the critics' gradient with respect to the actions and the
+//! `log σ` head's with respect to the features). With
 //! gSDE (rare: MountainCarContinuous) the step keeps autograd. `tests` checks that the two agree.
 //!
 //! The derivatives, per row `i` and action dimension `j` (`n` rows, `α` the entropy coefficient,
