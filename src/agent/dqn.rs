@@ -321,6 +321,7 @@ impl OffPolicy for Dqn {
         Shape {
             n_envs: self.cfg.n_envs,
             block: 1,
+            round: self.cfg.train_freq,
             learning_starts: self.cfg.learning_starts,
             learning_rate: self.cfg.learning_rate,
             progress: ProgressAt::BeforeStep,

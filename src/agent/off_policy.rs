@@ -2,7 +2,7 @@
 //! `OffPolicyAlgorithm.learn`):
 //!
 //! ```text
-//! until the step budget is spent:
+//! until the step budget is spent, rounded up to whole training rounds (as SB3):
 //!     begin a block                                  (SAC: redraw the gSDE matrix)
 //!     repeat `block` times:
 //!         act on the observations                    (random before `learning_starts`)
@@ -51,6 +51,11 @@ pub(crate) struct Shape {
     pub n_envs: usize,
     /// Vector steps per block: between trainings and `Event::Checkpoint`s.
     pub block: u64,
+    /// Vector steps per training round (`train_freq`). The loop ends after a whole number of
+    /// rounds, past the budget if need be, as Stable-Baselines3's collection of `train_freq`
+    /// steps at a time does: a budget of 50 000 steps with rounds of 256 ends at 50 176, and the
+    /// last transitions are trained on.
+    pub round: u64,
     /// Environment steps before the first training.
     pub learning_starts: u64,
     /// The learning rate's schedule.
@@ -99,11 +104,13 @@ pub(crate) fn learn<A: OffPolicy>(
     monitor: &mut Monitor<'_>,
 ) -> Result<Outcome, AgentError> {
     let shape = agent.shape();
+    let round = shape.round.max(1) * shape.n_envs as u64;
+    let end = total.div_ceil(round).saturating_mul(round);
     let mut obs = match agent.loop_state().1.take() {
         Some(obs) => obs,
         None => envs.reset(Some(agent.seed()))?.to_vec(),
     };
-    while agent.steps() < total {
+    while agent.steps() < end {
         agent.begin_block();
         let mut stop = false;
         let mut progress = 0.0;
@@ -124,7 +131,7 @@ pub(crate) fn learn<A: OffPolicy>(
             agent.after_step();
             // A stop that waits for the training ends the block here (with DQN's one-step
             // blocks, it changes nothing).
-            if stop || steps >= total {
+            if stop || steps >= end {
                 break;
             }
         }

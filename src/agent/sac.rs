@@ -392,6 +392,7 @@ impl OffPolicy for Sac {
         Shape {
             n_envs: self.cfg.n_envs,
             block: self.cfg.train_freq,
+            round: self.cfg.train_freq,
             learning_starts: self.cfg.learning_starts,
             learning_rate: self.cfg.learning_rate,
             progress: ProgressAt::AfterBlock,
