@@ -137,6 +137,51 @@ fn stopping_at_checkpoints_changes_nothing() {
     }
 }
 
+/// A run stopped at a checkpoint, saved to disk with its training state (as `train` saves it),
+/// loaded in a fresh agent and continued (as `train --resume` does) ends with the weights, the
+/// Adam moments and the learning curve of the run that was never stopped, for every algorithm.
+#[test]
+fn a_resumed_run_equals_an_uninterrupted_one() {
+    use headstart::agent::train::{Task, load_training, save_training, train_logged};
+    tch::set_num_threads(1);
+    let registry = Registry::builtin();
+    for algo in Algo::ALL {
+        let (config, spec) = (small(algo), env_for(algo));
+        let task = Task::Env(spec.clone());
+        let total = 1200;
+        let mut straight = build(&config, &spec, 5);
+        let mut straight_curve = Curve::default();
+        train_logged(&registry, &task, straight.as_mut(), total, &mut straight_curve, None, &mut |_| {
+            ControlFlow::Continue(())
+        })
+        .unwrap();
+
+        let mut first = build(&config, &spec, 5);
+        let mut curve = Curve::default();
+        let mut checkpoints = 0;
+        let (outcome, log) = train_logged(&registry, &task, first.as_mut(), total, &mut curve, None, &mut |e| {
+            checkpoints += matches!(e, Event::Checkpoint { .. }) as usize;
+            if checkpoints == 3 { ControlFlow::Break(()) } else { ControlFlow::Continue(()) }
+        })
+        .unwrap();
+        assert_eq!(outcome, Outcome::Stopped, "{algo}");
+        let dir = scratch(&format!("resume-{}", algo.name()));
+        save(first.as_ref(), &spec, &dir);
+        save_training(first.as_ref(), &log, &dir).unwrap();
+        drop(first);
+
+        let mut resumed = checkpoint::load(&dir).unwrap().agent;
+        let log = load_training(resumed.as_mut(), &dir).unwrap().expect("a training state");
+        train_logged(&registry, &task, resumed.as_mut(), total, &mut curve, Some(&log), &mut |_| {
+            ControlFlow::Continue(())
+        })
+        .unwrap();
+        assert_eq!(curve, straight_curve, "{algo}: curves differ");
+        assert_eq!(weights(resumed.as_ref()), weights(straight.as_ref()), "{algo}: the resumed run differs");
+        let _ = fs::remove_dir_all(&dir);
+    }
+}
+
 fn save(agent: &dyn Agent, spec: &EnvSpec, dir: &Path) {
     common::save_checkpoint(agent, spec, dir, "tests/agents.rs");
 }

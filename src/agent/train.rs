@@ -1,15 +1,24 @@
 //! Training runs: an agent, its environments and its learning curve, as the CLI, the tests and
 //! the experiment harness drive them.
 
+use std::collections::HashMap;
 use std::ops::ControlFlow;
-
-use serde::{Deserialize, Serialize};
-
 use std::path::Path;
 
-use super::checkpoint::{self, Card, CardInfo, CheckpointError};
+use serde::{Deserialize, Serialize};
+use tch::Tensor;
+
+use super::checkpoint::{self, Card, CardInfo, CheckpointError, TensorFile};
 use super::{Agent, AgentError, EvalStats, Event, Outcome};
+use crate::env::vector::ActionLog;
 use crate::env::{EnvError, EnvSpec, Mixture, Registry, Space, VecEnv};
+
+/// The file beside a checkpoint that a training run writes so that `train --resume` continues it
+/// bit for bit: the agent's training state (`training.*`: generator, counters, observations in
+/// hand, the replay buffer as it lies in memory) and the training environments' action log
+/// (`log.*`, which fresh environments replay from the same seed into the same state).
+pub const TRAINING_FILE: &str = "training.safetensors";
+const TRAINING_FORMAT: &str = "headstart-training-1";
 
 /// What an agent trains on: one environment, or a mixture drawn anew each episode (multitask
 /// training, domain randomisation).
@@ -133,14 +142,96 @@ pub fn train(
     curve: &mut Curve,
     on_event: &mut dyn FnMut(Event<'_>) -> ControlFlow<()>,
 ) -> Result<Outcome, AgentError> {
+    train_logged(registry, task, agent, total, curve, None, on_event).map(|(outcome, _)| outcome)
+}
+
+/// [`train`], its environments first brought to the state `resume` logged (an agent restored
+/// with its training state continues exactly where it stopped), returning the environments'
+/// action log for [`save_training`].
+pub fn train_logged(
+    registry: &Registry,
+    task: &Task,
+    agent: &mut dyn Agent,
+    total: u64,
+    curve: &mut Curve,
+    resume: Option<&ActionLog>,
+    on_event: &mut dyn FnMut(Event<'_>) -> ControlFlow<()>,
+) -> Result<(Outcome, ActionLog), AgentError> {
     let mut envs = task.make_vec(registry, agent.config().num_envs())?;
+    envs.start_log();
+    if let Some(log) = resume {
+        envs.replay(log)?;
+    }
     let mut monitor = |event: Event<'_>| {
         if let Event::Episode { step, episode } = event {
             curve.episodes.push(EpisodeRecord { step, ret: episode.ret, len: episode.len });
         }
         on_event(event)
     };
-    agent.learn(&mut envs, total, &mut monitor)
+    let outcome = agent.learn(&mut envs, total, &mut monitor)?;
+    Ok((outcome, envs.log().cloned().unwrap_or_default()))
+}
+
+/// An action log as tensors (`log.seed`, `log.steps`, `log.discrete`, `log.continuous`).
+pub fn log_tensors(log: &ActionLog) -> Vec<(String, Tensor)> {
+    vec![
+        ("log.seed".into(), Tensor::from_slice(&log.seed.map_or(Vec::new(), |s| vec![s as i64]))),
+        ("log.steps".into(), Tensor::from_slice(&[log.steps as i64])),
+        ("log.discrete".into(), Tensor::from_slice(&log.discrete)),
+        ("log.continuous".into(), Tensor::from_slice(&log.continuous)),
+    ]
+}
+
+/// A vector of `kind` named `name` in `file`, or what is wrong with it.
+pub fn vector(file: &TensorFile, name: &str, kind: tch::Kind) -> Result<Tensor, String> {
+    let t = file.get(name).ok_or_else(|| format!("tensor `{name}` is missing"))?;
+    if t.dim() != 1 || t.kind() != kind {
+        return Err(format!("tensor `{name}` is {:?} of {:?}, not a vector of {kind:?}", t.size(), t.kind()));
+    }
+    Ok(t)
+}
+
+/// The integers of the vector `name` in `file`.
+pub fn i64s(file: &TensorFile, name: &str) -> Result<Vec<i64>, String> {
+    let t = vector(file, name, tch::Kind::Int64)?;
+    Ok((0..t.numel() as i64).map(|i| t.int64_value(&[i])).collect())
+}
+
+/// The action log that [`log_tensors`] wrote into `file`, or what is wrong with it.
+pub fn log_from(file: &TensorFile) -> Result<ActionLog, String> {
+    let continuous = vector(file, "log.continuous", tch::Kind::Float)?;
+    Ok(ActionLog {
+        seed: i64s(file, "log.seed")?.first().map(|&s| s as u64),
+        steps: i64s(file, "log.steps")?.first().map_or(0, |&s| s as u64),
+        discrete: i64s(file, "log.discrete")?,
+        continuous: Vec::<f32>::try_from(&continuous).map_err(|e| e.to_string())?,
+    })
+}
+
+/// Writes [`TRAINING_FILE`] into the checkpoint folder `dir`: `agent`'s training state and the
+/// environments' action `log`.
+pub fn save_training(agent: &dyn Agent, log: &ActionLog, dir: &Path) -> Result<(), CheckpointError> {
+    let mut tensors = agent.training_state();
+    tensors.extend(log_tensors(log));
+    let metadata = HashMap::from([("training".to_string(), TRAINING_FORMAT.to_string())]);
+    checkpoint::write_tensors(&dir.join(TRAINING_FILE), &tensors, metadata)
+}
+
+/// Restores `agent` (loaded from the checkpoint in `dir`) to the training state of
+/// [`TRAINING_FILE`] and returns the action log to replay; `None` when the folder has none (a
+/// checkpoint from elsewhere: training continues from its weights, with fresh environments).
+pub fn load_training(agent: &mut dyn Agent, dir: &Path) -> Result<Option<ActionLog>, CheckpointError> {
+    let path = dir.join(TRAINING_FILE);
+    if !path.exists() {
+        return Ok(None);
+    }
+    let damaged = |message: String| CheckpointError::File { path: path.clone(), message };
+    let file = checkpoint::read_tensors(&path)?;
+    if file.metadata.get("training").map(String::as_str) != Some(TRAINING_FORMAT) {
+        return Err(damaged(format!("not a training state (metadata `training` is not {TRAINING_FORMAT:?})")));
+    }
+    agent.restore_training(&mut |name| file.get(name)).map_err(|e| damaged(e.to_string()))?;
+    log_from(&file).map(Some).map_err(damaged)
 }
 
 /// Saves a training run into `out`: the checkpoint (its card naming `task`, the spaces, the
@@ -168,6 +259,8 @@ pub fn save_run(
         origin: None,
     };
     let card = checkpoint::save(agent, info, out)?;
+    // A training state left by an earlier run in this folder would not match these weights.
+    let _ = std::fs::remove_file(out.join(TRAINING_FILE));
     let path = out.join("curve.csv");
     crate::util::write_atomic(&path, curve.to_csv())
         .map_err(|e| CheckpointError::File { path, message: e.error.to_string() })?;

@@ -9,6 +9,7 @@ use super::env_spec;
 use crate::agent::checkpoint;
 use crate::agent::train::{self, Curve, Task};
 use crate::agent::{self, Agent, AgentConfig, Algo, Event, Outcome, evaluate, presets};
+use crate::env::vector::ActionLog;
 use crate::env::{EnvSpec, Mixture, Registry};
 
 /// The algorithms as the command line names them.
@@ -149,8 +150,9 @@ pub(super) fn train_with_progress(
     agent: &mut dyn Agent,
     total: u64,
     curve: &mut Curve,
+    resume: Option<&ActionLog>,
     quiet: bool,
-) -> Result<Outcome, agent::AgentError> {
+) -> Result<(Outcome, ActionLog), agent::AgentError> {
     let interrupted = super::interrupt_flag(None);
     let bar = crate::util::progress(total, quiet, "steps, {per_sec}");
     bar.set_position(agent.steps());
@@ -174,7 +176,7 @@ pub(super) fn train_with_progress(
             std::ops::ControlFlow::Continue(())
         }
     };
-    let outcome = train::train(registry, task, agent, total, curve, &mut on_event);
+    let outcome = train::train_logged(registry, task, agent, total, curve, resume, &mut on_event);
     bar.finish_and_clear();
     outcome
 }
@@ -197,6 +199,8 @@ pub(super) fn train(registry: &Registry, args: &TrainArgs) -> Result<()> {
     let spec = task.nominal().clone();
     let probe = registry.make(&spec)?;
     let (obs_space, action_space) = (probe.observation_space().clone(), probe.action_space().clone());
+    // With a resumed checkpoint's training state, the environments' action log to replay.
+    let mut continuation = None;
     let (mut agent, source, default_steps): (Box<dyn Agent>, String, Option<u64>) = match resumed {
         Some(loaded) => {
             let card = &loaded.card;
@@ -211,7 +215,9 @@ pub(super) fn train(registry: &Registry, args: &TrainArgs) -> Result<()> {
                 );
             }
             let source = format!("resumed from {} at step {}", args.resume.as_ref().unwrap().display(), card.steps);
-            (loaded.agent, source, None)
+            let mut agent = loaded.agent;
+            continuation = train::load_training(agent.as_mut(), args.resume.as_ref().unwrap())?;
+            (agent, source, None)
         }
         None => {
             let resolved = training_config(args, &spec)?;
@@ -241,12 +247,13 @@ pub(super) fn train(registry: &Registry, args: &TrainArgs) -> Result<()> {
     };
     let start = Instant::now();
     let start_steps = agent.steps();
-    let outcome = train_with_progress(registry, &task, agent.as_mut(), total, &mut curve, args.quiet);
+    let outcome =
+        train_with_progress(registry, &task, agent.as_mut(), total, &mut curve, continuation.as_ref(), args.quiet);
     let spaces = (&obs_space, &action_space);
     // An error in the middle of training (a custom environment failing, say) keeps what was
     // learned: the agent's state is consistent between steps.
-    let outcome = match outcome {
-        Ok(outcome) => outcome,
+    let (outcome, log) = match outcome {
+        Ok(done) => done,
         Err(e) => {
             train::save_run(agent.as_ref(), &task, spaces, None, &curve, super::produced_by(), &out)?;
             return Err(anyhow::Error::new(e).context(format!(
@@ -265,6 +272,7 @@ pub(super) fn train(registry: &Registry, args: &TrainArgs) -> Result<()> {
         None
     };
     train::save_run(agent.as_ref(), &task, spaces, eval.clone(), &curve, super::produced_by(), &out)?;
+    train::save_training(agent.as_ref(), &log, &out)?;
     let rate = trained as f64 / seconds.max(1e-9);
     match (outcome, eval) {
         (Outcome::Stopped, _) => println!(

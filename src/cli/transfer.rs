@@ -129,10 +129,11 @@ pub(super) fn transfer(registry: &Registry, args: &TransferArgs) -> Result<()> {
     let task = Task::Env(target.clone());
     let mut curve = Curve::default();
     let start = Instant::now();
-    let outcome = super::agent::train_with_progress(registry, &task, agent.as_mut(), total, &mut curve, args.quiet);
+    let outcome =
+        super::agent::train_with_progress(registry, &task, agent.as_mut(), total, &mut curve, None, args.quiet);
     let spaces = (env.observation_space().clone(), env.action_space().clone());
-    let outcome = match outcome {
-        Ok(outcome) => outcome,
+    let (outcome, log) = match outcome {
+        Ok(done) => done,
         Err(e) => {
             train::save_run(agent.as_ref(), &task, (&spaces.0, &spaces.1), None, &curve, super::produced_by(), &out)?;
             return Err(anyhow::Error::new(e).context(format!(
@@ -155,6 +156,7 @@ pub(super) fn transfer(registry: &Registry, args: &TransferArgs) -> Result<()> {
         None
     };
     train::save_run(agent.as_ref(), &task, (&spaces.0, &spaces.1), eval.clone(), &curve, super::produced_by(), &out)?;
+    train::save_training(agent.as_ref(), &log, &out)?;
     match (outcome, eval) {
         (Outcome::Stopped, _) => println!("interrupted at step {} of {total}; saved {}", agent.steps(), out.display()),
         (Outcome::Finished, eval) => {

@@ -21,7 +21,7 @@ use tch::Tensor;
 
 use crate::agent::Agent;
 use crate::agent::checkpoint::{self, TensorFile};
-use crate::agent::train::EpisodeRecord;
+use crate::agent::train::{self, EpisodeRecord};
 use crate::env::vector::ActionLog;
 use crate::util::{ron_options, to_ron};
 
@@ -78,10 +78,7 @@ pub fn save(
 ) -> Result<(), StudyError> {
     let mut tensors = agent.tensors();
     tensors.extend(agent.training_state());
-    tensors.push(("log.seed".into(), Tensor::from_slice(&log.seed.map_or(Vec::new(), |s| vec![s as i64]))));
-    tensors.push(("log.steps".into(), Tensor::from_slice(&[log.steps as i64])));
-    tensors.push(("log.discrete".into(), Tensor::from_slice(&log.discrete)));
-    tensors.push(("log.continuous".into(), Tensor::from_slice(&log.continuous)));
+    tensors.extend(train::log_tensors(log));
     let steps: Vec<i64> = episodes.iter().map(|e| e.step as i64).collect();
     let returns: Vec<f64> = episodes.iter().map(|e| e.ret).collect();
     let lengths: Vec<i64> = episodes.iter().map(|e| e.len as i64).collect();
@@ -107,32 +104,10 @@ pub fn load(path: &Path) -> Result<Option<Checkpoint>, StudyError> {
     let progress: Progress = ron_options()
         .from_str(file.metadata.get("progress").map_or("", String::as_str))
         .map_err(|e| damaged(format!("metadata `progress`: {e}")))?;
-    let vector = |name: &str, kind: tch::Kind| -> Result<Tensor, StudyError> {
-        let t = file.get(name).ok_or_else(|| damaged(format!("tensor `{name}` is missing")))?;
-        if t.dim() != 1 || t.kind() != kind {
-            return Err(damaged(format!(
-                "tensor `{name}` is {:?} of {:?}, not a vector of {kind:?}",
-                t.size(),
-                t.kind()
-            )));
-        }
-        Ok(t)
-    };
-    let i64s = |name: &str| -> Result<Vec<i64>, StudyError> {
-        let t = vector(name, tch::Kind::Int64)?;
-        Ok((0..t.numel() as i64).map(|i| t.int64_value(&[i])).collect())
-    };
-    let seed = i64s("log.seed")?.first().map(|&s| s as u64);
-    let log_steps = i64s("log.steps")?;
-    let continuous = vector("log.continuous", tch::Kind::Float)?;
-    let log = ActionLog {
-        seed,
-        steps: log_steps.first().map_or(0, |&s| s as u64),
-        discrete: i64s("log.discrete")?,
-        continuous: Vec::<f32>::try_from(&continuous).map_err(|e| damaged(e.to_string()))?,
-    };
+    let i64s = |name: &str| train::i64s(&file, name).map_err(damaged);
+    let log = train::log_from(&file).map_err(damaged)?;
     let (steps, lengths) = (i64s("curve.step")?, i64s("curve.length")?);
-    let returns = vector("curve.return", tch::Kind::Double)?;
+    let returns = train::vector(&file, "curve.return", tch::Kind::Double).map_err(damaged)?;
     let returns = Vec::<f64>::try_from(&returns).map_err(|e| damaged(e.to_string()))?;
     if steps.len() != lengths.len() || steps.len() != returns.len() {
         return Err(damaged("the `curve.*` tensors differ in length".into()));
