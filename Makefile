@@ -22,7 +22,7 @@ test: setup setup-python
 
 ## Long checks, run before an issue is called resolved: the quick suite, then every learning
 ## target of the agents on five seeds, PPO on MuJoCo's InvertedPendulum-v5 through the bridge
-## included (about an hour on two cores; the table lands in target/learning-targets.md), the
+## included (about 20 minutes on two cores; the table lands in target/learning-targets.md), the
 ## 20 kill -9 trials, the loaders' long property tests, and Stable-Baselines3 loading headstart's
 ## exports (with the benchmarks' Python environment, which it installs: about 5 GB).
 ## `make verify SEEDS=5-9` trains the learning targets on other seeds (default 0-4).

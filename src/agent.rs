@@ -30,6 +30,7 @@
 //! and `sac/actor.rs` (the squashed Gaussian actor).
 
 pub mod checkpoint;
+mod config;
 pub mod distributions;
 pub mod dqn;
 pub mod engine;
@@ -46,6 +47,7 @@ pub mod sac;
 pub mod sb3;
 pub mod schedule;
 mod state;
+mod tensors;
 pub mod train;
 
 use std::fmt;
@@ -57,17 +59,18 @@ use tch::Tensor;
 
 use crate::env::vector::Episode;
 use crate::env::{Action, Space, VecEnv};
-use crate::util::ron_options;
 use optim::Adam;
 
+pub use config::AgentConfig;
 pub use dqn::{Dqn, DqnConfig};
 pub use error::AgentError;
-pub(crate) use error::{check, fetch_tensor};
+pub(crate) use error::check;
 pub use eval::{EvalStats, evaluate, evaluate_on};
 pub use ppo::{Ppo, PpoConfig};
 pub use presets::Preset;
 pub use sac::{EntCoef, Sac, SacConfig};
 pub use schedule::Schedule;
+pub(crate) use tensors::{rows, snapshot, sorted_variables, to_vec, variable_names};
 
 /// The agents' own random generator: ChaCha12, `StdRng`'s algorithm (the same stream for the
 /// same seed), whose state can be read and set, so that training resumes bit for bit.
@@ -116,66 +119,6 @@ impl fmt::Display for Algo {
             Algo::Ppo => "PPO",
             Algo::Dqn => "DQN",
             Algo::Sac => "SAC",
-        })
-    }
-}
-
-/// An agent's hyperparameters, tagged by algorithm: in RON `Ppo(n_steps: 32, ...)`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub enum AgentConfig {
-    /// PPO's hyperparameters.
-    Ppo(PpoConfig),
-    /// DQN's hyperparameters.
-    Dqn(DqnConfig),
-    /// SAC's hyperparameters.
-    Sac(SacConfig),
-}
-
-impl AgentConfig {
-    /// The algorithm's defaults (Stable-Baselines3's).
-    pub fn default_for(algo: Algo) -> Self {
-        match algo {
-            Algo::Ppo => AgentConfig::Ppo(PpoConfig::default()),
-            Algo::Dqn => AgentConfig::Dqn(DqnConfig::default()),
-            Algo::Sac => AgentConfig::Sac(SacConfig::default()),
-        }
-    }
-
-    /// The algorithm the config is for.
-    pub fn algo(&self) -> Algo {
-        match self {
-            AgentConfig::Ppo(_) => Algo::Ppo,
-            AgentConfig::Dqn(_) => Algo::Dqn,
-            AgentConfig::Sac(_) => Algo::Sac,
-        }
-    }
-
-    /// How many environments the agent steps together.
-    pub fn num_envs(&self) -> usize {
-        match self {
-            AgentConfig::Ppo(c) => c.n_envs,
-            AgentConfig::Dqn(c) => c.n_envs,
-            AgentConfig::Sac(c) => c.n_envs,
-        }
-    }
-
-    /// Parses a RON config, refusing unknown fields; newtype variants may be written unwrapped
-    /// (`Ppo(n_steps: 32)`).
-    pub fn from_ron(text: &str) -> Result<Self, ron::error::SpannedError> {
-        ron_options().from_str(text)
-    }
-
-    /// The config as pretty RON.
-    pub fn to_ron(&self) -> String {
-        crate::util::to_ron(self)
-    }
-
-    /// Builds the agent for these spaces.
-    pub fn build(&self, obs_space: &Space, action_space: &Space, seed: u64) -> Result<Box<dyn Agent>, AgentError> {
-        Ok(match self {
-            AgentConfig::Ppo(c) => Box::new(Ppo::new(c.clone(), obs_space, action_space, seed)?),
-            AgentConfig::Dqn(c) => Box::new(Dqn::new(c.clone(), obs_space, action_space, seed)?),
-            AgentConfig::Sac(c) => Box::new(Sac::new(c.clone(), obs_space, action_space, seed)?),
         })
     }
 }
@@ -341,69 +284,6 @@ pub(crate) fn advance_guidance<A: Agent + ?Sized>(agent: &mut A, step: u64) {
     for (_, opt) in agent.optimizers() {
         opt.advance(step);
     }
-}
-
-/// Copies every tensor named in `targets` from `get`, under `no_grad`.
-pub(crate) fn copy_tensors(
-    targets: &[(String, Tensor)],
-    get: &mut dyn FnMut(&str) -> Option<Tensor>,
-) -> Result<(), AgentError> {
-    tch::no_grad(|| {
-        for (name, dst) in targets {
-            let src = fetch_tensor(get, name, &dst.size())?;
-            let mut dst = dst.shallow_clone();
-            dst.copy_(&src);
-        }
-        Ok(())
-    })
-}
-
-/// The names of a var store's variables, sorted: an agent's [`Agent::weight_names`].
-pub(crate) fn variable_names(vs: &tch::nn::VarStore) -> Vec<String> {
-    sorted_variables(vs).into_iter().map(|(name, _)| name).collect()
-}
-
-/// The named variables of a var store, sorted by name.
-pub(crate) fn sorted_variables(vs: &tch::nn::VarStore) -> Vec<(String, Tensor)> {
-    let mut vars: Vec<(String, Tensor)> = vs.variables().into_iter().collect();
-    vars.sort_by(|a, b| a.0.cmp(&b.0));
-    vars
-}
-
-/// A frozen copy of the variables of `vs` under `prefix`: `build` makes the same modules under
-/// the new store's root (so the names agree), and the values are copied in. What a distillation
-/// teacher is.
-pub(crate) fn snapshot<T>(
-    vs: &tch::nn::VarStore,
-    prefix: &str,
-    build: impl FnOnce(&tch::nn::Path) -> T,
-) -> (tch::nn::VarStore, T) {
-    let mut copy = tch::nn::VarStore::new(tch::Device::Cpu);
-    // Seeded so that building does not draw from (and race on) libtorch's global generator.
-    let modules = nn::with_seed(0, || build(&copy.root()));
-    let source = vs.variables();
-    tch::no_grad(|| {
-        for (name, mut t) in copy.variables() {
-            debug_assert!(name.starts_with(prefix), "{name} outside {prefix}");
-            t.copy_(&source[&name]);
-        }
-    });
-    copy.freeze();
-    (copy, modules)
-}
-
-/// Rows of `obs` as a `[n, dim]` float tensor.
-pub(crate) fn rows(obs: &[f32], dim: usize) -> Tensor {
-    Tensor::from_slice(obs).view([(obs.len() / dim) as i64, dim as i64])
-}
-
-/// A tensor's values as `f32`.
-pub(crate) fn to_vec(t: &Tensor) -> Vec<f32> {
-    let t = t.contiguous();
-    let n = t.numel();
-    let mut out = vec![0.0f32; n];
-    t.copy_data(&mut out, n);
-    out
 }
 
 /// A `Box` action space's bounds and size, or the `Unsupported` error.

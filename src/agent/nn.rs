@@ -105,18 +105,22 @@ impl MlpConfig {
     }
 
     /// Refuses empty layers.
-    pub fn validate(&self) -> Result<(), super::AgentError> {
-        super::check("net.hidden", self.hidden.iter().all(|&h| h > 0), "every hidden layer needs a positive size")
+    pub fn validate(&self) -> Result<(), super::error::AgentError> {
+        super::error::check(
+            "net.hidden",
+            self.hidden.iter().all(|&h| h > 0),
+            "every hidden layer needs a positive size",
+        )
     }
 
     /// Refuses a network from `in_dim` to `out_dim` inputs with more than [`MAX_PARAMETERS`]
     /// weights (a configuration or a space, perhaps of a damaged card, that no memory holds).
-    pub fn check_size(&self, in_dim: usize, out_dim: usize) -> Result<(), super::AgentError> {
+    pub fn check_size(&self, in_dim: usize, out_dim: usize) -> Result<(), super::error::AgentError> {
         let widths = std::iter::once(in_dim).chain(self.hidden.iter().copied()).chain(std::iter::once(out_dim));
         let widths: Vec<usize> = widths.collect();
         let parameters =
             widths.windows(2).try_fold(0usize, |sum, w| w[0].checked_add(1)?.checked_mul(w[1])?.checked_add(sum));
-        super::check(
+        super::error::check(
             "net.hidden",
             parameters.is_some_and(|p| p <= MAX_PARAMETERS),
             &format!(

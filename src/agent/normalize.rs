@@ -4,7 +4,7 @@
 
 use tch::Tensor;
 
-use super::AgentError;
+use super::error::AgentError;
 
 /// Running mean and variance, merged batch by batch (Chan et al.'s parallel algorithm).
 #[derive(Clone, Debug, PartialEq)]

@@ -12,7 +12,7 @@
 use tch::{Kind, Tensor};
 
 use super::engine::{Net, math, net::Op};
-use super::{AgentError, fetch_tensor};
+use super::error::{AgentError, fetch_tensor};
 
 /// Where one parameter lives in the flat buffers.
 struct Slot {

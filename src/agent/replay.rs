@@ -7,7 +7,8 @@
 use rand::Rng;
 use tch::Tensor;
 
-use super::AgentError;
+use super::error::AgentError;
+use super::tensors::to_vec;
 
 use crate::env::vector::VecStep;
 
@@ -157,7 +158,7 @@ impl ReplayBuffer {
                     expected: format!("[n{}]", width.map(|w| format!(", {w}")).unwrap_or_default()),
                 });
             }
-            Ok(super::to_vec(&t.to_kind(tch::Kind::Float)))
+            Ok(to_vec(&t.to_kind(tch::Kind::Float)))
         };
         let (o, a) = (self.obs_dim, self.act_dim);
         let obs = take("replay.obs", Some(o))?;

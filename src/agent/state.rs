@@ -7,10 +7,11 @@
 use tch::Tensor;
 use tch::nn::VarStore;
 
+use super::error::AgentError;
 use super::normalize::{ObsNormalizer, RewardNormalizer, RunningMeanStd};
 use super::optim::Adam;
 use super::replay::ReplayBuffer;
-use super::{AgentError, copy_tensors, sorted_variables};
+use super::tensors::{copy_tensors, sorted_variables, to_vec};
 
 /// A part of an agent that holds state: it lists its tensors under a prefix and restores them.
 pub(crate) trait StatePart {
@@ -146,7 +147,7 @@ fn vector(get: &mut dyn FnMut(&str) -> Option<Tensor>, name: &str, kind: tch::Ki
 }
 
 fn f32s(get: &mut dyn FnMut(&str) -> Option<Tensor>, name: &str) -> Result<Vec<f32>, AgentError> {
-    Ok(super::to_vec(&vector(get, name, tch::Kind::Float)?))
+    Ok(to_vec(&vector(get, name, tch::Kind::Float)?))
 }
 
 fn i64s(get: &mut dyn FnMut(&str) -> Option<Tensor>, name: &str, len: usize) -> Result<Vec<i64>, AgentError> {
