@@ -182,29 +182,35 @@ pub fn log_tensors(log: &ActionLog) -> Vec<(String, Tensor)> {
     ]
 }
 
+/// What is wrong with a tensor of a file of training state (the caller names the file).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct TensorError(String);
+
 /// A vector of `kind` named `name` in `file`, or what is wrong with it.
-pub fn vector(file: &TensorFile, name: &str, kind: tch::Kind) -> Result<Tensor, String> {
-    let t = file.get(name).ok_or_else(|| format!("tensor `{name}` is missing"))?;
+pub fn vector(file: &TensorFile, name: &str, kind: tch::Kind) -> Result<Tensor, TensorError> {
+    let t = file.get(name).ok_or_else(|| TensorError(format!("tensor `{name}` is missing")))?;
     if t.dim() != 1 || t.kind() != kind {
-        return Err(format!("tensor `{name}` is {:?} of {:?}, not a vector of {kind:?}", t.size(), t.kind()));
+        let (size, found) = (t.size(), t.kind());
+        return Err(TensorError(format!("tensor `{name}` is {size:?} of {found:?}, not a vector of {kind:?}")));
     }
     Ok(t)
 }
 
 /// The integers of the vector `name` in `file`.
-pub fn i64s(file: &TensorFile, name: &str) -> Result<Vec<i64>, String> {
+pub fn i64s(file: &TensorFile, name: &str) -> Result<Vec<i64>, TensorError> {
     let t = vector(file, name, tch::Kind::Int64)?;
     Ok((0..t.numel() as i64).map(|i| t.int64_value(&[i])).collect())
 }
 
 /// The action log that [`log_tensors`] wrote into `file`, or what is wrong with it.
-pub fn log_from(file: &TensorFile) -> Result<ActionLog, String> {
+pub fn log_from(file: &TensorFile) -> Result<ActionLog, TensorError> {
     let continuous = vector(file, "log.continuous", tch::Kind::Float)?;
     Ok(ActionLog {
         seed: i64s(file, "log.seed")?.first().map(|&s| s as u64),
         steps: i64s(file, "log.steps")?.first().map_or(0, |&s| s as u64),
         discrete: i64s(file, "log.discrete")?,
-        continuous: Vec::<f32>::try_from(&continuous).map_err(|e| e.to_string())?,
+        continuous: Vec::<f32>::try_from(&continuous).map_err(|e| TensorError(e.to_string()))?,
     })
 }
 
@@ -231,7 +237,7 @@ pub fn load_training(agent: &mut dyn Agent, dir: &Path) -> Result<Option<ActionL
         return Err(damaged(format!("not a training state (metadata `training` is not {TRAINING_FORMAT:?})")));
     }
     agent.restore_training(&mut |name| file.get(name)).map_err(|e| damaged(e.to_string()))?;
-    log_from(&file).map(Some).map_err(damaged)
+    log_from(&file).map(Some).map_err(|e| damaged(e.to_string()))
 }
 
 /// Saves a training run into `out`: the checkpoint (its card naming `task`, the spaces, the

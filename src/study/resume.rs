@@ -104,10 +104,10 @@ pub fn load(path: &Path) -> Result<Option<Checkpoint>, StudyError> {
     let progress: Progress = ron_options()
         .from_str(file.metadata.get("progress").map_or("", String::as_str))
         .map_err(|e| damaged(format!("metadata `progress`: {e}")))?;
-    let i64s = |name: &str| train::i64s(&file, name).map_err(damaged);
-    let log = train::log_from(&file).map_err(damaged)?;
+    let i64s = |name: &str| train::i64s(&file, name).map_err(|e| damaged(e.to_string()));
+    let log = train::log_from(&file).map_err(|e| damaged(e.to_string()))?;
     let (steps, lengths) = (i64s("curve.step")?, i64s("curve.length")?);
-    let returns = train::vector(&file, "curve.return", tch::Kind::Double).map_err(damaged)?;
+    let returns = train::vector(&file, "curve.return", tch::Kind::Double).map_err(|e| damaged(e.to_string()))?;
     let returns = Vec::<f64>::try_from(&returns).map_err(|e| damaged(e.to_string()))?;
     if steps.len() != lengths.len() || steps.len() != returns.len() {
         return Err(damaged("the `curve.*` tensors differ in length".into()));
