@@ -1,21 +1,28 @@
 """Stable-Baselines3's side of `make parity`: trains SB3 2.9.2 agents with the RL Zoo presets that
-headstart's presets copy (the same as ../shared/peers/sb3_*.py), one torch thread, and saves each
-final model as a zip that headstart imports and evaluates with its own protocol, so that both
-tools' agents are scored by one evaluation (the same environments, seeds and episodes).
+headstart's presets copy (the same as ../shared/peers/sb3_*.py), one torch thread, and saves a
+snapshot of the model at each of the last ten evaluation points (steps budget * 91/100, 92/100,
+..., 100/100), so that headstart imports and evaluates every snapshot with its own protocol: both
+tools' agents are scored by one evaluation (the same environments, seeds, episodes and steps).
+
+A snapshot for step t is the model after the first update that ends at or after t environment
+steps: SB3's `_on_rollout_start` follows each `train()`, the point where headstart's harness
+evaluates (`Event::Checkpoint`, after the block's training); the last points get the final model.
 
     python sb3_train.py OUT_DIR TASK SEED [SEED ...]      # TASK: ppo-cartpole, dqn-cartpole, sac-pendulum
 
-A model already in OUT_DIR is kept (re-running continues where it stopped). Each model gets a
-JSON line beside it with its training seconds.
+A seed whose folder is complete is kept (re-running continues where it stopped). Each seed's
+folder gets a JSON file with its training seconds.
 """
 import json
 import os
+import shutil
 import sys
 import time
 
 import gymnasium as gym
 import torch
 from stable_baselines3 import DQN, PPO, SAC
+from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.env_util import make_vec_env
 
 
@@ -40,6 +47,29 @@ def build(task, seed):
     sys.exit(f"unknown task {task!r}: ppo-cartpole, dqn-cartpole or sac-pendulum")
 
 
+def points(budget):
+    """The evaluation points: the last ten hundredths of the budget (benches/parity.rs: POINTS)."""
+    return [budget * i // 100 for i in range(91, 101)]
+
+
+class Snapshots(BaseCallback):
+    """Saves the model for every evaluation point passed, after the update that passed it."""
+
+    def __init__(self, folder, targets):
+        super().__init__()
+        self.folder, self.targets = folder, list(targets)
+
+    def save_due(self):
+        while self.targets and self.model.num_timesteps >= self.targets[0]:
+            self.model.save(os.path.join(self.folder, f"step{self.targets.pop(0)}.zip"))
+
+    def _on_rollout_start(self):
+        self.save_due()
+
+    def _on_step(self):
+        return True
+
+
 def main():
     if len(sys.argv) < 4:
         sys.exit(__doc__)
@@ -47,17 +77,20 @@ def main():
     os.makedirs(out, exist_ok=True)
     torch.set_num_threads(1)
     for seed in seeds:
-        path = os.path.join(out, f"{task}-seed{seed}")
-        if os.path.exists(path + ".zip"):
+        folder = os.path.join(out, f"{task}-seed{seed}")
+        if os.path.exists(os.path.join(folder, "done.json")):
             continue
+        shutil.rmtree(folder, ignore_errors=True)
+        os.makedirs(folder)
         steps, model = build(task, seed)
+        snapshots = Snapshots(folder, points(steps))
         start = time.perf_counter()
-        model.learn(total_timesteps=steps)
+        model.learn(total_timesteps=steps, callback=snapshots)
         seconds = time.perf_counter() - start
-        model.save(path + ".tmp.zip")
-        os.replace(path + ".tmp.zip", path + ".zip")
-        with open(path + ".json", "w") as f:
-            json.dump({"task": task, "seed": seed, "steps": steps, "train_s": round(seconds, 2)}, f)
+        snapshots.save_due()
+        with open(os.path.join(folder, "done.json"), "w") as f:
+            json.dump({"task": task, "seed": seed, "steps": steps, "final_step": model.num_timesteps,
+                       "train_s": round(seconds, 2)}, f)
         print(json.dumps({"task": task, "seed": seed, "train_s": round(seconds, 2)}), flush=True)
 
 
