@@ -4,14 +4,16 @@
 //! `b` is row-major `[k, n]` and read a row at a time; `a(i, k)` is one scalar read with strides
 //! (`a[i * row_stride + k * col_stride]`), so the same kernel computes `x Wᵀ` (with `Wᵀ` packed),
 //! `g W` and `gᵀ x` without transposing the operand read by columns. The micro-kernel keeps a block
-//! of [`MR`] rows by [`NR`] columns of `c` in registers (64 accumulators: eight AVX2 registers or
-//! four AVX-512 ones, enough independent chains to cover the FMA latency) and walks `k` once; edge
-//! blocks use the same code with fewer rows or columns. Which elements share a vector register
-//! never changes what each element computes.
+//! of rows by columns of `c` in registers (8 x 32 with AVX-512, 6 x 16 with AVX2, 4 x 16 in the
+//! portable build: enough independent chains to cover the FMA latency) and walks a part of `k`;
+//! each panel of `b`'s columns is passed over by every row block before the next (it stays in the
+//! cache), and long chains are walked in parts of [`KC`] links, each continuing from the stored
+//! value. Edge blocks use the same code with fewer rows or columns. Which elements share a vector
+//! register, and where a chain is paused, never changes what each element computes.
 
 use super::{Isa, isa};
 
-/// Rows of `c` per micro-kernel block.
+/// Rows of `c` per micro-kernel block in the portable build.
 pub const MR: usize = 4;
 /// Columns of `c` per micro-kernel block (twice as many with AVX-512).
 pub const NR: usize = 16;
@@ -65,91 +67,114 @@ pub fn gemm(m: usize, n: usize, k: usize, a: Strided<'_>, b: &[f32], c: &mut [f3
     if m == 0 || n == 0 {
         return;
     }
-    kernel(m, Operands { n, k, a, b, start }, c);
+    kernel(m, k, Operands { n, k0: 0, k1: k, a, b, start }, c);
 }
 
-/// What every block of one product reads: `c`'s width `n`, the chains' length `k`, both operands
-/// and where chains start.
+/// What every block of one product reads: `c`'s width `n`, the part `k0..k1` of the chains,
+/// both operands and where chains start.
 #[derive(Clone, Copy)]
 struct Operands<'a> {
     n: usize,
-    k: usize,
+    k0: usize,
+    k1: usize,
     a: Strided<'a>,
     b: &'a [f32],
     start: Start<'a>,
 }
 
+/// Chains are walked [`KC`] links at a time, each part continuing from the value the previous
+/// one stored (an `f32` stored and loaded is the same `f32`, so the chain is unchanged), so that a
+/// panel of `b` (`KC` rows by a block's columns) stays in the first-level cache while every row
+/// block of `a` passes over it.
+const KC: usize = 128;
+
 /// [`gemm`] after its checks, compiled for each instruction set (as `dispatch!` does, but with
-/// a block as wide as the instruction set's registers allow: AVX-512 keeps 4 x 32 accumulators in
-/// eight registers, AVX2 4 x 16 in eight). How elements are grouped into blocks never changes
-/// an element's chain.
-fn kernel(m: usize, ops: Operands<'_>, c: &mut [f32]) {
+/// a block as large as the instruction set's registers allow: AVX-512 keeps 8 x 32 accumulators
+/// in sixteen registers, AVX2 6 x 16 in twelve, the portable build 4 x 16). How elements are
+/// grouped into blocks never changes an element's chain.
+fn kernel(m: usize, k: usize, ops: Operands<'_>, c: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
-    fn avx512(m: usize, ops: Operands<'_>, c: &mut [f32]) {
-        blocks::<{ 2 * NR }>(m, ops, c)
+    fn avx512(m: usize, k: usize, ops: Operands<'_>, c: &mut [f32]) {
+        parts::<8, { 2 * NR }>(m, k, ops, c)
     }
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2,fma")]
-    fn avx2(m: usize, ops: Operands<'_>, c: &mut [f32]) {
-        blocks::<NR>(m, ops, c)
+    fn avx2(m: usize, k: usize, ops: Operands<'_>, c: &mut [f32]) {
+        parts::<6, NR>(m, k, ops, c)
     }
     match isa() {
         // SAFETY: `isa()` names an instruction set only where the CPU has it.
         #[cfg(target_arch = "x86_64")]
-        Isa::Avx512 => unsafe { avx512(m, ops, c) },
+        Isa::Avx512 => unsafe { avx512(m, k, ops, c) },
         // SAFETY: as above.
         #[cfg(target_arch = "x86_64")]
-        Isa::Avx2 => unsafe { avx2(m, ops, c) },
-        _ => blocks::<NR>(m, ops, c),
+        Isa::Avx2 => unsafe { avx2(m, k, ops, c) },
+        _ => parts::<MR, NR>(m, k, ops, c),
     }
 }
 
-/// Blocks of [`MR`] rows (then single rows) by `W` columns (then 16, 8, 4 and single columns).
+/// The chains' parts of [`KC`] links, the first from the caller's start, the others from the
+/// values stored.
 #[inline(always)]
-fn blocks<const W: usize>(m: usize, ops: Operands<'_>, c: &mut [f32]) {
-    let mut i = 0;
-    while i + MR <= m {
-        row_block::<MR, W>(ops, c, i);
-        i += MR;
-    }
-    while i < m {
-        row_block::<1, W>(ops, c, i);
-        i += 1;
+fn parts<const R: usize, const W: usize>(m: usize, k: usize, ops: Operands<'_>, c: &mut [f32]) {
+    let mut k0 = 0;
+    loop {
+        let k1 = (k0 + KC).min(k);
+        let start = if k0 == 0 { ops.start } else { Start::Existing };
+        panels::<R, W>(m, Operands { k0, k1, start, ..ops }, c);
+        k0 = k1;
+        if k0 >= k {
+            break;
+        }
     }
 }
 
-/// Rows `i..i + R` of `c`, across all its columns.
+/// Panels of `W` columns (then 16, 8, 4 and single columns), each passed over by every row block.
 #[inline(always)]
-fn row_block<const R: usize, const W: usize>(ops: Operands<'_>, c: &mut [f32], i: usize) {
+fn panels<const R: usize, const W: usize>(m: usize, ops: Operands<'_>, c: &mut [f32]) {
     let mut j = 0;
     while j + W <= ops.n {
-        block::<R, W>(ops, c, i, j);
+        column::<R, W>(m, ops, c, j);
         j += W;
     }
     while W > NR && j + NR <= ops.n {
-        block::<R, NR>(ops, c, i, j);
+        column::<R, NR>(m, ops, c, j);
         j += NR;
     }
     while j + 8 <= ops.n {
-        block::<R, 8>(ops, c, i, j);
+        column::<R, 8>(m, ops, c, j);
         j += 8;
     }
     while j + 4 <= ops.n {
-        block::<R, 4>(ops, c, i, j);
+        column::<R, 4>(m, ops, c, j);
         j += 4;
     }
     while j < ops.n {
-        block::<R, 1>(ops, c, i, j);
+        column::<R, 1>(m, ops, c, j);
         j += 1;
     }
 }
 
-/// The micro-kernel: rows `i..i + R` and columns `j..j + C` of `c`, each element one chain over
-/// `k` in order.
+/// Columns `j..j + C` of `c`, in blocks of `R` rows, then single rows.
+#[inline(always)]
+fn column<const R: usize, const C: usize>(m: usize, ops: Operands<'_>, c: &mut [f32], j: usize) {
+    let mut i = 0;
+    while i + R <= m {
+        block::<R, C>(ops, c, i, j);
+        i += R;
+    }
+    while i < m {
+        block::<1, C>(ops, c, i, j);
+        i += 1;
+    }
+}
+
+/// The micro-kernel: rows `i..i + R` and columns `j..j + C` of `c`, each element's chain over
+/// `k0..k1` in order.
 #[inline(always)]
 fn block<const R: usize, const C: usize>(ops: Operands<'_>, c: &mut [f32], i: usize, j: usize) {
-    let Operands { n, k, a, b, start } = ops;
+    let Operands { n, k0, k1, a, b, start } = ops;
     let mut acc = [[0.0f32; C]; R];
     for (r, row) in acc.iter_mut().enumerate() {
         match start {
@@ -159,7 +184,7 @@ fn block<const R: usize, const C: usize>(ops: Operands<'_>, c: &mut [f32], i: us
         }
     }
     let (rs, cs) = (a.row_stride, a.col_stride);
-    for kk in 0..k {
+    for kk in k0..k1 {
         let b_row: &[f32; C] = b[kk * n + j..][..C].try_into().expect("C columns");
         for (r, row) in acc.iter_mut().enumerate() {
             let x = a.data[(i + r) * rs + kk * cs];
@@ -173,13 +198,20 @@ fn block<const R: usize, const C: usize>(ops: Operands<'_>, c: &mut [f32], i: us
     }
 }
 
-/// `out = mᵀ` for a row-major `[rows, cols]` matrix `m` (`out` is `[cols, rows]`).
+/// `out = mᵀ` for a row-major `[rows, cols]` matrix `m` (`out` is `[cols, rows]`), in tiles of
+/// 16 x 16 so that the lines written stay in the cache while a tile fills them.
 pub fn transpose(m: &[f32], rows: usize, cols: usize, out: &mut Vec<f32>) {
+    const TILE: usize = 16;
     out.clear();
     out.resize(rows * cols, 0.0);
-    for (r, row) in m.chunks_exact(cols.max(1)).take(rows).enumerate() {
-        for (c, &v) in row.iter().enumerate() {
-            out[c * rows + r] = v;
+    for r0 in (0..rows).step_by(TILE) {
+        for c0 in (0..cols).step_by(TILE) {
+            let c1 = (c0 + TILE).min(cols);
+            for r in r0..(r0 + TILE).min(rows) {
+                for (c, &v) in (c0..c1).zip(&m[r * cols + c0..r * cols + c1]) {
+                    out[c * rows + r] = v;
+                }
+            }
         }
     }
 }
@@ -204,7 +236,7 @@ mod tests {
         let mut rng = StdRng::seed_from_u64(7);
         for &m in &sizes {
             for &n in &sizes {
-                for k in [1usize, 3, 16, 65] {
+                for k in [1usize, 3, 16, 65, 300] {
                     let a = random(m * k, &mut rng);
                     let b = random(k * n, &mut rng);
                     let bias = random(n, &mut rng);

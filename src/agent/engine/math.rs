@@ -9,7 +9,8 @@
 
 use super::{LANES, dispatch};
 
-/// `e^x` in `f32`: `inf` above 88.72, `0` below -103.9, NaN for NaN.
+/// `e^x` in `f32`: `inf` above 88.72, `0` below -103.9, NaN for NaN. Without branches (the
+/// NaN case is a selection), so that loops over it vectorise.
 #[inline(always)]
 pub fn exp(x: f32) -> f32 {
     const LOG2E: f32 = std::f32::consts::LOG2_E;
@@ -17,12 +18,10 @@ pub fn exp(x: f32) -> f32 {
     const LN2_LO: f32 = -2.121_944_4e-4;
     // Rounds to the nearest integer with one addition (ties to even), exact for |x| < 2^22.
     const ROUND: f32 = 12_582_912.0;
-    if x.is_nan() {
-        return x;
-    }
-    let x = x.clamp(-104.0, 89.0);
-    let n = x.mul_add(LOG2E, ROUND) - ROUND;
-    let r = n.mul_add(-LN2_HI, x);
+    let c = x.clamp(-104.0, 89.0);
+    let shifted = c.mul_add(LOG2E, ROUND);
+    let n = shifted - ROUND;
+    let r = n.mul_add(-LN2_HI, c);
     let r = n.mul_add(-LN2_LO, r);
     let mut p = 1.987_569_1e-4f32;
     p = p.mul_add(r, 1.398_2e-3);
@@ -32,9 +31,13 @@ pub fn exp(x: f32) -> f32 {
     p = p.mul_add(r, 5e-1);
     let y = p.mul_add(r * r, r) + 1.0;
     // y · 2^n in two steps, so that n below -126 (subnormal results) and up to 128 stay exact.
-    let n = n as i32;
+    // `n` as an integer is read from the low bits of `ROUND + n` (whose ULP is 1), which
+    // vectorises where a float-to-integer conversion would not (for NaN the bits are garbage and
+    // the result is replaced below).
+    let n = (shifted.to_bits() as i32).wrapping_sub(ROUND.to_bits() as i32);
     let half = n / 2;
-    y * pow2(half) * pow2(n - half)
+    let e = y * pow2(half) * pow2(n - half);
+    if x.is_nan() { x } else { e }
 }
 
 /// `2^n` for `-126 <= n <= 127`.
@@ -43,28 +46,25 @@ fn pow2(n: i32) -> f32 {
     f32::from_bits(((n + 127) as u32) << 23)
 }
 
-/// `tanh(x)` in `f32`.
+/// `tanh(x)` in `f32`. Both of Cephes' branches are computed and one selected, so that loops
+/// over it vectorise; the selected branch's operations are the same either way.
 #[inline(always)]
 pub fn tanh(x: f32) -> f32 {
     let a = x.abs();
-    if a == 0.0 {
-        // ±0 (the polynomial would give +0 for -0).
-        x
-    } else if a < 0.625 {
-        let z = x * x;
-        let mut p = -5.704_988_7e-3f32;
-        p = p.mul_add(z, 2.063_909e-2);
-        p = p.mul_add(z, -5.373_971_6e-2);
-        p = p.mul_add(z, 1.333_144_2e-1);
-        p = p.mul_add(z, -3.333_328e-1);
-        (p * z).mul_add(x, x)
-    } else if a > 9.0 {
-        // tanh(9) is within half an ULP of 1.
-        1.0f32.copysign(x)
-    } else {
-        let e = exp(a + a);
-        (1.0 - 2.0 / (e + 1.0)).copysign(x)
-    }
+    let z = x * x;
+    let mut p = -5.704_988_7e-3f32;
+    p = p.mul_add(z, 2.063_909e-2);
+    p = p.mul_add(z, -5.373_971_6e-2);
+    p = p.mul_add(z, 1.333_144_2e-1);
+    p = p.mul_add(z, -3.333_328e-1);
+    let small = (p * z).mul_add(x, x);
+    // Above 9, tanh is within half an ULP of 1 (and `e` below is not read).
+    let e = exp(a.min(9.0) + a.min(9.0));
+    let large = (1.0 - 2.0 / (e + 1.0)).copysign(x);
+    let t = if a < 0.625 { small } else { large };
+    let t = if a > 9.0 { 1.0f32.copysign(x) } else { t };
+    // ±0 as itself (the polynomial would give +0 for -0), NaN as itself.
+    if a == 0.0 || x.is_nan() { x } else { t }
 }
 
 dispatch! {

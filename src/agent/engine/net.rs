@@ -99,34 +99,51 @@ impl Net {
     /// table was built for (the callers check both: shapes of user input are checked at the
     /// environment's boundary).
     pub fn forward(&self, params: &[f32], x: &[f32], rows: usize) -> Pass {
+        self.run(params, x, rows, true)
+    }
+
+    /// The output alone (acting, targets), `[rows, outputs]`.
+    pub fn infer(&self, params: &[f32], x: &[f32], rows: usize) -> Vec<f32> {
+        self.run(params, x, rows, false).into_output()
+    }
+
+    /// The forward pass, keeping every value the backward pass reads (`keep`) or the output
+    /// alone. Values between layers stay in whichever layout their layer computed them (see
+    /// [`linear`]), and the ones kept are laid out by rows at the end.
+    fn run(&self, params: &[f32], x: &[f32], rows: usize, keep: bool) -> Pass {
         assert_eq!(x.len(), rows * self.inputs, "{rows} rows of {} inputs", self.inputs);
-        let mut values: Vec<Vec<f32>> = Vec::with_capacity(self.ops.len());
+        let mut values: Vec<Value> = Vec::with_capacity(self.ops.len());
         let mut packed = Vec::new();
-        for (i, op) in self.ops.iter().enumerate() {
+        for op in &self.ops {
             let value = match *op {
                 Op::Linear { weight, bias, inputs, outputs } => {
-                    let input = if i == 0 { x } else { values[i - 1].as_slice() };
+                    let input = match values.last() {
+                        Some(v) => v.as_input(),
+                        None => Input { data: x, by_rows: true },
+                    };
                     let w = &params[weight..weight + inputs * outputs];
                     linear(input, rows, w, &params[bias..bias + outputs], inputs, outputs, &mut packed)
                 }
                 Op::Act(activation) => {
                     // In place: the linear output before it is read by no backward step.
-                    let mut v = if i == 0 { x.to_vec() } else { std::mem::take(&mut values[i - 1]) };
+                    let mut v = match values.last_mut() {
+                        Some(v) => std::mem::take(v),
+                        None => Value { data: x.to_vec(), by_rows: true },
+                    };
                     match activation {
-                        Activation::Tanh => math::tanh_(&mut v),
-                        Activation::Relu => math::relu_(&mut v),
+                        Activation::Tanh => math::tanh_(&mut v.data),
+                        Activation::Relu => math::relu_(&mut v.data),
                     }
                     v
                 }
             };
+            if !keep && let Some(v) = values.last_mut() {
+                *v = Value::default();
+            }
             values.push(value);
         }
+        let values = values.into_iter().map(|v| v.into_rows(rows, &mut packed)).collect();
         Pass { rows, values }
-    }
-
-    /// The output alone (acting, targets), `[rows, outputs]`.
-    pub fn infer(&self, params: &[f32], x: &[f32], rows: usize) -> Vec<f32> {
-        self.forward(params, x, rows).into_output()
     }
 
     /// The input of the head (the trunk's output, the "features" gSDE and SAC's heads read) in
@@ -227,35 +244,65 @@ impl Net {
     }
 }
 
-/// `x Wᵀ + b` for `rows` rows: element `(r, o)` is the chain `b[o]`, then `fma(x[r][k], W[o][k], ·)`
-/// for `k` in order, whichever way it is laid out. With fewer rows than outputs (acting: often one
-/// row) it is computed transposed, `W xᵀ`, so that the smaller operand is the one packed; an FMA's
-/// product does not depend on the order of its factors, so the bits are the same.
-fn linear(
-    x: &[f32],
-    rows: usize,
-    w: &[f32],
-    b: &[f32],
-    inputs: usize,
-    outputs: usize,
-    packed: &mut Vec<f32>,
-) -> Vec<f32> {
-    if rows < outputs {
-        // outᵀ [outputs, rows], each row starting at its bias.
-        let mut out_t: Vec<f32> = b.iter().flat_map(|&bias| std::iter::repeat_n(bias, rows)).collect();
-        gemm::transpose(x, rows, inputs, packed);
-        gemm::gemm(outputs, rows, inputs, Strided::rows(w, inputs), packed, &mut out_t, Start::Existing);
-        if rows == 1 {
-            return out_t;
+/// A value between ops: `[rows, width]` laid out by rows, or `[width, rows]` by columns (what a
+/// linear layer computed transposed gives; one row is both).
+#[derive(Default)]
+struct Value {
+    data: Vec<f32>,
+    by_rows: bool,
+}
+
+/// A linear layer's input, borrowed.
+#[derive(Clone, Copy)]
+struct Input<'a> {
+    data: &'a [f32],
+    by_rows: bool,
+}
+
+impl Value {
+    fn as_input(&self) -> Input<'_> {
+        Input { data: &self.data, by_rows: self.by_rows }
+    }
+
+    /// The values laid out by rows.
+    fn into_rows(self, rows: usize, scratch: &mut Vec<f32>) -> Vec<f32> {
+        if self.by_rows || self.data.is_empty() {
+            return self.data;
         }
-        let mut out = Vec::new();
-        gemm::transpose(&out_t, outputs, rows, &mut out);
-        out
+        let width = self.data.len() / rows;
+        gemm::transpose(&self.data, width, rows, scratch);
+        std::mem::replace(scratch, self.data)
+    }
+}
+
+/// `x Wᵀ + b` for `rows` rows: element `(r, o)` is the chain `b[o]`, then `fma(x[r][k], W[o][k], ·)`
+/// for `k` in order, whichever way it is laid out. With no more rows than outputs it is computed
+/// transposed, `W xᵀ`, so that the smaller operand is the one packed (none when `x` comes laid
+/// out by columns, as the previous layer computed it), and the result is laid out by columns;
+/// otherwise `Wᵀ` is packed and `x` read in its layout. An FMA's product does not depend on the
+/// order of its factors, so the bits are the same every way.
+fn linear(x: Input<'_>, rows: usize, w: &[f32], b: &[f32], inputs: usize, outputs: usize, packed: &mut Vec<f32>) -> Value {
+    let by_columns = !x.by_rows && rows > 1;
+    if rows <= outputs {
+        // outᵀ [outputs, rows], each row starting at its bias.
+        let mut out_t = vec![0.0; outputs * rows];
+        for (o, &bias) in b.iter().enumerate() {
+            out_t[o * rows..(o + 1) * rows].fill(bias);
+        }
+        let x_t = if by_columns || rows == 1 {
+            x.data
+        } else {
+            gemm::transpose(x.data, rows, inputs, packed);
+            packed.as_slice()
+        };
+        gemm::gemm(outputs, rows, inputs, Strided::rows(w, inputs), x_t, &mut out_t, Start::Existing);
+        Value { data: out_t, by_rows: rows == 1 }
     } else {
+        let a = if by_columns { Strided::transposed(x.data, rows) } else { Strided::rows(x.data, inputs) };
         let mut out = vec![0.0; rows * outputs];
         gemm::transpose(w, outputs, inputs, packed);
-        gemm::gemm(rows, outputs, inputs, Strided::rows(x, inputs), packed, &mut out, Start::Bias(b));
-        out
+        gemm::gemm(rows, outputs, inputs, a, packed, &mut out, Start::Bias(b));
+        Value { data: out, by_rows: true }
     }
 }
 
@@ -394,7 +441,8 @@ mod tests {
     }
 
     /// A linear layer computes each element as the one chain its documentation states, whether it
-    /// is laid out directly (rows >= outputs) or transposed (fewer rows than outputs).
+    /// is computed directly (more rows than outputs) or transposed, from an input laid out by rows
+    /// or by columns.
     #[test]
     fn linear_layers_are_the_stated_chains_either_way() {
         let mut rng = StdRng::seed_from_u64(5);
@@ -409,8 +457,14 @@ mod tests {
                         (0..inputs).fold(b[o], |acc, k| x[r * inputs + k].mul_add(w[o * inputs + k], acc))
                     })
                     .collect();
-                let got = linear(&x, rows, &w, &b, inputs, outputs, &mut Vec::new());
-                assert_eq!(bits(&got), bits(&want), "{rows} rows, {inputs} -> {outputs}");
+                let mut scratch = Vec::new();
+                let mut x_t = Vec::new();
+                gemm::transpose(&x, rows, inputs, &mut x_t);
+                for (data, by_rows) in [(&x, true), (&x_t, false)] {
+                    let got = linear(Input { data, by_rows }, rows, &w, &b, inputs, outputs, &mut scratch);
+                    let got = got.into_rows(rows, &mut Vec::new());
+                    assert_eq!(bits(&got), bits(&want), "{rows} rows, {inputs} -> {outputs}, by rows: {by_rows}");
+                }
             }
         }
     }
