@@ -281,7 +281,15 @@ impl Value {
 /// out by columns, as the previous layer computed it), and the result is laid out by columns;
 /// otherwise `Wᵀ` is packed and `x` read in its layout. An FMA's product does not depend on the
 /// order of its factors, so the bits are the same every way.
-fn linear(x: Input<'_>, rows: usize, w: &[f32], b: &[f32], inputs: usize, outputs: usize, packed: &mut Vec<f32>) -> Value {
+fn linear(
+    x: Input<'_>,
+    rows: usize,
+    w: &[f32],
+    b: &[f32],
+    inputs: usize,
+    outputs: usize,
+    packed: &mut Vec<f32>,
+) -> Value {
     let by_columns = !x.by_rows && rows > 1;
     if rows <= outputs {
         // outᵀ [outputs, rows], each row starting at its bias.
