@@ -69,3 +69,18 @@ fn curve_metrics_match_the_reference() {
     assert_eq!(stats::first_step_at_or_above(&steps, &returns, 475.0), Some(f("first_step_at_or_above_475")));
     assert_eq!(stats::first_step_at_or_above(&steps, &returns, 1e9), None);
 }
+
+/// No test is computed on a value that is not finite: NaN or infinity gives no test, not a panic
+/// (the study reports the comparison as not estimable).
+#[test]
+fn tests_refuse_values_that_are_not_finite() {
+    let good = [1.0, 2.0, 3.0];
+    for bad in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
+        let with_bad = [1.0, bad, 3.0];
+        assert!(stats::welch(&good, &with_bad).is_none(), "{bad}");
+        assert!(stats::welch(&with_bad, &good).is_none(), "{bad}");
+        assert!(stats::one_sample_t(&with_bad).is_none(), "{bad}");
+        assert!(stats::welch_p(&good, &with_bad).is_nan(), "{bad}");
+    }
+    assert!(stats::welch(&good, &[2.0, 4.0, 5.0]).is_some());
+}

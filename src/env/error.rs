@@ -102,6 +102,18 @@ pub enum EnvError {
         source: Box<EnvError>,
     },
 
+    /// An environment that broke its side of the contract: an observation of the wrong length
+    /// or with a non-finite value, a non-finite reward (see [`EpisodeGuard`](super::EpisodeGuard)).
+    #[error("{env} {when}: {what} (an error in the environment, not the agent)")]
+    Broken {
+        /// The environment: its id and parameters.
+        env: String,
+        /// When: at reset, or at which step of the episode.
+        when: String,
+        /// What it returned.
+        what: String,
+    },
+
     /// An error raised by a user's environment.
     #[error("{0}")]
     Custom(String),

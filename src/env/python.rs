@@ -162,10 +162,10 @@ pub fn entry(id: &str) -> Result<super::EnvEntry, EnvError> {
     let described = describe_env(id)?;
     let specs = described.params.clone();
     let owned = id.to_string();
-    let make = move |params: &Params, limit: Option<usize>| -> Result<Box<dyn Env>, EnvError> {
-        let env = GymEnv::make(&owned, params, &specs, limit)?;
-        Ok(match limit {
-            Some(_) => Box::new(super::EpisodeGuard::new(env)),
+    let make = move |params: &Params, wrap: Option<super::registry::Wrapping<'_>>| -> Result<Box<dyn Env>, EnvError> {
+        let env = GymEnv::make(&owned, params, &specs, wrap.map(|w| w.limit))?;
+        Ok(match wrap {
+            Some(wrap) => Box::new(super::EpisodeGuard::named(env, wrap.name)),
             None => Box::new(env),
         })
     };

@@ -17,9 +17,17 @@ use crate::util::nearest;
 /// behind one dynamic call (the wrappers are compiled around each concrete environment).
 pub type RegisteredEnv = Box<dyn Env>;
 
+/// How the registry wraps an environment it makes: the episode limit, and the name (id and
+/// parameters) that its guard's errors give.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Wrapping<'a> {
+    pub limit: usize,
+    pub name: &'a str,
+}
+
 /// Builds an environment from its resolved parameters (every declared parameter present), inside
-/// the wrappers when given an episode limit, bare otherwise.
-type MakeFn = dyn Fn(&Params, Option<usize>) -> Result<Box<dyn Env>, EnvError> + Send + Sync;
+/// the wrappers when given their settings, bare otherwise.
+type MakeFn = dyn Fn(&Params, Option<Wrapping<'_>>) -> Result<Box<dyn Env>, EnvError> + Send + Sync;
 
 /// Which environment to make: an id and parameter overrides. This is what experiment files and
 /// checkpoint cards record.
@@ -117,10 +125,10 @@ impl EnvEntry {
         id: impl Into<String>,
         make: impl Fn(&Params) -> Result<E, EnvError> + Send + Sync + 'static,
     ) -> Self {
-        let make = move |params: &Params, limit: Option<usize>| -> Result<Box<dyn Env>, EnvError> {
+        let make = move |params: &Params, wrap: Option<Wrapping<'_>>| -> Result<Box<dyn Env>, EnvError> {
             let env = make(params)?;
-            Ok(match limit {
-                Some(limit) => Box::new(EpisodeGuard::new(TimeLimit::new(env, limit))),
+            Ok(match wrap {
+                Some(wrap) => Box::new(EpisodeGuard::named(TimeLimit::new(env, wrap.limit), wrap.name)),
                 None => Box::new(env),
             })
         };
@@ -259,7 +267,7 @@ impl Registry {
                 message: "max_episode_steps must be at least 1".into(),
             });
         }
-        self.build(&entry, spec, Some(limit))
+        self.build(&entry, spec, Some(Wrapping { limit, name: &spec.to_string() }))
     }
 
     /// Makes the environment without its wrappers: no time limit, no guard. For `check_env`,
@@ -269,9 +277,9 @@ impl Registry {
         self.build(&entry, spec, None)
     }
 
-    fn build(&self, entry: &EnvEntry, spec: &EnvSpec, limit: Option<usize>) -> Result<Box<dyn Env>, EnvError> {
+    fn build(&self, entry: &EnvEntry, spec: &EnvSpec, wrap: Option<Wrapping<'_>>) -> Result<Box<dyn Env>, EnvError> {
         let resolved = params::resolve(&spec.id, &entry.params, &spec.params)?;
-        let mut env = (entry.make)(&resolved, limit)?;
+        let mut env = (entry.make)(&resolved, wrap)?;
         if !spec.transforms.is_empty() {
             env = Box::new(Transformed::new(env, spec.transforms.clone(), &spec.id)?);
         }

@@ -1,5 +1,6 @@
 //! Wrappers that every environment made by the registry wears: [`TimeLimit`] (sets
-//! `truncated`) inside [`EpisodeGuard`] (refuses steps out of order and invalid actions).
+//! `truncated`) inside [`EpisodeGuard`] (refuses steps out of order and invalid actions, and holds
+//! the environment to its side of the contract).
 
 use super::{Action, Env, EnvError, Info, Obs, Space, Step};
 
@@ -62,17 +63,33 @@ enum Phase {
 
 /// Makes misuse an error instead of undefined behaviour: a step before the first reset, a step
 /// after the episode ended, and an action the environment cannot act on (see
-/// [`Space::check_action`]).
+/// [`Space::check_action`]). It also holds the environment to its side of the contract: every
+/// observation (at reset, at every step, the last of an episode) has its space's length and finite
+/// values, and every reward is finite; a breach is an [`EnvError::Broken`] naming the environment,
+/// the step and the values, so that no command mistakes it for the agent's divergence and no
+/// wrong-length or NaN value reaches an agent or the statistics.
 #[derive(Clone, Debug)]
 pub struct EpisodeGuard<E> {
     env: E,
     phase: Phase,
+    name: String,
+    obs_dim: usize,
+    /// Steps since the last reset.
+    step: u64,
 }
 
 impl<E: Env> EpisodeGuard<E> {
-    /// Wraps `env`, which must then be reset before its first step.
+    /// Wraps `env`, which must then be reset before its first step; errors call it "the
+    /// environment".
     pub fn new(env: E) -> Self {
-        EpisodeGuard { env, phase: Phase::NeverReset }
+        Self::named(env, "the environment")
+    }
+
+    /// [`EpisodeGuard::new`], errors naming the environment `name` (the registry gives its id and
+    /// parameters).
+    pub fn named(env: E, name: &str) -> Self {
+        let obs_dim = env.observation_space().flat_dim();
+        EpisodeGuard { env, phase: Phase::NeverReset, name: name.to_string(), obs_dim, step: 0 }
     }
 
     /// The wrapped environment.
@@ -84,6 +101,38 @@ impl<E: Env> EpisodeGuard<E> {
     pub fn inner_mut(&mut self) -> &mut E {
         &mut self.env
     }
+
+    fn broken(&self, what: String) -> EnvError {
+        let when = match self.step {
+            0 => "at reset".to_string(),
+            n => format!("at step {n} of the episode"),
+        };
+        EnvError::Broken { env: self.name.clone(), when, what }
+    }
+
+    fn check_obs(&self, obs: &[f32], ended: bool) -> Result<(), EnvError> {
+        let which = if ended { "its last observation" } else { "an observation" };
+        if obs.len() != self.obs_dim {
+            return Err(self.broken(format!(
+                "returned {which} of {} values where its observation space {} has {}",
+                obs.len(),
+                self.env.observation_space(),
+                self.obs_dim
+            )));
+        }
+        if let Some(i) = obs.iter().position(|v| !v.is_finite()) {
+            return Err(self.broken(format!("returned {which} with {} at index {i}: {}", obs[i], preview(obs))));
+        }
+        Ok(())
+    }
+}
+
+/// The first values of an observation, for an error message.
+fn preview(obs: &[f32]) -> String {
+    const SHOWN: usize = 8;
+    let shown: Vec<String> = obs.iter().take(SHOWN).map(|v| v.to_string()).collect();
+    let more = if obs.len() > SHOWN { format!(", ... ({} values)", obs.len()) } else { String::new() };
+    format!("[{}{more}]", shown.join(", "))
 }
 
 impl<E: Env> Env for EpisodeGuard<E> {
@@ -96,7 +145,11 @@ impl<E: Env> Env for EpisodeGuard<E> {
     }
 
     fn reset(&mut self, seed: Option<u64>) -> Result<(Obs, Info), EnvError> {
+        // Until the reset succeeds and passes its checks, the episode cannot be stepped.
+        self.phase = Phase::NeverReset;
+        self.step = 0;
         let out = self.env.reset(seed)?;
+        self.check_obs(&out.0, false)?;
         self.phase = Phase::Running;
         Ok(out)
     }
@@ -114,9 +167,18 @@ impl<E: Env> Env for EpisodeGuard<E> {
             self.env.action_space().check_action(action)?;
         }
         let step = self.env.step(action)?;
-        if step.done() {
+        self.step += 1;
+        let broken = match self.check_obs(&step.obs, step.done()) {
+            Err(e) => Some(e),
+            Ok(()) if !step.reward.is_finite() => Some(self.broken(format!("returned the reward {}", step.reward))),
+            Ok(()) => None,
+        };
+        if step.done() || broken.is_some() {
             self.phase = Phase::Ended;
         }
-        Ok(step)
+        match broken {
+            Some(e) => Err(e),
+            None => Ok(step),
+        }
     }
 }

@@ -178,9 +178,9 @@ impl Welch {
 }
 
 /// Welch's test of `x` against `y`; `None` when either sample has fewer than two values (no
-/// variance to estimate).
+/// variance to estimate) or a value that is not finite (no test is computed on NaN).
 pub fn welch(x: &[f64], y: &[f64]) -> Option<Welch> {
-    if x.len() < 2 || y.len() < 2 {
+    if x.len() < 2 || y.len() < 2 || !x.iter().chain(y).all(|v| v.is_finite()) {
         return None;
     }
     let (nx, ny) = (x.len() as f64, y.len() as f64);
@@ -198,9 +198,9 @@ pub fn welch(x: &[f64], y: &[f64]) -> Option<Welch> {
 }
 
 /// The one-sample t test of `mean(d) = 0` (as a [`Welch`] with the mean as its difference);
-/// `None` with fewer than two values.
+/// `None` with fewer than two values or a value that is not finite.
 pub fn one_sample_t(d: &[f64]) -> Option<Welch> {
-    if d.len() < 2 {
+    if d.len() < 2 || !d.iter().all(|v| v.is_finite()) {
         return None;
     }
     let n = d.len() as f64;
