@@ -6,7 +6,7 @@ PEERS := .venv-peers
 # The Gymnasium bridge's virtualenv (gymnasium with MuJoCo), which the embedded interpreter uses.
 GYM := .venv-gym
 
-.PHONY: exact quickstart test setup-python bench-gym verify parity sb3-policies crash-test fuzz slurm-test studies bench bench-env bench-agents policies setup peers clean-libtorch
+.PHONY: exact quickstart test install setup-python bench-gym verify parity sb3-policies crash-test fuzz slurm-test studies bench bench-env bench-agents policies setup peers clean-libtorch
 
 ## The main job: a real transfer study (experiments/quickstart.ron): the shipped CartPole-v1 PPO
 ## policy fine-tuned on a longer pole against scratch, 10 seeds, with verdicts, figures and a
@@ -19,6 +19,12 @@ quickstart: setup
 test: setup setup-python
 	$(CARGO) test --release --all-targets --features python
 	$(CARGO) test --release --doc --features python
+	CARGO=$(CARGO) .ci/user-crate.sh
+
+## `headstart` on your PATH (cargo's bin folder, ~/.cargo/bin), with the Gymnasium bridge;
+## built in this repository's target folder, so it reuses what `make test` built.
+install: setup setup-python
+	$(CARGO) install --path . --features python --locked --target-dir target
 
 ## Long checks, run before an issue is called resolved: the quick suite, then every learning
 ## target of the agents on five seeds, PPO on MuJoCo's InvertedPendulum-v5 through the bridge

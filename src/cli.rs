@@ -3,12 +3,14 @@
 //!
 //! One file per command group: `env` (`envs`, `demo`, `check`), `agent` (`train`,
 //! `eval`), `transfer` (`transfer`, `suggest`), `study` (`run`, `validate`, `report`, `power`)
-//! and `cluster` (`status`, `prepare`, `slurm`, and `run --workers`).
+//! `cluster` (`status`, `prepare`, `slurm`, and `run --workers`), `sb3` (`import`, `export`) and
+//! `new` (`new env`: a crate of the user's own).
 //! The commands parse arguments, call the library and print; what they compute lives below.
 
 mod agent;
 mod cluster;
 mod env;
+mod new;
 mod sb3;
 mod study;
 mod transfer;
@@ -88,6 +90,10 @@ enum Command {
     /// Export a headstart checkpoint for another library: `export sb3 CHECKPOINT --out MODEL.zip`,
     /// which Stable-Baselines3's `PPO.load` / `DQN.load` / `SAC.load` read.
     Export(sb3::ExportArgs),
+    /// Make a crate of your own: `new env NAME` creates a crate (outside this repository) whose
+    /// binary is headstart's command line with your environment registered, ready to build and
+    /// run without `LD_LIBRARY_PATH`.
+    New(new::NewArgs),
 }
 
 /// An environment named on the command line: an id or a variant file, plus overrides.
@@ -139,6 +145,7 @@ pub fn run(registry: Registry) -> ExitCode {
         Command::Power(args) => study::power(&args),
         Command::Import(args) => sb3::import(&registry, &args),
         Command::Export(args) => sb3::export(&args),
+        Command::New(args) => new::new(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
