@@ -113,7 +113,7 @@ fn first_error(registry: &Registry, id: &str) -> EnvError {
 fn every_breach_is_an_environment_error_naming_the_environment_and_step() {
     let registry = registry();
     let expected = [
-        ("ShortFinal-v0", "its last observation of 3 values where its observation space"),
+        ("ShortFinal-v0", "its last observation of 3 values where its observation space holds 4"),
         ("NanReward-v0", "returned the reward NaN"),
         ("ShortObs-v0", "at step 1 of the episode: returned an observation of 3 values"),
         ("InfObs-v0", "returned an observation with inf at index 0"),

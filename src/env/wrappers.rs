@@ -114,9 +114,8 @@ impl<E: Env> EpisodeGuard<E> {
         let which = if ended { "its last observation" } else { "an observation" };
         if obs.len() != self.obs_dim {
             return Err(self.broken(format!(
-                "returned {which} of {} values where its observation space {} has {}",
+                "returned {which} of {} values where its observation space holds {}",
                 obs.len(),
-                self.env.observation_space(),
                 self.obs_dim
             )));
         }
