@@ -39,7 +39,7 @@ use rand::SeedableRng;
 use rand::rngs::StdRng;
 use smallvec::SmallVec;
 
-pub use check::check_env;
+pub use check::{check_env, check_registered};
 pub use error::EnvError;
 pub use map::{Map, ObsMap};
 pub use mixture::Mixture;

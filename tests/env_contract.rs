@@ -220,3 +220,18 @@ fn a_target_broken_under_random_actions_is_refused_before_training() {
     assert!(!opts.out.join("sources").exists(), "nothing pretrained or trained");
     let _ = std::fs::remove_dir_all(&opts.out);
 }
+
+/// `check` (the full contract test) finds every bug above, and passes the built-in environments
+/// at their parameters and at the ends of every declared range.
+#[test]
+fn check_finds_every_breach_and_passes_the_builtins() {
+    let registry = registry();
+    for (id, _) in BUGS {
+        let failure = headstart::env::check_registered(&registry, &EnvSpec::new(id)).err();
+        let text = failure.unwrap_or_else(|| panic!("{id} passed check")).to_string();
+        assert!(text.contains(id), "{id}: {text}");
+    }
+    for id in ["CartPole-v1", "Acrobot-v1", "MountainCar-v0", "MountainCarContinuous-v0", "Pendulum-v1"] {
+        headstart::env::check_registered(&registry, &EnvSpec::new(id)).unwrap_or_else(|e| panic!("{id}: {e}"));
+    }
+}

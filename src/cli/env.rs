@@ -9,7 +9,7 @@ use rand::SeedableRng;
 use rand::rngs::StdRng;
 
 use super::EnvArg;
-use crate::env::{EnvSpec, Registry, Variant, check_env};
+use crate::env::{EnvSpec, Registry, Variant, check_registered};
 
 /// `headstart envs`: every registered environment with its spaces, limits and parameters.
 pub(super) fn list(registry: &Registry) -> Result<()> {
@@ -88,12 +88,10 @@ pub(super) fn demo(registry: &Registry, episodes: usize, seed: u64, variants_dir
     Ok(())
 }
 
-/// `headstart check`: the environment contract (see [`check_env`]).
+/// `headstart check`: the environment contract (see [`check_registered`]).
 pub(super) fn check(registry: &Registry, arg: &EnvArg) -> Result<()> {
     let spec = arg.spec()?;
-    // The registry's guard would hide a missing action check: check the bare environment.
-    let mut env = registry.make_bare(&spec)?;
-    match check_env(&mut env) {
+    match check_registered(registry, &spec) {
         Ok(()) => {
             println!("{spec}: all checks passed");
             Ok(())

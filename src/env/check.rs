@@ -1,5 +1,8 @@
 //! `check_env`: tells the author of a custom environment what is wrong with it before any
-//! training starts, as Gymnasium's `check_env` does.
+//! training starts, as Gymnasium's `check_env` does; `check_registered`, what `headstart check`
+//! runs: `check_env` on the bare environment, then episodes to their end through the registry's
+//! wrappers (truncation, the last observation, a step after the end) over several seeds, at the
+//! parameters given and at every declared bound.
 
 use std::fmt;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -8,10 +11,18 @@ use rand::SeedableRng;
 use rand::rngs::StdRng;
 use smallvec::SmallVec;
 
-use super::{Action, Env, EnvError, Obs, Space};
+use super::params::Bound;
+use super::{Action, Env, EnvError, EnvSpec, Obs, Registry, Space};
 
 /// Steps taken by each determinism check.
 const ROLLOUT_STEPS: usize = 300;
+
+/// Seeds of the episodes `check_registered` runs through the registry's wrappers.
+const EPISODE_SEEDS: std::ops::Range<u64> = 0..3;
+
+/// Steps at most per such episode (an environment without an episode limit whose random episodes
+/// never end is stopped there).
+const EPISODE_STEPS: usize = 5_000;
 
 /// Everything `check_env` found wrong, one sentence each.
 #[derive(Debug, Clone, PartialEq)]
@@ -43,6 +54,13 @@ impl std::error::Error for CheckFailure {}
 ///   silently accepted;
 /// - nothing panics.
 pub fn check_env(env: &mut dyn Env) -> Result<(), CheckFailure> {
+    check_env_within(env, true)
+}
+
+/// [`check_env`], observations checked against the space's bounds when `within` (at the ends of
+/// parameter ranges a faithful port may leave them, as Gymnasium's CartPole does with a tiny
+/// angle threshold: its space is twice the threshold, its reset state is not scaled with it).
+fn check_env_within(env: &mut dyn Env, within: bool) -> Result<(), CheckFailure> {
     let mut problems = Vec::new();
     let (obs_space, act_space) = (env.observation_space().clone(), env.action_space().clone());
     for (what, space) in [("observation", &obs_space), ("action", &act_space)] {
@@ -57,7 +75,7 @@ pub fn check_env(env: &mut dyn Env) -> Result<(), CheckFailure> {
     let Some((first, _)) = guarded("reset(Some(0))", &mut problems, || env.reset(Some(0))) else {
         return Err(CheckFailure { problems });
     };
-    check_obs("reset(Some(0))", &first, &obs_space, &mut problems);
+    check_obs("reset(Some(0))", &first, &obs_space, within, &mut problems);
     if let Some((again, _)) = guarded("reset(Some(0)) a second time", &mut problems, || env.reset(Some(0)))
         && again != first
     {
@@ -68,8 +86,8 @@ pub fn check_env(env: &mut dyn Env) -> Result<(), CheckFailure> {
         ));
     }
 
-    let one = rollout(env, &obs_space, &act_space, &mut problems);
-    let two = rollout(env, &obs_space, &act_space, &mut Vec::new());
+    let one = rollout(env, &obs_space, &act_space, within, &mut problems);
+    let two = rollout(env, &obs_space, &act_space, within, &mut Vec::new());
     if let (Some(one), Some(two)) = (one, two)
         && let Some(t) = one.iter().zip(&two).position(|(a, b)| a != b)
     {
@@ -86,11 +104,106 @@ pub fn check_env(env: &mut dyn Env) -> Result<(), CheckFailure> {
     if problems.is_empty() { Ok(()) } else { Err(CheckFailure { problems }) }
 }
 
+/// The full contract test of a registered environment (`headstart check`): [`check_env`] on the
+/// bare environment (which must refuse invalid actions itself), then, through the registry's
+/// wrappers, random episodes from seeds 0, 1 and 2 to their end (termination or the time limit's
+/// truncation), each step's observation, the episode's last observation and the reward held to
+/// the contract, and a step after the end refused; all of it at the parameters of `spec` and with
+/// each declared parameter at each finite end of its range (there, observations outside the
+/// space's bounds are allowed).
+pub fn check_registered(registry: &Registry, spec: &EnvSpec) -> Result<(), CheckFailure> {
+    let mut problems = Vec::new();
+    let settings = settings(registry, spec).map_err(|e| CheckFailure { problems: vec![e.to_string()] })?;
+    for (k, (label, spec)) in settings.into_iter().enumerate() {
+        let mut found = Vec::new();
+        match registry.make_bare(&spec) {
+            Ok(mut env) => {
+                if let Err(failure) = check_env_within(env.as_mut(), k == 0) {
+                    found.extend(failure.problems);
+                }
+            }
+            Err(e) => found.push(format!("making it failed: {e}")),
+        }
+        if found.is_empty() {
+            match registry.make(&spec) {
+                Ok(mut env) => episodes(env.as_mut(), &mut found),
+                Err(e) => found.push(format!("making it with the registry's wrappers failed: {e}")),
+            }
+        }
+        problems.extend(found.into_iter().map(|p| format!("{label}: {p}")));
+    }
+    if problems.is_empty() { Ok(()) } else { Err(CheckFailure { problems }) }
+}
+
+/// The settings to check: `spec` as given, then each declared parameter it does not set at each
+/// finite end of its range.
+fn settings(registry: &Registry, spec: &EnvSpec) -> Result<Vec<(String, EnvSpec)>, EnvError> {
+    let entry = registry.entry(&spec.id)?;
+    let mut out = vec![(format!("{spec}"), spec.clone())];
+    for param in entry.param_specs() {
+        if spec.params.contains_key(param.name) {
+            continue;
+        }
+        let ends = match param.bound {
+            Bound::Within(min, max) if min < max => vec![min, max],
+            Bound::Within(min, _) => vec![min],
+            Bound::NonNegative => vec![0.0],
+            Bound::Positive | Bound::Finite => Vec::new(),
+        };
+        for value in ends.into_iter().filter(|v| *v != param.default) {
+            let at = spec.clone().with(param.name, value);
+            out.push((format!("{at} (at the end of {}'s range)", param.name), at));
+        }
+    }
+    Ok(out)
+}
+
+/// Random episodes through the registry's wrappers, each to its end, then one step past it.
+fn episodes(env: &mut dyn Env, problems: &mut Vec<String>) {
+    let act_space = env.action_space().clone();
+    let mut rng = StdRng::seed_from_u64(1);
+    for seed in EPISODE_SEEDS {
+        let what = format!("reset(Some({seed}))");
+        if guarded(&what, problems, || env.reset(Some(seed))).is_none() {
+            return;
+        }
+        let mut ended = false;
+        for t in 0..EPISODE_STEPS {
+            let action = act_space.sample(&mut rng);
+            let what = format!("the episode from seed {seed}, step({action}) at step {t}");
+            let Some(step) = guarded(&what, problems, || env.step(&action)) else {
+                return;
+            };
+            if step.done() {
+                ended = true;
+                break;
+            }
+        }
+        if !ended {
+            continue;
+        }
+        let action = act_space.sample(&mut rng);
+        match catch_unwind(AssertUnwindSafe(|| env.step(&action))) {
+            Ok(Err(EnvError::NeedsReset { .. })) => {}
+            Ok(Err(e)) => problems.push(format!("a step after the episode from seed {seed} ended failed: {e}")),
+            Ok(Ok(_)) => problems.push(format!("a step after the episode from seed {seed} ended was accepted")),
+            Err(panic) => problems
+                .push(format!("a step after the episode from seed {seed} ended panicked: {}", panic_message(&*panic))),
+        }
+    }
+}
+
 /// A record of one step, compared between two seeded rollouts.
 type Record = (Obs, u64, bool, bool);
 
 /// Resets with seed 0 and takes random actions (from a fixed generator) for a few episodes.
-fn rollout(env: &mut dyn Env, obs_space: &Space, act_space: &Space, problems: &mut Vec<String>) -> Option<Vec<Record>> {
+fn rollout(
+    env: &mut dyn Env,
+    obs_space: &Space,
+    act_space: &Space,
+    within: bool,
+    problems: &mut Vec<String>,
+) -> Option<Vec<Record>> {
     let mut rng = StdRng::seed_from_u64(0);
     guarded("reset(Some(0))", problems, || env.reset(Some(0)))?;
     let mut records = Vec::with_capacity(ROLLOUT_STEPS);
@@ -98,7 +211,7 @@ fn rollout(env: &mut dyn Env, obs_space: &Space, act_space: &Space, problems: &m
         let action = act_space.sample(&mut rng);
         let what = format!("step({action}) at step {t}");
         let step = guarded(&what, problems, || env.step(&action))?;
-        check_obs(&what, &step.obs, obs_space, problems);
+        check_obs(&what, &step.obs, obs_space, within, problems);
         if !step.reward.is_finite() {
             problems.push(format!("{what} returned the reward {}", step.reward));
         }
@@ -146,16 +259,16 @@ fn check_invalid_actions(env: &mut dyn Env, act_space: &Space, problems: &mut Ve
     }
 }
 
-fn check_obs(what: &str, obs: &[f32], space: &Space, problems: &mut Vec<String>) {
+fn check_obs(what: &str, obs: &[f32], space: &Space, within: bool, problems: &mut Vec<String>) {
     if obs.len() != space.flat_dim() {
         problems.push(format!(
             "{what} returned an observation of {} values where the observation space has {}",
             obs.len(),
             space.flat_dim()
         ));
-    } else if obs.iter().any(|x| x.is_nan()) {
-        problems.push(format!("{what} returned an observation containing NaN: {obs:?}"));
-    } else if !space.contains_obs(obs) {
+    } else if obs.iter().any(|x| !x.is_finite()) {
+        problems.push(format!("{what} returned an observation with a value that is not finite: {obs:?}"));
+    } else if within && !space.contains_obs(obs) {
         problems.push(format!("{what} returned {obs:?}, outside the observation space {space}"));
     }
 }
