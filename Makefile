@@ -70,13 +70,13 @@ slurm-test: setup
 ## cores, 14 of them HalfCheetah's million steps). Each card records the command that produced it and its evaluation over 100 episodes.
 HEADSTART := $(CARGO) run --release --quiet --
 policies: setup setup-python
-	$(HEADSTART) train --algo ppo CartPole-v1 --seed 0 --eval-episodes 100 --quiet --out policies/cartpole-ppo
-	$(HEADSTART) train --algo ppo CartPole-v1 --randomize length=0.3:0.7 --seed 0 --eval-episodes 100 --quiet --out policies/cartpole-ppo-randomized
-	$(HEADSTART) train --algo ppo Acrobot-v1 --steps 200000 --seed 0 --eval-episodes 100 --quiet --out policies/acrobot-ppo
-	$(HEADSTART) train --algo sac Pendulum-v1 --steps 10000 --seed 0 --eval-episodes 100 --quiet --out policies/pendulum-sac
-	$(HEADSTART) train --algo dqn MountainCar-v0 --seed 1 --eval-episodes 100 --quiet --out policies/mountaincar-dqn
-	$(CARGO) run --release --quiet --features python -- train --algo ppo gym:InvertedPendulum-v5 --steps 100000 --seed 0 --eval-episodes 100 --quiet --out policies/inverted-pendulum-ppo
-	$(CARGO) run --release --quiet --features python -- train --algo ppo gym:HalfCheetah-v5 --seed 0 --eval-episodes 50 --quiet --out policies/halfcheetah-ppo
+	$(HEADSTART) train --algo ppo CartPole-v1 --seed 0 --eval-episodes 100 --quiet --force --out policies/cartpole-ppo
+	$(HEADSTART) train --algo ppo CartPole-v1 --randomize length=0.3:0.7 --seed 0 --eval-episodes 100 --quiet --force --out policies/cartpole-ppo-randomized
+	$(HEADSTART) train --algo ppo Acrobot-v1 --steps 200000 --seed 0 --eval-episodes 100 --quiet --force --out policies/acrobot-ppo
+	$(HEADSTART) train --algo sac Pendulum-v1 --steps 10000 --seed 0 --eval-episodes 100 --quiet --force --out policies/pendulum-sac
+	$(HEADSTART) train --algo dqn MountainCar-v0 --seed 1 --eval-episodes 100 --quiet --force --out policies/mountaincar-dqn
+	$(CARGO) run --release --quiet --features python -- train --algo ppo gym:InvertedPendulum-v5 --steps 100000 --seed 0 --eval-episodes 100 --quiet --force --out policies/inverted-pendulum-ppo
+	$(CARGO) run --release --quiet --features python -- train --algo ppo gym:HalfCheetah-v5 --seed 0 --eval-episodes 50 --quiet --force --out policies/halfcheetah-ppo
 
 ## The Stable-Baselines3 model shipped in policies/sb3-ppo-cartpole, trained by SB3 itself
 ## (about 90 s).

@@ -165,6 +165,51 @@ fn produced_by() -> String {
     format!("headstart {}", std::env::args().skip(1).collect::<Vec<_>>().join(" "))
 }
 
+/// Refuses to write a run into a folder that holds a checkpoint already, unless `force` (or the
+/// folder is the run being resumed).
+fn check_out(out: &Path, force: bool, resumed: Option<&Path>) -> Result<()> {
+    let same = |a: &Path, b: &Path| match (std::fs::canonicalize(a), std::fs::canonicalize(b)) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    };
+    if force || resumed.is_some_and(|r| same(r, out)) {
+        return Ok(());
+    }
+    let holds_run =
+        ["card.ron", "weights.safetensors", "curve.csv", "transfer.ron"].iter().any(|f| out.join(f).exists());
+    if holds_run {
+        anyhow::bail!(
+            "{} holds a run already: pass --force to overwrite it, or --out to write elsewhere",
+            out.display()
+        );
+    }
+    Ok(())
+}
+
+/// The error of a training run that failed part way: what was learned is saved when there was
+/// any (`save` writes it), and the message says which.
+fn stopped_training(
+    error: impl Into<anyhow::Error>,
+    steps: u64,
+    trained: bool,
+    out: &Path,
+    save: impl FnOnce() -> Result<()>,
+) -> anyhow::Error {
+    let error = error.into();
+    if !trained {
+        return error.context(format!("training stopped at step {steps}, before its first step; nothing was saved"));
+    }
+    match save() {
+        Ok(()) => {
+            error.context(format!("training stopped at step {steps}; what was learned is saved in {}", out.display()))
+        }
+        Err(save_error) => error.context(format!(
+            "training stopped at step {steps}; what was learned could not be saved in {}: {save_error:#}",
+            out.display()
+        )),
+    }
+}
+
 /// The last component of a path, for names in output.
 fn file_name(path: &Path) -> String {
     path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "source".into())

@@ -244,3 +244,33 @@ fn run_validate_and_report_a_study() {
     let _ = std::fs::remove_dir_all(&out);
     let _ = std::fs::remove_file(&bad);
 }
+
+/// `train` and `transfer` never overwrite a run silently: a folder holding one is refused unless
+/// `--force` (resuming a run writes into its own folder).
+#[test]
+fn a_folder_holding_a_run_is_overwritten_only_with_force() {
+    let dir = scratch("force");
+    let out = dir.to_str().unwrap();
+    let train = |extra: &[&str]| {
+        let mut args = vec!["train", "--algo", "ppo", "CartPole-v1", "--steps", "256", "--eval-episodes", "1", "-q"];
+        args.extend_from_slice(extra);
+        headstart(&args)
+    };
+    assert!(train(&["--out", out]).status.success());
+    let again = train(&["--out", out]);
+    assert_eq!(again.status.code(), Some(1));
+    assert!(stderr(&again).contains("holds a run already: pass --force"), "{}", stderr(&again));
+    assert!(train(&["--out", out, "--force"]).status.success());
+    let resumed = headstart(&["train", "--algo", "ppo", "--resume", out, "--out", out, "--steps", "512", "-q"]);
+    assert!(resumed.status.success(), "{}", stderr(&resumed));
+    let transfer = |extra: &[&str]| {
+        let mut args =
+            vec!["transfer", "policies/cartpole-ppo", "CartPole-v1", "--steps", "256", "--eval-episodes", "1"];
+        args.extend_from_slice(&["-q", "--out", out]);
+        args.extend_from_slice(extra);
+        headstart(&args)
+    };
+    assert!(stderr(&transfer(&[])).contains("holds a run already"));
+    assert!(transfer(&["--force"]).status.success());
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -62,6 +62,9 @@ pub(crate) struct TrainArgs {
     /// Continue training the checkpoint in this folder (up to --steps in all).
     #[arg(long, conflicts_with_all = ["config", "preset"])]
     resume: Option<PathBuf>,
+    /// Overwrite the output folder when it holds a run already.
+    #[arg(long)]
+    force: bool,
     /// Deterministic evaluation episodes after training.
     #[arg(long, default_value_t = 20)]
     eval_episodes: usize,
@@ -226,8 +229,14 @@ pub(super) fn train(registry: &Registry, args: &TrainArgs) -> Result<()> {
     };
     let total = args.steps.or(default_steps).context("--steps is needed: no preset gives a budget")?;
     let out = args.out.clone().unwrap_or_else(|| {
-        PathBuf::from(format!("runs/{}-{}-seed{}", Algo::from(args.algo).name(), spec.id, agent.seed()))
+        PathBuf::from(format!(
+            "runs/{}-{}-seed{}",
+            Algo::from(args.algo).name(),
+            crate::util::file_safe(&spec.id),
+            agent.seed()
+        ))
     });
+    super::check_out(&out, args.force, args.resume.as_deref())?;
     eprintln!(
         "{} on {task}, {total} steps, seed {} ({source}) -> {}",
         Algo::from(args.algo),
@@ -255,12 +264,11 @@ pub(super) fn train(registry: &Registry, args: &TrainArgs) -> Result<()> {
     let (outcome, log) = match outcome {
         Ok(done) => done,
         Err(e) => {
-            train::save_run(agent.as_ref(), &task, spaces, None, &curve, super::produced_by(), &out)?;
-            return Err(anyhow::Error::new(e).context(format!(
-                "training stopped at step {}; what was learned is saved in {}",
-                agent.steps(),
-                out.display()
-            )));
+            let trained = agent.steps() > start_steps;
+            return Err(super::stopped_training(e, agent.steps(), trained, &out, || {
+                train::save_run(agent.as_ref(), &task, spaces, None, &curve, super::produced_by(), &out)?;
+                Ok(())
+            }));
         }
     };
     let seconds = start.elapsed().as_secs_f64();

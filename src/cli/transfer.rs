@@ -37,6 +37,9 @@ pub(crate) struct TransferArgs {
     /// The run folder [default: runs/transfer-<source>-<target>-<strategy>-seed<seed>].
     #[arg(long)]
     out: Option<PathBuf>,
+    /// Overwrite the run folder when it holds a run already.
+    #[arg(long)]
+    force: bool,
     /// Deterministic evaluation episodes, zero-shot and after training.
     #[arg(long, default_value_t = 20)]
     eval_episodes: usize,
@@ -90,11 +93,7 @@ pub(super) fn transfer(registry: &Registry, args: &TransferArgs) -> Result<()> {
         })?,
     };
     let out = args.out.clone().unwrap_or_else(|| {
-        let clean = |s: &str| {
-            s.chars()
-                .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '.' { c } else { '_' })
-                .collect::<String>()
-        };
+        let clean = crate::util::file_safe;
         let target_name = if args.target.ends_with(".ron") {
             super::file_name(Path::new(&args.target)).replace(".ron", "")
         } else {
@@ -108,6 +107,7 @@ pub(super) fn transfer(registry: &Registry, args: &TransferArgs) -> Result<()> {
             args.seed
         ))
     });
+    super::check_out(&out, args.force, None)?;
     print!("{}", report.table());
     std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
     let report_path = out.join("transfer.ron");
@@ -135,12 +135,12 @@ pub(super) fn transfer(registry: &Registry, args: &TransferArgs) -> Result<()> {
     let (outcome, log) = match outcome {
         Ok(done) => done,
         Err(e) => {
-            train::save_run(agent.as_ref(), &task, (&spaces.0, &spaces.1), None, &curve, super::produced_by(), &out)?;
-            return Err(anyhow::Error::new(e).context(format!(
-                "training stopped at step {}; what was learned is saved in {}",
-                agent.steps(),
-                out.display()
-            )));
+            let trained = agent.steps() > 0;
+            return Err(super::stopped_training(e, agent.steps(), trained, &out, || {
+                let spaces = (&spaces.0, &spaces.1);
+                train::save_run(agent.as_ref(), &task, spaces, None, &curve, super::produced_by(), &out)?;
+                Ok(())
+            }));
         }
     };
     let seconds = start.elapsed().as_secs_f64();
