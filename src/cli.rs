@@ -36,7 +36,11 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// List the registered environments with their parameters.
-    Envs,
+    Envs {
+        /// Only this environment: a registered id, or a Python one (`gym:module:Id-v0`) whose
+        /// constructor's parameters are read from its signature.
+        id: Option<String>,
+    },
     /// Step every registered environment and every variant in a folder with random actions,
     /// and report what happened.
     Demo {
@@ -129,7 +133,7 @@ pub(crate) fn env_spec(env: &str, params: &[String]) -> Result<EnvSpec> {
 pub fn run(registry: Registry) -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Envs => env::list(&registry),
+        Command::Envs { id } => env::list(&registry, id.as_deref()),
         Command::Demo { episodes, seed, variants } => env::demo(&registry, episodes, seed, variants.as_deref()),
         Command::Check { env } => env::check(&registry, &env),
         Command::Train(args) => agent::train(&registry, &args),
@@ -186,8 +190,8 @@ fn check_out(out: &Path, force: bool, resumed: Option<&Path>) -> Result<()> {
     Ok(())
 }
 
-/// The error of a training run that failed part way: what was learned is saved when there was
-/// any (`save` writes it), and the message says which.
+/// The error of a training run that failed part way: the agent as it was then is saved when it
+/// took any step (`save` writes it), and the message says which.
 fn stopped_training(
     error: impl Into<anyhow::Error>,
     steps: u64,
@@ -200,11 +204,12 @@ fn stopped_training(
         return error.context(format!("training stopped at step {steps}, before its first step; nothing was saved"));
     }
     match save() {
-        Ok(()) => {
-            error.context(format!("training stopped at step {steps}; what was learned is saved in {}", out.display()))
-        }
+        Ok(()) => error.context(format!(
+            "training stopped at step {steps}; the agent as it was then is saved in {}",
+            out.display()
+        )),
         Err(save_error) => error.context(format!(
-            "training stopped at step {steps}; what was learned could not be saved in {}: {save_error:#}",
+            "training stopped at step {steps}; the agent as it was then could not be saved in {}: {save_error:#}",
             out.display()
         )),
     }

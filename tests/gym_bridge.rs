@@ -60,6 +60,36 @@ fn a_python_environment_of_ones_own_is_an_environment_like_any() {
     assert!(e.contains("lenght") && e.contains("length"), "{e}");
 }
 
+/// A Python environment's parameters are typed by their defaults (a whole number for an `int`,
+/// 0 or 1 for a `bool`), bounded where the class declares `param_bounds`, passed to its
+/// constructor as their type, and listed by `envs`.
+#[test]
+fn python_parameters_are_typed_and_bounded() {
+    init();
+    const TYPED: &str = "gym:headstart_test_envs:HeadstartTyped-v0";
+    let registry = Registry::builtin();
+    let entry = registry.entry(TYPED).unwrap();
+    let bounds: Vec<String> = entry.param_specs().iter().map(|p| format!("{} {}", p.name, p.bound)).collect();
+    assert_eq!(
+        bounds,
+        ["n_cells a whole number in [2, 20]", "reward_scale in [0.1, 10]", "slippery 0 or 1 (false or true)"]
+    );
+    // The constructor raises unless each argument arrives as its type.
+    let spec = EnvSpec::new(TYPED).with("n_cells", 5.0).with("reward_scale", 2.0).with("slippery", 1.0);
+    registry.make(&spec).unwrap().reset(Some(0)).unwrap();
+    for (name, value, what) in [
+        ("n_cells", 2.5, "must be a whole number in [2, 20]"),
+        ("n_cells", 30.0, "must be a whole number in [2, 20]"),
+        ("reward_scale", -1.0, "must be in [0.1, 10]"),
+        ("slippery", 0.5, "must be 0 or 1"),
+    ] {
+        let e = registry.make(&EnvSpec::new(TYPED).with(name, value)).err().expect("refused").to_string();
+        assert!(e.contains(&format!("{name} = {value} is out of range")) && e.contains(what), "{e}");
+    }
+    let envs = headstart(&["envs", TYPED]);
+    assert!(envs.status.success() && text(&envs).contains("a whole number in [2, 20]"), "{}", text(&envs));
+}
+
 #[test]
 fn check_train_and_transfer_through_the_bridge() {
     let dir = std::env::temp_dir().join(format!("headstart-gym-{}", std::process::id()));
@@ -147,6 +177,7 @@ fn errors_name_the_environment_and_what_python_said() {
     assert!(unknown.contains("gym:NoSuchEnv-v0") && unknown.contains("NoSuchEnv"), "{unknown}");
     let missing = error("gym:no_such_package:Env-v0");
     assert!(missing.contains("ModuleNotFoundError") && missing.contains("make setup-python"), "{missing}");
+    assert!(missing.contains("PYTHONPATH"), "{missing}");
     let dict = error("gym:headstart_test_envs:HeadstartDictObs-v0");
     assert!(dict.contains("observation space") && dict.contains("FlattenObservation"), "{dict}");
 
@@ -165,4 +196,24 @@ fn errors_name_the_environment_and_what_python_said() {
     nan.reset(Some(0)).unwrap();
     let e = nan.step(&Action::Discrete(0)).err().unwrap().to_string();
     assert!(e.contains("non-finite observation"), "{e}");
+
+    // From the command line the exception is said once, and the run folder it names exists.
+    let dir = std::env::temp_dir().join(format!("headstart-gym-broken-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let train = headstart(&[
+        "train",
+        "--algo",
+        "ppo",
+        "gym:headstart_test_envs:HeadstartBroken-v0",
+        "--steps",
+        "100",
+        "-q",
+        "--out",
+        dir.to_str().unwrap(),
+    ]);
+    let said = text(&train);
+    assert_eq!(train.status.code(), Some(1));
+    assert_eq!(said.matches("the simulator diverged").count(), 1, "{said}");
+    assert!(said.contains("the agent as it was then is saved") && dir.join("card.ron").exists(), "{said}");
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -12,9 +12,13 @@ use super::EnvArg;
 use crate::env::{EnvSpec, Registry, Variant, check_registered};
 
 /// `headstart envs`: every registered environment with its spaces, limits and parameters.
-pub(super) fn list(registry: &Registry) -> Result<()> {
+pub(super) fn list(registry: &Registry, only: Option<&str>) -> Result<()> {
     let mut out = std::io::stdout().lock();
-    for id in registry.ids() {
+    let ids: Vec<&str> = match only {
+        Some(id) => vec![id],
+        None => registry.ids().collect(),
+    };
+    for id in ids {
         let entry = registry.entry(id)?;
         let env = registry.make(&EnvSpec::new(id))?;
         writeln!(out, "{id}: {}", entry.description())?;

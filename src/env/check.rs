@@ -145,10 +145,11 @@ fn settings(registry: &Registry, spec: &EnvSpec) -> Result<Vec<(String, EnvSpec)
             continue;
         }
         let ends = match param.bound {
-            Bound::Within(min, max) if min < max => vec![min, max],
-            Bound::Within(min, _) => vec![min],
+            Bound::Within(min, max) | Bound::WholeWithin(min, max) if min < max => vec![min, max],
+            Bound::Within(min, _) | Bound::WholeWithin(min, _) => vec![min],
             Bound::NonNegative => vec![0.0],
-            Bound::Positive | Bound::Finite => Vec::new(),
+            Bound::Flag => vec![0.0, 1.0],
+            Bound::Positive | Bound::Finite | Bound::Whole => Vec::new(),
         };
         for value in ends.into_iter().filter(|v| *v != param.default) {
             let at = spec.clone().with(param.name, value);

@@ -94,12 +94,12 @@ pub enum EnvError {
     VecEnv(String),
 
     /// An error of one environment of a [`VecEnv`](super::VecEnv).
-    #[error("environment {index} of the vector: {source}")]
+    #[error("environment {index} of the vector: {error}")]
     InEnv {
         /// Which environment of the vector (from 0).
         index: usize,
-        /// Its error.
-        source: Box<EnvError>,
+        /// Its error (in the message, so not also a `source()`: a printed chain says it once).
+        error: Box<EnvError>,
     },
 
     /// An environment that broke its side of the contract: an observation of the wrong length

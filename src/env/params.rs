@@ -26,6 +26,12 @@ pub enum Bound {
     Finite,
     /// Within `[min, max]`, both included.
     Within(f64, f64),
+    /// A whole number (an `int` keyword argument of a Python environment).
+    Whole,
+    /// A whole number within `[min, max]`, both included.
+    WholeWithin(f64, f64),
+    /// 0 or 1: a flag (a `bool` keyword argument of a Python environment: false or true).
+    Flag,
 }
 
 impl Bound {
@@ -37,6 +43,9 @@ impl Bound {
                 Bound::NonNegative => value >= 0.0,
                 Bound::Finite => true,
                 Bound::Within(min, max) => (min..=max).contains(&value),
+                Bound::Whole => value.fract() == 0.0,
+                Bound::WholeWithin(min, max) => value.fract() == 0.0 && (min..=max).contains(&value),
+                Bound::Flag => value == 0.0 || value == 1.0,
             }
     }
 }
@@ -48,6 +57,9 @@ impl fmt::Display for Bound {
             Bound::NonNegative => write!(f, "finite and >= 0"),
             Bound::Finite => write!(f, "finite"),
             Bound::Within(min, max) => write!(f, "in [{min}, {max}]"),
+            Bound::Whole => write!(f, "a whole number"),
+            Bound::WholeWithin(min, max) => write!(f, "a whole number in [{min}, {max}]"),
+            Bound::Flag => write!(f, "0 or 1 (false or true)"),
         }
     }
 }

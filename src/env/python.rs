@@ -5,8 +5,10 @@
 //! project's `.venv-gym` (made by `make setup-python`), which must be of the embedded
 //! interpreter's minor version.
 //!
-//! Parameters: the keyword arguments of the environment's constructor that have a numeric
-//! default (discovered from its signature, passed to `gym.make`), and for MuJoCo environments a
+//! Parameters: the keyword arguments of the environment's constructor that have an `int`, `float`
+//! or `bool` default (discovered from its signature, typed by the default: an `int` takes whole
+//! numbers, a `bool` 0 or 1; bounded where the environment class declares
+//! `param_bounds = {"name": (lo, hi)}`; passed to `gym.make` as their type), and for MuJoCo environments a
 //! physics context applied to the compiled model: `gravity` (m/s², the z component), `mass_scale`,
 //! `friction_scale`, `damping_scale`, `gear_scale` (factors on every body's mass and inertia,
 //! geom's friction, joint's damping, actuator's gear) and `mass.<body>` (one body's mass, kg,
@@ -101,7 +103,8 @@ fn describe(py: Python<'_>, error: &PyErr) -> String {
         })
         .unwrap_or_default();
     let hint = if kind == "ModuleNotFoundError" || message.contains("No module named") {
-        "; install the package into the bridge's virtualenv (`make setup-python`, or HEADSTART_VENV)"
+        "; install the package into the bridge's virtualenv (`make setup-python`, or HEADSTART_VENV), or put \
+         the folder that holds it on PYTHONPATH"
     } else {
         ""
     };
@@ -128,16 +131,15 @@ pub fn describe_env(id: &str) -> Result<Described, EnvError> {
     Python::attach(|py| {
         let out = bridge(py).and_then(|m| m.getattr("describe")?.call1((name,)));
         let out = out.map_err(|e| python_error(id, py, e))?;
-        type Reply = (Vec<(String, f64, bool)>, Vec<(String, f64)>, Option<usize>, Option<f64>);
+        type Kwarg = (String, f64, String, Option<f64>, Option<f64>);
+        type Reply = (Vec<Kwarg>, Vec<(String, f64)>, Option<usize>, Option<f64>);
         let (kwargs, physics, limit, threshold): Reply = out.extract().map_err(|e: PyErr| python_error(id, py, e))?;
         let leak = |s: String| -> &'static str { Box::leak(s.into_boxed_str()) };
         let mut params: Vec<ParamSpec> = kwargs
             .into_iter()
-            .map(|(name, default, _)| ParamSpec {
-                name: leak(name),
-                default,
-                bound: Range::Finite,
-                doc: "a keyword argument of the environment's constructor (gym.make)",
+            .map(|(name, default, kind, lo, hi)| {
+                let (bound, doc) = kwarg_bound(&kind, lo, hi);
+                ParamSpec { name: leak(name), default, bound, doc }
             })
             .collect();
         for (name, default) in physics {
@@ -153,6 +155,20 @@ pub fn describe_env(id: &str) -> Result<Described, EnvError> {
         }
         Ok(Described { params, max_episode_steps: limit, reward_threshold: threshold })
     })
+}
+
+/// The range and meaning of a constructor keyword argument of Python type `kind` (`int`,
+/// `float`, `bool`), within `[lo, hi]` where the environment declares bounds (`param_bounds`).
+fn kwarg_bound(kind: &str, lo: Option<f64>, hi: Option<f64>) -> (Range, &'static str) {
+    let (lo, hi) = (lo.unwrap_or(f64::NEG_INFINITY), hi.unwrap_or(f64::INFINITY));
+    let bounded = lo.is_finite() || hi.is_finite();
+    match kind {
+        "bool" => (Range::Flag, "a bool keyword argument of the environment's constructor (gym.make)"),
+        "int" if bounded => (Range::WholeWithin(lo, hi), "an int keyword argument of the environment's constructor"),
+        "int" => (Range::Whole, "an int keyword argument of the environment's constructor (gym.make)"),
+        _ if bounded => (Range::Within(lo, hi), "a float keyword argument of the environment's constructor"),
+        _ => (Range::Finite, "a float keyword argument of the environment's constructor (gym.make)"),
+    }
 }
 
 /// The registry's entry for `gym:<id>`: its parameters, Gymnasium's limit and threshold, and a

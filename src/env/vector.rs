@@ -263,5 +263,5 @@ impl<E: Env> VecEnv<E> {
 }
 
 fn in_env(index: usize, error: EnvError) -> EnvError {
-    EnvError::InEnv { index, source: Box::new(error) }
+    EnvError::InEnv { index, error: Box::new(error) }
 }

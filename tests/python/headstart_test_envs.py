@@ -51,7 +51,20 @@ class DictObs(Corridor):
         self.observation_space = spaces.Dict({"pos": spaces.Box(0.0, 1.0, (1,))})
 
 
+class Typed(Corridor):
+    """A corridor whose constructor insists on its arguments' types: an int, a float and a bool,
+    two of them with declared bounds."""
+
+    param_bounds = {"n_cells": (2, 20), "reward_scale": (0.1, 10.0)}
+
+    def __init__(self, n_cells=8, reward_scale=1.0, slippery=False):
+        if type(n_cells) is not int or type(reward_scale) is not float or type(slippery) is not bool:
+            raise TypeError("wrong types: %r %r %r" % (n_cells, reward_scale, slippery))
+        super().__init__(length=n_cells, slip=0.2 if slippery else 0.0)
+
+
 gym.register("HeadstartCorridor-v0", entry_point=Corridor, max_episode_steps=50)
+gym.register("HeadstartTyped-v0", entry_point=Typed, max_episode_steps=50)
 gym.register("HeadstartBroken-v0", entry_point=Broken, max_episode_steps=10)
 gym.register("HeadstartNotFinite-v0", entry_point=NotFinite, max_episode_steps=10)
 gym.register("HeadstartDictObs-v0", entry_point=DictObs, max_episode_steps=10)

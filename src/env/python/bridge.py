@@ -22,11 +22,20 @@ def kwargs_of(name):
         params = inspect.signature(entry).parameters.values()
     except (TypeError, ValueError):
         params = []
+    # Optional bounds the environment declares: a class attribute `param_bounds = {"name": (lo, hi)}`.
+    bounds = getattr(entry, "param_bounds", None) or {}
     for p in params:
         d = spec.kwargs.get(p.name, p.default)
-        if isinstance(d, bool) or not isinstance(d, (int, float)):
-            continue
-        out.append((p.name, float(d), isinstance(d, int)))
+        if isinstance(d, bool):
+            kind = "bool"
+        elif isinstance(d, int):
+            kind = "int"
+        elif isinstance(d, float):
+            kind = "float"
+        else:
+            continue  # strings and objects are not parameters headstart can set
+        lo, hi = bounds.get(p.name, (None, None))
+        out.append((p.name, float(d), kind, None if lo is None else float(lo), None if hi is None else float(hi)))
     return spec, out
 
 def model_of(env):
@@ -57,8 +66,10 @@ def make(id, values, max_episode_steps):
     import gymnasium as gym
     name = split(id)
     _, kwargs = kwargs_of(name)
-    ints = {n for n, _, is_int in kwargs if is_int}
-    kw = {k: (int(v) if k in ints else v) for k, v in values.items() if k in {n for n, _, _ in kwargs}}
+    kinds = {n: kind for n, _, kind, _, _ in kwargs}
+    convert = {"int": int, "bool": bool, "float": float}
+    # headstart checked every value against its kind (a whole number for an int, 0 or 1 for a bool).
+    kw = {k: convert[kinds[k]](v) for k, v in values.items() if k in kinds}
     if max_episode_steps is not None:
         kw["max_episode_steps"] = max_episode_steps
     env = gym.make(name, **kw)
