@@ -2,6 +2,9 @@
 # missing (libtorch, once, into ~/.cache/headstart) and reuses it afterwards.
 
 CARGO ?= cargo
+# Every build has the Gymnasium bridge, so that whichever command built target/release/headstart
+# last, a study with `gym:` environments runs with it.
+FEATURES := --features python
 PEERS := .venv-peers
 # The Gymnasium bridge's virtualenv (gymnasium with MuJoCo), which the embedded interpreter uses.
 GYM := .venv-gym
@@ -13,18 +16,18 @@ GYM := .venv-gym
 ## report in runs/quickstart (about 6 seconds on two cores after the build; the same numbers on
 ## every CPU: see `make exact`).
 quickstart: setup
-	$(CARGO) run --release --quiet -- run experiments/quickstart.ron
+	$(CARGO) run --release --quiet $(FEATURES) -- run experiments/quickstart.ron
 
 ## The test suite, as CI runs it (with the Gymnasium bridge: the `python` feature).
 test: setup setup-python
-	$(CARGO) test --release --all-targets --features python
-	$(CARGO) test --release --doc --features python
+	$(CARGO) test --release --all-targets $(FEATURES)
+	$(CARGO) test --release --doc $(FEATURES)
 	CARGO=$(CARGO) .ci/user-crate.sh
 
 ## `headstart` on your PATH (cargo's bin folder, ~/.cargo/bin), with the Gymnasium bridge;
 ## built in this repository's target folder, so it reuses what `make test` built.
 install: setup setup-python
-	$(CARGO) install --path . --features python --locked --target-dir target
+	$(CARGO) install --path . $(FEATURES) --locked --target-dir target
 
 ## Long checks, run before an issue is called resolved: the quick suite, then every learning
 ## target of the agents on five seeds, PPO on MuJoCo's InvertedPendulum-v5 through the bridge
@@ -34,13 +37,13 @@ install: setup setup-python
 ## `make verify SEEDS=5-9` trains the learning targets on other seeds (default 0-4).
 SEEDS ?= 0-4
 verify: test exact crash-test fuzz peers
-	HEADSTART_SEEDS=$(SEEDS) $(CARGO) test --release --features python --test learning -- --ignored --nocapture
-	$(CARGO) test --release --features python --test sb3 -- --ignored
+	HEADSTART_SEEDS=$(SEEDS) $(CARGO) test --release $(FEATURES) --test learning -- --ignored --nocapture
+	$(CARGO) test --release $(FEATURES) --test sb3 -- --ignored
 
 ## The quick start run with the engine's portable kernels (HEADSTART_ENGINE=portable: about 8
 ## minutes on two cores) and with this CPU's vector kernels: evaluations.csv must be byte-identical.
 exact: setup
-	$(CARGO) build --release --quiet
+	$(CARGO) build --release --quiet $(FEATURES)
 	mkdir -p target
 	sed 's/name: "quickstart"/name: "quickstart-portable"/' experiments/quickstart.ron > target/quickstart-portable.ron
 	target/release/headstart run experiments/quickstart.ron
@@ -52,31 +55,31 @@ exact: setup
 ## by a restart: every unit recorded once, summary identical to an uninterrupted run (the table
 ## the README reports; about 2 minutes).
 crash-test: setup
-	HEADSTART_CRASH_TRIALS=20 $(CARGO) test --release --test distributed kill_9 -- --nocapture
+	HEADSTART_CRASH_TRIALS=20 $(CARGO) test --release $(FEATURES) --test distributed kill_9 -- --nocapture
 
 ## Every loader fed 20 000 damaged and random files (about a minute).
 fuzz: setup
-	HEADSTART_FUZZ_CASES=20000 $(CARGO) test --release --test fuzz_loaders
+	HEADSTART_FUZZ_CASES=20000 $(CARGO) test --release $(FEATURES) --test fuzz_loaders
 
 ## A real SLURM run on this machine: .ci/slurm.sh installs Debian's slurm-wlm and munge (root,
 ## about 15 s once) and starts a one-node cluster; experiments/quickstart.ron runs as a prepare
 ## job, a job array and a report job, and its summary must equal a local run's. Skips, saying
 ## so, where SLURM cannot be installed.
 slurm-test: setup
-	$(CARGO) build --release
+	$(CARGO) build --release $(FEATURES)
 	.ci/slurm-test.sh
 
 ## The pretrained source policies shipped in policies/ (RL Zoo presets; about 30 minutes on two
 ## cores, 14 of them HalfCheetah's million steps). Each card records the command that produced it and its evaluation over 100 episodes.
-HEADSTART := $(CARGO) run --release --quiet --
+HEADSTART := $(CARGO) run --release --quiet $(FEATURES) --
 policies: setup setup-python
 	$(HEADSTART) train --algo ppo CartPole-v1 --seed 0 --eval-episodes 100 --quiet --force --out policies/cartpole-ppo
 	$(HEADSTART) train --algo ppo CartPole-v1 --randomize length=0.3:0.7 --seed 0 --eval-episodes 100 --quiet --force --out policies/cartpole-ppo-randomized
 	$(HEADSTART) train --algo ppo Acrobot-v1 --steps 200000 --seed 0 --eval-episodes 100 --quiet --force --out policies/acrobot-ppo
 	$(HEADSTART) train --algo sac Pendulum-v1 --steps 10000 --seed 0 --eval-episodes 100 --quiet --force --out policies/pendulum-sac
 	$(HEADSTART) train --algo dqn MountainCar-v0 --seed 1 --eval-episodes 100 --quiet --force --out policies/mountaincar-dqn
-	$(CARGO) run --release --quiet --features python -- train --algo ppo gym:InvertedPendulum-v5 --steps 100000 --seed 0 --eval-episodes 100 --quiet --force --out policies/inverted-pendulum-ppo
-	$(CARGO) run --release --quiet --features python -- train --algo ppo gym:HalfCheetah-v5 --seed 0 --eval-episodes 50 --quiet --force --out policies/halfcheetah-ppo
+	$(HEADSTART) train --algo ppo gym:InvertedPendulum-v5 --steps 100000 --seed 0 --eval-episodes 100 --quiet --force --out policies/inverted-pendulum-ppo
+	$(HEADSTART) train --algo ppo gym:HalfCheetah-v5 --seed 0 --eval-episodes 50 --quiet --force --out policies/halfcheetah-ppo
 
 ## The Stable-Baselines3 model shipped in policies/sb3-ppo-cartpole, trained by SB3 itself
 ## (about 90 s).
@@ -87,21 +90,21 @@ sb3-policies: peers
 ## runs/<name>/report.md; with the Gymnasium bridge, which the MuJoCo study needs). Re-running
 ## continues where it stopped.
 studies: setup setup-python
-	for f in experiments/*.ron; do $(CARGO) run --release --quiet --features python -- run $$f || exit 1; done
+	for f in experiments/*.ron; do $(CARGO) run --release --quiet $(FEATURES) -- run $$f || exit 1; done
 
 ## Every benchmark, side by side with its peer.
 bench: bench-env bench-agents
 
 ## Gymnasium environments stepped through the bridge against the same loop in Python.
 bench-gym: setup setup-python
-	$(CARGO) bench --features python --bench gym_bridge
+	$(CARGO) bench $(FEATURES) --bench gym_bridge
 
 ## Training wall time of PPO, DQN and SAC against Stable-Baselines3 on the same tasks (SAC also on
 ## HalfCheetah-v5 through the bridge), and each run's useful FLOP/s as a fraction of the
 ## machine's matrix-product rate (about an hour and a half, most of it SB3's SAC;
 ## HEADSTART_BENCH=ppo,dqn,sac,halfcheetah picks rows).
 bench-agents: setup setup-python peers
-	$(CARGO) bench --features python --bench agents
+	$(CARGO) bench $(FEATURES) --bench agents
 
 ## Learning quality against Stable-Baselines3 on seeds 5-19 (no preset was tuned on them): both
 ## tools train PPO CartPole-v1, DQN CartPole-v1 and SAC Pendulum-v1; each seed's score is the mean
@@ -109,11 +112,11 @@ bench-agents: setup setup-python peers
 ## one protocol; a one-sided Welch test says whether headstart is below (about 80 minutes on two
 ## cores, most of it SB3; results kept in target/parity).
 parity: setup peers
-	$(CARGO) bench --bench parity
+	$(CARGO) bench $(FEATURES) --bench parity
 
 ## CartPole-v1 stepping speed against Gymnasium's Python CartPole-v1.
 bench-env: setup peers
-	$(CARGO) bench --bench env_step
+	$(CARGO) bench $(FEATURES) --bench env_step
 
 ## libtorch 2.13.0 from the torch wheel on PyPI (CPU part), linked as .libtorch.
 setup:
