@@ -215,6 +215,7 @@ fn suggest_ranks_the_policies_that_fit_and_says_why_others_do_not() {
     let rank = |name: &str| text.lines().position(|l| l.contains(name));
     assert!(rank("cartpole-ppo ").is_some() && rank("cartpole-ppo-randomized").is_some(), "{text}");
     assert!(text.contains("map") && text.contains("skipped pendulum-sac"), "{text}");
+    assert!(text.contains("(Box(3) / Box(1))") && !text.contains("low="), "spaces in brief: {text}");
 }
 
 #[test]

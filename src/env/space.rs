@@ -79,6 +79,17 @@ impl Space {
         Self::bounded(vec![low; dim], vec![high; dim])
     }
 
+    /// The space in a few characters, its kind and size without its bounds: `Box(17)`,
+    /// `Box(2, 3)`, `Discrete(3)` (for messages that list many spaces).
+    pub fn brief(&self) -> String {
+        match self {
+            Space::Discrete { n } => format!("Discrete({n})"),
+            Space::Box { shape, .. } => {
+                format!("Box({})", shape.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", "))
+            }
+        }
+    }
+
     /// The number of scalars an element of this space flattens to: 1 for `Discrete`.
     pub fn flat_dim(&self) -> usize {
         match self {

@@ -84,8 +84,13 @@ pub fn rank(
         let map = if direct { None } else { maps.get(&card.env.id) };
         if !direct && map.is_none() {
             skipped.push(format!(
-                "{name}: trained on {} ({} / {}), the target has {obs_space} / {action_space} and declares no map for {}",
-                card.env, card.observation_space, card.action_space, card.env.id
+                "{name}: trained on {} ({} / {}), the target has {} / {} and declares no map for {}",
+                card.env,
+                card.observation_space.brief(),
+                card.action_space.brief(),
+                obs_space.brief(),
+                action_space.brief(),
+                card.env.id
             ));
             continue;
         }
