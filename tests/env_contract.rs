@@ -29,6 +29,9 @@ enum Bug {
     /// The 30th step after a reset with seed 8 (of the smoke experiment's 8 environments per
     /// unit, seed 1's has one; validation's random episodes never do) has the reward NaN.
     NanRewardOnSeed8,
+    /// The 30th step after a reset with a seed below 100 (every training environment of a unit;
+    /// never validation's random episodes) has the reward NaN.
+    NanRewardOnSmallSeeds,
 }
 
 const BUGS: [(&str, Bug); 4] = [
@@ -54,7 +57,12 @@ impl Env for Buggy {
         self.inner.action_space()
     }
     fn reset(&mut self, seed: Option<u64>) -> Result<(Obs, Info), EnvError> {
-        if seed == Some(8) {
+        let doomed = match self.bug {
+            Bug::NanRewardOnSeed8 => seed == Some(8),
+            Bug::NanRewardOnSmallSeeds => seed.is_some_and(|s| s < 100),
+            _ => false,
+        };
+        if doomed {
             self.doomed = Some(self.steps);
         }
         self.inner.reset(seed)
@@ -71,7 +79,11 @@ impl Env for Buggy {
                 step.obs.pop();
             }
             Bug::InfObs if self.steps == 10 => step.obs[0] = f32::INFINITY,
-            Bug::NanRewardOnSeed8 if self.doomed.is_some_and(|at| self.steps == at + 30) => step.reward = f64::NAN,
+            Bug::NanRewardOnSeed8 | Bug::NanRewardOnSmallSeeds
+                if self.doomed.is_some_and(|at| self.steps == at + 30) =>
+            {
+                step.reward = f64::NAN
+            }
             _ => {}
         }
         Ok(step)
@@ -80,7 +92,9 @@ impl Env for Buggy {
 
 fn registry() -> Registry {
     let mut registry = Registry::builtin();
-    for (id, bug) in BUGS.into_iter().chain([("NanRewardOnSeed8-v0", Bug::NanRewardOnSeed8)]) {
+    let more =
+        [("NanRewardOnSeed8-v0", Bug::NanRewardOnSeed8), ("NanRewardOnSmallSeeds-v0", Bug::NanRewardOnSmallSeeds)];
+    for (id, bug) in BUGS.into_iter().chain(more) {
         registry.register(
             EnvEntry::new(id, move |_| {
                 let inner = Registry::builtin().make_bare(&EnvSpec::new("CartPole-v1"))?;
@@ -234,4 +248,30 @@ fn check_finds_every_breach_and_passes_the_builtins() {
     for id in ["CartPole-v1", "Acrobot-v1", "MountainCar-v0", "MountainCarContinuous-v0", "Pendulum-v1"] {
         headstart::env::check_registered(&registry, &EnvSpec::new(id)).unwrap_or_else(|e| panic!("{id}: {e}"));
     }
+}
+
+/// A target every unit of which fails is left out of the aggregate across targets (and said so),
+/// and a threshold no run reaches gets a note instead of a silent "not estimable".
+#[test]
+fn a_target_whose_units_all_fail_is_left_out_of_the_aggregate() {
+    let (mut experiment, opts) = smoke("contract-aggregate", "NanRewardOnSmallSeeds-v0");
+    experiment.threshold = Some(600.0);
+    let summary = match study::run(&experiment, &registry(), &opts, &AtomicBool::new(false)).unwrap() {
+        RunOutcome::Complete(summary) => *summary,
+        RunOutcome::Interrupted { done, total } => panic!("interrupted at {done}/{total}"),
+        RunOutcome::Incomplete { done, total, .. } => panic!("incomplete at {done}/{total}"),
+    };
+    let broken = summary.targets.iter().find(|t| t.key.starts_with("NanReward")).expect("the broken target");
+    assert!(broken.curves.iter().all(|c| c.finished == 0), "every unit failed");
+    assert!(!summary.aggregate.is_empty());
+    for row in &summary.aggregate {
+        assert_eq!(row.excluded, [broken.key.clone()], "{}", row.strategy);
+    }
+    let healthy = summary.targets.iter().find(|t| t.key.starts_with("CartPole")).expect("the healthy target");
+    for c in &healthy.comparisons {
+        assert!(c.notes.iter().any(|n| n.contains("no run of either arm reached the threshold 600")), "{:?}", c.notes);
+    }
+    let report = std::fs::read_to_string(opts.out.join("report.md")).unwrap();
+    assert!(report.contains("left out of the aggregate"), "{report}");
+    let _ = std::fs::remove_dir_all(&opts.out);
 }

@@ -30,6 +30,10 @@ pub struct AggregateRow {
     pub prob_improvement: f64,
     /// Every scored run's score, transfer then scratch (for the performance profile).
     pub scores: (Vec<f64>, Vec<f64>),
+    /// Targets left out: an arm of theirs has no finished unit (every unit failed), so their
+    /// scores would say what the failures left, not what the strategy does.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub excluded: Vec<String>,
 }
 
 /// Per strategy across targets: IQMs of the normalised scores, their difference with a
@@ -45,15 +49,25 @@ fn arm(s: &Stratum, a: usize) -> &[f64] {
 pub(super) fn aggregate(
     experiment: &Experiment,
     strategies: &[String],
+    keys: &[String],
     scored: &[Vec<(Vec<Scores>, Vec<Scores>)>],
 ) -> Vec<AggregateRow> {
     let metric = if experiment.primary == Metric::Time { Metric::Area } else { experiment.primary };
     let censored = scores::censored_time(experiment, scored.iter().flatten().flat_map(|(t, s)| t.iter().chain(s)));
     let mut rows = Vec::new();
     for (si, strategy) in strategies.iter().enumerate() {
-        // Per target: transfer's and scratch's scores.
+        // Per target: transfer's and scratch's scores; a target an arm of which has no finished
+        // unit is left out.
+        let failed = |runs: &[Scores]| !runs.is_empty() && runs.iter().all(|s| !s.finished);
+        let excluded: Vec<String> = scored
+            .iter()
+            .zip(keys)
+            .filter(|(t, _)| failed(&t[si].0) || failed(&t[si].1))
+            .map(|(_, key)| key.clone())
+            .collect();
         let strata: Vec<Stratum> = scored
             .iter()
+            .filter(|t| !failed(&t[si].0) && !failed(&t[si].1))
             .map(|t| {
                 let (tr, sc) = &t[si];
                 (
@@ -86,6 +100,7 @@ pub(super) fn aggregate(
                 &strata.iter().map(|(t, s)| stats::probability_of_improvement(t, s)).collect::<Vec<_>>(),
             ),
             scores: (t_all, s_all),
+            excluded,
         });
     }
     rows

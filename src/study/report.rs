@@ -112,6 +112,14 @@ pub fn aggregate_table(summary: &Summary) -> String {
             a.prob_improvement
         );
     }
+    for a in summary.aggregate.iter().filter(|a| !a.excluded.is_empty()) {
+        let _ = writeln!(
+            out,
+            "\n{}: left out of the aggregate, an arm with no finished unit (every unit failed): {}",
+            a.strategy,
+            a.excluded.join(", ")
+        );
+    }
     out
 }
 

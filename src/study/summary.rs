@@ -237,7 +237,13 @@ pub fn summarize(
     }
     let family = correct_headlines(&mut targets, primary);
     let aggregate = if infos.len() > 1 {
-        aggregate::aggregate(experiment, &arms[1..].iter().map(|a| a.id.to_string()).collect::<Vec<_>>(), &scored)
+        let keys: Vec<String> = targets.iter().map(|t| t.key.clone()).collect();
+        aggregate::aggregate(
+            experiment,
+            &arms[1..].iter().map(|a| a.id.to_string()).collect::<Vec<_>>(),
+            &keys,
+            &scored,
+        )
     } else {
         Vec::new()
     };
@@ -454,7 +460,10 @@ fn correct_headlines(targets: &mut [TargetSummary], primary: Metric) -> usize {
         .collect();
     decision::correct(&mut primaries, Correction::Study);
     let family = primaries.iter().filter(|m| !m.p_value.is_nan()).count();
-    for c in targets.iter_mut().flat_map(|t| t.comparisons.iter_mut()) {
+    for (threshold, c) in targets.iter_mut().flat_map(|t| {
+        let threshold = t.threshold;
+        t.comparisons.iter_mut().map(move |c| (threshold, c))
+    }) {
         let stat = c.metrics.iter().find(|m| m.metric == primary.name()).expect("every metric is compared");
         let others: Vec<&MetricStat> = c.metrics.iter().filter(|m| m.metric != primary.name()).collect();
         let (verdict, mut notes) = decision::headline(stat, &others);
@@ -463,6 +472,12 @@ fn correct_headlines(targets: &mut [TargetSummary], primary: Metric) -> usize {
             notes.push(format!(
                 "unreliable: {} of {} transfer units and {} of {} scratch units failed (scored at their last evaluation)",
                 c.failed.0, c.runs.0, c.failed.1, c.runs.1
+            ));
+        }
+        if c.reached == (0, 0) && c.runs.0 + c.runs.1 > 0 {
+            notes.push(format!(
+                "no run of either arm reached the threshold {threshold}: time to threshold and the speed-up say \
+                 nothing here; give the experiment a `threshold:` that the arms reach"
             ));
         }
         if verdict == Verdict::Inconclusive
