@@ -60,6 +60,7 @@ crash-test: setup
 ## Every loader fed 20 000 damaged and random files (about a minute).
 fuzz: setup
 	HEADSTART_FUZZ_CASES=20000 $(CARGO) test --release $(FEATURES) --test fuzz_loaders
+	HEADSTART_FUZZ_CASES=600 $(CARGO) test --release $(FEATURES) --test fuzz_envs
 
 ## A real SLURM run on this machine: .ci/slurm.sh installs Debian's slurm-wlm and munge (root,
 ## about 15 s once) and starts a one-node cluster; experiments/quickstart.ron runs as a prepare

@@ -102,6 +102,18 @@ impl<E: Env> EpisodeGuard<E> {
         &mut self.env
     }
 
+    /// An error the environment raised itself, naming it (unless its message does already, as
+    /// the Python bridge's do).
+    fn own(&self, error: EnvError) -> EnvError {
+        let id = self.name.split(['(', '[', '+']).next().unwrap_or(&self.name);
+        match error {
+            EnvError::Custom(message) if !message.starts_with(id) => {
+                EnvError::Custom(format!("{}: {message}", self.name))
+            }
+            error => error,
+        }
+    }
+
     fn broken(&self, what: String) -> EnvError {
         let when = match self.step {
             0 => "at reset".to_string(),
@@ -147,7 +159,7 @@ impl<E: Env> Env for EpisodeGuard<E> {
         // Until the reset succeeds and passes its checks, the episode cannot be stepped.
         self.phase = Phase::NeverReset;
         self.step = 0;
-        let out = self.env.reset(seed)?;
+        let out = self.env.reset(seed).map_err(|e| self.own(e))?;
         self.check_obs(&out.0, false)?;
         self.phase = Phase::Running;
         Ok(out)
@@ -165,7 +177,7 @@ impl<E: Env> Env for EpisodeGuard<E> {
         if !self.env.action_space().accepts(action) {
             self.env.action_space().check_action(action)?;
         }
-        let step = self.env.step(action)?;
+        let step = self.env.step(action).map_err(|e| self.own(e))?;
         self.step += 1;
         let broken = match self.check_obs(&step.obs, step.done()) {
             Err(e) => Some(e),
