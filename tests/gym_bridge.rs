@@ -197,6 +197,17 @@ fn errors_name_the_environment_and_what_python_said() {
     let e = nan.step(&Action::Discrete(0)).err().unwrap().to_string();
     assert!(e.contains("non-finite observation"), "{e}");
 
+    // The contract holds for Python environments too: an empty last observation, a NaN reward.
+    for (id, what) in [
+        ("gym:headstart_test_envs:HeadstartShortLast-v0(length=2)", "returned its last observation of 0 values"),
+        ("gym:headstart_test_envs:HeadstartNanReward-v0", "returned the reward NaN"),
+    ] {
+        let mut env = registry.make(&EnvSpec::new(id.split('(').next().unwrap()).with("length", 2.0)).unwrap();
+        env.reset(Some(0)).unwrap();
+        let e = (0..3).find_map(|_| env.step(&Action::Discrete(1)).err()).expect("the bug met").to_string();
+        assert!(e.starts_with(id) && e.contains(what) && e.contains("not the agent"), "{e}");
+    }
+
     // From the command line the exception is said once, and the run folder it names exists.
     let dir = std::env::temp_dir().join(format!("headstart-gym-broken-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);

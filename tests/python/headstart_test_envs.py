@@ -45,6 +45,20 @@ class NotFinite(Corridor):
         return np.array([np.nan]), 0.0, False, False, {}
 
 
+class ShortLast(Corridor):
+    """Returns an empty last observation when it terminates (a bug at the episode's end)."""
+
+    def step(self, action):
+        obs, reward, terminated, truncated, info = super().step(action)
+        return (np.zeros(0) if terminated else obs), reward, terminated, truncated, info
+
+
+class NanReward(Corridor):
+    def step(self, action):
+        obs, _, terminated, truncated, info = super().step(action)
+        return obs, float("nan"), terminated, truncated, info
+
+
 class DictObs(Corridor):
     def __init__(self):
         super().__init__()
@@ -68,3 +82,5 @@ gym.register("HeadstartTyped-v0", entry_point=Typed, max_episode_steps=50)
 gym.register("HeadstartBroken-v0", entry_point=Broken, max_episode_steps=10)
 gym.register("HeadstartNotFinite-v0", entry_point=NotFinite, max_episode_steps=10)
 gym.register("HeadstartDictObs-v0", entry_point=DictObs, max_episode_steps=10)
+gym.register("HeadstartShortLast-v0", entry_point=ShortLast, max_episode_steps=50)
+gym.register("HeadstartNanReward-v0", entry_point=NanReward, max_episode_steps=50)
