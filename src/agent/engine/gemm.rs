@@ -201,15 +201,21 @@ fn block<const R: usize, const C: usize>(ops: Operands<'_>, c: &mut [f32], i: us
 /// `out = mᵀ` for a row-major `[rows, cols]` matrix `m` (`out` is `[cols, rows]`), in tiles of
 /// 16 x 16 so that the lines written stay in the cache while a tile fills them.
 pub fn transpose(m: &[f32], rows: usize, cols: usize, out: &mut Vec<f32>) {
+    transpose_padded(m, rows, cols, rows, out);
+}
+
+/// [`transpose`] into rows of `width >= rows` values, the last `width - rows` of each zero.
+pub fn transpose_padded(m: &[f32], rows: usize, cols: usize, width: usize, out: &mut Vec<f32>) {
     const TILE: usize = 16;
+    debug_assert!(width >= rows);
     out.clear();
-    out.resize(rows * cols, 0.0);
+    out.resize(width * cols, 0.0);
     for r0 in (0..rows).step_by(TILE) {
         for c0 in (0..cols).step_by(TILE) {
             let c1 = (c0 + TILE).min(cols);
             for r in r0..(r0 + TILE).min(rows) {
                 for (c, &v) in (c0..c1).zip(&m[r * cols + c0..r * cols + c1]) {
-                    out[c * rows + r] = v;
+                    out[c * width + r] = v;
                 }
             }
         }

@@ -292,18 +292,37 @@ fn linear(
 ) -> Value {
     let by_columns = !x.by_rows && rows > 1;
     if rows <= outputs {
-        // outᵀ [outputs, rows], each row starting at its bias.
-        let mut out_t = vec![0.0; outputs * rows];
+        // outᵀ [outputs, rows], each row starting at its bias. A few rows (a batched evaluation's
+        // episodes) are padded to a whole number of 8-wide vectors with zero columns: a column
+        // is read by its own chains only, so the real ones are unchanged, and none runs scalar.
+        let width = if rows > 1 { rows.next_multiple_of(8) } else { rows };
+        let mut out_t = vec![0.0; outputs * width];
         for (o, &bias) in b.iter().enumerate() {
-            out_t[o * rows..(o + 1) * rows].fill(bias);
+            out_t[o * width..(o + 1) * width].fill(bias);
         }
-        let x_t = if by_columns || rows == 1 {
-            x.data
-        } else {
-            gemm::transpose(x.data, rows, inputs, packed);
-            packed.as_slice()
+        let x_t = match (by_columns, width == rows) {
+            (true, true) => x.data,
+            (true, false) => {
+                packed.clear();
+                packed.resize(inputs * width, 0.0);
+                for (to, from) in packed.chunks_exact_mut(width).zip(x.data.chunks_exact(rows)) {
+                    to[..rows].copy_from_slice(from);
+                }
+                packed.as_slice()
+            }
+            (false, _) if rows == 1 => x.data,
+            (false, _) => {
+                gemm::transpose_padded(x.data, rows, inputs, width, packed);
+                packed.as_slice()
+            }
         };
-        gemm::gemm(outputs, rows, inputs, Strided::rows(w, inputs), x_t, &mut out_t, Start::Existing);
+        gemm::gemm(outputs, width, inputs, Strided::rows(w, inputs), x_t, &mut out_t, Start::Existing);
+        if width != rows {
+            for o in 0..outputs {
+                out_t.copy_within(o * width..o * width + rows, o * rows);
+            }
+            out_t.truncate(outputs * rows);
+        }
         Value { data: out_t, by_rows: rows == 1 }
     } else {
         let a = if by_columns { Strided::transposed(x.data, rows) } else { Strided::rows(x.data, inputs) };
