@@ -179,8 +179,8 @@ fn check_out(out: &Path, force: bool, resumed: Option<&Path>) -> Result<()> {
     if force || resumed.is_some_and(|r| same(r, out)) {
         return Ok(());
     }
-    let holds_run =
-        ["card.ron", "weights.safetensors", "curve.csv", "transfer.ron"].iter().any(|f| out.join(f).exists());
+    use crate::agent::checkpoint::{CARD_FILE, WEIGHTS_FILE};
+    let holds_run = [CARD_FILE, WEIGHTS_FILE, "curve.csv", "transfer.ron"].iter().any(|f| out.join(f).exists());
     if holds_run {
         anyhow::bail!(
             "{} holds a run already: pass --force to overwrite it, or --out to write elsewhere",
@@ -191,17 +191,17 @@ fn check_out(out: &Path, force: bool, resumed: Option<&Path>) -> Result<()> {
 }
 
 /// The error of a training run that failed part way: the agent as it was then is saved when it
-/// took any step (`save` writes it), and the message says which.
+/// took any step since `start` (`save` writes it), and the message says which.
 fn stopped_training(
     error: impl Into<anyhow::Error>,
+    start: u64,
     steps: u64,
-    trained: bool,
     out: &Path,
     save: impl FnOnce() -> Result<()>,
 ) -> anyhow::Error {
     let error = error.into();
-    if !trained {
-        return error.context(format!("training stopped at step {steps}, before its first step; nothing was saved"));
+    if steps == start {
+        return error.context(format!("training stopped at step {steps} before taking a step; nothing new was saved"));
     }
     match save() {
         Ok(()) => error.context(format!(

@@ -137,11 +137,11 @@ fn a_study_on_a_faulty_environment_completes() {
         let mut opts = RunOptions::new(dir.clone());
         (opts.sources, opts.jobs, opts.quiet) = (dir.join("sources"), 2, true);
         let outcome = no_panic(&format!("study case {case}"), || {
-            study::run(&experiment, &registry, &opts, &AtomicBool::new(false))
+            study::run(&experiment, &registry, &opts, &AtomicBool::new(false)).map_err(|e| e.to_string())
         });
         match outcome {
             // Validation's random episodes may meet a fault first: then nothing ran.
-            Err(e) => assert!(e.to_string().contains(&id), "case {case}: {e}"),
+            Err(e) => assert!(e.contains(&id), "case {case}: {e}"),
             Ok(RunOutcome::Complete(_)) => assert!(dir.join("report.md").exists()),
             Ok(_) => panic!("case {case}: the study did not complete"),
         }

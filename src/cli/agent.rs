@@ -264,8 +264,7 @@ pub(super) fn train(registry: &Registry, args: &TrainArgs) -> Result<()> {
     let (outcome, log) = match outcome {
         Ok(done) => done,
         Err(e) => {
-            let trained = agent.steps() > start_steps;
-            return Err(super::stopped_training(e, agent.steps(), trained, &out, || {
+            return Err(super::stopped_training(e, start_steps, agent.steps(), &out, || {
                 train::save_run(agent.as_ref(), &task, spaces, None, &curve, super::produced_by(), &out)?;
                 Ok(())
             }));

@@ -95,6 +95,8 @@ pub(super) fn demo(registry: &Registry, episodes: usize, seed: u64, variants_dir
 /// `headstart check`: the environment contract (see [`check_registered`]).
 pub(super) fn check(registry: &Registry, arg: &EnvArg) -> Result<()> {
     let spec = arg.spec()?;
+    // An unknown id is an error of the command line, not a failed check.
+    registry.entry(&spec.id)?;
     match check_registered(registry, &spec) {
         Ok(()) => {
             println!("{spec}: all checks passed");

@@ -52,6 +52,68 @@ impl Names {
     fn new(name: &str) -> Result<Names> {
         let valid = name.chars().next().is_some_and(|c| c.is_ascii_lowercase())
             && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
+        // Names the crate cannot take: its binary's module, a Rust keyword (the environment's
+        // module is the name), or a dependency's.
+        const TAKEN: &[&str] = &[
+            "main",
+            "headstart",
+            "rand",
+            "as",
+            "break",
+            "const",
+            "continue",
+            "crate",
+            "else",
+            "enum",
+            "extern",
+            "false",
+            "fn",
+            "for",
+            "if",
+            "impl",
+            "in",
+            "let",
+            "loop",
+            "match",
+            "mod",
+            "move",
+            "mut",
+            "pub",
+            "ref",
+            "return",
+            "self",
+            "static",
+            "struct",
+            "super",
+            "trait",
+            "true",
+            "type",
+            "unsafe",
+            "use",
+            "where",
+            "while",
+            "async",
+            "await",
+            "dyn",
+            "abstract",
+            "become",
+            "box",
+            "do",
+            "final",
+            "macro",
+            "override",
+            "priv",
+            "typeof",
+            "unsized",
+            "virtual",
+            "yield",
+            "try",
+            "gen",
+            "std",
+        ];
+        if TAKEN.contains(&name.replace('-', "_").as_str()) {
+            bail!("{name:?} cannot name an environment crate (a Rust keyword, `main`, or a dependency's name)");
+        }
         if !valid {
             bail!(
                 "{name:?} is not a crate name for `new env`: use lowercase letters, digits, `-` and `_`, \
@@ -66,18 +128,24 @@ impl Names {
         Ok(Names { name: name.into(), snake: name.replace('-', "_"), id: format!("{camel}-v0"), camel })
     }
 
-    fn fill(&self, template: &str, headstart: &Path, libtorch: &Path) -> String {
+    /// `template` with the names filled in; paths escaped for a TOML string where `toml`.
+    fn fill(&self, template: &str, headstart: &Path, libtorch: &Path, toml: bool) -> String {
+        let path = |p: &Path| {
+            let p = p.display().to_string();
+            if toml { p.replace('\\', "\\\\").replace('"', "\\\"") } else { p }
+        };
         template
             .replace("{{name}}", &self.name)
             .replace("{{snake}}", &self.snake)
             .replace("{{id}}", &self.id)
-            .replace("{{headstart}}", &headstart.display().to_string())
-            .replace("{{libtorch}}", &libtorch.display().to_string())
+            .replace("{{headstart}}", &path(headstart))
+            .replace("{{libtorch}}", &path(libtorch))
     }
 
-    /// The worked example with its names replaced by this crate's.
+    /// The worked example with its names replaced by this crate's (its id, `Corridor-v0`,
+    /// becomes `{camel}-v0` with the rest).
     fn environment(&self) -> String {
-        EXAMPLE_ENV.replace("Corridor-v0", &self.id).replace("Corridor", &self.camel)
+        EXAMPLE_ENV.replace("Corridor", &self.camel)
     }
 }
 
@@ -103,13 +171,13 @@ pub(crate) fn new(args: &NewArgs) -> Result<()> {
         bail!("{} exists already: choose another --dir or remove it", dir.display());
     }
     let files = [
-        ("Cargo.toml", names.fill(CARGO_TOML, &headstart, &libtorch)),
-        ("build.rs", names.fill(BUILD_RS, &headstart, &libtorch)),
-        (".cargo/config.toml", names.fill(CONFIG_TOML, &headstart, &libtorch)),
-        ("src/main.rs", names.fill(MAIN_RS, &headstart, &libtorch)),
+        ("Cargo.toml", names.fill(CARGO_TOML, &headstart, &libtorch, true)),
+        ("build.rs", names.fill(BUILD_RS, &headstart, &libtorch, false)),
+        (".cargo/config.toml", names.fill(CONFIG_TOML, &headstart, &libtorch, true)),
+        ("src/main.rs", names.fill(MAIN_RS, &headstart, &libtorch, false)),
         (&format!("src/{}.rs", names.snake), names.environment()),
-        (&format!("experiments/{}.ron", names.name), names.fill(STUDY_RON, &headstart, &libtorch)),
-        ("README.md", names.fill(README_MD, &headstart, &libtorch)),
+        (&format!("experiments/{}.ron", names.name), names.fill(STUDY_RON, &headstart, &libtorch, false)),
+        ("README.md", names.fill(README_MD, &headstart, &libtorch, false)),
         (".gitignore", "/target\n".into()),
     ];
     for (path, text) in files {
@@ -137,7 +205,11 @@ mod tests {
         assert_eq!((n.snake.as_str(), n.camel.as_str(), n.id.as_str()), ("point_mass", "PointMass", "PointMass-v0"));
         let n = Names::new("arm_2d").unwrap();
         assert_eq!(n.id, "Arm2d-v0");
-        for bad in ["", "Point", "2d", "point mass", "point/mass"] {
+        let n = Names::new("long-corridor").unwrap();
+        assert!(n.environment().contains("\"LongCorridor-v0\"") && n.id == "LongCorridor-v0");
+        let path = Path::new("/a \"b\"\\c");
+        assert_eq!(n.fill("\"{{headstart}}\"", path, path, true), "\"/a \\\"b\\\"\\\\c\"");
+        for bad in ["", "Point", "2d", "point mass", "point/mass", "main", "type", "self", "headstart", "rand"] {
             assert!(Names::new(bad).is_err(), "{bad:?}");
         }
         let env = Names::new("point-mass").unwrap().environment();

@@ -135,8 +135,7 @@ pub(super) fn transfer(registry: &Registry, args: &TransferArgs) -> Result<()> {
     let (outcome, log) = match outcome {
         Ok(done) => done,
         Err(e) => {
-            let trained = agent.steps() > 0;
-            return Err(super::stopped_training(e, agent.steps(), trained, &out, || {
+            return Err(super::stopped_training(e, 0, agent.steps(), &out, || {
                 let spaces = (&spaces.0, &spaces.1);
                 train::save_run(agent.as_ref(), &task, spaces, None, &curve, super::produced_by(), &out)?;
                 Ok(())

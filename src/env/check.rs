@@ -130,7 +130,7 @@ pub fn check_registered(registry: &Registry, spec: &EnvSpec) -> Result<(), Check
                 Err(e) => found.push(format!("making it with the registry's wrappers failed: {e}")),
             }
         }
-        problems.extend(found.into_iter().map(|p| format!("{label}: {p}")));
+        problems.extend(found.into_iter().map(|p| if label.is_empty() { p } else { format!("{label}: {p}") }));
     }
     if problems.is_empty() { Ok(()) } else { Err(CheckFailure { problems }) }
 }
@@ -139,7 +139,7 @@ pub fn check_registered(registry: &Registry, spec: &EnvSpec) -> Result<(), Check
 /// finite end of its range.
 fn settings(registry: &Registry, spec: &EnvSpec) -> Result<Vec<(String, EnvSpec)>, EnvError> {
     let entry = registry.entry(&spec.id)?;
-    let mut out = vec![(format!("{spec}"), spec.clone())];
+    let mut out = vec![(String::new(), spec.clone())];
     for param in entry.param_specs() {
         if spec.params.contains_key(param.name) {
             continue;
@@ -151,9 +151,9 @@ fn settings(registry: &Registry, spec: &EnvSpec) -> Result<Vec<(String, EnvSpec)
             Bound::Flag => vec![0.0, 1.0],
             Bound::Positive | Bound::Finite | Bound::Whole => Vec::new(),
         };
-        for value in ends.into_iter().filter(|v| *v != param.default) {
+        for value in ends.into_iter().filter(|v| v.is_finite() && *v != param.default) {
             let at = spec.clone().with(param.name, value);
-            out.push((format!("{at} (at the end of {}'s range)", param.name), at));
+            out.push((format!("at {} = {value} (an end of its range)", param.name), at));
         }
     }
     Ok(out)
@@ -171,7 +171,7 @@ fn episodes(env: &mut dyn Env, problems: &mut Vec<String>) {
         let mut ended = false;
         for t in 0..EPISODE_STEPS {
             let action = act_space.sample(&mut rng);
-            let what = format!("the episode from seed {seed}, step({action}) at step {t}");
+            let what = format!("the episode from seed {seed}, step({action}) number {}", t + 1);
             let Some(step) = guarded(&what, problems, || env.step(&action)) else {
                 return;
             };

@@ -163,11 +163,11 @@ fn kwarg_bound(kind: &str, lo: Option<f64>, hi: Option<f64>) -> (Range, &'static
     let (lo, hi) = (lo.unwrap_or(f64::NEG_INFINITY), hi.unwrap_or(f64::INFINITY));
     let bounded = lo.is_finite() || hi.is_finite();
     match kind {
-        "bool" => (Range::Flag, "a bool keyword argument of the environment's constructor (gym.make)"),
+        "bool" => (Range::Flag, "a bool keyword argument of the environment's constructor"),
         "int" if bounded => (Range::WholeWithin(lo, hi), "an int keyword argument of the environment's constructor"),
-        "int" => (Range::Whole, "an int keyword argument of the environment's constructor (gym.make)"),
+        "int" => (Range::Whole, "an int keyword argument of the environment's constructor"),
         _ if bounded => (Range::Within(lo, hi), "a float keyword argument of the environment's constructor"),
-        _ => (Range::Finite, "a float keyword argument of the environment's constructor (gym.make)"),
+        _ => (Range::Finite, "a float keyword argument of the environment's constructor"),
     }
 }
 

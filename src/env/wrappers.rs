@@ -57,6 +57,7 @@ impl<E: Env> Env for TimeLimit<E> {
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Phase {
     NeverReset,
+    ResetFailed,
     Running,
     Ended,
 }
@@ -157,7 +158,7 @@ impl<E: Env> Env for EpisodeGuard<E> {
 
     fn reset(&mut self, seed: Option<u64>) -> Result<(Obs, Info), EnvError> {
         // Until the reset succeeds and passes its checks, the episode cannot be stepped.
-        self.phase = Phase::NeverReset;
+        self.phase = Phase::ResetFailed;
         self.step = 0;
         let out = self.env.reset(seed).map_err(|e| self.own(e))?;
         self.check_obs(&out.0, false)?;
@@ -170,6 +171,7 @@ impl<E: Env> Env for EpisodeGuard<E> {
         match self.phase {
             Phase::Running => {}
             Phase::NeverReset => return Err(EnvError::NeedsReset { when: "before the first reset()" }),
+            Phase::ResetFailed => return Err(EnvError::NeedsReset { when: "after a reset() that failed" }),
             Phase::Ended => {
                 return Err(EnvError::NeedsReset { when: "after the episode ended (terminated or truncated)" });
             }

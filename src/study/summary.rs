@@ -474,7 +474,8 @@ fn correct_headlines(targets: &mut [TargetSummary], primary: Metric) -> usize {
                 c.failed.0, c.runs.0, c.failed.1, c.runs.1
             ));
         }
-        if c.reached == (0, 0) && c.runs.0 + c.runs.1 > 0 {
+        // (Only where some run finished: failed runs say nothing about the threshold.)
+        if c.reached == (0, 0) && c.runs.0 + c.runs.1 > c.failed.0 + c.failed.1 {
             notes.push(format!(
                 "no run of either arm reached the threshold {threshold}: time to threshold and the speed-up say \
                  nothing here; give the experiment a `threshold:` that the arms reach"

@@ -243,6 +243,54 @@ mod tests {
         assert_eq!(tanh(-0.0).to_bits(), (-0.0f32).to_bits());
     }
 
+    /// The branch-free `exp` and `tanh` give the bits of Cephes' branchy algorithm written out
+    /// (the form they had when the engine's numbers were set), NaN and infinities included.
+    #[test]
+    fn branch_free_functions_are_the_branchy_ones() {
+        fn exp_branchy(x: f32) -> f32 {
+            const ROUND: f32 = 12_582_912.0;
+            if x.is_nan() {
+                return x;
+            }
+            let x = x.clamp(-104.0, 89.0);
+            let n = x.mul_add(std::f32::consts::LOG2_E, ROUND) - ROUND;
+            let r = n.mul_add(-0.693_359_4, x);
+            let r = n.mul_add(2.121_944_4e-4, r);
+            let mut p = 1.987_569_1e-4f32;
+            for c in [1.398_2e-3, 8.333_452e-3, 4.166_579_6e-2, 1.666_666_5e-1, 5e-1] {
+                p = p.mul_add(r, c);
+            }
+            let y = p.mul_add(r * r, r) + 1.0;
+            let n = n as i32;
+            let half = n / 2;
+            y * pow2(half) * pow2(n - half)
+        }
+        fn tanh_branchy(x: f32) -> f32 {
+            let a = x.abs();
+            if a == 0.0 {
+                x
+            } else if a < 0.625 {
+                let z = x * x;
+                let mut p = -5.704_988_7e-3f32;
+                for c in [2.063_909e-2, -5.373_971_6e-2, 1.333_144_2e-1, -3.333_328e-1] {
+                    p = p.mul_add(z, c);
+                }
+                (p * z).mul_add(x, x)
+            } else if a > 9.0 {
+                1.0f32.copysign(x)
+            } else {
+                let e = exp_branchy(a + a);
+                (1.0 - 2.0 / (e + 1.0)).copysign(x)
+            }
+        }
+        let mut x = inputs();
+        x.extend([f32::NAN, -f32::NAN, 0.625f32.next_down(), 9.0f32.next_up(), -88.72, 88.72]);
+        for v in x {
+            assert_eq!(exp(v).to_bits(), exp_branchy(v).to_bits(), "exp({v})");
+            assert_eq!(tanh(v).to_bits(), tanh_branchy(v).to_bits(), "tanh({v})");
+        }
+    }
+
     /// Every element-wise kernel gives the same bits on every instruction set, at every length
     /// around the vector widths.
     #[test]

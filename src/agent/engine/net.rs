@@ -292,9 +292,10 @@ fn linear(
 ) -> Value {
     let by_columns = !x.by_rows && rows > 1;
     if rows <= outputs {
-        // outᵀ [outputs, rows], each row starting at its bias. A few rows (a batched evaluation's
-        // episodes) are padded to a whole number of 8-wide vectors with zero columns: a column
-        // is read by its own chains only, so the real ones are unchanged, and none runs scalar.
+        // outᵀ [outputs, rows], each row starting at its bias. Rows are padded to a whole number
+        // of 8-wide vectors with zero columns (a batched evaluation's 10 episodes would leave two
+        // columns to scalar chains): a column is read by its own chains only, so the real ones
+        // are unchanged.
         let width = if rows > 1 { rows.next_multiple_of(8) } else { rows };
         let mut out_t = vec![0.0; outputs * width];
         for (o, &bias) in b.iter().enumerate() {

@@ -23,7 +23,15 @@ def kwargs_of(name):
     except (TypeError, ValueError):
         params = []
     # Optional bounds the environment declares: a class attribute `param_bounds = {"name": (lo, hi)}`.
-    bounds = getattr(entry, "param_bounds", None) or {}
+    bounds = dict(getattr(entry, "param_bounds", None) or {})
+    params = list(params)
+    numeric = {p.name for p in params
+               if isinstance(spec.kwargs.get(p.name, p.default), (int, float))}
+    unknown = sorted(set(bounds) - numeric)
+    if unknown:
+        raise ValueError("param_bounds names %s, which %s no keyword argument with an int, float or bool default "
+                         "(it has: %s)" % (", ".join(unknown), "is" if len(unknown) == 1 else "are",
+                                           ", ".join(sorted(numeric)) or "none"))
     for p in params:
         d = spec.kwargs.get(p.name, p.default)
         if isinstance(d, bool):
@@ -34,7 +42,7 @@ def kwargs_of(name):
             kind = "float"
         else:
             continue  # strings and objects are not parameters headstart can set
-        lo, hi = bounds.get(p.name, (None, None))
+        lo, hi = bounds.get(p.name, (None, None)) if kind != "bool" else (None, None)  # a bool is 0 or 1
         out.append((p.name, float(d), kind, None if lo is None else float(lo), None if hi is None else float(hi)))
     return spec, out
 
