@@ -389,3 +389,23 @@ pub fn normalized_auc_mean(steps: &[f64], values: &[f64], min: f64, max: f64) ->
 pub fn first_step_at_or_above(steps: &[f64], values: &[f64], threshold: f64) -> Option<f64> {
     steps.iter().zip(values).find(|(_, v)| **v >= threshold).map(|(s, _)| *s)
 }
+
+/// Continual World's forward transfer `(A_T - A_S) / (1 - A_S)` on the mean areas `(a_t, a_s)` of
+/// transfer's runs `t` and scratch's `s`, with a percentile-bootstrap interval; `None` when
+/// scratch's area leaves less than 0.05 of room below solved, or an arm has no runs. A resample
+/// whose scratch area leaves less room than 0.05 counts as if it left 0.05.
+pub fn forward_transfer(
+    t: &[f64],
+    s: &[f64],
+    (a_t, a_s): (f64, f64),
+    resamples: usize,
+    rng: &mut impl rand::Rng,
+) -> Option<(f64, (f64, f64))> {
+    let room = |a_s: f64| 1.0 - a_s;
+    if t.is_empty() || s.is_empty() || room(a_s) < 0.05 {
+        return None;
+    }
+    let ratio = |a_t: f64, a_s: f64| (a_t - a_s) / room(a_s).max(0.05);
+    let samples: Vec<f64> = (0..resamples).map(|_| ratio(mean(&resample(t, rng)), mean(&resample(s, rng)))).collect();
+    Some((ratio(a_t, a_s), percentile_interval(&samples)))
+}

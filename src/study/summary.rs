@@ -349,13 +349,14 @@ fn compare(
     Comparison {
         strategy: arm.to_string(),
         primary: primary.name().into(),
-        forward_transfer: forward_transfer(
+        forward_transfer: stats::forward_transfer(
             &values(transfer, Metric::Area),
             &values(scratch, Metric::Area),
             area,
             experiment.resamples,
             &mut rng,
-        ),
+        )
+        .map(|(value, ci95)| Interval { value, ci95 }),
         reached: (
             transfer.iter().filter(|s| s.time.is_some()).count(),
             scratch.iter().filter(|s| s.time.is_some()).count(),
@@ -393,30 +394,6 @@ fn compare(
         },
         metrics,
     }
-}
-
-/// Forward transfer on mean areas with a bootstrap interval; `None` when scratch's area leaves
-/// less than 0.05 of room below solved, or an arm has no runs.
-fn forward_transfer(
-    t: &[f64],
-    s: &[f64],
-    (a_t, a_s): (f64, f64),
-    resamples: usize,
-    rng: &mut StdRng,
-) -> Option<Interval> {
-    let room = |a_s: f64| 1.0 - a_s;
-    if t.is_empty() || s.is_empty() || room(a_s) < 0.05 {
-        return None;
-    }
-    // A resample whose scratch area leaves less room than 0.05 counts as if it left 0.05.
-    let ratio = |a_t: f64, a_s: f64| (a_t - a_s) / room(a_s).max(0.05);
-    let samples: Vec<f64> = (0..resamples)
-        .map(|_| {
-            let a_t = stats::mean(&stats::resample(t, rng));
-            ratio(a_t, stats::mean(&stats::resample(s, rng)))
-        })
-        .collect();
-    Some(Interval { value: ratio(a_t, a_s), ci95: stats::percentile_interval(&samples) })
 }
 
 /// What the study could detect on `primary` with `seeds` per arm, at 5 % over a family of
