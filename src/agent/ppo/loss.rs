@@ -252,12 +252,15 @@ mod tests {
             let mut ppo = Ppo::new(cfg, env.observation_space(), env.action_space(), 1).unwrap();
             if with_teacher {
                 ppo.set_teacher(Distill { weight: 2.0, decay_steps: 100 }).unwrap();
-                tch::no_grad(|| {
-                    for (name, mut t) in ppo.vs.variables() {
-                        if name.starts_with("actor.") {
-                            let _ = t.g_add_(&(t.randn_like() * 0.3));
+                // Under `with_seed`: other tests reseed libtorch's generator concurrently.
+                crate::agent::nn::with_seed(12, || {
+                    tch::no_grad(|| {
+                        for (name, mut t) in ppo.vs.variables() {
+                            if name.starts_with("actor.") {
+                                let _ = t.g_add_(&(t.randn_like() * 0.3));
+                            }
                         }
-                    }
+                    })
                 });
                 assert!(ppo.distill_loss(&vec![0.0; 2 * ppo.obs_dim]).is_some());
             }
