@@ -169,23 +169,33 @@ fn produced_by() -> String {
     format!("headstart {}", std::env::args().skip(1).collect::<Vec<_>>().join(" "))
 }
 
-/// Refuses to write a run into a folder that holds a checkpoint already, unless `force` (or the
-/// folder is the run being resumed).
+/// Refuses to write a run into a folder that holds one already, unless `force` (or the folder is
+/// the run being resumed). With `force` the old run's files are removed first, so that nothing of
+/// it (a replay buffer, a training state, a transfer report) is left beside the new run to be
+/// mistaken for its own.
 fn check_out(out: &Path, force: bool, resumed: Option<&Path>) -> Result<()> {
     let same = |a: &Path, b: &Path| match (std::fs::canonicalize(a), std::fs::canonicalize(b)) {
         (Ok(a), Ok(b)) => a == b,
         _ => false,
     };
-    if force || resumed.is_some_and(|r| same(r, out)) {
+    if resumed.is_some_and(|r| same(r, out)) {
         return Ok(());
     }
-    use crate::agent::checkpoint::{CARD_FILE, WEIGHTS_FILE};
-    let holds_run = [CARD_FILE, WEIGHTS_FILE, "curve.csv", "transfer.ron"].iter().any(|f| out.join(f).exists());
-    if holds_run {
+    use crate::agent::checkpoint::{CARD_FILE, REPLAY_FILE, WEIGHTS_FILE};
+    use crate::agent::train::TRAINING_FILE;
+    let run_files = [CARD_FILE, WEIGHTS_FILE, REPLAY_FILE, TRAINING_FILE, "curve.csv", "transfer.ron"];
+    let held: Vec<PathBuf> = run_files.iter().map(|f| out.join(f)).filter(|p| p.exists()).collect();
+    if held.is_empty() {
+        return Ok(());
+    }
+    if !force {
         anyhow::bail!(
             "{} holds a run already: pass --force to overwrite it, or --out to write elsewhere",
             out.display()
         );
+    }
+    for path in held {
+        std::fs::remove_file(&path).with_context(|| format!("--force: removing {}", path.display()))?;
     }
     Ok(())
 }

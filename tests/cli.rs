@@ -261,7 +261,10 @@ fn a_folder_holding_a_run_is_overwritten_only_with_force() {
     let again = train(&["--out", out]);
     assert_eq!(again.status.code(), Some(1));
     assert!(stderr(&again).contains("holds a run already: pass --force"), "{}", stderr(&again));
+    // The old run's files go, so nothing of it is mistaken for the new run's.
+    std::fs::write(dir.join("transfer.ron"), "(stale)").unwrap();
     assert!(train(&["--out", out, "--force"]).status.success());
+    assert!(!dir.join("transfer.ron").exists(), "--force left the old run's transfer.ron");
     let resumed = headstart(&["train", "--algo", "ppo", "--resume", out, "--out", out, "--steps", "512", "-q"]);
     assert!(resumed.status.success(), "{}", stderr(&resumed));
     let transfer = |extra: &[&str]| {

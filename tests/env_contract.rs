@@ -244,7 +244,7 @@ fn check_finds_every_breach_and_passes_the_builtins() {
         ("ShortFinal-v0", "an observation of 3 values"),
         ("NanReward-v0", "the reward NaN"),
         ("ShortObs-v0", "an observation of 3 values"),
-        ("InfObs-v0", "a value that is not finite"),
+        ("InfObs-v0", "with inf at index 0"),
     ] {
         let failure = headstart::env::check_registered(&registry, &EnvSpec::new(id)).err();
         let text = failure.unwrap_or_else(|| panic!("{id} passed check")).to_string();

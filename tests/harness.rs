@@ -386,6 +386,7 @@ fn the_report_shows_each_target_its_own_figure() {
         family: 0,
         targets: vec![target("X"), target("X-2")],
         aggregate: Vec::new(),
+        unaggregated: Vec::new(),
         failures: Vec::new(),
         partial: None,
     };

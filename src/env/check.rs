@@ -13,6 +13,7 @@ use smallvec::SmallVec;
 
 use super::params::Bound;
 use super::{Action, Env, EnvError, EnvSpec, Obs, Registry, Space};
+use super::wrappers::obs_fault;
 
 /// Steps taken by each determinism check.
 const ROLLOUT_STEPS: usize = 300;
@@ -261,14 +262,8 @@ fn check_invalid_actions(env: &mut dyn Env, act_space: &Space, problems: &mut Ve
 }
 
 fn check_obs(what: &str, obs: &[f32], space: &Space, within: bool, problems: &mut Vec<String>) {
-    if obs.len() != space.flat_dim() {
-        problems.push(format!(
-            "{what} returned an observation of {} values where the observation space has {}",
-            obs.len(),
-            space.flat_dim()
-        ));
-    } else if obs.iter().any(|x| !x.is_finite()) {
-        problems.push(format!("{what} returned an observation with a value that is not finite: {obs:?}"));
+    if let Some(fault) = obs_fault(obs, space.flat_dim()) {
+        problems.push(format!("{what} returned an observation {fault}"));
     } else if within && !space.contains_obs(obs) {
         problems.push(format!("{what} returned {obs:?}, outside the observation space {space}"));
     }

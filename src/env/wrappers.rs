@@ -125,18 +125,23 @@ impl<E: Env> EpisodeGuard<E> {
 
     fn check_obs(&self, obs: &[f32], ended: bool) -> Result<(), EnvError> {
         let which = if ended { "its last observation" } else { "an observation" };
-        if obs.len() != self.obs_dim {
-            return Err(self.broken(format!(
-                "returned {which} of {} values where its observation space holds {}",
-                obs.len(),
-                self.obs_dim
-            )));
+        match obs_fault(obs, self.obs_dim) {
+            Some(fault) => Err(self.broken(format!("returned {which} {fault}"))),
+            None => Ok(()),
         }
-        if let Some(i) = obs.iter().position(|v| !v.is_finite()) {
-            return Err(self.broken(format!("returned {which} with {} at index {i}: {}", obs[i], preview(obs))));
-        }
-        Ok(())
     }
+}
+
+/// What is wrong with an observation an environment returned against its space's length `dim`, as
+/// the end of a sentence ("of 3 values where its observation space holds 2", "with NaN at index
+/// 1: [...]"); `None` when it has the length and every value is finite. The one rule that the
+/// guard enforces in every command and that `check` reports.
+pub(crate) fn obs_fault(obs: &[f32], dim: usize) -> Option<String> {
+    if obs.len() != dim {
+        return Some(format!("of {} values where its observation space holds {dim}", obs.len()));
+    }
+    let i = obs.iter().position(|v| !v.is_finite())?;
+    Some(format!("with {} at index {i}: {}", obs[i], preview(obs)))
 }
 
 /// The first values of an observation, for an error message.

@@ -46,15 +46,17 @@ fn arm(s: &Stratum, a: usize) -> &[f64] {
     if a == 0 { &s.0 } else { &s.1 }
 }
 
+/// The rows, and a sentence per strategy that has none because every target was left out.
 pub(super) fn aggregate(
     experiment: &Experiment,
     strategies: &[String],
     keys: &[String],
     scored: &[Vec<(Vec<Scores>, Vec<Scores>)>],
-) -> Vec<AggregateRow> {
+) -> (Vec<AggregateRow>, Vec<String>) {
     let metric = if experiment.primary == Metric::Time { Metric::Area } else { experiment.primary };
     let censored = scores::censored_time(experiment, scored.iter().flatten().flat_map(|(t, s)| t.iter().chain(s)));
     let mut rows = Vec::new();
+    let mut unaggregated = Vec::new();
     for (si, strategy) in strategies.iter().enumerate() {
         // Per target: transfer's and scratch's scores; a target an arm of which has no finished
         // unit is left out.
@@ -78,6 +80,10 @@ pub(super) fn aggregate(
             .filter(|(t, s): &Stratum| !t.is_empty() && !s.is_empty())
             .collect();
         if strata.is_empty() {
+            unaggregated.push(format!(
+                "{strategy}: no aggregate, every target was left out (an arm with no finished unit): {}",
+                excluded.join(", ")
+            ));
             continue;
         }
         // Arm 0 is transfer, arm 1 scratch.
@@ -103,5 +109,5 @@ pub(super) fn aggregate(
             excluded,
         });
     }
-    rows
+    (rows, unaggregated)
 }

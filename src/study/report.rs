@@ -90,6 +90,9 @@ pub fn verdict_table(summary: &Summary) -> String {
 /// The aggregate across targets, as a table (empty with one target).
 pub fn aggregate_table(summary: &Summary) -> String {
     let mut out = String::new();
+    for line in &summary.unaggregated {
+        let _ = writeln!(out, "{line}\n");
+    }
     if summary.aggregate.is_empty() {
         return out;
     }
@@ -210,7 +213,7 @@ pub fn report_markdown(experiment: &Experiment, summary: &Summary, figures: &Fig
     if !notes.is_empty() {
         let _ = writeln!(out, "\n{}", notes.join("\n"));
     }
-    if !summary.aggregate.is_empty() {
+    if !summary.aggregate.is_empty() || !summary.unaggregated.is_empty() {
         let _ = writeln!(out, "\n## Across targets\n");
         out.push_str(&aggregate_table(summary));
         if !figures.profile.is_empty() {

@@ -178,6 +178,9 @@ pub struct Summary {
     pub targets: Vec<TargetSummary>,
     /// Per strategy across targets (empty with one target).
     pub aggregate: Vec<AggregateRow>,
+    /// Strategies without an aggregate row because every target was left out of it, as sentences.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unaggregated: Vec<String>,
     /// Units that failed, with their errors.
     pub failures: Vec<String>,
     /// Set when the summary was made before every unit finished.
@@ -236,7 +239,7 @@ pub fn summarize(
         });
     }
     let family = correct_headlines(&mut targets, primary);
-    let aggregate = if infos.len() > 1 {
+    let (aggregate, unaggregated) = if infos.len() > 1 {
         let keys: Vec<String> = targets.iter().map(|t| t.key.clone()).collect();
         aggregate::aggregate(
             experiment,
@@ -245,7 +248,7 @@ pub fn summarize(
             &scored,
         )
     } else {
-        Vec::new()
+        (Vec::new(), Vec::new())
     };
     Summary {
         experiment: experiment.name.clone(),
@@ -258,6 +261,7 @@ pub fn summarize(
         family,
         targets,
         aggregate,
+        unaggregated,
         failures,
         partial: None,
     }
