@@ -157,6 +157,12 @@ fn print_summary(summary: &study::Summary, out: &Path) {
                     c.strategy, t.key, c.primary, summary.family
                 );
             }
+            if c.verdict == study::summary::Verdict::Mixed {
+                println!(
+                    "MIXED: {} on {}: one metric significantly better than scratch's and another significantly worse",
+                    c.strategy, t.key
+                );
+            }
             for n in &c.notes {
                 println!("{} on {}: {n}", c.strategy, t.key);
             }
@@ -180,7 +186,7 @@ pub(crate) struct PowerArgs {
     /// A results folder (`runs/<name>`), e.g. of a pilot run with a few seeds.
     dir: PathBuf,
     /// The difference of the primary metric to detect (normalised units; steps for times)
-    /// [default: each comparison's observed difference].
+    /// [default: the experiment's `effect`, 0.1 normalised or a tenth of the budget for times].
     #[arg(long)]
     effect: Option<f64>,
     /// The probability of detecting it.
@@ -198,6 +204,9 @@ pub(super) fn power(args: &PowerArgs) -> Result<()> {
     let summary: study::Summary = crate::util::ron_options()
         .from_str(&text)
         .map_err(|e| anyhow::anyhow!("{}: {e} (run `headstart report` to write it anew)", path.display()))?;
+    if args.effect.is_some_and(|e| !(e.is_finite() && e > 0.0)) {
+        anyhow::bail!("--effect {}: must be a positive difference", args.effect.unwrap_or_default());
+    }
     let alpha = study::decision::ALPHA / summary.family.max(1) as f64;
     println!(
         "{}: {} at level {alpha:.4} (5 % over the study's {} verdicts), {:.0} % power; sd pooled over both arms",
@@ -211,12 +220,10 @@ pub(super) fn power(args: &PowerArgs) -> Result<()> {
     for t in &summary.targets {
         for c in &t.comparisons {
             let p = c.power;
-            let effect = args
-                .effect
-                .unwrap_or_else(|| c.metrics.iter().find(|m| m.metric == c.primary).map_or(f64::NAN, |m| m.difference));
+            let effect = args.effect.unwrap_or(p.effect);
             let mde = study::stats::min_detectable_effect_of(p.design, p.sd, p.replicates, alpha, args.power);
             let needed = study::stats::replicates_needed(p.design, effect, p.sd, alpha, args.power, 10_000)
-                .map_or_else(|| "more than 10000 (or no effect)".to_string(), |n| n.to_string());
+                .map_or_else(|| "more than 10000".to_string(), |n| n.to_string());
             println!(
                 "| {} | {} | {} {} | {:.3} | {mde:.3} | {effect:+.3} | {needed} |",
                 t.key,

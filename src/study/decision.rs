@@ -3,15 +3,18 @@
 //! headlines, so that a study's verdicts are wrong no more often than they claim.
 //!
 //! - A metric's verdict: Welch's two-sided test at 5 %; above zero is better (for times, scratch
-//!   minus transfer). No verdict with fewer than [`MIN_SEEDS`] finished seeds in either arm.
+//!   minus transfer). No verdict with fewer than [`MIN_SEEDS`] scored seeds in either arm: a
+//!   unit that failed is scored (intention to treat), so an arm that diverges still gets its
+//!   verdict.
 //! - The headline of a comparison: its primary metric (the experiment's `primary`, by default
 //!   the area), with its p-value corrected by Holm over every headline of the study (one
-//!   family). Significantly better: `positive`, unless another metric is significantly worse
-//!   (Holm over the comparison's other metrics), then `mixed`; significantly worse: `NEGATIVE`;
-//!   else `inconclusive`. Under no effect a comparison is called anything but inconclusive at
-//!   most 5 % of the time, and a study names any false verdict at most 5 % of the time.
-//! - The percentile-bootstrap interval and the Mann-Whitney p-value are still reported, as
-//!   descriptions; they decide nothing.
+//!   family), and its other metrics corrected by Holm over the comparison. A significantly worse
+//!   primary is `NEGATIVE`, never softened (a better start elsewhere is noted); otherwise
+//!   `mixed` when any metric is significantly better and another significantly worse, whichever
+//!   is primary; else the primary's: significantly better `positive`, else `inconclusive`. Under no effect a comparison is called anything but inconclusive at most
+//!   5 % of the time, and a study names any false verdict at most 5 % of the time.
+//! - The percentile-bootstrap interval (sources, then seeds) and the Mann-Whitney p-value are
+//!   still reported, as descriptions; they decide nothing.
 
 use rand::SeedableRng;
 use rand::rngs::StdRng;
@@ -23,7 +26,7 @@ use super::stats;
 /// The level of every test, before correction.
 pub const ALPHA: f64 = 0.05;
 
-/// The fewest finished seeds per arm for a verdict.
+/// The fewest scored seeds (finished or failed) per arm for a verdict.
 pub const MIN_SEEDS: usize = 3;
 
 /// What a test says about a strategy against scratch.
@@ -33,12 +36,13 @@ pub enum Verdict {
     Positive,
     /// Significantly worse than scratch: negative transfer.
     Negative,
-    /// The primary metric significantly better and another significantly worse (a worse start,
-    /// a worse plateau, slower): transfer helps in one way and hurts in another.
+    /// One metric significantly better and another significantly worse (a better start and a
+    /// worse plateau, say), the primary not significantly worse: transfer helps in one way and
+    /// hurts in another.
     Mixed,
     /// No significant difference.
     Inconclusive,
-    /// Fewer than [`MIN_SEEDS`] finished seeds in an arm: no verdict.
+    /// Fewer than [`MIN_SEEDS`] scored seeds in an arm: no verdict.
     TooFewSeeds,
 }
 
@@ -122,7 +126,8 @@ pub struct MetricStat {
     pub difference: f64,
     /// The difference's 95 % Welch t-interval (uncorrected).
     pub ci95: (f64, f64),
-    /// The difference's 95 % percentile-bootstrap interval (a description: it decides nothing).
+    /// The difference's 95 % percentile-bootstrap interval, resampling sources and then seeds
+    /// (a description: it decides nothing, and at few seeds it is narrower than it should be).
     pub bootstrap_ci95: (f64, f64),
     /// P(transfer better than scratch).
     pub prob_improvement: f64,
@@ -142,17 +147,16 @@ pub struct MetricStat {
     pub verdict: Verdict,
 }
 
-/// Compares `t` (transfer) with `s` (scratch) on `metric`; `finished` counts each arm's finished
-/// seeds (fewer than [`MIN_SEEDS`] in either gives no test). With several sources, `groups`
-/// gives each value's source (transfer's, then scratch's; scratch's seed `k` is paired with the
-/// source of transfer's seed `k`), and the test is the one-sample t test of the per-source
-/// differences. The bootstrap draws `resamples` resamples from a generator seeded with `seed`.
-/// The correction is filled in by [`correct`].
+/// Compares `t` (transfer) with `s` (scratch) on `metric`, one value per scored seed (fewer
+/// than [`MIN_SEEDS`] in either arm gives no test). With several sources, `groups` gives each
+/// value's source (transfer's, then scratch's; scratch's seed `k` is paired with the source of
+/// transfer's seed `k`), and the test is the one-sample t test of the per-source differences.
+/// The bootstrap draws `resamples` resamples from a generator seeded with `seed`. The correction
+/// is filled in by [`correct`].
 pub fn compare(
     metric: Metric,
     t: Vec<f64>,
     s: Vec<f64>,
-    finished: (usize, usize),
     groups: Option<(&[usize], &[usize])>,
     resamples: usize,
     seed: u64,
@@ -163,11 +167,13 @@ pub fn compare(
     } else {
         (&transfer.values, &scratch.values)
     };
-    let enough = finished.0 >= MIN_SEEDS && finished.1 >= MIN_SEEDS;
-    let levels = groups.map(|(gt, gs)| {
-        let (gb, gw) = if metric.lower_is_better() { (gs, gt) } else { (gt, gs) };
-        source_levels(better, gb, worse, gw)
-    });
+    let enough = better.len() >= MIN_SEEDS && worse.len() >= MIN_SEEDS;
+    let (gb, gw) = match groups {
+        Some((gt, gs)) if metric.lower_is_better() => (gs.to_vec(), gt.to_vec()),
+        Some((gt, gs)) => (gt.to_vec(), gs.to_vec()),
+        None => (vec![0; better.len()], vec![0; worse.len()]),
+    };
+    let levels = groups.map(|_| source_levels(better, &gb, worse, &gw));
     let welch = match &levels {
         Some((_, differences)) => stats::one_sample_t(differences),
         None => stats::welch(better, worse),
@@ -183,8 +189,14 @@ pub fn compare(
         ((f64::NAN, f64::NAN), f64::NAN, f64::NAN)
     } else {
         let mut rng = StdRng::seed_from_u64(seed);
+        let diffs: Vec<f64> = (0..resamples)
+            .map(|_| {
+                let (b, w) = stats::resample_nested(better, &gb, worse, &gw, &mut rng);
+                stats::mean(&b) - stats::mean(&w)
+            })
+            .collect();
         (
-            stats::bootstrap_diff_ci(better, worse, stats::mean, resamples, &mut rng),
+            stats::percentile_interval(&diffs),
             stats::probability_of_improvement(better, worse),
             stats::mann_whitney_p(better, worse),
         )
@@ -244,19 +256,32 @@ pub fn correct(stats: &mut [&mut MetricStat], correction: impl Fn(usize) -> Corr
 }
 
 /// The headline of a comparison from its primary metric's corrected verdict and the corrected
-/// verdicts of its other metrics, with a note for each of those that is significantly worse.
+/// verdicts of its other metrics, with a note for each other metric that is significant in
+/// another direction than the headline's own (`mixed` names both).
 pub fn headline(primary: &MetricStat, others: &[&MetricStat]) -> (Verdict, Vec<String>) {
-    let worse: Vec<&&MetricStat> = others.iter().filter(|m| m.verdict == Verdict::Negative).collect();
-    let notes = worse
+    let all = || std::iter::once(primary).chain(others.iter().copied());
+    let better = all().any(|m| m.verdict == Verdict::Positive);
+    let worse = all().any(|m| m.verdict == Verdict::Negative);
+    // A claim of benefit is qualified by any harm; a NEGATIVE primary is never softened (a
+    // better start does not undo less total reward): its better metrics are noted instead.
+    let verdict = if better && worse && primary.verdict != Verdict::Negative { Verdict::Mixed } else { primary.verdict };
+    let notes = others
         .iter()
+        .filter(|m| match m.verdict {
+            Verdict::Negative => verdict != Verdict::Negative,
+            Verdict::Positive => verdict != Verdict::Positive,
+            _ => false,
+        })
         .map(|m| {
-            let metric = Metric::ALL.into_iter().find(|x| x.name() == m.metric).map_or("worse", Metric::worse);
-            format!("{} ({}: {:+.3}, Holm-corrected p = {:.3})", metric, m.metric, m.difference, m.p_corrected)
+            let metric = Metric::ALL.into_iter().find(|x| x.name() == m.metric);
+            let words = match (metric, m.verdict) {
+                (Some(x), Verdict::Positive) => x.better(),
+                (Some(x), _) => x.worse(),
+                (None, Verdict::Positive) => "better",
+                (None, _) => "worse",
+            };
+            format!("{} ({}: {:+.3}, Holm-corrected p = {:.3})", words, m.metric, m.difference, m.p_corrected)
         })
         .collect();
-    let verdict = match primary.verdict {
-        Verdict::Positive if !worse.is_empty() => Verdict::Mixed,
-        v => v,
-    };
     (verdict, notes)
 }

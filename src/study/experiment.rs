@@ -76,6 +76,21 @@ pub struct Experiment {
     /// and `Time` are the others.
     #[serde(default, skip_serializing_if = "is_area")]
     pub primary: Metric,
+    /// The smallest difference on the primary metric worth detecting, for the report's power
+    /// note [default: [`Experiment::effect`]'s: 0.1 on the normalised metrics, a tenth of the way
+    /// from the random policy to the threshold; a tenth of the budget for time to threshold].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub effect: Option<f64>,
+}
+
+impl Experiment {
+    /// The smallest difference of interest on the primary metric: `effect`, or its default.
+    pub fn effect(&self) -> f64 {
+        self.effect.unwrap_or(match self.primary {
+            Metric::Time => self.budget as f64 / 10.0,
+            _ => 0.1,
+        })
+    }
 }
 
 fn is_area(m: &Metric) -> bool {
@@ -277,6 +292,9 @@ impl Experiment {
         }
         if !(self.final_fraction > 0.0 && self.final_fraction <= 1.0) {
             return bad("final_fraction", "must be in (0, 1]");
+        }
+        if self.effect.is_some_and(|e| !(e.is_finite() && e > 0.0)) {
+            return bad("effect", "must be a positive number (a difference on the primary metric)");
         }
         if self.resamples < 100 {
             return bad("resamples", "must be at least 100");

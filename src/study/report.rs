@@ -12,7 +12,7 @@ use super::decision::Correction;
 use super::experiment::Experiment;
 use super::figures::{self, Figures};
 use super::records::{UnitResult, evaluations_csv};
-use super::summary::{Comparison, Metric, MetricStat, Summary, Verdict};
+use super::summary::{Comparison, Metric, MetricStat, Speedup, Summary, Verdict};
 
 /// Writes the evaluations (CSV), the summary (RON and JSON), the figures and the report.
 pub fn write_outputs(
@@ -49,18 +49,43 @@ fn headline(c: &Comparison) -> String {
         v => v.word().to_string(),
     };
     if c.unreliable {
-        word.push_str(" (unreliable: failures differ)");
+        word.push_str(" (unreliable: failure rates differ, Fisher p < 0.05)");
     }
     word
 }
 
-/// The verdict table: one row per target and strategy.
+/// The speed-up as the verdict table shows it: with its interval, and not at all without one.
+fn speedup(c: &Comparison) -> String {
+    match (c.speedup, c.speedup_ci95) {
+        (Speedup::ZeroShot | Speedup::NotEstimable, _) => c.speedup.text(),
+        (_, None) => "-".into(),
+        (s, Some((lo, hi))) => {
+            let hi = if hi.is_finite() { format!("{hi:.2}") } else { "inf".into() };
+            format!("{} [{lo:.2}, {hi}]", s.text())
+        }
+    }
+}
+
+/// The verdict column's header: the primary metric and the correction, or why there is none.
+fn verdict_header(summary: &Summary) -> String {
+    match summary.family {
+        0 => format!(
+            "verdict ({}; no comparison has {} scored seeds per arm)",
+            summary.primary,
+            super::decision::MIN_SEEDS
+        ),
+        n => format!("verdict ({}, Holm-corrected over {n})", summary.primary),
+    }
+}
+
+/// The verdict table: one row per target and strategy. The differences' intervals are the
+/// uncorrected 95 % t-intervals, the verdicts Holm-corrected, and the header says so.
 pub fn verdict_table(summary: &Summary) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "| target | strategy | jumpstart | asymptotic | area | P(improve) | reached threshold | speed-up | verdict ({}, Holm over {}) |",
-        summary.primary, summary.family
+        "| target | strategy | jumpstart [95 % CI, uncorrected] | asymptotic [95 % CI, uncorrected] | area [95 % CI, uncorrected] | P(improve) | reached threshold | speed-up [95 % order statistics] | {} |",
+        verdict_header(summary)
     );
     let _ = writeln!(out, "|---|---|---|---|---|---|---|---|---|");
     for t in &summary.targets {
@@ -79,7 +104,7 @@ pub fn verdict_table(summary: &Summary) -> String {
                 c.runs.0,
                 c.reached.1,
                 c.runs.1,
-                c.speedup.text(),
+                speedup(c),
                 headline(c),
             );
         }
@@ -187,17 +212,25 @@ pub fn report_markdown(experiment: &Experiment, summary: &Summary, figures: &Fig
          Units that failed count (intention to treat): their last finite evaluation stands for the rest of the budget.",
         experiment.final_fraction * 100.0
     );
+    let family = match summary.family {
+        0 => "headlines (none has enough seeds here)".to_string(),
+        1 => "one headline".to_string(),
+        n => format!("{n} headlines"),
+    };
     let _ = writeln!(
         out,
-        "- Decisions: Welch's t test (intervals are 95 % Welch t-intervals; the percentile-bootstrap intervals, {} resamples, and \
-         Mann-Whitney p-values are descriptions). The headline rests on the {} with Holm's correction over the study's {} headlines \
-         (family-wise error 5 %): positive or NEGATIVE when it is significant, mixed when it is significantly better and another metric \
-         significantly worse (Holm over the comparison's other metrics), too few seeds below {} finished seeds per arm, else \
-         inconclusive.",
+        "- Decisions: Welch's t test (intervals are uncorrected 95 % t-intervals; the percentile-bootstrap intervals, {} resamples over \
+         sources then seeds, and Mann-Whitney p-values are descriptions, too narrow at few seeds). The headline rests on the {} with \
+         Holm's correction over the study's {family} (family-wise error 5 %): positive or NEGATIVE when it is significant; mixed when \
+         any metric is significantly better and another significantly worse (the others Holm-corrected over the comparison); too few \
+         seeds below {} scored seeds per arm (failed units are scored); else inconclusive. Failure rates are compared by Fisher's exact \
+         test: a comparison is marked unreliable when they differ at 5 %. Power notes plan for the smallest difference of interest, \
+         {:.3} on the {} (`effect`), never for the observed difference.",
         experiment.resamples,
         summary.primary,
-        summary.family,
-        super::decision::MIN_SEEDS
+        super::decision::MIN_SEEDS,
+        experiment.effect(),
+        summary.primary
     );
     let _ = writeln!(out, "\n## Verdicts\n");
     out.push_str(&verdict_table(summary));
@@ -241,7 +274,7 @@ pub fn report_markdown(experiment: &Experiment, summary: &Summary, figures: &Fig
         );
         let _ = writeln!(
             out,
-            "| strategy | metric | transfer mean (IQM) | scratch mean (IQM) | difference [95 % Welch] | bootstrap 95 % | P(improve) | Welch p | corrected p | correction | Mann-Whitney p | verdict |"
+            "| strategy | metric | transfer mean (IQM) | scratch mean (IQM) | difference [95 % Welch, uncorrected] | bootstrap 95 % (descriptive: too narrow at few seeds or sources) | P(improve) | Welch p | corrected p | correction | Mann-Whitney p | verdict |"
         );
         let _ = writeln!(out, "|---|---|---|---|---|---|---|---|---|---|---|---|");
         for c in &t.comparisons {
@@ -288,24 +321,31 @@ pub fn report_markdown(experiment: &Experiment, summary: &Summary, figures: &Fig
         }
         let _ = writeln!(
             out,
-            "\n| strategy | forward transfer (area) | speed-up to threshold | with source steps | power |\n|---|---|---|---|---|"
+            "\n| strategy | forward transfer (area) [95 % t, uncorrected] | speed-up to threshold [95 % order statistics] | with source steps | power |\n|---|---|---|---|---|"
         );
         for c in &t.comparisons {
             let ft = c.forward_transfer.map_or_else(
                 || "not estimable (scratch's area is within 0.05 of solved)".to_string(),
-                |f| format!("{:+.3} [{:+.3}, {:+.3}]", f.value, f.ci95.0, f.ci95.1),
+                |f| {
+                    if f.ci95.0.is_nan() {
+                        format!("{:+.3} [-]", f.value)
+                    } else {
+                        format!("{:+.3} [{:+.3}, {:+.3}]", f.value, f.ci95.0, f.ci95.1)
+                    }
+                },
             );
             let power = format!(
-                "detects {:.3} ({}) with 80 % power at {} {} (sd {:.3}, level {:.4})",
+                "detects {:.3} ({}) with 80 % power at {} {} (sd {:.3}, level {:.4}); {:.3} (`effect`) needs {}",
                 c.power.min_detectable,
                 c.primary,
                 c.power.replicates,
                 c.power.unit(),
                 c.power.sd,
-                c.power.alpha
+                c.power.alpha,
+                c.power.effect,
+                c.power.replicates_for_effect.map_or_else(|| "-".to_string(), |n| n.to_string())
             );
-            let _ =
-                writeln!(out, "| {} | {ft} | {} | {} | {power} |", c.strategy, c.speedup.text(), c.total_time.text());
+            let _ = writeln!(out, "| {} | {ft} | {} | {} | {power} |", c.strategy, speedup(c), c.total_time.text());
         }
         // The target's own figure, by position: never another target's whose key extends this one.
         if let Some(f) = figures.curves.get(ti) {

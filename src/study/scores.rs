@@ -46,6 +46,16 @@ impl Metric {
         matches!(self, Metric::Time)
     }
 
+    /// What it means for transfer to be better on it, in a sentence's words.
+    pub fn better(self) -> &'static str {
+        match self {
+            Metric::Jumpstart => "a better start",
+            Metric::Asymptotic => "a better plateau",
+            Metric::Area => "more total reward",
+            Metric::Time => "faster to the threshold",
+        }
+    }
+
     /// What it means for transfer to be worse on it, in a sentence's words.
     pub fn worse(self) -> &'static str {
         match self {

@@ -390,22 +390,70 @@ pub fn first_step_at_or_above(steps: &[f64], values: &[f64], threshold: f64) -> 
     steps.iter().zip(values).find(|(_, v)| **v >= threshold).map(|(s, _)| *s)
 }
 
-/// Continual World's forward transfer `(A_T - A_S) / (1 - A_S)` on the mean areas `(a_t, a_s)` of
-/// transfer's runs `t` and scratch's `s`, with a percentile-bootstrap interval; `None` when
-/// scratch's area leaves less than 0.05 of room below solved, or an arm has no runs. A resample
-/// whose scratch area leaves less room than 0.05 counts as if it left 0.05.
-pub fn forward_transfer(
-    t: &[f64],
-    s: &[f64],
-    (a_t, a_s): (f64, f64),
-    resamples: usize,
-    rng: &mut impl rand::Rng,
-) -> Option<(f64, (f64, f64))> {
-    let room = |a_s: f64| 1.0 - a_s;
-    if t.is_empty() || s.is_empty() || room(a_s) < 0.05 {
+/// Continual World's forward transfer `(A_T - A_S) / (1 - A_S)`: the share of the room above
+/// scratch's mean area `a_s` that transfer took, from the area's deciding difference and its 95 %
+/// t-interval (Welch's, or with several sources the one-sample t over per-source differences),
+/// both divided by the room, which is treated as known. The interval so excludes 0 exactly when
+/// the deciding interval does (a percentile bootstrap over seeds excluded it in 13 % of no-effect
+/// studies with three sources). `None` when scratch's area leaves less than 0.05 of room below
+/// solved, or there is no difference; the interval is NaN where the test has too few seeds.
+pub fn forward_transfer(difference: f64, ci95: (f64, f64), a_s: f64) -> Option<(f64, (f64, f64))> {
+    let room = 1.0 - a_s;
+    if difference.is_nan() || !(room >= 0.05) {
         return None;
     }
-    let ratio = |a_t: f64, a_s: f64| (a_t - a_s) / room(a_s).max(0.05);
-    let samples: Vec<f64> = (0..resamples).map(|_| ratio(mean(&resample(t, rng)), mean(&resample(s, rng)))).collect();
-    Some((ratio(a_t, a_s), percentile_interval(&samples)))
+    Some((difference / room, (ci95.0 / room, ci95.1 / room)))
+}
+
+/// One bootstrap resample of two arms whose values come in groups (`gx`, `gy`: each value's
+/// source): the groups drawn with replacement, both arms taking the same draws (a source's seeds
+/// pair the arms), then within each drawn group each arm's values drawn with replacement. With
+/// one group it is the plain resample of each arm, `x` first.
+pub fn resample_nested(
+    x: &[f64],
+    gx: &[usize],
+    y: &[f64],
+    gy: &[usize],
+    rng: &mut impl Rng,
+) -> (Vec<f64>, Vec<f64>) {
+    let groups = gx.iter().chain(gy).max().map_or(0, |m| m + 1);
+    if groups <= 1 {
+        return (resample(x, rng), resample(y, rng));
+    }
+    let members = |v: &[f64], g: &[usize], k: usize| -> Vec<f64> {
+        v.iter().zip(g).filter(|(_, gk)| **gk == k).map(|(v, _)| *v).collect()
+    };
+    let (mut rx, mut ry) = (Vec::with_capacity(x.len()), Vec::with_capacity(y.len()));
+    for _ in 0..groups {
+        let k = rng.random_range(0..groups);
+        let (mx, my) = (members(x, gx, k), members(y, gy, k));
+        if !mx.is_empty() {
+            rx.extend(resample(&mx, rng));
+        }
+        if !my.is_empty() {
+            ry.extend(resample(&my, rng));
+        }
+    }
+    (rx, ry)
+}
+
+/// Fisher's exact test of the 2x2 table `[[a, b], [c, d]]`, two-sided as scipy's
+/// `fisher_exact`: under the table's margins (hypergeometric), the probability of every table no
+/// more likely than the one observed (within a relative 1e-7).
+pub fn fisher_exact(a: u64, b: u64, c: u64, d: u64) -> f64 {
+    use statrs::function::factorial::ln_factorial;
+    let (row, col, n) = (a + b, a + c, a + b + c + d);
+    // ln P(top-left cell = k) under fixed margins.
+    let ln_p = |k: u64| -> f64 {
+        ln_factorial(row) + ln_factorial(n - row) + ln_factorial(col) + ln_factorial(n - col)
+            - ln_factorial(n)
+            - ln_factorial(k)
+            - ln_factorial(row - k)
+            - ln_factorial(col - k)
+            - ln_factorial(n - row - col + k)
+    };
+    let (low, high) = ((row + col).saturating_sub(n), row.min(col));
+    let observed = ln_p(a);
+    let p: f64 = (low..=high).map(ln_p).filter(|&l| l <= observed + 1e-7).map(f64::exp).sum();
+    p.min(1.0)
 }

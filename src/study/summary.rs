@@ -9,16 +9,25 @@
 //!
 //! - **Speed-up**: median steps to the threshold, scratch's over transfer's; a run that never gets
 //!   there is censored one evaluation past the budget, so the ratio becomes a bound ("at least"
-//!   when scratch's median is censored, "at most" when transfer's is) or is not estimable.
+//!   when scratch's median is censored, "at most" when transfer's is) or is not estimable. It
+//!   comes with a distribution-free interval: each arm's median time bracketed by order
+//!   statistics that hold it with probability at least 97.5 % (7 or more seeds; the extremes
+//!   below), the ratio's ends from those brackets (at least 95 % together), a censored end
+//!   making the interval open on that side. Without an interval (fewer than
+//!   [`decision::MIN_SEEDS`] scored seeds in an arm) it is not given: a bare ratio of medians
+//!   of five seeds read >= 1.5x or <= 0.67x in 12 % of no-effect comparisons.
 //! - **Total time** counts the source's training steps too: transfer pays off in total if scratch
 //!   needs more than source steps + transfer's time (the break-even). When scratch was observed
 //!   for fewer steps than that, the view is not estimable and the report gives the break-even.
 //! - **Forward transfer**: Continual World's normalised `(A_T - A_S) / (1 - A_S)` on the mean
-//!   normalised areas, the share of the room above scratch that transfer took, with a bootstrap
-//!   interval; not estimable when scratch's area is within 0.05 of solved.
+//!   normalised areas, the share of the room above scratch that transfer took, with the area's
+//!   deciding t-interval scaled alike; not estimable when scratch's area is within 0.05 of solved.
+//! - **Failures**: the arms' failure counts are compared by Fisher's exact test; only a
+//!   difference significant at 5 % marks the comparison unreliable.
 //! - **Power**: from the primary metric's pooled standard deviation, the smallest difference the
-//!   study detects with 80 % power at its corrected level, and the seeds the observed difference
-//!   would need.
+//!   study detects with 80 % power at its corrected level, and the seeds that the experiment's
+//!   `effect` (the smallest difference of interest) needs. The observed difference is never
+//!   used: under no effect it is noise.
 
 use rand::SeedableRng;
 use rand::rngs::StdRng;
@@ -39,12 +48,12 @@ use super::stats;
 /// The power the report plans for.
 pub const POWER: f64 = 0.8;
 
-/// A ratio with its 95 % bootstrap interval.
+/// An estimate with its 95 % interval (how it is made is said where it is used).
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Interval {
     /// The estimate.
     pub value: f64,
-    /// Its 95 % percentile-bootstrap interval.
+    /// Its 95 % interval.
     pub ci95: (f64, f64),
 }
 
@@ -63,9 +72,15 @@ pub struct Power {
     pub alpha: f64,
     /// The smallest difference detected with 80 % power (exact, noncentral t).
     pub min_detectable: f64,
-    /// Replicates that the observed difference needs for 80 % power (`None`: no difference, or
-    /// more than 1000).
-    pub replicates_for_observed: Option<usize>,
+    /// The smallest difference of interest: the experiment's `effect`.
+    pub effect: f64,
+    /// Replicates that `effect` needs for 80 % power (`None`: no spread to plan from, or more
+    /// than 1000).
+    pub replicates_for_effect: Option<usize>,
+}
+
+fn one() -> f64 {
+    1.0
 }
 
 impl Power {
@@ -87,8 +102,9 @@ pub struct Comparison {
     pub primary: String,
     /// One per [`Metric`], in [`Metric::ALL`]'s order; read them with [`Comparison::metric`].
     pub metrics: Vec<MetricStat>,
-    /// Forward transfer `(A_T - A_S) / (1 - A_S)` on mean normalised areas (`None`: not
-    /// estimable, scratch's area being within 0.05 of solved).
+    /// Forward transfer `(A_T - A_S) / (1 - A_S)` on mean normalised areas, with the area's
+    /// deciding 95 % t-interval divided by the room `1 - A_S` (`None`: not estimable, scratch's
+    /// area being within 0.05 of solved).
     pub forward_transfer: Option<Interval>,
     /// Runs that reached the threshold, transfer and scratch.
     pub reached: (usize, usize),
@@ -96,10 +112,19 @@ pub struct Comparison {
     pub runs: (usize, usize),
     /// Units that failed, transfer and scratch (scored at their last finite evaluation).
     pub failed: (usize, usize),
-    /// The arms failed at different rates: the comparison may reflect failures, not learning.
+    /// Fisher's exact two-sided p-value of the failure counts (1 when neither arm failed).
+    #[serde(default = "one")]
+    pub failures_p: f64,
+    /// The arms failed at significantly different rates (Fisher's exact test at 5 %): the
+    /// comparison may reflect failures, not learning.
     pub unreliable: bool,
     /// Median steps to threshold, scratch's over transfer's.
     pub speedup: Speedup,
+    /// The speed-up's distribution-free 95 % interval (from each arm's order-statistic interval
+    /// of its median time; see the module's docs); `None` where it is not given (too few scored
+    /// seeds, zero-shot, or not estimable).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub speedup_ci95: Option<(f64, f64)>,
     /// The same counting the source's training steps.
     pub total_time: TotalTime,
     /// The headline.
@@ -309,6 +334,43 @@ fn median_time(scores: &[Scores]) -> Option<f64> {
     m.is_finite().then_some(m)
 }
 
+/// The ranks `(k, n + 1 - k)` (1-based) of the order statistics that bracket the median of `n`
+/// values with probability at least 97.5 % (distribution-free: `1 - 2 P(Bin(n, 1/2) < k)`); the
+/// extremes where no pair reaches it (fewer than 7 values).
+fn median_ranks(n: usize) -> (usize, usize) {
+    let tail = |k: usize| -> f64 { (0..k).map(|i| binomial(n, i)).sum::<f64>() / 2f64.powi(n as i32) };
+    let k = (1..=n.div_ceil(2)).take_while(|&k| 2.0 * tail(k) <= 0.025).last().unwrap_or(1);
+    (k, n + 1 - k)
+}
+
+fn binomial(n: usize, k: usize) -> f64 {
+    (0..k).fold(1.0, |acc, i| acc * (n - i) as f64 / (i + 1) as f64)
+}
+
+/// The speed-up's interval from each arm's distribution-free interval of its median time
+/// ([`median_ranks`]): `[scratch's low / transfer's high, scratch's high / transfer's low]`. With
+/// 7 or more seeds per arm each median's interval holds it with probability at least 97.5 %, so
+/// the ratio's at least 95 %; below, the extremes (at 5 seeds per arm at least 88 %). A censored
+/// end stands for "later than the budget": where it makes an end unbounded (transfer's high
+/// censored: the low end is 0; scratch's high censored or transfer's low at 0: the high end is
+/// infinite) the interval says so.
+fn speedup_interval(transfer: &[Scores], scratch: &[Scores], budget: f64) -> (f64, f64) {
+    let times = |s: &[Scores]| -> Vec<f64> {
+        let mut v: Vec<f64> = s.iter().map(|s| s.time.unwrap_or(f64::INFINITY)).collect();
+        v.sort_by(f64::total_cmp);
+        v
+    };
+    let (t, s) = (times(transfer), times(scratch));
+    let ((tl, th), (sl, sh)) = (median_ranks(t.len()), median_ranks(s.len()));
+    let (t_low, t_high, s_low, s_high) = (t[tl - 1], t[th - 1], s[sl - 1], s[sh - 1]);
+    // A censored scratch low end stands at its least possible value, the budget: still a lower
+    // bound on scratch's median.
+    let s_low = s_low.min(budget);
+    let low = if t_high.is_finite() && t_high > 0.0 { s_low / t_high } else { 0.0 };
+    let high = if s_high.is_finite() && t_low > 0.0 { s_high / t_low } else { f64::INFINITY };
+    (low, high)
+}
+
 /// One strategy against scratch, before the study-wide correction of its headline.
 fn compare(
     experiment: &Experiment,
@@ -336,7 +398,6 @@ fn compare(
                 m,
                 values(transfer, m),
                 values(scratch, m),
-                counts,
                 groups,
                 experiment.resamples,
                 seed * 10 + i as u64,
@@ -347,33 +408,34 @@ fn compare(
     let primary = experiment.primary;
     let mut others: Vec<&mut MetricStat> = metrics.iter_mut().filter(|m| m.metric != primary.name()).collect();
     decision::correct(&mut others, Correction::Comparison);
-    let area = (stats::mean(&values(transfer, Metric::Area)), stats::mean(&values(scratch, Metric::Area)));
+    let area = metrics.iter().find(|m| m.metric == Metric::Area.name()).expect("every metric is compared");
+    let forward_transfer = stats::forward_transfer(area.difference, area.ci95, area.scratch.mean)
+        .map(|(value, ci95)| Interval { value, ci95 });
     let failed = (transfer.len() - counts.0, scratch.len() - counts.1);
-    let mut rng = StdRng::seed_from_u64(seed * 10 + 9);
+    let failures_p = stats::fisher_exact(failed.0 as u64, counts.0 as u64, failed.1 as u64, counts.1 as u64);
+    // An empty arm (a partial results folder) says nothing about times.
+    let speedup = if transfer.is_empty() || scratch.is_empty() {
+        Speedup::NotEstimable
+    } else {
+        Speedup::of(median_time(transfer), median_time(scratch), censored)
+    };
+    let enough = transfer.len() >= decision::MIN_SEEDS && scratch.len() >= decision::MIN_SEEDS;
+    let speedup_ci95 = (enough && !matches!(speedup, Speedup::ZeroShot | Speedup::NotEstimable))
+        .then(|| speedup_interval(transfer, scratch, experiment.budget as f64));
     Comparison {
         strategy: arm.to_string(),
         primary: primary.name().into(),
-        forward_transfer: stats::forward_transfer(
-            &values(transfer, Metric::Area),
-            &values(scratch, Metric::Area),
-            area,
-            experiment.resamples,
-            &mut rng,
-        )
-        .map(|(value, ci95)| Interval { value, ci95 }),
+        forward_transfer,
         reached: (
             transfer.iter().filter(|s| s.time.is_some()).count(),
             scratch.iter().filter(|s| s.time.is_some()).count(),
         ),
         runs: (transfer.len(), scratch.len()),
         failed,
-        unreliable: failed.0 * scratch.len() != failed.1 * transfer.len(),
-        // An empty arm (a partial results folder) says nothing about times.
-        speedup: if transfer.is_empty() || scratch.is_empty() {
-            Speedup::NotEstimable
-        } else {
-            Speedup::of(median_time(transfer), median_time(scratch), censored)
-        },
+        failures_p,
+        unreliable: failures_p < decision::ALPHA,
+        speedup,
+        speedup_ci95,
         total_time: if transfer.is_empty() || scratch.is_empty() {
             TotalTime::NotReached
         } else {
@@ -394,15 +456,16 @@ fn compare(
             replicates: 0,
             alpha: f64::NAN,
             min_detectable: f64::NAN,
-            replicates_for_observed: None,
+            effect: experiment.effect(),
+            replicates_for_effect: None,
         },
         metrics,
     }
 }
 
 /// What the study could detect on `primary` with `seeds` per arm, at 5 % over a family of
-/// `family` headlines.
-fn power(primary: &MetricStat, seeds: usize, family: usize) -> Power {
+/// `family` headlines, and what `effect` would need.
+fn power(primary: &MetricStat, seeds: usize, family: usize, effect: f64) -> Power {
     let (t, s) = (&primary.transfer.values, &primary.scratch.values);
     let (design, sd, replicates) = match primary.levels {
         Some(levels) => (stats::Design::OneSample, levels.between_sources_sd, levels.sources),
@@ -416,17 +479,17 @@ fn power(primary: &MetricStat, seeds: usize, family: usize) -> Power {
         }
     };
     let alpha = decision::ALPHA / family.max(1) as f64;
-    let observed = primary.difference.abs();
     Power {
         design,
         sd,
         replicates,
         alpha,
         min_detectable: stats::min_detectable_effect_of(design, sd, replicates, alpha, POWER),
-        replicates_for_observed: if sd.is_nan() {
+        effect,
+        replicates_for_effect: if sd.is_nan() {
             None
         } else {
-            stats::replicates_needed(design, observed, sd, alpha, POWER, 1000)
+            stats::replicates_needed(design, effect, sd, alpha, POWER, 1000)
         },
     }
 }
@@ -448,12 +511,17 @@ fn correct_headlines(targets: &mut [TargetSummary], primary: Metric) -> usize {
         let stat = c.metrics.iter().find(|m| m.metric == primary.name()).expect("every metric is compared");
         let others: Vec<&MetricStat> = c.metrics.iter().filter(|m| m.metric != primary.name()).collect();
         let (verdict, mut notes) = decision::headline(stat, &others);
-        c.power = power(stat, c.runs.0.min(c.runs.1), family);
-        if c.unreliable {
-            notes.push(format!(
-                "unreliable: {} of {} transfer units and {} of {} scratch units failed (scored at their last evaluation)",
+        c.power = power(stat, c.runs.0.min(c.runs.1), family, c.power.effect);
+        if c.failed != (0, 0) {
+            let counts = format!(
+                "{} of {} transfer units and {} of {} scratch units failed (scored at their last evaluation)",
                 c.failed.0, c.runs.0, c.failed.1, c.runs.1
-            ));
+            );
+            notes.push(if c.unreliable {
+                format!("unreliable: the arms fail at different rates (Fisher's exact p = {:.3}): {counts}", c.failures_p)
+            } else {
+                format!("{counts}; the rates do not differ significantly (Fisher's exact p = {:.3})", c.failures_p)
+            });
         }
         // (Only where some run finished: failed runs say nothing about the threshold.)
         if c.reached == (0, 0) && c.runs.0 + c.runs.1 > c.failed.0 + c.failed.1 {
@@ -462,17 +530,27 @@ fn correct_headlines(targets: &mut [TargetSummary], primary: Metric) -> usize {
                  nothing here; give the experiment a `threshold:` that the arms reach"
             ));
         }
-        if verdict == Verdict::Inconclusive
-            && let Some(needed) = c.power.replicates_for_observed.filter(|&n| n > c.power.replicates)
-        {
-            notes.push(format!(
-                "underpowered: the observed {} difference ({:+.3}) needs {needed} {} for 80 % power; this study detects {:.3} with {}",
-                stat.metric,
-                stat.difference,
-                c.power.unit(),
-                c.power.min_detectable,
-                c.power.replicates
-            ));
+        if verdict == Verdict::Inconclusive && c.power.min_detectable.is_finite() {
+            let p = &c.power;
+            if p.min_detectable > p.effect {
+                let needed = p.replicates_for_effect.map_or_else(|| "more than 1000".to_string(), |n| n.to_string());
+                notes.push(format!(
+                    "underpowered: at {} {} this study detects {} differences of {:.3} or more with 80 % power; the smallest \
+                     difference of interest, {:.3} (`effect`), needs {needed} {}",
+                    p.replicates,
+                    p.unit(),
+                    stat.metric,
+                    p.min_detectable,
+                    p.effect,
+                    p.unit()
+                ));
+            } else {
+                notes.push(format!(
+                    "inconclusive at adequate power: a difference of {:.3} on the {} (`effect`) would have been detected with \
+                     80 % power (this study detects {:.3} or more)",
+                    p.effect, stat.metric, p.min_detectable
+                ));
+            }
         }
         if let Some(levels) = stat.levels
             && levels.sources < 3
