@@ -451,3 +451,160 @@ fn every_imported_model_is_the_source_of_a_study_that_runs() {
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Inputs the import must not pass over in silence.
+
+/// A temporary folder of its own.
+fn scratch_dir(what: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("headstart-sb3-{what}-{}-{}", std::process::id(), rand::random::<u32>()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// A VecNormalize model's zip, passed alone, reads the statistics beside it, as its folder does:
+/// the same weights, statistics and actions (once it gave raw observations to the network, -1086
+/// against SB3's -173.7 on a Pendulum model). Without statistics beside it the option names them.
+#[test]
+fn a_zip_reads_the_statistics_beside_it() {
+    let zoo = shared().join("rl-zoo-ppo-MountainCarContinuous-v0");
+    let zip = zoo.join("ppo-MountainCarContinuous-v0.zip");
+    let (folder, alone) = (sb3::read(&zoo).unwrap(), sb3::read(&zip).unwrap());
+    assert!(alone.obs_rms.is_some(), "the statistics beside the zip");
+    assert_eq!(contents(&folder), contents(&alone));
+    assert_eq!(folder.also_read, alone.also_read);
+    let entry = expected()["models"]
+        .as_object()
+        .unwrap()
+        .values()
+        .find(|e| e.get("vec_normalize").is_some())
+        .unwrap()
+        .clone();
+    let (a, b) = (folder.agent(0).unwrap(), alone.agent(0).unwrap());
+    for obs in entry["observations"].as_array().unwrap() {
+        let obs: Vec<f32> = list(obs).into_iter().map(|v| v as f32).collect();
+        assert_eq!(deterministic_actions(a.as_ref(), &obs), deterministic_actions(b.as_ref(), &obs));
+    }
+    // The zip copied away from its statistics imports raw; `vec_normalize` names them.
+    let dir = scratch_dir("lone-zip");
+    let lone = dir.join("ppo-MountainCarContinuous-v0.zip");
+    std::fs::copy(&zip, &lone).unwrap();
+    assert!(sb3::read(&lone).unwrap().obs_rms.is_none());
+    let options = sb3::ReadOptions { vec_normalize: Some(zoo.join("vec_normalize.pkl")) };
+    let named = sb3::read_with(&lone, &options).unwrap();
+    assert_eq!(named.obs_rms, folder.obs_rms);
+    let missing = sb3::ReadOptions { vec_normalize: Some(dir.join("nowhere.pkl")) };
+    let e = sb3::read_with(&lone, &missing).err().expect("refused").to_string();
+    assert!(e.contains("nowhere.pkl"), "{e}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// An `Sb3` source's cached import is reused while its inputs are the same, and made again when
+/// the statistics or the environment's parameters change.
+#[test]
+fn a_cached_source_is_imported_again_when_an_input_changes() {
+    use headstart::study::experiment::Sb3Source;
+    let zoo = shared().join("rl-zoo-ppo-MountainCarContinuous-v0");
+    let dir = scratch_dir("cache");
+    for entry in std::fs::read_dir(&zoo).unwrap() {
+        let path = entry.unwrap().path();
+        std::fs::copy(&path, dir.join(path.file_name().unwrap())).unwrap();
+    }
+    let source = Sb3Source { model: dir.clone(), env: None, vec_normalize: None };
+    let registry = Registry::builtin();
+    let card_of = || {
+        let cached = headstart::study::source::import_sb3(&source, &registry).unwrap_or_else(|e| panic!("{e}"));
+        checkpoint::read_card(&cached).unwrap()
+    };
+    let first = card_of();
+    let modified = || std::fs::metadata(source.dir().join("card.ron")).unwrap().modified().unwrap();
+    let stamp = modified();
+    assert_eq!(card_of(), first, "the same inputs: the cached import");
+    assert_eq!(modified(), stamp, "not written again");
+    // Changed statistics: a value of obs_rms.mean altered in the pickle's bytes.
+    let mean = sb3::read(&dir).unwrap().obs_rms.unwrap().mean;
+    let pkl = dir.join("vec_normalize.pkl");
+    let mut bytes = std::fs::read(&pkl).unwrap();
+    let needle = mean[0].to_le_bytes();
+    let at = bytes.windows(8).position(|w| w == needle).expect("obs_rms.mean in the pickle");
+    bytes[at..at + 8].copy_from_slice(&(mean[0] + 0.25).to_le_bytes());
+    std::fs::write(&pkl, &bytes).unwrap();
+    let second = card_of();
+    assert_ne!(second.origin, first.origin, "the statistics' checksum is part of the import's inputs");
+    let loaded = checkpoint::load(&source.dir()).unwrap();
+    let stored = loaded.agent.tensors().into_iter().find(|(n, _)| n == "obs_rms.mean").unwrap().1;
+    assert!((stored.double_value(&[0]) - (mean[0] + 0.25)).abs() < 1e-12, "the new statistics were imported");
+    // A changed environment: the Zoo's env_kwargs.yml gives the engine another power.
+    std::fs::write(dir.join("env_kwargs.yml"), "power: 0.0016\n").unwrap();
+    let third = card_of();
+    assert_eq!(third.env.params.get("power"), Some(&0.0016));
+    let _ = std::fs::remove_dir_all(source.dir());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// `data` with its fields changed as `edit` says, as a zip named `name`.
+fn with_data(name: &str, edit: impl FnOnce(&mut Value)) -> PathBuf {
+    let bytes = std::fs::read(shared().join(name)).unwrap();
+    let mut archive = zip::ZipArchive::new(Cursor::new(bytes)).unwrap();
+    let mut data = String::new();
+    archive.by_name("data").unwrap().read_to_string(&mut data).unwrap();
+    let mut json: Value = serde_json::from_str(&data).unwrap();
+    edit(&mut json);
+    altered(name, &[("data", Some(serde_json::to_vec(&json).unwrap()))])
+}
+
+/// Every field read has its type checked: a wrong type is refused naming the field and what it
+/// holds (it once became the default in silence), an absent field or a form headstart has no
+/// counterpart for is listed as not carried, with why.
+#[test]
+fn wrong_typed_fields_are_refused_and_unknown_ones_listed() {
+    let ppo = "ppo-CartPole-v1.zip";
+    for (field, value, words) in [
+        ("n_steps", Value::from("256"), vec!["`n_steps`", "the string \"256\"", "integer"]),
+        ("gamma", Value::from("0.99"), vec!["`gamma`", "the string \"0.99\"", "a number"]),
+        ("normalize_advantage", Value::from(1), vec!["`normalize_advantage`", "the number 1", "a boolean"]),
+        ("learning_rate", Value::from("3e-4"), vec!["`learning_rate`", "the string", "a number or a schedule"]),
+        ("observation_space", Value::from("Box(4,)"), vec!["`observation_space`", "the string", "cloudpickled"]),
+        ("policy_class", Value::from(7), vec!["`policy_class`", "the number 7", "cloudpickled"]),
+        (
+            "policy_kwargs",
+            serde_json::json!({"net_arch": [1, 2], "activation_fn": "tanh"}),
+            vec!["activation_fn", "the string \"tanh\"", "a class"],
+        ),
+        ("policy_kwargs", serde_json::json!({"net_arch": [1, 2]}), vec!["net_arch", "[1, 2]", "[64, 64]"]),
+        ("policy_kwargs", serde_json::json!({"net_arch": "small"}), vec!["net_arch", "the string \"small\""]),
+    ] {
+        let path = with_data(ppo, |d| d[field] = value.clone());
+        refused(&path, &words);
+    }
+    // Absent, and of a form headstart has no counterpart for: listed.
+    let path = with_data(ppo, |d| {
+        d.as_object_mut().unwrap().remove("gae_lambda");
+        d["policy_kwargs"] = serde_json::json!({"optimizer_kwargs": {"eps": 1e-5}});
+    });
+    let model = sb3::read(&path).unwrap_or_else(|e| panic!("{e}"));
+    let listed = model.not_carried.join("; ");
+    assert!(listed.contains("gae_lambda (absent"), "{listed}");
+    assert!(listed.contains("policy_kwargs.optimizer_kwargs"), "{listed}");
+    // The DQN's train_freq of the wrong type, SAC's ent_coef of the wrong type.
+    refused(&with_data("dqn-CartPole-v1.zip", |d| d["train_freq"] = Value::from("4")), &["`train_freq`", "TrainFreq"]);
+    refused(&with_data("sac-Pendulum-v1.zip", |d| d["ent_coef"] = Value::from(true)), &["`ent_coef`", "the boolean true"]);
+}
+
+/// A zip cut short says so, naming the file, at every length from half to all but a byte (a
+/// nested archive's end record inside `policy.pth` once made it read "not an SB3 model").
+#[test]
+fn a_truncated_zip_says_truncated() {
+    let dir = scratch_dir("truncated");
+    for name in ["ppo-CartPole-v1.zip", "dqn-CartPole-v1.zip", "sac-Pendulum-v1.zip"] {
+        let original = std::fs::read(shared().join(name)).unwrap();
+        let path = dir.join(name);
+        for percent in [50, 60, 70, 80, 90, 95, 99] {
+            std::fs::write(&path, &original[..original.len() * percent / 100]).unwrap();
+            refused(&path, &[name, "truncated or corrupt"]);
+        }
+        std::fs::write(&path, &original[..original.len() - 1]).unwrap();
+        refused(&path, &[name, "truncated or corrupt"]);
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}

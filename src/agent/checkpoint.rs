@@ -96,8 +96,22 @@ pub struct Origin {
     pub file: String,
     /// SHA-256 of that file, hex.
     pub sha256: String,
+    /// The other files read with it (`vec_normalize.pkl`, the Zoo's `config.yml` and
+    /// `env_kwargs.yml`), with their SHA-256.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub also_read: Vec<AlsoRead>,
     /// What the file held that the checkpoint does not carry.
     pub not_carried: Vec<String>,
+}
+
+/// A file an import read besides the model, with its SHA-256.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlsoRead {
+    /// The file.
+    pub file: String,
+    /// Its SHA-256, hex.
+    pub sha256: String,
 }
 
 /// The replay buffer file of a checkpoint.

@@ -27,13 +27,14 @@ use super::{Agent, AgentConfig, Algo, EvalStats};
 use crate::env::{Env, EnvSpec, Registry, Space};
 
 mod export;
+mod fields;
 mod import;
 pub mod pickle;
 pub mod torch_file;
 mod zoo;
 
 pub use export::export;
-pub use import::read;
+pub use import::{ReadOptions, read, read_with};
 use torch_file::StateTensor;
 
 /// Why an SB3 model could not be imported or exported: the file, the entry in it, the problem.
@@ -82,6 +83,8 @@ pub struct Statistics {
     pub count: f64,
 }
 
+pub use checkpoint::AlsoRead;
+
 /// An SB3 model, read and mapped onto headstart's names.
 #[derive(Clone, Debug)]
 pub struct Model {
@@ -109,6 +112,9 @@ pub struct Model {
     pub source: PathBuf,
     /// Its SHA-256, hex.
     pub sha256: String,
+    /// The other files the import read (statistics, the Zoo's configuration), with their
+    /// SHA-256: with the zip's, what decides whether a cached import is still this model's.
+    pub also_read: Vec<AlsoRead>,
     /// `_stable_baselines3_version`.
     pub sb3_version: Option<String>,
     /// What the model holds that headstart does not carry.
@@ -214,6 +220,7 @@ impl Model {
                 library: format!("Stable-Baselines3 {version}"),
                 file: self.source.display().to_string(),
                 sha256: self.sha256.clone(),
+                also_read: self.also_read.clone(),
                 not_carried: self.not_carried.clone(),
             }),
         };

@@ -29,6 +29,10 @@ pub(crate) struct ImportArgs {
     /// A parameter override of that environment, `NAME=VALUE`; repeat for several.
     #[arg(short = 'p', long = "param", value_name = "NAME=VALUE")]
     params: Vec<String>,
+    /// The `VecNormalize` statistics (`vec_normalize.pkl`) [default: the file beside the model
+    /// or in its RL Zoo folder, if any].
+    #[arg(long, value_name = "PKL")]
+    vec_normalize: Option<PathBuf>,
     /// The checkpoint folder [default: runs/<algo>-<env>-sb3].
     #[arg(long)]
     out: Option<PathBuf>,
@@ -51,7 +55,7 @@ pub(crate) struct ExportArgs {
 
 pub(crate) fn import(registry: &Registry, args: &ImportArgs) -> Result<()> {
     let Format::Sb3 = args.format;
-    let model = sb3::read(&args.path)?;
+    let model = sb3::read_with(&args.path, &sb3::ReadOptions { vec_normalize: args.vec_normalize.clone() })?;
     let spec = match &args.env {
         Some(env) => super::env_spec(env, &args.params)?,
         None => {
@@ -85,6 +89,12 @@ pub(crate) fn import(registry: &Registry, args: &ImportArgs) -> Result<()> {
     );
     if let Some(e) = &card.eval {
         println!("  deterministic return over {} episodes: {:.1} +/- {:.1}", e.episodes, e.mean, e.std);
+    }
+    for file in card.origin.iter().flat_map(|o| &o.also_read) {
+        println!("  also read: {}", file.file);
+    }
+    if model.obs_rms.is_some() {
+        println!("  observations normalised with the VecNormalize statistics read");
     }
     for item in card.origin.iter().flat_map(|o| &o.not_carried) {
         println!("  not carried: {item}");

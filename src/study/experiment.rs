@@ -135,12 +135,16 @@ pub struct Sb3Source {
     /// port when there is one, else `gym:<id>`, with the Zoo's `env_kwargs.yml`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub env: Option<String>,
+    /// The `VecNormalize` statistics [default: a `vec_normalize.pkl` beside the model, or in
+    /// its RL Zoo folder].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vec_normalize: Option<PathBuf>,
 }
 
 impl Sb3Source {
     /// Where its import is cached: `$HEADSTART_CACHE` (else `$XDG_CACHE_HOME/headstart`, else
     /// `~/.cache/headstart`) `/sb3/<the model's path, made file-safe>`. A cached import is
-    /// reused while the model's SHA-256 matches its card.
+    /// reused while its inputs match its card (see [`super::source::import_sb3`]).
     pub fn dir(&self) -> PathBuf {
         let root = std::env::var_os("HEADSTART_CACHE").map(PathBuf::from).unwrap_or_else(|| {
             std::env::var_os("XDG_CACHE_HOME")

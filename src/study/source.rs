@@ -86,18 +86,16 @@ impl SourcePolicy {
 }
 
 /// Imports an `Sb3` source into its cache folder ([`Sb3Source::dir`]) unless an import of the
-/// same model (same SHA-256 and configuration) is there: the environment is checked against the
-/// model's spaces, the checkpoint written to a temporary folder and renamed into place (of
-/// processes that race, one rename wins and the others' imports, identical, are dropped).
+/// same inputs is there: the zip and every file read with it (statistics, the Zoo's
+/// configuration) by SHA-256, the configuration, and the environment with its parameters. The
+/// environment is checked against the model's spaces, the checkpoint written to a temporary
+/// folder and renamed into place (of processes that race, one rename wins and the others'
+/// imports, identical, are dropped).
 pub fn import_sb3(source: &Sb3Source, registry: &Registry) -> Result<PathBuf, StudyError> {
     let err = |message: String| StudyError::Source { message };
-    let model = sb3::read(&source.model).map_err(|e| err(e.to_string()))?;
+    let options = sb3::ReadOptions { vec_normalize: source.vec_normalize.clone() };
+    let model = sb3::read_with(&source.model, &options).map_err(|e| err(e.to_string()))?;
     let dir = source.dir();
-    let cached = checkpoint::read_card(&dir)
-        .is_ok_and(|card| card.origin.is_some_and(|o| o.sha256 == model.sha256) && card.config == model.config);
-    if cached {
-        return Ok(dir);
-    }
     let spec = match &source.env {
         Some(id) => EnvSpec::new(id),
         None => model.env_spec(registry).ok_or_else(|| {
@@ -107,6 +105,14 @@ pub fn import_sb3(source: &Sb3Source, registry: &Registry) -> Result<PathBuf, St
             ))
         })?,
     };
+    let same_inputs = |card: &checkpoint::Card| {
+        card.origin.as_ref().is_some_and(|o| o.sha256 == model.sha256 && o.also_read == model.also_read)
+            && card.config == model.config
+            && card.env == spec
+    };
+    if checkpoint::read_card(&dir).is_ok_and(|card| same_inputs(&card)) {
+        return Ok(dir);
+    }
     let env = registry.make(&spec).map_err(|e| err(format!("{spec}: {e}")))?;
     model.check_env(env.as_ref(), &spec).map_err(|e| err(e.to_string()))?;
     let parent = dir.parent().expect("the cache folder has a parent");
@@ -114,9 +120,9 @@ pub fn import_sb3(source: &Sb3Source, registry: &Registry) -> Result<PathBuf, St
     let temp = dir.with_extension(format!("tmp-{}-{}", crate::util::host(), std::process::id()));
     let _ = std::fs::remove_dir_all(&temp);
     model.save(&spec, &temp, None).map_err(|e| err(e.to_string()))?;
-    // A stale import (another model at this path before) goes; a fresh one that another
-    // process renamed into place first stays.
-    if checkpoint::read_card(&dir).is_ok_and(|card| card.origin.is_none_or(|o| o.sha256 != model.sha256)) {
+    // A stale import (other inputs at this path before) goes; a fresh one that another process
+    // renamed into place first stays.
+    if checkpoint::read_card(&dir).is_ok_and(|card| !same_inputs(&card)) {
         let _ = std::fs::remove_dir_all(&dir);
     }
     if std::fs::rename(&temp, &dir).is_err() {

@@ -4,15 +4,15 @@
 
 use std::collections::BTreeMap;
 use std::io::Cursor;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use base64::Engine;
 use serde_json::Value as Json;
 
-use super::pickle::{self, Pickle, Value};
+use super::fields::{Fields, describe};
+use super::pickle::Value;
 use super::torch_file::{self, StateTensor};
 use super::zoo::{self, Files};
-use super::{Model, Problem, Sb3Error};
+use super::{AlsoRead, Model, Problem, Sb3Error};
 use crate::agent::dqn::DqnConfig;
 use crate::agent::nn::{Activation, MlpConfig};
 use crate::agent::ppo::PpoConfig;
@@ -20,17 +20,6 @@ use crate::agent::sac::{EntCoef, SacConfig};
 use crate::agent::schedule::Schedule;
 use crate::agent::{AgentConfig, Algo};
 use crate::env::Space;
-
-/// Decodes a cloudpickled entry of `data` (`{":type:": ..., ":serialized:": base64}`).
-fn unpickle(value: &Json) -> Option<Result<Pickle, Problem>> {
-    let text = value.get(":serialized:")?.as_str()?;
-    Some(
-        base64::engine::general_purpose::STANDARD
-            .decode(text)
-            .map_err(|e| Problem(e.to_string()))
-            .and_then(|bytes| pickle::parse(&bytes).map_err(|e| Problem(e.to_string()))),
-    )
-}
 
 /// A Gymnasium space from its pickle.
 fn space(value: Value<'_>) -> Result<Space, Problem> {
@@ -60,47 +49,105 @@ fn space(value: Value<'_>) -> Result<Space, Problem> {
     }
 }
 
-/// A schedule of SB3 2.x (`FloatSchedule(ConstantSchedule(val))`, `LinearSchedule` to zero over
-/// the whole run), or a plain number.
-fn schedule(value: &Json) -> Option<Schedule> {
+/// A schedule field: a number, or SB3 2.x's pickled `FloatSchedule(ConstantSchedule(val))` or
+/// `LinearSchedule` (to zero over the whole run); `Some(Err(what))` for a schedule headstart has
+/// no counterpart for, an error for a field of another type.
+fn schedule(fields: &Fields<'_>, name: &str) -> Result<Option<Result<Schedule, String>>, Problem> {
+    let Some(value) = fields.get(name) else { return Ok(None) };
     if let Some(v) = value.as_f64() {
-        return Some(Schedule::Constant(v));
+        return Ok(Some(Ok(Schedule::Constant(v))));
     }
-    let pickle = unpickle(value)?.ok()?;
+    let pickle = fields
+        .pickled(name)
+        .map_err(|_| Problem(format!("field `{name}` is {}, where SB3 stores a number or a schedule", describe(value))))?
+        .expect("the field is there");
     let mut node = pickle.root();
-    if node.class()?.ends_with("FloatSchedule") {
-        node = node.attr("value_schedule")?;
+    let class = |n: &Value<'_>| n.class().unwrap_or_default();
+    if class(&node).ends_with("FloatSchedule") {
+        node = node.attr("value_schedule").ok_or_else(|| Problem(format!("field `{name}`: a FloatSchedule without its schedule")))?;
     }
-    match node.class()?.rsplit('.').next()? {
-        "ConstantSchedule" => Some(Schedule::Constant(node.attr("val")?.float()?)),
-        "LinearSchedule" => {
-            let (start, end, fraction) =
-                (node.attr("start")?.float()?, node.attr("end")?.float()?, node.attr("end_fraction")?.float()?);
-            (end == 0.0 && fraction == 1.0).then_some(Schedule::Linear(start))
+    let number = |field: &str| node.attr(field).and_then(|v| v.float());
+    Ok(Some(match class(&node).rsplit('.').next().unwrap_or_default() {
+        "ConstantSchedule" => {
+            Ok(Schedule::Constant(number("val").ok_or_else(|| Problem(format!("field `{name}`: a ConstantSchedule without `val`")))?))
         }
-        _ => None,
-    }
+        "LinearSchedule" => match (number("start"), number("end"), number("end_fraction")) {
+            (Some(start), Some(end), Some(fraction)) if end == 0.0 && fraction == 1.0 => Ok(Schedule::Linear(start)),
+            (Some(start), Some(end), Some(fraction)) => {
+                Err(format!("a LinearSchedule from {start} to {end} over {fraction} of the run"))
+            }
+            _ => Err("a LinearSchedule without its `start`, `end` and `end_fraction`".into()),
+        },
+        "" => Err("a pickled function (SB3 1.x schedules are closures)".into()),
+        other => Err(format!("a {other}")),
+    }))
 }
 
-/// `train_freq` (`TrainFreq(frequency, TrainFrequencyUnit.STEP)`) as steps.
-fn train_freq(value: &Json) -> Option<u64> {
+/// Sets `slot` from the schedule field `name`, or lists why it was not carried.
+fn carry_schedule(fields: &mut Fields<'_>, slot: &mut Schedule, name: &str) -> Result<(), Problem> {
+    match schedule(fields, name)? {
+        Some(Ok(s)) => *slot = s,
+        Some(Err(what)) => fields
+            .not_carried
+            .push(format!("{name} ({what}, which headstart has no counterpart for: headstart's {slot:?} kept)")),
+        None => fields.not_carried.push(format!("{name} (absent from the model: headstart's {slot:?} kept)")),
+    }
+    Ok(())
+}
+
+/// Sets `slot` from `train_freq` (a number of steps, or `TrainFreq(frequency, TrainFrequencyUnit)`),
+/// or lists why it was not carried (counted in episodes).
+fn carry_train_freq(fields: &mut Fields<'_>, slot: &mut u64) -> Result<(), Problem> {
+    let Some(value) = fields.get("train_freq") else {
+        fields.not_carried.push(format!("train_freq (absent from the model: headstart's {slot} kept)"));
+        return Ok(());
+    };
     if let Some(v) = value.as_u64() {
-        return Some(v);
+        *slot = v;
+        return Ok(());
     }
-    let pickle = unpickle(value)?.ok()?;
-    let args = pickle.root().args()?;
-    let [frequency, unit] = args.as_slice() else { return None };
-    let unit = unit.args()?.first()?.str()?.to_string();
-    (unit == "step").then(|| frequency.int().and_then(|f| u64::try_from(f).ok())).flatten()
+    let wrong = || Problem(format!("field `train_freq` is {}, where SB3 stores a TrainFreq", describe(value)));
+    let pickle = fields.pickled("train_freq").map_err(|_| wrong())?.expect("the field is there");
+    let args = pickle.root().args().ok_or_else(wrong)?;
+    let [frequency, unit] = args.as_slice() else { return Err(wrong()) };
+    let frequency = frequency.int().and_then(|f| u64::try_from(f).ok()).ok_or_else(wrong)?;
+    let unit = unit.args().and_then(|a| a.first().and_then(|u| u.str().map(str::to_string))).ok_or_else(wrong)?;
+    match unit.as_str() {
+        "step" => *slot = frequency,
+        other => fields.not_carried.push(format!(
+            "train_freq ({frequency} {other}s: headstart counts training in steps, its {slot} kept)"
+        )),
+    }
+    Ok(())
 }
 
-/// Sets `slot` from a field of `data` as read (`found`), or notes `what` as not carried over
-/// (a field absent or of a form headstart has no counterpart for).
-fn carry<T>(slot: &mut T, found: Option<Option<T>>, what: &str, not_carried: &mut Vec<String>) {
-    match found {
-        Some(Some(value)) => *slot = value,
-        _ => not_carried.push(what.to_string()),
+/// `policy_kwargs.net_arch` as hidden widths per network (`pi` and `vf` or `qf`; a plain list is
+/// every network's), checked against the widths the tensors have; `None` when absent.
+fn check_net_arch(arch: Option<NetArch>, found: &[(&str, &[usize])]) -> Result<(), Problem> {
+    let Some(arch) = arch else { return Ok(()) };
+    for (part, widths) in found {
+        let declared = match &arch {
+            NetArch::Shared(w) => w,
+            NetArch::Split(parts) => match parts.iter().find(|(k, _)| k == part) {
+                Some((_, w)) => w,
+                None => continue,
+            },
+        };
+        if declared.as_slice() != *widths {
+            return Err(Problem(format!(
+                "policy_kwargs.net_arch gives `{part}` the hidden layers {declared:?}, but policy.pth's are {widths:?}"
+            )));
+        }
     }
+    Ok(())
+}
+
+/// `net_arch` as SB3 stores it.
+enum NetArch {
+    /// `[64, 64]`: every network.
+    Shared(Vec<usize>),
+    /// `dict(pi=[..], vf=[..])` (or `qf`).
+    Split(Vec<(String, Vec<usize>)>),
 }
 
 /// The state dict by name, taken from as tensors find their place.
@@ -164,15 +211,38 @@ fn place(
     Ok(hidden)
 }
 
-/// Reads the model at `path` (a `.zip`, or an RL-Zoo-style folder holding one).
+/// How to read a model: where its `VecNormalize` statistics are, when not beside it.
+#[derive(Clone, Debug, Default)]
+pub struct ReadOptions {
+    /// A `vec_normalize.pkl` to use instead of the one found beside the model.
+    pub vec_normalize: Option<PathBuf>,
+}
+
+/// Reads the model at `path` (a `.zip`, or an RL-Zoo-style folder holding one): a `.zip` inside
+/// such a folder reads the same files beside it (`vec_normalize.pkl`, `config.yml`,
+/// `env_kwargs.yml`) as the folder does.
 pub fn read(path: &Path) -> Result<Model, Sb3Error> {
-    let files: Files = zoo::locate(path)?;
+    read_with(path, &ReadOptions::default())
+}
+
+/// [`read`] with [`ReadOptions`].
+pub fn read_with(path: &Path, options: &ReadOptions) -> Result<Model, Sb3Error> {
+    let mut files: Files = zoo::locate(path)?;
+    if let Some(stats) = &options.vec_normalize {
+        if !stats.is_file() {
+            return Err(Sb3Error::new(stats, None, "the VecNormalize statistics named are not a file".into()));
+        }
+        files.vec_normalize = Some(stats.clone());
+    }
     let zip_path = files.zip.clone();
     let at = |entry: &str, message: String| Sb3Error::new(&zip_path, Some(entry), message);
     let bytes = std::fs::read(&zip_path).map_err(|e| Sb3Error::new(&zip_path, None, e.to_string()))?;
     let sha256 = crate::util::sha256(&bytes);
+    if let Some(problem) = torch_file::zip_end_problem(&bytes) {
+        return Err(Sb3Error::new(&zip_path, None, format!("the archive is truncated or corrupt: {problem}")));
+    }
     let mut archive = zip::ZipArchive::new(Cursor::new(&bytes[..]))
-        .map_err(|e| Sb3Error::new(&zip_path, None, format!("not a readable zip (truncated or damaged?): {e}")))?;
+        .map_err(|e| Sb3Error::new(&zip_path, None, format!("the archive is truncated or corrupt: {e}")))?;
     let mut entry = |name: &str| -> Result<Option<Vec<u8>>, Sb3Error> {
         torch_file::read_entry(&mut archive, name).map_err(|e| at(name, e.message))
     };
@@ -181,18 +251,18 @@ pub fn read(path: &Path) -> Result<Model, Sb3Error> {
     let variables = entry("pytorch_variables.pth")?;
     let version = entry("_stable_baselines3_version")?.map(|v| String::from_utf8_lossy(&v).trim().to_string());
     let data: Json = serde_json::from_slice(&data_bytes).map_err(|e| at("data", format!("not JSON: {e}")))?;
-    let field = |name: &str| data.get(name).filter(|v| !v.is_null());
+    let mut f = Fields::new(&data);
+    let in_data = |p: Problem| at("data", p.0);
 
     // The algorithm, from the policy class.
-    let policy_class = field("policy_class")
-        .and_then(unpickle)
-        .ok_or_else(|| at("data", "field `policy_class` is missing".into()))?
-        .map_err(|e| at("data", format!("field `policy_class`: {e}")))?;
-    let class = policy_class.root().class().unwrap_or_default();
+    let policy_class = f.required_pickle("policy_class").map_err(in_data)?;
+    let class = policy_class.root().class().ok_or_else(|| {
+        at("data", "field `policy_class` holds no class (a pickled value of another kind)".into())
+    })?;
     let class_name = class.rsplit('.').next().unwrap_or_default().to_string();
     let algo = match class_name.as_str() {
         "ActorCriticPolicy" | "MlpPolicy" if class.contains(".common.") || class.contains(".ppo.") => {
-            if field("clip_range").is_none() || field("n_epochs").is_none() {
+            if f.get("clip_range").is_none() || f.get("n_epochs").is_none() {
                 return Err(at(
                     "data",
                     format!("a {class} without `clip_range` and `n_epochs`: not a PPO model (A2C?)"),
@@ -207,15 +277,12 @@ pub fn read(path: &Path) -> Result<Model, Sb3Error> {
         }
         _ => return Err(at("data", format!("policy `{class}`: PPO, DQN and SAC MlpPolicy models can be imported"))),
     };
-    let space_of = |name: &str| -> Result<Space, Sb3Error> {
-        let pickle = field(name)
-            .and_then(unpickle)
-            .ok_or_else(|| at("data", format!("field `{name}` is missing")))?
-            .map_err(|e| at("data", format!("field `{name}`: {e}")))?;
+    let space_of = |f: &Fields<'_>, name: &str| -> Result<Space, Sb3Error> {
+        let pickle = f.required_pickle(name).map_err(in_data)?;
         space(pickle.root()).map_err(|e| at("data", format!("field `{name}`: {e}")))
     };
-    let observation_space = space_of("observation_space")?;
-    let action_space = space_of("action_space")?;
+    let observation_space = space_of(&f, "observation_space")?;
+    let action_space = space_of(&f, "action_space")?;
     if let Space::Box { shape, .. } = &observation_space
         && shape.len() != 1
     {
@@ -227,19 +294,8 @@ pub fn read(path: &Path) -> Result<Model, Sb3Error> {
         ));
     }
 
-    // policy_kwargs: plain JSON, or a cloudpickled dict when it holds classes.
-    let kwargs_pickle = field("policy_kwargs")
-        .and_then(unpickle)
-        .transpose()
-        .map_err(|e| at("data", format!("field `policy_kwargs`: {e}")))?;
-    let kwargs_json = field("policy_kwargs").cloned().unwrap_or(Json::Null);
-    let kwarg_f64 = |name: &str| -> Option<f64> {
-        kwargs_pickle.as_ref().and_then(|p| p.root().get(name)?.float()).or_else(|| kwargs_json.get(name)?.as_f64())
-    };
-    let kwarg_bool = |name: &str| -> Option<bool> {
-        kwargs_pickle.as_ref().and_then(|p| p.root().get(name)?.bool()).or_else(|| kwargs_json.get(name)?.as_bool())
-    };
-    let activation = match kwargs_pickle.as_ref().and_then(|p| p.root().get("activation_fn")?.class()) {
+    let kwargs = PolicyKwargs::read(&mut f).map_err(in_data)?;
+    let activation = match kwargs.activation.as_deref() {
         None if algo == Algo::Ppo => Activation::Tanh,
         None => Activation::Relu,
         Some(c) if c.ends_with(".Tanh") => Activation::Tanh,
@@ -251,24 +307,6 @@ pub fn read(path: &Path) -> Result<Model, Sb3Error> {
             ));
         }
     };
-    if let Some(c) = kwargs_pickle.as_ref().and_then(|p| p.root().get("features_extractor_class")?.class())
-        && !c.ends_with("FlattenExtractor")
-    {
-        return Err(at(
-            "data",
-            format!("policy_kwargs.features_extractor_class `{c}`: only the flattening extractor has a counterpart"),
-        ));
-    }
-    for (flag, wanted) in
-        [("use_expln", false), ("squash_output", false), ("full_std", true), ("learn_features", false)]
-    {
-        if kwarg_bool(flag).is_some_and(|v| v != wanted) {
-            return Err(at(
-                "data",
-                format!("policy_kwargs.{flag} = {}: headstart's gSDE has {flag} = {wanted}", !wanted),
-            ));
-        }
-    }
 
     // The tensors.
     let mut sd = StateDict {
@@ -280,15 +318,8 @@ pub fn read(path: &Path) -> Result<Model, Sb3Error> {
             .collect(),
     };
     let mut weights = BTreeMap::new();
-    let mut not_carried = vec!["optimiser state (Adam's moments start at zero)".to_string()];
-    // An off-policy model's `train_freq` and `learning_rate`, taken or noted.
-    let carry_cadence = |freq: &mut u64, lr: &mut Schedule, not_carried: &mut Vec<String>| {
-        let freq_note = "train_freq (counted in episodes: defaults kept)";
-        carry(freq, field("train_freq").map(train_freq), freq_note, not_carried);
-        carry(lr, field("learning_rate").map(schedule), "learning_rate (a schedule: defaults kept)", not_carried);
-    };
-    let num = |name: &str| field(name).and_then(Json::as_f64);
-    let int = |name: &str| field(name).and_then(Json::as_u64);
+    f.not_carried.push("optimiser state (Adam's moments start at zero)".to_string());
+    let in_policy = |p: Problem| at("policy.pth", p.0);
     let config = match algo {
         Algo::Ppo => {
             let mut c = PpoConfig::default();
@@ -297,10 +328,10 @@ pub fn read(path: &Path) -> Result<Model, Sb3Error> {
             let action = (sd.take("action_net.weight"), sd.take("action_net.bias"));
             let value = (sd.take("value_net.weight"), sd.take("value_net.bias"));
             let pair = |p: (Result<StateTensor, Problem>, Result<StateTensor, Problem>)| Ok::<_, Problem>((p.0?, p.1?));
-            let (action, value) =
-                (pair(action).map_err(|e| at("policy.pth", e.0))?, pair(value).map_err(|e| at("policy.pth", e.0))?);
-            let hidden = place(&mut weights, pi, Some(action), "actor").map_err(|e| at("policy.pth", e.0))?;
-            let critic_hidden = place(&mut weights, vf, Some(value), "critic").map_err(|e| at("policy.pth", e.0))?;
+            let (action, value) = (pair(action).map_err(in_policy)?, pair(value).map_err(in_policy)?);
+            let hidden = place(&mut weights, pi, Some(action), "actor").map_err(in_policy)?;
+            let critic_hidden = place(&mut weights, vf, Some(value), "critic").map_err(in_policy)?;
+            check_net_arch(kwargs.net_arch, &[("pi", &hidden), ("vf", &critic_hidden)]).map_err(in_data)?;
             if hidden != critic_hidden {
                 return Err(at(
                     "data",
@@ -310,75 +341,74 @@ pub fn read(path: &Path) -> Result<Model, Sb3Error> {
                 ));
             }
             if let Space::Box { .. } = action_space {
-                let mut log_std = sd.take("log_std").map_err(|e| at("policy.pth", e.0))?;
+                let mut log_std = sd.take("log_std").map_err(in_policy)?;
                 log_std.name = "actor.log_std".into();
                 weights.insert(log_std.name.clone(), log_std);
             }
-            c.net = MlpConfig { hidden, activation, ortho_init: kwarg_bool("ortho_init").unwrap_or(true) };
-            c.log_std_init = kwarg_f64("log_std_init").unwrap_or(0.0);
-            c.n_envs = int("n_envs").map_or(c.n_envs, |v| v as usize);
-            c.n_steps = int("n_steps").map_or(c.n_steps, |v| v as usize);
-            c.batch_size = int("batch_size").map_or(c.batch_size, |v| v as usize);
-            c.n_epochs = int("n_epochs").map_or(c.n_epochs, |v| v as usize);
-            c.gamma = num("gamma").unwrap_or(c.gamma);
-            c.gae_lambda = num("gae_lambda").unwrap_or(c.gae_lambda);
-            c.ent_coef = num("ent_coef").unwrap_or(c.ent_coef);
-            c.vf_coef = num("vf_coef").unwrap_or(c.vf_coef);
-            c.max_grad_norm = num("max_grad_norm").unwrap_or(c.max_grad_norm);
-            c.target_kl = num("target_kl");
-            c.normalize_advantage = field("normalize_advantage").and_then(Json::as_bool).unwrap_or(true);
-            c.use_sde = field("use_sde").and_then(Json::as_bool).unwrap_or(false);
-            c.sde_sample_freq = field("sde_sample_freq").and_then(Json::as_i64).unwrap_or(-1);
-            carry(
-                &mut c.clip_range,
-                field("clip_range").map(schedule),
-                "clip_range (a schedule headstart has no counterpart for: defaults kept)",
-                &mut not_carried,
-            );
-            match field("clip_range_vf").map(schedule) {
-                None => c.clip_range_vf = None,
-                Some(Some(Schedule::Constant(v))) => c.clip_range_vf = Some(v),
-                Some(_) => not_carried.push("clip_range_vf (a schedule)".into()),
-            }
-            carry(
-                &mut c.learning_rate,
-                field("learning_rate").map(schedule),
-                "learning_rate (a schedule headstart has no counterpart for: defaults kept)",
-                &mut not_carried,
-            );
+            c.net = MlpConfig { hidden, activation, ortho_init: kwargs.ortho_init.unwrap_or(true) };
+            c.log_std_init = kwargs.log_std_init.unwrap_or(0.0);
+            (|| -> Result<(), Problem> {
+                f.set(&mut c.n_envs, "n_envs")?;
+                f.set(&mut c.n_steps, "n_steps")?;
+                f.set(&mut c.batch_size, "batch_size")?;
+                f.set(&mut c.n_epochs, "n_epochs")?;
+                f.set(&mut c.gamma, "gamma")?;
+                f.set(&mut c.gae_lambda, "gae_lambda")?;
+                f.set(&mut c.ent_coef, "ent_coef")?;
+                f.set(&mut c.vf_coef, "vf_coef")?;
+                f.set(&mut c.max_grad_norm, "max_grad_norm")?;
+                c.target_kl = f.optional("target_kl")?;
+                f.set(&mut c.normalize_advantage, "normalize_advantage")?;
+                c.use_sde = f.typed("use_sde")?.unwrap_or(false);
+                c.sde_sample_freq = f.typed("sde_sample_freq")?.unwrap_or(-1);
+                carry_schedule(&mut f, &mut c.clip_range, "clip_range")?;
+                match schedule(&f, "clip_range_vf")? {
+                    None => c.clip_range_vf = None,
+                    Some(Ok(Schedule::Constant(v))) => c.clip_range_vf = Some(v),
+                    Some(Ok(_)) => f.not_carried.push("clip_range_vf (a linear schedule: headstart clips with a constant; none kept)".into()),
+                    Some(Err(what)) => f.not_carried.push(format!("clip_range_vf ({what}: none kept)")),
+                }
+                carry_schedule(&mut f, &mut c.learning_rate, "learning_rate")
+            })()
+            .map_err(in_data)?;
             AgentConfig::Ppo(c)
         }
         Algo::Dqn => {
             let mut c = DqnConfig::default();
             let q = sd.linears("q_net.q_net");
             let target = sd.linears("q_net_target.q_net");
-            let hidden = place(&mut weights, q, None, "q").map_err(|e| at("policy.pth", e.0))?;
+            let hidden = place(&mut weights, q, None, "q").map_err(in_policy)?;
             if !target.is_empty() {
-                place(&mut weights, target, None, "q_target").map_err(|e| at("policy.pth", e.0))?;
+                place(&mut weights, target, None, "q_target").map_err(in_policy)?;
             }
+            check_net_arch(kwargs.net_arch, &[("qf", &hidden), ("pi", &hidden)]).map_err(in_data)?;
             c.net = MlpConfig { hidden, activation, ortho_init: false };
             c.double_q = false;
-            c.n_envs = int("n_envs").map_or(c.n_envs, |v| v as usize);
-            c.buffer_size = int("buffer_size").map_or(c.buffer_size, |v| v as usize);
-            c.learning_starts = int("learning_starts").unwrap_or(c.learning_starts);
-            c.batch_size = int("batch_size").map_or(c.batch_size, |v| v as usize);
-            c.tau = num("tau").unwrap_or(c.tau);
-            c.gamma = num("gamma").unwrap_or(c.gamma);
-            c.gradient_steps = field("gradient_steps").and_then(Json::as_i64).unwrap_or(c.gradient_steps);
-            // SB3 2.9 stores the interval in environment steps, as given, and divides it by n_envs
-            // where it uses it (`_on_step`), as headstart's DQN does.
-            c.target_update_interval = int("target_update_interval").unwrap_or(c.target_update_interval);
-            c.exploration_fraction = num("exploration_fraction").unwrap_or(c.exploration_fraction);
-            c.exploration_initial_eps = num("exploration_initial_eps").unwrap_or(c.exploration_initial_eps);
-            c.exploration_final_eps = num("exploration_final_eps").unwrap_or(c.exploration_final_eps);
-            c.max_grad_norm = num("max_grad_norm").unwrap_or(c.max_grad_norm);
-            carry_cadence(&mut c.train_freq, &mut c.learning_rate, &mut not_carried);
-            not_carried.push("the replay buffer (SB3 saves it apart, with save_replay_buffer)".into());
+            (|| -> Result<(), Problem> {
+                f.set(&mut c.n_envs, "n_envs")?;
+                f.set(&mut c.buffer_size, "buffer_size")?;
+                f.set(&mut c.learning_starts, "learning_starts")?;
+                f.set(&mut c.batch_size, "batch_size")?;
+                f.set(&mut c.tau, "tau")?;
+                f.set(&mut c.gamma, "gamma")?;
+                f.set(&mut c.gradient_steps, "gradient_steps")?;
+                // SB3 2.9 stores the interval in environment steps, as given, and divides it by
+                // n_envs where it uses it (`_on_step`), as headstart's DQN does.
+                f.set(&mut c.target_update_interval, "target_update_interval")?;
+                f.set(&mut c.exploration_fraction, "exploration_fraction")?;
+                f.set(&mut c.exploration_initial_eps, "exploration_initial_eps")?;
+                f.set(&mut c.exploration_final_eps, "exploration_final_eps")?;
+                f.set(&mut c.max_grad_norm, "max_grad_norm")?;
+                carry_train_freq(&mut f, &mut c.train_freq)?;
+                carry_schedule(&mut f, &mut c.learning_rate, "learning_rate")
+            })()
+            .map_err(in_data)?;
+            f.not_carried.push("the replay buffer (SB3 saves it apart, with save_replay_buffer)".into());
             AgentConfig::Dqn(c)
         }
         Algo::Sac => {
             let mut c = SacConfig::default();
-            if field("use_sde").and_then(Json::as_bool) == Some(true) {
+            if f.typed::<bool>("use_sde").map_err(in_data)? == Some(true) {
                 return Err(at(
                     "data",
                     "a SAC model with gSDE: not supported (its noise is parameterised differently)".into(),
@@ -386,18 +416,18 @@ pub fn read(path: &Path) -> Result<Model, Sb3Error> {
             }
             let latent = sd.linears("actor.latent_pi");
             let mu = (sd.take("actor.mu.weight"), sd.take("actor.mu.bias"));
-            let mu = (mu.0.map_err(|e| at("policy.pth", e.0))?, mu.1.map_err(|e| at("policy.pth", e.0))?);
-            let hidden = place(&mut weights, latent, Some(mu), "actor").map_err(|e| at("policy.pth", e.0))?;
+            let mu = (mu.0.map_err(in_policy)?, mu.1.map_err(in_policy)?);
+            let hidden = place(&mut weights, latent, Some(mu), "actor").map_err(in_policy)?;
             for part in ["weight", "bias"] {
-                let mut t = sd.take(&format!("actor.log_std.{part}")).map_err(|e| at("policy.pth", e.0))?;
+                let mut t = sd.take(&format!("actor.log_std.{part}")).map_err(in_policy)?;
                 t.name = format!("actor.log_std.{part}");
                 weights.insert(t.name.clone(), t);
             }
+            let mut critic_hidden = Vec::new();
             for (from, to) in [("critic", "critic"), ("critic_target", "critic_target")] {
                 for k in 0..2 {
                     let layers = sd.linears(&format!("{from}.qf{k}"));
-                    let h =
-                        place(&mut weights, layers, None, &format!("{to}.q{k}")).map_err(|e| at("policy.pth", e.0))?;
+                    let h = place(&mut weights, layers, None, &format!("{to}.q{k}")).map_err(in_policy)?;
                     if h != hidden {
                         return Err(at(
                             "data",
@@ -406,26 +436,43 @@ pub fn read(path: &Path) -> Result<Model, Sb3Error> {
                             ),
                         ));
                     }
+                    critic_hidden = h;
                 }
             }
+            check_net_arch(kwargs.net_arch, &[("pi", &hidden), ("qf", &critic_hidden)]).map_err(in_data)?;
             c.net = MlpConfig { hidden, activation, ortho_init: false };
-            c.n_envs = int("n_envs").map_or(c.n_envs, |v| v as usize);
-            c.buffer_size = int("buffer_size").map_or(c.buffer_size, |v| v as usize);
-            c.learning_starts = int("learning_starts").unwrap_or(c.learning_starts);
-            c.batch_size = int("batch_size").map_or(c.batch_size, |v| v as usize);
-            c.tau = num("tau").unwrap_or(c.tau);
-            c.gamma = num("gamma").unwrap_or(c.gamma);
-            c.gradient_steps = int("gradient_steps").map_or(c.gradient_steps, |v| v as usize);
-            c.target_update_interval = int("target_update_interval").map_or(c.target_update_interval, |v| v as usize);
-            carry_cadence(&mut c.train_freq, &mut c.learning_rate, &mut not_carried);
             let act_dim = action_space.flat_dim() as f64;
-            c.target_entropy = num("target_entropy").filter(|&t| t != -act_dim);
+            (|| -> Result<(), Problem> {
+                f.set(&mut c.n_envs, "n_envs")?;
+                f.set(&mut c.buffer_size, "buffer_size")?;
+                f.set(&mut c.learning_starts, "learning_starts")?;
+                f.set(&mut c.batch_size, "batch_size")?;
+                f.set(&mut c.tau, "tau")?;
+                f.set(&mut c.gamma, "gamma")?;
+                f.set(&mut c.gradient_steps, "gradient_steps")?;
+                f.set(&mut c.target_update_interval, "target_update_interval")?;
+                carry_train_freq(&mut f, &mut c.train_freq)?;
+                carry_schedule(&mut f, &mut c.learning_rate, "learning_rate")?;
+                c.target_entropy = match f.get("target_entropy") {
+                    None => None,
+                    Some(Json::String(s)) if s == "auto" => None,
+                    Some(v) => match v.as_f64() {
+                        Some(t) => Some(t).filter(|&t| t != -act_dim),
+                        None => return Err(Problem(format!(
+                            "field `target_entropy` is {}, where SB3 stores a number or \"auto\"",
+                            describe(v)
+                        ))),
+                    },
+                };
+                Ok(())
+            })()
+            .map_err(in_data)?;
             let mut vars = match &variables {
                 Some(bytes) => torch_file::read_state_dict(bytes)
                     .map_err(|e| at(&format!("pytorch_variables.pth, {}", e.entry), e.message))?,
                 None => Vec::new(),
             };
-            let ent = field("ent_coef").cloned().unwrap_or(Json::String("auto".into()));
+            let ent = f.get("ent_coef").cloned().unwrap_or(Json::String("auto".into()));
             c.ent_coef = match (ent.as_str(), ent.as_f64()) {
                 (Some(s), _) if s.starts_with("auto") => {
                     let log = vars.iter_mut().find(|t| t.name == "log_ent_coef").ok_or_else(|| {
@@ -437,20 +484,31 @@ pub fn read(path: &Path) -> Result<Model, Sb3Error> {
                     let mut log = log.clone();
                     log.shape = vec![1];
                     weights.insert("log_ent_coef".into(), log);
-                    let start = s.strip_prefix("auto_").and_then(|v| v.parse().ok()).unwrap_or(1.0);
+                    let start = match s.strip_prefix("auto_") {
+                        None => 1.0,
+                        Some(v) => v.parse().map_err(|_| at("data", format!("field `ent_coef` is {s:?}: not \"auto\" or \"auto_<number>\"")))?,
+                    };
                     EntCoef::Auto(start)
                 }
                 (_, Some(v)) => EntCoef::Fixed(v),
-                _ => return Err(at("data", format!("field `ent_coef` is {ent}"))),
+                _ => {
+                    return Err(at(
+                        "data",
+                        format!("field `ent_coef` is {}, where SB3 stores a number or \"auto\"", describe(&ent)),
+                    ));
+                }
             };
-            not_carried.push("the replay buffer (SB3 saves it apart, with save_replay_buffer)".into());
+            f.not_carried.push("the replay buffer (SB3 saves it apart, with save_replay_buffer)".into());
             AgentConfig::Sac(c)
         }
     };
     if let Some(extra) = sd.tensors.keys().next() {
         return Err(at(&sd.entry, format!("tensor `{extra}` has no place in a headstart {algo} MLP policy")));
     }
+    f.not_carried.extend(kwargs.not_carried);
+    let steps = f.typed::<u64>("num_timesteps").map_err(in_data)?.unwrap_or(0);
 
+    let mut also_read = Vec::new();
     let mut model = Model {
         algo,
         config,
@@ -461,20 +519,162 @@ pub fn read(path: &Path) -> Result<Model, Sb3Error> {
         ret_rms: None,
         env_id: zoo::guess_env_id(&files.zip),
         env_kwargs: BTreeMap::new(),
-        steps: int("num_timesteps").unwrap_or(0),
+        steps,
         source: files.zip.clone(),
         sha256,
+        also_read: Vec::new(),
         sb3_version: version,
-        not_carried,
+        not_carried: f.not_carried,
     };
     if let Some(path) = &files.vec_normalize {
         zoo::read_vec_normalize(path, &mut model)?;
+        also_read.push(path.clone());
     }
     if let Some(path) = &files.config {
         zoo::check_zoo_config(path, &mut model)?;
+        also_read.push(path.clone());
     }
     if let Some(path) = &files.env_kwargs {
         model.env_kwargs = zoo::read_env_kwargs(path)?;
+        also_read.push(path.clone());
+    }
+    for path in also_read {
+        let bytes = std::fs::read(&path).map_err(|e| Sb3Error::new(&path, None, e.to_string()))?;
+        model.also_read.push(AlsoRead { file: path.display().to_string(), sha256: crate::util::sha256(&bytes) });
     }
     Ok(model)
+}
+
+/// The `policy_kwargs` the import reads (plain JSON, or a cloudpickled dict when it holds
+/// classes), each with its type checked, and what it does not carry.
+struct PolicyKwargs {
+    net_arch: Option<NetArch>,
+    activation: Option<String>,
+    ortho_init: Option<bool>,
+    log_std_init: Option<f64>,
+    not_carried: Vec<String>,
+}
+
+impl PolicyKwargs {
+    fn read(f: &mut Fields<'_>) -> Result<PolicyKwargs, Problem> {
+        let mut out =
+            PolicyKwargs { net_arch: None, activation: None, ortho_init: None, log_std_init: None, not_carried: Vec::new() };
+        let pickle = match f.get("policy_kwargs") {
+            None => return Ok(out),
+            Some(Json::Object(o)) if !o.contains_key(":serialized:") => {
+                // Plain JSON: numbers, booleans and lists only (a class needs the pickle).
+                for (key, value) in o {
+                    out.take_json(key, value)?;
+                }
+                return Ok(out);
+            }
+            Some(_) => f.required_pickle("policy_kwargs")?,
+        };
+        let pairs = pickle.root().pairs().ok_or("field `policy_kwargs` is a pickled value that is not a dict")?;
+        for (key, value) in pairs {
+            let key = key.str().ok_or("field `policy_kwargs` has a key that is not a string")?.to_string();
+            out.take_pickled(&key, value)?;
+        }
+        Ok(out)
+    }
+
+    fn wrong(key: &str, found: &str, what: &str) -> Problem {
+        Problem(format!("policy_kwargs.{key} is {found}, where SB3 stores {what}"))
+    }
+
+    fn take_json(&mut self, key: &str, value: &Json) -> Result<(), Problem> {
+        let found = describe(value);
+        match key {
+            "net_arch" => self.net_arch = Some(net_arch_json(value).ok_or_else(|| Self::wrong(key, &found, NET_ARCH))?),
+            "ortho_init" => self.ortho_init = Some(value.as_bool().ok_or_else(|| Self::wrong(key, &found, "a boolean"))?),
+            "log_std_init" => self.log_std_init = Some(value.as_f64().ok_or_else(|| Self::wrong(key, &found, "a number"))?),
+            "activation_fn" | "features_extractor_class" => return Err(Self::wrong(key, &found, "a class")),
+            _ => self.flag_or_note(key, value.as_bool(), &found)?,
+        }
+        Ok(())
+    }
+
+    fn take_pickled(&mut self, key: &str, value: Value<'_>) -> Result<(), Problem> {
+        let found = match (value.class(), value.float(), value.bool()) {
+            (Some(c), _, _) => format!("the class {c}"),
+            (_, _, Some(b)) => format!("the boolean {b}"),
+            (_, Some(x), _) => format!("the number {x}"),
+            _ => "a pickled value of another kind".to_string(),
+        };
+        match key {
+            "net_arch" => self.net_arch = Some(net_arch_pickled(value).ok_or_else(|| Self::wrong(key, &found, NET_ARCH))?),
+            "ortho_init" => self.ortho_init = Some(value.bool().ok_or_else(|| Self::wrong(key, &found, "a boolean"))?),
+            "log_std_init" => self.log_std_init = Some(value.float().ok_or_else(|| Self::wrong(key, &found, "a number"))?),
+            "activation_fn" => {
+                let class = value.class().filter(|_| value.args().is_none()).ok_or_else(|| Self::wrong(key, &found, "a torch.nn activation class"))?;
+                self.activation = Some(class);
+            }
+            "features_extractor_class" => {
+                let class = value.class().ok_or_else(|| Self::wrong(key, &found, "a class"))?;
+                if !class.ends_with("FlattenExtractor") {
+                    return Err(Problem(format!(
+                        "policy_kwargs.features_extractor_class `{class}`: only the flattening extractor has a counterpart"
+                    )));
+                }
+            }
+            _ => self.flag_or_note(key, value.bool(), &found)?,
+        }
+        Ok(())
+    }
+
+    /// gSDE's flags must be headstart's; other keys are listed as not carried.
+    fn flag_or_note(&mut self, key: &str, flag: Option<bool>, found: &str) -> Result<(), Problem> {
+        let wanted = match key {
+            "use_expln" | "squash_output" | "learn_features" => false,
+            "full_std" => true,
+            // A flattening extractor has no weights to share, and there are no images here;
+            // `use_sde` is read from `data` itself, where SB3 stores it too.
+            "share_features_extractor" | "normalize_images" | "use_sde" if flag.is_some() => return Ok(()),
+            "n_critics" => {
+                return match found.strip_prefix("the number ").map(str::parse::<f64>) {
+                    Some(Ok(n)) if n == 2.0 => Ok(()),
+                    _ => Err(Problem(format!("policy_kwargs.n_critics is {found}: headstart's SAC has two critics"))),
+                };
+            }
+            _ => {
+                self.not_carried.push(format!("policy_kwargs.{key} ({found}: headstart has no counterpart)"));
+                return Ok(());
+            }
+        };
+        match flag {
+            Some(v) if v == wanted => Ok(()),
+            Some(v) => Err(Problem(format!("policy_kwargs.{key} = {v}: headstart's gSDE has {key} = {wanted}"))),
+            None => Err(Self::wrong(key, found, "a boolean")),
+        }
+    }
+}
+
+const NET_ARCH: &str = "a list of layer widths or a dict of them (`pi`, `vf`, `qf`)";
+
+fn widths_json(value: &Json) -> Option<Vec<usize>> {
+    value.as_array()?.iter().map(|w| w.as_u64().and_then(|w| usize::try_from(w).ok())).collect()
+}
+
+fn net_arch_json(value: &Json) -> Option<NetArch> {
+    if let Some(w) = widths_json(value) {
+        return Some(NetArch::Shared(w));
+    }
+    let parts = value.as_object()?;
+    parts.iter().map(|(k, v)| Some((k.clone(), widths_json(v)?))).collect::<Option<Vec<_>>>().map(NetArch::Split)
+}
+
+fn widths_pickled(value: &Value<'_>) -> Option<Vec<usize>> {
+    value.items()?.iter().map(|w| w.int().and_then(|w| usize::try_from(w).ok())).collect()
+}
+
+fn net_arch_pickled(value: Value<'_>) -> Option<NetArch> {
+    if let Some(w) = widths_pickled(&value) {
+        return Some(NetArch::Shared(w));
+    }
+    let pairs = value.pairs()?;
+    pairs
+        .iter()
+        .map(|(k, v)| Some((k.str()?.to_string(), widths_pickled(v)?)))
+        .collect::<Option<Vec<_>>>()
+        .map(NetArch::Split)
 }

@@ -57,6 +57,24 @@ pub fn read_entry<R: Read + std::io::Seek>(
     Ok(Some(out))
 }
 
+/// What is wrong with the end of a zip archive: a whole archive ends with its end-of-central-
+/// directory record (22 bytes and its comment). A file cut short does not, though a zip reader
+/// may still find a record inside it (the one of a nested archive, such as `policy.pth`) and read
+/// the wrong directory. `None` when the record is at the end.
+pub fn zip_end_problem(bytes: &[u8]) -> Option<String> {
+    const RECORD: usize = 22;
+    let n = bytes.len();
+    if n < RECORD {
+        return Some(format!("{n} bytes, fewer than a zip's end record alone (the file is cut short)"));
+    }
+    let earliest = n.saturating_sub(RECORD + u16::MAX as usize);
+    let ends_here = (earliest..=n - RECORD).rev().any(|p| {
+        bytes[p..p + 4] == [0x50, 0x4b, 0x05, 0x06]
+            && p + RECORD + u16::from_le_bytes([bytes[p + 20], bytes[p + 21]]) as usize == n
+    });
+    (!ends_here).then(|| format!("its {n} bytes do not end with a zip's end record (the file is cut short or damaged)"))
+}
+
 /// Reads the state dict (an `OrderedDict` or dict of tensors) that `torch.save` wrote into
 /// `bytes`, in the dict's order.
 pub fn read_state_dict(bytes: &[u8]) -> Result<Vec<StateTensor>, TorchFileError> {

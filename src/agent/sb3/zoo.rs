@@ -23,7 +23,9 @@ pub(super) struct Files {
 /// taken, as the Zoo's `enjoy` does; otherwise the user names one.
 pub(super) fn locate(path: &Path) -> Result<Files, Sb3Error> {
     if !path.is_dir() {
-        return Ok(Files { zip: path.to_path_buf(), vec_normalize: None, config: None, env_kwargs: None });
+        // A zip: the same files beside it as its folder would give.
+        let folder = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        return Ok(beside(folder, path.to_path_buf()));
     }
     let fail = |m: String| Sb3Error::new(path, None, m);
     let mut zips: Vec<PathBuf> = std::fs::read_dir(path)
@@ -46,17 +48,37 @@ pub(super) fn locate(path: &Path) -> Result<Files, Sb3Error> {
             return Err(fail(format!("holds several models ({}): name the one to import", names.join(", "))));
         }
     };
-    let params = zip.file_stem().map(|stem| path.join(stem));
+    Ok(beside(path, zip))
+}
+
+/// The files beside the model `zip` in `folder`, or in the Zoo's parameter folder
+/// `folder/<env id>/` (named like the final model's zip; `best_model.zip` and the checkpoints
+/// share it: the one subfolder holding a `config.yml` and no model).
+fn beside(folder: &Path, zip: PathBuf) -> Files {
+    let mut params: Vec<PathBuf> = zip.file_stem().map(|stem| folder.join(stem)).into_iter().collect();
+    // The Zoo's parameter folder holds `config.yml` and no model; only one such is unambiguous.
+    let holds_zip = |p: &Path| {
+        std::fs::read_dir(p).is_ok_and(|mut e| e.any(|e| e.is_ok_and(|e| e.path().extension().is_some_and(|x| x == "zip"))))
+    };
+    if let Ok(entries) = std::fs::read_dir(folder) {
+        let zoo: Vec<PathBuf> = entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.join("config.yml").is_file() && !holds_zip(p))
+            .collect();
+        if let [one] = zoo.as_slice() {
+            params.push(one.clone());
+        }
+    }
     let find = |names: &[&str]| {
-        let folders = std::iter::once(path.to_path_buf()).chain(params.clone());
+        let folders = std::iter::once(folder.to_path_buf()).chain(params.iter().cloned());
         folders.flat_map(|f| names.iter().map(move |n| f.join(n))).find(|p| p.is_file())
     };
-    Ok(Files {
-        zip,
+    Files {
         vec_normalize: find(&["vec_normalize.pkl", "vecnormalize.pkl"]),
         config: find(&["config.yml"]),
         env_kwargs: find(&["env_kwargs.yml"]),
-    })
+        zip,
+    }
 }
 
 /// The environment id in the model's file name (`ppo-CartPole-v1.zip`, the Zoo's
