@@ -10,6 +10,7 @@ use rand::SeedableRng;
 use serde_json::Value;
 
 use headstart::agent::sb3::{self, torch_file};
+use headstart::agent::schedule::Schedule;
 use headstart::agent::{Agent, AgentConfig, checkpoint};
 use headstart::env::{Action, EnvSpec, Registry};
 
@@ -288,7 +289,16 @@ fn round_trips() -> Vec<(String, sb3::Model, PathBuf, Vec<PathBuf>)> {
     let scratch = std::env::temp_dir().join(format!("headstart-sb3-export-{}", std::process::id()));
     let mut out = Vec::new();
     for (name, entry) in expected()["models"].as_object().unwrap() {
-        let model = import(entry);
+        let mut model = import(entry);
+        // The PPO and the SAC model carry linear schedules, exported as SB3's `LinearSchedule`.
+        match &mut model.config {
+            AgentConfig::Ppo(c) if entry.get("vec_normalize").is_none() => {
+                c.learning_rate = Schedule::Linear(c.learning_rate.at(0.0));
+                c.clip_range = Schedule::Linear(c.clip_range.at(0.0));
+            }
+            AgentConfig::Sac(c) => c.learning_rate = Schedule::Linear(c.learning_rate.at(0.0)),
+            _ => {}
+        }
         let dir = scratch.join(name);
         model.save(&EnvSpec::new(entry["env_id"].as_str().unwrap()), &dir.join("checkpoint"), None).unwrap();
         let zip = dir.join("export").join(format!("{name}.zip"));

@@ -153,14 +153,20 @@ fn activation_class(p: &mut PickleWriter, activation: Activation) {
     p.global("torch.nn.modules.activation", name);
 }
 
-fn constant(schedule: &Schedule, what: &str, path: &Path) -> Result<f64, Sb3Error> {
-    match schedule {
-        Schedule::Constant(v) => Ok(*v),
-        Schedule::Linear(_) => Err(Sb3Error::new(
-            path,
-            None,
-            format!("`{what}` is a linear schedule: SB3 would need a Python function for it (export a constant one)"),
-        )),
+/// A schedule as `data` holds it: a constant as a number, headstart's linear schedule (to zero
+/// over the run) as SB3's own `LinearSchedule(start, 0, 1)`, pickled, which SB3 2.x calls with
+/// the progress remaining as headstart calls its schedule with the progress made.
+fn schedule(schedule: &Schedule) -> Json {
+    match *schedule {
+        Schedule::Constant(v) => json!(v),
+        Schedule::Linear(start) => serialized("<class 'stable_baselines3.common.utils.LinearSchedule'>", |p| {
+            p.object("stable_baselines3.common.utils", "LinearSchedule", |p| {
+                for (field, value) in [("start", start), ("end", 0.0), ("end_fraction", 1.0)] {
+                    p.string(field);
+                    p.float(value);
+                }
+            })
+        }),
     }
 }
 
@@ -207,8 +213,8 @@ pub fn export(dir: &Path, out: &Path) -> Result<Vec<PathBuf>, Sb3Error> {
             if let Space::Box { .. } = card.action_space {
                 state.push(take("actor.log_std", "log_std")?);
             }
-            let lr = constant(&c.learning_rate, "learning_rate", dir)?;
-            extra.push(("policy.optimizer.pth", optimizer(state.len(), lr, 1e-5)));
+            let lr = c.learning_rate;
+            extra.push(("policy.optimizer.pth", optimizer(state.len(), lr.at(0.0), 1e-5)));
             for (k, v) in [
                 ("n_envs", json!(c.n_envs)),
                 ("n_steps", json!(c.n_steps)),
@@ -219,7 +225,7 @@ pub fn export(dir: &Path, out: &Path) -> Result<Vec<PathBuf>, Sb3Error> {
                 ("ent_coef", json!(c.ent_coef)),
                 ("vf_coef", json!(c.vf_coef)),
                 ("max_grad_norm", json!(c.max_grad_norm)),
-                ("clip_range", json!(constant(&c.clip_range, "clip_range", dir)?)),
+                ("clip_range", schedule(&c.clip_range)),
                 ("clip_range_vf", json!(c.clip_range_vf)),
                 ("normalize_advantage", json!(c.normalize_advantage)),
                 ("target_kl", json!(c.target_kl)),
@@ -256,8 +262,8 @@ pub fn export(dir: &Path, out: &Path) -> Result<Vec<PathBuf>, Sb3Error> {
             mlp(&mut state, "q", "q_net.q_net", n, None)?;
             let online = state.len();
             mlp(&mut state, "q_target", "q_net_target.q_net", n, None)?;
-            let lr = constant(&c.learning_rate, "learning_rate", dir)?;
-            extra.push(("policy.optimizer.pth", optimizer(online, lr, 1e-8)));
+            let lr = c.learning_rate;
+            extra.push(("policy.optimizer.pth", optimizer(online, lr.at(0.0), 1e-8)));
             let interval = (c.target_update_interval / c.n_envs as u64).max(1);
             for (k, v) in [
                 ("n_envs", json!(c.n_envs)),
@@ -305,12 +311,12 @@ pub fn export(dir: &Path, out: &Path) -> Result<Vec<PathBuf>, Sb3Error> {
             for k in 0..2 {
                 mlp(&mut state, &format!("critic_target.q{k}"), &format!("critic_target.qf{k}"), n, None)?;
             }
-            let lr = constant(&c.learning_rate, "learning_rate", dir)?;
-            extra.push(("actor.optimizer.pth", optimizer(actor, lr, 1e-8)));
-            extra.push(("critic.optimizer.pth", optimizer(critic, lr, 1e-8)));
+            let lr = c.learning_rate;
+            extra.push(("actor.optimizer.pth", optimizer(actor, lr.at(0.0), 1e-8)));
+            extra.push(("critic.optimizer.pth", optimizer(critic, lr.at(0.0), 1e-8)));
             let ent_coef = match c.ent_coef {
                 EntCoef::Auto(start) => {
-                    extra.push(("ent_coef_optimizer.pth", optimizer(1, lr, 1e-8)));
+                    extra.push(("ent_coef_optimizer.pth", optimizer(1, lr.at(0.0), 1e-8)));
                     variables.push(take("log_ent_coef", "log_ent_coef")?);
                     if start == 1.0 { json!("auto") } else { json!(format!("auto_{start}")) }
                 }
@@ -357,7 +363,7 @@ pub fn export(dir: &Path, out: &Path) -> Result<Vec<PathBuf>, Sb3Error> {
     };
     data.insert("policy_class".into(), serialized("<class 'abc.ABCMeta'>", |p| p.global(policy_module, policy_class)));
     data.insert("policy_kwargs".into(), net);
-    data.insert("learning_rate".into(), json!(lr));
+    data.insert("learning_rate".into(), schedule(&lr));
     data.insert(
         "observation_space".into(),
         serialized("<class 'gymnasium.spaces.box.Box'>", |p| p.space(&card.observation_space)),
