@@ -270,7 +270,7 @@ fn units_killed_in_the_middle_of_training_resume_to_the_same_records() {
             r#"targets: [Env(id: "CartPole-v1", params: {"length": 0.65})],
                strategies: [(name: "freeze", freeze: ["actor.trunk"], freeze_until: 2048),
                             (name: "kickstart", distill: (weight: 1.0, decay_steps: 3000), l2_init: 0.001)],
-               seeds: 1, budget: 6144, eval: (every: 1024, episodes: 2)"#,
+               seeds: 1, budget: 24576, eval: (every: 2048, episodes: 2)"#,
         ),
         (
             "resume-dqn",

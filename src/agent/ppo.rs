@@ -95,6 +95,10 @@ pub struct PpoConfig {
     pub sde_sample_freq: i64,
     /// Actor and critic networks (each its own trunk).
     pub net: MlpConfig,
+    /// The critic's hidden widths where they differ from the actor's `net.hidden` (SB3's
+    /// `net_arch=dict(pi=[...], vf=[...])`) [default: the actor's].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub critic_hidden: Option<Vec<usize>>,
 }
 
 impl Default for PpoConfig {
@@ -120,6 +124,7 @@ impl Default for PpoConfig {
             use_sde: false,
             sde_sample_freq: -1,
             net: MlpConfig::default(),
+            critic_hidden: None,
         }
     }
 }
@@ -138,7 +143,17 @@ impl PpoConfig {
         check("gamma", (0.0..=1.0).contains(&self.gamma), "must lie in [0, 1]")?;
         check("gae_lambda", (0.0..=1.0).contains(&self.gae_lambda), "must lie in [0, 1]")?;
         check("max_grad_norm", self.max_grad_norm > 0.0, "must be positive")?;
+        check(
+            "critic_hidden",
+            self.critic_hidden.as_ref().is_none_or(|h| h.iter().all(|&w| w > 0)),
+            "every hidden layer needs a positive size",
+        )?;
         self.net.validate()
+    }
+
+    /// The critic's network: the actor's, with `critic_hidden` where given.
+    pub fn critic_net(&self) -> MlpConfig {
+        MlpConfig { hidden: self.critic_hidden.clone().unwrap_or_else(|| self.net.hidden.clone()), ..self.net.clone() }
     }
 }
 
@@ -204,12 +219,14 @@ impl Ppo {
             Head::Gaussian { dim, .. } => *dim,
         };
         cfg.net.check_size(obs_dim, out.max(1))?;
+        let critic_net = cfg.critic_net();
+        critic_net.check_size(obs_dim, 1)?;
         let latent = *cfg.net.hidden.last().unwrap_or(&obs_dim);
         let vs = nn::VarStore::new(tch::Device::Cpu);
         let (actor, critic, log_std) = super::nn::with_seed(seed, || {
             let root = vs.root();
             let actor = Mlp::new(&(&root / "actor"), &cfg.net, obs_dim, out, 0.01);
-            let critic = Mlp::new(&(&root / "critic"), &cfg.net, obs_dim, 1, 1.0);
+            let critic = Mlp::new(&(&root / "critic"), &critic_net, obs_dim, 1, 1.0);
             let log_std = match head {
                 Head::Gaussian { dim, sde, .. } => {
                     let shape = if sde { vec![latent as i64, dim as i64] } else { vec![dim as i64] };
@@ -220,9 +237,8 @@ impl Ppo {
             (actor, critic, log_std)
         });
         let opt = Adam::new(sorted_variables(&vs), 1e-5);
-        let depth = cfg.net.hidden.len();
-        let nets = ["actor", "critic"]
-            .map(|name| opt.params().mlp(name, depth, cfg.net.activation).expect("the networks' parameters"));
+        let nets = [("actor", &cfg.net), ("critic", &critic_net)]
+            .map(|(name, net)| opt.params().mlp(name, net.hidden.len(), net.activation).expect("the networks' parameters"));
         let log_std_offset = opt.params().slot("actor.log_std").map(|(offset, _)| offset);
         let obs_norm = cfg.normalize_obs.then(|| ObsNormalizer::new(obs_dim));
         let rew_norm = cfg.normalize_reward.then(|| RewardNormalizer::new(cfg.n_envs, cfg.gamma));

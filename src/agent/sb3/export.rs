@@ -207,9 +207,9 @@ pub fn export(dir: &Path, out: &Path) -> Result<Vec<PathBuf>, Sb3Error> {
     let mut data = serde_json::Map::new();
     let (policy_module, policy_class, net, lr) = match &card.config {
         AgentConfig::Ppo(c) => {
-            let n = c.net.hidden.len();
-            mlp(&mut state, "actor", "mlp_extractor.policy_net", n, Some("action_net"))?;
-            mlp(&mut state, "critic", "mlp_extractor.value_net", n, Some("value_net"))?;
+            let critic_hidden = c.critic_net().hidden;
+            mlp(&mut state, "actor", "mlp_extractor.policy_net", c.net.hidden.len(), Some("action_net"))?;
+            mlp(&mut state, "critic", "mlp_extractor.value_net", critic_hidden.len(), Some("value_net"))?;
             if let Space::Box { .. } = card.action_space {
                 state.push(take("actor.log_std", "log_std")?);
             }
@@ -242,9 +242,9 @@ pub fn export(dir: &Path, out: &Path) -> Result<Vec<PathBuf>, Sb3Error> {
                 p.string("net_arch");
                 p.op(b'}');
                 p.op(b'(');
-                for key in ["pi", "vf"] {
+                for (key, widths) in [("pi", &hidden), ("vf", &critic_hidden)] {
                     p.string(key);
-                    p.list_of(&hidden, |p, &h| p.int(h as i64));
+                    p.list_of(widths, |p, &h| p.int(h as i64));
                 }
                 p.op(b'u');
                 p.string("activation_fn");

@@ -332,14 +332,7 @@ pub fn read_with(path: &Path, options: &ReadOptions) -> Result<Model, Sb3Error> 
             let hidden = place(&mut weights, pi, Some(action), "actor").map_err(in_policy)?;
             let critic_hidden = place(&mut weights, vf, Some(value), "critic").map_err(in_policy)?;
             check_net_arch(kwargs.net_arch, &[("pi", &hidden), ("vf", &critic_hidden)]).map_err(in_data)?;
-            if hidden != critic_hidden {
-                return Err(at(
-                    "data",
-                    format!(
-                        "actor {hidden:?} and critic {critic_hidden:?} differ: headstart's PPO networks share one shape"
-                    ),
-                ));
-            }
+            c.critic_hidden = (critic_hidden != hidden).then_some(critic_hidden);
             if let Space::Box { .. } = action_space {
                 let mut log_std = sd.take("log_std").map_err(in_policy)?;
                 log_std.name = "actor.log_std".into();
