@@ -43,6 +43,7 @@ pub mod experiment;
 pub mod figures;
 pub mod journal;
 pub mod plan;
+pub mod power;
 pub mod records;
 pub mod report;
 pub mod resume;

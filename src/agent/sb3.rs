@@ -29,6 +29,7 @@ use crate::env::{Env, EnvSpec, Registry, Space};
 mod export;
 mod fields;
 mod import;
+mod kwargs;
 pub mod pickle;
 pub mod torch_file;
 mod zoo;

@@ -3,6 +3,9 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::scores::Scores;
+use super::stats;
+
 /// Median steps to threshold, scratch's over transfer's.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub enum Speedup {
@@ -89,4 +92,51 @@ impl TotalTime {
             TotalTime::NotReached => "-".into(),
         }
     }
+}
+
+/// The median of times with censored runs as infinitely late; `None` when censored.
+pub(super) fn median_time(scores: &[Scores]) -> Option<f64> {
+    let v: Vec<f64> = scores.iter().map(|s| s.time.unwrap_or(f64::INFINITY)).collect();
+    if v.is_empty() {
+        return None;
+    }
+    let m = stats::median(&v);
+    m.is_finite().then_some(m)
+}
+
+/// The ranks `(k, n + 1 - k)` (1-based) of the order statistics that bracket the median of `n`
+/// values with probability at least 97.5 % (distribution-free: `1 - 2 P(Bin(n, 1/2) < k)`); the
+/// extremes where no pair reaches it (fewer than 7 values).
+fn median_ranks(n: usize) -> (usize, usize) {
+    let tail = |k: usize| -> f64 { (0..k).map(|i| binomial(n, i)).sum::<f64>() / 2f64.powi(n as i32) };
+    let k = (1..=n.div_ceil(2)).take_while(|&k| 2.0 * tail(k) <= 0.025).last().unwrap_or(1);
+    (k, n + 1 - k)
+}
+
+fn binomial(n: usize, k: usize) -> f64 {
+    (0..k).fold(1.0, |acc, i| acc * (n - i) as f64 / (i + 1) as f64)
+}
+
+/// The speed-up's interval from each arm's distribution-free interval of its median time
+/// ([`median_ranks`]): `[scratch's low / transfer's high, scratch's high / transfer's low]`. With
+/// 7 or more seeds per arm each median's interval holds it with probability at least 97.5 %, so
+/// the ratio's at least 95 %; below, the extremes (at 5 seeds per arm at least 88 %). A censored
+/// end stands for "later than the budget": where it makes an end unbounded (transfer's high
+/// censored: the low end is 0; scratch's high censored or transfer's low at 0: the high end is
+/// infinite) the interval says so.
+pub(super) fn speedup_interval(transfer: &[Scores], scratch: &[Scores], budget: f64) -> (f64, f64) {
+    let times = |s: &[Scores]| -> Vec<f64> {
+        let mut v: Vec<f64> = s.iter().map(|s| s.time.unwrap_or(f64::INFINITY)).collect();
+        v.sort_by(f64::total_cmp);
+        v
+    };
+    let (t, s) = (times(transfer), times(scratch));
+    let ((tl, th), (sl, sh)) = (median_ranks(t.len()), median_ranks(s.len()));
+    let (t_low, t_high, s_low, s_high) = (t[tl - 1], t[th - 1], s[sl - 1], s[sh - 1]);
+    // A censored scratch low end stands at its least possible value, the budget: still a lower
+    // bound on scratch's median.
+    let s_low = s_low.min(budget);
+    let low = if t_high.is_finite() && t_high > 0.0 { s_low / t_high } else { 0.0 };
+    let high = if s_high.is_finite() && t_low > 0.0 { s_high / t_low } else { f64::INFINITY };
+    (low, high)
 }

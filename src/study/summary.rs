@@ -42,11 +42,11 @@ use super::records::{UnitResult, UnitStatus};
 pub use super::scores::Metric;
 use super::scores::{self, Scores};
 use super::source::SourceRecord;
+pub use super::power::{POWER, Power};
+use super::power::power;
 pub use super::speed::{Speedup, TotalTime};
+use super::speed::{median_time, speedup_interval};
 use super::stats;
-
-/// The power the report plans for.
-pub const POWER: f64 = 0.8;
 
 /// An estimate with its 95 % interval (how it is made is said where it is used).
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
@@ -57,40 +57,8 @@ pub struct Interval {
     pub ci95: (f64, f64),
 }
 
-/// What the study could detect on a comparison's primary metric, for the test its verdict uses:
-/// seeds per arm (two samples), or with several sources the number of sources (one sample of
-/// per-source differences).
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Power {
-    /// The test's design.
-    pub design: stats::Design,
-    /// The spread: the pooled per-seed standard deviation, or the per-source differences'.
-    pub sd: f64,
-    /// Replicates: seeds per arm (the smaller arm's), or sources.
-    pub replicates: usize,
-    /// The level the power is computed at: 5 % over the study's family (Holm's first step).
-    pub alpha: f64,
-    /// The smallest difference detected with 80 % power (exact, noncentral t).
-    pub min_detectable: f64,
-    /// The smallest difference of interest: the experiment's `effect`.
-    pub effect: f64,
-    /// Replicates that `effect` needs for 80 % power (`None`: no spread to plan from, or more
-    /// than 1000).
-    pub replicates_for_effect: Option<usize>,
-}
-
 fn one() -> f64 {
     1.0
-}
-
-impl Power {
-    /// What a replicate is, in words.
-    pub fn unit(&self) -> &'static str {
-        match self.design {
-            stats::Design::TwoSample => "seeds per arm",
-            stats::Design::OneSample => "sources",
-        }
-    }
 }
 
 /// One strategy on one target.
@@ -324,53 +292,6 @@ fn curve(experiment: &Experiment, units: &[&UnitResult], arm: &ArmId, ti: usize,
     curve
 }
 
-/// The median of times with censored runs as infinitely late; `None` when censored.
-fn median_time(scores: &[Scores]) -> Option<f64> {
-    let v: Vec<f64> = scores.iter().map(|s| s.time.unwrap_or(f64::INFINITY)).collect();
-    if v.is_empty() {
-        return None;
-    }
-    let m = stats::median(&v);
-    m.is_finite().then_some(m)
-}
-
-/// The ranks `(k, n + 1 - k)` (1-based) of the order statistics that bracket the median of `n`
-/// values with probability at least 97.5 % (distribution-free: `1 - 2 P(Bin(n, 1/2) < k)`); the
-/// extremes where no pair reaches it (fewer than 7 values).
-fn median_ranks(n: usize) -> (usize, usize) {
-    let tail = |k: usize| -> f64 { (0..k).map(|i| binomial(n, i)).sum::<f64>() / 2f64.powi(n as i32) };
-    let k = (1..=n.div_ceil(2)).take_while(|&k| 2.0 * tail(k) <= 0.025).last().unwrap_or(1);
-    (k, n + 1 - k)
-}
-
-fn binomial(n: usize, k: usize) -> f64 {
-    (0..k).fold(1.0, |acc, i| acc * (n - i) as f64 / (i + 1) as f64)
-}
-
-/// The speed-up's interval from each arm's distribution-free interval of its median time
-/// ([`median_ranks`]): `[scratch's low / transfer's high, scratch's high / transfer's low]`. With
-/// 7 or more seeds per arm each median's interval holds it with probability at least 97.5 %, so
-/// the ratio's at least 95 %; below, the extremes (at 5 seeds per arm at least 88 %). A censored
-/// end stands for "later than the budget": where it makes an end unbounded (transfer's high
-/// censored: the low end is 0; scratch's high censored or transfer's low at 0: the high end is
-/// infinite) the interval says so.
-fn speedup_interval(transfer: &[Scores], scratch: &[Scores], budget: f64) -> (f64, f64) {
-    let times = |s: &[Scores]| -> Vec<f64> {
-        let mut v: Vec<f64> = s.iter().map(|s| s.time.unwrap_or(f64::INFINITY)).collect();
-        v.sort_by(f64::total_cmp);
-        v
-    };
-    let (t, s) = (times(transfer), times(scratch));
-    let ((tl, th), (sl, sh)) = (median_ranks(t.len()), median_ranks(s.len()));
-    let (t_low, t_high, s_low, s_high) = (t[tl - 1], t[th - 1], s[sl - 1], s[sh - 1]);
-    // A censored scratch low end stands at its least possible value, the budget: still a lower
-    // bound on scratch's median.
-    let s_low = s_low.min(budget);
-    let low = if t_high.is_finite() && t_high > 0.0 { s_low / t_high } else { 0.0 };
-    let high = if s_high.is_finite() && t_low > 0.0 { s_high / t_low } else { f64::INFINITY };
-    (low, high)
-}
-
 /// One strategy against scratch, before the study-wide correction of its headline.
 fn compare(
     experiment: &Experiment,
@@ -460,37 +381,6 @@ fn compare(
             replicates_for_effect: None,
         },
         metrics,
-    }
-}
-
-/// What the study could detect on `primary` with `seeds` per arm, at 5 % over a family of
-/// `family` headlines, and what `effect` would need.
-fn power(primary: &MetricStat, seeds: usize, family: usize, effect: f64) -> Power {
-    let (t, s) = (&primary.transfer.values, &primary.scratch.values);
-    let (design, sd, replicates) = match primary.levels {
-        Some(levels) => (stats::Design::OneSample, levels.between_sources_sd, levels.sources),
-        None => {
-            let sd = if t.len() > 1 && s.len() > 1 {
-                ((stats::variance(t) + stats::variance(s)) / 2.0).sqrt()
-            } else {
-                f64::NAN
-            };
-            (stats::Design::TwoSample, sd, seeds)
-        }
-    };
-    let alpha = decision::ALPHA / family.max(1) as f64;
-    Power {
-        design,
-        sd,
-        replicates,
-        alpha,
-        min_detectable: stats::min_detectable_effect_of(design, sd, replicates, alpha, POWER),
-        effect,
-        replicates_for_effect: if sd.is_nan() {
-            None
-        } else {
-            stats::replicates_needed(design, effect, sd, alpha, POWER, 1000)
-        },
     }
 }
 

@@ -8,7 +8,8 @@ use base64::Engine;
 use serde_json::Value as Json;
 
 use super::Problem;
-use super::pickle::{self, Pickle};
+use super::pickle::{self, Pickle, Value};
+use crate::agent::schedule::Schedule;
 
 /// What a JSON value is, for a message: `the string "256"`, `a list`.
 pub(super) fn describe(value: &Json) -> String {
@@ -138,3 +139,87 @@ impl<'a> Fields<'a> {
         self.pickled(name)?.ok_or_else(|| Problem(format!("field `{name}` is missing")))
     }
 }
+
+/// A field's value in a form headstart has a counterpart for, or a description of the form it
+/// has not (listed as not carried).
+pub(super) enum Form<T> {
+    /// A value headstart carries.
+    Known(T),
+    /// What the field holds, in words.
+    Other(String),
+}
+
+/// A schedule field: a number, or SB3 2.x's pickled `FloatSchedule(ConstantSchedule(val))` or
+/// `LinearSchedule` (to zero over the whole run); `Some(Err(what))` for a schedule headstart has
+/// no counterpart for ([`Form::Other`]), an error for a field of another type.
+pub(super) fn schedule(fields: &Fields<'_>, name: &str) -> Result<Option<Form<Schedule>>, Problem> {
+    let Some(value) = fields.get(name) else { return Ok(None) };
+    if let Some(v) = value.as_f64() {
+        return Ok(Some(Form::Known(Schedule::Constant(v))));
+    }
+    let pickle = fields
+        .pickled(name)
+        .map_err(|_| Problem(format!("field `{name}` is {}, where SB3 stores a number or a schedule", describe(value))))?
+        .expect("the field is there");
+    let mut node = pickle.root();
+    let class = |n: &Value<'_>| n.class().unwrap_or_default();
+    if class(&node).ends_with("FloatSchedule") {
+        node = node.attr("value_schedule").ok_or_else(|| Problem(format!("field `{name}`: a FloatSchedule without its schedule")))?;
+    }
+    let number = |field: &str| node.attr(field).and_then(|v| v.float());
+    Ok(Some(match class(&node).rsplit('.').next().unwrap_or_default() {
+        "ConstantSchedule" => Form::Known(Schedule::Constant(
+            number("val").ok_or_else(|| Problem(format!("field `{name}`: a ConstantSchedule without `val`")))?,
+        )),
+        "LinearSchedule" => match (number("start"), number("end"), number("end_fraction")) {
+            (Some(start), Some(end), Some(fraction)) if end == 0.0 && fraction == 1.0 => {
+                Form::Known(Schedule::Linear(start))
+            }
+            (Some(start), Some(end), Some(fraction)) => {
+                Form::Other(format!("a LinearSchedule from {start} to {end} over {fraction} of the run"))
+            }
+            _ => Form::Other("a LinearSchedule without its `start`, `end` and `end_fraction`".into()),
+        },
+        "" => Form::Other("a pickled function (SB3 1.x schedules are closures)".into()),
+        other => Form::Other(format!("a {other}")),
+    }))
+}
+
+/// Sets `slot` from the schedule field `name`, or lists why it was not carried.
+pub(super) fn carry_schedule(fields: &mut Fields<'_>, slot: &mut Schedule, name: &str) -> Result<(), Problem> {
+    match schedule(fields, name)? {
+        Some(Form::Known(s)) => *slot = s,
+        Some(Form::Other(what)) => fields
+            .not_carried
+            .push(format!("{name} ({what}, which headstart has no counterpart for: headstart's {slot:?} kept)")),
+        None => fields.not_carried.push(format!("{name} (absent from the model: headstart's {slot:?} kept)")),
+    }
+    Ok(())
+}
+
+/// Sets `slot` from `train_freq` (a number of steps, or `TrainFreq(frequency, TrainFrequencyUnit)`),
+/// or lists why it was not carried (counted in episodes).
+pub(super) fn carry_train_freq(fields: &mut Fields<'_>, slot: &mut u64) -> Result<(), Problem> {
+    let Some(value) = fields.get("train_freq") else {
+        fields.not_carried.push(format!("train_freq (absent from the model: headstart's {slot} kept)"));
+        return Ok(());
+    };
+    if let Some(v) = value.as_u64() {
+        *slot = v;
+        return Ok(());
+    }
+    let wrong = || Problem(format!("field `train_freq` is {}, where SB3 stores a TrainFreq", describe(value)));
+    let pickle = fields.pickled("train_freq").map_err(|_| wrong())?.expect("the field is there");
+    let args = pickle.root().args().ok_or_else(wrong)?;
+    let [frequency, unit] = args.as_slice() else { return Err(wrong()) };
+    let frequency = frequency.int().and_then(|f| u64::try_from(f).ok()).ok_or_else(wrong)?;
+    let unit = unit.args().and_then(|a| a.first().and_then(|u| u.str().map(str::to_string))).ok_or_else(wrong)?;
+    match unit.as_str() {
+        "step" => *slot = frequency,
+        other => fields.not_carried.push(format!(
+            "train_freq ({frequency} {other}s: headstart counts training in steps, its {slot} kept)"
+        )),
+    }
+    Ok(())
+}
+

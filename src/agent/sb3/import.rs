@@ -8,7 +8,8 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value as Json;
 
-use super::fields::{Fields, describe};
+use super::fields::{Fields, Form, carry_schedule, carry_train_freq, describe, schedule};
+use super::kwargs::PolicyKwargs;
 use super::pickle::Value;
 use super::torch_file::{self, StateTensor};
 use super::zoo::{self, Files};
@@ -47,107 +48,6 @@ fn space(value: Value<'_>) -> Result<Space, Problem> {
         }
         other => Err(format!("a {other} space (Box and Discrete are supported)").into()),
     }
-}
-
-/// A schedule field: a number, or SB3 2.x's pickled `FloatSchedule(ConstantSchedule(val))` or
-/// `LinearSchedule` (to zero over the whole run); `Some(Err(what))` for a schedule headstart has
-/// no counterpart for, an error for a field of another type.
-fn schedule(fields: &Fields<'_>, name: &str) -> Result<Option<Result<Schedule, String>>, Problem> {
-    let Some(value) = fields.get(name) else { return Ok(None) };
-    if let Some(v) = value.as_f64() {
-        return Ok(Some(Ok(Schedule::Constant(v))));
-    }
-    let pickle = fields
-        .pickled(name)
-        .map_err(|_| Problem(format!("field `{name}` is {}, where SB3 stores a number or a schedule", describe(value))))?
-        .expect("the field is there");
-    let mut node = pickle.root();
-    let class = |n: &Value<'_>| n.class().unwrap_or_default();
-    if class(&node).ends_with("FloatSchedule") {
-        node = node.attr("value_schedule").ok_or_else(|| Problem(format!("field `{name}`: a FloatSchedule without its schedule")))?;
-    }
-    let number = |field: &str| node.attr(field).and_then(|v| v.float());
-    Ok(Some(match class(&node).rsplit('.').next().unwrap_or_default() {
-        "ConstantSchedule" => {
-            Ok(Schedule::Constant(number("val").ok_or_else(|| Problem(format!("field `{name}`: a ConstantSchedule without `val`")))?))
-        }
-        "LinearSchedule" => match (number("start"), number("end"), number("end_fraction")) {
-            (Some(start), Some(end), Some(fraction)) if end == 0.0 && fraction == 1.0 => Ok(Schedule::Linear(start)),
-            (Some(start), Some(end), Some(fraction)) => {
-                Err(format!("a LinearSchedule from {start} to {end} over {fraction} of the run"))
-            }
-            _ => Err("a LinearSchedule without its `start`, `end` and `end_fraction`".into()),
-        },
-        "" => Err("a pickled function (SB3 1.x schedules are closures)".into()),
-        other => Err(format!("a {other}")),
-    }))
-}
-
-/// Sets `slot` from the schedule field `name`, or lists why it was not carried.
-fn carry_schedule(fields: &mut Fields<'_>, slot: &mut Schedule, name: &str) -> Result<(), Problem> {
-    match schedule(fields, name)? {
-        Some(Ok(s)) => *slot = s,
-        Some(Err(what)) => fields
-            .not_carried
-            .push(format!("{name} ({what}, which headstart has no counterpart for: headstart's {slot:?} kept)")),
-        None => fields.not_carried.push(format!("{name} (absent from the model: headstart's {slot:?} kept)")),
-    }
-    Ok(())
-}
-
-/// Sets `slot` from `train_freq` (a number of steps, or `TrainFreq(frequency, TrainFrequencyUnit)`),
-/// or lists why it was not carried (counted in episodes).
-fn carry_train_freq(fields: &mut Fields<'_>, slot: &mut u64) -> Result<(), Problem> {
-    let Some(value) = fields.get("train_freq") else {
-        fields.not_carried.push(format!("train_freq (absent from the model: headstart's {slot} kept)"));
-        return Ok(());
-    };
-    if let Some(v) = value.as_u64() {
-        *slot = v;
-        return Ok(());
-    }
-    let wrong = || Problem(format!("field `train_freq` is {}, where SB3 stores a TrainFreq", describe(value)));
-    let pickle = fields.pickled("train_freq").map_err(|_| wrong())?.expect("the field is there");
-    let args = pickle.root().args().ok_or_else(wrong)?;
-    let [frequency, unit] = args.as_slice() else { return Err(wrong()) };
-    let frequency = frequency.int().and_then(|f| u64::try_from(f).ok()).ok_or_else(wrong)?;
-    let unit = unit.args().and_then(|a| a.first().and_then(|u| u.str().map(str::to_string))).ok_or_else(wrong)?;
-    match unit.as_str() {
-        "step" => *slot = frequency,
-        other => fields.not_carried.push(format!(
-            "train_freq ({frequency} {other}s: headstart counts training in steps, its {slot} kept)"
-        )),
-    }
-    Ok(())
-}
-
-/// `policy_kwargs.net_arch` as hidden widths per network (`pi` and `vf` or `qf`; a plain list is
-/// every network's), checked against the widths the tensors have; `None` when absent.
-fn check_net_arch(arch: Option<NetArch>, found: &[(&str, &[usize])]) -> Result<(), Problem> {
-    let Some(arch) = arch else { return Ok(()) };
-    for (part, widths) in found {
-        let declared = match &arch {
-            NetArch::Shared(w) => w,
-            NetArch::Split(parts) => match parts.iter().find(|(k, _)| k == part) {
-                Some((_, w)) => w,
-                None => continue,
-            },
-        };
-        if declared.as_slice() != *widths {
-            return Err(Problem(format!(
-                "policy_kwargs.net_arch gives `{part}` the hidden layers {declared:?}, but policy.pth's are {widths:?}"
-            )));
-        }
-    }
-    Ok(())
-}
-
-/// `net_arch` as SB3 stores it.
-enum NetArch {
-    /// `[64, 64]`: every network.
-    Shared(Vec<usize>),
-    /// `dict(pi=[..], vf=[..])` (or `qf`).
-    Split(Vec<(String, Vec<usize>)>),
 }
 
 /// The state dict by name, taken from as tensors find their place.
@@ -331,7 +231,7 @@ pub fn read_with(path: &Path, options: &ReadOptions) -> Result<Model, Sb3Error> 
             let (action, value) = (pair(action).map_err(in_policy)?, pair(value).map_err(in_policy)?);
             let hidden = place(&mut weights, pi, Some(action), "actor").map_err(in_policy)?;
             let critic_hidden = place(&mut weights, vf, Some(value), "critic").map_err(in_policy)?;
-            check_net_arch(kwargs.net_arch, &[("pi", &hidden), ("vf", &critic_hidden)]).map_err(in_data)?;
+            super::kwargs::check_net_arch(kwargs.net_arch, &[("pi", &hidden), ("vf", &critic_hidden)]).map_err(in_data)?;
             c.critic_hidden = (critic_hidden != hidden).then_some(critic_hidden);
             if let Space::Box { .. } = action_space {
                 let mut log_std = sd.take("log_std").map_err(in_policy)?;
@@ -357,9 +257,9 @@ pub fn read_with(path: &Path, options: &ReadOptions) -> Result<Model, Sb3Error> 
                 carry_schedule(&mut f, &mut c.clip_range, "clip_range")?;
                 match schedule(&f, "clip_range_vf")? {
                     None => c.clip_range_vf = None,
-                    Some(Ok(Schedule::Constant(v))) => c.clip_range_vf = Some(v),
-                    Some(Ok(_)) => f.not_carried.push("clip_range_vf (a linear schedule: headstart clips with a constant; none kept)".into()),
-                    Some(Err(what)) => f.not_carried.push(format!("clip_range_vf ({what}: none kept)")),
+                    Some(Form::Known(Schedule::Constant(v))) => c.clip_range_vf = Some(v),
+                    Some(Form::Known(_)) => f.not_carried.push("clip_range_vf (a linear schedule: headstart clips with a constant; none kept)".into()),
+                    Some(Form::Other(what)) => f.not_carried.push(format!("clip_range_vf ({what}: none kept)")),
                 }
                 carry_schedule(&mut f, &mut c.learning_rate, "learning_rate")
             })()
@@ -374,7 +274,7 @@ pub fn read_with(path: &Path, options: &ReadOptions) -> Result<Model, Sb3Error> 
             if !target.is_empty() {
                 place(&mut weights, target, None, "q_target").map_err(in_policy)?;
             }
-            check_net_arch(kwargs.net_arch, &[("qf", &hidden), ("pi", &hidden)]).map_err(in_data)?;
+            super::kwargs::check_net_arch(kwargs.net_arch, &[("qf", &hidden), ("pi", &hidden)]).map_err(in_data)?;
             c.net = MlpConfig { hidden, activation, ortho_init: false };
             c.double_q = false;
             (|| -> Result<(), Problem> {
@@ -432,7 +332,7 @@ pub fn read_with(path: &Path, options: &ReadOptions) -> Result<Model, Sb3Error> 
                     critic_hidden = h;
                 }
             }
-            check_net_arch(kwargs.net_arch, &[("pi", &hidden), ("qf", &critic_hidden)]).map_err(in_data)?;
+            super::kwargs::check_net_arch(kwargs.net_arch, &[("pi", &hidden), ("qf", &critic_hidden)]).map_err(in_data)?;
             c.net = MlpConfig { hidden, activation, ortho_init: false };
             let act_dim = action_space.flat_dim() as f64;
             (|| -> Result<(), Problem> {
@@ -536,138 +436,4 @@ pub fn read_with(path: &Path, options: &ReadOptions) -> Result<Model, Sb3Error> 
         model.also_read.push(AlsoRead { file: path.display().to_string(), sha256: crate::util::sha256(&bytes) });
     }
     Ok(model)
-}
-
-/// The `policy_kwargs` the import reads (plain JSON, or a cloudpickled dict when it holds
-/// classes), each with its type checked, and what it does not carry.
-struct PolicyKwargs {
-    net_arch: Option<NetArch>,
-    activation: Option<String>,
-    ortho_init: Option<bool>,
-    log_std_init: Option<f64>,
-    not_carried: Vec<String>,
-}
-
-impl PolicyKwargs {
-    fn read(f: &mut Fields<'_>) -> Result<PolicyKwargs, Problem> {
-        let mut out =
-            PolicyKwargs { net_arch: None, activation: None, ortho_init: None, log_std_init: None, not_carried: Vec::new() };
-        let pickle = match f.get("policy_kwargs") {
-            None => return Ok(out),
-            Some(Json::Object(o)) if !o.contains_key(":serialized:") => {
-                // Plain JSON: numbers, booleans and lists only (a class needs the pickle).
-                for (key, value) in o {
-                    out.take_json(key, value)?;
-                }
-                return Ok(out);
-            }
-            Some(_) => f.required_pickle("policy_kwargs")?,
-        };
-        let pairs = pickle.root().pairs().ok_or("field `policy_kwargs` is a pickled value that is not a dict")?;
-        for (key, value) in pairs {
-            let key = key.str().ok_or("field `policy_kwargs` has a key that is not a string")?.to_string();
-            out.take_pickled(&key, value)?;
-        }
-        Ok(out)
-    }
-
-    fn wrong(key: &str, found: &str, what: &str) -> Problem {
-        Problem(format!("policy_kwargs.{key} is {found}, where SB3 stores {what}"))
-    }
-
-    fn take_json(&mut self, key: &str, value: &Json) -> Result<(), Problem> {
-        let found = describe(value);
-        match key {
-            "net_arch" => self.net_arch = Some(net_arch_json(value).ok_or_else(|| Self::wrong(key, &found, NET_ARCH))?),
-            "ortho_init" => self.ortho_init = Some(value.as_bool().ok_or_else(|| Self::wrong(key, &found, "a boolean"))?),
-            "log_std_init" => self.log_std_init = Some(value.as_f64().ok_or_else(|| Self::wrong(key, &found, "a number"))?),
-            "activation_fn" | "features_extractor_class" => return Err(Self::wrong(key, &found, "a class")),
-            _ => self.flag_or_note(key, value.as_bool(), &found)?,
-        }
-        Ok(())
-    }
-
-    fn take_pickled(&mut self, key: &str, value: Value<'_>) -> Result<(), Problem> {
-        let found = match (value.class(), value.float(), value.bool()) {
-            (Some(c), _, _) => format!("the class {c}"),
-            (_, _, Some(b)) => format!("the boolean {b}"),
-            (_, Some(x), _) => format!("the number {x}"),
-            _ => "a pickled value of another kind".to_string(),
-        };
-        match key {
-            "net_arch" => self.net_arch = Some(net_arch_pickled(value).ok_or_else(|| Self::wrong(key, &found, NET_ARCH))?),
-            "ortho_init" => self.ortho_init = Some(value.bool().ok_or_else(|| Self::wrong(key, &found, "a boolean"))?),
-            "log_std_init" => self.log_std_init = Some(value.float().ok_or_else(|| Self::wrong(key, &found, "a number"))?),
-            "activation_fn" => {
-                let class = value.class().filter(|_| value.args().is_none()).ok_or_else(|| Self::wrong(key, &found, "a torch.nn activation class"))?;
-                self.activation = Some(class);
-            }
-            "features_extractor_class" => {
-                let class = value.class().ok_or_else(|| Self::wrong(key, &found, "a class"))?;
-                if !class.ends_with("FlattenExtractor") {
-                    return Err(Problem(format!(
-                        "policy_kwargs.features_extractor_class `{class}`: only the flattening extractor has a counterpart"
-                    )));
-                }
-            }
-            _ => self.flag_or_note(key, value.bool(), &found)?,
-        }
-        Ok(())
-    }
-
-    /// gSDE's flags must be headstart's; other keys are listed as not carried.
-    fn flag_or_note(&mut self, key: &str, flag: Option<bool>, found: &str) -> Result<(), Problem> {
-        let wanted = match key {
-            "use_expln" | "squash_output" | "learn_features" => false,
-            "full_std" => true,
-            // A flattening extractor has no weights to share, and there are no images here;
-            // `use_sde` is read from `data` itself, where SB3 stores it too.
-            "share_features_extractor" | "normalize_images" | "use_sde" if flag.is_some() => return Ok(()),
-            "n_critics" => {
-                return match found.strip_prefix("the number ").map(str::parse::<f64>) {
-                    Some(Ok(n)) if n == 2.0 => Ok(()),
-                    _ => Err(Problem(format!("policy_kwargs.n_critics is {found}: headstart's SAC has two critics"))),
-                };
-            }
-            _ => {
-                self.not_carried.push(format!("policy_kwargs.{key} ({found}: headstart has no counterpart)"));
-                return Ok(());
-            }
-        };
-        match flag {
-            Some(v) if v == wanted => Ok(()),
-            Some(v) => Err(Problem(format!("policy_kwargs.{key} = {v}: headstart's gSDE has {key} = {wanted}"))),
-            None => Err(Self::wrong(key, found, "a boolean")),
-        }
-    }
-}
-
-const NET_ARCH: &str = "a list of layer widths or a dict of them (`pi`, `vf`, `qf`)";
-
-fn widths_json(value: &Json) -> Option<Vec<usize>> {
-    value.as_array()?.iter().map(|w| w.as_u64().and_then(|w| usize::try_from(w).ok())).collect()
-}
-
-fn net_arch_json(value: &Json) -> Option<NetArch> {
-    if let Some(w) = widths_json(value) {
-        return Some(NetArch::Shared(w));
-    }
-    let parts = value.as_object()?;
-    parts.iter().map(|(k, v)| Some((k.clone(), widths_json(v)?))).collect::<Option<Vec<_>>>().map(NetArch::Split)
-}
-
-fn widths_pickled(value: &Value<'_>) -> Option<Vec<usize>> {
-    value.items()?.iter().map(|w| w.int().and_then(|w| usize::try_from(w).ok())).collect()
-}
-
-fn net_arch_pickled(value: Value<'_>) -> Option<NetArch> {
-    if let Some(w) = widths_pickled(&value) {
-        return Some(NetArch::Shared(w));
-    }
-    let pairs = value.pairs()?;
-    pairs
-        .iter()
-        .map(|(k, v)| Some((k.str()?.to_string(), widths_pickled(v)?)))
-        .collect::<Option<Vec<_>>>()
-        .map(NetArch::Split)
 }
