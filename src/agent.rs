@@ -1,4 +1,4 @@
-//! Learning agents on libtorch: PPO, DQN and SAC, with networks whose parameters carry stable
+//! Learning agents on libtorch: PPO, DQN, SAC, A2C and TD3, with networks whose parameters carry stable
 //! names (see [`nn`]) and state that checkpoints hold whole.
 //!
 //! Every agent implements [`Agent`]: it trains on a [`VecEnv`] up to a step budget, acts on a
@@ -11,6 +11,8 @@
 //! | PPO | Discrete, Box | `actor.trunk.*`, `actor.head.*` (logits or mean), `actor.log_std` (Box), `critic.trunk.*`, `critic.head.*` |
 //! | DQN | Discrete | `q.trunk.*`, `q.head.*`; target `q_target.*` |
 //! | SAC | Box | `actor.trunk.*`, `actor.head.*` (mean), `actor.log_std.*` (a linear head; with gSDE the `[features, actions]` matrix `actor.log_std`), `critic.q0.*`, `critic.q1.*`; targets `critic_target.q0.*`, `critic_target.q1.*`; `log_ent_coef` |
+//! | A2C | Discrete, Box | as PPO (it is PPO's machinery: see [`a2c`]) |
+//! | TD3 | Box | `actor.trunk.*`, `actor.head.*` (the action before `tanh`), `critic.q0.*`, `critic.q1.*`; targets `actor_target.*`, `critic_target.q0.*`, `critic_target.q1.*` |
 //!
 //! Training state lives beside the weights under `optim.*` (Adam moments), `obs_rms.*` and
 //! `ret_rms.*` (normalisers).
@@ -29,6 +31,7 @@
 //! and `ppo/loss.rs` (the autograd loss, its hand-written gradient, distillation); SAC is [`sac`]
 //! and `sac/actor.rs` (the squashed Gaussian actor).
 
+pub mod a2c;
 pub mod checkpoint;
 mod config;
 pub mod distributions;
@@ -47,6 +50,7 @@ pub mod sac;
 pub mod sb3;
 pub mod schedule;
 mod state;
+pub mod td3;
 mod tensors;
 pub mod train;
 
@@ -59,8 +63,9 @@ use tch::Tensor;
 
 use crate::env::vector::Episode;
 use crate::env::{Action, Space, VecEnv};
-use optim::Adam;
+use optim::Optimizer;
 
+pub use a2c::A2cConfig;
 pub use config::AgentConfig;
 pub use dqn::{Dqn, DqnConfig};
 pub use error::AgentError;
@@ -70,6 +75,7 @@ pub use ppo::{Ppo, PpoConfig};
 pub use presets::Preset;
 pub use sac::{EntCoef, Sac, SacConfig};
 pub use schedule::Schedule;
+pub use td3::{Td3, Td3Config};
 pub(crate) use tensors::{rows, snapshot, sorted_variables, to_vec, variable_names};
 
 /// The agents' own random generator: ChaCha12, `StdRng`'s algorithm (the same stream for the
@@ -88,11 +94,15 @@ pub enum Algo {
     Dqn,
     /// Soft Actor-Critic.
     Sac,
+    /// Advantage Actor-Critic (synchronous).
+    A2c,
+    /// Twin Delayed DDPG.
+    Td3,
 }
 
 impl Algo {
     /// Every algorithm.
-    pub const ALL: [Algo; 3] = [Algo::Ppo, Algo::Dqn, Algo::Sac];
+    pub const ALL: [Algo; 5] = [Algo::Ppo, Algo::Dqn, Algo::Sac, Algo::A2c, Algo::Td3];
 
     /// The lower-case name (`ppo`, as on the command line).
     pub fn name(self) -> &'static str {
@@ -100,15 +110,17 @@ impl Algo {
             Algo::Ppo => "ppo",
             Algo::Dqn => "dqn",
             Algo::Sac => "sac",
+            Algo::A2c => "a2c",
+            Algo::Td3 => "td3",
         }
     }
 
     /// Which action spaces the algorithm handles, in words.
     pub fn supports(self) -> &'static str {
         match self {
-            Algo::Ppo => "Discrete and Box action spaces",
+            Algo::Ppo | Algo::A2c => "Discrete and Box action spaces",
             Algo::Dqn => "Discrete action spaces",
-            Algo::Sac => "Box action spaces",
+            Algo::Sac | Algo::Td3 => "Box action spaces",
         }
     }
 }
@@ -119,6 +131,8 @@ impl fmt::Display for Algo {
             Algo::Ppo => "PPO",
             Algo::Dqn => "DQN",
             Algo::Sac => "SAC",
+            Algo::A2c => "A2C",
+            Algo::Td3 => "TD3",
         })
     }
 }
@@ -247,7 +261,7 @@ pub trait Agent: Send {
     /// The optimisers of the weights, with the prefix of their state among [`Agent::tensors`]:
     /// where transfer sets per-parameter learning-rate scales, freezes and L2-SP anchors, and
     /// carries Adam's state.
-    fn optimizers(&mut self) -> Vec<(&'static str, &mut Adam)>;
+    fn optimizers(&mut self) -> Vec<(&'static str, &mut Optimizer)>;
 
     /// The replay buffer of an off-policy agent.
     fn replay(&self) -> Option<&replay::ReplayBuffer> {
@@ -278,7 +292,7 @@ pub(crate) fn report(monitor: &mut Monitor<'_>, step: u64, episodes: &[Episode])
 }
 
 /// Scheduled guidance takes effect: every optimiser of `agent` moves to environment step `step`
-/// ([`Adam::advance`]: learning-rate scales that transfer scheduled, such as a freeze that ends).
+/// ([`Optimizer::advance`]: learning-rate scales that transfer scheduled, such as a freeze that ends).
 /// Agents call it once right before each update.
 pub(crate) fn advance_guidance<A: Agent + ?Sized>(agent: &mut A, step: u64) {
     for (_, opt) in agent.optimizers() {

@@ -68,42 +68,46 @@ fn deterministic_actions(agent: &dyn Agent, obs: &[f32]) -> Vec<f32> {
         .collect()
 }
 
-fn import(entry: &Value) -> sb3::Model {
+fn import_from(folder: &Path, entry: &Value) -> sb3::Model {
     let file = entry["file"].as_str().unwrap();
     // A Zoo folder is imported as a folder (with its vec_normalize.pkl and config.yml).
     let path = match entry.get("vec_normalize") {
-        Some(_) => shared().join(file).parent().unwrap().to_path_buf(),
-        None => shared().join(file),
+        Some(_) => folder.join(file).parent().unwrap().to_path_buf(),
+        None => folder.join(file),
     };
     sb3::read(&path).unwrap_or_else(|e| panic!("{e}"))
 }
 
-#[test]
-fn imported_models_compute_what_sb3_computed() {
+/// Each model of `folder`'s `expected.json`, imported, computes what SB3 computed: the policy's
+/// outputs, the critics' values, `predict(deterministic=True)`, and (with the bridge) the same
+/// deterministic returns on Gymnasium's environment.
+fn compare_with_sb3(folder: &Path) {
     tch::set_num_threads(1);
-    let expected = expected();
+    let expected: Value = serde_json::from_slice(&std::fs::read(folder.join("expected.json")).unwrap()).unwrap();
     let registry = Registry::builtin();
     for (name, entry) in expected["models"].as_object().unwrap() {
-        let model = import(entry);
+        let model = import_from(folder, entry);
         let env_id = entry["env_id"].as_str().unwrap();
         assert_eq!(model.env_id.as_deref(), Some(env_id), "{name}: the id in the file name");
+        assert_eq!(model.algo.to_string(), entry["algo"].as_str().unwrap(), "{name}");
         let agent = model.agent(0).unwrap();
         let obs: Vec<f32> = list(&entry["observations"]).iter().map(|&v| v as f32).collect();
         let outputs = agent.outputs(&obs);
         let get = |key: &str| outputs.iter().find(|(k, _)| *k == key).map(|(_, v)| v.clone()).unwrap();
         let pairs: &[(&str, &str)] = match entry["algo"].as_str().unwrap() {
-            "PPO" if entry.get("action_probs").is_some() => &[("probs", "action_probs"), ("value", "values")],
-            "PPO" => &[("mean", "action_mean"), ("std", "action_std"), ("value", "values")],
+            "PPO" | "A2C" if entry.get("action_probs").is_some() => &[("probs", "action_probs"), ("value", "values")],
+            "PPO" | "A2C" => &[("mean", "action_mean"), ("std", "action_std"), ("value", "values")],
             "DQN" => &[("q", "q_values")],
             "SAC" => &[("action", "actor_squashed_action")],
+            "TD3" => &[("action", "actor_action")],
             other => panic!("{other}"),
         };
         for (ours, theirs) in pairs {
             close(&format!("{name} {theirs}"), &get(ours), &list(&entry[*theirs]), 1e-5);
         }
-        if entry["algo"] == "SAC" {
+        if let Some(critic_q) = entry.get("critic_q") {
             // SB3's critic_q is [critic][row].
-            let q = list(&entry["critic_q"]);
+            let q = list(critic_q);
             let n = q.len() / 2;
             close(&format!("{name} critic_q[0]"), &get("q0"), &q[..n], 1e-5);
             close(&format!("{name} critic_q[1]"), &get("q1"), &q[n..], 1e-5);
@@ -120,7 +124,20 @@ fn imported_models_compute_what_sb3_computed() {
             let got = episode(&registry, &format!("gym:{env_id}"), agent.as_ref(), seed as u64);
             assert!((got - want).abs() <= 1e-3 * want.abs().max(1.0), "{name} seed {seed}: return {got}, SB3 {want}");
         }
+        let _ = &registry;
     }
+}
+
+#[test]
+fn imported_models_compute_what_sb3_computed() {
+    compare_with_sb3(&shared());
+}
+
+/// A2C, TD3 and a PPO whose actor and critic differ in shape, made by SB3 2.9.2 for this test
+/// (`tests/sb3/make_fixtures.py`): imported, they compute what SB3 computed.
+#[test]
+fn a2c_td3_and_a_split_ppo_compute_what_sb3_computed() {
+    compare_with_sb3(&Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sb3"));
 }
 
 #[cfg(feature = "python")]
@@ -284,27 +301,42 @@ fn contents(model: &sb3::Model) -> Vec<(String, Vec<usize>, Vec<f32>)> {
     out
 }
 
+/// The SB3 models this suite checks against: `../shared/sb3`'s and `tests/sb3`'s, with their
+/// `expected.json` entries.
+fn fixtures() -> Vec<(PathBuf, String, Value)> {
+    let local = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sb3");
+    let mut out = Vec::new();
+    for folder in [shared(), local] {
+        let expected: Value = serde_json::from_slice(&std::fs::read(folder.join("expected.json")).unwrap()).unwrap();
+        for (name, entry) in expected["models"].as_object().unwrap() {
+            out.push((folder.clone(), name.clone(), entry.clone()));
+        }
+    }
+    out
+}
+
 /// Imports each SB3 fixture, saves it as a checkpoint, exports that and imports the export.
-fn round_trips() -> Vec<(String, sb3::Model, PathBuf, Vec<PathBuf>)> {
+fn round_trips() -> Vec<(String, Value, sb3::Model, PathBuf, Vec<PathBuf>)> {
     let scratch = std::env::temp_dir().join(format!("headstart-sb3-export-{}", std::process::id()));
     let mut out = Vec::new();
-    for (name, entry) in expected()["models"].as_object().unwrap() {
-        let mut model = import(entry);
-        // The PPO and the SAC model carry linear schedules, exported as SB3's `LinearSchedule`.
+    for (folder, name, entry) in fixtures() {
+        let mut model = import_from(&folder, &entry);
+        // Linear schedules, exported as SB3's `LinearSchedule`.
         match &mut model.config {
             AgentConfig::Ppo(c) if entry.get("vec_normalize").is_none() => {
                 c.learning_rate = Schedule::Linear(c.learning_rate.at(0.0));
                 c.clip_range = Schedule::Linear(c.clip_range.at(0.0));
             }
             AgentConfig::Sac(c) => c.learning_rate = Schedule::Linear(c.learning_rate.at(0.0)),
+            AgentConfig::A2c(c) => c.learning_rate = Schedule::Linear(c.learning_rate.at(0.0)),
             _ => {}
         }
-        let dir = scratch.join(name);
+        let dir = scratch.join(&name);
         model.save(&EnvSpec::new(entry["env_id"].as_str().unwrap()), &dir.join("checkpoint"), None).unwrap();
         let zip = dir.join("export").join(format!("{name}.zip"));
         std::fs::create_dir_all(zip.parent().unwrap()).unwrap();
         let written = sb3::export(&dir.join("checkpoint"), &zip).unwrap();
-        out.push((name.clone(), model, zip, written));
+        out.push((name, entry, model, zip, written));
     }
     out
 }
@@ -312,7 +344,7 @@ fn round_trips() -> Vec<(String, sb3::Model, PathBuf, Vec<PathBuf>)> {
 #[test]
 fn export_then_import_gives_back_the_same_tensors() {
     tch::set_num_threads(1);
-    for (name, model, zip, written) in round_trips() {
+    for (name, _, model, zip, written) in round_trips() {
         // The Zoo folder's export has its vec_normalize.pkl beside the zip: import the folder.
         let again = sb3::read(if written.len() > 1 { zip.parent().unwrap() } else { &zip }).unwrap();
         assert_eq!(contents(&again), contents(&model), "{name}");
@@ -321,7 +353,8 @@ fn export_then_import_gives_back_the_same_tensors() {
     }
 }
 
-/// Stable-Baselines3 loads each exported model (`PPO.load`, `DQN.load`, `SAC.load`, and
+/// Stable-Baselines3 loads each exported model (`PPO.load`, `A2C.load`, `DQN.load`, `SAC.load`,
+/// `TD3.load`, and
 /// `VecNormalize`'s pickle) and predicts what headstart predicts. Needs SB3: `make verify` runs it
 /// with the benchmarks' Python environment (`make peers`), or set HEADSTART_SB3_PYTHON.
 #[test]
@@ -330,9 +363,7 @@ fn sb3_loads_exports_and_predicts_the_same() {
     tch::set_num_threads(1);
     let python = std::env::var("HEADSTART_SB3_PYTHON")
         .unwrap_or_else(|_| format!("{}/.venv-peers/bin/python", env!("CARGO_MANIFEST_DIR")));
-    let expected = expected();
-    for (name, model, zip, written) in round_trips() {
-        let entry = &expected["models"][&name];
+    for (name, entry, model, zip, written) in round_trips() {
         let obs_path = zip.with_extension("obs.json");
         std::fs::write(&obs_path, entry["observations"].to_string()).unwrap();
         let algo = entry["algo"].as_str().unwrap();
@@ -590,12 +621,13 @@ fn wrong_typed_fields_are_refused_and_unknown_ones_listed() {
     // Absent, and of a form headstart has no counterpart for: listed.
     let path = with_data(ppo, |d| {
         d.as_object_mut().unwrap().remove("gae_lambda");
-        d["policy_kwargs"] = serde_json::json!({"optimizer_kwargs": {"eps": 1e-5}});
+        d["policy_kwargs"] = serde_json::json!({"optimizer_kwargs": {"eps": 1e-4}, "squash_output": false, "n_lstm": 2});
     });
     let model = sb3::read(&path).unwrap_or_else(|e| panic!("{e}"));
     let listed = model.not_carried.join("; ");
     assert!(listed.contains("gae_lambda (absent"), "{listed}");
-    assert!(listed.contains("policy_kwargs.optimizer_kwargs"), "{listed}");
+    assert!(listed.contains("policy_kwargs.optimizer_kwargs.eps = 0.0001"), "{listed}");
+    assert!(listed.contains("policy_kwargs.n_lstm (the number 2: headstart has no counterpart)"), "{listed}");
     // The DQN's train_freq of the wrong type, SAC's ent_coef of the wrong type.
     refused(&with_data("dqn-CartPole-v1.zip", |d| d["train_freq"] = Value::from("4")), &["`train_freq`", "TrainFreq"]);
     refused(&with_data("sac-Pendulum-v1.zip", |d| d["ent_coef"] = Value::from(true)), &["`ent_coef`", "the boolean true"]);

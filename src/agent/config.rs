@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{Agent, AgentError, Algo, Dqn, DqnConfig, Ppo, PpoConfig, Sac, SacConfig};
+use super::{A2cConfig, Agent, AgentError, Algo, Dqn, DqnConfig, Ppo, PpoConfig, Sac, SacConfig, Td3, Td3Config};
 use crate::env::Space;
 use crate::util::ron_options;
 
@@ -16,6 +16,10 @@ pub enum AgentConfig {
     Dqn(DqnConfig),
     /// SAC's hyperparameters.
     Sac(SacConfig),
+    /// A2C's hyperparameters.
+    A2c(A2cConfig),
+    /// TD3's hyperparameters.
+    Td3(Td3Config),
 }
 
 impl AgentConfig {
@@ -25,6 +29,8 @@ impl AgentConfig {
             Algo::Ppo => AgentConfig::Ppo(PpoConfig::default()),
             Algo::Dqn => AgentConfig::Dqn(DqnConfig::default()),
             Algo::Sac => AgentConfig::Sac(SacConfig::default()),
+            Algo::A2c => AgentConfig::A2c(A2cConfig::default()),
+            Algo::Td3 => AgentConfig::Td3(Td3Config::default()),
         }
     }
 
@@ -34,6 +40,8 @@ impl AgentConfig {
             AgentConfig::Ppo(_) => Algo::Ppo,
             AgentConfig::Dqn(_) => Algo::Dqn,
             AgentConfig::Sac(_) => Algo::Sac,
+            AgentConfig::A2c(_) => Algo::A2c,
+            AgentConfig::Td3(_) => Algo::Td3,
         }
     }
 
@@ -43,6 +51,8 @@ impl AgentConfig {
             AgentConfig::Ppo(c) => c.n_envs,
             AgentConfig::Dqn(c) => c.n_envs,
             AgentConfig::Sac(c) => c.n_envs,
+            AgentConfig::A2c(c) => c.n_envs,
+            AgentConfig::Td3(c) => c.n_envs,
         }
     }
 
@@ -63,6 +73,8 @@ impl AgentConfig {
             AgentConfig::Ppo(c) => Box::new(Ppo::new(c.clone(), obs_space, action_space, seed)?),
             AgentConfig::Dqn(c) => Box::new(Dqn::new(c.clone(), obs_space, action_space, seed)?),
             AgentConfig::Sac(c) => Box::new(Sac::new(c.clone(), obs_space, action_space, seed)?),
+            AgentConfig::A2c(c) => Box::new(Ppo::a2c(c.clone(), obs_space, action_space, seed)?),
+            AgentConfig::Td3(c) => Box::new(Td3::new(c.clone(), obs_space, action_space, seed)?),
         })
     }
 }

@@ -15,7 +15,7 @@ use super::distributions::argmax;
 use super::engine::Net;
 use super::nn::{Mlp, MlpConfig};
 use super::off_policy::{self, OffPolicy, ProgressAt, Shape, StopAt};
-use super::optim::Adam;
+use super::optim::Optimizer;
 use super::optim::FlatParams;
 use super::replay::{ReplayBuffer, Rows};
 use super::schedule::linear_decay;
@@ -122,7 +122,7 @@ pub struct Dqn {
     #[cfg_attr(not(test), allow(dead_code))]
     q: Mlp,
     target_vs: nn::VarStore,
-    opt: Adam,
+    opt: Optimizer,
     /// The online network in the engine, over the optimiser's buffer: acting, targets and the
     /// hand-written gradient.
     net: Net,
@@ -158,7 +158,7 @@ impl Dqn {
             q
         });
         target_vs.freeze();
-        let opt = Adam::new(sorted_variables(&vs), 1e-8);
+        let opt = Optimizer::adam(sorted_variables(&vs), 1e-8);
         // The target's parameters in one buffer laid out as the optimiser's (names sorted alike).
         let target = FlatParams::new(sorted_variables(&target_vs));
         let (depth, activation) = (cfg.net.hidden.len(), cfg.net.activation);
@@ -287,7 +287,7 @@ impl Agent for Dqn {
         variable_names(&self.vs)
     }
 
-    fn optimizers(&mut self) -> Vec<(&'static str, &mut Adam)> {
+    fn optimizers(&mut self) -> Vec<(&'static str, &mut Optimizer)> {
         vec![("optim", &mut self.opt)]
     }
 

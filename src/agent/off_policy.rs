@@ -10,7 +10,7 @@
 //!         report finished episodes and progress to the monitor
 //!         after the step                             (DQN: the target network's update)
 //!     if past `learning_starts` and the algorithm is due to train:
-//!         scheduled guidance takes effect (`Adam::advance`), then gradient steps
+//!         scheduled guidance takes effect (`Optimizer::advance`), then gradient steps
 //!     Event::Checkpoint
 //! ```
 //!

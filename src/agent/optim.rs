@@ -1,6 +1,7 @@
-//! Adam whose state is named tensors (so that checkpoints hold it and training resumes where it
-//! stopped), with gradient clipping by global norm and per-parameter learning-rate scales (how
-//! transfer gives copied parameters a smaller step than new ones, or freezes them).
+//! The optimiser, Adam or RMSprop (A2C's), whose state is named tensors (so that checkpoints hold
+//! it and training resumes where it stopped), with gradient clipping by global norm and
+//! per-parameter learning-rate scales (how transfer gives copied parameters a smaller step than
+//! new ones, or freezes them).
 //!
 //! Speed: networks this small spend their time in per-operation overhead, not arithmetic. The
 //! optimiser therefore moves its parameters into one flat buffer (each parameter's data becomes
@@ -23,7 +24,7 @@ struct Slot {
     shape: Vec<i64>,
 }
 
-/// Parameters whose data are views of one flat buffer, in a chosen order: what [`Adam`] steps
+/// Parameters whose data are views of one flat buffer, in a chosen order: what [`Optimizer`] steps
 /// over, and what a target network is laid out as so that its Polyak update is one operation.
 pub(crate) struct FlatParams {
     slots: Vec<Slot>,
@@ -120,8 +121,18 @@ impl FlatParams {
     }
 }
 
-/// Adam (Kingma & Ba), with PyTorch's bias correction and epsilon placement.
-pub struct Adam {
+/// The update rule.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Rule {
+    /// Adam (Kingma & Ba), with PyTorch's bias correction and epsilon placement.
+    Adam { beta1: f64, beta2: f64 },
+    /// RMSprop as PyTorch's (no momentum, not centred): `v ← α v + (1 - α) g²`,
+    /// `θ ← θ - lr g / (√v + ε)`; `v` lives where Adam keeps its second moment.
+    RmsProp { alpha: f64 },
+}
+
+/// Adam or RMSprop over a flat buffer of parameters (see the module's docs).
+pub struct Optimizer {
     params: FlatParams,
     grad: Tensor,
     /// Each parameter's view of `grad`, in slot order (made once: a view costs a dispatch).
@@ -136,20 +147,29 @@ pub struct Adam {
     /// coefficient of `coef * ||θ - θ₀||²`.
     anchor: Option<(Tensor, Tensor, f64)>,
     steps: i64,
-    beta1: f64,
-    beta2: f64,
+    rule: Rule,
     eps: f64,
 }
 
-impl Adam {
-    /// Optimises `params` (name, tensor), in the given order. Their data moves into the
-    /// optimiser's flat buffer (values unchanged; other handles to the same tensors see it).
-    pub fn new(params: Vec<(String, Tensor)>, eps: f64) -> Self {
+impl Optimizer {
+    /// Adam (β = 0.9, 0.999) over `params` (name, tensor), in the given order. Their data moves
+    /// into the optimiser's flat buffer (values unchanged; other handles to the same tensors see
+    /// it).
+    pub fn adam(params: Vec<(String, Tensor)>, eps: f64) -> Self {
+        Self::with_rule(params, Rule::Adam { beta1: 0.9, beta2: 0.999 }, eps)
+    }
+
+    /// RMSprop with smoothing `alpha` over `params`, as [`Optimizer::adam`].
+    pub fn rms_prop(params: Vec<(String, Tensor)>, alpha: f64, eps: f64) -> Self {
+        Self::with_rule(params, Rule::RmsProp { alpha }, eps)
+    }
+
+    fn with_rule(params: Vec<(String, Tensor)>, rule: Rule, eps: f64) -> Self {
         let params = FlatParams::new(params);
         let grad = params.flat.zeros_like();
         let grad_views =
             params.slots.iter().map(|s| grad.narrow(0, s.offset, s.numel).view(s.shape.as_slice())).collect();
-        Adam {
+        Optimizer {
             grad,
             grad_views,
             exp_avg: params.flat.zeros_like(),
@@ -159,8 +179,7 @@ impl Adam {
             pending: Vec::new(),
             anchor: None,
             steps: 0,
-            beta1: 0.9,
-            beta2: 0.999,
+            rule,
             eps,
         }
     }
@@ -178,7 +197,7 @@ impl Adam {
         }
     }
 
-    /// Sets the scale of the parameters `names` to `scale` once [`Adam::advance`] reaches
+    /// Sets the scale of the parameters `names` to `scale` once [`Optimizer::advance`] reaches
     /// environment step `step` (a freeze that ends).
     pub fn schedule_lr_scale(&mut self, step: u64, names: Vec<String>, scale: f64) {
         self.pending.push((step, names, scale));
@@ -212,7 +231,7 @@ impl Adam {
     }
 
     /// Back-propagates `loss` into the gradient buffer (finish with
-    /// [`Adam::step_with_gradients`]).
+    /// [`Optimizer::step_with_gradients`]).
     pub fn compute_gradients(&mut self, loss: &Tensor) {
         let _ = self.grad.zero_();
         loss.backward();
@@ -226,7 +245,7 @@ impl Adam {
 
     /// Starts a step whose gradients the engine computes: clears the gradient buffer and returns
     /// the parameters' values and the gradient buffer (both in slot order; see
-    /// [`FlatParams::slot`]). Finish with [`Adam::step_with_gradients`].
+    /// [`FlatParams::slot`]). Finish with [`Optimizer::step_with_gradients`].
     pub(crate) fn values_and_gradients(&mut self) -> (&[f32], &mut [f32]) {
         // SAFETY: both are this optimiser's own buffers, distinct allocations; `&mut self`
         // excludes any other borrow of them while these live.
@@ -235,8 +254,8 @@ impl Adam {
         (self.params.values(), grads)
     }
 
-    /// Clips and applies the gradients in the buffer (written by [`Adam::compute_gradients`] or
-    /// through [`Adam::values_and_gradients`]).
+    /// Clips and applies the gradients in the buffer (written by [`Optimizer::compute_gradients`] or
+    /// through [`Optimizer::values_and_gradients`]).
     pub fn step_with_gradients(&mut self, lr: f64, max_grad_norm: Option<f64>) {
         if let Some((anchor, mask, coef)) = &self.anchor {
             // SAFETY: the optimiser's own buffers, distinct, borrowed under `&mut self`.
@@ -278,13 +297,10 @@ impl Adam {
         }
     }
 
-    /// One Adam step in the engine ([`math::AdamStep`]: every element on its own, correctly
-    /// rounded operations only, so the same bits on every CPU).
+    /// One step in the engine ([`math::AdamStep`], [`math::RmsPropStep`]: every element on its
+    /// own, correctly rounded operations only, so the same bits on every CPU).
     fn step(&mut self, lr: f64) {
         self.steps += 1;
-        let (b1, b2) = (self.beta1, self.beta2);
-        let bias1 = 1.0 - b1.powi(self.steps as i32);
-        let bias2_sqrt = (1.0 - b2.powi(self.steps as i32)).sqrt();
         // SAFETY: the optimiser's own buffers, distinct allocations, borrowed under `&mut self`.
         let (grad, exp_avg, exp_avg_sq, params, lr_scale) = unsafe {
             (
@@ -295,20 +311,37 @@ impl Adam {
                 self.lr_scale.as_ref().map(|s| floats(s)),
             )
         };
-        math::AdamStep {
-            grad,
-            exp_avg,
-            exp_avg_sq,
-            params,
-            lr_scale,
-            one_minus_b1: (1.0 - b1) as f32,
-            b2: b2 as f32,
-            one_minus_b2: (1.0 - b2) as f32,
-            bias2_sqrt: bias2_sqrt as f32,
-            eps: self.eps as f32,
-            step: (-lr / bias1) as f32,
+        match self.rule {
+            Rule::Adam { beta1: b1, beta2: b2 } => {
+                let bias1 = 1.0 - b1.powi(self.steps as i32);
+                let bias2_sqrt = (1.0 - b2.powi(self.steps as i32)).sqrt();
+                math::AdamStep {
+                    grad,
+                    exp_avg,
+                    exp_avg_sq,
+                    params,
+                    lr_scale,
+                    one_minus_b1: (1.0 - b1) as f32,
+                    b2: b2 as f32,
+                    one_minus_b2: (1.0 - b2) as f32,
+                    bias2_sqrt: bias2_sqrt as f32,
+                    eps: self.eps as f32,
+                    step: (-lr / bias1) as f32,
+                }
+                .run()
+            }
+            Rule::RmsProp { alpha } => math::RmsPropStep {
+                grad,
+                square_avg: exp_avg_sq,
+                params,
+                lr_scale,
+                alpha: alpha as f32,
+                one_minus_alpha: (1.0 - alpha) as f32,
+                eps: self.eps as f32,
+                step: -lr as f32,
+            }
+            .run(),
         }
-        .run();
     }
 
     /// The optimiser's state as named tensors under `prefix`: `{prefix}.{param}.exp_avg`,
@@ -325,7 +358,7 @@ impl Adam {
         out
     }
 
-    /// Carries another optimiser's state (what [`Adam::state`] saved under `prefix`) for the
+    /// Carries another optimiser's state (what [`Optimizer::state`] saved under `prefix`) for the
     /// parameters `names` and the step count; the other moments stay as they are. Returns how
     /// many tensors were carried.
     pub fn carry_state(
@@ -352,7 +385,7 @@ impl Adam {
         carried
     }
 
-    /// Restores what [`Adam::state`] saved; `get` looks a tensor up by name.
+    /// Restores what [`Optimizer::state`] saved; `get` looks a tensor up by name.
     pub fn load_state(&mut self, prefix: &str, get: &mut dyn FnMut(&str) -> Option<Tensor>) -> Result<(), AgentError> {
         for (name, view) in self.state(prefix) {
             let src = fetch_tensor(get, &name, &view.size())?;
@@ -400,7 +433,7 @@ mod tests {
     fn flat_adam_matches_the_update_rule() {
         let x = Tensor::from_slice(&[0.5f32, -2.0, 1.0]).set_requires_grad(true);
         let y = Tensor::from_slice(&[4.0f32, 0.0]).view([1, 2]).set_requires_grad(true);
-        let mut opt = Adam::new(vec![("x".into(), x.shallow_clone()), ("y".into(), y.shallow_clone())], 1e-8);
+        let mut opt = Optimizer::adam(vec![("x".into(), x.shallow_clone()), ("y".into(), y.shallow_clone())], 1e-8);
         opt.set_lr_scale(|n| n == "y", 0.5);
         let mut xs = [0.5f64, -2.0, 1.0, 4.0, 0.0];
         let (mut m, mut v) = ([0.0f64; 5], [0.0f64; 5]);
@@ -428,7 +461,7 @@ mod tests {
     fn anchor_and_scheduled_freeze() {
         let x = Tensor::from_slice(&[1.0f32, 2.0]).set_requires_grad(true);
         let y = Tensor::from_slice(&[5.0f32]).set_requires_grad(true);
-        let mut opt = Adam::new(vec![("x".into(), x.shallow_clone()), ("y".into(), y.shallow_clone())], 1e-8);
+        let mut opt = Optimizer::adam(vec![("x".into(), x.shallow_clone()), ("y".into(), y.shallow_clone())], 1e-8);
         opt.set_anchor(|n| n == "x", 0.5);
         let _ = tch::no_grad(|| x.shallow_clone().g_add_scalar_(1.0));
         opt.set_lr_scale(|n| n == "y", 0.0);
@@ -449,7 +482,7 @@ mod tests {
     #[test]
     fn clipping_bounds_the_global_norm() {
         let x = Tensor::from_slice(&[0.0f32; 4]).set_requires_grad(true);
-        let mut opt = Adam::new(vec![("x".into(), x.shallow_clone())], 1e-8);
+        let mut opt = Optimizer::adam(vec![("x".into(), x.shallow_clone())], 1e-8);
         let loss = (&x * Tensor::from_slice(&[30.0f32, 40.0, 0.0, 0.0])).sum(Kind::Float);
         opt.backward_step(&loss, 0.0, Some(1.0));
         let g: Vec<f32> = Vec::try_from(&opt.grad).unwrap();

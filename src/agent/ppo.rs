@@ -40,7 +40,7 @@ use super::distributions::{
 use super::engine::Net;
 use super::nn::{Mlp, MlpConfig};
 use super::normalize::{ObsNormalizer, RewardNormalizer};
-use super::optim::Adam;
+use super::optim::Optimizer;
 use super::optim::FlatParams;
 use super::state::{agent_state, training_state};
 use super::{
@@ -130,7 +130,7 @@ impl Default for PpoConfig {
 }
 
 impl PpoConfig {
-    fn validate(&self) -> Result<(), AgentError> {
+    pub(super) fn validate(&self) -> Result<(), AgentError> {
         check("n_envs", self.n_envs >= 1, "must be at least 1")?;
         check("n_steps", self.n_steps >= 1, "must be at least 1")?;
         check("batch_size", self.batch_size >= 1, "must be at least 1")?;
@@ -182,7 +182,7 @@ pub struct Ppo {
     log_std: Option<Tensor>,
     /// The gSDE exploration matrices in use, one `[features, act_dim]` per environment.
     exploration: Vec<f32>,
-    opt: Adam,
+    opt: Optimizer,
     obs_norm: Option<ObsNormalizer>,
     rew_norm: Option<RewardNormalizer>,
     rng: super::AgentRng,
@@ -191,6 +191,9 @@ pub struct Ppo {
     /// episode; `None` until the first call to `learn`.
     current: Option<(Vec<f32>, Vec<f32>)>,
     teacher: Option<Teacher>,
+    /// Set when this agent is an A2C (see [`super::a2c`]): its configuration, which
+    /// [`Agent::config`] reports.
+    a2c: Option<super::A2cConfig>,
 }
 
 /// A frozen copy of the actor to distil from, run in the engine.
@@ -206,11 +209,23 @@ impl Ppo {
     /// A PPO agent for these spaces (Discrete or Box actions), its networks seeded with `seed`.
     pub fn new(cfg: PpoConfig, obs_space: &Space, action_space: &Space, seed: u64) -> Result<Self, AgentError> {
         cfg.validate()?;
-        let obs_dim = obs_dim(Algo::Ppo, obs_space)?;
+        Self::build(cfg, None, obs_space, action_space, seed)
+    }
+
+    /// The agent: PPO's, or with `a2c` the A2C that PPO's machinery runs ([`Ppo::a2c`]).
+    pub(super) fn build(
+        cfg: PpoConfig,
+        a2c: Option<super::A2cConfig>,
+        obs_space: &Space,
+        action_space: &Space,
+        seed: u64,
+    ) -> Result<Self, AgentError> {
+        let algo = if a2c.is_some() { Algo::A2c } else { Algo::Ppo };
+        let obs_dim = obs_dim(algo, obs_space)?;
         let head = match action_space {
             Space::Discrete { n } => Head::Categorical { n: *n },
             _ => {
-                let (low, high) = super::box_bounds(Algo::Ppo, action_space)?;
+                let (low, high) = super::box_bounds(algo, action_space)?;
                 Head::Gaussian { dim: low.len(), low, high, sde: cfg.use_sde }
             }
         };
@@ -236,7 +251,11 @@ impl Ppo {
             };
             (actor, critic, log_std)
         });
-        let opt = Adam::new(sorted_variables(&vs), 1e-5);
+        // A2C's RMSprop, or Adam with SB3's ε for actor-critic policies.
+        let opt = match &a2c {
+            Some(a) if a.use_rms_prop => Optimizer::rms_prop(sorted_variables(&vs), 0.99, a.rms_prop_eps),
+            _ => Optimizer::adam(sorted_variables(&vs), 1e-5),
+        };
         let nets = [("actor", &cfg.net), ("critic", &critic_net)]
             .map(|(name, net)| opt.params().mlp(name, net.hidden.len(), net.activation).expect("the networks' parameters"));
         let log_std_offset = opt.params().slot("actor.log_std").map(|(offset, _)| offset);
@@ -261,6 +280,7 @@ impl Ppo {
             steps: 0,
             current: None,
             teacher: None,
+            a2c,
             cfg,
         })
     }
@@ -360,7 +380,10 @@ impl Ppo {
 
 impl Agent for Ppo {
     fn config(&self) -> AgentConfig {
-        AgentConfig::Ppo(self.cfg.clone())
+        match &self.a2c {
+            Some(a2c) => AgentConfig::A2c(a2c.clone()),
+            None => AgentConfig::Ppo(self.cfg.clone()),
+        }
     }
 
     fn steps(&self) -> u64 {
@@ -449,7 +472,7 @@ impl Agent for Ppo {
         variable_names(&self.vs)
     }
 
-    fn optimizers(&mut self) -> Vec<(&'static str, &mut Adam)> {
+    fn optimizers(&mut self) -> Vec<(&'static str, &mut Optimizer)> {
         vec![("optim", &mut self.opt)]
     }
 

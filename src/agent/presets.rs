@@ -1,5 +1,5 @@
 //! Named hyperparameter presets: the RL Zoo's tuned values per environment, kept as RON files
-//! (`src/agent/presets/{ppo,dqn,sac}.ron`) compiled into the binary.
+//! (`src/agent/presets/{ppo,dqn,sac,a2c,td3}.ron`) compiled into the binary.
 
 use std::collections::BTreeMap;
 
@@ -23,6 +23,8 @@ fn source(algo: Algo) -> &'static str {
         Algo::Ppo => include_str!("presets/ppo.ron"),
         Algo::Dqn => include_str!("presets/dqn.ron"),
         Algo::Sac => include_str!("presets/sac.ron"),
+        Algo::A2c => include_str!("presets/a2c.ron"),
+        Algo::Td3 => include_str!("presets/td3.ron"),
     }
 }
 

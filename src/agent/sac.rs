@@ -26,7 +26,7 @@ use super::MAX_ROWS;
 use super::engine::{Net, math};
 use super::nn::{Mlp, MlpConfig};
 use super::off_policy::{self, OffPolicy, ProgressAt, Shape, StopAt};
-use super::optim::{Adam, FlatParams};
+use super::optim::{Optimizer, FlatParams};
 use super::replay::ReplayBuffer;
 use super::state::{agent_state, training_state};
 use super::{
@@ -147,9 +147,9 @@ pub struct Sac {
     target_nets: [Net; 2],
     target_params: FlatParams,
     log_ent_coef: Tensor,
-    actor_opt: Adam,
-    critic_opt: Adam,
-    ent_opt: Option<Adam>,
+    actor_opt: Optimizer,
+    critic_opt: Optimizer,
+    ent_opt: Option<Optimizer>,
     target_entropy: f64,
     buffer: ReplayBuffer,
     rng: super::AgentRng,
@@ -196,8 +196,8 @@ impl Sac {
         let part = |prefix: &str| -> Vec<(String, Tensor)> {
             named.iter().filter(|(n, _)| n.starts_with(prefix)).map(|(n, t)| (n.clone(), t.shallow_clone())).collect()
         };
-        let actor_opt = Adam::new(part("actor."), 1e-8);
-        let critic_opt = Adam::new(part("critic."), 1e-8);
+        let actor_opt = Optimizer::adam(part("actor."), 1e-8);
+        let critic_opt = Optimizer::adam(part("critic."), 1e-8);
         // The targets' parameters in one buffer laid out as the critics' (names sorted alike).
         let target_params = FlatParams::new(sorted_variables(&target_vs));
         let (depth, activation) = (cfg.net.hidden.len(), cfg.net.activation);
@@ -211,7 +211,7 @@ impl Sac {
         };
         let critic_nets = nets(critic_opt.params(), "critic");
         let target_nets = nets(&target_params, "critic_target");
-        let ent_opt = matches!(cfg.ent_coef, EntCoef::Auto(_)).then(|| Adam::new(part("log_ent_coef"), 1e-8));
+        let ent_opt = matches!(cfg.ent_coef, EntCoef::Auto(_)).then(|| Optimizer::adam(part("log_ent_coef"), 1e-8));
         if ent_opt.is_none() {
             let _ = log_ent_coef.shallow_clone().set_requires_grad(false);
         }
@@ -342,7 +342,7 @@ impl Agent for Sac {
         variable_names(&self.vs)
     }
 
-    fn optimizers(&mut self) -> Vec<(&'static str, &mut Adam)> {
+    fn optimizers(&mut self) -> Vec<(&'static str, &mut Optimizer)> {
         let mut out = vec![("optim.actor", &mut self.actor_opt), ("optim.critic", &mut self.critic_opt)];
         out.extend(self.ent_opt.as_mut().map(|o| ("optim.ent_coef", o)));
         out

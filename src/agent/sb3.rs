@@ -30,6 +30,8 @@ mod export;
 mod fields;
 mod import;
 mod kwargs;
+mod names;
+mod writer;
 pub mod pickle;
 pub mod torch_file;
 mod zoo;

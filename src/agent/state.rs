@@ -9,7 +9,7 @@ use tch::nn::VarStore;
 
 use super::error::AgentError;
 use super::normalize::{ObsNormalizer, RewardNormalizer, RunningMeanStd};
-use super::optim::Adam;
+use super::optim::Optimizer;
 use super::replay::ReplayBuffer;
 use super::tensors::{copy_tensors, sorted_variables, to_vec};
 
@@ -32,8 +32,8 @@ impl StatePart for VarStore {
     }
 }
 
-/// Adam's moments and step count ([`Adam::state`]).
-impl StatePart for Adam {
+/// Adam's moments and step count ([`Optimizer::state`]).
+impl StatePart for Optimizer {
     fn save(&self, prefix: &str, out: &mut Vec<(String, Tensor)>) {
         out.extend(self.state(prefix));
     }

@@ -30,7 +30,7 @@ use super::MAX_ROWS;
 use super::engine::{Net, math};
 use super::nn::{Mlp, MlpConfig};
 use super::off_policy::{self, OffPolicy, ProgressAt, Shape, StopAt};
-use super::optim::{Adam, FlatParams};
+use super::optim::{Optimizer, FlatParams};
 use super::replay::{ReplayBuffer, Rows};
 use super::state::{agent_state, training_state};
 use super::{
@@ -136,8 +136,8 @@ pub struct Td3 {
     critic_target_nets: [Net; 2],
     actor_target: FlatParams,
     critic_target: FlatParams,
-    actor_opt: Adam,
-    critic_opt: Adam,
+    actor_opt: Optimizer,
+    critic_opt: Optimizer,
     buffer: ReplayBuffer,
     rng: super::AgentRng,
     steps: u64,
@@ -171,8 +171,8 @@ impl Td3 {
         let part = |vs: &nn::VarStore, prefix: &str| -> Vec<(String, Tensor)> {
             sorted_variables(vs).into_iter().filter(|(n, _)| n.starts_with(prefix)).collect()
         };
-        let actor_opt = Adam::new(part(&vs, "actor."), 1e-8);
-        let critic_opt = Adam::new(part(&vs, "critic."), 1e-8);
+        let actor_opt = Optimizer::adam(part(&vs, "actor."), 1e-8);
+        let critic_opt = Optimizer::adam(part(&vs, "critic."), 1e-8);
         let actor_target = FlatParams::new(part(&target_vs, "actor_target."));
         let critic_target = FlatParams::new(part(&target_vs, "critic_target."));
         let (depth, activation) = (cfg.net.hidden.len(), cfg.net.activation);
@@ -364,7 +364,7 @@ impl Agent for Td3 {
         variable_names(&self.vs)
     }
 
-    fn optimizers(&mut self) -> Vec<(&'static str, &mut Adam)> {
+    fn optimizers(&mut self) -> Vec<(&'static str, &mut Optimizer)> {
         vec![("optim.actor", &mut self.actor_opt), ("optim.critic", &mut self.critic_opt)]
     }
 

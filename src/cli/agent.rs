@@ -21,6 +21,10 @@ pub(crate) enum AlgoArg {
     Dqn,
     /// Soft Actor-Critic.
     Sac,
+    /// Advantage Actor-Critic.
+    A2c,
+    /// Twin Delayed DDPG.
+    Td3,
 }
 
 impl From<AlgoArg> for Algo {
@@ -29,6 +33,8 @@ impl From<AlgoArg> for Algo {
             AlgoArg::Ppo => Algo::Ppo,
             AlgoArg::Dqn => Algo::Dqn,
             AlgoArg::Sac => Algo::Sac,
+            AlgoArg::A2c => Algo::A2c,
+            AlgoArg::Td3 => Algo::Td3,
         }
     }
 }

@@ -46,9 +46,9 @@ pub fn axes(algo: Algo, name: &str, dims: usize, names: &[String]) -> Axes {
         };
     }
     let nets: &[&str] = match algo {
-        Algo::Ppo => &["actor", "critic"],
+        Algo::Ppo | Algo::A2c => &["actor", "critic"],
         Algo::Dqn => &["q"],
-        Algo::Sac => &["actor", "critic.q0", "critic.q1"],
+        Algo::Sac | Algo::Td3 => &["actor", "critic.q0", "critic.q1"],
     };
     let mut axes = other;
     for net in nets {
@@ -59,11 +59,12 @@ pub fn axes(algo: Algo, name: &str, dims: usize, names: &[String]) -> Axes {
             name == format!("{net}.head.weight") || (*net == "actor" && name == "actor.log_std.weight")
         };
         if reads_input {
-            axes.cols = if algo == Algo::Sac && net.starts_with("critic") { Axis::ObsAction } else { Axis::Obs };
+            let q_of_action = matches!(algo, Algo::Sac | Algo::Td3) && net.starts_with("critic");
+            axes.cols = if q_of_action { Axis::ObsAction } else { Axis::Obs };
         }
     }
     let action_rows = match algo {
-        Algo::Ppo => name.starts_with("actor.head."),
+        Algo::Ppo | Algo::A2c | Algo::Td3 => name.starts_with("actor.head."),
         Algo::Sac => name.starts_with("actor.head.") || name.starts_with("actor.log_std."),
         Algo::Dqn => name.starts_with("q.head."),
     };

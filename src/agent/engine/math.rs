@@ -185,6 +185,53 @@ impl AdamStep<'_> {
     }
 }
 
+/// One step of RMSprop over flat buffers (see `optim.rs`), element by element.
+pub struct RmsPropStep<'a> {
+    pub grad: &'a [f32],
+    pub square_avg: &'a mut [f32],
+    pub params: &'a mut [f32],
+    /// Per-element learning-rate scales, or `None` for all ones.
+    pub lr_scale: Option<&'a [f32]>,
+    /// The smoothing constant α.
+    pub alpha: f32,
+    /// `1 - α`.
+    pub one_minus_alpha: f32,
+    pub eps: f32,
+    /// `-lr`.
+    pub step: f32,
+}
+
+impl RmsPropStep<'_> {
+    /// `v ← α v + (1-α) g²`, `θ ← θ + step · scale · g / (√v + ε)`: PyTorch's RMSprop without
+    /// momentum, each element on its own.
+    pub fn run(self) {
+        let n = self.params.len();
+        assert!(
+            self.grad.len() == n && self.square_avg.len() == n && self.lr_scale.is_none_or(|s| s.len() == n),
+            "RMSprop's buffers of one size"
+        );
+        rms_prop(self);
+    }
+}
+
+dispatch! {
+    fn rms_prop(s: RmsPropStep<'_>) {
+        let RmsPropStep { grad, square_avg, params, lr_scale, alpha, one_minus_alpha, eps, step } = s;
+        let n = params.len();
+        let (grad, square_avg) = (&grad[..n], &mut square_avg[..n]);
+        for i in 0..n {
+            let g = grad[i];
+            let v = (g * one_minus_alpha).mul_add(g, square_avg[i] * alpha);
+            square_avg[i] = v;
+            let scale = match lr_scale {
+                Some(s) => s[i],
+                None => 1.0,
+            };
+            params[i] += g / (v.sqrt() + eps) * step * scale;
+        }
+    }
+}
+
 dispatch! {
     fn adam(s: AdamStep<'_>) {
         let AdamStep { grad, exp_avg, exp_avg_sq, params, lr_scale, one_minus_b1, b2, one_minus_b2, bias2_sqrt, eps, step } = s;

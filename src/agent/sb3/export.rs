@@ -1,174 +1,25 @@
 //! Writing a headstart checkpoint as a Stable-Baselines3 model: the `.zip` that `PPO.load`,
-//! `DQN.load` and `SAC.load` read (the policy's state dict under SB3's names, empty optimiser
-//! states of the right shape, `data` with the spaces, the policy's keyword arguments and the
-//! hyperparameters), and `vec_normalize.pkl` beside it when the agent normalises observations.
-//!
-//! Pickles are written by hand with classes named, not executed: `gymnasium.spaces.box.Box` and
-//! `Discrete` rebuilt from their state, arrays as `numpy.array(list, dtype)`, the policy class and
-//! activation as globals, `VecNormalize` and `RunningMeanStd` from their state.
+//! `A2C.load`, `DQN.load`, `SAC.load` and `TD3.load` read (the policy's state dict under SB3's
+//! names, empty optimiser states of the right shape, `data` with the spaces, the policy's keyword
+//! arguments and the hyperparameters), and `vec_normalize.pkl` beside it when the agent
+//! normalises observations. The pickles are [`super::writer`]'s.
 
 use std::io::{Cursor, Write};
 use std::path::{Path, PathBuf};
 
-use base64::Engine;
 use serde_json::{Value as Json, json};
 use tch::Tensor;
 
 use super::Sb3Error;
-use super::torch_file::{PickleWriter, StateTensor, torch_zip, write_state_dict};
+use super::torch_file::{StateTensor, write_state_dict};
+use super::writer::{Rule, activation_class, optimizer_of, schedule, serialized, vec_normalize};
 use crate::agent::AgentConfig;
 use crate::agent::checkpoint;
-use crate::agent::nn::Activation;
 use crate::agent::sac::EntCoef;
-use crate::agent::schedule::Schedule;
 use crate::env::Space;
 
 /// The Stable-Baselines3 version whose file layout this writes.
 const SB3_VERSION: &str = "2.9.2";
-
-impl PickleWriter {
-    fn list_of<T>(&mut self, items: &[T], mut each: impl FnMut(&mut Self, &T)) {
-        self.op(b']');
-        self.op(b'(');
-        for item in items {
-            each(self, item);
-        }
-        self.op(b'e');
-    }
-
-    /// `numpy.array([...], dtype)`.
-    fn array(&mut self, values: &[f64], dtype: &str) {
-        self.global("numpy", "array");
-        self.list_of(values, |p, &v| p.float(v));
-        self.string(dtype);
-        self.op(0x86);
-        self.op(b'R');
-    }
-
-    /// `numpy.dtype(name)`.
-    fn dtype(&mut self, name: &str) {
-        self.global("numpy", "dtype");
-        self.string(name);
-        self.op(0x85);
-        self.op(b'R');
-    }
-
-    /// `cls.__new__(cls)` with its `__dict__` (or `__setstate__`) from `fields`.
-    fn object(&mut self, module: &str, class: &str, fields: impl FnOnce(&mut Self)) {
-        self.global(module, class);
-        self.op(b')');
-        self.op(0x81);
-        self.op(b'}');
-        self.op(b'(');
-        fields(self);
-        self.op(b'u');
-        self.op(b'b');
-    }
-
-    fn space(&mut self, space: &Space) {
-        match space {
-            Space::Discrete { n } => self.object("gymnasium.spaces.discrete", "Discrete", |p| {
-                p.string("dtype");
-                p.dtype("int64");
-                p.string("_shape");
-                p.op(b')');
-                p.string("n");
-                p.int(*n as i64);
-                p.string("start");
-                p.int(0);
-                p.string("_np_random");
-                p.op(b'N');
-            }),
-            Space::Box { low, high, shape } => self.object("gymnasium.spaces.box", "Box", |p| {
-                let finite = |v: &[f32], sign: f32| -> Vec<f64> {
-                    v.iter().map(|&x| if x.is_infinite() && x.signum() == sign { 0.0 } else { 1.0 }).collect()
-                };
-                p.string("dtype");
-                p.dtype("float32");
-                p.string("_shape");
-                p.int_tuple(shape);
-                p.string("low");
-                p.array(&low.iter().map(|&v| v as f64).collect::<Vec<_>>(), "float32");
-                p.string("high");
-                p.array(&high.iter().map(|&v| v as f64).collect::<Vec<_>>(), "float32");
-                p.string("bounded_below");
-                p.array(&finite(low, -1.0), "bool");
-                p.string("bounded_above");
-                p.array(&finite(high, 1.0), "bool");
-                p.string("_np_random");
-                p.op(b'N');
-            }),
-        }
-    }
-}
-
-/// A cloudpickled entry of `data`: `{":type:": ..., ":serialized:": base64}`.
-fn serialized(type_name: &str, write: impl FnOnce(&mut PickleWriter)) -> Json {
-    let mut p = PickleWriter::default();
-    p.proto();
-    write(&mut p);
-    p.op(b'.');
-    json!({":type:": type_name, ":serialized:": base64::engine::general_purpose::STANDARD.encode(&p.out)})
-}
-
-/// An optimiser state dict with no per-parameter state and one group of `count` parameters.
-fn optimizer(count: usize, lr: f64, eps: f64) -> Vec<u8> {
-    let mut p = PickleWriter::default();
-    p.proto();
-    p.op(b'}');
-    p.op(b'(');
-    p.string("state");
-    p.op(b'}');
-    p.string("param_groups");
-    p.op(b']');
-    p.op(b'}');
-    p.op(b'(');
-    p.string("lr");
-    p.float(lr);
-    p.string("betas");
-    p.float(0.9);
-    p.float(0.999);
-    p.op(0x86);
-    p.string("eps");
-    p.float(eps);
-    p.string("weight_decay");
-    p.int(0);
-    p.string("amsgrad");
-    p.op(0x89);
-    p.string("params");
-    p.list_of(&(0..count).collect::<Vec<_>>(), |p, &i| p.int(i as i64));
-    p.op(b'u');
-    p.op(b'a');
-    p.op(b'u');
-    p.op(b'.');
-    // torch.save's zip around a pickle without tensors.
-    torch_zip("archive", &p.out, &[])
-}
-
-fn activation_class(p: &mut PickleWriter, activation: Activation) {
-    let name = match activation {
-        Activation::Tanh => "Tanh",
-        Activation::Relu => "ReLU",
-    };
-    p.global("torch.nn.modules.activation", name);
-}
-
-/// A schedule as `data` holds it: a constant as a number, headstart's linear schedule (to zero
-/// over the run) as SB3's own `LinearSchedule(start, 0, 1)`, pickled, which SB3 2.x calls with
-/// the progress remaining as headstart calls its schedule with the progress made.
-fn schedule(schedule: &Schedule) -> Json {
-    match *schedule {
-        Schedule::Constant(v) => json!(v),
-        Schedule::Linear(start) => serialized("<class 'stable_baselines3.common.utils.LinearSchedule'>", |p| {
-            p.object("stable_baselines3.common.utils", "LinearSchedule", |p| {
-                for (field, value) in [("start", start), ("end", 0.0), ("end_fraction", 1.0)] {
-                    p.string(field);
-                    p.float(value);
-                }
-            })
-        }),
-    }
-}
 
 /// Writes the checkpoint in `dir` as the SB3 model `out` (a `.zip`), and `vec_normalize.pkl`
 /// beside it when the agent normalises observations; returns the files written.
@@ -206,7 +57,12 @@ pub fn export(dir: &Path, out: &Path) -> Result<Vec<PathBuf>, Sb3Error> {
     let mut variables = Vec::new();
     let mut data = serde_json::Map::new();
     let (policy_module, policy_class, net, lr) = match &card.config {
-        AgentConfig::Ppo(c) => {
+        AgentConfig::Ppo(_) | AgentConfig::A2c(_) => {
+            let (c, a2c) = match &card.config {
+                AgentConfig::A2c(a) => (a.as_ppo(), Some(a)),
+                AgentConfig::Ppo(c) => (c.clone(), None),
+                _ => unreachable!("matched PPO or A2C"),
+            };
             let critic_hidden = c.critic_net().hidden;
             mlp(&mut state, "actor", "mlp_extractor.policy_net", c.net.hidden.len(), Some("action_net"))?;
             mlp(&mut state, "critic", "mlp_extractor.value_net", critic_hidden.len(), Some("value_net"))?;
@@ -214,24 +70,35 @@ pub fn export(dir: &Path, out: &Path) -> Result<Vec<PathBuf>, Sb3Error> {
                 state.push(take("actor.log_std", "log_std")?);
             }
             let lr = c.learning_rate;
-            extra.push(("policy.optimizer.pth", optimizer(state.len(), lr.at(0.0), 1e-5)));
-            for (k, v) in [
+            let rms_prop = a2c.filter(|a| a.use_rms_prop).map(|a| a.rms_prop_eps);
+            let group = match rms_prop {
+                Some(eps) => optimizer_of(Rule::RmsProp, state.len(), lr.at(0.0), eps),
+                None => optimizer_of(Rule::Adam, state.len(), lr.at(0.0), 1e-5),
+            };
+            extra.push(("policy.optimizer.pth", group));
+            let mut fields = vec![
                 ("n_envs", json!(c.n_envs)),
                 ("n_steps", json!(c.n_steps)),
-                ("batch_size", json!(c.batch_size)),
-                ("n_epochs", json!(c.n_epochs)),
                 ("gamma", json!(c.gamma)),
                 ("gae_lambda", json!(c.gae_lambda)),
                 ("ent_coef", json!(c.ent_coef)),
                 ("vf_coef", json!(c.vf_coef)),
                 ("max_grad_norm", json!(c.max_grad_norm)),
-                ("clip_range", schedule(&c.clip_range)),
-                ("clip_range_vf", json!(c.clip_range_vf)),
                 ("normalize_advantage", json!(c.normalize_advantage)),
-                ("target_kl", json!(c.target_kl)),
                 ("use_sde", json!(c.use_sde)),
                 ("sde_sample_freq", json!(c.sde_sample_freq)),
-            ] {
+            ];
+            // A2C has neither minibatches, epochs nor clipping (the import tells them apart so).
+            if a2c.is_none() {
+                fields.extend([
+                    ("batch_size", json!(c.batch_size)),
+                    ("n_epochs", json!(c.n_epochs)),
+                    ("clip_range", schedule(&c.clip_range)),
+                    ("clip_range_vf", json!(c.clip_range_vf)),
+                    ("target_kl", json!(c.target_kl)),
+                ]);
+            }
+            for (k, v) in fields {
                 data.insert(k.into(), v);
             }
             let (hidden, activation, ortho, log_std_init) =
@@ -253,6 +120,21 @@ pub fn export(dir: &Path, out: &Path) -> Result<Vec<PathBuf>, Sb3Error> {
                 p.op(if ortho { 0x88 } else { 0x89 });
                 p.string("log_std_init");
                 p.float(log_std_init);
+                if let Some(eps) = rms_prop {
+                    // SB3's A2C hands RMSprop to its policy this way.
+                    p.string("optimizer_class");
+                    p.global("torch.optim.rmsprop", "RMSprop");
+                    p.string("optimizer_kwargs");
+                    p.op(b'}');
+                    p.op(b'(');
+                    for (k, v) in [("alpha", 0.99), ("eps", eps)] {
+                        p.string(k);
+                        p.float(v);
+                    }
+                    p.string("weight_decay");
+                    p.int(0);
+                    p.op(b'u');
+                }
                 p.op(b'u');
             });
             ("stable_baselines3.common.policies", "ActorCriticPolicy", kwargs, lr)
@@ -263,7 +145,7 @@ pub fn export(dir: &Path, out: &Path) -> Result<Vec<PathBuf>, Sb3Error> {
             let online = state.len();
             mlp(&mut state, "q_target", "q_net_target.q_net", n, None)?;
             let lr = c.learning_rate;
-            extra.push(("policy.optimizer.pth", optimizer(online, lr.at(0.0), 1e-8)));
+            extra.push(("policy.optimizer.pth", optimizer_of(Rule::Adam, online, lr.at(0.0), 1e-8)));
             let interval = (c.target_update_interval / c.n_envs as u64).max(1);
             for (k, v) in [
                 ("n_envs", json!(c.n_envs)),
@@ -312,11 +194,11 @@ pub fn export(dir: &Path, out: &Path) -> Result<Vec<PathBuf>, Sb3Error> {
                 mlp(&mut state, &format!("critic_target.q{k}"), &format!("critic_target.qf{k}"), n, None)?;
             }
             let lr = c.learning_rate;
-            extra.push(("actor.optimizer.pth", optimizer(actor, lr.at(0.0), 1e-8)));
-            extra.push(("critic.optimizer.pth", optimizer(critic, lr.at(0.0), 1e-8)));
+            extra.push(("actor.optimizer.pth", optimizer_of(Rule::Adam, actor, lr.at(0.0), 1e-8)));
+            extra.push(("critic.optimizer.pth", optimizer_of(Rule::Adam, critic, lr.at(0.0), 1e-8)));
             let ent_coef = match c.ent_coef {
                 EntCoef::Auto(start) => {
-                    extra.push(("ent_coef_optimizer.pth", optimizer(1, lr.at(0.0), 1e-8)));
+                    extra.push(("ent_coef_optimizer.pth", optimizer_of(Rule::Adam, 1, lr.at(0.0), 1e-8)));
                     variables.push(take("log_ent_coef", "log_ent_coef")?);
                     if start == 1.0 { json!("auto") } else { json!(format!("auto_{start}")) }
                 }
@@ -360,6 +242,64 @@ pub fn export(dir: &Path, out: &Path) -> Result<Vec<PathBuf>, Sb3Error> {
             });
             ("stable_baselines3.sac.policies", "SACPolicy", kwargs, lr)
         }
+        AgentConfig::Td3(c) => {
+            let n = c.net.hidden.len();
+            mlp(&mut state, "actor", "actor.mu", n, None)?;
+            let actor = state.len();
+            mlp(&mut state, "actor_target", "actor_target.mu", n, None)?;
+            let before = state.len();
+            for k in 0..2 {
+                mlp(&mut state, &format!("critic.q{k}"), &format!("critic.qf{k}"), n, None)?;
+            }
+            let critic = state.len() - before;
+            for k in 0..2 {
+                mlp(&mut state, &format!("critic_target.q{k}"), &format!("critic_target.qf{k}"), n, None)?;
+            }
+            let lr = c.learning_rate;
+            extra.push(("actor.optimizer.pth", optimizer_of(Rule::Adam, actor, lr.at(0.0), 1e-8)));
+            extra.push(("critic.optimizer.pth", optimizer_of(Rule::Adam, critic, lr.at(0.0), 1e-8)));
+            let act_dim = card.action_space.flat_dim();
+            let noise = match c.action_noise {
+                None => Json::Null,
+                Some(sigma) => serialized("<class 'stable_baselines3.common.noise.NormalActionNoise'>", |p| {
+                    p.object("stable_baselines3.common.noise", "NormalActionNoise", |p| {
+                        p.string("_mu");
+                        p.array(&vec![0.0; act_dim], "float64");
+                        p.string("_sigma");
+                        p.array(&vec![sigma; act_dim], "float64");
+                        p.string("_dtype");
+                        p.global("numpy", "float32");
+                    })
+                }),
+            };
+            for (k, v) in [
+                ("n_envs", json!(c.n_envs)),
+                ("buffer_size", json!(c.buffer_size)),
+                ("learning_starts", json!(c.learning_starts)),
+                ("batch_size", json!(c.batch_size)),
+                ("tau", json!(c.tau)),
+                ("gamma", json!(c.gamma)),
+                ("train_freq", json!(c.train_freq)),
+                ("gradient_steps", json!(c.gradient_steps)),
+                ("policy_delay", json!(c.policy_delay)),
+                ("target_policy_noise", json!(c.target_policy_noise)),
+                ("target_noise_clip", json!(c.target_noise_clip)),
+                ("action_noise", noise),
+            ] {
+                data.insert(k.into(), v);
+            }
+            let (hidden, activation) = (c.net.hidden.clone(), c.net.activation);
+            let kwargs = serialized("<class 'dict'>", |p| {
+                p.op(b'}');
+                p.op(b'(');
+                p.string("net_arch");
+                p.list_of(&hidden, |p, &h| p.int(h as i64));
+                p.string("activation_fn");
+                activation_class(p, activation);
+                p.op(b'u');
+            });
+            ("stable_baselines3.td3.policies", "TD3Policy", kwargs, lr)
+        }
     };
     data.insert("policy_class".into(), serialized("<class 'abc.ABCMeta'>", |p| p.global(policy_module, policy_class)));
     data.insert("policy_kwargs".into(), net);
@@ -394,80 +334,16 @@ pub fn export(dir: &Path, out: &Path) -> Result<Vec<PathBuf>, Sb3Error> {
     let bytes = zip.finish().map_err(|e| Sb3Error::new(out, None, e.to_string()))?.into_inner();
     crate::util::write_atomic(out, &bytes).map_err(|e| Sb3Error::new(out, None, e.error.to_string()))?;
     let mut written = vec![out.to_path_buf()];
-    if let AgentConfig::Ppo(c) = &card.config
-        && (c.normalize_obs || c.normalize_reward)
-    {
+    let on_policy = match &card.config {
+        AgentConfig::Ppo(c) => Some(c.clone()),
+        AgentConfig::A2c(a) => Some(a.as_ppo()),
+        _ => None,
+    };
+    if let Some(c) = on_policy.filter(|c| c.normalize_obs || c.normalize_reward) {
         let path = out.with_file_name("vec_normalize.pkl");
         let pickle = vec_normalize(&tensors, &card, c.gamma, dir)?;
         crate::util::write_atomic(&path, &pickle).map_err(|e| Sb3Error::new(&path, None, e.error.to_string()))?;
         written.push(path);
     }
     Ok(written)
-}
-
-/// `vec_normalize.pkl`: a `VecNormalize` (without its environment) holding the statistics.
-fn vec_normalize(
-    tensors: &std::collections::HashMap<String, Tensor>,
-    card: &checkpoint::Card,
-    gamma: f64,
-    dir: &Path,
-) -> Result<Vec<u8>, Sb3Error> {
-    let read = |name: &str| -> Result<Vec<f64>, Sb3Error> {
-        let t = tensors.get(name).ok_or_else(|| Sb3Error::new(dir, None, format!("the checkpoint has no `{name}`")))?;
-        Vec::<f64>::try_from(t.to_kind(tch::Kind::Double).flatten(0, -1))
-            .map_err(|e| Sb3Error::new(dir, Some(name), e.to_string()))
-    };
-    let dim = card.observation_space.flat_dim();
-    let stats = |prefix: &str, n: usize| -> Result<(Vec<f64>, Vec<f64>, f64), Sb3Error> {
-        match tensors.contains_key(&format!("{prefix}.mean")) {
-            true => Ok((
-                read(&format!("{prefix}.mean"))?,
-                read(&format!("{prefix}.var"))?,
-                read(&format!("{prefix}.count"))?[0],
-            )),
-            false => Ok((vec![0.0; n], vec![1.0; n], 1e-4)),
-        }
-    };
-    let obs = stats("obs_rms", dim)?;
-    let ret = stats("ret_rms", 1)?;
-    let norm_obs = tensors.contains_key("obs_rms.mean");
-    let norm_reward = tensors.contains_key("ret_rms.mean");
-    let mut p = PickleWriter::default();
-    p.proto();
-    let rms = |p: &mut PickleWriter, (mean, var, count): &(Vec<f64>, Vec<f64>, f64)| {
-        p.object("stable_baselines3.common.running_mean_std", "RunningMeanStd", |p| {
-            p.string("mean");
-            p.array(mean, "float64");
-            p.string("var");
-            p.array(var, "float64");
-            p.string("count");
-            p.float(*count);
-        });
-    };
-    p.object("stable_baselines3.common.vec_env.vec_normalize", "VecNormalize", |p| {
-        p.string("num_envs");
-        p.int(1);
-        p.string("observation_space");
-        p.space(&card.observation_space);
-        p.string("action_space");
-        p.space(&card.action_space);
-        p.string("obs_rms");
-        rms(p, &obs);
-        p.string("ret_rms");
-        rms(p, &ret);
-        for (k, v) in [("clip_obs", 10.0), ("clip_reward", 10.0), ("gamma", gamma), ("epsilon", 1e-8)] {
-            p.string(k);
-            p.float(v);
-        }
-        for (k, v) in [("training", false), ("norm_obs", norm_obs), ("norm_reward", norm_reward)] {
-            p.string(k);
-            p.op(if v { 0x88 } else { 0x89 });
-        }
-        p.string("norm_obs_keys");
-        p.op(b'N');
-        p.string("returns");
-        p.array(&[0.0], "float64");
-    });
-    p.op(b'.');
-    Ok(p.out)
 }

@@ -10,6 +10,7 @@ use serde_json::Value as Json;
 use super::Problem;
 use super::pickle::{self, Pickle, Value};
 use crate::agent::schedule::Schedule;
+use crate::env::Space;
 
 /// What a JSON value is, for a message: `the string "256"`, `a list`.
 pub(super) fn describe(value: &Json) -> String {
@@ -223,3 +224,51 @@ pub(super) fn carry_train_freq(fields: &mut Fields<'_>, slot: &mut u64) -> Resul
     Ok(())
 }
 
+/// A Gymnasium space from its pickle.
+pub(super) fn space(value: Value<'_>) -> Result<Space, Problem> {
+    let class = value.class().unwrap_or_default();
+    match class.rsplit('.').next().unwrap_or_default() {
+        "Discrete" => {
+            let n = value.attr("n").and_then(|n| n.float()).ok_or("a Discrete space without `n`")?;
+            let start = value.attr("start").and_then(|s| s.float()).unwrap_or(0.0);
+            if start != 0.0 {
+                return Err(format!("a Discrete space starting at {start} (headstart's start at 0)").into());
+            }
+            Ok(Space::Discrete { n: n as usize })
+        }
+        "Box" => {
+            let (shape, low) = value.attr("low").and_then(|v| v.numpy_array()).ok_or("a Box without `low`")?;
+            let (_, high) = value.attr("high").and_then(|v| v.numpy_array()).ok_or("a Box without `high`")?;
+            if low.len() != high.len() {
+                return Err("a Box whose `low` and `high` differ in size".into());
+            }
+            Ok(Space::Box {
+                low: low.iter().map(|&v| v as f32).collect(),
+                high: high.iter().map(|&v| v as f32).collect(),
+                shape,
+            })
+        }
+        other => Err(format!("a {other} space (Box and Discrete are supported)").into()),
+    }
+}
+
+/// TD3's `action_noise`: none, or SB3's `NormalActionNoise` with a zero mean and one standard
+/// deviation for every action (headstart's `action_noise: Some(σ)`); another noise is described.
+pub(super) fn action_noise(f: &Fields<'_>) -> Result<Form<Option<f64>>, Problem> {
+    let Some(pickle) = f.pickled("action_noise")? else { return Ok(Form::Known(None)) };
+    let root = pickle.root();
+    let class = root.class().unwrap_or_default();
+    if !class.ends_with("NormalActionNoise") {
+        return Ok(Form::Other(format!("a {class}: headstart's TD3 adds Gaussian noise only")));
+    }
+    let array = |name: &str| root.attr(name).and_then(|v| v.numpy_array()).map(|a| a.1);
+    match (array("_mu"), array("_sigma")) {
+        (Some(mu), Some(sigma)) if mu.iter().all(|&m| m == 0.0) && sigma.windows(2).all(|w| w[0] == w[1]) => {
+            Ok(Form::Known(sigma.first().copied()))
+        }
+        (Some(mu), Some(sigma)) => {
+            Ok(Form::Other(format!("a NormalActionNoise of mean {mu:?} and deviations {sigma:?}, not one zero-mean σ")))
+        }
+        _ => Ok(Form::Other("a NormalActionNoise without its `_mu` and `_sigma` arrays".into())),
+    }
+}

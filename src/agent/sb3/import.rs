@@ -8,9 +8,9 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value as Json;
 
-use super::fields::{Fields, Form, carry_schedule, carry_train_freq, describe, schedule};
+use super::fields::{Fields, Form, action_noise, carry_schedule, carry_train_freq, describe, schedule, space};
 use super::kwargs::PolicyKwargs;
-use super::pickle::Value;
+use super::names::{StateDict, place};
 use super::torch_file::{self, StateTensor};
 use super::zoo::{self, Files};
 use super::{AlsoRead, Model, Problem, Sb3Error};
@@ -19,97 +19,9 @@ use crate::agent::nn::{Activation, MlpConfig};
 use crate::agent::ppo::PpoConfig;
 use crate::agent::sac::{EntCoef, SacConfig};
 use crate::agent::schedule::Schedule;
-use crate::agent::{AgentConfig, Algo};
+use crate::agent::td3::Td3Config;
+use crate::agent::{A2cConfig, AgentConfig, Algo};
 use crate::env::Space;
-
-/// A Gymnasium space from its pickle.
-fn space(value: Value<'_>) -> Result<Space, Problem> {
-    let class = value.class().unwrap_or_default();
-    match class.rsplit('.').next().unwrap_or_default() {
-        "Discrete" => {
-            let n = value.attr("n").and_then(|n| n.float()).ok_or("a Discrete space without `n`")?;
-            let start = value.attr("start").and_then(|s| s.float()).unwrap_or(0.0);
-            if start != 0.0 {
-                return Err(format!("a Discrete space starting at {start} (headstart's start at 0)").into());
-            }
-            Ok(Space::Discrete { n: n as usize })
-        }
-        "Box" => {
-            let (shape, low) = value.attr("low").and_then(|v| v.numpy_array()).ok_or("a Box without `low`")?;
-            let (_, high) = value.attr("high").and_then(|v| v.numpy_array()).ok_or("a Box without `high`")?;
-            if low.len() != high.len() {
-                return Err("a Box whose `low` and `high` differ in size".into());
-            }
-            Ok(Space::Box {
-                low: low.iter().map(|&v| v as f32).collect(),
-                high: high.iter().map(|&v| v as f32).collect(),
-                shape,
-            })
-        }
-        other => Err(format!("a {other} space (Box and Discrete are supported)").into()),
-    }
-}
-
-/// The state dict by name, taken from as tensors find their place.
-struct StateDict {
-    entry: String,
-    tensors: BTreeMap<String, StateTensor>,
-}
-
-impl StateDict {
-    /// The linear layers `{prefix}.{k}` in order of `k` (a `Sequential` of linears and activations).
-    fn linears(&mut self, prefix: &str) -> Vec<(StateTensor, StateTensor)> {
-        let mut indices: Vec<(usize, String)> = self
-            .tensors
-            .keys()
-            .filter_map(|k| {
-                let rest = k.strip_prefix(prefix)?.strip_prefix('.')?;
-                let index = rest.strip_suffix(".weight")?;
-                Some((index.parse().ok()?, index.to_string()))
-            })
-            .collect();
-        indices.sort();
-        indices
-            .into_iter()
-            .filter_map(|(_, i)| {
-                let w = self.tensors.remove(&format!("{prefix}.{i}.weight"))?;
-                let b = self.tensors.remove(&format!("{prefix}.{i}.bias"))?;
-                Some((w, b))
-            })
-            .collect()
-    }
-
-    fn take(&mut self, name: &str) -> Result<StateTensor, Problem> {
-        self.tensors.remove(name).ok_or_else(|| Problem(format!("has no `{name}`")))
-    }
-}
-
-/// Puts layers under headstart's names: `{to}.trunk.{i}` for the hidden layers and `{to}.head`
-/// for `head` (or the last layer when `head` is `None`); returns the hidden widths.
-fn place(
-    out: &mut BTreeMap<String, StateTensor>,
-    mut layers: Vec<(StateTensor, StateTensor)>,
-    head: Option<(StateTensor, StateTensor)>,
-    to: &str,
-) -> Result<Vec<usize>, Problem> {
-    let head = match head {
-        Some(h) => h,
-        None => layers.pop().ok_or_else(|| Problem(format!("no layers for `{to}`")))?,
-    };
-    let mut hidden = Vec::new();
-    let mut put = |name: String, mut t: StateTensor| {
-        t.name = name.clone();
-        out.insert(name, t);
-    };
-    for (i, (w, b)) in layers.into_iter().enumerate() {
-        hidden.push(*w.shape.first().ok_or("a weight without rows")?);
-        put(format!("{to}.trunk.{i}.weight"), w);
-        put(format!("{to}.trunk.{i}.bias"), b);
-    }
-    put(format!("{to}.head.weight"), head.0);
-    put(format!("{to}.head.bias"), head.1);
-    Ok(hidden)
-}
 
 /// How to read a model: where its `VecNormalize` statistics are, when not beside it.
 #[derive(Clone, Debug, Default)]
@@ -161,21 +73,24 @@ pub fn read_with(path: &Path, options: &ReadOptions) -> Result<Model, Sb3Error> 
     })?;
     let class_name = class.rsplit('.').next().unwrap_or_default().to_string();
     let algo = match class_name.as_str() {
-        "ActorCriticPolicy" | "MlpPolicy" if class.contains(".common.") || class.contains(".ppo.") => {
-            if f.get("clip_range").is_none() || f.get("n_epochs").is_none() {
-                return Err(at(
-                    "data",
-                    format!("a {class} without `clip_range` and `n_epochs`: not a PPO model (A2C?)"),
-                ));
-            }
-            Algo::Ppo
+        // PPO and A2C share the policy class; PPO's `data` has its epochs and clip range.
+        "ActorCriticPolicy" | "MlpPolicy"
+            if class.contains(".common.") || class.contains(".ppo.") || class.contains(".a2c.") =>
+        {
+            if f.get("clip_range").is_some() || f.get("n_epochs").is_some() { Algo::Ppo } else { Algo::A2c }
         }
         "DQNPolicy" | "MlpPolicy" if class.contains(".dqn.") => Algo::Dqn,
         "SACPolicy" | "MlpPolicy" if class.contains(".sac.") => Algo::Sac,
+        "TD3Policy" | "MlpPolicy" if class.contains(".td3.") => Algo::Td3,
         _ if class_name.contains("Cnn") || class_name.contains("MultiInput") => {
             return Err(at("data", format!("policy `{class}`: only MlpPolicy models can be imported")));
         }
-        _ => return Err(at("data", format!("policy `{class}`: PPO, DQN and SAC MlpPolicy models can be imported"))),
+        _ => {
+            return Err(at(
+                "data",
+                format!("policy `{class}`: PPO, A2C, DQN, SAC and TD3 MlpPolicy models can be imported"),
+            ));
+        }
     };
     let space_of = |f: &Fields<'_>, name: &str| -> Result<Space, Sb3Error> {
         let pickle = f.required_pickle(name).map_err(in_data)?;
@@ -196,7 +111,7 @@ pub fn read_with(path: &Path, options: &ReadOptions) -> Result<Model, Sb3Error> 
 
     let kwargs = PolicyKwargs::read(&mut f).map_err(in_data)?;
     let activation = match kwargs.activation.as_deref() {
-        None if algo == Algo::Ppo => Activation::Tanh,
+        None if matches!(algo, Algo::Ppo | Algo::A2c) => Activation::Tanh,
         None => Activation::Relu,
         Some(c) if c.ends_with(".Tanh") => Activation::Tanh,
         Some(c) if c.ends_with(".ReLU") => Activation::Relu,
@@ -218,11 +133,10 @@ pub fn read_with(path: &Path, options: &ReadOptions) -> Result<Model, Sb3Error> 
             .collect(),
     };
     let mut weights = BTreeMap::new();
-    f.not_carried.push("optimiser state (Adam's moments start at zero)".to_string());
+    f.not_carried.push("optimiser state (its moments start at zero)".to_string());
     let in_policy = |p: Problem| at("policy.pth", p.0);
     let config = match algo {
-        Algo::Ppo => {
-            let mut c = PpoConfig::default();
+        Algo::Ppo | Algo::A2c => {
             let pi = sd.linears("mlp_extractor.policy_net");
             let vf = sd.linears("mlp_extractor.value_net");
             let action = (sd.take("action_net.weight"), sd.take("action_net.bias"));
@@ -231,40 +145,96 @@ pub fn read_with(path: &Path, options: &ReadOptions) -> Result<Model, Sb3Error> 
             let (action, value) = (pair(action).map_err(in_policy)?, pair(value).map_err(in_policy)?);
             let hidden = place(&mut weights, pi, Some(action), "actor").map_err(in_policy)?;
             let critic_hidden = place(&mut weights, vf, Some(value), "critic").map_err(in_policy)?;
-            super::kwargs::check_net_arch(kwargs.net_arch, &[("pi", &hidden), ("vf", &critic_hidden)]).map_err(in_data)?;
-            c.critic_hidden = (critic_hidden != hidden).then_some(critic_hidden);
+            super::kwargs::check_net_arch(kwargs.net_arch.as_ref(), &[("pi", &hidden), ("vf", &critic_hidden)]).map_err(in_data)?;
             if let Space::Box { .. } = action_space {
                 let mut log_std = sd.take("log_std").map_err(in_policy)?;
                 log_std.name = "actor.log_std".into();
                 weights.insert(log_std.name.clone(), log_std);
             }
-            c.net = MlpConfig { hidden, activation, ortho_init: kwargs.ortho_init.unwrap_or(true) };
-            c.log_std_init = kwargs.log_std_init.unwrap_or(0.0);
-            (|| -> Result<(), Problem> {
-                f.set(&mut c.n_envs, "n_envs")?;
-                f.set(&mut c.n_steps, "n_steps")?;
-                f.set(&mut c.batch_size, "batch_size")?;
-                f.set(&mut c.n_epochs, "n_epochs")?;
-                f.set(&mut c.gamma, "gamma")?;
-                f.set(&mut c.gae_lambda, "gae_lambda")?;
-                f.set(&mut c.ent_coef, "ent_coef")?;
-                f.set(&mut c.vf_coef, "vf_coef")?;
-                f.set(&mut c.max_grad_norm, "max_grad_norm")?;
-                c.target_kl = f.optional("target_kl")?;
-                f.set(&mut c.normalize_advantage, "normalize_advantage")?;
-                c.use_sde = f.typed("use_sde")?.unwrap_or(false);
-                c.sde_sample_freq = f.typed("sde_sample_freq")?.unwrap_or(-1);
-                carry_schedule(&mut f, &mut c.clip_range, "clip_range")?;
-                match schedule(&f, "clip_range_vf")? {
-                    None => c.clip_range_vf = None,
-                    Some(Form::Known(Schedule::Constant(v))) => c.clip_range_vf = Some(v),
-                    Some(Form::Known(_)) => f.not_carried.push("clip_range_vf (a linear schedule: headstart clips with a constant; none kept)".into()),
-                    Some(Form::Other(what)) => f.not_carried.push(format!("clip_range_vf ({what}: none kept)")),
+            let net = MlpConfig { hidden: hidden.clone(), activation, ortho_init: kwargs.ortho_init.unwrap_or(true) };
+            let critic_hidden = (critic_hidden != hidden).then_some(critic_hidden);
+            let log_std_init = kwargs.log_std_init.unwrap_or(0.0);
+            if algo == Algo::A2c {
+                let mut c = A2cConfig { net, critic_hidden, log_std_init, ..A2cConfig::default() };
+                (|| -> Result<(), Problem> {
+                    f.set(&mut c.n_envs, "n_envs")?;
+                    f.set(&mut c.n_steps, "n_steps")?;
+                    f.set(&mut c.gamma, "gamma")?;
+                    f.set(&mut c.gae_lambda, "gae_lambda")?;
+                    f.set(&mut c.ent_coef, "ent_coef")?;
+                    f.set(&mut c.vf_coef, "vf_coef")?;
+                    f.set(&mut c.max_grad_norm, "max_grad_norm")?;
+                    f.set(&mut c.normalize_advantage, "normalize_advantage")?;
+                    c.use_sde = f.typed("use_sde")?.unwrap_or(false);
+                    c.sde_sample_freq = f.typed("sde_sample_freq")?.unwrap_or(-1);
+                    carry_schedule(&mut f, &mut c.learning_rate, "learning_rate")
+                })()
+                .map_err(in_data)?;
+                // SB3's A2C passes RMSprop to its policy through policy_kwargs; without it, Adam.
+                match kwargs.optimizer.as_deref() {
+                    Some(o) if o.ends_with("RMSprop") => {
+                        c.use_rms_prop = true;
+                        if let Some(eps) = kwargs.optimizer_number("eps") {
+                            c.rms_prop_eps = eps;
+                        }
+                        for (k, v) in &kwargs.optimizer_kwargs {
+                            let kept = match k.as_str() {
+                                "eps" => true,
+                                "alpha" => *v == 0.99,
+                                "weight_decay" | "momentum" => *v == 0.0,
+                                _ => false,
+                            };
+                            if !kept {
+                                f.not_carried.push(format!(
+                                    "policy_kwargs.optimizer_kwargs.{k} = {v} (headstart's RMSprop has α 0.99, no momentum \
+                                     or weight decay)"
+                                ));
+                            }
+                        }
+                    }
+                    None | Some(_) => c.use_rms_prop = false,
                 }
-                carry_schedule(&mut f, &mut c.learning_rate, "learning_rate")
-            })()
-            .map_err(in_data)?;
-            AgentConfig::Ppo(c)
+                AgentConfig::A2c(c)
+            } else {
+                let mut c = PpoConfig { net, critic_hidden, log_std_init, ..PpoConfig::default() };
+                (|| -> Result<(), Problem> {
+                    f.set(&mut c.n_envs, "n_envs")?;
+                    f.set(&mut c.n_steps, "n_steps")?;
+                    f.set(&mut c.batch_size, "batch_size")?;
+                    f.set(&mut c.n_epochs, "n_epochs")?;
+                    f.set(&mut c.gamma, "gamma")?;
+                    f.set(&mut c.gae_lambda, "gae_lambda")?;
+                    f.set(&mut c.ent_coef, "ent_coef")?;
+                    f.set(&mut c.vf_coef, "vf_coef")?;
+                    f.set(&mut c.max_grad_norm, "max_grad_norm")?;
+                    c.target_kl = f.optional("target_kl")?;
+                    f.set(&mut c.normalize_advantage, "normalize_advantage")?;
+                    c.use_sde = f.typed("use_sde")?.unwrap_or(false);
+                    c.sde_sample_freq = f.typed("sde_sample_freq")?.unwrap_or(-1);
+                    carry_schedule(&mut f, &mut c.clip_range, "clip_range")?;
+                    match schedule(&f, "clip_range_vf")? {
+                        None => c.clip_range_vf = None,
+                        Some(Form::Known(Schedule::Constant(v))) => c.clip_range_vf = Some(v),
+                        Some(Form::Known(_)) => f.not_carried.push(
+                            "clip_range_vf (a linear schedule: headstart clips with a constant; none kept)".into(),
+                        ),
+                        Some(Form::Other(what)) => f.not_carried.push(format!("clip_range_vf ({what}: none kept)")),
+                    }
+                    carry_schedule(&mut f, &mut c.learning_rate, "learning_rate")
+                })()
+                .map_err(in_data)?;
+                if kwargs.optimizer.as_deref().is_some_and(|o| !o.ends_with(".Adam")) {
+                    f.not_carried.push("policy_kwargs.optimizer_class (headstart's PPO uses Adam)".into());
+                }
+                for (k, v) in &kwargs.optimizer_kwargs {
+                    if !(k == "eps" && *v == 1e-5 || k == "weight_decay" && *v == 0.0) {
+                        f.not_carried.push(format!(
+                            "policy_kwargs.optimizer_kwargs.{k} = {v} (headstart's PPO uses Adam with eps 1e-5)"
+                        ));
+                    }
+                }
+                AgentConfig::Ppo(c)
+            }
         }
         Algo::Dqn => {
             let mut c = DqnConfig::default();
@@ -274,7 +244,7 @@ pub fn read_with(path: &Path, options: &ReadOptions) -> Result<Model, Sb3Error> 
             if !target.is_empty() {
                 place(&mut weights, target, None, "q_target").map_err(in_policy)?;
             }
-            super::kwargs::check_net_arch(kwargs.net_arch, &[("qf", &hidden), ("pi", &hidden)]).map_err(in_data)?;
+            super::kwargs::check_net_arch(kwargs.net_arch.as_ref(), &[("qf", &hidden), ("pi", &hidden)]).map_err(in_data)?;
             c.net = MlpConfig { hidden, activation, ortho_init: false };
             c.double_q = false;
             (|| -> Result<(), Problem> {
@@ -332,7 +302,7 @@ pub fn read_with(path: &Path, options: &ReadOptions) -> Result<Model, Sb3Error> 
                     critic_hidden = h;
                 }
             }
-            super::kwargs::check_net_arch(kwargs.net_arch, &[("pi", &hidden), ("qf", &critic_hidden)]).map_err(in_data)?;
+            super::kwargs::check_net_arch(kwargs.net_arch.as_ref(), &[("pi", &hidden), ("qf", &critic_hidden)]).map_err(in_data)?;
             c.net = MlpConfig { hidden, activation, ortho_init: false };
             let act_dim = action_space.flat_dim() as f64;
             (|| -> Result<(), Problem> {
@@ -393,6 +363,49 @@ pub fn read_with(path: &Path, options: &ReadOptions) -> Result<Model, Sb3Error> 
             };
             f.not_carried.push("the replay buffer (SB3 saves it apart, with save_replay_buffer)".into());
             AgentConfig::Sac(c)
+        }
+        Algo::Td3 => {
+            let mut c = Td3Config::default();
+            let actor = sd.linears("actor.mu");
+            let hidden = place(&mut weights, actor, None, "actor").map_err(in_policy)?;
+            let target = sd.linears("actor_target.mu");
+            place(&mut weights, target, None, "actor_target").map_err(in_policy)?;
+            for (from, to) in [("critic", "critic"), ("critic_target", "critic_target")] {
+                for k in 0..2 {
+                    let layers = sd.linears(&format!("{from}.qf{k}"));
+                    let h = place(&mut weights, layers, None, &format!("{to}.q{k}")).map_err(in_policy)?;
+                    if h != hidden {
+                        return Err(at(
+                            "data",
+                            format!("actor {hidden:?} and {from} {h:?} differ: headstart's TD3 networks share one shape"),
+                        ));
+                    }
+                }
+            }
+            super::kwargs::check_net_arch(kwargs.net_arch.as_ref(), &[("pi", &hidden), ("qf", &hidden)]).map_err(in_data)?;
+            c.net = MlpConfig { hidden, activation, ortho_init: false };
+            (|| -> Result<(), Problem> {
+                f.set(&mut c.n_envs, "n_envs")?;
+                f.set(&mut c.buffer_size, "buffer_size")?;
+                f.set(&mut c.learning_starts, "learning_starts")?;
+                f.set(&mut c.batch_size, "batch_size")?;
+                f.set(&mut c.tau, "tau")?;
+                f.set(&mut c.gamma, "gamma")?;
+                f.set(&mut c.gradient_steps, "gradient_steps")?;
+                f.set(&mut c.policy_delay, "policy_delay")?;
+                f.set(&mut c.target_policy_noise, "target_policy_noise")?;
+                f.set(&mut c.target_noise_clip, "target_noise_clip")?;
+                carry_train_freq(&mut f, &mut c.train_freq)?;
+                carry_schedule(&mut f, &mut c.learning_rate, "learning_rate")?;
+                match action_noise(&f)? {
+                    Form::Known(sigma) => c.action_noise = sigma,
+                    Form::Other(what) => f.not_carried.push(format!("action_noise ({what}: none kept)")),
+                }
+                Ok(())
+            })()
+            .map_err(in_data)?;
+            f.not_carried.push("the replay buffer (SB3 saves it apart, with save_replay_buffer)".into());
+            AgentConfig::Td3(c)
         }
     };
     if let Some(extra) = sd.tensors.keys().next() {

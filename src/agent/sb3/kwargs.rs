@@ -10,10 +10,10 @@ use super::pickle::Value;
 
 /// `policy_kwargs.net_arch` as hidden widths per network (`pi` and `vf` or `qf`; a plain list is
 /// every network's), checked against the widths the tensors have; `None` when absent.
-pub(super) fn check_net_arch(arch: Option<NetArch>, found: &[(&str, &[usize])]) -> Result<(), Problem> {
+pub(super) fn check_net_arch(arch: Option<&NetArch>, found: &[(&str, &[usize])]) -> Result<(), Problem> {
     let Some(arch) = arch else { return Ok(()) };
     for (part, widths) in found {
-        let declared = match &arch {
+        let declared = match arch {
             NetArch::Shared(w) => w,
             NetArch::Split(parts) => match parts.iter().find(|(k, _)| k == part) {
                 Some((_, w)) => w,
@@ -44,13 +44,28 @@ pub(super) struct PolicyKwargs {
     pub(super) activation: Option<String>,
     pub(super) ortho_init: Option<bool>,
     pub(super) log_std_init: Option<f64>,
+    /// `optimizer_class` (its class name) and `optimizer_kwargs`' numbers.
+    pub(super) optimizer: Option<String>,
+    pub(super) optimizer_kwargs: Vec<(String, f64)>,
     pub(super) not_carried: Vec<String>,
 }
 
 impl PolicyKwargs {
+    /// A number of `optimizer_kwargs`.
+    pub(super) fn optimizer_number(&self, name: &str) -> Option<f64> {
+        self.optimizer_kwargs.iter().find(|(k, _)| k == name).map(|(_, v)| *v)
+    }
+
     pub(super) fn read(f: &mut Fields<'_>) -> Result<PolicyKwargs, Problem> {
-        let mut out =
-            PolicyKwargs { net_arch: None, activation: None, ortho_init: None, log_std_init: None, not_carried: Vec::new() };
+        let mut out = PolicyKwargs {
+            net_arch: None,
+            activation: None,
+            ortho_init: None,
+            log_std_init: None,
+            optimizer: None,
+            optimizer_kwargs: Vec::new(),
+            not_carried: Vec::new(),
+        };
         let pickle = match f.get("policy_kwargs") {
             None => return Ok(out),
             Some(Json::Object(o)) if !o.contains_key(":serialized:") => {
@@ -80,7 +95,18 @@ impl PolicyKwargs {
             "net_arch" => self.net_arch = Some(net_arch_json(value).ok_or_else(|| Self::wrong(key, &found, NET_ARCH))?),
             "ortho_init" => self.ortho_init = Some(value.as_bool().ok_or_else(|| Self::wrong(key, &found, "a boolean"))?),
             "log_std_init" => self.log_std_init = Some(value.as_f64().ok_or_else(|| Self::wrong(key, &found, "a number"))?),
-            "activation_fn" | "features_extractor_class" => return Err(Self::wrong(key, &found, "a class")),
+            "activation_fn" | "features_extractor_class" | "optimizer_class" => {
+                return Err(Self::wrong(key, &found, "a class"));
+            }
+            "optimizer_kwargs" => {
+                let pairs = value.as_object().ok_or_else(|| Self::wrong(key, &found, "a dict"))?;
+                for (name, v) in pairs {
+                    match v.as_f64() {
+                        Some(x) => self.optimizer_kwargs.push((name.clone(), x)),
+                        None => self.not_carried.push(format!("policy_kwargs.optimizer_kwargs.{name} (not a number)")),
+                    }
+                }
+            }
             _ => self.flag_or_note(key, value.as_bool(), &found)?,
         }
         Ok(())
@@ -100,6 +126,19 @@ impl PolicyKwargs {
             "activation_fn" => {
                 let class = value.class().filter(|_| value.args().is_none()).ok_or_else(|| Self::wrong(key, &found, "a torch.nn activation class"))?;
                 self.activation = Some(class);
+            }
+            "optimizer_class" => {
+                self.optimizer = Some(value.class().ok_or_else(|| Self::wrong(key, &found, "a torch.optim class"))?);
+            }
+            "optimizer_kwargs" => {
+                let pairs = value.pairs().ok_or_else(|| Self::wrong(key, &found, "a dict"))?;
+                for (k, v) in pairs {
+                    let name = k.str().ok_or_else(|| Self::wrong(key, "a dict with a key that is not a string", "a dict"))?;
+                    match v.float() {
+                        Some(x) => self.optimizer_kwargs.push((name.to_string(), x)),
+                        None => self.not_carried.push(format!("policy_kwargs.optimizer_kwargs.{name} (not a number)")),
+                    }
+                }
             }
             "features_extractor_class" => {
                 let class = value.class().ok_or_else(|| Self::wrong(key, &found, "a class"))?;

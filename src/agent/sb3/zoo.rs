@@ -85,7 +85,7 @@ fn beside(folder: &Path, zip: PathBuf) -> Files {
 /// `CartPole-v1.zip`), when it looks like one.
 pub(super) fn guess_env_id(zip: &Path) -> Option<String> {
     let stem = zip.file_stem()?.to_str()?;
-    let id = ["ppo", "dqn", "sac"].iter().find_map(|a| stem.strip_prefix(&format!("{a}-"))).unwrap_or(stem);
+    let id = ["ppo", "a2c", "dqn", "sac", "td3"].iter().find_map(|a| stem.strip_prefix(&format!("{a}-"))).unwrap_or(stem);
     let version = id.rsplit_once("-v")?.1;
     (!version.is_empty() && version.chars().all(|c| c.is_ascii_digit())).then(|| id.to_string())
 }
@@ -118,8 +118,15 @@ pub(super) fn read_vec_normalize(path: &Path, model: &mut Model) -> Result<(), S
             rms.attr("count").and_then(|v| v.float()).ok_or_else(|| fail(format!("`{name}.count` is missing")))?;
         Ok(Statistics { mean: array("mean")?, var: array("var")?, count })
     };
-    let AgentConfig::Ppo(c) = &mut model.config else {
-        return Err(fail(format!("observation normalisation is imported for PPO models, not {}", model.algo)));
+    let (normalize_obs, normalize_reward, agent_gamma) = match &mut model.config {
+        AgentConfig::Ppo(c) => (&mut c.normalize_obs, &mut c.normalize_reward, c.gamma),
+        AgentConfig::A2c(c) => (&mut c.normalize_obs, &mut c.normalize_reward, c.gamma),
+        _ => {
+            return Err(fail(format!(
+                "observation normalisation is imported for PPO and A2C models, not {}",
+                model.algo
+            )));
+        }
     };
     if flag("norm_obs")? {
         let s = stats("obs_rms")?;
@@ -130,13 +137,13 @@ pub(super) fn read_vec_normalize(path: &Path, model: &mut Model) -> Result<(), S
                 model.observation_space.flat_dim()
             )));
         }
-        c.normalize_obs = true;
+        *normalize_obs = true;
         model.obs_rms = Some(s);
     }
     if flag("norm_reward")? {
-        c.normalize_reward = true;
+        *normalize_reward = true;
         model.ret_rms = Some(stats("ret_rms")?);
-        if number("gamma")? != c.gamma {
+        if number("gamma")? != agent_gamma {
             model
                 .not_carried
                 .push(format!("VecNormalize's gamma {} (headstart scales rewards with the agent's)", number("gamma")?));
