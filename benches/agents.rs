@@ -156,18 +156,13 @@ fn useful_flops(config: &AgentConfig, env: &str, steps: u64) -> (f64, Vec<(usize
     let shapes = |rows: usize, net: &[(usize, usize)]| net.iter().map(|&(i, o)| (rows, i, o)).collect::<Vec<_>>();
     match config {
         AgentConfig::Ppo(c) => {
-            let actor = layers(obs, &c.net.hidden, actions);
-            let critic = layers(obs, &c.net.hidden, 1);
-            let rollout = (c.n_envs * c.n_steps) as f64;
-            let minibatches = (rollout / c.batch_size as f64).ceil() * c.n_epochs as f64 * (steps / rollout);
-            let per_minibatch = forward(c.batch_size, &actor)
-                + backward(c.batch_size, &actor, false)
-                + forward(c.batch_size, &critic)
-                + backward(c.batch_size, &critic, false);
-            let acting = steps / c.n_envs as f64 * (forward(c.n_envs, &actor) + forward(c.n_envs, &critic));
-            let mut s = shapes(c.batch_size, &actor);
-            s.extend(shapes(c.batch_size, &critic));
-            (minibatches * per_minibatch + acting, s)
+            let critic = c.critic_hidden.as_ref().unwrap_or(&c.net.hidden);
+            on_policy(obs, actions, steps, (&c.net.hidden, critic), (c.n_envs, c.n_steps), c.batch_size, c.n_epochs)
+        }
+        // A2C: PPO's machinery, one pass over one minibatch that is the whole rollout.
+        AgentConfig::A2c(c) => {
+            let critic = c.critic_hidden.as_ref().unwrap_or(&c.net.hidden);
+            on_policy(obs, actions, steps, (&c.net.hidden, critic), (c.n_envs, c.n_steps), c.n_envs * c.n_steps, 1)
         }
         AgentConfig::Dqn(c) => {
             let q = layers(obs, &c.net.hidden, actions);
@@ -192,7 +187,52 @@ fn useful_flops(config: &AgentConfig, env: &str, steps: u64) -> (f64, Vec<(usize
                 + backward(n, &actor, false);
             (gradient_steps * per_step + steps * forward(1, &actor), shapes(n, &critic))
         }
+        AgentConfig::Td3(c) => {
+            let n = c.batch_size;
+            let actor = layers(obs, &c.net.hidden, actions);
+            let critic = layers(obs + actions, &c.net.hidden, 1);
+            let gradient_steps =
+                (steps - c.learning_starts as f64).max(0.0) / c.train_freq as f64 * c.gradient_steps as f64;
+            // Every step: the target actor, both target critics, both critics forward and backward;
+            // every `policy_delay`-th: the actor, the first critic with its input gradient, the
+            // actor backward.
+            let critics = forward(n, &actor)
+                + 2.0 * forward(n, &critic)
+                + 2.0 * (forward(n, &critic) + backward(n, &critic, false));
+            let actor_step = forward(n, &actor)
+                + forward(n, &critic)
+                + (backward(n, &critic, true) - forward(n, &critic))
+                + backward(n, &actor, false);
+            let per_step = critics + actor_step / c.policy_delay as f64;
+            (gradient_steps * per_step + steps * forward(c.n_envs, &actor), shapes(n, &critic))
+        }
     }
+}
+
+/// PPO's and A2C's useful work: per minibatch the actor and the critic forward and backward, and
+/// both networks on `n_envs` rows a step while acting.
+fn on_policy(
+    obs: usize,
+    actions: usize,
+    steps: f64,
+    (actor_hidden, critic_hidden): (&[usize], &[usize]),
+    (n_envs, n_steps): (usize, usize),
+    batch_size: usize,
+    n_epochs: usize,
+) -> (f64, Vec<(usize, usize, usize)>) {
+    let actor = layers(obs, actor_hidden, actions);
+    let critic = layers(obs, critic_hidden, 1);
+    let rollout = (n_envs * n_steps) as f64;
+    let minibatches = (rollout / batch_size as f64).ceil() * n_epochs as f64 * (steps / rollout);
+    let per_minibatch = forward(batch_size, &actor)
+        + backward(batch_size, &actor, false)
+        + forward(batch_size, &critic)
+        + backward(batch_size, &critic, false);
+    let acting = steps / n_envs as f64 * (forward(n_envs, &actor) + forward(n_envs, &critic));
+    let shapes = |rows: usize, net: &[(usize, usize)]| net.iter().map(|&(i, o)| (rows, i, o)).collect::<Vec<_>>();
+    let mut s = shapes(batch_size, &actor);
+    s.extend(shapes(batch_size, &critic));
+    (minibatches * per_minibatch + acting, s)
 }
 
 /// The rate (FLOP/s) of this machine's matrix products `[rows, in] × [in, out]` for the given

@@ -10,7 +10,9 @@ use std::path::{Path, PathBuf};
 use headstart::agent::checkpoint::{self, CARD_FILE, WEIGHTS_FILE};
 use headstart::agent::nn::MlpConfig;
 use headstart::agent::train::{Curve, Task, train};
-use headstart::agent::{Agent, AgentConfig, Algo, DqnConfig, Event, Outcome, PpoConfig, SacConfig, evaluate};
+use headstart::agent::{
+    A2cConfig, Agent, AgentConfig, Algo, DqnConfig, Event, Outcome, PpoConfig, SacConfig, Td3Config, evaluate,
+};
 use headstart::env::{EnvSpec, Registry};
 
 fn small(algo: Algo) -> AgentConfig {
@@ -28,11 +30,18 @@ fn small(algo: Algo) -> AgentConfig {
         Algo::Sac => {
             AgentConfig::Sac(SacConfig { batch_size: 32, net: MlpConfig::relu(&[32, 32]), ..Default::default() })
         }
+        Algo::A2c => AgentConfig::A2c(A2cConfig { n_envs: 4, n_steps: 8, ..Default::default() }),
+        Algo::Td3 => AgentConfig::Td3(Td3Config {
+            batch_size: 32,
+            action_noise: Some(0.1),
+            net: MlpConfig::relu(&[32, 32]),
+            ..Default::default()
+        }),
     }
 }
 
 fn env_for(algo: Algo) -> EnvSpec {
-    EnvSpec::new(if algo == Algo::Sac { "Pendulum-v1" } else { "CartPole-v1" })
+    EnvSpec::new(if matches!(algo, Algo::Sac | Algo::Td3) { "Pendulum-v1" } else { "CartPole-v1" })
 }
 
 fn build(config: &AgentConfig, spec: &EnvSpec, seed: u64) -> Box<dyn Agent> {
@@ -62,7 +71,7 @@ fn scratch(name: &str) -> PathBuf {
 }
 
 /// The engine's instruction sets give the same training run bit for bit: PPO (discrete and
-/// continuous), DQN and SAC trained with the portable kernels and with every vector instruction set
+/// continuous), DQN, SAC, A2C (RMSprop) and TD3 trained with the portable kernels and with every vector instruction set
 /// this CPU has end with the same weights, Adam moments and learning curve.
 #[test]
 fn every_instruction_set_trains_the_same_agent() {
@@ -73,6 +82,8 @@ fn every_instruction_set_trains_the_same_agent() {
         (Algo::Ppo, EnvSpec::new("Pendulum-v1"), 1024),
         (Algo::Dqn, EnvSpec::new("CartPole-v1"), 1500),
         (Algo::Sac, EnvSpec::new("Pendulum-v1"), 600),
+        (Algo::A2c, EnvSpec::new("CartPole-v1"), 1024),
+        (Algo::Td3, EnvSpec::new("Pendulum-v1"), 600),
     ];
     for (algo, spec, steps) in cases {
         let config = small(algo);
@@ -96,7 +107,7 @@ fn same_seed_same_learning_curve_bit_for_bit() {
     tch::set_num_threads(1);
     for algo in Algo::ALL {
         let (config, spec) = (small(algo), env_for(algo));
-        let steps = if algo == Algo::Sac { 800 } else { 3000 };
+        let steps = if matches!(algo, Algo::Sac | Algo::Td3) { 800 } else { 3000 };
         let mut a = build(&config, &spec, 7);
         let mut b = build(&config, &spec, 7);
         let (ca, cb) = (run(a.as_mut(), &spec, steps), run(b.as_mut(), &spec, steps));

@@ -498,7 +498,8 @@ fn every_imported_model_is_the_source_of_a_study_that_runs() {
 
 /// A temporary folder of its own.
 fn scratch_dir(what: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("headstart-sb3-{what}-{}-{}", std::process::id(), rand::random::<u32>()));
+    let dir =
+        std::env::temp_dir().join(format!("headstart-sb3-{what}-{}-{}", std::process::id(), rand::random::<u32>()));
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
@@ -514,13 +515,8 @@ fn a_zip_reads_the_statistics_beside_it() {
     assert!(alone.obs_rms.is_some(), "the statistics beside the zip");
     assert_eq!(contents(&folder), contents(&alone));
     assert_eq!(folder.also_read, alone.also_read);
-    let entry = expected()["models"]
-        .as_object()
-        .unwrap()
-        .values()
-        .find(|e| e.get("vec_normalize").is_some())
-        .unwrap()
-        .clone();
+    let entry =
+        expected()["models"].as_object().unwrap().values().find(|e| e.get("vec_normalize").is_some()).unwrap().clone();
     let (a, b) = (folder.agent(0).unwrap(), alone.agent(0).unwrap());
     for obs in entry["observations"].as_array().unwrap() {
         let obs: Vec<f32> = list(obs).into_iter().map(|v| v as f32).collect();
@@ -621,7 +617,8 @@ fn wrong_typed_fields_are_refused_and_unknown_ones_listed() {
     // Absent, and of a form headstart has no counterpart for: listed.
     let path = with_data(ppo, |d| {
         d.as_object_mut().unwrap().remove("gae_lambda");
-        d["policy_kwargs"] = serde_json::json!({"optimizer_kwargs": {"eps": 1e-4}, "squash_output": false, "n_lstm": 2});
+        d["policy_kwargs"] =
+            serde_json::json!({"optimizer_kwargs": {"eps": 1e-4}, "squash_output": false, "n_lstm": 2});
     });
     let model = sb3::read(&path).unwrap_or_else(|e| panic!("{e}"));
     let listed = model.not_carried.join("; ");
@@ -630,7 +627,10 @@ fn wrong_typed_fields_are_refused_and_unknown_ones_listed() {
     assert!(listed.contains("policy_kwargs.n_lstm (the number 2: headstart has no counterpart)"), "{listed}");
     // The DQN's train_freq of the wrong type, SAC's ent_coef of the wrong type.
     refused(&with_data("dqn-CartPole-v1.zip", |d| d["train_freq"] = Value::from("4")), &["`train_freq`", "TrainFreq"]);
-    refused(&with_data("sac-Pendulum-v1.zip", |d| d["ent_coef"] = Value::from(true)), &["`ent_coef`", "the boolean true"]);
+    refused(
+        &with_data("sac-Pendulum-v1.zip", |d| d["ent_coef"] = Value::from(true)),
+        &["`ent_coef`", "the boolean true"],
+    );
 }
 
 /// A zip cut short says so, naming the file, at every length from half to all but a byte (a

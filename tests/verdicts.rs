@@ -328,7 +328,11 @@ fn failed_units_are_scored_and_flag_the_comparison() {
     // One failure in four against none is no evidence that the arms fail at different rates
     // (Fisher's exact p = 1): said, not flagged.
     assert!(!c.unreliable && (c.failures_p - 1.0).abs() < 1e-12, "{}", c.failures_p);
-    assert!(c.notes.iter().any(|n| n.contains("1 of 4 transfer units") && n.contains("do not differ")), "{:?}", c.notes);
+    assert!(
+        c.notes.iter().any(|n| n.contains("1 of 4 transfer units") && n.contains("do not differ")),
+        "{:?}",
+        c.notes
+    );
     // A unit that failed before its first evaluation scores as the random policy.
     let summary = summary_of(
         &[(good, F), (good, F), (good, F), (&[], UnitStatus::Failed("transfer refused".into()))],
@@ -632,13 +636,11 @@ fn the_speed_up_has_an_interval_or_no_value() {
     let late: &[f64] = &[0.0, 0.0, 0.5, 1.0, 1.0];
     let c = summary_of(&[(soon, F), (soon, F)], &[(late, F), (late, F)], 0).targets[0].comparisons[0].clone();
     assert_eq!(c.speedup_ci95, None);
-    let table = headstart::study::report::verdict_table(&summary_of(&[(soon, F), (soon, F)], &[(late, F), (late, F)], 0));
+    let table =
+        headstart::study::report::verdict_table(&summary_of(&[(soon, F), (soon, F)], &[(late, F), (late, F)], 0));
     assert!(!table.contains("3.00x"), "a speed-up without an interval: {table}");
-    let summary = summary_of(
-        &[(soon, F), (later, F), (soon, F), (soon, F)],
-        &[(late, F), (later, F), (late, F), (late, F)],
-        0,
-    );
+    let summary =
+        summary_of(&[(soon, F), (later, F), (soon, F), (soon, F)], &[(late, F), (later, F), (late, F), (late, F)], 0);
     let c = &summary.targets[0].comparisons[0];
     assert_eq!(c.speedup, Speedup::Ratio(3.0));
     // Four seeds: each median bracketed by the extremes; transfer 1000..2000, scratch 2000..3000.

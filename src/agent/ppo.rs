@@ -40,8 +40,8 @@ use super::distributions::{
 use super::engine::Net;
 use super::nn::{Mlp, MlpConfig};
 use super::normalize::{ObsNormalizer, RewardNormalizer};
-use super::optim::Optimizer;
 use super::optim::FlatParams;
+use super::optim::Optimizer;
 use super::state::{agent_state, training_state};
 use super::{
     Agent, AgentConfig, AgentError, Algo, Distill, Event, Monitor, Outcome, Schedule, advance_guidance, check, obs_dim,
@@ -256,8 +256,9 @@ impl Ppo {
             Some(a) if a.use_rms_prop => Optimizer::rms_prop(sorted_variables(&vs), 0.99, a.rms_prop_eps),
             _ => Optimizer::adam(sorted_variables(&vs), 1e-5),
         };
-        let nets = [("actor", &cfg.net), ("critic", &critic_net)]
-            .map(|(name, net)| opt.params().mlp(name, net.hidden.len(), net.activation).expect("the networks' parameters"));
+        let nets = [("actor", &cfg.net), ("critic", &critic_net)].map(|(name, net)| {
+            opt.params().mlp(name, net.hidden.len(), net.activation).expect("the networks' parameters")
+        });
         let log_std_offset = opt.params().slot("actor.log_std").map(|(offset, _)| offset);
         let obs_norm = cfg.normalize_obs.then(|| ObsNormalizer::new(obs_dim));
         let rew_norm = cfg.normalize_reward.then(|| RewardNormalizer::new(cfg.n_envs, cfg.gamma));

@@ -26,7 +26,7 @@ use super::MAX_ROWS;
 use super::engine::{Net, math};
 use super::nn::{Mlp, MlpConfig};
 use super::off_policy::{self, OffPolicy, ProgressAt, Shape, StopAt};
-use super::optim::{Optimizer, FlatParams};
+use super::optim::{FlatParams, Optimizer};
 use super::replay::ReplayBuffer;
 use super::state::{agent_state, training_state};
 use super::{

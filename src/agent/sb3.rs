@@ -31,9 +31,9 @@ mod fields;
 mod import;
 mod kwargs;
 mod names;
-mod writer;
 pub mod pickle;
 pub mod torch_file;
+mod writer;
 mod zoo;
 
 pub use export::export;

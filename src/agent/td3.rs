@@ -30,7 +30,7 @@ use super::MAX_ROWS;
 use super::engine::{Net, math};
 use super::nn::{Mlp, MlpConfig};
 use super::off_policy::{self, OffPolicy, ProgressAt, Shape, StopAt};
-use super::optim::{Optimizer, FlatParams};
+use super::optim::{FlatParams, Optimizer};
 use super::replay::{ReplayBuffer, Rows};
 use super::state::{agent_state, training_state};
 use super::{
@@ -176,7 +176,8 @@ impl Td3 {
         let actor_target = FlatParams::new(part(&target_vs, "actor_target."));
         let critic_target = FlatParams::new(part(&target_vs, "critic_target."));
         let (depth, activation) = (cfg.net.hidden.len(), cfg.net.activation);
-        let mlp = |params: &FlatParams, name: &str| params.mlp(name, depth, activation).expect("the networks' parameters");
+        let mlp =
+            |params: &FlatParams, name: &str| params.mlp(name, depth, activation).expect("the networks' parameters");
         let critics = |params: &FlatParams, prefix: &str| [0, 1].map(|k| mlp(params, &format!("{prefix}.q{k}")));
         let mut td3 = Td3 {
             actor_net: mlp(actor_opt.params(), "actor"),

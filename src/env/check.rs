@@ -12,8 +12,8 @@ use rand::rngs::StdRng;
 use smallvec::SmallVec;
 
 use super::params::Bound;
-use super::{Action, Env, EnvError, EnvSpec, Obs, Registry, Space};
 use super::wrappers::obs_fault;
+use super::{Action, Env, EnvError, EnvSpec, Obs, Registry, Space};
 
 /// Steps taken by each determinism check.
 const ROLLOUT_STEPS: usize = 300;

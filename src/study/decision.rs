@@ -264,7 +264,8 @@ pub fn headline(primary: &MetricStat, others: &[&MetricStat]) -> (Verdict, Vec<S
     let worse = all().any(|m| m.verdict == Verdict::Negative);
     // A claim of benefit is qualified by any harm; a NEGATIVE primary is never softened (a
     // better start does not undo less total reward): its better metrics are noted instead.
-    let verdict = if better && worse && primary.verdict != Verdict::Negative { Verdict::Mixed } else { primary.verdict };
+    let verdict =
+        if better && worse && primary.verdict != Verdict::Negative { Verdict::Mixed } else { primary.verdict };
     let notes = others
         .iter()
         .filter(|m| match m.verdict {

@@ -409,13 +409,7 @@ pub fn forward_transfer(difference: f64, ci95: (f64, f64), a_s: f64) -> Option<(
 /// source): the groups drawn with replacement, both arms taking the same draws (a source's seeds
 /// pair the arms), then within each drawn group each arm's values drawn with replacement. With
 /// one group it is the plain resample of each arm, `x` first.
-pub fn resample_nested(
-    x: &[f64],
-    gx: &[usize],
-    y: &[f64],
-    gy: &[usize],
-    rng: &mut impl Rng,
-) -> (Vec<f64>, Vec<f64>) {
+pub fn resample_nested(x: &[f64], gx: &[usize], y: &[f64], gy: &[usize], rng: &mut impl Rng) -> (Vec<f64>, Vec<f64>) {
     let groups = gx.iter().chain(gy).max().map_or(0, |m| m + 1);
     if groups <= 1 {
         return (resample(x, rng), resample(y, rng));

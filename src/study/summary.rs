@@ -38,12 +38,12 @@ use super::decision::{self, Correction};
 pub use super::decision::{ArmValues, MetricStat, Verdict};
 use super::experiment::Experiment;
 use super::plan::{ArmId, TargetInfo, arms};
+use super::power::power;
+pub use super::power::{POWER, Power};
 use super::records::{UnitResult, UnitStatus};
 pub use super::scores::Metric;
 use super::scores::{self, Scores};
 use super::source::SourceRecord;
-pub use super::power::{POWER, Power};
-use super::power::power;
 pub use super::speed::{Speedup, TotalTime};
 use super::speed::{median_time, speedup_interval};
 use super::stats;
@@ -408,7 +408,10 @@ fn correct_headlines(targets: &mut [TargetSummary], primary: Metric) -> usize {
                 c.failed.0, c.runs.0, c.failed.1, c.runs.1
             );
             notes.push(if c.unreliable {
-                format!("unreliable: the arms fail at different rates (Fisher's exact p = {:.3}): {counts}", c.failures_p)
+                format!(
+                    "unreliable: the arms fail at different rates (Fisher's exact p = {:.3}): {counts}",
+                    c.failures_p
+                )
             } else {
                 format!("{counts}; the rates do not differ significantly (Fisher's exact p = {:.3})", c.failures_p)
             });

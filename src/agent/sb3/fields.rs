@@ -160,12 +160,16 @@ pub(super) fn schedule(fields: &Fields<'_>, name: &str) -> Result<Option<Form<Sc
     }
     let pickle = fields
         .pickled(name)
-        .map_err(|_| Problem(format!("field `{name}` is {}, where SB3 stores a number or a schedule", describe(value))))?
+        .map_err(|_| {
+            Problem(format!("field `{name}` is {}, where SB3 stores a number or a schedule", describe(value)))
+        })?
         .expect("the field is there");
     let mut node = pickle.root();
     let class = |n: &Value<'_>| n.class().unwrap_or_default();
     if class(&node).ends_with("FloatSchedule") {
-        node = node.attr("value_schedule").ok_or_else(|| Problem(format!("field `{name}`: a FloatSchedule without its schedule")))?;
+        node = node
+            .attr("value_schedule")
+            .ok_or_else(|| Problem(format!("field `{name}`: a FloatSchedule without its schedule")))?;
     }
     let number = |field: &str| node.attr(field).and_then(|v| v.float());
     Ok(Some(match class(&node).rsplit('.').next().unwrap_or_default() {
@@ -217,9 +221,9 @@ pub(super) fn carry_train_freq(fields: &mut Fields<'_>, slot: &mut u64) -> Resul
     let unit = unit.args().and_then(|a| a.first().and_then(|u| u.str().map(str::to_string))).ok_or_else(wrong)?;
     match unit.as_str() {
         "step" => *slot = frequency,
-        other => fields.not_carried.push(format!(
-            "train_freq ({frequency} {other}s: headstart counts training in steps, its {slot} kept)"
-        )),
+        other => fields
+            .not_carried
+            .push(format!("train_freq ({frequency} {other}s: headstart counts training in steps, its {slot} kept)")),
     }
     Ok(())
 }

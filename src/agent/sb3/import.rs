@@ -68,9 +68,10 @@ pub fn read_with(path: &Path, options: &ReadOptions) -> Result<Model, Sb3Error> 
 
     // The algorithm, from the policy class.
     let policy_class = f.required_pickle("policy_class").map_err(in_data)?;
-    let class = policy_class.root().class().ok_or_else(|| {
-        at("data", "field `policy_class` holds no class (a pickled value of another kind)".into())
-    })?;
+    let class = policy_class
+        .root()
+        .class()
+        .ok_or_else(|| at("data", "field `policy_class` holds no class (a pickled value of another kind)".into()))?;
     let class_name = class.rsplit('.').next().unwrap_or_default().to_string();
     let algo = match class_name.as_str() {
         // PPO and A2C share the policy class; PPO's `data` has its epochs and clip range.
@@ -145,7 +146,8 @@ pub fn read_with(path: &Path, options: &ReadOptions) -> Result<Model, Sb3Error> 
             let (action, value) = (pair(action).map_err(in_policy)?, pair(value).map_err(in_policy)?);
             let hidden = place(&mut weights, pi, Some(action), "actor").map_err(in_policy)?;
             let critic_hidden = place(&mut weights, vf, Some(value), "critic").map_err(in_policy)?;
-            super::kwargs::check_net_arch(kwargs.net_arch.as_ref(), &[("pi", &hidden), ("vf", &critic_hidden)]).map_err(in_data)?;
+            super::kwargs::check_net_arch(kwargs.net_arch.as_ref(), &[("pi", &hidden), ("vf", &critic_hidden)])
+                .map_err(in_data)?;
             if let Space::Box { .. } = action_space {
                 let mut log_std = sd.take("log_std").map_err(in_policy)?;
                 log_std.name = "actor.log_std".into();
@@ -244,7 +246,8 @@ pub fn read_with(path: &Path, options: &ReadOptions) -> Result<Model, Sb3Error> 
             if !target.is_empty() {
                 place(&mut weights, target, None, "q_target").map_err(in_policy)?;
             }
-            super::kwargs::check_net_arch(kwargs.net_arch.as_ref(), &[("qf", &hidden), ("pi", &hidden)]).map_err(in_data)?;
+            super::kwargs::check_net_arch(kwargs.net_arch.as_ref(), &[("qf", &hidden), ("pi", &hidden)])
+                .map_err(in_data)?;
             c.net = MlpConfig { hidden, activation, ortho_init: false };
             c.double_q = false;
             (|| -> Result<(), Problem> {
@@ -302,7 +305,8 @@ pub fn read_with(path: &Path, options: &ReadOptions) -> Result<Model, Sb3Error> 
                     critic_hidden = h;
                 }
             }
-            super::kwargs::check_net_arch(kwargs.net_arch.as_ref(), &[("pi", &hidden), ("qf", &critic_hidden)]).map_err(in_data)?;
+            super::kwargs::check_net_arch(kwargs.net_arch.as_ref(), &[("pi", &hidden), ("qf", &critic_hidden)])
+                .map_err(in_data)?;
             c.net = MlpConfig { hidden, activation, ortho_init: false };
             let act_dim = action_space.flat_dim() as f64;
             (|| -> Result<(), Problem> {
@@ -321,10 +325,12 @@ pub fn read_with(path: &Path, options: &ReadOptions) -> Result<Model, Sb3Error> 
                     Some(Json::String(s)) if s == "auto" => None,
                     Some(v) => match v.as_f64() {
                         Some(t) => Some(t).filter(|&t| t != -act_dim),
-                        None => return Err(Problem(format!(
-                            "field `target_entropy` is {}, where SB3 stores a number or \"auto\"",
-                            describe(v)
-                        ))),
+                        None => {
+                            return Err(Problem(format!(
+                                "field `target_entropy` is {}, where SB3 stores a number or \"auto\"",
+                                describe(v)
+                            )));
+                        }
                     },
                 };
                 Ok(())
@@ -349,7 +355,9 @@ pub fn read_with(path: &Path, options: &ReadOptions) -> Result<Model, Sb3Error> 
                     weights.insert("log_ent_coef".into(), log);
                     let start = match s.strip_prefix("auto_") {
                         None => 1.0,
-                        Some(v) => v.parse().map_err(|_| at("data", format!("field `ent_coef` is {s:?}: not \"auto\" or \"auto_<number>\"")))?,
+                        Some(v) => v.parse().map_err(|_| {
+                            at("data", format!("field `ent_coef` is {s:?}: not \"auto\" or \"auto_<number>\""))
+                        })?,
                     };
                     EntCoef::Auto(start)
                 }
@@ -377,12 +385,15 @@ pub fn read_with(path: &Path, options: &ReadOptions) -> Result<Model, Sb3Error> 
                     if h != hidden {
                         return Err(at(
                             "data",
-                            format!("actor {hidden:?} and {from} {h:?} differ: headstart's TD3 networks share one shape"),
+                            format!(
+                                "actor {hidden:?} and {from} {h:?} differ: headstart's TD3 networks share one shape"
+                            ),
                         ));
                     }
                 }
             }
-            super::kwargs::check_net_arch(kwargs.net_arch.as_ref(), &[("pi", &hidden), ("qf", &hidden)]).map_err(in_data)?;
+            super::kwargs::check_net_arch(kwargs.net_arch.as_ref(), &[("pi", &hidden), ("qf", &hidden)])
+                .map_err(in_data)?;
             c.net = MlpConfig { hidden, activation, ortho_init: false };
             (|| -> Result<(), Problem> {
                 f.set(&mut c.n_envs, "n_envs")?;

@@ -93,8 +93,12 @@ impl PolicyKwargs {
         let found = describe(value);
         match key {
             "net_arch" => self.net_arch = Some(net_arch_json(value).ok_or_else(|| Self::wrong(key, &found, NET_ARCH))?),
-            "ortho_init" => self.ortho_init = Some(value.as_bool().ok_or_else(|| Self::wrong(key, &found, "a boolean"))?),
-            "log_std_init" => self.log_std_init = Some(value.as_f64().ok_or_else(|| Self::wrong(key, &found, "a number"))?),
+            "ortho_init" => {
+                self.ortho_init = Some(value.as_bool().ok_or_else(|| Self::wrong(key, &found, "a boolean"))?)
+            }
+            "log_std_init" => {
+                self.log_std_init = Some(value.as_f64().ok_or_else(|| Self::wrong(key, &found, "a number"))?)
+            }
             "activation_fn" | "features_extractor_class" | "optimizer_class" => {
                 return Err(Self::wrong(key, &found, "a class"));
             }
@@ -120,11 +124,18 @@ impl PolicyKwargs {
             _ => "a pickled value of another kind".to_string(),
         };
         match key {
-            "net_arch" => self.net_arch = Some(net_arch_pickled(value).ok_or_else(|| Self::wrong(key, &found, NET_ARCH))?),
+            "net_arch" => {
+                self.net_arch = Some(net_arch_pickled(value).ok_or_else(|| Self::wrong(key, &found, NET_ARCH))?)
+            }
             "ortho_init" => self.ortho_init = Some(value.bool().ok_or_else(|| Self::wrong(key, &found, "a boolean"))?),
-            "log_std_init" => self.log_std_init = Some(value.float().ok_or_else(|| Self::wrong(key, &found, "a number"))?),
+            "log_std_init" => {
+                self.log_std_init = Some(value.float().ok_or_else(|| Self::wrong(key, &found, "a number"))?)
+            }
             "activation_fn" => {
-                let class = value.class().filter(|_| value.args().is_none()).ok_or_else(|| Self::wrong(key, &found, "a torch.nn activation class"))?;
+                let class = value
+                    .class()
+                    .filter(|_| value.args().is_none())
+                    .ok_or_else(|| Self::wrong(key, &found, "a torch.nn activation class"))?;
                 self.activation = Some(class);
             }
             "optimizer_class" => {
@@ -133,7 +144,8 @@ impl PolicyKwargs {
             "optimizer_kwargs" => {
                 let pairs = value.pairs().ok_or_else(|| Self::wrong(key, &found, "a dict"))?;
                 for (k, v) in pairs {
-                    let name = k.str().ok_or_else(|| Self::wrong(key, "a dict with a key that is not a string", "a dict"))?;
+                    let name =
+                        k.str().ok_or_else(|| Self::wrong(key, "a dict with a key that is not a string", "a dict"))?;
                     match v.float() {
                         Some(x) => self.optimizer_kwargs.push((name.to_string(), x)),
                         None => self.not_carried.push(format!("policy_kwargs.optimizer_kwargs.{name} (not a number)")),

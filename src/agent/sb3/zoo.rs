@@ -58,7 +58,8 @@ fn beside(folder: &Path, zip: PathBuf) -> Files {
     let mut params: Vec<PathBuf> = zip.file_stem().map(|stem| folder.join(stem)).into_iter().collect();
     // The Zoo's parameter folder holds `config.yml` and no model; only one such is unambiguous.
     let holds_zip = |p: &Path| {
-        std::fs::read_dir(p).is_ok_and(|mut e| e.any(|e| e.is_ok_and(|e| e.path().extension().is_some_and(|x| x == "zip"))))
+        std::fs::read_dir(p)
+            .is_ok_and(|mut e| e.any(|e| e.is_ok_and(|e| e.path().extension().is_some_and(|x| x == "zip"))))
     };
     if let Ok(entries) = std::fs::read_dir(folder) {
         let zoo: Vec<PathBuf> = entries
@@ -85,7 +86,8 @@ fn beside(folder: &Path, zip: PathBuf) -> Files {
 /// `CartPole-v1.zip`), when it looks like one.
 pub(super) fn guess_env_id(zip: &Path) -> Option<String> {
     let stem = zip.file_stem()?.to_str()?;
-    let id = ["ppo", "a2c", "dqn", "sac", "td3"].iter().find_map(|a| stem.strip_prefix(&format!("{a}-"))).unwrap_or(stem);
+    let id =
+        ["ppo", "a2c", "dqn", "sac", "td3"].iter().find_map(|a| stem.strip_prefix(&format!("{a}-"))).unwrap_or(stem);
     let version = id.rsplit_once("-v")?.1;
     (!version.is_empty() && version.chars().all(|c| c.is_ascii_digit())).then(|| id.to_string())
 }
