@@ -55,6 +55,41 @@ fn sac_learns_pendulum_fast() {
     assert!(ret >= -900.0, "SAC Pendulum-v1 after 3e3 steps: {ret}");
 }
 
+#[test]
+fn a2c_learns_cartpole_fast() {
+    tch::set_num_threads(1);
+    // The RL Zoo preset (8 environments of 5 steps a rollout): under a second.
+    let ret = train_and_evaluate(Algo::A2c, "CartPole-v1", 200_000, 0);
+    assert!(ret >= 400.0, "A2C CartPole-v1 after 2e5 steps: {ret}");
+}
+
+/// TD3 with SB3's defaults and the Zoo's noise on a smaller network, for CI's minutes (the preset
+/// waits 10 000 steps before learning).
+#[test]
+fn td3_learns_pendulum_fast() {
+    use headstart::agent::Td3Config;
+    use headstart::agent::nn::MlpConfig;
+    tch::set_num_threads(1);
+    let registry = Registry::builtin();
+    let spec = EnvSpec::new("Pendulum-v1");
+    let config = AgentConfig::Td3(Td3Config {
+        action_noise: Some(0.1),
+        gamma: 0.98,
+        net: MlpConfig::relu(&[64, 64]),
+        ..Default::default()
+    });
+    let probe = registry.make(&spec).unwrap();
+    let mut agent = config.build(probe.observation_space(), probe.action_space(), 0).unwrap();
+    train(&registry, &Task::Env(spec.clone()), agent.as_mut(), 10_000, &mut Curve::default(), &mut |_| {
+        std::ops::ControlFlow::Continue(())
+    })
+    .unwrap();
+    let mut env = registry.make(&spec).unwrap();
+    let ret = evaluate(agent.as_ref(), env.as_mut(), 20, true, 10_000).unwrap().mean;
+    // Random play scores about -1200.
+    assert!(ret >= -600.0, "TD3 Pendulum-v1 after 1e4 steps: {ret}");
+}
+
 /// The seeds to train: `HEADSTART_SEEDS` as `A-B` or a comma-separated list, else 0-4.
 fn seeds() -> Vec<u64> {
     let spec = std::env::var("HEADSTART_SEEDS").unwrap_or_else(|_| "0-4".into());
@@ -114,6 +149,10 @@ fn targets() -> Vec<Target> {
             needed: 3,
         },
     ];
+    targets.extend([
+        Target { key: "a2c-cartpole", algo: Algo::A2c, env: "CartPole-v1", steps: 500_000, threshold: 475.0, needed: 3 },
+        Target { key: "td3-pendulum", algo: Algo::Td3, env: "Pendulum-v1", steps: 20_000, threshold: -250.0, needed: 3 },
+    ]);
     if cfg!(feature = "python") {
         targets.push(Target {
             key: "ppo-inverted-pendulum",

@@ -10,7 +10,9 @@ use std::path::{Path, PathBuf};
 use headstart::agent::checkpoint::{self, Loaded};
 use headstart::agent::nn::MlpConfig;
 use headstart::agent::train::{Curve, Task, train};
-use headstart::agent::{Agent, AgentConfig, Distill, DqnConfig, PpoConfig, SacConfig, evaluate};
+use headstart::agent::{
+    A2cConfig, Agent, AgentConfig, Algo, Distill, DqnConfig, PpoConfig, SacConfig, Td3Config, evaluate,
+};
 use headstart::env::{EnvSpec, Registry, Transform, Variant};
 use headstart::transfer::{self, Fate, Frozen, Map, ObsMap, Strategy, TransferError};
 use tch::Tensor;
@@ -303,6 +305,53 @@ fn dqn_and_sac_transfer_with_their_target_networks_in_step() {
     let (agent, report) = transfer::prepare(&registry, &src, "sac", &target, &reset, None, 1).unwrap();
     assert_eq!(values(agent.as_ref())["log_ent_coef"].double_value(&[0]), 1.0f64.ln());
     assert_eq!(report.parameters.iter().find(|p| p.name == "log_ent_coef").unwrap().fate, Fate::Reinit);
+}
+
+/// TD3 transfers with its four target networks in step, freezes and anchors like the others,
+/// and refuses distillation by name; A2C transfers as PPO does, distillation included.
+#[test]
+fn td3_and_a2c_transfer_with_every_strategy_they_support() {
+    let registry = Registry::builtin();
+    let dir = tmp("td3");
+    let spec = EnvSpec::new("Pendulum-v1");
+    let cfg = AgentConfig::Td3(Td3Config {
+        net: MlpConfig::relu(&[16]),
+        learning_starts: 50,
+        action_noise: Some(0.1),
+        ..Default::default()
+    });
+    let src = source(cfg, &spec, 200, &dir);
+    let s = values(src.agent.as_ref());
+    let target = spec.clone().with("m", 1.5);
+    let strategy = Strategy { freeze: vec!["actor.trunk".into()], l2_init: 0.01, ..Strategy::finetune() };
+    let (mut agent, _) = transfer::prepare(&registry, &src, "td3", &target, &strategy, None, 1).unwrap();
+    let t = values(agent.as_ref());
+    for name in agent.weight_names() {
+        assert!(equal(&t[&name], &s[&name]), "{name}");
+        let target_name = name.replacen("actor.", "actor_target.", 1).replacen("critic.", "critic_target.", 1);
+        assert!(equal(&t[&target_name], &t[&name]), "target of {name}");
+    }
+    train_for(agent.as_mut(), &target, 400);
+    let after = values(agent.as_ref());
+    assert!(equal(&after["actor.trunk.0.weight"], &s["actor.trunk.0.weight"]), "frozen trunk moved");
+    assert!(!equal(&after["actor.head.weight"], &s["actor.head.weight"]), "the head trains");
+    let distill = Strategy { distill: Some(Distill { weight: 1.0, decay_steps: 10 }), ..Strategy::finetune() };
+    let err = transfer::prepare(&registry, &src, "td3", &target, &distill, None, 1).err().unwrap();
+    assert!(err.to_string().contains("TD3's deterministic actor has none"), "{err}");
+
+    let dir = tmp("a2c");
+    let spec = EnvSpec::new("CartPole-v1");
+    let src = source(AgentConfig::A2c(A2cConfig { n_envs: 4, ..Default::default() }), &spec, 400, &dir);
+    let s = values(src.agent.as_ref());
+    let target = spec.clone().with("length", 0.65);
+    let (mut agent, report) = transfer::prepare(&registry, &src, "a2c", &target, &distill, None, 1).unwrap();
+    assert_eq!(agent.algo(), Algo::A2c);
+    let t = values(agent.as_ref());
+    for name in agent.weight_names() {
+        assert!(equal(&t[&name], &s[&name]), "{name}");
+    }
+    assert!(!report.parameters.is_empty());
+    train_for(agent.as_mut(), &target, 200);
 }
 
 #[test]
