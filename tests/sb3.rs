@@ -203,7 +203,8 @@ fn altered(name: &str, changes: &[(&str, Option<Vec<u8>>)]) -> PathBuf {
 
 /// SB3 2.9 stores DQN's `target_update_interval` in environment steps and divides it by `n_envs`
 /// where it uses it; the import keeps it as stored (it once multiplied it by `n_envs`, so that an
-/// imported model with several environments updated its target `n_envs` times too rarely).
+/// imported model with several environments updated its target `n_envs` times too rarely), and
+/// the export writes it so.
 #[test]
 fn dqn_target_interval_is_imported_as_stored() {
     let name = "dqn-CartPole-v1.zip";
@@ -216,8 +217,15 @@ fn dqn_target_interval_is_imported_as_stored() {
     json["target_update_interval"] = Value::from(10);
     let path = altered(name, &[("data", Some(serde_json::to_vec(&json).unwrap()))]);
     let model = sb3::read(&path).unwrap_or_else(|e| panic!("{e}"));
-    let AgentConfig::Dqn(c) = model.config else { panic!("a DQN model") };
+    let AgentConfig::Dqn(c) = &model.config else { panic!("a DQN model") };
     assert_eq!((c.n_envs, c.target_update_interval), (4, 10));
+    // And exported as stored (the export once divided it by n_envs, which SB3 then did again).
+    let dir = scratch_dir("dqn-interval");
+    model.save(&EnvSpec::new("CartPole-v1"), &dir.join("checkpoint"), None).unwrap();
+    sb3::export(&dir.join("checkpoint"), &dir.join("dqn-CartPole-v1.zip")).unwrap();
+    let again = sb3::read(&dir.join("dqn-CartPole-v1.zip")).unwrap();
+    assert_eq!(again.config, model.config);
+    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 fn policy_of(name: &str) -> Vec<torch_file::StateTensor> {

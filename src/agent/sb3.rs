@@ -31,6 +31,7 @@ mod fields;
 mod import;
 mod kwargs;
 mod names;
+mod table;
 pub mod pickle;
 pub mod torch_file;
 mod writer;
@@ -159,8 +160,13 @@ impl Model {
                 set(&format!("{prefix}.count"), &[1], Tensor::from_slice(&[s.count]).to_kind(Kind::Double))?;
             }
         }
-        let has_targets =
-            self.weights.iter().any(|w| w.name.starts_with("q_target.") || w.name.starts_with("critic_target."));
+        // Target networks the model left out are copied from the online ones (all of them: a
+        // target without its companions would lag behind them).
+        let is_target = |name: &str| name.split('.').next().is_some_and(|net| net.ends_with("_target"));
+        let has_targets = values
+            .keys()
+            .filter(|n| is_target(n))
+            .all(|n| self.weights.iter().any(|w| &w.name == n));
         agent
             .restore(&mut |name| values.get(name).map(Tensor::shallow_clone), self.steps)
             .map_err(|e| fail(e.to_string()))?;

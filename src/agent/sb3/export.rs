@@ -11,6 +11,7 @@ use serde_json::{Value as Json, json};
 use tch::Tensor;
 
 use super::Sb3Error;
+use super::table::{self, Mapper};
 use super::torch_file::{StateTensor, write_state_dict};
 use super::writer::{Rule, activation_class, optimizer_of, schedule, serialized, vec_normalize};
 use crate::agent::AgentConfig;
@@ -56,6 +57,23 @@ pub fn export(dir: &Path, out: &Path) -> Result<Vec<PathBuf>, Sb3Error> {
     let mut extra: Vec<(&str, Vec<u8>)> = Vec::new();
     let mut variables = Vec::new();
     let mut data = serde_json::Map::new();
+    if let AgentConfig::Sac(c) = &card.config
+        && c.use_sde
+    {
+        return Err(fail("a SAC agent with gSDE: its noise has no SB3 counterpart to export to".into()));
+    }
+    // The networks and single tensors under SB3's names, by the algorithm's table.
+    let algo = card.config.algo();
+    for n in table::networks(algo) {
+        let depth = (0..).take_while(|i| tensors.contains_key(&format!("{}.trunk.{i}.weight", n.ours))).count();
+        mlp(&mut state, &n.ours, &n.theirs, depth, n.head.as_deref())?;
+    }
+    for (ours, theirs) in table::singles(algo, matches!(card.action_space, Space::Box { .. })) {
+        state.push(take(ours, theirs)?);
+    }
+    // An optimiser's parameters: those of the networks under an SB3 prefix.
+    let count = |prefix: &str| state.iter().filter(|t| t.name.starts_with(prefix)).count();
+    table::hyperparameters(&mut card.config.clone(), &mut Mapper::Write(&mut data)).map_err(|e| fail(e.0))?;
     let (policy_module, policy_class, net, lr) = match &card.config {
         AgentConfig::Ppo(_) | AgentConfig::A2c(_) => {
             let (c, a2c) = match &card.config {
@@ -64,11 +82,6 @@ pub fn export(dir: &Path, out: &Path) -> Result<Vec<PathBuf>, Sb3Error> {
                 _ => unreachable!("matched PPO or A2C"),
             };
             let critic_hidden = c.critic_net().hidden;
-            mlp(&mut state, "actor", "mlp_extractor.policy_net", c.net.hidden.len(), Some("action_net"))?;
-            mlp(&mut state, "critic", "mlp_extractor.value_net", critic_hidden.len(), Some("value_net"))?;
-            if let Space::Box { .. } = card.action_space {
-                state.push(take("actor.log_std", "log_std")?);
-            }
             let lr = c.learning_rate;
             let rms_prop = a2c.filter(|a| a.use_rms_prop).map(|a| a.rms_prop_eps);
             let group = match rms_prop {
@@ -76,30 +89,15 @@ pub fn export(dir: &Path, out: &Path) -> Result<Vec<PathBuf>, Sb3Error> {
                 None => optimizer_of(Rule::Adam, state.len(), lr.at(0.0), 1e-5),
             };
             extra.push(("policy.optimizer.pth", group));
-            let mut fields = vec![
-                ("n_envs", json!(c.n_envs)),
-                ("n_steps", json!(c.n_steps)),
-                ("gamma", json!(c.gamma)),
-                ("gae_lambda", json!(c.gae_lambda)),
-                ("ent_coef", json!(c.ent_coef)),
-                ("vf_coef", json!(c.vf_coef)),
-                ("max_grad_norm", json!(c.max_grad_norm)),
-                ("normalize_advantage", json!(c.normalize_advantage)),
-                ("use_sde", json!(c.use_sde)),
-                ("sde_sample_freq", json!(c.sde_sample_freq)),
-            ];
-            // A2C has neither minibatches, epochs nor clipping (the import tells them apart so).
+            // A2C has neither epochs nor clipping (the import tells them apart so).
             if a2c.is_none() {
-                fields.extend([
-                    ("batch_size", json!(c.batch_size)),
-                    ("n_epochs", json!(c.n_epochs)),
+                for (k, v) in [
                     ("clip_range", schedule(&c.clip_range)),
                     ("clip_range_vf", json!(c.clip_range_vf)),
                     ("target_kl", json!(c.target_kl)),
-                ]);
-            }
-            for (k, v) in fields {
-                data.insert(k.into(), v);
+                ] {
+                    data.insert(k.into(), v);
+                }
             }
             let (hidden, activation, ortho, log_std_init) =
                 (c.net.hidden.clone(), c.net.activation, c.net.ortho_init, c.log_std_init);
@@ -140,30 +138,9 @@ pub fn export(dir: &Path, out: &Path) -> Result<Vec<PathBuf>, Sb3Error> {
             ("stable_baselines3.common.policies", "ActorCriticPolicy", kwargs, lr)
         }
         AgentConfig::Dqn(c) => {
-            let n = c.net.hidden.len();
-            mlp(&mut state, "q", "q_net.q_net", n, None)?;
-            let online = state.len();
-            mlp(&mut state, "q_target", "q_net_target.q_net", n, None)?;
             let lr = c.learning_rate;
-            extra.push(("policy.optimizer.pth", optimizer_of(Rule::Adam, online, lr.at(0.0), 1e-8)));
-            let interval = (c.target_update_interval / c.n_envs as u64).max(1);
-            for (k, v) in [
-                ("n_envs", json!(c.n_envs)),
-                ("buffer_size", json!(c.buffer_size)),
-                ("learning_starts", json!(c.learning_starts)),
-                ("batch_size", json!(c.batch_size)),
-                ("tau", json!(c.tau)),
-                ("gamma", json!(c.gamma)),
-                ("train_freq", json!(c.train_freq)),
-                ("gradient_steps", json!(c.gradient_steps)),
-                ("target_update_interval", json!(interval)),
-                ("exploration_fraction", json!(c.exploration_fraction)),
-                ("exploration_initial_eps", json!(c.exploration_initial_eps)),
-                ("exploration_final_eps", json!(c.exploration_final_eps)),
-                ("max_grad_norm", json!(c.max_grad_norm)),
-            ] {
-                data.insert(k.into(), v);
-            }
+            extra.push(("policy.optimizer.pth", optimizer_of(Rule::Adam, count("q_net.q_net."), lr.at(0.0), 1e-8)));
+            data.insert("train_freq".into(), json!(c.train_freq));
             let (hidden, activation) = (c.net.hidden.clone(), c.net.activation);
             let kwargs = serialized("<class 'dict'>", |p| {
                 p.op(b'}');
@@ -177,22 +154,7 @@ pub fn export(dir: &Path, out: &Path) -> Result<Vec<PathBuf>, Sb3Error> {
             ("stable_baselines3.dqn.policies", "DQNPolicy", kwargs, lr)
         }
         AgentConfig::Sac(c) => {
-            if c.use_sde {
-                return Err(fail("a SAC agent with gSDE: its noise has no SB3 counterpart to export to".into()));
-            }
-            let n = c.net.hidden.len();
-            mlp(&mut state, "actor", "actor.latent_pi", n, Some("actor.mu"))?;
-            for part in ["weight", "bias"] {
-                state.push(take(&format!("actor.log_std.{part}"), &format!("actor.log_std.{part}"))?);
-            }
-            let actor = state.len();
-            for k in 0..2 {
-                mlp(&mut state, &format!("critic.q{k}"), &format!("critic.qf{k}"), n, None)?;
-            }
-            let critic = state.len() - actor;
-            for k in 0..2 {
-                mlp(&mut state, &format!("critic_target.q{k}"), &format!("critic_target.qf{k}"), n, None)?;
-            }
+            let (actor, critic) = (count("actor."), count("critic."));
             let lr = c.learning_rate;
             extra.push(("actor.optimizer.pth", optimizer_of(Rule::Adam, actor, lr.at(0.0), 1e-8)));
             extra.push(("critic.optimizer.pth", optimizer_of(Rule::Adam, critic, lr.at(0.0), 1e-8)));
@@ -213,15 +175,7 @@ pub fn export(dir: &Path, out: &Path) -> Result<Vec<PathBuf>, Sb3Error> {
             };
             let target_entropy = c.target_entropy.unwrap_or(-(card.action_space.flat_dim() as f64));
             for (k, v) in [
-                ("n_envs", json!(c.n_envs)),
-                ("buffer_size", json!(c.buffer_size)),
-                ("learning_starts", json!(c.learning_starts)),
-                ("batch_size", json!(c.batch_size)),
-                ("tau", json!(c.tau)),
-                ("gamma", json!(c.gamma)),
                 ("train_freq", json!(c.train_freq)),
-                ("gradient_steps", json!(c.gradient_steps)),
-                ("target_update_interval", json!(c.target_update_interval)),
                 ("ent_coef", ent_coef),
                 ("target_entropy", json!(target_entropy)),
                 ("use_sde", json!(false)),
@@ -243,18 +197,7 @@ pub fn export(dir: &Path, out: &Path) -> Result<Vec<PathBuf>, Sb3Error> {
             ("stable_baselines3.sac.policies", "SACPolicy", kwargs, lr)
         }
         AgentConfig::Td3(c) => {
-            let n = c.net.hidden.len();
-            mlp(&mut state, "actor", "actor.mu", n, None)?;
-            let actor = state.len();
-            mlp(&mut state, "actor_target", "actor_target.mu", n, None)?;
-            let before = state.len();
-            for k in 0..2 {
-                mlp(&mut state, &format!("critic.q{k}"), &format!("critic.qf{k}"), n, None)?;
-            }
-            let critic = state.len() - before;
-            for k in 0..2 {
-                mlp(&mut state, &format!("critic_target.q{k}"), &format!("critic_target.qf{k}"), n, None)?;
-            }
+            let (actor, critic) = (count("actor."), count("critic."));
             let lr = c.learning_rate;
             extra.push(("actor.optimizer.pth", optimizer_of(Rule::Adam, actor, lr.at(0.0), 1e-8)));
             extra.push(("critic.optimizer.pth", optimizer_of(Rule::Adam, critic, lr.at(0.0), 1e-8)));
@@ -272,22 +215,8 @@ pub fn export(dir: &Path, out: &Path) -> Result<Vec<PathBuf>, Sb3Error> {
                     })
                 }),
             };
-            for (k, v) in [
-                ("n_envs", json!(c.n_envs)),
-                ("buffer_size", json!(c.buffer_size)),
-                ("learning_starts", json!(c.learning_starts)),
-                ("batch_size", json!(c.batch_size)),
-                ("tau", json!(c.tau)),
-                ("gamma", json!(c.gamma)),
-                ("train_freq", json!(c.train_freq)),
-                ("gradient_steps", json!(c.gradient_steps)),
-                ("policy_delay", json!(c.policy_delay)),
-                ("target_policy_noise", json!(c.target_policy_noise)),
-                ("target_noise_clip", json!(c.target_noise_clip)),
-                ("action_noise", noise),
-            ] {
-                data.insert(k.into(), v);
-            }
+            data.insert("train_freq".into(), json!(c.train_freq));
+            data.insert("action_noise".into(), noise);
             let (hidden, activation) = (c.net.hidden.clone(), c.net.activation);
             let kwargs = serialized("<class 'dict'>", |p| {
                 p.op(b'}');

@@ -11,7 +11,8 @@ use serde_json::Value as Json;
 use super::fields::{Fields, Form, action_noise, carry_schedule, carry_train_freq, describe, schedule, space};
 use super::kwargs::PolicyKwargs;
 use super::names::{StateDict, place};
-use super::torch_file::{self, StateTensor};
+use super::table::{self, Mapper};
+use super::torch_file;
 use super::zoo::{self, Files};
 use super::{AlsoRead, Model, Problem, Sb3Error};
 use crate::agent::dqn::DqnConfig;
@@ -136,188 +137,127 @@ pub fn read_with(path: &Path, options: &ReadOptions) -> Result<Model, Sb3Error> 
     let mut weights = BTreeMap::new();
     f.not_carried.push("optimiser state (its moments start at zero)".to_string());
     let in_policy = |p: Problem| at("policy.pth", p.0);
-    let config = match algo {
-        Algo::Ppo | Algo::A2c => {
-            let pi = sd.linears("mlp_extractor.policy_net");
-            let vf = sd.linears("mlp_extractor.value_net");
-            let action = (sd.take("action_net.weight"), sd.take("action_net.bias"));
-            let value = (sd.take("value_net.weight"), sd.take("value_net.bias"));
-            let pair = |p: (Result<StateTensor, Problem>, Result<StateTensor, Problem>)| Ok::<_, Problem>((p.0?, p.1?));
-            let (action, value) = (pair(action).map_err(in_policy)?, pair(value).map_err(in_policy)?);
-            let hidden = place(&mut weights, pi, Some(action), "actor").map_err(in_policy)?;
-            let critic_hidden = place(&mut weights, vf, Some(value), "critic").map_err(in_policy)?;
-            super::kwargs::check_net_arch(kwargs.net_arch.as_ref(), &[("pi", &hidden), ("vf", &critic_hidden)])
-                .map_err(in_data)?;
-            if let Space::Box { .. } = action_space {
-                let mut log_std = sd.take("log_std").map_err(in_policy)?;
-                log_std.name = "actor.log_std".into();
-                weights.insert(log_std.name.clone(), log_std);
+    // The networks and single tensors, by the algorithm's table; every network's hidden widths.
+    let mut widths: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+    for n in table::networks(algo) {
+        let layers = sd.linears(&n.theirs);
+        if n.target && layers.is_empty() {
+            continue; // SB3 left the target out: the agent copies its online network
+        }
+        let head = match &n.head {
+            Some(h) => {
+                let (w, b) = (sd.take(&format!("{h}.weight")), sd.take(&format!("{h}.bias")));
+                Some((w.map_err(in_policy)?, b.map_err(in_policy)?))
             }
-            let net = MlpConfig { hidden: hidden.clone(), activation, ortho_init: kwargs.ortho_init.unwrap_or(true) };
+            None => None,
+        };
+        widths.insert(n.ours.clone(), place(&mut weights, layers, head, &n.ours).map_err(in_policy)?);
+    }
+    for (ours, theirs) in table::singles(algo, matches!(action_space, Space::Box { .. })) {
+        let mut t = sd.take(theirs).map_err(in_policy)?;
+        t.name = ours.to_string();
+        weights.insert(t.name.clone(), t);
+    }
+    let hidden = widths.get("actor").or_else(|| widths.get("q")).cloned().unwrap_or_default();
+    let critic_hidden = widths.get("critic").or_else(|| widths.get("critic.q0")).cloned().unwrap_or_else(|| hidden.clone());
+    // SAC's and TD3's critics have the actor's shape in headstart.
+    if matches!(algo, Algo::Sac | Algo::Td3)
+        && let Some((name, h)) = widths.iter().find(|(_, h)| **h != hidden)
+    {
+        return Err(at(
+            "data",
+            format!("actor {hidden:?} and {name} {h:?} differ: headstart's {algo} networks share one shape"),
+        ));
+    }
+    let (pi, other) = if algo == Algo::Dqn { ("qf", "pi") } else { ("pi", if matches!(algo, Algo::Ppo | Algo::A2c) { "vf" } else { "qf" }) };
+    super::kwargs::check_net_arch(kwargs.net_arch.as_ref(), &[(pi, &hidden), (other, &critic_hidden)]).map_err(in_data)?;
+    let plain = MlpConfig { hidden: hidden.clone(), activation, ortho_init: false };
+    let mut config = match algo {
+        Algo::Ppo | Algo::A2c => {
+            let net = MlpConfig { ortho_init: kwargs.ortho_init.unwrap_or(true), ..plain };
             let critic_hidden = (critic_hidden != hidden).then_some(critic_hidden);
             let log_std_init = kwargs.log_std_init.unwrap_or(0.0);
             if algo == Algo::A2c {
-                let mut c = A2cConfig { net, critic_hidden, log_std_init, ..A2cConfig::default() };
-                (|| -> Result<(), Problem> {
-                    f.set(&mut c.n_envs, "n_envs")?;
-                    f.set(&mut c.n_steps, "n_steps")?;
-                    f.set(&mut c.gamma, "gamma")?;
-                    f.set(&mut c.gae_lambda, "gae_lambda")?;
-                    f.set(&mut c.ent_coef, "ent_coef")?;
-                    f.set(&mut c.vf_coef, "vf_coef")?;
-                    f.set(&mut c.max_grad_norm, "max_grad_norm")?;
-                    f.set(&mut c.normalize_advantage, "normalize_advantage")?;
-                    c.use_sde = f.typed("use_sde")?.unwrap_or(false);
-                    c.sde_sample_freq = f.typed("sde_sample_freq")?.unwrap_or(-1);
-                    carry_schedule(&mut f, &mut c.learning_rate, "learning_rate")
-                })()
-                .map_err(in_data)?;
-                // SB3's A2C passes RMSprop to its policy through policy_kwargs; without it, Adam.
-                match kwargs.optimizer.as_deref() {
-                    Some(o) if o.ends_with("RMSprop") => {
-                        c.use_rms_prop = true;
-                        if let Some(eps) = kwargs.optimizer_number("eps") {
-                            c.rms_prop_eps = eps;
-                        }
-                        for (k, v) in &kwargs.optimizer_kwargs {
-                            let kept = match k.as_str() {
-                                "eps" => true,
-                                "alpha" => *v == 0.99,
-                                "weight_decay" | "momentum" => *v == 0.0,
-                                _ => false,
-                            };
-                            if !kept {
-                                f.not_carried.push(format!(
-                                    "policy_kwargs.optimizer_kwargs.{k} = {v} (headstart's RMSprop has α 0.99, no momentum \
-                                     or weight decay)"
-                                ));
-                            }
-                        }
-                    }
-                    None | Some(_) => c.use_rms_prop = false,
-                }
-                AgentConfig::A2c(c)
+                AgentConfig::A2c(A2cConfig { net, critic_hidden, log_std_init, ..A2cConfig::default() })
             } else {
-                let mut c = PpoConfig { net, critic_hidden, log_std_init, ..PpoConfig::default() };
-                (|| -> Result<(), Problem> {
-                    f.set(&mut c.n_envs, "n_envs")?;
-                    f.set(&mut c.n_steps, "n_steps")?;
-                    f.set(&mut c.batch_size, "batch_size")?;
-                    f.set(&mut c.n_epochs, "n_epochs")?;
-                    f.set(&mut c.gamma, "gamma")?;
-                    f.set(&mut c.gae_lambda, "gae_lambda")?;
-                    f.set(&mut c.ent_coef, "ent_coef")?;
-                    f.set(&mut c.vf_coef, "vf_coef")?;
-                    f.set(&mut c.max_grad_norm, "max_grad_norm")?;
-                    c.target_kl = f.optional("target_kl")?;
-                    f.set(&mut c.normalize_advantage, "normalize_advantage")?;
-                    c.use_sde = f.typed("use_sde")?.unwrap_or(false);
-                    c.sde_sample_freq = f.typed("sde_sample_freq")?.unwrap_or(-1);
-                    carry_schedule(&mut f, &mut c.clip_range, "clip_range")?;
-                    match schedule(&f, "clip_range_vf")? {
-                        None => c.clip_range_vf = None,
-                        Some(Form::Known(Schedule::Constant(v))) => c.clip_range_vf = Some(v),
-                        Some(Form::Known(_)) => f.not_carried.push(
-                            "clip_range_vf (a linear schedule: headstart clips with a constant; none kept)".into(),
-                        ),
-                        Some(Form::Other(what)) => f.not_carried.push(format!("clip_range_vf ({what}: none kept)")),
-                    }
-                    carry_schedule(&mut f, &mut c.learning_rate, "learning_rate")
-                })()
-                .map_err(in_data)?;
-                if kwargs.optimizer.as_deref().is_some_and(|o| !o.ends_with(".Adam")) {
-                    f.not_carried.push("policy_kwargs.optimizer_class (headstart's PPO uses Adam)".into());
-                }
-                for (k, v) in &kwargs.optimizer_kwargs {
-                    if !(k == "eps" && *v == 1e-5 || k == "weight_decay" && *v == 0.0) {
-                        f.not_carried.push(format!(
-                            "policy_kwargs.optimizer_kwargs.{k} = {v} (headstart's PPO uses Adam with eps 1e-5)"
-                        ));
-                    }
-                }
-                AgentConfig::Ppo(c)
+                AgentConfig::Ppo(PpoConfig { net, critic_hidden, log_std_init, ..PpoConfig::default() })
             }
         }
-        Algo::Dqn => {
-            let mut c = DqnConfig::default();
-            let q = sd.linears("q_net.q_net");
-            let target = sd.linears("q_net_target.q_net");
-            let hidden = place(&mut weights, q, None, "q").map_err(in_policy)?;
-            if !target.is_empty() {
-                place(&mut weights, target, None, "q_target").map_err(in_policy)?;
-            }
-            super::kwargs::check_net_arch(kwargs.net_arch.as_ref(), &[("qf", &hidden), ("pi", &hidden)])
-                .map_err(in_data)?;
-            c.net = MlpConfig { hidden, activation, ortho_init: false };
-            c.double_q = false;
-            (|| -> Result<(), Problem> {
-                f.set(&mut c.n_envs, "n_envs")?;
-                f.set(&mut c.buffer_size, "buffer_size")?;
-                f.set(&mut c.learning_starts, "learning_starts")?;
-                f.set(&mut c.batch_size, "batch_size")?;
-                f.set(&mut c.tau, "tau")?;
-                f.set(&mut c.gamma, "gamma")?;
-                f.set(&mut c.gradient_steps, "gradient_steps")?;
-                // SB3 2.9 stores the interval in environment steps, as given, and divides it by
-                // n_envs where it uses it (`_on_step`), as headstart's DQN does.
-                f.set(&mut c.target_update_interval, "target_update_interval")?;
-                f.set(&mut c.exploration_fraction, "exploration_fraction")?;
-                f.set(&mut c.exploration_initial_eps, "exploration_initial_eps")?;
-                f.set(&mut c.exploration_final_eps, "exploration_final_eps")?;
-                f.set(&mut c.max_grad_norm, "max_grad_norm")?;
-                carry_train_freq(&mut f, &mut c.train_freq)?;
-                carry_schedule(&mut f, &mut c.learning_rate, "learning_rate")
-            })()
-            .map_err(in_data)?;
-            f.not_carried.push("the replay buffer (SB3 saves it apart, with save_replay_buffer)".into());
-            AgentConfig::Dqn(c)
-        }
+        Algo::Dqn => AgentConfig::Dqn(DqnConfig { net: plain, double_q: false, ..DqnConfig::default() }),
         Algo::Sac => {
-            let mut c = SacConfig::default();
             if f.typed::<bool>("use_sde").map_err(in_data)? == Some(true) {
                 return Err(at(
                     "data",
                     "a SAC model with gSDE: not supported (its noise is parameterised differently)".into(),
                 ));
             }
-            let latent = sd.linears("actor.latent_pi");
-            let mu = (sd.take("actor.mu.weight"), sd.take("actor.mu.bias"));
-            let mu = (mu.0.map_err(in_policy)?, mu.1.map_err(in_policy)?);
-            let hidden = place(&mut weights, latent, Some(mu), "actor").map_err(in_policy)?;
-            for part in ["weight", "bias"] {
-                let mut t = sd.take(&format!("actor.log_std.{part}")).map_err(in_policy)?;
-                t.name = format!("actor.log_std.{part}");
-                weights.insert(t.name.clone(), t);
+            AgentConfig::Sac(SacConfig { net: plain, ..SacConfig::default() })
+        }
+        Algo::Td3 => AgentConfig::Td3(Td3Config { net: plain, ..Td3Config::default() }),
+    };
+    table::hyperparameters(&mut config, &mut Mapper::Read(&mut f)).map_err(in_data)?;
+    // The fields of forms of their own.
+    match &mut config {
+        AgentConfig::Ppo(c) => {
+            (|| -> Result<(), Problem> {
+                c.target_kl = f.optional("target_kl")?;
+                carry_schedule(&mut f, &mut c.clip_range, "clip_range")?;
+                match schedule(&f, "clip_range_vf")? {
+                    None => c.clip_range_vf = None,
+                    Some(Form::Known(Schedule::Constant(v))) => c.clip_range_vf = Some(v),
+                    Some(Form::Known(_)) => f.not_carried.push(
+                        "clip_range_vf (a linear schedule: headstart clips with a constant; none kept)".into(),
+                    ),
+                    Some(Form::Other(what)) => f.not_carried.push(format!("clip_range_vf ({what}: none kept)")),
+                }
+                carry_schedule(&mut f, &mut c.learning_rate, "learning_rate")
+            })()
+            .map_err(in_data)?;
+            if kwargs.optimizer.as_deref().is_some_and(|o| !o.ends_with(".Adam")) {
+                f.not_carried.push("policy_kwargs.optimizer_class (headstart's PPO uses Adam)".into());
             }
-            let mut critic_hidden = Vec::new();
-            for (from, to) in [("critic", "critic"), ("critic_target", "critic_target")] {
-                for k in 0..2 {
-                    let layers = sd.linears(&format!("{from}.qf{k}"));
-                    let h = place(&mut weights, layers, None, &format!("{to}.q{k}")).map_err(in_policy)?;
-                    if h != hidden {
-                        return Err(at(
-                            "data",
-                            format!(
-                                "actor {hidden:?} and {from} {h:?} differ: headstart's SAC networks share one shape"
-                            ),
-                        ));
-                    }
-                    critic_hidden = h;
+            for (k, v) in &kwargs.optimizer_kwargs {
+                if !(k == "eps" && *v == 1e-5 || k == "weight_decay" && *v == 0.0) {
+                    f.not_carried
+                        .push(format!("policy_kwargs.optimizer_kwargs.{k} = {v} (headstart's PPO uses Adam with eps 1e-5)"));
                 }
             }
-            super::kwargs::check_net_arch(kwargs.net_arch.as_ref(), &[("pi", &hidden), ("qf", &critic_hidden)])
-                .map_err(in_data)?;
-            c.net = MlpConfig { hidden, activation, ortho_init: false };
+        }
+        AgentConfig::A2c(c) => {
+            carry_schedule(&mut f, &mut c.learning_rate, "learning_rate").map_err(in_data)?;
+            // SB3's A2C hands RMSprop to its policy through policy_kwargs; without it, Adam.
+            c.use_rms_prop = kwargs.optimizer.as_deref().is_some_and(|o| o.ends_with("RMSprop"));
+            if c.use_rms_prop
+                && let Some(eps) = kwargs.optimizer_number("eps")
+            {
+                c.rms_prop_eps = eps;
+            }
+            for (k, v) in &kwargs.optimizer_kwargs {
+                let kept = match k.as_str() {
+                    "eps" => c.use_rms_prop || *v == 1e-5,
+                    "alpha" => *v == 0.99,
+                    "weight_decay" | "momentum" => *v == 0.0,
+                    _ => false,
+                };
+                if !kept {
+                    f.not_carried.push(format!(
+                        "policy_kwargs.optimizer_kwargs.{k} = {v} (headstart's RMSprop has α 0.99, no momentum or \
+                         weight decay; its Adam eps 1e-5)"
+                    ));
+                }
+            }
+        }
+        AgentConfig::Dqn(c) => {
+            (|| -> Result<(), Problem> {
+                carry_train_freq(&mut f, &mut c.train_freq)?;
+                carry_schedule(&mut f, &mut c.learning_rate, "learning_rate")
+            })()
+            .map_err(in_data)?;
+            f.not_carried.push("the replay buffer (SB3 saves it apart, with save_replay_buffer)".into());
+        }
+        AgentConfig::Sac(c) => {
             let act_dim = action_space.flat_dim() as f64;
             (|| -> Result<(), Problem> {
-                f.set(&mut c.n_envs, "n_envs")?;
-                f.set(&mut c.buffer_size, "buffer_size")?;
-                f.set(&mut c.learning_starts, "learning_starts")?;
-                f.set(&mut c.batch_size, "batch_size")?;
-                f.set(&mut c.tau, "tau")?;
-                f.set(&mut c.gamma, "gamma")?;
-                f.set(&mut c.gradient_steps, "gradient_steps")?;
-                f.set(&mut c.target_update_interval, "target_update_interval")?;
                 carry_train_freq(&mut f, &mut c.train_freq)?;
                 carry_schedule(&mut f, &mut c.learning_rate, "learning_rate")?;
                 c.target_entropy = match f.get("target_entropy") {
@@ -336,7 +276,7 @@ pub fn read_with(path: &Path, options: &ReadOptions) -> Result<Model, Sb3Error> 
                 Ok(())
             })()
             .map_err(in_data)?;
-            let mut vars = match &variables {
+            let vars = match &variables {
                 Some(bytes) => torch_file::read_state_dict(bytes)
                     .map_err(|e| at(&format!("pytorch_variables.pth, {}", e.entry), e.message))?,
                 None => Vec::new(),
@@ -344,7 +284,7 @@ pub fn read_with(path: &Path, options: &ReadOptions) -> Result<Model, Sb3Error> 
             let ent = f.get("ent_coef").cloned().unwrap_or(Json::String("auto".into()));
             c.ent_coef = match (ent.as_str(), ent.as_f64()) {
                 (Some(s), _) if s.starts_with("auto") => {
-                    let log = vars.iter_mut().find(|t| t.name == "log_ent_coef").ok_or_else(|| {
+                    let log = vars.iter().find(|t| t.name == "log_ent_coef").ok_or_else(|| {
                         at(
                             "pytorch_variables.pth",
                             "has no `log_ent_coef`, which an automatic entropy coefficient keeps".into(),
@@ -370,42 +310,9 @@ pub fn read_with(path: &Path, options: &ReadOptions) -> Result<Model, Sb3Error> 
                 }
             };
             f.not_carried.push("the replay buffer (SB3 saves it apart, with save_replay_buffer)".into());
-            AgentConfig::Sac(c)
         }
-        Algo::Td3 => {
-            let mut c = Td3Config::default();
-            let actor = sd.linears("actor.mu");
-            let hidden = place(&mut weights, actor, None, "actor").map_err(in_policy)?;
-            let target = sd.linears("actor_target.mu");
-            place(&mut weights, target, None, "actor_target").map_err(in_policy)?;
-            for (from, to) in [("critic", "critic"), ("critic_target", "critic_target")] {
-                for k in 0..2 {
-                    let layers = sd.linears(&format!("{from}.qf{k}"));
-                    let h = place(&mut weights, layers, None, &format!("{to}.q{k}")).map_err(in_policy)?;
-                    if h != hidden {
-                        return Err(at(
-                            "data",
-                            format!(
-                                "actor {hidden:?} and {from} {h:?} differ: headstart's TD3 networks share one shape"
-                            ),
-                        ));
-                    }
-                }
-            }
-            super::kwargs::check_net_arch(kwargs.net_arch.as_ref(), &[("pi", &hidden), ("qf", &hidden)])
-                .map_err(in_data)?;
-            c.net = MlpConfig { hidden, activation, ortho_init: false };
+        AgentConfig::Td3(c) => {
             (|| -> Result<(), Problem> {
-                f.set(&mut c.n_envs, "n_envs")?;
-                f.set(&mut c.buffer_size, "buffer_size")?;
-                f.set(&mut c.learning_starts, "learning_starts")?;
-                f.set(&mut c.batch_size, "batch_size")?;
-                f.set(&mut c.tau, "tau")?;
-                f.set(&mut c.gamma, "gamma")?;
-                f.set(&mut c.gradient_steps, "gradient_steps")?;
-                f.set(&mut c.policy_delay, "policy_delay")?;
-                f.set(&mut c.target_policy_noise, "target_policy_noise")?;
-                f.set(&mut c.target_noise_clip, "target_noise_clip")?;
                 carry_train_freq(&mut f, &mut c.train_freq)?;
                 carry_schedule(&mut f, &mut c.learning_rate, "learning_rate")?;
                 match action_noise(&f)? {
@@ -416,9 +323,8 @@ pub fn read_with(path: &Path, options: &ReadOptions) -> Result<Model, Sb3Error> 
             })()
             .map_err(in_data)?;
             f.not_carried.push("the replay buffer (SB3 saves it apart, with save_replay_buffer)".into());
-            AgentConfig::Td3(c)
         }
-    };
+    }
     if let Some(extra) = sd.tensors.keys().next() {
         return Err(at(&sd.entry, format!("tensor `{extra}` has no place in a headstart {algo} MLP policy")));
     }
