@@ -150,8 +150,22 @@ fn targets() -> Vec<Target> {
         },
     ];
     targets.extend([
-        Target { key: "a2c-cartpole", algo: Algo::A2c, env: "CartPole-v1", steps: 500_000, threshold: 475.0, needed: 4 },
-        Target { key: "td3-pendulum", algo: Algo::Td3, env: "Pendulum-v1", steps: 20_000, threshold: -200.0, needed: 4 },
+        Target {
+            key: "a2c-cartpole",
+            algo: Algo::A2c,
+            env: "CartPole-v1",
+            steps: 500_000,
+            threshold: 475.0,
+            needed: 4,
+        },
+        Target {
+            key: "td3-pendulum",
+            algo: Algo::Td3,
+            env: "Pendulum-v1",
+            steps: 20_000,
+            threshold: -200.0,
+            needed: 4,
+        },
     ]);
     if cfg!(feature = "python") {
         targets.push(Target {

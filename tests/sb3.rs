@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use rand::SeedableRng;
 use serde_json::Value;
 
+use headstart::agent::sb3::pickle::op;
 use headstart::agent::sb3::{self, torch_file};
 use headstart::agent::schedule::Schedule;
 use headstart::agent::{Agent, AgentConfig, checkpoint};
@@ -269,9 +270,9 @@ fn damaged_models_are_refused_by_file_and_entry() {
     hostile.proto();
     hostile.global("os", "system");
     hostile.string("echo owned");
-    hostile.op(0x85);
-    hostile.op(b'R');
-    hostile.op(b'.');
+    hostile.op(op::TUPLE1);
+    hostile.op(op::REDUCE);
+    hostile.op(op::STOP);
     let mut zip = zip::ZipWriter::new(Cursor::new(Vec::new()));
     zip.start_file("archive/data.pkl", zip::write::SimpleFileOptions::default()).unwrap();
     zip.write_all(&hostile.out).unwrap();

@@ -31,8 +31,8 @@ mod fields;
 mod import;
 mod kwargs;
 mod names;
-mod table;
 pub mod pickle;
+mod table;
 pub mod torch_file;
 mod writer;
 mod zoo;
@@ -163,10 +163,7 @@ impl Model {
         // Target networks the model left out are copied from the online ones (all of them: a
         // target without its companions would lag behind them).
         let is_target = |name: &str| name.split('.').next().is_some_and(|net| net.ends_with("_target"));
-        let has_targets = values
-            .keys()
-            .filter(|n| is_target(n))
-            .all(|n| self.weights.iter().any(|w| &w.name == n));
+        let has_targets = values.keys().filter(|n| is_target(n)).all(|n| self.weights.iter().any(|w| &w.name == n));
         agent
             .restore(&mut |name| values.get(name).map(Tensor::shallow_clone), self.steps)
             .map_err(|e| fail(e.to_string()))?;

@@ -159,7 +159,8 @@ pub fn read_with(path: &Path, options: &ReadOptions) -> Result<Model, Sb3Error> 
         weights.insert(t.name.clone(), t);
     }
     let hidden = widths.get("actor").or_else(|| widths.get("q")).cloned().unwrap_or_default();
-    let critic_hidden = widths.get("critic").or_else(|| widths.get("critic.q0")).cloned().unwrap_or_else(|| hidden.clone());
+    let critic_hidden =
+        widths.get("critic").or_else(|| widths.get("critic.q0")).cloned().unwrap_or_else(|| hidden.clone());
     // SAC's and TD3's critics have the actor's shape in headstart.
     if matches!(algo, Algo::Sac | Algo::Td3)
         && let Some((name, h)) = widths.iter().find(|(_, h)| **h != hidden)
@@ -169,8 +170,13 @@ pub fn read_with(path: &Path, options: &ReadOptions) -> Result<Model, Sb3Error> 
             format!("actor {hidden:?} and {name} {h:?} differ: headstart's {algo} networks share one shape"),
         ));
     }
-    let (pi, other) = if algo == Algo::Dqn { ("qf", "pi") } else { ("pi", if matches!(algo, Algo::Ppo | Algo::A2c) { "vf" } else { "qf" }) };
-    super::kwargs::check_net_arch(kwargs.net_arch.as_ref(), &[(pi, &hidden), (other, &critic_hidden)]).map_err(in_data)?;
+    let (pi, other) = if algo == Algo::Dqn {
+        ("qf", "pi")
+    } else {
+        ("pi", if matches!(algo, Algo::Ppo | Algo::A2c) { "vf" } else { "qf" })
+    };
+    super::kwargs::check_net_arch(kwargs.net_arch.as_ref(), &[(pi, &hidden), (other, &critic_hidden)])
+        .map_err(in_data)?;
     let plain = MlpConfig { hidden: hidden.clone(), activation, ortho_init: false };
     let mut config = match algo {
         Algo::Ppo | Algo::A2c => {
@@ -205,9 +211,9 @@ pub fn read_with(path: &Path, options: &ReadOptions) -> Result<Model, Sb3Error> 
                 match schedule(&f, "clip_range_vf")? {
                     None => c.clip_range_vf = None,
                     Some(Form::Known(Schedule::Constant(v))) => c.clip_range_vf = Some(v),
-                    Some(Form::Known(_)) => f.not_carried.push(
-                        "clip_range_vf (a linear schedule: headstart clips with a constant; none kept)".into(),
-                    ),
+                    Some(Form::Known(_)) => f
+                        .not_carried
+                        .push("clip_range_vf (a linear schedule: headstart clips with a constant; none kept)".into()),
                     Some(Form::Other(what)) => f.not_carried.push(format!("clip_range_vf ({what}: none kept)")),
                 }
                 carry_schedule(&mut f, &mut c.learning_rate, "learning_rate")
@@ -218,8 +224,9 @@ pub fn read_with(path: &Path, options: &ReadOptions) -> Result<Model, Sb3Error> 
             }
             for (k, v) in &kwargs.optimizer_kwargs {
                 if !(k == "eps" && *v == 1e-5 || k == "weight_decay" && *v == 0.0) {
-                    f.not_carried
-                        .push(format!("policy_kwargs.optimizer_kwargs.{k} = {v} (headstart's PPO uses Adam with eps 1e-5)"));
+                    f.not_carried.push(format!(
+                        "policy_kwargs.optimizer_kwargs.{k} = {v} (headstart's PPO uses Adam with eps 1e-5)"
+                    ));
                 }
             }
         }

@@ -14,6 +14,7 @@
 
 use std::collections::HashMap;
 
+pub mod op;
 mod value;
 pub use value::Value;
 
@@ -251,47 +252,47 @@ impl<'a> Reader<'a> {
             }
             let op = self.u8()?;
             match op {
-                0x80 => {
+                op::PROTO => {
                     let version = self.u8()?;
                     if !(2..=5).contains(&version) {
                         return Err(self.error(format!("pickle protocol {version} (2 to 5 are read)")));
                     }
                 }
-                0x95 => {
+                op::FRAME => {
                     self.le(8)?;
                 }
-                b'.' => {
+                op::STOP => {
                     let root = self.pop()?;
                     return Ok(Pickle { nodes: self.nodes, root });
                 }
-                b'(' => self.marks.push(self.stack.len()),
-                b'0' => {
+                op::MARK => self.marks.push(self.stack.len()),
+                op::POP => {
                     self.pop()?;
                 }
-                b'1' => {
+                op::POP_MARK => {
                     self.pop_mark()?;
                 }
-                b'2' => {
+                op::DUP => {
                     let top = self.top()?;
                     self.stack.push(top);
                 }
-                b'N' => self.push(Node::None)?,
-                0x88 => self.push(Node::Bool(true))?,
-                0x89 => self.push(Node::Bool(false))?,
-                b'J' => {
+                op::NONE => self.push(Node::None)?,
+                op::NEWTRUE => self.push(Node::Bool(true))?,
+                op::NEWFALSE => self.push(Node::Bool(false))?,
+                op::BININT => {
                     let v = self.le(4)? as u32 as i32;
                     self.push(Node::Int(v as i64))?
                 }
-                b'K' => {
+                op::BININT1 => {
                     let v = self.u8()?;
                     self.push(Node::Int(v as i64))?
                 }
-                b'M' => {
+                op::BININT2 => {
                     let v = self.le(2)?;
                     self.push(Node::Int(v as i64))?
                 }
-                0x8a | 0x8b => {
-                    let n = if op == 0x8a { self.u8()? as usize } else { self.length(4)? };
+                op::LONG1 | op::LONG4 => {
+                    let n = if op == op::LONG1 { self.u8()? as usize } else { self.length(4)? };
                     let raw = self.take(n)?;
                     if n > 8 {
                         self.push(Node::Long(raw.to_vec()))?;
@@ -306,7 +307,7 @@ impl<'a> Reader<'a> {
                     }
                     self.push(Node::Int(v))?
                 }
-                b'I' => {
+                op::INT => {
                     let line = self.line()?;
                     let node = match line {
                         "01" => Node::Bool(true),
@@ -315,96 +316,96 @@ impl<'a> Reader<'a> {
                     };
                     self.push(node)?
                 }
-                b'G' => {
+                op::BINFLOAT => {
                     let raw = self.take(8)?;
                     self.push(Node::Float(f64::from_be_bytes(raw.try_into().expect("8 bytes"))))?
                 }
-                b'X' => {
+                op::BINUNICODE => {
                     let n = self.length(4)?;
                     self.text(n)?
                 }
-                0x8c => {
+                op::SHORT_BINUNICODE => {
                     let n = self.u8()? as usize;
                     self.text(n)?
                 }
-                0x8d => {
+                op::BINUNICODE8 => {
                     let n = self.length(8)?;
                     self.text(n)?
                 }
-                b'B' | b'T' => {
+                op::BINBYTES | op::BINSTRING => {
                     let n = self.length(4)?;
                     self.bytes_node(n)?
                 }
-                b'C' | b'U' => {
+                op::SHORT_BINBYTES | op::SHORT_BINSTRING => {
                     let n = self.u8()? as usize;
                     self.bytes_node(n)?
                 }
-                0x8e | 0x96 => {
+                op::BINBYTES8 | op::BYTEARRAY8 => {
                     let n = self.length(8)?;
                     self.bytes_node(n)?
                 }
-                b')' => self.push(Node::Tuple(Vec::new()))?,
-                b't' => {
+                op::EMPTY_TUPLE => self.push(Node::Tuple(Vec::new()))?,
+                op::TUPLE => {
                     let items = self.pop_mark()?;
                     self.push(Node::Tuple(items))?
                 }
-                0x85..=0x87 => {
-                    let n = (op - 0x84) as usize;
+                op::TUPLE1..=op::TUPLE3 => {
+                    let n = (op - op::TUPLE1 + 1) as usize;
                     if self.stack.len() < n {
                         return Err(self.error("a tuple of more values than the stack holds"));
                     }
                     let items = self.stack.split_off(self.stack.len() - n);
                     self.push(Node::Tuple(items))?
                 }
-                b']' => self.push(Node::List(Vec::new()))?,
-                b'l' => {
+                op::EMPTY_LIST => self.push(Node::List(Vec::new()))?,
+                op::LIST => {
                     let items = self.pop_mark()?;
                     self.push(Node::List(items))?
                 }
-                b'a' => {
+                op::APPEND => {
                     let value = self.pop()?;
                     let target = self.top()?;
                     self.append(target, vec![value])?
                 }
-                b'e' => {
+                op::APPENDS => {
                     let values = self.pop_mark()?;
                     let target = self.top()?;
                     self.append(target, values)?
                 }
-                b'}' => self.push(Node::Dict(Vec::new()))?,
-                b'd' => {
+                op::EMPTY_DICT => self.push(Node::Dict(Vec::new()))?,
+                op::DICT => {
                     let items = self.pop_mark()?;
                     let id = self.add(Node::Dict(Vec::new()))?;
                     self.set_items(id, items)?;
                     self.stack.push(id)
                 }
-                b's' => {
+                op::SETITEM => {
                     let value = self.pop()?;
                     let key = self.pop()?;
                     let target = self.top()?;
                     self.set_items(target, vec![key, value])?
                 }
-                b'u' => {
+                op::SETITEMS => {
                     let pairs = self.pop_mark()?;
                     let target = self.top()?;
                     self.set_items(target, pairs)?
                 }
-                0x8f => self.push(Node::List(Vec::new()))?,
-                0x90 => {
+                op::EMPTY_SET => self.push(Node::List(Vec::new()))?,
+                op::ADDITEMS => {
                     let values = self.pop_mark()?;
                     let target = self.top()?;
                     self.append(target, values)?
                 }
-                0x91 => {
+                op::FROZENSET => {
                     let items = self.pop_mark()?;
                     self.push(Node::List(items))?
                 }
-                b'c' => {
+                op::GLOBAL => {
                     let module = self.line()?.to_string();
                     let name = self.line()?.to_string();
                     self.global(module, name)?
                 }
-                0x93 => {
+                op::STACK_GLOBAL => {
                     let name = self.pop()?;
                     let module = self.pop()?;
                     match (&self.nodes[module], &self.nodes[name]) {
@@ -415,23 +416,23 @@ impl<'a> Reader<'a> {
                         _ => return Err(self.error("STACK_GLOBAL of values that are not strings")),
                     }
                 }
-                b'R' => {
+                op::REDUCE => {
                     let args = self.pop()?;
                     let callable = self.pop()?;
                     self.object(callable, args)?
                 }
-                0x81 => {
+                op::NEWOBJ => {
                     let args = self.pop()?;
                     let class = self.pop()?;
                     self.object(class, args)?
                 }
-                0x92 => {
+                op::NEWOBJ_EX => {
                     let _kwargs = self.pop()?;
                     let args = self.pop()?;
                     let class = self.pop()?;
                     self.object(class, args)?
                 }
-                b'b' => {
+                op::BUILD => {
                     let state = self.pop()?;
                     let target = self.top()?;
                     match &mut self.nodes[target] {
@@ -439,36 +440,36 @@ impl<'a> Reader<'a> {
                         _ => return Err(self.error("BUILD on something that is not an object")),
                     }
                 }
-                b'Q' => {
+                op::BINPERSID => {
                     let id = self.pop()?;
                     self.push(Node::Persistent(id))?
                 }
-                b'q' => {
+                op::BINPUT => {
                     let key = self.u8()? as u64;
                     self.memo_put(key)?
                 }
-                b'r' => {
+                op::LONG_BINPUT => {
                     let key = self.le(4)?;
                     self.memo_put(key)?
                 }
-                0x94 => {
+                op::MEMOIZE => {
                     let key = self.memo.len() as u64;
                     self.memo_put(key)?
                 }
-                b'p' => {
+                op::PUT => {
                     let line = self.line()?;
                     let key = line.parse().map_err(|_| self.error(format!("a memo key {line:?}")))?;
                     self.memo_put(key)?
                 }
-                b'h' => {
+                op::BINGET => {
                     let key = self.u8()? as u64;
                     self.memo_get(key)?
                 }
-                b'j' => {
+                op::LONG_BINGET => {
                     let key = self.le(4)?;
                     self.memo_get(key)?
                 }
-                b'g' => {
+                op::GET => {
                     let line = self.line()?;
                     let key = line.parse().map_err(|_| self.error(format!("a memo key {line:?}")))?;
                     self.memo_get(key)?

@@ -32,7 +32,12 @@ pub(super) struct Network {
 }
 
 fn net(ours: &str, theirs: &str, head: Option<&str>) -> Network {
-    Network { ours: ours.into(), theirs: theirs.into(), head: head.map(str::to_string), target: ours.contains("target") }
+    Network {
+        ours: ours.into(),
+        theirs: theirs.into(),
+        head: head.map(str::to_string),
+        target: ours.contains("target"),
+    }
 }
 
 /// The twin critics and their targets of SAC and TD3 (`critic.q{k}` is SB3's `critic.qf{k}`).
@@ -64,10 +69,9 @@ pub(super) fn networks(algo: Algo) -> Vec<Network> {
 pub(super) fn singles(algo: Algo, box_actions: bool) -> Vec<(&'static str, &'static str)> {
     match algo {
         Algo::Ppo | Algo::A2c if box_actions => vec![("actor.log_std", "log_std")],
-        Algo::Sac => vec![
-            ("actor.log_std.weight", "actor.log_std.weight"),
-            ("actor.log_std.bias", "actor.log_std.bias"),
-        ],
+        Algo::Sac => {
+            vec![("actor.log_std.weight", "actor.log_std.weight"), ("actor.log_std.bias", "actor.log_std.bias")]
+        }
         _ => Vec::new(),
     }
 }

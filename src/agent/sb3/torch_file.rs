@@ -9,7 +9,7 @@
 use std::io::{Cursor, Read, Write};
 
 use super::Problem;
-use super::pickle::{self, Value};
+use super::pickle::{self, Value, op};
 
 /// A tensor of a state dict, its values as f32 in row-major order.
 #[derive(Clone, Debug, PartialEq)]
@@ -193,21 +193,21 @@ pub fn write_state_dict(tensors: &[StateTensor], prefix: &str) -> Vec<u8> {
     let mut p = PickleWriter::default();
     p.proto();
     p.global("collections", "OrderedDict");
-    p.op(b')');
-    p.op(b'R');
-    p.op(b'(');
+    p.op(op::EMPTY_TUPLE);
+    p.op(op::REDUCE);
+    p.op(op::MARK);
     for (i, t) in tensors.iter().enumerate() {
         p.string(&t.name);
         p.global("torch._utils", "_rebuild_tensor_v2");
-        p.op(b'(');
-        p.op(b'(');
+        p.op(op::MARK);
+        p.op(op::MARK);
         p.string("storage");
         p.global("torch", "FloatStorage");
         p.string(&i.to_string());
         p.string("cpu");
         p.int(t.values.len() as i64);
-        p.op(b't');
-        p.op(b'Q');
+        p.op(op::TUPLE);
+        p.op(op::BINPERSID);
         p.int(0);
         p.int_tuple(&t.shape);
         let mut stride = vec![1usize; t.shape.len()];
@@ -215,15 +215,15 @@ pub fn write_state_dict(tensors: &[StateTensor], prefix: &str) -> Vec<u8> {
             stride[d] = stride[d + 1] * t.shape[d + 1];
         }
         p.int_tuple(&stride);
-        p.op(0x89);
+        p.op(op::NEWFALSE);
         p.global("collections", "OrderedDict");
-        p.op(b')');
-        p.op(b'R');
-        p.op(b't');
-        p.op(b'R');
+        p.op(op::EMPTY_TUPLE);
+        p.op(op::REDUCE);
+        p.op(op::TUPLE);
+        p.op(op::REDUCE);
     }
-    p.op(b'u');
-    p.op(b'.');
+    p.op(op::SETITEMS);
+    p.op(op::STOP);
     let storages: Vec<Vec<u8>> =
         tensors.iter().map(|t| t.values.iter().flat_map(|v| v.to_le_bytes()).collect()).collect();
     torch_zip(prefix, &p.out, &storages)
@@ -259,7 +259,7 @@ pub struct PickleWriter {
 impl PickleWriter {
     /// `PROTO 2`.
     pub fn proto(&mut self) {
-        self.out.extend_from_slice(&[0x80, 2]);
+        self.out.extend_from_slice(&[op::PROTO, 2]);
     }
 
     /// One opcode without argument.
@@ -269,13 +269,13 @@ impl PickleWriter {
 
     /// `GLOBAL module name`.
     pub fn global(&mut self, module: &str, name: &str) {
-        self.out.push(b'c');
+        self.out.push(op::GLOBAL);
         self.out.extend_from_slice(format!("{module}\n{name}\n").as_bytes());
     }
 
     /// A string (`BINUNICODE`).
     pub fn string(&mut self, s: &str) {
-        self.out.push(b'X');
+        self.out.push(op::BINUNICODE);
         self.out.extend_from_slice(&(s.len() as u32).to_le_bytes());
         self.out.extend_from_slice(s.as_bytes());
     }
@@ -284,11 +284,11 @@ impl PickleWriter {
     pub fn int(&mut self, v: i64) {
         match i32::try_from(v) {
             Ok(small) => {
-                self.out.push(b'J');
+                self.out.push(op::BININT);
                 self.out.extend_from_slice(&small.to_le_bytes());
             }
             Err(_) => {
-                self.out.extend_from_slice(&[0x8a, 8]);
+                self.out.extend_from_slice(&[op::LONG1, 8]);
                 self.out.extend_from_slice(&v.to_le_bytes());
             }
         }
@@ -296,24 +296,24 @@ impl PickleWriter {
 
     /// A float (`BINFLOAT`).
     pub fn float(&mut self, v: f64) {
-        self.out.push(b'G');
+        self.out.push(op::BINFLOAT);
         self.out.extend_from_slice(&v.to_be_bytes());
     }
 
     /// Bytes (`BINBYTES`, protocol 3's opcode, which Python 3 reads at any protocol).
     pub fn bytes(&mut self, b: &[u8]) {
-        self.out.push(b'B');
+        self.out.push(op::BINBYTES);
         self.out.extend_from_slice(&(b.len() as u32).to_le_bytes());
         self.out.extend_from_slice(b);
     }
 
     /// A tuple of integers.
     pub fn int_tuple(&mut self, values: &[usize]) {
-        self.op(b'(');
+        self.op(op::MARK);
         for &v in values {
             self.int(v as i64);
         }
-        self.op(b't');
+        self.op(op::TUPLE);
     }
 }
 

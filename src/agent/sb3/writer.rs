@@ -10,6 +10,7 @@ use serde_json::{Value as Json, json};
 use tch::Tensor;
 
 use super::Sb3Error;
+use super::pickle::op;
 use super::torch_file::{PickleWriter, torch_zip};
 use crate::agent::checkpoint;
 use crate::agent::nn::Activation;
@@ -18,12 +19,12 @@ use crate::env::Space;
 
 impl PickleWriter {
     pub(super) fn list_of<T>(&mut self, items: &[T], mut each: impl FnMut(&mut Self, &T)) {
-        self.op(b']');
-        self.op(b'(');
+        self.op(op::EMPTY_LIST);
+        self.op(op::MARK);
         for item in items {
             each(self, item);
         }
-        self.op(b'e');
+        self.op(op::APPENDS);
     }
 
     /// `numpy.array([...], dtype)`.
@@ -31,28 +32,28 @@ impl PickleWriter {
         self.global("numpy", "array");
         self.list_of(values, |p, &v| p.float(v));
         self.string(dtype);
-        self.op(0x86);
-        self.op(b'R');
+        self.op(op::TUPLE2);
+        self.op(op::REDUCE);
     }
 
     /// `numpy.dtype(name)`.
     pub(super) fn dtype(&mut self, name: &str) {
         self.global("numpy", "dtype");
         self.string(name);
-        self.op(0x85);
-        self.op(b'R');
+        self.op(op::TUPLE1);
+        self.op(op::REDUCE);
     }
 
     /// `cls.__new__(cls)` with its `__dict__` (or `__setstate__`) from `fields`.
     pub(super) fn object(&mut self, module: &str, class: &str, fields: impl FnOnce(&mut Self)) {
         self.global(module, class);
-        self.op(b')');
-        self.op(0x81);
-        self.op(b'}');
-        self.op(b'(');
+        self.op(op::EMPTY_TUPLE);
+        self.op(op::NEWOBJ);
+        self.op(op::EMPTY_DICT);
+        self.op(op::MARK);
         fields(self);
-        self.op(b'u');
-        self.op(b'b');
+        self.op(op::SETITEMS);
+        self.op(op::BUILD);
     }
 
     pub(super) fn space(&mut self, space: &Space) {
@@ -61,13 +62,13 @@ impl PickleWriter {
                 p.string("dtype");
                 p.dtype("int64");
                 p.string("_shape");
-                p.op(b')');
+                p.op(op::EMPTY_TUPLE);
                 p.string("n");
                 p.int(*n as i64);
                 p.string("start");
                 p.int(0);
                 p.string("_np_random");
-                p.op(b'N');
+                p.op(op::NONE);
             }),
             Space::Box { low, high, shape } => self.object("gymnasium.spaces.box", "Box", |p| {
                 let finite = |v: &[f32], sign: f32| -> Vec<f64> {
@@ -86,7 +87,7 @@ impl PickleWriter {
                 p.string("bounded_above");
                 p.array(&finite(high, 1.0), "bool");
                 p.string("_np_random");
-                p.op(b'N');
+                p.op(op::NONE);
             }),
         }
     }
@@ -97,7 +98,7 @@ pub(super) fn serialized(type_name: &str, write: impl FnOnce(&mut PickleWriter))
     let mut p = PickleWriter::default();
     p.proto();
     write(&mut p);
-    p.op(b'.');
+    p.op(op::STOP);
     json!({":type:": type_name, ":serialized:": base64::engine::general_purpose::STANDARD.encode(&p.out)})
 }
 
@@ -113,14 +114,14 @@ pub(super) enum Rule {
 pub(super) fn optimizer_of(rule: Rule, count: usize, lr: f64, eps: f64) -> Vec<u8> {
     let mut p = PickleWriter::default();
     p.proto();
-    p.op(b'}');
-    p.op(b'(');
+    p.op(op::EMPTY_DICT);
+    p.op(op::MARK);
     p.string("state");
-    p.op(b'}');
+    p.op(op::EMPTY_DICT);
     p.string("param_groups");
-    p.op(b']');
-    p.op(b'}');
-    p.op(b'(');
+    p.op(op::EMPTY_LIST);
+    p.op(op::EMPTY_DICT);
+    p.op(op::MARK);
     p.string("lr");
     p.float(lr);
     match rule {
@@ -128,9 +129,9 @@ pub(super) fn optimizer_of(rule: Rule, count: usize, lr: f64, eps: f64) -> Vec<u
             p.string("betas");
             p.float(0.9);
             p.float(0.999);
-            p.op(0x86);
+            p.op(op::TUPLE2);
             p.string("amsgrad");
-            p.op(0x89);
+            p.op(op::NEWFALSE);
         }
         Rule::RmsProp => {
             p.string("alpha");
@@ -138,7 +139,7 @@ pub(super) fn optimizer_of(rule: Rule, count: usize, lr: f64, eps: f64) -> Vec<u
             p.string("momentum");
             p.int(0);
             p.string("centered");
-            p.op(0x89);
+            p.op(op::NEWFALSE);
         }
     }
     p.string("eps");
@@ -147,10 +148,10 @@ pub(super) fn optimizer_of(rule: Rule, count: usize, lr: f64, eps: f64) -> Vec<u
     p.int(0);
     p.string("params");
     p.list_of(&(0..count).collect::<Vec<_>>(), |p, &i| p.int(i as i64));
-    p.op(b'u');
-    p.op(b'a');
-    p.op(b'u');
-    p.op(b'.');
+    p.op(op::SETITEMS);
+    p.op(op::APPEND);
+    p.op(op::SETITEMS);
+    p.op(op::STOP);
     // torch.save's zip around a pickle without tensors.
     torch_zip("archive", &p.out, &[])
 }
@@ -236,13 +237,13 @@ pub(super) fn vec_normalize(
         }
         for (k, v) in [("training", false), ("norm_obs", norm_obs), ("norm_reward", norm_reward)] {
             p.string(k);
-            p.op(if v { 0x88 } else { 0x89 });
+            p.op(if v { op::NEWTRUE } else { op::NEWFALSE });
         }
         p.string("norm_obs_keys");
-        p.op(b'N');
+        p.op(op::NONE);
         p.string("returns");
         p.array(&[0.0], "float64");
     });
-    p.op(b'.');
+    p.op(op::STOP);
     Ok(p.out)
 }
