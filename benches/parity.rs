@@ -15,7 +15,7 @@
 //!
 //! SB3's side is `benches/parity/sb3_train.py`, run with the peers' Python on one core while
 //! headstart trains on the other; each tool's results are kept in `target/parity/` so that a
-//! re-run continues. `HEADSTART_BENCH=ppo,dqn,sac` picks tasks; `HEADSTART_SEEDS=5-19` (or
+//! re-run continues. `HEADSTART_BENCH=ppo,dqn,sac,a2c,td3` picks tasks; `HEADSTART_SEEDS=5-19` (or
 //! `5,6,7`) the seeds.
 
 use std::ops::ControlFlow;
@@ -35,10 +35,12 @@ struct Row {
     steps: u64,
 }
 
-const ROWS: [Row; 3] = [
+const ROWS: [Row; 5] = [
     Row { key: "ppo-cartpole", algo: Algo::Ppo, env: "CartPole-v1", steps: 100_000 },
     Row { key: "dqn-cartpole", algo: Algo::Dqn, env: "CartPole-v1", steps: 50_000 },
     Row { key: "sac-pendulum", algo: Algo::Sac, env: "Pendulum-v1", steps: 10_000 },
+    Row { key: "a2c-cartpole", algo: Algo::A2c, env: "CartPole-v1", steps: 200_000 },
+    Row { key: "td3-pendulum", algo: Algo::Td3, env: "Pendulum-v1", steps: 20_000 },
 ];
 
 /// Evaluation episodes per point, from seeds `EVAL_SEED + 1000 * seed + i` (the same at every

@@ -8,7 +8,8 @@ A snapshot for step t is the model after the first update that ends at or after 
 steps: SB3's `_on_rollout_start` follows each `train()`, the point where headstart's harness
 evaluates (`Event::Checkpoint`, after the block's training); the last points get the final model.
 
-    python sb3_train.py OUT_DIR TASK SEED [SEED ...]      # TASK: ppo-cartpole, dqn-cartpole, sac-pendulum
+    python sb3_train.py OUT_DIR TASK SEED [SEED ...]   # TASK: ppo-cartpole, dqn-cartpole, sac-pendulum,
+                                                      #       a2c-cartpole, td3-pendulum
 
 A seed whose folder is complete is kept (re-running continues where it stopped). Each seed's
 folder gets a JSON file with its training seconds.
@@ -21,9 +22,11 @@ import time
 
 import gymnasium as gym
 import torch
-from stable_baselines3 import DQN, PPO, SAC
+import numpy as np
+from stable_baselines3 import A2C, DQN, PPO, SAC, TD3
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.env_util import make_vec_env
+from stable_baselines3.common.noise import NormalActionNoise
 
 
 def lin(v):
@@ -44,7 +47,16 @@ def build(task, seed):
     if task == "sac-pendulum":
         return 10_000, SAC("MlpPolicy", gym.make("Pendulum-v1"), learning_rate=1e-3, seed=seed, verbose=0,
                            device="cpu")
-    sys.exit(f"unknown task {task!r}: ppo-cartpole, dqn-cartpole or sac-pendulum")
+    if task == "a2c-cartpole":
+        env = make_vec_env("CartPole-v1", n_envs=8, seed=seed)
+        return 200_000, A2C("MlpPolicy", env, ent_coef=0.0, seed=seed, verbose=0, device="cpu")
+    if task == "td3-pendulum":
+        # The Zoo's: one training per episode, as many gradient steps as the episode had steps.
+        noise = NormalActionNoise(mean=np.zeros(1), sigma=0.1 * np.ones(1))
+        return 20_000, TD3("MlpPolicy", gym.make("Pendulum-v1"), gamma=0.98, buffer_size=200_000, learning_starts=10_000,
+                           action_noise=noise, gradient_steps=-1, train_freq=(1, "episode"), learning_rate=1e-3,
+                           policy_kwargs=dict(net_arch=[400, 300]), seed=seed, verbose=0, device="cpu")
+    sys.exit(f"unknown task {task!r}: ppo-cartpole, dqn-cartpole, sac-pendulum, a2c-cartpole or td3-pendulum")
 
 
 def points(budget):
