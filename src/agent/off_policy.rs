@@ -152,3 +152,30 @@ pub(crate) fn learn<A: OffPolicy>(
     *agent.loop_state().1 = Some(obs);
     Ok(Outcome::Finished)
 }
+
+/// The input rows of a critic `Q(s, a)`: each observation row (`obs_dim` values) followed by its
+/// action row (`act_dim`), as SAC's and TD3's critics read them.
+pub(crate) fn critic_input(obs: &[f32], actions: &[f32], obs_dim: usize, act_dim: usize) -> Vec<f32> {
+    let mut x = Vec::with_capacity(obs.len() + actions.len());
+    for (o, a) in obs.chunks_exact(obs_dim).zip(actions.chunks_exact(act_dim)) {
+        x.extend_from_slice(o);
+        x.extend_from_slice(a);
+    }
+    x
+}
+
+/// Actions in `[-1, 1]` (rows of `low.len()` values) rescaled to the bounds `[low, high]`, as SAC
+/// and TD3 act.
+pub(crate) fn to_bounds(squashed: &[f32], low: &[f32], high: &[f32]) -> Vec<Action> {
+    squashed
+        .chunks_exact(low.len())
+        .map(|a| {
+            let scaled: Vec<f32> = a
+                .iter()
+                .zip(low.iter().zip(high))
+                .map(|(&x, (&l, &h))| (l + (x + 1.0) * 0.5 * (h - l)).clamp(l, h))
+                .collect();
+            Action::continuous(&scaled)
+        })
+        .collect()
+}

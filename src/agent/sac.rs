@@ -272,17 +272,7 @@ impl Sac {
 
     /// `[-1, 1]` actions to the space's bounds.
     fn to_env(&self, squashed: &[f32]) -> Vec<Action> {
-        squashed
-            .chunks_exact(self.act_dim)
-            .map(|a| {
-                let scaled: Vec<f32> = a
-                    .iter()
-                    .zip(self.low.iter().zip(&self.high))
-                    .map(|(&x, (&l, &h))| (l + (x + 1.0) * 0.5 * (h - l)).clamp(l, h))
-                    .collect();
-                Action::continuous(&scaled)
-            })
-            .collect()
+        off_policy::to_bounds(squashed, &self.low, &self.high)
     }
 
     /// `steps` gradient steps at learning rate `lr` ([`Sac::gradient_step`]), the targets moving

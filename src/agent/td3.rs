@@ -221,27 +221,12 @@ impl Td3 {
 
     /// The critics' input rows: each observation row followed by its action row.
     fn critic_input(&self, obs: &[f32], actions: &[f32]) -> Vec<f32> {
-        let mut x = Vec::with_capacity(obs.len() + actions.len());
-        for (o, a) in obs.chunks_exact(self.obs_dim).zip(actions.chunks_exact(self.act_dim)) {
-            x.extend_from_slice(o);
-            x.extend_from_slice(a);
-        }
-        x
+        super::off_policy::critic_input(obs, actions, self.obs_dim, self.act_dim)
     }
 
     /// `[-1, 1]` actions to the space's bounds.
     fn to_env(&self, squashed: &[f32]) -> Vec<Action> {
-        squashed
-            .chunks_exact(self.act_dim)
-            .map(|a| {
-                let scaled: Vec<f32> = a
-                    .iter()
-                    .zip(self.low.iter().zip(&self.high))
-                    .map(|(&x, (&l, &h))| (l + (x + 1.0) * 0.5 * (h - l)).clamp(l, h))
-                    .collect();
-                Action::continuous(&scaled)
-            })
-            .collect()
+        off_policy::to_bounds(squashed, &self.low, &self.high)
     }
 
     /// The targets `r + γ (1 - done) min_k Q̄_k(s', ã')` with the target actor's smoothed action

@@ -198,12 +198,7 @@ impl Sac {
 
     /// The critics' input rows: each observation row followed by its action row.
     pub(super) fn critic_input(&self, obs: &[f32], actions: &[f32]) -> Vec<f32> {
-        let mut x = Vec::with_capacity(obs.len() + actions.len());
-        for (o, a) in obs.chunks_exact(self.obs_dim).zip(actions.chunks_exact(self.act_dim)) {
-            x.extend_from_slice(o);
-            x.extend_from_slice(a);
-        }
-        x
+        super::super::off_policy::critic_input(obs, actions, self.obs_dim, self.act_dim)
     }
 
     /// Exploratory actions `tanh(mean + noise)` in `[-1, 1]` for the actor's outputs `out`: SAC's

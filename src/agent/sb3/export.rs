@@ -11,9 +11,10 @@ use serde_json::{Value as Json, json};
 use tch::Tensor;
 
 use super::Sb3Error;
+use super::pickle::op;
 use super::table::{self, Mapper};
 use super::torch_file::{StateTensor, write_state_dict};
-use super::writer::{Rule, activation_class, optimizer_of, schedule, serialized, vec_normalize};
+use super::writer::{Rule, activation_class, mlp_kwargs, optimizer_of, schedule, serialized, vec_normalize};
 use crate::agent::AgentConfig;
 use crate::agent::checkpoint;
 use crate::agent::sac::EntCoef;
@@ -102,20 +103,20 @@ pub fn export(dir: &Path, out: &Path) -> Result<Vec<PathBuf>, Sb3Error> {
             let (hidden, activation, ortho, log_std_init) =
                 (c.net.hidden.clone(), c.net.activation, c.net.ortho_init, c.log_std_init);
             let kwargs = serialized("<class 'dict'>", |p| {
-                p.op(b'}');
-                p.op(b'(');
+                p.op(op::EMPTY_DICT);
+                p.op(op::MARK);
                 p.string("net_arch");
-                p.op(b'}');
-                p.op(b'(');
+                p.op(op::EMPTY_DICT);
+                p.op(op::MARK);
                 for (key, widths) in [("pi", &hidden), ("vf", &critic_hidden)] {
                     p.string(key);
                     p.list_of(widths, |p, &h| p.int(h as i64));
                 }
-                p.op(b'u');
+                p.op(op::SETITEMS);
                 p.string("activation_fn");
                 activation_class(p, activation);
                 p.string("ortho_init");
-                p.op(if ortho { 0x88 } else { 0x89 });
+                p.op(if ortho { op::NEWTRUE } else { op::NEWFALSE });
                 p.string("log_std_init");
                 p.float(log_std_init);
                 if let Some(eps) = rms_prop {
@@ -123,17 +124,17 @@ pub fn export(dir: &Path, out: &Path) -> Result<Vec<PathBuf>, Sb3Error> {
                     p.string("optimizer_class");
                     p.global("torch.optim.rmsprop", "RMSprop");
                     p.string("optimizer_kwargs");
-                    p.op(b'}');
-                    p.op(b'(');
+                    p.op(op::EMPTY_DICT);
+                    p.op(op::MARK);
                     for (k, v) in [("alpha", 0.99), ("eps", eps)] {
                         p.string(k);
                         p.float(v);
                     }
                     p.string("weight_decay");
                     p.int(0);
-                    p.op(b'u');
+                    p.op(op::SETITEMS);
                 }
-                p.op(b'u');
+                p.op(op::SETITEMS);
             });
             ("stable_baselines3.common.policies", "ActorCriticPolicy", kwargs, lr)
         }
@@ -141,17 +142,7 @@ pub fn export(dir: &Path, out: &Path) -> Result<Vec<PathBuf>, Sb3Error> {
             let lr = c.learning_rate;
             extra.push(("policy.optimizer.pth", optimizer_of(Rule::Adam, count("q_net.q_net."), lr.at(0.0), 1e-8)));
             data.insert("train_freq".into(), json!(c.train_freq));
-            let (hidden, activation) = (c.net.hidden.clone(), c.net.activation);
-            let kwargs = serialized("<class 'dict'>", |p| {
-                p.op(b'}');
-                p.op(b'(');
-                p.string("net_arch");
-                p.list_of(&hidden, |p, &h| p.int(h as i64));
-                p.string("activation_fn");
-                activation_class(p, activation);
-                p.op(b'u');
-            });
-            ("stable_baselines3.dqn.policies", "DQNPolicy", kwargs, lr)
+            ("stable_baselines3.dqn.policies", "DQNPolicy", mlp_kwargs(&c.net, |_| {}), lr)
         }
         AgentConfig::Sac(c) => {
             let (actor, critic) = (count("actor."), count("critic."));
@@ -182,17 +173,9 @@ pub fn export(dir: &Path, out: &Path) -> Result<Vec<PathBuf>, Sb3Error> {
             ] {
                 data.insert(k.into(), v);
             }
-            let (hidden, activation) = (c.net.hidden.clone(), c.net.activation);
-            let kwargs = serialized("<class 'dict'>", |p| {
-                p.op(b'}');
-                p.op(b'(');
-                p.string("net_arch");
-                p.list_of(&hidden, |p, &h| p.int(h as i64));
-                p.string("activation_fn");
-                activation_class(p, activation);
+            let kwargs = mlp_kwargs(&c.net, |p| {
                 p.string("use_sde");
-                p.op(0x89);
-                p.op(b'u');
+                p.op(op::NEWFALSE);
             });
             ("stable_baselines3.sac.policies", "SACPolicy", kwargs, lr)
         }
@@ -217,17 +200,7 @@ pub fn export(dir: &Path, out: &Path) -> Result<Vec<PathBuf>, Sb3Error> {
             };
             data.insert("train_freq".into(), json!(c.train_freq));
             data.insert("action_noise".into(), noise);
-            let (hidden, activation) = (c.net.hidden.clone(), c.net.activation);
-            let kwargs = serialized("<class 'dict'>", |p| {
-                p.op(b'}');
-                p.op(b'(');
-                p.string("net_arch");
-                p.list_of(&hidden, |p, &h| p.int(h as i64));
-                p.string("activation_fn");
-                activation_class(p, activation);
-                p.op(b'u');
-            });
-            ("stable_baselines3.td3.policies", "TD3Policy", kwargs, lr)
+            ("stable_baselines3.td3.policies", "TD3Policy", mlp_kwargs(&c.net, |_| {}), lr)
         }
     };
     data.insert("policy_class".into(), serialized("<class 'abc.ABCMeta'>", |p| p.global(policy_module, policy_class)));

@@ -13,7 +13,7 @@ use super::Sb3Error;
 use super::pickle::op;
 use super::torch_file::{PickleWriter, torch_zip};
 use crate::agent::checkpoint;
-use crate::agent::nn::Activation;
+use crate::agent::nn::{Activation, MlpConfig};
 use crate::agent::schedule::Schedule;
 use crate::env::Space;
 
@@ -162,6 +162,21 @@ pub(super) fn activation_class(p: &mut PickleWriter, activation: Activation) {
         Activation::Relu => "ReLU",
     };
     p.global("torch.nn.modules.activation", name);
+}
+
+/// `policy_kwargs` of an MLP policy with one shape for every network: `net_arch` (a list of
+/// widths) and `activation_fn`, then what `more` writes (key, value pairs).
+pub(super) fn mlp_kwargs(net: &MlpConfig, more: impl FnOnce(&mut PickleWriter)) -> Json {
+    serialized("<class 'dict'>", |p| {
+        p.op(op::EMPTY_DICT);
+        p.op(op::MARK);
+        p.string("net_arch");
+        p.list_of(&net.hidden, |p, &h| p.int(h as i64));
+        p.string("activation_fn");
+        activation_class(p, net.activation);
+        more(p);
+        p.op(op::SETITEMS);
+    })
 }
 
 /// A schedule as `data` holds it: a constant as a number, headstart's linear schedule (to zero
