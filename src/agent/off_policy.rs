@@ -20,6 +20,8 @@
 //! schedule progress is read (DQN before the step, SAC after the block), and whether a stop that
 //! the monitor asks for on an episode report ends the block at once or after its training.
 
+use super::engine::Net;
+use super::optim::Optimizer;
 use super::replay::ReplayBuffer;
 use super::{Agent, AgentError, Event, Monitor, Outcome, Schedule, advance_guidance, report};
 use crate::env::{Action, VecEnv};
@@ -178,4 +180,18 @@ pub(crate) fn to_bounds(squashed: &[f32], low: &[f32], high: &[f32]) -> Vec<Acti
             Action::continuous(&scaled)
         })
         .collect()
+}
+
+/// Writes into `opt` the gradients of twin critics `nets` (over `opt`'s parameters) for the loss
+/// `factor / 2 · Σ_k mean_i (Q_k(x_i) - y_i)²`: SAC's `½ Σ_k MSE` is `factor` 1, TD3's `Σ_k MSE`
+/// is 2 (`∂/∂Q_k = factor (Q_k - y) / n`).
+pub(crate) fn twin_critic_gradients(nets: &[Net; 2], opt: &mut Optimizer, x: &[f32], target: &[f32], factor: f32) {
+    let n = target.len();
+    let params = opt.params().values();
+    let passes = [0, 1].map(|k| nets[k].forward(params, x, n));
+    let (params, grads) = opt.values_and_gradients();
+    for (net, pass) in nets.iter().zip(&passes) {
+        let grad: Vec<f32> = pass.output().iter().zip(target).map(|(q, t)| (q - t) * factor / n as f32).collect();
+        net.backward(params, x, pass, &grad, None, grads);
+    }
 }

@@ -251,15 +251,8 @@ impl Td3 {
 
     /// Writes the critics' gradients of `Σ_k mean (Q_k(s, a) - y)²` into their optimiser.
     fn critic_gradients(&mut self, batch: &Rows, target: &[f32]) {
-        let n = target.len();
         let x = self.critic_input(&batch.obs, &batch.actions);
-        let params = self.critic_opt.params().values();
-        let passes = [0, 1].map(|k| self.critic_nets[k].forward(params, &x, n));
-        let (params, grads) = self.critic_opt.values_and_gradients();
-        for (net, pass) in self.critic_nets.iter().zip(&passes) {
-            let grad: Vec<f32> = pass.output().iter().zip(target).map(|(q, t)| (q - t) * 2.0 / n as f32).collect();
-            net.backward(params, &x, pass, &grad, None, grads);
-        }
+        off_policy::twin_critic_gradients(&self.critic_nets, &mut self.critic_opt, &x, target, 2.0);
     }
 
     /// Writes the actor's gradients of `-mean Q_0(s, tanh(actor(s)))` into its optimiser,

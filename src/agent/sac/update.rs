@@ -124,15 +124,8 @@ impl Sac {
 
     /// Writes the critics' gradients of `½ Σ_k mean (Q_k(s, a) - target)²` into their optimiser.
     pub(super) fn critic_gradients(&mut self, batch: &Rows, target: &[f32]) {
-        let n = target.len();
         let x = self.critic_input(&batch.obs, &batch.actions);
-        let params = self.critic_opt.params().values();
-        let passes = [0, 1].map(|k| self.critic_nets[k].forward(params, &x, n));
-        let (params, grads) = self.critic_opt.values_and_gradients();
-        for (net, pass) in self.critic_nets.iter().zip(&passes) {
-            let grad: Vec<f32> = pass.output().iter().zip(target).map(|(q, t)| (q - t) / n as f32).collect();
-            net.backward(params, &x, pass, &grad, None, grads);
-        }
+        super::super::off_policy::twin_critic_gradients(&self.critic_nets, &mut self.critic_opt, &x, target, 1.0);
     }
 
     /// Writes the actor's gradients of `mean (α log π - min_k Q_k(s, a))` (plus the distillation
