@@ -88,6 +88,26 @@ fn python_parameters_are_typed_and_bounded() {
     }
     let envs = headstart(&["envs", TYPED]);
     assert!(envs.status.success() && text(&envs).contains("a whole number in [2, 20]"), "{}", text(&envs));
+    assert!(text(&envs).contains("layout (str, default \"plain\")"), "{}", text(&envs));
+    // A str argument is set in the id; it reaches the constructor as a string.
+    let long = registry.make(&EnvSpec::new(format!("{TYPED}?layout=long")).with("n_cells", 5.0)).unwrap();
+    assert_eq!(long.observation_space().flat_dim(), 1);
+    let walk = |spec: &EnvSpec| -> usize {
+        let mut env = registry.make(spec).unwrap();
+        env.reset(Some(0)).unwrap();
+        (1..=50).find(|_| env.step(&headstart::env::Action::Discrete(1)).unwrap().terminated).unwrap_or(99)
+    };
+    let plain = EnvSpec::new(TYPED).with("n_cells", 5.0);
+    assert_eq!(walk(&EnvSpec::new(format!("{TYPED}?layout=long")).with("n_cells", 5.0)), 2 * walk(&plain));
+    for (id, what) in [
+        (format!("{TYPED}?layout=wide"), "layout must be 'plain' or 'long'"),
+        (format!("{TYPED}?lay=long"), "did you mean `layout`?"),
+        (format!("{TYPED}?n_cells=4"), "`n_cells` is a number: give it as a parameter"),
+        (format!("{TYPED}?layout"), "string arguments are `name=value`"),
+    ] {
+        let e = registry.make(&EnvSpec::new(&id)).err().expect("refused").to_string();
+        assert!(e.contains(what), "{id}: {e}");
+    }
 }
 
 #[test]

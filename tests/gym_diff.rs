@@ -107,7 +107,7 @@ fn native_ports_step_as_live_gymnasium_does() {
         let mut steps = 0;
         for trajectory in 0..trajectories {
             let mut spec = EnvSpec::new(id);
-            let mut gym = GymEnv::make(&format!("gym:{id}"), &Default::default(), &[], None).unwrap();
+            let mut gym = GymEnv::make(&format!("gym:{id}"), &Default::default(), &[], &[], None).unwrap();
             // Half the trajectories at the defaults, half with every parameter drawn.
             if trajectory % 2 == 1 {
                 for param in params(id) {

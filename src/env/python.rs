@@ -119,6 +119,9 @@ fn python_error(env: &str, py: Python<'_>, error: PyErr) -> EnvError {
 pub struct Described {
     /// Constructor keyword arguments and (MuJoCo) physics parameters, with their defaults.
     pub params: Vec<ParamSpec>,
+    /// The constructor's `str` keyword arguments with their defaults: set in the id itself
+    /// (`gym:ID?name=value`), not among the numeric parameters.
+    pub texts: Vec<(String, String)>,
     /// Gymnasium's `max_episode_steps`.
     pub max_episode_steps: Option<usize>,
     /// Gymnasium's `reward_threshold`.
@@ -127,13 +130,15 @@ pub struct Described {
 
 /// Reads the parameters, limit and threshold of `gym:<id>` (building the environment once).
 pub fn describe_env(id: &str) -> Result<Described, EnvError> {
+    let id = id.split_once('?').map_or(id, |(base, _)| base);
     let name = id.strip_prefix(PREFIX).unwrap_or(id);
     Python::attach(|py| {
         let out = bridge(py).and_then(|m| m.getattr("describe")?.call1((name,)));
         let out = out.map_err(|e| python_error(id, py, e))?;
         type Kwarg = (String, f64, String, Option<f64>, Option<f64>);
-        type Reply = (Vec<Kwarg>, Vec<(String, f64)>, Option<usize>, Option<f64>);
-        let (kwargs, physics, limit, threshold): Reply = out.extract().map_err(|e: PyErr| python_error(id, py, e))?;
+        type Reply = (Vec<Kwarg>, Vec<(String, String)>, Vec<(String, f64)>, Option<usize>, Option<f64>);
+        let (kwargs, texts, physics, limit, threshold): Reply =
+            out.extract().map_err(|e: PyErr| python_error(id, py, e))?;
         let leak = |s: String| -> &'static str { Box::leak(s.into_boxed_str()) };
         let mut params: Vec<ParamSpec> = kwargs
             .into_iter()
@@ -153,7 +158,7 @@ pub fn describe_env(id: &str) -> Result<Described, EnvError> {
             };
             params.push(ParamSpec { name: leak(name), default, bound, doc });
         }
-        Ok(Described { params, max_episode_steps: limit, reward_threshold: threshold })
+        Ok(Described { params, texts, max_episode_steps: limit, reward_threshold: threshold })
     })
 }
 
@@ -176,10 +181,11 @@ fn kwarg_bound(kind: &str, lo: Option<f64>, hi: Option<f64>) -> (Range, &'static
 /// applies) and adds only the misuse guard.
 pub fn entry(id: &str) -> Result<super::EnvEntry, EnvError> {
     let described = describe_env(id)?;
+    let texts = text_arguments(id, &described)?;
     let specs = described.params.clone();
-    let owned = id.to_string();
+    let owned = id.split_once('?').map_or(id, |(base, _)| base).to_string();
     let make = move |params: &Params, wrap: Option<super::registry::Wrapping<'_>>| -> Result<Box<dyn Env>, EnvError> {
-        let env = GymEnv::make(&owned, params, &specs, wrap.map(|w| w.limit))?;
+        let env = GymEnv::make(&owned, params, &texts, &specs, wrap.map(|w| w.limit))?;
         Ok(match wrap {
             Some(wrap) => Box::new(super::EpisodeGuard::named(env, wrap.name)),
             None => Box::new(env),
@@ -192,7 +198,39 @@ pub fn entry(id: &str) -> Result<super::EnvEntry, EnvError> {
     if let Some(threshold) = described.reward_threshold {
         entry = entry.reward_threshold(threshold);
     }
-    Ok(entry.doc("a Gymnasium environment, through the Python bridge"))
+    let mut doc = "a Gymnasium environment, through the Python bridge".to_string();
+    if !described.texts.is_empty() {
+        let list: Vec<String> = described.texts.iter().map(|(n, d)| format!("{n} (str, default {d:?})")).collect();
+        doc.push_str(&format!("; string arguments, set in the id (`gym:ID?name=value&...`): {}", list.join(", ")));
+    }
+    Ok(entry.doc(doc))
+}
+
+/// The `str` keyword arguments an id sets after `?` (`gym:ID?map_name=8x8&mode=hard`), each a
+/// `str` keyword argument of the constructor; a number is a parameter (`params`), not text.
+fn text_arguments(id: &str, described: &Described) -> Result<Vec<(String, String)>, EnvError> {
+    let Some((_, query)) = id.split_once('?') else { return Ok(Vec::new()) };
+    let refuse = |message: String| EnvError::InvalidParams { env: id.to_string(), message };
+    let mut out = Vec::new();
+    for pair in query.split('&') {
+        let (name, value) = pair
+            .split_once('=')
+            .ok_or_else(|| refuse(format!("`{pair}` after `?`: string arguments are `name=value`, joined by `&`")))?;
+        if described.texts.iter().any(|(n, _)| n == name) {
+            out.push((name.to_string(), value.to_string()));
+        } else if described.params.iter().any(|p| p.name == name) {
+            return Err(refuse(format!("`{name}` is a number: give it as a parameter (`params`, `-p {name}=...`)")));
+        } else {
+            let names = described.texts.iter().map(|(n, _)| n.as_str());
+            let hint = crate::util::nearest(name, names).map(|n| format!(" (did you mean `{n}`?)")).unwrap_or_default();
+            let known: Vec<&str> = described.texts.iter().map(|(n, _)| n.as_str()).collect();
+            return Err(refuse(format!(
+                "`{name}` is not a string keyword argument of the constructor{hint}; it has: {}",
+                if known.is_empty() { "none".to_string() } else { known.join(", ") }
+            )));
+        }
+    }
+    Ok(out)
 }
 
 /// A Gymnasium environment, stepped through the embedded interpreter.
@@ -219,9 +257,16 @@ pub struct GymEnv {
 }
 
 impl GymEnv {
-    /// Makes `gym:<id>` with `params` (only those that differ from the defaults are passed) and
-    /// Gymnasium's time limit `max_episode_steps` (its registered one when `None`).
-    pub fn make(id: &str, params: &Params, defaults: &[ParamSpec], limit: Option<usize>) -> Result<GymEnv, EnvError> {
+    /// Makes `gym:<id>` with `params` (only those that differ from the defaults are passed), the
+    /// string keyword arguments `texts`, and Gymnasium's time limit `max_episode_steps` (its
+    /// registered one when `None`).
+    pub fn make(
+        id: &str,
+        params: &Params,
+        texts: &[(String, String)],
+        defaults: &[ParamSpec],
+        limit: Option<usize>,
+    ) -> Result<GymEnv, EnvError> {
         let name = id.strip_prefix(PREFIX).unwrap_or(id);
         Python::attach(|py| {
             let fail = |e: PyErr| python_error(id, py, e);
@@ -232,7 +277,11 @@ impl GymEnv {
                     values.set_item(k, v).map_err(fail)?;
                 }
             }
-            let env = module.getattr("make").and_then(|f| f.call1((name, values, limit))).map_err(fail)?;
+            let text = PyDict::new(py);
+            for (k, v) in texts {
+                text.set_item(k, v).map_err(fail)?;
+            }
+            let env = module.getattr("make").and_then(|f| f.call1((name, values, text, limit))).map_err(fail)?;
             let spaces = module.getattr("spaces").and_then(|f| f.call1((&env,))).map_err(fail)?;
             type S = (String, usize, i64, Vec<f32>, Vec<f32>, Py<PyAny>);
             let (obs, act, direct): (S, S, bool) = spaces.extract().map_err(|e: PyErr| fail(e))?;

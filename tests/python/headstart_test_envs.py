@@ -66,15 +66,17 @@ class DictObs(Corridor):
 
 
 class Typed(Corridor):
-    """A corridor whose constructor insists on its arguments' types: an int, a float and a bool,
-    two of them with declared bounds."""
+    """A corridor whose constructor insists on its arguments' types: an int, a float, a bool and a
+    str, two of them with declared bounds; the str picks the layout ("long" doubles the length)."""
 
     param_bounds = {"n_cells": (2, 20), "reward_scale": (0.1, 10.0)}
 
-    def __init__(self, n_cells=8, reward_scale=1.0, slippery=False):
+    def __init__(self, n_cells=8, reward_scale=1.0, slippery=False, layout="plain"):
         if type(n_cells) is not int or type(reward_scale) is not float or type(slippery) is not bool:
             raise TypeError("wrong types: %r %r %r" % (n_cells, reward_scale, slippery))
-        super().__init__(length=n_cells, slip=0.2 if slippery else 0.0)
+        if layout not in ("plain", "long"):
+            raise ValueError("layout must be 'plain' or 'long', not %r" % (layout,))
+        super().__init__(length=n_cells * (2 if layout == "long" else 1), slip=0.2 if slippery else 0.0)
 
 
 gym.register("HeadstartCorridor-v0", entry_point=Corridor, max_episode_steps=50)

@@ -11,13 +11,15 @@ def split(id):
     return name
 
 def kwargs_of(name):
+    """The constructor's int, float and bool keyword arguments as (name, default, kind, low, high),
+    and its str ones as (name, default)."""
     import gymnasium as gym
     spec = gym.spec(name)
     entry = spec.entry_point
     if isinstance(entry, str):
         mod, _, attr = entry.partition(":")
         entry = getattr(__import__(mod, fromlist=[attr]), attr)
-    out = []
+    out, texts = [], []
     try:
         params = inspect.signature(entry).parameters.values()
     except (TypeError, ValueError):
@@ -40,11 +42,14 @@ def kwargs_of(name):
             kind = "int"
         elif isinstance(d, float):
             kind = "float"
+        elif isinstance(d, str):
+            texts.append((p.name, d))
+            continue
         else:
-            continue  # strings and objects are not parameters headstart can set
+            continue  # objects are not parameters headstart can set
         lo, hi = bounds.get(p.name, (None, None)) if kind != "bool" else (None, None)  # a bool is 0 or 1
         out.append((p.name, float(d), kind, None if lo is None else float(lo), None if hi is None else float(hi)))
-    return spec, out
+    return spec, out, texts
 
 def model_of(env):
     model = getattr(env.unwrapped, "model", None)
@@ -52,8 +57,8 @@ def model_of(env):
 
 def describe(id):
     name = split(id)
-    spec, kwargs = kwargs_of(name)
-    env = make(id, {}, None)
+    spec, kwargs, texts = kwargs_of(name)
+    env = make(id, {}, {}, None)
     physics = []
     model = model_of(env)
     if model is not None:
@@ -68,16 +73,17 @@ def describe(id):
     limit = spec.max_episode_steps
     threshold = spec.reward_threshold
     env.close()
-    return kwargs, physics, limit, threshold
+    return kwargs, texts, physics, limit, threshold
 
-def make(id, values, max_episode_steps):
+def make(id, values, texts, max_episode_steps):
     import gymnasium as gym
     name = split(id)
-    _, kwargs = kwargs_of(name)
+    _, kwargs, _ = kwargs_of(name)
     kinds = {n: kind for n, _, kind, _, _ in kwargs}
     convert = {"int": int, "bool": bool, "float": float}
     # headstart checked every value against its kind (a whole number for an int, 0 or 1 for a bool).
     kw = {k: convert[kinds[k]](v) for k, v in values.items() if k in kinds}
+    kw.update({k: str(v) for k, v in texts.items()})  # headstart checked the names against the str kwargs
     if max_episode_steps is not None:
         kw["max_episode_steps"] = max_episode_steps
     env = gym.make(name, **kw)
