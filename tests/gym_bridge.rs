@@ -248,3 +248,48 @@ fn errors_name_the_environment_and_what_python_said() {
     assert!(said.contains("the agent as it was then is saved") && dir.join("card.ron").exists(), "{said}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A Python environment that breaks the contract at random in Python's ways (wrong lengths,
+/// NaN/inf, strings, `None` and objects for observations, a reward that is no number, flags that
+/// are no bools, an info that is no dict, a short tuple, exceptions) drives training, evaluation
+/// and a study: each fault is an error naming the environment, never a panic. `make fuzz` runs
+/// more cases (`HEADSTART_FUZZ_CASES`).
+#[test]
+fn a_python_environment_breaking_its_contract_never_panics() {
+    use headstart::agent::train::{Curve, Task, train};
+    use headstart::agent::{AgentConfig, PpoConfig, evaluate};
+    use std::panic::{AssertUnwindSafe, catch_unwind};
+    init();
+    let cases: u64 = std::env::var("HEADSTART_FUZZ_CASES").ok().and_then(|c| c.parse().ok()).unwrap_or(12).min(200);
+    let registry = Registry::builtin();
+    let (mut failed, mut clean) = (0, 0);
+    for case in 0..cases {
+        let id = "gym:headstart_test_envs:HeadstartChaotic-v0";
+        // Half the cases break often, half rarely (some then run clean).
+        let p = if case % 2 == 0 { 0.02 } else { 0.0005 };
+        let spec = EnvSpec::new(id).with("fault_seed", case as f64).with("p", p);
+        let outcome = catch_unwind(AssertUnwindSafe(|| -> Result<(), String> {
+            let probe = registry.make(&spec).map_err(|e| e.to_string())?;
+            let config = AgentConfig::Ppo(PpoConfig { n_steps: 64, batch_size: 64, n_epochs: 1, ..Default::default() });
+            let mut agent =
+                config.build(probe.observation_space(), probe.action_space(), case).map_err(|e| e.to_string())?;
+            train(&registry, &Task::Env(spec.clone()), agent.as_mut(), 256, &mut Curve::default(), &mut |_| {
+                std::ops::ControlFlow::Continue(())
+            })
+            .map_err(|e| e.to_string())?;
+            let mut env = registry.make(&spec).map_err(|e| e.to_string())?;
+            evaluate(agent.as_ref(), env.as_mut(), 3, true, case).map_err(|e| e.to_string())?;
+            Ok(())
+        }));
+        match outcome {
+            Err(_) => panic!("case {case}: a panic"),
+            Ok(Ok(())) => clean += 1,
+            Ok(Err(e)) => {
+                assert!(e.contains("HeadstartChaotic-v0"), "case {case}: the error does not name the environment: {e}");
+                failed += 1;
+            }
+        }
+    }
+    eprintln!("{cases} cases: {failed} stopped by the environment's error, {clean} clean");
+    assert!(failed > 0, "no case broke: the faults never fired");
+}

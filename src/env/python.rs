@@ -20,8 +20,8 @@
 //! numeric scalars. Exceptions in `reset`/`step` become errors naming the environment, the
 //! exception's type and message, and its last frame.
 
+use pyo3::sync::PyOnceLock;
 use std::ffi::CString;
-use std::sync::OnceLock;
 
 use pyo3::buffer::PyBuffer;
 use pyo3::prelude::*;
@@ -41,8 +41,11 @@ fn bridge(py: Python<'_>) -> PyResult<Bound<'_, PyModule>> {
     /// Why the bridge did not load (kept, so that every later use says it again).
     #[derive(Debug)]
     struct LoadFailure(String);
-    static MODULE: OnceLock<Result<Py<PyModule>, LoadFailure>> = OnceLock::new();
-    let module = MODULE.get_or_init(|| {
+    // pyo3's once-cell: it detaches from the interpreter while it waits, so that a thread
+    // blocked here never holds the GIL that the loading thread's imports need (a std `OnceLock`
+    // deadlocked two threads that met the bridge at once).
+    static MODULE: PyOnceLock<Result<Py<PyModule>, LoadFailure>> = PyOnceLock::new();
+    let module = MODULE.get_or_init(py, || {
         let load = || -> PyResult<Py<PyModule>> {
             add_venv(py)?;
             let code = CString::new(CODE).expect("no NUL in the bridge's code");

@@ -79,6 +79,50 @@ class Typed(Corridor):
         super().__init__(length=n_cells * (2 if layout == "long" else 1), slip=0.2 if slippery else 0.0)
 
 
+class Chaotic(Corridor):
+    """A corridor that breaks the contract at random (probability `p` per reset and step, drawn
+    from `fault_seed`), in the ways Python code breaks it: a wrong length, NaN or inf, values of
+    the wrong dtype (strings, None, objects), a reward that is not a number, flags that are not
+    bools, an info that is not a dict, a tuple of the wrong size, an exception."""
+
+    FAULTS = ("short", "long", "nan", "inf", "strings", "none_obs", "object_obs", "reward_none",
+              "reward_str", "reward_array", "reward_nan", "flag_str", "info_list", "tuple_short", "raise")
+
+    def __init__(self, fault_seed=0, p=0.05):
+        super().__init__(length=6)
+        self.faults = np.random.default_rng(fault_seed)
+        self.p = float(p)
+
+    def fault(self):
+        return self.FAULTS[self.faults.integers(len(self.FAULTS))] if self.faults.random() < self.p else None
+
+    def reset(self, seed=None, options=None):
+        obs, info = super().reset(seed=seed)
+        kind = self.fault()
+        if kind == "raise":
+            raise RuntimeError("the simulator lost its state")
+        return self.broken_obs(kind, obs), info
+
+    def broken_obs(self, kind, obs):
+        return {"short": np.array([]), "long": np.array([0.5, 0.5]), "nan": np.array([np.nan]),
+                "inf": np.array([np.inf]), "strings": np.array(["left"]), "none_obs": None,
+                "object_obs": np.array([object()], dtype=object)}.get(kind, obs)
+
+    def step(self, action):
+        obs, reward, terminated, truncated, info = super().step(action)
+        kind = self.fault()
+        if kind == "raise":
+            raise RuntimeError("the simulator diverged")
+        if kind == "tuple_short":
+            return obs, reward, terminated, truncated
+        reward = {"reward_none": None, "reward_str": "1.0", "reward_array": np.array([1.0, 2.0]),
+                  "reward_nan": float("nan")}.get(kind, reward)
+        terminated = "no" if kind == "flag_str" else terminated
+        info = [("pos", 1)] if kind == "info_list" else info
+        return self.broken_obs(kind, obs), reward, terminated, truncated, info
+
+
+gym.register("HeadstartChaotic-v0", entry_point=Chaotic, max_episode_steps=50)
 gym.register("HeadstartCorridor-v0", entry_point=Corridor, max_episode_steps=50)
 gym.register("HeadstartTyped-v0", entry_point=Typed, max_episode_steps=50)
 gym.register("HeadstartBroken-v0", entry_point=Broken, max_episode_steps=10)
