@@ -634,6 +634,10 @@ fn wrong_typed_fields_are_refused_and_unknown_ones_listed() {
     assert!(listed.contains("gae_lambda (absent"), "{listed}");
     assert!(listed.contains("policy_kwargs.optimizer_kwargs.eps = 0.0001"), "{listed}");
     assert!(listed.contains("policy_kwargs.n_lstm (the number 2: headstart has no counterpart)"), "{listed}");
+    // SB3's `gradient_steps: -1` (as many as collected, the Zoo's TD3 Pendulum) is listed, not refused.
+    let path = with_data("sac-Pendulum-v1.zip", |d| d["gradient_steps"] = Value::from(-1));
+    let model = sb3::read(&path).unwrap_or_else(|e| panic!("{e}"));
+    assert!(model.not_carried.iter().any(|n| n.starts_with("gradient_steps -1")), "{:?}", model.not_carried);
     // The DQN's train_freq of the wrong type, SAC's ent_coef of the wrong type.
     refused(&with_data("dqn-CartPole-v1.zip", |d| d["train_freq"] = Value::from("4")), &["`train_freq`", "TrainFreq"]);
     refused(

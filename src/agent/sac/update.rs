@@ -255,9 +255,13 @@ mod tests {
     use crate::env::Space;
 
     fn max_error(manual: &tch::Tensor, auto: &tch::Tensor, what: &str) {
+        within(manual, auto, what, 2e-5);
+    }
+
+    fn within(manual: &tch::Tensor, auto: &tch::Tensor, what: &str, relative: f64) {
         let err = (manual - auto).abs().max().double_value(&[]);
         let scale = auto.abs().max().double_value(&[]);
-        assert!(scale > 1e-4 && err <= 2e-5 * scale.max(1.0), "{what}: error {err} (scale {scale})");
+        assert!(scale > 1e-4 && err <= relative * scale.max(1.0), "{what}: error {err} (scale {scale})");
     }
 
     /// The hand-written step's gradients equal autograd's on the same batch and noise, for the
@@ -302,7 +306,11 @@ mod tests {
         let clamped = pi.in_range.iter().filter(|ok| !**ok).count();
         assert!(clamped > 0 && clamped < pi.in_range.len(), "{clamped} of the log σ clamped");
         let log_prob = tch::Tensor::from_slice(&pi.log_prob);
-        max_error(&log_prob, &sampled.log_prob.detach(), "log π");
+        // log π's squash term `ln(1 - a² + 1e-6)` is ill-conditioned where `tanh` saturates (its
+        // slope reaches 1e6): one ULP between the engine's `tanh` and libtorch's moves it by more
+        // than the gradients' tolerance (CI once saw 2.1e-5 of a 27.7 scale). The gradients below
+        // keep theirs.
+        within(&log_prob, &sampled.log_prob.detach(), "log π", 1e-4);
 
         sac.entropy_gradient(&pi.log_prob);
         let manual = sac.ent_opt.as_ref().unwrap().gradients().copy();

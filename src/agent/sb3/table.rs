@@ -85,6 +85,20 @@ pub(super) enum Mapper<'a, 'b> {
 }
 
 impl Mapper<'_, '_> {
+    /// An off-policy `gradient_steps`: SB3's `-1` ("as many as the steps collected") has no
+    /// counterpart in headstart's fixed count, and is listed as not carried.
+    fn gradient_steps(&mut self, slot: &mut usize) -> Result<(), Problem> {
+        if let Mapper::Read(fields) = self
+            && fields.get("gradient_steps").and_then(Json::as_i64) == Some(-1)
+        {
+            fields.not_carried.push(format!(
+                "gradient_steps -1 (as many as the steps each round collected: headstart trains a fixed number, its {slot} kept)"
+            ));
+            return Ok(());
+        }
+        self.field("gradient_steps", slot)
+    }
+
     fn field<T: FromJson + Serialize + Debug>(&mut self, name: &str, slot: &mut T) -> Result<(), Problem> {
         match self {
             Mapper::Read(fields) => fields.set(slot, name),
@@ -138,7 +152,7 @@ pub(super) fn hyperparameters(config: &mut AgentConfig, m: &mut Mapper<'_, '_>) 
             m.field("batch_size", &mut c.batch_size)?;
             m.field("tau", &mut c.tau)?;
             m.field("gamma", &mut c.gamma)?;
-            m.field("gradient_steps", &mut c.gradient_steps)?;
+            m.gradient_steps(&mut c.gradient_steps)?;
             m.field("target_update_interval", &mut c.target_update_interval)
         }
         AgentConfig::Td3(c) => {
@@ -148,7 +162,7 @@ pub(super) fn hyperparameters(config: &mut AgentConfig, m: &mut Mapper<'_, '_>) 
             m.field("batch_size", &mut c.batch_size)?;
             m.field("tau", &mut c.tau)?;
             m.field("gamma", &mut c.gamma)?;
-            m.field("gradient_steps", &mut c.gradient_steps)?;
+            m.gradient_steps(&mut c.gradient_steps)?;
             m.field("policy_delay", &mut c.policy_delay)?;
             m.field("target_policy_noise", &mut c.target_policy_noise)?;
             m.field("target_noise_clip", &mut c.target_noise_clip)
