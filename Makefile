@@ -58,7 +58,7 @@ crash-test: setup
 	HEADSTART_CRASH_TRIALS=20 $(CARGO) test --release $(FEATURES) --test distributed kill_9 -- --nocapture
 
 ## Every loader fed 20 000 damaged and random files, 600 native environments and 100 Python
-## environments that break their contract at random (about six minutes).
+## environments that break their contract at random (about four minutes).
 fuzz: setup
 	HEADSTART_FUZZ_CASES=20000 $(CARGO) test --release $(FEATURES) --test fuzz_loaders
 	HEADSTART_FUZZ_CASES=600 $(CARGO) test --release $(FEATURES) --test fuzz_envs
