@@ -16,7 +16,7 @@ use serde_json::{Map, Value as Json};
 
 use super::Problem;
 use super::fields::{Fields, FromJson};
-use crate::agent::{A2cConfig, AgentConfig, Algo};
+use crate::agent::{AgentConfig, Algo};
 
 /// One network under both names.
 pub(super) struct Network {
@@ -111,74 +111,41 @@ impl Mapper<'_, '_> {
     }
 }
 
+/// Maps the fields of `c` named alike on both sides through `m`, in order.
+macro_rules! same_names {
+    ($m:ident, $c:ident: $($field:ident),+ $(,)?) => {
+        $( $m.field(stringify!($field), &mut $c.$field)?; )+
+    };
+}
+
 /// The plain hyperparameters of `config` through `m` (see the module's docs).
 pub(super) fn hyperparameters(config: &mut AgentConfig, m: &mut Mapper<'_, '_>) -> Result<(), Problem> {
     match config {
         AgentConfig::Ppo(c) => {
-            m.field("n_envs", &mut c.n_envs)?;
-            m.field("n_steps", &mut c.n_steps)?;
-            m.field("batch_size", &mut c.batch_size)?;
-            m.field("n_epochs", &mut c.n_epochs)?;
-            m.field("gamma", &mut c.gamma)?;
-            m.field("gae_lambda", &mut c.gae_lambda)?;
-            m.field("ent_coef", &mut c.ent_coef)?;
-            m.field("vf_coef", &mut c.vf_coef)?;
-            m.field("max_grad_norm", &mut c.max_grad_norm)?;
-            m.field("normalize_advantage", &mut c.normalize_advantage)?;
-            m.field("use_sde", &mut c.use_sde)?;
-            m.field("sde_sample_freq", &mut c.sde_sample_freq)
+            same_names!(m, c: n_envs, n_steps, batch_size, n_epochs, gamma, gae_lambda, ent_coef, vf_coef,
+                max_grad_norm, normalize_advantage, use_sde, sde_sample_freq);
         }
-        AgentConfig::A2c(c) => a2c(c, m),
+        AgentConfig::A2c(c) => {
+            same_names!(m, c: n_envs, n_steps, gamma, gae_lambda, ent_coef, vf_coef, max_grad_norm,
+                normalize_advantage, use_sde, sde_sample_freq);
+        }
+        // SB3 2.9 stores DQN's target_update_interval in environment steps, as given, and divides
+        // it by n_envs where it uses it (`_on_step`), as headstart's DQN does.
         AgentConfig::Dqn(c) => {
-            m.field("n_envs", &mut c.n_envs)?;
-            m.field("buffer_size", &mut c.buffer_size)?;
-            m.field("learning_starts", &mut c.learning_starts)?;
-            m.field("batch_size", &mut c.batch_size)?;
-            m.field("tau", &mut c.tau)?;
-            m.field("gamma", &mut c.gamma)?;
-            m.field("gradient_steps", &mut c.gradient_steps)?;
-            // SB3 2.9 stores the interval in environment steps, as given, and divides it by
-            // n_envs where it uses it (`_on_step`), as headstart's DQN does.
-            m.field("target_update_interval", &mut c.target_update_interval)?;
-            m.field("exploration_fraction", &mut c.exploration_fraction)?;
-            m.field("exploration_initial_eps", &mut c.exploration_initial_eps)?;
-            m.field("exploration_final_eps", &mut c.exploration_final_eps)?;
-            m.field("max_grad_norm", &mut c.max_grad_norm)
+            same_names!(m, c: n_envs, buffer_size, learning_starts, batch_size, tau, gamma, gradient_steps,
+                target_update_interval, exploration_fraction, exploration_initial_eps, exploration_final_eps,
+                max_grad_norm);
         }
         AgentConfig::Sac(c) => {
-            m.field("n_envs", &mut c.n_envs)?;
-            m.field("buffer_size", &mut c.buffer_size)?;
-            m.field("learning_starts", &mut c.learning_starts)?;
-            m.field("batch_size", &mut c.batch_size)?;
-            m.field("tau", &mut c.tau)?;
-            m.field("gamma", &mut c.gamma)?;
+            same_names!(m, c: n_envs, buffer_size, learning_starts, batch_size, tau, gamma);
             m.gradient_steps(&mut c.gradient_steps)?;
-            m.field("target_update_interval", &mut c.target_update_interval)
+            same_names!(m, c: target_update_interval);
         }
         AgentConfig::Td3(c) => {
-            m.field("n_envs", &mut c.n_envs)?;
-            m.field("buffer_size", &mut c.buffer_size)?;
-            m.field("learning_starts", &mut c.learning_starts)?;
-            m.field("batch_size", &mut c.batch_size)?;
-            m.field("tau", &mut c.tau)?;
-            m.field("gamma", &mut c.gamma)?;
+            same_names!(m, c: n_envs, buffer_size, learning_starts, batch_size, tau, gamma);
             m.gradient_steps(&mut c.gradient_steps)?;
-            m.field("policy_delay", &mut c.policy_delay)?;
-            m.field("target_policy_noise", &mut c.target_policy_noise)?;
-            m.field("target_noise_clip", &mut c.target_noise_clip)
+            same_names!(m, c: policy_delay, target_policy_noise, target_noise_clip);
         }
     }
-}
-
-fn a2c(c: &mut A2cConfig, m: &mut Mapper<'_, '_>) -> Result<(), Problem> {
-    m.field("n_envs", &mut c.n_envs)?;
-    m.field("n_steps", &mut c.n_steps)?;
-    m.field("gamma", &mut c.gamma)?;
-    m.field("gae_lambda", &mut c.gae_lambda)?;
-    m.field("ent_coef", &mut c.ent_coef)?;
-    m.field("vf_coef", &mut c.vf_coef)?;
-    m.field("max_grad_norm", &mut c.max_grad_norm)?;
-    m.field("normalize_advantage", &mut c.normalize_advantage)?;
-    m.field("use_sde", &mut c.use_sde)?;
-    m.field("sde_sample_freq", &mut c.sde_sample_freq)
+    Ok(())
 }
