@@ -24,6 +24,7 @@
 //! # Ok::<(), anyhow::Error>(())
 //! ```
 
+mod added;
 mod error;
 mod guidance;
 pub mod map;
@@ -48,7 +49,7 @@ use parts::select;
 use report::param;
 pub use report::{Fate, Frozen, ParamReport, TransferReport};
 use state::carry_state;
-pub use strategy::{Resets, Strategy};
+pub use strategy::{Addition, Resets, Strategy, Train};
 use weights::{Spaces, action_count};
 
 /// Moves the source's knowledge into `target` as `strategy` says, through `map` when the
@@ -113,7 +114,17 @@ pub fn transfer(
         obs: (card.observation_space.flat_dim(), obs_space.flat_dim()),
         act: (action_count(&card.action_space), action_count(action_space)),
     };
-    report.parameters = weights::copy(algo, &names, &live, &sources, &reinit, map, spaces)?;
+    if !strategy.add.is_empty() && !names.iter().any(|n| crate::agent::nn::is_added(n)) {
+        return Err(TransferError::Strategy {
+            field: "add",
+            message: "adds layers, but the target agent was built without them: build it from                       `transfer::target_config` (as `transfer::prepare` does)"
+                .into(),
+        });
+    }
+    // Input and output layers take over the map's observation and action sides.
+    let residual = added::residual_map(map, strategy);
+    report.parameters = weights::copy(algo, &names, &live, &sources, &reinit, residual.as_ref(), spaces)?;
+    report.state.extend(added::start(&mut report.parameters, &live, &sources, map, spaces)?);
     if report.transferred() == 0 {
         let reason = if names.iter().any(|n| sources.contains_key(n)) {
             "every shared parameter is re-initialised".to_string()
@@ -140,12 +151,28 @@ pub fn transfer(
         .collect();
     carry_state(source, target, &live, &sources, &copied, strategy, map, spaces.obs, &mut report)?;
 
+    let until = strategy.freeze_until;
+    let mut frozen: Vec<(String, Option<u64>)> = frozen.into_iter().map(|n| (n, until)).collect();
+    for (name, until) in added::frozen(strategy.train, &names) {
+        match frozen.iter_mut().find(|(n, _)| *n == name) {
+            // Frozen by both: released when both release it.
+            Some((_, u)) => *u = u.zip(until).map(|(a, b)| a.max(b)),
+            None => frozen.push((name, until)),
+        }
+    }
     guidance::install(target, strategy, &copied, &frozen, &mut report);
     Ok(report)
 }
 
-/// Builds an agent for `target` with the source's hyperparameters and network, and transfers
-/// into it: the start of every target run.
+/// The configuration a target agent is built with: the source's, with the layers the strategy
+/// adds (checked against the source's networks, errors naming the strategy's `add`).
+pub fn target_config(source: &Loaded, strategy: &Strategy) -> Result<crate::agent::AgentConfig, TransferError> {
+    strategy.validate()?;
+    added::augment(source, strategy)
+}
+
+/// Builds an agent for `target` with the source's hyperparameters and network (and the layers
+/// the strategy adds), and transfers into it: the start of every target run.
 pub fn prepare(
     registry: &crate::env::Registry,
     source: &Loaded,
@@ -157,7 +184,7 @@ pub fn prepare(
 ) -> Result<(Box<dyn Agent>, TransferReport), TransferError> {
     let env = registry.make(target)?;
     let (obs_space, action_space) = (env.observation_space().clone(), env.action_space().clone());
-    let mut agent = source.card.config.build(&obs_space, &action_space, seed)?;
+    let mut agent = target_config(source, strategy)?.build(&obs_space, &action_space, seed)?;
     let report = transfer(source, source_name, agent.as_mut(), target, &obs_space, &action_space, strategy, map)?;
     Ok((agent, report))
 }

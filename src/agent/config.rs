@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::nn::MlpConfig;
 use super::{A2cConfig, Agent, AgentError, Algo, Dqn, DqnConfig, Ppo, PpoConfig, Sac, SacConfig, Td3, Td3Config};
 use crate::env::Space;
 use crate::util::ron_options;
@@ -53,6 +54,29 @@ impl AgentConfig {
             AgentConfig::Sac(c) => c.n_envs,
             AgentConfig::A2c(c) => c.n_envs,
             AgentConfig::Td3(c) => c.n_envs,
+        }
+    }
+
+    /// The network configuration every network of the agent is built from (its hidden layers,
+    /// and the layers a transfer added).
+    pub fn net(&self) -> &MlpConfig {
+        match self {
+            AgentConfig::Ppo(c) => &c.net,
+            AgentConfig::Dqn(c) => &c.net,
+            AgentConfig::Sac(c) => &c.net,
+            AgentConfig::A2c(c) => &c.net,
+            AgentConfig::Td3(c) => &c.net,
+        }
+    }
+
+    /// The network configuration, to change.
+    pub fn net_mut(&mut self) -> &mut MlpConfig {
+        match self {
+            AgentConfig::Ppo(c) => &mut c.net,
+            AgentConfig::Dqn(c) => &mut c.net,
+            AgentConfig::Sac(c) => &mut c.net,
+            AgentConfig::A2c(c) => &mut c.net,
+            AgentConfig::Td3(c) => &mut c.net,
         }
     }
 

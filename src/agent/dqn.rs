@@ -161,9 +161,8 @@ impl Dqn {
         let opt = Optimizer::adam(sorted_variables(&vs), 1e-8);
         // The target's parameters in one buffer laid out as the optimiser's (names sorted alike).
         let target = FlatParams::new(sorted_variables(&target_vs));
-        let (depth, activation) = (cfg.net.hidden.len(), cfg.net.activation);
-        let net = opt.params().mlp("q", depth, activation).expect("the network's parameters");
-        let target_net = target.mlp("q_target", depth, activation).expect("the target's parameters");
+        let net = opt.params().mlp("q", &cfg.net).expect("the network's parameters");
+        let target_net = target.mlp("q_target", &cfg.net).expect("the target's parameters");
         let buffer = ReplayBuffer::new(cfg.buffer_size, obs_dim, 1);
         let mut dqn = Dqn {
             action_space: action_space.clone(),

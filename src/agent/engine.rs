@@ -31,6 +31,7 @@
 //!   backward pass and the gradients it writes.
 
 pub(crate) mod gemm;
+pub(crate) mod graph;
 pub(crate) mod math;
 pub(crate) mod net;
 

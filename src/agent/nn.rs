@@ -18,9 +18,16 @@
 //! Stable-Baselines3's PPO and CleanRL do; without it, PyTorch's default uniform initialisation,
 //! as Stable-Baselines3's DQN and SAC use.
 
+mod added;
+
+use std::collections::HashMap;
+
 use serde::{Deserialize, Serialize};
 use tch::Tensor;
 use tch::nn::{self, Init, LinearConfig, Module};
+
+pub use added::{Adapter, Added, Lora, is_added, is_column};
+pub(crate) use added::{Init as LayerInit, Layout, Node as LayoutNode, net_name};
 
 /// Runs `f` with libtorch's global generator seeded with `seed`, holding a lock, so that
 /// networks built in parallel threads (or tests) under `with_seed` draw their initial weights
@@ -83,6 +90,9 @@ pub struct MlpConfig {
     /// Orthogonal initialisation (else PyTorch's default).
     #[serde(default = "yes")]
     pub ortho_init: bool,
+    /// Layers a transfer strategy added ([`Added`]; none by default).
+    #[serde(default, skip_serializing_if = "Added::is_empty")]
+    pub added: Added,
 }
 
 fn yes() -> bool {
@@ -93,7 +103,7 @@ impl Default for MlpConfig {
     /// Two hidden layers of 64 with tanh, orthogonal initialisation: Stable-Baselines3's default
     /// for PPO.
     fn default() -> Self {
-        MlpConfig { hidden: vec![64, 64], activation: Activation::Tanh, ortho_init: true }
+        MlpConfig { hidden: vec![64, 64], activation: Activation::Tanh, ortho_init: true, added: Added::default() }
     }
 }
 
@@ -101,7 +111,7 @@ impl MlpConfig {
     /// Hidden layers of the given sizes with ReLU and PyTorch's default initialisation:
     /// Stable-Baselines3's networks for DQN and SAC.
     pub fn relu(hidden: &[usize]) -> Self {
-        MlpConfig { hidden: hidden.to_vec(), activation: Activation::Relu, ortho_init: false }
+        MlpConfig { hidden: hidden.to_vec(), activation: Activation::Relu, ortho_init: false, added: Added::default() }
     }
 
     /// Refuses empty layers.
@@ -110,7 +120,8 @@ impl MlpConfig {
             "net.hidden",
             self.hidden.iter().all(|&h| h > 0),
             "every hidden layer needs a positive size",
-        )
+        )?;
+        self.added.validate(&self.hidden)
     }
 
     /// Refuses a network from `in_dim` to `out_dim` inputs with more than [`MAX_PARAMETERS`]
@@ -148,17 +159,29 @@ pub fn torch_linear(path: nn::Path, in_dim: usize, out_dim: usize) -> nn::Linear
 /// The most weights one network may hold (400 MB of `f32`).
 pub const MAX_PARAMETERS: usize = 100_000_000;
 
-/// A trunk of hidden layers and a linear head.
+/// A trunk of hidden layers and a linear head, and the layers a transfer added.
 #[derive(Debug)]
 pub struct Mlp {
     trunk: Vec<nn::Linear>,
     head: nn::Linear,
     activation: Activation,
+    /// With added layers: the layout and every linear layer's tensors by name.
+    graph: Option<(Layout, HashMap<String, Tensors>)>,
+}
+
+/// A linear layer's tensors in a graph network: weight, bias, LoRA's `A`, `B` and scale.
+#[derive(Debug)]
+struct Tensors {
+    weight: Tensor,
+    bias: Option<Tensor>,
+    lora: Option<(Tensor, Tensor, f64)>,
 }
 
 impl Mlp {
     /// Builds the network under `path` (for example `vs.root() / "actor"`), mapping `in_dim`
-    /// inputs to `out_dim` outputs; `head_gain` scales the head's orthogonal initialisation.
+    /// inputs to `out_dim` outputs; `head_gain` scales the head's orthogonal initialisation. The
+    /// layers `config.added` names are built too, after the base network's (so the base draws
+    /// the same initial weights with or without them).
     pub fn new(path: &nn::Path, config: &MlpConfig, in_dim: usize, out_dim: usize, head_gain: f64) -> Self {
         let ortho = config.ortho_init;
         let layer = |p: nn::Path, i: usize, o: usize, gain: f64| {
@@ -170,31 +193,145 @@ impl Mlp {
                 torch_linear(p, i, o)
             }
         };
-        let trunk_path = path / "trunk";
-        let mut trunk = Vec::with_capacity(config.hidden.len());
-        let mut width = in_dim;
-        for (i, &h) in config.hidden.iter().enumerate() {
-            trunk.push(layer(&trunk_path / i, width, h, std::f64::consts::SQRT_2));
-            width = h;
+        if config.added.is_empty() {
+            let trunk_path = path / "trunk";
+            let mut trunk = Vec::with_capacity(config.hidden.len());
+            let mut width = in_dim;
+            for (i, &h) in config.hidden.iter().enumerate() {
+                trunk.push(layer(&trunk_path / i, width, h, std::f64::consts::SQRT_2));
+                width = h;
+            }
+            let head = layer(path / "head", width, out_dim, head_gain);
+            return Mlp { trunk, head, activation: config.activation, graph: None };
         }
-        let head = layer(path / "head", width, out_dim, head_gain);
-        Mlp { trunk, head, activation: config.activation }
+        let net = net_name(path.components());
+        let layout = Layout::new(&net, config, in_dim, out_dim, head_gain);
+        let mut tensors = HashMap::new();
+        let (mut trunk, mut head) = (Vec::new(), None);
+        for l in layout.layers() {
+            let sub = l.name.split('.').fold(path.clone(), |p, c| &p / c);
+            let t = match l.init {
+                LayerInit::Base(gain) => {
+                    let linear = layer(sub, l.inputs, l.outputs, gain);
+                    let t = Tensors { weight: linear.ws.shallow_clone(), bias: linear.bs.as_ref().map(|b| b.shallow_clone()), lora: None };
+                    match l.name.as_str() {
+                        "head" => head = Some(linear),
+                        n if n.starts_with("trunk.") => trunk.push(linear),
+                        _ => {}
+                    }
+                    t
+                }
+                LayerInit::Identity | LayerInit::Zero => {
+                    let weight = sub.zeros("weight", &[l.outputs as i64, l.inputs as i64]);
+                    if l.init == LayerInit::Identity {
+                        tch::no_grad(|| {
+                            let eye = Tensor::eye_m(l.outputs as i64, l.inputs as i64, (tch::Kind::Float, tch::Device::Cpu));
+                            weight.shallow_clone().copy_(&eye);
+                        });
+                    }
+                    let bias = l.bias.then(|| sub.zeros("bias", &[l.outputs as i64]));
+                    Tensors { weight, bias, lora: None }
+                }
+            };
+            tensors.insert(l.name.clone(), t);
+        }
+        // LoRA's factors after every layer: `A` as PyTorch's default for a layer of its inputs, `B` zero.
+        for l in layout.layers() {
+            if let Some((rank, scale)) = l.lora {
+                let sub = l.name.split('.').fold(path / "lora", |p, c| &p / c);
+                let bound = 1.0 / (l.inputs.max(1) as f64).sqrt();
+                let a = sub.var("a", &[rank as i64, l.inputs as i64], Init::Uniform { lo: -bound, up: bound });
+                let b = sub.zeros("b", &[l.outputs as i64, rank as i64]);
+                if let Some(t) = tensors.get_mut(&l.name) {
+                    t.lora = Some((a, b, scale));
+                }
+            }
+        }
+        let head = head.expect("every layout has a head");
+        Mlp { trunk, head, activation: config.activation, graph: Some((layout, tensors)) }
     }
 
-    /// The head applied to features from [`Mlp::features`].
+    /// The head applied to features from [`Mlp::features`] (with added layers: the head and what
+    /// follows it, which reads only the features except in a progressive network, whose autograd
+    /// paths (gSDE) are refused when the agent is built).
     pub fn head_forward(&self, features: &Tensor) -> Tensor {
-        self.head.forward(features)
+        match &self.graph {
+            None => self.head.forward(features),
+            Some((layout, tensors)) => {
+                let from = match &layout.nodes[layout.head] {
+                    LayoutNode::Linear { from, .. } => *from,
+                    _ => unreachable!("the head is a linear layer"),
+                };
+                run_graph(layout, tensors, layout.head, vec![(from, features.shallow_clone())])
+            }
+        }
     }
 
     /// The trunk's output (the features the head reads), `[batch, hidden[last]]`.
     pub fn features(&self, x: &Tensor) -> Tensor {
-        self.trunk.iter().fold(x.shallow_clone(), |h, layer| self.activation.apply(&layer.forward(&h)))
+        match &self.graph {
+            None => self.trunk.iter().fold(x.shallow_clone(), |h, layer| self.activation.apply(&layer.forward(&h))),
+            Some((layout, tensors)) => {
+                let sub = Layout { nodes: layout.nodes[..layout.head].to_vec(), ..layout.clone() };
+                let values = graph_values(&sub, tensors, 0, vec![(0, x.shallow_clone())]);
+                match &layout.nodes[layout.head] {
+                    LayoutNode::Linear { from, .. } => values[*from].as_ref().expect("computed").shallow_clone(),
+                    _ => unreachable!("the head is a linear layer"),
+                }
+            }
+        }
     }
+}
+
+/// The layout's values from node `first` on, given the `known` ones; the last value.
+fn run_graph(layout: &Layout, tensors: &HashMap<String, Tensors>, first: usize, known: Vec<(usize, Tensor)>) -> Tensor {
+    let values = graph_values(layout, tensors, first, known);
+    values.into_iter().last().flatten().expect("the layout's output")
+}
+
+/// Every value of the layout (autograd), from node `first` on.
+fn graph_values(
+    layout: &Layout,
+    tensors: &HashMap<String, Tensors>,
+    first: usize,
+    known: Vec<(usize, Tensor)>,
+) -> Vec<Option<Tensor>> {
+    let mut values: Vec<Option<Tensor>> = (0..=layout.nodes.len()).map(|_| None).collect();
+    for (i, t) in known {
+        values[i] = Some(t);
+    }
+    let get = |values: &[Option<Tensor>], i: usize| values[i].as_ref().expect("a value the graph computed").shallow_clone();
+    for (i, node) in layout.nodes.iter().enumerate().skip(first) {
+        let value = match node {
+            LayoutNode::Linear { from, layer, start } => {
+                let t = &tensors[&layer.name];
+                let w = match &t.lora {
+                    Some((a, b, scale)) => &t.weight + b.matmul(a) * *scale,
+                    None => t.weight.shallow_clone(),
+                };
+                let mut y = get(&values, *from).matmul(&w.tr());
+                if let Some(b) = &t.bias {
+                    y = y + b;
+                }
+                match start {
+                    Some(s) => get(&values, *s) + y,
+                    None => y,
+                }
+            }
+            LayoutNode::Act { from } => layout.activation.apply(&get(&values, *from)),
+            LayoutNode::Add { a, b } => get(&values, *a) + get(&values, *b),
+        };
+        values[i + 1] = Some(value);
+    }
+    values
 }
 
 impl Module for Mlp {
     /// `[batch, in] -> [batch, out]`.
     fn forward(&self, x: &Tensor) -> Tensor {
-        self.head.forward(&self.features(x))
+        match &self.graph {
+            None => self.head.forward(&self.features(x)),
+            Some((layout, tensors)) => run_graph(layout, tensors, 0, vec![(0, x.shallow_clone())]),
+        }
     }
 }

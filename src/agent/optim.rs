@@ -12,7 +12,8 @@
 
 use tch::{Kind, Tensor};
 
-use super::engine::{Net, math, net::Op};
+use super::engine::{Net, graph, math, net::Op};
+use super::nn::{Layout, LayoutNode, MlpConfig, net_name};
 use super::error::{AgentError, fetch_tensor};
 
 /// Where one parameter lives in the flat buffers.
@@ -73,19 +74,56 @@ impl FlatParams {
         self.slots.iter().find(|s| s.name == name).map(|s| (s.offset as usize, s.shape.as_slice()))
     }
 
-    /// The engine's table of the MLP that [`Mlp`](super::nn::Mlp) lays out under `name` (its
-    /// trunk `depth` layers deep): `None` when a layer is missing or the layers do not chain.
-    pub(crate) fn mlp(&self, name: &str, depth: usize, activation: super::nn::Activation) -> Option<Net> {
-        let mut ops = Vec::with_capacity(2 * depth + 1);
-        let layers = (0..depth).map(|i| format!("{name}.trunk.{i}")).chain([format!("{name}.head")]);
-        for (i, layer) in layers.enumerate() {
-            if i > 0 {
-                ops.push(Op::Act(activation));
+    /// The engine's network of the MLP that [`Mlp`](super::nn::Mlp) lays out under `name` with
+    /// `config` (a chain of layers, or a graph where layers were added): `None` when a layer is
+    /// missing or the layers do not fit together.
+    pub(crate) fn mlp(&self, name: &str, config: &MlpConfig) -> Option<Net> {
+        if config.added.is_empty() {
+            let depth = config.hidden.len();
+            let mut ops = Vec::with_capacity(2 * depth + 1);
+            let layers = (0..depth).map(|i| format!("{name}.trunk.{i}")).chain([format!("{name}.head")]);
+            for (i, layer) in layers.enumerate() {
+                if i > 0 {
+                    ops.push(Op::Act(config.activation));
+                }
+                ops.push(self.linear_op(&layer)?);
             }
-            ops.push(self.linear_op(&layer)?);
+            let Op::Linear { inputs, .. } = ops[0] else { return None };
+            return Net::new(ops, inputs, self.flat.numel());
         }
-        let Op::Linear { inputs, .. } = ops[0] else { return None };
-        Net::new(ops, inputs, self.flat.numel())
+        let width = |layer: &str, axis: usize| Some(self.slot(&format!("{name}.{layer}.weight"))?.1.get(axis).copied()? as usize);
+        let first = if config.hidden.is_empty() { "head" } else { "trunk.0" };
+        let inputs = width("input", 1).or_else(|| width(first, 1))?;
+        let outputs = width("output", 0).or_else(|| width("head", 0))?;
+        let layout = Layout::new(&net_name(name.split('.')), config, inputs, outputs, 1.0);
+        let mut nodes = Vec::with_capacity(layout.nodes.len());
+        for node in &layout.nodes {
+            nodes.push(match node {
+                LayoutNode::Linear { from, layer, start } => {
+                    let (weight, bias) = (format!("{name}.{}.weight", layer.name), format!("{name}.{}.bias", layer.name));
+                    let (weight, shape) = self.slot(&weight)?;
+                    (shape == [layer.outputs as i64, layer.inputs as i64]).then_some(())?;
+                    let bias = match layer.bias {
+                        true => Some(self.slot(&bias).filter(|(_, s)| *s == [layer.outputs as i64])?.0),
+                        false => None,
+                    };
+                    let lora = match layer.lora {
+                        Some((rank, scale)) => {
+                            let a = self.slot(&format!("{name}.lora.{}.a", layer.name))?.0;
+                            let b = self.slot(&format!("{name}.lora.{}.b", layer.name))?.0;
+                            Some(graph::Lora { a, b, rank, scale: scale as f32 })
+                        }
+                        None => None,
+                    };
+                    let (inputs, outputs, frozen) = (layer.inputs, layer.outputs, layer.frozen);
+                    graph::Node::Linear { from: *from, weight, bias, inputs, outputs, start: *start, lora, frozen }
+                }
+                LayoutNode::Act { from } => graph::Node::Act { from: *from, activation: layout.activation },
+                LayoutNode::Add { a, b } => graph::Node::Add { a: *a, b: *b },
+            });
+        }
+        let graph = graph::Graph::new(nodes, inputs, layout.head, self.flat.numel())?;
+        Some(Net::from_graph(graph))
     }
 
     /// The engine's table of the one linear layer `{name}.weight`, `{name}.bias`.

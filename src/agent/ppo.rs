@@ -148,6 +148,11 @@ impl PpoConfig {
             self.critic_hidden.as_ref().is_none_or(|h| h.iter().all(|&w| w > 0)),
             "every hidden layer needs a positive size",
         )?;
+        check(
+            "use_sde",
+            !(self.use_sde && !self.net.added.is_empty()),
+            "gSDE trains through libtorch's autograd, which added layers are not run through: use a Gaussian head",
+        )?;
         self.net.validate()
     }
 
@@ -257,7 +262,7 @@ impl Ppo {
             _ => Optimizer::adam(sorted_variables(&vs), 1e-5),
         };
         let nets = [("actor", &cfg.net), ("critic", &critic_net)].map(|(name, net)| {
-            opt.params().mlp(name, net.hidden.len(), net.activation).expect("the networks' parameters")
+            opt.params().mlp(name, net).expect("the networks' parameters")
         });
         let log_std_offset = opt.params().slot("actor.log_std").map(|(offset, _)| offset);
         let obs_norm = cfg.normalize_obs.then(|| ObsNormalizer::new(obs_dim));
@@ -489,7 +494,7 @@ impl Agent for Ppo {
             log_std_shape.map(|shape| (root / "actor").var("log_std", &shape, nn::Init::Const(0.0)))
         });
         let params = FlatParams::new(sorted_variables(&vs));
-        let actor = params.mlp("actor", cfg.net.hidden.len(), cfg.net.activation).expect("the teacher's actor");
+        let actor = params.mlp("actor", &cfg.net).expect("the teacher's actor");
         self.teacher = Some(Teacher { _vs: vs, params, actor, log_std, distill });
         Ok(())
     }

@@ -119,6 +119,11 @@ impl SacConfig {
             EntCoef::Auto(v) | EntCoef::Fixed(v) => v,
         };
         check("ent_coef", coef > 0.0 && coef.is_finite(), "must be positive")?;
+        check(
+            "use_sde",
+            !(self.use_sde && !self.net.added.is_empty()),
+            "gSDE trains through libtorch's autograd, which added layers are not run through: use a log σ head",
+        )?;
         self.net.validate()
     }
 }
@@ -200,14 +205,13 @@ impl Sac {
         let critic_opt = Optimizer::adam(part("critic."), 1e-8);
         // The targets' parameters in one buffer laid out as the critics' (names sorted alike).
         let target_params = FlatParams::new(sorted_variables(&target_vs));
-        let (depth, activation) = (cfg.net.hidden.len(), cfg.net.activation);
-        let actor_net = actor_opt.params().mlp("actor", depth, activation).expect("the actor's parameters");
+        let actor_net = actor_opt.params().mlp("actor", &cfg.net).expect("the actor's parameters");
         let log_std_net = match noise {
             Noise::Head(_) => Some(actor_opt.params().linear("actor.log_std").expect("the log σ head")),
             Noise::Sde { .. } => None,
         };
         let nets = |params: &FlatParams, prefix: &str| {
-            [0, 1].map(|k| params.mlp(&format!("{prefix}.q{k}"), depth, activation).expect("the critics' parameters"))
+            [0, 1].map(|k| params.mlp(&format!("{prefix}.q{k}"), &cfg.net).expect("the critics' parameters"))
         };
         let critic_nets = nets(critic_opt.params(), "critic");
         let target_nets = nets(&target_params, "critic_target");
@@ -365,8 +369,7 @@ impl Agent for Sac {
             (actor, noise)
         });
         let params = FlatParams::new(sorted_variables(&vs));
-        let (depth, activation) = (cfg.net.hidden.len(), cfg.net.activation);
-        let actor_net = params.mlp("actor", depth, activation).expect("the teacher's actor");
+        let actor_net = params.mlp("actor", &cfg.net).expect("the teacher's actor");
         let log_std_net = params.linear("actor.log_std");
         self.teacher = Some(Teacher { _vs: vs, params, actor, actor_net, log_std_net, noise, distill });
         Ok(())

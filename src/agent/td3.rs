@@ -175,9 +175,8 @@ impl Td3 {
         let critic_opt = Optimizer::adam(part(&vs, "critic."), 1e-8);
         let actor_target = FlatParams::new(part(&target_vs, "actor_target."));
         let critic_target = FlatParams::new(part(&target_vs, "critic_target."));
-        let (depth, activation) = (cfg.net.hidden.len(), cfg.net.activation);
         let mlp =
-            |params: &FlatParams, name: &str| params.mlp(name, depth, activation).expect("the networks' parameters");
+            |params: &FlatParams, name: &str| params.mlp(name, &cfg.net).expect("the networks' parameters");
         let critics = |params: &FlatParams, prefix: &str| [0, 1].map(|k| mlp(params, &format!("{prefix}.q{k}")));
         let mut td3 = Td3 {
             actor_net: mlp(actor_opt.params(), "actor"),

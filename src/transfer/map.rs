@@ -45,13 +45,8 @@ pub fn axes(algo: Algo, name: &str, dims: usize, names: &[String]) -> Axes {
             Axes { rows, cols: Axis::Action }
         };
     }
-    let nets: &[&str] = match algo {
-        Algo::Ppo | Algo::A2c => &["actor", "critic"],
-        Algo::Dqn => &["q"],
-        Algo::Sac | Algo::Td3 => &["actor", "critic.q0", "critic.q1"],
-    };
     let mut axes = other;
-    for net in nets {
+    for net in networks(algo) {
         // The layer that reads the network's input: the first trunk layer, else the head(s).
         let reads_input = if has(&format!("{net}.trunk.0.weight")) {
             name == format!("{net}.trunk.0.weight")
@@ -72,6 +67,16 @@ pub fn axes(algo: Algo, name: &str, dims: usize, names: &[String]) -> Axes {
         axes.rows = Axis::Action;
     }
     axes
+}
+
+/// The online networks of an algorithm's agents (each a trunk and a head; target networks are
+/// laid out as their online network).
+pub fn networks(algo: Algo) -> &'static [&'static str] {
+    match algo {
+        Algo::Ppo | Algo::A2c => &["actor", "critic"],
+        Algo::Dqn => &["q"],
+        Algo::Sac | Algo::Td3 => &["actor", "critic.q0", "critic.q1"],
+    }
 }
 
 /// Why a tensor could not be carried through a map.
@@ -116,6 +121,25 @@ impl Map {
             }
         };
         Ok(Some(Tensor::from_slice(&m).view([source_dim as i64, target_dim as i64])))
+    }
+
+    /// A learned input layer's starting weight: the observation map as a `[source, target]`
+    /// matrix (`None` without an observation map).
+    pub(super) fn input_matrix(&self, source_dim: usize, target_dim: usize) -> Result<Option<Tensor>, MapError> {
+        self.obs_matrix(source_dim, target_dim)
+    }
+
+    /// A learned output layer's starting weight: the action map as a `[target, source]` matrix
+    /// (`None` without an action map).
+    pub(super) fn output_matrix(&self, source_n: usize, target_n: usize) -> Result<Option<Tensor>, MapError> {
+        let Some(index) = self.action_index(source_n, target_n)? else { return Ok(None) };
+        let mut m = vec![0.0f32; target_n * source_n];
+        for (t, s) in index.iter().enumerate() {
+            if let Some(s) = *s {
+                m[t * source_n + s] = 1.0;
+            }
+        }
+        Ok(Some(Tensor::from_slice(&m).view([target_n as i64, source_n as i64])))
     }
 
     /// For each target action, the source action, checked against the sizes.

@@ -21,6 +21,9 @@ pub enum Fate {
     Reinit,
     /// The source has no such parameter: fresh initialisation.
     New,
+    /// A layer the strategy added: it starts as the identity on the source's network (or as
+    /// the source's column, or the written map), see the strategy's `add`.
+    Added,
 }
 
 /// Whether a parameter trains.
@@ -91,6 +94,14 @@ impl TransferReport {
         self.parameters.iter().filter(|p| matches!(p.fate, Fate::Copied | Fate::Mapped)).count()
     }
 
+    /// Weights in all and weights that train at some point of the run (not frozen for good).
+    pub fn parameter_counts(&self) -> (usize, usize) {
+        let numel = |p: &ParamReport| p.shape.iter().map(|&d| d.max(0) as usize).product::<usize>();
+        let total = self.parameters.iter().map(numel).sum();
+        let trained = self.parameters.iter().filter(|p| p.frozen != Frozen::Always).map(numel).sum();
+        (total, trained)
+    }
+
     /// The report as a text table, with the state and warnings below it.
     pub fn table(&self) -> String {
         let shape = |s: &[i64]| format!("{s:?}");
@@ -120,8 +131,9 @@ impl TransferReport {
             let padded: Vec<String> = cells.iter().zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect();
             padded.join("  ").trim_end().to_string() + "\n"
         };
+        let (total, trained) = self.parameter_counts();
         let mut out = format!(
-            "transfer {} -> {} ({}, {}): {} of {} parameters from the source\n",
+            "transfer {} -> {} ({}, {}): {} of {} parameters from the source; {trained} of {total} weights trained\n",
             self.source,
             self.target_env,
             self.algorithm,

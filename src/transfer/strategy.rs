@@ -34,6 +34,69 @@ pub struct Strategy {
     pub distill: Option<Distill>,
     /// Which training state starts fresh rather than from the source's.
     pub reset: Resets,
+    /// Layers added to the source's networks, each starting as the identity on them.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub add: Vec<Addition>,
+    /// Which parameters train: everything, only the added layers, or a schedule.
+    #[serde(skip_serializing_if = "Train::is_all")]
+    pub train: Train,
+}
+
+/// A layer added to every network of the source (see [`crate::agent::nn::Added`] for the
+/// parameters each one makes and how it starts).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Addition {
+    /// A learned input layer before the trunk: the identity where observation sizes match, else
+    /// a learned map, started from the written map when one is declared.
+    Input,
+    /// A learned output layer after the head of each network that outputs actions: the
+    /// identity, or the written action map.
+    Output,
+    /// A bottleneck adapter after hidden layer `after` (0-based), `width` units.
+    Adapter {
+        /// The hidden layer whose output it transforms.
+        after: usize,
+        /// Units of the bottleneck.
+        width: usize,
+    },
+    /// An extra hidden layer after hidden layer `after`: a residual block as wide as it.
+    Depth {
+        /// The hidden layer it follows.
+        after: usize,
+    },
+    /// LoRA on the named layers (`trunk.0`, `trunk.1`, `head`): `W + (alpha/rank) B A`.
+    Lora {
+        /// The layers, by name within each network.
+        layers: Vec<String>,
+        /// The rank of `B A`.
+        rank: usize,
+        /// The update's scale is `alpha / rank`.
+        alpha: f64,
+    },
+    /// A progressive network: the source as a frozen first column, lateral connections into
+    /// the trained column.
+    Progressive,
+}
+
+/// Which parameters train.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Train {
+    /// Every parameter [default].
+    #[default]
+    All,
+    /// Only the added layers, for the whole run.
+    Added,
+    /// Only the added layers until this environment step, then everything.
+    AddedThenAll(u64),
+    /// Gradual unfreezing (Howard & Ruder 2018): the added layers and the head from the start,
+    /// then one hidden layer more every this many steps, from the last down.
+    Gradual(u64),
+}
+
+impl Train {
+    fn is_all(&self) -> bool {
+        *self == Train::All
+    }
 }
 
 /// Which training state starts fresh (`true`) rather than carried from the source.
@@ -70,6 +133,8 @@ impl Default for Strategy {
             l2_init: 0.0,
             distill: None,
             reset: Resets::default(),
+            add: Vec::new(),
+            train: Train::All,
         }
     }
 }
@@ -120,6 +185,22 @@ impl Strategy {
         if let Some(d) = self.distill {
             parts.push(format!("distill({}, {})", d.weight, d.decay_steps));
         }
+        for a in &self.add {
+            parts.push(match a {
+                Addition::Input => "input".into(),
+                Addition::Output => "output".into(),
+                Addition::Adapter { after, width } => format!("adapter({after}, {width})"),
+                Addition::Depth { after } => format!("depth({after})"),
+                Addition::Lora { rank, .. } => format!("lora({rank})"),
+                Addition::Progressive => "progressive".into(),
+            });
+        }
+        match self.train {
+            Train::All => {}
+            Train::Added => parts.push("train-added".into()),
+            Train::AddedThenAll(s) => parts.push(format!("train-added@{s}")),
+            Train::Gradual(s) => parts.push(format!("gradual({s})")),
+        }
         parts.join("+")
     }
 
@@ -157,7 +238,25 @@ impl Strategy {
         if self.freeze_until.is_some() && self.freeze.is_empty() {
             return bad("freeze_until", "is set but `freeze` names no part");
         }
+        for a in &self.add {
+            match a {
+                Addition::Adapter { width: 0, .. } => return bad("add", "an adapter needs a width of at least 1"),
+                Addition::Lora { rank: 0, .. } => return bad("add", "LoRA needs a rank of at least 1"),
+                Addition::Lora { alpha, .. } if !(alpha.is_finite() && *alpha > 0.0) => {
+                    return bad("add", "LoRA's alpha must be finite and positive");
+                }
+                Addition::Lora { layers, .. } if layers.is_empty() => return bad("add", "LoRA names no layer"),
+                _ => {}
+            }
+        }
+        if matches!(self.train, Train::Added | Train::AddedThenAll(_)) && self.add.is_empty() {
+            return bad("train", "trains the added layers first, but `add` adds none");
+        }
+        if matches!(self.train, Train::Gradual(0)) {
+            return bad("train", "Gradual needs a step count of at least 1");
+        }
         let transfer_only = self.lr_scale != 1.0
+            || !self.add.is_empty()
             || !self.freeze.is_empty()
             || !self.reinit.is_empty()
             || self.l2_init > 0.0
@@ -165,7 +264,7 @@ impl Strategy {
         if !self.copy && transfer_only {
             return bad(
                 "copy",
-                "is false (scratch), so freeze, reinit, lr_scale, l2_init and distill have nothing to act on",
+                "is false (scratch), so freeze, reinit, lr_scale, l2_init, distill and add have nothing to act on",
             );
         }
         Ok(())

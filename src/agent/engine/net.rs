@@ -9,6 +9,7 @@
 //! LoRA, lateral connections, per-task heads) are new rows of the table.
 
 use super::gemm::{self, Start, Strided};
+use super::graph::Graph;
 use super::math;
 use crate::agent::nn::Activation;
 
@@ -27,13 +28,17 @@ pub struct Net {
     ops: Vec<Op>,
     inputs: usize,
     outputs: usize,
+    /// A network with added layers, whose layers do not form one chain (`ops` is then empty).
+    graph: Option<Graph>,
 }
 
 /// What a forward pass keeps: the output of each op (emptied where no backward step reads it) and
 /// the number of rows.
 pub struct Pass {
-    rows: usize,
-    values: Vec<Vec<f32>>,
+    pub(super) rows: usize,
+    pub(super) values: Vec<Vec<f32>>,
+    /// A graph's LoRA nodes' merged weights (empty for a chain).
+    pub(super) merged: Vec<Option<Vec<f32>>>,
 }
 
 impl Pass {
@@ -64,7 +69,12 @@ impl Net {
                 width = outputs;
             }
         }
-        Some(Net { ops, inputs, outputs: width })
+        Some(Net { ops, inputs, outputs: width, graph: None })
+    }
+
+    /// A network of added layers over an MLP, run as a graph.
+    pub fn from_graph(graph: Graph) -> Self {
+        Net { ops: Vec::new(), inputs: graph.inputs(), outputs: graph.outputs(), graph: Some(graph) }
     }
 
     /// The table.
@@ -80,6 +90,9 @@ impl Net {
 
     /// Values a row of features (the head's input; the input width where there is no hidden layer).
     pub fn features_width(&self) -> usize {
+        if let Some(g) = &self.graph {
+            return g.features_width();
+        }
         match self.head().map(|h| &self.ops[h]) {
             Some(Op::Linear { inputs, .. }) => *inputs,
             _ => self.inputs,
@@ -111,6 +124,9 @@ impl Net {
     /// alone. Values between layers stay in whichever layout their layer computed them (see
     /// [`linear`]), and the ones kept are laid out by rows at the end.
     fn run(&self, params: &[f32], x: &[f32], rows: usize, keep: bool) -> Pass {
+        if let Some(g) = &self.graph {
+            return g.forward(params, x, rows);
+        }
         assert_eq!(x.len(), rows * self.inputs, "{rows} rows of {} inputs", self.inputs);
         let mut values: Vec<Value> = Vec::with_capacity(self.ops.len());
         let mut packed = Vec::new();
@@ -143,12 +159,15 @@ impl Net {
             values.push(value);
         }
         let values = values.into_iter().map(|v| v.into_rows(rows, &mut packed)).collect();
-        Pass { rows, values }
+        Pass { rows, values, merged: Vec::new() }
     }
 
     /// The input of the head (the trunk's output, the "features" gSDE and SAC's heads read) in
     /// `pass` over `x`.
     pub fn features<'a>(&self, pass: &'a Pass, x: &'a [f32]) -> &'a [f32] {
+        if let Some(g) = &self.graph {
+            return g.features(pass);
+        }
         match self.head() {
             Some(0) | None => x,
             Some(h) => pass.values[h - 1].as_slice(),
@@ -200,6 +219,10 @@ impl Net {
         mut grads: Option<&mut [f32]>,
         want_input: bool,
     ) -> Option<Vec<f32>> {
+        if let Some(g) = &self.graph {
+            assert!(x.len() == pass.rows * self.inputs, "a pass of this network on x");
+            return g.backward(params, pass, grad_out, features_grad, grads, want_input);
+        }
         let rows = pass.rows;
         assert!(pass.values.len() == self.ops.len() && x.len() == rows * self.inputs, "a pass of this network on x");
         assert_eq!(grad_out.len(), rows * self.outputs, "a gradient for each output");
@@ -335,7 +358,7 @@ fn linear(
 }
 
 /// `out[j] = Σ_r g[r][j]` over `rows` rows of `cols`, each column one chain over the rows in order.
-fn column_sums(g: &[f32], rows: usize, cols: usize, out: &mut [f32]) {
+pub(super) fn column_sums(g: &[f32], rows: usize, cols: usize, out: &mut [f32]) {
     const ONE: [f32; 1] = [1.0];
     // A product with a column of ones: fma(1, g, acc) is exactly acc + g.
     let ones = Strided { data: &ONE, row_stride: 0, col_stride: 0 };

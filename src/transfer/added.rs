@@ -1,0 +1,197 @@
+//! Added layers: the strategy's `add` turned into the target's network configuration, the added
+//! tensors that start from the source or a written map, and which parameters `train` freezes.
+
+use std::collections::HashMap;
+
+use tch::Tensor;
+
+use super::map::{Axis, axes, networks};
+use super::{Addition, Fate, Map, ParamReport, Strategy, Train, TransferError};
+use crate::agent::checkpoint::Loaded;
+use crate::agent::nn::{Adapter, Added, Lora, is_added, is_column};
+use crate::agent::{AgentConfig, Algo};
+
+/// The source's configuration with the strategy's layers added to every network (`nets` of the
+/// algorithm), checked against the source's tensors: the configuration the target is built with.
+pub(super) fn augment(source: &Loaded, strategy: &Strategy) -> Result<AgentConfig, TransferError> {
+    let mut config = source.card.config.clone();
+    if strategy.add.is_empty() {
+        return Ok(config);
+    }
+    let algo = config.algo();
+    let shapes: HashMap<String, Vec<i64>> = source.agent.tensors().into_iter().map(|(n, t)| (n, t.size())).collect();
+    let names: Vec<String> = shapes.keys().cloned().collect();
+    let bad = |message: String| TransferError::Strategy { field: "add", message };
+    let hidden = config.net().hidden.clone();
+    let mut added: Added = config.net().added.clone();
+    let first = if hidden.is_empty() { "head" } else { "trunk.0" };
+    let width = |net: &str, layer: &str, axis: usize| -> Option<usize> {
+        shapes.get(&format!("{net}.{layer}.weight")).and_then(|s| s.get(axis)).map(|&w| w as usize)
+    };
+    for a in &strategy.add {
+        match a {
+            Addition::Input => {
+                for net in networks(algo) {
+                    if added.input.contains_key(*net) {
+                        return Err(bad(format!("the source's `{net}` already has an input layer")));
+                    }
+                    let w = width(net, first, 1).ok_or_else(|| bad(format!("the source has no `{net}.{first}.weight`")))?;
+                    added.input.insert(net.to_string(), w);
+                }
+            }
+            Addition::Output => {
+                for net in networks(algo).iter().filter(|n| outputs_actions(algo, n, &names)) {
+                    if added.output.contains_key(*net) {
+                        return Err(bad(format!("the source's `{net}` already has an output layer")));
+                    }
+                    let w = width(net, "head", 0).ok_or_else(|| bad(format!("the source has no `{net}.head.weight`")))?;
+                    added.output.insert(net.to_string(), w);
+                }
+            }
+            Addition::Adapter { after, width } => added.adapters.push(Adapter { after: *after, width: *width }),
+            Addition::Depth { after } => added.depth.push(*after),
+            Addition::Lora { layers, rank, alpha } => {
+                if added.lora.is_some() {
+                    return Err(bad("the source's networks already carry LoRA factors".into()));
+                }
+                for layer in layers.iter().filter(|l| *l == first || *l == "head") {
+                    // The sides only the spaces give: the first layer's inputs, the head's outputs.
+                    for net in networks(algo) {
+                        let side = width(net, layer, if layer == "head" { 0 } else { 1 }).unwrap_or(usize::MAX);
+                        if *rank > side {
+                            return Err(bad(format!(
+                                "LoRA's rank {rank} is larger than `{net}.{layer}` ({side} on its smaller side): the rank \
+                                 must lie in [1, {side}]"
+                            )));
+                        }
+                    }
+                }
+                added.lora = Some(Lora { layers: layers.clone(), rank: *rank, alpha: *alpha });
+            }
+            Addition::Progressive => {
+                if added.progressive {
+                    return Err(bad("the source is already a progressive network".into()));
+                }
+                added.progressive = true;
+            }
+        }
+    }
+    config.net_mut().added = added;
+    config.net().validate().map_err(|e| bad(e.to_string()))?;
+    Ok(config)
+}
+
+/// Whether the network `net` outputs actions (its head's rows are actions).
+fn outputs_actions(algo: Algo, net: &str, names: &[String]) -> bool {
+    axes(algo, &format!("{net}.head.weight"), 2, names).rows == Axis::Action
+}
+
+/// The map that still applies to the copied tensors once the strategy's input and output
+/// layers take over the observation and action sides.
+pub(super) fn residual_map(map: Option<&Map>, strategy: &Strategy) -> Option<Map> {
+    let mut map = map?.clone();
+    if strategy.add.contains(&Addition::Input) {
+        map.obs = None;
+    }
+    if strategy.add.contains(&Addition::Output) {
+        map.actions = None;
+    }
+    (map.obs.is_some() || map.actions.is_some()).then_some(map)
+}
+
+/// Starts the added tensors that the source or the written map gives: a progressive network's
+/// column (the source's hidden layers), input layers (the written observation map; the
+/// action block of a critic's input stays the identity) and output layers (the written action
+/// map). Marks every added tensor's row `Added`; returns what was done, for the report.
+pub(super) fn start(
+    rows: &mut [ParamReport],
+    live: &HashMap<String, Tensor>,
+    sources: &HashMap<String, Tensor>,
+    map: Option<&Map>,
+    spaces: super::weights::Spaces,
+) -> Result<Vec<String>, TransferError> {
+    let mut notes = Vec::new();
+    let names: Vec<String> = rows.iter().map(|r| r.name.clone()).collect();
+    for row in rows.iter_mut().filter(|r| is_added(&r.name) && r.fate == Fate::New) {
+        row.fate = Fate::Added;
+        let dst = &live[&row.name];
+        if is_column(&row.name) {
+            let from = row.name.replacen("column.", "", 1);
+            let src = sources.get(&from).filter(|s| s.size() == dst.size()).ok_or_else(|| TransferError::ShapeMismatch {
+                tensor: row.name.clone(),
+                source_shape: sources.get(&from).map(Tensor::size).unwrap_or_default(),
+                target: dst.size(),
+                hint: format!("the frozen column starts as the source's `{from}`"),
+            })?;
+            tch::no_grad(|| dst.shallow_clone().copy_(src));
+            row.source_shape = Some(src.size());
+            continue;
+        }
+        let Some(map) = map else { continue };
+        let matrix = if row.name.ends_with(".input.weight") {
+            let m = map.input_matrix(spaces.obs.0, spaces.obs.1);
+            m.map_err(|e| TransferError::Map { tensor: row.name.clone(), message: e.0 })?
+        } else if row.name.ends_with(".output.weight") {
+            let m = map.output_matrix(spaces.act.0, spaces.act.1);
+            m.map_err(|e| TransferError::Map { tensor: row.name.clone(), message: e.0 })?
+        } else {
+            None
+        };
+        if let Some(m) = matrix {
+            // The matrix covers the observation (or action) block; a critic's action inputs keep
+            // the identity that the layer was built with.
+            tch::no_grad(|| {
+                let (r, c) = (m.size()[0], m.size()[1]);
+                dst.shallow_clone().narrow(0, 0, r).narrow(1, 0, c).copy_(&m);
+            });
+            notes.push(format!("{}: starts as the written map", row.name));
+        }
+    }
+    let nets = names.iter().filter_map(|n| n.strip_suffix(".input.weight")).count();
+    if nets > 0 && !notes.iter().any(|n| n.contains(".input.")) {
+        notes.push(format!("input layers ({nets}): start as the identity on the leading features"));
+    }
+    Ok(notes)
+}
+
+/// The parameters `train` keeps frozen, with the step each is released at (`None`: never): a
+/// progressive network's column always; with `Added`, everything not added; with `Gradual`,
+/// each hidden layer of the base networks, the last released first.
+pub(super) fn frozen(train: Train, names: &[String]) -> Vec<(String, Option<u64>)> {
+    // Each network's depth: one more than its last trunk layer's index.
+    let depth = |name: &str| {
+        let net = name.split(".trunk.").next().unwrap_or(name);
+        let layers = names.iter().filter(|n| n.starts_with(&format!("{net}.trunk.")) && !is_added(n));
+        layers.filter_map(|n| trunk_layer(n)).max().map_or(0, |i| i + 1)
+    };
+    let mut out = Vec::new();
+    for name in names {
+        let release = if is_column(name) {
+            Some(None)
+        } else if is_added(name) {
+            None
+        } else {
+            match train {
+                Train::All => None,
+                Train::Added => Some(None),
+                Train::AddedThenAll(step) => Some(Some(step)),
+                Train::Gradual(every) => trunk_layer(name).map(|i| Some(every * depth(name).saturating_sub(i).max(1) as u64)),
+            }
+        };
+        if let Some(until) = release {
+            out.push((name.clone(), until));
+        }
+    }
+    out
+}
+
+/// The hidden layer a base parameter belongs to (`actor.trunk.1.weight`: 1).
+fn trunk_layer(name: &str) -> Option<usize> {
+    let mut parts = name.split('.');
+    while let Some(p) = parts.next() {
+        if p == "trunk" {
+            return parts.next()?.parse().ok();
+        }
+    }
+    None
+}
