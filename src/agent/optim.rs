@@ -12,8 +12,8 @@
 
 use tch::{Kind, Tensor};
 
-use super::engine::{Net, graph, math, net::Op};
-use super::nn::{Layout, LayoutNode, MlpConfig, net_name};
+use super::engine::{Net, math, net::Op};
+use super::nn::{Layout, MlpConfig};
 use super::error::{AgentError, fetch_tensor};
 
 /// Where one parameter lives in the flat buffers.
@@ -91,39 +91,7 @@ impl FlatParams {
             let Op::Linear { inputs, .. } = ops[0] else { return None };
             return Net::new(ops, inputs, self.flat.numel());
         }
-        let width = |layer: &str, axis: usize| Some(self.slot(&format!("{name}.{layer}.weight"))?.1.get(axis).copied()? as usize);
-        let first = if config.hidden.is_empty() { "head" } else { "trunk.0" };
-        let inputs = width("input", 1).or_else(|| width(first, 1))?;
-        let outputs = width("output", 0).or_else(|| width("head", 0))?;
-        let layout = Layout::new(&net_name(name.split('.')), config, inputs, outputs, 1.0);
-        let mut nodes = Vec::with_capacity(layout.nodes.len());
-        for node in &layout.nodes {
-            nodes.push(match node {
-                LayoutNode::Linear { from, layer, start } => {
-                    let (weight, bias) = (format!("{name}.{}.weight", layer.name), format!("{name}.{}.bias", layer.name));
-                    let (weight, shape) = self.slot(&weight)?;
-                    (shape == [layer.outputs as i64, layer.inputs as i64]).then_some(())?;
-                    let bias = match layer.bias {
-                        true => Some(self.slot(&bias).filter(|(_, s)| *s == [layer.outputs as i64])?.0),
-                        false => None,
-                    };
-                    let lora = match layer.lora {
-                        Some((rank, scale)) => {
-                            let a = self.slot(&format!("{name}.lora.{}.a", layer.name))?.0;
-                            let b = self.slot(&format!("{name}.lora.{}.b", layer.name))?.0;
-                            Some(graph::Lora { a, b, rank, scale: scale as f32 })
-                        }
-                        None => None,
-                    };
-                    let (inputs, outputs, frozen) = (layer.inputs, layer.outputs, layer.frozen);
-                    graph::Node::Linear { from: *from, weight, bias, inputs, outputs, start: *start, lora, frozen }
-                }
-                LayoutNode::Act { from } => graph::Node::Act { from: *from, activation: layout.activation },
-                LayoutNode::Add { a, b } => graph::Node::Add { a: *a, b: *b },
-            });
-        }
-        let graph = graph::Graph::new(nodes, inputs, layout.head, self.flat.numel())?;
-        Some(Net::from_graph(graph))
+        Layout::graph_of(name, config, |n| self.slot(n), self.flat.numel()).map(Net::from_graph)
     }
 
     /// The engine's table of the one linear layer `{name}.weight`, `{name}.bias`.

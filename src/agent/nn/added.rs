@@ -27,6 +27,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::{Activation, MlpConfig};
+use crate::agent::engine::graph;
 use crate::agent::error::{AgentError, check};
 
 /// What a strategy added to a network, as the agent's configuration records it.
@@ -298,4 +299,63 @@ impl Layout {
         first.extend(rest);
         first
     }
+
+    /// The engine's graph of the network `name` built with `config` (with additions), its
+    /// widths read from its parameters' shapes (see [`Layout::graph`]).
+    pub(crate) fn graph_of<'a>(
+        name: &str,
+        config: &MlpConfig,
+        slot: impl Fn(&str) -> Option<(usize, &'a [i64])>,
+        params_len: usize,
+    ) -> Option<graph::Graph> {
+        let width = |layer: &str, axis: usize| Some(*slot(&format!("{name}.{layer}.weight"))?.1.get(axis)? as usize);
+        let first = if config.hidden.is_empty() { "head" } else { "trunk.0" };
+        let inputs = width("input", 1).or_else(|| width(first, 1))?;
+        let outputs = width("output", 0).or_else(|| width("head", 0))?;
+        Layout::new(&net_name(name.split('.')), config, inputs, outputs, 1.0).graph(name, slot, params_len)
+    }
+
+    /// The engine's graph of this layout for the network `name`, its parameters found by
+    /// `slot` (offset and shape in a flat buffer of `params_len` values): `None` when one is
+    /// missing or misshapen.
+    pub(crate) fn graph<'a>(
+        &self,
+        name: &str,
+        slot: impl Fn(&str) -> Option<(usize, &'a [i64])>,
+        params_len: usize,
+    ) -> Option<graph::Graph> {
+        let mut nodes = Vec::with_capacity(self.nodes.len());
+        for node in &self.nodes {
+            nodes.push(match node {
+                Node::Linear { from, layer, start } => {
+                    let (weight, shape) = slot(&format!("{name}.{}.weight", layer.name))?;
+                    (shape == [layer.outputs as i64, layer.inputs as i64]).then_some(())?;
+                    let bias = match layer.bias {
+                        true => Some(slot(&format!("{name}.{}.bias", layer.name)).filter(|(_, s)| *s == [layer.outputs as i64])?.0),
+                        false => None,
+                    };
+                    let lora = match layer.lora {
+                        Some((rank, scale)) => {
+                            let a = slot(&format!("{name}.lora.{}.a", layer.name))?.0;
+                            let b = slot(&format!("{name}.lora.{}.b", layer.name))?.0;
+                            Some(graph::Lora { a, b, rank, scale: scale as f32 })
+                        }
+                        None => None,
+                    };
+                    let (inputs, outputs, frozen) = (layer.inputs, layer.outputs, layer.frozen);
+                    graph::Node::Linear { from: *from, weight, bias, inputs, outputs, start: *start, lora, frozen }
+                }
+                Node::Act { from } => graph::Node::Act { from: *from, activation: self.activation },
+                Node::Add { a, b } => graph::Node::Add { a: *a, b: *b },
+            });
+        }
+        let inputs = match self.nodes.first() {
+            Some(Node::Linear { layer, .. }) => layer.inputs,
+            _ => return None,
+        };
+        graph::Graph::new(nodes, inputs, self.head, params_len)
+    }
 }
+
+#[cfg(test)]
+mod tests;

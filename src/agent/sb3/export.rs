@@ -4,10 +4,12 @@
 //! arguments and the hyperparameters), and `vec_normalize.pkl` beside it when the agent
 //! normalises observations. The pickles are [`super::writer`]'s.
 
+use std::collections::HashMap;
 use std::io::{Cursor, Write};
 use std::path::{Path, PathBuf};
 
 use serde_json::{Value as Json, json};
+
 use tch::Tensor;
 
 use super::Sb3Error;
@@ -17,6 +19,7 @@ use super::torch_file::{StateTensor, write_state_dict};
 use super::writer::{Rule, activation_class, mlp_kwargs, optimizer_of, schedule, serialized, vec_normalize};
 use crate::agent::AgentConfig;
 use crate::agent::checkpoint;
+use crate::agent::nn;
 use crate::agent::sac::EntCoef;
 use crate::env::Space;
 
@@ -28,8 +31,9 @@ const SB3_VERSION: &str = "2.9.2";
 pub fn export(dir: &Path, out: &Path) -> Result<Vec<PathBuf>, Sb3Error> {
     let loaded = checkpoint::load(dir).map_err(|e| Sb3Error::new(dir, None, e.to_string()))?;
     let (card, agent) = (loaded.card, loaded.agent);
-    let tensors: std::collections::HashMap<String, Tensor> = agent.tensors().into_iter().collect();
+    let mut tensors: HashMap<String, Tensor> = agent.tensors().into_iter().collect();
     let fail = |m: String| Sb3Error::new(dir, None, m);
+    fold_added(&card.config.net().added, &mut tensors).map_err(fail)?;
     let take = |from: &str, to: &str| -> Result<StateTensor, Sb3Error> {
         let t = tensors.get(from).ok_or_else(|| fail(format!("the checkpoint has no `{from}`")))?;
         let shape: Vec<usize> = t.size().iter().map(|&d| d as usize).collect();
@@ -248,4 +252,54 @@ pub fn export(dir: &Path, out: &Path) -> Result<Vec<PathBuf>, Sb3Error> {
         written.push(path);
     }
     Ok(written)
+}
+
+/// Folds the layers a transfer added into the base layers where the arithmetic allows, so that
+/// SB3's `MlpPolicy` computes the same function: LoRA merged (`W + (alpha/r) B A`), an input
+/// layer into the first layer (`W₀ W_in`, `W₀ b_in + b₀`), an output layer into the head. Adapters,
+/// extra depth and progressive columns have no place in SB3's network: refused, naming them.
+fn fold_added(added: &nn::Added, tensors: &mut HashMap<String, Tensor>) -> Result<(), String> {
+    let kept = [
+        (!added.adapters.is_empty(), "bottleneck adapters"),
+        (!added.depth.is_empty(), "extra depth"),
+        (added.progressive, "a progressive column"),
+    ];
+    if let Some((_, what)) = kept.iter().find(|(has, _)| *has) {
+        return Err(format!(
+            "the network carries {what}, added by a transfer: SB3's MlpPolicy has no place for it (LoRA, input and \
+             output layers fold into SB3's layers and are exported merged)"
+        ));
+    }
+    let nets: Vec<String> = tensors.keys().filter_map(|n| n.strip_suffix(".head.weight")).map(String::from).collect();
+    tch::no_grad(|| {
+        for net in &nets {
+            let get = |t: &HashMap<String, Tensor>, n: &str| t.get(&format!("{net}.{n}")).map(|t| t.detach().copy());
+            let layers: Vec<String> =
+                tensors.keys().filter_map(|n| n.strip_prefix(&format!("{net}.lora.")).and_then(|l| l.strip_suffix(".a"))).map(String::from).collect();
+            if let Some(lora) = &added.lora {
+                let scale = lora.alpha / lora.rank as f64;
+                for layer in layers {
+                    if let (Some(w), Some(a), Some(b)) =
+                        (get(tensors, &format!("{layer}.weight")), get(tensors, &format!("lora.{layer}.a")), get(tensors, &format!("lora.{layer}.b")))
+                    {
+                        tensors.insert(format!("{net}.{layer}.weight"), w + b.matmul(&a) * scale);
+                    }
+                }
+            }
+            let first = if tensors.contains_key(&format!("{net}.trunk.0.weight")) { "trunk.0" } else { "head" };
+            if let (Some(wi), Some(bi), Some(w), Some(b)) =
+                (get(tensors, "input.weight"), get(tensors, "input.bias"), get(tensors, &format!("{first}.weight")), get(tensors, &format!("{first}.bias")))
+            {
+                tensors.insert(format!("{net}.{first}.bias"), w.matmul(&bi) + b);
+                tensors.insert(format!("{net}.{first}.weight"), w.matmul(&wi));
+            }
+            if let (Some(wo), Some(bo), Some(w), Some(b)) =
+                (get(tensors, "output.weight"), get(tensors, "output.bias"), get(tensors, "head.weight"), get(tensors, "head.bias"))
+            {
+                tensors.insert(format!("{net}.head.bias"), wo.matmul(&b) + bo);
+                tensors.insert(format!("{net}.head.weight"), wo.matmul(&w));
+            }
+        }
+    });
+    Ok(())
 }
