@@ -1,0 +1,290 @@
+//! Added layers (`add` and `train` in a strategy): each starts as the source's network, only
+//! what trains changes, checkpoints keep them, learned maps cross observation spaces, and bad
+//! settings are refused naming the field.
+
+mod common;
+
+use std::collections::HashMap;
+use std::ops::ControlFlow;
+use std::path::{Path, PathBuf};
+
+use headstart::agent::checkpoint::{self, Loaded};
+use headstart::agent::nn::MlpConfig;
+use headstart::agent::sb3;
+use headstart::agent::train::{Curve, Task, train};
+use headstart::agent::{A2cConfig, Agent, AgentConfig, Td3Config};
+use headstart::env::{EnvSpec, Registry, Variant};
+use headstart::transfer::{self, Addition, Fate, Frozen, Strategy, Train, TransferReport};
+use tch::Tensor;
+
+fn policy(name: &str) -> Loaded {
+    checkpoint::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("policies").join(name)).unwrap()
+}
+
+fn tmp(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("headstart-added-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+/// A checkpoint of a freshly built agent of `config` for `spec` (an untrained source).
+fn fresh_source(config: AgentConfig, spec: &EnvSpec, dir: &Path) -> Loaded {
+    let env = Registry::builtin().make(spec).unwrap();
+    let agent = config.build(env.observation_space(), env.action_space(), 7).unwrap();
+    common::save_checkpoint(agent.as_ref(), spec, dir, "tests/added.rs");
+    checkpoint::load(dir).unwrap()
+}
+
+fn prepare(src: &Loaded, target: &EnvSpec, strategy: &Strategy) -> (Box<dyn Agent>, TransferReport) {
+    tch::set_num_threads(1);
+    transfer::prepare(&Registry::builtin(), src, "source", target, strategy, None, 3).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn with(add: Vec<Addition>) -> Strategy {
+    Strategy { add, ..Strategy::finetune() }
+}
+
+fn lora(rank: usize) -> Addition {
+    Addition::Lora { layers: vec!["trunk.0".into(), "trunk.1".into()], rank, alpha: 2.0 * rank as f64 }
+}
+
+/// Every addition alone and all together.
+fn additions() -> Vec<Vec<Addition>> {
+    let all = vec![
+        Addition::Input,
+        Addition::Output,
+        Addition::Adapter { after: 0, width: 8 },
+        Addition::Depth { after: 1 },
+        lora(2),
+        Addition::Progressive,
+    ];
+    all.iter().map(|a| vec![a.clone()]).chain([all.clone()]).collect()
+}
+
+/// Observations spread over the space: `rows` rows of `dim`.
+fn observations(rows: usize, dim: usize) -> Vec<f32> {
+    (0..rows * dim).map(|i| ((i * 7919 % 997) as f32 / 997.0 - 0.5) * 2.0).collect()
+}
+
+fn bits(outputs: Vec<(&'static str, Vec<f32>)>) -> Vec<(&'static str, Vec<u32>)> {
+    outputs.into_iter().map(|(n, v)| (n, v.iter().map(|x| x.to_bits()).collect())).collect()
+}
+
+fn values(agent: &dyn Agent) -> HashMap<String, Tensor> {
+    agent.tensors().into_iter().map(|(n, t)| (n, t.detach().copy())).collect()
+}
+
+/// Each addition, alone and with all the others, starts as the source: the same outputs bit
+/// for bit (actions or probabilities, values, Q-values of both critics) for PPO, A2C, DQN, SAC
+/// and TD3, with the source's spaces.
+#[test]
+fn every_addition_starts_as_the_source() {
+    let dir = tmp("sources");
+    let pendulum = EnvSpec::new("Pendulum-v1");
+    let small = MlpConfig::relu(&[32, 32]);
+    let sources = [
+        (policy("cartpole-ppo"), EnvSpec::new("CartPole-v1")),
+        (policy("mountaincar-dqn"), EnvSpec::new("MountainCar-v0")),
+        (policy("pendulum-sac"), pendulum.clone()),
+        (
+            fresh_source(AgentConfig::A2c(A2cConfig::default()), &EnvSpec::new("Acrobot-v1"), &dir.join("a2c")),
+            EnvSpec::new("Acrobot-v1"),
+        ),
+        (fresh_source(AgentConfig::Td3(Td3Config { net: small, ..Default::default() }), &pendulum, &dir.join("td3")), pendulum),
+    ];
+    for (src, spec) in &sources {
+        let obs_dim = src.card.observation_space.flat_dim();
+        let obs = observations(9, obs_dim);
+        let expected = bits(src.agent.outputs(&obs));
+        for add in additions() {
+            let (agent, report) = prepare(src, spec, &with(add.clone()));
+            assert_eq!(bits(agent.outputs(&obs)), expected, "{} with {add:?}", src.card.algorithm);
+            assert!(report.parameters.iter().any(|p| p.fate == Fate::Added), "{add:?}");
+        }
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// `train: Added` trains the added layers alone: every other tensor is bit-identical after
+/// training (PPO, and SAC through its twin critics and targets), the added ones moved; a
+/// progressive network's column never trains, whatever `train` says.
+#[test]
+fn only_the_added_layers_train() {
+    let registry = Registry::builtin();
+    let cases = [
+        (policy("cartpole-ppo"), EnvSpec::new("CartPole-v1").with("length", 0.75), 2048u64),
+        (policy("pendulum-sac"), EnvSpec::new("Pendulum-v1").with("m", 1.3), 300),
+    ];
+    for (src, spec, steps) in cases {
+        for (add, train_) in [
+            (vec![Addition::Adapter { after: 1, width: 8 }, lora(2)], Train::Added),
+            (vec![Addition::Progressive], Train::All),
+        ] {
+            let strategy = Strategy { add: add.clone(), train: train_, ..Strategy::finetune() };
+            let (mut agent, report) = prepare(&src, &spec, &strategy);
+            let before = values(agent.as_ref());
+            train(&registry, &Task::Env(spec.clone()), agent.as_mut(), steps, &mut Curve::default(), &mut |_| {
+                ControlFlow::Continue(())
+            })
+            .unwrap();
+            let after = values(agent.as_ref());
+            let frozen: Vec<&str> =
+                report.parameters.iter().filter(|p| p.frozen == Frozen::Always).map(|p| p.name.as_str()).collect();
+            assert!(!frozen.is_empty(), "{add:?}");
+            for name in &frozen {
+                assert!(before[*name].equal(&after[*name]), "{name} is frozen but changed ({add:?})");
+                let target = name.replacen("actor.", "actor_target.", 1).replacen("critic.", "critic_target.", 1);
+                if let (Some(b), Some(a)) = (before.get(&target), after.get(&target)) {
+                    assert!(b.equal(a), "{target} follows a frozen tensor but changed");
+                }
+            }
+            let trained = report.parameters.iter().filter(|p| p.frozen == Frozen::No && p.fate == Fate::Added);
+            assert!(trained.clone().any(|p| !before[&p.name].equal(&after[&p.name])), "no added tensor trained ({add:?})");
+            if train_ == Train::Added {
+                assert!(report.parameters.iter().all(|p| (p.frozen == Frozen::Always) == (p.fate != Fate::Added)), "{add:?}");
+            }
+            let (total, trained) = report.parameter_counts();
+            assert!(trained < total && report.table().contains(&format!("{trained} of {total} weights trained")));
+        }
+    }
+}
+
+/// Gradual unfreezing: the head and the added layers from the start, then the last hidden
+/// layer, then the first, every `n` steps; before the first release the trunk does not move.
+#[test]
+fn gradual_unfreezing_releases_the_layers_from_the_head_down() {
+    let src = policy("cartpole-ppo");
+    let spec = EnvSpec::new("CartPole-v1").with("length", 0.75);
+    let strategy = Strategy { train: Train::Gradual(4096), ..Strategy::finetune() };
+    let (mut agent, report) = prepare(&src, &spec, &strategy);
+    let frozen = |name: &str| report.parameters.iter().find(|p| p.name == name).unwrap().frozen;
+    assert_eq!(frozen("actor.head.weight"), Frozen::No);
+    assert_eq!(frozen("actor.trunk.1.weight"), Frozen::Until(4096));
+    assert_eq!(frozen("actor.trunk.0.bias"), Frozen::Until(8192));
+    assert_eq!(frozen("critic.trunk.0.weight"), Frozen::Until(8192));
+    let before = values(agent.as_ref());
+    train(&Registry::builtin(), &Task::Env(spec.clone()), agent.as_mut(), 2048, &mut Curve::default(), &mut |_| {
+        ControlFlow::Continue(())
+    })
+    .unwrap();
+    let after = values(agent.as_ref());
+    assert!(before["actor.trunk.1.weight"].equal(&after["actor.trunk.1.weight"]));
+    assert!(!before["actor.head.weight"].equal(&after["actor.head.weight"]));
+}
+
+/// A checkpoint of an augmented agent keeps its layers: the card's configuration lists them,
+/// loading gives the same outputs bit for bit, and it is a source like any other (finetuned
+/// again, or given one more adapter).
+#[test]
+fn augmented_checkpoints_round_trip_and_transfer_again() {
+    let src = policy("cartpole-ppo");
+    let spec = EnvSpec::new("CartPole-v1").with("length", 0.75);
+    let all = additions().pop().unwrap();
+    let (mut agent, _) = prepare(&src, &spec, &with(all));
+    train(&Registry::builtin(), &Task::Env(spec.clone()), agent.as_mut(), 1024, &mut Curve::default(), &mut |_| {
+        ControlFlow::Continue(())
+    })
+    .unwrap();
+    let dir = tmp("round-trip");
+    common::save_checkpoint(agent.as_ref(), &spec, &dir, "tests/added.rs");
+    let loaded = checkpoint::load(&dir).unwrap();
+    assert!(!loaded.card.config.net().added.is_empty());
+    assert!(loaded.card.weights.iter().any(|w| w == "actor.lora.trunk.0.b"));
+    let obs = observations(5, 4);
+    assert_eq!(bits(loaded.agent.outputs(&obs)), bits(agent.outputs(&obs)));
+    let (again, report) = prepare(&loaded, &spec, &Strategy::finetune());
+    assert_eq!(bits(again.outputs(&obs)), bits(agent.outputs(&obs)));
+    assert!(report.parameters.iter().all(|p| p.fate == Fate::Copied), "an augmented source copies whole");
+    let (more, _) = prepare(&loaded, &spec, &with(vec![Addition::Adapter { after: 1, width: 4 }]));
+    assert_eq!(bits(more.outputs(&obs)), bits(agent.outputs(&obs)));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// A learned input layer maps a 5-feature observation (CartPole with a noise sensor) into the
+/// source's 4: it starts as the variant's written map (so the agent acts as the source on the
+/// four real features, whatever the noise), and it trains.
+#[test]
+fn a_learned_input_map_crosses_observation_sizes() {
+    let src = policy("cartpole-ppo");
+    let variant = Variant::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("envs/cartpole-noise-sensor.ron")).unwrap();
+    let map = variant.maps.get("CartPole-v1").cloned();
+    let strategy = Strategy { train: Train::AddedThenAll(1024), ..with(vec![Addition::Input]) };
+    tch::set_num_threads(1);
+    let (mut agent, report) =
+        transfer::prepare(&Registry::builtin(), &src, "source", &variant.env, &strategy, map.as_ref(), 3).unwrap();
+    let row = report.parameters.iter().find(|p| p.name == "actor.input.weight").unwrap();
+    assert_eq!((row.shape.clone(), row.fate), (vec![4, 5], Fate::Added));
+    assert!(report.state.iter().any(|s| s.contains("actor.input.weight: starts as the written map")), "{:?}", report.state);
+    let four = observations(6, 4);
+    let five: Vec<f32> = four.chunks(4).flat_map(|r| r.iter().copied().chain([123.0])).collect();
+    assert_eq!(bits(agent.outputs(&five)), bits(src.agent.outputs(&four)));
+    let before = values(agent.as_ref());
+    train(&Registry::builtin(), &Task::Env(variant.env.clone()), agent.as_mut(), 2048, &mut Curve::default(), &mut |_| {
+        ControlFlow::Continue(())
+    })
+    .unwrap();
+    let after = values(agent.as_ref());
+    assert!(!before["actor.input.weight"].equal(&after["actor.input.weight"]));
+    // Released at step 1024: the trunk trained after it.
+    assert!(!before["actor.trunk.0.weight"].equal(&after["actor.trunk.0.weight"]));
+}
+
+/// Bad settings are refused before any training, naming the field and the nearest valid layer.
+#[test]
+fn bad_additions_are_refused_by_name() {
+    let src = policy("cartpole-ppo");
+    let spec = EnvSpec::new("CartPole-v1");
+    let refused = |strategy: Strategy, words: &[&str]| {
+        let e = transfer::prepare(&Registry::builtin(), &src, "source", &spec, &strategy, None, 0).err().expect("refused");
+        let text = e.to_string();
+        assert!(words.iter().all(|w| text.contains(w)), "{text}");
+    };
+    let lora_on = |layer: &str, rank| with(vec![Addition::Lora { layers: vec![layer.into()], rank, alpha: 1.0 }]);
+    refused(lora_on("trunk.7", 2), &["`add`", "trunk.7", "did you mean `trunk.1`"]);
+    refused(lora_on("trunk.1", 65), &["`add`", "rank", "[1, 64]"]);
+    refused(lora_on("head", 2), &["`add`", "critic.head", "[1, 1]"]);
+    refused(with(vec![Addition::Adapter { after: 2, width: 4 }]), &["`add`", "hidden layer 2", "0 to 1"]);
+    refused(with(vec![Addition::Adapter { after: 0, width: 0 }]), &["`add`", "width"]);
+    refused(with(vec![Addition::Depth { after: 1 }, Addition::Depth { after: 1 }]), &["`add`", "deep.1", "twice"]);
+    refused(Strategy { train: Train::Added, ..Strategy::finetune() }, &["`train`", "adds none"]);
+    refused(Strategy { copy: false, ..with(vec![Addition::Input]) }, &["`copy`"]);
+    let mut ron = Strategy::from_ron("(add: [Adapter(after: 0, width: 8)], train: AddedThenAll(5000))").unwrap();
+    assert_eq!(ron.train, Train::AddedThenAll(5000));
+    ron.add.push(Addition::Progressive);
+    assert_eq!(Strategy::from_ron(&ron.to_ron()).unwrap(), ron);
+    assert!(Strategy::from_ron("(add: [Adaptor(after: 0, width: 8)])").is_err());
+}
+
+/// The SB3 export folds LoRA, input and output layers into SB3's layers (SB3's function, within
+/// rounding) and refuses adapters, naming them.
+#[test]
+fn sb3_export_folds_what_it_can_and_refuses_the_rest() {
+    let src = policy("cartpole-ppo");
+    let spec = EnvSpec::new("CartPole-v1");
+    let dir = tmp("export");
+    let (mut agent, _) = prepare(&src, &spec, &with(vec![Addition::Input, Addition::Output, lora(2)]));
+    // Move the added tensors off their identity start, so the fold has something to fold.
+    tch::no_grad(|| {
+        for (name, t) in agent.tensors() {
+            if headstart::agent::nn::is_added(&name) {
+                let _ = t.shallow_clone().g_add_(&(t.randn_like() * 0.1));
+            }
+        }
+    });
+    let _ = agent.optimizers();
+    common::save_checkpoint(agent.as_ref(), &spec, &dir.join("lora"), "tests/added.rs");
+    let zip = dir.join("ppo-CartPole-v1.zip");
+    sb3::export(&dir.join("lora"), &zip).unwrap_or_else(|e| panic!("{e}"));
+    let imported = sb3::read(&zip).unwrap().agent(0).unwrap();
+    let obs = observations(7, 4);
+    for ((name, ours), (_, theirs)) in agent.outputs(&obs).into_iter().zip(imported.outputs(&obs)) {
+        for (a, b) in ours.iter().zip(&theirs) {
+            assert!((a - b).abs() < 1e-5, "{name}: {a} vs {b} exported");
+        }
+    }
+    let (adapted, _) = prepare(&src, &spec, &with(vec![Addition::Adapter { after: 0, width: 4 }]));
+    common::save_checkpoint(adapted.as_ref(), &spec, &dir.join("adapter"), "tests/added.rs");
+    let e = sb3::export(&dir.join("adapter"), &dir.join("adapter.zip")).err().expect("refused").to_string();
+    assert!(e.contains("bottleneck adapters") && e.contains("no place"), "{e}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
