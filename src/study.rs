@@ -37,6 +37,7 @@
 
 pub mod aggregate;
 pub mod claim;
+pub mod cost;
 pub mod decision;
 pub mod error;
 pub mod experiment;

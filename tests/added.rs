@@ -45,7 +45,7 @@ fn with(add: Vec<Addition>) -> Strategy {
 }
 
 fn lora(rank: usize) -> Addition {
-    Addition::Lora { layers: vec!["trunk.0".into(), "trunk.1".into()], rank, alpha: 2.0 * rank as f64 }
+    Addition::Lora { layers: vec!["trunk.0".into(), "trunk.1".into()], rank, alpha: 2.0 * rank as f64, merge: false }
 }
 
 /// Every addition alone and all together.
@@ -55,6 +55,7 @@ fn additions() -> Vec<Vec<Addition>> {
         Addition::Output,
         Addition::Adapter { after: 0, width: 8 },
         Addition::Depth { after: 1 },
+        Addition::Widen { layer: 0, units: 8 },
         lora(2),
         Addition::Progressive,
     ];
@@ -239,7 +240,7 @@ fn bad_additions_are_refused_by_name() {
         let text = e.to_string();
         assert!(words.iter().all(|w| text.contains(w)), "{text}");
     };
-    let lora_on = |layer: &str, rank| with(vec![Addition::Lora { layers: vec![layer.into()], rank, alpha: 1.0 }]);
+    let lora_on = |layer: &str, rank| with(vec![Addition::Lora { layers: vec![layer.into()], rank, alpha: 1.0, merge: false }]);
     refused(lora_on("trunk.7", 2), &["`add`", "trunk.7", "did you mean `trunk.1`"]);
     refused(lora_on("trunk.1", 65), &["`add`", "rank", "[1, 64]"]);
     refused(lora_on("head", 2), &["`add`", "critic.head", "[1, 1]"]);
@@ -253,6 +254,35 @@ fn bad_additions_are_refused_by_name() {
     ron.add.push(Addition::Progressive);
     assert_eq!(Strategy::from_ron(&ron.to_ron()).unwrap(), ron);
     assert!(Strategy::from_ron("(add: [Adaptor(after: 0, width: 8)])").is_err());
+}
+
+/// LoRA marked `merge` is merged into the weights when the checkpoint is saved: the card lists a
+/// plain network, and the loaded agent computes the augmented one's outputs (within rounding).
+#[test]
+fn lora_marked_merge_is_saved_merged() {
+    let src = policy("cartpole-ppo");
+    let spec = EnvSpec::new("CartPole-v1");
+    let merge = Addition::Lora { layers: vec!["trunk.0".into(), "head".into()], rank: 1, alpha: 3.0, merge: true };
+    let (agent, _) = prepare(&src, &spec, &with(vec![merge]));
+    tch::no_grad(|| {
+        for (name, t) in agent.tensors() {
+            if name.contains(".lora.") && !name.starts_with("optim") {
+                let _ = t.shallow_clone().g_add_(&(t.randn_like() * 0.2));
+            }
+        }
+    });
+    let dir = tmp("merge");
+    common::save_checkpoint(agent.as_ref(), &spec, &dir, "tests/added.rs");
+    let loaded = checkpoint::load(&dir).unwrap();
+    assert!(loaded.card.config.net().added.is_empty(), "{:?}", loaded.card.config.net().added);
+    assert!(loaded.card.weights.iter().all(|w| !w.contains("lora")));
+    let obs = observations(8, 4);
+    let (ours, merged) = (agent.outputs(&obs), loaded.agent.outputs(&obs));
+    assert_ne!(bits(ours.clone()), bits(src.agent.outputs(&obs)), "the factors moved the outputs");
+    for ((name, a), (_, b)) in ours.into_iter().zip(merged) {
+        assert!(a.iter().zip(&b).all(|(x, y)| (x - y).abs() < 1e-5), "{name}: {a:?} vs {b:?}");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 /// The SB3 export folds LoRA, input and output layers into SB3's layers (SB3's function, within

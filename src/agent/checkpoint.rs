@@ -298,8 +298,12 @@ pub fn read_tensors(path: &Path) -> Result<TensorFile, CheckpointError> {
 /// off-policy agent's replay buffer goes to `replay.safetensors` beside the weights.
 pub fn save(agent: &dyn Agent, info: CardInfo<'_>, dir: &Path) -> Result<Card, CheckpointError> {
     fs::create_dir_all(dir).map_err(|e| file_error(dir, e.to_string()))?;
+    let merged = merge_lora(agent, info.observation_space, info.action_space)
+        .map_err(|source| CheckpointError::Agent { path: dir.to_path_buf(), source })?;
+    // The weights, configuration and names saved: the merged network's when LoRA asks to be merged.
+    let network: &dyn Agent = merged.as_deref().unwrap_or(agent);
     let weights_path = dir.join(WEIGHTS_FILE);
-    let (bytes, infos) = serialize(&agent.tensors(), &weights_path)?;
+    let (bytes, infos) = serialize(&network.tensors(), &weights_path)?;
     let replay = match agent.replay().filter(|b| !b.is_empty()) {
         Some(buffer) => {
             let path = dir.join(REPLAY_FILE);
@@ -313,7 +317,7 @@ pub fn save(agent: &dyn Agent, info: CardInfo<'_>, dir: &Path) -> Result<Card, C
         format: FORMAT,
         headstart_version: env!("CARGO_PKG_VERSION").to_string(),
         algorithm: agent.algo(),
-        config: agent.config(),
+        config: network.config(),
         env: info.env.clone(),
         mixture: info.mixture.cloned(),
         observation_space: info.observation_space.clone(),
@@ -323,7 +327,7 @@ pub fn save(agent: &dyn Agent, info: CardInfo<'_>, dir: &Path) -> Result<Card, C
         eval: info.eval,
         produced_by: info.produced_by,
         sha256: sha256(&bytes),
-        weights: agent.weight_names(),
+        weights: network.weight_names(),
         tensors: infos,
         replay,
         origin: info.origin,
@@ -446,4 +450,33 @@ pub fn load(dir: &Path) -> Result<Loaded, CheckpointError> {
         }
     }
     Ok(Loaded { card, agent })
+}
+
+/// With LoRA factors marked `merge`, the agent with each factored weight merged
+/// (`W + (alpha/r) B A`, in `f32` by libtorch) and the factors dropped, built for the same
+/// spaces: what a checkpoint then saves. The optimiser's moments are the base weights'.
+fn merge_lora(agent: &dyn Agent, obs: &Space, actions: &Space) -> Result<Option<Box<dyn Agent>>, AgentError> {
+    let config = agent.config();
+    let Some(lora) = config.net().added.lora.clone().filter(|l| l.merge) else { return Ok(None) };
+    let mut plain = config;
+    plain.net_mut().added.lora = None;
+    let mut merged = plain.build(obs, actions, agent.seed())?;
+    let tensors: HashMap<String, Tensor> = agent.tensors().into_iter().collect();
+    let weights = agent.weight_names();
+    let scale = lora.alpha / lora.rank as f64;
+    let mut get = |name: &str| -> Option<Tensor> {
+        let value = tensors.get(name)?.detach().copy();
+        let factored = weights.iter().any(|w| w == name).then(|| name.strip_suffix(".weight")).flatten();
+        let factors = factored.and_then(|base| {
+            let layer = lora.layers.iter().find(|l| base.ends_with(&format!(".{l}")))?;
+            let net = &base[..base.len() - layer.len() - 1];
+            Some((tensors.get(&format!("{net}.lora.{layer}.a"))?, tensors.get(&format!("{net}.lora.{layer}.b"))?))
+        });
+        Some(match factors {
+            Some((a, b)) => tch::no_grad(|| value + b.matmul(a) * scale),
+            None => value,
+        })
+    };
+    merged.restore(&mut get, agent.steps())?;
+    Ok(Some(merged))
 }

@@ -26,7 +26,7 @@ use serde::{Deserialize, Serialize};
 use tch::Tensor;
 use tch::nn::{self, Init, LinearConfig, Module};
 
-pub use added::{Adapter, Added, Lora, is_added, is_column};
+pub use added::{Adapter, Added, Lora, Widen, is_added, is_column};
 pub(crate) use added::{Init as LayerInit, Layout, Node as LayoutNode, net_name};
 
 /// Runs `f` with libtorch's global generator seeded with `seed`, holding a lock, so that

@@ -25,7 +25,9 @@ pub fn write_outputs(
     write_atomic(&out.join("summary.ron"), to_ron(summary))?;
     write_atomic(&out.join("summary.json"), serde_json::to_string_pretty(summary).map_err(StudyError::Json)?)?;
     let figures = figures::draw(out, summary)?;
-    write_atomic(&out.join("report.md"), report_markdown(experiment, summary, &figures))?;
+    let mut report = report_markdown(experiment, summary, &figures);
+    report.push_str(&super::cost::cost_section(&super::cost::costs(out, units)));
+    write_atomic(&out.join("report.md"), report)?;
     Ok(())
 }
 

@@ -8,7 +8,7 @@ use tch::Tensor;
 use super::map::{Axis, axes, networks};
 use super::{Addition, Fate, Map, ParamReport, Strategy, Train, TransferError};
 use crate::agent::checkpoint::Loaded;
-use crate::agent::nn::{Adapter, Added, Lora, is_added, is_column};
+use crate::agent::nn::{Adapter, Added, Lora, Widen, is_added, is_column};
 use crate::agent::{AgentConfig, Algo};
 
 /// The source's configuration with the strategy's layers added to every network (`nets` of the
@@ -50,7 +50,8 @@ pub(super) fn augment(source: &Loaded, strategy: &Strategy) -> Result<AgentConfi
             }
             Addition::Adapter { after, width } => added.adapters.push(Adapter { after: *after, width: *width }),
             Addition::Depth { after } => added.depth.push(*after),
-            Addition::Lora { layers, rank, alpha } => {
+            Addition::Widen { layer, units } => added.widen.push(Widen { layer: *layer, units: *units }),
+            Addition::Lora { layers, rank, alpha, merge } => {
                 if added.lora.is_some() {
                     return Err(bad("the source's networks already carry LoRA factors".into()));
                 }
@@ -66,7 +67,7 @@ pub(super) fn augment(source: &Loaded, strategy: &Strategy) -> Result<AgentConfi
                         }
                     }
                 }
-                added.lora = Some(Lora { layers: layers.clone(), rank: *rank, alpha: *alpha });
+                added.lora = Some(Lora { layers: layers.clone(), rank: *rank, alpha: *alpha, merge: *merge });
             }
             Addition::Progressive => {
                 if added.progressive {

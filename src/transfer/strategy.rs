@@ -64,6 +64,13 @@ pub enum Addition {
         /// The hidden layer it follows.
         after: usize,
     },
+    /// Hidden layer `layer` made `units` wider (the new units' outgoing weights start at zero).
+    Widen {
+        /// The hidden layer.
+        layer: usize,
+        /// Units added.
+        units: usize,
+    },
     /// LoRA on the named layers (`trunk.0`, `trunk.1`, `head`): `W + (alpha/rank) B A`.
     Lora {
         /// The layers, by name within each network.
@@ -72,6 +79,9 @@ pub enum Addition {
         rank: usize,
         /// The update's scale is `alpha / rank`.
         alpha: f64,
+        /// Merge the factors into the weights when the run's checkpoint is saved.
+        #[serde(default)]
+        merge: bool,
     },
     /// A progressive network: the source as a frozen first column, lateral connections into
     /// the trained column.
@@ -191,6 +201,7 @@ impl Strategy {
                 Addition::Output => "output".into(),
                 Addition::Adapter { after, width } => format!("adapter({after}, {width})"),
                 Addition::Depth { after } => format!("depth({after})"),
+                Addition::Widen { layer, units } => format!("widen({layer}, {units})"),
                 Addition::Lora { rank, .. } => format!("lora({rank})"),
                 Addition::Progressive => "progressive".into(),
             });
@@ -241,6 +252,7 @@ impl Strategy {
         for a in &self.add {
             match a {
                 Addition::Adapter { width: 0, .. } => return bad("add", "an adapter needs a width of at least 1"),
+                Addition::Widen { units: 0, .. } => return bad("add", "Widen needs at least 1 unit"),
                 Addition::Lora { rank: 0, .. } => return bad("add", "LoRA needs a rank of at least 1"),
                 Addition::Lora { alpha, .. } if !(alpha.is_finite() && *alpha > 0.0) => {
                     return bad("add", "LoRA's alpha must be finite and positive");

@@ -14,6 +14,7 @@
 //! | output layer | `output.weight` `[outputs, source outputs]`, `output.bias` | the identity, or the written action map |
 //! | bottleneck adapter after hidden layer `i` (Houlsby et al. 2019) | `adapter.{i}.down.*` `[width, hidden]`, `adapter.{i}.up.*` `[hidden, width]` | `h + up(σ(down h))`, `up` zero |
 //! | extra depth after hidden layer `i` | `deep.{i}.down.*`, `deep.{i}.up.*` (full width) | the same residual block, `up` zero |
+//! | wider hidden layer `i` | `widen.{i}.in.*` `[units, in]` (the new units), `widen.{i}.out.weight` `[next, units]` (into the next layer) | `out` zero |
 //! | LoRA on `trunk.{i}` or `head` (Hu et al. 2021) | `lora.{layer}.a` `[rank, in]`, `lora.{layer}.b` `[out, rank]` | `W + (alpha/rank)·B·A`, `B` zero |
 //! | progressive column (Rusu et al. 2016) | `column.trunk.{i}.*` (the source's hidden layers, frozen for good), `lateral.{i}.weight`, `lateral.head.weight` | the source's column; laterals zero |
 //!
@@ -53,6 +54,10 @@ pub struct Added {
     /// Low-rank updates of chosen layers.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub lora: Option<Lora>,
+    /// Hidden layers made wider: new units (their incoming weights drawn as the layer's, their
+    /// outgoing weights zero).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub widen: Vec<Widen>,
     /// A frozen copy of the source network as a first column, with lateral connections.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub progressive: bool,
@@ -68,6 +73,16 @@ pub struct Adapter {
     pub width: usize,
 }
 
+/// New units for hidden layer `layer`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Widen {
+    /// The hidden layer (0-based).
+    pub layer: usize,
+    /// Units added to it.
+    pub units: usize,
+}
+
 /// LoRA on named linear layers (`trunk.0`, `trunk.1`, `head`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -78,6 +93,10 @@ pub struct Lora {
     pub rank: usize,
     /// `alpha`: the update is scaled by `alpha / r`.
     pub alpha: f64,
+    /// Merged into the layers' weights when a checkpoint is saved (the saved network is then a
+    /// plain one, exactly as SB3 or any MLP reader expects) [default: kept apart].
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub merge: bool,
 }
 
 impl Added {
@@ -104,8 +123,13 @@ impl Added {
         for &d in &self.depth {
             hidden_layer("net.added.depth", d)?;
         }
+        for w in &self.widen {
+            hidden_layer("net.added.widen.layer", w.layer)?;
+            check("net.added.widen.units", w.units > 0, "must be at least 1")?;
+        }
         let mut seen: Vec<(&str, usize)> = Vec::new();
         let blocks = self.adapters.iter().map(|a| ("adapter", a.after)).chain(self.depth.iter().map(|&d| ("deep", d)));
+        let blocks = blocks.chain(self.widen.iter().map(|w| ("widen", w.layer)));
         for block in blocks {
             check("net.added", !seen.contains(&block), &format!("adds `{}.{}` twice", block.0, block.1))?;
             seen.push(block);
@@ -148,7 +172,7 @@ impl Added {
 
 /// Whether the parameter `name` belongs to an added layer (its name has a segment naming one).
 pub fn is_added(name: &str) -> bool {
-    name.split('.').any(|s| matches!(s, "input" | "output" | "adapter" | "deep" | "lora" | "lateral" | "column"))
+    name.split('.').any(|s| matches!(s, "input" | "output" | "adapter" | "deep" | "widen" | "lora" | "lateral" | "column"))
 }
 
 /// Whether the parameter `name` is part of a progressive network's frozen column.
@@ -252,13 +276,30 @@ impl Layout {
                 w = h;
             }
         }
+        // The new units of the previous hidden layer, when it was widened: (value, units, layer).
+        let mut wide: Option<(usize, usize, usize)> = None;
+        // What the new units add to the layer after them: zero at first.
+        let widen_out = |nodes: &mut Vec<Node>, wide: Option<(usize, usize, usize)>, v: usize, outputs: usize| match wide {
+            Some((w, units, j)) => {
+                let layer = Layer { bias: false, ..linear(format!("widen.{j}.out"), units, outputs, Init::Zero) };
+                push(nodes, Node::Linear { from: w, layer, start: Some(v) })
+            }
+            None => v,
+        };
         for (i, &h) in config.hidden.iter().enumerate() {
             let name = format!("trunk.{i}");
             let layer = Layer { lora: lora_of(&name), ..linear(name, width, h, Init::Base(gain)) };
+            let input = v;
             v = push(&mut nodes, Node::Linear { from: v, layer, start: None });
             if i > 0 && let Some(&c) = column.get(i - 1) {
                 let lateral = Layer { bias: false, ..linear(format!("lateral.{i}"), config.hidden[i - 1], h, Init::Zero) };
                 v = push(&mut nodes, Node::Linear { from: c, layer: lateral, start: Some(v) });
+            }
+            v = widen_out(&mut nodes, wide.take(), v, h);
+            if let Some(units) = added.widen.iter().find(|w| w.layer == i && on).map(|w| w.units) {
+                let layer = linear(format!("widen.{i}.in"), width, units, Init::Base(gain));
+                let w = push(&mut nodes, Node::Linear { from: input, layer, start: None });
+                wide = Some((push(&mut nodes, Node::Act { from: w }), units, i));
             }
             v = push(&mut nodes, Node::Act { from: v });
             let blocks = added.adapters.iter().filter(|a| a.after == i).map(|a| ("adapter", a.width));
@@ -281,6 +322,7 @@ impl Layout {
             let lateral = Layer { bias: false, ..linear("lateral.head".into(), width, head_out, Init::Zero) };
             v = push(&mut nodes, Node::Linear { from: c, layer: lateral, start: Some(v) });
         }
+        v = widen_out(&mut nodes, wide, v, head_out);
         if added.output.contains_key(net) {
             push(&mut nodes, Node::Linear { from: v, layer: linear("output".into(), head_out, outputs, Init::Identity), start: None });
         }

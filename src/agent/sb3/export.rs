@@ -262,6 +262,7 @@ fn fold_added(added: &nn::Added, tensors: &mut HashMap<String, Tensor>) -> Resul
     let kept = [
         (!added.adapters.is_empty(), "bottleneck adapters"),
         (!added.depth.is_empty(), "extra depth"),
+        (!added.widen.is_empty(), "widened layers"),
         (added.progressive, "a progressive column"),
     ];
     if let Some((_, what)) = kept.iter().find(|(has, _)| *has) {

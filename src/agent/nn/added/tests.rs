@@ -19,7 +19,8 @@ fn everything(activation: Activation) -> MlpConfig {
         output: BTreeMap::from([("actor".to_string(), 2)]),
         adapters: vec![Adapter { after: 0, width: 3 }, Adapter { after: 1, width: 2 }],
         depth: vec![1],
-        lora: Some(Lora { layers: vec!["trunk.0".into(), "trunk.1".into(), "head".into()], rank: 2, alpha: 3.0 }),
+        lora: Some(Lora { layers: vec!["trunk.0".into(), "trunk.1".into(), "head".into()], rank: 2, alpha: 3.0, merge: false }),
+        widen: vec![Widen { layer: 0, units: 3 }, Widen { layer: 1, units: 2 }],
         progressive: true,
     };
     MlpConfig { hidden: vec![8, 6], activation, ortho_init: true, added }
