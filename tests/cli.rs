@@ -180,7 +180,8 @@ fn transfer_prints_the_report_zero_shot_and_curve_and_saves_the_run() {
     let text = String::from_utf8_lossy(&run.stdout);
     assert!(run.status.success(), "{}", stderr(&run));
     assert!(text.contains("(PPO, freeze-trunk): 12 of 12 parameters from the source"), "{text}");
-    assert!(text.contains("actor.trunk.0.weight   [64, 5]   [64, 4]   mapped  frozen"), "{text}");
+    assert!(text.contains("actor.trunk.0.weight   [64, 5]   320      [64, 4]   mapped  frozen"), "{text}");
+    assert!(text.contains("4739 of 9283 weights trained"), "{text}");
     assert!(text.contains("zero-shot on CartPole-v1"), "{text}");
     assert!(text.contains("learning curve on"), "{text}");
     let report = std::fs::read_to_string(out.join("transfer.ron")).unwrap();

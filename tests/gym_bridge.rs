@@ -155,6 +155,18 @@ fn check_train_and_transfer_through_the_bridge() {
     let out = text(&transfer);
     assert!(transfer.status.success() && target.join("card.ron").exists(), "{out}");
     eprintln!("{out}");
+    // Added layers through the bridge: the same zero-shot as plain fine-tuning (they start as
+    // the identity), only the added weights train, and the augmented checkpoint evaluates.
+    let zero_shot = |out: &str| out.lines().find(|l| l.starts_with("zero-shot")).map(String::from);
+    let added = dir.join("added");
+    let strategy = r#"(add: [Adapter(after: 0, width: 8), Lora(layers: ["trunk.1"], rank: 2, alpha: 4.0)], train: Added)"#;
+    let args = ["--strategy", strategy, "--steps", "2048", "--quiet", "--out", added.to_str().unwrap()];
+    let adapted = headstart(&[&["transfer", source.to_str().unwrap(), CORRIDOR, "-p", "length=8"][..], &args[..]].concat());
+    let adapted_out = text(&adapted);
+    assert!(adapted.status.success() && adapted_out.contains("weights trained"), "{adapted_out}");
+    assert_eq!(zero_shot(&adapted_out), zero_shot(&out), "{adapted_out}");
+    let eval = headstart(&["eval", added.to_str().unwrap()]);
+    assert!(eval.status.success(), "{}", text(&eval));
     let _ = std::fs::remove_dir_all(&dir);
 }
 

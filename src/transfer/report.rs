@@ -105,13 +105,14 @@ impl TransferReport {
     /// The report as a text table, with the state and warnings below it.
     pub fn table(&self) -> String {
         let shape = |s: &[i64]| format!("{s:?}");
-        let rows: Vec<[String; 6]> = self
+        let rows: Vec<[String; 7]> = self
             .parameters
             .iter()
             .map(|p| {
                 [
                     p.name.clone(),
                     shape(&p.shape),
+                    p.shape.iter().map(|&d| d.max(0)).product::<i64>().to_string(),
                     p.source_shape.as_deref().map(shape).unwrap_or_else(|| "-".into()),
                     format!("{:?}", p.fate).to_lowercase(),
                     match p.frozen {
@@ -123,8 +124,8 @@ impl TransferReport {
                 ]
             })
             .collect();
-        let header = ["parameter", "shape", "source", "fate", "frozen", "lr×"];
-        let widths: Vec<usize> = (0..6)
+        let header = ["parameter", "shape", "weights", "source", "fate", "frozen", "lr×"];
+        let widths: Vec<usize> = (0..7)
             .map(|i| rows.iter().map(|r| r[i].chars().count()).chain([header[i].len()]).max().unwrap_or(0))
             .collect();
         let line = |cells: &[String]| {

@@ -33,7 +33,7 @@ pub fn export(dir: &Path, out: &Path) -> Result<Vec<PathBuf>, Sb3Error> {
     let (card, agent) = (loaded.card, loaded.agent);
     let mut tensors: HashMap<String, Tensor> = agent.tensors().into_iter().collect();
     let fail = |m: String| Sb3Error::new(dir, None, m);
-    fold_added(&card.config.net().added, &mut tensors).map_err(fail)?;
+    fold_added(dir, &card.config.net().added, &mut tensors)?;
     let take = |from: &str, to: &str| -> Result<StateTensor, Sb3Error> {
         let t = tensors.get(from).ok_or_else(|| fail(format!("the checkpoint has no `{from}`")))?;
         let shape: Vec<usize> = t.size().iter().map(|&d| d as usize).collect();
@@ -258,7 +258,7 @@ pub fn export(dir: &Path, out: &Path) -> Result<Vec<PathBuf>, Sb3Error> {
 /// SB3's `MlpPolicy` computes the same function: LoRA merged (`W + (alpha/r) B A`), an input
 /// layer into the first layer (`W₀ W_in`, `W₀ b_in + b₀`), an output layer into the head. Adapters,
 /// extra depth and progressive columns have no place in SB3's network: refused, naming them.
-fn fold_added(added: &nn::Added, tensors: &mut HashMap<String, Tensor>) -> Result<(), String> {
+fn fold_added(dir: &Path, added: &nn::Added, tensors: &mut HashMap<String, Tensor>) -> Result<(), Sb3Error> {
     let kept = [
         (!added.adapters.is_empty(), "bottleneck adapters"),
         (!added.depth.is_empty(), "extra depth"),
@@ -266,10 +266,11 @@ fn fold_added(added: &nn::Added, tensors: &mut HashMap<String, Tensor>) -> Resul
         (added.progressive, "a progressive column"),
     ];
     if let Some((_, what)) = kept.iter().find(|(has, _)| *has) {
-        return Err(format!(
+        let message = format!(
             "the network carries {what}, added by a transfer: SB3's MlpPolicy has no place for it (LoRA, input and \
              output layers fold into SB3's layers and are exported merged)"
-        ));
+        );
+        return Err(Sb3Error::new(dir, None, message));
     }
     let nets: Vec<String> = tensors.keys().filter_map(|n| n.strip_suffix(".head.weight")).map(String::from).collect();
     tch::no_grad(|| {
