@@ -121,9 +121,9 @@ pub fn transfer(
                 .into(),
         });
     }
-    // Input and output layers take over the map's observation and action sides.
-    let residual = added::residual_map(map, strategy);
-    report.parameters = weights::copy(algo, &names, &live, &sources, &reinit, residual.as_ref(), spaces)?;
+    // Input and output layers take over the map's observation and action sides of their network.
+    let sides = added::SideMaps::new(map, &names);
+    report.parameters = weights::copy(algo, &names, &live, &sources, &reinit, &sides, spaces)?;
     report.state.extend(added::start(&mut report.parameters, &live, &sources, map, spaces)?);
     if report.transferred() == 0 {
         let reason = if names.iter().any(|n| sources.contains_key(n)) {

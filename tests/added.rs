@@ -59,7 +59,8 @@ fn additions() -> Vec<Vec<Addition>> {
         lora(2),
         Addition::Progressive,
     ];
-    all.iter().map(|a| vec![a.clone()]).chain([all.clone()]).collect()
+    let alone = all.iter().map(|a| vec![a.clone()]).chain([vec![Addition::InputMlp { hidden: 16 }]]);
+    alone.chain([all.clone()]).collect()
 }
 
 /// Observations spread over the space: `rows` rows of `dim`.
@@ -142,7 +143,9 @@ fn only_the_added_layers_train() {
             let trained = report.parameters.iter().filter(|p| p.frozen == Frozen::No && p.fate == Fate::Added);
             assert!(trained.clone().any(|p| !before[&p.name].equal(&after[&p.name])), "no added tensor trained ({add:?})");
             if train_ == Train::Added {
-                assert!(report.parameters.iter().all(|p| (p.frozen == Frozen::Always) == (p.fate != Fate::Added)), "{add:?}");
+                // Every network weight not added is frozen; SAC's temperature is not a network's.
+                let network = report.parameters.iter().filter(|p| p.name.contains('.'));
+                assert!(network.clone().all(|p| (p.frozen == Frozen::Always) == (p.fate != Fate::Added)), "{add:?}");
             }
             let (total, trained) = report.parameter_counts();
             assert!(trained < total && report.table().contains(&format!("{trained} of {total} weights trained")));
@@ -228,6 +231,50 @@ fn a_learned_input_map_crosses_observation_sizes() {
     assert!(!before["actor.input.weight"].equal(&after["actor.input.weight"]));
     // Released at step 1024: the trunk trained after it.
     assert!(!before["actor.trunk.0.weight"].equal(&after["actor.trunk.0.weight"]));
+}
+
+/// `add_to` puts the additions on chosen networks: an input layer on the actor alone, so the
+/// critic's first layer still takes the written map.
+#[test]
+fn additions_go_to_the_networks_named() {
+    let src = policy("cartpole-ppo");
+    let variant = Variant::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("envs/cartpole-noise-sensor.ron")).unwrap();
+    let map = variant.maps.get("CartPole-v1").cloned();
+    let strategy = Strategy { add_to: vec!["actor".into()], ..with(vec![Addition::InputMlp { hidden: 8 }, lora(2)]) };
+    tch::set_num_threads(1);
+    let (agent, report) =
+        transfer::prepare(&Registry::builtin(), &src, "source", &variant.env, &strategy, map.as_ref(), 3).unwrap();
+    let fate = |name: &str| report.parameters.iter().find(|p| p.name == name).map(|p| p.fate);
+    assert_eq!(fate("actor.input.mlp.up.weight"), Some(Fate::Added));
+    assert_eq!(fate("actor.lora.trunk.1.b"), Some(Fate::Added));
+    assert_eq!(fate("critic.input.weight"), None);
+    assert_eq!(fate("critic.trunk.0.weight"), Some(Fate::Mapped));
+    assert_eq!(fate("actor.trunk.0.weight"), Some(Fate::Copied));
+    let four = observations(6, 4);
+    let five: Vec<f32> = four.chunks(4).flat_map(|r| r.iter().copied().chain([9.0])).collect();
+    assert_eq!(bits(agent.outputs(&five)), bits(src.agent.outputs(&four)));
+    let wrong = Strategy { add_to: vec!["critc".into()], ..with(vec![Addition::Input]) };
+    let e = transfer::prepare(&Registry::builtin(), &src, "source", &variant.env, &wrong, map.as_ref(), 3).err().unwrap();
+    assert!(e.to_string().contains("`add_to`") && e.to_string().contains("did you mean `critic`"), "{e}");
+}
+
+/// SAC's critics read the observation and the action: their input layer maps the observation
+/// block through the written map and passes the action through, so the Q-values start as the
+/// source's too.
+#[test]
+fn a_learned_input_map_passes_a_critics_actions_through() {
+    let src = policy("pendulum-sac");
+    let mut spec = EnvSpec::new("Pendulum-v1");
+    spec.transforms.push(headstart::env::Transform::NoiseObs { count: 1, std: 1.0 });
+    let map = headstart::transfer::Map { obs: Some(headstart::transfer::ObsMap::Index(vec![Some(0), Some(1), Some(2), None])), actions: None };
+    tch::set_num_threads(1);
+    let (agent, report) =
+        transfer::prepare(&Registry::builtin(), &src, "source", &spec, &with(vec![Addition::Input]), Some(&map), 3).unwrap();
+    let row = report.parameters.iter().find(|p| p.name == "critic.q0.input.weight").unwrap();
+    assert_eq!(row.shape, vec![4, 5], "source obs + action from target obs + action");
+    let three = observations(6, 3);
+    let four: Vec<f32> = three.chunks(3).flat_map(|r| r.iter().copied().chain([-7.0])).collect();
+    assert_eq!(bits(agent.outputs(&four)), bits(src.agent.outputs(&three)));
 }
 
 /// Bad settings are refused before any training, naming the field and the nearest valid layer.

@@ -701,3 +701,39 @@ fn a_strategy_with_every_target_left_out_says_so() {
     let table = headstart::study::report::aggregate_table(&summary);
     assert!(table.contains("s0: no aggregate, every target was left out") && table.contains("a, b"), "{table}");
 }
+
+/// `against` compares every other strategy with the named one as with scratch: `s1 vs s0` is
+/// decided from those two arms alone (here s1 learns faster than s0, which ties scratch), joins
+/// the Holm family, has no total time or forward transfer, reads "worse than"/"better than" in the
+/// table, and a summary without `against` serialises as before (no `baseline` field).
+#[test]
+fn strategies_are_compared_with_the_strategies_named_in_against() {
+    let mut experiment = experiment(2, 6);
+    let mut units = Vec::new();
+    for seed in 0..6u64 {
+        let wobble = seed as f64 * 0.01;
+        units.push(unit("t", "scratch", seed, &[0.0, 0.2 + wobble, 0.4, 0.5], UnitStatus::Finished));
+        units.push(unit("t", "s0", seed, &[0.0, 0.21 + wobble, 0.4, 0.5], UnitStatus::Finished));
+        units.push(unit("t", "s1", seed, &[0.8, 0.9 + wobble, 1.0, 1.0], UnitStatus::Finished));
+    }
+    let source = SourceRecord { name: "source".into(), steps: 0, replicates: Vec::new() };
+    let plain = summarize(&experiment, &[target("t")], &units, &source);
+    assert!(!headstart::util::to_ron(&plain).contains("baseline"));
+    assert_eq!((plain.targets[0].comparisons.len(), plain.family), (2, 2));
+    experiment.against = vec!["s0".into()];
+    let summary = summarize(&experiment, &[target("t")], &units, &source);
+    let comparisons = &summary.targets[0].comparisons;
+    assert_eq!(comparisons.len(), 3);
+    assert_eq!(summary.family, 3);
+    let c = &comparisons[2];
+    assert_eq!((c.label().as_str(), c.baseline.as_str(), c.verdict), ("s1 vs s0", "s0", Verdict::Positive));
+    assert!(c.forward_transfer.is_none() && c.total_time.text() == "-");
+    let area = c.metric(headstart::study::summary::Metric::Area).unwrap();
+    let vs_scratch = |i: usize| comparisons[i].metric(headstart::study::summary::Metric::Area).unwrap().difference;
+    assert!((area.difference - (vs_scratch(1) - vs_scratch(0))).abs() < 1e-9);
+    let table = headstart::study::report::verdict_table(&summary);
+    assert!(table.contains("| t | s1 vs s0 |") && table.contains("better than s0"), "{table}");
+    experiment.against = vec!["s2".into()];
+    let e = experiment.check_fields().unwrap_err().to_string();
+    assert!(e.contains("against") && e.contains("\"s2\"") && e.contains("did you mean"), "{e}");
+}

@@ -151,20 +151,24 @@ fn print_summary(summary: &study::Summary, out: &Path) {
     }
     for t in &summary.targets {
         for c in &t.comparisons {
+            let (what, baseline) = match c.baseline.as_str() {
+                "scratch" => ("NEGATIVE TRANSFER", "scratch"),
+                other => ("WORSE", other),
+            };
             if c.verdict == study::summary::Verdict::Negative {
                 println!(
-                    "NEGATIVE TRANSFER: {} on {}: its {} is significantly below scratch's (Holm-corrected over the study's {} verdicts)",
+                    "{what}: {} on {}: its {} is significantly below {baseline}'s (Holm-corrected over the study's {} verdicts)",
                     c.strategy, t.key, c.primary, summary.family
                 );
             }
             if c.verdict == study::summary::Verdict::Mixed {
                 println!(
-                    "MIXED: {} on {}: one metric significantly better than scratch's and another significantly worse",
+                    "MIXED: {} on {}: one metric significantly better than {baseline}'s and another significantly worse",
                     c.strategy, t.key
                 );
             }
             for n in &c.notes {
-                println!("{} on {}: {n}", c.strategy, t.key);
+                println!("{} on {}: {n}", c.label(), t.key);
             }
         }
     }
@@ -227,7 +231,7 @@ pub(super) fn power(args: &PowerArgs) -> Result<()> {
             println!(
                 "| {} | {} | {} {} | {:.3} | {mde:.3} | {effect:+.3} | {needed} |",
                 t.key,
-                c.strategy,
+                c.label(),
                 p.replicates,
                 p.unit(),
                 p.sd

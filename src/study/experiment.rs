@@ -81,6 +81,10 @@ pub struct Experiment {
     /// from the random policy to the threshold; a tenth of the budget for time to threshold].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub effect: Option<f64>,
+    /// Strategies that every other strategy is also compared with, as with scratch (`["finetune"]`:
+    /// does an adapter beat fine-tuning?); those verdicts join the study's Holm family.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub against: Vec<String>,
 }
 
 impl Experiment {
@@ -304,6 +308,18 @@ impl Experiment {
             return bad("resamples", "must be at least 100");
         }
         let mut labels: Vec<String> = self.strategies.iter().map(Strategy::label).collect();
+        for name in &self.against {
+            if !labels.contains(name) {
+                let hint = crate::util::nearest(name, labels.iter().map(String::as_str))
+                    .map(|n| format!(" (did you mean {n:?}?)"))
+                    .unwrap_or_default();
+                let listed = if name == "scratch" { "; scratch is every strategy's baseline already" } else { "" };
+                return bad(
+                    "against",
+                    &format!("names {name:?}, not a strategy of the experiment ({}){hint}{listed}", labels.join(", ")),
+                );
+            }
+        }
         if labels.iter().any(|l| l == "scratch") {
             return bad("strategies", "scratch always runs; list only what is compared with it");
         }

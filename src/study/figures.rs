@@ -105,6 +105,7 @@ where
         let rows: Vec<(String, f64, (f64, f64))> = target
             .comparisons
             .iter()
+            .filter(|c| c.baseline == "scratch")
             .filter_map(|c| {
                 let stat = c.metric(METRICS[m])?;
                 Some((c.strategy.clone(), stat.difference, stat.ci95))

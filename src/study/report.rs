@@ -45,7 +45,11 @@ fn ci_of(c: &Comparison, metric: Metric) -> String {
 
 /// The headline as the verdict table shows it.
 fn headline(c: &Comparison) -> String {
+    // Against another strategy the words say better or worse than it, not transfer's sign.
+    let against = c.baseline != "scratch";
     let mut word = match c.verdict {
+        Verdict::Negative if against => format!("**worse than {}**", c.baseline),
+        Verdict::Positive if against => format!("better than {}", c.baseline),
         Verdict::Negative => "**NEGATIVE TRANSFER**".to_string(),
         Verdict::Mixed => "**mixed**".to_string(),
         v => v.word().to_string(),
@@ -97,7 +101,7 @@ pub fn verdict_table(summary: &Summary) -> String {
                 out,
                 "| {} | {} | {} | {} | {} | {:.2} | {}/{} vs {}/{} | {} | {} |",
                 t.key,
-                c.strategy,
+                c.label(),
                 ci_of(c, Metric::Jumpstart),
                 ci_of(c, Metric::Asymptotic),
                 ci_of(c, Metric::Area),
@@ -196,6 +200,15 @@ pub fn report_markdown(experiment: &Experiment, summary: &Summary, figures: &Fig
     }
     let strategies: Vec<String> = experiment.strategies.iter().map(|s| format!("`{}`", s.label())).collect();
     let _ = writeln!(out, "- Strategies against scratch: {}.", strategies.join(", "));
+    if !experiment.against.is_empty() {
+        let against: Vec<String> = experiment.against.iter().map(|a| format!("`{a}`")).collect();
+        let _ = writeln!(
+            out,
+            "- Also against {}: every other strategy compared with it as with scratch (rows `x vs {}`), in the same Holm family.",
+            against.join(", "),
+            experiment.against[0]
+        );
+    }
     let _ = writeln!(
         out,
         "- {} seeds per arm (paired: scratch and transfer share environment seeds), {} target steps each, evaluated every {} steps \
@@ -242,7 +255,7 @@ pub fn report_markdown(experiment: &Experiment, summary: &Summary, figures: &Fig
         .flat_map(|t| {
             t.comparisons
                 .iter()
-                .flat_map(move |c| c.notes.iter().map(move |n| format!("- {} on {}: {n}", c.strategy, t.key)))
+                .flat_map(move |c| c.notes.iter().map(move |n| format!("- {} on {}: {n}", c.label(), t.key)))
         })
         .collect();
     if !notes.is_empty() {
@@ -284,7 +297,7 @@ pub fn report_markdown(experiment: &Experiment, summary: &Summary, figures: &Fig
                 let _ = writeln!(
                     out,
                     "| {} | {} | {:.3} ({:.3}) | {:.3} ({:.3}) | {} | [{:+.2}, {:+.2}] | {:.2} | {:.3} | {:.3} | {} | {:.3} | {} |",
-                    c.strategy,
+                    c.label(),
                     m.metric,
                     m.transfer.mean,
                     m.transfer.iqm,
@@ -302,10 +315,10 @@ pub fn report_markdown(experiment: &Experiment, summary: &Summary, figures: &Fig
                 );
             }
         }
-        let levels: Vec<(&str, &MetricStat)> = t
+        let levels: Vec<(String, &MetricStat)> = t
             .comparisons
             .iter()
-            .flat_map(|c| c.metrics.iter().filter(|m| m.levels.is_some()).map(move |m| (c.strategy.as_str(), m)))
+            .flat_map(|c| c.metrics.iter().filter(|m| m.levels.is_some()).map(move |m| (c.label(), m)))
             .collect();
         if !levels.is_empty() {
             let _ = writeln!(
@@ -347,7 +360,7 @@ pub fn report_markdown(experiment: &Experiment, summary: &Summary, figures: &Fig
                 c.power.effect,
                 c.power.replicates_for_effect.map_or_else(|| "-".to_string(), |n| n.to_string())
             );
-            let _ = writeln!(out, "| {} | {ft} | {} | {} | {power} |", c.strategy, speedup(c), c.total_time.text());
+            let _ = writeln!(out, "| {} | {ft} | {} | {} | {power} |", c.label(), speedup(c), c.total_time.text());
         }
         // The target's own figure, by position: never another target's whose key extends this one.
         if let Some(f) = figures.curves.get(ti) {

@@ -60,6 +60,8 @@ pub enum TotalTime {
     },
     /// Transfer's median never reached the threshold.
     NotReached,
+    /// Both arms start from the source (a comparison with another strategy): nothing to add.
+    NotApplicable,
 }
 
 impl TotalTime {
@@ -89,7 +91,7 @@ impl TotalTime {
             TotalTime::NotEstimable { break_even } => {
                 format!("not estimable (pays off if scratch needs more than {break_even:.0} steps)")
             }
-            TotalTime::NotReached => "-".into(),
+            TotalTime::NotReached | TotalTime::NotApplicable => "-".into(),
         }
     }
 }

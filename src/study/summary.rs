@@ -61,11 +61,23 @@ fn one() -> f64 {
     1.0
 }
 
+fn scratch_label() -> String {
+    "scratch".into()
+}
+
+fn is_scratch(s: &str) -> bool {
+    s == "scratch"
+}
+
 /// One strategy on one target.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Comparison {
     /// The strategy's label.
     pub strategy: String,
+    /// What it is compared with: scratch, or a strategy the experiment lists in `against`
+    /// (the "scratch" of every other field is then that strategy).
+    #[serde(default = "scratch_label", skip_serializing_if = "is_scratch")]
+    pub baseline: String,
     /// The metric the headline rests on.
     pub primary: String,
     /// One per [`Metric`], in [`Metric::ALL`]'s order; read them with [`Comparison::metric`].
@@ -104,6 +116,11 @@ pub struct Comparison {
 }
 
 impl Comparison {
+    /// The strategy, with its baseline when that is not scratch (`adapter vs finetune`).
+    pub fn label(&self) -> String {
+        if is_scratch(&self.baseline) { self.strategy.clone() } else { format!("{} vs {}", self.strategy, self.baseline) }
+    }
+
     /// One metric's statistics.
     pub fn metric(&self, metric: Metric) -> Option<&MetricStat> {
         self.metrics.iter().find(|m| m.metric == metric.name())
@@ -220,6 +237,19 @@ pub fn summarize(
             let transfer = scores_of(&arm.id);
             comparisons.push(compare(experiment, &arm.id, &transfer, &scratch, source, (ti * 100 + si) as u64));
             target_scores.push((transfer, scratch.clone()));
+        }
+        // Against the strategies named in `against`: the same comparison with that arm as the
+        // baseline; no forward transfer or total time (both arms paid for the source).
+        for (ri, reference) in experiment.against.iter().enumerate() {
+            let baseline = scores_of(&ArmId::new(reference.clone()));
+            for (si, arm) in strategy_arms.iter().enumerate().filter(|(_, a)| a.id.to_string() != *reference) {
+                let seed = (ti * 100 + si) as u64 + 10_000 * (ri as u64 + 1);
+                let mut c = compare(experiment, &arm.id, &scores_of(&arm.id), &baseline, source, seed);
+                c.baseline = reference.clone();
+                c.forward_transfer = None;
+                c.total_time = TotalTime::NotApplicable;
+                comparisons.push(c);
+            }
         }
         scored.push(target_scores);
         targets.push(TargetSummary {
@@ -345,6 +375,7 @@ fn compare(
         .then(|| speedup_interval(transfer, scratch, experiment.budget as f64));
     Comparison {
         strategy: arm.to_string(),
+        baseline: scratch_label(),
         primary: primary.name().into(),
         forward_transfer,
         reached: (
@@ -404,8 +435,13 @@ fn correct_headlines(targets: &mut [TargetSummary], primary: Metric) -> usize {
         c.power = power(stat, c.runs.0.min(c.runs.1), family, c.power.effect);
         if c.failed != (0, 0) {
             let counts = format!(
-                "{} of {} transfer units and {} of {} scratch units failed (scored at their last evaluation)",
-                c.failed.0, c.runs.0, c.failed.1, c.runs.1
+                "{} of {} {} units and {} of {} {} units failed (scored at their last evaluation)",
+                c.failed.0,
+                c.runs.0,
+                if is_scratch(&c.baseline) { "transfer" } else { c.strategy.as_str() },
+                c.failed.1,
+                c.runs.1,
+                c.baseline
             );
             notes.push(if c.unreliable {
                 format!(

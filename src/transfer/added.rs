@@ -28,10 +28,31 @@ pub(super) fn augment(source: &Loaded, strategy: &Strategy) -> Result<AgentConfi
     let width = |net: &str, layer: &str, axis: usize| -> Option<usize> {
         shapes.get(&format!("{net}.{layer}.weight")).and_then(|s| s.get(axis)).map(|&w| w as usize)
     };
+    let all = networks(algo);
+    for net in &strategy.add_to {
+        if !all.contains(&net.as_str()) {
+            let hint = crate::util::nearest(net, all.iter().copied()).map(|n| format!(" (did you mean `{n}`?)")).unwrap_or_default();
+            let message = format!("names `{net}`, not a network of {algo} ({}){hint}", all.join(", "));
+            return Err(TransferError::Strategy { field: "add_to", message });
+        }
+    }
+    if !added.nets.is_empty() && !strategy.add_to.is_empty() && added.nets != strategy.add_to {
+        return Err(TransferError::Strategy {
+            field: "add_to",
+            message: format!("differs from the networks the source's additions went to ({})", added.nets.join(", ")),
+        });
+    }
+    if !strategy.add_to.is_empty() {
+        added.nets = strategy.add_to.clone();
+    }
+    let chosen: Vec<&str> = all.iter().copied().filter(|n| added.nets.is_empty() || added.nets.iter().any(|m| m == n)).collect();
     for a in &strategy.add {
         match a {
-            Addition::Input => {
-                for net in networks(algo) {
+            Addition::Input | Addition::InputMlp { .. } => {
+                if let Addition::InputMlp { hidden } = a {
+                    added.input_hidden = Some(*hidden);
+                }
+                for net in &chosen {
                     if added.input.contains_key(*net) {
                         return Err(bad(format!("the source's `{net}` already has an input layer")));
                     }
@@ -40,7 +61,7 @@ pub(super) fn augment(source: &Loaded, strategy: &Strategy) -> Result<AgentConfi
                 }
             }
             Addition::Output => {
-                for net in networks(algo).iter().filter(|n| outputs_actions(algo, n, &names)) {
+                for net in chosen.iter().filter(|n| outputs_actions(algo, n, &names)) {
                     if added.output.contains_key(*net) {
                         return Err(bad(format!("the source's `{net}` already has an output layer")));
                     }
@@ -57,7 +78,7 @@ pub(super) fn augment(source: &Loaded, strategy: &Strategy) -> Result<AgentConfi
                 }
                 for layer in layers.iter().filter(|l| *l == first || *l == "head") {
                     // The sides only the spaces give: the first layer's inputs, the head's outputs.
-                    for net in networks(algo) {
+                    for net in &chosen {
                         let side = width(net, layer, if layer == "head" { 0 } else { 1 }).unwrap_or(usize::MAX);
                         if *rank > side {
                             return Err(bad(format!(
@@ -87,17 +108,40 @@ fn outputs_actions(algo: Algo, net: &str, names: &[String]) -> bool {
     axes(algo, &format!("{net}.head.weight"), 2, names).rows == Axis::Action
 }
 
-/// The map that still applies to the copied tensors once the strategy's input and output
-/// layers take over the observation and action sides.
-pub(super) fn residual_map(map: Option<&Map>, strategy: &Strategy) -> Option<Map> {
-    let mut map = map?.clone();
-    if strategy.add.contains(&Addition::Input) {
-        map.obs = None;
+/// The map each copied tensor takes: the written map, less its observation side in a network
+/// with an input layer and its action side in one with an output layer (those layers take them).
+pub(super) struct SideMaps {
+    /// The map with neither side, the observation side, the action side, both (index: 2·obs + act).
+    maps: [Option<Map>; 4],
+    /// The networks' names (a tensor's network is the longest that prefixes its name), with
+    /// whether each has an input layer and an output layer.
+    nets: Vec<(String, bool, bool)>,
+}
+
+impl SideMaps {
+    pub(super) fn new(map: Option<&Map>, names: &[String]) -> Self {
+        let keep = |obs: bool, act: bool| {
+            let mut m = map?.clone();
+            m.obs = m.obs.filter(|_| obs);
+            m.actions = m.actions.filter(|_| act);
+            (m.obs.is_some() || m.actions.is_some()).then_some(m)
+        };
+        let has = |n: &str| names.iter().any(|m| m == n);
+        let nets = names
+            .iter()
+            .filter_map(|n| n.strip_suffix(".head.weight"))
+            .map(|net| (net.to_string(), has(&format!("{net}.input.weight")), has(&format!("{net}.output.weight"))))
+            .collect();
+        SideMaps { maps: [keep(false, false), keep(false, true), keep(true, false), keep(true, true)], nets }
     }
-    if strategy.add.contains(&Addition::Output) {
-        map.actions = None;
+
+    pub(super) fn of(&self, name: &str) -> Option<&Map> {
+        let net = self.nets.iter().filter(|(n, ..)| name.starts_with(&format!("{n}."))).max_by_key(|(n, ..)| n.len());
+        let (input, output) = net.map_or((false, false), |(_, i, o)| (*i, *o));
+        // A log σ head or vector outputs the target's actions itself: it keeps the action side.
+        let output = output && !name.contains("log_std");
+        self.maps[2 * usize::from(!input) + usize::from(!output)].as_ref()
     }
-    (map.obs.is_some() || map.actions.is_some()).then_some(map)
 }
 
 /// Starts the added tensors that the source or the written map gives: a progressive network's
@@ -128,35 +172,52 @@ pub(super) fn start(
             row.source_shape = Some(src.size());
             continue;
         }
-        let Some(map) = map else { continue };
-        let matrix = if row.name.ends_with(".input.weight") {
-            let m = map.input_matrix(spaces.obs.0, spaces.obs.1);
-            m.map_err(|e| TransferError::Map { tensor: row.name.clone(), message: e.0 })?
-        } else if row.name.ends_with(".output.weight") {
+        if row.name.ends_with(".input.weight") {
+            let m = map.map(|m| m.input_matrix(spaces.obs.0, spaces.obs.1)).transpose();
+            let m = m.map_err(|e| TransferError::Map { tensor: row.name.clone(), message: e.0 })?.flatten();
+            if m.is_some() {
+                notes.push(format!("{}: starts as the written map", row.name));
+            }
+            start_input(dst, m.as_ref(), spaces.obs);
+        } else if row.name.ends_with(".output.weight") && let Some(map) = map {
             let m = map.output_matrix(spaces.act.0, spaces.act.1);
-            m.map_err(|e| TransferError::Map { tensor: row.name.clone(), message: e.0 })?
-        } else {
-            None
-        };
-        if let Some(m) = matrix {
-            // The matrix covers the observation (or action) block; a critic's action inputs keep
-            // the identity that the layer was built with.
-            tch::no_grad(|| {
-                let (r, c) = (m.size()[0], m.size()[1]);
-                dst.shallow_clone().narrow(0, 0, r).narrow(1, 0, c).copy_(&m);
-            });
-            notes.push(format!("{}: starts as the written map", row.name));
+            if let Some(m) = m.map_err(|e| TransferError::Map { tensor: row.name.clone(), message: e.0 })? {
+                tch::no_grad(|| dst.shallow_clone().copy_(&m));
+                notes.push(format!("{}: starts as the written map", row.name));
+            }
         }
     }
-    let nets = names.iter().filter_map(|n| n.strip_suffix(".input.weight")).count();
+    let nets = names.iter().filter(|n| n.ends_with(".input.weight") && !n.contains("_target")).count();
     if nets > 0 && !notes.iter().any(|n| n.contains(".input.")) {
         notes.push(format!("input layers ({nets}): start as the identity on the leading features"));
     }
     Ok(notes)
 }
 
+/// An input layer's starting weight `[source inputs, target inputs]`: the observation block is
+/// the written map `m` (`[source, target]` features), else the identity on the leading features;
+/// a critic's action inputs (the columns after the observation's) pass through as the identity.
+fn start_input(dst: &Tensor, m: Option<&Tensor>, (source_obs, target_obs): (usize, usize)) {
+    let (rows, cols) = (dst.size()[0], dst.size()[1]);
+    let (so, to) = (source_obs as i64, target_obs as i64);
+    let mut w = vec![0.0f32; (rows * cols) as usize];
+    for i in 0..so.min(to) {
+        w[(i * cols + i) as usize] = 1.0;
+    }
+    for k in 0..(rows - so).min(cols - to).max(0) {
+        w[((so + k) * cols + to + k) as usize] = 1.0;
+    }
+    tch::no_grad(|| {
+        let mut dst = dst.shallow_clone();
+        dst.copy_(&Tensor::from_slice(&w).view([rows, cols]));
+        if let Some(m) = m {
+            dst.narrow(0, 0, so).narrow(1, 0, to).copy_(m);
+        }
+    });
+}
+
 /// The parameters `train` keeps frozen, with the step each is released at (`None`: never): a
-/// progressive network's column always; with `Added`, everything not added; with `Gradual`,
+/// progressive network's column always; with `Added`, every network weight not added; with `Gradual`,
 /// each hidden layer of the base networks, the last released first.
 pub(super) fn frozen(train: Train, names: &[String]) -> Vec<(String, Option<u64>)> {
     // Each network's depth: one more than its last trunk layer's index.
@@ -169,7 +230,8 @@ pub(super) fn frozen(train: Train, names: &[String]) -> Vec<(String, Option<u64>
     for name in names {
         let release = if is_column(name) {
             Some(None)
-        } else if is_added(name) {
+        } else if is_added(name) || !name.contains('.') {
+            // Added layers, and what is not a network's (SAC's temperature), train.
             None
         } else {
             match train {

@@ -37,6 +37,10 @@ pub struct Strategy {
     /// Layers added to the source's networks, each starting as the identity on them.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub add: Vec<Addition>,
+    /// The networks the additions go to (`actor`, `critic`, `q`, `critic.q0`, ...) [default: every
+    /// network of the agent].
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub add_to: Vec<String>,
     /// Which parameters train: everything, only the added layers, or a schedule.
     #[serde(skip_serializing_if = "Train::is_all")]
     pub train: Train,
@@ -49,6 +53,12 @@ pub enum Addition {
     /// A learned input layer before the trunk: the identity where observation sizes match, else
     /// a learned map, started from the written map when one is declared.
     Input,
+    /// A learned input layer with a small MLP of the raw observation beside it (its output added
+    /// to the linear map's, zero at first): a map that need not be linear.
+    InputMlp {
+        /// Units of the MLP's hidden layer.
+        hidden: usize,
+    },
     /// A learned output layer after the head of each network that outputs actions: the
     /// identity, or the written action map.
     Output,
@@ -144,6 +154,7 @@ impl Default for Strategy {
             distill: None,
             reset: Resets::default(),
             add: Vec::new(),
+            add_to: Vec::new(),
             train: Train::All,
         }
     }
@@ -198,6 +209,7 @@ impl Strategy {
         for a in &self.add {
             parts.push(match a {
                 Addition::Input => "input".into(),
+                Addition::InputMlp { hidden } => format!("input-mlp({hidden})"),
                 Addition::Output => "output".into(),
                 Addition::Adapter { after, width } => format!("adapter({after}, {width})"),
                 Addition::Depth { after } => format!("depth({after})"),
@@ -253,6 +265,7 @@ impl Strategy {
             match a {
                 Addition::Adapter { width: 0, .. } => return bad("add", "an adapter needs a width of at least 1"),
                 Addition::Widen { units: 0, .. } => return bad("add", "Widen needs at least 1 unit"),
+                Addition::InputMlp { hidden: 0 } => return bad("add", "InputMlp needs at least 1 hidden unit"),
                 Addition::Lora { rank: 0, .. } => return bad("add", "LoRA needs a rank of at least 1"),
                 Addition::Lora { alpha, .. } if !(alpha.is_finite() && *alpha > 0.0) => {
                     return bad("add", "LoRA's alpha must be finite and positive");
@@ -260,6 +273,9 @@ impl Strategy {
                 Addition::Lora { layers, .. } if layers.is_empty() => return bad("add", "LoRA names no layer"),
                 _ => {}
             }
+        }
+        if !self.add_to.is_empty() && self.add.is_empty() {
+            return bad("add_to", "names networks, but `add` adds nothing to them");
         }
         if matches!(self.train, Train::Added | Train::AddedThenAll(_)) && self.add.is_empty() {
             return bad("train", "trains the added layers first, but `add` adds none");

@@ -7,7 +7,7 @@ use tch::Tensor;
 
 use super::map::{self, Axes, Axis};
 use super::report::param;
-use super::{Fate, Map, ParamReport, TransferError};
+use super::{Fate, ParamReport, TransferError};
 use crate::agent::Algo;
 use crate::env::Space;
 
@@ -28,7 +28,7 @@ pub(super) fn action_count(space: &Space) -> usize {
     }
 }
 
-/// Writes the source's value (through `map` where it touches the tensor's axes) into every
+/// Writes the source's value (through its map, `maps.of(name)`, where it touches the tensor's axes) into every
 /// target parameter `names` that the source has, except where it cannot fit and the parameter is
 /// re-initialised anyway; returns one report row per parameter, in order. `live` are the
 /// target's tensors, `sources` the source's, `reinit` the parameters that keep (or get back)
@@ -39,13 +39,14 @@ pub(super) fn copy(
     live: &HashMap<String, Tensor>,
     sources: &HashMap<String, Tensor>,
     reinit: &[String],
-    map: Option<&Map>,
+    maps: &super::added::SideMaps,
     spaces: Spaces,
 ) -> Result<Vec<ParamReport>, TransferError> {
     let mut rows = Vec::with_capacity(names.len());
     for name in names {
         let dst = &live[name];
         let axes = map::axes(algo, name, dst.dim(), names);
+        let map = maps.of(name);
         let Some(src) = sources.get(name) else {
             rows.push(param(name, dst, None, Fate::New));
             continue;

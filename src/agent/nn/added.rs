@@ -11,6 +11,7 @@
 //! | addition | parameters under the network's name | starts as |
 //! |---|---|---|
 //! | input layer (a learned map) | `input.weight` `[source inputs, inputs]`, `input.bias` | the identity (on the first features where sizes differ), or the written map |
+//! | a small MLP beside the input layer | `input.mlp.down.*` `[units, inputs]`, `input.mlp.up.*` `[source inputs, units]` | `up` zero |
 //! | output layer | `output.weight` `[outputs, source outputs]`, `output.bias` | the identity, or the written action map |
 //! | bottleneck adapter after hidden layer `i` (Houlsby et al. 2019) | `adapter.{i}.down.*` `[width, hidden]`, `adapter.{i}.up.*` `[hidden, width]` | `h + up(σ(down h))`, `up` zero |
 //! | extra depth after hidden layer `i` | `deep.{i}.down.*`, `deep.{i}.up.*` (full width) | the same residual block, `up` zero |
@@ -42,6 +43,10 @@ pub struct Added {
     /// A learned input layer per network: the width it gives the trunk (the source's input).
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub input: BTreeMap<String, usize>,
+    /// Units of a small MLP beside each input layer (`input.mlp.{down,up}`: a learned map that is
+    /// not linear, added to the linear one, its up-projection zero).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub input_hidden: Option<usize>,
     /// A learned output layer per network: the head's width (the source's output).
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub output: BTreeMap<String, usize>,
@@ -120,6 +125,12 @@ impl Added {
             hidden_layer("net.added.adapters.after", a.after)?;
             check("net.added.adapters.width", a.width > 0, "must be at least 1")?;
         }
+        check("net.added.input_hidden", self.input_hidden.is_none_or(|u| u > 0), "must be at least 1")?;
+        check(
+            "net.added.input_hidden",
+            self.input_hidden.is_none() || !self.input.is_empty(),
+            "is set, but no network has an input layer",
+        )?;
         for &d in &self.depth {
             hidden_layer("net.added.depth", d)?;
         }
@@ -256,14 +267,23 @@ impl Layout {
                 .filter(|l| on && l.layers.iter().any(|n| n == name))
                 .map(|l| (l.rank, l.alpha / l.rank as f64))
         };
+        let gain = std::f64::consts::SQRT_2;
         let mut v = 0;
         let mut width = inputs;
         if let Some(&to) = added.input.get(net) {
             v = push(&mut nodes, Node::Linear { from: v, layer: linear("input".into(), width, to, Init::Identity), start: None });
+            if let Some(units) = added.input_hidden {
+                // A residual MLP of the raw input beside the linear map, adding zero at first.
+                let down = linear("input.mlp.down".into(), width, units, Init::Base(gain));
+                let d = push(&mut nodes, Node::Linear { from: 0, layer: down, start: None });
+                let d = push(&mut nodes, Node::Act { from: d });
+                let up = linear("input.mlp.up".into(), units, to, Init::Zero);
+                let u = push(&mut nodes, Node::Linear { from: d, layer: up, start: None });
+                v = push(&mut nodes, Node::Add { a: v, b: u });
+            }
             width = to;
         }
         let trunk_in = (v, width);
-        let gain = std::f64::consts::SQRT_2;
         // The frozen column: the source's hidden layers, read by the lateral connections.
         let mut column = Vec::new();
         if on && added.progressive {
