@@ -16,6 +16,7 @@ fn everything(activation: Activation) -> MlpConfig {
     let added = Added {
         nets: Vec::new(),
         input: BTreeMap::from([("actor".to_string(), 3)]),
+        input_hidden: Some(4),
         output: BTreeMap::from([("actor".to_string(), 2)]),
         adapters: vec![Adapter { after: 0, width: 3 }, Adapter { after: 1, width: 2 }],
         depth: vec![1],
