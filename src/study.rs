@@ -10,6 +10,13 @@
 //! summary ([`summary`]), figures ([`figures`]) and report ([`report`](mod@report)) are computed
 //! from the results folder alone, which is all that [`report()`] and [`status`] read.
 //!
+//! The modules stand on floors, each using only those below it (`tests/layers.rs` checks every
+//! `super::` path): the vocabulary ([`ids`]: target and arm identifiers, metrics, intervals) and
+//! the self-contained tools (`stats`, `claim`, `shard`, `slurm`, `error`) at the bottom; then the
+//! experiment schema, the journal and the decision rules; the records (and `targets.ron`); the
+//! scores, the preemption checkpoints, the sources and the cost; speed-ups, validation and the
+//! aggregate; the plan; the summary, units and status; figures; the report.
+//!
 //! Results folder (`runs/<name>` unless told otherwise):
 //!
 //! | path | what |
@@ -42,6 +49,7 @@ pub mod decision;
 pub mod error;
 pub mod experiment;
 pub mod figures;
+pub mod ids;
 pub mod journal;
 pub mod plan;
 pub mod power;
@@ -68,7 +76,7 @@ use rayon::prelude::*;
 
 use crate::agent::checkpoint;
 use crate::env::Registry;
-use crate::util::{read_to_string, ron_options, to_ron, write_atomic};
+use crate::util::{to_ron, write_atomic};
 
 pub use error::StudyError;
 pub use plan::{Arm, ArmId, Plan, TargetId, TargetInfo, arms};
@@ -284,7 +292,7 @@ fn setup<'e>(
     }
     let claimer = Claimer::new(opts.claim_timeout);
     let journal = Journal::open(&opts.out, claimer.owner())?;
-    let sources = source::obtain(&mut plan, registry, &opts.sources, &claimer, opts.quiet, stop)?;
+    let sources = source::obtain(plan.experiment, plan.policy.take(), registry, &opts.sources, &claimer, opts.quiet, stop)?;
     // Every process writes the same two files: only the first (or after a change) writes them.
     for (file, text) in [("targets.ron", to_ron(&plan.targets)), (SourceRecord::FILE, to_ron(&sources[0].record))] {
         let path = opts.out.join(file);
@@ -352,29 +360,10 @@ fn run_claimed(
     Ok(Claimed::Ran(Box::new(run)))
 }
 
-/// Reads a RON file of a results folder.
-fn read_ron<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, StudyError> {
-    ron_options().from_str(&read_to_string(path)?).map_err(|e| StudyError::record(path, e))
-}
-
 /// Renders summary, figures and report again from a results folder, without training; at any
 /// moment of a run, from the units finished so far (the summary is then marked partial).
 pub fn report(out: &Path) -> Result<Summary, StudyError> {
-    let experiment: Experiment = read_ron(&out.join("experiment.ron"))?;
-    experiment.check_fields()?;
-    let infos: Vec<TargetInfo> = read_ron(&out.join("targets.ron"))?;
-    // Normalisation divides by threshold - random: a hand-edited targets.ron must keep them apart.
-    if let Some(t) =
-        infos.iter().find(|t| t.threshold.partial_cmp(&t.random_return) != Some(std::cmp::Ordering::Greater))
-    {
-        return Err(StudyError::record(
-            &out.join("targets.ron"),
-            format!(
-                "target {}: threshold {} is not above the random return {}",
-                t.target.key, t.threshold, t.random_return
-            ),
-        ));
-    }
+    let (experiment, infos) = records::read_setup(out)?;
     let units = read_units(out)?;
     let source = match SourceRecord::read(out)? {
         Some(record) => record,

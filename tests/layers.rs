@@ -133,3 +133,64 @@ fn the_reference_scanner_sees_paths_and_groups() {
     let names: Vec<&str> = refs.iter().map(|(_, n)| n.as_str()).collect();
     assert_eq!(names, ["env", "agent", "util", "transfer"]);
 }
+
+/// The floors of `study`, bottom up: a module of `src/study/` uses (`super::NAME`) only modules on
+/// floors below its own, and `StudyError` (the ground's), so that the study's vocabulary sits at
+/// the bottom and nothing imports in a circle.
+const STUDY_FLOORS: &[&[&str]] = &[
+    &["stats", "claim", "shard", "slurm", "error", "ids"],
+    &["experiment", "journal", "decision"],
+    &["records", "power"],
+    &["scores", "resume", "source", "cost"],
+    &["speed", "validate", "aggregate"],
+    &["plan"],
+    &["summary", "unit", "status"],
+    &["figures"],
+    &["report"],
+];
+
+fn study_floor(module: &str) -> Option<usize> {
+    STUDY_FLOORS.iter().position(|floor| floor.contains(&module))
+}
+
+#[test]
+fn study_modules_use_only_lower_floors() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/study");
+    let mut violations = Vec::new();
+    for entry in std::fs::read_dir(&dir).unwrap().flatten() {
+        let path = entry.path();
+        let Some(module) = path.file_stem().map(|s| s.to_string_lossy().into_owned()) else { continue };
+        if path.extension().is_none_or(|e| e != "rs") {
+            continue;
+        }
+        let own = study_floor(&module).unwrap_or_else(|| panic!("src/study/{module}.rs has no floor in STUDY_FLOORS"));
+        let text = std::fs::read_to_string(&path).unwrap();
+        for (i, line) in text.lines().enumerate() {
+            let code = line.trim_start();
+            if code.starts_with("//") {
+                continue;
+            }
+            let mut rest = code.split("//").next().unwrap_or("");
+            while let Some(at) = rest.find("super::") {
+                let after = &rest[at + "super::".len()..];
+                let names: Vec<String> = match after.strip_prefix('{') {
+                    Some(group) => group.split('}').next().unwrap_or("").split(',').map(|n| n.trim().to_string()).collect(),
+                    None => vec![after.chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect()],
+                };
+                for name in names.iter().map(|n| n.split("::").next().unwrap_or("").to_string()) {
+                    // `super::StudyError` and other items of `study.rs` itself start with a capital.
+                    let target = if name.chars().next().is_some_and(char::is_uppercase) { "error".to_string() } else { name };
+                    if target.is_empty() || target == "super" {
+                        continue;
+                    }
+                    match study_floor(&target) {
+                        Some(f) if f < own || target == module => {}
+                        _ => violations.push(format!("src/study/{module}.rs:{}: uses `{target}`", i + 1)),
+                    }
+                }
+                rest = after;
+            }
+        }
+    }
+    assert!(violations.is_empty(), "imports that do not point to a lower floor of study:\n{}", violations.join("\n"));
+}

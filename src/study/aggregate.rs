@@ -8,9 +8,9 @@ use rand::rngs::StdRng;
 use serde::{Deserialize, Serialize};
 
 use super::experiment::Experiment;
-use super::scores::{self, Metric, Scores};
+use super::ids::{Interval, Metric};
+use super::scores::{self, Scores};
 use super::stats;
-use super::summary::Interval;
 
 /// A strategy against scratch across every target (rliable's aggregate).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -20,7 +20,7 @@ use rand::SeedableRng;
 use rand::rngs::StdRng;
 use serde::{Deserialize, Serialize};
 
-use super::scores::Metric;
+use super::ids::Metric;
 use super::stats;
 
 /// The level of every test, before correction.

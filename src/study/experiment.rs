@@ -29,8 +29,7 @@ use crate::transfer::Strategy;
 use crate::util::{file_safe, ron_options};
 
 use super::StudyError;
-use super::plan::TargetId;
-use super::scores::Metric;
+use super::ids::{Metric, TargetId};
 
 /// The schema version this headstart reads and writes.
 pub const VERSION: u32 = 1;

@@ -2,84 +2,15 @@
 //! arm identifiers, each target's threshold and random-policy return, and the source policy when
 //! the experiment names one. Units run from the plan; nothing downstream re-derives it.
 
-use std::fmt;
-
-use serde::{Deserialize, Serialize};
-
 use crate::agent::checkpoint::Loaded;
 use crate::env::Registry;
 use crate::transfer::Strategy;
-use crate::util::file_safe;
 
 use super::StudyError;
-use super::experiment::{Experiment, ResolvedTarget};
+pub use super::records::TargetInfo;
+pub use super::ids::{ArmId, TargetId};
+use super::experiment::Experiment;
 use super::validate::check;
-
-/// A target's key: unique among the experiment's targets, also once made file-safe. Serialised
-/// as a plain string.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct TargetId(String);
-
-/// An arm's label (`scratch`, or a strategy's label): unique among the arms, also once made
-/// file-safe. Serialised as a plain string.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct ArmId(String);
-
-macro_rules! id {
-    ($ty:ident) => {
-        impl $ty {
-            /// The identifier of `name`.
-            pub fn new(name: impl Into<String>) -> Self {
-                $ty(name.into())
-            }
-
-            /// The identifier as text.
-            pub fn as_str(&self) -> &str {
-                &self.0
-            }
-
-            /// The identifier as a file or folder name.
-            pub fn file_name(&self) -> String {
-                file_safe(&self.0)
-            }
-        }
-
-        impl fmt::Display for $ty {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(&self.0)
-            }
-        }
-
-        impl PartialEq<str> for $ty {
-            fn eq(&self, other: &str) -> bool {
-                self.0 == other
-            }
-        }
-
-        impl PartialEq<&str> for $ty {
-            fn eq(&self, other: &&str) -> bool {
-                self.0 == *other
-            }
-        }
-
-        impl PartialEq<String> for $ty {
-            fn eq(&self, other: &String) -> bool {
-                &self.0 == other
-            }
-        }
-
-        impl PartialEq<$ty> for String {
-            fn eq(&self, other: &$ty) -> bool {
-                *self == other.0
-            }
-        }
-    };
-}
-
-id!(TargetId);
-id!(ArmId);
 
 /// One arm of the study: scratch or a strategy, with its label.
 #[derive(Clone, Debug, PartialEq)]
@@ -96,18 +27,6 @@ pub fn arms(experiment: &Experiment) -> Vec<Arm> {
         .chain(experiment.strategies.iter().cloned())
         .map(|strategy| Arm { id: ArmId::new(strategy.label()), strategy })
         .collect()
-}
-
-/// A target with what normalisation needs (what `targets.ron` holds).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct TargetInfo {
-    /// The target's key, spec and map.
-    #[serde(flatten)]
-    pub target: ResolvedTarget,
-    /// The return that counts as solved.
-    pub threshold: f64,
-    /// The mean return of uniformly random actions (100 episodes).
-    pub random_return: f64,
 }
 
 /// An experiment resolved for running.

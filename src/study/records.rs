@@ -9,7 +9,8 @@ use crate::transfer::TransferReport;
 use crate::util::{FileError, file_safe, ron_options};
 
 use super::StudyError;
-use super::plan::{ArmId, TargetId};
+use super::experiment::{Experiment, ResolvedTarget};
+use super::ids::{ArmId, TargetId};
 
 /// One evaluation of a unit: mean and standard deviation of the episodes' returns.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
@@ -52,6 +53,18 @@ pub struct UnitResult {
     /// What the transfer did (absent when the unit failed before it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub report: Option<TransferReport>,
+}
+
+/// A target with what normalisation needs (what `targets.ron` holds).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TargetInfo {
+    /// The target's key, spec and map.
+    #[serde(flatten)]
+    pub target: ResolvedTarget,
+    /// The return that counts as solved.
+    pub threshold: f64,
+    /// The mean return of uniformly random actions (100 episodes).
+    pub random_return: f64,
 }
 
 /// How much of a study a partial summary covers.
@@ -110,4 +123,30 @@ pub fn evaluations_csv(units: &[UnitResult]) -> String {
         }
     }
     out
+}
+
+/// Reads a RON file of a results folder, errors naming it.
+pub(crate) fn read_ron<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, StudyError> {
+    crate::util::ron_options().from_str(&crate::util::read_to_string(path)?).map_err(|e| StudyError::record(path, e))
+}
+
+/// What a results folder says it holds: its experiment (checked) and its targets (each with a
+/// threshold above its random return: normalisation divides by the difference, and a
+/// hand-edited `targets.ron` must keep them apart). `report` and `status` start from it.
+pub fn read_setup(out: &Path) -> Result<(Experiment, Vec<TargetInfo>), StudyError> {
+    let experiment: Experiment = read_ron(&out.join("experiment.ron"))?;
+    experiment.check_fields()?;
+    let infos: Vec<TargetInfo> = read_ron(&out.join("targets.ron"))?;
+    if let Some(t) =
+        infos.iter().find(|t| t.threshold.partial_cmp(&t.random_return) != Some(std::cmp::Ordering::Greater))
+    {
+        return Err(StudyError::record(
+            &out.join("targets.ron"),
+            format!(
+                "target {}: threshold {} is not above the random return {}",
+                t.target.key, t.threshold, t.random_return
+            ),
+        ));
+    }
+    Ok((experiment, infos))
 }

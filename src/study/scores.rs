@@ -6,66 +6,11 @@
 //! before its first evaluation scores as the random policy throughout. Dropping such units would
 //! favour the arm that fails.
 
-use serde::{Deserialize, Serialize};
-
+pub use super::ids::Metric;
 use super::experiment::Experiment;
-use super::plan::TargetInfo;
+use super::records::TargetInfo;
 use super::records::{UnitResult, UnitStatus};
 use super::stats;
-
-/// The metrics of a comparison.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Metric {
-    /// The normalised return before any update.
-    Jumpstart,
-    /// The mean normalised return over the last `final_fraction` of the budget.
-    Asymptotic,
-    /// The mean of the normalised curve over the budget.
-    #[default]
-    Area,
-    /// Environment steps trained until the first evaluation at the threshold.
-    Time,
-}
-
-impl Metric {
-    /// Every metric, in the order a comparison lists them.
-    pub const ALL: [Metric; 4] = [Metric::Jumpstart, Metric::Asymptotic, Metric::Area, Metric::Time];
-
-    /// The name summaries and reports give it.
-    pub fn name(self) -> &'static str {
-        match self {
-            Metric::Jumpstart => "jumpstart",
-            Metric::Asymptotic => "asymptotic",
-            Metric::Area => "area",
-            Metric::Time => "time to threshold",
-        }
-    }
-
-    /// Whether lower values are better (times).
-    pub fn lower_is_better(self) -> bool {
-        matches!(self, Metric::Time)
-    }
-
-    /// What it means for transfer to be better on it, in a sentence's words.
-    pub fn better(self) -> &'static str {
-        match self {
-            Metric::Jumpstart => "a better start",
-            Metric::Asymptotic => "a better plateau",
-            Metric::Area => "more total reward",
-            Metric::Time => "faster to the threshold",
-        }
-    }
-
-    /// What it means for transfer to be worse on it, in a sentence's words.
-    pub fn worse(self) -> &'static str {
-        match self {
-            Metric::Jumpstart => "a worse start",
-            Metric::Asymptotic => "a worse plateau",
-            Metric::Area => "less total reward",
-            Metric::Time => "slower to the threshold",
-        }
-    }
-}
 
 /// One unit's scores.
 #[derive(Clone, Copy, Debug, PartialEq)]

@@ -22,7 +22,6 @@ use crate::util::{file_safe, ron_options, sha256, to_ron};
 use super::StudyError;
 use super::claim::Claimer;
 use super::experiment::{Experiment, Pretrain, Sb3Source, Source};
-use super::plan::Plan;
 
 /// What `source.ron` holds: the source as the summary names it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -132,24 +131,25 @@ pub fn import_sb3(source: &Sb3Source, registry: &Registry) -> Result<PathBuf, St
     Ok(dir)
 }
 
-/// The source policies of `plan`: its loaded policy, or the pretrained ones (one per pretraining
-/// seed; each from the cache, or trained now by this process or another). Target seed `k` uses
-/// source `k mod K`. `stop` interrupts pretraining and waiting.
+/// The source policies of `experiment`: `policy` (its `Policy` source, loaded when the plan was
+/// resolved) or the checkpoints it names, or the pretrained ones (one per pretraining seed; each
+/// from the cache, or trained now by this process or another). Target seed `k` uses source
+/// `k mod K`. `stop` interrupts pretraining and waiting.
 pub fn obtain(
-    plan: &mut Plan<'_>,
+    experiment: &Experiment,
+    mut policy: Option<Loaded>,
     registry: &Registry,
     sources: &Path,
     claimer: &Claimer,
     quiet: bool,
     stop: &AtomicBool,
 ) -> Result<Vec<SourcePolicy>, StudyError> {
-    let experiment = plan.experiment;
     let mut out = Vec::new();
     let p = match &experiment.source {
         Source::Pretrain(p) => p,
         source => {
             for (i, dir) in source.policy_dirs().into_iter().flatten().enumerate() {
-                let loaded = match plan.policy.take().filter(|_| i == 0) {
+                let loaded = match policy.take().filter(|_| i == 0) {
                     Some(loaded) => loaded,
                     None => checkpoint::load(&dir).map_err(|e| StudyError::Source { message: e.to_string() })?,
                 };

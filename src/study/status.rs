@@ -7,11 +7,10 @@ use std::path::Path;
 use std::time::Duration;
 
 use super::claim::{ClaimInfo, DEFAULT_TIMEOUT, claim_path};
-use super::experiment::Experiment;
-use super::plan::{TargetInfo, arms};
+use super::plan::arms;
 use super::records::{UnitStatus, read_units, unit_path};
 use super::resume::{peek, resume_path};
-use super::{StudyError, journal, read_ron};
+use super::{StudyError, journal};
 
 /// Where one unit stands.
 #[derive(Clone, Debug, PartialEq)]
@@ -69,8 +68,7 @@ impl Status {
 
 /// Reads where the study in `out` stands; claims older than `timeout` count as stalled.
 pub fn status(out: &Path, timeout: Option<Duration>) -> Result<Status, StudyError> {
-    let experiment: Experiment = read_ron(&out.join("experiment.ron"))?;
-    let infos: Vec<TargetInfo> = read_ron(&out.join("targets.ron"))?;
+    let (experiment, infos) = super::records::read_setup(out)?;
     let timeout = timeout.unwrap_or(DEFAULT_TIMEOUT);
     let records = read_units(out)?;
     let mut units = Vec::new();

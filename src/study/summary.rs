@@ -41,21 +41,12 @@ use super::plan::{ArmId, TargetInfo, arms};
 use super::power::power;
 pub use super::power::{POWER, Power};
 use super::records::{UnitResult, UnitStatus};
-pub use super::scores::Metric;
+pub use super::ids::{Interval, Metric};
 use super::scores::{self, Scores};
 use super::source::SourceRecord;
 pub use super::speed::{Speedup, TotalTime};
 use super::speed::{median_time, speedup_interval};
 use super::stats;
-
-/// An estimate with its 95 % interval (how it is made is said where it is used).
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Interval {
-    /// The estimate.
-    pub value: f64,
-    /// Its 95 % interval.
-    pub ci95: (f64, f64),
-}
 
 fn one() -> f64 {
     1.0
