@@ -153,7 +153,7 @@ pub fn transfer(
 
     let until = strategy.freeze_until;
     let mut frozen: Vec<(String, Option<u64>)> = frozen.into_iter().map(|n| (n, until)).collect();
-    for (name, until) in added::frozen(strategy.train, &names) {
+    for (name, until) in added::frozen(strategy.train, &report.parameters) {
         match frozen.iter_mut().find(|(n, _)| *n == name) {
             // Frozen by both: released when both release it.
             Some((_, u)) => *u = u.zip(until).map(|(a, b)| a.max(b)),

@@ -365,3 +365,18 @@ fn sb3_export_folds_what_it_can_and_refuses_the_rest() {
     assert!(e.contains("bottleneck adapters") && e.contains("no place"), "{e}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// Gradient clipping measures the norm over what trains: a frozen parameter (learning-rate scale
+/// 0) does not shrink the others' steps, as in PyTorch, where it has no gradient.
+#[test]
+fn clipping_ignores_frozen_parameters() {
+    use headstart::agent::optim::Optimizer;
+    let x = Tensor::from_slice(&[0.0f32; 2]).set_requires_grad(true);
+    let y = Tensor::from_slice(&[0.0f32; 2]).set_requires_grad(true);
+    let mut opt = Optimizer::adam(vec![("x".into(), x.shallow_clone()), ("y".into(), y.shallow_clone())], 1e-8);
+    opt.set_lr_scale(|n| n == "y", 0.0);
+    let loss = (&x * Tensor::from_slice(&[0.3f32, 0.4])).sum(tch::Kind::Float) + (&y * 1000.0).sum(tch::Kind::Float);
+    opt.backward_step(&loss, 0.0, Some(1.0));
+    let g: Vec<f32> = Vec::try_from(opt.gradients()).unwrap();
+    assert!((g[0] - 0.3).abs() < 1e-6 && (g[1] - 0.4).abs() < 1e-6, "x's gradient (norm 0.5) is not clipped: {g:?}");
+}

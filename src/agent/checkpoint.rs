@@ -466,7 +466,9 @@ fn merge_lora(agent: &dyn Agent, obs: &Space, actions: &Space) -> Result<Option<
     let scale = lora.alpha / lora.rank as f64;
     let mut get = |name: &str| -> Option<Tensor> {
         let value = tensors.get(name)?.detach().copy();
-        let factored = weights.iter().any(|w| w == name).then(|| name.strip_suffix(".weight")).flatten();
+        // A network's weight (online, or a target network's), never an optimiser's moment.
+        let network = weights.iter().any(|w| w == name) || name.split('.').next().is_some_and(|c| c.ends_with("_target"));
+        let factored = network.then(|| name.strip_suffix(".weight")).flatten();
         let factors = factored.and_then(|base| {
             let layer = lora.layers.iter().find(|l| base.ends_with(&format!(".{l}")))?;
             let net = &base[..base.len() - layer.len() - 1];

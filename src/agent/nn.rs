@@ -138,6 +138,14 @@ impl MlpConfig {
                 "a network from {in_dim} inputs through {:?} to {out_dim} outputs holds more than {MAX_PARAMETERS} weights",
                 self.hidden
             ),
+        )?;
+        // The added layers too, for each network they name (and the unnamed rest).
+        let nets = self.added.input.keys().chain(self.added.output.keys()).map(String::as_str).chain([""]);
+        let added = nets.map(|net| Layout::new(net, self, in_dim, out_dim, 1.0).weights()).max().flatten();
+        super::error::check(
+            "net.added",
+            added.is_some_and(|p| p <= MAX_PARAMETERS),
+            &format!("the added layers make a network of more than {MAX_PARAMETERS} weights"),
         )
     }
 }
@@ -252,8 +260,9 @@ impl Mlp {
     }
 
     /// The head applied to features from [`Mlp::features`] (with added layers: the head and what
-    /// follows it, which reads only the features except in a progressive network, whose autograd
-    /// paths (gSDE) are refused when the agent is built).
+    /// follows it, which reads only the features except in a progressive network or one whose
+    /// last hidden layer is widened; the autograd paths that call it, gSDE's, are refused for any
+    /// network with added layers when the agent is built).
     pub fn head_forward(&self, features: &Tensor) -> Tensor {
         match &self.graph {
             None => self.head.forward(features),

@@ -1,14 +1,12 @@
-//! The optimiser, Adam or RMSprop (A2C's), whose state is named tensors (so that checkpoints hold
-//! it and training resumes where it stopped), with gradient clipping by global norm and
-//! per-parameter learning-rate scales (how transfer gives copied parameters a smaller step than
-//! new ones, or freezes them).
+//! The optimiser, Adam or RMSprop (A2C's), whose state is named tensors (checkpoints hold it and
+//! training resumes where it stopped), with gradient clipping by global norm over what trains and
+//! per-parameter learning-rate scales (transfer's smaller steps for copied parameters, freezes).
 //!
 //! Speed: networks this small spend their time in per-operation overhead, not arithmetic. The
-//! optimiser therefore moves its parameters into one flat buffer (each parameter's data becomes
-//! a view of it) and aliases their gradients to one flat gradient buffer, so that zeroing,
-//! clipping and the Adam update are a handful of operations on two vectors instead of a handful
-//! per parameter. Backward passes accumulate into the aliased gradients in place; every step
-//! checks that the aliases still hold and re-establishes any that do not.
+//! optimiser moves its parameters into one flat buffer (each parameter's data a view of it) and
+//! aliases their gradients to one flat gradient buffer, so that zeroing, clipping and the update
+//! are a few operations on two vectors. Backward passes accumulate into the aliased gradients in
+//! place; every step checks that the aliases still hold and re-establishes any that do not.
 
 use tch::{Kind, Tensor};
 
@@ -278,12 +276,17 @@ impl Optimizer {
         self.step(lr);
     }
 
-    /// Scales the gradients down to a global norm of `max` (the norm summed in fixed lanes, in
-    /// `f64`: the same on every CPU).
+    /// Scales the gradients down to a global norm of `max` over the parameters that train (fixed lanes, `f64`).
     fn clip(&mut self, max: f64) {
-        // SAFETY: the optimiser's own gradient buffer, borrowed under `&mut self`.
-        let g = unsafe { floats_mut(&self.grad) };
-        let norm = math::sum_squares(g).sqrt();
+        // SAFETY: the optimiser's own gradient and scale buffers, borrowed under `&mut self`.
+        let (g, scale) = unsafe { (floats_mut(&self.grad), self.lr_scale.as_ref().map(|s| floats(s))) };
+        let norm = match scale.filter(|s| s.contains(&0.0)) {
+            Some(scale) => {
+                math::sum_squares(&g.iter().zip(scale).map(|(&g, &s)| if s == 0.0 { 0.0 } else { g }).collect::<Vec<_>>())
+            }
+            None => math::sum_squares(g),
+        }
+        .sqrt();
         let coef = max / (norm + 1e-6);
         if coef < 1.0 {
             math::scale_(g, coef as f32);

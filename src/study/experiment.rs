@@ -307,7 +307,10 @@ impl Experiment {
             return bad("resamples", "must be at least 100");
         }
         let mut labels: Vec<String> = self.strategies.iter().map(Strategy::label).collect();
-        for name in &self.against {
+        for (i, name) in self.against.iter().enumerate() {
+            if self.against[..i].contains(name) {
+                return bad("against", &format!("names {name:?} twice"));
+            }
             if !labels.contains(name) {
                 let hint = crate::util::nearest(name, labels.iter().map(String::as_str))
                     .map(|n| format!(" (did you mean {n:?}?)"))

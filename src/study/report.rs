@@ -204,9 +204,10 @@ pub fn report_markdown(experiment: &Experiment, summary: &Summary, figures: &Fig
         let against: Vec<String> = experiment.against.iter().map(|a| format!("`{a}`")).collect();
         let _ = writeln!(
             out,
-            "- Also against {}: every other strategy compared with it as with scratch (rows `x vs {}`), in the same Holm family.",
+            "- Also against {}: every other strategy compared with each as with scratch (rows `x vs {}`), in the same Holm family; in those \
+             rows \"transfer\" is the strategy and \"scratch\" the one it is compared with.",
             against.join(", "),
-            experiment.against[0]
+            experiment.against.join("`, `x vs ")
         );
     }
     let _ = writeln!(
@@ -340,7 +341,10 @@ pub fn report_markdown(experiment: &Experiment, summary: &Summary, figures: &Fig
         );
         for c in &t.comparisons {
             let ft = c.forward_transfer.map_or_else(
-                || "not estimable (scratch's area is within 0.05 of solved)".to_string(),
+                || match c.baseline.as_str() {
+                    "scratch" => "not estimable (scratch's area is within 0.05 of solved)".to_string(),
+                    other => format!("not applicable (against {other})"),
+                },
                 |f| {
                     if f.ci95.0.is_nan() {
                         format!("{:+.3} [-]", f.value)

@@ -140,6 +140,11 @@ impl SideMaps {
         let (input, output) = net.map_or((false, false), |(_, i, o)| (*i, *o));
         // A log σ head or vector outputs the target's actions itself: it keeps the action side.
         let output = output && !name.contains("log_std");
+        // Behind an input layer, the first layer reads the source's inputs (a critic's actions
+        // among them): nothing of the map touches it.
+        if input && name.ends_with(".trunk.0.weight") {
+            return None;
+        }
         self.maps[2 * usize::from(!input) + usize::from(!output)].as_ref()
     }
 }
@@ -178,7 +183,8 @@ pub(super) fn start(
             if m.is_some() {
                 notes.push(format!("{}: starts as the written map", row.name));
             }
-            start_input(dst, m.as_ref(), spaces.obs);
+            let actions = map.and_then(|m| m.actions.as_deref());
+            start_input(dst, m.as_ref(), actions, spaces.obs);
         } else if row.name.ends_with(".output.weight") && let Some(map) = map {
             let m = map.output_matrix(spaces.act.0, spaces.act.1);
             if let Some(m) = m.map_err(|e| TransferError::Map { tensor: row.name.clone(), message: e.0 })? {
@@ -196,16 +202,29 @@ pub(super) fn start(
 
 /// An input layer's starting weight `[source inputs, target inputs]`: the observation block is
 /// the written map `m` (`[source, target]` features), else the identity on the leading features;
-/// a critic's action inputs (the columns after the observation's) pass through as the identity.
-fn start_input(dst: &Tensor, m: Option<&Tensor>, (source_obs, target_obs): (usize, usize)) {
+/// a critic's action inputs (the columns after the observation's) pass through as the written
+/// action map (`actions[t]`: the source action of target action `t`), else the identity.
+fn start_input(dst: &Tensor, m: Option<&Tensor>, actions: Option<&[Option<usize>]>, (source_obs, target_obs): (usize, usize)) {
     let (rows, cols) = (dst.size()[0], dst.size()[1]);
     let (so, to) = (source_obs as i64, target_obs as i64);
     let mut w = vec![0.0f32; (rows * cols) as usize];
     for i in 0..so.min(to) {
         w[(i * cols + i) as usize] = 1.0;
     }
-    for k in 0..(rows - so).min(cols - to).max(0) {
-        w[((so + k) * cols + to + k) as usize] = 1.0;
+    let (source_act, target_act) = (rows - so, cols - to);
+    match actions {
+        Some(index) if target_act > 0 => {
+            for (t, s) in index.iter().enumerate().take(target_act.max(0) as usize) {
+                if let Some(s) = s.filter(|&s| (s as i64) < source_act) {
+                    w[((so + s as i64) * cols + to + t as i64) as usize] = 1.0;
+                }
+            }
+        }
+        _ => {
+            for k in 0..source_act.min(target_act).max(0) {
+                w[((so + k) * cols + to + k) as usize] = 1.0;
+            }
+        }
     }
     tch::no_grad(|| {
         let mut dst = dst.shallow_clone();
@@ -219,7 +238,9 @@ fn start_input(dst: &Tensor, m: Option<&Tensor>, (source_obs, target_obs): (usiz
 /// The parameters `train` keeps frozen, with the step each is released at (`None`: never): a
 /// progressive network's column always; with `Added`, every network weight not added; with `Gradual`,
 /// each hidden layer of the base networks, the last released first.
-pub(super) fn frozen(train: Train, names: &[String]) -> Vec<(String, Option<u64>)> {
+pub(super) fn frozen(train: Train, rows: &[ParamReport]) -> Vec<(String, Option<u64>)> {
+    let names: Vec<String> = rows.iter().map(|r| r.name.clone()).collect();
+    let names = &names;
     // Each network's depth: one more than its last trunk layer's index.
     let depth = |name: &str| {
         let net = name.split(".trunk.").next().unwrap_or(name);
@@ -227,18 +248,22 @@ pub(super) fn frozen(train: Train, names: &[String]) -> Vec<(String, Option<u64>
         layers.filter_map(|n| trunk_layer(n)).max().map_or(0, |i| i + 1)
     };
     let mut out = Vec::new();
-    for name in names {
+    for row in rows {
+        let name = &row.name;
         let release = if is_column(name) {
             Some(None)
-        } else if is_added(name) || !name.contains('.') {
-            // Added layers, and what is not a network's (SAC's temperature), train.
+        } else if is_added(name) || !name.contains('.') || !matches!(row.fate, Fate::Copied | Fate::Mapped) {
+            // Added layers, what is not a network's (SAC's temperature), and what did not come
+            // from the source (re-initialised, new) train.
             None
         } else {
             match train {
                 Train::All => None,
                 Train::Added => Some(None),
                 Train::AddedThenAll(step) => Some(Some(step)),
-                Train::Gradual(every) => trunk_layer(name).map(|i| Some(every * depth(name).saturating_sub(i).max(1) as u64)),
+                Train::Gradual(every) => {
+                    trunk_layer(name).map(|i| Some(every.saturating_mul(depth(name).saturating_sub(i).max(1) as u64)))
+                }
             }
         };
         if let Some(until) = release {

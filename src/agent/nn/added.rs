@@ -126,6 +126,8 @@ impl Added {
             check("net.added.adapters.width", a.width > 0, "must be at least 1")?;
         }
         check("net.added.input_hidden", self.input_hidden.is_none_or(|u| u > 0), "must be at least 1")?;
+        check("net.added.input", self.input.values().all(|&w| w > 0), "gives a network an input layer of width 0")?;
+        check("net.added.output", self.output.values().all(|&w| w > 0), "gives a network a head of width 0")?;
         check(
             "net.added.input_hidden",
             self.input_hidden.is_none() || !self.input.is_empty(),
@@ -349,6 +351,14 @@ impl Layout {
         Layout { nodes, head, activation: config.activation }
     }
 
+    /// The weights of every linear layer (LoRA factors included); `None` past `usize`.
+    pub(crate) fn weights(&self) -> Option<usize> {
+        self.layers().iter().try_fold(0usize, |sum, l| {
+            let lora = l.lora.map_or(Some(0), |(r, _)| r.checked_mul(l.inputs.checked_add(l.outputs)?))?;
+            l.inputs.checked_add(1)?.checked_mul(l.outputs)?.checked_add(lora)?.checked_add(sum)
+        })
+    }
+
     /// The linear layers, in the order their parameters are created: the base network's first
     /// (trunk, head), then the added ones in node order.
     pub(crate) fn layers(&self) -> Vec<&Layer> {
@@ -398,8 +408,10 @@ impl Layout {
                     };
                     let lora = match layer.lora {
                         Some((rank, scale)) => {
-                            let a = slot(&format!("{name}.lora.{}.a", layer.name))?.0;
-                            let b = slot(&format!("{name}.lora.{}.b", layer.name))?.0;
+                            let (a, a_shape) = slot(&format!("{name}.lora.{}.a", layer.name))?;
+                            let (b, b_shape) = slot(&format!("{name}.lora.{}.b", layer.name))?;
+                            let (r, i, o) = (rank as i64, layer.inputs as i64, layer.outputs as i64);
+                            (a_shape == [r, i] && b_shape == [o, r]).then_some(())?;
                             Some(graph::Lora { a, b, rank, scale: scale as f32 })
                         }
                         None => None,

@@ -263,6 +263,7 @@ fn fold_added(dir: &Path, added: &nn::Added, tensors: &mut HashMap<String, Tenso
         (!added.adapters.is_empty(), "bottleneck adapters"),
         (!added.depth.is_empty(), "extra depth"),
         (!added.widen.is_empty(), "widened layers"),
+        (added.input_hidden.is_some(), "an input MLP"),
         (added.progressive, "a progressive column"),
     ];
     if let Some((_, what)) = kept.iter().find(|(has, _)| *has) {
