@@ -266,7 +266,8 @@ fn a_learned_input_map_passes_a_critics_actions_through() {
     let src = policy("pendulum-sac");
     let mut spec = EnvSpec::new("Pendulum-v1");
     spec.transforms.push(headstart::env::Transform::NoiseObs { count: 1, std: 1.0 });
-    let map = headstart::transfer::Map { obs: Some(headstart::transfer::ObsMap::Index(vec![Some(0), Some(1), Some(2), None])), actions: None };
+    let obs = Some(headstart::transfer::ObsMap::Index(vec![Some(0), Some(1), Some(2), None]));
+    let map = headstart::transfer::Map { obs, actions: Some(vec![Some(0)]) };
     tch::set_num_threads(1);
     let (agent, report) =
         transfer::prepare(&Registry::builtin(), &src, "source", &spec, &with(vec![Addition::Input]), Some(&map), 3).unwrap();
@@ -328,6 +329,34 @@ fn lora_marked_merge_is_saved_merged() {
     assert_ne!(bits(ours.clone()), bits(src.agent.outputs(&obs)), "the factors moved the outputs");
     for ((name, a), (_, b)) in ours.into_iter().zip(merged) {
         assert!(a.iter().zip(&b).all(|(x, y)| (x - y).abs() < 1e-5), "{name}: {a:?} vs {b:?}");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// With SAC, the target networks' factors are merged too.
+#[test]
+fn lora_merge_covers_target_networks() {
+    let src = policy("pendulum-sac");
+    let spec = EnvSpec::new("Pendulum-v1");
+    let merge = Addition::Lora { layers: vec!["trunk.1".into()], rank: 2, alpha: 4.0, merge: true };
+    let (agent, _) = prepare(&src, &spec, &with(vec![merge]));
+    tch::no_grad(|| {
+        for (name, t) in agent.tensors() {
+            if name.contains(".lora.") && !name.starts_with("optim") {
+                let _ = t.shallow_clone().g_add_(&(t.randn_like() * 0.2));
+            }
+        }
+    });
+    let before = values(agent.as_ref());
+    let dir = tmp("merge-sac");
+    common::save_checkpoint(agent.as_ref(), &spec, &dir, "tests/added.rs");
+    let after = values(checkpoint::load(&dir).unwrap().agent.as_ref());
+    for net in ["critic.q0", "critic_target.q1", "actor"] {
+        let (w, a, b) = (&before[&format!("{net}.trunk.1.weight")], &before[&format!("{net}.lora.trunk.1.a")], &before[&format!("{net}.lora.trunk.1.b")]);
+        let expected = w + b.matmul(a) * 2.0;
+        let got = &after[&format!("{net}.trunk.1.weight")];
+        assert!((got - &expected).abs().max().double_value(&[]) < 1e-6, "{net} merged");
+        assert!(!after.contains_key(&format!("{net}.lora.trunk.1.a")));
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }
