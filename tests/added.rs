@@ -390,7 +390,7 @@ fn sb3_export_folds_what_it_can_and_refuses_the_rest() {
     }
     let (adapted, _) = prepare(&src, &spec, &with(vec![Addition::Adapter { after: 0, width: 4 }]));
     common::save_checkpoint(adapted.as_ref(), &spec, &dir.join("adapter"), "tests/added.rs");
-    let e = sb3::export(&dir.join("adapter"), &dir.join("adapter.zip")).err().expect("refused").to_string();
+    let e = sb3::export(&dir.join("adapter"), &dir.join("adapter.zip")).expect_err("refused").to_string();
     assert!(e.contains("bottleneck adapters") && e.contains("no place"), "{e}");
     std::fs::remove_dir_all(&dir).unwrap();
 }

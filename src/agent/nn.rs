@@ -320,7 +320,7 @@ fn graph_values(
                 };
                 let mut y = get(&values, *from).matmul(&w.tr());
                 if let Some(b) = &t.bias {
-                    y = y + b;
+                    y += b;
                 }
                 match start {
                     Some(s) => get(&values, *s) + y,

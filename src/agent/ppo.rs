@@ -148,7 +148,7 @@ impl PpoConfig {
             self.critic_hidden.as_ref().is_none_or(|h| h.iter().all(|&w| w > 0)),
             "every hidden layer needs a positive size",
         )?;
-        let sde_ok = !(self.use_sde && !self.net.added.is_empty());
+        let sde_ok = !self.use_sde || self.net.added.is_empty();
         check("use_sde", sde_ok, "trains through autograd, which added layers are not run through: use a Gaussian head")?;
         self.net.validate()
     }

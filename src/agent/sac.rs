@@ -121,7 +121,7 @@ impl SacConfig {
         check("ent_coef", coef > 0.0 && coef.is_finite(), "must be positive")?;
         check(
             "use_sde",
-            !(self.use_sde && !self.net.added.is_empty()),
+            !self.use_sde || self.net.added.is_empty(),
             "gSDE trains through libtorch's autograd, which added layers are not run through: use a log σ head",
         )?;
         self.net.validate()

@@ -307,20 +307,15 @@ impl Experiment {
             return bad("resamples", "must be at least 100");
         }
         let mut labels: Vec<String> = self.strategies.iter().map(Strategy::label).collect();
-        for (i, name) in self.against.iter().enumerate() {
-            if self.against[..i].contains(name) {
-                return bad("against", &format!("names {name:?} twice"));
-            }
-            if !labels.contains(name) {
-                let hint = crate::util::nearest(name, labels.iter().map(String::as_str))
-                    .map(|n| format!(" (did you mean {n:?}?)"))
-                    .unwrap_or_default();
-                let listed = if name == "scratch" { "; scratch is every strategy's baseline already" } else { "" };
-                return bad(
-                    "against",
-                    &format!("names {name:?}, not a strategy of the experiment ({}){hint}{listed}", labels.join(", ")),
-                );
-            }
+        let misnamed = |(i, n): &(usize, &String)| self.against[..*i].contains(n) || !labels.contains(n);
+        if let Some((i, name)) = self.against.iter().enumerate().find(misnamed) {
+            let hint = crate::util::nearest(name, labels.iter().map(String::as_str)).map(|n| format!(" (did you mean {n:?}?)"));
+            let why = match (self.against[..i].contains(name), name.as_str()) {
+                (true, _) => format!("names {name:?} twice"),
+                (_, "scratch") => "names \"scratch\", every strategy's baseline already".to_string(),
+                _ => format!("names {name:?}, not a strategy of the experiment ({}){}", labels.join(", "), hint.unwrap_or_default()),
+            };
+            return bad("against", &why);
         }
         if labels.iter().any(|l| l == "scratch") {
             return bad("strategies", "scratch always runs; list only what is compared with it");

@@ -233,7 +233,7 @@ pub fn summarize(
         // baseline; no forward transfer or total time (both arms paid for the source).
         for (ri, reference) in experiment.against.iter().enumerate() {
             let baseline = scores_of(&ArmId::new(reference.clone()));
-            for (si, arm) in strategy_arms.iter().enumerate().filter(|(_, a)| a.id.to_string() != *reference) {
+            for (si, arm) in strategy_arms.iter().enumerate().filter(|(_, a)| a.id != *reference) {
                 let seed = (ti * 100 + si) as u64 + 10_000 * (ri as u64 + 1);
                 let mut c = compare(experiment, &arm.id, &scores_of(&arm.id), &baseline, source, seed);
                 c.baseline = reference.clone();
