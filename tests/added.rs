@@ -409,3 +409,34 @@ fn clipping_ignores_frozen_parameters() {
     let g: Vec<f32> = Vec::try_from(opt.gradients()).unwrap();
     assert!((g[0] - 0.3).abs() < 1e-6 && (g[1] - 0.4).abs() < 1e-6, "x's gradient (norm 0.5) is not clipped: {g:?}");
 }
+
+/// Without hidden layers, an input layer feeds SAC's mean and log σ heads both: the export folds
+/// it into each, so SB3's actor is ours.
+#[test]
+fn sb3_export_folds_an_input_layer_into_every_head_it_feeds() {
+    let dir = tmp("export-sac");
+    let spec = EnvSpec::new("Pendulum-v1");
+    let config = AgentConfig::Sac(headstart::agent::SacConfig { net: MlpConfig::relu(&[]), ..Default::default() });
+    let src = fresh_source(config, &spec, &dir.join("source"));
+    let (agent, _) = prepare(&src, &spec, &with(vec![Addition::Input]));
+    tch::no_grad(|| {
+        for (name, t) in agent.tensors() {
+            if name.contains(".input.") && !name.starts_with("optim") {
+                let _ = t.shallow_clone().g_add_(&(t.randn_like() * 0.1));
+            }
+        }
+    });
+    common::save_checkpoint(agent.as_ref(), &spec, &dir.join("added"), "tests/added.rs");
+    let zip = dir.join("sac-Pendulum-v1.zip");
+    sb3::export(&dir.join("added"), &zip).unwrap_or_else(|e| panic!("{e}"));
+    let imported = sb3::read(&zip).unwrap().agent(0).unwrap();
+    let obs = observations(5, 3);
+    for ((name, ours), (_, theirs)) in agent.outputs(&obs).into_iter().zip(imported.outputs(&obs)) {
+        assert!(ours.iter().zip(&theirs).all(|(a, b)| (a - b).abs() < 1e-5), "{name}: {ours:?} vs {theirs:?}");
+    }
+    // The log σ head (not among the outputs): W_σ W_in and W_σ b_in + b_σ.
+    let (ours, theirs) = (values(agent.as_ref()), values(imported.as_ref()));
+    let expected = ours["actor.log_std.weight"].matmul(&ours["actor.input.weight"]);
+    assert!((&theirs["actor.log_std.weight"] - expected).abs().max().double_value(&[]) < 1e-6);
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -289,12 +289,20 @@ fn fold_added(dir: &Path, added: &nn::Added, tensors: &mut HashMap<String, Tenso
                     }
                 }
             }
-            let first = if tensors.contains_key(&format!("{net}.trunk.0.weight")) { "trunk.0" } else { "head" };
-            if let (Some(wi), Some(bi), Some(w), Some(b)) =
-                (get(tensors, "input.weight"), get(tensors, "input.bias"), get(tensors, &format!("{first}.weight")), get(tensors, &format!("{first}.bias")))
-            {
-                tensors.insert(format!("{net}.{first}.bias"), w.matmul(&bi) + b);
-                tensors.insert(format!("{net}.{first}.weight"), w.matmul(&wi));
+            // The layers that read the input layer's output: the first, and without hidden layers
+            // every head (SAC's log σ head too).
+            let readers: &[&str] =
+                if tensors.contains_key(&format!("{net}.trunk.0.weight")) { &["trunk.0"] } else { &["head", "log_std"] };
+            for first in readers {
+                if let (Some(wi), Some(bi), Some(w), Some(b)) = (
+                    get(tensors, "input.weight"),
+                    get(tensors, "input.bias"),
+                    get(tensors, &format!("{first}.weight")),
+                    get(tensors, &format!("{first}.bias")),
+                ) {
+                    tensors.insert(format!("{net}.{first}.bias"), w.matmul(&bi) + b);
+                    tensors.insert(format!("{net}.{first}.weight"), w.matmul(&wi));
+                }
             }
             if let (Some(wo), Some(bo), Some(w), Some(b)) =
                 (get(tensors, "output.weight"), get(tensors, "output.bias"), get(tensors, "head.weight"), get(tensors, "head.bias"))
