@@ -72,6 +72,18 @@ fn bits(outputs: Vec<(&'static str, Vec<f32>)>) -> Vec<(&'static str, Vec<u32>)>
     outputs.into_iter().map(|(n, v)| (n, v.iter().map(|x| x.to_bits()).collect())).collect()
 }
 
+/// Moves the network tensors `pick` names (not the optimiser's) off their starting values by
+/// Gaussian noise of standard deviation `scale`.
+fn nudge(agent: &dyn Agent, pick: impl Fn(&str) -> bool, scale: f64) {
+    tch::no_grad(|| {
+        for (name, t) in agent.tensors() {
+            if pick(&name) && !name.starts_with("optim") {
+                let _ = t.shallow_clone().g_add_(&(t.randn_like() * scale));
+            }
+        }
+    });
+}
+
 fn values(agent: &dyn Agent) -> HashMap<String, Tensor> {
     agent.tensors().into_iter().map(|(n, t)| (n, t.detach().copy())).collect()
 }
@@ -312,13 +324,7 @@ fn lora_marked_merge_is_saved_merged() {
     let spec = EnvSpec::new("CartPole-v1");
     let merge = Addition::Lora { layers: vec!["trunk.0".into(), "head".into()], rank: 1, alpha: 3.0, merge: true };
     let (agent, _) = prepare(&src, &spec, &with(vec![merge]));
-    tch::no_grad(|| {
-        for (name, t) in agent.tensors() {
-            if name.contains(".lora.") && !name.starts_with("optim") {
-                let _ = t.shallow_clone().g_add_(&(t.randn_like() * 0.2));
-            }
-        }
-    });
+    nudge(agent.as_ref(), |n| n.contains(".lora."), 0.2);
     let dir = tmp("merge");
     common::save_checkpoint(agent.as_ref(), &spec, &dir, "tests/added.rs");
     let loaded = checkpoint::load(&dir).unwrap();
@@ -340,13 +346,7 @@ fn lora_merge_covers_target_networks() {
     let spec = EnvSpec::new("Pendulum-v1");
     let merge = Addition::Lora { layers: vec!["trunk.1".into()], rank: 2, alpha: 4.0, merge: true };
     let (agent, _) = prepare(&src, &spec, &with(vec![merge]));
-    tch::no_grad(|| {
-        for (name, t) in agent.tensors() {
-            if name.contains(".lora.") && !name.starts_with("optim") {
-                let _ = t.shallow_clone().g_add_(&(t.randn_like() * 0.2));
-            }
-        }
-    });
+    nudge(agent.as_ref(), |n| n.contains(".lora."), 0.2);
     let before = values(agent.as_ref());
     let dir = tmp("merge-sac");
     common::save_checkpoint(agent.as_ref(), &spec, &dir, "tests/added.rs");
@@ -368,16 +368,9 @@ fn sb3_export_folds_what_it_can_and_refuses_the_rest() {
     let src = policy("cartpole-ppo");
     let spec = EnvSpec::new("CartPole-v1");
     let dir = tmp("export");
-    let (mut agent, _) = prepare(&src, &spec, &with(vec![Addition::Input, Addition::Output, lora(2)]));
+    let (agent, _) = prepare(&src, &spec, &with(vec![Addition::Input, Addition::Output, lora(2)]));
     // Move the added tensors off their identity start, so the fold has something to fold.
-    tch::no_grad(|| {
-        for (name, t) in agent.tensors() {
-            if headstart::agent::nn::is_added(&name) {
-                let _ = t.shallow_clone().g_add_(&(t.randn_like() * 0.1));
-            }
-        }
-    });
-    let _ = agent.optimizers();
+    nudge(agent.as_ref(), headstart::agent::nn::is_added, 0.1);
     common::save_checkpoint(agent.as_ref(), &spec, &dir.join("lora"), "tests/added.rs");
     let zip = dir.join("ppo-CartPole-v1.zip");
     sb3::export(&dir.join("lora"), &zip).unwrap_or_else(|e| panic!("{e}"));
@@ -419,13 +412,7 @@ fn sb3_export_folds_an_input_layer_into_every_head_it_feeds() {
     let config = AgentConfig::Sac(headstart::agent::SacConfig { net: MlpConfig::relu(&[]), ..Default::default() });
     let src = fresh_source(config, &spec, &dir.join("source"));
     let (agent, _) = prepare(&src, &spec, &with(vec![Addition::Input]));
-    tch::no_grad(|| {
-        for (name, t) in agent.tensors() {
-            if name.contains(".input.") && !name.starts_with("optim") {
-                let _ = t.shallow_clone().g_add_(&(t.randn_like() * 0.1));
-            }
-        }
-    });
+    nudge(agent.as_ref(), |n| n.contains(".input."), 0.1);
     common::save_checkpoint(agent.as_ref(), &spec, &dir.join("added"), "tests/added.rs");
     let zip = dir.join("sac-Pendulum-v1.zip");
     sb3::export(&dir.join("added"), &zip).unwrap_or_else(|e| panic!("{e}"));
