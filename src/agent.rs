@@ -41,11 +41,13 @@ mod error;
 mod eval;
 pub mod nn;
 pub mod normalize;
+pub mod objective;
 mod off_policy;
 pub mod optim;
 pub mod ppo;
 pub mod presets;
 pub mod replay;
+mod rnd;
 pub mod sac;
 pub mod sb3;
 pub mod schedule;
@@ -71,6 +73,7 @@ pub use dqn::{Dqn, DqnConfig};
 pub use error::AgentError;
 pub(crate) use error::check;
 pub use eval::{EvalStats, evaluate, evaluate_on};
+pub use objective::{Objective, RndConfig};
 pub use ppo::{Ppo, PpoConfig};
 pub use presets::Preset;
 pub use sac::{EntCoef, Sac, SacConfig};
@@ -151,6 +154,14 @@ pub enum Event<'a> {
     Progress {
         /// Environment steps so far.
         step: u64,
+    },
+    /// A reward-free agent's intrinsic reward over the rollout that ended at `step`: the mean
+    /// before scaling (RND: the predictor's squared error).
+    Intrinsic {
+        /// Environment steps so far.
+        step: u64,
+        /// The mean intrinsic reward.
+        reward: f64,
     },
     /// A point between updates where stopping loses nothing: stopping here and calling `learn`
     /// again gives the same run as not stopping (the harness evaluates at these points).

@@ -59,7 +59,9 @@ enum Command {
         #[command(flatten)]
         env: EnvArg,
     },
-    /// Train an agent and save a checkpoint (weights, card, learning curve).
+    /// Train an agent and save a checkpoint (weights, card, learning curve); `pretrain` is the
+    /// same command (with `--objective rnd`, reward-free).
+    #[command(visible_alias = "pretrain")]
     Train(TrainArgs),
     /// Evaluate a checkpoint on its environment or another one.
     Eval(EvalArgs),
@@ -182,8 +184,8 @@ fn check_out(out: &Path, force: bool, resumed: Option<&Path>) -> Result<()> {
         return Ok(());
     }
     use crate::agent::checkpoint::{CARD_FILE, REPLAY_FILE, WEIGHTS_FILE};
-    use crate::agent::train::TRAINING_FILE;
-    let run_files = [CARD_FILE, WEIGHTS_FILE, REPLAY_FILE, TRAINING_FILE, "curve.csv", "transfer.ron"];
+    use crate::agent::train::{INTRINSIC_FILE, TRAINING_FILE};
+    let run_files = [CARD_FILE, WEIGHTS_FILE, REPLAY_FILE, TRAINING_FILE, "curve.csv", INTRINSIC_FILE, "transfer.ron"];
     let held: Vec<PathBuf> = run_files.iter().map(|f| out.join(f)).filter(|p| p.exists()).collect();
     if held.is_empty() {
         return Ok(());

@@ -53,6 +53,7 @@ pub mod ids;
 pub mod journal;
 pub mod plan;
 pub mod power;
+pub mod pretraining;
 pub mod records;
 pub mod report;
 pub mod resume;

@@ -97,6 +97,13 @@ pub fn transfer(
             card.env.id, target_env.id
         ));
     }
+    if card.reward_free {
+        report.state.push(format!(
+            "the source was pretrained without reward (objective {}): the target trains on its own reward; the objective's \
+             networks and statistics stay with the source",
+            card.config.objective().name()
+        ));
+    }
     if !strategy.copy {
         report.parameters = names.iter().map(|n| param(n, &live[n], sources.get(n), Fate::New)).collect();
         report.state.push("scratch: every parameter and all training state start fresh".into());
@@ -168,7 +175,8 @@ pub fn transfer(
 /// adds (checked against the source's networks, errors naming the strategy's `add`).
 pub fn target_config(source: &Loaded, strategy: &Strategy) -> Result<crate::agent::AgentConfig, TransferError> {
     strategy.validate()?;
-    added::augment(source, strategy)
+    // A reward-free source's target trains on the target's reward.
+    Ok(added::augment(source, strategy)?.with_objective(crate::agent::Objective::Reward)?)
 }
 
 /// Builds an agent for `target` with the source's hyperparameters and network (and the layers

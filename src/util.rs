@@ -116,3 +116,18 @@ pub fn progress(total: u64, quiet: bool, what: &str) -> indicatif::ProgressBar {
     bar.set_style(style);
     bar
 }
+
+/// A RON error with its line and column, and for an unknown field the nearest valid name.
+pub fn describe_ron_error(e: &ron::error::SpannedError) -> String {
+    let position = format!("line {}, column {}", e.span.start.line, e.span.start.col);
+    let hint = match &e.code {
+        ron::Error::NoSuchStructField { expected, found, .. } => {
+            crate::util::nearest(found, expected.iter().copied()).map(|n| format!(" (did you mean `{n}`?)"))
+        }
+        ron::Error::NoSuchEnumVariant { expected, found, .. } => {
+            crate::util::nearest(found, expected.iter().copied()).map(|n| format!(" (did you mean `{n}`?)"))
+        }
+        _ => None,
+    };
+    format!("{position}: {}{}", e.code, hint.unwrap_or_default())
+}

@@ -141,7 +141,7 @@ const STUDY_FLOORS: &[&[&str]] = &[
     &["stats", "claim", "shard", "slurm", "error", "ids"],
     &["experiment", "journal", "decision"],
     &["records", "power"],
-    &["scores", "resume", "source", "cost"],
+    &["scores", "resume", "source", "cost", "pretraining"],
     &["speed", "validate", "aggregate"],
     &["plan"],
     &["summary", "unit", "status"],

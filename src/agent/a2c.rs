@@ -115,6 +115,7 @@ impl A2cConfig {
             sde_sample_freq: self.sde_sample_freq,
             net: self.net.clone(),
             critic_hidden: self.critic_hidden.clone(),
+            objective: super::Objective::Reward,
         }
     }
 }

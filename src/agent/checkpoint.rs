@@ -66,6 +66,9 @@ pub struct Card {
     pub steps: u64,
     /// The seed the agent was built with.
     pub seed: u64,
+    /// Trained without the task's reward: `config`'s `objective` says with what instead.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub reward_free: bool,
     #[serde(default)]
     /// The evaluation made when the checkpoint was saved.
     pub eval: Option<EvalStats>,
@@ -324,6 +327,7 @@ pub fn save(agent: &dyn Agent, info: CardInfo<'_>, dir: &Path) -> Result<Card, C
         action_space: info.action_space.clone(),
         steps: agent.steps(),
         seed: agent.seed(),
+        reward_free: !network.config().objective().is_reward(),
         eval: info.eval,
         produced_by: info.produced_by,
         sha256: sha256(&bytes),

@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::nn::MlpConfig;
+use super::objective::Objective;
 use super::{A2cConfig, Agent, AgentError, Algo, Dqn, DqnConfig, Ppo, PpoConfig, Sac, SacConfig, Td3, Td3Config};
 use crate::env::Space;
 use crate::util::ron_options;
@@ -67,6 +68,31 @@ impl AgentConfig {
             AgentConfig::A2c(c) => &c.net,
             AgentConfig::Td3(c) => &c.net,
         }
+    }
+
+    /// What the agent maximises (only PPO trains on anything but the task's reward).
+    pub fn objective(&self) -> &Objective {
+        static REWARD: Objective = Objective::Reward;
+        match self {
+            AgentConfig::Ppo(c) => &c.objective,
+            _ => &REWARD,
+        }
+    }
+
+    /// The configuration with the objective `objective`; an error unless the algorithm is PPO
+    /// or the objective is the task's reward.
+    pub fn with_objective(mut self, objective: Objective) -> Result<Self, AgentError> {
+        match &mut self {
+            AgentConfig::Ppo(c) => c.objective = objective,
+            _ if objective.is_reward() => {}
+            other => {
+                return Err(AgentError::Config {
+                    field: "objective",
+                    message: format!("{} trains on a reward-free objective only with PPO, not {}", objective.name(), other.algo()),
+                });
+            }
+        }
+        Ok(self)
     }
 
     /// The network configuration, to change.

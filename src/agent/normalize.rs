@@ -123,6 +123,11 @@ impl RewardNormalizer {
         RewardNormalizer { stats: RunningMeanStd::new(1), returns: vec![0.0; num_envs], gamma, clip: 10.0 }
     }
 
+    /// Scaled rewards are clipped to `[-clip, clip]` (10 unless set).
+    pub(crate) fn set_clip(&mut self, clip: f64) {
+        self.clip = clip;
+    }
+
     /// Each environment's running discounted return.
     pub fn returns(&self) -> &[f64] {
         &self.returns

@@ -40,14 +40,16 @@ use super::distributions::{
 use super::engine::Net;
 use super::nn::{Mlp, MlpConfig};
 use super::normalize::{ObsNormalizer, RewardNormalizer};
-use super::optim::FlatParams;
+use super::objective::Objective;
 use super::optim::Optimizer;
+use super::rnd::Rnd;
 use super::state::{agent_state, training_state};
 use super::{
     Agent, AgentConfig, AgentError, Algo, Distill, Event, Monitor, Outcome, Schedule, advance_guidance, check, obs_dim,
-    rows, snapshot, sorted_variables, to_vec, variable_names,
+    rows, sorted_variables, to_vec, variable_names,
 };
 use crate::env::{Action, Space, VecEnv};
+use loss::Teacher;
 use rollout::Rollout;
 
 /// PPO's hyperparameters; defaults are Stable-Baselines3's.
@@ -99,6 +101,10 @@ pub struct PpoConfig {
     /// `net_arch=dict(pi=[...], vf=[...])`) [default: the actor's].
     #[serde(skip_serializing_if = "Option::is_none")]
     pub critic_hidden: Option<Vec<usize>>,
+    /// What the agent maximises: the task's reward, or a reward-free objective
+    /// ([`Objective`]), whose reward alone (never the task's) then drives the advantages.
+    #[serde(skip_serializing_if = "Objective::is_reward")]
+    pub objective: Objective,
 }
 
 impl Default for PpoConfig {
@@ -125,6 +131,7 @@ impl Default for PpoConfig {
             sde_sample_freq: -1,
             net: MlpConfig::default(),
             critic_hidden: None,
+            objective: Objective::Reward,
         }
     }
 }
@@ -150,6 +157,7 @@ impl PpoConfig {
         )?;
         let sde_ok = !self.use_sde || self.net.added.is_empty();
         check("use_sde", sde_ok, "trains through autograd, which added layers are not run through: use a Gaussian head")?;
+        self.objective.validate()?;
         self.net.validate()
     }
 
@@ -187,6 +195,8 @@ pub struct Ppo {
     opt: Optimizer,
     obs_norm: Option<ObsNormalizer>,
     rew_norm: Option<RewardNormalizer>,
+    /// The intrinsic reward of a reward-free agent ([`Objective::Rnd`]).
+    rnd: Option<Rnd>,
     rng: super::AgentRng,
     steps: u64,
     /// The (normalised) observations to act on next and which environments just started an
@@ -196,15 +206,6 @@ pub struct Ppo {
     /// Set when this agent is an A2C (see [`super::a2c`]): its configuration, which
     /// [`Agent::config`] reports.
     a2c: Option<super::A2cConfig>,
-}
-
-/// A frozen copy of the actor to distil from, run in the engine.
-struct Teacher {
-    _vs: nn::VarStore,
-    params: FlatParams,
-    actor: Net,
-    log_std: Option<Tensor>,
-    distill: Distill,
 }
 
 impl Ppo {
@@ -263,7 +264,13 @@ impl Ppo {
         });
         let log_std_offset = opt.params().slot("actor.log_std").map(|(offset, _)| offset);
         let obs_norm = cfg.normalize_obs.then(|| ObsNormalizer::new(obs_dim));
-        let rew_norm = cfg.normalize_reward.then(|| RewardNormalizer::new(cfg.n_envs, cfg.gamma));
+        // A reward-free agent never reads the task's reward, so it has no statistics of it.
+        let rew_norm =
+            (cfg.normalize_reward && cfg.objective.is_reward()).then(|| RewardNormalizer::new(cfg.n_envs, cfg.gamma));
+        let rnd = match &cfg.objective {
+            Objective::Rnd(c) => Some(Rnd::new(c.clone(), obs_dim, cfg.n_envs, cfg.gamma, seed)),
+            Objective::Reward => None,
+        };
         Ok(Ppo {
             action_space: action_space.clone(),
             seed,
@@ -279,6 +286,7 @@ impl Ppo {
             opt,
             obs_norm,
             rew_norm,
+            rnd,
             rng: super::AgentRng::seed_from_u64(seed),
             steps: 0,
             current: None,
@@ -348,6 +356,9 @@ impl Ppo {
         let manual = !self.uses_sde();
         // One minibatch spanning the rollout is the same every epoch: build it once.
         let whole = (batch == len).then(|| self.minibatch(r, &adv, &returns, None));
+        if let Some(rnd) = &mut self.rnd {
+            rnd.train(&r.next_raw, self.cfg.n_epochs, batch, &mut self.rng);
+        }
         let mut order: Vec<usize> = (0..len).collect();
         for _ in 0..self.cfg.n_epochs {
             if whole.is_none() {
@@ -468,8 +479,8 @@ impl Agent for Ppo {
         self.rew_norm.load("ret_rms", get)
     }
 
-    agent_state!(vs, "optim": opt, "obs_rms": obs_norm, "ret_rms": rew_norm);
-    training_state!(rng, current, exploration, rew_norm);
+    agent_state!(vs, "optim": opt, "obs_rms": obs_norm, "ret_rms": rew_norm, "rnd": rnd);
+    training_state!(rng, current, exploration, rew_norm, rnd);
 
     fn weight_names(&self) -> Vec<String> {
         variable_names(&self.vs)
@@ -480,19 +491,7 @@ impl Agent for Ppo {
     }
 
     fn set_teacher(&mut self, distill: Distill) -> Result<(), AgentError> {
-        let out = match &self.head {
-            Head::Categorical { n } => *n,
-            Head::Gaussian { dim, .. } => *dim,
-        };
-        let (cfg, obs_dim) = (&self.cfg, self.obs_dim);
-        let log_std_shape = self.log_std.as_ref().map(|t| t.size());
-        let (vs, log_std) = snapshot(&self.vs, "actor.", |root| {
-            Mlp::new(&(root / "actor"), &cfg.net, obs_dim, out, 0.01);
-            log_std_shape.map(|shape| (root / "actor").var("log_std", &shape, nn::Init::Const(0.0)))
-        });
-        let params = FlatParams::new(sorted_variables(&vs));
-        let actor = params.mlp("actor", &cfg.net).expect("the teacher's actor");
-        self.teacher = Some(Teacher { _vs: vs, params, actor, log_std, distill });
+        self.install_teacher(distill);
         Ok(())
     }
 }

@@ -18,6 +18,8 @@ use crate::env::{EnvError, EnvSpec, Mixture, Registry, Space, VecEnv};
 /// hand, the replay buffer as it lies in memory) and the training environments' action log
 /// (`log.*`, which fresh environments replay from the same seed into the same state).
 pub const TRAINING_FILE: &str = "training.safetensors";
+/// The file beside a reward-free agent's checkpoint with its intrinsic reward per rollout.
+pub const INTRINSIC_FILE: &str = "intrinsic.csv";
 const TRAINING_FORMAT: &str = "headstart-training-1";
 
 /// What an agent trains on: one environment, or a mixture drawn anew each episode (multitask
@@ -72,10 +74,12 @@ pub struct EpisodeRecord {
 
 /// A `curve.csv` line that is not `step,return,length`.
 #[derive(Debug, thiserror::Error)]
-#[error("line {line}: expected step,return,length")]
+#[error("line {line}: expected {expected}")]
 pub struct CurveError {
     /// The line, counting from 1.
     pub line: usize,
+    /// The fields the line should hold.
+    pub expected: &'static str,
 }
 
 /// The episodes of a training run, in the order they ended.
@@ -83,6 +87,9 @@ pub struct CurveError {
 pub struct Curve {
     /// The episodes.
     pub episodes: Vec<EpisodeRecord>,
+    /// A reward-free agent's mean intrinsic reward per rollout: (step, reward), in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub intrinsic: Vec<(u64, f64)>,
 }
 
 impl Curve {
@@ -116,10 +123,29 @@ impl Curve {
                 [step, ret, len] => step.parse().ok().zip(ret.parse().ok()).zip(len.parse().ok()),
                 _ => None,
             };
-            let ((step, ret), len) = parsed.ok_or(CurveError { line: i + 1 })?;
+            let ((step, ret), len) = parsed.ok_or(CurveError { line: i + 1, expected: "step,return,length" })?;
             episodes.push(EpisodeRecord { step, ret, len });
         }
-        Ok(Curve { episodes })
+        Ok(Curve { episodes, intrinsic: Vec::new() })
+    }
+
+    /// The intrinsic rewards as CSV (`step,intrinsic`).
+    pub fn intrinsic_csv(&self) -> String {
+        let mut out = String::from("step,intrinsic\n");
+        for (step, reward) in &self.intrinsic {
+            out.push_str(&format!("{step},{reward}\n"));
+        }
+        out
+    }
+
+    /// Reads what [`Curve::intrinsic_csv`] wrote.
+    pub fn intrinsic_from_csv(text: &str) -> Result<Vec<(u64, f64)>, CurveError> {
+        let mut out = Vec::new();
+        for (i, line) in text.lines().enumerate().skip(1).filter(|(_, l)| !l.trim().is_empty()) {
+            let parsed = line.split_once(',').and_then(|(s, r)| s.parse().ok().zip(r.parse().ok()));
+            out.push(parsed.ok_or(CurveError { line: i + 1, expected: "step,intrinsic" })?);
+        }
+        Ok(out)
     }
 
     /// The curve as CSV (`step,return,length`).
@@ -163,8 +189,12 @@ pub fn train_logged(
         envs.replay(log)?;
     }
     let mut monitor = |event: Event<'_>| {
-        if let Event::Episode { step, episode } = event {
-            curve.episodes.push(EpisodeRecord { step, ret: episode.ret, len: episode.len });
+        match event {
+            Event::Episode { step, episode } => {
+                curve.episodes.push(EpisodeRecord { step, ret: episode.ret, len: episode.len })
+            }
+            Event::Intrinsic { step, reward } => curve.intrinsic.push((step, reward)),
+            Event::Progress { .. } | Event::Checkpoint { .. } => {}
         }
         on_event(event)
     };
@@ -270,5 +300,13 @@ pub fn save_run(
     let path = out.join("curve.csv");
     crate::util::write_atomic(&path, curve.to_csv())
         .map_err(|e| CheckpointError::File { path, message: e.error.to_string() })?;
+    let path = out.join(INTRINSIC_FILE);
+    match curve.intrinsic.is_empty() {
+        true => {
+            let _ = std::fs::remove_file(&path);
+        }
+        false => crate::util::write_atomic(&path, curve.intrinsic_csv())
+            .map_err(|e| CheckpointError::File { path, message: e.error.to_string() })?,
+    }
     Ok(card)
 }

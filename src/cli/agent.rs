@@ -8,7 +8,7 @@ use anyhow::{Context, Result, bail};
 use super::env_spec;
 use crate::agent::checkpoint;
 use crate::agent::train::{self, Curve, Task};
-use crate::agent::{self, Agent, AgentConfig, Algo, Event, Outcome, evaluate, presets};
+use crate::agent::{self, Agent, AgentConfig, Algo, Event, Objective, Outcome, evaluate, presets};
 use crate::env::vector::ActionLog;
 use crate::env::{EnvSpec, Mixture, Registry};
 
@@ -88,6 +88,11 @@ pub(crate) struct TrainArgs {
     /// for several.
     #[arg(long, value_name = "NAME=LO:HI")]
     randomize: Vec<String>,
+    /// What the agent maximises: `reward` (the task's) or `rnd` (reward-free pretraining by
+    /// random network distillation, PPO only; settings in `--config` as `objective: Rnd(...)`)
+    /// [default: the configuration's].
+    #[arg(long, value_parser = ["reward", "rnd"], conflicts_with = "resume")]
+    objective: Option<String>,
 }
 
 #[derive(clap::Args)]
@@ -177,6 +182,7 @@ pub(super) fn train_with_progress(
                 bar.set_message(format!("return {mean:.1}"));
             }
             Event::Progress { step } => bar.set_position(step),
+            Event::Intrinsic { reward, .. } => bar.set_message(format!("intrinsic {reward:.3}")),
             Event::Checkpoint { .. } => {}
         }
         if interrupted.load(std::sync::atomic::Ordering::SeqCst) {
@@ -230,7 +236,17 @@ pub(super) fn train(registry: &Registry, args: &TrainArgs) -> Result<()> {
         }
         None => {
             let resolved = training_config(args, &spec)?;
-            (resolved.config.build(&obs_space, &action_space, args.seed)?, resolved.origin, resolved.steps)
+            let mut config = resolved.config;
+            let mut origin = resolved.origin;
+            if let Some(name) = &args.objective {
+                let objective = Objective::named(name).expect("clap checks the name");
+                // `--config` may set the objective's settings; the flag names it.
+                if config.objective().name() != objective.name() {
+                    config = config.with_objective(objective).map_err(|e| anyhow::anyhow!("--objective {name}: {e}"))?;
+                }
+                origin = format!("{origin}, objective {name}");
+            }
+            (config.build(&obs_space, &action_space, args.seed)?, origin, resolved.steps)
         }
     };
     let total = args.steps.or(default_steps).context("--steps is needed: no preset gives a budget")?;
@@ -252,12 +268,7 @@ pub(super) fn train(registry: &Registry, args: &TrainArgs) -> Result<()> {
 
     // A resumed run continues the checkpoint's curve.
     let mut curve = match &args.resume {
-        Some(dir) => match std::fs::read_to_string(dir.join("curve.csv")) {
-            Ok(text) => {
-                Curve::from_csv(&text).map_err(|e| anyhow::anyhow!("{}: {e}", dir.join("curve.csv").display()))?
-            }
-            Err(_) => Curve::default(),
-        },
+        Some(dir) => resumed_curve(dir)?,
         None => Curve::default(),
     };
     let start = Instant::now();
@@ -313,6 +324,19 @@ pub(super) fn train(registry: &Registry, args: &TrainArgs) -> Result<()> {
         ),
     }
     Ok(())
+}
+
+/// The curve (and intrinsic rewards) a checkpoint folder holds; empty where it holds none.
+fn resumed_curve(dir: &std::path::Path) -> Result<Curve> {
+    let read = |file: &str| std::fs::read_to_string(dir.join(file)).ok().map(|text| (dir.join(file), text));
+    let mut curve = match read("curve.csv") {
+        Some((path, text)) => Curve::from_csv(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?,
+        None => Curve::default(),
+    };
+    if let Some((path, text)) = read(train::INTRINSIC_FILE) {
+        curve.intrinsic = Curve::intrinsic_from_csv(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    }
+    Ok(curve)
 }
 
 /// `headstart eval`: a checkpoint evaluated on its environment or another with the same spaces.

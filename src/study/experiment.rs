@@ -23,10 +23,10 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::agent::train::Task;
-use crate::agent::{AgentConfig, Algo, presets};
+use crate::agent::{AgentConfig, Algo, Objective, presets};
 use crate::env::{EnvSpec, Map, Mixture, Variant};
 use crate::transfer::Strategy;
-use crate::util::{file_safe, ron_options};
+use crate::util::{describe_ron_error, file_safe, ron_options};
 
 use super::StudyError;
 use super::ids::{Metric, TargetId};
@@ -181,6 +181,10 @@ pub struct Pretrain {
     /// The agent's seed.
     #[serde(default)]
     pub seed: u64,
+    /// What the source maximises: the task's reward, or a reward-free objective
+    /// (`objective: Rnd()`, PPO only), which never reads the reward.
+    #[serde(default, skip_serializing_if = "Objective::is_reward")]
+    pub objective: Objective,
     /// Several pretraining seeds instead of `seed`: one source checkpoint each, so that the
     /// study measures the variance between sources too. Target seed `k` transfers from source
     /// `k mod K`.
@@ -458,7 +462,7 @@ impl Pretrain {
     pub fn agent_config(&self) -> Result<AgentConfig, StudyError> {
         let explicit = self.config.clone().map(|c| (c, "source.config".to_string()));
         let id = self.env_id().unwrap_or_default();
-        presets::resolve(self.algorithm, explicit, self.preset.as_deref(), &id).map(|r| r.config).map_err(|e| match e {
+        let config = presets::resolve(self.algorithm, explicit, self.preset.as_deref(), &id).map_err(|e| match e {
             presets::PresetError::AlgorithmMismatch { config, algo } => StudyError::SourceConfig {
                 field: "source.config",
                 message: format!("a {config} configuration, but source.algorithm is {algo}"),
@@ -466,7 +470,15 @@ impl Pretrain {
             e @ presets::PresetError::UnknownPreset { .. } => {
                 StudyError::SourceConfig { field: "source.preset", message: e.to_string() }
             }
-        })
+        })?;
+        match &self.objective {
+            // `config` may carry an objective of its own.
+            Objective::Reward => Ok(config.config),
+            objective => config
+                .config
+                .with_objective(objective.clone())
+                .map_err(|e| StudyError::SourceConfig { field: "source.objective", message: e.to_string() }),
+        }
     }
 }
 
@@ -480,19 +492,4 @@ fn env_key(env: &EnvSpec) -> String {
         key.push_str("-transformed");
     }
     key.chars().map(|c| if c.is_ascii_alphanumeric() || "-=._".contains(c) { c } else { '_' }).collect()
-}
-
-/// A RON error with its line and column, and for an unknown field the nearest valid name.
-pub fn describe_ron_error(e: &ron::error::SpannedError) -> String {
-    let position = format!("line {}, column {}", e.span.start.line, e.span.start.col);
-    let hint = match &e.code {
-        ron::Error::NoSuchStructField { expected, found, .. } => {
-            crate::util::nearest(found, expected.iter().copied()).map(|n| format!(" (did you mean `{n}`?)"))
-        }
-        ron::Error::NoSuchEnumVariant { expected, found, .. } => {
-            crate::util::nearest(found, expected.iter().copied()).map(|n| format!(" (did you mean `{n}`?)"))
-        }
-        _ => None,
-    };
-    format!("{position}: {}{}", e.code, hint.unwrap_or_default())
 }

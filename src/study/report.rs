@@ -11,6 +11,7 @@ use super::StudyError;
 use super::decision::Correction;
 use super::experiment::Experiment;
 use super::figures::{self, Figures};
+use super::pretraining;
 use super::records::{UnitResult, evaluations_csv};
 use super::summary::{Comparison, Metric, MetricStat, Speedup, Summary, Verdict};
 
@@ -26,6 +27,14 @@ pub fn write_outputs(
     write_atomic(&out.join("summary.json"), serde_json::to_string_pretty(summary).map_err(StudyError::Json)?)?;
     let figures = figures::draw(out, summary)?;
     let mut report = report_markdown(experiment, summary, &figures);
+    // A reward-free source's pretraining, below the setup's source line.
+    let sources = if summary.sources.is_empty() { vec![summary.source.clone()] } else { summary.sources.clone() };
+    if let Some(p) = pretraining::read(&sources) {
+        let figure = pretraining::figure(out, &p)?;
+        if let Some(at) = report.find("\n- ").map(|i| i + 1).and_then(|i| report[i..].find('\n').map(|j| i + j + 1)) {
+            report.insert_str(at, &pretraining::section(&p, figure.as_deref()));
+        }
+    }
     report.push_str(&super::cost::cost_section(&super::cost::costs(out, units)));
     write_atomic(&out.join("report.md"), report)?;
     Ok(())

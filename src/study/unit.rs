@@ -209,7 +209,7 @@ pub fn run_unit(unit: &Unit<'_>, cx: &UnitContext<'_>, lost: &dyn Fn() -> bool) 
                         Event::Checkpoint { .. } if due || stop.load(Ordering::SeqCst) => {
                             return std::ops::ControlFlow::Break(());
                         }
-                        Event::Checkpoint { .. } => {}
+                        Event::Checkpoint { .. } | Event::Intrinsic { .. } => {}
                     }
                     std::ops::ControlFlow::Continue(())
                 })

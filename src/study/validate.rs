@@ -188,6 +188,7 @@ fn standin_card(
         action_space: act.clone(),
         steps: 0,
         seed: 0,
+        reward_free: !config.objective().is_reward(),
         eval: None,
         produced_by: "validation".into(),
         sha256: String::new(),

@@ -11,11 +11,40 @@ use super::super::distributions::{
     LOG_SQRT_2PI, categorical_entropy, categorical_kl, categorical_log_probs, categorical_probs, gaussian_entropy_std,
     gaussian_entropy_var, gaussian_kl, gaussian_log_prob_std, gaussian_log_prob_var, gsde_variance,
 };
-use super::super::{rows, to_vec};
+use super::super::engine::Net;
+use super::super::nn::Mlp;
+use super::super::optim::FlatParams;
+use super::super::{Distill, rows, snapshot, sorted_variables, to_vec};
 use super::rollout::Minibatch;
-use super::{Head, Ppo, Teacher};
+use super::{Head, Ppo};
+
+/// A frozen copy of the actor to distil from, run in the engine.
+pub(super) struct Teacher {
+    _vs: tch::nn::VarStore,
+    params: FlatParams,
+    actor: Net,
+    log_std: Option<Tensor>,
+    distill: Distill,
+}
 
 impl Ppo {
+    /// Makes a frozen copy of the actor as it is now the teacher to distil from.
+    pub(super) fn install_teacher(&mut self, distill: Distill) {
+        let out = match &self.head {
+            Head::Categorical { n } => *n,
+            Head::Gaussian { dim, .. } => *dim,
+        };
+        let (cfg, obs_dim) = (&self.cfg, self.obs_dim);
+        let log_std_shape = self.log_std.as_ref().map(|t| t.size());
+        let (vs, log_std) = snapshot(&self.vs, "actor.", |root| {
+            Mlp::new(&(root / "actor"), &cfg.net, obs_dim, out, 0.01);
+            log_std_shape.map(|shape| (root / "actor").var("log_std", &shape, tch::nn::Init::Const(0.0)))
+        });
+        let params = FlatParams::new(sorted_variables(&vs));
+        let actor = params.mlp("actor", &cfg.net).expect("the teacher's actor");
+        self.teacher = Some(Teacher { _vs: vs, params, actor, log_std, distill });
+    }
+
     /// The distillation teacher and its weight now, while the weight is above zero.
     fn active_teacher(&self) -> Option<(&Teacher, f64)> {
         let teacher = self.teacher.as_ref()?;

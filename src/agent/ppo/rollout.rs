@@ -16,6 +16,9 @@ pub(super) struct Rollout {
     pub(super) starts: Vec<f32>,
     pub(super) values: Vec<f32>,
     pub(super) log_probs: Vec<f32>,
+    /// A reward-free agent's raw next observations (the final one where an episode ended),
+    /// which its intrinsic reward reads and its predictor trains on; empty otherwise.
+    pub(super) next_raw: Vec<f32>,
 }
 
 /// One minibatch, rows in Rust.
@@ -94,7 +97,13 @@ impl Ppo {
             starts: Vec::with_capacity(t_max * n),
             values: Vec::with_capacity(t_max * n),
             log_probs: Vec::with_capacity(t_max * n),
+            next_raw: Vec::new(),
         };
+        // A reward-free agent reads no reward; without episodes (RND's default) its return
+        // runs on through episode ends, so nothing is cut or bootstrapped there.
+        let reward_free = self.rnd.is_some();
+        let continuing = self.rnd.as_ref().is_some_and(|rnd| !rnd.episodic());
+        let mut ends = Vec::new();
         let mut stopped = false;
         let sample_freq = self.cfg.sde_sample_freq;
         for t in 0..t_max {
@@ -108,8 +117,21 @@ impl Ppo {
             let actions = self.env_actions(&r.actions[first..]);
             let step = envs.step(&actions)?;
             let mut next = step.obs.to_vec();
-            let mut rewards = step.rewards.to_vec();
             let done: Vec<bool> = step.terminated.iter().zip(step.truncated).map(|(a, b)| *a || *b).collect();
+            let mut rewards = match reward_free {
+                false => step.rewards.to_vec(),
+                true => {
+                    for i in 0..n {
+                        let row = match &step.final_obs[i] {
+                            Some(last) if done[i] => last.to_vec(),
+                            _ => next[i * d..(i + 1) * d].to_vec(),
+                        };
+                        r.next_raw.extend(row);
+                    }
+                    ends.extend_from_slice(&done);
+                    vec![0.0; n]
+                }
+            };
             // Bootstrap truncated episodes from their final observation's value.
             let truncated: Vec<(usize, Vec<f32>)> = (0..n)
                 .filter(|&i| step.truncated[i] && !step.terminated[i])
@@ -124,7 +146,7 @@ impl Ppo {
             if let Some(norm) = &mut self.rew_norm {
                 rewards = norm.apply(&rewards, |i| done[i]);
             }
-            if !truncated.is_empty() {
+            if !truncated.is_empty() && !continuing {
                 let mut finals: Vec<f32> = truncated.iter().flat_map(|(_, o)| o.iter().copied()).collect();
                 self.normalize(&mut finals);
                 for ((i, _), v) in truncated.iter().zip(self.values(&finals)) {
@@ -136,10 +158,16 @@ impl Ppo {
             r.starts.extend_from_slice(&starts);
             r.values.extend_from_slice(&values);
             obs = next;
-            starts = done.iter().map(|&d| if d { 1.0 } else { 0.0 }).collect();
+            starts = done.iter().map(|&d| if d && !continuing { 1.0 } else { 0.0 }).collect();
             if stopped {
                 break;
             }
+        }
+        if let (Some(rnd), false) = (&mut self.rnd, stopped) {
+            let (intrinsic, mean) = rnd.rewards(&r.next_raw, &ends);
+            r.rewards.iter_mut().zip(intrinsic).for_each(|(r, i)| *r += i);
+            // Not a point to stop at: the rollout's statistics are merged already.
+            let _ = monitor(super::super::Event::Intrinsic { step: self.steps, reward: mean });
         }
         let last_values = self.values(&obs);
         self.current = Some((obs, starts));
