@@ -30,6 +30,7 @@ mod guidance;
 pub mod map;
 mod parts;
 mod report;
+mod skill;
 mod state;
 mod strategy;
 pub mod suggest;
@@ -49,7 +50,7 @@ use parts::select;
 use report::param;
 pub use report::{Fate, Frozen, ParamReport, TransferReport};
 use state::carry_state;
-pub use strategy::{Addition, Resets, Strategy, Train};
+pub use strategy::{Addition, Resets, Skill, Strategy, Train};
 use weights::{Spaces, action_count};
 
 /// Moves the source's knowledge into `target` as `strategy` says, through `map` when the
@@ -75,7 +76,8 @@ pub fn transfer(
     }
     let names = target.weight_names();
     let live: HashMap<String, Tensor> = target.tensors().into_iter().collect();
-    let sources: HashMap<String, Tensor> = source.agent.tensors().into_iter().collect();
+    let mut sources: HashMap<String, Tensor> = source.agent.tensors().into_iter().collect();
+    let folded = if strategy.copy { skill::fold(&mut sources, card, strategy)? } else { None };
     let mut report = TransferReport {
         source: source_name.to_string(),
         source_env: card.env.clone(),
@@ -87,8 +89,9 @@ pub fn transfer(
         map: map.cloned(),
         parameters: Vec::new(),
         dropped: card.weights.iter().filter(|n| !names.contains(n)).cloned().collect(),
-        state: Vec::new(),
+        state: folded.into_iter().collect(),
         warnings: Vec::new(),
+        extra_steps: 0,
     };
     if card.env.id != target_env.id {
         report.warnings.push(format!(
@@ -192,7 +195,25 @@ pub fn prepare(
 ) -> Result<(Box<dyn Agent>, TransferReport), TransferError> {
     let env = registry.make(target)?;
     let (obs_space, action_space) = (env.observation_space().clone(), env.action_space().clone());
-    let mut agent = target_config(source, strategy)?.build(&obs_space, &action_space, seed)?;
-    let report = transfer(source, source_name, agent.as_mut(), target, &obs_space, &action_space, strategy, map)?;
+    let start = |strategy: &Strategy| -> Result<(Box<dyn Agent>, TransferReport), TransferError> {
+        let mut agent = target_config(source, strategy)?.build(&obs_space, &action_space, seed)?;
+        let report = transfer(source, source_name, agent.as_mut(), target, &obs_space, &action_space, strategy, map)?;
+        Ok((agent, report))
+    };
+    let Some(episodes) = skill::to_choose(&source.card, strategy) else { return start(strategy) };
+    // A skill-discovery source: the best skill on the target's reward, its steps counted.
+    let fixed = |z| Strategy { skill: Some(Skill::Fixed(z)), ..strategy.clone() };
+    let skills = skill::skills(&source.card).unwrap_or_default();
+    let choice = skill::choose(registry, target, skills, episodes, seed, |z| Ok(start(&fixed(z))?.0))?;
+    let (agent, mut report) = start(&fixed(choice.skill))?;
+    let returns: Vec<String> = choice.returns.iter().map(|r| format!("{r:.1}")).collect();
+    report.state.push(format!(
+        "skill {} chosen: the best mean return over {episodes} deterministic episodes of each skill on the target ({}), {} \
+         target steps before training",
+        choice.skill,
+        returns.join(", "),
+        choice.steps
+    ));
+    report.extra_steps = choice.steps;
     Ok((agent, report))
 }

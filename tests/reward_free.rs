@@ -10,7 +10,7 @@ use std::sync::atomic::AtomicBool;
 
 use headstart::agent::checkpoint;
 use headstart::agent::train::{Curve, Task, load_training, save_training, train_logged};
-use headstart::agent::{Agent, AgentConfig, DqnConfig, Event, Objective, Outcome, PpoConfig, RndConfig};
+use headstart::agent::{Agent, AgentConfig, DiaynConfig, DqnConfig, Event, Objective, Outcome, PpoConfig, RndConfig};
 use headstart::env::registry::EnvEntry;
 use headstart::env::{Action, Env, EnvError, EnvSpec, Info, Obs, Registry, Space, Step};
 use headstart::study::experiment::Experiment;
@@ -51,10 +51,14 @@ impl Env for Poisoned {
     }
 }
 
+/// `Poisoned-v0` (MountainCar-v0) and `PoisonedCartPole-v0`, their rewards poisoned.
 fn poisoned_registry() -> Registry {
     let mut registry = Registry::builtin();
     registry.register(EnvEntry::new("Poisoned-v0", |_| {
         Ok(Poisoned(Registry::builtin().make(&EnvSpec::new("MountainCar-v0"))?))
+    }));
+    registry.register(EnvEntry::new("PoisonedCartPole-v0", |_| {
+        Ok(Poisoned(Registry::builtin().make(&EnvSpec::new("CartPole-v1"))?))
     }));
     registry
 }
@@ -198,5 +202,67 @@ fn a_study_transfers_from_a_reward_free_source_and_reports_its_pretraining() {
     let card = checkpoint::read_card(&sources[0]).unwrap();
     assert!(card.reward_free && card.config.objective().name() == "rnd");
     assert!(Path::new(&sources[0]).join("intrinsic.csv").exists());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn diayn_config(skills: usize, skill: usize) -> AgentConfig {
+    let objective = Objective::Diayn(DiaynConfig { skills, skill, ..DiaynConfig::default() });
+    rnd_config().with_objective(objective).unwrap()
+}
+
+/// DIAYN on CartPole with poisoned rewards: the discriminator's reward (`log q(z | s') + log K`,
+/// 0 at chance) rises well above chance within a short run, and the weights stay finite.
+#[test]
+fn diayn_skills_become_distinguishable_without_reading_the_reward() {
+    tch::set_num_threads(1);
+    let registry = poisoned_registry();
+    let config = AgentConfig::from_ron(
+        "Ppo(n_envs: 16, n_steps: 16, batch_size: 64, n_epochs: 4, gae_lambda: 0.98, normalize_obs: true, \
+         objective: Diayn(skills: 4))",
+    )
+    .unwrap();
+    let (agent, curve) = train(&registry, &config, &EnvSpec::new("PoisonedCartPole-v0"), 20_000);
+    assert!(all_finite(agent.as_ref()));
+    let early = curve.intrinsic[..5].iter().map(|(_, r)| r).sum::<f64>() / 5.0;
+    let n = curve.intrinsic.len();
+    let late = curve.intrinsic[n - 5..].iter().map(|(_, r)| r).sum::<f64>() / 5.0;
+    // log q(z|s') + log 4 is 0 at chance and ln 4 = 1.39 when every skill is told apart.
+    assert!(early.abs() < 0.3 && late > 0.5, "discriminator reward {early:.3} -> {late:.3}");
+}
+
+/// Transfer from a DIAYN source fixes a skill: the target, whose networks read the observation
+/// alone, acts as the source with that skill; by default the best skill on the target's reward is
+/// chosen and its steps are counted.
+#[test]
+fn a_diayn_source_transfers_with_a_skill_folded_in() {
+    tch::set_num_threads(1);
+    let registry = Registry::builtin();
+    let spec = EnvSpec::new("MountainCar-v0");
+    let (agent, _) = train(&registry, &diayn_config(4, 0), &spec, 3000);
+    let dir = scratch("diayn");
+    common::save_checkpoint(agent.as_ref(), &spec, &dir, "tests/reward_free.rs");
+    let loaded = checkpoint::load(&dir).unwrap();
+    let obs: Vec<f32> = vec![-0.5, 0.0, -1.0, 0.03, 0.2, -0.05];
+    for z in 0..4 {
+        let strategy = Strategy::from_ron(&format!("(skill: Fixed({z}))")).unwrap();
+        let (target, report) = transfer::prepare(&registry, &loaded, "diayn", &spec, &strategy, None, 0).unwrap();
+        assert!(report.state.iter().any(|s| s.contains(&format!("skill {z} of the source's 4"))), "{:?}", report.state);
+        // The source acting with skill z.
+        let env = registry.make(&spec).unwrap();
+        let mut with_z = diayn_config(4, z).build(env.observation_space(), env.action_space(), 0).unwrap();
+        let tensors: std::collections::HashMap<String, tch::Tensor> = loaded.agent.tensors().into_iter().collect();
+        with_z.restore(&mut |n| tensors.get(n).map(|t| t.shallow_clone()), loaded.card.steps).unwrap();
+        for ((name, a), (_, b)) in target.outputs(&obs).iter().zip(with_z.outputs(&obs)) {
+            assert!(a.iter().zip(&b).all(|(x, y)| (x - y).abs() < 1e-5), "skill {z} {name}: {a:?} vs {b:?}");
+        }
+    }
+    let (_, report) =
+        transfer::prepare(&registry, &loaded, "diayn", &spec, &Strategy::from_ron("()").unwrap(), None, 0).unwrap();
+    assert!(report.extra_steps >= 4 * 3 && report.state.iter().any(|s| s.contains("chosen: the best mean return")));
+    let e = transfer::prepare(&registry, &loaded, "diayn", &spec, &Strategy::from_ron("(skill: Fixed(4))").unwrap(), None, 0)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(e.contains("skill") && e.contains("4 skills"), "{e}");
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -3,7 +3,9 @@
 //! the environment's reward: its advantages come from an intrinsic reward alone, and the
 //! episodes' task returns are recorded only for the curve, as an observer would.
 //!
-//! - [`Objective::Rnd`]: random network distillation (Burda et al. 2018), see [`super::rnd`].
+//! - [`Objective::Rnd`]: random network distillation (Burda et al. 2018), see `rnd.rs`.
+//! - [`Objective::Diayn`]: skill discovery, "diversity is all you need" (Eysenbach et al.
+//!   2018), see `diayn.rs`.
 //!
 //! The objective is part of PPO's configuration (`Ppo(objective: Rnd(...))`, `train --objective
 //! rnd`), so the checkpoint's card records it with its settings; an agent built for transfer
@@ -23,6 +25,9 @@ pub enum Objective {
     /// Random network distillation: the error of a trained predictor of a fixed random
     /// network's embedding of the next observation. Reward-free.
     Rnd(RndConfig),
+    /// DIAYN: a policy conditioned on a skill drawn per episode, rewarded by how well a
+    /// discriminator tells the skill from the next observation. Reward-free.
+    Diayn(DiaynConfig),
 }
 
 impl Objective {
@@ -36,6 +41,7 @@ impl Objective {
         match self {
             Objective::Reward => "reward",
             Objective::Rnd(_) => "rnd",
+            Objective::Diayn(_) => "diayn",
         }
     }
 
@@ -44,6 +50,7 @@ impl Objective {
         match name {
             "reward" => Some(Objective::Reward),
             "rnd" => Some(Objective::Rnd(RndConfig::default())),
+            "diayn" => Some(Objective::Diayn(DiaynConfig::default())),
             _ => None,
         }
     }
@@ -53,6 +60,16 @@ impl Objective {
         match self {
             Objective::Reward => Ok(()),
             Objective::Rnd(c) => c.validate(),
+            Objective::Diayn(c) => c.validate(),
+        }
+    }
+
+    /// The number of skills the policy is conditioned on (0 unless DIAYN): one-hot features
+    /// appended to the observation.
+    pub fn skills(&self) -> usize {
+        match self {
+            Objective::Diayn(c) => c.skills,
+            _ => 0,
         }
     }
 }
@@ -103,6 +120,41 @@ impl RndConfig {
     }
 
     /// The network both the target and the predictor are.
+    pub(crate) fn net(&self) -> MlpConfig {
+        MlpConfig { hidden: self.hidden.clone(), activation: Activation::Relu, ..MlpConfig::default() }
+    }
+}
+
+/// DIAYN's settings.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DiaynConfig {
+    /// How many skills (the paper: 50 for locomotion; a handful for classic control).
+    pub skills: usize,
+    /// The discriminator's hidden layers (ReLU).
+    pub hidden: Vec<usize>,
+    /// The discriminator's Adam learning rate.
+    pub learning_rate: f64,
+    /// The skill the policy follows when it acts outside training (evaluation, zero-shot):
+    /// transfer chooses its own (the strategy's `skill`).
+    pub skill: usize,
+}
+
+impl Default for DiaynConfig {
+    fn default() -> Self {
+        DiaynConfig { skills: 8, hidden: vec![64, 64], learning_rate: 1e-3, skill: 0 }
+    }
+}
+
+impl DiaynConfig {
+    fn validate(&self) -> Result<(), AgentError> {
+        check("objective.skills", self.skills >= 2, "must be at least 2")?;
+        check("objective.hidden", self.hidden.iter().all(|&h| h > 0), "every hidden layer needs a positive size")?;
+        check("objective.learning_rate", self.learning_rate > 0.0, "must be positive")?;
+        check("objective.skill", self.skill < self.skills, "must name one of the skills (0 .. skills - 1)")
+    }
+
+    /// The discriminator's network.
     pub(crate) fn net(&self) -> MlpConfig {
         MlpConfig { hidden: self.hidden.clone(), activation: Activation::Relu, ..MlpConfig::default() }
     }

@@ -42,7 +42,7 @@ use super::nn::{Mlp, MlpConfig};
 use super::normalize::{ObsNormalizer, RewardNormalizer};
 use super::objective::Objective;
 use super::optim::Optimizer;
-use super::rnd::Rnd;
+use super::intrinsic::Intrinsic;
 use super::state::{agent_state, training_state};
 use super::{
     Agent, AgentConfig, AgentError, Algo, Distill, Event, Monitor, Outcome, Schedule, advance_guidance, check, obs_dim,
@@ -195,8 +195,8 @@ pub struct Ppo {
     opt: Optimizer,
     obs_norm: Option<ObsNormalizer>,
     rew_norm: Option<RewardNormalizer>,
-    /// The intrinsic reward of a reward-free agent ([`Objective::Rnd`]).
-    rnd: Option<Rnd>,
+    /// The intrinsic reward of a reward-free agent (see [`Objective`]).
+    intrinsic: Option<Intrinsic>,
     rng: super::AgentRng,
     steps: u64,
     /// The (normalised) observations to act on next and which environments just started an
@@ -224,7 +224,9 @@ impl Ppo {
         seed: u64,
     ) -> Result<Self, AgentError> {
         let algo = if a2c.is_some() { Algo::A2c } else { Algo::Ppo };
-        let obs_dim = obs_dim(algo, obs_space)?;
+        // The networks read the observation and, with DIAYN, the skill as one-hot features.
+        let env_dim = obs_dim(algo, obs_space)?;
+        let obs_dim = env_dim + cfg.objective.skills();
         let head = match action_space {
             Space::Discrete { n } => Head::Categorical { n: *n },
             _ => {
@@ -263,14 +265,11 @@ impl Ppo {
             opt.params().mlp(name, net).expect("the networks' parameters")
         });
         let log_std_offset = opt.params().slot("actor.log_std").map(|(offset, _)| offset);
-        let obs_norm = cfg.normalize_obs.then(|| ObsNormalizer::new(obs_dim));
+        let obs_norm = cfg.normalize_obs.then(|| ObsNormalizer::new(env_dim));
         // A reward-free agent never reads the task's reward, so it has no statistics of it.
         let rew_norm =
             (cfg.normalize_reward && cfg.objective.is_reward()).then(|| RewardNormalizer::new(cfg.n_envs, cfg.gamma));
-        let rnd = match &cfg.objective {
-            Objective::Rnd(c) => Some(Rnd::new(c.clone(), obs_dim, cfg.n_envs, cfg.gamma, seed)),
-            Objective::Reward => None,
-        };
+        let intrinsic = Intrinsic::new(&cfg.objective, env_dim, cfg.n_envs, cfg.gamma, seed);
         Ok(Ppo {
             action_space: action_space.clone(),
             seed,
@@ -286,7 +285,7 @@ impl Ppo {
             opt,
             obs_norm,
             rew_norm,
-            rnd,
+            intrinsic,
             rng: super::AgentRng::seed_from_u64(seed),
             steps: 0,
             current: None,
@@ -356,8 +355,8 @@ impl Ppo {
         let manual = !self.uses_sde();
         // One minibatch spanning the rollout is the same every epoch: build it once.
         let whole = (batch == len).then(|| self.minibatch(r, &adv, &returns, None));
-        if let Some(rnd) = &mut self.rnd {
-            rnd.train(&r.next_raw, self.cfg.n_epochs, batch, &mut self.rng);
+        if let Some(intrinsic) = &mut self.intrinsic {
+            intrinsic.train(&r.next_raw, &r.skills, self.cfg.n_epochs, batch, &mut self.rng);
         }
         let mut order: Vec<usize> = (0..len).collect();
         for _ in 0..self.cfg.n_epochs {
@@ -409,7 +408,7 @@ impl Agent for Ppo {
     }
 
     fn learn(&mut self, envs: &mut VecEnv, total: u64, monitor: &mut Monitor<'_>) -> Result<Outcome, AgentError> {
-        super::check_envs(envs, self.cfg.n_envs, self.obs_dim, &self.action_space)?;
+        super::check_envs(envs, self.cfg.n_envs, self.env_dim(), &self.action_space)?;
         while self.steps < total {
             let Some((rollout, last_values)) = self.collect(envs, monitor)? else {
                 return Ok(Outcome::Stopped);
@@ -424,8 +423,7 @@ impl Agent for Ppo {
     }
 
     fn act(&self, obs: &[f32], deterministic: bool, rng: &mut StdRng) -> Vec<Action> {
-        let mut obs = obs.to_vec();
-        self.normalize(&mut obs);
+        let obs = self.acting_input(obs);
         let (out, features) = self.policy_out(&obs);
         let values: Vec<f32> = match &self.head {
             Head::Categorical { n } => out
@@ -449,8 +447,7 @@ impl Agent for Ppo {
     }
 
     fn outputs(&self, obs: &[f32]) -> Vec<(&'static str, Vec<f32>)> {
-        let mut obs = obs.to_vec();
-        self.normalize(&mut obs);
+        let obs = self.acting_input(obs);
         let (out, features) = self.policy_out(&obs);
         let value = ("value", self.values(&obs));
         match &self.head {
@@ -479,8 +476,8 @@ impl Agent for Ppo {
         self.rew_norm.load("ret_rms", get)
     }
 
-    agent_state!(vs, "optim": opt, "obs_rms": obs_norm, "ret_rms": rew_norm, "rnd": rnd);
-    training_state!(rng, current, exploration, rew_norm, rnd);
+    agent_state!(vs, "optim": opt, "obs_rms": obs_norm, "ret_rms": rew_norm, "": intrinsic);
+    training_state!(rng, current, exploration, rew_norm, intrinsic);
 
     fn weight_names(&self) -> Vec<String> {
         variable_names(&self.vs)

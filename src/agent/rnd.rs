@@ -171,18 +171,15 @@ impl StatePart for Rnd {
 }
 
 /// Each environment's running intrinsic return.
-impl TrainingPart for Option<Rnd> {
+impl TrainingPart for Rnd {
     fn save_training(&self, name: &str, out: &mut Vec<(String, Tensor)>) {
-        if let Some(rnd) = self {
-            Some(rnd.returns.clone()).save_training(name, out);
-        }
+        Some(self.returns.clone()).save_training(name, out);
     }
 
     fn load_training(&mut self, name: &str, get: &mut dyn FnMut(&str) -> Option<Tensor>) -> Result<(), AgentError> {
-        let Some(rnd) = self else { return Ok(()) };
-        let mut returns = Some(rnd.returns.clone());
+        let mut returns = Some(self.returns.clone());
         returns.load_training(name, get)?;
-        rnd.returns = returns.expect("kept");
+        self.returns = returns.expect("kept");
         Ok(())
     }
 }

@@ -88,10 +88,10 @@ pub(crate) struct TrainArgs {
     /// for several.
     #[arg(long, value_name = "NAME=LO:HI")]
     randomize: Vec<String>,
-    /// What the agent maximises: `reward` (the task's) or `rnd` (reward-free pretraining by
-    /// random network distillation, PPO only; settings in `--config` as `objective: Rnd(...)`)
-    /// [default: the configuration's].
-    #[arg(long, value_parser = ["reward", "rnd"], conflicts_with = "resume")]
+    /// What the agent maximises: `reward` (the task's), or without reward (PPO only) `rnd`
+    /// (random network distillation) or `diayn` (skill discovery); settings in `--config` as
+    /// `objective: Rnd(...)` or `Diayn(...)` [default: the configuration's].
+    #[arg(long, value_parser = ["reward", "rnd", "diayn"], conflicts_with = "resume")]
     objective: Option<String>,
 }
 

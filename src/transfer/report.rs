@@ -86,6 +86,14 @@ pub struct TransferReport {
     /// Reasons to doubt that the transfer means what it seems to, such as a source trained on
     /// another environment family.
     pub warnings: Vec<String>,
+    /// Target environment steps taken before training (choosing a skill-discovery source's
+    /// skill): part of the transfer's cost.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub extra_steps: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 impl TransferReport {

@@ -44,6 +44,25 @@ pub struct Strategy {
     /// Which parameters train: everything, only the added layers, or a schedule.
     #[serde(skip_serializing_if = "Train::is_all")]
     pub train: Train,
+    /// From a skill-discovery (DIAYN) source: the skill the target starts from [default:
+    /// `Best(episodes: 3)`, the best on the target's reward].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub skill: Option<Skill>,
+}
+
+/// Which skill of a skill-discovery source the target starts from: its policy with that skill
+/// is the target's (the skill's one-hot input folded into the first layer's bias).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Skill {
+    /// The skill with the best mean return on the target over `episodes` deterministic
+    /// episodes of each skill (URLB's choice); the steps it takes are counted in the
+    /// transfer report and the study's cost.
+    Best {
+        /// Episodes per skill.
+        episodes: usize,
+    },
+    /// This skill.
+    Fixed(usize),
 }
 
 /// A layer added to every network of the source (see [`crate::agent::nn::Added`] for the
@@ -156,6 +175,7 @@ impl Default for Strategy {
             add: Vec::new(),
             add_to: Vec::new(),
             train: Train::All,
+            skill: None,
         }
     }
 }
@@ -252,6 +272,9 @@ impl Strategy {
         }
         if !(self.l2_init.is_finite() && self.l2_init >= 0.0) {
             return bad("l2_init", "must be finite and >= 0");
+        }
+        if self.skill == Some(Skill::Best { episodes: 0 }) {
+            return bad("skill", "Best needs at least one episode per skill");
         }
         if let Some(d) = self.distill
             && !(d.weight.is_finite() && d.weight >= 0.0 && d.decay_steps >= 1)

@@ -19,6 +19,8 @@ pub(super) struct Rollout {
     /// A reward-free agent's raw next observations (the final one where an episode ended),
     /// which its intrinsic reward reads and its predictor trains on; empty otherwise.
     pub(super) next_raw: Vec<f32>,
+    /// With DIAYN, each row's skill; empty otherwise.
+    pub(super) skills: Vec<usize>,
 }
 
 /// One minibatch, rows in Rust.
@@ -39,6 +41,34 @@ impl Minibatch {
 }
 
 impl Ppo {
+    /// The width of the environment's observations (the networks' inputs less DIAYN's skill).
+    pub(super) fn env_dim(&self) -> usize {
+        self.obs_dim - self.cfg.objective.skills()
+    }
+
+    /// Observations from the environment as the networks read them outside training:
+    /// normalised, and with DIAYN the acting skill appended.
+    pub(super) fn acting_input(&self, obs: &[f32]) -> Vec<f32> {
+        let mut obs = obs.to_vec();
+        self.normalize(&mut obs);
+        match self.intrinsic.as_ref().and_then(|i| i.skills()) {
+            Some(skills) => skills.augment(&obs, |_| skills.acting_skill()),
+            None => obs,
+        }
+    }
+
+    /// Normalised observations of the training environments as the networks read them: with
+    /// DIAYN, each environment's skill appended.
+    fn training_input<'a>(&self, obs: &'a [f32]) -> std::borrow::Cow<'a, [f32]> {
+        match self.intrinsic.as_ref().and_then(|i| i.skills()) {
+            Some(skills) => {
+                let current = skills.current();
+                std::borrow::Cow::Owned(skills.augment(obs, |i| current[i]))
+            }
+            None => std::borrow::Cow::Borrowed(obs),
+        }
+    }
+
     /// Samples one action per row of policy outputs (logits; means and, with gSDE, features),
     /// appending the action values and their log-probabilities.
     pub(super) fn sample(&mut self, out: &[f32], features: &[f32], actions: &mut Vec<f32>, log_probs: &mut Vec<f32>) {
@@ -74,7 +104,7 @@ impl Ppo {
         envs: &mut VecEnv,
         monitor: &mut Monitor<'_>,
     ) -> Result<Option<(Rollout, Vec<f32>)>, AgentError> {
-        let (n, d, t_max) = (self.cfg.n_envs, self.obs_dim, self.cfg.n_steps);
+        let (n, d, t_max) = (self.cfg.n_envs, self.env_dim(), self.cfg.n_steps);
         let act_width = match self.head {
             Head::Categorical { .. } => 1,
             Head::Gaussian { dim, .. } => dim,
@@ -87,6 +117,9 @@ impl Ppo {
                     norm.stats.update(&obs);
                 }
                 self.normalize(&mut obs);
+                if let Some(skills) = self.intrinsic.as_mut().and_then(|i| i.skills_mut()) {
+                    (0..n).for_each(|i| skills.draw(i, &mut self.rng));
+                }
                 (obs, vec![1.0; n])
             }
         };
@@ -98,11 +131,12 @@ impl Ppo {
             values: Vec::with_capacity(t_max * n),
             log_probs: Vec::with_capacity(t_max * n),
             next_raw: Vec::new(),
+            skills: Vec::new(),
         };
         // A reward-free agent reads no reward; without episodes (RND's default) its return
         // runs on through episode ends, so nothing is cut or bootstrapped there.
-        let reward_free = self.rnd.is_some();
-        let continuing = self.rnd.as_ref().is_some_and(|rnd| !rnd.episodic());
+        let reward_free = self.intrinsic.is_some();
+        let continuing = self.intrinsic.as_ref().is_some_and(|i| i.continuing());
         let mut ends = Vec::new();
         let mut stopped = false;
         let sample_freq = self.cfg.sde_sample_freq;
@@ -111,7 +145,9 @@ impl Ppo {
                 let log_std = self.log_std.as_ref().expect("gSDE has log_std");
                 self.exploration = draw_exploration(&to_vec(log_std), n, &mut self.rng);
             }
-            let (out, features, values) = self.policy_and_values(&obs);
+            let input = self.training_input(&obs).into_owned();
+            let (out, features, values) = self.policy_and_values(&input);
+            let skills = self.intrinsic.as_ref().and_then(|i| i.skills()).map(|s| s.current());
             let first = r.actions.len();
             self.sample(&out, &features, &mut r.actions, &mut r.log_probs);
             let actions = self.env_actions(&r.actions[first..]);
@@ -129,6 +165,7 @@ impl Ppo {
                         r.next_raw.extend(row);
                     }
                     ends.extend_from_slice(&done);
+                    r.skills.extend(skills.iter().flatten());
                     vec![0.0; n]
                 }
             };
@@ -149,27 +186,34 @@ impl Ppo {
             if !truncated.is_empty() && !continuing {
                 let mut finals: Vec<f32> = truncated.iter().flat_map(|(_, o)| o.iter().copied()).collect();
                 self.normalize(&mut finals);
+                // With DIAYN the final observation is valued under the ending episode's skill.
+                if let (Some(d), Some(skills)) = (self.intrinsic.as_ref().and_then(|i| i.skills()), &skills) {
+                    finals = d.augment(&finals, |k| skills[truncated[k].0]);
+                }
                 for ((i, _), v) in truncated.iter().zip(self.values(&finals)) {
                     rewards[*i] += self.cfg.gamma * v as f64;
                 }
             }
-            r.obs.extend_from_slice(&obs);
+            r.obs.extend_from_slice(&input);
             r.rewards.extend(rewards.iter().map(|&x| x as f32));
             r.starts.extend_from_slice(&starts);
             r.values.extend_from_slice(&values);
             obs = next;
             starts = done.iter().map(|&d| if d && !continuing { 1.0 } else { 0.0 }).collect();
+            if let Some(skills) = self.intrinsic.as_mut().and_then(|i| i.skills_mut()) {
+                (0..n).filter(|&i| done[i]).for_each(|i| skills.draw(i, &mut self.rng));
+            }
             if stopped {
                 break;
             }
         }
-        if let (Some(rnd), false) = (&mut self.rnd, stopped) {
-            let (intrinsic, mean) = rnd.rewards(&r.next_raw, &ends);
+        if let (Some(objective), false) = (&mut self.intrinsic, stopped) {
+            let (intrinsic, mean) = objective.rewards(&r.next_raw, &ends, &r.skills);
             r.rewards.iter_mut().zip(intrinsic).for_each(|(r, i)| *r += i);
             // Not a point to stop at: the rollout's statistics are merged already.
             let _ = monitor(super::super::Event::Intrinsic { step: self.steps, reward: mean });
         }
-        let last_values = self.values(&obs);
+        let last_values = self.values(&self.training_input(&obs));
         self.current = Some((obs, starts));
         Ok((!stopped).then_some((r, last_values)))
     }
