@@ -20,6 +20,9 @@ pub struct ArmCost {
     pub weights: Option<(usize, usize)>,
     /// Mean wall-clock seconds of the arm's units that the journal times.
     pub seconds: Option<f64>,
+    /// Mean target steps a unit took before training (choosing a skill-discovery source's
+    /// skill), when any did.
+    pub extra_steps: Option<f64>,
 }
 
 /// The cost of every (target, arm) of `units`, in their order.
@@ -49,7 +52,10 @@ pub fn costs(out: &Path, units: &[UnitResult]) -> Vec<ArmCost> {
             })
             .collect();
         let seconds = (!seconds.is_empty()).then(|| seconds.iter().sum::<f64>() / seconds.len() as f64);
-        costs.push(ArmCost { target, arm, weights, seconds });
+        let extra: Vec<u64> = of_arm.iter().filter_map(|u| u.report.as_ref().map(|r| r.extra_steps)).collect();
+        let extra_steps =
+            extra.iter().any(|&s| s > 0).then(|| extra.iter().sum::<u64>() as f64 / extra.len() as f64);
+        costs.push(ArmCost { target, arm, weights, seconds, extra_steps });
     }
     costs
 }
@@ -65,6 +71,15 @@ pub fn cost_section(costs: &[ArmCost]) -> String {
         let (trained, total) = c.weights.map_or(("-".into(), "-".into()), |(t, a)| (t.to_string(), a.to_string()));
         let seconds = c.seconds.map_or("-".into(), |s| format!("{s:.1}"));
         let _ = writeln!(out, "| {} | {} | {trained} | {total} | {seconds} |", c.target, c.arm);
+    }
+    for c in costs {
+        if let Some(steps) = c.extra_steps {
+            let _ = writeln!(
+                out,
+                "\n{} on {}: {steps:.0} target steps per unit before training (choosing the source's skill), besides the budget.",
+                c.arm, c.target
+            );
+        }
     }
     out
 }

@@ -43,8 +43,8 @@ pub fn section(p: &Pretraining, figure: Option<&str>) -> String {
     let _ = write!(
         out,
         "- The source was pretrained **without reward** (objective `{}`, {} environment steps per source): it never read the \
-         task's reward; its critic learned the value of the intrinsic reward. The pretraining steps count in the cost section \
-         and in `with source steps`.",
+         task's reward; its critic learned the value of the intrinsic reward. The pretraining steps count in `with source steps` \
+         (the speed-up with the source's steps added to the transfer's).",
         p.objective, p.steps
     );
     let falls: Vec<String> = p
@@ -62,21 +62,26 @@ pub fn section(p: &Pretraining, figure: Option<&str>) -> String {
     out
 }
 
-/// Draws the intrinsic reward of every source over its pretraining (log scale) into `out`;
-/// the PNG's file name, or `None` when no source has a curve.
+/// Draws the intrinsic reward of every source over its pretraining into `out` (on a log scale
+/// when every value is positive, as RND's prediction errors are); the PNG's file name, or `None`
+/// when no source has a curve.
 pub fn figure(out: &Path, p: &Pretraining) -> Result<Option<String>, StudyError> {
-    let points: Vec<f64> = p.curves.iter().flat_map(|(_, c)| c.iter().map(|&(_, r)| r)).filter(|r| *r > 0.0).collect();
+    let points: Vec<f64> = p.curves.iter().flat_map(|(_, c)| c.iter().map(|&(_, r)| r)).filter(|r| r.is_finite()).collect();
     if points.is_empty() {
         return Ok(None);
     }
-    let (lo, hi) = points.iter().fold((f64::INFINITY, 0.0f64), |(lo, hi), &r| (lo.min(r), hi.max(r)));
+    let log = points.iter().all(|&r| r > 0.0);
+    let y = |r: f64| if log { r.log10() } else { r };
+    let (lo, hi) = points.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &r| (lo.min(y(r)), hi.max(y(r))));
+    let pad = 0.05 * (hi - lo).max(1e-9);
+    let (lo, hi) = (lo - pad, hi + pad);
     let steps = p.curves.iter().flat_map(|(_, c)| c.iter().map(|&(s, _)| s)).max().unwrap_or(1).max(1);
     let stem = "source-intrinsic";
     for name in [format!("{stem}.png"), format!("{stem}.svg")] {
         let path = out.join(&name);
         let drawn = match name.ends_with(".png") {
-            true => draw(&BitMapBackend::new(&path, (900, 520)).into_drawing_area(), p, (lo, hi), steps),
-            false => draw(&SVGBackend::new(&path, (900, 520)).into_drawing_area(), p, (lo, hi), steps),
+            true => draw(&BitMapBackend::new(&path, (900, 520)).into_drawing_area(), p, (lo, hi, log), steps),
+            false => draw(&SVGBackend::new(&path, (900, 520)).into_drawing_area(), p, (lo, hi, log), steps),
         };
         drawn.map_err(|e| StudyError::Figure { path, message: e.to_string() })?;
     }
@@ -86,7 +91,7 @@ pub fn figure(out: &Path, p: &Pretraining) -> Result<Option<String>, StudyError>
 fn draw<DB: DrawingBackend>(
     area: &DrawingArea<DB, plotters::coord::Shift>,
     p: &Pretraining,
-    (lo, hi): (f64, f64),
+    (lo, hi, log): (f64, f64, bool),
     steps: u64,
 ) -> Result<(), Box<dyn std::error::Error>>
 where
@@ -94,21 +99,21 @@ where
 {
     area.fill(&WHITE)?;
     let mut chart = ChartBuilder::on(area)
-        .caption(format!("reward-free pretraining ({}): intrinsic reward per rollout", p.objective), ("sans-serif", 18))
+        .caption(format!("reward-free pretraining ({}): intrinsic reward per rollout", p.objective.to_uppercase()), ("sans-serif", 18))
         .margin(12)
         .x_label_area_size(40)
         .y_label_area_size(70)
-        .build_cartesian_2d(0f64..steps as f64, (lo * 0.8..hi * 1.25).log_scale())?;
+        .build_cartesian_2d(0f64..steps as f64, lo..hi)?;
     chart
         .configure_mesh()
         .x_desc("pretraining environment steps")
-        .y_desc("mean intrinsic reward (unscaled)")
+        .y_desc(if log { "mean intrinsic reward (unscaled, log scale)" } else { "mean intrinsic reward" })
         .x_label_formatter(&|x| format!("{x:.0}"))
-        .y_label_formatter(&|y| format!("{y:.0e}"))
+        .y_label_formatter(&|y| if log { format!("{:.1e}", 10f64.powf(*y)) } else { format!("{y:.2}") })
         .draw()?;
     for (i, (_, curve)) in p.curves.iter().enumerate() {
         let color = Palette99::pick(i).mix(0.8);
-        let line = curve.iter().filter(|(_, r)| *r > 0.0).map(|&(s, r)| (s as f64, r));
+        let line = curve.iter().filter(|(_, r)| r.is_finite()).map(|&(s, r)| (s as f64, if log { r.log10() } else { r }));
         chart.draw_series(LineSeries::new(line, color.stroke_width(1)))?;
     }
     area.present()?;
