@@ -53,6 +53,7 @@ mod rnd;
 pub mod sac;
 pub mod sb3;
 pub mod schedule;
+pub mod session;
 mod state;
 pub mod td3;
 mod tensors;

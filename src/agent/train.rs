@@ -11,6 +11,7 @@ use tch::Tensor;
 use super::checkpoint::{self, Card, CardInfo, CheckpointError, TensorFile};
 use super::{Agent, AgentError, EvalStats, Event, Outcome};
 use crate::env::vector::ActionLog;
+use super::session::Session;
 use crate::env::{EnvError, EnvSpec, Mixture, Registry, Space, VecEnv};
 
 /// The file beside a checkpoint that a training run writes so that `train --resume` continues it
@@ -159,7 +160,7 @@ impl Curve {
 }
 
 /// Trains `agent` on environments of `task` until `total` steps, recording the curve;
-/// `on_event` sees every event and may stop the run.
+/// `on_event` sees every event and may stop the run (a [`Session`] begun and ended in one call).
 pub fn train(
     registry: &Registry,
     task: &Task,
@@ -183,23 +184,14 @@ pub fn train_logged(
     resume: Option<&ActionLog>,
     on_event: &mut dyn FnMut(Event<'_>) -> ControlFlow<()>,
 ) -> Result<(Outcome, ActionLog), AgentError> {
-    let mut envs = task.make_vec(registry, agent.config().num_envs())?;
-    envs.start_log();
+    let mut session = Session::new(registry, task, agent, total)?;
     if let Some(log) = resume {
-        envs.replay(log)?;
+        session.resume(log, Curve::default())?;
     }
-    let mut monitor = |event: Event<'_>| {
-        match event {
-            Event::Episode { step, episode } => {
-                curve.episodes.push(EpisodeRecord { step, ret: episode.ret, len: episode.len })
-            }
-            Event::Intrinsic { step, reward } => curve.intrinsic.push((step, reward)),
-            Event::Progress { .. } | Event::Checkpoint { .. } => {}
-        }
-        on_event(event)
-    };
-    let outcome = agent.learn(&mut envs, total, &mut monitor)?;
-    Ok((outcome, envs.log().cloned().unwrap_or_default()))
+    session.curve = std::mem::take(curve);
+    let outcome = session.train(on_event);
+    *curve = std::mem::take(&mut session.curve);
+    Ok((outcome?, session.log().clone()))
 }
 
 /// An action log as tensors (`log.seed`, `log.steps`, `log.discrete`, `log.continuous`).

@@ -7,9 +7,9 @@ use anyhow::{Context, Result, bail};
 
 use super::env_spec;
 use crate::agent::checkpoint;
+use crate::agent::session::Session;
 use crate::agent::train::{self, Curve, Task};
 use crate::agent::{self, Agent, AgentConfig, Algo, Event, Objective, Outcome, evaluate, presets};
-use crate::env::vector::ActionLog;
 use crate::env::{EnvSpec, Mixture, Registry};
 
 /// The algorithms as the command line names them.
@@ -156,20 +156,33 @@ fn training_task(spec: &EnvSpec, args: &TrainArgs) -> Result<Task> {
     Ok(Task::Mixture(Mixture { variants, randomize }))
 }
 
-/// Trains to `total` steps with a progress bar (steps per second, ETA, recent return) unless
-/// `quiet`; Ctrl-C stops at a consistent point, with the state safe to save.
-pub(super) fn train_with_progress(
+/// How a session that [`train_and_save`] ran ended.
+pub(super) struct Finished {
+    /// Finished or stopped (Ctrl-C).
+    pub(super) outcome: Outcome,
+    /// The evaluation after a finished run.
+    pub(super) eval: Option<agent::EvalStats>,
+    /// Wall-clock seconds of training.
+    pub(super) seconds: f64,
+}
+
+/// What `train` and `transfer` share: trains `session` with a progress bar (steps per second,
+/// ETA, recent return) unless `quiet`, Ctrl-C stopping it at a consistent point; evaluates a
+/// finished run on `eval_episodes` deterministic episodes of a fresh environment of its task;
+/// and saves it, resumable, into `out`. An error in the middle of training (a custom
+/// environment failing, say) keeps what was learned: the agent's state is consistent between
+/// steps, so it is saved and the error says so.
+pub(super) fn train_and_save(
     registry: &Registry,
-    task: &Task,
-    agent: &mut dyn Agent,
-    total: u64,
-    curve: &mut Curve,
-    resume: Option<&ActionLog>,
+    session: &mut Session<'_>,
+    eval_episodes: usize,
     quiet: bool,
-) -> Result<(Outcome, ActionLog), agent::AgentError> {
+    out: &std::path::Path,
+) -> Result<Finished> {
     let interrupted = super::interrupt_flag(None);
-    let bar = crate::util::progress(total, quiet, "steps, {per_sec}");
-    bar.set_position(agent.steps());
+    let bar = crate::util::progress(session.total(), quiet, "steps, {per_sec}");
+    let start_steps = session.agent().steps();
+    bar.set_position(start_steps);
     let mut recent: std::collections::VecDeque<f64> = Default::default();
     let mut on_event = |event: Event<'_>| {
         match event {
@@ -191,9 +204,29 @@ pub(super) fn train_with_progress(
             std::ops::ControlFlow::Continue(())
         }
     };
-    let outcome = train::train_logged(registry, task, agent, total, curve, resume, &mut on_event);
+    let start = Instant::now();
+    let outcome = session.train(&mut on_event);
     bar.finish_and_clear();
-    outcome
+    let seconds = start.elapsed().as_secs_f64();
+    let outcome = match outcome {
+        Ok(outcome) => outcome,
+        Err(e) => {
+            let steps = session.agent().steps();
+            return Err(super::stopped_training(e, start_steps, steps, out, || {
+                session.save_run(None, super::produced_by(), out)?;
+                Ok(())
+            }));
+        }
+    };
+    let eval = if outcome == Outcome::Finished && eval_episodes > 0 {
+        let mut env = registry.make(session.task().nominal())?;
+        let seed = 1_000_000 + session.agent().seed();
+        Some(evaluate(session.agent(), env.as_mut(), eval_episodes, true, seed)?)
+    } else {
+        None
+    };
+    session.save(eval.clone(), super::produced_by(), out)?;
+    Ok(Finished { outcome, eval, seconds })
 }
 
 /// `headstart train`: an agent trained (or resumed) and saved with its card and curve.
@@ -266,38 +299,19 @@ pub(super) fn train(registry: &Registry, args: &TrainArgs) -> Result<()> {
         out.display()
     );
 
-    // A resumed run continues the checkpoint's curve.
-    let mut curve = match &args.resume {
-        Some(dir) => resumed_curve(dir)?,
-        None => Curve::default(),
-    };
-    let start = Instant::now();
     let start_steps = agent.steps();
-    let outcome =
-        train_with_progress(registry, &task, agent.as_mut(), total, &mut curve, continuation.as_ref(), args.quiet);
-    let spaces = (&obs_space, &action_space);
-    // An error in the middle of training (a custom environment failing, say) keeps what was
-    // learned: the agent's state is consistent between steps.
-    let (outcome, log) = match outcome {
-        Ok(done) => done,
-        Err(e) => {
-            return Err(super::stopped_training(e, start_steps, agent.steps(), &out, || {
-                train::save_run(agent.as_ref(), &task, spaces, None, &curve, super::produced_by(), &out)?;
-                Ok(())
-            }));
+    let mut session = Session::new(registry, &task, agent.as_mut(), total)?;
+    // A resumed run continues the checkpoint's curve, and its environments where it kept their log.
+    if let Some(dir) = &args.resume {
+        let curve = resumed_curve(dir)?;
+        match &continuation {
+            Some(log) => session.resume(log, curve)?,
+            None => session.curve = curve,
         }
-    };
-    let seconds = start.elapsed().as_secs_f64();
-    let trained = agent.steps() - start_steps;
-    let eval = if outcome == Outcome::Finished && args.eval_episodes > 0 {
-        let mut env = registry.make(&spec)?;
-        Some(evaluate(agent.as_ref(), env.as_mut(), args.eval_episodes, true, 1_000_000 + agent.seed())?)
-    } else {
-        None
-    };
-    train::save_run(agent.as_ref(), &task, spaces, eval.clone(), &curve, super::produced_by(), &out)?;
-    train::save_training(agent.as_ref(), &log, &out)?;
-    let rate = trained as f64 / seconds.max(1e-9);
+    }
+    let Finished { outcome, eval, seconds } = train_and_save(registry, &mut session, args.eval_episodes, args.quiet, &out)?;
+    drop(session);
+    let rate = (agent.steps() - start_steps) as f64 / seconds.max(1e-9);
     match (outcome, eval) {
         (Outcome::Stopped, _) => println!(
             "interrupted at step {} of {total}; saved {} (continue with --resume {} --steps {total})",

@@ -1,13 +1,13 @@
 //! `transfer` and `suggest`: source policies on a target.
 
 use std::path::{Path, PathBuf};
-use std::time::Instant;
 
 use anyhow::{Context, Result};
 
 use super::{EnvArg, env_spec};
 use crate::agent::checkpoint;
-use crate::agent::train::{self, Curve, Task};
+use crate::agent::session::Session;
+use crate::agent::train::Task;
 use crate::agent::{self, Outcome, evaluate};
 use crate::env::{Map, Registry, Variant};
 use crate::transfer::{self as xfer, Strategy};
@@ -127,35 +127,16 @@ pub(super) fn transfer(registry: &Registry, args: &TransferArgs) -> Result<()> {
     };
     eprintln!("{} {label} on {target}, {total} steps, seed {} -> {}", report.algorithm, args.seed, out.display());
     let task = Task::Env(target.clone());
-    let mut curve = Curve::default();
-    let start = Instant::now();
-    let outcome =
-        super::agent::train_with_progress(registry, &task, agent.as_mut(), total, &mut curve, None, args.quiet);
-    let spaces = (env.observation_space().clone(), env.action_space().clone());
-    let (outcome, log) = match outcome {
-        Ok(done) => done,
-        Err(e) => {
-            return Err(super::stopped_training(e, 0, agent.steps(), &out, || {
-                let spaces = (&spaces.0, &spaces.1);
-                train::save_run(agent.as_ref(), &task, spaces, None, &curve, super::produced_by(), &out)?;
-                Ok(())
-            }));
-        }
-    };
-    let seconds = start.elapsed().as_secs_f64();
+    let mut session = Session::new(registry, &task, agent.as_mut(), total)?;
+    let super::agent::Finished { outcome, eval, seconds } =
+        super::agent::train_and_save(registry, &mut session, args.eval_episodes, args.quiet, &out)?;
     println!("learning curve on {target} (mean training return per window):");
     println!("  {:>10}  {:>10}  episodes", "step", "return");
-    for (step, mean, n) in curve.binned(total, 10) {
+    for (step, mean, n) in session.curve.binned(total, 10) {
         let mean = mean.map(|m| format!("{m:.1}")).unwrap_or_else(|| "-".into());
         println!("  {step:>10}  {mean:>10}  {n}");
     }
-    let eval = if outcome == Outcome::Finished && args.eval_episodes > 0 {
-        Some(evaluate(agent.as_ref(), env.as_mut(), args.eval_episodes, true, eval_seed)?)
-    } else {
-        None
-    };
-    train::save_run(agent.as_ref(), &task, (&spaces.0, &spaces.1), eval.clone(), &curve, super::produced_by(), &out)?;
-    train::save_training(agent.as_ref(), &log, &out)?;
+    drop(session);
     match (outcome, eval) {
         (Outcome::Stopped, _) => println!("interrupted at step {} of {total}; saved {}", agent.steps(), out.display()),
         (Outcome::Finished, eval) => {

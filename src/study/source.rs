@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::agent::checkpoint::{self, Loaded};
 use crate::agent::sb3;
-use crate::agent::train::Curve;
+use crate::agent::session::Session;
 use crate::agent::{Event, Outcome};
 use crate::env::{EnvSpec, Registry};
 use crate::util::{file_safe, ron_options, sha256, to_ron};
@@ -235,22 +235,23 @@ fn pretrain(
     let mut agent = config.build(&obs, &act, p.seed).map_err(|e| StudyError::Source { message: e.to_string() })?;
     eprintln!("source: pretraining {} on {task} for {} steps -> {}", p.algorithm, p.steps, name.display());
     let bar = crate::util::progress(p.steps, quiet, "source");
-    let mut curve = Curve::default();
-    let outcome = crate::agent::train::train(registry, &task, agent.as_mut(), p.steps, &mut curve, &mut |e| {
-        if let Event::Progress { step } = e {
-            bar.set_position(step);
-        }
-        if stop.load(Ordering::SeqCst) { std::ops::ControlFlow::Break(()) } else { std::ops::ControlFlow::Continue(()) }
-    })
-    .map_err(|error| StudyError::Pretrain { error })?;
+    let mut session = Session::new(registry, &task, agent.as_mut(), p.steps).map_err(|error| StudyError::Pretrain { error })?;
+    let outcome = session
+        .train(&mut |e| {
+            if let Event::Progress { step } = e {
+                bar.set_position(step);
+            }
+            if stop.load(Ordering::SeqCst) { std::ops::ControlFlow::Break(()) } else { std::ops::ControlFlow::Continue(()) }
+        })
+        .map_err(|error| StudyError::Pretrain { error })?;
     bar.finish_and_clear();
     if outcome == Outcome::Stopped {
         return Err(StudyError::PretrainInterrupted);
     }
     let mut eval_env = registry.make(task.nominal()).map_err(source_env)?;
-    let eval =
-        crate::agent::evaluate(agent.as_ref(), eval_env.as_mut(), 20, true, 1_000_000 + p.seed).map_err(source_env)?;
+    let eval = crate::agent::evaluate(session.agent(), eval_env.as_mut(), 20, true, 1_000_000 + p.seed)
+        .map_err(source_env)?;
     let produced_by = format!("headstart run (the source of experiment {:?})", experiment.name);
-    crate::agent::train::save_run(agent.as_ref(), &task, (&obs, &act), Some(eval), &curve, produced_by, dir)?;
+    session.save_run(Some(eval), produced_by, dir)?;
     Ok(())
 }

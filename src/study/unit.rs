@@ -4,11 +4,12 @@
 //! one. At evaluation points (at most every `checkpoint_every`) and when stopped, the unit saves
 //! a preemption checkpoint ([`super::resume`]), from which a later run continues bit for bit.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::agent::train::{Curve, EpisodeRecord};
+use crate::agent::session::Session;
+use crate::agent::train::{Curve, Task};
 use crate::agent::{Agent, Event, Outcome};
 use crate::env::Registry;
 
@@ -84,166 +85,23 @@ pub struct UnitRun {
     pub seconds: f64,
 }
 
+/// What a unit's run has produced so far: kept when it fails part-way.
+#[derive(Default)]
+struct SoFar {
+    evals: Vec<EvalPoint>,
+    report: Option<crate::transfer::TransferReport>,
+    curve: Curve,
+    steps: u64,
+    resumed_at: Option<u64>,
+    seconds_before: f64,
+}
+
 /// Runs one unit (from its checkpoint when it has one) and returns its record and training
 /// episodes; `lost` says whether another process took the unit over.
 pub fn run_unit(unit: &Unit<'_>, cx: &UnitContext<'_>, lost: &dyn Fn() -> bool) -> Result<UnitRun, Unrecorded> {
-    let (experiment, registry, stop) = (cx.experiment, cx.registry, cx.stop);
     let start = Instant::now();
-    let checkpoint_path = resume::resume_path(&unit.path);
-    let mut curve = Curve::default();
-    let mut evals = Vec::new();
-    let mut report = None;
-    let mut steps = 0;
-    let mut resumed_at = None;
-    let mut seconds_before = 0.0;
-    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| -> Result<(), Halt> {
-        let target = &unit.target.target;
-        let prepare = || {
-            let policy = &cx.sources[(unit.seed % cx.sources.len() as u64) as usize];
-            let source = policy.lock();
-            crate::transfer::prepare(
-                registry,
-                &source,
-                &policy.record.name,
-                &target.env,
-                &unit.arm.strategy,
-                target.map.as_ref(),
-                unit.seed,
-            )
-            .map_err(failed)
-        };
-        let make_envs = |agent: &dyn Agent| -> Result<crate::env::VecEnv, Halt> {
-            let mut envs = registry.make_vec(&target.env, agent.config().num_envs()).map_err(failed)?;
-            envs.start_log();
-            Ok(envs)
-        };
-        let (mut agent, r) = prepare()?;
-        report = Some(r);
-        let ev = &experiment.eval;
-        // Deterministic evaluation of discrete actions steps its episodes together, one instance
-        // each (up to EVAL_LANES; see `evaluate_on`); the returns are those of one instance
-        // running them in turn.
-        let mut eval_envs = vec![registry.make(&target.env).map_err(failed)?];
-        let discrete = matches!(eval_envs[0].action_space(), crate::env::Space::Discrete { .. });
-        let lanes = if ev.deterministic && discrete { ev.episodes.clamp(1, EVAL_LANES) } else { 1 };
-        for _ in 1..lanes {
-            eval_envs.push(registry.make(&target.env).map_err(failed)?);
-        }
-        let mut evaluate = |agent: &dyn Agent, nominal: u64| -> Result<EvalPoint, Halt> {
-            let stats = crate::agent::evaluate_on(
-                agent,
-                &mut eval_envs,
-                ev.episodes,
-                ev.deterministic,
-                1_000_000 + 10_000 * unit.seed,
-            )
-            .map_err(failed)?;
-            if !stats.mean.is_finite() {
-                return Err(Halt::Failed(format!(
-                    "diverged: the evaluation return is {} at step {}",
-                    stats.mean,
-                    agent.steps()
-                )));
-            }
-            Ok(EvalPoint { step: agent.steps(), nominal, mean: stats.mean, std: stats.std })
-        };
-        let mut envs = make_envs(agent.as_ref())?;
-        let (every, budget) = (ev.every, experiment.budget);
-        let mut next = every;
-        // A checkpoint that does not load or restore is set aside (`.resume.damaged`) and the
-        // unit starts over: its result is the same, only later.
-        let resumed = resume::load(&checkpoint_path).and_then(|checkpoint| match checkpoint {
-            Some(c) => {
-                c.restore(agent.as_mut()).map_err(|e| StudyError::resume(&checkpoint_path, e))?;
-                envs.replay(&c.log).map_err(|e| StudyError::resume(&checkpoint_path, e))?;
-                Ok(Some(c))
-            }
-            None => Ok(None),
-        });
-        match resumed {
-            Ok(Some(checkpoint)) => {
-                curve.episodes = checkpoint.episodes;
-                evals = checkpoint.progress.evals;
-                next = checkpoint.progress.next;
-                seconds_before = checkpoint.progress.seconds;
-                resumed_at = Some(agent.steps());
-            }
-            Ok(None) => evals.push(evaluate(agent.as_ref(), 0)?),
-            Err(e) => {
-                eprintln!("warning: {e}; the unit starts over");
-                let _ = std::fs::rename(&checkpoint_path, checkpoint_path.with_extension("resume.damaged"));
-                agent = prepare()?.0;
-                envs = make_envs(agent.as_ref())?;
-                evals.push(evaluate(agent.as_ref(), 0)?);
-            }
-        }
-        let mut saved = Instant::now();
-        let save = |agent: &dyn Agent, envs: &crate::env::VecEnv, evals: &[EvalPoint], next: u64, curve: &Curve| {
-            let progress = Progress {
-                steps: agent.steps(),
-                evals: evals.to_vec(),
-                next,
-                seconds: seconds_before + start.elapsed().as_secs_f64(),
-            };
-            let log = envs.log().expect("the training environments log their actions");
-            // A checkpoint only saves time: one that cannot be written (a full disk) is a warning,
-            // not the unit's failure. The record's own write reports the disk.
-            if let Err(e) = resume::save(&checkpoint_path, agent, log, &curve.episodes, &progress) {
-                eprintln!("warning: no checkpoint: {e}");
-            }
-        };
-        loop {
-            let mut due = false;
-            let mut last = agent.steps();
-            let outcome = agent
-                .learn(&mut envs, budget, &mut |event| {
-                    match event {
-                        Event::Episode { step, episode } => {
-                            curve.episodes.push(EpisodeRecord { step, ret: episode.ret, len: episode.len })
-                        }
-                        Event::Progress { step } => {
-                            cx.steps_done.fetch_add(step - last, Ordering::Relaxed);
-                            last = step;
-                            due |= step >= next;
-                        }
-                        Event::Checkpoint { .. } if due || stop.load(Ordering::SeqCst) => {
-                            return std::ops::ControlFlow::Break(());
-                        }
-                        Event::Checkpoint { .. } | Event::Intrinsic { .. } => {}
-                    }
-                    std::ops::ControlFlow::Continue(())
-                })
-                .map_err(failed)?;
-            steps = agent.steps();
-            if lost() {
-                return Err(Halt::Unrecorded(Unrecorded::Lost));
-            }
-            if outcome == Outcome::Stopped && !due {
-                save(agent.as_ref(), &envs, &evals, next, &curve);
-                return Err(Halt::Unrecorded(Unrecorded::Interrupted));
-            }
-            let nominal = if outcome == Outcome::Finished { budget } else { (steps / every * every).min(budget) };
-            let point = evaluate(agent.as_ref(), nominal)?;
-            match evals.last_mut() {
-                Some(prev) if prev.nominal == nominal => *prev = point,
-                _ => evals.push(point),
-            }
-            while next <= steps {
-                next += every;
-            }
-            if outcome == Outcome::Finished {
-                return Ok(());
-            }
-            let stopping = stop.load(Ordering::SeqCst);
-            if stopping || saved.elapsed() >= cx.checkpoint_every {
-                save(agent.as_ref(), &envs, &evals, next, &curve);
-                saved = Instant::now();
-            }
-            if stopping {
-                return Err(Halt::Unrecorded(Unrecorded::Interrupted));
-            }
-        }
-    }));
+    let mut so_far = SoFar::default();
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(unit, cx, lost, &mut so_far, start)));
     let status = match outcome {
         Ok(Ok(())) => UnitStatus::Finished,
         Ok(Err(Halt::Unrecorded(why))) => return Err(why),
@@ -262,9 +120,192 @@ pub fn run_unit(unit: &Unit<'_>, cx: &UnitContext<'_>, lost: &dyn Fn() -> bool) 
         arm: unit.arm.id.clone(),
         seed: unit.seed,
         status,
-        evals,
-        steps,
-        report,
+        evals: so_far.evals,
+        steps: so_far.steps,
+        report: so_far.report,
     };
-    Ok(UnitRun { result, curve, resumed_at, seconds: seconds_before + start.elapsed().as_secs_f64() })
+    let seconds = so_far.seconds_before + start.elapsed().as_secs_f64();
+    Ok(UnitRun { result, curve: so_far.curve, resumed_at: so_far.resumed_at, seconds })
+}
+
+/// The unit's target agent, transferred from its source (seed `k` from source `k mod K`).
+fn prepare(unit: &Unit<'_>, cx: &UnitContext<'_>) -> Result<(Box<dyn Agent>, crate::transfer::TransferReport), Halt> {
+    let policy = &cx.sources[(unit.seed % cx.sources.len() as u64) as usize];
+    let source = policy.lock();
+    let target = &unit.target.target;
+    crate::transfer::prepare(
+        cx.registry,
+        &source,
+        &policy.record.name,
+        &target.env,
+        &unit.arm.strategy,
+        target.map.as_ref(),
+        unit.seed,
+    )
+    .map_err(failed)
+}
+
+/// The unit's evaluations: its own environments and episode seeds. Deterministic evaluation of
+/// discrete actions steps its episodes together, one instance each (up to [`EVAL_LANES`]; see
+/// `evaluate_on`); the returns are those of one instance running them in turn.
+struct Evaluator {
+    envs: Vec<Box<dyn crate::env::Env>>,
+    episodes: usize,
+    deterministic: bool,
+    seed: u64,
+}
+
+impl Evaluator {
+    fn new(unit: &Unit<'_>, cx: &UnitContext<'_>) -> Result<Self, Halt> {
+        let (ev, spec) = (&cx.experiment.eval, &unit.target.target.env);
+        let mut envs = vec![cx.registry.make(spec).map_err(failed)?];
+        let discrete = matches!(envs[0].action_space(), crate::env::Space::Discrete { .. });
+        let lanes = if ev.deterministic && discrete { ev.episodes.clamp(1, EVAL_LANES) } else { 1 };
+        for _ in 1..lanes {
+            envs.push(cx.registry.make(spec).map_err(failed)?);
+        }
+        Ok(Evaluator { envs, episodes: ev.episodes, deterministic: ev.deterministic, seed: 1_000_000 + 10_000 * unit.seed })
+    }
+
+    /// An evaluation of `agent` at grid point `nominal`; a return that is not finite fails the unit.
+    fn evaluate(&mut self, agent: &dyn Agent, nominal: u64) -> Result<EvalPoint, Halt> {
+        let stats = crate::agent::evaluate_on(agent, &mut self.envs, self.episodes, self.deterministic, self.seed)
+            .map_err(failed)?;
+        if !stats.mean.is_finite() {
+            return Err(Halt::Failed(format!("diverged: the evaluation return is {} at step {}", stats.mean, agent.steps())));
+        }
+        Ok(EvalPoint { step: agent.steps(), nominal, mean: stats.mean, std: stats.std })
+    }
+}
+
+/// Continues `session` from a preemption checkpoint: the agent restored, the environments
+/// replayed, the progress taken over.
+fn continue_from(
+    session: &mut Session<'_>,
+    c: resume::Checkpoint,
+    path: &Path,
+    so_far: &mut SoFar,
+) -> Result<u64, StudyError> {
+    c.restore(session.agent_mut()).map_err(|e| StudyError::resume(path, e))?;
+    let curve = Curve { episodes: c.episodes, intrinsic: Vec::new() };
+    session.resume(&c.log, curve).map_err(|e| StudyError::resume(path, e))?;
+    so_far.evals = c.progress.evals;
+    so_far.seconds_before = c.progress.seconds;
+    so_far.resumed_at = Some(session.agent().steps());
+    Ok(c.progress.next)
+}
+
+/// Runs the unit to its budget, evaluating on the grid and saving preemption checkpoints.
+fn run(unit: &Unit<'_>, cx: &UnitContext<'_>, lost: &dyn Fn() -> bool, so_far: &mut SoFar, start: Instant) -> Result<(), Halt> {
+    let experiment = cx.experiment;
+    let checkpoint_path = resume::resume_path(&unit.path);
+    // A checkpoint that does not load, restore or replay is set aside (`.resume.damaged`) and
+    // the unit starts over: its result is the same, only later.
+    let set_aside = |e: StudyError| {
+        eprintln!("warning: {e}; the unit starts over");
+        let _ = std::fs::rename(&checkpoint_path, checkpoint_path.with_extension("resume.damaged"));
+    };
+    let checkpoint = resume::load(&checkpoint_path).unwrap_or_else(|e| {
+        set_aside(e);
+        None
+    });
+    let (mut agent, report) = prepare(unit, cx)?;
+    so_far.report = Some(report);
+    let mut evaluator = Evaluator::new(unit, cx)?;
+    let task = Task::Env(unit.target.target.env.clone());
+    let (every, budget) = (experiment.eval.every, experiment.budget);
+    let mut session = Session::new(cx.registry, &task, agent.as_mut(), budget).map_err(failed)?;
+    let mut next = every;
+    match checkpoint.map(|c| continue_from(&mut session, c, &checkpoint_path, so_far)) {
+        Some(Ok(at)) => next = at,
+        Some(Err(e)) => {
+            set_aside(e);
+            drop(session);
+            *so_far = SoFar { report: so_far.report.take(), ..SoFar::default() };
+            agent = prepare(unit, cx)?.0;
+            session = Session::new(cx.registry, &task, agent.as_mut(), budget).map_err(failed)?;
+            so_far.evals.push(evaluator.evaluate(session.agent(), 0)?);
+        }
+        None => so_far.evals.push(evaluator.evaluate(session.agent(), 0)?),
+    }
+    let result = train(&mut session, &mut evaluator, cx, lost, so_far, (next, &checkpoint_path, start));
+    so_far.curve = std::mem::take(&mut session.curve);
+    result
+}
+
+/// Trains the session to its budget: an evaluation at every grid point passed, a preemption
+/// checkpoint at most every `checkpoint_every` and when stopped.
+fn train(
+    session: &mut Session<'_>,
+    evaluator: &mut Evaluator,
+    cx: &UnitContext<'_>,
+    lost: &dyn Fn() -> bool,
+    so_far: &mut SoFar,
+    (mut next, checkpoint_path, start): (u64, &Path, Instant),
+) -> Result<(), Halt> {
+    let (every, budget, stop) = (cx.experiment.eval.every, cx.experiment.budget, cx.stop);
+    let seconds_before = so_far.seconds_before;
+    let save = |session: &Session<'_>, evals: &[EvalPoint], next: u64| {
+        let progress = Progress {
+            steps: session.agent().steps(),
+            evals: evals.to_vec(),
+            next,
+            seconds: seconds_before + start.elapsed().as_secs_f64(),
+        };
+        // A checkpoint only saves time: one that cannot be written (a full disk) is a warning,
+        // not the unit's failure. The record's own write reports the disk.
+        if let Err(e) = resume::save(checkpoint_path, session.agent(), session.log(), &session.curve.episodes, &progress) {
+            eprintln!("warning: no checkpoint: {e}");
+        }
+    };
+    let mut saved = Instant::now();
+    loop {
+        let mut due = false;
+        let mut last = session.agent().steps();
+        let outcome = session
+            .train(&mut |event| {
+                match event {
+                    Event::Progress { step } => {
+                        cx.steps_done.fetch_add(step - last, Ordering::Relaxed);
+                        last = step;
+                        due |= step >= next;
+                    }
+                    Event::Checkpoint { .. } if due || stop.load(Ordering::SeqCst) => {
+                        return std::ops::ControlFlow::Break(());
+                    }
+                    Event::Episode { .. } | Event::Checkpoint { .. } | Event::Intrinsic { .. } => {}
+                }
+                std::ops::ControlFlow::Continue(())
+            })
+            .map_err(failed)?;
+        let steps = session.agent().steps();
+        so_far.steps = steps;
+        if lost() {
+            return Err(Halt::Unrecorded(Unrecorded::Lost));
+        }
+        if outcome == Outcome::Stopped && !due {
+            save(session, &so_far.evals, next);
+            return Err(Halt::Unrecorded(Unrecorded::Interrupted));
+        }
+        let nominal = if outcome == Outcome::Finished { budget } else { (steps / every * every).min(budget) };
+        let point = evaluator.evaluate(session.agent(), nominal)?;
+        match so_far.evals.last_mut() {
+            Some(prev) if prev.nominal == nominal => *prev = point,
+            _ => so_far.evals.push(point),
+        }
+        while next <= steps {
+            next += every;
+        }
+        if outcome == Outcome::Finished {
+            return Ok(());
+        }
+        let stopping = stop.load(Ordering::SeqCst);
+        if stopping || saved.elapsed() >= cx.checkpoint_every {
+            save(session, &so_far.evals, next);
+            saved = Instant::now();
+        }
+        if stopping {
+            return Err(Halt::Unrecorded(Unrecorded::Interrupted));
+        }
+    }
 }

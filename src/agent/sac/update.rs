@@ -305,12 +305,21 @@ mod tests {
         let sampled = sac.sample(&batch.obs);
         let clamped = pi.in_range.iter().filter(|ok| !**ok).count();
         assert!(clamped > 0 && clamped < pi.in_range.len(), "{clamped} of the log σ clamped");
-        let log_prob = tch::Tensor::from_slice(&pi.log_prob);
         // log π's squash term `ln(1 - a² + 1e-6)` is ill-conditioned where `tanh` saturates (its
-        // slope reaches 1e6): one ULP between the engine's `tanh` and libtorch's moves it by more
-        // than the gradients' tolerance (CI once saw 2.1e-5 of a 27.7 scale). The gradients below
-        // keep theirs.
-        within(&log_prob, &sampled.log_prob.detach(), "log π", 1e-4);
+        // slope reaches 1e6): one ULP between the engine's `tanh` and libtorch's (whose vector
+        // and scalar paths split a tensor differently with the thread count that concurrent
+        // tests set) moves it by up to 0.1 where `a` rounds to 1. Rows with `1 - a² < 1e-3` in
+        // some dimension are left out of this comparison (there one ULP moves it by 1e-4 at
+        // most); the gradients below keep every row and their tolerance.
+        let unsaturated: Vec<i64> = (0..n)
+            .filter(|&i| pi.actions[i * 3..(i + 1) * 3].iter().all(|a| 1.0 - a * a > 1e-3))
+            .map(|i| i as i64)
+            .collect();
+        assert!(unsaturated.len() >= 8, "{} of {n} rows unsaturated", unsaturated.len());
+        let rows_kept = tch::Tensor::from_slice(&unsaturated);
+        let log_prob = tch::Tensor::from_slice(&pi.log_prob).index_select(0, &rows_kept);
+        let auto_log_prob = sampled.log_prob.detach().view([-1]).index_select(0, &rows_kept);
+        within(&log_prob, &auto_log_prob, "log π", 1e-4);
 
         sac.entropy_gradient(&pi.log_prob);
         let manual = sac.ent_opt.as_ref().unwrap().gradients().copy();
