@@ -80,7 +80,7 @@ use crate::env::Registry;
 use crate::util::{to_ron, write_atomic};
 
 pub use error::StudyError;
-pub use plan::{Arm, ArmId, Plan, TargetId, TargetInfo, arms};
+pub use plan::{Arm, ArmId, Folder, Plan, TargetId, TargetInfo, Units, arms};
 pub use records::{EvalPoint, UnitResult, UnitStatus, read_units, unit_path};
 pub use report::write_outputs;
 pub use source::SourceRecord;
@@ -163,15 +163,8 @@ pub fn run(
     stop: &AtomicBool,
 ) -> Result<RunOutcome, StudyError> {
     let Setup { plan, sources, claimer, journal } = setup(experiment, registry, opts, stop)?;
-    let all: Vec<Unit<'_>> = plan
-        .units()
-        .map(|(target, arm, seed)| Unit {
-            target,
-            arm,
-            seed,
-            path: unit_path(&opts.out, target.target.key.as_str(), arm.id.as_str(), seed),
-        })
-        .collect();
+    let all: Vec<Unit<'_>> =
+        plan.units().with_paths(&opts.out).map(|(target, arm, seed, path)| Unit { target, arm, seed, path }).collect();
     let total = all.len();
     let mine: Vec<&Unit<'_>> =
         all.iter().enumerate().filter(|(i, _)| opts.shard.is_none_or(|s| s.has(*i))).map(|(_, u)| u).collect();
@@ -313,7 +306,7 @@ pub fn prepare(
     opts: &RunOptions,
     stop: &AtomicBool,
 ) -> Result<usize, StudyError> {
-    Ok(setup(experiment, registry, opts, stop)?.plan.units().count())
+    Ok(setup(experiment, registry, opts, stop)?.plan.units().len())
 }
 
 /// What became of a pending unit.
@@ -364,16 +357,16 @@ fn run_claimed(
 /// Renders summary, figures and report again from a results folder, without training; at any
 /// moment of a run, from the units finished so far (the summary is then marked partial).
 pub fn report(out: &Path) -> Result<Summary, StudyError> {
-    let (experiment, infos) = records::read_setup(out)?;
+    let folder = Folder::open(out)?;
     let units = read_units(out)?;
     let source = match SourceRecord::read(out)? {
         Some(record) => record,
-        None => legacy_source(&experiment, &units)?,
+        None => legacy_source(&folder.experiment, &units)?,
     };
-    let mut summary = summary::summarize(&experiment, &infos, &units, &source);
-    let total = infos.len() * arms(&experiment).len() * experiment.seeds as usize;
+    let mut summary = summary::summarize(&folder.experiment, &folder.targets, &units, &source);
+    let total = folder.units().len();
     summary.partial = (units.len() < total).then_some(records::Partial { done: units.len(), total });
-    write_outputs(out, &experiment, &summary, &units)?;
+    write_outputs(out, &folder.experiment, &summary, &units)?;
     Ok(summary)
 }
 

@@ -193,7 +193,7 @@ pub(super) fn slurm(registry: &Registry, args: &SlurmArgs) -> Result<()> {
         file: absolute(&args.file)?,
         out: out.clone(),
         workdir: std::env::current_dir().context("the working folder")?,
-        units: plan.units().count(),
+        units: plan.units().len(),
         array_parallel: args.array_parallel,
         time: args.time.clone(),
         partition: args.partition.clone(),

@@ -1,6 +1,10 @@
 //! The first stage of a run: an [`Experiment`] resolved once into a [`Plan`]: typed target and
 //! arm identifiers, each target's threshold and random-policy return, and the source policy when
-//! the experiment names one. Units run from the plan; nothing downstream re-derives it.
+//! the experiment names one. Units run from the plan; nothing downstream re-derives it. A
+//! results folder's setup files hold the same targets, read back as a [`Folder`]; both give
+//! their [`Units`], the one definition of which units a study has and where their records go.
+
+use std::path::{Path, PathBuf};
 
 use crate::agent::checkpoint::Loaded;
 use crate::env::Registry;
@@ -10,6 +14,7 @@ use super::StudyError;
 pub use super::records::TargetInfo;
 pub use super::ids::{ArmId, TargetId};
 use super::experiment::Experiment;
+use super::records::{read_setup, unit_path};
 use super::validate::check;
 
 /// One arm of the study: scratch or a strategy, with its label.
@@ -59,11 +64,67 @@ impl<'e> Plan<'e> {
         Ok(Plan { experiment, targets, arms: arms(experiment), policy: checked.policy, warnings: checked.warnings })
     }
 
-    /// Every (target, arm, seed) of the study, target by target, arm by arm.
-    pub fn units(&self) -> impl Iterator<Item = (&TargetInfo, &Arm, u64)> {
-        let seeds = self.experiment.seeds;
-        self.targets
-            .iter()
-            .flat_map(move |t| self.arms.iter().flat_map(move |a| (0..seeds).map(move |seed| (t, a, seed))))
+    /// The units of the study.
+    pub fn units(&self) -> Units<'_> {
+        Units { targets: &self.targets, arms: &self.arms, seeds: self.experiment.seeds }
+    }
+}
+
+/// A study's results folder as its setup files (`experiment.ron`, `targets.ron`) define it: what
+/// `report` and `status` read.
+pub struct Folder {
+    /// The folder.
+    pub out: PathBuf,
+    /// The experiment it was run with.
+    pub experiment: Experiment,
+    /// Its targets as the plan resolved them.
+    pub targets: Vec<TargetInfo>,
+    /// Scratch, then each strategy.
+    pub arms: Vec<Arm>,
+}
+
+impl Folder {
+    /// Reads the setup of the results folder `out` (errors name the file).
+    pub fn open(out: &Path) -> Result<Folder, StudyError> {
+        let (experiment, targets) = read_setup(out)?;
+        let arms = arms(&experiment);
+        Ok(Folder { out: out.to_path_buf(), experiment, targets, arms })
+    }
+
+    /// The units of the study.
+    pub fn units(&self) -> Units<'_> {
+        Units { targets: &self.targets, arms: &self.arms, seeds: self.experiment.seeds }
+    }
+}
+
+/// Every (target, arm, seed) of a study: target by target, arm by arm, seed by seed (the order
+/// shards split and reports list).
+#[derive(Clone, Copy)]
+pub struct Units<'a> {
+    targets: &'a [TargetInfo],
+    arms: &'a [Arm],
+    seeds: u64,
+}
+
+impl<'a> Units<'a> {
+    /// How many.
+    pub fn len(&self) -> usize {
+        self.targets.len() * self.arms.len() * self.seeds as usize
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Each unit's target, arm and seed, in order.
+    pub fn iter(self) -> impl Iterator<Item = (&'a TargetInfo, &'a Arm, u64)> + 'a {
+        let (arms, seeds) = (self.arms, self.seeds);
+        self.targets.iter().flat_map(move |t| arms.iter().flat_map(move |a| (0..seeds).map(move |seed| (t, a, seed))))
+    }
+
+    /// [`Units::iter`] with the path of each unit's record in the results folder `out`.
+    pub fn with_paths(self, out: &'a Path) -> impl Iterator<Item = (&'a TargetInfo, &'a Arm, u64, PathBuf)> + 'a {
+        self.iter().map(move |(t, a, seed)| (t, a, seed, unit_path(out, t.target.key.as_str(), a.id.as_str(), seed)))
     }
 }

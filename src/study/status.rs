@@ -7,8 +7,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use super::claim::{ClaimInfo, DEFAULT_TIMEOUT, claim_path};
-use super::plan::arms;
-use super::records::{UnitStatus, read_units, unit_path};
+use super::plan::Folder;
+use super::records::{UnitStatus, read_units};
 use super::resume::{peek, resume_path};
 use super::{StudyError, journal};
 
@@ -68,35 +68,31 @@ impl Status {
 
 /// Reads where the study in `out` stands; claims older than `timeout` count as stalled.
 pub fn status(out: &Path, timeout: Option<Duration>) -> Result<Status, StudyError> {
-    let (experiment, infos) = super::records::read_setup(out)?;
+    let folder = Folder::open(out)?;
+    let experiment = &folder.experiment;
     let timeout = timeout.unwrap_or(DEFAULT_TIMEOUT);
     let records = read_units(out)?;
     let mut units = Vec::new();
-    for info in &infos {
-        for arm in arms(&experiment) {
-            for seed in 0..experiment.seeds {
-                let path = unit_path(out, info.target.key.as_str(), arm.id.as_str(), seed);
-                let name = path.strip_prefix(out).unwrap_or(&path).display().to_string();
-                let record = records.iter().find(|u| u.target == info.target.key && u.arm == arm.id && u.seed == seed);
-                let step = || peek(&resume_path(&path)).map(|p| p.steps);
-                let state = match (record, ClaimInfo::read(&claim_path(&path))) {
-                    (Some(u), _) => match &u.status {
-                        UnitStatus::Finished => State::Finished,
-                        UnitStatus::Failed(e) => State::Failed(e.clone()),
-                    },
-                    (None, Some(claim)) => {
-                        let owner = claim.owner.as_ref().map(|o| (o.host.clone(), o.pid));
-                        if claim.is_stale(timeout) {
-                            State::Stalled { owner, step: step() }
-                        } else {
-                            State::Running { owner, heartbeat: claim.age, step: step() }
-                        }
-                    }
-                    (None, None) => step().map_or(State::Pending, |step| State::Interrupted { step }),
-                };
-                units.push((name, state));
+    for (info, arm, seed, path) in folder.units().with_paths(out) {
+        let name = path.strip_prefix(out).unwrap_or(&path).display().to_string();
+        let record = records.iter().find(|u| u.target == info.target.key && u.arm == arm.id && u.seed == seed);
+        let step = || peek(&resume_path(&path)).map(|p| p.steps);
+        let state = match (record, ClaimInfo::read(&claim_path(&path))) {
+            (Some(u), _) => match &u.status {
+                UnitStatus::Finished => State::Finished,
+                UnitStatus::Failed(e) => State::Failed(e.clone()),
+            },
+            (None, Some(claim)) => {
+                let owner = claim.owner.as_ref().map(|o| (o.host.clone(), o.pid));
+                if claim.is_stale(timeout) {
+                    State::Stalled { owner, step: step() }
+                } else {
+                    State::Running { owner, heartbeat: claim.age, step: step() }
+                }
             }
-        }
+            (None, None) => step().map_or(State::Pending, |step| State::Interrupted { step }),
+        };
+        units.push((name, state));
     }
     let times: Vec<f64> = journal::read(out)
         .into_iter()
