@@ -77,7 +77,7 @@ pub use error::AgentError;
 pub(crate) use error::check;
 pub use eval::{EvalStats, evaluate, evaluate_on};
 pub use objective::{DiaynConfig, Objective, RndConfig};
-pub use ppo::{Ppo, PpoConfig};
+pub use ppo::{Ppo, PpoConfig, TaskNets};
 pub use presets::Preset;
 pub use sac::{EntCoef, Sac, SacConfig};
 pub use schedule::Schedule;

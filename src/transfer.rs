@@ -33,6 +33,7 @@ mod report;
 mod skill;
 mod state;
 mod strategy;
+mod task;
 pub mod suggest;
 mod weights;
 
@@ -77,7 +78,15 @@ pub fn transfer(
     let names = target.weight_names();
     let live: HashMap<String, Tensor> = target.tensors().into_iter().collect();
     let mut sources: HashMap<String, Tensor> = source.agent.tensors().into_iter().collect();
-    let folded = if strategy.copy { skill::fold(&mut sources, card, strategy)? } else { None };
+    let mut folded: Vec<String> = Vec::new();
+    let mut source_dims = (card.observation_space.flat_dim(), action_count(&card.action_space));
+    if strategy.copy {
+        folded.extend(skill::fold(&mut sources, card, strategy)?);
+        if let Some((line, obs, actions)) = task::fold(&mut sources, card, strategy, (obs_space, action_space))? {
+            folded.push(line);
+            source_dims = (obs, actions);
+        }
+    }
     let mut report = TransferReport {
         source: source_name.to_string(),
         source_env: card.env.clone(),
@@ -120,10 +129,7 @@ pub fn transfer(
     }
     // Fresh values of the re-initialised parts, restored after the teacher has seen the source's.
     let fresh: Vec<(String, Tensor)> = reinit.iter().map(|n| (n.clone(), live[n].detach().copy())).collect();
-    let spaces = Spaces {
-        obs: (card.observation_space.flat_dim(), obs_space.flat_dim()),
-        act: (action_count(&card.action_space), action_count(action_space)),
-    };
+    let spaces = Spaces { obs: (source_dims.0, obs_space.flat_dim()), act: (source_dims.1, action_count(action_space)) };
     if !strategy.add.is_empty() && !names.iter().any(|n| crate::agent::nn::is_added(n)) {
         return Err(TransferError::Strategy {
             field: "add",
@@ -178,8 +184,9 @@ pub fn transfer(
 /// adds (checked against the source's networks, errors naming the strategy's `add`).
 pub fn target_config(source: &Loaded, strategy: &Strategy) -> Result<crate::agent::AgentConfig, TransferError> {
     strategy.validate()?;
-    // A reward-free source's target trains on the target's reward.
-    Ok(added::augment(source, strategy)?.with_objective(crate::agent::Objective::Reward)?)
+    // A reward-free source's target trains on the target's reward; a multitask source's target
+    // is one task's network.
+    Ok(added::augment(source, strategy)?.with_objective(crate::agent::Objective::Reward)?.single_task())
 }
 
 /// Builds an agent for `target` with the source's hyperparameters and network (and the layers

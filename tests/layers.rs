@@ -140,7 +140,7 @@ fn the_reference_scanner_sees_paths_and_groups() {
 const STUDY_FLOORS: &[&[&str]] = &[
     &["stats", "claim", "shard", "slurm", "error", "ids"],
     &["experiment", "journal", "decision"],
-    &["records", "power"],
+    &["records", "power", "interference"],
     &["scores", "resume", "source", "cost", "pretraining"],
     &["speed", "validate", "aggregate"],
     &["plan"],

@@ -116,6 +116,7 @@ impl A2cConfig {
             net: self.net.clone(),
             critic_hidden: self.critic_hidden.clone(),
             objective: super::Objective::Reward,
+            tasks: None,
         }
     }
 }

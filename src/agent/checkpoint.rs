@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use tch::{Kind, Tensor};
 
 use super::{Agent, AgentConfig, AgentError, Algo, EvalStats};
-use crate::env::{EnvSpec, Mixture, Space};
+use crate::env::{EnvSpec, Mixture, Space, Tasks};
 use crate::util::{ron_options, sha256};
 
 /// The file of the agent's named tensors.
@@ -58,6 +58,10 @@ pub struct Card {
     /// The mixture of variants the policy was trained on, when it was (`env` is its first).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mixture: Option<Mixture>,
+    /// The named tasks a multitask network was trained on, when it was (`env` is the first
+    /// task's; the spaces are the tasks' shared ones).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tasks: Option<Tasks>,
     /// The observation space the agent was built for.
     pub observation_space: Space,
     /// The action space the agent was built for.
@@ -158,6 +162,8 @@ pub struct CardInfo<'a> {
     pub env: &'a EnvSpec,
     /// The mixture it was trained on, if any.
     pub mixture: Option<&'a Mixture>,
+    /// The named tasks a multitask network was trained on, if any.
+    pub tasks: Option<&'a Tasks>,
     /// The observation space.
     pub observation_space: &'a Space,
     /// The action space.
@@ -323,6 +329,7 @@ pub fn save(agent: &dyn Agent, info: CardInfo<'_>, dir: &Path) -> Result<Card, C
         config: network.config(),
         env: info.env.clone(),
         mixture: info.mixture.cloned(),
+        tasks: info.tasks.cloned(),
         observation_space: info.observation_space.clone(),
         action_space: info.action_space.clone(),
         steps: agent.steps(),

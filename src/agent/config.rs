@@ -95,6 +95,38 @@ impl AgentConfig {
         Ok(self)
     }
 
+    /// The configuration of a multitask network over `tasks`; an error unless the algorithm is
+    /// PPO.
+    pub fn with_tasks(mut self, tasks: super::TaskNets) -> Result<Self, AgentError> {
+        match &mut self {
+            AgentConfig::Ppo(c) => c.tasks = Some(tasks),
+            other => {
+                return Err(AgentError::Config {
+                    field: "tasks",
+                    message: format!("a multitask network is trained with PPO only, not {}", other.algo()),
+                });
+            }
+        }
+        Ok(self)
+    }
+
+    /// The configuration of a single-task network (a multitask network's tasks dropped, as a
+    /// target of transfer from it is built).
+    pub fn single_task(mut self) -> Self {
+        if let AgentConfig::Ppo(c) = &mut self {
+            c.tasks = None;
+        }
+        self
+    }
+
+    /// The tasks of a multitask network.
+    pub fn tasks(&self) -> Option<&super::TaskNets> {
+        match self {
+            AgentConfig::Ppo(c) => c.tasks.as_ref(),
+            _ => None,
+        }
+    }
+
     /// The network configuration, to change.
     pub fn net_mut(&mut self) -> &mut MlpConfig {
         match self {

@@ -87,19 +87,22 @@ pub struct ObsNormalizer {
     pub stats: RunningMeanStd,
     /// Normalised values are clipped to `[-clip, clip]`.
     pub clip: f64,
+    /// How many of each row's last values are left as they are (a multitask observation's
+    /// one-hot task id).
+    pub keep_last: usize,
 }
 
 impl ObsNormalizer {
     /// A normaliser for `dim` values (clip 10).
     pub fn new(dim: usize) -> Self {
-        ObsNormalizer { stats: RunningMeanStd::new(dim), clip: 10.0 }
+        ObsNormalizer { stats: RunningMeanStd::new(dim), clip: 10.0, keep_last: 0 }
     }
 
     /// Normalises rows in place.
     pub fn apply(&self, rows: &mut [f32]) {
         let dim = self.stats.mean.len();
         for row in rows.chunks_exact_mut(dim) {
-            for (i, x) in row.iter_mut().enumerate() {
+            for (i, x) in row.iter_mut().enumerate().take(dim - self.keep_last) {
                 let z = (*x as f64 - self.stats.mean[i]) / (self.stats.var[i] + 1e-8).sqrt();
                 *x = z.clamp(-self.clip, self.clip) as f32;
             }

@@ -25,6 +25,9 @@
 
 mod loss;
 mod rollout;
+mod tasks;
+
+pub use tasks::TaskNets;
 
 use rand::SeedableRng;
 use rand::rngs::StdRng;
@@ -105,6 +108,10 @@ pub struct PpoConfig {
     /// ([`Objective`]), whose reward alone (never the task's) then drives the advantages.
     #[serde(skip_serializing_if = "Objective::is_reward")]
     pub objective: Objective,
+    /// A multitask network over several tasks' shared spaces ([`TaskNets`]); set by multitask
+    /// pretraining from its tasks.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tasks: Option<TaskNets>,
 }
 
 impl Default for PpoConfig {
@@ -132,6 +139,7 @@ impl Default for PpoConfig {
             net: MlpConfig::default(),
             critic_hidden: None,
             objective: Objective::Reward,
+            tasks: None,
         }
     }
 }
@@ -158,6 +166,10 @@ impl PpoConfig {
         let sde_ok = !self.use_sde || self.net.added.is_empty();
         check("use_sde", sde_ok, "trains through autograd, which added layers are not run through: use a Gaussian head")?;
         self.objective.validate()?;
+        if let Some(tasks) = &self.tasks {
+            tasks.validate(self.n_envs)?;
+            check("objective", self.objective.is_reward(), "a multitask network trains on its tasks' rewards")?;
+        }
         self.net.validate()
     }
 
@@ -265,7 +277,10 @@ impl Ppo {
             opt.params().mlp(name, net).expect("the networks' parameters")
         });
         let log_std_offset = opt.params().slot("actor.log_std").map(|(offset, _)| offset);
-        let obs_norm = cfg.normalize_obs.then(|| ObsNormalizer::new(env_dim));
+        let mut obs_norm = cfg.normalize_obs.then(|| ObsNormalizer::new(env_dim));
+        if let (Some(norm), Some(tasks)) = (&mut obs_norm, &cfg.tasks) {
+            norm.keep_last = tasks.len();
+        }
         // A reward-free agent never reads the task's reward, so it has no statistics of it.
         let rew_norm =
             (cfg.normalize_reward && cfg.objective.is_reward()).then(|| RewardNormalizer::new(cfg.n_envs, cfg.gamma));
@@ -302,7 +317,9 @@ impl Ppo {
             true => self.nets[0].features(&pass, obs).to_vec(),
             false => Vec::new(),
         };
-        (pass.into_output(), features)
+        let mut out = pass.into_output();
+        self.mask_logits(obs, &mut out);
+        (out, features)
     }
 
     /// [`Ppo::policy_out`] and the values of the same rows.
@@ -327,21 +344,7 @@ impl Ppo {
     fn normalize(&self, obs: &mut [f32]) {
         if let Some(norm) = &self.obs_norm {
             norm.apply(obs);
-        }
-    }
-
-    /// The environment actions for stored action values (Gaussian samples clipped to bounds).
-    fn env_actions(&self, values: &[f32]) -> Vec<Action> {
-        match &self.head {
-            Head::Categorical { .. } => values.iter().map(|&a| Action::Discrete(a as usize)).collect(),
-            Head::Gaussian { dim, low, high, .. } => values
-                .chunks_exact(*dim)
-                .map(|a| {
-                    let clipped: Vec<f32> =
-                        a.iter().zip(low.iter().zip(high)).map(|(&x, (&l, &h))| x.clamp(l, h)).collect();
-                    Action::continuous(&clipped)
-                })
-                .collect(),
+            self.zero_other_blocks(obs);
         }
     }
 

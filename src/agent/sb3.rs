@@ -218,6 +218,7 @@ impl Model {
         let info = CardInfo {
             env,
             mixture: None,
+            tasks: None,
             observation_space: &self.observation_space,
             action_space: &self.action_space,
             eval,

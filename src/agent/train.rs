@@ -12,7 +12,7 @@ use super::checkpoint::{self, Card, CardInfo, CheckpointError, TensorFile};
 use super::{Agent, AgentError, EvalStats, Event, Outcome};
 use crate::env::vector::ActionLog;
 use super::session::Session;
-use crate::env::{EnvError, EnvSpec, Mixture, Registry, Space, VecEnv};
+use crate::env::{EnvError, EnvSpec, Mixture, Registry, Space, Tasks, VecEnv};
 
 /// The file beside a checkpoint that a training run writes so that `train --resume` continues it
 /// bit for bit: the agent's training state (`training.*`: generator, counters, observations in
@@ -23,14 +23,16 @@ pub const TRAINING_FILE: &str = "training.safetensors";
 pub const INTRINSIC_FILE: &str = "intrinsic.csv";
 const TRAINING_FORMAT: &str = "headstart-training-1";
 
-/// What an agent trains on: one environment, or a mixture drawn anew each episode (multitask
-/// training, domain randomisation).
+/// What an agent trains on: one environment, a mixture drawn anew each episode (domain
+/// randomisation), or named tasks in their shared spaces (a multitask network).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum Task {
     /// One environment.
     Env(EnvSpec),
     /// A mixture of variants, drawn anew each episode.
     Mixture(Mixture),
+    /// Named tasks: environment `i` runs task `i mod T` (see [`crate::env::tasks`]).
+    Tasks(Tasks),
 }
 
 impl Task {
@@ -40,6 +42,17 @@ impl Task {
         match self {
             Task::Env(spec) => spec,
             Task::Mixture(mix) => &mix.variants[0],
+            Task::Tasks(tasks) => &tasks.tasks[0].1,
+        }
+    }
+
+    /// One environment of the task, as an evaluation steps it: the environment, a mixture's
+    /// draws, or the first task in the tasks' shared spaces.
+    pub fn make(&self, registry: &Registry) -> Result<Box<dyn crate::env::Env>, EnvError> {
+        match self {
+            Task::Env(spec) => registry.make(spec),
+            Task::Mixture(mix) => Ok(Box::new(crate::env::mixture::MixtureEnv::new(registry, mix.clone())?)),
+            Task::Tasks(tasks) => Ok(Box::new(crate::env::tasks::TaskEnv::new(registry, tasks, 0)?)),
         }
     }
 
@@ -48,6 +61,7 @@ impl Task {
         match self {
             Task::Env(spec) => registry.make_vec(spec, n),
             Task::Mixture(mix) => registry.make_vec_mixture(mix, n),
+            Task::Tasks(tasks) => registry.make_vec_tasks(tasks, n),
         }
     }
 }
@@ -57,6 +71,7 @@ impl std::fmt::Display for Task {
         match self {
             Task::Env(spec) => spec.fmt(f),
             Task::Mixture(mix) => mix.fmt(f),
+            Task::Tasks(tasks) => tasks.fmt(f),
         }
     }
 }
@@ -273,13 +288,15 @@ pub fn save_run(
     produced_by: String,
     out: &Path,
 ) -> Result<Card, CheckpointError> {
-    let mixture = match task {
-        Task::Mixture(mix) => Some(mix),
-        Task::Env(_) => None,
+    let (mixture, tasks) = match task {
+        Task::Mixture(mix) => (Some(mix), None),
+        Task::Tasks(tasks) => (None, Some(tasks)),
+        Task::Env(_) => (None, None),
     };
     let info = CardInfo {
         env: task.nominal(),
         mixture,
+        tasks,
         observation_space: spaces.0,
         action_space: spaces.1,
         eval,

@@ -219,7 +219,7 @@ pub(super) fn train_and_save(
         }
     };
     let eval = if outcome == Outcome::Finished && eval_episodes > 0 {
-        let mut env = registry.make(session.task().nominal())?;
+        let mut env = session.task().make(registry)?;
         let seed = 1_000_000 + session.agent().seed();
         Some(evaluate(session.agent(), env.as_mut(), eval_episodes, true, seed)?)
     } else {

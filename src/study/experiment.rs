@@ -22,14 +22,16 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::agent::train::Task;
-use crate::agent::{AgentConfig, Algo, Objective, presets};
+use crate::agent::{AgentConfig, Algo, Objective};
+use crate::env::tasks::Heads;
 use crate::env::{EnvSpec, Map, Mixture, Variant};
 use crate::transfer::Strategy;
 use crate::util::{describe_ron_error, file_safe, ron_options};
 
 use super::StudyError;
 use super::ids::{Metric, TargetId};
+
+mod pretrain;
 
 /// The schema version this headstart reads and writes.
 pub const VERSION: u32 = 1;
@@ -201,6 +203,16 @@ pub enum EnvRef {
     Variant(PathBuf),
     /// A mixture drawn anew each episode (sources only).
     Mixture(Mixture),
+    /// Named tasks for a multitask network (sources only): `Tasks(tasks: [("short",
+    /// Env(id: "CartPole-v1", params: {"length": 0.3})), ("acrobot", Env(id: "Acrobot-v1"))])`;
+    /// each task an environment or a variant file. Environment `i` runs task `i mod T`.
+    Tasks {
+        /// Each task's name and environment.
+        tasks: Vec<(String, EnvRef)>,
+        /// A head per task [default], or one shared head reading the task's id.
+        #[serde(default)]
+        heads: Heads,
+    },
 }
 
 /// A target: an environment or a variant file (whose declared maps apply), optionally with a
@@ -428,59 +440,6 @@ impl Source {
     }
 }
 
-impl Pretrain {
-    /// One pretraining spec per source: each of `seeds` (else `seed` alone) with a single seed,
-    /// the form whose hash names its cached checkpoint (a one-seed spec hashes as before).
-    pub fn replicates(&self) -> Vec<Pretrain> {
-        if self.seeds.is_empty() {
-            return vec![self.clone()];
-        }
-        self.seeds.iter().map(|&seed| Pretrain { seed, seeds: Vec::new(), ..self.clone() }).collect()
-    }
-
-    /// The training task; a mixture must list at least one variant (its first one names the
-    /// task).
-    pub fn task(&self) -> Result<Task, StudyError> {
-        Ok(match &self.env {
-            EnvRef::Env(spec) => Task::Env(spec.clone()),
-            EnvRef::Variant(path) => {
-                Task::Env(Variant::load(path).map_err(|e| StudyError::SourceEnv { message: e.to_string() })?.env)
-            }
-            EnvRef::Mixture(mix) if mix.variants.is_empty() => {
-                return Err(StudyError::SourceEnv { message: "the mixture lists no variant".into() });
-            }
-            EnvRef::Mixture(mix) => Task::Mixture(mix.clone()),
-        })
-    }
-
-    /// The id of the environment that names the task, if the task resolves.
-    pub fn env_id(&self) -> Option<String> {
-        self.task().ok().map(|t| t.nominal().id.clone())
-    }
-
-    /// The hyperparameters: `config`, else the preset, else the algorithm's defaults.
-    pub fn agent_config(&self) -> Result<AgentConfig, StudyError> {
-        let explicit = self.config.clone().map(|c| (c, "source.config".to_string()));
-        let id = self.env_id().unwrap_or_default();
-        let config = presets::resolve(self.algorithm, explicit, self.preset.as_deref(), &id).map_err(|e| match e {
-            presets::PresetError::AlgorithmMismatch { config, algo } => StudyError::SourceConfig {
-                field: "source.config",
-                message: format!("a {config} configuration, but source.algorithm is {algo}"),
-            },
-            e @ presets::PresetError::UnknownPreset { .. } => {
-                StudyError::SourceConfig { field: "source.preset", message: e.to_string() }
-            }
-        })?;
-        match &self.objective {
-            // `config` may carry an objective of its own.
-            Objective::Reward => Ok(config.config),
-            objective => config
-                .config
-                .with_objective(objective.clone())
-                .map_err(|e| StudyError::SourceConfig { field: "source.objective", message: e.to_string() }),
-        }
-    }
-}
 
 /// A file-name-safe key for an environment spec: `CartPole-v1-length=0.65`.
 fn env_key(env: &EnvSpec) -> String {

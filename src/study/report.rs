@@ -29,6 +29,12 @@ pub fn write_outputs(
     let mut report = report_markdown(experiment, summary, &figures);
     // A reward-free source's pretraining, below the setup's source line.
     let sources = if summary.sources.is_empty() { vec![summary.source.clone()] } else { summary.sources.clone() };
+    let runs = super::interference::read(&sources);
+    if !runs.is_empty()
+        && let Some(at) = report.find("\n## Verdicts")
+    {
+        report.insert_str(at, &super::interference::section(&runs));
+    }
     if let Some(p) = pretraining::read(&sources) {
         let figure = pretraining::figure(out, &p)?;
         if let Some(at) = report.find("\n- ").map(|i| i + 1).and_then(|i| report[i..].find('\n').map(|j| i + j + 1)) {

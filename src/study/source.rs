@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use crate::agent::checkpoint::{self, Loaded};
 use crate::agent::sb3;
 use crate::agent::session::Session;
+use crate::agent::train::Task;
 use crate::agent::{Event, Outcome};
 use crate::env::{EnvSpec, Registry};
 use crate::util::{file_safe, ron_options, sha256, to_ron};
@@ -228,9 +229,9 @@ fn pretrain(
     stop: &AtomicBool,
 ) -> Result<(), StudyError> {
     let task = p.task()?;
-    let config = p.agent_config()?;
+    let config = p.resolved_config(registry)?;
     let source_env = |e: crate::env::EnvError| StudyError::SourceEnv { message: e.to_string() };
-    let env = registry.make(task.nominal()).map_err(source_env)?;
+    let env = task.make(registry).map_err(source_env)?;
     let (obs, act) = (env.observation_space().clone(), env.action_space().clone());
     let mut agent = config.build(&obs, &act, p.seed).map_err(|e| StudyError::Source { message: e.to_string() })?;
     eprintln!("source: pretraining {} on {task} for {} steps -> {}", p.algorithm, p.steps, name.display());
@@ -248,10 +249,15 @@ fn pretrain(
     if outcome == Outcome::Stopped {
         return Err(StudyError::PretrainInterrupted);
     }
-    let mut eval_env = registry.make(task.nominal()).map_err(source_env)?;
+    let mut eval_env = task.make(registry).map_err(source_env)?;
     let eval = crate::agent::evaluate(session.agent(), eval_env.as_mut(), 20, true, 1_000_000 + p.seed)
         .map_err(source_env)?;
     let produced_by = format!("headstart run (the source of experiment {:?})", experiment.name);
     session.save_run(Some(eval), produced_by, dir)?;
+    drop(session);
+    if let Task::Tasks(tasks) = &task {
+        eprintln!("source: each of the {} tasks alone, for interference ({} steps each)", tasks.len(), p.steps / tasks.len() as u64);
+        super::interference::measure(registry, tasks, agent.as_ref(), (&config, p.steps, p.seed), &experiment.eval, dir)?;
+    }
     Ok(())
 }

@@ -116,8 +116,8 @@ pub(crate) fn check(experiment: &Experiment, registry: &Registry) -> Result<Chec
             if let Task::Mixture(mix) = &task {
                 mix.validate(registry).map_err(|e| source_env(&e))?;
             }
-            let env = registry.make(task.nominal()).map_err(|e| source_env(&e))?;
-            let config = p.agent_config()?;
+            let env = task.make(registry).map_err(|e| source_env(&e))?;
+            let config = p.resolved_config(registry)?;
             let agent = config
                 .build(env.observation_space(), env.action_space(), p.seed)
                 .map_err(|e| StudyError::Source { message: e.to_string() })?;
@@ -184,6 +184,7 @@ fn standin_card(
         config: config.clone(),
         env: env.clone(),
         mixture: None,
+        tasks: None,
         observation_space: obs.clone(),
         action_space: act.clone(),
         steps: 0,

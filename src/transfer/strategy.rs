@@ -48,6 +48,10 @@ pub struct Strategy {
     /// `Best(episodes: 3)`, the best on the target's reward].
     #[serde(skip_serializing_if = "Option::is_none")]
     pub skill: Option<Skill>,
+    /// From a multitask source: the task whose input layer and head the target starts from
+    /// (the trunk is shared) [default: the first task with the target's spaces].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub task: Option<String>,
 }
 
 /// Which skill of a skill-discovery source the target starts from: its policy with that skill
@@ -176,6 +180,7 @@ impl Default for Strategy {
             add_to: Vec::new(),
             train: Train::All,
             skill: None,
+            task: None,
         }
     }
 }

@@ -12,6 +12,7 @@ pub fn save_checkpoint(agent: &dyn Agent, spec: &EnvSpec, dir: &Path, produced_b
     let info = CardInfo {
         env: spec,
         mixture: None,
+        tasks: None,
         observation_space: env.observation_space(),
         action_space: env.action_space(),
         eval: None,

@@ -184,7 +184,11 @@ impl Ppo {
         let b = mb.len();
         let x = mb.obs.as_slice();
         let passes = [0, 1].map(|j| self.nets[j].forward(self.opt.params().values(), x, b));
-        let (out, values) = (passes[0].output(), passes[1].output());
+        let (mut out, values) = (std::borrow::Cow::Borrowed(passes[0].output()), passes[1].output());
+        if self.cfg.tasks.is_some() {
+            self.mask_logits(x, out.to_mut());
+        }
+        let out = &*out;
         let inv_b = 1.0 / b as f64;
         let ent_coef = self.cfg.ent_coef;
         let mut g_out = vec![0.0f32; out.len()];

@@ -6,7 +6,7 @@ use super::super::distributions::{
 };
 use super::super::{AgentError, Monitor, report, to_vec};
 use super::{Head, Ppo};
-use crate::env::VecEnv;
+use crate::env::{Action, VecEnv};
 
 /// One rollout, `[n_steps * n_envs]` rows in step-major order.
 pub(super) struct Rollout {
@@ -66,6 +66,21 @@ impl Ppo {
                 std::borrow::Cow::Owned(skills.augment(obs, |i| current[i]))
             }
             None => std::borrow::Cow::Borrowed(obs),
+        }
+    }
+
+    /// The environment actions for stored action values (Gaussian samples clipped to bounds).
+    pub(super) fn env_actions(&self, values: &[f32]) -> Vec<Action> {
+        match &self.head {
+            Head::Categorical { .. } => values.iter().map(|&a| Action::Discrete(a as usize)).collect(),
+            Head::Gaussian { dim, low, high, .. } => values
+                .chunks_exact(*dim)
+                .map(|a| {
+                    let clipped: Vec<f32> =
+                        a.iter().zip(low.iter().zip(high)).map(|(&x, (&l, &h))| x.clamp(l, h)).collect();
+                    Action::continuous(&clipped)
+                })
+                .collect(),
         }
     }
 
@@ -260,7 +275,10 @@ impl Ppo {
             index.iter().flat_map(|&i| v[i * w..(i + 1) * w].iter().copied()).collect()
         };
         let mut advantages = pick(adv, 1);
-        if self.cfg.normalize_advantage && advantages.len() > 1 {
+        let obs = pick(&r.obs, d);
+        if self.cfg.normalize_advantage && self.cfg.tasks.is_some() {
+            self.normalize_per_task(&obs, &mut advantages);
+        } else if self.cfg.normalize_advantage && advantages.len() > 1 {
             let n = advantages.len() as f64;
             let m = advantages.iter().map(|&a| a as f64).sum::<f64>() / n;
             let var = advantages.iter().map(|&a| (a as f64 - m).powi(2)).sum::<f64>() / (n - 1.0);
@@ -268,7 +286,7 @@ impl Ppo {
             advantages.iter_mut().for_each(|a| *a = ((*a as f64 - m) * scale) as f32);
         }
         Minibatch {
-            obs: pick(&r.obs, d),
+            obs,
             actions: pick(&r.actions, width),
             old_log_probs: pick(&r.log_probs, 1),
             old_values: pick(&r.values, 1),
