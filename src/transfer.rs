@@ -122,8 +122,11 @@ pub fn transfer(
         return Ok(report);
     }
 
-    let mut reinit = select("reinit", &strategy.reinit, &names)?;
-    let frozen = select("freeze", &strategy.freeze, &names)?;
+    let target_spaces = (obs_space, action_space);
+    let reinit_parts = task::expand(card, strategy, target_spaces, "reinit", &strategy.reinit)?;
+    let freeze_parts = task::expand(card, strategy, target_spaces, "freeze", &strategy.freeze)?;
+    let mut reinit = select("reinit", &reinit_parts, &names)?;
+    let frozen = select("freeze", &freeze_parts, &names)?;
     if strategy.reset.ent_coef && names.iter().any(|n| n == "log_ent_coef") {
         reinit.push("log_ent_coef".into());
     }

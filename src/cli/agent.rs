@@ -80,7 +80,8 @@ pub(crate) struct TrainArgs {
     /// No progress bar.
     #[arg(long, short)]
     quiet: bool,
-    /// Multitask training: each episode draws the environment or one of these (ids or variant
+    /// A mixture (domain randomisation over variants; named tasks with a head each are an
+    /// experiment's `Tasks` source): each episode draws the environment or one of these (ids or variant
     /// files); repeat for several.
     #[arg(long = "mix", value_name = "ENV")]
     mix: Vec<String>,

@@ -12,6 +12,7 @@ use std::collections::HashMap;
 use tch::Tensor;
 
 use super::{Strategy, TransferError};
+use crate::agent::TaskNets;
 use crate::agent::checkpoint::Card;
 use crate::env::Space;
 
@@ -25,26 +26,7 @@ pub(super) fn fold(
     target: (&Space, &Space),
 ) -> Result<Option<(String, usize, usize)>, TransferError> {
     let Some(tasks) = card.config.tasks() else { return Ok(None) };
-    let bad = |message: String| TransferError::Strategy { field: "task", message };
-    let target_actions = match target.1 {
-        Space::Discrete { n } => *n,
-        space => space.flat_dim(),
-    };
-    let t = match &strategy.task {
-        Some(name) => tasks
-            .index(name)
-            .ok_or_else(|| bad(format!("{name:?} is not a task of the source (its tasks: {})", tasks.names.join(", "))))?,
-        None => (0..tasks.len())
-            .find(|&t| tasks.obs[t] == target.0.flat_dim() && tasks.action_slice(t).is_none_or(|(_, n)| n == target_actions))
-            .ok_or_else(|| {
-                bad(format!(
-                    "no task of the source ({}) has the target's spaces: name the one to start from (`task: \"{}\"`) and map or \
-                     re-initialise what differs",
-                    tasks.names.join(", "),
-                    tasks.names[0]
-                ))
-            })?,
-    };
+    let t = chosen(tasks, strategy, target)?;
     let d = tasks.obs_dim() as i64;
     let (start, width) = tasks.obs_block(t);
     let id = (tasks.obs_dim() - tasks.len() + t) as i64;
@@ -92,4 +74,66 @@ pub(super) fn fold(
         folded.join(", ")
     );
     Ok(Some((line, width, actions)))
+}
+
+/// The task the target starts as: the strategy's `task`, else the first whose spaces are the
+/// target's.
+fn chosen(tasks: &TaskNets, strategy: &Strategy, target: (&Space, &Space)) -> Result<usize, TransferError> {
+    let bad = |message: String| TransferError::Strategy { field: "task", message };
+    let target_actions = match target.1 {
+        Space::Discrete { n } => *n,
+        space => space.flat_dim(),
+    };
+    match &strategy.task {
+        Some(name) => tasks
+            .index(name)
+            .ok_or_else(|| bad(format!("{name:?} is not a task of the source (its tasks: {})", tasks.names.join(", ")))),
+        None => (0..tasks.len())
+            .find(|&t| tasks.obs[t] == target.0.flat_dim() && tasks.action_slice(t).is_none_or(|(_, n)| n == target_actions))
+            .ok_or_else(|| {
+                bad(format!(
+                    "no task of the source ({}) has the target's spaces: name the one to start from (`task: \"{}\"`) and map or \
+                     re-initialise what differs",
+                    tasks.names.join(", "),
+                    tasks.names[0]
+                ))
+            }),
+    }
+}
+
+/// A multitask source's part names in a strategy's `freeze` and `reinit`, as the target's
+/// parameters: `inputs.<task>` is the first layers (the task's input layer, folded), `heads.<task>`
+/// the policy's head, `trunk` the shared layers after the input layer. `<task>` must be the task
+/// the target starts as. Other patterns, and every pattern for other sources, pass unchanged.
+pub(super) fn expand(
+    card: &Card,
+    strategy: &Strategy,
+    target: (&Space, &Space),
+    field: &'static str,
+    patterns: &[String],
+) -> Result<Vec<String>, TransferError> {
+    let Some(tasks) = card.config.tasks() else { return Ok(patterns.to_vec()) };
+    let t = chosen(tasks, strategy, target)?;
+    let depth = card.config.net().hidden.len();
+    let first = |net: &str| if depth == 0 { format!("{net}.head") } else { format!("{net}.trunk.0") };
+    let mut out = Vec::new();
+    for pattern in patterns {
+        let (kind, name) = pattern.split_once('.').unwrap_or((pattern, ""));
+        match kind {
+            "inputs" | "heads" if name != tasks.names[t] => {
+                return Err(TransferError::Strategy {
+                    field,
+                    message: format!(
+                        "{pattern:?}: the target starts as task {:?} (`task`), whose parts are inputs.{0} and heads.{0}",
+                        tasks.names[t]
+                    ),
+                });
+            }
+            "inputs" => out.extend(["actor", "critic"].map(first)),
+            "heads" => out.push("actor.head".into()),
+            "trunk" if name.is_empty() => out.extend((1..depth).flat_map(|i| ["actor", "critic"].map(|n| format!("{n}.trunk.{i}")))),
+            _ => out.push(pattern.clone()),
+        }
+    }
+    Ok(out)
 }
