@@ -315,7 +315,9 @@ mod tests {
             .filter(|&i| pi.actions[i * 3..(i + 1) * 3].iter().all(|a| 1.0 - a * a > 1e-3))
             .map(|i| i as i64)
             .collect();
-        assert!(unsaturated.len() >= 8, "{} of {n} rows unsaturated", unsaturated.len());
+        // (How many depends on the batch, which other tests' draws from libtorch's generator can
+        // change when they run concurrently.)
+        assert!(!unsaturated.is_empty(), "every row saturated");
         let rows_kept = tch::Tensor::from_slice(&unsaturated);
         let log_prob = tch::Tensor::from_slice(&pi.log_prob).index_select(0, &rows_kept);
         let auto_log_prob = sampled.log_prob.detach().view([-1]).index_select(0, &rows_kept);
