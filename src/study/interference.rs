@@ -29,6 +29,11 @@ pub const FILE: &str = "interference.ron";
 pub struct Interference {
     /// Environment steps of the single-task runs (the multitask run's over its tasks).
     pub steps_per_task: u64,
+    /// Episodes per evaluation, and whether actions were greedy (the experiment's `eval` when
+    /// the source was pretrained).
+    pub episodes: usize,
+    /// Greedy / mean actions.
+    pub deterministic: bool,
     /// Per task: the multitask network's and the single-task run's evaluation.
     pub tasks: Vec<TaskScore>,
 }
@@ -76,7 +81,7 @@ pub fn measure(
         let single = evaluate(alone.as_ref(), env.as_mut(), eval.episodes, eval.deterministic, eval_seed).map_err(env_error)?;
         scores.push(TaskScore { task: name.clone(), multitask: multitask.mean, single: single.mean });
     }
-    let interference = Interference { steps_per_task, tasks: scores };
+    let interference = Interference { steps_per_task, episodes: eval.episodes, deterministic: eval.deterministic, tasks: scores };
     write_atomic(&dir.join(FILE), to_ron(&interference))?;
     Ok(interference)
 }
@@ -98,9 +103,11 @@ pub fn section(runs: &[Interference]) -> String {
     let _ = writeln!(
         out,
         "Each task learned alone with the same budget per task ({} steps, the same hyperparameters and seed), against the \
-         multitask network on that task, over {} pretraining seed(s); a paired t test of the difference, Holm-corrected over \
-         the {} tasks.\n",
+         multitask network on that task ({} {} episodes each), over {} pretraining seed(s); a paired t test of the difference, \
+         Holm-corrected over the {} tasks.\n",
         first.steps_per_task,
+        first.episodes,
+        if first.deterministic { "deterministic" } else { "stochastic" },
         runs.len(),
         first.tasks.len()
     );

@@ -37,7 +37,8 @@ pub fn write_outputs(
     }
     if let Some(p) = pretraining::read(&sources) {
         let figure = pretraining::figure(out, &p)?;
-        if let Some(at) = report.find("\n- ").map(|i| i + 1).and_then(|i| report[i..].find('\n').map(|j| i + j + 1)) {
+        // Under the setup's source line.
+        if let Some(at) = report.find("\n- Source: ").map(|i| i + 1).and_then(|i| report[i..].find('\n').map(|j| i + j + 1)) {
             report.insert_str(at, &pretraining::section(&p, figure.as_deref()));
         }
     }
