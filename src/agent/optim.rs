@@ -281,9 +281,7 @@ impl Optimizer {
         // SAFETY: the optimiser's own gradient and scale buffers, borrowed under `&mut self`.
         let (g, scale) = unsafe { (floats_mut(&self.grad), self.lr_scale.as_ref().map(|s| floats(s))) };
         let norm = match scale.filter(|s| s.contains(&0.0)) {
-            Some(scale) => {
-                math::sum_squares(&g.iter().zip(scale).map(|(&g, &s)| if s == 0.0 { 0.0 } else { g }).collect::<Vec<_>>())
-            }
+            Some(scale) => math::sum_squares_where(g, scale),
             None => math::sum_squares(g),
         }
         .sqrt();

@@ -131,6 +131,19 @@ dispatch! {
 }
 
 dispatch! {
+    /// [`sum_squares`] of `x` as if its elements where `keep` is zero were zero (the same lanes,
+    /// the same bits), without making that copy.
+    pub(crate) fn sum_squares_where(x: &[f32], keep: &[f32]) -> f64 {
+        let mut lanes = [0.0f64; LANES];
+        for (i, (&v, &k)) in x.iter().zip(keep).enumerate() {
+            let v = if k == 0.0 { 0.0 } else { v as f64 };
+            lanes[i % LANES] = v.mul_add(v, lanes[i % LANES]);
+        }
+        lanes.iter().sum()
+    }
+}
+
+dispatch! {
     /// `x ← x · s`.
     pub(crate) fn scale_(x: &mut [f32], s: f32) {
         for v in x {
@@ -268,6 +281,22 @@ mod tests {
         x.extend([0.0, -0.0, 0.625, -0.625, 9.0, -9.0, 88.7, 88.8, -103.0, -104.5, 1e-30, -1e-40]);
         x.extend([f32::INFINITY, f32::NEG_INFINITY, f32::MAX, f32::MIN, f32::MIN_POSITIVE]);
         x
+    }
+
+    /// The masked sum of squares is the sum of squares of the zeroed copy, bit for bit, on every
+    /// instruction set.
+    #[test]
+    fn masked_sum_of_squares_is_the_sum_of_the_zeroed_copy() {
+        let mut rng = StdRng::seed_from_u64(2);
+        for len in [0, 1, 15, 16, 17, 1000, 4099] {
+            let x: Vec<f32> = (0..len).map(|_| rng.random_range(-3.0f32..3.0)).collect();
+            let keep: Vec<f32> = (0..len).map(|_| if rng.random_bool(0.3) { 0.0 } else { 1.0 }).collect();
+            let zeroed: Vec<f32> = x.iter().zip(&keep).map(|(&v, &k)| if k == 0.0 { 0.0 } else { v }).collect();
+            for isa in isas() {
+                let (a, b) = force(isa, || (sum_squares_where(&x, &keep), sum_squares(&zeroed)));
+                assert_eq!(a.to_bits(), b.to_bits(), "{isa:?}, {len} values");
+            }
+        }
     }
 
     /// `exp` and `tanh` within 2 ULP of the exact value (`f64` rounded), on every range.
