@@ -190,3 +190,17 @@ fn a_study_from_a_multitask_source_reports_interference() {
     assert!(report.contains("| short |") && report.contains("| acrobot |"), "{report}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Named tasks need two or more: an experiment with fewer is refused naming the field, not a panic.
+#[test]
+fn fewer_than_two_tasks_are_refused() {
+    for tasks in ["[]", "[(\"only\", Env(id: \"CartPole-v1\"))]"] {
+        let text = format!(
+            r#"(version: 1, name: "x", source: Pretrain(algorithm: Ppo, steps: 100, env: Tasks(tasks: {tasks})),
+            targets: [Env(id: "CartPole-v1")], budget: 100, eval: (every: 50))"#
+        );
+        let experiment: Experiment = headstart::util::ron_options().from_str(&text).unwrap();
+        let e = headstart::study::validate::validate(&experiment, &Registry::builtin()).err().unwrap().to_string();
+        assert!(e.contains("source.env") && e.contains("two tasks"), "{e}");
+    }
+}

@@ -250,6 +250,9 @@ impl Ppo {
             Head::Categorical { n } => *n,
             Head::Gaussian { dim, .. } => *dim,
         };
+        if let Some(tasks) = &cfg.tasks {
+            tasks.check_spaces(env_dim, out)?;
+        }
         cfg.net.check_size(obs_dim, out.max(1))?;
         let critic_net = cfg.critic_net();
         critic_net.check_size(obs_dim, 1)?;

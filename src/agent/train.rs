@@ -46,12 +46,11 @@ impl Task {
         }
     }
 
-    /// One environment of the task, as an evaluation steps it: the environment, a mixture's
-    /// draws, or the first task in the tasks' shared spaces.
+    /// One environment of the task, as an evaluation steps it: the environment (a mixture's
+    /// first variant), or the first task in the tasks' shared spaces.
     pub fn make(&self, registry: &Registry) -> Result<Box<dyn crate::env::Env>, EnvError> {
         match self {
-            Task::Env(spec) => registry.make(spec),
-            Task::Mixture(mix) => Ok(Box::new(crate::env::mixture::MixtureEnv::new(registry, mix.clone())?)),
+            Task::Env(_) | Task::Mixture(_) => registry.make(self.nominal()),
             Task::Tasks(tasks) => Ok(Box::new(crate::env::tasks::TaskEnv::new(registry, tasks, 0)?)),
         }
     }

@@ -395,6 +395,11 @@ impl Experiment {
             {
                 return Err(StudyError::SourceEnv { message: "the mixture lists no variant".into() });
             }
+            if let EnvRef::Tasks { tasks, .. } = &p.env
+                && tasks.len() < 2
+            {
+                return bad("source.env", "Tasks needs at least two tasks");
+            }
         }
         Ok(())
     }

@@ -1,6 +1,7 @@
 //! Interference or positive sharing in a multitask source: after pretraining a multitask
 //! network, each task is also learned alone with the same budget per task (the multitask run's
-//! steps over its tasks), with the same hyperparameters and seed, and both are evaluated on the
+//! steps over its tasks), with the same hyperparameters, its share of the environments and
+//! minibatch rows (as many gradient steps on as much of its data) and the same seed, and both are evaluated on the
 //! task as the experiment evaluates (`interference.ron` beside the source checkpoint). Over the
 //! sources' pretraining seeds the report tests, per task, the paired difference (multitask
 //! minus alone) with a one-sample t test, Holm-corrected over the tasks: **positive sharing**
@@ -8,11 +9,12 @@
 
 use std::fmt::Write;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use serde::{Deserialize, Serialize};
 
 use crate::agent::session::Session;
-use crate::agent::{Agent, AgentConfig, evaluate};
+use crate::agent::{Agent, AgentConfig, Outcome, evaluate};
 use crate::env::tasks::TaskEnv;
 use crate::env::{Registry, Tasks};
 use crate::util::{ron_options, to_ron, write_atomic};
@@ -51,7 +53,10 @@ pub struct TaskScore {
 
 /// Scores `agent` (the multitask network trained on `tasks` for `steps` with `config` and
 /// `seed`) on each task, and a single-task run of each task with the same budget per task;
-/// writes them into the checkpoint folder `dir`.
+/// writes them into the checkpoint folder `dir`. A single-task run steps `n_envs / T`
+/// environments with minibatches of `batch_size / T` rows: the multitask run's share of each
+/// rollout and minibatch for one task, so that it takes as many gradient steps on as much of
+/// its task's data. `stop` interrupts it.
 pub fn measure(
     registry: &Registry,
     tasks: &Tasks,
@@ -59,6 +64,7 @@ pub fn measure(
     (config, steps, seed): (&AgentConfig, u64, u64),
     eval: &Eval,
     dir: &Path,
+    stop: &AtomicBool,
 ) -> Result<Interference, StudyError> {
     let env_error = |e: crate::env::EnvError| StudyError::SourceEnv { message: e.to_string() };
     let agent_error = |error| StudyError::Pretrain { error };
@@ -69,14 +75,22 @@ pub fn measure(
         let mut shared = TaskEnv::new(registry, tasks, t).map_err(env_error)?;
         let multitask = evaluate(agent, &mut shared, eval.episodes, eval.deterministic, eval_seed).map_err(env_error)?;
         let mut env = registry.make(spec).map_err(env_error)?;
-        let mut alone = config
-            .clone()
-            .single_task()
-            .build(env.observation_space(), env.action_space(), seed)
-            .map_err(agent_error)?;
+        let mut single = config.clone().single_task();
+        if let AgentConfig::Ppo(c) = &mut single {
+            (c.n_envs, c.batch_size) = ((c.n_envs / tasks.len()).max(1), (c.batch_size / tasks.len()).max(1));
+        }
+        let mut alone = single.build(env.observation_space(), env.action_space(), seed).map_err(agent_error)?;
         let task = crate::agent::train::Task::Env(spec.clone());
         let mut session = Session::new(registry, &task, alone.as_mut(), steps_per_task).map_err(agent_error)?;
-        session.train(&mut |_| std::ops::ControlFlow::Continue(())).map_err(agent_error)?;
+        let outcome = session
+            .train(&mut |_| match stop.load(Ordering::SeqCst) {
+                true => std::ops::ControlFlow::Break(()),
+                false => std::ops::ControlFlow::Continue(()),
+            })
+            .map_err(agent_error)?;
+        if outcome == Outcome::Stopped {
+            return Err(StudyError::PretrainInterrupted);
+        }
         drop(session);
         let single = evaluate(alone.as_ref(), env.as_mut(), eval.episodes, eval.deterministic, eval_seed).map_err(env_error)?;
         scores.push(TaskScore { task: name.clone(), multitask: multitask.mean, single: single.mean });
@@ -102,7 +116,7 @@ pub fn section(runs: &[Interference]) -> String {
     let Some(first) = runs.first() else { return String::new() };
     let _ = writeln!(
         out,
-        "Each task learned alone with the same budget per task ({} steps, the same hyperparameters and seed), against the \
+        "Each task learned alone with the same budget per task ({} steps; the same hyperparameters, seed and gradient steps), against the \
          multitask network on that task ({} {} episodes each), over {} pretraining seed(s); a paired t test of the difference, \
          Holm-corrected over the {} tasks.\n",
         first.steps_per_task,

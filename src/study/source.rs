@@ -257,7 +257,8 @@ fn pretrain(
     drop(session);
     if let Task::Tasks(tasks) = &task {
         eprintln!("source: each of the {} tasks alone, for interference ({} steps each)", tasks.len(), p.steps / tasks.len() as u64);
-        super::interference::measure(registry, tasks, agent.as_ref(), (&config, p.steps, p.seed), &experiment.eval, dir)?;
+        let run = (&config, p.steps, p.seed);
+        super::interference::measure(registry, tasks, agent.as_ref(), run, &experiment.eval, dir, stop)?;
     }
     Ok(())
 }

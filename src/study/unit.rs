@@ -228,9 +228,12 @@ fn run(unit: &Unit<'_>, cx: &UnitContext<'_>, lost: &dyn Fn() -> bool, so_far: &
         }
         None => so_far.evals.push(evaluator.evaluate(session.agent(), 0)?),
     }
-    let result = train(&mut session, &mut evaluator, cx, lost, so_far, (next, &checkpoint_path, start));
+    // The episodes so far stay in the record even when training panics.
+    let trained = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        train(&mut session, &mut evaluator, cx, lost, so_far, (next, &checkpoint_path, start))
+    }));
     so_far.curve = std::mem::take(&mut session.curve);
-    result
+    trained.unwrap_or_else(|panic| std::panic::resume_unwind(panic))
 }
 
 /// Trains the session to its budget: an evaluation at every grid point passed, a preemption

@@ -114,8 +114,11 @@ pub(super) fn expand(
 ) -> Result<Vec<String>, TransferError> {
     let Some(tasks) = card.config.tasks() else { return Ok(patterns.to_vec()) };
     let t = chosen(tasks, strategy, target)?;
-    let depth = card.config.net().hidden.len();
-    let first = |net: &str| if depth == 0 { format!("{net}.head") } else { format!("{net}.trunk.0") };
+    let depth = |net: &str| match (&card.config, net) {
+        (crate::agent::AgentConfig::Ppo(c), "critic") => c.critic_net().hidden.len(),
+        _ => card.config.net().hidden.len(),
+    };
+    let first = |net: &str| if depth(net) == 0 { format!("{net}.head") } else { format!("{net}.trunk.0") };
     let mut out = Vec::new();
     for pattern in patterns {
         let (kind, name) = pattern.split_once('.').unwrap_or((pattern, ""));
@@ -131,7 +134,9 @@ pub(super) fn expand(
             }
             "inputs" => out.extend(["actor", "critic"].map(first)),
             "heads" => out.push("actor.head".into()),
-            "trunk" if name.is_empty() => out.extend((1..depth).flat_map(|i| ["actor", "critic"].map(|n| format!("{n}.trunk.{i}")))),
+            "trunk" if name.is_empty() => {
+                out.extend(["actor", "critic"].into_iter().flat_map(|n| (1..depth(n)).map(move |i| format!("{n}.trunk.{i}"))))
+            }
             _ => out.push(pattern.clone()),
         }
     }

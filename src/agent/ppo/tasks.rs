@@ -1,7 +1,9 @@
 //! PPO as a multitask network over the shared spaces of [`crate::env::Tasks`] (see
 //! `env/tasks.rs`): each row's task is read from the one-hot id that ends its observation
 //! (which the observation normaliser leaves as it is, as it leaves the other tasks' blocks at
-//! zero, so that a task's rows reach only its own input layer); with a head per task, the logits outside
+//! zero, so that a task's rows reach only its own input layer; the running statistics of a block
+//! count the other tasks' zero rows too, so its mean and variance are diluted by them, the same
+//! at training and, carried by transfer, on the target); with a head per task, the logits outside
 //! the row's slice of the actions are masked (`-1e9`: probability 0 in `f64`, so those outputs
 //! get no gradient from the row); advantages are normalised within each task's rows of a
 //! minibatch, so that one task's reward scale does not drown the others' (per-task advantage
@@ -64,6 +66,18 @@ impl TaskNets {
     /// Task `t`'s slice of the actions (start, count), with a head per task.
     pub fn action_slice(&self, t: usize) -> Option<(usize, usize)> {
         (!self.actions.is_empty()).then(|| (self.actions[..t].iter().sum(), self.actions[t]))
+    }
+
+    /// Refuses spaces that are not the tasks' shared ones (`obs` values per observation, `actions`
+    /// policy outputs).
+    pub(super) fn check_spaces(&self, obs: usize, actions: usize) -> Result<(), AgentError> {
+        check("tasks", obs == self.obs_dim(), &format!("the tasks' shared observation has {} values, these spaces {obs}", self.obs_dim()))?;
+        let sum: usize = self.actions.iter().sum();
+        check(
+            "tasks",
+            self.actions.is_empty() || sum == actions,
+            &format!("the tasks' heads have {sum} actions in all, these spaces {actions}"),
+        )
     }
 
     pub(super) fn validate(&self, n_envs: usize) -> Result<(), AgentError> {

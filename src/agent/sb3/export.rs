@@ -33,6 +33,13 @@ pub fn export(dir: &Path, out: &Path) -> Result<Vec<PathBuf>, Sb3Error> {
     let (card, agent) = (loaded.card, loaded.agent);
     let mut tensors: HashMap<String, Tensor> = agent.tensors().into_iter().collect();
     let fail = |m: String| Sb3Error::new(dir, None, m);
+    if card.config.objective().skills() > 0 || card.config.tasks().is_some() {
+        return Err(fail(
+            "a skill-discovery or multitask network reads a skill or task id that SB3's policies have no input for: \
+             transfer it to a single task first (`headstart transfer`, which folds the skill or task in), then export that"
+                .into(),
+        ));
+    }
     fold_added(dir, &card.config.net().added, &mut tensors)?;
     let take = |from: &str, to: &str| -> Result<StateTensor, Sb3Error> {
         let t = tensors.get(from).ok_or_else(|| fail(format!("the checkpoint has no `{from}`")))?;

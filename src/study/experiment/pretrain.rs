@@ -33,6 +33,9 @@ impl Pretrain {
                 return Err(source_env("the mixture lists no variant".into()));
             }
             EnvRef::Mixture(mix) => Task::Mixture(mix.clone()),
+            EnvRef::Tasks { tasks, .. } if tasks.len() < 2 => {
+                return Err(source_env(format!("Tasks needs at least two tasks, not {}", tasks.len())));
+            }
             EnvRef::Tasks { tasks, heads } => {
                 let tasks: Result<Vec<(String, EnvSpec)>, StudyError> =
                     tasks.iter().map(|(name, env)| Ok((name.clone(), spec(env)?))).collect();
