@@ -54,21 +54,7 @@ pub(super) fn fold(
         });
     }
     let d = card.observation_space.flat_dim() as i64;
-    let first_layers: Vec<String> = ["actor", "critic"]
-        .iter()
-        .filter_map(|net| {
-            [format!("{net}.trunk.0"), format!("{net}.head")]
-                .into_iter()
-                .find(|layer| sources.get(&format!("{layer}.weight")).is_some_and(|w| w.size()[1] == d + c.skills as i64))
-        })
-        .collect();
-    for layer in &first_layers {
-        let w = &sources[&format!("{layer}.weight")];
-        let column = w.narrow(1, d + z as i64, 1).squeeze_dim(1);
-        let (weight, bias) = (w.narrow(1, 0, d).contiguous(), &sources[&format!("{layer}.bias")] + column);
-        sources.insert(format!("{layer}.weight"), weight);
-        sources.insert(format!("{layer}.bias"), bias);
-    }
+    let first_layers = super::task::fold_first_layers(sources, d + c.skills as i64, (0, d), d + z as i64);
     Ok(Some(format!(
         "skill {z} of the source's {}: its one-hot input folded into the bias of {}",
         c.skills,

@@ -30,21 +30,7 @@ pub(super) fn fold(
     let d = tasks.obs_dim() as i64;
     let (start, width) = tasks.obs_block(t);
     let id = (tasks.obs_dim() - tasks.len() + t) as i64;
-    let mut folded = Vec::new();
-    for net in ["actor", "critic"] {
-        let Some(layer) = [format!("{net}.trunk.0"), format!("{net}.head")]
-            .into_iter()
-            .find(|l| sources.get(&format!("{l}.weight")).is_some_and(|w| w.size()[1] == d))
-        else {
-            continue;
-        };
-        let w = &sources[&format!("{layer}.weight")];
-        let bias = &sources[&format!("{layer}.bias")] + w.narrow(1, id, 1).squeeze_dim(1);
-        let weight = w.narrow(1, start as i64, width as i64).contiguous();
-        sources.insert(format!("{layer}.weight"), weight);
-        sources.insert(format!("{layer}.bias"), bias);
-        folded.push(layer);
-    }
+    let folded = fold_first_layers(sources, d, (start as i64, width as i64), id);
     let mut actions = card.action_space.flat_dim();
     let mut head = String::new();
     if let Some((first, n)) = tasks.action_slice(t) {
@@ -141,4 +127,31 @@ pub(super) fn expand(
         }
     }
     Ok(out)
+}
+
+/// Folds an input column into the first layer of the actor and the critic, where that layer
+/// reads `inputs` values: keeps the `keep` columns (start, width) as the weight and adds column
+/// `column` (a one-hot input fixed at 1) to the bias. The layers folded.
+pub(super) fn fold_first_layers(
+    sources: &mut HashMap<String, Tensor>,
+    inputs: i64,
+    (start, width): (i64, i64),
+    column: i64,
+) -> Vec<String> {
+    let mut folded = Vec::new();
+    for net in ["actor", "critic"] {
+        let Some(layer) = [format!("{net}.trunk.0"), format!("{net}.head")]
+            .into_iter()
+            .find(|l| sources.get(&format!("{l}.weight")).is_some_and(|w| w.size()[1] == inputs))
+        else {
+            continue;
+        };
+        let w = &sources[&format!("{layer}.weight")];
+        let bias = &sources[&format!("{layer}.bias")] + w.narrow(1, column, 1).squeeze_dim(1);
+        let weight = w.narrow(1, start, width).contiguous();
+        sources.insert(format!("{layer}.weight"), weight);
+        sources.insert(format!("{layer}.bias"), bias);
+        folded.push(layer);
+    }
+    folded
 }
