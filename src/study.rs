@@ -49,6 +49,7 @@ pub mod decision;
 pub mod error;
 pub mod experiment;
 pub mod figures;
+pub mod guard;
 pub mod ids;
 pub mod interference;
 pub mod journal;
@@ -58,7 +59,9 @@ pub mod pretraining;
 pub mod records;
 pub mod report;
 pub mod resume;
+pub mod rounds;
 pub mod scores;
+pub mod sequential;
 pub mod shard;
 pub mod slurm;
 pub mod source;
@@ -90,7 +93,7 @@ pub use summary::Summary;
 use claim::Claimer;
 use experiment::{Experiment, Source};
 use journal::Journal;
-use unit::{Unit, UnitContext, UnitRun, Unrecorded, run_unit};
+use unit::{Claimed, Unit, UnitContext, run_claimed};
 
 pub use shard::Shard;
 
@@ -200,44 +203,62 @@ pub fn run(
     let busy = AtomicUsize::new(0);
     tch::set_num_threads(1);
     let pool = rayon::ThreadPoolBuilder::new().num_threads(opts.jobs.max(1)).build().map_err(StudyError::Pool)?;
-    pool.install(|| {
-        pending.par_iter().for_each(|unit| {
-            if stop.load(Ordering::SeqCst) {
-                return;
+    // What becomes of a claimed unit: counted, logged; whether it moved (not busy elsewhere).
+    let handle = |ran: Result<Claimed, StudyError>| -> bool {
+        let run = match ran {
+            Ok(Claimed::Ran(run)) => run,
+            Ok(Claimed::Busy) => {
+                busy.fetch_add(1, Ordering::Relaxed);
+                return false;
             }
-            let ran = run_claimed(unit, &cx, &claimer, &journal, &opts.out);
-            let run = match ran {
-                Ok(Claimed::Ran(run)) => run,
-                Ok(Claimed::Busy) => {
-                    busy.fetch_add(1, Ordering::Relaxed);
-                    return;
-                }
-                Ok(Claimed::Skipped) => return bar.inc(1),
-                Err(e) => return errors.lock().unwrap_or_else(|p| p.into_inner()).push(e),
+            Ok(Claimed::Paused) => return true,
+            Ok(Claimed::Skipped) => {
+                bar.inc(1);
+                return true;
+            }
+            Err(e) => {
+                errors.lock().unwrap_or_else(|p| p.into_inner()).push(e);
+                return false;
+            }
+        };
+        bar.inc(1);
+        let rate = steps_done.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64().max(1e-9);
+        bar.set_message(format!("{rate:.0} steps/s"));
+        if log {
+            let result = &run.result;
+            let last = result.evals.last().map(|e| e.mean).unwrap_or(f64::NAN);
+            let status = match &result.status {
+                UnitStatus::Finished => format!("return {last:.1}"),
+                UnitStatus::Failed(e) => format!("FAILED: {e}"),
+                UnitStatus::Stopped { step, .. } => format!("stopped by the guard at step {step}"),
             };
-            bar.inc(1);
-            let rate = steps_done.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64().max(1e-9);
-            bar.set_message(format!("{rate:.0} steps/s"));
-            if log {
-                let result = &run.result;
-                let last = result.evals.last().map(|e| e.mean).unwrap_or(f64::NAN);
-                let status = match &result.status {
-                    UnitStatus::Finished => format!("return {last:.1}"),
-                    UnitStatus::Failed(e) => format!("FAILED: {e}"),
-                };
-                let resumed = run.resumed_at.map(|s| format!(", resumed at step {s}")).unwrap_or_default();
-                eprintln!(
-                    "[{}/{}] {} {} seed {}: {status} ({:.1} s{resumed})",
-                    bar.position(),
-                    mine.len(),
-                    result.target,
-                    result.arm,
-                    result.seed,
-                    run.seconds
-                );
-            }
-        })
-    });
+            let resumed = run.resumed_at.map(|s| format!(", resumed at step {s}")).unwrap_or_default();
+            eprintln!(
+                "[{}/{}] {} {} seed {}: {status} ({:.1} s{resumed})",
+                bar.position(),
+                mine.len(),
+                result.target,
+                result.arm,
+                result.seed,
+                run.seconds
+            );
+        }
+        true
+    };
+    let io = (&claimer, &journal, opts.out.as_path());
+    match guard::Looks::of(experiment) {
+        None => pool.install(|| {
+            pending.par_iter().for_each(|unit| {
+                if !stop.load(Ordering::SeqCst) {
+                    handle(run_claimed(unit, &cx, io, None));
+                }
+            })
+        }),
+        Some(looks) => {
+            let rounds = rounds::Rounds { all: &all, mine: &mine, cx: &cx, io, looks: &looks, sources: sources[0].record.count() };
+            rounds.run(&pool, &bar, &handle, || errors.lock().map_or(true, |e| !e.is_empty()))?;
+        }
+    }
     bar.finish_and_clear();
     if let Some(e) = errors.into_inner().unwrap_or_else(|p| p.into_inner()).into_iter().next() {
         return Err(e);
@@ -308,51 +329,6 @@ pub fn prepare(
     stop: &AtomicBool,
 ) -> Result<usize, StudyError> {
     Ok(setup(experiment, registry, opts, stop)?.plan.units().len())
-}
-
-/// What became of a pending unit.
-enum Claimed {
-    /// A record appeared meanwhile, or the run was stopped or the claim lost.
-    Skipped,
-    /// A live process holds it.
-    Busy,
-    /// This process ran it and published its record.
-    Ran(Box<UnitRun>),
-}
-
-/// Claims a unit, runs it (from its checkpoint when there is one) and publishes its record once.
-fn run_claimed(
-    unit: &Unit<'_>,
-    cx: &UnitContext<'_>,
-    claimer: &Claimer,
-    journal: &Journal,
-    out: &Path,
-) -> Result<Claimed, StudyError> {
-    let Some(claim) = claimer.try_claim(&claim::claim_path(&unit.path))? else { return Ok(Claimed::Busy) };
-    if unit.path.exists() {
-        return Ok(Claimed::Skipped);
-    }
-    let name = unit.path.strip_prefix(out).unwrap_or(&unit.path).display().to_string();
-    journal.write("claimed", &name, "")?;
-    if let Some(progress) = resume::peek(&resume::resume_path(&unit.path)) {
-        journal.write("resuming", &name, progress.steps)?;
-    }
-    let run = match run_unit(unit, cx, &|| claim.is_lost()) {
-        Ok(run) => run,
-        Err(why) => {
-            journal.write(if why == Unrecorded::Lost { "lost" } else { "stopped" }, &name, "")?;
-            return Ok(Claimed::Skipped);
-        }
-    };
-    write_atomic(&unit.path.with_extension("csv"), run.curve.to_csv())?;
-    if claim::publish_once(&unit.path, to_ron(&run.result))? {
-        journal.write("recorded", &name, format!("{:.3}", run.seconds))?;
-    } else {
-        journal.write("duplicate", &name, "")?;
-    }
-    let _ = std::fs::remove_file(resume::resume_path(&unit.path));
-    drop(claim);
-    Ok(Claimed::Ran(Box::new(run)))
 }
 
 /// Renders summary, figures and report again from a results folder, without training; at any

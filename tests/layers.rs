@@ -138,14 +138,14 @@ fn the_reference_scanner_sees_paths_and_groups() {
 /// floors below its own, and `StudyError` (the ground's), so that the study's vocabulary sits at
 /// the bottom and nothing imports in a circle.
 const STUDY_FLOORS: &[&[&str]] = &[
-    &["stats", "claim", "shard", "slurm", "error", "ids"],
+    &["stats", "claim", "shard", "slurm", "error", "ids", "sequential"],
     &["experiment", "journal", "decision"],
     &["records", "power", "interference"],
     &["scores", "resume", "source", "cost", "pretraining"],
-    &["speed", "validate", "aggregate"],
+    &["speed", "validate", "aggregate", "guard"],
     &["plan"],
     &["summary", "unit", "status"],
-    &["figures"],
+    &["figures", "rounds"],
     &["report"],
 ];
 

@@ -41,9 +41,10 @@ pub(super) fn status(args: &StatusArgs) -> Result<()> {
     let total = st.units.len();
     let count = |f: fn(&State) -> bool| st.count(f);
     println!(
-        "{}: {total} units: {} finished, {} failed, {} running, {} stalled, {} interrupted, {} pending",
+        "{}: {total} units: {} finished, {} stopped by the guard, {} failed, {} running, {} stalled, {} interrupted, {} pending",
         st.experiment,
         count(|s| matches!(s, State::Finished)),
+        count(|s| matches!(s, State::Stopped { .. })),
         count(|s| matches!(s, State::Failed(_))),
         count(|s| matches!(s, State::Running { .. })),
         count(|s| matches!(s, State::Stalled { .. })),
@@ -64,6 +65,7 @@ pub(super) fn status(args: &StatusArgs) -> Result<()> {
                 format!("interrupted at step {step}/{}; the next run continues it", st.budget)
             }
             State::Failed(e) => format!("FAILED: {e}"),
+            State::Stopped { step } => format!("stopped by the guard at step {step}/{}", st.budget),
             State::Finished if args.all => "finished".into(),
             State::Pending if args.all => "pending".into(),
             State::Finished | State::Pending => continue,
@@ -72,7 +74,7 @@ pub(super) fn status(args: &StatusArgs) -> Result<()> {
     }
     match (st.mean_seconds, st.eta) {
         (Some(mean), Some(eta)) => println!("{mean:.1} s a unit; about {} left at this pace", human(eta)),
-        (Some(mean), None) if count(|s| matches!(s, State::Finished | State::Failed(_))) < total => {
+        (Some(mean), None) if count(|s| matches!(s, State::Finished | State::Failed(_) | State::Stopped { .. })) < total => {
             println!("{mean:.1} s a unit; nothing is running (run `headstart run` to continue)")
         }
         _ => {}

@@ -167,19 +167,8 @@ pub fn compare(
     } else {
         (&transfer.values, &scratch.values)
     };
-    let enough = better.len() >= MIN_SEEDS && worse.len() >= MIN_SEEDS;
-    let (gb, gw) = match groups {
-        Some((gt, gs)) if metric.lower_is_better() => (gs.to_vec(), gt.to_vec()),
-        Some((gt, gs)) => (gt.to_vec(), gs.to_vec()),
-        None => (vec![0; better.len()], vec![0; worse.len()]),
-    };
-    let levels = groups.map(|_| source_levels(better, &gb, worse, &gw));
-    let welch = match &levels {
-        Some((_, differences)) => stats::one_sample_t(differences),
-        None => stats::welch(better, worse),
-    }
-    .filter(|_| enough);
-    let levels = levels.map(|(levels, _)| levels);
+    let (gb, gw) = oriented_groups(metric, groups, better.len(), worse.len());
+    let (welch, levels) = test(better, &gb, worse, &gw, groups.is_some());
     let (difference, ci95, p) = match welch {
         Some(w) => (w.difference, w.interval(0.95), w.p),
         None if better.is_empty() || worse.is_empty() => (f64::NAN, (f64::NAN, f64::NAN), f64::NAN),
@@ -216,6 +205,42 @@ pub fn compare(
         transfer,
         scratch,
     }
+}
+
+/// The groups of `better`'s and `worse`'s values (every value in group 0 without groups).
+fn oriented_groups(
+    metric: Metric,
+    groups: Option<(&[usize], &[usize])>,
+    better: usize,
+    worse: usize,
+) -> (Vec<usize>, Vec<usize>) {
+    match groups {
+        Some((gt, gs)) if metric.lower_is_better() => (gs.to_vec(), gt.to_vec()),
+        Some((gt, gs)) => (gt.to_vec(), gs.to_vec()),
+        None => (vec![0; better], vec![0; worse]),
+    }
+}
+
+/// The deciding test of `better` against `worse`: Welch's, or with several sources the
+/// one-sample t test of the per-source differences (with the two levels of variance); no test
+/// below [`MIN_SEEDS`] in either arm.
+fn test(better: &[f64], gb: &[usize], worse: &[f64], gw: &[usize], sources: bool) -> (Option<stats::Welch>, Option<Levels>) {
+    let enough = better.len() >= MIN_SEEDS && worse.len() >= MIN_SEEDS;
+    let levels = sources.then(|| source_levels(better, gb, worse, gw));
+    let welch = match &levels {
+        Some((_, differences)) => stats::one_sample_t(differences),
+        None => stats::welch(better, worse),
+    }
+    .filter(|_| enough);
+    (welch, levels.map(|(levels, _)| levels))
+}
+
+/// The test [`compare`] decides by, alone (no bootstrap, no description): transfer's values `t`
+/// against scratch's `s` on `metric`, with the sources as in [`compare`].
+pub fn deciding_test(metric: Metric, t: &[f64], s: &[f64], groups: Option<(&[usize], &[usize])>) -> Option<stats::Welch> {
+    let (better, worse) = if metric.lower_is_better() { (s, t) } else { (t, s) };
+    let (gb, gw) = oriented_groups(metric, groups, better.len(), worse.len());
+    test(better, &gb, worse, &gw, groups.is_some()).0
 }
 
 /// The per-source differences `mean(better) - mean(worse)` over the seeds of each source that

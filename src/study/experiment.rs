@@ -30,6 +30,7 @@ use crate::util::{describe_ron_error, file_safe, ron_options};
 
 use super::StudyError;
 use super::ids::{Metric, TargetId};
+pub use super::sequential::{Guard, Spending};
 
 mod pretrain;
 
@@ -86,6 +87,10 @@ pub struct Experiment {
     /// does an adapter beat fine-tuning?); those verdicts join the study's Holm family.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub against: Vec<String>,
+    /// A sequential guard [default: none]: the comparisons with scratch are tested at `looks`
+    /// points of the budget, and an arm that crosses the harm boundary is stopped there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub guard: Option<Guard>,
 }
 
 impl Experiment {
@@ -321,6 +326,12 @@ impl Experiment {
         }
         if self.resamples < 100 {
             return bad("resamples", "must be at least 100");
+        }
+        if let Some(guard) = &self.guard {
+            guard.check(self.budget, self.eval.every)?;
+            if self.primary != Metric::Area {
+                return bad("guard", "tests the area under the curve so far at each look: it needs `primary: Area`");
+            }
         }
         let mut labels: Vec<String> = self.strategies.iter().map(Strategy::label).collect();
         let misnamed = |(i, n): &(usize, &String)| self.against[..*i].contains(n) || !labels.contains(n);

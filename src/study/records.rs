@@ -32,6 +32,21 @@ pub enum UnitStatus {
     Finished,
     /// The unit's error; the other units carry on.
     Failed(String),
+    /// The study's guard stopped its arm at a look (see [`super::sequential`]): it trained to
+    /// `step`, in `seconds` of wall time, and no further.
+    Stopped {
+        /// The step of the look that stopped it.
+        step: u64,
+        /// Wall-clock seconds spent on the unit, by every process that ran it.
+        seconds: f64,
+    },
+}
+
+impl UnitStatus {
+    /// Whether the unit ran as planned: to the budget, or to the look its guard stopped it at.
+    pub fn completed(&self) -> bool {
+        !matches!(self, UnitStatus::Failed(_))
+    }
 }
 
 /// The record of one (target, arm, seed) run.
@@ -105,7 +120,7 @@ pub fn read_units(out: &Path) -> Result<Vec<UnitResult>, StudyError> {
 fn read_unit(path: &Path) -> Result<UnitResult, StudyError> {
     let text = crate::util::read_to_string(path)?;
     let unit: UnitResult = ron_options().from_str(&text).map_err(|e| StudyError::record(path, e))?;
-    if unit.status == UnitStatus::Finished && unit.evals.is_empty() {
+    if unit.status.completed() && unit.evals.is_empty() {
         return Err(StudyError::record(
             path,
             "a finished unit without evaluations (`evals: []`); remove the file to run the unit again",
@@ -114,10 +129,11 @@ fn read_unit(path: &Path) -> Result<UnitResult, StudyError> {
     Ok(unit)
 }
 
-/// Every evaluation of every finished unit, one row each, for plotting elsewhere.
+/// Every evaluation of every finished unit (and of every unit a guard stopped, up to its stop),
+/// one row each, for plotting elsewhere.
 pub fn evaluations_csv(units: &[UnitResult]) -> String {
     let mut out = String::from("target,arm,seed,step,nominal_step,mean_return,std_return\n");
-    for u in units.iter().filter(|u| u.status == UnitStatus::Finished) {
+    for u in units.iter().filter(|u| u.status.completed()) {
         for e in &u.evals {
             out.push_str(&format!("{},{},{},{},{},{},{}\n", u.target, u.arm, u.seed, e.step, e.nominal, e.mean, e.std));
         }

@@ -9,7 +9,12 @@
 pub use super::ids::Metric;
 use super::experiment::Experiment;
 use super::records::TargetInfo;
-use super::records::{UnitResult, UnitStatus};
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use serde::{Deserialize, Serialize};
+
+use super::ids::ArmId;
+use super::records::UnitResult;
 use super::stats;
 
 /// One unit's scores.
@@ -23,7 +28,7 @@ pub struct Scores {
     pub area: f64,
     /// Steps trained at the first evaluation at the threshold; `None`: censored.
     pub time: Option<f64>,
-    /// Whether the unit finished its budget.
+    /// Whether the unit ran as planned (to the budget, or to the look its guard stopped it at).
     pub finished: bool,
     /// The unit's seed (which source it transferred from, with several).
     pub seed: u64,
@@ -62,7 +67,8 @@ pub fn censored_time<'a>(experiment: &Experiment, scores: impl IntoIterator<Item
 /// Scores one unit on its target (see the module's docs for units that did not finish).
 pub fn score(unit: &UnitResult, info: &TargetInfo, experiment: &Experiment) -> Scores {
     let norm = |r: f64| (r - info.random_return) / (info.threshold - info.random_return);
-    let finished = unit.status == UnitStatus::Finished;
+    // A unit its guard stopped is scored on its curve so far (the guard's own statistic).
+    let finished = unit.status.completed();
     // The unit's curve on the grid: its evaluations, carried forward past its last finite one.
     let evals: Vec<_> = unit.evals.iter().filter(|e| e.mean.is_finite()).collect();
     let mut steps = Vec::new();
@@ -107,3 +113,55 @@ pub fn score(unit: &UnitResult, info: &TargetInfo, experiment: &Experiment) -> S
         seed: unit.seed,
     }
 }
+
+/// The mean evaluation curve of an arm on the grid, with a 95 % bootstrap band.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ArmCurve {
+    /// The arm's label.
+    pub arm: String,
+    /// The grid points where at least one finished run has an evaluation.
+    pub steps: Vec<u64>,
+    /// The mean evaluation return there.
+    pub mean: Vec<f64>,
+    /// The lower end of its 95 % bootstrap interval.
+    pub low: Vec<f64>,
+    /// The upper end.
+    pub high: Vec<f64>,
+    /// Finished runs.
+    pub finished: usize,
+    /// Failed runs.
+    pub failed: usize,
+}
+
+/// An arm's mean curve over its completed runs (finished, or stopped by a guard) on the grid, with a bootstrap band.
+pub fn curve(experiment: &Experiment, units: &[&UnitResult], arm: &ArmId, ti: usize, ai: usize) -> ArmCurve {
+    let runs: Vec<&&UnitResult> = units.iter().filter(|u| &u.arm == arm && u.status.completed()).collect();
+    let mut curve = ArmCurve {
+        arm: arm.to_string(),
+        steps: Vec::new(),
+        mean: Vec::new(),
+        low: Vec::new(),
+        high: Vec::new(),
+        finished: runs.len(),
+        failed: units.iter().filter(|u| &u.arm == arm && !u.status.completed()).count(),
+    };
+    let mut rng = StdRng::seed_from_u64((ti * 1000 + ai) as u64);
+    for g in grid(experiment) {
+        let values: Vec<f64> =
+            runs.iter().filter_map(|u| u.evals.iter().find(|e| e.nominal == g).map(|e| e.mean)).collect();
+        if values.is_empty() {
+            continue;
+        }
+        let (low, high) = if values.len() > 1 {
+            stats::bootstrap_ci(&values, stats::mean, 2000, &mut rng)
+        } else {
+            (values[0], values[0])
+        };
+        curve.steps.push(g);
+        curve.mean.push(stats::mean(&values));
+        curve.low.push(low);
+        curve.high.push(high);
+    }
+    curve
+}
+

@@ -19,6 +19,11 @@ pub enum State {
     Finished,
     /// It has a record of a failed run.
     Failed(String),
+    /// The study's guard stopped its arm at this step.
+    Stopped {
+        /// The step of the look.
+        step: u64,
+    },
     /// A live process holds its claim.
     Running {
         /// The claim's host and process (`None` while the claim file is being written).
@@ -81,6 +86,7 @@ pub fn status(out: &Path, timeout: Option<Duration>) -> Result<Status, StudyErro
             (Some(u), _) => match &u.status {
                 UnitStatus::Finished => State::Finished,
                 UnitStatus::Failed(e) => State::Failed(e.clone()),
+                UnitStatus::Stopped { step, .. } => State::Stopped { step: *step },
             },
             (None, Some(claim)) => {
                 let owner = claim.owner.as_ref().map(|o| (o.host.clone(), o.pid));
@@ -103,7 +109,7 @@ pub fn status(out: &Path, timeout: Option<Duration>) -> Result<Status, StudyErro
     let mut status =
         Status { experiment: experiment.name.clone(), budget: experiment.budget, units, mean_seconds, eta: None };
     let running = status.count(|s| matches!(s, State::Running { .. }));
-    let left = status.count(|s| !matches!(s, State::Finished | State::Failed(_)));
+    let left = status.count(|s| !matches!(s, State::Finished | State::Failed(_) | State::Stopped { .. }));
     status.eta =
         mean_seconds.filter(|_| running > 0).map(|mean| Duration::from_secs_f64(mean * left as f64 / running as f64));
     Ok(status)

@@ -29,20 +29,20 @@
 //!   `effect` (the smallest difference of interest) needs. The observed difference is never
 //!   used: under no effect it is noise.
 
-use rand::SeedableRng;
-use rand::rngs::StdRng;
 use serde::{Deserialize, Serialize};
 
 use super::aggregate::{self, AggregateRow};
 use super::decision::{self, Correction};
 pub use super::decision::{ArmValues, MetricStat, Verdict};
 use super::experiment::Experiment;
+use super::guard::{self, ArmGuard, GuardSummary, Looks};
 use super::plan::{ArmId, TargetInfo, arms};
 use super::power::power;
 pub use super::power::{POWER, Power};
 use super::records::{UnitResult, UnitStatus};
 pub use super::ids::{Interval, Metric};
-use super::scores::{self, Scores};
+use super::scores::{self, Scores, curve};
+pub use super::scores::ArmCurve;
 use super::source::SourceRecord;
 pub use super::speed::{Speedup, TotalTime};
 use super::speed::{median_time, speedup_interval};
@@ -104,6 +104,9 @@ pub struct Comparison {
     pub notes: Vec<String>,
     /// What the study could detect here.
     pub power: Power,
+    /// Where the study's guard left the strategy (with a guard, against scratch).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub guard: Option<ArmGuard>,
 }
 
 impl Comparison {
@@ -116,25 +119,6 @@ impl Comparison {
     pub fn metric(&self, metric: Metric) -> Option<&MetricStat> {
         self.metrics.iter().find(|m| m.metric == metric.name())
     }
-}
-
-/// The mean evaluation curve of an arm on the grid, with a 95 % bootstrap band.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct ArmCurve {
-    /// The arm's label.
-    pub arm: String,
-    /// The grid points where at least one finished run has an evaluation.
-    pub steps: Vec<u64>,
-    /// The mean evaluation return there.
-    pub mean: Vec<f64>,
-    /// The lower end of its 95 % bootstrap interval.
-    pub low: Vec<f64>,
-    /// The upper end.
-    pub high: Vec<f64>,
-    /// Finished runs.
-    pub finished: usize,
-    /// Failed runs.
-    pub failed: usize,
 }
 
 /// One target's curves and comparisons.
@@ -184,6 +168,9 @@ pub struct Summary {
     pub unaggregated: Vec<String>,
     /// Units that failed, with their errors.
     pub failures: Vec<String>,
+    /// The guard's looks, decisions and savings (with a guard).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub guard: Option<GuardSummary>,
     /// Set when the summary was made before every unit finished.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub partial: Option<super::records::Partial>,
@@ -204,6 +191,8 @@ pub fn summarize(
     let mut targets = Vec::new();
     // Per target and strategy: transfer's and scratch's scores, for the aggregate.
     let mut scored: Vec<Vec<(Vec<Scores>, Vec<Scores>)>> = Vec::new();
+    let looks = Looks::of(experiment);
+    let mut decisions = Vec::new();
     for (ti, info) in infos.iter().enumerate() {
         let key = &info.target.key;
         let of_target = || units.iter().filter(move |u| &u.target == key);
@@ -224,9 +213,19 @@ pub fn summarize(
         let scratch = scores_of(&scratch_arm.id);
         let mut comparisons = Vec::new();
         let mut target_scores = Vec::new();
+        let target_units: Vec<UnitResult> = of_target().cloned().collect();
+        let target_looks = looks.as_ref().map(|g| guard::looks(experiment, g, info, &target_units, source.count()));
+        decisions.extend(target_looks.iter().flatten().cloned());
         for (si, arm) in strategy_arms.iter().enumerate() {
             let transfer = scores_of(&arm.id);
-            comparisons.push(compare(experiment, &arm.id, &transfer, &scratch, source, (ti * 100 + si) as u64));
+            let seed = (ti * 100 + si) as u64;
+            let mut c = compare(experiment, &arm.id, &transfer, &scratch, source, seed);
+            if let (Some(g), Some(l)) = (&looks, &target_looks) {
+                let metrics = &mut c.metrics;
+                let sources = source.count();
+                c.guard = Some(guard::apply(experiment, g, l, info, &target_units, &arm.id, sources, seed, metrics));
+            }
+            comparisons.push(c);
             target_scores.push((transfer, scratch.clone()));
         }
         // Against the strategies named in `against`: the same comparison with that arm as the
@@ -277,40 +276,9 @@ pub fn summarize(
         aggregate,
         unaggregated,
         failures,
+        guard: looks.map(|looks| GuardSummary { looks, decisions, saved: guard::saved(experiment, units) }),
         partial: None,
     }
-}
-
-/// An arm's mean curve over its finished runs on the grid, with a bootstrap band.
-fn curve(experiment: &Experiment, units: &[&UnitResult], arm: &ArmId, ti: usize, ai: usize) -> ArmCurve {
-    let runs: Vec<&&UnitResult> = units.iter().filter(|u| &u.arm == arm && u.status == UnitStatus::Finished).collect();
-    let mut curve = ArmCurve {
-        arm: arm.to_string(),
-        steps: Vec::new(),
-        mean: Vec::new(),
-        low: Vec::new(),
-        high: Vec::new(),
-        finished: runs.len(),
-        failed: units.iter().filter(|u| &u.arm == arm && u.status != UnitStatus::Finished).count(),
-    };
-    let mut rng = StdRng::seed_from_u64((ti * 1000 + ai) as u64);
-    for g in scores::grid(experiment) {
-        let values: Vec<f64> =
-            runs.iter().filter_map(|u| u.evals.iter().find(|e| e.nominal == g).map(|e| e.mean)).collect();
-        if values.is_empty() {
-            continue;
-        }
-        let (low, high) = if values.len() > 1 {
-            stats::bootstrap_ci(&values, stats::mean, 2000, &mut rng)
-        } else {
-            (values[0], values[0])
-        };
-        curve.steps.push(g);
-        curve.mean.push(stats::mean(&values));
-        curve.low.push(low);
-        curve.high.push(high);
-    }
-    curve
 }
 
 /// One strategy against scratch, before the study-wide correction of its headline.
@@ -402,6 +370,7 @@ fn compare(
             effect: experiment.effect(),
             replicates_for_effect: None,
         },
+        guard: None,
         metrics,
     }
 }

@@ -14,6 +14,9 @@ use crate::agent::{Agent, Event, Outcome};
 use crate::env::Registry;
 
 use super::StudyError;
+use super::claim::{self, Claimer};
+use super::journal::Journal;
+use crate::util::{to_ron, write_atomic};
 use super::experiment::Experiment;
 use super::plan::{Arm, TargetInfo};
 use super::records::{EvalPoint, UnitResult, UnitStatus};
@@ -42,6 +45,8 @@ pub enum Unrecorded {
     Interrupted,
     /// Another process took the unit's claim over.
     Lost,
+    /// It reached the look it was run to (a guarded study's round); its checkpoint is saved.
+    Paused,
 }
 
 /// Why a unit's run ended before the budget.
@@ -97,11 +102,19 @@ struct SoFar {
 }
 
 /// Runs one unit (from its checkpoint when it has one) and returns its record and training
-/// episodes; `lost` says whether another process took the unit over.
-pub fn run_unit(unit: &Unit<'_>, cx: &UnitContext<'_>, lost: &dyn Fn() -> bool) -> Result<UnitRun, Unrecorded> {
+/// episodes; `lost` says whether another process took the unit over. With `until`, the unit
+/// pauses at its first evaluation at or past that step, its checkpoint saved
+/// ([`Unrecorded::Paused`]), unless that is the end of its budget.
+pub fn run_unit(
+    unit: &Unit<'_>,
+    cx: &UnitContext<'_>,
+    lost: &dyn Fn() -> bool,
+    until: Option<u64>,
+) -> Result<UnitRun, Unrecorded> {
     let start = Instant::now();
     let mut so_far = SoFar::default();
-    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(unit, cx, lost, &mut so_far, start)));
+    let outcome =
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(unit, cx, (lost, until), &mut so_far, start)));
     let status = match outcome {
         Ok(Ok(())) => UnitStatus::Finished,
         Ok(Err(Halt::Unrecorded(why))) => return Err(why),
@@ -196,7 +209,13 @@ fn continue_from(
 }
 
 /// Runs the unit to its budget, evaluating on the grid and saving preemption checkpoints.
-fn run(unit: &Unit<'_>, cx: &UnitContext<'_>, lost: &dyn Fn() -> bool, so_far: &mut SoFar, start: Instant) -> Result<(), Halt> {
+fn run(
+    unit: &Unit<'_>,
+    cx: &UnitContext<'_>,
+    (lost, until): (&dyn Fn() -> bool, Option<u64>),
+    so_far: &mut SoFar,
+    start: Instant,
+) -> Result<(), Halt> {
     let experiment = cx.experiment;
     let checkpoint_path = resume::resume_path(&unit.path);
     // A checkpoint that does not load, restore or replay is set aside (`.resume.damaged`) and
@@ -230,19 +249,19 @@ fn run(unit: &Unit<'_>, cx: &UnitContext<'_>, lost: &dyn Fn() -> bool, so_far: &
     }
     // The episodes so far stay in the record even when training panics.
     let trained = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        train(&mut session, &mut evaluator, cx, lost, so_far, (next, &checkpoint_path, start))
+        train(&mut session, &mut evaluator, cx, (lost, until), so_far, (next, &checkpoint_path, start))
     }));
     so_far.curve = std::mem::take(&mut session.curve);
     trained.unwrap_or_else(|panic| std::panic::resume_unwind(panic))
 }
 
-/// Trains the session to its budget: an evaluation at every grid point passed, a preemption
-/// checkpoint at most every `checkpoint_every` and when stopped.
+/// Trains the session to its budget (or pauses at `until`): an evaluation at every grid point
+/// passed, a preemption checkpoint at most every `checkpoint_every`, when stopped and when paused.
 fn train(
     session: &mut Session<'_>,
     evaluator: &mut Evaluator,
     cx: &UnitContext<'_>,
-    lost: &dyn Fn() -> bool,
+    (lost, until): (&dyn Fn() -> bool, Option<u64>),
     so_far: &mut SoFar,
     (mut next, checkpoint_path, start): (u64, &Path, Instant),
 ) -> Result<(), Halt> {
@@ -303,12 +322,108 @@ fn train(
             return Ok(());
         }
         let stopping = stop.load(Ordering::SeqCst);
-        if stopping || saved.elapsed() >= cx.checkpoint_every {
+        let pausing = until.is_some_and(|u| nominal >= u);
+        if stopping || pausing || saved.elapsed() >= cx.checkpoint_every {
             save(session, &so_far.evals, next);
             saved = Instant::now();
         }
         if stopping {
             return Err(Halt::Unrecorded(Unrecorded::Interrupted));
         }
+        if pausing {
+            return Err(Halt::Unrecorded(Unrecorded::Paused));
+        }
     }
+}
+
+/// What became of a pending unit.
+pub enum Claimed {
+    /// A record appeared meanwhile, or the run was stopped or the claim lost.
+    Skipped,
+    /// A live process holds it.
+    Busy,
+    /// This process ran it and published its record.
+    Ran(Box<UnitRun>),
+    /// It reached the look it was run to; its checkpoint is saved.
+    Paused,
+}
+
+/// Claims a unit, runs it (from its checkpoint when there is one; to `until`, see [`run_unit`])
+/// and publishes its record once.
+pub fn run_claimed(
+    unit: &Unit<'_>,
+    cx: &UnitContext<'_>,
+    (claimer, journal, out): (&Claimer, &Journal, &Path),
+    until: Option<u64>,
+) -> Result<Claimed, StudyError> {
+    let Some(claim) = claimer.try_claim(&claim::claim_path(&unit.path))? else { return Ok(Claimed::Busy) };
+    if unit.path.exists() {
+        return Ok(Claimed::Skipped);
+    }
+    let name = unit.path.strip_prefix(out).unwrap_or(&unit.path).display().to_string();
+    journal.write("claimed", &name, "")?;
+    if let Some(progress) = resume::peek(&resume::resume_path(&unit.path)) {
+        journal.write("resuming", &name, progress.steps)?;
+    }
+    let run = match run_unit(unit, cx, &|| claim.is_lost(), until) {
+        Ok(run) => run,
+        Err(Unrecorded::Paused) => {
+            journal.write("paused", &name, until.unwrap_or_default())?;
+            return Ok(Claimed::Paused);
+        }
+        Err(why) => {
+            journal.write(if why == Unrecorded::Lost { "lost" } else { "stopped" }, &name, "")?;
+            return Ok(Claimed::Skipped);
+        }
+    };
+    publish(unit, run, journal, &name)
+}
+
+/// Writes a unit's curve and publishes its record once, its checkpoint removed after.
+fn publish(unit: &Unit<'_>, run: UnitRun, journal: &Journal, name: &str) -> Result<Claimed, StudyError> {
+    write_atomic(&unit.path.with_extension("csv"), run.curve.to_csv())?;
+    if claim::publish_once(&unit.path, to_ron(&run.result))? {
+        journal.write("recorded", name, format!("{:.3}", run.seconds))?;
+    } else {
+        journal.write("duplicate", name, "")?;
+    }
+    let _ = std::fs::remove_file(resume::resume_path(&unit.path));
+    Ok(Claimed::Ran(Box::new(run)))
+}
+
+/// Claims a unit whose arm the guard stopped at `step` and publishes its record (`Stopped`):
+/// its evaluations and episodes from the checkpoint it paused at, the transfer report made again
+/// (transfer is deterministic). A unit without a checkpoint is first run to the step.
+pub fn record_stopped(
+    unit: &Unit<'_>,
+    cx: &UnitContext<'_>,
+    (claimer, journal, out): (&Claimer, &Journal, &Path),
+    step: u64,
+) -> Result<Claimed, StudyError> {
+    let checkpoint_path = resume::resume_path(&unit.path);
+    let checkpoint = match resume::load(&checkpoint_path) {
+        Ok(Some(c)) => c,
+        _ => return run_claimed(unit, cx, (claimer, journal, out), Some(step)),
+    };
+    let Some(claim) = claimer.try_claim(&claim::claim_path(&unit.path))? else { return Ok(Claimed::Busy) };
+    if unit.path.exists() {
+        return Ok(Claimed::Skipped);
+    }
+    let name = unit.path.strip_prefix(out).unwrap_or(&unit.path).display().to_string();
+    let report = prepare(unit, cx).ok().map(|(_, report)| report);
+    let progress = checkpoint.progress;
+    let result = UnitResult {
+        target: unit.target.target.key.clone(),
+        arm: unit.arm.id.clone(),
+        seed: unit.seed,
+        status: UnitStatus::Stopped { step, seconds: progress.seconds },
+        evals: progress.evals,
+        steps: progress.steps,
+        report,
+    };
+    let curve = Curve { episodes: checkpoint.episodes, intrinsic: Vec::new() };
+    let run = UnitRun { result, curve, resumed_at: None, seconds: progress.seconds };
+    let published = publish(unit, run, journal, &name);
+    drop(claim);
+    published
 }
