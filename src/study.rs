@@ -50,6 +50,7 @@ pub mod error;
 pub mod experiment;
 pub mod figures;
 pub mod guard;
+pub mod guarding;
 pub mod ids;
 pub mod interference;
 pub mod journal;

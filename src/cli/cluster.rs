@@ -40,17 +40,23 @@ pub(super) fn status(args: &StatusArgs) -> Result<()> {
     let st = study::status::status(&args.dir, args.claim_timeout.map(Duration::from_secs))?;
     let total = st.units.len();
     let count = |f: fn(&State) -> bool| st.count(f);
+    let stopped = count(|s| matches!(s, State::Stopped { .. }));
     println!(
-        "{}: {total} units: {} finished, {} stopped by the guard, {} failed, {} running, {} stalled, {} interrupted, {} pending",
+        "{}: {total} units: {} finished, {}{} failed, {} running, {} stalled, {} interrupted, {} pending",
         st.experiment,
         count(|s| matches!(s, State::Finished)),
-        count(|s| matches!(s, State::Stopped { .. })),
+        if stopped > 0 { format!("{stopped} stopped by the guard, ") } else { String::new() },
         count(|s| matches!(s, State::Failed(_))),
         count(|s| matches!(s, State::Running { .. })),
         count(|s| matches!(s, State::Stalled { .. })),
         count(|s| matches!(s, State::Interrupted { .. })),
         count(|s| matches!(s, State::Pending)),
     );
+    for (target, decided, looks, stopped) in &st.guards {
+        let stops: Vec<String> = stopped.iter().map(|(arm, step)| format!("{arm} stopped at step {step}")).collect();
+        let stops = if stops.is_empty() { String::new() } else { format!("; {}", stops.join(", ")) };
+        println!("  guard on {target}: {decided} of {looks} looks decided{stops}");
+    }
     let owner = |o: &Option<(String, u32)>| o.as_ref().map_or_else(|| "?".into(), |(h, p)| format!("{h}:{p}"));
     let at = |step: &Option<u64>| step.map_or_else(String::new, |s| format!(", checkpoint at step {s}/{}", st.budget));
     for (unit, state) in &st.units {
@@ -65,10 +71,10 @@ pub(super) fn status(args: &StatusArgs) -> Result<()> {
                 format!("interrupted at step {step}/{}; the next run continues it", st.budget)
             }
             State::Failed(e) => format!("FAILED: {e}"),
-            State::Stopped { step } => format!("stopped by the guard at step {step}/{}", st.budget),
+            State::Stopped { step } if args.all => format!("stopped by the guard at step {step}/{}", st.budget),
             State::Finished if args.all => "finished".into(),
             State::Pending if args.all => "pending".into(),
-            State::Finished | State::Pending => continue,
+            State::Finished | State::Pending | State::Stopped { .. } => continue,
         };
         println!("  {unit}: {line}");
     }

@@ -156,8 +156,9 @@ fn print_summary(summary: &study::Summary, out: &Path) {
                 other => ("WORSE", other),
             };
             if c.verdict == study::summary::Verdict::Negative {
+                let stopped = c.stopped_at().map(|s| format!("; stopped by the guard at step {s}")).unwrap_or_default();
                 println!(
-                    "{what}: {} on {}: its {} is significantly below {baseline}'s (Holm-corrected over the study's {} verdicts)",
+                    "{what}: {} on {}: its {} is significantly below {baseline}'s (Holm-corrected over the study's {} verdicts){stopped}",
                     c.strategy, t.key, c.primary, summary.family
                 );
             }

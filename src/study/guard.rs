@@ -54,7 +54,7 @@ impl Looks {
         let strategies = experiment.strategies.len();
         let family = experiment.targets.len() * (strategies + experiment.against.len() * strategies.saturating_sub(1));
         let side = ALPHA / 2.0 / family.max(1) as f64;
-        let design = Design::new(&times, side, side, guard.spending, guard.success);
+        let design = Design::cached(&times, side, side, guard.spending, guard.success);
         Some(Looks { guard, steps, family, design })
     }
 }
@@ -174,12 +174,15 @@ pub struct ArmGuard {
     /// The stage-wise two-sided p-value of its trajectory (NaN until it stops or reaches the
     /// last look).
     pub p_value: f64,
+    /// What the report says of it (a stop, or looks still to come).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 /// Where the guard left `arm` after `looks` (one target's): its statistics, its stop and its
 /// stage-wise p-value.
 pub fn arm_guard(guard: &Looks, looks: &[Look], arm: &ArmId) -> ArmGuard {
-    let mut out = ArmGuard { z: Vec::new(), stopped: None, p_value: f64::NAN };
+    let mut out = ArmGuard { z: Vec::new(), stopped: None, p_value: f64::NAN, note: None };
     for look in looks {
         let Some(a) = look.arms.iter().find(|a| &a.arm == arm) else { continue };
         out.z.push((look.step, a.z));
@@ -188,6 +191,29 @@ pub fn arm_guard(guard: &Looks, looks: &[Look], arm: &ArmId) -> ArmGuard {
             out.p_value = guard.design.p_value(look.look - 1, a.z);
             out.stopped = a.crossed.map(|c| (look.step, c));
         }
+        if let Some(crossed) = a.crossed {
+            let (side, boundary) = match crossed {
+                Crossing::Harm => ("harm", look.lower),
+                Crossing::Success => ("success", look.upper),
+            };
+            out.note = Some(format!(
+                "stopped by the sequential guard at step {} (look {} of {}): Z = {:.2} crossed the {side} boundary {:.2}; the \
+                 area is compared at the stop, with the stage-wise p-value; the asymptotic performance and the time to \
+                 threshold are not tested (their data end at the stop)",
+                look.step,
+                look.look,
+                guard.steps.len(),
+                a.z,
+                boundary
+            ));
+        }
+    }
+    if out.p_value.is_nan() && out.note.is_none() {
+        out.note = Some(format!(
+            "the sequential guard has decided {} of its {} looks: no verdict until the last",
+            looks.iter().filter(|l| l.arms.iter().any(|a| &a.arm == arm)).count(),
+            guard.steps.len()
+        ));
     }
     out
 }

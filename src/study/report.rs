@@ -42,6 +42,11 @@ pub fn write_outputs(
             report.insert_str(at, &pretraining::section(&p, figure.as_deref()));
         }
     }
+    let guard = super::guarding::section(out, summary)?;
+    if !guard.is_empty() {
+        let at = report.find("\n## Across targets").or_else(|| summary.targets.first().and_then(|t| report.find(&format!("\n## {}\n", t.key))));
+        report.insert_str(at.unwrap_or(report.len()), &guard);
+    }
     report.push_str(&super::cost::cost_section(&super::cost::costs(out, units)));
     write_atomic(&out.join("report.md"), report)?;
     Ok(())
@@ -56,6 +61,9 @@ fn ci(m: &MetricStat) -> String {
 
 /// A metric's difference and interval, or `-` where the comparison lacks it.
 fn ci_of(c: &Comparison, metric: Metric) -> String {
+    if c.stopped_at().is_some() && matches!(metric, Metric::Asymptotic | Metric::Time) {
+        return "not tested (stopped)".into();
+    }
     c.metric(metric).map_or_else(|| "-".into(), ci)
 }
 
@@ -70,6 +78,9 @@ fn headline(c: &Comparison) -> String {
         Verdict::Mixed => "**mixed**".to_string(),
         v => v.word().to_string(),
     };
+    if let Some(step) = c.stopped_at() {
+        let _ = write!(word, " (stopped at step {step})");
+    }
     if c.unreliable {
         word.push_str(" (unreliable: failure rates differ, Fisher p < 0.05)");
     }

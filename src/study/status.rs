@@ -10,7 +10,8 @@ use super::claim::{ClaimInfo, DEFAULT_TIMEOUT, claim_path};
 use super::plan::Folder;
 use super::records::{UnitStatus, read_units};
 use super::resume::{peek, resume_path};
-use super::{StudyError, journal};
+use super::source::SourceRecord;
+use super::{StudyError, guard, journal};
 
 /// Where one unit stands.
 #[derive(Clone, Debug, PartialEq)]
@@ -62,6 +63,9 @@ pub struct Status {
     pub mean_seconds: Option<f64>,
     /// Estimated time until every unit has a record, at the present number of running units.
     pub eta: Option<Duration>,
+    /// With a sequential guard, per target: looks decided, looks in all, and the strategies
+    /// stopped (with the step).
+    pub guards: Vec<(String, usize, usize, Vec<(String, u64)>)>,
 }
 
 impl Status {
@@ -106,11 +110,34 @@ pub fn status(out: &Path, timeout: Option<Duration>) -> Result<Status, StudyErro
         .filter_map(|e| e.detail.trim().parse::<f64>().ok())
         .collect();
     let mean_seconds = (!times.is_empty()).then(|| times.iter().sum::<f64>() / times.len() as f64);
+    let guards = guards(out, &folder, &records)?;
     let mut status =
-        Status { experiment: experiment.name.clone(), budget: experiment.budget, units, mean_seconds, eta: None };
+        Status { experiment: experiment.name.clone(), budget: experiment.budget, units, mean_seconds, eta: None, guards };
     let running = status.count(|s| matches!(s, State::Running { .. }));
     let left = status.count(|s| !matches!(s, State::Finished | State::Failed(_) | State::Stopped { .. }));
     status.eta =
         mean_seconds.filter(|_| running > 0).map(|mean| Duration::from_secs_f64(mean * left as f64 / running as f64));
     Ok(status)
+}
+
+/// Where a guarded study's looks stand per target, from its records and checkpoints (as the run
+/// decides them).
+fn guards(
+    out: &Path,
+    folder: &Folder,
+    records: &[super::records::UnitResult],
+) -> Result<Vec<(String, usize, usize, Vec<(String, u64)>)>, StudyError> {
+    let Some(looks) = guard::Looks::of(&folder.experiment) else { return Ok(Vec::new()) };
+    let sources = SourceRecord::read(out)?.map_or(1, |s| s.count());
+    let listed: Vec<_> = folder.units().with_paths(out).map(|(info, arm, seed, path)| (&info.target.key, &arm.id, seed, path)).collect();
+    let units = guard::in_flight(records, listed.into_iter());
+    Ok(folder
+        .targets
+        .iter()
+        .map(|info| {
+            let decided = guard::looks(&folder.experiment, &looks, info, &units, sources);
+            let stopped = guard::stopped(&decided).into_iter().map(|(arm, step)| (arm.to_string(), step)).collect();
+            (info.target.key.to_string(), decided.len(), looks.steps.len(), stopped)
+        })
+        .collect())
 }

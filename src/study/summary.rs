@@ -119,6 +119,11 @@ impl Comparison {
     pub fn metric(&self, metric: Metric) -> Option<&MetricStat> {
         self.metrics.iter().find(|m| m.metric == metric.name())
     }
+
+    /// The step its sequential guard stopped it at, if one did.
+    pub fn stopped_at(&self) -> Option<u64> {
+        self.guard.as_ref().and_then(|g| g.stopped).map(|(step, _)| step)
+    }
 }
 
 /// One target's curves and comparisons.
@@ -450,6 +455,7 @@ fn correct_headlines(targets: &mut [TargetSummary], primary: Metric) -> usize {
                 levels.sources.saturating_sub(1)
             ));
         }
+        notes.extend(c.guard.as_ref().and_then(|g| g.note.clone()));
         c.verdict = verdict;
         c.notes = notes;
     }
