@@ -327,3 +327,63 @@ fn worker_processes_and_static_shards_end_as_one_process_does() {
     check_same(&reference, &shards);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The swapped-actions case under a guard (Pocock-like spending, four looks): fine-tuning is
+/// stopped at a look, scratch runs to the budget.
+fn guarded(dir: &Path) -> PathBuf {
+    let variant = root().join("envs/cartpole-swapped-actions.ron");
+    experiment(
+        dir,
+        "guarded",
+        "cartpole-ppo",
+        &format!(
+            r#"targets: [Variant({:?})], strategies: [(name: "finetune")], seeds: 5, budget: 8192,
+               eval: (every: 1024, episodes: 2), guard: (looks: 4, spending: Pocock)"#,
+            variant.display()
+        ),
+    )
+}
+
+#[test]
+fn a_guard_stop_is_seen_by_every_process_and_kill_9_during_the_looks_loses_nothing() {
+    let dir = tmp("guard");
+    let file = guarded(&dir);
+    let reference = reference(&file, &dir);
+    let summary = std::fs::read_to_string(reference.join("summary.ron")).unwrap();
+    assert!(summary.contains("stopped: (") && summary.contains("Harm"), "the guard stopped nothing:\n{summary}");
+    let mut rng = StdRng::seed_from_u64(29);
+    for (trial, processes) in [(0, 3), (1, 2)] {
+        let out = dir.join(format!("trial{trial}"));
+        let kills = chaos(&file, &out, processes, 1, 2, &mut rng);
+        check_journal(&out, 10);
+        check_same(&reference, &out);
+        // Every process saw the stop: once a look stopped the arm, no process trained its units on.
+        let stop: u64 = std::fs::read_dir(out.join("units/cartpole-swapped-actions/finetune"))
+            .unwrap()
+            .flatten()
+            .filter(|f| f.path().extension().is_some_and(|e| e == "ron"))
+            .map(|f| {
+                let text = std::fs::read_to_string(f.path()).unwrap();
+                let at = text.find("Stopped(").expect("a stopped record");
+                text[at..].split(|c: char| !c.is_ascii_digit()).find(|t| !t.is_empty()).unwrap().parse().unwrap()
+            })
+            .max()
+            .unwrap();
+        let paused_past: Vec<String> = std::fs::read_dir(out.join("journal"))
+            .unwrap()
+            .flatten()
+            .flat_map(|f| std::fs::read_to_string(f.path()).unwrap().lines().map(String::from).collect::<Vec<_>>())
+            .filter(|l| l.contains(" paused ") && l.contains("/finetune/"))
+            .filter(|l| l.rsplit(' ').next().and_then(|s| s.parse::<u64>().ok()).is_some_and(|s| s > stop))
+            .collect();
+        assert!(paused_past.is_empty(), "fine-tuning trained past its stop at {stop}: {paused_past:?}");
+        for look in std::fs::read_dir(reference.join("guard/cartpole-swapped-actions")).unwrap().flatten() {
+            let name = look.file_name();
+            let theirs = out.join("guard/cartpole-swapped-actions").join(&name);
+            assert_eq!(std::fs::read(look.path()).unwrap(), std::fs::read(&theirs).unwrap(), "{name:?} differs");
+        }
+        eprintln!("guarded study, {processes} processes, {kills} killed while running: stopped at {stop}, records identical");
+        let _ = std::fs::remove_dir_all(&out);
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -104,7 +104,7 @@ fn simulate(guarded: &Experiment, fixed: &Experiment, effect: f64, model: Model,
         for u in units.iter_mut().filter(|u| u.arm == "finetune") {
             u.evals.retain(|e| e.nominal <= step);
             u.steps = step;
-            u.status = UnitStatus::Stopped { step, seconds: 1.0 };
+            u.status = UnitStatus::Stopped { step };
         }
     }
     let summary = summarize(guarded, std::slice::from_ref(&info), &units, &source());

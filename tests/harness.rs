@@ -388,6 +388,7 @@ fn the_report_shows_each_target_its_own_figure() {
         aggregate: Vec::new(),
         unaggregated: Vec::new(),
         failures: Vec::new(),
+        guard: None,
         partial: None,
     };
     let figures = Figures {

@@ -218,8 +218,8 @@ pub fn arm_guard(guard: &Looks, looks: &[Look], arm: &ArmId) -> ArmGuard {
     out
 }
 
-/// The compute a guard saved: per stopped strategy and target, the steps its units did not
-/// train and the wall time that would have taken at the pace they trained.
+/// The compute a guard saved: per stopped strategy and target, the environment steps its units
+/// did not train (the wall time is the report's: it reads the journal).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Saved {
     /// The target.
@@ -228,33 +228,32 @@ pub struct Saved {
     pub arm: String,
     /// The step it stopped at.
     pub step: u64,
+    /// Environment steps trained over its units.
+    pub trained: u64,
     /// Environment steps not trained, over its units.
     pub steps: u64,
     /// Of the steps the arm would have trained without the guard.
     pub share: f64,
-    /// Wall seconds not spent (the units' seconds per step so far, times the steps saved).
-    pub seconds: f64,
 }
 
 /// The compute saved by the stops among `units` (records).
 pub fn saved(experiment: &Experiment, units: &[UnitResult]) -> Vec<Saved> {
     let mut out: Vec<Saved> = Vec::new();
     for u in units {
-        let UnitStatus::Stopped { step, seconds } = u.status else { continue };
+        let UnitStatus::Stopped { step } = u.status else { continue };
         let left = experiment.budget.saturating_sub(u.steps);
-        let pace = if u.steps > 0 { seconds / u.steps as f64 } else { 0.0 };
         match out.iter_mut().find(|s| s.target == u.target.as_str() && s.arm == u.arm.as_str()) {
             Some(s) => {
                 s.steps += left;
-                s.seconds += pace * left as f64;
+                s.trained += u.steps;
             }
             None => out.push(Saved {
                 target: u.target.to_string(),
                 arm: u.arm.to_string(),
                 step,
+                trained: u.steps,
                 steps: left,
                 share: 0.0,
-                seconds: pace * left as f64,
             }),
         }
     }

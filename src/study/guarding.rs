@@ -10,11 +10,12 @@ use plotters::prelude::*;
 
 use super::StudyError;
 use super::guard::{GuardSummary, Look};
+use super::records::UnitResult;
 use super::sequential::Crossing;
 use super::summary::Summary;
 
 /// The report's section on the guard, with its figures drawn into `out`; empty without a guard.
-pub fn section(out: &Path, summary: &Summary) -> Result<String, StudyError> {
+pub fn section(out: &Path, summary: &Summary, units: &[UnitResult]) -> Result<String, StudyError> {
     let Some(g) = &summary.guard else { return Ok(String::new()) };
     let design = &g.looks.design;
     let mut text = String::new();
@@ -64,17 +65,27 @@ pub fn section(out: &Path, summary: &Summary) -> Result<String, StudyError> {
     if g.saved.is_empty() {
         let _ = writeln!(text, "\nNo arm was stopped: the guard saved nothing.");
     } else {
-        let _ = writeln!(text, "\nCompute saved:\n\n| target | strategy | stopped at | steps not trained | of the arm's budget | wall time not spent |\n|---|---|---|---|---|---|");
+        let _ = writeln!(
+            text,
+            "\nCompute saved (wall time: the arm's mean seconds per unit from the journal, per step trained, times the steps not \
+             trained):\n\n| target | strategy | stopped at | steps not trained | of the arm's budget | wall time not spent |\n\
+             |---|---|---|---|---|---|"
+        );
+        let costs = super::cost::costs(out, units);
         for s in &g.saved {
+            let per_unit = costs.iter().find(|c| c.target == s.target && c.arm == s.arm).and_then(|c| c.seconds);
+            let seconds = per_unit.filter(|_| s.trained > 0).map_or_else(
+                || "-".to_string(),
+                |per_unit| format!("{:.1} s", per_unit * summary.seeds as f64 * s.steps as f64 / s.trained as f64),
+            );
             let _ = writeln!(
                 text,
-                "| {} | {} | {} | {} | {:.0} % | {:.1} s (at the pace its units trained) |",
+                "| {} | {} | {} | {} | {:.0} % | {seconds} |",
                 s.target,
                 s.arm,
                 s.step,
                 s.steps,
-                100.0 * s.share,
-                s.seconds
+                100.0 * s.share
             );
         }
     }

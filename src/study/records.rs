@@ -32,13 +32,11 @@ pub enum UnitStatus {
     Finished,
     /// The unit's error; the other units carry on.
     Failed(String),
-    /// The study's guard stopped its arm at a look (see [`super::sequential`]): it trained to
-    /// `step`, in `seconds` of wall time, and no further.
+    /// The study's guard stopped its arm at the look at `step` (see [`super::sequential`]):
+    /// the unit trained to that look and no further.
     Stopped {
         /// The step of the look that stopped it.
         step: u64,
-        /// Wall-clock seconds spent on the unit, by every process that ran it.
-        seconds: f64,
     },
 }
 

@@ -42,7 +42,7 @@ pub fn write_outputs(
             report.insert_str(at, &pretraining::section(&p, figure.as_deref()));
         }
     }
-    let guard = super::guarding::section(out, summary)?;
+    let guard = super::guarding::section(out, summary, units)?;
     if !guard.is_empty() {
         let at = report.find("\n## Across targets").or_else(|| summary.targets.first().and_then(|t| report.find(&format!("\n## {}\n", t.key))));
         report.insert_str(at.unwrap_or(report.len()), &guard);

@@ -247,6 +247,11 @@ fn run(
         }
         None => so_far.evals.push(evaluator.evaluate(session.agent(), 0)?),
     }
+    // A unit already at its look (another process took it there since this one planned) stays
+    // as it is: training on would take it past the look.
+    if until.is_some_and(|u| so_far.evals.last().is_some_and(|e| e.nominal >= u)) {
+        return Err(Halt::Unrecorded(Unrecorded::Paused));
+    }
     // The episodes so far stay in the record even when training panics.
     let trained = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         train(&mut session, &mut evaluator, cx, (lost, until), so_far, (next, &checkpoint_path, start))
@@ -416,7 +421,7 @@ pub fn record_stopped(
         target: unit.target.target.key.clone(),
         arm: unit.arm.id.clone(),
         seed: unit.seed,
-        status: UnitStatus::Stopped { step, seconds: progress.seconds },
+        status: UnitStatus::Stopped { step },
         evals: progress.evals,
         steps: progress.steps,
         report,
