@@ -243,6 +243,20 @@ fn invalid_experiment_files_are_refused_with_the_place_and_a_suggestion() {
         "{head} targets: [Variant(\"envs/cartpole-noise-sensor.ron\")], strategies: [(name: \"scratch\")], budget: 100, eval: (every: 10))"
     ));
     assert!(e.contains("scratch always runs"), "{e}");
+    // A guard: its looks must fit the grid, its spending be one of two, and it tests the area.
+    let guarded = |guard: &str, extra: &str| {
+        invalid(&format!("{head} targets: [Env(id: \"CartPole-v1\")], budget: 1000, eval: (every: 250), {extra}guard: {guard})"))
+    };
+    let e = guarded("(looks: 5)", "");
+    assert!(e.contains("field `guard.looks`") && e.contains("5 looks need 5 distinct evaluation points"), "{e}");
+    let e = guarded("(looks: 1)", "");
+    assert!(e.contains("field `guard.looks`") && e.contains("between 2 and 20"), "{e}");
+    let e = guarded("(looks: 4, spending: Pocok)", "");
+    assert!(e.contains("Pocok") && e.contains("Pocock"), "{e}");
+    let e = guarded("(looks: 4, lookz: 3)", "");
+    assert!(e.contains("`lookz`") && e.contains("did you mean `looks`"), "{e}");
+    let e = guarded("(looks: 4)", "primary: Asymptotic, ");
+    assert!(e.contains("field `guard`") && e.contains("primary: Area"), "{e}");
     let e = invalid(r#"(version: 2, name: "x", source: Policy("policies/cartpole-ppo"), targets: [], budget: 1)"#);
     assert!(e.contains("field `version`"), "{e}");
     // Every shipped experiment is valid.
