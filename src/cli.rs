@@ -14,6 +14,7 @@ mod new;
 mod sb3;
 mod study;
 mod transfer;
+mod watch;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;

@@ -35,6 +35,7 @@ mod state;
 mod strategy;
 mod task;
 pub mod suggest;
+pub mod watch;
 mod weights;
 
 use std::collections::HashMap;

@@ -209,6 +209,55 @@ fn transfer_prints_the_report_zero_shot_and_curve_and_saves_the_run() {
 }
 
 #[test]
+fn the_collapse_watch_warns_and_falls_back_to_the_transferred_agent() {
+    let out = scratch("watch");
+    let out_s = out.to_str().unwrap();
+    // A thirty-fold learning rate on the source's own task: fine-tuning wrecks the policy.
+    let args = |fallback: &'static str| {
+        [
+            "transfer",
+            "policies/cartpole-ppo",
+            "CartPole-v1",
+            "--strategy",
+            r#"(name: "hot", lr_scale: 30.0)"#,
+            "--steps",
+            "20000",
+            "--watch",
+            "--watch-every",
+            "2000",
+            "--eval-episodes",
+            "10",
+            "--fallback",
+            fallback,
+            "--out",
+            out_s,
+            "--force",
+            "-q",
+        ]
+    };
+    let run = headstart(&args("source"));
+    assert!(run.status.success(), "{}", stderr(&run));
+    assert!(stderr(&run).contains("COLLAPSE") && stderr(&run).contains("fallback"), "{}", stderr(&run));
+    let watch = std::fs::read_to_string(out.join("watch.ron")).unwrap();
+    assert!(watch.contains("fell_back_at: 4096") && watch.contains("collapsed: true"), "{watch}");
+    // The saved agent is the one transfer made, before any update: the source's weights.
+    let saved = headstart::agent::checkpoint::load(&out).unwrap();
+    let source = headstart::agent::checkpoint::load(std::path::Path::new("policies/cartpole-ppo")).unwrap();
+    assert_eq!(saved.card.steps, 0);
+    let mine = saved.agent.tensors();
+    for (name, tensor) in source.agent.tensors().iter().filter(|(n, _)| n.starts_with("actor.")) {
+        let (_, mine) = mine.iter().find(|(n, _)| n == name).unwrap();
+        assert!(mine.equal(tensor), "{name} differs from the source's");
+    }
+    // Without a fallback, a warning only; a fallback without the watch is refused.
+    let run = headstart(&args("none"));
+    assert!(run.status.success() && stderr(&run).contains("COLLAPSE") && !stderr(&run).contains("fallback:"));
+    let refused = headstart(&["transfer", "policies/cartpole-ppo", "CartPole-v1", "--fallback", "source", "--steps", "10"]);
+    assert!(!refused.status.success() && stderr(&refused).contains("--fallback") && stderr(&refused).contains("--watch"));
+    let _ = std::fs::remove_dir_all(&out);
+}
+
+#[test]
 fn suggest_ranks_the_policies_that_fit_and_says_why_others_do_not() {
     let run = headstart(&["suggest", "envs/cartpole-noise-sensor.ron", "--episodes", "3"]);
     let text = String::from_utf8_lossy(&run.stdout);

@@ -9,7 +9,7 @@
 //!   5 % of the time, at 3, 5 and 10 seeds, 4 and 10 looks, both spending functions.
 //! - At one pooled standard deviation of harm, the default guard's power (O'Brien-Fleming-like)
 //!   is within 4.5 points of the fixed-sample test's on the same studies; Pocock-like spending
-//!   gives up to 15 points for earlier stops; both save compute, reported for 1 and 2 standard
+//!   gives up to 15 points for earlier stops (14 measured); both save compute, reported for 1 and 2 standard
 //!   deviations of harm.
 
 use headstart::study::experiment::{Experiment, ResolvedTarget};

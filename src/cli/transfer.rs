@@ -47,6 +47,19 @@ pub(crate) struct TransferArgs {
     threads: i32,
     #[arg(long, short)]
     quiet: bool,
+    /// Watch for collapse: evaluate every `--watch-every` steps on the zero-shot evaluation's
+    /// episodes and warn when the return falls significantly below the zero-shot return (the
+    /// rule: README, "Collapse watch").
+    #[arg(long)]
+    watch: bool,
+    /// Steps between the watch's evaluations [default: a tenth of the budget].
+    #[arg(long, value_name = "STEPS")]
+    watch_every: Option<u64>,
+    /// On a collapse confirmed at two looks in a row: `source` saves the agent as transferred
+    /// (before any update), `scratch` trains from scratch on the budget instead [default: none,
+    /// warn only]. Needs `--watch`.
+    #[arg(long, default_value = "none")]
+    fallback: xfer::watch::Fallback,
 }
 
 #[derive(clap::Args)]
@@ -79,6 +92,12 @@ fn resolve_map(map: Option<&Path>, target: &str, source_id: &str) -> Result<Opti
 pub(super) fn transfer(registry: &Registry, args: &TransferArgs) -> Result<()> {
     tch::set_num_threads(args.threads.max(1));
     let strategy = Strategy::from_arg(&args.strategy)?;
+    if args.fallback != xfer::watch::Fallback::None && !args.watch {
+        anyhow::bail!("--fallback {:?} needs --watch", args.fallback);
+    }
+    if args.watch && args.eval_episodes < 2 {
+        anyhow::bail!("--watch compares evaluation episodes: give --eval-episodes 2 or more");
+    }
     let source = checkpoint::load(&args.source)?;
     let target = env_spec(&args.target, &args.params)?;
     let map = resolve_map(args.map.as_deref(), &args.target, &source.card.env.id)?;
@@ -127,16 +146,38 @@ pub(super) fn transfer(registry: &Registry, args: &TransferArgs) -> Result<()> {
     };
     eprintln!("{} {label} on {target}, {total} steps, seed {} -> {}", report.algorithm, args.seed, out.display());
     let task = Task::Env(target.clone());
-    let mut session = Session::new(registry, &task, agent.as_mut(), total)?;
-    let super::agent::Finished { outcome, eval, seconds } =
-        super::agent::train_and_save(registry, &mut session, args.eval_episodes, args.quiet, &out)?;
-    println!("learning curve on {target} (mean training return per window):");
-    println!("  {:>10}  {:>10}  episodes", "step", "return");
-    for (step, mean, n) in session.curve.binned(total, 10) {
-        let mean = mean.map(|m| format!("{m:.1}")).unwrap_or_else(|| "-".into());
-        println!("  {step:>10}  {mean:>10}  {n}");
-    }
-    drop(session);
+    let (outcome, eval, seconds) = match (args.watch, &zero_shot) {
+        (true, Some(zero)) => {
+            let every = args.watch_every.unwrap_or(total.div_ceil(10)).max(1);
+            let random = crate::env::random_policy_return(
+                env.as_mut(),
+                &target.to_string(),
+                (0..args.eval_episodes as u64).map(|i| eval_seed + i),
+                &mut rand::SeedableRng::seed_from_u64(args.seed),
+            )?;
+            // The looks: one per `every` steps and the last evaluation.
+            let watch = xfer::watch::Watch::new(zero.returns.clone(), random, (total / every) as usize + 1);
+            let rebuild = |scratch: bool| -> Result<Box<dyn agent::Agent>> {
+                let strategy = if scratch { Strategy::scratch() } else { strategy.clone() };
+                Ok(xfer::prepare(registry, &source, &source_name, &target, &strategy, map.as_ref(), args.seed)?.0)
+            };
+            let sizes = (total, every, args.eval_episodes, eval_seed);
+            let w = super::watch::run(registry, &task, agent.as_mut(), sizes, &watch, args.fallback, &rebuild, args.quiet, &out)?;
+            (w.outcome, w.eval, w.seconds)
+        }
+        _ => {
+            let mut session = Session::new(registry, &task, agent.as_mut(), total)?;
+            let super::agent::Finished { outcome, eval, seconds } =
+                super::agent::train_and_save(registry, &mut session, args.eval_episodes, args.quiet, &out)?;
+            println!("learning curve on {target} (mean training return per window):");
+            println!("  {:>10}  {:>10}  episodes", "step", "return");
+            for (step, mean, n) in session.curve.binned(total, 10) {
+                let mean = mean.map(|m| format!("{m:.1}")).unwrap_or_else(|| "-".into());
+                println!("  {step:>10}  {mean:>10}  {n}");
+            }
+            (outcome, eval, seconds)
+        }
+    };
     match (outcome, eval) {
         (Outcome::Stopped, _) => println!("interrupted at step {} of {total}; saved {}", agent.steps(), out.display()),
         (Outcome::Finished, eval) => {
