@@ -54,6 +54,7 @@ pub mod guarding;
 pub mod ids;
 pub mod interference;
 pub mod journal;
+pub mod matrix;
 pub mod plan;
 pub mod power;
 pub mod pretraining;
@@ -272,7 +273,8 @@ pub fn run(
     if done < total || !opts.summarize {
         return Ok(RunOutcome::Incomplete { done, total, elsewhere: busy.into_inner() });
     }
-    let summary = summary::summarize(experiment, &plan.targets, &units, &sources[0].record);
+    let record = SourceRecord::read(&opts.out)?.unwrap_or_else(|| sources[0].record.clone());
+    let summary = summary::summarize(experiment, &plan.targets, &units, &record);
     write_outputs(&opts.out, experiment, &summary, &units)?;
     Ok(RunOutcome::Complete(Box::new(summary)))
 }
@@ -311,7 +313,11 @@ fn setup<'e>(
     let journal = Journal::open(&opts.out, claimer.owner())?;
     let sources = source::obtain(plan.experiment, plan.policy.take(), registry, &opts.sources, &claimer, opts.quiet, stop)?;
     // Every process writes the same two files: only the first (or after a change) writes them.
-    for (file, text) in [("targets.ron", to_ron(&plan.targets)), (SourceRecord::FILE, to_ron(&sources[0].record))] {
+    let record = match &experiment.source {
+        Source::Matrix(_) => SourceRecord { name: "matrix".into(), steps: 0, ..sources[0].record.clone() },
+        _ => sources[0].record.clone(),
+    };
+    for (file, text) in [("targets.ron", to_ron(&plan.targets)), (SourceRecord::FILE, to_ron(&record))] {
         let path = opts.out.join(file);
         if std::fs::read_to_string(&path).ok().as_deref() != Some(text.as_str()) {
             write_atomic(&path, text)?;
@@ -360,7 +366,8 @@ fn legacy_source(experiment: &Experiment, units: &[UnitResult]) -> Result<Source
         }
         Source::Pretrain(p) => ("pretrained".to_string(), p.steps),
         Source::Sb3(s) => (s.dir().display().to_string(), checkpoint::read_card(&s.dir())?.steps),
+        Source::Matrix(_) => ("matrix".to_string(), 0),
     };
     let name = units.iter().find_map(|u| u.report.as_ref().map(|r| r.source.clone())).unwrap_or(name);
-    Ok(SourceRecord { name, steps, replicates: Vec::new() })
+    Ok(SourceRecord { name, steps, replicates: Vec::new(), members: Vec::new() })
 }

@@ -54,7 +54,7 @@ fn target() -> TargetInfo {
 }
 
 fn source() -> SourceRecord {
-    SourceRecord { name: "source".into(), steps: 10_000, replicates: Vec::new() }
+    SourceRecord { name: "source".into(), steps: 10_000, replicates: Vec::new(), members: Vec::new() }
 }
 
 /// A simulated unit: a level around `mean`, each evaluation around it (normalised returns).

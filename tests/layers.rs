@@ -145,7 +145,7 @@ const STUDY_FLOORS: &[&[&str]] = &[
     &["speed", "validate", "aggregate", "guard"],
     &["plan"],
     &["summary", "unit", "status"],
-    &["figures", "rounds", "guarding"],
+    &["figures", "rounds", "guarding", "matrix"],
     &["report"],
 ];
 

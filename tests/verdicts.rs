@@ -52,7 +52,7 @@ fn target(key: &str) -> TargetInfo {
 }
 
 fn source() -> SourceRecord {
-    SourceRecord { name: "source".into(), steps: 10_000, replicates: Vec::new() }
+    SourceRecord { name: "source".into(), steps: 10_000, replicates: Vec::new(), members: Vec::new() }
 }
 
 /// A unit whose normalised evaluations are `values` at the grid points (0, 1000, ...).
@@ -173,7 +173,7 @@ fn with_several_sources_verdicts_hold_across_sources() {
     let experiment = experiment(1, seeds);
     let info = target("t");
     let record =
-        SourceRecord { name: "s0".into(), steps: 0, replicates: (0..sources).map(|k| format!("s{k}")).collect() };
+        SourceRecord { name: "s0".into(), steps: 0, replicates: (0..sources).map(|k| format!("s{k}")).collect(), members: Vec::new() };
     let one = SourceRecord { replicates: Vec::new(), ..record.clone() };
     let (mut per_source, mut per_seed) = (0, 0);
     for _ in 0..studies {
@@ -198,7 +198,7 @@ fn with_several_sources_verdicts_hold_across_sources() {
     assert!(b > 0.15, "per seed should overclaim here: {b}");
     // Both levels of variance, by hand: sources 0 and 1; transfer's seeds 0, 2 (source 0) score
     // 0.6, 0.8 and 1, 3 (source 1) 0.2, 0.4; scratch's 0.5, 0.3, 0.5, 0.3 in seed order.
-    let record = SourceRecord { name: "a".into(), steps: 0, replicates: vec!["a".into(), "b".into()] };
+    let record = SourceRecord { name: "a".into(), steps: 0, replicates: vec!["a".into(), "b".into()], members: Vec::new() };
     let flat = |v: f64| vec![v; (BUDGET / EVERY + 1) as usize];
     let mut units = Vec::new();
     for (seed, (t, s)) in [(0.6, 0.5), (0.2, 0.3), (0.8, 0.5), (0.4, 0.3)].into_iter().enumerate() {
@@ -239,7 +239,7 @@ fn summary_of(transfer: &[(&[f64], UnitStatus)], scratch: &[(&[f64], UnitStatus)
         &experiment,
         &[target("t")],
         &units,
-        &SourceRecord { name: "source".into(), steps: source_steps, replicates: Vec::new() },
+        &SourceRecord { name: "source".into(), steps: source_steps, replicates: Vec::new(), members: Vec::new() },
     )
 }
 
@@ -599,7 +599,7 @@ fn with_three_sources_the_forward_transfer_interval_keeps_its_level() {
     let (sources, seeds, studies) = (3u64, 9u64, 1500);
     let experiment = experiment(1, seeds);
     let record =
-        SourceRecord { name: "s0".into(), steps: 0, replicates: (0..sources).map(|k| format!("s{k}")).collect() };
+        SourceRecord { name: "s0".into(), steps: 0, replicates: (0..sources).map(|k| format!("s{k}")).collect(), members: Vec::new() };
     let (mut ft_excludes, mut boot_excludes) = (0, 0);
     for _ in 0..studies {
         let shift: Vec<f64> = (0..sources).map(|_| 0.15 * rng.sample::<f64, _>(StandardNormal)).collect();
@@ -716,7 +716,7 @@ fn strategies_are_compared_with_the_strategies_named_in_against() {
         units.push(unit("t", "s0", seed, &[0.0, 0.21 + wobble, 0.4, 0.5], UnitStatus::Finished));
         units.push(unit("t", "s1", seed, &[0.8, 0.9 + wobble, 1.0, 1.0], UnitStatus::Finished));
     }
-    let source = SourceRecord { name: "source".into(), steps: 0, replicates: Vec::new() };
+    let source = SourceRecord { name: "source".into(), steps: 0, replicates: Vec::new(), members: Vec::new() };
     let plain = summarize(&experiment, &[target("t")], &units, &source);
     assert!(!headstart::util::to_ron(&plain).contains("baseline"));
     assert_eq!((plain.targets[0].comparisons.len(), plain.family), (2, 2));

@@ -7,7 +7,6 @@ use anyhow::Result;
 
 use crate::env::Registry;
 use crate::study::{self, experiment::Experiment};
-use crate::transfer::Strategy;
 
 #[derive(clap::Args)]
 pub(crate) struct RunArgs {
@@ -71,13 +70,14 @@ pub(super) fn validate(registry: &Registry, file: &Path) -> Result<()> {
         eprintln!("warning: {w}");
     }
     let targets = validated.targets;
-    let arms = 1 + experiment.strategies.len();
+    let strategy_arms = experiment.strategy_arms();
+    let arms = 1 + strategy_arms.len();
     println!(
         "{}: valid; targets: {} ({}); arms: {arms} (scratch, {}); seeds: {}; {} units of {} steps",
         file.display(),
         targets.len(),
         targets.iter().map(|t| t.key.as_str()).collect::<Vec<_>>().join(", "),
-        experiment.strategies.iter().map(Strategy::label).collect::<Vec<_>>().join(", "),
+        strategy_arms.iter().map(|(id, _, _)| id.as_str()).collect::<Vec<_>>().join(", "),
         experiment.seeds,
         targets.len() as u64 * arms as u64 * experiment.seeds,
         experiment.budget

@@ -32,6 +32,7 @@ use super::StudyError;
 use super::ids::{Metric, TargetId};
 pub use super::sequential::{Guard, Spending};
 
+mod matrix;
 mod pretrain;
 
 /// The schema version this headstart reads and writes.
@@ -133,6 +134,10 @@ pub enum Source {
     Pretrain(Box<Pretrain>),
     /// A Stable-Baselines3 model, imported once into headstart's cache (see [`Sb3Source`]).
     Sb3(Sb3Source),
+    /// A transfer matrix: named sources, each crossed with every target and strategy
+    /// (`Matrix([("short", Pretrain(...)), ("long", Policy("..."))])`); scratch is shared per
+    /// target. Each is one checkpoint (no `seeds`, no `Policies`); they share algorithm and spaces.
+    Matrix(Vec<(String, Source)>),
 }
 
 /// A Stable-Baselines3 model as a source: `Sb3(model: "ppo-CartPole-v1.zip")`.
@@ -363,6 +368,12 @@ impl Experiment {
                 ),
             );
         }
+        if let Source::Matrix(members) = &self.source {
+            matrix::check(members)?;
+            if !self.against.is_empty() {
+                return bad("against", "a Matrix compares each source with scratch; `against` is not for matrices");
+            }
+        }
         if let Source::Policies(dirs) = &self.source {
             if dirs.is_empty() {
                 return bad("source", "Policies lists no checkpoint");
@@ -451,7 +462,7 @@ impl Source {
             Source::Policy(dir) => Some(vec![dir.clone()]),
             Source::Policies(dirs) => Some(dirs.clone()),
             Source::Sb3(s) => Some(vec![s.dir()]),
-            Source::Pretrain(_) => None,
+            Source::Pretrain(_) | Source::Matrix(_) => None,
         }
     }
 }

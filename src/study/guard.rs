@@ -51,7 +51,7 @@ impl Looks {
         let guard = experiment.guard.clone()?;
         let steps = guard.steps(experiment.budget, experiment.eval.every);
         let times: Vec<f64> = steps.iter().map(|&s| s as f64 / experiment.budget as f64).collect();
-        let strategies = experiment.strategies.len();
+        let strategies = experiment.strategy_arms().len();
         let family = experiment.targets.len() * (strategies + experiment.against.len() * strategies.saturating_sub(1));
         let side = ALPHA / 2.0 / family.max(1) as f64;
         let design = Design::cached(&times, side, side, guard.spending, guard.success);
@@ -115,7 +115,7 @@ fn area_at(unit: &UnitResult, step: u64, truncated: &Experiment, info: &TargetIn
 /// source checkpoints (target seed `k` used source `k mod K`).
 pub fn looks(experiment: &Experiment, looks: &Looks, info: &TargetInfo, units: &[UnitResult], sources: usize) -> Vec<Look> {
     let scratch = ArmId::new("scratch");
-    let mut running: Vec<ArmId> = experiment.strategies.iter().map(|s| ArmId::new(s.label())).collect();
+    let mut running: Vec<ArmId> = experiment.strategy_arms().into_iter().map(|(id, _, _)| id).collect();
     let of_arm = |arm: &ArmId| -> Vec<&UnitResult> {
         units.iter().filter(|u| u.target == info.target.key && &u.arm == arm).collect()
     };

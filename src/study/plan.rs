@@ -13,7 +13,7 @@ use crate::transfer::Strategy;
 use super::StudyError;
 pub use super::records::TargetInfo;
 pub use super::ids::{ArmId, TargetId};
-use super::experiment::Experiment;
+use super::experiment::{Experiment, Source};
 use super::records::{read_setup, unit_path};
 use super::validate::check;
 
@@ -24,13 +24,26 @@ pub struct Arm {
     pub id: ArmId,
     /// What it does with the source.
     pub strategy: Strategy,
+    /// In a transfer matrix, the source it transfers from (its index in the matrix; scratch
+    /// takes the first's hyperparameters); `None` otherwise (seed `k` uses source `k mod K`).
+    pub source: Option<usize>,
+    /// In a transfer matrix, that source's name.
+    pub source_name: Option<String>,
 }
 
-/// The arms of an experiment: scratch first, then each strategy.
+/// The arms of an experiment: scratch first, then [`Experiment::strategy_arms`] (in a transfer
+/// matrix, each source with each strategy; scratch takes the first source's hyperparameters).
 pub fn arms(experiment: &Experiment) -> Vec<Arm> {
-    std::iter::once(Strategy::scratch())
-        .chain(experiment.strategies.iter().cloned())
-        .map(|strategy| Arm { id: ArmId::new(strategy.label()), strategy })
+    let matrix = matches!(experiment.source, Source::Matrix(_));
+    let scratch =
+        Arm { id: ArmId::new("scratch"), strategy: Strategy::scratch(), source: matrix.then_some(0), source_name: None };
+    std::iter::once(scratch)
+        .chain(experiment.strategy_arms().into_iter().map(|(id, strategy, source)| Arm {
+            id,
+            strategy,
+            source: source.as_ref().map(|(i, _)| *i),
+            source_name: source.map(|(_, n)| n),
+        }))
         .collect()
 }
 

@@ -42,6 +42,14 @@ pub fn write_outputs(
             report.insert_str(at, &pretraining::section(&p, figure.as_deref()));
         }
     }
+    let cells = super::matrix::cells(experiment, summary);
+    if !cells.is_empty() {
+        write_atomic(&out.join("matrix.csv"), super::matrix::csv(&cells))?;
+        let section = super::matrix::section(out, summary, &cells)?;
+        let at = report.find("\n## Verdicts").map(|i| i + 1);
+        let at = at.and_then(|i| report[i..].find("\n## ").map(|j| i + j)).unwrap_or(report.len());
+        report.insert_str(at, &section);
+    }
     let guard = super::guarding::section(out, summary, units)?;
     if !guard.is_empty() {
         let at = report.find("\n## Across targets").or_else(|| summary.targets.first().and_then(|t| report.find(&format!("\n## {}\n", t.key))));

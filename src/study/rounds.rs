@@ -119,7 +119,7 @@ impl Rounds<'_, '_> {
             }
             let stopped = guard::stopped(&looks);
             // With every strategy stopped, scratch has no look left to wait for.
-            let decided = if stopped.len() == experiment.strategies.len() { self.looks.steps.len() } else { looks.len() };
+            let decided = if stopped.len() == experiment.strategy_arms().len() { self.looks.steps.len() } else { looks.len() };
             targets.push((&info.target.key, decided, stopped));
         }
         let mut plan = Vec::new();

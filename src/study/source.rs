@@ -36,12 +36,23 @@ pub struct SourceRecord {
     /// seed `k` transferred from `replicates[k mod K]`. Empty with one source.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub replicates: Vec<String>,
+    /// In a transfer matrix, each source: its name in the matrix, its checkpoint folder, its
+    /// training steps (the record's own name is then `matrix`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub members: Vec<(String, String, u64)>,
 }
 
 impl SourceRecord {
-    /// How many sources the study transferred from.
+    /// How many sources each target seed's transfer may come from (several replicates of one
+    /// source; 1 with one source, and in a matrix, where each arm has its own).
     pub fn count(&self) -> usize {
         self.replicates.len().max(1)
+    }
+
+    /// The training steps of the source a comparison's arm transferred from: its matrix source's
+    /// (by name), else the study's source's.
+    pub fn steps_of(&self, member: Option<&str>) -> u64 {
+        member.and_then(|m| self.members.iter().find(|(n, _, _)| n == m)).map_or(self.steps, |(_, _, steps)| *steps)
     }
 }
 
@@ -74,7 +85,8 @@ pub struct SourcePolicy {
 
 impl SourcePolicy {
     fn new(dir: PathBuf, loaded: Loaded) -> Self {
-        let record = SourceRecord { name: dir.display().to_string(), steps: loaded.card.steps, replicates: Vec::new() };
+        let record =
+            SourceRecord { name: dir.display().to_string(), steps: loaded.card.steps, replicates: Vec::new(), members: Vec::new() };
         SourcePolicy { dir, record, loaded: Mutex::new(loaded) }
     }
 
@@ -148,6 +160,26 @@ pub fn obtain(
     let mut out = Vec::new();
     let p = match &experiment.source {
         Source::Pretrain(p) => p,
+        Source::Matrix(members) => {
+            // Each source as a study of it alone would obtain it; the record names them all.
+            for (_, member) in members {
+                let mut single = experiment.clone();
+                single.source = member.clone();
+                if let Source::Sb3(model) = member {
+                    import_sb3(model, registry)?;
+                }
+                out.extend(obtain(&single, None, registry, sources, claimer, quiet, stop)?);
+            }
+            let names: Vec<(String, String, u64)> = members
+                .iter()
+                .zip(&out)
+                .map(|((name, _), s)| (name.clone(), s.record.name.clone(), s.record.steps))
+                .collect();
+            for s in &mut out {
+                s.record.members = names.clone();
+            }
+            return Ok(out);
+        }
         source => {
             for (i, dir) in source.policy_dirs().into_iter().flatten().enumerate() {
                 let loaded = match policy.take().filter(|_| i == 0) {

@@ -36,7 +36,7 @@ use super::decision::{self, Correction};
 pub use super::decision::{ArmValues, MetricStat, Verdict};
 use super::experiment::Experiment;
 use super::guard::{self, ArmGuard, GuardSummary, Looks};
-use super::plan::{ArmId, TargetInfo, arms};
+use super::plan::{Arm, ArmId, TargetInfo, arms};
 use super::power::power;
 pub use super::power::{POWER, Power};
 use super::records::{UnitResult, UnitStatus};
@@ -224,7 +224,7 @@ pub fn summarize(
         for (si, arm) in strategy_arms.iter().enumerate() {
             let transfer = scores_of(&arm.id);
             let seed = (ti * 100 + si) as u64;
-            let mut c = compare(experiment, &arm.id, &transfer, &scratch, source, seed);
+            let mut c = compare(experiment, arm, &transfer, &scratch, source, seed);
             if let (Some(g), Some(l)) = (&looks, &target_looks) {
                 let metrics = &mut c.metrics;
                 let sources = source.count();
@@ -239,7 +239,7 @@ pub fn summarize(
             let baseline = scores_of(&ArmId::new(reference.clone()));
             for (si, arm) in strategy_arms.iter().enumerate().filter(|(_, a)| a.id != *reference) {
                 let seed = (ti * 100 + si) as u64 + 10_000 * (ri as u64 + 1);
-                let mut c = compare(experiment, &arm.id, &scores_of(&arm.id), &baseline, source, seed);
+                let mut c = compare(experiment, arm, &scores_of(&arm.id), &baseline, source, seed);
                 c.baseline = reference.clone();
                 c.forward_transfer = None;
                 c.total_time = TotalTime::NotApplicable;
@@ -289,13 +289,13 @@ pub fn summarize(
 /// One strategy against scratch, before the study-wide correction of its headline.
 fn compare(
     experiment: &Experiment,
-    arm: &ArmId,
+    arm: &Arm,
     transfer: &[Scores],
     scratch: &[Scores],
     source: &SourceRecord,
     seed: u64,
 ) -> Comparison {
-    let source_steps = source.steps;
+    let source_steps = source.steps_of(arm.source_name.as_deref());
     // With several sources, each value's source: seed k used source k mod K.
     let k = source.count();
     let group = |s: &[Scores]| -> Vec<usize> { s.iter().map(|s| (s.seed % k as u64) as usize).collect() };
@@ -338,7 +338,7 @@ fn compare(
     let speedup_ci95 = (enough && !matches!(speedup, Speedup::ZeroShot | Speedup::NotEstimable))
         .then(|| speedup_interval(transfer, scratch, experiment.budget as f64));
     Comparison {
-        strategy: arm.to_string(),
+        strategy: arm.id.to_string(),
         baseline: scratch_label(),
         primary: primary.name().into(),
         forward_transfer,

@@ -141,9 +141,13 @@ pub fn run_unit(
     Ok(UnitRun { result, curve: so_far.curve, resumed_at: so_far.resumed_at, seconds })
 }
 
-/// The unit's target agent, transferred from its source (seed `k` from source `k mod K`).
+/// The unit's target agent, transferred from its source (a matrix arm's own; else seed `k` from
+/// source `k mod K`).
 fn prepare(unit: &Unit<'_>, cx: &UnitContext<'_>) -> Result<(Box<dyn Agent>, crate::transfer::TransferReport), Halt> {
-    let policy = &cx.sources[(unit.seed % cx.sources.len() as u64) as usize];
+    let policy = match unit.arm.source {
+        Some(i) => &cx.sources[i],
+        None => &cx.sources[(unit.seed % cx.sources.len() as u64) as usize],
+    };
     let source = policy.lock();
     let target = &unit.target.target;
     crate::transfer::prepare(

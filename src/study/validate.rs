@@ -49,6 +49,9 @@ pub(crate) struct Checked {
 /// [`validate`], keeping what it resolved.
 pub(crate) fn check(experiment: &Experiment, registry: &Registry) -> Result<Checked, StudyError> {
     experiment.check_fields()?;
+    if let Source::Matrix(members) = &experiment.source {
+        return check_matrix(experiment, members, registry);
+    }
     // The policy is loaded once; its error is reported where the stand-in is needed, after the
     // targets' own errors (a variant's map only needs its card).
     // With several policies the first stands in for all (the others must match its card).
@@ -207,4 +210,49 @@ fn random_return(registry: &Registry, spec: &EnvSpec) -> Result<f64, StudyError>
     let mut rng = rand::rngs::StdRng::seed_from_u64(0);
     crate::env::random_policy_return(env.as_mut(), &spec.to_string(), (0..100).map(|i| 2_000_000 + i), &mut rng)
         .map_err(env_error)
+}
+
+/// A transfer matrix checked source by source, as a study of each would be (every strategy onto
+/// every target from each); the sources must share algorithm and spaces (scratch, one per
+/// target, takes the first's hyperparameters). The targets' maps are those declared for the
+/// first source's environment.
+fn check_matrix(experiment: &Experiment, members: &[(String, Source)], registry: &Registry) -> Result<Checked, StudyError> {
+    let mut first: Option<(Checked, crate::agent::checkpoint::Card)> = None;
+    for (name, source) in members {
+        let mut single = experiment.clone();
+        single.source = source.clone();
+        single.guard = None;
+        let in_member = |e: StudyError| StudyError::Source { message: format!("Matrix source {name:?}: {e}") };
+        let mut checked = check(&single, registry).map_err(in_member)?;
+        let card = match (checked.policy.take(), source) {
+            (Some(loaded), _) => loaded.card,
+            (None, Source::Pretrain(p)) => {
+                let task = p.task().map_err(in_member)?;
+                let env = task.make(registry).map_err(|e| in_member(StudyError::SourceEnv { message: e.to_string() }))?;
+                let config = p.resolved_config(registry).map_err(in_member)?;
+                let agent = config
+                    .build(env.observation_space(), env.action_space(), p.seed)
+                    .map_err(|e| in_member(StudyError::Source { message: e.to_string() }))?;
+                standin_card(&config, task.nominal(), env.observation_space(), env.action_space(), agent.as_ref())
+            }
+            (None, _) => unreachable!("a checkpoint source is loaded by its check"),
+        };
+        match &first {
+            None => first = Some((checked, card)),
+            Some((_, c)) if c.algorithm == card.algorithm
+                && c.observation_space == card.observation_space
+                && c.action_space == card.action_space => {}
+            Some((_, c)) => {
+                return Err(StudyError::Source {
+                    message: format!(
+                        "Matrix source {name:?} is a {} policy on {} / {}, the first a {} on {} / {}: a matrix's sources share \
+                         algorithm and spaces (scratch is one per target)",
+                        card.algorithm, card.observation_space, card.action_space, c.algorithm, c.observation_space, c.action_space
+                    ),
+                });
+            }
+        }
+    }
+    let (checked, _) = first.expect("a matrix has at least two sources");
+    Ok(checked)
 }
