@@ -493,3 +493,67 @@ fn a_study_may_list_several_source_policies() {
     );
     assert!(e.contains("policies/acrobot-ppo") && e.contains("must share algorithm, network and spaces"), "{e}");
 }
+
+/// A transfer matrix end to end: two sources (the shipped PPO policy and the one trained on randomised poles) by two targets, scratch once per target; each cell transfers from its own source,
+/// the report has the matrix, `matrix.csv` one row per cell, and the figure exists.
+#[test]
+fn a_transfer_matrix_runs_each_cell_from_its_source_and_reports_the_matrix() {
+    std::env::set_current_dir(root()).unwrap();
+    let text = r#"(version: 1, name: "matrix", resamples: 200,
+        source: Matrix([("ours", Policy("policies/cartpole-ppo")), ("randomized", Policy("policies/cartpole-ppo-randomized"))]),
+        targets: [Env(id: "CartPole-v1", params: {"length": 0.65}), Env(id: "CartPole-v1", params: {"masspole": 0.3})],
+        seeds: 3, budget: 2048, eval: (every: 1024, episodes: 2))"#;
+    let experiment: Experiment = headstart::util::ron_options().from_str(text).unwrap();
+    let registry = Registry::builtin();
+    let dir = out("matrix");
+    let summary = run(&experiment, &registry, &dir);
+    // Scratch, then one arm per source, on each target.
+    for t in &summary.targets {
+        let arms: Vec<&str> = t.curves.iter().map(|c| c.arm.as_str()).collect();
+        assert_eq!(arms, ["scratch", "ours", "randomized"]);
+        assert_eq!(t.comparisons.len(), 2);
+    }
+    assert_eq!(summary.family, 4, "the matrix is one Holm family");
+    // Each cell transferred from its own source (the transfer report names it).
+    let units = study::read_units(&dir).unwrap();
+    for u in units.iter().filter(|u| u.arm != "scratch") {
+        let source = &u.report.as_ref().unwrap().source;
+        let expected = if u.arm == "ours" { "cartpole-ppo" } else { "cartpole-ppo-randomized" };
+        assert!(source.ends_with(expected), "{} transferred from {source}", u.arm);
+    }
+    let csv = std::fs::read_to_string(dir.join("matrix.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 5, "{csv}");
+    assert!(csv.starts_with("source,strategy,target,transfer_mean,scratch_mean,difference"), "{csv}");
+    assert!(csv.lines().any(|l| l.starts_with("randomized,finetune,CartPole-v1-masspole=0.3,")), "{csv}");
+    let report = std::fs::read_to_string(dir.join("report.md")).unwrap();
+    assert!(report.contains("## Transfer matrix") && report.contains("| source \\ target |"), "{report}");
+    assert!(report.contains("Best source per target"), "{report}");
+    assert!(dir.join("matrix.png").exists() && dir.join("matrix.svg").exists());
+    let record = std::fs::read_to_string(dir.join("source.ron")).unwrap();
+    assert!(record.contains("members") && record.contains("\"ours\""), "{record}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_matrix_is_refused_where_its_cells_would_not_mean_what_they_say() {
+    let head = r#"(version: 1, name: "x", targets: [Env(id: "CartPole-v1")], budget: 100, eval: (every: 10), "#;
+    let e = invalid(&format!(r#"{head} source: Matrix([("a", Policy("policies/cartpole-ppo"))]))"#));
+    assert!(e.contains("field `source`") && e.contains("at least two sources"), "{e}");
+    let e = invalid(&format!(
+        r#"{head} source: Matrix([("a", Policy("policies/cartpole-ppo")), ("a", Policy("policies/cartpole-ppo-randomized"))]))"#
+    ));
+    assert!(e.contains("would share a folder"), "{e}");
+    let e = invalid(&format!(
+        r#"{head} source: Matrix([("a", Policy("policies/cartpole-ppo")), ("b", Policies(["policies/cartpole-ppo"]))]))"#
+    ));
+    assert!(e.contains("Matrix source \"b\"") && e.contains("Policies"), "{e}");
+    let e = invalid(&format!(
+        r#"{head} source: Matrix([("a", Policy("policies/cartpole-ppo")), ("b", Policy("policies/cartpole-ppo-randomized"))]), against: ["finetune"])"#
+    ));
+    assert!(e.contains("field `against`"), "{e}");
+    // Sources of different algorithms or spaces: named.
+    let e = invalid(&format!(
+        r#"{head} source: Matrix([("a", Policy("policies/cartpole-ppo")), ("b", Policy("policies/acrobot-ppo"))]))"#
+    ));
+    assert!(e.contains("Matrix source \"b\""), "{e}");
+}
