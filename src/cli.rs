@@ -2,7 +2,7 @@
 //! registers them and calls [`run`] (see `envs/corridor/main.rs`).
 //!
 //! One file per command group: `env` (`envs`, `demo`, `check`), `agent` (`train`,
-//! `eval`), `transfer` (`transfer`, `suggest`), `study` (`run`, `validate`, `report`, `power`)
+//! `eval`), `transfer` (`transfer`, `suggest`, `predict`), `study` (`run`, `validate`, `report`, `power`)
 //! `cluster` (`status`, `prepare`, `slurm`, and `run --workers`), `sb3` (`import`, `export`) and
 //! `new` (`new env`: a crate of the user's own).
 //! The commands parse arguments, call the library and print; what they compute lives below.
@@ -69,8 +69,15 @@ enum Command {
     /// Start an agent for a target environment from a source policy, train it, and report what
     /// was transferred, the zero-shot return and the learning curve.
     Transfer(TransferArgs),
-    /// Rank the policies in a folder by their zero-shot return on a target environment.
+    /// Rank the policies in a folder for a target environment: by the transferability predictor
+    /// that validated best on a transfer matrix (`predict`), else by zero-shot return.
     Suggest(SuggestArgs),
+    /// Validate the transferability predictors on a finished transfer matrix (its results
+    /// folder): each predictor for every cell, its rank correlation with the measured transfer.
+    Predict {
+        /// The results folder of a `source: Matrix([...])` study.
+        dir: PathBuf,
+    },
     /// Run a transfer study (an experiment file): every target, strategy and seed against
     /// scratch, then metrics, verdicts, figures and a report. Re-running continues.
     Run(RunArgs),
@@ -143,6 +150,7 @@ pub fn run(registry: Registry) -> ExitCode {
         Command::Eval(args) => agent::eval(&registry, &args),
         Command::Transfer(args) => transfer::transfer(&registry, &args),
         Command::Suggest(args) => transfer::suggest(&registry, &args),
+        Command::Predict { dir } => transfer::predict(&registry, &dir),
         Command::Run(args) => study::run(&registry, &args),
         Command::Validate { file } => study::validate(&registry, &file),
         Command::Report { dir } => study::report(&dir),

@@ -57,6 +57,7 @@ pub mod journal;
 pub mod matrix;
 pub mod plan;
 pub mod power;
+pub mod predictors;
 pub mod pretraining;
 pub mod records;
 pub mod report;

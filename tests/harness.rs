@@ -531,6 +531,17 @@ fn a_transfer_matrix_runs_each_cell_from_its_source_and_reports_the_matrix() {
     assert!(dir.join("matrix.png").exists() && dir.join("matrix.svg").exists());
     let record = std::fs::read_to_string(dir.join("source.ron")).unwrap();
     assert!(record.contains("members") && record.contains("\"ours\""), "{record}");
+    // The predictors, validated against this matrix: every cell, every predictor.
+    let validated = study::predictors::validate(&dir, &registry).unwrap();
+    assert_eq!(validated.cells, 4);
+    let names: Vec<&str> = validated.predictors.iter().map(|p| p.predictor.as_str()).collect();
+    assert_eq!(names, ["zero_shot", "cka", "dynamics", "logme"]);
+    let cells = std::fs::read_to_string(dir.join("predictors.csv")).unwrap();
+    assert_eq!(cells.lines().count(), 5, "{cells}");
+    for line in cells.lines().skip(1) {
+        assert!(line.split(',').skip(2).all(|v| v.parse::<f64>().is_ok_and(f64::is_finite)), "{line}");
+    }
+    assert!(dir.join("predictors.ron").exists());
     let _ = std::fs::remove_dir_all(&dir);
 }
 

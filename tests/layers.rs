@@ -144,7 +144,7 @@ const STUDY_FLOORS: &[&[&str]] = &[
     &["scores", "resume", "source", "cost", "pretraining"],
     &["speed", "validate", "aggregate", "guard"],
     &["plan"],
-    &["summary", "unit", "status"],
+    &["summary", "unit", "status", "predictors"],
     &["figures", "rounds", "guarding", "matrix"],
     &["report"],
 ];

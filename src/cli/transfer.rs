@@ -74,6 +74,10 @@ pub(crate) struct SuggestArgs {
     episodes: usize,
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// A transfer matrix's predictor validation (`predictors.ron`, from `headstart predict`);
+    /// repeat for several [default: every `runs/*/predictors.ron`].
+    #[arg(long, value_name = "FILE")]
+    validated: Vec<PathBuf>,
 }
 
 /// The map for a source trained on `source_id`: the `--map` file, else the one the target's
@@ -202,7 +206,36 @@ pub(super) fn suggest(registry: &Registry, args: &SuggestArgs) -> Result<()> {
     } else {
         Default::default()
     };
-    let ranking = xfer::suggest::rank(registry, &target, &maps, &args.policies, args.episodes, args.seed)?;
+    let mut ranking = xfer::suggest::rank(registry, &target, &maps, &args.policies, args.episodes, args.seed)?;
+    let chosen = choose_predictor(&args.validated)?;
+    if let Some((predictor, how)) = &chosen
+        && predictor == "zero_shot"
+    {
+        println!("ranked by zero-shot return, the predictor that validated best ({how})");
+    }
+    if let Some((predictor, how)) = &chosen
+        && predictor != "zero_shot"
+    {
+        let threshold = registry.entry(&target.id).ok().and_then(|e| e.threshold());
+        let Some(threshold) = threshold else {
+            anyhow::bail!("{target}: no registered threshold to normalise the predictors with");
+        };
+        let mut scored = Vec::new();
+        for c in ranking.ranked.drain(..) {
+            let dir = args.policies.join(&c.name);
+            let source = checkpoint::load(&dir)?;
+            let map = maps.get(&source.card.env.id);
+            let p = xfer::predict::predict(registry, &source, &c.name, &target, map, (threshold, ranking.random_return), args.seed)?;
+            scored.push((p.get(predictor), c));
+        }
+        scored.sort_by(|a, b| b.0.total_cmp(&a.0));
+        println!("ranked by `{predictor}` ({how}); its value, then the zero-shot return:");
+        for (i, (v, c)) in scored.iter().enumerate() {
+            println!("  {:<4} {:<22} {predictor} {v:>+9.3}   zero-shot {:.1}", i + 1, c.name, c.stats.mean);
+        }
+        ranking.ranked = scored.into_iter().map(|(_, c)| c).collect();
+        println!();
+    }
     println!(
         "zero-shot on {target}, {} deterministic episodes each (random actions: {:.1}):",
         args.episodes, ranking.random_return
@@ -230,5 +263,62 @@ pub(super) fn suggest(registry: &Registry, args: &SuggestArgs) -> Result<()> {
     for s in &ranking.skipped {
         println!("skipped {s}");
     }
+    Ok(())
+}
+
+/// The predictor `suggest` ranks by: the one with the highest Spearman correlation on any
+/// validation in `files` (default: every `runs/*/predictors.ron`), with what it achieved where;
+/// a warning when none beats zero-shot return there; `None` without any validation.
+fn choose_predictor(files: &[PathBuf]) -> Result<Option<(String, String)>> {
+    let files: Vec<PathBuf> = if files.is_empty() {
+        std::fs::read_dir("runs")
+            .map(|d| d.flatten().map(|e| e.path().join("predictors.ron")).filter(|p| p.exists()).collect())
+            .unwrap_or_default()
+    } else {
+        files.to_vec()
+    };
+    let mut best: Option<(f64, String, String)> = None;
+    for file in &files {
+        let text = std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+        let v: crate::study::predictors::Validated =
+            crate::util::ron_options().from_str(&text).with_context(|| format!("{}: not a predictors.ron", file.display()))?;
+        let Some((top, zero)) = v.best() else { continue };
+        let how = format!(
+            "Spearman {:+.2} [{:+.2}, {:+.2}] with the measured transfer over the {} cells of `{}`; zero-shot return {:+.2} there",
+            top.spearman, top.spearman_ci95.0, top.spearman_ci95.1, v.cells, v.matrix, zero.spearman
+        );
+        if top.predictor == "zero_shot" {
+            eprintln!("warning: on `{}` no predictor beats zero-shot return (Spearman {:+.2})", v.matrix, zero.spearman);
+        }
+        if best.as_ref().is_none_or(|(s, _, _)| top.spearman > *s) {
+            best = Some((top.spearman, top.predictor.clone(), how));
+        }
+    }
+    if best.is_none() && !files.is_empty() {
+        eprintln!("warning: no validation in {} has a correlation; ranking by zero-shot return", files.len());
+    }
+    Ok(best.map(|(_, p, how)| (p, how)))
+}
+
+/// `headstart predict DIR`: the predictors validated on a finished transfer matrix.
+pub(super) fn predict(registry: &Registry, dir: &Path) -> Result<()> {
+    tch::set_num_threads(1);
+    let v = crate::study::predictors::validate(dir, registry).map_err(|e| anyhow::anyhow!("{}: {e}", dir.display()))?;
+    println!("transferability predictors against the measured transfer of `{}` ({} cells):", v.matrix, v.cells);
+    println!("  {:<10} {:>24} {:>24} {:>16}", "predictor", "Spearman [95 % CI]", "Kendall [95 % CI]", "within target");
+    for p in &v.predictors {
+        println!(
+            "  {:<10} {:>+7.2} [{:+.2}, {:+.2}]   {:>+7.2} [{:+.2}, {:+.2}]   {:>+13.2}",
+            p.predictor, p.spearman, p.spearman_ci95.0, p.spearman_ci95.1, p.kendall, p.kendall_ci95.0, p.kendall_ci95.1, p.within_target_kendall
+        );
+    }
+    if let Some((best, zero)) = v.best() {
+        if best.predictor == "zero_shot" {
+            println!("no predictor beats zero-shot return here");
+        } else {
+            println!("best: {} (Spearman {:+.2}; zero-shot return {:+.2})", best.predictor, best.spearman, zero.spearman);
+        }
+    }
+    println!("written: {}, {}", dir.join("predictors.csv").display(), dir.join("predictors.ron").display());
     Ok(())
 }
