@@ -22,7 +22,7 @@
 //! so the scores are the same on every CPU.
 
 use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
+use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
 
 use super::{Strategy, TransferError, prepare};
@@ -391,79 +391,10 @@ pub fn predict(
     Ok(Predictions { zero_shot, cka, dynamics, logme })
 }
 
-/// Spearman's rank correlation of `x` and `y` (average ranks for ties).
-pub fn spearman(x: &[f64], y: &[f64]) -> f64 {
-    pearson(&ranks(x), &ranks(y))
-}
-
-fn ranks(x: &[f64]) -> Vec<f64> {
-    let mut order: Vec<usize> = (0..x.len()).collect();
-    order.sort_by(|&a, &b| x[a].total_cmp(&x[b]));
-    let mut r = vec![0.0; x.len()];
-    let mut i = 0;
-    while i < order.len() {
-        let mut j = i;
-        while j + 1 < order.len() && x[order[j + 1]] == x[order[i]] {
-            j += 1;
-        }
-        for k in i..=j {
-            r[order[k]] = (i + j) as f64 / 2.0 + 1.0;
-        }
-        i = j + 1;
-    }
-    r
-}
-
-fn pearson(x: &[f64], y: &[f64]) -> f64 {
-    let n = x.len() as f64;
-    let (mx, my) = (x.iter().sum::<f64>() / n, y.iter().sum::<f64>() / n);
-    let sxy: f64 = x.iter().zip(y).map(|(a, b)| (a - mx) * (b - my)).sum();
-    let (sx, sy) = (x.iter().map(|a| (a - mx).powi(2)).sum::<f64>(), y.iter().map(|b| (b - my).powi(2)).sum::<f64>());
-    if sx == 0.0 || sy == 0.0 { f64::NAN } else { sxy / (sx * sy).sqrt() }
-}
-
-/// Kendall's tau-b of `x` and `y`.
-pub fn kendall(x: &[f64], y: &[f64]) -> f64 {
-    let (mut concordant, mut discordant, mut tx, mut ty) = (0.0f64, 0.0f64, 0.0f64, 0.0f64);
-    for i in 0..x.len() {
-        for j in i + 1..x.len() {
-            let (a, b) = ((x[i] - x[j]).signum() * ((x[i] != x[j]) as i32 as f64), (y[i] - y[j]).signum() * ((y[i] != y[j]) as i32 as f64));
-            match (a == 0.0, b == 0.0) {
-                (true, true) => {}
-                (true, false) => tx += 1.0,
-                (false, true) => ty += 1.0,
-                _ if a == b => concordant += 1.0,
-                _ => discordant += 1.0,
-            }
-        }
-    }
-    let n = concordant + discordant;
-    let denominator = ((n + tx) * (n + ty)).sqrt();
-    if denominator == 0.0 { f64::NAN } else { (concordant - discordant) / denominator }
-}
-
-/// A percentile-bootstrap 95 % interval of `statistic` over resampled pairs of `x` and `y`.
-pub fn bootstrap(x: &[f64], y: &[f64], statistic: fn(&[f64], &[f64]) -> f64, resamples: usize, seed: u64) -> (f64, f64) {
-    let mut rng = StdRng::seed_from_u64(seed);
-    let mut values: Vec<f64> = (0..resamples)
-        .map(|_| {
-            let idx: Vec<usize> = (0..x.len()).map(|_| rng.random_range(0..x.len())).collect();
-            let (a, b): (Vec<f64>, Vec<f64>) = idx.iter().map(|&i| (x[i], y[i])).unzip();
-            statistic(&a, &b)
-        })
-        .filter(|v| v.is_finite())
-        .collect();
-    if values.is_empty() {
-        return (f64::NAN, f64::NAN);
-    }
-    values.sort_by(f64::total_cmp);
-    let at = |q: f64| values[((q * (values.len() - 1) as f64).round() as usize).min(values.len() - 1)];
-    (at(0.025), at(0.975))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rand::Rng;
 
     #[test]
     fn cka_is_one_for_a_rotation_and_near_zero_for_noise() {
@@ -490,15 +421,5 @@ mod tests {
         let y: Vec<f64> = f.iter().map(|r| 2.0 * r[0] - r[1] + 0.05 * (rng.random::<f64>() - 0.5)).collect();
         let noise: Vec<Vec<f64>> = (0..300).map(|_| (0..4).map(|_| rng.random::<f64>() - 0.5).collect()).collect();
         assert!(logme(&f, &y) > logme(&noise, &y) + 0.5, "{} vs {}", logme(&f, &y), logme(&noise, &y));
-    }
-
-    #[test]
-    fn rank_correlations_match_their_definitions() {
-        let x = [1.0, 2.0, 3.0, 4.0, 5.0];
-        assert_eq!(spearman(&x, &[2.0, 4.0, 6.0, 8.0, 10.0]), 1.0);
-        assert_eq!(kendall(&x, &[5.0, 4.0, 3.0, 2.0, 1.0]), -1.0);
-        // scipy.stats.kendalltau([1,2,3,4,5], [1,3,2,5,4]) = 0.6; spearmanr = 0.8.
-        assert!((kendall(&x, &[1.0, 3.0, 2.0, 5.0, 4.0]) - 0.6).abs() < 1e-12);
-        assert!((spearman(&x, &[1.0, 3.0, 2.0, 5.0, 4.0]) - 0.8).abs() < 1e-12);
     }
 }
