@@ -32,6 +32,7 @@ use super::StudyError;
 use super::ids::{Metric, TargetId};
 pub use super::sequential::{Guard, Spending};
 
+mod guarded;
 mod matrix;
 mod pretrain;
 
@@ -333,7 +334,7 @@ impl Experiment {
             return bad("resamples", "must be at least 100");
         }
         if let Some(guard) = &self.guard {
-            guard.check(self.budget, self.eval.every)?;
+            guarded::check(guard, self.budget, self.eval.every)?;
             if self.primary != Metric::Area {
                 return bad("guard", "tests the area under the curve so far at each look: it needs `primary: Area`");
             }

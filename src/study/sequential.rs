@@ -22,7 +22,6 @@
 use serde::{Deserialize, Serialize};
 use statrs::distribution::{Continuous, ContinuousCDF, Normal};
 
-use super::StudyError;
 
 /// How a side of the guard spends its level over the looks (Lan-DeMets).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -78,27 +77,6 @@ impl Guard {
             .collect();
         steps.dedup();
         steps
-    }
-
-    /// Checks the guard against the budget and grid, naming the field.
-    pub fn check(&self, budget: u64, every: u64) -> Result<(), StudyError> {
-        let bad = |field: &'static str, message: String| Err(StudyError::field(field, &message));
-        if !(2..=20).contains(&self.looks) {
-            return bad("guard.looks", format!("must be between 2 and 20 (is {})", self.looks));
-        }
-        let steps = self.steps(budget, every);
-        if steps.len() < self.looks {
-            let points = budget.div_ceil(every);
-            return bad(
-                "guard.looks",
-                format!(
-                    "{} looks need {} distinct evaluation points, and the budget has {points} after step 0 \
-                     (`eval.every` {every}): fewer looks or more frequent evaluations",
-                    self.looks, self.looks
-                ),
-            );
-        }
-        Ok(())
     }
 }
 
@@ -395,8 +373,8 @@ mod tests {
         let g = Guard { looks: 4, spending: Spending::OBrienFleming, success: false };
         assert_eq!(g.steps(20_000, 2_000), vec![6_000, 10_000, 16_000, 20_000]);
         assert_eq!(g.steps(10_000, 1_000), vec![3_000, 5_000, 8_000, 10_000]);
-        assert!(g.check(20_000, 2_000).is_ok());
+        // Ten looks on five grid points: fewer distinct steps (what `validate` refuses).
         let many = Guard { looks: 10, ..g };
-        assert!(many.check(20_000, 4_000).unwrap_err().to_string().contains("guard.looks"));
+        assert_eq!(many.steps(20_000, 4_000).len(), 5);
     }
 }
