@@ -169,7 +169,7 @@ pub fn run(
     opts: &RunOptions,
     stop: &AtomicBool,
 ) -> Result<RunOutcome, StudyError> {
-    let Setup { plan, sources, claimer, journal } = setup(experiment, registry, opts, stop)?;
+    let Setup { plan, sources, record, claimer, journal } = setup(experiment, registry, opts, stop)?;
     let all: Vec<Unit<'_>> =
         plan.units().with_paths(&opts.out).map(|(target, arm, seed, path)| Unit { target, arm, seed, path }).collect();
     let total = all.len();
@@ -258,7 +258,7 @@ pub fn run(
             })
         }),
         Some(looks) => {
-            let rounds = rounds::Rounds { all: &all, mine: &mine, cx: &cx, io, looks: &looks, sources: sources[0].record.count() };
+            let rounds = rounds::Rounds { all: &all, mine: &mine, cx: &cx, io, looks: &looks, sources: record.count() };
             rounds.run(&pool, &bar, &handle, || errors.lock().map_or(true, |e| !e.is_empty()))?;
         }
     }
@@ -274,7 +274,6 @@ pub fn run(
     if done < total || !opts.summarize {
         return Ok(RunOutcome::Incomplete { done, total, elsewhere: busy.into_inner() });
     }
-    let record = SourceRecord::read(&opts.out)?.unwrap_or_else(|| sources[0].record.clone());
     let summary = summary::summarize(experiment, &plan.targets, &units, &record);
     write_outputs(&opts.out, experiment, &summary, &units)?;
     Ok(RunOutcome::Complete(Box::new(summary)))
@@ -284,6 +283,8 @@ pub fn run(
 struct Setup<'e> {
     plan: Plan<'e>,
     sources: Vec<source::SourcePolicy>,
+    /// What `source.ron` holds (a matrix's names every source).
+    record: SourceRecord,
     claimer: Claimer,
     journal: Journal,
 }
@@ -324,7 +325,7 @@ fn setup<'e>(
             write_atomic(&path, text)?;
         }
     }
-    Ok(Setup { plan, sources, claimer, journal })
+    Ok(Setup { plan, sources, record, claimer, journal })
 }
 
 /// The stages before the units: the results folder set up and every source pretrained (or

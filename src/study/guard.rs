@@ -98,15 +98,31 @@ fn reached(unit: &UnitResult, step: u64) -> bool {
     }
 }
 
-/// The area so far of `unit` at `step`: its evaluations up to the step scored as a run whose
-/// budget is the step.
-fn area_at(unit: &UnitResult, step: u64, truncated: &Experiment, info: &TargetInfo) -> f64 {
-    let mut cut = unit.clone();
-    cut.evals.retain(|e| e.nominal <= step);
-    if matches!(cut.status, UnitStatus::Stopped { .. }) {
-        cut.status = UnitStatus::Finished;
-    }
-    scores::score(&cut, info, truncated).area
+/// The areas so far at `step` of `arm`'s units on `info`'s target (each unit's evaluations up
+/// to the step, scored as a run whose budget is the step), with each one's source (seed `k` used
+/// source `k mod sources`).
+fn areas_at(
+    experiment: &Experiment,
+    info: &TargetInfo,
+    units: &[UnitResult],
+    arm: &ArmId,
+    step: u64,
+    sources: usize,
+) -> (Vec<f64>, Vec<usize>) {
+    let mut truncated = experiment.clone();
+    truncated.budget = step;
+    units
+        .iter()
+        .filter(|u| u.target == info.target.key && &u.arm == arm)
+        .map(|u| {
+            let mut cut = u.clone();
+            cut.evals.retain(|e| e.nominal <= step);
+            if matches!(cut.status, UnitStatus::Stopped { .. }) {
+                cut.status = UnitStatus::Finished;
+            }
+            (scores::score(&cut, info, &truncated).area, (u.seed % sources.max(1) as u64) as usize)
+        })
+        .unzip()
 }
 
 /// The looks of one target that its units decide: look `k` once every unit of scratch and of
@@ -128,14 +144,7 @@ pub fn looks(experiment: &Experiment, looks: &Looks, info: &TargetInfo, units: &
         if !ready || running.is_empty() {
             break;
         }
-        let mut truncated = experiment.clone();
-        truncated.budget = step;
-        let values = |arm: &ArmId| -> (Vec<f64>, Vec<usize>) {
-            of_arm(arm)
-                .into_iter()
-                .map(|u| (area_at(u, step, &truncated, info), (u.seed % sources.max(1) as u64) as usize))
-                .unzip()
-        };
+        let values = |arm: &ArmId| areas_at(experiment, info, units, arm, step, sources);
         let (s, gs) = values(&scratch);
         let arms: Vec<ArmLook> = running
             .iter()
@@ -283,15 +292,7 @@ pub fn apply(
 ) -> ArmGuard {
     let outcome = arm_guard(guard, target_looks, arm);
     if let Some((step, _)) = outcome.stopped {
-        let mut truncated = experiment.clone();
-        truncated.budget = step;
-        let values = |a: &ArmId| -> (Vec<f64>, Vec<usize>) {
-            units
-                .iter()
-                .filter(|u| u.target == info.target.key && &u.arm == a)
-                .map(|u| (area_at(u, step, &truncated, info), (u.seed % sources.max(1) as u64) as usize))
-                .unzip()
-        };
+        let values = |a: &ArmId| areas_at(experiment, info, units, a, step, sources);
         let ((t, gt), (s, gs)) = (values(arm), values(&ArmId::new("scratch")));
         let groups = (sources > 1).then_some((gt.as_slice(), gs.as_slice()));
         let restated = compare(Metric::Area, t, s, groups, experiment.resamples, seed);

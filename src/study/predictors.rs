@@ -108,7 +108,9 @@ pub fn validate(out: &Path, registry: &Registry) -> Result<Validated, StudyError
     }
     crate::util::write_atomic(&out.join("predictors.csv"), rows)?;
     let y: Vec<f64> = cells.iter().map(|c| c.2).collect();
-    let targets: Vec<&String> = folder.targets.iter().map(|t| t.target.key.as_str()).filter_map(|k| cells.iter().find(|c| c.1 == k).map(|c| &c.1)).collect();
+    // The targets that have cells, in the study's order.
+    let targets: Vec<&str> =
+        folder.targets.iter().map(|t| t.target.key.as_str()).filter(|k| cells.iter().any(|c| c.1 == *k)).collect();
     let predictors = PREDICTORS
         .iter()
         .enumerate()
@@ -117,7 +119,7 @@ pub fn validate(out: &Path, registry: &Registry) -> Result<Validated, StudyError
             let within: Vec<f64> = targets
                 .iter()
                 .map(|t| {
-                    let (a, b): (Vec<f64>, Vec<f64>) = cells.iter().filter(|c| &&c.1 == t).map(|c| (c.3.get(name), c.2)).unzip();
+                    let (a, b): (Vec<f64>, Vec<f64>) = cells.iter().filter(|c| c.1 == *t).map(|c| (c.3.get(name), c.2)).unzip();
                     kendall(&a, &b)
                 })
                 .filter(|v| v.is_finite())
