@@ -12,6 +12,7 @@ mod cluster;
 mod env;
 mod new;
 mod sb3;
+mod sequence;
 mod study;
 mod transfer;
 mod watch;

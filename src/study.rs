@@ -44,6 +44,7 @@
 
 pub mod aggregate;
 pub mod claim;
+pub mod continual;
 pub mod cost;
 pub mod decision;
 pub mod error;

@@ -34,6 +34,7 @@ mod skill;
 mod state;
 mod strategy;
 mod task;
+pub mod continual;
 pub mod predict;
 pub mod suggest;
 pub mod watch;

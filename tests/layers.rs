@@ -147,6 +147,7 @@ const STUDY_FLOORS: &[&[&str]] = &[
     &["summary", "unit", "status", "predictors"],
     &["figures", "rounds", "guarding", "matrix"],
     &["report"],
+    &["continual"],
 ];
 
 fn study_floor(module: &str) -> Option<usize> {

@@ -63,6 +63,9 @@ impl RunArgs {
 
 /// `headstart validate`: an experiment file checked without running it.
 pub(super) fn validate(registry: &Registry, file: &Path) -> Result<()> {
+    if study::continual::Sequence::is_sequence_file(file) {
+        return super::sequence::validate(registry, file);
+    }
     let experiment = Experiment::load(file)?;
     let validated =
         study::validate::validate(&experiment, registry).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
@@ -87,6 +90,9 @@ pub(super) fn validate(registry: &Registry, file: &Path) -> Result<()> {
 
 /// `headstart run`: a study run (or continued) into its results folder.
 pub(super) fn run(registry: &Registry, args: &RunArgs) -> Result<()> {
+    if study::continual::Sequence::is_sequence_file(&args.file) {
+        return super::sequence::run(registry, args);
+    }
     if let Some(workers) = args.workers {
         return super::cluster::run_workers(registry, args, workers);
     }
@@ -181,6 +187,9 @@ fn print_summary(summary: &study::Summary, out: &Path) {
 
 /// `headstart report`: summary, figures and report rendered again from a results folder.
 pub(super) fn report(dir: &Path) -> Result<()> {
+    if dir.join("sequence.ron").exists() {
+        return super::sequence::report(dir);
+    }
     let summary = study::report(dir)?;
     print_summary(&summary, dir);
     Ok(())

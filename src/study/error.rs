@@ -43,6 +43,20 @@ pub enum StudyError {
         /// Why the transfer is refused.
         error: Box<TransferError>,
     },
+    /// A task of a sequence (`sequence[i]`) is refused.
+    #[error("sequence[{index}]: {error}")]
+    Task {
+        /// The task's position in `sequence`.
+        index: usize,
+        /// What the environment layer said.
+        error: EnvError,
+    },
+    /// A phase of a sequence's unit could not train, transfer or evaluate (its record says so).
+    #[error("{message}")]
+    Training {
+        /// What went wrong.
+        message: String,
+    },
     /// The source's environment (`source.env`) is refused.
     #[error("source.env: {message}")]
     SourceEnv {

@@ -431,28 +431,33 @@ impl Experiment {
     /// file-safe: a later target whose key is taken gets `-2`, `-3`, ...). A variant's declared
     /// map applies when it names `source_env`, the id of the source's environment.
     pub fn resolve_targets(&self, source_env: Option<&str>) -> Result<Vec<ResolvedTarget>, StudyError> {
-        let mut out: Vec<ResolvedTarget> = Vec::new();
-        for (index, target) in self.targets.iter().enumerate() {
-            let (key, env, map) = match target {
-                Target::Env(env) => (env_key(env), env.clone(), None),
-                Target::Mapped { env, map } => (env_key(env), env.clone(), Some(map.clone())),
-                Target::Variant(path) => {
-                    let variant = Variant::load(path).map_err(|error| StudyError::Target { index, error })?;
-                    let map = source_env.and_then(|id| variant.maps.get(id).cloned());
-                    (variant.name.clone(), variant.env, map)
-                }
-            };
-            let taken = |k: &str| out.iter().any(|t| file_safe(t.key.as_str()) == file_safe(k));
-            let mut unique = key.clone();
-            let mut n = 2;
-            while taken(&unique) {
-                unique = format!("{key}-{n}");
-                n += 1;
-            }
-            out.push(ResolvedTarget { key: TargetId::new(unique), env, map });
-        }
-        Ok(out)
+        resolve_targets(&self.targets, source_env)
     }
+}
+
+/// [`Experiment::resolve_targets`] of any list of targets (a sequence's tasks, say).
+pub fn resolve_targets(targets: &[Target], source_env: Option<&str>) -> Result<Vec<ResolvedTarget>, StudyError> {
+    let mut out: Vec<ResolvedTarget> = Vec::new();
+    for (index, target) in targets.iter().enumerate() {
+        let (key, env, map) = match target {
+            Target::Env(env) => (env_key(env), env.clone(), None),
+            Target::Mapped { env, map } => (env_key(env), env.clone(), Some(map.clone())),
+            Target::Variant(path) => {
+                let variant = Variant::load(path).map_err(|error| StudyError::Target { index, error })?;
+                let map = source_env.and_then(|id| variant.maps.get(id).cloned());
+                (variant.name.clone(), variant.env, map)
+            }
+        };
+        let taken = |k: &str| out.iter().any(|t| file_safe(t.key.as_str()) == file_safe(k));
+        let mut unique = key.clone();
+        let mut n = 2;
+        while taken(&unique) {
+            unique = format!("{key}-{n}");
+            n += 1;
+        }
+        out.push(ResolvedTarget { key: TargetId::new(unique), env, map });
+    }
+    Ok(out)
 }
 
 impl Source {

@@ -173,7 +173,7 @@ pub(crate) fn check(experiment: &Experiment, registry: &Registry) -> Result<Chec
 }
 
 /// A card for an agent that exists only in memory (validation's stand-in source).
-fn standin_card(
+pub(crate) fn standin_card(
     config: &AgentConfig,
     env: &EnvSpec,
     obs: &crate::env::Space,
@@ -204,7 +204,7 @@ fn standin_card(
 }
 
 /// The mean return of uniformly random actions over 100 seeded episodes.
-fn random_return(registry: &Registry, spec: &EnvSpec) -> Result<f64, StudyError> {
+pub(crate) fn random_return(registry: &Registry, spec: &EnvSpec) -> Result<f64, StudyError> {
     let env_error = |error| StudyError::RandomReturn { env: spec.to_string(), error };
     let mut env = registry.make(spec).map_err(env_error)?;
     let mut rng = rand::rngs::StdRng::seed_from_u64(0);

@@ -1,0 +1,83 @@
+//! `run`, `validate` and `report` of sequence experiments (files with a `sequence:` field):
+//! transfer along a sequence of tasks.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::Result;
+
+use crate::env::Registry;
+use crate::study::continual::{self, ContinualSummary, Sequence, output};
+
+/// `headstart validate` of a sequence file.
+pub(super) fn validate(registry: &Registry, file: &Path) -> Result<()> {
+    let sequence = Sequence::load(file)?;
+    let checked = continual::sequence::check(&sequence, registry).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+    let methods: Vec<String> = sequence.methods().into_iter().map(|m| m.name).collect();
+    println!(
+        "{}: valid; a sequence of {} tasks ({}){}; methods: {}; seeds: {}; {} units of {} phases x {} steps",
+        file.display(),
+        checked.tasks.len(),
+        checked.tasks.iter().map(|t| t.task.key.as_str()).collect::<Vec<_>>().join(", "),
+        if sequence.repeats > 1 { format!(" x {} passes", sequence.repeats) } else { String::new() },
+        methods.join(", "),
+        sequence.seeds,
+        methods.len() as u64 * sequence.seeds,
+        sequence.phases(),
+        sequence.budget
+    );
+    Ok(())
+}
+
+/// `headstart run` of a sequence file.
+pub(super) fn run(registry: &Registry, args: &super::study::RunArgs) -> Result<()> {
+    if args.workers.is_some() || args.shard.is_some() {
+        anyhow::bail!(
+            "{}: a sequence runs its units under claims: start more `headstart run` processes on the same --out (here or on \
+             other machines) instead of --workers or --shard",
+            args.file.display()
+        );
+    }
+    let sequence = Sequence::load(&args.file)?;
+    let out = args.out.clone().unwrap_or_else(|| PathBuf::from("runs").join(&sequence.name));
+    let jobs = args.jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let stop = super::interrupt_flag(Some("stopping: each unit keeps the task changes it saved; run again to continue"));
+    let started = Instant::now();
+    let timeout = std::time::Duration::from_secs(args.claim_timeout.max(1));
+    let finished = continual::run(&sequence, registry, &out, (jobs, args.quiet, timeout), &stop)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", args.file.display()))?;
+    match finished {
+        continual::Finished::Complete(summary) => print(&summary, &out),
+        continual::Finished::Incomplete { done, total } if stop.load(std::sync::atomic::Ordering::SeqCst) => anyhow::bail!(
+            "interrupted: {done} of {total} units are saved in {}, the others' task changes too; run `headstart run {}` again \
+             to continue",
+            out.display(),
+            args.file.display()
+        ),
+        continual::Finished::Incomplete { done, total } => println!(
+            "{done} of {total} units are recorded in {}; other processes hold the rest, and the one that records the last \
+             (or `headstart report`) writes the report",
+            out.display()
+        ),
+    }
+    if !args.quiet {
+        eprintln!("({:.0} s)", started.elapsed().as_secs_f64());
+    }
+    Ok(())
+}
+
+/// `headstart report` of a sequence's results folder.
+pub(super) fn report(dir: &Path) -> Result<()> {
+    let summary = continual::report(dir)?;
+    print(&summary, dir);
+    Ok(())
+}
+
+fn print(summary: &ContinualSummary, out: &Path) {
+    if let Some((done, total)) = summary.partial {
+        println!("PARTIAL: {done} of {total} units are recorded; these numbers will change");
+    }
+    println!("{}", output::metrics_table(summary));
+    println!("{}", output::verdict_table(summary));
+    println!("report: {}", out.join("report.md").display());
+}

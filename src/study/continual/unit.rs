@@ -1,0 +1,371 @@
+//! One unit of a sequence study: a method trained along the whole sequence with one seed. At
+//! every task change the agent at the end of the last task is saved (a checkpoint with the
+//! method's protection: importance, PackNet's owners) and is the source of the next task; every
+//! evaluation point evaluates every task of the sequence. A unit that stops (Ctrl-C, kill -9)
+//! continues from its last task change, and a task is a function of that checkpoint and the
+//! seed, so the record is the same.
+
+use std::collections::HashMap;
+use std::ops::ControlFlow;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use serde::{Deserialize, Serialize};
+use tch::Tensor;
+
+use crate::agent::checkpoint;
+use crate::agent::session::Session;
+use crate::agent::train::{EpisodeRecord, Task};
+use crate::agent::{Agent, AgentConfig, Event, Outcome};
+use crate::env::{Env, Registry};
+use crate::study::StudyError;
+use crate::study::records::UnitStatus;
+use crate::transfer::TransferReport;
+use crate::transfer::continual::{self as protect, Importance, Owners, Protect};
+use crate::util::{FileError, to_ron, write_atomic};
+
+use super::sequence::{Method, Sequence, TaskInfo};
+
+/// A unit's record (`units/<method>/seed<k>.ron`), written once.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SequenceRecord {
+    /// The method.
+    pub method: String,
+    /// The seed.
+    pub seed: u64,
+    /// Finished, or failed with the error (the evaluations so far are kept).
+    pub status: UnitStatus,
+    /// The phases trained (a task of a pass over the sequence), in order.
+    pub phases: Vec<PhaseRecord>,
+    /// Every task's mean evaluation return at every evaluation point, in order.
+    pub evals: Vec<SequenceEval>,
+}
+
+/// A phase: one task trained with the budget.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PhaseRecord {
+    /// The phase's position (`task + pass * tasks`).
+    pub phase: usize,
+    /// The task trained.
+    pub task: usize,
+    /// Environment steps trained.
+    pub steps: u64,
+    /// The transfer from the previous phase's agent (none for the first phase and for the
+    /// single-task reference, which start from scratch).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub report: Option<TransferReport>,
+    /// What the method's protection did at the phase's start and end.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub protect: Vec<String>,
+}
+
+/// An evaluation point: every task's mean return.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SequenceEval {
+    /// The phase.
+    pub phase: usize,
+    /// The grid step within the phase (0, every, 2 every, ..., budget).
+    pub nominal: u64,
+    /// Every task's mean return, in the sequence's order.
+    pub returns: Vec<f64>,
+}
+
+/// What a unit's run needs besides the unit.
+pub struct Context<'a> {
+    /// The sequence.
+    pub sequence: &'a Sequence,
+    /// Its tasks.
+    pub tasks: &'a [TaskInfo],
+    /// The agent's hyperparameters.
+    pub config: &'a AgentConfig,
+    /// Where environments come from.
+    pub registry: &'a Registry,
+    /// Ctrl-C.
+    pub stop: &'a AtomicBool,
+}
+
+/// What a phase checkpoint holds besides the agent.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+struct Progress {
+    phases: Vec<PhaseRecord>,
+    evals: Vec<SequenceEval>,
+    /// Training episodes: (phase, episode).
+    episodes: Vec<(usize, EpisodeRecord)>,
+}
+
+/// A method's protection as it stands between phases.
+#[derive(Default)]
+struct Protection {
+    importance: Importance,
+    owners: Owners,
+}
+
+impl Protection {
+    fn tensors(&self) -> Vec<(String, Tensor)> {
+        let named = |prefix: &str, list: &[(String, Tensor)]| {
+            list.iter().map(|(n, t)| (format!("{prefix}.{n}"), t.shallow_clone())).collect::<Vec<_>>()
+        };
+        let mut out = named("importance", &self.importance);
+        out.extend(named("owners", &self.owners));
+        out
+    }
+
+    fn from_tensors(tensors: HashMap<String, Tensor>) -> Protection {
+        let mut p = Protection::default();
+        let mut names: Vec<_> = tensors.into_iter().collect();
+        names.sort_by(|a, b| a.0.cmp(&b.0));
+        for (name, t) in names {
+            if let Some(n) = name.strip_prefix("importance.") {
+                p.importance.push((n.to_string(), t));
+            } else if let Some(n) = name.strip_prefix("owners.") {
+                p.owners.push((n.to_string(), t));
+            }
+        }
+        p
+    }
+}
+
+/// Where a unit's phase checkpoints live: `seed<k>.phases/phase<p>` beside its record.
+pub fn phase_dir(record: &Path, phase: usize) -> PathBuf {
+    record.with_extension("phases").join(format!("phase{phase}"))
+}
+
+/// How a unit's run ended.
+pub enum Ran {
+    /// Its record (finished or failed) and its training curve (`phase,task,step,return,length`).
+    Recorded(Box<SequenceRecord>, String),
+    /// Ctrl-C: the phases done are saved.
+    Interrupted,
+    /// Another process took the unit's claim over.
+    Lost,
+}
+
+/// Runs `method` with `seed` along the sequence, from its last saved phase.
+pub fn run(cx: &Context<'_>, method: &Method, seed: u64, record: &Path, lost: &dyn Fn() -> bool) -> Result<Ran, StudyError> {
+    let (start, mut progress, mut protection) = latest(record, cx.sequence.phases());
+    let mut failure = None;
+    for phase in start..cx.sequence.phases() {
+        if lost() {
+            return Ok(Ran::Lost);
+        }
+        let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            run_phase(cx, method, seed, record, phase, &mut progress, &mut protection)
+        }));
+        match ran {
+            Ok(Ok(true)) => {}
+            Ok(Ok(false)) => return Ok(Ran::Interrupted),
+            Ok(Err(e)) => {
+                failure = Some(format!("phase {phase}: {e}"));
+                break;
+            }
+            Err(panic) => {
+                let message = panic.downcast_ref::<String>().cloned().or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()));
+                failure = Some(format!("phase {phase}: panicked: {}", message.unwrap_or_default()));
+                break;
+            }
+        }
+    }
+    let mut csv = String::from("phase,task,step,return,length\n");
+    let tasks = cx.tasks.len();
+    for (phase, e) in &progress.episodes {
+        csv.push_str(&format!("{phase},{},{},{},{}\n", phase % tasks, e.step, e.ret, e.len));
+    }
+    let status = failure.map_or(UnitStatus::Finished, UnitStatus::Failed);
+    let record = SequenceRecord { method: method.name.clone(), seed, status, phases: progress.phases, evals: progress.evals };
+    Ok(Ran::Recorded(Box::new(record), csv))
+}
+
+/// The last phase saved completely (its `progress.ron` is written last), or a fresh start. A
+/// phase checkpoint that does not read is ignored with a warning: the phase runs again.
+fn latest(record: &Path, phases: usize) -> (usize, Progress, Protection) {
+    for phase in (0..phases).rev() {
+        let dir = phase_dir(record, phase);
+        if !dir.join("progress.ron").exists() {
+            continue;
+        }
+        let read = || -> Result<(Progress, Protection), String> {
+            let text = std::fs::read_to_string(dir.join("progress.ron")).map_err(|e| e.to_string())?;
+            let progress: Progress = crate::util::ron_options().from_str(&text).map_err(|e| e.to_string())?;
+            let file = checkpoint::read_tensors(&dir.join("protect.safetensors")).map_err(|e| e.to_string())?;
+            Ok((progress, Protection::from_tensors(file.tensors)))
+        };
+        match read() {
+            Ok((progress, protection)) => return (phase + 1, progress, protection),
+            Err(e) => eprintln!("warning: {}: {e}; the phase runs again", dir.display()),
+        }
+    }
+    (0, Progress::default(), Protection::default())
+}
+
+/// The agent a phase starts from: fresh for the first phase and the single-task reference, else
+/// the previous phase's agent moved into this task by the method's strategy.
+fn start(cx: &Context<'_>, method: &Method, seed: u64, record: &Path, phase: usize) -> Result<(Box<dyn Agent>, Option<TransferReport>), StudyError> {
+    let task = &cx.tasks[phase % cx.tasks.len()];
+    if phase == 0 || method.is_single() {
+        let env = cx.registry.make(&task.task.env).map_err(|error| StudyError::Task { index: phase % cx.tasks.len(), error })?;
+        let agent = cx.config.build(env.observation_space(), env.action_space(), seed).map_err(|e| StudyError::Training { message: e.to_string() })?;
+        return Ok((agent, None));
+    }
+    let previous = checkpoint::load(&phase_dir(record, phase - 1))?;
+    let name = format!("phase {} ({})", phase - 1, cx.tasks[(phase - 1) % cx.tasks.len()].task.key);
+    let (agent, report) = crate::transfer::prepare(cx.registry, &previous, &name, &task.task.env, &method.strategy, None, seed)
+        .map_err(|e| StudyError::Training { message: format!("the transfer into {}: {e}", task.task.key) })?;
+    Ok((agent, Some(report)))
+}
+
+/// Trains one phase, evaluating every task on the grid, and saves its checkpoint; `false` when
+/// Ctrl-C stopped it (nothing of the phase is kept).
+fn run_phase(
+    cx: &Context<'_>,
+    method: &Method,
+    seed: u64,
+    record: &Path,
+    phase: usize,
+    progress: &mut Progress,
+    protection: &mut Protection,
+) -> Result<bool, StudyError> {
+    let failed = |e: &dyn std::fmt::Display| StudyError::Training { message: e.to_string() };
+    let tasks = cx.tasks.len();
+    let task = phase % tasks;
+    let (mut agent, report) = start(cx, method, seed, record, phase)?;
+    let mut notes = Vec::new();
+    match &method.protect {
+        Some(Protect::Ewc { lambda, .. } | Protect::Mas { lambda, .. }) if phase > 0 => {
+            protect::anchor(agent.as_mut(), &protection.importance, *lambda);
+            notes.push(format!("anchored at the previous weights, importance of {} task(s), lambda {lambda}", phase));
+        }
+        Some(Protect::PackNet { .. }) => {
+            if protection.owners.is_empty() {
+                protection.owners = protect::free_owners(agent.as_ref());
+            }
+            protect::freeze(agent.as_mut(), &protection.owners, task);
+        }
+        _ => {}
+    }
+    let mut evaluator = Evaluator::new(cx, seed)?;
+    let (every, budget) = (cx.sequence.eval.every, cx.sequence.budget);
+    let env_task = Task::Env(cx.tasks[task].task.env.clone());
+    let mut evals = Vec::new();
+    let mut session = Session::new(cx.registry, &env_task, agent.as_mut(), budget).map_err(|e| failed(&e))?;
+    evals.push(SequenceEval { phase, nominal: 0, returns: evaluator.all(session.agent_mut(), method, protection, task)? });
+    let mut next = every;
+    loop {
+        let mut due = false;
+        let outcome = session
+            .train(&mut |event| {
+                match event {
+                    Event::Progress { step } => due |= step >= next,
+                    Event::Checkpoint { .. } if due || cx.stop.load(Ordering::SeqCst) => return ControlFlow::Break(()),
+                    _ => {}
+                }
+                ControlFlow::Continue(())
+            })
+            .map_err(|e| failed(&e))?;
+        if outcome == Outcome::Finished {
+            break;
+        }
+        if !due {
+            return Ok(false);
+        }
+        let steps = session.agent().steps();
+        let nominal = (steps / every * every).min(budget);
+        if nominal < budget {
+            let returns = evaluator.all(session.agent_mut(), method, protection, task)?;
+            evals.push(SequenceEval { phase, nominal, returns });
+        }
+        while next <= steps {
+            next += every;
+        }
+    }
+    // The end of the task: the protection takes its measure, then the last evaluation.
+    let info = &cx.tasks[task];
+    match &method.protect {
+        Some(p @ (Protect::Ewc { samples, .. } | Protect::Mas { samples, .. })) => {
+            let states = protect::visited_states(cx.registry, &info.task.env, session.agent(), *samples, 3_000_000 + 10_000 * seed)
+                .map_err(|e| failed(&e))?;
+            let importance = protect::importance(session.agent(), p, &states).map_err(|e| failed(&e))?;
+            let total: f64 = importance.iter().map(|(_, t)| t.sum(tch::Kind::Double).double_value(&[])).sum();
+            notes.push(format!("{} importance on {samples} visited states (sum {total:.4e}), added to the earlier tasks'", p.name()));
+            protect::accumulate(&mut protection.importance, importance);
+        }
+        Some(Protect::PackNet { keep }) => {
+            let share = keep.filter(|_| task + 1 < tasks).unwrap_or(1.0 / (tasks - task) as f64);
+            protect::prune(session.agent_mut(), &mut protection.owners, task, share);
+            let owned: i64 = protection.owners.iter().map(|(_, o)| o.eq(task as f64).sum(tch::Kind::Int64).int64_value(&[])).sum();
+            notes.push(format!("PackNet: {owned} weights kept for this task (a share {share:.3} of the free ones), the rest set to zero"));
+        }
+        None => {}
+    }
+    let returns = evaluator.all(session.agent_mut(), method, protection, task)?;
+    evals.push(SequenceEval { phase, nominal: budget, returns });
+    let steps = session.agent().steps();
+    progress.episodes.extend(session.curve.episodes.iter().map(|e| (phase, e.clone())));
+    progress.phases.push(PhaseRecord { phase, task, steps, report, protect: notes });
+    progress.evals.extend(evals);
+    save_phase(&session, record, phase, progress, protection)?;
+    Ok(true)
+}
+
+/// Writes a phase's checkpoint into a temporary folder and renames it into place, its
+/// `progress.ron` last.
+fn save_phase(session: &Session<'_>, record: &Path, phase: usize, progress: &Progress, protection: &Protection) -> Result<(), StudyError> {
+    let dir = phase_dir(record, phase);
+    let tmp = dir.with_extension(format!("tmp-{}-{}", crate::util::host(), std::process::id()));
+    let _ = std::fs::remove_dir_all(&tmp);
+    session.save_run(None, format!("sequence phase {phase}"), &tmp)?;
+    checkpoint::write_tensors(&tmp.join("protect.safetensors"), &protection.tensors(), HashMap::new())?;
+    write_atomic(&tmp.join("progress.ron"), to_ron(progress))?;
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::rename(&tmp, &dir).map_err(|e| FileError::new(&dir, e))?;
+    Ok(())
+}
+
+/// Every task's evaluation: its own environments (one instance per episode stepped together)
+/// and episode seeds.
+struct Evaluator {
+    envs: Vec<Vec<Box<dyn Env>>>,
+    episodes: usize,
+    deterministic: bool,
+    seed: u64,
+}
+
+impl Evaluator {
+    fn new(cx: &Context<'_>, seed: u64) -> Result<Evaluator, StudyError> {
+        let ev = &cx.sequence.eval;
+        let mut envs = Vec::new();
+        for (index, t) in cx.tasks.iter().enumerate() {
+            let make = || cx.registry.make(&t.task.env).map(|e| e as Box<dyn Env>).map_err(|error| StudyError::Task { index, error });
+            let first = make()?;
+            let discrete = matches!(first.action_space(), crate::env::Space::Discrete { .. });
+            let lanes = if ev.deterministic && discrete { ev.episodes.clamp(1, 16) } else { 1 };
+            let mut lane = vec![first];
+            for _ in 1..lanes {
+                lane.push(make()?);
+            }
+            envs.push(lane);
+        }
+        Ok(Evaluator { envs, episodes: ev.episodes, deterministic: ev.deterministic, seed: 1_000_000 + 10_000 * seed })
+    }
+
+    /// Every task's mean return; under PackNet a task before the one training (`current`) is
+    /// evaluated with its own weights only.
+    fn all(&mut self, agent: &mut dyn Agent, method: &Method, protection: &Protection, current: usize) -> Result<Vec<f64>, StudyError> {
+        let packnet = matches!(method.protect, Some(Protect::PackNet { .. }));
+        let (episodes, deterministic, seed) = (self.episodes, self.deterministic, self.seed);
+        let mut out = Vec::with_capacity(self.envs.len());
+        for (j, envs) in self.envs.iter_mut().enumerate() {
+            let mut eval = |a: &dyn Agent| crate::agent::evaluate_on(a, envs, episodes, deterministic, seed);
+            let stats = if packnet && j < current {
+                protect::with_task_weights(agent, &protection.owners, j, |a| eval(a))
+            } else {
+                eval(agent)
+            }
+            .map_err(|error| StudyError::Task { index: j, error })?;
+            if !stats.mean.is_finite() {
+                return Err(StudyError::Training { message: format!("diverged: the evaluation return on task {j} is {}", stats.mean) });
+            }
+            out.push(stats.mean);
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,437 @@
+//! What protects an agent's earlier tasks when it moves on to the next task of a sequence:
+//! EWC's and MAS's importance-weighted anchors, and PackNet's per-task masks. A sequence study
+//! (`study::continual`) moves the agent at the end of one task into the next with
+//! [`super::prepare`] (the method's strategy: fine-tuning with Continual World's resets, L2,
+//! distillation, ...), then applies its [`Protect`] here.
+//!
+//! Importance is computed by hand in `f64` (forward and backward passes of each network, one
+//! state at a time, in a fixed order), so it is the same on every CPU; `tests/continual.rs`
+//! checks it against autograd.
+
+use serde::{Deserialize, Serialize};
+use tch::{Kind, Tensor};
+
+use super::TransferError;
+use crate::agent::nn::Activation;
+use crate::agent::{Agent, Algo};
+use crate::agent::to_vec;
+use crate::env::{EnvSpec, Registry};
+
+/// How a method protects earlier tasks, on top of its strategy.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub enum Protect {
+    /// Elastic weight consolidation (Kirkpatrick et al. 2017): the loss gains
+    /// `lambda / 2 · Σ F ⊙ (θ - θ*)²`, `θ*` the weights at the task change and `F` the diagonal
+    /// Fisher information of the networks' outputs on states the agent visits at the end of each
+    /// task, summed over the tasks so far (Continual World's accumulation).
+    Ewc {
+        /// The penalty's weight.
+        lambda: f64,
+        /// States the importance is averaged over.
+        #[serde(default = "default_samples")]
+        samples: usize,
+    },
+    /// Memory aware synapses (Aljundi et al. 2018): as EWC with `Ω = mean |∂‖f(s)‖² / ∂θ|`, the
+    /// sensitivity of the networks' squared output norm.
+    Mas {
+        /// The penalty's weight.
+        lambda: f64,
+        /// States the importance is averaged over.
+        #[serde(default = "default_samples")]
+        samples: usize,
+    },
+    /// PackNet (Mallya & Lazebnik 2018): at the end of each task the largest of the free weights
+    /// (a share `keep` of each matrix's free weights [default: an equal share, `1 / tasks left`])
+    /// become the task's and are frozen from then on; the rest are set to zero and free for the
+    /// next task. Biases are the first task's. Task `j` is evaluated with the weights of tasks
+    /// `0..=j` only (the task id is known at evaluation, as in Continual World).
+    PackNet {
+        /// The share of each weight matrix's free weights a task keeps.
+        #[serde(default)]
+        keep: Option<f64>,
+    },
+}
+
+fn default_samples() -> usize {
+    1000
+}
+
+impl Protect {
+    /// The name in reports.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Protect::Ewc { .. } => "EWC",
+            Protect::Mas { .. } => "MAS",
+            Protect::PackNet { .. } => "PackNet",
+        }
+    }
+
+    /// Refuses values no run could use, naming the field.
+    pub fn validate(&self) -> Result<(), TransferError> {
+        let bad = |field: &'static str, message: &str| Err(TransferError::Strategy { field, message: message.into() });
+        match *self {
+            Protect::Ewc { lambda, samples } | Protect::Mas { lambda, samples } => {
+                if !(lambda.is_finite() && lambda > 0.0) {
+                    return bad("protect.lambda", "must be finite and > 0");
+                }
+                if !(1..=100_000).contains(&samples) {
+                    return bad("protect.samples", "must be between 1 and 100000");
+                }
+            }
+            Protect::PackNet { keep: Some(k) } if !(k > 0.0 && k <= 1.0) => {
+                return bad("protect.keep", "must be in (0, 1]");
+            }
+            Protect::PackNet { .. } => {}
+        }
+        Ok(())
+    }
+
+    /// Whether the algorithm's networks are ones this protection reads: EWC and MAS compute
+    /// importance for PPO's and A2C's actor and critic and DQN's Q-network; PackNet masks any.
+    pub fn check_algo(&self, algo: Algo) -> Result<(), TransferError> {
+        match (self, algo) {
+            (Protect::PackNet { .. }, _) | (_, Algo::Ppo | Algo::A2c | Algo::Dqn) => Ok(()),
+            _ => Err(TransferError::Strategy {
+                field: "protect",
+                message: format!(
+                    "{}: importance is computed for PPO's and A2C's actor and critic and DQN's Q-network; {algo}'s \
+                     critics take actions as inputs, which it does not yet handle (use PackNet or L2)",
+                    self.name()
+                ),
+            }),
+        }
+    }
+}
+
+/// Named importance tensors, one per protected weight (the weights' shapes, `f32`).
+pub type Importance = Vec<(String, Tensor)>;
+
+/// `n` observations the agent visits acting greedily on `task`, episodes seeded `seed`,
+/// `seed + 1`, ...: the states importance is measured on.
+pub fn visited_states(
+    registry: &Registry,
+    task: &EnvSpec,
+    agent: &dyn Agent,
+    n: usize,
+    seed: u64,
+) -> Result<Vec<f32>, TransferError> {
+    use rand::SeedableRng;
+    let mut env = registry.make(task)?;
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let mut out = Vec::new();
+    let mut episode = 0;
+    let (mut obs, _) = env.reset(Some(seed))?;
+    while out.len() < n * obs.len() {
+        out.extend_from_slice(&obs);
+        let action = agent.act(&obs, true, &mut rng).remove(0);
+        let step = env.step(&action)?;
+        obs = if step.terminated || step.truncated {
+            episode += 1;
+            env.reset(Some(seed + episode))?.0
+        } else {
+            step.obs
+        };
+    }
+    Ok(out)
+}
+
+/// What the importance of a network's parameters is measured through.
+#[derive(Clone, Copy)]
+enum Output {
+    /// A value read as the mean of a unit-variance Gaussian (Q-values, the critic): `Σ_k (∂o_k)²`.
+    Gaussian,
+    /// A Gaussian policy's mean, each output with its variance: `Σ_k (∂μ_k)² / σ_k²`.
+    Scaled,
+    /// A categorical policy's logits: `Σ_a p_a (∂ log p_a)²`.
+    Categorical,
+}
+
+/// A plain MLP read from an agent's named tensors, in `f64`.
+struct NetView {
+    /// `{net}.trunk.0`, `{net}.trunk.1`, ..., `{net}.head`: (name, weight `[out, in]` row-major,
+    /// bias, out, in).
+    layers: Vec<(String, Vec<f64>, Vec<f64>, usize, usize)>,
+    activation: Activation,
+}
+
+impl NetView {
+    fn read(agent: &dyn Agent, net: &str) -> Result<NetView, TransferError> {
+        let tensors: std::collections::HashMap<String, Tensor> = agent.tensors().into_iter().collect();
+        let unsupported = |message: String| TransferError::Strategy { field: "protect", message };
+        let names = agent.weight_names();
+        if let Some(other) = names.iter().find(|n| {
+            n.starts_with(&format!("{net}.")) && !n.contains(".trunk.") && !n.contains(".head.") && !n.ends_with("log_std")
+        }) {
+            return Err(unsupported(format!(
+                "importance is computed for plain networks (trunk and head); `{other}` is another layer (added layers, \
+                 per-task inputs): use PackNet or L2"
+            )));
+        }
+        let mut layers = Vec::new();
+        let mut layer = |name: String| -> Option<()> {
+            let w = tensors.get(&format!("{name}.weight"))?;
+            let b = tensors.get(&format!("{name}.bias"))?;
+            let (out, inp) = (w.size()[0] as usize, w.size()[1] as usize);
+            let (w, b) = (doubles(w), doubles(b));
+            layers.push((name, w, b, out, inp));
+            Some(())
+        };
+        let mut i = 0;
+        while layer(format!("{net}.trunk.{i}")).is_some() {
+            i += 1;
+        }
+        layer(format!("{net}.head")).ok_or_else(|| unsupported(format!("the agent has no network `{net}.head`")))?;
+        Ok(NetView { layers, activation: agent.config().net().activation })
+    }
+
+    /// The outputs and every layer's pre-activation and input for one input.
+    fn forward(&self, x: &[f64]) -> (Vec<f64>, Vec<Vec<f64>>) {
+        let mut inputs = Vec::with_capacity(self.layers.len());
+        let mut h = x.to_vec();
+        for (i, (_, w, b, out, inp)) in self.layers.iter().enumerate() {
+            let mut z = b.clone();
+            for (o, zo) in z.iter_mut().enumerate() {
+                for k in 0..*inp {
+                    *zo += w[o * inp + k] * h[k];
+                }
+            }
+            let _ = out;
+            inputs.push(std::mem::replace(&mut h, z));
+            if i + 1 < self.layers.len() {
+                h.iter_mut().for_each(|v| *v = self.act(*v));
+            }
+        }
+        (h, inputs)
+    }
+
+    fn act(&self, z: f64) -> f64 {
+        match self.activation {
+            Activation::Tanh => libm::tanh(z),
+            Activation::Relu => z.max(0.0),
+        }
+    }
+
+    /// The gradient of `cotangent · outputs` with respect to every parameter, laid out layer by
+    /// layer as (weight row-major, bias), given the forward pass's layer inputs.
+    fn backward(&self, inputs: &[Vec<f64>], cotangent: &[f64], grad: &mut Vec<f64>) {
+        grad.clear();
+        let mut parts: Vec<Vec<f64>> = Vec::with_capacity(self.layers.len());
+        let mut delta = cotangent.to_vec();
+        for (i, (_, w, _, out, inp)) in self.layers.iter().enumerate().rev() {
+            let x = &inputs[i];
+            let mut part = Vec::with_capacity(out * inp + out);
+            for d in &delta {
+                part.extend(x.iter().map(|xk| d * xk));
+            }
+            part.extend_from_slice(&delta);
+            parts.push(part);
+            if i > 0 {
+                // The layer's input is act(z) of the layer below: its derivative from its value.
+                let mut next = vec![0.0; *inp];
+                for (o, d) in delta.iter().enumerate() {
+                    for (k, n) in next.iter_mut().enumerate() {
+                        *n += w[o * inp + k] * d;
+                    }
+                }
+                for (n, xk) in next.iter_mut().zip(x) {
+                    *n *= match self.activation {
+                        Activation::Tanh => 1.0 - xk * xk,
+                        Activation::Relu => f64::from(u8::from(*xk > 0.0)),
+                    };
+                }
+                delta = next;
+            }
+        }
+        for part in parts.into_iter().rev() {
+            grad.extend(part);
+        }
+    }
+}
+
+/// A tensor's values in `f64`.
+fn doubles(t: &Tensor) -> Vec<f64> {
+    let t = t.to_kind(Kind::Double).contiguous();
+    let n = t.numel();
+    let mut out = vec![0.0; n];
+    t.copy_data(&mut out, n);
+    out
+}
+
+/// The networks whose importance an algorithm has, with their outputs' kind.
+fn networks(agent: &dyn Agent) -> Vec<(&'static str, Output)> {
+    let names = agent.weight_names();
+    match agent.algo() {
+        Algo::Dqn => vec![("q", Output::Gaussian)],
+        _ if names.iter().any(|n| n == "actor.log_std") => vec![("actor", Output::Scaled), ("critic", Output::Gaussian)],
+        _ => vec![("actor", Output::Categorical), ("critic", Output::Gaussian)],
+    }
+}
+
+/// The observations as the networks see them: normalised by the agent's running statistics
+/// when it has them (`clip((x - mean) / sqrt(var + 1e-8), ±10)`).
+fn network_inputs(agent: &dyn Agent, states: &[f32]) -> Vec<f64> {
+    let tensors: std::collections::HashMap<String, Tensor> = agent.tensors().into_iter().collect();
+    let stats = |n: &str| tensors.get(n).map(doubles);
+    let raw = states.iter().map(|&x| f64::from(x));
+    match (stats("obs_rms.mean"), stats("obs_rms.var")) {
+        (Some(mean), Some(var)) if !mean.is_empty() => raw
+            .enumerate()
+            .map(|(i, x)| ((x - mean[i % mean.len()]) / (var[i % var.len()] + 1e-8).sqrt()).clamp(-10.0, 10.0))
+            .collect(),
+        _ => raw.collect(),
+    }
+}
+
+/// The importance of each protected weight on `states` (raw observations, `[n * obs_dim]`):
+/// EWC's diagonal Fisher or MAS's sensitivity, averaged over the states, in `f64` and rounded
+/// once to `f32`.
+pub fn importance(agent: &dyn Agent, protect: &Protect, states: &[f32]) -> Result<Importance, TransferError> {
+    protect.check_algo(agent.algo())?;
+    let inputs = network_inputs(agent, states);
+    let mas = matches!(protect, Protect::Mas { .. });
+    let tensors: std::collections::HashMap<String, Tensor> = agent.tensors().into_iter().collect();
+    let mut out = Importance::new();
+    for (net, kind) in networks(agent) {
+        let view = NetView::read(agent, net)?;
+        let dim = view.layers[0].4;
+        let outputs = view.layers.last().map_or(0, |l| l.3);
+        let inv_var: Vec<f64> = match kind {
+            Output::Scaled => {
+                let log_std = tensors.get("actor.log_std").map(to_vec).unwrap_or_default();
+                log_std.iter().map(|l| (-2.0 * f64::from(*l)).exp()).collect()
+            }
+            _ => vec![1.0; outputs],
+        };
+        let total: usize = view.layers.iter().map(|l| l.3 * l.4 + l.3).sum();
+        let mut sum = vec![0.0f64; total];
+        let mut grad = Vec::with_capacity(total);
+        let n = inputs.len() / dim;
+        for x in inputs.chunks_exact(dim) {
+            let (o, layer_inputs) = view.forward(x);
+            if mas {
+                let cot: Vec<f64> = o.iter().map(|v| 2.0 * v).collect();
+                view.backward(&layer_inputs, &cot, &mut grad);
+                sum.iter_mut().zip(&grad).for_each(|(s, g)| *s += g.abs());
+                continue;
+            }
+            match kind {
+                Output::Categorical => {
+                    let max = o.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+                    let e: Vec<f64> = o.iter().map(|v| (v - max).exp()).collect();
+                    let z: f64 = e.iter().sum();
+                    let p: Vec<f64> = e.iter().map(|v| v / z).collect();
+                    for a in 0..o.len() {
+                        let cot: Vec<f64> = (0..o.len()).map(|b| f64::from(u8::from(a == b)) - p[b]).collect();
+                        view.backward(&layer_inputs, &cot, &mut grad);
+                        sum.iter_mut().zip(&grad).for_each(|(s, g)| *s += p[a] * g * g);
+                    }
+                }
+                Output::Gaussian | Output::Scaled => {
+                    for k in 0..o.len() {
+                        let mut cot = vec![0.0; o.len()];
+                        cot[k] = 1.0;
+                        view.backward(&layer_inputs, &cot, &mut grad);
+                        sum.iter_mut().zip(&grad).for_each(|(s, g)| *s += inv_var[k] * g * g);
+                    }
+                }
+            }
+        }
+        let mut at = 0;
+        for (name, _, _, rows, cols) in &view.layers {
+            for (suffix, len, shape) in [("weight", rows * cols, vec![*rows as i64, *cols as i64]), ("bias", *rows, vec![*rows as i64])] {
+                let values: Vec<f32> = sum[at..at + len].iter().map(|s| (s / n.max(1) as f64) as f32).collect();
+                out.push((format!("{name}.{suffix}"), Tensor::from_slice(&values).reshape(shape.as_slice())));
+                at += len;
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Adds `earlier` into `total` name by name (importance summed over tasks).
+pub fn accumulate(total: &mut Importance, earlier: Importance) {
+    for (name, value) in earlier {
+        match total.iter_mut().find(|(n, _)| *n == name) {
+            Some((_, t)) => *t = &*t + value,
+            None => total.push((name, value)),
+        }
+    }
+}
+
+/// Installs EWC's or MAS's anchor in the agent's optimisers: `lambda / 2 · Σ Ω ⊙ (θ - θ*)²`
+/// at the weights the agent holds now.
+pub fn anchor(agent: &mut dyn Agent, importance: &Importance, lambda: f64) {
+    for (_, opt) in agent.optimizers() {
+        opt.set_weighted_anchor(|n| importance.iter().find(|(m, _)| m == n).map(|(_, t)| t.shallow_clone()), lambda / 2.0);
+    }
+}
+
+/// PackNet's owners: for every weight of the agent, each element's task (`-1`: free), `f32`.
+pub type Owners = Vec<(String, Tensor)>;
+
+/// Every weight free.
+pub fn free_owners(agent: &dyn Agent) -> Owners {
+    let live: std::collections::HashMap<String, Tensor> = agent.tensors().into_iter().collect();
+    agent.weight_names().into_iter().map(|n| {
+        let t = live[&n].full_like(-1.0).to_kind(Kind::Float);
+        (n, t)
+    }).collect()
+}
+
+/// PackNet's end of task `task`: in each weight matrix, the largest `keep` share of the free
+/// weights (by magnitude; ties by position) becomes the task's, the other free ones are set to
+/// zero; free vectors (biases) become the task's whole. Writes the agent's weights in place.
+pub fn prune(agent: &mut dyn Agent, owners: &mut Owners, task: usize, keep: f64) {
+    let live: std::collections::HashMap<String, Tensor> = agent.tensors().into_iter().collect();
+    for (name, owner) in owners.iter_mut() {
+        let Some(param) = live.get(name.as_str()) else { continue };
+        let mut own = to_vec(owner);
+        let mut values = to_vec(&param.to_kind(Kind::Float));
+        let free: Vec<usize> = (0..own.len()).filter(|&i| own[i] < 0.0).collect();
+        if param.dim() == 2 {
+            let mut ranked = free.clone();
+            ranked.sort_by(|&a, &b| values[b].abs().total_cmp(&values[a].abs()).then(a.cmp(&b)));
+            let kept = ((keep * free.len() as f64).ceil() as usize).min(free.len());
+            for (rank, &i) in ranked.iter().enumerate() {
+                if rank < kept {
+                    own[i] = task as f32;
+                } else {
+                    values[i] = 0.0;
+                }
+            }
+        } else {
+            free.iter().for_each(|&i| own[i] = task as f32);
+        }
+        *owner = Tensor::from_slice(&own).reshape(owner.size().as_slice());
+        tch::no_grad(|| param.shallow_clone().copy_(&Tensor::from_slice(&values).reshape(param.size().as_slice())));
+    }
+}
+
+/// Freezes, in the agent's optimisers, every element an earlier task than `task` owns.
+pub fn freeze(agent: &mut dyn Agent, owners: &Owners, task: usize) {
+    for (_, opt) in agent.optimizers() {
+        for (name, owner) in owners {
+            let earlier = owner.ge(0.0).logical_and(&owner.lt(task as f64));
+            opt.set_element_lr_scales(name, &earlier.logical_not().to_kind(Kind::Float));
+        }
+    }
+}
+
+/// Runs `f` on the agent with only the weights of tasks `0..=task` (the others and the free
+/// ones zeroed), then puts every weight back bit for bit.
+pub fn with_task_weights<R>(agent: &mut dyn Agent, owners: &Owners, task: usize, f: impl FnOnce(&dyn Agent) -> R) -> R {
+    let live: std::collections::HashMap<String, Tensor> = agent.tensors().into_iter().collect();
+    let mut saved = Vec::new();
+    tch::no_grad(|| {
+        for (name, owner) in owners {
+            let Some(param) = live.get(name.as_str()) else { continue };
+            let keep = owner.ge(0.0).logical_and(&owner.le(task as f64)).to_kind(param.kind());
+            saved.push((param.shallow_clone(), param.detach().copy()));
+            param.shallow_clone().copy_(&(param * keep));
+        }
+    });
+    let out = f(agent);
+    tch::no_grad(|| saved.iter().for_each(|(param, value)| param.shallow_clone().copy_(value)));
+    out
+}
