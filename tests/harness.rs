@@ -263,6 +263,12 @@ fn invalid_experiment_files_are_refused_with_the_place_and_a_suggestion() {
     for entry in std::fs::read_dir(root().join("experiments")).unwrap() {
         let path = entry.unwrap().path();
         if path.extension().is_some_and(|e| e == "ron") {
+            if headstart::study::continual::Sequence::is_sequence_file(&path) {
+                let sequence = headstart::study::continual::Sequence::load(&path).unwrap_or_else(|e| panic!("{e}"));
+                headstart::study::continual::sequence::check(&sequence, &Registry::builtin())
+                    .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+                continue;
+            }
             let experiment = Experiment::load(&path).unwrap_or_else(|e| panic!("{e}"));
             validate(&experiment, &Registry::builtin()).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         }

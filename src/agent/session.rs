@@ -75,6 +75,12 @@ impl<'a> Session<'a> {
         self.total
     }
 
+    /// Moves the budget to `total`: training continues past the old one (PackNet's retraining
+    /// after pruning).
+    pub fn extend(&mut self, total: u64) {
+        self.total = total;
+    }
+
     /// The training environments' action log so far (what [`Session::resume`] replays).
     pub fn log(&self) -> &ActionLog {
         self.envs.log().expect("a session's environments log their actions")

@@ -143,6 +143,12 @@ fn run_claimed(
             let published = claim::publish_once(path, to_ron(&record))?;
             let seconds = started.elapsed().as_secs_f64();
             journal.write(if published { "recorded" } else { "duplicate" }, &name, format!("{seconds:.3}"))?;
+            // The agent at the end of the sequence stays; the earlier task changes served the run.
+            let last = unit::phase_dir(path, cx.sequence.phases() - 1);
+            let entries = std::fs::read_dir(path.with_extension("phases")).into_iter().flatten().flatten();
+            for dir in entries.map(|e| e.path()).filter(|p| *p != last) {
+                let _ = std::fs::remove_dir_all(dir);
+            }
             if !quiet {
                 let status = match &record.status {
                     super::UnitStatus::Failed(e) => format!("FAILED: {e}"),

@@ -43,13 +43,18 @@ pub enum Protect {
     },
     /// PackNet (Mallya & Lazebnik 2018): at the end of each task the largest of the free weights
     /// (a share `keep` of each matrix's free weights [default: an equal share, `1 / tasks left`])
-    /// become the task's and are frozen from then on; the rest are set to zero and free for the
-    /// next task. Biases are the first task's. Task `j` is evaluated with the weights of tasks
+    /// become the task's, are retrained alone for `retrain` steps and are frozen from then on;
+    /// the rest are set to zero and free for the next task. Biases are the first task's. Task `j` is evaluated with the weights of tasks
     /// `0..=j` only (the task id is known at evaluation, as in Continual World).
     PackNet {
         /// The share of each weight matrix's free weights a task keeps.
         #[serde(default)]
         keep: Option<f64>,
+        /// Environment steps of retraining the kept weights after pruning (the pruned ones at
+        /// zero, the earlier tasks' frozen), counted in the task's steps [default: a tenth of
+        /// the task's budget].
+        #[serde(default)]
+        retrain: Option<u64>,
     },
 }
 
@@ -79,7 +84,7 @@ impl Protect {
                     return bad("protect.samples", "must be between 1 and 100000");
                 }
             }
-            Protect::PackNet { keep: Some(k) } if !(k > 0.0 && k <= 1.0) => {
+            Protect::PackNet { keep: Some(k), .. } if !(k > 0.0 && k <= 1.0) => {
                 return bad("protect.keep", "must be in (0, 1]");
             }
             Protect::PackNet { .. } => {}
@@ -299,7 +304,7 @@ pub fn importance(agent: &dyn Agent, protect: &Protect, states: &[f32]) -> Resul
         let inv_var: Vec<f64> = match kind {
             Output::Scaled => {
                 let log_std = tensors.get("actor.log_std").map(to_vec).unwrap_or_default();
-                log_std.iter().map(|l| (-2.0 * f64::from(*l)).exp()).collect()
+                log_std.iter().map(|l| libm::exp(-2.0 * f64::from(*l))).collect()
             }
             _ => vec![1.0; outputs],
         };
@@ -318,7 +323,7 @@ pub fn importance(agent: &dyn Agent, protect: &Protect, states: &[f32]) -> Resul
             match kind {
                 Output::Categorical => {
                     let max = o.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-                    let e: Vec<f64> = o.iter().map(|v| (v - max).exp()).collect();
+                    let e: Vec<f64> = o.iter().map(|v| libm::exp(v - max)).collect();
                     let z: f64 = e.iter().sum();
                     let p: Vec<f64> = e.iter().map(|v| v / z).collect();
                     for a in 0..o.len() {
@@ -410,10 +415,19 @@ pub fn prune(agent: &mut dyn Agent, owners: &mut Owners, task: usize, keep: f64)
 
 /// Freezes, in the agent's optimisers, every element an earlier task than `task` owns.
 pub fn freeze(agent: &mut dyn Agent, owners: &Owners, task: usize) {
+    train_only(agent, owners, |owner| owner.ge(0.0).logical_and(&owner.lt(task as f64)).logical_not());
+}
+
+/// Freezes every element but those `task` owns: PackNet's retraining after pruning (the
+/// pruned weights stay at zero, the earlier tasks' as they are).
+pub fn retrain_only(agent: &mut dyn Agent, owners: &Owners, task: usize) {
+    train_only(agent, owners, |owner| owner.eq(task as f64));
+}
+
+fn train_only(agent: &mut dyn Agent, owners: &Owners, trains: impl Fn(&Tensor) -> Tensor) {
     for (_, opt) in agent.optimizers() {
         for (name, owner) in owners {
-            let earlier = owner.ge(0.0).logical_and(&owner.lt(task as f64));
-            opt.set_element_lr_scales(name, &earlier.logical_not().to_kind(Kind::Float));
+            opt.set_element_lr_scales(name, &trains(owner).to_kind(Kind::Float));
         }
     }
 }

@@ -288,11 +288,29 @@ fn run_phase(
             notes.push(format!("{} importance on {samples} visited states (sum {total:.4e}), added to the earlier tasks'", p.name()));
             protect::accumulate(&mut protection.importance, importance);
         }
-        Some(Protect::PackNet { keep }) => {
+        Some(Protect::PackNet { keep, retrain }) => {
             let share = keep.filter(|_| task + 1 < tasks).unwrap_or(1.0 / (tasks - task) as f64);
             protect::prune(session.agent_mut(), &mut protection.owners, task, share);
             let owned: i64 = protection.owners.iter().map(|(_, o)| o.eq(task as f64).sum(tch::Kind::Int64).int64_value(&[])).sum();
-            notes.push(format!("PackNet: {owned} weights kept for this task (a share {share:.3} of the free ones), the rest set to zero"));
+            let retrain = retrain.unwrap_or(budget / 10);
+            notes.push(format!(
+                "PackNet: {owned} weights kept for this task (a share {share:.3} of the free ones), the rest set to zero; the kept \
+                 ones retrained alone for {retrain} steps"
+            ));
+            if retrain > 0 {
+                protect::retrain_only(session.agent_mut(), &protection.owners, task);
+                session.extend(budget + retrain);
+                let stop = cx.stop;
+                let outcome = session
+                    .train(&mut |event| match event {
+                        Event::Checkpoint { .. } if stop.load(Ordering::SeqCst) => ControlFlow::Break(()),
+                        _ => ControlFlow::Continue(()),
+                    })
+                    .map_err(|e| failed(&e))?;
+                if outcome == Outcome::Stopped {
+                    return Ok(false);
+                }
+            }
         }
         None => {}
     }
