@@ -100,6 +100,51 @@ pub fn metrics_table(summary: &ContinualSummary) -> String {
     t
 }
 
+/// What a method does at a task change, in words: what differs from plain fine-tuning.
+fn describe(m: &super::sequence::Method) -> String {
+    use crate::transfer::continual::Protect;
+    let st = &m.strategy;
+    if !st.copy {
+        return "every task from scratch (the single-task reference)".into();
+    }
+    let mut parts = vec!["fine-tunes the previous task's agent".to_string()];
+    if !st.reset.optimizer {
+        parts.push("keeps its optimiser's state".into());
+    }
+    if !st.reset.replay {
+        parts.push("keeps its replay buffer (earlier tasks' transitions replayed)".into());
+    }
+    if !st.reinit.is_empty() {
+        parts.push(format!("re-initialises {}", st.reinit.join(", ")));
+    }
+    if !st.freeze.is_empty() {
+        parts.push(format!("freezes {}", st.freeze.join(", ")));
+    }
+    if st.lr_scale != 1.0 {
+        parts.push(format!("learning rate x{}", st.lr_scale));
+    }
+    if st.l2_init > 0.0 {
+        parts.push(format!("L2 towards the previous weights ({})", st.l2_init));
+    }
+    if let Some(d) = st.distill {
+        parts.push(format!("distils the previous policy (weight {}, to 0 at step {})", d.weight, d.decay_steps));
+    }
+    if !st.add.is_empty() {
+        parts.push(format!("adds {} layer(s)", st.add.len()));
+    }
+    match &m.protect {
+        Some(Protect::Ewc { lambda, samples }) => parts.push(format!("EWC (lambda {lambda}, Fisher on {samples} states per task)")),
+        Some(Protect::Mas { lambda, samples }) => parts.push(format!("MAS (lambda {lambda}, on {samples} states per task)")),
+        Some(Protect::PackNet { keep, retrain }) => parts.push(format!(
+            "PackNet (each task keeps {} of the free weights, retrained {})",
+            keep.map_or("an equal share".to_string(), |k| format!("{k}")),
+            retrain.map_or("a tenth of the budget".to_string(), |r| format!("{r} steps"))
+        )),
+        None => {}
+    }
+    parts.join("; ")
+}
+
 fn report(sequence: &Sequence, tasks: &[TaskInfo], summary: &ContinualSummary) -> String {
     let mut r = format!("# {}\n\n", sequence.name);
     if let Some((done, total)) = summary.partial {
@@ -127,8 +172,7 @@ fn report(sequence: &Sequence, tasks: &[TaskInfo], summary: &ContinualSummary) -
     }
     r.push_str("\n## Methods\n\n");
     for m in sequence.methods() {
-        let protect = m.protect.as_ref().map(|p| format!(", protect `{}`", crate::util::to_ron(p).trim())).unwrap_or_default();
-        let _ = writeln!(r, "- **{}**: strategy `{}`{protect}", m.name, m.strategy.to_ron().replace('\n', " "));
+        let _ = writeln!(r, "- **{}**: {}", m.name, describe(&m));
     }
     r.push_str("\n## Verdicts\n\nAverage performance at the end of the sequence, each method against fine-tuning and against \
                 single-task training (each task learned alone, its score when learned); Welch's test, Holm over the table.\n\n");
@@ -232,6 +276,10 @@ where
             .x_labels(0)
             .y_labels(0)
             .draw()?;
+        let font = ("sans-serif", 12).into_font();
+        for j in 0..summary.tasks.len() {
+            chart.draw_series(std::iter::once(Text::new(format!("{j}"), (j as f64 + 0.45, 0.02), font.clone())))?;
+        }
         for (pi, row) in m.matrix.iter().enumerate() {
             let y = p - 1.0 - pi as f64;
             for (j, v) in row.iter().enumerate() {
