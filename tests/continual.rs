@@ -320,6 +320,47 @@ fn a_sequence_killed_with_sigkill_resumes_to_the_same_result() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+#[test]
+fn a_sequence_stopped_within_a_task_continues_it_bit_for_bit() {
+    let dir = tmp("sigint");
+    let methods = "(name: \"ewc\", protect: Ewc(lambda: 10.0, samples: 50)), (name: \"packnet\", protect: PackNet(retrain: 200))";
+    let file = write_sequence(&dir, "long", methods, "Env(id: \"CartPole-v1\"), SWAPPED, Env(id: \"CartPole-v1\", params: {\"length\": 1.0})");
+    let text = std::fs::read_to_string(&file).unwrap().replace("budget: 1500", "budget: 6000").replace("every: 500", "every: 1000");
+    std::fs::write(&file, text).unwrap();
+    let whole = dir.join("whole");
+    assert!(run(&file, &whole).status.success());
+    let stopped = dir.join("stopped");
+    let child = Command::new(BIN)
+        .args(["run", "-q", "--jobs", "2"])
+        .arg(&file)
+        .arg("--out")
+        .arg(&stopped)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    while !walk(&stopped).iter().any(|p| p.ends_with("progress.ron")) && started.elapsed() < Duration::from_secs(60) {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    // Ctrl-C: the units in flight save where they are within their task.
+    Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert!(!o.status.success(), "the run was interrupted");
+    let resumes = walk(&stopped).into_iter().filter(|p| p.extension().is_some_and(|e| e == "resume")).count();
+    assert!(resumes > 0, "a unit stopped within a task saved its checkpoint");
+    let o = run(&file, &stopped);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    for f in ["summary.ron", "metrics.csv", "performance.csv"] {
+        assert_eq!(std::fs::read(whole.join(f)).unwrap(), std::fs::read(stopped.join(f)).unwrap(), "{f}");
+    }
+    for path in walk(&whole.join("units")).into_iter().filter(|p| is_record(p) || p.extension().is_some_and(|e| e == "csv")) {
+        let twin = stopped.join(path.strip_prefix(&whole).unwrap());
+        assert_eq!(std::fs::read(&path).unwrap(), std::fs::read(&twin).unwrap(), "{}", path.display());
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 fn is_record(p: &Path) -> bool {
     p.extension().is_some_and(|e| e == "ron") && p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("seed"))
 }

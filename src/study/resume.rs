@@ -46,6 +46,9 @@ pub struct Progress {
     pub next: u64,
     /// Wall-clock seconds spent on the unit so far, by every process that ran it.
     pub seconds: f64,
+    /// What else the caller keeps (RON; a sequence's evaluations of every task).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub extra: String,
 }
 
 /// A loaded preemption checkpoint.

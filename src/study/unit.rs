@@ -282,6 +282,7 @@ fn train(
             evals: evals.to_vec(),
             next,
             seconds: seconds_before + start.elapsed().as_secs_f64(),
+            extra: String::new(),
         };
         // A checkpoint only saves time: one that cannot be written (a full disk) is a warning,
         // not the unit's failure. The record's own write reports the disk.

@@ -20,6 +20,7 @@ use crate::agent::{Agent, AgentConfig, Event, Outcome};
 use crate::env::{Env, Registry};
 use crate::study::StudyError;
 use crate::study::records::UnitStatus;
+use crate::study::resume;
 use crate::transfer::TransferReport;
 use crate::transfer::continual::{self as protect, Importance, Owners, Protect};
 use crate::util::{FileError, to_ron, write_atomic};
@@ -245,10 +246,18 @@ fn run_phase(
     let mut evaluator = Evaluator::new(cx, seed)?;
     let (every, budget) = (cx.sequence.eval.every, cx.sequence.budget);
     let env_task = Task::Env(cx.tasks[task].task.env.clone());
-    let mut evals = Vec::new();
     let mut session = Session::new(cx.registry, &env_task, agent.as_mut(), budget).map_err(|e| failed(&e))?;
-    evals.push(SequenceEval { phase, nominal: 0, returns: evaluator.all(session.agent_mut(), method, protection, task)? });
-    let mut next = every;
+    // Within a task: a preemption checkpoint (at a stop, and at most every three minutes), from
+    // which the task continues bit for bit; one that does not load is set aside.
+    let resume_path = phase_dir(record, phase).with_extension("resume");
+    let (mut evals, mut next) = match resume_in(&mut session, &resume_path) {
+        Some(at) => at,
+        None => {
+            let first = SequenceEval { phase, nominal: 0, returns: evaluator.all(session.agent_mut(), method, protection, task)? };
+            (vec![first], every)
+        }
+    };
+    let mut saved = std::time::Instant::now();
     loop {
         let mut due = false;
         let outcome = session
@@ -265,6 +274,7 @@ fn run_phase(
             break;
         }
         if !due {
+            save_in(&session, &resume_path, &evals, next);
             return Ok(false);
         }
         let steps = session.agent().steps();
@@ -275,6 +285,14 @@ fn run_phase(
         }
         while next <= steps {
             next += every;
+        }
+        let stopping = cx.stop.load(Ordering::SeqCst);
+        if stopping || saved.elapsed() >= CHECKPOINT_EVERY {
+            save_in(&session, &resume_path, &evals, next);
+            saved = std::time::Instant::now();
+        }
+        if stopping {
+            return Ok(false);
         }
     }
     // The end of the task: the protection takes its measure, then the last evaluation.
@@ -321,7 +339,43 @@ fn run_phase(
     progress.phases.push(PhaseRecord { phase, task, steps, report, protect: notes });
     progress.evals.extend(evals);
     save_phase(&session, record, phase, progress, protection)?;
+    let _ = std::fs::remove_file(&resume_path);
     Ok(true)
+}
+
+/// The least time between two preemption checkpoints within a task.
+const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_secs(180);
+
+/// Continues a task from its preemption checkpoint: the agent restored (built, transferred and
+/// protected as the task started), the environments replayed; the evaluations so far and the
+/// next evaluation step. `None` without a usable checkpoint.
+fn resume_in(session: &mut Session<'_>, path: &Path) -> Option<(Vec<SequenceEval>, u64)> {
+    let loaded = resume::load(path).and_then(|c| {
+        let Some(c) = c else { return Ok(None) };
+        let evals: Vec<SequenceEval> =
+            crate::util::ron_options().from_str(&c.progress.extra).map_err(|e| StudyError::resume(path, e))?;
+        c.restore(session.agent_mut()).map_err(|e| StudyError::resume(path, e))?;
+        let curve = crate::agent::train::Curve { episodes: c.episodes, intrinsic: Vec::new() };
+        session.resume(&c.log, curve).map_err(|e| StudyError::resume(path, e))?;
+        Ok(Some((evals, c.progress.next)))
+    });
+    loaded.unwrap_or_else(|e| {
+        eprintln!("warning: {e}; the task starts over");
+        let _ = std::fs::rename(path, path.with_extension("resume.damaged"));
+        None
+    })
+}
+
+/// Saves a task's preemption checkpoint; one that cannot be written is a warning (it only saves
+/// time).
+fn save_in(session: &Session<'_>, path: &Path, evals: &[SequenceEval], next: u64) {
+    let progress = resume::Progress { steps: session.agent().steps(), evals: Vec::new(), next, seconds: 0.0, extra: to_ron(&evals) };
+    if let Some(parent) = path.parent() {
+        let _ = std::fs::create_dir_all(parent);
+    }
+    if let Err(e) = resume::save(path, session.agent(), session.log(), &session.curve.episodes, &progress) {
+        eprintln!("warning: no checkpoint: {e}");
+    }
 }
 
 /// Writes a phase's checkpoint into a temporary folder and renames it into place, its
