@@ -349,6 +349,9 @@ fn a_sequence_stopped_within_a_task_continues_it_bit_for_bit() {
     assert!(!o.status.success(), "the run was interrupted");
     let resumes = walk(&stopped).into_iter().filter(|p| p.extension().is_some_and(|e| e == "resume")).count();
     assert!(resumes > 0, "a unit stopped within a task saved its checkpoint");
+    let o = Command::new(BIN).arg("status").arg(&stopped).output().unwrap();
+    let said = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success() && said.contains("interrupted") && said.contains("the next run continues it"), "{said}");
     let o = run(&file, &stopped);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     for f in ["summary.ron", "metrics.csv", "performance.csv"] {

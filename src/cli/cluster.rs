@@ -37,6 +37,9 @@ fn human(d: Duration) -> String {
 
 /// `headstart status`: where a study stands.
 pub(super) fn status(args: &StatusArgs) -> Result<()> {
+    if args.dir.join("sequence.ron").exists() {
+        return super::sequence::status(&args.dir, args.claim_timeout, args.all);
+    }
     let st = study::status::status(&args.dir, args.claim_timeout.map(Duration::from_secs))?;
     let total = st.units.len();
     let count = |f: fn(&State) -> bool| st.count(f);

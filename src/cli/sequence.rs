@@ -81,3 +81,38 @@ fn print(summary: &ContinualSummary, out: &Path) {
     println!("{}", output::verdict_table(summary));
     println!("report: {}", out.join("report.md").display());
 }
+
+/// `headstart status` of a sequence's results folder.
+pub(super) fn status(dir: &Path, timeout: Option<u64>, all: bool) -> Result<()> {
+    use continual::UnitState;
+    let timeout = std::time::Duration::from_secs(timeout.unwrap_or(crate::study::claim::DEFAULT_TIMEOUT.as_secs()));
+    let (sequence, units) = continual::status(dir, timeout)?;
+    let count = |f: fn(&UnitState) -> bool| units.iter().filter(|(_, s)| f(s)).count();
+    println!(
+        "{}: {} units of {} phases: {} finished, {} failed, {} running, {} stalled, {} interrupted, {} pending",
+        sequence.name,
+        units.len(),
+        sequence.phases(),
+        count(|s| matches!(s, UnitState::Finished)),
+        count(|s| matches!(s, UnitState::Failed(_))),
+        count(|s| matches!(s, UnitState::Running(..))),
+        count(|s| matches!(s, UnitState::Stalled(..))),
+        count(|s| matches!(s, UnitState::Interrupted(_))),
+        count(|s| matches!(s, UnitState::Pending)),
+    );
+    for (unit, state) in &units {
+        let line = match state {
+            UnitState::Running(owner, saved) => format!("running on {owner} ({saved} task changes saved)"),
+            UnitState::Stalled(owner, saved) => {
+                format!("stalled: {owner} stopped answering; the next run takes it over ({saved} task changes saved)")
+            }
+            UnitState::Interrupted(saved) => format!("interrupted after {saved} task changes; the next run continues it"),
+            UnitState::Failed(e) => format!("FAILED: {e}"),
+            UnitState::Finished if all => "finished".into(),
+            UnitState::Pending if all => "pending".into(),
+            UnitState::Finished | UnitState::Pending => continue,
+        };
+        println!("  {unit}: {line}");
+    }
+    Ok(())
+}

@@ -203,3 +203,53 @@ pub fn report(out: &Path) -> Result<ContinualSummary, StudyError> {
     output::write(out, &sequence, &tasks, &records, &summary)?;
     Ok(summary)
 }
+
+/// Where a sequence's unit stands.
+#[derive(Clone, Debug, PartialEq)]
+pub enum UnitState {
+    /// Recorded.
+    Finished,
+    /// Recorded as failed, with the error.
+    Failed(String),
+    /// A live process holds it: its owner (`host:pid`), and the task changes saved.
+    Running(String, usize),
+    /// Its process stopped answering; the next run takes it over from the task changes saved.
+    Stalled(String, usize),
+    /// Nobody holds it; the next run continues it from the task changes saved.
+    Interrupted(usize),
+    /// Not started.
+    Pending,
+}
+
+/// Every unit of the sequence in `out` with its state, from the folder alone (records, claims
+/// whose heartbeat is older than `timeout` counting as stalled, phase checkpoints).
+pub fn status(out: &Path, timeout: std::time::Duration) -> Result<(Sequence, Vec<(String, UnitState)>), StudyError> {
+    let path = out.join("sequence.ron");
+    let text = std::fs::read_to_string(&path).map_err(|e| FileError::new(&path, e))?;
+    let sequence: Sequence =
+        crate::util::ron_options().from_str(&text).map_err(|e| StudyError::Record { path, message: e.to_string() })?;
+    let records = read_records(out)?;
+    let mut units = Vec::new();
+    for method in sequence.methods() {
+        for seed in 0..sequence.seeds {
+            let path = record_path(out, &method.name, seed);
+            let saved = (0..sequence.phases()).filter(|p| unit::phase_dir(&path, *p).join("progress.ron").exists()).count();
+            let within = (0..sequence.phases()).any(|p| unit::phase_dir(&path, p).with_extension("resume").exists());
+            let record = records.iter().find(|r| r.method == method.name && r.seed == seed);
+            let state = match (record, claim::ClaimInfo::read(&claim::claim_path(&path))) {
+                (Some(r), _) => match &r.status {
+                    super::UnitStatus::Failed(e) => UnitState::Failed(e.clone()),
+                    _ => UnitState::Finished,
+                },
+                (None, Some(c)) => {
+                    let owner = c.owner.as_ref().map_or_else(|| "?".to_string(), |o| format!("{}:{}", o.host, o.pid));
+                    if c.is_stale(timeout) { UnitState::Stalled(owner, saved) } else { UnitState::Running(owner, saved) }
+                }
+                (None, None) if saved > 0 || within => UnitState::Interrupted(saved),
+                (None, None) => UnitState::Pending,
+            };
+            units.push((format!("{}/seed{seed}", method.name), state));
+        }
+    }
+    Ok((sequence, units))
+}
