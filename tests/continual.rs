@@ -41,7 +41,14 @@ fn states(n: usize, dim: usize) -> Vec<f32> {
 /// copies of its layers; EWC squares the gradient of each output (a categorical actor: of each
 /// action's log-probability, weighted by its probability), MAS takes the absolute gradient of
 /// the squared output norm.
-fn by_autograd(agent: &dyn Agent, net: &str, categorical: bool, mas: bool, states: &[f32], dim: usize) -> HashMap<String, Vec<f64>> {
+fn by_autograd(
+    agent: &dyn Agent,
+    net: &str,
+    categorical: bool,
+    mas: bool,
+    states: &[f32],
+    dim: usize,
+) -> HashMap<String, Vec<f64>> {
     let live: HashMap<String, Tensor> = agent.tensors().into_iter().collect();
     let mut names = Vec::new();
     let mut i = 0;
@@ -59,8 +66,7 @@ fn by_autograd(agent: &dyn Agent, net: &str, categorical: bool, mas: bool, state
             (n, t)
         })
         .collect();
-    let mut sums: HashMap<String, Vec<f64>> =
-        leaves.iter().map(|(n, t)| (n.clone(), vec![0.0; t.numel()])).collect();
+    let mut sums: HashMap<String, Vec<f64>> = leaves.iter().map(|(n, t)| (n.clone(), vec![0.0; t.numel()])).collect();
     let n = states.len() / dim;
     for row in states.chunks(dim) {
         let mut h = Tensor::from_slice(row).to_kind(Kind::Double).reshape([1, dim as i64]);
@@ -104,7 +110,8 @@ fn by_autograd(agent: &dyn Agent, net: &str, categorical: bool, mas: bool, state
 
 fn assert_close(importance: &[(String, Tensor)], direct: &HashMap<String, Vec<f64>>, what: &str) {
     for (name, want) in direct {
-        let (_, got) = importance.iter().find(|(n, _)| n == name).unwrap_or_else(|| panic!("{what}: no importance for {name}"));
+        let (_, got) =
+            importance.iter().find(|(n, _)| n == name).unwrap_or_else(|| panic!("{what}: no importance for {name}"));
         let n = got.numel();
         let mut v = vec![0.0f32; n];
         got.reshape([-1]).copy_data(&mut v, n);
@@ -124,8 +131,16 @@ fn ewc_fisher_and_mas_sensitivity_match_autograd() {
     let dqn = agent("Dqn(net: (hidden: [16, 8], activation: Relu))", "CartPole-v1");
     let ewc = Protect::Ewc { lambda: 1.0, samples: 24 };
     let mas = Protect::Mas { lambda: 1.0, samples: 24 };
-    assert_close(&protect::importance(dqn.as_ref(), &ewc, &x).unwrap(), &by_autograd(dqn.as_ref(), "q", false, false, &x, 4), "DQN EWC");
-    assert_close(&protect::importance(dqn.as_ref(), &mas, &x).unwrap(), &by_autograd(dqn.as_ref(), "q", false, true, &x, 4), "DQN MAS");
+    assert_close(
+        &protect::importance(dqn.as_ref(), &ewc, &x).unwrap(),
+        &by_autograd(dqn.as_ref(), "q", false, false, &x, 4),
+        "DQN EWC",
+    );
+    assert_close(
+        &protect::importance(dqn.as_ref(), &mas, &x).unwrap(),
+        &by_autograd(dqn.as_ref(), "q", false, true, &x, 4),
+        "DQN MAS",
+    );
     let ppo = agent("Ppo(net: (hidden: [12], activation: Tanh))", "CartPole-v1");
     let fisher = protect::importance(ppo.as_ref(), &ewc, &x).unwrap();
     assert_close(&fisher, &by_autograd(ppo.as_ref(), "actor", true, false, &x, 4), "PPO actor EWC (categorical)");
@@ -144,9 +159,13 @@ fn packnet_keeps_earlier_tasks_weights_bit_identical() {
     let registry = Registry::builtin();
     let dir = tmp("packnet");
     let first = EnvSpec::new("CartPole-v1");
-    let config = "Dqn(learning_starts: 200, train_freq: 16, gradient_steps: 8, net: (hidden: [16, 16], activation: Relu))";
+    let config =
+        "Dqn(learning_starts: 200, train_freq: 16, gradient_steps: 8, net: (hidden: [16, 16], activation: Relu))";
     let mut a = agent(config, "CartPole-v1");
-    Session::new(&registry, &Task::Env(first.clone()), a.as_mut(), 1500).unwrap().train(&mut |_| std::ops::ControlFlow::Continue(())).unwrap();
+    Session::new(&registry, &Task::Env(first.clone()), a.as_mut(), 1500)
+        .unwrap()
+        .train(&mut |_| std::ops::ControlFlow::Continue(()))
+        .unwrap();
     let mut owners = protect::free_owners(a.as_ref());
     protect::prune(a.as_mut(), &mut owners, 0, 0.5);
     // Half of each matrix kept, the rest zero; biases the first task's.
@@ -164,9 +183,21 @@ fn packnet_keeps_earlier_tasks_weights_bit_identical() {
     let source = headstart::agent::checkpoint::load(&dir.join("task0")).unwrap();
     let mut second = EnvSpec::new("CartPole-v1");
     second.params.insert("length".into(), 1.0);
-    let (mut b, _) = headstart::transfer::prepare(&registry, &source, "task0", &second, &headstart::transfer::Strategy::finetune(), None, 3).unwrap();
+    let (mut b, _) = headstart::transfer::prepare(
+        &registry,
+        &source,
+        "task0",
+        &second,
+        &headstart::transfer::Strategy::finetune(),
+        None,
+        3,
+    )
+    .unwrap();
     protect::freeze(b.as_mut(), &owners, 1);
-    Session::new(&registry, &Task::Env(second), b.as_mut(), 1500).unwrap().train(&mut |_| std::ops::ControlFlow::Continue(())).unwrap();
+    Session::new(&registry, &Task::Env(second), b.as_mut(), 1500)
+        .unwrap()
+        .train(&mut |_| std::ops::ControlFlow::Continue(()))
+        .unwrap();
     let after: HashMap<String, Tensor> = b.tensors().into_iter().collect();
     let mut moved = 0;
     for (name, owner) in &owners {
@@ -185,7 +216,11 @@ fn packnet_keeps_earlier_tasks_weights_bit_identical() {
     // Evaluating task 0 through its mask leaves every weight as it was.
     let snapshot: Vec<Tensor> = b.tensors().into_iter().map(|(_, t)| t.copy()).collect();
     let zeros = protect::with_task_weights(b.as_mut(), &owners, 0, |a| {
-        a.tensors().iter().filter(|(n, _)| n == "q.trunk.0.weight").map(|(_, t)| t.eq(0.0).sum(Kind::Int64).int64_value(&[])).sum::<i64>()
+        a.tensors()
+            .iter()
+            .filter(|(n, _)| n == "q.trunk.0.weight")
+            .map(|(_, t)| t.eq(0.0).sum(Kind::Int64).int64_value(&[]))
+            .sum::<i64>()
     });
     assert!(zeros >= 32, "task 0's view zeroes the second task's weights ({zeros} zeros)");
     for ((_, t), s) in b.tensors().iter().zip(&snapshot) {
@@ -220,12 +255,18 @@ fn run(file: &Path, out: &Path) -> std::process::Output {
 #[test]
 fn the_performance_matrix_is_the_records_and_the_final_agent() {
     let dir = tmp("matrix");
-    let file = write_sequence(&dir, "two", "(name: \"ewc\", protect: Ewc(lambda: 10.0, samples: 50))", "Env(id: \"CartPole-v1\"), SWAPPED");
+    let file = write_sequence(
+        &dir,
+        "two",
+        "(name: \"ewc\", protect: Ewc(lambda: 10.0, samples: 50))",
+        "Env(id: \"CartPole-v1\"), SWAPPED",
+    );
     let out = dir.join("two");
     let o = run(&file, &out);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let text = std::fs::read_to_string(out.join("summary.ron")).unwrap();
-    let summary: headstart::study::continual::ContinualSummary = headstart::util::ron_options().from_str(&text).unwrap();
+    let summary: headstart::study::continual::ContinualSummary =
+        headstart::util::ron_options().from_str(&text).unwrap();
     let tasks: Vec<headstart::study::continual::TaskInfo> =
         headstart::util::ron_options().from_str(&std::fs::read_to_string(out.join("tasks.ron")).unwrap()).unwrap();
     assert_eq!(summary.methods.iter().map(|m| m.name.as_str()).collect::<Vec<_>>(), ["finetune", "ewc", "single-task"]);
@@ -245,23 +286,42 @@ fn the_performance_matrix_is_the_records_and_the_final_agent() {
                 }
             }
             // The last row is what the agent left at the end of the sequence scores on each task.
-            let agent = headstart::agent::checkpoint::load(&headstart::study::continual::unit::phase_dir(&path, 1)).unwrap();
+            let agent =
+                headstart::agent::checkpoint::load(&headstart::study::continual::unit::phase_dir(&path, 1)).unwrap();
             let registry = Registry::builtin();
             let last = record.evals.last().unwrap();
             for (j, t) in tasks.iter().enumerate() {
                 let mut envs: Vec<_> = (0..3).map(|_| registry.make(&t.task.env).unwrap()).collect();
-                let stats = headstart::agent::evaluate_on(agent.agent.as_ref(), &mut envs, 3, true, 1_000_000 + 10_000 * seed).unwrap();
+                let stats =
+                    headstart::agent::evaluate_on(agent.agent.as_ref(), &mut envs, 3, true, 1_000_000 + 10_000 * seed)
+                        .unwrap();
                 assert_eq!(stats.mean, last.returns[j], "{} seed {seed} task {j}", m.name);
             }
-            assert!(!headstart::study::continual::unit::phase_dir(&path, 0).exists(), "earlier task changes are removed");
+            assert!(
+                !headstart::study::continual::unit::phase_dir(&path, 0).exists(),
+                "earlier task changes are removed"
+            );
         }
         for p in 0..2 {
             for j in 0..2 {
-                assert!((m.matrix[p][j] - r[p][j]).abs() < 1e-12, "{}: R[{p}][{j}] {} vs {}", m.name, m.matrix[p][j], r[p][j]);
+                assert!(
+                    (m.matrix[p][j] - r[p][j]).abs() < 1e-12,
+                    "{}: R[{p}][{j}] {} vs {}",
+                    m.name,
+                    m.matrix[p][j],
+                    r[p][j]
+                );
             }
         }
     }
-    for f in ["report.md", "metrics.csv", "performance.csv", "sequence-matrix.png", "sequence-curves.svg", "sequence-tradeoff.png"] {
+    for f in [
+        "report.md",
+        "metrics.csv",
+        "performance.csv",
+        "sequence-matrix.png",
+        "sequence-curves.svg",
+        "sequence-tradeoff.png",
+    ] {
         assert!(out.join(f).exists(), "{f}");
     }
     // `report` renders the same summary again from the folder.
@@ -275,8 +335,14 @@ fn the_performance_matrix_is_the_records_and_the_final_agent() {
 #[test]
 fn a_sequence_killed_with_sigkill_resumes_to_the_same_result() {
     let dir = tmp("kill");
-    let methods = "(name: \"ewc\", protect: Ewc(lambda: 10.0, samples: 50)), (name: \"packnet\", protect: PackNet(retrain: 200))";
-    let file = write_sequence(&dir, "three", methods, "Env(id: \"CartPole-v1\"), SWAPPED, Env(id: \"CartPole-v1\", params: {\"length\": 1.0})");
+    let methods =
+        "(name: \"ewc\", protect: Ewc(lambda: 10.0, samples: 50)), (name: \"packnet\", protect: PackNet(retrain: 200))";
+    let file = write_sequence(
+        &dir,
+        "three",
+        methods,
+        "Env(id: \"CartPole-v1\"), SWAPPED, Env(id: \"CartPole-v1\", params: {\"length\": 1.0})",
+    );
     let whole = dir.join("whole");
     assert!(run(&file, &whole).status.success());
     let killed = dir.join("killed");
@@ -294,7 +360,8 @@ fn a_sequence_killed_with_sigkill_resumes_to_the_same_result() {
         // Killed once some task changes are saved (and, the second time, some units recorded).
         let started = Instant::now();
         let saved = |dir: &Path| {
-            walk(dir).iter().filter(|p| p.ends_with("progress.ron")).count() + 3 * walk(dir).iter().filter(|p| is_record(p)).count()
+            walk(dir).iter().filter(|p| p.ends_with("progress.ron")).count()
+                + 3 * walk(dir).iter().filter(|p| is_record(p)).count()
         };
         while saved(&killed) < 1 + 6 * round && started.elapsed() < Duration::from_secs(60) {
             std::thread::sleep(Duration::from_millis(5));
@@ -323,9 +390,18 @@ fn a_sequence_killed_with_sigkill_resumes_to_the_same_result() {
 #[test]
 fn a_sequence_stopped_within_a_task_continues_it_bit_for_bit() {
     let dir = tmp("sigint");
-    let methods = "(name: \"ewc\", protect: Ewc(lambda: 10.0, samples: 50)), (name: \"packnet\", protect: PackNet(retrain: 200))";
-    let file = write_sequence(&dir, "long", methods, "Env(id: \"CartPole-v1\"), SWAPPED, Env(id: \"CartPole-v1\", params: {\"length\": 1.0})");
-    let text = std::fs::read_to_string(&file).unwrap().replace("budget: 1500", "budget: 6000").replace("every: 500", "every: 1000");
+    let methods =
+        "(name: \"ewc\", protect: Ewc(lambda: 10.0, samples: 50)), (name: \"packnet\", protect: PackNet(retrain: 200))";
+    let file = write_sequence(
+        &dir,
+        "long",
+        methods,
+        "Env(id: \"CartPole-v1\"), SWAPPED, Env(id: \"CartPole-v1\", params: {\"length\": 1.0})",
+    );
+    let text = std::fs::read_to_string(&file)
+        .unwrap()
+        .replace("budget: 1500", "budget: 6000")
+        .replace("every: 500", "every: 1000");
     std::fs::write(&file, text).unwrap();
     let whole = dir.join("whole");
     assert!(run(&file, &whole).status.success());
@@ -357,7 +433,9 @@ fn a_sequence_stopped_within_a_task_continues_it_bit_for_bit() {
     for f in ["summary.ron", "metrics.csv", "performance.csv"] {
         assert_eq!(std::fs::read(whole.join(f)).unwrap(), std::fs::read(stopped.join(f)).unwrap(), "{f}");
     }
-    for path in walk(&whole.join("units")).into_iter().filter(|p| is_record(p) || p.extension().is_some_and(|e| e == "csv")) {
+    for path in
+        walk(&whole.join("units")).into_iter().filter(|p| is_record(p) || p.extension().is_some_and(|e| e == "csv"))
+    {
         let twin = stopped.join(path.strip_prefix(&whole).unwrap());
         assert_eq!(std::fs::read(&path).unwrap(), std::fs::read(&twin).unwrap(), "{}", path.display());
     }

@@ -12,7 +12,8 @@ use crate::study::continual::{self, ContinualSummary, Sequence, output};
 /// `headstart validate` of a sequence file.
 pub(super) fn validate(registry: &Registry, file: &Path) -> Result<()> {
     let sequence = Sequence::load(file)?;
-    let checked = continual::sequence::check(&sequence, registry).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+    let checked =
+        continual::sequence::check(&sequence, registry).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
     let methods: Vec<String> = sequence.methods().into_iter().map(|m| m.name).collect();
     println!(
         "{}: valid; a sequence of {} tasks ({}){}; methods: {}; seeds: {}; {} units of {} phases x {} steps",
@@ -41,19 +42,22 @@ pub(super) fn run(registry: &Registry, args: &super::study::RunArgs) -> Result<(
     let sequence = Sequence::load(&args.file)?;
     let out = args.out.clone().unwrap_or_else(|| PathBuf::from("runs").join(&sequence.name));
     let jobs = args.jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-    let stop = super::interrupt_flag(Some("stopping: each unit keeps the task changes it saved; run again to continue"));
+    let stop =
+        super::interrupt_flag(Some("stopping: each unit keeps the task changes it saved; run again to continue"));
     let started = Instant::now();
     let timeout = std::time::Duration::from_secs(args.claim_timeout.max(1));
     let finished = continual::run(&sequence, registry, &out, (jobs, args.quiet, timeout), &stop)
         .map_err(|e| anyhow::anyhow!("{}: {e}", args.file.display()))?;
     match finished {
         continual::Finished::Complete(summary) => print(&summary, &out),
-        continual::Finished::Incomplete { done, total } if stop.load(std::sync::atomic::Ordering::SeqCst) => anyhow::bail!(
-            "interrupted: {done} of {total} units are saved in {}, the others' task changes too; run `headstart run {}` again \
+        continual::Finished::Incomplete { done, total } if stop.load(std::sync::atomic::Ordering::SeqCst) => {
+            anyhow::bail!(
+                "interrupted: {done} of {total} units are saved in {}, the others' task changes too; run `headstart run {}` again \
              to continue",
-            out.display(),
-            args.file.display()
-        ),
+                out.display(),
+                args.file.display()
+            )
+        }
         continual::Finished::Incomplete { done, total } => println!(
             "{done} of {total} units are recorded in {}; other processes hold the rest, and the one that records the last \
              (or `headstart report`) writes the report",
@@ -106,7 +110,9 @@ pub(super) fn status(dir: &Path, timeout: Option<u64>, all: bool) -> Result<()> 
             UnitState::Stalled(owner, saved) => {
                 format!("stalled: {owner} stopped answering; the next run takes it over ({saved} task changes saved)")
             }
-            UnitState::Interrupted(saved) => format!("interrupted after {saved} task changes; the next run continues it"),
+            UnitState::Interrupted(saved) => {
+                format!("interrupted after {saved} task changes; the next run continues it")
+            }
             UnitState::Failed(e) => format!("FAILED: {e}"),
             UnitState::Finished if all => "finished".into(),
             UnitState::Pending if all => "pending".into(),

@@ -10,6 +10,7 @@
 //! `journal/`, and what [`output`] writes. Units are (method, seed) sequences, claimed like a
 //! study's units, so any number of processes on any number of machines run one folder.
 
+mod evaluate;
 pub mod metrics;
 pub mod output;
 pub mod sequence;
@@ -190,8 +191,9 @@ pub fn report(out: &Path) -> Result<ContinualSummary, StudyError> {
         std::fs::read_to_string(&path).map_err(|e| StudyError::from(FileError::new(&path, e)))
     };
     let parse = |name: &str, text: &str| StudyError::Record { path: out.join(name), message: text.to_string() };
-    let sequence: Sequence =
-        crate::util::ron_options().from_str(&read("sequence.ron")?).map_err(|e| parse("sequence.ron", &e.to_string()))?;
+    let sequence: Sequence = crate::util::ron_options()
+        .from_str(&read("sequence.ron")?)
+        .map_err(|e| parse("sequence.ron", &e.to_string()))?;
     let tasks: Vec<TaskInfo> =
         crate::util::ron_options().from_str(&read("tasks.ron")?).map_err(|e| parse("tasks.ron", &e.to_string()))?;
     let records = read_records(out)?;
@@ -233,7 +235,8 @@ pub fn status(out: &Path, timeout: std::time::Duration) -> Result<(Sequence, Vec
     for method in sequence.methods() {
         for seed in 0..sequence.seeds {
             let path = record_path(out, &method.name, seed);
-            let saved = (0..sequence.phases()).filter(|p| unit::phase_dir(&path, *p).join("progress.ron").exists()).count();
+            let saved =
+                (0..sequence.phases()).filter(|p| unit::phase_dir(&path, *p).join("progress.ron").exists()).count();
             let within = (0..sequence.phases()).any(|p| unit::phase_dir(&path, p).with_extension("resume").exists());
             let record = records.iter().find(|r| r.method == method.name && r.seed == seed);
             let state = match (record, claim::ClaimInfo::read(&claim::claim_path(&path))) {
@@ -243,7 +246,11 @@ pub fn status(out: &Path, timeout: std::time::Duration) -> Result<(Sequence, Vec
                 },
                 (None, Some(c)) => {
                     let owner = c.owner.as_ref().map_or_else(|| "?".to_string(), |o| format!("{}:{}", o.host, o.pid));
-                    if c.is_stale(timeout) { UnitState::Stalled(owner, saved) } else { UnitState::Running(owner, saved) }
+                    if c.is_stale(timeout) {
+                        UnitState::Stalled(owner, saved)
+                    } else {
+                        UnitState::Running(owner, saved)
+                    }
                 }
                 (None, None) if saved > 0 || within => UnitState::Interrupted(saved),
                 (None, None) => UnitState::Pending,

@@ -13,8 +13,8 @@ use tch::{Kind, Tensor};
 
 use super::TransferError;
 use crate::agent::nn::Activation;
-use crate::agent::{Agent, Algo};
 use crate::agent::to_vec;
+use crate::agent::{Agent, Algo};
 use crate::env::{EnvSpec, Registry};
 
 /// How a method protects earlier tasks, on top of its strategy.
@@ -166,7 +166,10 @@ impl NetView {
         let unsupported = |message: String| TransferError::Strategy { field: "protect", message };
         let names = agent.weight_names();
         if let Some(other) = names.iter().find(|n| {
-            n.starts_with(&format!("{net}.")) && !n.contains(".trunk.") && !n.contains(".head.") && !n.ends_with("log_std")
+            n.starts_with(&format!("{net}."))
+                && !n.contains(".trunk.")
+                && !n.contains(".head.")
+                && !n.ends_with("log_std")
         }) {
             return Err(unsupported(format!(
                 "importance is computed for plain networks (trunk and head); `{other}` is another layer (added layers, \
@@ -268,7 +271,9 @@ fn networks(agent: &dyn Agent) -> Vec<(&'static str, Output)> {
     let names = agent.weight_names();
     match agent.algo() {
         Algo::Dqn => vec![("q", Output::Gaussian)],
-        _ if names.iter().any(|n| n == "actor.log_std") => vec![("actor", Output::Scaled), ("critic", Output::Gaussian)],
+        _ if names.iter().any(|n| n == "actor.log_std") => {
+            vec![("actor", Output::Scaled), ("critic", Output::Gaussian)]
+        }
         _ => vec![("actor", Output::Categorical), ("critic", Output::Gaussian)],
     }
 }
@@ -344,7 +349,9 @@ pub fn importance(agent: &dyn Agent, protect: &Protect, states: &[f32]) -> Resul
         }
         let mut at = 0;
         for (name, _, _, rows, cols) in &view.layers {
-            for (suffix, len, shape) in [("weight", rows * cols, vec![*rows as i64, *cols as i64]), ("bias", *rows, vec![*rows as i64])] {
+            for (suffix, len, shape) in
+                [("weight", rows * cols, vec![*rows as i64, *cols as i64]), ("bias", *rows, vec![*rows as i64])]
+            {
                 let values: Vec<f32> = sum[at..at + len].iter().map(|s| (s / n.max(1) as f64) as f32).collect();
                 out.push((format!("{name}.{suffix}"), Tensor::from_slice(&values).reshape(shape.as_slice())));
                 at += len;
@@ -368,7 +375,10 @@ pub fn accumulate(total: &mut Importance, earlier: Importance) {
 /// at the weights the agent holds now.
 pub fn anchor(agent: &mut dyn Agent, importance: &Importance, lambda: f64) {
     for (_, opt) in agent.optimizers() {
-        opt.set_weighted_anchor(|n| importance.iter().find(|(m, _)| m == n).map(|(_, t)| t.shallow_clone()), lambda / 2.0);
+        opt.set_weighted_anchor(
+            |n| importance.iter().find(|(m, _)| m == n).map(|(_, t)| t.shallow_clone()),
+            lambda / 2.0,
+        );
     }
 }
 
@@ -378,10 +388,14 @@ pub type Owners = Vec<(String, Tensor)>;
 /// Every weight free.
 pub fn free_owners(agent: &dyn Agent) -> Owners {
     let live: std::collections::HashMap<String, Tensor> = agent.tensors().into_iter().collect();
-    agent.weight_names().into_iter().map(|n| {
-        let t = live[&n].full_like(-1.0).to_kind(Kind::Float);
-        (n, t)
-    }).collect()
+    agent
+        .weight_names()
+        .into_iter()
+        .map(|n| {
+            let t = live[&n].full_like(-1.0).to_kind(Kind::Float);
+            (n, t)
+        })
+        .collect()
 }
 
 /// PackNet's end of task `task`: in each weight matrix, the largest `keep` share of the free

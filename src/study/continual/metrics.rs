@@ -252,10 +252,9 @@ pub fn summarize(methods: &[String], records: &[SequenceRecord], tasks: &[TaskIn
             (m.clone(), scored, failed)
         })
         .collect();
-    let reference: Option<Vec<f64>> = scores
-        .iter()
-        .find(|(m, s, _)| m == SINGLE && !s.is_empty())
-        .map(|(_, s, _)| (0..shape.tasks).map(|j| stats::mean(&s.iter().map(|u| u.areas[j]).collect::<Vec<_>>())).collect());
+    let reference: Option<Vec<f64>> = scores.iter().find(|(m, s, _)| m == SINGLE && !s.is_empty()).map(|(_, s, _)| {
+        (0..shape.tasks).map(|j| stats::mean(&s.iter().map(|u| u.areas[j]).collect::<Vec<_>>())).collect()
+    });
     let ft = |area: f64, reference: f64| (reference < 1.0).then(|| (area - reference) / (1.0 - reference));
     let mut summaries = Vec::new();
     for (name, scored, failed) in &scores {

@@ -95,7 +95,8 @@ pub fn metrics_table(summary: &ContinualSummary) -> String {
         };
         let (forgetting, backward) =
             if m.name == SINGLE { ("-".into(), "-".into()) } else { (estimate(&m.forgetting), estimate(&m.backward)) };
-        let _ = writeln!(t, "| {} | {}{failed} | {average} | {forgetting} | {backward} | {forward} |", m.name, m.scored);
+        let _ =
+            writeln!(t, "| {} | {}{failed} | {average} | {forgetting} | {backward} | {forward} |", m.name, m.scored);
     }
     t
 }
@@ -133,8 +134,12 @@ fn describe(m: &super::sequence::Method) -> String {
         parts.push(format!("adds {} layer(s)", st.add.len()));
     }
     match &m.protect {
-        Some(Protect::Ewc { lambda, samples }) => parts.push(format!("EWC (lambda {lambda}, Fisher on {samples} states per task)")),
-        Some(Protect::Mas { lambda, samples }) => parts.push(format!("MAS (lambda {lambda}, on {samples} states per task)")),
+        Some(Protect::Ewc { lambda, samples }) => {
+            parts.push(format!("EWC (lambda {lambda}, Fisher on {samples} states per task)"))
+        }
+        Some(Protect::Mas { lambda, samples }) => {
+            parts.push(format!("MAS (lambda {lambda}, on {samples} states per task)"))
+        }
         Some(Protect::PackNet { keep, retrain }) => parts.push(format!(
             "PackNet (each task keeps {} of the free weights, retrained {})",
             keep.map_or("an equal share".to_string(), |k| format!("{k}")),
@@ -186,7 +191,8 @@ fn report(sequence: &Sequence, tasks: &[TaskInfo], summary: &ContinualSummary) -
     for m in summary.methods.iter().filter(|m| m.name != SINGLE) {
         for (j, key) in summary.tasks.iter().enumerate() {
             let f = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:+.2}"));
-            let _ = writeln!(r, "| {} | {key} | {} | {} |", m.name, f(m.forgetting_per_task[j]), f(m.forward_per_task[j]));
+            let _ =
+                writeln!(r, "| {} | {key} | {} | {} |", m.name, f(m.forgetting_per_task[j]), f(m.forward_per_task[j]));
         }
     }
     r.push_str("\n## Performance matrices\n\nRow `p`: every task's mean normalised score at the end of phase `p`.\n\n");
@@ -200,8 +206,10 @@ fn report(sequence: &Sequence, tasks: &[TaskInfo], summary: &ContinualSummary) -
         }
         r.push('\n');
     }
-    r.push_str("![performance matrices](sequence-matrix.png)\n\n![every task over the sequence](sequence-curves.png)\n\n\
-                ![forgetting against forward transfer](sequence-tradeoff.png)\n");
+    r.push_str(
+        "![performance matrices](sequence-matrix.png)\n\n![every task over the sequence](sequence-curves.png)\n\n\
+                ![forgetting against forward transfer](sequence-tradeoff.png)\n",
+    );
     r
 }
 
@@ -213,7 +221,8 @@ fn figures(
     summary: &ContinualSummary,
 ) -> Result<(), StudyError> {
     let n = summary.methods.len() as u32;
-    let err = |name: &str, e: Box<dyn std::error::Error>| StudyError::Figure { path: out.join(name), message: e.to_string() };
+    let err =
+        |name: &str, e: Box<dyn std::error::Error>| StudyError::Figure { path: out.join(name), message: e.to_string() };
     for ext in ["png", "svg"] {
         let name = format!("sequence-matrix.{ext}");
         let size = (260 * n.min(4), 60 + (40 + 30 * summary.phases as u32) * n.div_ceil(4));
@@ -268,14 +277,7 @@ where
             .x_label_area_size(20)
             .y_label_area_size(30)
             .build_cartesian_2d(0f64..t, 0f64..p)?;
-        chart
-            .configure_mesh()
-            .disable_mesh()
-            .x_desc("task")
-            .y_desc("after phase")
-            .x_labels(0)
-            .y_labels(0)
-            .draw()?;
+        chart.configure_mesh().disable_mesh().x_desc("task").y_desc("after phase").x_labels(0).y_labels(0).draw()?;
         let font = ("sans-serif", 12).into_font();
         for j in 0..summary.tasks.len() {
             chart.draw_series(std::iter::once(Text::new(format!("{j}"), (j as f64 + 0.45, 0.02), font.clone())))?;
@@ -286,7 +288,8 @@ where
                 let x = j as f64;
                 chart.draw_series(std::iter::once(Rectangle::new([(x, y), (x + 1.0, y + 1.0)], shade(*v).filled())))?;
                 let ink = if *v > 0.6 { WHITE } else { BLACK };
-                let label = Text::new(format!("{v:.2}"), (x + 0.2, y + 0.65), ("sans-serif", 13).into_font().color(&ink));
+                let label =
+                    Text::new(format!("{v:.2}"), (x + 0.2, y + 0.65), ("sans-serif", 13).into_font().color(&ink));
                 chart.draw_series(std::iter::once(label))?;
             }
         }
@@ -328,8 +331,10 @@ where
                 .iter()
                 .enumerate()
                 .filter_map(|(i, e)| {
-                    let v: Vec<f64> = mine.iter().filter_map(|r| r.evals.get(i)).map(|e| t.normalise(e.returns[j])).collect();
-                    (v.len() == mine.len()).then(|| ((e.phase as u64 * sequence.budget + e.nominal) as f64, crate::study::stats::mean(&v)))
+                    let v: Vec<f64> =
+                        mine.iter().filter_map(|r| r.evals.get(i)).map(|e| t.normalise(e.returns[j])).collect();
+                    (v.len() == mine.len())
+                        .then(|| ((e.phase as u64 * sequence.budget + e.nominal) as f64, crate::study::stats::mean(&v)))
                 })
                 .collect();
             chart
@@ -337,7 +342,12 @@ where
                 .label(t.task.key.to_string())
                 .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], color.stroke_width(2)));
         }
-        chart.configure_series_labels().background_style(WHITE.mix(0.8)).border_style(BLACK).position(SeriesLabelPosition::UpperRight).draw()?;
+        chart
+            .configure_series_labels()
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK)
+            .position(SeriesLabelPosition::UpperRight)
+            .draw()?;
     }
     area.present()?;
     Ok(())
@@ -375,7 +385,11 @@ where
         chart.draw_series(LineSeries::new([(x0, ft.mean), (x1, ft.mean)], color.stroke_width(1)))?;
         chart.draw_series(LineSeries::new([(f.mean, y0), (f.mean, y1)], color.stroke_width(1)))?;
         chart.draw_series(std::iter::once(Circle::new((f.mean, ft.mean), 5, color.filled())))?;
-        chart.draw_series(std::iter::once(Text::new(name.to_string(), (f.mean, ft.mean), ("sans-serif", 14).into_font())))?;
+        chart.draw_series(std::iter::once(Text::new(
+            name.to_string(),
+            (f.mean, ft.mean),
+            ("sans-serif", 14).into_font(),
+        )))?;
     }
     area.present()?;
     Ok(())

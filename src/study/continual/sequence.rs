@@ -150,9 +150,17 @@ impl Sequence {
     /// others as listed, then the single-task reference.
     pub fn methods(&self) -> Vec<Method> {
         let listed = |name: &str| self.methods.iter().find(|m| m.name == name).cloned();
-        let mut out = vec![listed(BASELINE).unwrap_or(Method { name: BASELINE.into(), strategy: Strategy::finetune(), protect: None })];
+        let mut out = vec![listed(BASELINE).unwrap_or(Method {
+            name: BASELINE.into(),
+            strategy: Strategy::finetune(),
+            protect: None,
+        })];
         out.extend(self.methods.iter().filter(|m| m.name != BASELINE && m.name != SINGLE).cloned());
-        out.push(listed(SINGLE).unwrap_or(Method { name: SINGLE.into(), strategy: Strategy::scratch(), protect: None }));
+        out.push(listed(SINGLE).unwrap_or(Method {
+            name: SINGLE.into(),
+            strategy: Strategy::scratch(),
+            protect: None,
+        }));
         out
     }
 
@@ -217,7 +225,10 @@ impl Sequence {
         let methods = self.methods();
         for (i, m) in methods.iter().enumerate() {
             if m.name.is_empty() || file_safe(&m.name) != m.name {
-                return bad("methods", format!("`{}`: a name must be non-empty and file-safe (letters, digits, - _ .)", m.name));
+                return bad(
+                    "methods",
+                    format!("`{}`: a name must be non-empty and file-safe (letters, digits, - _ .)", m.name),
+                );
             }
             if methods[..i].iter().any(|o| o.name == m.name) {
                 return bad("methods", format!("`{}` is listed twice", m.name));
@@ -228,11 +239,23 @@ impl Sequence {
                 protect.validate().map_err(at)?;
                 protect.check_algo(self.agent.algorithm).map_err(at)?;
                 if matches!(protect, Protect::PackNet { .. }) && self.repeats > 1 {
-                    return bad("methods", format!("`{}`: PackNet gives each task its own weights once; with `repeats` > 1 there are none left for the second pass", m.name));
+                    return bad(
+                        "methods",
+                        format!(
+                            "`{}`: PackNet gives each task its own weights once; with `repeats` > 1 there are none left for the second pass",
+                            m.name
+                        ),
+                    );
                 }
             }
             if m.is_single() && m.name != SINGLE {
-                return bad("methods", format!("`{}`: `copy: false` is the single-task reference, which always runs as `{SINGLE}`", m.name));
+                return bad(
+                    "methods",
+                    format!(
+                        "`{}`: `copy: false` is the single-task reference, which always runs as `{SINGLE}`",
+                        m.name
+                    ),
+                );
             }
         }
         Ok(())
@@ -301,7 +324,10 @@ pub fn check(sequence: &Sequence, registry: &Registry) -> Result<Checked, StudyE
         if threshold <= random_return {
             return Err(StudyError::field(
                 "threshold",
-                format!("sequence[{index}] ({}): {threshold} is not above the random policy's return {random_return:.2}", t.key),
+                format!(
+                    "sequence[{index}] ({}): {threshold} is not above the random policy's return {random_return:.2}",
+                    t.key
+                ),
             ));
         }
         out.push(TaskInfo { task: t, threshold, random_return });
@@ -318,15 +344,27 @@ pub fn check(sequence: &Sequence, registry: &Registry) -> Result<Checked, StudyE
         if !m.strategy.reset.replay && !off_policy {
             return Err(StudyError::field(
                 "methods",
-                format!("`{}`: `reset: (replay: false)` replays earlier tasks from the replay buffer, which {} has not", m.name, config.algo()),
+                format!(
+                    "`{}`: `reset: (replay: false)` replays earlier tasks from the replay buffer, which {} has not",
+                    m.name,
+                    config.algo()
+                ),
             ));
         }
         // The stand-in has an empty buffer; the previous task's agent will have one.
-        let strategy = crate::transfer::Strategy { reset: crate::transfer::Resets { replay: true, ..m.strategy.reset }, ..m.strategy.clone() };
+        let strategy = crate::transfer::Strategy {
+            reset: crate::transfer::Resets { replay: true, ..m.strategy.reset },
+            ..m.strategy.clone()
+        };
         for (index, t) in out.iter().enumerate() {
-            crate::transfer::prepare(registry, &loaded, "previous task", &t.task.env, &strategy, None, 0).map_err(|error| {
-                StudyError::field("methods", format!("`{}` onto sequence[{index}] ({}): {error}", m.name, t.task.key))
-            })?;
+            crate::transfer::prepare(registry, &loaded, "previous task", &t.task.env, &strategy, None, 0).map_err(
+                |error| {
+                    StudyError::field(
+                        "methods",
+                        format!("`{}` onto sequence[{index}] ({}): {error}", m.name, t.task.key),
+                    )
+                },
+            )?;
         }
     }
     Ok(Checked { tasks: out, config })

@@ -17,7 +17,7 @@ use crate::agent::checkpoint;
 use crate::agent::session::Session;
 use crate::agent::train::{EpisodeRecord, Task};
 use crate::agent::{Agent, AgentConfig, Event, Outcome};
-use crate::env::{Env, Registry};
+use crate::env::Registry;
 use crate::study::StudyError;
 use crate::study::records::UnitStatus;
 use crate::study::resume;
@@ -25,6 +25,7 @@ use crate::transfer::TransferReport;
 use crate::transfer::continual::{self as protect, Importance, Owners, Protect};
 use crate::util::{FileError, to_ron, write_atomic};
 
+use super::evaluate::Evaluator;
 use super::sequence::{Method, Sequence, TaskInfo};
 
 /// A unit's record (`units/<method>/seed<k>.ron`), written once.
@@ -96,9 +97,9 @@ struct Progress {
 
 /// A method's protection as it stands between phases.
 #[derive(Default)]
-struct Protection {
+pub(super) struct Protection {
     importance: Importance,
-    owners: Owners,
+    pub(super) owners: Owners,
 }
 
 impl Protection {
@@ -142,7 +143,13 @@ pub enum Ran {
 }
 
 /// Runs `method` with `seed` along the sequence, from its last saved phase.
-pub fn run(cx: &Context<'_>, method: &Method, seed: u64, record: &Path, lost: &dyn Fn() -> bool) -> Result<Ran, StudyError> {
+pub fn run(
+    cx: &Context<'_>,
+    method: &Method,
+    seed: u64,
+    record: &Path,
+    lost: &dyn Fn() -> bool,
+) -> Result<Ran, StudyError> {
     let (start, mut progress, mut protection) = latest(record, cx.sequence.phases());
     let mut failure = None;
     for phase in start..cx.sequence.phases() {
@@ -160,7 +167,10 @@ pub fn run(cx: &Context<'_>, method: &Method, seed: u64, record: &Path, lost: &d
                 break;
             }
             Err(panic) => {
-                let message = panic.downcast_ref::<String>().cloned().or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()));
+                let message = panic
+                    .downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()));
                 failure = Some(format!("phase {phase}: panicked: {}", message.unwrap_or_default()));
                 break;
             }
@@ -172,7 +182,8 @@ pub fn run(cx: &Context<'_>, method: &Method, seed: u64, record: &Path, lost: &d
         csv.push_str(&format!("{phase},{},{},{},{}\n", phase % tasks, e.step, e.ret, e.len));
     }
     let status = failure.map_or(UnitStatus::Finished, UnitStatus::Failed);
-    let record = SequenceRecord { method: method.name.clone(), seed, status, phases: progress.phases, evals: progress.evals };
+    let record =
+        SequenceRecord { method: method.name.clone(), seed, status, phases: progress.phases, evals: progress.evals };
     Ok(Ran::Recorded(Box::new(record), csv))
 }
 
@@ -184,15 +195,17 @@ fn latest(record: &Path, phases: usize) -> (usize, Progress, Protection) {
         if !dir.join("progress.ron").exists() {
             continue;
         }
-        let read = || -> Result<(Progress, Protection), String> {
-            let text = std::fs::read_to_string(dir.join("progress.ron")).map_err(|e| e.to_string())?;
-            let progress: Progress = crate::util::ron_options().from_str(&text).map_err(|e| e.to_string())?;
-            let file = checkpoint::read_tensors(&dir.join("protect.safetensors")).map_err(|e| e.to_string())?;
+        let read = || -> Result<(Progress, Protection), StudyError> {
+            let path = dir.join("progress.ron");
+            let text = std::fs::read_to_string(&path).map_err(|e| FileError::new(&path, e))?;
+            let progress: Progress =
+                crate::util::ron_options().from_str(&text).map_err(|e| StudyError::resume(&path, e))?;
+            let file = checkpoint::read_tensors(&dir.join("protect.safetensors"))?;
             Ok((progress, Protection::from_tensors(file.tensors)))
         };
         match read() {
             Ok((progress, protection)) => return (phase + 1, progress, protection),
-            Err(e) => eprintln!("warning: {}: {e}; the phase runs again", dir.display()),
+            Err(e) => eprintln!("warning: {e}; phase {phase} runs again"),
         }
     }
     (0, Progress::default(), Protection::default())
@@ -200,17 +213,30 @@ fn latest(record: &Path, phases: usize) -> (usize, Progress, Protection) {
 
 /// The agent a phase starts from: fresh for the first phase and the single-task reference, else
 /// the previous phase's agent moved into this task by the method's strategy.
-fn start(cx: &Context<'_>, method: &Method, seed: u64, record: &Path, phase: usize) -> Result<(Box<dyn Agent>, Option<TransferReport>), StudyError> {
+fn start(
+    cx: &Context<'_>,
+    method: &Method,
+    seed: u64,
+    record: &Path,
+    phase: usize,
+) -> Result<(Box<dyn Agent>, Option<TransferReport>), StudyError> {
     let task = &cx.tasks[phase % cx.tasks.len()];
     if phase == 0 || method.is_single() {
-        let env = cx.registry.make(&task.task.env).map_err(|error| StudyError::Task { index: phase % cx.tasks.len(), error })?;
-        let agent = cx.config.build(env.observation_space(), env.action_space(), seed).map_err(|e| StudyError::Training { message: e.to_string() })?;
+        let env = cx
+            .registry
+            .make(&task.task.env)
+            .map_err(|error| StudyError::Task { index: phase % cx.tasks.len(), error })?;
+        let agent = cx
+            .config
+            .build(env.observation_space(), env.action_space(), seed)
+            .map_err(|e| StudyError::Training { message: e.to_string() })?;
         return Ok((agent, None));
     }
     let previous = checkpoint::load(&phase_dir(record, phase - 1))?;
     let name = format!("phase {} ({})", phase - 1, cx.tasks[(phase - 1) % cx.tasks.len()].task.key);
-    let (agent, report) = crate::transfer::prepare(cx.registry, &previous, &name, &task.task.env, &method.strategy, None, seed)
-        .map_err(|e| StudyError::Training { message: format!("the transfer into {}: {e}", task.task.key) })?;
+    let (agent, report) =
+        crate::transfer::prepare(cx.registry, &previous, &name, &task.task.env, &method.strategy, None, seed)
+            .map_err(|e| StudyError::Training { message: format!("the transfer into {}: {e}", task.task.key) })?;
     Ok((agent, Some(report)))
 }
 
@@ -253,7 +279,11 @@ fn run_phase(
     let (mut evals, mut next) = match resume_in(&mut session, &resume_path) {
         Some(at) => at,
         None => {
-            let first = SequenceEval { phase, nominal: 0, returns: evaluator.all(session.agent_mut(), method, protection, task)? };
+            let first = SequenceEval {
+                phase,
+                nominal: 0,
+                returns: evaluator.all(session.agent_mut(), method, protection, task)?,
+            };
             (vec![first], every)
         }
     };
@@ -299,17 +329,27 @@ fn run_phase(
     let info = &cx.tasks[task];
     match &method.protect {
         Some(p @ (Protect::Ewc { samples, .. } | Protect::Mas { samples, .. })) => {
-            let states = protect::visited_states(cx.registry, &info.task.env, session.agent(), *samples, 3_000_000 + 10_000 * seed)
-                .map_err(|e| failed(&e))?;
+            let states = protect::visited_states(
+                cx.registry,
+                &info.task.env,
+                session.agent(),
+                *samples,
+                3_000_000 + 10_000 * seed,
+            )
+            .map_err(|e| failed(&e))?;
             let importance = protect::importance(session.agent(), p, &states).map_err(|e| failed(&e))?;
             let total: f64 = importance.iter().map(|(_, t)| t.sum(tch::Kind::Double).double_value(&[])).sum();
-            notes.push(format!("{} importance on {samples} visited states (sum {total:.4e}), added to the earlier tasks'", p.name()));
+            notes.push(format!(
+                "{} importance on {samples} visited states (sum {total:.4e}), added to the earlier tasks'",
+                p.name()
+            ));
             protect::accumulate(&mut protection.importance, importance);
         }
         Some(Protect::PackNet { keep, retrain }) => {
             let share = keep.filter(|_| task + 1 < tasks).unwrap_or(1.0 / (tasks - task) as f64);
             protect::prune(session.agent_mut(), &mut protection.owners, task, share);
-            let owned: i64 = protection.owners.iter().map(|(_, o)| o.eq(task as f64).sum(tch::Kind::Int64).int64_value(&[])).sum();
+            let owned: i64 =
+                protection.owners.iter().map(|(_, o)| o.eq(task as f64).sum(tch::Kind::Int64).int64_value(&[])).sum();
             let retrain = retrain.unwrap_or(budget / 10);
             notes.push(format!(
                 "PackNet: {owned} weights kept for this task (a share {share:.3} of the free ones), the rest set to zero; the kept \
@@ -369,7 +409,13 @@ fn resume_in(session: &mut Session<'_>, path: &Path) -> Option<(Vec<SequenceEval
 /// Saves a task's preemption checkpoint; one that cannot be written is a warning (it only saves
 /// time).
 fn save_in(session: &Session<'_>, path: &Path, evals: &[SequenceEval], next: u64) {
-    let progress = resume::Progress { steps: session.agent().steps(), evals: Vec::new(), next, seconds: 0.0, extra: to_ron(&evals) };
+    let progress = resume::Progress {
+        steps: session.agent().steps(),
+        evals: Vec::new(),
+        next,
+        seconds: 0.0,
+        extra: to_ron(&evals),
+    };
     if let Some(parent) = path.parent() {
         let _ = std::fs::create_dir_all(parent);
     }
@@ -380,7 +426,13 @@ fn save_in(session: &Session<'_>, path: &Path, evals: &[SequenceEval], next: u64
 
 /// Writes a phase's checkpoint into a temporary folder and renames it into place, its
 /// `progress.ron` last.
-fn save_phase(session: &Session<'_>, record: &Path, phase: usize, progress: &Progress, protection: &Protection) -> Result<(), StudyError> {
+fn save_phase(
+    session: &Session<'_>,
+    record: &Path,
+    phase: usize,
+    progress: &Progress,
+    protection: &Protection,
+) -> Result<(), StudyError> {
     let dir = phase_dir(record, phase);
     let tmp = dir.with_extension(format!("tmp-{}-{}", crate::util::host(), std::process::id()));
     let _ = std::fs::remove_dir_all(&tmp);
@@ -390,54 +442,4 @@ fn save_phase(session: &Session<'_>, record: &Path, phase: usize, progress: &Pro
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::rename(&tmp, &dir).map_err(|e| FileError::new(&dir, e))?;
     Ok(())
-}
-
-/// Every task's evaluation: its own environments (one instance per episode stepped together)
-/// and episode seeds.
-struct Evaluator {
-    envs: Vec<Vec<Box<dyn Env>>>,
-    episodes: usize,
-    deterministic: bool,
-    seed: u64,
-}
-
-impl Evaluator {
-    fn new(cx: &Context<'_>, seed: u64) -> Result<Evaluator, StudyError> {
-        let ev = &cx.sequence.eval;
-        let mut envs = Vec::new();
-        for (index, t) in cx.tasks.iter().enumerate() {
-            let make = || cx.registry.make(&t.task.env).map(|e| e as Box<dyn Env>).map_err(|error| StudyError::Task { index, error });
-            let first = make()?;
-            let discrete = matches!(first.action_space(), crate::env::Space::Discrete { .. });
-            let lanes = if ev.deterministic && discrete { ev.episodes.clamp(1, 16) } else { 1 };
-            let mut lane = vec![first];
-            for _ in 1..lanes {
-                lane.push(make()?);
-            }
-            envs.push(lane);
-        }
-        Ok(Evaluator { envs, episodes: ev.episodes, deterministic: ev.deterministic, seed: 1_000_000 + 10_000 * seed })
-    }
-
-    /// Every task's mean return; under PackNet a task before the one training (`current`) is
-    /// evaluated with its own weights only.
-    fn all(&mut self, agent: &mut dyn Agent, method: &Method, protection: &Protection, current: usize) -> Result<Vec<f64>, StudyError> {
-        let packnet = matches!(method.protect, Some(Protect::PackNet { .. }));
-        let (episodes, deterministic, seed) = (self.episodes, self.deterministic, self.seed);
-        let mut out = Vec::with_capacity(self.envs.len());
-        for (j, envs) in self.envs.iter_mut().enumerate() {
-            let mut eval = |a: &dyn Agent| crate::agent::evaluate_on(a, envs, episodes, deterministic, seed);
-            let stats = if packnet && j < current {
-                protect::with_task_weights(agent, &protection.owners, j, |a| eval(a))
-            } else {
-                eval(agent)
-            }
-            .map_err(|error| StudyError::Task { index: j, error })?;
-            if !stats.mean.is_finite() {
-                return Err(StudyError::Training { message: format!("diverged: the evaluation return on task {j} is {}", stats.mean) });
-            }
-            out.push(stats.mean);
-        }
-        Ok(out)
-    }
 }
