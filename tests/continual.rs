@@ -493,3 +493,90 @@ fn validate_names_what_is_wrong() {
     assert!(!o.status.success() && err.contains("replay") && err.contains("PPO"), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Sequence verdicts are right as often as they claim: with every method drawn from one
+/// distribution, a study of seven methods (11 comparisons, Holm) says BETTER or WORSE anywhere in
+/// at most 5 % of studies; a method really better by a standard deviation and a half is found.
+#[test]
+fn sequence_verdicts_hold_their_error_rate() {
+    use headstart::study::continual::metrics::{Call, Shape, summarize};
+    use headstart::study::continual::unit::{SequenceEval, SequenceRecord};
+    use rand::SeedableRng;
+    use rand_distr::{Distribution, Normal};
+    let task = |i: usize| headstart::study::continual::TaskInfo {
+        task: headstart::study::experiment::ResolvedTarget {
+            key: headstart::study::TargetId::new(format!("task{i}")),
+            env: EnvSpec::new("CartPole-v1"),
+            map: None,
+        },
+        threshold: 1.0,
+        random_return: 0.0,
+    };
+    let tasks: Vec<_> = (0..3).map(task).collect();
+    let shape = Shape { tasks: 3, phases: 3, budget: 10 };
+    let methods: Vec<String> = ["finetune", "a", "b", "c", "d", "e", "single-task"].map(String::from).to_vec();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+    let noise = Normal::new(0.5, 0.2).unwrap();
+    let (studies, mut false_calls, mut found) = (2000, 0, 0);
+    for study in 0..studies {
+        let shifted = study % 2 == 1;
+        let mut records = Vec::new();
+        for m in &methods {
+            for seed in 0..5 {
+                let shift = if shifted && m == "a" { 0.3 } else { 0.0 };
+                let evals = (0..3)
+                    .flat_map(|phase| [0, 10].map(|nominal| (phase, nominal)))
+                    .map(|(phase, nominal)| SequenceEval {
+                        phase,
+                        nominal,
+                        returns: (0..3).map(|_| noise.sample(&mut rng) + shift).collect(),
+                    })
+                    .collect();
+                records.push(SequenceRecord {
+                    method: m.clone(),
+                    seed,
+                    status: headstart::study::UnitStatus::Finished,
+                    phases: Vec::new(),
+                    evals,
+                });
+            }
+        }
+        let summary = summarize(&methods, &records, &tasks, shape);
+        assert_eq!(summary.comparisons.len(), 11);
+        if shifted {
+            found += usize::from(summary.comparisons.iter().any(|c| c.method == "a" && c.against == "finetune" && c.call == Call::Better));
+        } else {
+            false_calls += usize::from(summary.comparisons.iter().any(|c| matches!(c.call, Call::Better | Call::Worse)));
+        }
+    }
+    let rate = false_calls as f64 / (studies / 2) as f64;
+    let power = found as f64 / (studies / 2) as f64;
+    println!("family-wise false verdicts {:.2} %, power at 1.5 sd {:.1} %", 100.0 * rate, 100.0 * power);
+    assert!(rate <= 0.065, "false verdicts in {:.2} % of null studies", 100.0 * rate);
+    assert!(power >= 0.3, "a real difference found in {:.1} % of studies", 100.0 * power);
+}
+
+/// Two passes over a sequence (Continual World's CW20 is CW10 twice): four phases, and the
+/// single-task reference's second pass repeats its first bit for bit (a fresh agent, the same
+/// seed), so its matrix's last two rows are its first two.
+#[test]
+fn repeats_run_the_sequence_again() {
+    let dir = tmp("repeats");
+    let file = write_sequence(&dir, "twice", "(name: \"l2\", strategy: (l2_init: 0.1))", "Env(id: \"CartPole-v1\"), SWAPPED");
+    let text = std::fs::read_to_string(&file).unwrap().replace("methods:", "repeats: 2, methods:");
+    std::fs::write(&file, text).unwrap();
+    let out = dir.join("twice");
+    let o = run(&file, &out);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let summary: headstart::study::continual::ContinualSummary =
+        headstart::util::ron_options().from_str(&std::fs::read_to_string(out.join("summary.ron")).unwrap()).unwrap();
+    assert_eq!(summary.phases, 4);
+    let single = summary.methods.iter().find(|m| m.name == "single-task").unwrap();
+    assert_eq!(single.matrix.len(), 4);
+    assert_eq!(single.matrix[2], single.matrix[0]);
+    assert_eq!(single.matrix[3], single.matrix[1]);
+    let l2 = summary.methods.iter().find(|m| m.name == "l2").unwrap();
+    // Forgetting is defined for task 0 (last trained in phase 2 of 4) only.
+    assert!(l2.forgetting_per_task[0].is_some() && l2.forgetting_per_task[1].is_none());
+    let _ = std::fs::remove_dir_all(&dir);
+}
