@@ -446,9 +446,23 @@ fn train_only(agent: &mut dyn Agent, owners: &Owners, trains: impl Fn(&Tensor) -
     }
 }
 
+/// The agent's normaliser statistics (`obs_rms.*`, `ret_rms.*`), copied: PackNet keeps each
+/// task's, as the original keeps each task's batch-norm statistics.
+pub fn normalizers(agent: &dyn Agent) -> Vec<(String, Tensor)> {
+    let is_stat = |n: &str| n.starts_with("obs_rms.") || n.starts_with("ret_rms.");
+    agent.tensors().into_iter().filter(|(n, _)| is_stat(n)).map(|(n, t)| (n, t.copy())).collect()
+}
+
 /// Runs `f` on the agent with only the weights of tasks `0..=task` (the others and the free
-/// ones zeroed), then puts every weight back bit for bit.
-pub fn with_task_weights<R>(agent: &mut dyn Agent, owners: &Owners, task: usize, f: impl FnOnce(&dyn Agent) -> R) -> R {
+/// ones zeroed) and, when given, that task's normaliser statistics, then puts every weight and
+/// statistic back bit for bit.
+pub fn with_task_weights<R>(
+    agent: &mut dyn Agent,
+    owners: &Owners,
+    task: usize,
+    stats: &[(String, Tensor)],
+    f: impl FnOnce(&dyn Agent) -> R,
+) -> Result<R, TransferError> {
     let live: std::collections::HashMap<String, Tensor> = agent.tensors().into_iter().collect();
     let mut saved = Vec::new();
     tch::no_grad(|| {
@@ -459,7 +473,15 @@ pub fn with_task_weights<R>(agent: &mut dyn Agent, owners: &Owners, task: usize,
             param.shallow_clone().copy_(&(param * keep));
         }
     });
-    let out = f(agent);
+    let current = normalizers(agent);
+    let load = |agent: &mut dyn Agent, from: &[(String, Tensor)]| {
+        agent.load_normalizers(&mut |n| from.iter().find(|(m, _)| m == n).map(|(_, t)| t.shallow_clone()))
+    };
+    let swapped = if stats.is_empty() { Ok(()) } else { load(agent, stats) };
+    let out = swapped.map(|()| f(agent));
+    if !stats.is_empty() {
+        load(agent, &current)?;
+    }
     tch::no_grad(|| saved.iter().for_each(|(param, value)| param.shallow_clone().copy_(value)));
-    out
+    Ok(out?)
 }

@@ -57,7 +57,8 @@ impl Evaluator {
         for (j, envs) in self.envs.iter_mut().enumerate() {
             let mut eval = |a: &dyn Agent| crate::agent::evaluate_on(a, envs, episodes, deterministic, seed);
             let stats = if packnet && j < current {
-                protect::with_task_weights(agent, &protection.owners, j, |a| eval(a))
+                protect::with_task_weights(agent, &protection.owners, j, &protection.stats_of(j), |a| eval(a))
+                    .map_err(|e| StudyError::Training { message: format!("task {j} through its PackNet mask: {e}") })?
             } else {
                 eval(agent)
             }

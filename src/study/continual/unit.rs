@@ -100,6 +100,16 @@ struct Progress {
 pub(super) struct Protection {
     importance: Importance,
     pub(super) owners: Owners,
+    /// PackNet: each task's normaliser statistics at its end, named `task<j>.<name>`.
+    pub(super) stats: Vec<(String, Tensor)>,
+}
+
+impl Protection {
+    /// Task `j`'s normaliser statistics under their own names (none without normalisers).
+    pub(super) fn stats_of(&self, j: usize) -> Vec<(String, Tensor)> {
+        let prefix = format!("task{j}.");
+        self.stats.iter().filter_map(|(n, t)| n.strip_prefix(&prefix).map(|n| (n.to_string(), t.shallow_clone()))).collect()
+    }
 }
 
 impl Protection {
@@ -109,6 +119,7 @@ impl Protection {
         };
         let mut out = named("importance", &self.importance);
         out.extend(named("owners", &self.owners));
+        out.extend(named("stats", &self.stats));
         out
     }
 
@@ -121,6 +132,8 @@ impl Protection {
                 p.importance.push((n.to_string(), t));
             } else if let Some(n) = name.strip_prefix("owners.") {
                 p.owners.push((n.to_string(), t));
+            } else if let Some(n) = name.strip_prefix("stats.") {
+                p.stats.push((n.to_string(), t));
             }
         }
         p
@@ -369,6 +382,8 @@ fn run_phase(
                     return Ok(false);
                 }
             }
+            let stats = protect::normalizers(session.agent());
+            protection.stats.extend(stats.into_iter().map(|(n, t)| (format!("task{task}.{n}"), t)));
         }
         None => {}
     }
