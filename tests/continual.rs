@@ -49,6 +49,19 @@ fn by_autograd(
     states: &[f32],
     dim: usize,
 ) -> HashMap<String, Vec<f64>> {
+    by_autograd_sliced(agent, net, categorical, mas, states, dim, None)
+}
+
+/// [`by_autograd`] with a head per task: the rows' task acts on `slice` of the logits alone.
+fn by_autograd_sliced(
+    agent: &dyn Agent,
+    net: &str,
+    categorical: bool,
+    mas: bool,
+    states: &[f32],
+    dim: usize,
+    slice: Option<(i64, i64)>,
+) -> HashMap<String, Vec<f64>> {
     let live: HashMap<String, Tensor> = agent.tensors().into_iter().collect();
     let mut names = Vec::new();
     let mut i = 0;
@@ -76,6 +89,9 @@ fn by_autograd(
             if l + 1 < names.len() {
                 h = if relu { h.relu() } else { h.tanh() };
             }
+        }
+        if let Some((first, n)) = slice.filter(|_| categorical || mas) {
+            h = h.narrow(1, first, n);
         }
         let outputs = h.size()[1];
         let params: Vec<&Tensor> = leaves.iter().map(|(_, t)| t).collect();
@@ -152,6 +168,30 @@ fn ewc_fisher_and_mas_sensitivity_match_autograd() {
     let sac = agent("Sac(net: (hidden: [8], activation: Relu))", "Pendulum-v1");
     let err = protect::importance(sac.as_ref(), &ewc, &states(4, 3)).unwrap_err().to_string();
     assert!(err.contains("protect") && err.contains("SAC"), "{err}");
+}
+
+/// With a head per task (a multitask network over the tasks' shared spaces), a categorical
+/// policy's Fisher is its task's slice of the logits alone, as the agent masks the others.
+#[test]
+fn the_fisher_of_a_head_per_task_is_its_slice() {
+    use headstart::env::tasks::{TaskEnv, Tasks};
+    let registry = Registry::builtin();
+    let tasks = Tasks::new(vec![("cartpole".into(), EnvSpec::new("CartPole-v1")), ("acrobot".into(), EnvSpec::new("Acrobot-v1"))]);
+    let layout = tasks.layout(&registry).unwrap();
+    let config = AgentConfig::from_ron("Ppo(n_envs: 2, net: (hidden: [12], activation: Tanh))")
+        .unwrap()
+        .with_tasks(headstart::agent::TaskNets::of(&layout))
+        .unwrap();
+    let agent = config.build(&layout.observation_space(), &layout.action_space(), 5).unwrap();
+    let mut env = TaskEnv::new(&registry, &tasks, 1).unwrap();
+    let x = protect::visited_states(&mut env, agent.as_ref(), 16, 9).unwrap();
+    let dim = layout.obs_dim();
+    let ewc = Protect::Ewc { lambda: 1.0, samples: 16 };
+    let fisher = protect::importance(agent.as_ref(), &ewc, &x).unwrap();
+    // Acrobot's three actions come after CartPole's two.
+    assert_close(&fisher, &by_autograd_sliced(agent.as_ref(), "actor", true, false, &x, dim, Some((2, 3))), "per-task head EWC");
+    let mas = protect::importance(agent.as_ref(), &Protect::Mas { lambda: 1.0, samples: 16 }, &x).unwrap();
+    assert_close(&mas, &by_autograd_sliced(agent.as_ref(), "actor", false, true, &x, dim, Some((2, 3))), "per-task head MAS");
 }
 
 #[test]
@@ -579,5 +619,34 @@ fn repeats_run_the_sequence_again() {
     let l2 = summary.methods.iter().find(|m| m.name == "l2").unwrap();
     // Forgetting is defined for task 0 (last trained in phase 2 of 4) only.
     assert!(l2.forgetting_per_task[0].is_some() && l2.forgetting_per_task[1].is_none());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Task ids: a sequence of CartPole then Acrobot (other spaces) with a head and an input layer
+/// per task runs, every task evaluated in the shared spaces; DQN is refused them by name.
+#[test]
+fn a_head_per_task_spans_tasks_of_other_spaces() {
+    let dir = tmp("heads");
+    let file = dir.join("heads.ron");
+    let body = |algo: &str, config: &str| {
+        format!(
+            "(version: 1, name: \"heads\", sequence: [Env(id: \"CartPole-v1\"), Env(id: \"Acrobot-v1\")], heads: PerTask, \
+             agent: (algorithm: {algo}, config: {config}), methods: [(name: \"ewc\", protect: Ewc(lambda: 10.0, samples: 50)), \
+             (name: \"packnet\", protect: PackNet())], seeds: 3, budget: 1024, eval: (every: 512, episodes: 2))"
+        )
+    };
+    std::fs::write(&file, body("Ppo", "Ppo(n_envs: 2, n_steps: 64, batch_size: 64, n_epochs: 2, net: (hidden: [16], activation: Tanh))")).unwrap();
+    let out = dir.join("out");
+    let o = run(&file, &out);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let summary: headstart::study::continual::ContinualSummary =
+        headstart::util::ron_options().from_str(&std::fs::read_to_string(out.join("summary.ron")).unwrap()).unwrap();
+    assert_eq!(summary.tasks, ["CartPole-v1", "Acrobot-v1"]);
+    let packnet = summary.methods.iter().find(|m| m.name == "packnet").unwrap();
+    assert_eq!(packnet.backward.mean, 0.0, "PackNet keeps CartPole's weights and head");
+    std::fs::write(&file, body("Dqn", "Dqn()")).unwrap();
+    let o = Command::new(BIN).arg("validate").arg(&file).output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && err.contains("`heads`") && err.contains("DQN"), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -33,6 +33,9 @@ pub enum Task {
     Mixture(Mixture),
     /// Named tasks: environment `i` runs task `i mod T` (see [`crate::env::tasks`]).
     Tasks(Tasks),
+    /// One of named tasks, in their shared spaces: every environment runs task `t` (a
+    /// sequence's phase with task ids).
+    One(Tasks, usize),
 }
 
 impl Task {
@@ -43,6 +46,7 @@ impl Task {
             Task::Env(spec) => spec,
             Task::Mixture(mix) => &mix.variants[0],
             Task::Tasks(tasks) => &tasks.tasks[0].1,
+            Task::One(tasks, t) => &tasks.tasks[*t].1,
         }
     }
 
@@ -52,6 +56,7 @@ impl Task {
         match self {
             Task::Env(_) | Task::Mixture(_) => registry.make(self.nominal()),
             Task::Tasks(tasks) => Ok(Box::new(crate::env::tasks::TaskEnv::new(registry, tasks, 0)?)),
+            Task::One(tasks, t) => Ok(Box::new(crate::env::tasks::TaskEnv::new(registry, tasks, *t)?)),
         }
     }
 
@@ -61,6 +66,12 @@ impl Task {
             Task::Env(spec) => registry.make_vec(spec, n),
             Task::Mixture(mix) => registry.make_vec_mixture(mix, n),
             Task::Tasks(tasks) => registry.make_vec_tasks(tasks, n),
+            Task::One(tasks, t) => {
+                let envs: Result<Vec<Box<dyn crate::env::Env>>, EnvError> = (0..n)
+                    .map(|_| Ok(Box::new(crate::env::tasks::TaskEnv::new(registry, tasks, *t)?) as Box<dyn crate::env::Env>))
+                    .collect();
+                VecEnv::new(envs?)
+            }
         }
     }
 }
@@ -71,6 +82,7 @@ impl std::fmt::Display for Task {
             Task::Env(spec) => spec.fmt(f),
             Task::Mixture(mix) => mix.fmt(f),
             Task::Tasks(tasks) => tasks.fmt(f),
+            Task::One(tasks, t) => write!(f, "task {} of {tasks}", tasks.tasks[*t].0),
         }
     }
 }
@@ -289,7 +301,7 @@ pub fn save_run(
 ) -> Result<Card, CheckpointError> {
     let (mixture, tasks) = match task {
         Task::Mixture(mix) => (Some(mix), None),
-        Task::Tasks(tasks) => (None, Some(tasks)),
+        Task::Tasks(tasks) | Task::One(tasks, _) => (None, Some(tasks)),
         Task::Env(_) => (None, None),
     };
     let info = CardInfo {

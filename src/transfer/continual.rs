@@ -15,7 +15,7 @@ use super::TransferError;
 use crate::agent::nn::Activation;
 use crate::agent::to_vec;
 use crate::agent::{Agent, Algo};
-use crate::env::{EnvSpec, Registry};
+use crate::env::Env;
 
 /// How a method protects earlier tasks, on top of its strategy.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -112,17 +112,10 @@ impl Protect {
 /// Named importance tensors, one per protected weight (the weights' shapes, `f32`).
 pub type Importance = Vec<(String, Tensor)>;
 
-/// `n` observations the agent visits acting greedily on `task`, episodes seeded `seed`,
+/// `n` observations the agent visits acting greedily on `env`, episodes seeded `seed`,
 /// `seed + 1`, ...: the states importance is measured on.
-pub fn visited_states(
-    registry: &Registry,
-    task: &EnvSpec,
-    agent: &dyn Agent,
-    n: usize,
-    seed: u64,
-) -> Result<Vec<f32>, TransferError> {
+pub fn visited_states(env: &mut dyn Env, agent: &dyn Agent, n: usize, seed: u64) -> Result<Vec<f32>, TransferError> {
     use rand::SeedableRng;
-    let mut env = registry.make(task)?;
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     let mut out = Vec::new();
     let mut episode = 0;
@@ -283,14 +276,34 @@ fn networks(agent: &dyn Agent) -> Vec<(&'static str, Output)> {
 fn network_inputs(agent: &dyn Agent, states: &[f32]) -> Vec<f64> {
     let tensors: std::collections::HashMap<String, Tensor> = agent.tensors().into_iter().collect();
     let stats = |n: &str| tensors.get(n).map(doubles);
-    let raw = states.iter().map(|&x| f64::from(x));
-    match (stats("obs_rms.mean"), stats("obs_rms.var")) {
-        (Some(mean), Some(var)) if !mean.is_empty() => raw
-            .enumerate()
-            .map(|(i, x)| ((x - mean[i % mean.len()]) / (var[i % var.len()] + 1e-8).sqrt()).clamp(-10.0, 10.0))
-            .collect(),
-        _ => raw.collect(),
+    let mut out: Vec<f64> = states.iter().map(|&x| f64::from(x)).collect();
+    let (Some(mean), Some(var)) = (stats("obs_rms.mean"), stats("obs_rms.var")) else { return out };
+    if mean.is_empty() {
+        return out;
     }
+    let config = agent.config();
+    for row in out.chunks_mut(mean.len()) {
+        // A multitask network's row: only its task's block is normalised (the other blocks stay
+        // zero, the one-hot id as it is), as the agent does.
+        let columns = match config.tasks() {
+            Some(tasks) => {
+                let t = task_of(row, tasks.len());
+                let (start, width) = tasks.obs_block(t);
+                start..start + width
+            }
+            None => 0..row.len(),
+        };
+        for i in columns {
+            row[i] = ((row[i] - mean[i]) / (var[i] + 1e-8).sqrt()).clamp(-10.0, 10.0);
+        }
+    }
+    out
+}
+
+/// The task of a multitask network's row: the one-hot id that ends it.
+fn task_of(row: &[f64], tasks: usize) -> usize {
+    let id = &row[row.len() - tasks..];
+    (0..tasks).max_by(|&a, &b| id[a].total_cmp(&id[b]).then(b.cmp(&a))).unwrap_or(0)
 }
 
 /// The importance of each protected weight on `states` (raw observations, `[n * obs_dim]`):
@@ -317,10 +330,24 @@ pub fn importance(agent: &dyn Agent, protect: &Protect, states: &[f32]) -> Resul
         let mut sum = vec![0.0f64; total];
         let mut grad = Vec::with_capacity(total);
         let n = inputs.len() / dim;
+        let tasks = agent.config().tasks().cloned();
         for x in inputs.chunks_exact(dim) {
-            let (o, layer_inputs) = view.forward(x);
+            let (mut o, layer_inputs) = view.forward(x);
+            // A head per task: the row's task acts on its slice of the logits alone (the others
+            // are masked to probability 0 by the agent, so they carry no information).
+            let slice = match (&tasks, kind) {
+                (Some(t), Output::Categorical) => t.action_slice(task_of(x, t.len())),
+                _ => None,
+            };
+            if let Some((first, count)) = slice {
+                for (k, v) in o.iter_mut().enumerate() {
+                    if k < first || k >= first + count {
+                        *v = f64::NEG_INFINITY;
+                    }
+                }
+            }
             if mas {
-                let cot: Vec<f64> = o.iter().map(|v| 2.0 * v).collect();
+                let cot: Vec<f64> = o.iter().map(|v| if v.is_finite() { 2.0 * v } else { 0.0 }).collect();
                 view.backward(&layer_inputs, &cot, &mut grad);
                 sum.iter_mut().zip(&grad).for_each(|(s, g)| *s += g.abs());
                 continue;
@@ -331,7 +358,7 @@ pub fn importance(agent: &dyn Agent, protect: &Protect, states: &[f32]) -> Resul
                     let e: Vec<f64> = o.iter().map(|v| libm::exp(v - max)).collect();
                     let z: f64 = e.iter().sum();
                     let p: Vec<f64> = e.iter().map(|v| v / z).collect();
-                    for a in 0..o.len() {
+                    for a in (0..o.len()).filter(|&a| p[a] > 0.0) {
                         let cot: Vec<f64> = (0..o.len()).map(|b| f64::from(u8::from(a == b)) - p[b]).collect();
                         view.backward(&layer_inputs, &cot, &mut grad);
                         sum.iter_mut().zip(&grad).for_each(|(s, g)| *s += p[a] * g * g);

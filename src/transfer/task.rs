@@ -26,6 +26,10 @@ pub(super) fn fold(
     target: (&Space, &Space),
 ) -> Result<Option<(String, usize, usize)>, TransferError> {
     let Some(tasks) = card.config.tasks() else { return Ok(None) };
+    // Into the same tasks' shared spaces (a sequence's next task, with task ids): a plain copy.
+    if target == (&card.observation_space, &card.action_space) {
+        return Ok(None);
+    }
     let t = chosen(tasks, strategy, target)?;
     let d = tasks.obs_dim() as i64;
     let (start, width) = tasks.obs_block(t);
@@ -99,6 +103,9 @@ pub(super) fn expand(
     patterns: &[String],
 ) -> Result<Vec<String>, TransferError> {
     let Some(tasks) = card.config.tasks() else { return Ok(patterns.to_vec()) };
+    if target == (&card.observation_space, &card.action_space) {
+        return Ok(patterns.to_vec());
+    }
     let t = chosen(tasks, strategy, target)?;
     let depth = |net: &str| match (&card.config, net) {
         (crate::agent::AgentConfig::Ppo(c), "critic") => c.critic_net().hidden.len(),

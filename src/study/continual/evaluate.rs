@@ -23,13 +23,8 @@ impl Evaluator {
     pub(super) fn new(cx: &Context<'_>, seed: u64) -> Result<Evaluator, StudyError> {
         let ev = &cx.sequence.eval;
         let mut envs = Vec::new();
-        for (index, t) in cx.tasks.iter().enumerate() {
-            let make = || {
-                cx.registry
-                    .make(&t.task.env)
-                    .map(|e| e as Box<dyn Env>)
-                    .map_err(|error| StudyError::Task { index, error })
-            };
+        for index in 0..cx.tasks.len() {
+            let make = || cx.make(index);
             let first = make()?;
             let discrete = matches!(first.action_space(), crate::env::Space::Discrete { .. });
             let lanes = if ev.deterministic && discrete { ev.episodes.clamp(1, 16) } else { 1 };

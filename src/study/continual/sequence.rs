@@ -21,6 +21,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::agent::{AgentConfig, Algo, presets};
 use crate::env::Registry;
+use crate::env::tasks::{Heads, Tasks};
 use crate::transfer::Strategy;
 use crate::transfer::continual::Protect;
 use crate::util::{describe_ron_error, file_safe, ron_options};
@@ -50,6 +51,14 @@ pub struct Sequence {
     /// Passes over the sequence (Continual World's CW20 is CW10 twice) [default: 1].
     #[serde(default = "one")]
     pub repeats: usize,
+    /// Whether the network is told the task [default: no: one network over the tasks'
+    /// observations as they come]. `Shared`: every task's observation in its own block of one
+    /// shared input with the task's one-hot id (a separate input layer per task, the hidden
+    /// layers and the head shared); `PerTask`: a head per task as well (Continual World's
+    /// multi-head setting). The task id is then known at evaluation; tasks may differ in their
+    /// spaces. PPO and A2C.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub heads: Option<Heads>,
     /// The agent trained along the sequence.
     pub agent: AgentSpec,
     /// What happens at every task change, each compared with fine-tuning and with single-task
@@ -174,6 +183,13 @@ impl Sequence {
         resolve_targets(&self.sequence, None)
     }
 
+    /// With task ids, the tasks as a multitask network sees them (named by their keys).
+    pub fn named_tasks(&self, tasks: &[TaskInfo]) -> Option<Tasks> {
+        let heads = self.heads?;
+        let named = tasks.iter().map(|t| (t.task.key.to_string(), t.task.env.clone())).collect();
+        Some(Tasks { tasks: named, heads })
+    }
+
     /// The agent's hyperparameters: `agent.config`, else the preset, else the defaults.
     pub fn agent_config(&self) -> Result<AgentConfig, StudyError> {
         let explicit = self.agent.config.clone().map(|c| (c, "agent.config".to_string()));
@@ -222,8 +238,15 @@ impl Sequence {
         if self.methods.is_empty() {
             return bad("methods", "lists no method".into());
         }
+        if self.heads.is_some() && !matches!(self.agent.algorithm, Algo::Ppo | Algo::A2c) {
+            let message = format!("task ids are PPO's and A2C's multitask networks; agent.algorithm is {}", self.agent.algorithm);
+            return bad("heads", message);
+        }
         let methods = self.methods();
         for (i, m) in methods.iter().enumerate() {
+            if self.heads.is_some() && !m.strategy.add.is_empty() {
+                return bad("methods", format!("`{}`: added layers on a network with task ids are not supported", m.name));
+            }
             if m.name.is_empty() || file_safe(&m.name) != m.name {
                 return bad(
                     "methods",
@@ -301,7 +324,7 @@ pub fn check(sequence: &Sequence, registry: &Registry) -> Result<Checked, StudyE
         let these = (env.observation_space().clone(), env.action_space().clone());
         match &spaces {
             None => spaces = Some(these),
-            Some(first) if *first != these => {
+            Some(first) if *first != these && sequence.heads.is_none() => {
                 return Err(StudyError::field(
                     "sequence",
                     format!(
@@ -332,8 +355,15 @@ pub fn check(sequence: &Sequence, registry: &Registry) -> Result<Checked, StudyE
         }
         out.push(TaskInfo { task: t, threshold, random_return });
     }
-    let config = sequence.agent_config()?;
-    let (obs, act) = spaces.expect("at least two tasks");
+    let mut config = sequence.agent_config()?;
+    let (mut obs, mut act) = spaces.expect("at least two tasks");
+    if let Some(tasks) = sequence.named_tasks(&out) {
+        let layout = tasks.layout(registry).map_err(|e| StudyError::field("heads", e.to_string()))?;
+        config = config
+            .with_tasks(crate::agent::TaskNets::of(&layout))
+            .map_err(|e| StudyError::field("heads", e.to_string()))?;
+        (obs, act) = (layout.observation_space(), layout.action_space());
+    }
     let standin = config
         .build(&obs, &act, 0)
         .map_err(|e| StudyError::SourceConfig { field: "agent.config", message: e.to_string() })?;
@@ -357,7 +387,8 @@ pub fn check(sequence: &Sequence, registry: &Registry) -> Result<Checked, StudyE
             ..m.strategy.clone()
         };
         for (index, t) in out.iter().enumerate() {
-            crate::transfer::prepare(registry, &loaded, "previous task", &t.task.env, &strategy, None, 0).map_err(
+            let spaces = (&obs, &act);
+            super::unit::hop(registry, &loaded, "previous task", &t.task.env, spaces, &strategy, sequence.heads.is_some(), 0).map_err(
                 |error| {
                     StudyError::field(
                         "methods",

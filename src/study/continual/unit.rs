@@ -86,6 +86,26 @@ pub struct Context<'a> {
     pub stop: &'a AtomicBool,
 }
 
+impl Context<'_> {
+    /// The tasks as a network with task ids sees them, if the sequence has them.
+    pub(super) fn named_tasks(&self) -> Option<crate::env::tasks::Tasks> {
+        self.sequence.named_tasks(self.tasks)
+    }
+
+    /// What task `j` trains on: its environment, or (with task ids) the task in the shared spaces.
+    pub(super) fn task(&self, j: usize) -> Task {
+        match self.named_tasks() {
+            Some(tasks) => Task::One(tasks, j),
+            None => Task::Env(self.tasks[j].task.env.clone()),
+        }
+    }
+
+    /// One environment of task `j`, as the agent sees it.
+    pub(super) fn make(&self, j: usize) -> Result<Box<dyn crate::env::Env>, StudyError> {
+        self.task(j).make(self.registry).map_err(|error| StudyError::Task { index: j, error })
+    }
+}
+
 /// What a phase checkpoint holds besides the agent.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 struct Progress {
@@ -235,10 +255,7 @@ fn start(
 ) -> Result<(Box<dyn Agent>, Option<TransferReport>), StudyError> {
     let task = &cx.tasks[phase % cx.tasks.len()];
     if phase == 0 || method.is_single() {
-        let env = cx
-            .registry
-            .make(&task.task.env)
-            .map_err(|error| StudyError::Task { index: phase % cx.tasks.len(), error })?;
+        let env = cx.make(phase % cx.tasks.len())?;
         let agent = cx
             .config
             .build(env.observation_space(), env.action_space(), seed)
@@ -247,10 +264,33 @@ fn start(
     }
     let previous = checkpoint::load(&phase_dir(record, phase - 1))?;
     let name = format!("phase {} ({})", phase - 1, cx.tasks[(phase - 1) % cx.tasks.len()].task.key);
-    let (agent, report) =
-        crate::transfer::prepare(cx.registry, &previous, &name, &task.task.env, &method.strategy, None, seed)
-            .map_err(|e| StudyError::Training { message: format!("the transfer into {}: {e}", task.task.key) })?;
+    let spaces = (&previous.card.observation_space, &previous.card.action_space);
+    let task_ids = cx.sequence.heads.is_some();
+    let (agent, report) = hop(cx.registry, &previous, &name, &task.task.env, spaces, &method.strategy, task_ids, seed)
+        .map_err(|e| StudyError::Training { message: format!("the transfer into {}: {e}", task.task.key) })?;
     Ok((agent, Some(report)))
+}
+
+/// The agent at the end of one task moved into the next by `strategy`: [`crate::transfer::prepare`]
+/// onto the task's environment, or, with task ids, into a network of the same tasks' shared
+/// `spaces` (every weight kept where it is: the tasks' input layers and heads too).
+#[allow(clippy::too_many_arguments)]
+pub(super) fn hop(
+    registry: &Registry,
+    previous: &checkpoint::Loaded,
+    name: &str,
+    env: &crate::env::EnvSpec,
+    spaces: (&crate::env::Space, &crate::env::Space),
+    strategy: &crate::transfer::Strategy,
+    task_ids: bool,
+    seed: u64,
+) -> Result<(Box<dyn Agent>, TransferReport), crate::transfer::TransferError> {
+    if !task_ids {
+        return crate::transfer::prepare(registry, previous, name, env, strategy, None, seed);
+    }
+    let mut agent = previous.card.config.build(spaces.0, spaces.1, seed)?;
+    let report = crate::transfer::transfer(previous, name, agent.as_mut(), env, spaces.0, spaces.1, strategy, None)?;
+    Ok((agent, report))
 }
 
 /// Trains one phase, evaluating every task on the grid, and saves its checkpoint; `false` when
@@ -284,7 +324,7 @@ fn run_phase(
     }
     let mut evaluator = Evaluator::new(cx, seed)?;
     let (every, budget) = (cx.sequence.eval.every, cx.sequence.budget);
-    let env_task = Task::Env(cx.tasks[task].task.env.clone());
+    let env_task = cx.task(task);
     let mut session = Session::new(cx.registry, &env_task, agent.as_mut(), budget).map_err(|e| failed(&e))?;
     // Within a task: a preemption checkpoint (at a stop, and at most every three minutes), from
     // which the task continues bit for bit; one that does not load is set aside.
@@ -339,12 +379,10 @@ fn run_phase(
         }
     }
     // The end of the task: the protection takes its measure, then the last evaluation.
-    let info = &cx.tasks[task];
     match &method.protect {
         Some(p @ (Protect::Ewc { samples, .. } | Protect::Mas { samples, .. })) => {
             let states = protect::visited_states(
-                cx.registry,
-                &info.task.env,
+                cx.make(task)?.as_mut(),
                 session.agent(),
                 *samples,
                 3_000_000 + 10_000 * seed,
