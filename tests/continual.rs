@@ -373,17 +373,31 @@ fn the_performance_matrix_is_the_records_and_the_final_agent() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// EWC and PackNet, the methods with state besides the agent.
+const PROTECTED: &str =
+    "(name: \"ewc\", protect: Ewc(lambda: 10.0, samples: 50)), (name: \"packnet\", protect: PackNet(retrain: 200))";
+/// Three tasks, the second in conflict with the others.
+const THREE_TASKS: &str = "Env(id: \"CartPole-v1\"), SWAPPED, Env(id: \"CartPole-v1\", params: {\"length\": 1.0})";
+
+/// The outputs and every record of `other` byte-identical to `whole`'s.
+fn assert_same_results(whole: &Path, other: &Path) {
+    for f in ["summary.ron", "metrics.csv", "performance.csv"] {
+        assert_eq!(std::fs::read(whole.join(f)).unwrap(), std::fs::read(other.join(f)).unwrap(), "{f}");
+    }
+    let records: Vec<PathBuf> = walk(&whole.join("units")).into_iter().filter(|p| is_record(p)).collect();
+    assert_eq!(records.len(), 12, "finetune, ewc, packnet and single-task, 3 seeds each");
+    for path in records {
+        for twin in [path.clone(), path.with_extension("csv")] {
+            let other = other.join(twin.strip_prefix(whole).unwrap());
+            assert_eq!(std::fs::read(&twin).unwrap(), std::fs::read(&other).unwrap(), "{}", twin.display());
+        }
+    }
+}
+
 #[test]
 fn a_sequence_killed_with_sigkill_resumes_to_the_same_result() {
     let dir = tmp("kill");
-    let methods =
-        "(name: \"ewc\", protect: Ewc(lambda: 10.0, samples: 50)), (name: \"packnet\", protect: PackNet(retrain: 200))";
-    let file = write_sequence(
-        &dir,
-        "three",
-        methods,
-        "Env(id: \"CartPole-v1\"), SWAPPED, Env(id: \"CartPole-v1\", params: {\"length\": 1.0})",
-    );
+    let file = write_sequence(&dir, "three", PROTECTED, THREE_TASKS);
     let whole = dir.join("whole");
     assert!(run(&file, &whole).status.success());
     let killed = dir.join("killed");
@@ -416,29 +430,14 @@ fn a_sequence_killed_with_sigkill_resumes_to_the_same_result() {
     assert!(partial < 12, "the killed runs left units to resume ({partial} recorded)");
     let o = run(&file, &killed);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    for f in ["summary.ron", "metrics.csv", "performance.csv"] {
-        assert_eq!(std::fs::read(whole.join(f)).unwrap(), std::fs::read(killed.join(f)).unwrap(), "{f}");
-    }
-    let records: Vec<PathBuf> = walk(&whole.join("units")).into_iter().filter(|p| is_record(p)).collect();
-    assert_eq!(records.len(), 12, "finetune, ewc, packnet and single-task, 3 seeds each");
-    for path in records {
-        let twin = killed.join(path.strip_prefix(&whole).unwrap());
-        assert_eq!(std::fs::read(&path).unwrap(), std::fs::read(&twin).unwrap(), "{}", path.display());
-    }
+    assert_same_results(&whole, &killed);
     let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
 fn a_sequence_stopped_within_a_task_continues_it_bit_for_bit() {
     let dir = tmp("sigint");
-    let methods =
-        "(name: \"ewc\", protect: Ewc(lambda: 10.0, samples: 50)), (name: \"packnet\", protect: PackNet(retrain: 200))";
-    let file = write_sequence(
-        &dir,
-        "long",
-        methods,
-        "Env(id: \"CartPole-v1\"), SWAPPED, Env(id: \"CartPole-v1\", params: {\"length\": 1.0})",
-    );
+    let file = write_sequence(&dir, "long", PROTECTED, THREE_TASKS);
     let text = std::fs::read_to_string(&file)
         .unwrap()
         .replace("budget: 1500", "budget: 6000")
@@ -471,15 +470,7 @@ fn a_sequence_stopped_within_a_task_continues_it_bit_for_bit() {
     assert!(o.status.success() && said.contains("interrupted") && said.contains("the next run continues it"), "{said}");
     let o = run(&file, &stopped);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    for f in ["summary.ron", "metrics.csv", "performance.csv"] {
-        assert_eq!(std::fs::read(whole.join(f)).unwrap(), std::fs::read(stopped.join(f)).unwrap(), "{f}");
-    }
-    for path in
-        walk(&whole.join("units")).into_iter().filter(|p| is_record(p) || p.extension().is_some_and(|e| e == "csv"))
-    {
-        let twin = stopped.join(path.strip_prefix(&whole).unwrap());
-        assert_eq!(std::fs::read(&path).unwrap(), std::fs::read(&twin).unwrap(), "{}", path.display());
-    }
+    assert_same_results(&whole, &stopped);
     let _ = std::fs::remove_dir_all(&dir);
 }
 

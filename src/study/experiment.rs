@@ -286,16 +286,7 @@ impl Experiment {
     /// Reads an experiment file. A syntax error names the line and column; an unknown field
     /// names the nearest valid one.
     pub fn load(path: &Path) -> Result<Experiment, ExperimentError> {
-        let err = |message: String| ExperimentError { path: path.to_path_buf(), message };
-        let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
-        let experiment: Experiment = ron_options().from_str(&text).map_err(|e| err(describe_ron_error(&e)))?;
-        if experiment.version != VERSION {
-            return Err(err(format!(
-                "field `version`: {} is not a version this headstart reads ({VERSION})",
-                experiment.version
-            )));
-        }
-        Ok(experiment)
+        load_versioned(path, |e: &Experiment| e.version)
     }
 
     /// The experiment as RON (what a results folder's `experiment.ron` holds).
@@ -433,6 +424,19 @@ impl Experiment {
     pub fn resolve_targets(&self, source_env: Option<&str>) -> Result<Vec<ResolvedTarget>, StudyError> {
         resolve_targets(&self.targets, source_env)
     }
+}
+
+/// Reads a RON file of the experiment schema's family (an experiment, a sequence): a syntax
+/// error names the line and column, an unknown field the nearest valid one, and the file's
+/// `version` must be [`VERSION`].
+pub fn load_versioned<T: serde::de::DeserializeOwned>(path: &Path, version: fn(&T) -> u32) -> Result<T, ExperimentError> {
+    let err = |message: String| ExperimentError { path: path.to_path_buf(), message };
+    let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
+    let value: T = ron_options().from_str(&text).map_err(|e| err(describe_ron_error(&e)))?;
+    if version(&value) != VERSION {
+        return Err(err(format!("field `version`: {} is not a version this headstart reads ({VERSION})", version(&value))));
+    }
+    Ok(value)
 }
 
 /// [`Experiment::resolve_targets`] of any list of targets (a sequence's tasks, say).

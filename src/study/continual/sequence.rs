@@ -24,10 +24,10 @@ use crate::env::Registry;
 use crate::env::tasks::{Heads, Tasks};
 use crate::transfer::Strategy;
 use crate::transfer::continual::Protect;
-use crate::util::{describe_ron_error, file_safe, ron_options};
+use crate::util::{file_safe, ron_options};
 
 use crate::study::StudyError;
-use crate::study::experiment::{Eval, ExperimentError, ResolvedTarget, Target, VERSION, resolve_targets};
+use crate::study::experiment::{Eval, ExperimentError, ResolvedTarget, Target, load_versioned, resolve_targets};
 
 /// The method every other is compared with as the continual baseline (added when not listed).
 pub const BASELINE: &str = "finetune";
@@ -127,16 +127,7 @@ impl Sequence {
     /// Reads a sequence file. A syntax error names the line and column; an unknown field names
     /// the nearest valid one.
     pub fn load(path: &Path) -> Result<Sequence, ExperimentError> {
-        let err = |message: String| ExperimentError { path: path.to_path_buf(), message };
-        let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
-        let sequence: Sequence = ron_options().from_str(&text).map_err(|e| err(describe_ron_error(&e)))?;
-        if sequence.version != VERSION {
-            return Err(err(format!(
-                "field `version`: {} is not a version this headstart reads ({VERSION})",
-                sequence.version
-            )));
-        }
-        Ok(sequence)
+        load_versioned(path, |s: &Sequence| s.version)
     }
 
     /// Whether the RON file at `path` describes a sequence (it has a `sequence` field) rather
