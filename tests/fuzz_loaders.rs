@@ -250,7 +250,7 @@ fn resume_file() -> Vec<u8> {
         discrete: vec![0, 1, 1, 0, 0, 1, 1, 0, 0, 1, 1, 0, 0, 1, 1, 0],
         continuous: Vec::new(),
     };
-    let progress = Progress { steps: 0, evals: Vec::new(), next: 512, seconds: 1.5 };
+    let progress = Progress { steps: 0, evals: Vec::new(), next: 512, seconds: 1.5, extra: String::new() };
     resume::save(&path, ppo().as_ref(), &log, &[], &progress).unwrap();
     std::fs::read(&path).unwrap()
 }
