@@ -135,7 +135,11 @@ impl Rounds<'_, '_> {
             }
             let last = peek(&resume_path(&unit.path)).and_then(|p| p.evals.last().map(|e| e.nominal)).unwrap_or(0);
             let reached = self.looks.steps.iter().filter(|&&s| last >= s).count();
-            if reached <= *decided && reached < self.looks.steps.len() {
+            // A unit at the last look waits for its decision; once every look is decided (or every
+            // strategy stopped), one whose checkpoint is already there (a process killed between
+            // its last evaluation and its record) is run to its record.
+            let last_look = self.looks.steps.len();
+            if reached <= *decided && (reached < last_look || *decided == last_look) {
                 let until = (reached + 1 < self.looks.steps.len()).then(|| self.looks.steps[reached]);
                 plan.push((unit, Step::Train(until)));
             }
