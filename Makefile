@@ -38,6 +38,7 @@ install: setup setup-python
 SEEDS ?= 0-4
 verify: test exact crash-test fuzz peers
 	HEADSTART_SEEDS=$(SEEDS) $(CARGO) test --release $(FEATURES) --test learning -- --ignored --nocapture
+	HEADSTART_MINATAR_EPISODES=300 $(CARGO) test --release $(FEATURES) --test minatar the_package
 	$(CARGO) test --release $(FEATURES) --test sb3 -- --ignored
 
 ## The quick start run with the engine's portable kernels (HEADSTART_ENGINE=portable: about 8
@@ -127,10 +128,15 @@ setup:
 
 ## The Gymnasium bridge's virtualenv: gymnasium 1.4.0 with MuJoCo (about 230 MB, 30 s), made
 ## with the Python that headstart embeds.
-setup-python: $(GYM)/.installed
+setup-python: $(GYM)/.installed $(GYM)/.installed-minatar
 $(GYM)/.installed:
 	python3 -m venv $(GYM)
 	$(GYM)/bin/python -m pip install --quiet "gymnasium[mujoco]==1.4.0" numpy
+	touch $@
+# The `minatar` package, which tests/minatar.rs steps beside the native port (its plotting
+# dependencies are optional and left out).
+$(GYM)/.installed-minatar: $(GYM)/.installed
+	$(GYM)/bin/python -m pip install --quiet --no-deps minatar==1.0.15
 	touch $@
 
 ## A Python environment with the peers the benchmarks compare against.

@@ -24,6 +24,7 @@ pub mod check;
 pub mod classic;
 mod error;
 pub mod map;
+pub mod minatar;
 pub mod mixture;
 pub mod params;
 #[cfg(feature = "python")]

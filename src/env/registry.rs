@@ -213,10 +213,11 @@ impl Registry {
         Registry::default()
     }
 
-    /// A registry with the classic-control environments.
+    /// A registry with the classic-control environments and MinAtar's five games.
     pub fn builtin() -> Self {
         let mut registry = Registry::empty();
         super::classic::register_all(&mut registry);
+        super::minatar::register_all(&mut registry);
         registry
     }
 

@@ -116,21 +116,26 @@ def apply_physics(env, physics):
             model.body_mass[b] = v
             model.body_inertia[b] *= ratio
 
-def space(s):
+def space(s, observation=False):
+    """A space as headstart's. Observations may be boxes of any number type (images of uint8,
+    MinAtar's grids of bool), read as float32 with their bounds; actions only float boxes."""
     import gymnasium as gym
     if isinstance(s, gym.spaces.Discrete):
         return ("discrete", int(s.n), int(s.start), [], [], [])
-    if isinstance(s, gym.spaces.Box) and np.issubdtype(s.dtype, np.floating):
-        return ("box", 0, 0, [float(x) for x in s.low.ravel()], [float(x) for x in s.high.ravel()], list(s.shape))
+    numeric = np.issubdtype(s.dtype, np.floating) or (
+        observation and (np.issubdtype(s.dtype, np.integer) or s.dtype == np.bool_)) if isinstance(s, gym.spaces.Box) else False
+    if numeric:
+        low, high = (np.asarray(b, dtype=np.float64).ravel() for b in (s.low, s.high))
+        return ("box", 0, 0, [float(x) for x in low], [float(x) for x in high], list(s.shape))
     if isinstance(s, gym.spaces.Box):
-        return ("unsupported", 0, 0, [], [], "Box of " + str(s.dtype) + " (integer boxes: cast with gymnasium.wrappers.DtypeObservation)")
+        return ("unsupported", 0, 0, [], [], "Box of " + str(s.dtype) + " (integer actions: use a Discrete space)")
     return ("unsupported", 0, 0, [], [], type(s).__name__ + " (flatten it with gymnasium.wrappers.FlattenObservation, "
             "or pick a Box or Discrete space)")
 
 def spaces(env):
     o = env.observation_space
     direct = isinstance(o, gym_spaces().Box) and o.dtype == np.float32 and len(o.shape) == 1
-    return space(o), space(env.action_space), direct
+    return space(o, observation=True), space(env.action_space), direct
 
 def gym_spaces():
     import gymnasium as gym
