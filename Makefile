@@ -9,7 +9,7 @@ PEERS := .venv-peers
 # The Gymnasium bridge's virtualenv (gymnasium with MuJoCo), which the embedded interpreter uses.
 GYM := .venv-gym
 
-.PHONY: exact quickstart test install setup-python bench-gym verify parity sb3-policies crash-test fuzz slurm-test studies bench bench-env bench-agents policies setup peers clean-libtorch
+.PHONY: exact quickstart test install setup-python bench-gym bench-minatar verify parity sb3-policies crash-test fuzz slurm-test studies bench bench-env bench-agents policies setup peers clean-libtorch
 
 ## The main job: a real transfer study (experiments/quickstart.ron): the shipped CartPole-v1 PPO
 ## policy fine-tuned on a longer pole against scratch, 10 seeds, with verdicts, figures and a
@@ -102,6 +102,10 @@ bench: bench-env bench-agents
 ## Gymnasium environments stepped through the bridge against the same loop in Python.
 bench-gym: setup setup-python
 	$(CARGO) bench $(FEATURES) --bench gym_bridge
+
+## MinAtar's five games, native against the `minatar` package's Python loop, side by side.
+bench-minatar: setup setup-python
+	$(CARGO) bench $(FEATURES) --bench minatar
 
 ## Training wall time of PPO, DQN and SAC against Stable-Baselines3 on the same tasks (SAC also on
 ## HalfCheetah-v5 through the bridge), and each run's useful FLOP/s as a fraction of the
