@@ -8,6 +8,7 @@
 //! optimiser's gradient buffer receives them directly. What later layers kinds add (adapters,
 //! LoRA, lateral connections, per-task heads) are new rows of the table.
 
+use super::conv::{Conv, Flatten};
 use super::gemm::{self, Start, Strided};
 use super::graph::Graph;
 use super::math;
@@ -20,6 +21,11 @@ pub enum Op {
     Linear { weight: usize, bias: usize, inputs: usize, outputs: usize },
     /// An activation, in place.
     Act(Activation),
+    /// A convolution of `(row, column, channel)` images, with `W` at `weight`
+    /// (`[out channels, in channels, kernel, kernel]`) and `b` at `bias`.
+    Conv { weight: usize, bias: usize, conv: Conv },
+    /// Images flattened into PyTorch's `(channel, row, column)` order.
+    Flatten(Flatten),
 }
 
 /// A network: its table, its input and output widths.
@@ -60,14 +66,27 @@ impl Net {
     pub fn new(ops: Vec<Op>, inputs: usize, params_len: usize) -> Option<Self> {
         let mut width = inputs;
         for op in &ops {
-            if let Op::Linear { weight, bias, inputs, outputs } = *op {
-                let fits = weight.checked_add(inputs.checked_mul(outputs)?)? <= params_len
-                    && bias.checked_add(outputs)? <= params_len;
-                if inputs != width || !fits {
-                    return None;
+            let (weights, bias, outputs, reads) = match *op {
+                Op::Linear { weight, bias, inputs, outputs } => ((weight, inputs.checked_mul(outputs)?), bias, outputs, inputs),
+                Op::Conv { weight, bias, conv } => {
+                    conv.out_size()?;
+                    let weights = conv.patch().checked_mul(conv.out_channels)?;
+                    ((weight, weights), bias, conv.outputs(), conv.inputs())
                 }
-                width = outputs;
+                Op::Flatten(f) if f.width() == width => continue,
+                Op::Flatten(_) => return None,
+                Op::Act(_) => continue,
+            };
+            let bias_len = match *op {
+                Op::Conv { conv, .. } => conv.out_channels,
+                _ => outputs,
+            };
+            let fits =
+                weights.0.checked_add(weights.1)? <= params_len && bias.checked_add(bias_len)? <= params_len;
+            if reads != width || !fits {
+                return None;
             }
+            width = outputs;
         }
         Some(Net { ops, inputs, outputs: width, graph: None })
     }
@@ -139,6 +158,16 @@ impl Net {
                     };
                     let w = &params[weight..weight + inputs * outputs];
                     linear(input, rows, w, &params[bias..bias + outputs], inputs, outputs, &mut packed)
+                }
+                Op::Conv { weight, bias, conv } => {
+                    let input = values.last().map_or(x, |v| v.data.as_slice());
+                    let w = &params[weight..weight + conv.patch() * conv.out_channels];
+                    let data = conv.forward(input, rows, w, &params[bias..bias + conv.out_channels], &mut packed);
+                    Value { data, by_rows: true }
+                }
+                Op::Flatten(flatten) => {
+                    let input = values.last().map_or(x, |v| v.data.as_slice());
+                    Value { data: flatten.forward(input), by_rows: true }
                 }
                 Op::Act(activation) => {
                     // In place: the linear output before it is read by no backward step.
@@ -254,6 +283,22 @@ impl Net {
                     gemm::gemm(rows, inputs, outputs, Strided::rows(&grad, outputs), w, &mut into, start);
                     grad = into;
                 }
+                Op::Conv { weight, bias, conv } => {
+                    let input = if i == 0 { x } else { pass.values[i - 1].as_slice() };
+                    let w = &params[weight..weight + conv.patch() * conv.out_channels];
+                    let (mut dw, mut db) = (vec![0.0; w.len()], vec![0.0; conv.out_channels]);
+                    let want_grads = grads.is_some().then_some((dw.as_mut_slice(), db.as_mut_slice()));
+                    let dx = conv.backward(input, rows, w, &grad, want_grads, i > 0 || want_input);
+                    if let Some(grads) = grads.as_deref_mut() {
+                        grads[weight..weight + dw.len()].copy_from_slice(&dw);
+                        grads[bias..bias + db.len()].copy_from_slice(&db);
+                    }
+                    match dx {
+                        Some(dx) => grad = dx,
+                        None => return None,
+                    }
+                }
+                Op::Flatten(flatten) => grad = flatten.backward(&grad),
                 Op::Act(activation) => {
                     let y = &pass.values[i];
                     match activation {
