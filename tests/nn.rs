@@ -14,7 +14,7 @@ fn shapes(vs: &VarStore) -> Vec<(String, Vec<i64>)> {
 #[test]
 fn parameters_have_stable_dotted_names_and_shapes() {
     let vs = VarStore::new(Device::Cpu);
-    let config = MlpConfig { hidden: vec![32, 16], activation: Activation::Tanh, ortho_init: true, added: Default::default() };
+    let config = MlpConfig { hidden: vec![32, 16], activation: Activation::Tanh, ortho_init: true, ..Default::default() };
     // Every build in this file holds the generator's lock: tests run in parallel threads.
     with_seed(0, || {
         let _actor = Mlp::new(&(vs.root() / "actor"), &config, 4, 2, 0.01);
@@ -43,7 +43,7 @@ fn parameters_have_stable_dotted_names_and_shapes() {
 #[test]
 fn forward_maps_a_batch_and_initialisation_is_orthogonal() {
     let vs = VarStore::new(Device::Cpu);
-    let config = MlpConfig { hidden: vec![64], activation: Activation::Relu, ortho_init: true, added: Default::default() };
+    let config = MlpConfig { hidden: vec![64], activation: Activation::Relu, ortho_init: true, ..Default::default() };
     let net = with_seed(0, || Mlp::new(&(vs.root() / "q"), &config, 3, 5, 0.5));
     let x = Tensor::randn([7, 3], (Kind::Float, Device::Cpu));
     assert_eq!(net.forward(&x).size(), [7, 5]);

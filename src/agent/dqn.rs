@@ -139,8 +139,9 @@ pub struct Dqn {
 
 impl Dqn {
     /// A DQN agent for these spaces (Discrete actions), its network seeded with `seed`.
-    pub fn new(cfg: DqnConfig, obs_space: &Space, action_space: &Space, seed: u64) -> Result<Self, AgentError> {
+    pub fn new(mut cfg: DqnConfig, obs_space: &Space, action_space: &Space, seed: u64) -> Result<Self, AgentError> {
         cfg.validate()?;
+        cfg.net = cfg.net.for_observation(obs_space)?;
         let obs_dim = obs_dim(Algo::Dqn, obs_space)?;
         let Space::Discrete { n: n_actions } = *action_space else {
             return Err(AgentError::Unsupported(format!(

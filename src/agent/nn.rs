@@ -19,6 +19,7 @@
 //! as Stable-Baselines3's DQN and SAC use.
 
 mod added;
+pub mod conv;
 
 use std::collections::HashMap;
 
@@ -27,6 +28,7 @@ use tch::Tensor;
 use tch::nn::{self, Init, LinearConfig, Module};
 
 pub use added::{Adapter, Added, Lora, Widen, is_added, is_column};
+pub use conv::{ConvLayer, Encoder};
 pub(crate) use added::{Init as LayerInit, Layout, Node as LayoutNode, net_name};
 
 /// Runs `f` with libtorch's global generator seeded with `seed`, holding a lock, so that
@@ -93,6 +95,13 @@ pub struct MlpConfig {
     /// Layers a transfer strategy added ([`Added`]; none by default).
     #[serde(default, skip_serializing_if = "Added::is_empty")]
     pub added: Added,
+    /// Convolutions in front of the trunk, for image observations ([`Encoder`]; none by default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encoder: Option<Encoder>,
+    /// The observation's `(height, width, channels)`, which the agent sets from its observation
+    /// space when there is an encoder.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<[usize; 3]>,
 }
 
 fn yes() -> bool {
@@ -103,7 +112,14 @@ impl Default for MlpConfig {
     /// Two hidden layers of 64 with tanh, orthogonal initialisation: Stable-Baselines3's default
     /// for PPO.
     fn default() -> Self {
-        MlpConfig { hidden: vec![64, 64], activation: Activation::Tanh, ortho_init: true, added: Added::default() }
+        MlpConfig {
+            hidden: vec![64, 64],
+            activation: Activation::Tanh,
+            ortho_init: true,
+            added: Added::default(),
+            encoder: None,
+            image: None,
+        }
     }
 }
 
@@ -111,7 +127,7 @@ impl MlpConfig {
     /// Hidden layers of the given sizes with ReLU and PyTorch's default initialisation:
     /// Stable-Baselines3's networks for DQN and SAC.
     pub fn relu(hidden: &[usize]) -> Self {
-        MlpConfig { hidden: hidden.to_vec(), activation: Activation::Relu, ortho_init: false, added: Added::default() }
+        MlpConfig { hidden: hidden.to_vec(), activation: Activation::Relu, ortho_init: false, ..Default::default() }
     }
 
     /// Refuses empty layers.
@@ -121,16 +137,62 @@ impl MlpConfig {
             self.hidden.iter().all(|&h| h > 0),
             "every hidden layer needs a positive size",
         )?;
+        if self.encoder.is_some() {
+            super::error::check(
+                "net.added",
+                self.added.is_empty(),
+                "layers cannot be added to a network with a convolutional encoder yet",
+            )?;
+        }
         self.added.validate(&self.hidden)
+    }
+
+    /// This configuration for observations of `shape`: with an encoder, the image's shape set
+    /// (an observation that is not an image `(height, width, channels)` is an error naming
+    /// `net.encoder`) and every convolution checked against it.
+    pub fn for_observation(&self, space: &crate::env::Space) -> Result<MlpConfig, super::error::AgentError> {
+        let Some(encoder) = &self.encoder else { return Ok(self.clone()) };
+        let shape: &[usize] = match space {
+            crate::env::Space::Box { shape, .. } => shape,
+            crate::env::Space::Discrete { .. } => &[],
+        };
+        let Some(image) = conv::image_shape(shape) else {
+            return Err(super::error::AgentError::Config {
+                field: "net.encoder",
+                message: format!("a convolutional encoder reads images (height, width, channels); the observation's shape is {shape:?}"),
+            });
+        };
+        encoder.geometry(image)?;
+        Ok(MlpConfig { image: Some(image), ..self.clone() })
+    }
+
+    /// The encoder's convolutions over the image (empty without an encoder; `None` when the
+    /// image is not set or a kernel does not fit).
+    pub(crate) fn convs(&self) -> Option<Vec<crate::agent::engine::conv::Conv>> {
+        match (&self.encoder, self.image) {
+            (None, _) => Some(Vec::new()),
+            (Some(encoder), Some(image)) => encoder.geometry(image).ok(),
+            (Some(_), None) => None,
+        }
+    }
+
+    /// The width the trunk reads: the flattened last image with an encoder, else `in_dim`.
+    pub fn trunk_inputs(&self, in_dim: usize) -> usize {
+        match self.convs().as_deref() {
+            Some([.., last]) => last.outputs(),
+            _ => in_dim,
+        }
     }
 
     /// Refuses a network from `in_dim` to `out_dim` inputs with more than [`MAX_PARAMETERS`]
     /// weights (a configuration or a space, perhaps of a damaged card, that no memory holds).
     pub fn check_size(&self, in_dim: usize, out_dim: usize) -> Result<(), super::error::AgentError> {
+        let encoder: usize = self.convs().unwrap_or_default().iter().map(|c| (c.patch() + 1) * c.out_channels).sum();
+        let in_dim = self.trunk_inputs(in_dim);
         let widths = std::iter::once(in_dim).chain(self.hidden.iter().copied()).chain(std::iter::once(out_dim));
         let widths: Vec<usize> = widths.collect();
         let parameters =
-            widths.windows(2).try_fold(0usize, |sum, w| w[0].checked_add(1)?.checked_mul(w[1])?.checked_add(sum));
+            widths.windows(2).try_fold(encoder, |sum, w| w[0].checked_add(1)?.checked_mul(w[1])?.checked_add(sum));
         super::error::check(
             "net.hidden",
             parameters.is_some_and(|p| p <= MAX_PARAMETERS),
@@ -170,6 +232,8 @@ pub const MAX_PARAMETERS: usize = 100_000_000;
 /// A trunk of hidden layers and a linear head, and the layers a transfer added.
 #[derive(Debug)]
 pub struct Mlp {
+    /// The convolutional encoder's layers (none without one).
+    encoder: Vec<(nn::Conv2D, crate::agent::engine::conv::Conv)>,
     trunk: Vec<nn::Linear>,
     head: nn::Linear,
     activation: Activation,
@@ -202,15 +266,17 @@ impl Mlp {
             }
         };
         if config.added.is_empty() {
+            let convs = config.convs().expect("an encoder's image is set (MlpConfig::for_observation) and fits");
+            let encoder = conv::build(path, &convs, ortho);
             let trunk_path = path / "trunk";
             let mut trunk = Vec::with_capacity(config.hidden.len());
-            let mut width = in_dim;
+            let mut width = config.trunk_inputs(in_dim);
             for (i, &h) in config.hidden.iter().enumerate() {
                 trunk.push(layer(&trunk_path / i, width, h, std::f64::consts::SQRT_2));
                 width = h;
             }
             let head = layer(path / "head", width, out_dim, head_gain);
-            return Mlp { trunk, head, activation: config.activation, graph: None };
+            return Mlp { encoder, trunk, head, activation: config.activation, graph: None };
         }
         let net = net_name(path.components());
         let layout = Layout::new(&net, config, in_dim, out_dim, head_gain);
@@ -256,7 +322,7 @@ impl Mlp {
             }
         }
         let head = head.expect("every layout has a head");
-        Mlp { trunk, head, activation: config.activation, graph: Some((layout, tensors)) }
+        Mlp { encoder: Vec::new(), trunk, head, activation: config.activation, graph: Some((layout, tensors)) }
     }
 
     /// The head applied to features from [`Mlp::features`] (with added layers: the head and what
@@ -279,7 +345,17 @@ impl Mlp {
     /// The trunk's output (the features the head reads), `[batch, hidden[last]]`.
     pub fn features(&self, x: &Tensor) -> Tensor {
         match &self.graph {
-            None => self.trunk.iter().fold(x.shallow_clone(), |h, layer| self.activation.apply(&layer.forward(&h))),
+            None => {
+                let x = match self.encoder.first() {
+                    None => x.shallow_clone(),
+                    Some((_, first)) => {
+                        let image = x.view([-1, first.height as i64, first.width as i64, first.in_channels as i64]);
+                        let h = self.encoder.iter().fold(image.permute([0, 3, 1, 2]), |h, (conv, _)| conv.forward(&h).relu());
+                        h.flatten(1, -1)
+                    }
+                };
+                self.trunk.iter().fold(x, |h, layer| self.activation.apply(&layer.forward(&h)))
+            }
             Some((layout, tensors)) => {
                 let sub = Layout { nodes: layout.nodes[..layout.head].to_vec(), ..layout.clone() };
                 let values = graph_values(&sub, tensors, 0, vec![(0, x.shallow_clone())]);

@@ -10,8 +10,8 @@
 
 use tch::{Kind, Tensor};
 
-use super::engine::{Net, math, net::Op};
-use super::nn::{Layout, MlpConfig};
+use super::engine::{Net, conv::Flatten, math, net::Op};
+use super::nn::{Activation, Layout, MlpConfig};
 use super::error::{AgentError, fetch_tensor};
 
 /// Where one parameter lives in the flat buffers.
@@ -79,6 +79,23 @@ impl FlatParams {
         if config.added.is_empty() {
             let depth = config.hidden.len();
             let mut ops = Vec::with_capacity(2 * depth + 1);
+            // The encoder's convolutions, each followed by a ReLU, the last image flattened.
+            let convs = config.convs()?;
+            for (i, conv) in convs.iter().enumerate() {
+                let layer = format!("{name}.encoder.conv.{i}");
+                let (weight, shape) = self.slot(&format!("{layer}.weight"))?;
+                let (bias, bias_shape) = self.slot(&format!("{layer}.bias"))?;
+                let (o, c, k) = (conv.out_channels as i64, conv.in_channels as i64, conv.kernel as i64);
+                if *shape != [o, c, k, k] || *bias_shape != [o] {
+                    return None;
+                }
+                ops.push(Op::Conv { weight, bias, conv: *conv });
+                ops.push(Op::Act(Activation::Relu));
+            }
+            if let Some(last) = convs.last() {
+                let (h, w) = last.out_size()?;
+                ops.push(Op::Flatten(Flatten { positions: h * w, channels: last.out_channels }));
+            }
             let layers = (0..depth).map(|i| format!("{name}.trunk.{i}")).chain([format!("{name}.head")]);
             for (i, layer) in layers.enumerate() {
                 if i > 0 {
@@ -86,7 +103,11 @@ impl FlatParams {
                 }
                 ops.push(self.linear_op(&layer)?);
             }
-            let Op::Linear { inputs, .. } = ops[0] else { return None };
+            let inputs = match (convs.first(), &ops[0]) {
+                (Some(first), _) => first.inputs(),
+                (None, Op::Linear { inputs, .. }) => *inputs,
+                _ => return None,
+            };
             return Net::new(ops, inputs, self.flat.numel());
         }
         Layout::graph_of(name, config, |n| self.slot(n), self.flat.numel()).map(Net::from_graph)

@@ -229,13 +229,21 @@ impl Ppo {
 
     /// The agent: PPO's, or with `a2c` the A2C that PPO's machinery runs ([`Ppo::a2c`]).
     pub(super) fn build(
-        cfg: PpoConfig,
+        mut cfg: PpoConfig,
         a2c: Option<super::A2cConfig>,
         obs_space: &Space,
         action_space: &Space,
         seed: u64,
     ) -> Result<Self, AgentError> {
         let algo = if a2c.is_some() { Algo::A2c } else { Algo::Ppo };
+        cfg.net = cfg.net.for_observation(obs_space)?;
+        if cfg.net.encoder.is_some() {
+            check(
+                "net.encoder",
+                cfg.tasks.is_none() && cfg.objective.skills() == 0,
+                "a convolutional encoder reads the image alone: no task ids or skills appended to it",
+            )?;
+        }
         // The networks read the observation and, with DIAYN, the skill as one-hot features.
         let env_dim = obs_dim(algo, obs_space)?;
         let obs_dim = env_dim + cfg.objective.skills();
@@ -256,7 +264,7 @@ impl Ppo {
         cfg.net.check_size(obs_dim, out.max(1))?;
         let critic_net = cfg.critic_net();
         critic_net.check_size(obs_dim, 1)?;
-        let latent = *cfg.net.hidden.last().unwrap_or(&obs_dim);
+        let latent = cfg.net.hidden.last().copied().unwrap_or_else(|| cfg.net.trunk_inputs(obs_dim));
         let vs = nn::VarStore::new(tch::Device::Cpu);
         let (actor, critic, log_std) = super::nn::with_seed(seed, || {
             let root = vs.root();

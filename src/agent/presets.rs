@@ -94,7 +94,7 @@ pub fn resolve(
         Some(found) => Ok(Resolved {
             config: found.config,
             steps: Some(found.steps),
-            origin: format!("RL Zoo preset {algo} {id}"),
+            origin: format!("{} preset {algo} {id}", if id.starts_with("MinAtar/") { "MinAtar paper" } else { "RL Zoo" }),
         }),
         None if preset.is_some() => {
             Err(PresetError::UnknownPreset { algo, id: id.to_string(), known: all(algo).into_keys().collect() })

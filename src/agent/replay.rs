@@ -73,6 +73,11 @@ impl ReplayBuffer {
         }
     }
 
+    /// Drops every transition (the capacity stays).
+    pub fn clear(&mut self) {
+        *self = ReplayBuffer::new(self.capacity, self.obs_dim, self.act_dim);
+    }
+
     /// The number of transitions held.
     pub fn len(&self) -> usize {
         self.len

@@ -109,6 +109,11 @@ impl Default for SacConfig {
 impl SacConfig {
     fn validate(&self) -> Result<(), AgentError> {
         check("n_envs", self.n_envs >= 1, "must be at least 1")?;
+        check(
+            "net.encoder",
+            self.net.encoder.is_none(),
+            "SAC's critics read the observation with the action: convolutional encoders are for PPO, A2C and DQN",
+        )?;
         check("buffer_size", self.buffer_size >= 1, "must be at least 1")?;
         check("batch_size", (1..=MAX_ROWS).contains(&self.batch_size), &format!("must lie in [1, {MAX_ROWS}]"))?;
         check("train_freq", self.train_freq >= 1, "must be at least 1")?;

@@ -85,6 +85,10 @@ pub(crate) struct TrainArgs {
     /// files); repeat for several.
     #[arg(long = "mix", value_name = "ENV")]
     mix: Vec<String>,
+    /// Save the policy alone: no replay buffer and no training state (a policy to ship or
+    /// transfer; a target that keeps the replay buffer needs it, and `--resume` cannot continue it).
+    #[arg(long)]
+    policy_only: bool,
     /// Domain randomisation: each episode draws parameter NAME uniformly from [LO, HI]; repeat
     /// for several.
     #[arg(long, value_name = "NAME=LO:HI")]
@@ -311,6 +315,15 @@ pub(super) fn train(registry: &Registry, args: &TrainArgs) -> Result<()> {
         }
     }
     let Finished { outcome, eval, seconds } = train_and_save(registry, &mut session, args.eval_episodes, args.quiet, &out)?;
+    if args.policy_only && outcome == Outcome::Finished {
+        if let Some(buffer) = session.agent_mut().replay_mut() {
+            buffer.clear();
+        }
+        session.save_run(eval.clone(), super::produced_by(), &out)?;
+        for file in [checkpoint::REPLAY_FILE, train::TRAINING_FILE] {
+            let _ = std::fs::remove_file(out.join(file));
+        }
+    }
     drop(session);
     let rate = (agent.steps() - start_steps) as f64 / seconds.max(1e-9);
     match (outcome, eval) {

@@ -177,7 +177,7 @@ pub fn read_with(path: &Path, options: &ReadOptions) -> Result<Model, Sb3Error> 
     };
     super::kwargs::check_net_arch(kwargs.net_arch.as_ref(), &[(pi, &hidden), (other, &critic_hidden)])
         .map_err(in_data)?;
-    let plain = MlpConfig { hidden: hidden.clone(), activation, ortho_init: false, added: Default::default() };
+    let plain = MlpConfig { hidden: hidden.clone(), activation, ortho_init: false, ..Default::default() };
     let mut config = match algo {
         Algo::Ppo | Algo::A2c => {
             let net = MlpConfig { ortho_init: kwargs.ortho_init.unwrap_or(true), ..plain };

@@ -24,7 +24,7 @@ fn everything(activation: Activation) -> MlpConfig {
         widen: vec![Widen { layer: 0, units: 3 }, Widen { layer: 1, units: 2 }],
         progressive: true,
     };
-    MlpConfig { hidden: vec![8, 6], activation, ortho_init: true, added }
+    MlpConfig { hidden: vec![8, 6], activation, ortho_init: true, added, ..Default::default() }
 }
 
 /// The module, its parameters moved into a flat buffer, and the engine's network over them.
