@@ -9,7 +9,7 @@ PEERS := .venv-peers
 # The Gymnasium bridge's virtualenv (gymnasium with MuJoCo), which the embedded interpreter uses.
 GYM := .venv-gym
 
-.PHONY: exact quickstart test install setup-python bench-gym bench-minatar verify parity sb3-policies crash-test fuzz slurm-test studies bench bench-env bench-agents policies setup peers clean-libtorch
+.PHONY: exact quickstart test install setup-python bench-gym bench-minatar minatar-learning verify parity sb3-policies crash-test fuzz slurm-test studies bench bench-env bench-agents policies setup peers clean-libtorch
 
 ## The main job: a real transfer study (experiments/quickstart.ron): the shipped CartPole-v1 PPO
 ## policy fine-tuned on a longer pole against scratch, 10 seeds, with verdicts, figures and a
@@ -102,6 +102,13 @@ bench: bench-env bench-agents
 ## Gymnasium environments stepped through the bridge against the same loop in Python.
 bench-gym: setup setup-python
 	$(CARGO) bench $(FEATURES) --bench gym_bridge
+
+## DQN with the MinAtar paper's network and settings on MinAtar Breakout and Space Invaders,
+## 1 million frames, seeds 0-2 (MINATAR_SEEDS="0 1 2"): the last 100 training episodes against
+## the paper's DQN at that budget (about 40 minutes on two cores; target/minatar-learning).
+minatar-learning: setup
+	$(CARGO) build --release --quiet $(FEATURES)
+	.ci/minatar-learning.sh
 
 ## MinAtar's five games, native against the `minatar` package's Python loop, side by side.
 bench-minatar: setup setup-python
