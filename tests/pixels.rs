@@ -8,7 +8,8 @@ use std::ops::ControlFlow;
 use headstart::agent::nn::{Encoder, MlpConfig};
 use headstart::agent::train::{Curve, Task, train};
 use headstart::agent::{AgentConfig, DqnConfig, PpoConfig, SacConfig, checkpoint, evaluate, presets};
-use headstart::env::{Env, EnvSpec, Registry, random_policy_return};
+use headstart::env::{Env, EnvSpec, Map, ObsMap, Registry, random_policy_return};
+use headstart::transfer::{Strategy, prepare};
 use rand::SeedableRng;
 
 fn minatar_net() -> MlpConfig {
@@ -98,4 +99,53 @@ fn encoders_that_do_not_fit_are_errors_naming_the_field() {
     assert!(e.contains("net.encoder") && e.contains("does not fit"), "{e}");
     let e = build(AgentConfig::Sac(SacConfig { net: minatar_net(), ..Default::default() }), "Pendulum-v1");
     assert!(e.contains("net.encoder") && e.contains("SAC"), "{e}");
+}
+
+/// Between games, the first convolution reads other channels: a map lists, for each target
+/// channel, the source channel it takes (here Breakout's paddle, ball and brick as Space
+/// Invaders' cannon, friendly bullet and alien); without one, that layer is learned afresh
+/// (`reinit`), and without either the transfer is refused with a hint.
+#[test]
+fn a_channel_map_carries_the_first_convolution_between_games() {
+    let registry = Registry::builtin();
+    let source_spec = EnvSpec::new("MinAtar/Breakout-v0");
+    let config = AgentConfig::Dqn(DqnConfig { learning_starts: 100, net: minatar_net(), ..Default::default() });
+    let source = train_for(&config, &source_spec, 300, 2);
+    let dir = std::env::temp_dir().join(format!("headstart-test-{}-pixels-map", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    common::save_checkpoint(source.as_ref(), &source_spec, &dir, "tests/pixels.rs");
+    let loaded = checkpoint::load(&dir).unwrap();
+    let target = EnvSpec::new("MinAtar/SpaceInvaders-v0");
+    // Space Invaders: cannon, alien, alien left, alien right, friendly bullet, enemy bullet.
+    let map = Map { obs: Some(ObsMap::Index(vec![Some(0), Some(3), None, None, Some(1), None])), actions: None };
+    let (agent, report) = prepare(&registry, &loaded, "breakout", &target, &Strategy::default(), Some(&map), 0).unwrap();
+    let tensor = |agent: &dyn headstart::agent::Agent, name: &str| {
+        let t = agent.tensors().into_iter().find(|(n, _)| n == name).unwrap().1;
+        (t.size(), Vec::<f32>::try_from(t.flatten(0, -1)).unwrap())
+    };
+    let (shape, mapped) = tensor(agent.as_ref(), "q.encoder.conv.0.weight");
+    let (source_shape, original) = tensor(loaded.agent.as_ref(), "q.encoder.conv.0.weight");
+    assert_eq!((shape, source_shape), (vec![16, 6, 3, 3], vec![16, 4, 3, 3]));
+    for o in 0..16 {
+        for (t, s) in [(0, Some(0)), (1, Some(3)), (2, None), (3, None), (4, Some(1)), (5, None)] {
+            let got = &mapped[(o * 6 + t) * 9..][..9];
+            match s {
+                Some(s) => assert_eq!(got, &original[(o * 4 + s) * 9..][..9], "filter {o}, channel {t}"),
+                None => assert!(got.iter().all(|&v| v == 0.0), "filter {o}, channel {t}: unmapped"),
+            }
+        }
+    }
+    assert_eq!(tensor(agent.as_ref(), "q.trunk.0.weight").1, tensor(loaded.agent.as_ref(), "q.trunk.0.weight").1);
+    let fate = |name: &str| report.parameters.iter().find(|p| p.name == name).map(|p| p.fate);
+    assert_eq!(fate("q.encoder.conv.0.weight"), Some(headstart::transfer::Fate::Mapped));
+    assert_eq!(fate("q.trunk.0.weight"), Some(headstart::transfer::Fate::Copied));
+
+    let wrong = Map { obs: Some(ObsMap::Index(vec![Some(0), Some(1)])), actions: None };
+    let e = prepare(&registry, &loaded, "breakout", &target, &Strategy::default(), Some(&wrong), 0).err().unwrap();
+    assert!(e.to_string().contains("6 channels"), "{e}");
+    let e = prepare(&registry, &loaded, "breakout", &target, &Strategy::default(), None, 0).err().unwrap();
+    assert!(e.to_string().contains("q.encoder.conv.0.weight") && e.to_string().contains("reinit"), "{e}");
+    let learned = Strategy { reinit: vec!["q.encoder.conv.0".into()], ..Strategy::default() };
+    assert!(prepare(&registry, &loaded, "breakout", &target, &learned, None, 0).is_ok());
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -47,8 +47,11 @@ pub fn axes(algo: Algo, name: &str, dims: usize, names: &[String]) -> Axes {
     }
     let mut axes = other;
     for net in networks(algo) {
-        // The layer that reads the network's input: the first trunk layer, else the head(s).
-        let reads_input = if has(&format!("{net}.trunk.0.weight")) {
+        // The layer that reads the network's input: the encoder's first convolution (whose
+        // axis 1 indexes the image's channels), else the first trunk layer, else the head(s).
+        let reads_input = if has(&format!("{net}.encoder.conv.0.weight")) {
+            name == format!("{net}.encoder.conv.0.weight")
+        } else if has(&format!("{net}.trunk.0.weight")) {
             name == format!("{net}.trunk.0.weight")
         } else {
             name == format!("{net}.head.weight") || (*net == "actor" && name == "actor.log_std.weight")
@@ -178,6 +181,14 @@ impl Map {
         act_dims: (usize, usize),
     ) -> Result<Tensor, MapError> {
         let mut t = source.to_kind(Kind::Float);
+        if t.dim() == 4 {
+            // A convolution's first weight `[out, channels, k, k]`: an image's observation map
+            // lists, for each target channel, the source channel it reads.
+            return match axes.cols {
+                Axis::Obs => self.map_channels(&t, fresh),
+                _ => Ok(t),
+            };
+        }
         // Columns first (inputs), then rows (outputs).
         if t.dim() == 2 {
             t = self.map_axis(&t, 1, axes.cols, fresh, obs_dims, act_dims)?;
@@ -222,6 +233,16 @@ impl Map {
             shape[0] = target_dim as i64;
             m.tr().matmul(&t.view([source_dim as i64, -1])).view(shape.as_slice())
         })
+    }
+
+    fn map_channels(&self, t: &Tensor, fresh: &Tensor) -> Result<Tensor, MapError> {
+        let (source, target) = (t.size()[1] as usize, fresh.size()[1] as usize);
+        let m = self.obs_matrix(source, target).map_err(|e| {
+            MapError(format!("{} (over an image, the map lists the target's {target} channels)", e.0))
+        })?;
+        let Some(m) = m else { return Ok(t.shallow_clone()) };
+        // W'[o, c', :, :] = Σ_c W[o, c, :, :] M[c, c'].
+        Ok(t.permute([0, 2, 3, 1]).matmul(&m).permute([0, 3, 1, 2]).contiguous())
     }
 
     fn map_actions(
