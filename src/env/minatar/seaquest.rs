@@ -302,27 +302,40 @@ impl Seaquest {
         }
     }
 
+    /// One frame of an enemy (a fish or a sub) being walked: touching the player's sub ends the
+    /// episode; when its move timer runs out it steps, and leaves the screen, reaches the sub or
+    /// is shot by a friendly bullet (+1).
+    fn advance_enemy<const K: usize>(
+        &mut self,
+        list: fn(&mut Self) -> &mut Objects<K>,
+        id: u64,
+        enemy: &mut [i32; K],
+        r: &mut f64,
+    ) {
+        if self.at_sub(enemy[0], enemy[1]) {
+            self.terminal = true;
+        }
+        if enemy[3] == 0 {
+            enemy[3] = self.move_speed;
+            enemy[0] = step_x(enemy[0], enemy[2]);
+            list(self).store(id, *enemy);
+            if off_screen(enemy[0]) {
+                list(self).remove(enemy);
+            } else if self.at_sub(enemy[0], enemy[1]) {
+                self.terminal = true;
+            } else if self.shot_by_bullet(enemy[0], enemy[1]) {
+                list(self).remove(enemy);
+                *r += 1.0;
+            }
+        } else {
+            enemy[3] -= 1;
+            list(self).store(id, *enemy);
+        }
+    }
+
     fn update_subs(&mut self, r: &mut f64) {
         walk_reversed!(self.e_subs, |id, sub| {
-            if self.at_sub(sub[0], sub[1]) {
-                self.terminal = true;
-            }
-            if sub[3] == 0 {
-                sub[3] = self.move_speed;
-                sub[0] = step_x(sub[0], sub[2]);
-                self.e_subs.store(id, sub);
-                if off_screen(sub[0]) {
-                    self.e_subs.remove(&sub);
-                } else if self.at_sub(sub[0], sub[1]) {
-                    self.terminal = true;
-                } else if self.shot_by_bullet(sub[0], sub[1]) {
-                    self.e_subs.remove(&sub);
-                    *r += 1.0;
-                }
-            } else {
-                sub[3] -= 1;
-                self.e_subs.store(id, sub);
-            }
+            self.advance_enemy(|s| &mut s.e_subs, id, &mut sub, r);
             // The package goes on with the object even when it was just removed: it still shoots.
             if sub[4] == 0 {
                 sub[4] = self.enemy_shot_interval;
@@ -351,25 +364,7 @@ impl Seaquest {
 
     fn update_fish(&mut self, r: &mut f64) {
         walk_reversed!(self.e_fish, |id, fish| {
-            if self.at_sub(fish[0], fish[1]) {
-                self.terminal = true;
-            }
-            if fish[3] == 0 {
-                fish[3] = self.move_speed;
-                fish[0] = step_x(fish[0], fish[2]);
-                self.e_fish.store(id, fish);
-                if off_screen(fish[0]) {
-                    self.e_fish.remove(&fish);
-                } else if self.at_sub(fish[0], fish[1]) {
-                    self.terminal = true;
-                } else if self.shot_by_bullet(fish[0], fish[1]) {
-                    self.e_fish.remove(&fish);
-                    *r += 1.0;
-                }
-            } else {
-                fish[3] -= 1;
-                self.e_fish.store(id, fish);
-            }
+            self.advance_enemy(|s| &mut s.e_fish, id, &mut fish, r);
         });
     }
 }
