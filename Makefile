@@ -32,7 +32,8 @@ install: setup setup-python
 ## Long checks, run before an issue is called resolved: the quick suite, then every learning
 ## target of the agents on five seeds, PPO on MuJoCo's InvertedPendulum-v5 through the bridge
 ## included (about 20 minutes on two cores; the table lands in target/learning-targets.md), the
-## 20 kill -9 trials, the loaders' long property tests, and Stable-Baselines3 loading headstart's
+## 20 kill -9 trials, the loaders' long property tests, 3 000 MinAtar episodes of the `minatar`
+## package beside the port, and Stable-Baselines3 loading headstart's
 ## exports (with the benchmarks' Python environment, which it installs: about 5 GB).
 ## `make verify SEEDS=5-9` trains the learning targets on other seeds (default 0-4).
 SEEDS ?= 0-4
@@ -73,8 +74,9 @@ slurm-test: setup
 	$(CARGO) build --release $(FEATURES)
 	.ci/slurm-test.sh
 
-## The pretrained source policies shipped in policies/ (RL Zoo presets; about 30 minutes on two
-## cores, 14 of them HalfCheetah's million steps). Each card records the command that produced it and its evaluation over 100 episodes.
+## The pretrained source policies shipped in policies/ (RL Zoo presets, and the MinAtar paper's
+## DQN; about 55 minutes on two cores, 14 of them HalfCheetah's million steps and 25 MinAtar's
+## two million frames; the MinAtar policies without their replay buffers). Each card records the command that produced it and its evaluation over 100 episodes.
 HEADSTART := $(CARGO) run --release --quiet $(FEATURES) --
 policies: setup setup-python
 	$(HEADSTART) train --algo ppo CartPole-v1 --seed 0 --eval-episodes 100 --quiet --force --out policies/cartpole-ppo
@@ -84,6 +86,8 @@ policies: setup setup-python
 	$(HEADSTART) train --algo dqn MountainCar-v0 --seed 1 --eval-episodes 100 --quiet --force --out policies/mountaincar-dqn
 	$(HEADSTART) train --algo ppo gym:InvertedPendulum-v5 --steps 100000 --seed 0 --eval-episodes 100 --quiet --force --out policies/inverted-pendulum-ppo
 	$(HEADSTART) train --algo ppo gym:HalfCheetah-v5 --seed 0 --eval-episodes 50 --quiet --force --out policies/halfcheetah-ppo
+	$(HEADSTART) train --algo dqn MinAtar/Breakout-v0 --seed 0 --eval-episodes 100 --quiet --force --policy-only --out policies/minatar-breakout-dqn
+	$(HEADSTART) train --algo dqn MinAtar/SpaceInvaders-v0 --seed 0 --eval-episodes 100 --quiet --force --policy-only --out policies/minatar-spaceinvaders-dqn
 
 ## The Stable-Baselines3 model shipped in policies/sb3-ppo-cartpole, trained by SB3 itself
 ## (about 90 s).

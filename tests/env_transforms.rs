@@ -167,3 +167,44 @@ fn observation_transforms_refuse_a_discrete_observation_space() {
     env.reset(Some(0)).unwrap();
     assert_eq!(env.step(&Action::Discrete(0)).unwrap().reward, 1.0);
 }
+
+/// `FrameStack(n)` keeps the last `n` observations along the last axis, oldest first, from zeros
+/// at each reset, as Stable-Baselines3's `VecFrameStack` (channels last): a vector's frames one
+/// after the other, an image's interleaved per cell.
+#[test]
+fn frame_stacks_hold_the_last_observations_along_the_last_axis() {
+    use headstart::env::Space;
+    let registry = Registry::builtin();
+    let actions: Vec<Action> = (0..12).map(|i| Action::Discrete(i % 2)).collect();
+    let (plain, _) = rollout(registry.make(&EnvSpec::new("CartPole-v1")).unwrap().as_mut(), 5, &actions);
+    let (stacked, _) = rollout(registry.make(&with(vec![Transform::FrameStack(3)])).unwrap().as_mut(), 5, &actions);
+    let zeros = vec![0.0f32; 4];
+    for (t, obs) in stacked.iter().enumerate() {
+        let frame = |k: usize| if t + k >= 2 { plain[t + k - 2].clone() } else { zeros.clone() };
+        assert_eq!(obs, &[frame(0), frame(1), frame(2)].concat(), "step {t}");
+    }
+
+    let mut spec = EnvSpec::new("MinAtar/Breakout-v1");
+    spec.transforms = vec![Transform::FrameStack(2)];
+    let mut env = registry.make(&spec).unwrap();
+    let Space::Box { shape, .. } = env.observation_space() else { panic!("a Box") };
+    assert_eq!(shape, &[10, 10, 8]);
+    let mut base = registry.make(&EnvSpec::new("MinAtar/Breakout-v1")).unwrap();
+    let (first, _) = env.reset(Some(1)).unwrap();
+    let (b0, _) = base.reset(Some(1)).unwrap();
+    let step = env.step(&Action::Discrete(1)).unwrap().obs;
+    let b1 = base.step(&Action::Discrete(1)).unwrap().obs;
+    for cell in 0..100 {
+        assert_eq!(&first[cell * 8..cell * 8 + 4], &[0.0; 4], "cell {cell}: zeros before the first frame");
+        assert_eq!(&first[cell * 8 + 4..cell * 8 + 8], &b0[cell * 4..cell * 4 + 4], "cell {cell}");
+        assert_eq!(&step[cell * 8..cell * 8 + 4], &b0[cell * 4..cell * 4 + 4], "cell {cell}: the older frame first");
+        assert_eq!(&step[cell * 8 + 4..cell * 8 + 8], &b1[cell * 4..cell * 4 + 4], "cell {cell}");
+    }
+    let (again, _) = env.reset(Some(1)).unwrap();
+    assert_eq!(again, first, "a reset starts from zeros again");
+
+    for bad in [Transform::FrameStack(1), Transform::FrameStack(65)] {
+        let e = registry.make(&with(vec![bad])).err().unwrap().to_string();
+        assert!(e.contains("FrameStack") && e.contains("2 to 64"), "{e}");
+    }
+}

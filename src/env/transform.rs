@@ -37,6 +37,11 @@ pub enum Transform {
     },
     /// Multiplies every reward by this factor.
     ScaleReward(f64),
+    /// Stacks the last `n` observations along their last axis, oldest first, as
+    /// Stable-Baselines3's `VecFrameStack` does (channels last): an image `(h, w, c)` becomes
+    /// `(h, w, c·n)`, a vector of `d` values `d·n` values. A new episode starts from zeros with
+    /// its first observation last.
+    FrameStack(usize),
 }
 
 impl std::fmt::Display for Transform {
@@ -57,6 +62,10 @@ pub struct Transformed {
     action_perm: Option<Vec<usize>>,
     rng: EnvRng,
     noise: Option<Normal<f64>>,
+    /// The frames `FrameStack` holds, oldest first (empty at the start of an episode), and the
+    /// values of one frame along the last axis.
+    frames: std::collections::VecDeque<Obs>,
+    channels: usize,
     /// The environment's id, for errors.
     env: String,
 }
@@ -69,6 +78,7 @@ impl Transformed {
         let action_space = inner.action_space().clone();
         let mut action_perm: Option<Vec<usize>> = None;
         let mut noise = None;
+        let mut channels = 0;
         for t in &transforms {
             match t {
                 Transform::PermuteActions(perm) => {
@@ -117,6 +127,24 @@ impl Transformed {
                         return Err(invalid(format!("ScaleReward({factor}) must be finite")));
                     }
                 }
+                Transform::FrameStack(n) => {
+                    if !(2..=64).contains(n) || channels > 0 {
+                        return Err(invalid(format!("{t}: stack 2 to 64 frames, once")));
+                    }
+                    let (low, high) = box_bounds(&obs_space, t, env)?;
+                    let Space::Box { shape, .. } = &obs_space else { unreachable!("a Box: box_bounds") };
+                    let mut shape = shape.clone();
+                    channels = shape.last().copied().filter(|&c| c > 0).unwrap_or(low.len().max(1));
+                    let stack = |bounds: &[f32]| -> Vec<f32> {
+                        bounds.chunks(channels).flat_map(|pixel| pixel.repeat(*n)).collect()
+                    };
+                    let (low, high) = (stack(&low), stack(&high));
+                    match shape.last_mut() {
+                        Some(last) => *last *= n,
+                        None => shape.push(*n),
+                    }
+                    obs_space = Space::Box { low, high, shape };
+                }
             }
         }
         Ok(Transformed {
@@ -127,6 +155,8 @@ impl Transformed {
             action_perm,
             rng: EnvRng::default(),
             noise,
+            frames: Default::default(),
+            channels,
             env: env.to_string(),
         })
     }
@@ -154,10 +184,32 @@ impl Transformed {
                     let rng = self.rng.reseed(None);
                     obs.extend((0..*count).map(|_| noise.sample(rng) as f32));
                 }
+                Transform::FrameStack(n) => {
+                    if self.frames.is_empty() {
+                        self.frames.extend((1..*n).map(|_| Obs::from_elem(0.0, obs.len())));
+                    } else {
+                        self.frames.pop_front();
+                    }
+                    self.frames.push_back(obs);
+                    obs = self.stacked();
+                }
                 Transform::PermuteActions(_) | Transform::ScaleReward(_) => {}
             }
         }
         Ok(obs)
+    }
+
+    /// The held frames interleaved along the last axis: per position, each frame's values.
+    fn stacked(&self) -> Obs {
+        let c = self.channels;
+        let positions = self.frames.back().map_or(0, |f| f.len() / c);
+        let mut out = Obs::with_capacity(positions * c * self.frames.len());
+        for p in 0..positions {
+            for frame in &self.frames {
+                out.extend_from_slice(&frame[p * c..(p + 1) * c]);
+            }
+        }
+        out
     }
 }
 
@@ -186,6 +238,7 @@ impl Env for Transformed {
     fn reset(&mut self, seed: Option<u64>) -> Result<(Obs, Info), EnvError> {
         // The noise has its own stream, derived from the episode's seed.
         self.rng.reseed(seed.map(|s| s ^ 0x9e37_79b9_7f4a_7c15));
+        self.frames.clear();
         let (obs, info) = self.inner.reset(seed)?;
         Ok((self.observe(obs)?, info))
     }
