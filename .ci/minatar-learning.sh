@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # MinAtar learning check (make minatar-learning): DQN with the MinAtar paper's network and
 # settings (the MinAtar presets) on Breakout and Space Invaders, 1 million frames, seeds 0-2
-# (MINATAR_SEEDS), two runs at a time; each run's last 100 training episodes (epsilon 0.1 and
-# sticky actions, the paper's measure) against the paper's DQN at 1 million frames (Breakout
-# about 9.5, Space Invaders about 30; the paper's Figure 3), and a greedy evaluation of 100
-# episodes. A run whose folder holds a card is not trained again. The table lands in
+# (MINATAR_SEEDS), two runs at a time, against the paper's DQN at 1 million frames (its learning
+# curves, 30 seeds: Breakout about 9.5, Space Invaders about 30). Two measures per run: its
+# greedy policy over 100 episodes (sticky actions on), which must reach the paper's value, and
+# the paper's own measure, the mean of its last 100 training episodes (epsilon 0.1), which must
+# reach 80 % of it (headstart's DQN takes Adam where the paper's takes centred RMSprop). A run
+# whose folder holds a card is not trained again. The table lands in
 # target/minatar-learning/table.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -28,9 +30,9 @@ wait
 python3 - "$OUT" $SEEDS <<'PY'
 import csv, re, sys
 out, seeds = sys.argv[1], sys.argv[2:]
-floors = {"Breakout": 8.5, "SpaceInvaders": 28.0}
+paper = {"Breakout": 9.5, "SpaceInvaders": 30.0}
 rows, failed = [], []
-for game, floor in floors.items():
+for game, value in paper.items():
     cells = []
     for seed in seeds:
         d = "%s/%s-seed%s" % (out, game, seed)
@@ -38,15 +40,15 @@ for game, floor in floors.items():
         last = sum(returns[-100:]) / len(returns[-100:])
         card = open(d + "/card.ron").read()
         greedy = float(re.search(r"deterministic: true,\s*mean: ([-0-9.e]+)", card).group(1))
-        cells.append("%.1f (greedy %.1f)" % (last, greedy))
-        if last < floor:
-            failed.append("%s seed %s: %.1f < %.1f" % (game, seed, last, floor))
-    rows.append("| DQN MinAtar/%s-v0 | 1e6 | %s | %s |" % (game, floor, " | ".join(cells)))
-head = "| target | frames | floor (paper's DQN at 1e6) | %s |\n|---|---|---|%s\n" % (
-    " | ".join("seed %s" % s for s in seeds), "---|" * len(seeds))
+        cells.append("%.1f / %.1f" % (greedy, last))
+        if greedy < value or last < 0.8 * value:
+            failed.append("%s seed %s: greedy %.1f, training %.1f" % (game, seed, greedy, last))
+    rows.append("| DQN MinAtar/%s-v0 | 1e6 | %s | %s |" % (game, value, " | ".join(cells)))
+head = "| target | frames | paper's DQN at 1e6 | %s |\n|---|---|---|%s\n" % (
+    " | ".join("seed %s: greedy / last 100 training" % s for s in seeds), "---|" * len(seeds))
 table = head + "\n".join(rows) + "\n"
 print(table)
 open(out + "/table.md", "w").write(table)
 if failed:
-    sys.exit("below the paper's DQN: " + "; ".join(failed))
+    sys.exit("short of the paper's DQN (greedy below it, or training below 80 %% of it): " + "; ".join(failed))
 PY
