@@ -159,4 +159,13 @@ pub(crate) mod testing {
     pub(crate) fn bits(v: &[f32]) -> Vec<u32> {
         v.iter().map(|x| x.to_bits()).collect()
     }
+
+    /// Held by the tests whose libtorch work is heavy (convolutions) and by SAC's gradient test,
+    /// whose tolerance rests on libtorch's `tanh` splitting its tensors the same way every run:
+    /// with convolutions running in another test thread that split changed and the test failed
+    /// about one run in four.
+    pub(crate) fn libtorch_alone() -> std::sync::MutexGuard<'static, ()> {
+        static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+        LOCK.lock().unwrap_or_else(|e| e.into_inner())
+    }
 }

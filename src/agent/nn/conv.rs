@@ -130,7 +130,7 @@ pub(super) fn build(path: &nn::Path, convs: &[Conv], ortho: bool) -> Vec<(nn::Co
 #[cfg(test)]
 mod tests {
     use tch::nn::{Module, VarStore};
-    use tch::{Device, Kind, Tensor};
+    use tch::{Device, Tensor};
 
     use super::*;
     use crate::agent::nn::{Activation, Mlp, MlpConfig, with_seed};
@@ -142,6 +142,7 @@ mod tests {
     /// shapes are the ones the module documents.
     #[test]
     fn the_engine_runs_the_named_network() {
+        let _alone = crate::agent::engine::testing::libtorch_alone();
         for (encoder, image, ortho) in [
             (Encoder::MinAtar, [10, 10, 4], false),
             (Encoder::Nature, [44, 36, 2], true),
@@ -161,8 +162,10 @@ mod tests {
             let params = FlatParams::new(vars);
             let net = params.mlp("q", &config).expect("the encoder's parameters");
             let rows = 6;
-            let x = Tensor::rand([rows, inputs as i64], (Kind::Float, Device::Cpu));
-            let xs: Vec<f32> = Vec::try_from(x.flatten(0, -1)).unwrap();
+            // Drawn here, not from libtorch's generator, which other tests seed under a lock.
+            let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(image[0] as u64);
+            let xs: Vec<f32> = (0..rows as usize * inputs).map(|_| rand::Rng::random_range(&mut rng, 0.0f32..1.0)).collect();
+            let x = Tensor::from_slice(&xs).view([rows, inputs as i64]);
             let engine = net.infer(params.values(), &xs, rows as usize);
             let module: Vec<f32> = Vec::try_from(mlp.forward(&x).flatten(0, -1)).unwrap();
             for (a, b) in engine.iter().zip(&module) {

@@ -269,6 +269,7 @@ mod tests {
     /// head whose clamp cuts some rows off), with three action dimensions.
     #[test]
     fn manual_gradients_match_autograd() {
+        let _alone = crate::agent::engine::testing::libtorch_alone();
         let obs_space = Space::bounded(vec![-5.0; 5], vec![5.0; 5]);
         let action_space = Space::bounded(vec![-2.0; 3], vec![1.0; 3]);
         let cfg = SacConfig { net: MlpConfig::relu(&[32, 16]), ent_coef: EntCoef::Auto(0.3), ..Default::default() };

@@ -89,6 +89,7 @@ fn convolutional_passes_agree_across_instruction_sets() {
 #[test]
 fn convolutional_passes_match_libtorch() {
     use tch::{Kind, Tensor};
+    let _alone = crate::agent::engine::testing::libtorch_alone();
     let mut rng = StdRng::seed_from_u64(8);
     let image = (10, 10, 4);
     let (net, params) = table(image, &mut rng);
