@@ -180,8 +180,10 @@ fn every_variant_file_loads_and_makes_its_environment() {
         let path = entry.unwrap().path();
         if path.extension().is_some_and(|x| x == "ron") {
             let variant = Variant::load(&path).unwrap_or_else(|e| panic!("{e}"));
-            let changed = !variant.env.params.is_empty() || !variant.env.transforms.is_empty();
-            assert!(changed, "{}: a variant overrides or transforms something", path.display());
+            // A variant changes the environment, or declares how another one's policies read it.
+            let changed =
+                !variant.env.params.is_empty() || !variant.env.transforms.is_empty() || !variant.maps.is_empty();
+            assert!(changed, "{}: a variant overrides, transforms or maps something", path.display());
             let mut env = registry.make(&variant.env).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
             assert!(!episode(&mut env, 0).is_empty());
             count += 1;
