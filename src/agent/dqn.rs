@@ -141,7 +141,7 @@ impl Dqn {
     /// A DQN agent for these spaces (Discrete actions), its network seeded with `seed`.
     pub fn new(mut cfg: DqnConfig, obs_space: &Space, action_space: &Space, seed: u64) -> Result<Self, AgentError> {
         cfg.validate()?;
-        cfg.net = cfg.net.for_observation(obs_space)?;
+        cfg.net = cfg.net.for_observation(obs_space, false)?;
         let obs_dim = obs_dim(Algo::Dqn, obs_space)?;
         let Space::Discrete { n: n_actions } = *action_space else {
             return Err(AgentError::Unsupported(format!(

@@ -147,11 +147,21 @@ impl MlpConfig {
         self.added.validate(&self.hidden)
     }
 
-    /// This configuration for observations of `shape`: with an encoder, the image's shape set
-    /// (an observation that is not an image `(height, width, channels)` is an error naming
-    /// `net.encoder`) and every convolution checked against it.
-    pub fn for_observation(&self, space: &crate::env::Space) -> Result<MlpConfig, super::error::AgentError> {
+    /// This configuration for observations of `space`: with an encoder, the image's shape set
+    /// (an observation that is not an image `(height, width, channels)`, or one the agent
+    /// `appends` inputs to (task ids, skills), is an error naming `net.encoder`) and every
+    /// convolution checked against it.
+    pub fn for_observation(
+        &self,
+        space: &crate::env::Space,
+        appends: bool,
+    ) -> Result<MlpConfig, super::error::AgentError> {
         let Some(encoder) = &self.encoder else { return Ok(self.clone()) };
+        super::error::check(
+            "net.encoder",
+            !appends,
+            "a convolutional encoder reads the image alone: no task ids or skills appended to it",
+        )?;
         let shape: &[usize] = match space {
             crate::env::Space::Box { shape, .. } => shape,
             crate::env::Space::Discrete { .. } => &[],

@@ -236,14 +236,7 @@ impl Ppo {
         seed: u64,
     ) -> Result<Self, AgentError> {
         let algo = if a2c.is_some() { Algo::A2c } else { Algo::Ppo };
-        cfg.net = cfg.net.for_observation(obs_space)?;
-        if cfg.net.encoder.is_some() {
-            check(
-                "net.encoder",
-                cfg.tasks.is_none() && cfg.objective.skills() == 0,
-                "a convolutional encoder reads the image alone: no task ids or skills appended to it",
-            )?;
-        }
+        cfg.net = cfg.net.for_observation(obs_space, cfg.tasks.is_some() || cfg.objective.skills() > 0)?;
         // The networks read the observation and, with DIAYN, the skill as one-hot features.
         let env_dim = obs_dim(algo, obs_space)?;
         let obs_dim = env_dim + cfg.objective.skills();

@@ -150,7 +150,7 @@ mod tests {
         ] {
             let space = Space::Box { low: vec![0.0; image.iter().product()], high: vec![1.0; image.iter().product()], shape: image.to_vec() };
             let config = MlpConfig { hidden: vec![32], activation: Activation::Relu, ortho_init: ortho, encoder: Some(encoder), ..Default::default() };
-            let config = config.for_observation(&space).unwrap();
+            let config = config.for_observation(&space, false).unwrap();
             let inputs: usize = image.iter().product();
             let vs = VarStore::new(Device::Cpu);
             let mlp = with_seed(3, || Mlp::new(&(vs.root() / "q"), &config, inputs, 5, 1.0));
@@ -181,14 +181,14 @@ mod tests {
             Space::Box { low: vec![0.0; n], high: vec![1.0; n], shape }
         };
         let config = |encoder| MlpConfig { encoder: Some(encoder), ..Default::default() };
-        let e = config(Encoder::Nature).for_observation(&image(vec![10, 10, 4])).unwrap_err().to_string();
+        let e = config(Encoder::Nature).for_observation(&image(vec![10, 10, 4]), false).unwrap_err().to_string();
         assert!(e.contains("net.encoder") && e.contains("convolution 1 (4x4)") && e.contains("1x1"), "{e}");
-        let e = config(Encoder::MinAtar).for_observation(&image(vec![4])).unwrap_err().to_string();
+        let e = config(Encoder::MinAtar).for_observation(&image(vec![4]), false).unwrap_err().to_string();
         assert!(e.contains("net.encoder") && e.contains("[4]"), "{e}");
-        let e = config(Encoder::Convs(vec![])).for_observation(&image(vec![5, 5, 1])).unwrap_err().to_string();
+        let e = config(Encoder::Convs(vec![])).for_observation(&image(vec![5, 5, 1]), false).unwrap_err().to_string();
         assert!(e.contains("at least one"), "{e}");
-        let e = config(Encoder::Convs(vec![layer(3, 2, 0)])).for_observation(&image(vec![5, 5, 1])).unwrap_err().to_string();
+        let e = config(Encoder::Convs(vec![layer(3, 2, 0)])).for_observation(&image(vec![5, 5, 1]), false).unwrap_err().to_string();
         assert!(e.contains("stride"), "{e}");
-        assert!(MlpConfig::default().for_observation(&image(vec![4])).is_ok(), "no encoder, any observation");
+        assert!(MlpConfig::default().for_observation(&image(vec![4]), false).is_ok(), "no encoder, any observation");
     }
 }
