@@ -119,7 +119,7 @@ fn compare_with_sb3(folder: &Path) {
         // One deterministic episode per seed 0-4 on Gymnasium's environment (through the bridge:
         // headstart's ports draw their initial states with their own generator, not NumPy's).
         #[cfg(feature = "python")]
-        let returns = list(&entry["deterministic_returns_seeds_0_4"]);
+        let returns = entry.get("deterministic_returns_seeds_0_4").map(list).unwrap_or_default();
         #[cfg(feature = "python")]
         for (seed, &want) in returns.iter().enumerate() {
             let got = episode(&registry, &format!("gym:{env_id}"), agent.as_ref(), seed as u64);
@@ -139,6 +139,27 @@ fn imported_models_compute_what_sb3_computed() {
 #[test]
 fn a2c_td3_and_a_split_ppo_compute_what_sb3_computed() {
     compare_with_sb3(&Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sb3"));
+}
+
+/// SB3 `CnnPolicy` models (PPO with its shared extractor, DQN) on stacked Atari frames, made by
+/// SB3 2.9.2 for this test (`tests/sb3/make_cnn_fixtures.py`): imported with the Nature CNN as
+/// their encoder, channel-last, bytes divided by 255, they compute what SB3 computed on the
+/// same frames.
+#[test]
+fn cnn_policies_compute_what_sb3_computed() {
+    let folder = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sb3/cnn");
+    compare_with_sb3(&folder);
+    for name in ["ppo", "dqn"] {
+        let model = sb3::read(&folder.join(format!("{name}-BreakoutNoFrameskip-v4.zip"))).unwrap();
+        let net = model.config.net();
+        assert_eq!(net.encoder, Some(headstart::agent::nn::Encoder::Nature), "{name}");
+        assert_eq!((net.input_divisor, net.hidden.as_slice()), (Some(255.0), &[512][..]), "{name}");
+        let headstart::env::Space::Box { shape, high, .. } = &model.observation_space else { panic!("{name}") };
+        assert_eq!((shape.as_slice(), high[0]), (&[36, 36, 4][..], 255.0), "{name}: channel-last bytes");
+        if name == "ppo" {
+            assert!(model.not_carried.iter().any(|n| n.contains("share")), "{name}: {:?}", model.not_carried);
+        }
+    }
 }
 
 #[cfg(feature = "python")]
@@ -315,7 +336,7 @@ fn contents(model: &sb3::Model) -> Vec<(String, Vec<usize>, Vec<f32>)> {
 fn fixtures() -> Vec<(PathBuf, String, Value)> {
     let local = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sb3");
     let mut out = Vec::new();
-    for folder in [shared(), local] {
+    for folder in [shared(), local.clone(), local.join("cnn")] {
         let expected: Value = serde_json::from_slice(&std::fs::read(folder.join("expected.json")).unwrap()).unwrap();
         for (name, entry) in expected["models"].as_object().unwrap() {
             out.push((folder.clone(), name.clone(), entry.clone()));

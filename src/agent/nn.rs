@@ -102,6 +102,10 @@ pub struct MlpConfig {
     /// space when there is an encoder.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image: Option<[usize; 3]>,
+    /// Each input divided by this before the encoder reads it: `255.0` for images of bytes, as
+    /// Stable-Baselines3's policies divide them (none by default; only with an encoder).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input_divisor: Option<f32>,
 }
 
 fn yes() -> bool {
@@ -119,6 +123,7 @@ impl Default for MlpConfig {
             added: Added::default(),
             encoder: None,
             image: None,
+            input_divisor: None,
         }
     }
 }
@@ -137,6 +142,10 @@ impl MlpConfig {
             self.hidden.iter().all(|&h| h > 0),
             "every hidden layer needs a positive size",
         )?;
+        if let Some(d) = self.input_divisor {
+            super::error::check("net.input_divisor", self.encoder.is_some(), "divides the images an encoder reads: set `encoder` too")?;
+            super::error::check("net.input_divisor", d.is_finite() && d > 0.0, "must be a positive number")?;
+        }
         if self.encoder.is_some() {
             super::error::check(
                 "net.added",
@@ -247,6 +256,8 @@ pub struct Mlp {
     trunk: Vec<nn::Linear>,
     head: nn::Linear,
     activation: Activation,
+    /// What the inputs are divided by before the encoder.
+    input_divisor: Option<f32>,
     /// With added layers: the layout and every linear layer's tensors by name.
     graph: Option<(Layout, HashMap<String, Tensors>)>,
 }
@@ -286,7 +297,7 @@ impl Mlp {
                 width = h;
             }
             let head = layer(path / "head", width, out_dim, head_gain);
-            return Mlp { encoder, trunk, head, activation: config.activation, graph: None };
+            return Mlp { encoder, trunk, head, activation: config.activation, input_divisor: config.input_divisor, graph: None };
         }
         let net = net_name(path.components());
         let layout = Layout::new(&net, config, in_dim, out_dim, head_gain);
@@ -332,7 +343,7 @@ impl Mlp {
             }
         }
         let head = head.expect("every layout has a head");
-        Mlp { encoder: Vec::new(), trunk, head, activation: config.activation, graph: Some((layout, tensors)) }
+        Mlp { encoder: Vec::new(), trunk, head, activation: config.activation, input_divisor: None, graph: Some((layout, tensors)) }
     }
 
     /// The head applied to features from [`Mlp::features`] (with added layers: the head and what
@@ -359,6 +370,10 @@ impl Mlp {
                 let x = match self.encoder.first() {
                     None => x.shallow_clone(),
                     Some((_, first)) => {
+                        let x = match self.input_divisor {
+                            Some(d) => x / f64::from(d),
+                            None => x.shallow_clone(),
+                        };
                         let image = x.view([-1, first.height as i64, first.width as i64, first.in_channels as i64]);
                         let h = self.encoder.iter().fold(image.permute([0, 3, 1, 2]), |h, (conv, _)| conv.forward(&h).relu());
                         h.flatten(1, -1)

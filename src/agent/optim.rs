@@ -81,6 +81,9 @@ impl FlatParams {
             let mut ops = Vec::with_capacity(2 * depth + 1);
             // The encoder's convolutions, each followed by a ReLU, the last image flattened.
             let convs = config.convs()?;
+            if let Some(d) = config.input_divisor.filter(|_| !convs.is_empty()) {
+                ops.push(Op::Divide(d));
+            }
             for (i, conv) in convs.iter().enumerate() {
                 let layer = format!("{name}.encoder.conv.{i}");
                 let (weight, shape) = self.slot(&format!("{layer}.weight"))?;

@@ -11,6 +11,7 @@
 //! | SAC `actor.latent_pi.{2i}`, `actor.mu`, `actor.log_std` | `actor.trunk.{i}`, `actor.head`, `actor.log_std` |
 //! | SAC `critic.qf{k}.{2i}` (the last is the head), `critic_target.…` | `critic.q{k}.…`, `critic_target.q{k}.…` |
 //! | SAC `log_ent_coef` (`pytorch_variables.pth`) | `log_ent_coef` |
+//! | `CnnPolicy`'s `NatureCNN` (PPO, A2C, DQN) | `{net}.encoder`, `{net}.trunk.0` (see [`cnn`]) |
 //! | `VecNormalize`'s `obs_rms`, `ret_rms` (`vec_normalize.pkl`) | `obs_rms.*`, `ret_rms.*` |
 //!
 //! The hidden widths come from the tensors' shapes, the activation and the rest from `data`.
@@ -26,6 +27,7 @@ use super::checkpoint::{self, Card, CardInfo, Origin};
 use super::{Agent, AgentConfig, Algo, EvalStats};
 use crate::env::{Env, EnvSpec, Registry, Space};
 
+mod cnn;
 mod export;
 mod fields;
 mod import;

@@ -26,6 +26,8 @@ pub enum Op {
     Conv { weight: usize, bias: usize, conv: Conv },
     /// Images flattened into PyTorch's `(channel, row, column)` order.
     Flatten(Flatten),
+    /// Every value divided by the number (images of bytes scaled to `[0, 1]`).
+    Divide(f32),
 }
 
 /// A network: its table, its input and output widths.
@@ -75,7 +77,7 @@ impl Net {
                 }
                 Op::Flatten(f) if f.width() == width => continue,
                 Op::Flatten(_) => return None,
-                Op::Act(_) => continue,
+                Op::Act(_) | Op::Divide(_) => continue,
             };
             let bias_len = match *op {
                 Op::Conv { conv, .. } => conv.out_channels,
@@ -168,6 +170,10 @@ impl Net {
                 Op::Flatten(flatten) => {
                     let input = values.last().map_or(x, |v| v.data.as_slice());
                     Value { data: flatten.forward(input), by_rows: true }
+                }
+                Op::Divide(d) => {
+                    let input = values.last().map_or(x, |v| v.data.as_slice());
+                    Value { data: input.iter().map(|v| v / d).collect(), by_rows: true }
                 }
                 Op::Act(activation) => {
                     // In place: the linear output before it is read by no backward step.
@@ -288,7 +294,9 @@ impl Net {
                     let w = &params[weight..weight + conv.patch() * conv.out_channels];
                     let (mut dw, mut db) = (vec![0.0; w.len()], vec![0.0; conv.out_channels]);
                     let want_grads = grads.is_some().then_some((dw.as_mut_slice(), db.as_mut_slice()));
-                    let dx = conv.backward(input, rows, w, &grad, want_grads, i > 0 || want_input);
+                    // Below a first convolution, only a division of the input, which needs no gradient.
+                    let below = i > 1 || i == 1 && !matches!(self.ops[0], Op::Divide(_));
+                    let dx = conv.backward(input, rows, w, &grad, want_grads, below || want_input);
                     if let Some(grads) = grads.as_deref_mut() {
                         grads[weight..weight + dw.len()].copy_from_slice(&dw);
                         grads[bias..bias + db.len()].copy_from_slice(&db);
@@ -299,6 +307,8 @@ impl Net {
                     }
                 }
                 Op::Flatten(flatten) => grad = flatten.backward(&grad),
+                Op::Divide(_) if i == 0 && !want_input => return None,
+                Op::Divide(d) => grad.iter_mut().for_each(|g| *g /= d),
                 Op::Act(activation) => {
                     let y = &pass.values[i];
                     match activation {

@@ -12,12 +12,12 @@ use serde_json::{Value as Json, json};
 
 use tch::Tensor;
 
-use super::Sb3Error;
+use super::{Sb3Error, cnn};
 use super::pickle::op;
 use super::table::{self, Mapper};
 use super::torch_file::{StateTensor, write_state_dict};
 use super::writer::{Rule, activation_class, mlp_kwargs, optimizer_of, schedule, serialized, vec_normalize};
-use crate::agent::AgentConfig;
+use crate::agent::{AgentConfig, Algo};
 use crate::agent::checkpoint;
 use crate::agent::nn;
 use crate::agent::sac::EntCoef;
@@ -48,18 +48,18 @@ pub fn export(dir: &Path, out: &Path) -> Result<Vec<PathBuf>, Sb3Error> {
             Vec::<f32>::try_from(t.to_kind(tch::Kind::Float).flatten(0, -1)).map_err(|e| fail(e.to_string()))?;
         Ok(StateTensor { name: to.to_string(), shape, values })
     };
-    // `{from}.trunk.{i}` and `{from}.head` as a Sequential (`{to}.{2i}`), the head last at
-    // `{to}.{2n}` or apart at `head_to`.
-    let mlp = |state: &mut Vec<StateTensor>, from: &str, to: &str, layers: usize, head_to: Option<&str>| {
-        for i in 0..layers {
+    // `{from}.trunk.{i}` from `first` on and `{from}.head` as a Sequential (`{to}.{2i}`), the
+    // head last at `{to}.{2n}` or apart at `head_to`.
+    let mlp = |state: &mut Vec<StateTensor>, from: &str, to: &str, first: usize, layers: usize, head_to: Option<&str>| {
+        for i in first..layers {
             for part in ["weight", "bias"] {
-                state.push(take(&format!("{from}.trunk.{i}.{part}"), &format!("{to}.{}.{part}", 2 * i))?);
+                state.push(take(&format!("{from}.trunk.{i}.{part}"), &format!("{to}.{}.{part}", 2 * (i - first)))?);
             }
         }
         for part in ["weight", "bias"] {
             let target = match head_to {
                 Some(h) => format!("{h}.{part}"),
-                None => format!("{to}.{}.{part}", 2 * layers),
+                None => format!("{to}.{}.{part}", 2 * (layers - first)),
             };
             state.push(take(&format!("{from}.head.{part}"), &target)?);
         }
@@ -76,15 +76,31 @@ pub fn export(dir: &Path, out: &Path) -> Result<Vec<PathBuf>, Sb3Error> {
     }
     // The networks and single tensors under SB3's names, by the algorithm's table.
     let algo = card.config.algo();
-    for n in table::networks(algo) {
+    let image = cnn::ImagePolicy::of(&card.config, &card.observation_space).map_err(|e| fail(e.0))?;
+    for n in table::networks(algo, image.is_some()) {
         let depth = (0..).take_while(|i| tensors.contains_key(&format!("{}.trunk.{i}.weight", n.ours))).count();
-        mlp(&mut state, &n.ours, &n.theirs, depth, n.head.as_deref())?;
+        if let Some(extractor) = &n.extractor {
+            for (ours, theirs) in cnn::names(&n.ours, extractor) {
+                state.push(take(&ours, &theirs)?);
+            }
+        }
+        mlp(&mut state, &n.ours, &n.theirs, usize::from(n.extractor.is_some()), depth, n.head.as_deref())?;
+    }
+    if image.is_some() && matches!(algo, Algo::Ppo | Algo::A2c) {
+        // SB3's `features_extractor` is the actor's under a second name (not an optimised
+        // parameter of its own).
+        let alias: Vec<StateTensor> = state
+            .iter()
+            .filter_map(|t| Some(StateTensor { name: t.name.strip_prefix("pi_")?.to_string(), ..t.clone() }))
+            .collect();
+        state.extend(alias);
     }
     for (ours, theirs) in table::singles(algo, matches!(card.action_space, Space::Box { .. })) {
         state.push(take(ours, theirs)?);
     }
     // An optimiser's parameters: those of the networks under an SB3 prefix.
     let count = |prefix: &str| state.iter().filter(|t| t.name.starts_with(prefix)).count();
+    let parameters = state.len() - count("features_extractor.");
     table::hyperparameters(&mut card.config.clone(), &mut Mapper::Write(&mut data)).map_err(|e| fail(e.0))?;
     let (policy_module, policy_class, net, lr) = match &card.config {
         AgentConfig::Ppo(_) | AgentConfig::A2c(_) => {
@@ -97,8 +113,8 @@ pub fn export(dir: &Path, out: &Path) -> Result<Vec<PathBuf>, Sb3Error> {
             let lr = c.learning_rate;
             let rms_prop = a2c.filter(|a| a.use_rms_prop).map(|a| a.rms_prop_eps);
             let group = match rms_prop {
-                Some(eps) => optimizer_of(Rule::RmsProp, state.len(), lr.at(0.0), eps),
-                None => optimizer_of(Rule::Adam, state.len(), lr.at(0.0), 1e-5),
+                Some(eps) => optimizer_of(Rule::RmsProp, parameters, lr.at(0.0), eps),
+                None => optimizer_of(Rule::Adam, parameters, lr.at(0.0), 1e-5),
             };
             extra.push(("policy.optimizer.pth", group));
             // A2C has neither epochs nor clipping (the import tells them apart so).
@@ -113,6 +129,7 @@ pub fn export(dir: &Path, out: &Path) -> Result<Vec<PathBuf>, Sb3Error> {
             }
             let (hidden, activation, ortho, log_std_init) =
                 (c.net.hidden.clone(), c.net.activation, c.net.ortho_init, c.log_std_init);
+            let skip = usize::from(image.is_some());
             let kwargs = serialized("<class 'dict'>", |p| {
                 p.op(op::EMPTY_DICT);
                 p.op(op::MARK);
@@ -121,7 +138,7 @@ pub fn export(dir: &Path, out: &Path) -> Result<Vec<PathBuf>, Sb3Error> {
                 p.op(op::MARK);
                 for (key, widths) in [("pi", &hidden), ("vf", &critic_hidden)] {
                     p.string(key);
-                    p.list_of(widths, |p, &h| p.int(h as i64));
+                    p.list_of(&widths[skip.min(widths.len())..], |p, &h| p.int(h as i64));
                 }
                 p.op(op::SETITEMS);
                 p.string("activation_fn");
@@ -145,15 +162,28 @@ pub fn export(dir: &Path, out: &Path) -> Result<Vec<PathBuf>, Sb3Error> {
                     p.int(0);
                     p.op(op::SETITEMS);
                 }
+                if let Some(image) = &image {
+                    image.kwargs(p);
+                    // Each network has its own encoder in headstart.
+                    p.string("share_features_extractor");
+                    p.op(op::NEWFALSE);
+                }
                 p.op(op::SETITEMS);
             });
-            ("stable_baselines3.common.policies", "ActorCriticPolicy", kwargs, lr)
+            let class = if image.is_some() { "ActorCriticCnnPolicy" } else { "ActorCriticPolicy" };
+            ("stable_baselines3.common.policies", class, kwargs, lr)
         }
         AgentConfig::Dqn(c) => {
             let lr = c.learning_rate;
-            extra.push(("policy.optimizer.pth", optimizer_of(Rule::Adam, count("q_net.q_net."), lr.at(0.0), 1e-8)));
+            extra.push(("policy.optimizer.pth", optimizer_of(Rule::Adam, count("q_net."), lr.at(0.0), 1e-8)));
             data.insert("train_freq".into(), json!(c.train_freq));
-            ("stable_baselines3.dqn.policies", "DQNPolicy", mlp_kwargs(&c.net, |_| {}), lr)
+            match &image {
+                Some(image) => {
+                    let net = nn::MlpConfig { hidden: c.net.hidden[1..].to_vec(), ..c.net.clone() };
+                    ("stable_baselines3.dqn.policies", "CnnPolicy", mlp_kwargs(&net, |p| image.kwargs(p)), lr)
+                }
+                None => ("stable_baselines3.dqn.policies", "DQNPolicy", mlp_kwargs(&c.net, |_| {}), lr),
+            }
         }
         AgentConfig::Sac(c) => {
             let (actor, critic) = (count("actor."), count("critic."));
@@ -217,10 +247,11 @@ pub fn export(dir: &Path, out: &Path) -> Result<Vec<PathBuf>, Sb3Error> {
     data.insert("policy_class".into(), serialized("<class 'abc.ABCMeta'>", |p| p.global(policy_module, policy_class)));
     data.insert("policy_kwargs".into(), net);
     data.insert("learning_rate".into(), schedule(&lr));
-    data.insert(
-        "observation_space".into(),
-        serialized("<class 'gymnasium.spaces.box.Box'>", |p| p.space(&card.observation_space)),
-    );
+    let observation_space = match &image {
+        Some(image) => serialized("<class 'gymnasium.spaces.box.Box'>", |p| p.image_space(&image.space, image.bytes)),
+        None => serialized("<class 'gymnasium.spaces.box.Box'>", |p| p.space(&card.observation_space)),
+    };
+    data.insert("observation_space".into(), observation_space);
     data.insert("action_space".into(), serialized("<class 'gymnasium.spaces.Space'>", |p| p.space(&card.action_space)));
     data.insert("num_timesteps".into(), json!(card.steps));
     data.insert("seed".into(), json!(card.seed));

@@ -256,6 +256,11 @@ pub(super) fn space(value: Value<'_>) -> Result<Space, Problem> {
     }
 }
 
+/// A space's numpy type code (`u1` for bytes, `f4`), when it records one.
+pub(super) fn dtype(value: Value<'_>) -> Option<String> {
+    Some(value.attr("dtype")?.args()?.first()?.str()?.to_string())
+}
+
 /// TD3's `action_noise`: none, or SB3's `NormalActionNoise` with a zero mean and one standard
 /// deviation for every action (headstart's `action_noise: Some(σ)`); another noise is described.
 pub(super) fn action_noise(f: &Fields<'_>) -> Result<Form<Option<f64>>, Problem> {

@@ -11,12 +11,13 @@ use serde_json::Value as Json;
 use super::fields::{Fields, Form, action_noise, carry_schedule, carry_train_freq, describe, schedule, space};
 use super::kwargs::PolicyKwargs;
 use super::names::{StateDict, place};
+use super::cnn;
 use super::table::{self, Mapper};
 use super::torch_file;
 use super::zoo::{self, Files};
 use super::{AlsoRead, Model, Problem, Sb3Error};
 use crate::agent::dqn::DqnConfig;
-use crate::agent::nn::{Activation, MlpConfig};
+use crate::agent::nn::{Activation, Encoder, MlpConfig};
 use crate::agent::ppo::PpoConfig;
 use crate::agent::sac::{EntCoef, SacConfig};
 use crate::agent::schedule::Schedule;
@@ -76,21 +77,24 @@ pub fn read_with(path: &Path, options: &ReadOptions) -> Result<Model, Sb3Error> 
     let class_name = class.rsplit('.').next().unwrap_or_default().to_string();
     let algo = match class_name.as_str() {
         // PPO and A2C share the policy class; PPO's `data` has its epochs and clip range.
-        "ActorCriticPolicy" | "MlpPolicy"
+        "ActorCriticPolicy" | "MlpPolicy" | "ActorCriticCnnPolicy" | "CnnPolicy"
             if class.contains(".common.") || class.contains(".ppo.") || class.contains(".a2c.") =>
         {
             if f.get("clip_range").is_some() || f.get("n_epochs").is_some() { Algo::Ppo } else { Algo::A2c }
         }
-        "DQNPolicy" | "MlpPolicy" if class.contains(".dqn.") => Algo::Dqn,
+        "DQNPolicy" | "MlpPolicy" | "CnnPolicy" if class.contains(".dqn.") => Algo::Dqn,
         "SACPolicy" | "MlpPolicy" if class.contains(".sac.") => Algo::Sac,
         "TD3Policy" | "MlpPolicy" if class.contains(".td3.") => Algo::Td3,
-        _ if class_name.contains("Cnn") || class_name.contains("MultiInput") => {
-            return Err(at("data", format!("policy `{class}`: only MlpPolicy models can be imported")));
+        _ if class_name.contains("MultiInput") => {
+            return Err(at("data", format!("policy `{class}`: dictionary observations cannot be imported yet")));
         }
         _ => {
             return Err(at(
                 "data",
-                format!("policy `{class}`: PPO, A2C, DQN, SAC and TD3 MlpPolicy models can be imported"),
+                format!(
+                    "policy `{class}`: PPO, A2C, DQN, SAC and TD3 MlpPolicy models, and PPO, A2C and DQN CnnPolicy \
+                     models, can be imported"
+                ),
             ));
         }
     };
@@ -98,20 +102,41 @@ pub fn read_with(path: &Path, options: &ReadOptions) -> Result<Model, Sb3Error> 
         let pickle = f.required_pickle(name).map_err(in_data)?;
         space(pickle.root()).map_err(|e| at("data", format!("field `{name}`: {e}")))
     };
-    let observation_space = space_of(&f, "observation_space")?;
+    let mut observation_space = space_of(&f, "observation_space")?;
     let action_space = space_of(&f, "action_space")?;
-    if let Space::Box { shape, .. } = &observation_space
-        && shape.len() != 1
-    {
+    let kwargs = PolicyKwargs::read(&mut f).map_err(in_data)?;
+    // A CnnPolicy, or any policy naming the Nature CNN: images, channel-first in SB3.
+    let image = class_name.contains("Cnn") || kwargs.extractor.as_deref().is_some_and(|c| c.ends_with(".NatureCNN"));
+    let wanted = if image { ".NatureCNN" } else { ".FlattenExtractor" };
+    if let Some(c) = kwargs.extractor.as_deref().filter(|c| !c.ends_with(wanted)) {
         return Err(at(
             "data",
-            format!(
-                "observation shape {shape:?}: images and other non-flat observations need a CNN or a flattening wrapper"
-            ),
+            format!("policy_kwargs.features_extractor_class `{c}`: headstart reads SB3's FlattenExtractor and NatureCNN"),
         ));
     }
+    if image && matches!(algo, Algo::Sac | Algo::Td3) {
+        return Err(at("data", format!("policy `{class}`: headstart's {algo} takes no convolutional encoder")));
+    }
+    let divisor = match &observation_space {
+        Space::Box { shape, .. } if image && shape.len() == 3 => {
+            let bytes = f.required_pickle("observation_space").ok().and_then(|p| super::fields::dtype(p.root()));
+            observation_space = cnn::channels_last(&observation_space).map_err(in_data)?;
+            // SB3 divides images of bytes by 255 (and builds no NatureCNN over other images
+            // unless told not to divide).
+            (matches!(bytes.as_deref(), Some("u1" | "uint8")) && kwargs.normalize_images != Some(false)).then_some(cnn::BYTE_SCALE)
+        }
+        Space::Box { shape, .. } if shape.len() != 1 => {
+            return Err(at(
+                "data",
+                format!(
+                    "observation shape {shape:?}: images need a CnnPolicy, other non-flat observations a flattening wrapper"
+                ),
+            ));
+        }
+        _ if image => return Err(at("data", "a CnnPolicy whose observation space is not an image".into())),
+        _ => None,
+    };
 
-    let kwargs = PolicyKwargs::read(&mut f).map_err(in_data)?;
     let activation = match kwargs.activation.as_deref() {
         None if matches!(algo, Algo::Ppo | Algo::A2c) => Activation::Tanh,
         None => Activation::Relu,
@@ -139,8 +164,21 @@ pub fn read_with(path: &Path, options: &ReadOptions) -> Result<Model, Sb3Error> 
     let in_policy = |p: Problem| at("policy.pth", p.0);
     // The networks and single tensors, by the algorithm's table; every network's hidden widths.
     let mut widths: BTreeMap<String, Vec<usize>> = BTreeMap::new();
-    for n in table::networks(algo) {
-        let layers = sd.linears(&n.theirs);
+    if image && matches!(algo, Algo::Ppo | Algo::A2c) {
+        cnn::drop_alias(&mut sd).map_err(in_policy)?;
+        if kwargs.share_features_extractor != Some(false) {
+            f.not_carried.push(
+                "the features extractor actor and critic share: each starts from a copy, trained apart from here on"
+                    .into(),
+            );
+        }
+    }
+    for n in table::networks(algo, image) {
+        let mut layers = Vec::new();
+        if let Some(extractor) = &n.extractor {
+            layers.extend(cnn::take_encoder(&mut sd, extractor, &n.ours, &mut weights).map_err(in_policy)?);
+        }
+        layers.extend(sd.linears(&n.theirs));
         if n.target && layers.is_empty() {
             continue; // SB3 left the target out: the agent copies its online network
         }
@@ -175,9 +213,42 @@ pub fn read_with(path: &Path, options: &ReadOptions) -> Result<Model, Sb3Error> 
     } else {
         ("pi", if matches!(algo, Algo::Ppo | Algo::A2c) { "vf" } else { "qf" })
     };
-    super::kwargs::check_net_arch(kwargs.net_arch.as_ref(), &[(pi, &hidden), (other, &critic_hidden)])
+    // `net_arch` is what follows the Nature CNN's linear layer.
+    let skip = usize::from(image);
+    let arch = |h: &[usize]| h.get(skip..).unwrap_or_default().to_vec();
+    super::kwargs::check_net_arch(kwargs.net_arch.as_ref(), &[(pi, &arch(&hidden)), (other, &arch(&critic_hidden))])
         .map_err(in_data)?;
-    let plain = MlpConfig { hidden: hidden.clone(), activation, ortho_init: false, ..Default::default() };
+    let activation = if image {
+        let features = hidden.first().copied().unwrap_or(0);
+        if kwargs.features_dim.is_some_and(|d| d != features) {
+            return Err(at(
+                "data",
+                format!("policy_kwargs.features_extractor_kwargs.features_dim is {:?}, but policy.pth's is {features}", kwargs.features_dim),
+            ));
+        }
+        // The Nature CNN's linear layer has a ReLU: so must the layers after it.
+        if activation != Activation::Relu && (hidden.len() > 1 || critic_hidden.len() > 1) {
+            return Err(at(
+                "data",
+                format!(
+                    "policy_kwargs.activation_fn {activation:?} after the Nature CNN's ReLU: headstart's networks have \
+                     one activation"
+                ),
+            ));
+        }
+        Activation::Relu
+    } else {
+        activation
+    };
+    let encoder = image.then_some(Encoder::Nature);
+    let plain = MlpConfig {
+        hidden: hidden.clone(),
+        activation,
+        ortho_init: false,
+        encoder,
+        input_divisor: divisor,
+        ..Default::default()
+    };
     let mut config = match algo {
         Algo::Ppo | Algo::A2c => {
             let net = MlpConfig { ortho_init: kwargs.ortho_init.unwrap_or(true), ..plain };
@@ -333,7 +404,8 @@ pub fn read_with(path: &Path, options: &ReadOptions) -> Result<Model, Sb3Error> 
         }
     }
     if let Some(extra) = sd.tensors.keys().next() {
-        return Err(at(&sd.entry, format!("tensor `{extra}` has no place in a headstart {algo} MLP policy")));
+        let kind = if image { "CNN" } else { "MLP" };
+        return Err(at(&sd.entry, format!("tensor `{extra}` has no place in a headstart {algo} {kind} policy")));
     }
     f.not_carried.extend(kwargs.not_carried);
     let steps = f.typed::<u64>("num_timesteps").map_err(in_data)?.unwrap_or(0);

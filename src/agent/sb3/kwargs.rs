@@ -47,6 +47,11 @@ pub(super) struct PolicyKwargs {
     /// `optimizer_class` (its class name) and `optimizer_kwargs`' numbers.
     pub(super) optimizer: Option<String>,
     pub(super) optimizer_kwargs: Vec<(String, f64)>,
+    /// `features_extractor_class` (its class name) and `features_extractor_kwargs.features_dim`.
+    pub(super) extractor: Option<String>,
+    pub(super) features_dim: Option<usize>,
+    pub(super) normalize_images: Option<bool>,
+    pub(super) share_features_extractor: Option<bool>,
     pub(super) not_carried: Vec<String>,
 }
 
@@ -64,6 +69,10 @@ impl PolicyKwargs {
             log_std_init: None,
             optimizer: None,
             optimizer_kwargs: Vec::new(),
+            extractor: None,
+            features_dim: None,
+            normalize_images: None,
+            share_features_extractor: None,
             not_carried: Vec::new(),
         };
         let pickle = match f.get("policy_kwargs") {
@@ -101,6 +110,19 @@ impl PolicyKwargs {
             }
             "activation_fn" | "features_extractor_class" | "optimizer_class" => {
                 return Err(Self::wrong(key, &found, "a class"));
+            }
+            "normalize_images" => {
+                self.normalize_images = Some(value.as_bool().ok_or_else(|| Self::wrong(key, &found, "a boolean"))?)
+            }
+            "share_features_extractor" => {
+                self.share_features_extractor =
+                    Some(value.as_bool().ok_or_else(|| Self::wrong(key, &found, "a boolean"))?)
+            }
+            "features_extractor_kwargs" => {
+                let pairs = value.as_object().ok_or_else(|| Self::wrong(key, &found, "a dict"))?;
+                for (name, v) in pairs {
+                    self.extractor_kwarg(name, v.as_u64().map(|d| d as f64).or(v.as_f64()));
+                }
             }
             "optimizer_kwargs" => {
                 let pairs = value.as_object().ok_or_else(|| Self::wrong(key, &found, "a dict"))?;
@@ -153,16 +175,34 @@ impl PolicyKwargs {
                 }
             }
             "features_extractor_class" => {
-                let class = value.class().ok_or_else(|| Self::wrong(key, &found, "a class"))?;
-                if !class.ends_with("FlattenExtractor") {
-                    return Err(Problem(format!(
-                        "policy_kwargs.features_extractor_class `{class}`: only the flattening extractor has a counterpart"
-                    )));
+                self.extractor = Some(value.class().ok_or_else(|| Self::wrong(key, &found, "a class"))?);
+            }
+            "features_extractor_kwargs" => {
+                let pairs = value.pairs().ok_or_else(|| Self::wrong(key, &found, "a dict"))?;
+                for (k, v) in pairs {
+                    let name =
+                        k.str().ok_or_else(|| Self::wrong(key, "a dict with a key that is not a string", "a dict"))?;
+                    self.extractor_kwarg(name, v.float());
                 }
+            }
+            "normalize_images" => {
+                self.normalize_images = Some(value.bool().ok_or_else(|| Self::wrong(key, &found, "a boolean"))?)
+            }
+            "share_features_extractor" => {
+                self.share_features_extractor = Some(value.bool().ok_or_else(|| Self::wrong(key, &found, "a boolean"))?)
             }
             _ => self.flag_or_note(key, value.bool(), &found)?,
         }
         Ok(())
+    }
+
+    /// `features_extractor_kwargs.{name}`: the Nature CNN's `features_dim`, which the tensors
+    /// give too (checked against them); anything else is listed as not carried.
+    fn extractor_kwarg(&mut self, name: &str, value: Option<f64>) {
+        match (name, value) {
+            ("features_dim", Some(d)) if d >= 1.0 && d.fract() == 0.0 => self.features_dim = Some(d as usize),
+            _ => self.not_carried.push(format!("policy_kwargs.features_extractor_kwargs.{name} (headstart has no counterpart)")),
+        }
     }
 
     /// gSDE's flags must be headstart's; other keys are listed as not carried.
@@ -170,9 +210,8 @@ impl PolicyKwargs {
         let wanted = match key {
             "use_expln" | "squash_output" | "learn_features" => false,
             "full_std" => true,
-            // A flattening extractor has no weights to share, and there are no images here;
             // `use_sde` is read from `data` itself, where SB3 stores it too.
-            "share_features_extractor" | "normalize_images" | "use_sde" if flag.is_some() => return Ok(()),
+            "use_sde" if flag.is_some() => return Ok(()),
             "n_critics" => {
                 return match found.strip_prefix("the number ").map(str::parse::<f64>) {
                     Some(Ok(n)) if n == 2.0 => Ok(()),

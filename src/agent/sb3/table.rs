@@ -29,6 +29,10 @@ pub(super) struct Network {
     pub(super) head: Option<String>,
     /// A target network, which SB3 may leave out (then copied from its online network).
     pub(super) target: bool,
+    /// A `CnnPolicy`'s `NatureCNN` in front (`{extractor}.cnn.{2i}`, `{extractor}.linear.0`):
+    /// headstart's `{ours}.encoder.conv.{i}` and `{ours}.trunk.0`, the `Sequential`'s layers
+    /// following as `{ours}.trunk.{1 + i}`.
+    pub(super) extractor: Option<String>,
 }
 
 fn net(ours: &str, theirs: &str, head: Option<&str>) -> Network {
@@ -37,7 +41,13 @@ fn net(ours: &str, theirs: &str, head: Option<&str>) -> Network {
         theirs: theirs.into(),
         head: head.map(str::to_string),
         target: ours.contains("target"),
+        extractor: None,
     }
+}
+
+/// `network` behind the Nature CNN at `extractor`.
+fn cnn(network: Network, extractor: &str) -> Network {
+    Network { extractor: Some(extractor.into()), ..network }
 }
 
 /// The twin critics and their targets of SAC and TD3 (`critic.q{k}` is SB3's `critic.qf{k}`).
@@ -48,9 +58,19 @@ fn twin_critics() -> Vec<Network> {
         .collect()
 }
 
-/// Every network of `algo`'s policy under both names, in SB3's state-dict order.
-pub(super) fn networks(algo: Algo) -> Vec<Network> {
+/// Every network of `algo`'s policy under both names, in SB3's state-dict order; `image`: a
+/// `CnnPolicy`'s (PPO, A2C and DQN), whose networks read the Nature CNN first. A PPO's shared
+/// extractor is `features_extractor` too, the actor's (see [`super::cnn`]).
+pub(super) fn networks(algo: Algo, image: bool) -> Vec<Network> {
     match algo {
+        Algo::Ppo | Algo::A2c if image => vec![
+            cnn(net("actor", "mlp_extractor.policy_net", Some("action_net")), "pi_features_extractor"),
+            cnn(net("critic", "mlp_extractor.value_net", Some("value_net")), "vf_features_extractor"),
+        ],
+        Algo::Dqn if image => vec![
+            cnn(net("q", "q_net.q_net", None), "q_net.features_extractor"),
+            cnn(net("q_target", "q_net_target.q_net", None), "q_net_target.features_extractor"),
+        ],
         Algo::Ppo | Algo::A2c => vec![
             net("actor", "mlp_extractor.policy_net", Some("action_net")),
             net("critic", "mlp_extractor.value_net", Some("value_net")),

@@ -36,6 +36,51 @@ impl PickleWriter {
         self.op(op::REDUCE);
     }
 
+    /// An array of `shape`: `numpy.full(shape, value, dtype)` when every value is one, else
+    /// `numpy.reshape(numpy.array([...], dtype), shape)`.
+    pub(super) fn shaped_array(&mut self, values: &[f64], shape: &[usize], dtype: &str) {
+        if let Some(&first) = values.first()
+            && values.iter().all(|&v| v == first)
+        {
+            self.global("numpy", "full");
+            self.int_tuple(shape);
+            self.float(first);
+            self.string(dtype);
+            self.op(op::TUPLE3);
+        } else {
+            self.global("numpy", "reshape");
+            self.array(values, dtype);
+            self.int_tuple(shape);
+            self.op(op::TUPLE2);
+        }
+        self.op(op::REDUCE);
+    }
+
+    /// An image space (`Box` of shape `(channels, height, width)`, as SB3's `CnnPolicy` reads
+    /// it), of bytes (`uint8`) or of `float32`.
+    pub(super) fn image_space(&mut self, space: &Space, bytes: bool) {
+        let Space::Box { low, high, shape } = space else { return self.space(space) };
+        let dtype = if bytes { "uint8" } else { "float32" };
+        let wide = |v: &[f32]| v.iter().map(|&x| x as f64).collect::<Vec<_>>();
+        let finite = |v: &[f32]| v.iter().map(|x| f64::from(u8::from(x.is_finite()))).collect::<Vec<_>>();
+        self.object("gymnasium.spaces.box", "Box", |p| {
+            p.string("dtype");
+            p.dtype(dtype);
+            p.string("_shape");
+            p.int_tuple(shape);
+            for (name, values) in [("low", wide(low)), ("high", wide(high))] {
+                p.string(name);
+                p.shaped_array(&values, shape, dtype);
+            }
+            for (name, values) in [("bounded_below", finite(low)), ("bounded_above", finite(high))] {
+                p.string(name);
+                p.shaped_array(&values, shape, "bool");
+            }
+            p.string("_np_random");
+            p.op(op::NONE);
+        });
+    }
+
     /// `numpy.dtype(name)`.
     pub(super) fn dtype(&mut self, name: &str) {
         self.global("numpy", "dtype");

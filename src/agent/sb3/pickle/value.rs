@@ -147,6 +147,24 @@ impl<'a> Value<'a> {
             let args = self.args()?;
             let [data, dtype, shape, order] = args.as_slice() else { return None };
             (*shape, *dtype, *data, order.str()? == "F")
+        } else if class == "numpy.full" || class == "numpy.reshape" {
+            // What headstart's export writes for arrays of more than one dimension.
+            // `numpy.full(shape, value, dtype)`, `numpy.reshape(array, shape)`.
+            let args = self.args()?;
+            let (shape, fill, array) = match args.as_slice() {
+                [shape, fill, _dtype] if class == "numpy.full" => (*shape, Some(*fill), None),
+                [array, shape] if class == "numpy.reshape" => (*shape, None, Some(*array)),
+                _ => return None,
+            };
+            let shape: Vec<usize> =
+                shape.items()?.iter().map(|d| d.int().and_then(|v| usize::try_from(v).ok())).collect::<Option<_>>()?;
+            let count = shape.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d))?;
+            let values = match (fill, array) {
+                (Some(fill), _) => vec![fill.float().or_else(|| fill.bool().map(f64::from))?; count],
+                (_, Some(array)) => array.numpy_array()?.1,
+                _ => return None,
+            };
+            return (values.len() == count).then_some((shape, values));
         } else if class == "numpy.array" {
             // What headstart's export writes: `numpy.array([...], dtype)`, one dimension.
             let values: Vec<f64> = self.args()?.first()?.items()?.iter().map(|v| v.float()).collect::<Option<_>>()?;
