@@ -143,7 +143,7 @@ setup:
 
 ## The Gymnasium bridge's virtualenv: gymnasium 1.4.0 with MuJoCo (about 230 MB, 30 s), made
 ## with the Python that headstart embeds.
-setup-python: $(GYM)/.installed $(GYM)/.installed-minatar
+setup-python: $(GYM)/.installed $(GYM)/.installed-minatar $(GYM)/.installed-ale
 $(GYM)/.installed:
 	python3 -m venv $(GYM)
 	$(GYM)/bin/python -m pip install --quiet "gymnasium[mujoco]==1.4.0" numpy
@@ -153,12 +153,20 @@ $(GYM)/.installed:
 $(GYM)/.installed-minatar: $(GYM)/.installed
 	$(GYM)/bin/python -m pip install --quiet --no-deps minatar==1.0.15
 	touch $@
+# The Arcade Learning Environment with its ROMs (ale-py ships them; 3 MB), for `gym:ALE/...`.
+$(GYM)/.installed-ale: $(GYM)/.installed
+	$(GYM)/bin/python -m pip install --quiet ale-py==0.12.1
+	touch $@
 
 ## A Python environment with the peers the benchmarks compare against.
-peers: $(PEERS)/.installed-sb3-mujoco
+peers: $(PEERS)/.installed-sb3-mujoco $(PEERS)/.installed-atari
 $(PEERS)/.installed-sb3-mujoco:
 	python3 -m venv $(PEERS)
 	$(PEERS)/bin/python -m pip install --quiet "gymnasium[mujoco]==1.4.0" numpy torch==2.13.0 stable-baselines3==2.9.2
+	touch $@
+# SB3's Atari wrappers need the ALE and OpenCV (tests/sb3/make_cnn_fixtures.py, the Atari checks).
+$(PEERS)/.installed-atari: $(PEERS)/.installed-sb3-mujoco
+	$(PEERS)/bin/python -m pip install --quiet ale-py==0.12.1 opencv-python-headless==5.1.0.95
 	touch $@
 
 clean-libtorch:

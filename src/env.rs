@@ -20,6 +20,7 @@
 //!
 //! Environments never touch tensors: agents turn observations into tensors in batches.
 
+pub mod atari;
 pub mod check;
 pub mod classic;
 mod error;

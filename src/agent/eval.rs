@@ -88,9 +88,13 @@ pub fn evaluate_on<'e, E: DerefMut<Target = dyn Env + 'e>>(
         let mut finished = Vec::new();
         for (k, ((lane, episode, o), action)) in active.iter_mut().zip(&actions).enumerate() {
             let step = envs[*lane].step(action)?;
-            returns[*episode] += step.reward;
+            // Wrappers that shape training (Atari's clipped rewards and episodic lives) report
+            // the raw reward, and whether the game went on: an evaluation plays whole games.
+            returns[*episode] += step.info.get("raw_reward").unwrap_or(step.reward);
             if !step.done() {
                 *o = step.obs;
+            } else if step.info.get("game_over") == Some(0.0) {
+                (*o, _) = envs[*lane].reset(None)?;
             } else if next < episodes {
                 (*o, _) = envs[*lane].reset(Some(seed.wrapping_add(next as u64)))?;
                 *episode = next;

@@ -42,6 +42,10 @@ pub enum Transform {
     /// `(h, w, c·n)`, a vector of `d` values `d·n` values. A new episode starts from zeros with
     /// its first observation last.
     FrameStack(usize),
+    /// The standard Atari preprocessing over an ALE game (SB3's `AtariWrapper`: noop reset,
+    /// frame skip with max-pool, episodic life, 84x84 grey, clipped reward; see
+    /// [`super::atari`]). First in the list when present.
+    Atari(super::atari::AtariConfig),
 }
 
 impl std::fmt::Display for Transform {
@@ -72,8 +76,14 @@ pub struct Transformed {
 
 impl Transformed {
     /// Wraps `inner`; `env` names it in errors.
-    pub fn new(inner: Box<dyn Env>, transforms: Vec<Transform>, env: &str) -> Result<Self, EnvError> {
+    pub fn new(mut inner: Box<dyn Env>, transforms: Vec<Transform>, env: &str) -> Result<Self, EnvError> {
         let invalid = |message: String| EnvError::InvalidParams { env: env.to_string(), message };
+        if let Some(Transform::Atari(config)) = transforms.first() {
+            inner = Box::new(super::atari::Atari::new(inner, config.clone(), env)?);
+        }
+        if transforms.iter().skip(1).any(|t| matches!(t, Transform::Atari(_))) {
+            return Err(invalid("Atari(..) reads the game's screens: it must come first among the transforms".into()));
+        }
         let mut obs_space = inner.observation_space().clone();
         let action_space = inner.action_space().clone();
         let mut action_perm: Option<Vec<usize>> = None;
@@ -122,6 +132,7 @@ impl Transformed {
                     obs_space = Space::bounded(low, high);
                     noise = Some(Normal::new(0.0, *std).expect("std checked"));
                 }
+                Transform::Atari(_) => {}
                 Transform::ScaleReward(factor) => {
                     if !factor.is_finite() {
                         return Err(invalid(format!("ScaleReward({factor}) must be finite")));
@@ -193,7 +204,7 @@ impl Transformed {
                     self.frames.push_back(obs);
                     obs = self.stacked();
                 }
-                Transform::PermuteActions(_) | Transform::ScaleReward(_) => {}
+                Transform::PermuteActions(_) | Transform::ScaleReward(_) | Transform::Atari(_) => {}
             }
         }
         Ok(obs)

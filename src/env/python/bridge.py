@@ -8,7 +8,17 @@ def split(id):
     module, _, name = id.rpartition(":")
     if module:
         __import__(module)
+    elif name.startswith("ALE/") or "NoFrameskip" in name:
+        import ale_py  # registers the Atari games (ale-py ships their ROMs)
     return name
+
+def optional_int(p):
+    """A keyword argument `int | None = None` (ALE's `mode` and `difficulty`): an int whose 0
+    leaves the choice to the environment (headstart passes only values that differ from it)."""
+    text = str(p.annotation)
+    return p.default is None and ("int" in text) and all(
+        t.strip() in ("int", "None", "Optional[int]", "typing.Optional[int]", "<class 'int'>")
+        for t in text.replace("|", ",").split(","))
 
 def kwargs_of(name):
     """The constructor's int, float and bool keyword arguments as (name, default, kind, low, high),
@@ -36,6 +46,8 @@ def kwargs_of(name):
                                            ", ".join(sorted(numeric)) or "none"))
     for p in params:
         d = spec.kwargs.get(p.name, p.default)
+        if d is None and optional_int(p):
+            d = 0
         if isinstance(d, bool):
             kind = "bool"
         elif isinstance(d, int):

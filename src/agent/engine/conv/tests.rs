@@ -21,6 +21,7 @@ fn table(image: (usize, usize, usize), rng: &mut StdRng) -> (Net, Vec<f32>) {
         offset - n
     };
     let ops = vec![
+        Op::Divide(3.0),
         Op::Conv { weight: take(first.patch() * 6), bias: take(6), conv: first },
         Op::Act(Activation::Relu),
         Op::Conv { weight: take(second.patch() * 5), bias: take(5), conv: second },
@@ -112,6 +113,7 @@ fn convolutional_passes_match_libtorch() {
                 h.conv2d(&slice(weight, &[o, c, k, k]), Some(&slice(bias, &[o])), [s, s], [0, 0], [1, 1], 1)
             }
             Op::Flatten(_) => h.flatten(1, -1),
+            Op::Divide(d) => h / f64::from(d),
             Op::Linear { weight, bias, inputs, outputs } => {
                 h.linear(&slice(weight, &[outputs as i64, inputs as i64]), Some(&slice(bias, &[outputs as i64])))
             }
