@@ -141,6 +141,42 @@ fn a2c_td3_and_a_split_ppo_compute_what_sb3_computed() {
     compare_with_sb3(&Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sb3"));
 }
 
+/// The CNN PPO in an RL Zoo folder whose `config.yml` names the Zoo's Atari wrappers: the model's
+/// environment wears headstart's `Atari` transform and a stack of four frames, and (with the
+/// bridge) the policy plays a whole game of Breakout through them.
+fn zoo_atari_folder(cnn: &Path) {
+    let dir = std::env::temp_dir().join(format!("headstart-sb3-zoo-atari-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::copy(cnn.join("ppo-BreakoutNoFrameskip-v4.zip"), dir.join("BreakoutNoFrameskip-v4.zip")).unwrap();
+    let config = "!!python/object/apply:collections.OrderedDict\n- - - env_wrapper\n    - - stable_baselines3.common.atari_wrappers.AtariWrapper\n  - - frame_stack\n    - 4\n  - - policy\n    - CnnPolicy\n";
+    std::fs::write(dir.join("config.yml"), config).unwrap();
+    let model = sb3::read(&dir).unwrap();
+    let atari = headstart::env::atari::AtariConfig::zoo();
+    let stack = [headstart::env::Transform::Atari(atari.clone()), headstart::env::Transform::FrameStack(4)];
+    assert_eq!(model.transforms, stack);
+    let registry = Registry::builtin();
+    let spec = model.env_spec(&registry).unwrap();
+    assert_eq!((spec.id.as_str(), spec.transforms.as_slice()), ("gym:BreakoutNoFrameskip-v4", &stack[..]));
+    // A stack of 3 cannot be the model's 4 channels.
+    std::fs::write(dir.join("config.yml"), config.replace("- 4", "- 3")).unwrap();
+    assert!(sb3::read(&dir).unwrap_err().to_string().contains("frame_stack: 3"));
+    #[cfg(feature = "python")]
+    {
+        // The fixture was trained on 36x36 screens (the Zoo's own are 84x84, which it refuses).
+        let env = registry.make(&spec).unwrap();
+        let e = model.check_env(env.as_ref(), &spec).unwrap_err().to_string();
+        assert!(e.contains("shape=(36, 36, 4)") && e.contains("shape=(84, 84, 4)") && e.len() < 600, "{e}");
+        let small = headstart::env::atari::AtariConfig { screen_size: 36, ..atari };
+        let spec = EnvSpec { transforms: vec![headstart::env::Transform::Atari(small), stack[1].clone()], ..spec };
+        let mut env = registry.make(&spec).unwrap();
+        model.check_env(env.as_ref(), &spec).unwrap();
+        let agent = model.agent(0).unwrap();
+        let stats = headstart::agent::evaluate(agent.as_ref(), env.as_mut(), 1, true, 3).unwrap();
+        assert!(stats.returns[0] >= 0.0 && stats.returns[0].fract() == 0.0, "{:?}", stats.returns);
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}
+
 /// SB3 `CnnPolicy` models (PPO with its shared extractor, DQN) on stacked Atari frames, made by
 /// SB3 2.9.2 for this test (`tests/sb3/make_cnn_fixtures.py`): imported with the Nature CNN as
 /// their encoder, channel-last, bytes divided by 255, they compute what SB3 computed on the
@@ -149,6 +185,7 @@ fn a2c_td3_and_a_split_ppo_compute_what_sb3_computed() {
 fn cnn_policies_compute_what_sb3_computed() {
     let folder = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sb3/cnn");
     compare_with_sb3(&folder);
+    zoo_atari_folder(&folder);
     for name in ["ppo", "dqn"] {
         let model = sb3::read(&folder.join(format!("{name}-BreakoutNoFrameskip-v4.zip"))).unwrap();
         let net = model.config.net();
@@ -438,7 +475,7 @@ fn what_headstart_cannot_represent_is_refused_by_name() {
         &copy(Some("  - - env_wrapper\n    - sb3_contrib.common.wrappers.TimeFeatureWrapper\n"), false),
         &["config.yml", "env_wrapper"],
     );
-    refused(&copy(Some("  - - frame_stack\n    - 4\n"), false), &["frame_stack"]);
+    refused(&copy(Some("  - - frame_stack\n    - 4\n"), false), &["frame_stack: 4", "not 4 frames"]);
     refused(&copy(Some("  - - policy\n    - CnnPolicy\n"), false), &["CnnPolicy"]);
     refused(&copy(None, true), &["normalize", "vec_normalize.pkl"]);
     // Two models in one folder: which one is meant is not guessed.

@@ -38,6 +38,13 @@ pub fn get(algo: Algo, env_id: &str) -> Option<Preset> {
     all(algo).remove(env_id)
 }
 
+/// Whether `env_id` names an Arcade Learning Environment game (`gym:ALE/Breakout-v5`,
+/// `gym:BreakoutNoFrameskip-v4`), whose presets are the Zoo's `atari`.
+pub fn is_atari(env_id: &str) -> bool {
+    let name = env_id.rsplit(':').next().unwrap_or(env_id);
+    name.starts_with("ALE/") || name.contains("NoFrameskip-v")
+}
+
 /// Hyperparameters chosen by the one precedence every command follows: an explicit `config`,
 /// else the named `preset` (an error if the Zoo has none), else the preset of `env_id`, else
 /// the algorithm's defaults.
@@ -89,7 +96,7 @@ pub fn resolve(
         }
         return Ok(Resolved { config, steps: None, origin });
     }
-    let id = preset.unwrap_or(env_id);
+    let id = preset.unwrap_or(if is_atari(env_id) { "atari" } else { env_id });
     match get(algo, id) {
         Some(found) => Ok(Resolved {
             config: found.config,

@@ -112,6 +112,8 @@ pub struct Model {
     pub env_id: Option<String>,
     /// The Zoo's `env_kwargs.yml`.
     pub env_kwargs: BTreeMap<String, f64>,
+    /// The Zoo's `env_wrapper` and `frame_stack` (`config.yml`) as headstart's transforms.
+    pub transforms: Vec<crate::env::Transform>,
     /// `num_timesteps`.
     pub steps: u64,
     /// The `.zip` read.
@@ -176,11 +178,12 @@ impl Model {
     }
 
     /// The environment the model names: the id in its file name (a headstart port when
-    /// `registry` has one, else `gym:<id>`) with the Zoo's `env_kwargs.yml`.
+    /// `registry` has one, else `gym:<id>`) with the Zoo's `env_kwargs.yml` and wrappers.
     pub fn env_spec(&self, registry: &Registry) -> Option<EnvSpec> {
         let id = self.env_id.as_ref()?;
         let mut spec = EnvSpec::new(if registry.entry(id).is_ok() { id.clone() } else { format!("gym:{id}") });
         spec.params.extend(self.env_kwargs.clone());
+        spec.transforms.clone_from(&self.transforms);
         Some(spec)
     }
 
@@ -205,7 +208,7 @@ impl Model {
                 return Err(Sb3Error::new(
                     &self.source,
                     None,
-                    format!("the model's {what} space {theirs:?} is not {spec}'s {ours:?}"),
+                    format!("the model's {what} space {theirs} is not {spec}'s {ours}"),
                 ));
             }
         }

@@ -72,6 +72,15 @@ impl Default for AtariConfig {
     }
 }
 
+impl AtariConfig {
+    /// SB3's `AtariWrapper()` as the RL Zoo applies it: the defaults, and FIRE after resets
+    /// (which SB3 presses where the game's action 1 is FIRE, as in nearly every game: set
+    /// `fire_reset: false` for those without it, such as Freeway).
+    pub fn zoo() -> Self {
+        AtariConfig { fire_reset: true, ..AtariConfig::default() }
+    }
+}
+
 /// An ALE game wearing the preprocessing.
 pub struct Atari {
     inner: Box<dyn Env>,

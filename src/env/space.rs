@@ -249,7 +249,12 @@ impl fmt::Display for Space {
             Space::Discrete { n } => write!(f, "Discrete({n})"),
             Space::Box { low, high, shape } => {
                 let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
-                write!(f, "Box(low={low:?}, high={high:?}, shape=({}))", dims.join(", "))
+                // Bounds alike for every value (images) are written once, as Gymnasium does.
+                let bound = |b: &[f32]| match b {
+                    [first, rest @ ..] if !rest.is_empty() && rest.iter().all(|v| v == first) => format!("{first:?}"),
+                    _ => format!("{b:?}"),
+                };
+                write!(f, "Box(low={}, high={}, shape=({}))", bound(low), bound(high), dims.join(", "))
             }
         }
     }

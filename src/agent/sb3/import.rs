@@ -421,6 +421,7 @@ pub fn read_with(path: &Path, options: &ReadOptions) -> Result<Model, Sb3Error> 
         ret_rms: None,
         env_id: zoo::guess_env_id(&files.zip),
         env_kwargs: BTreeMap::new(),
+        transforms: Vec::new(),
         steps,
         source: files.zip.clone(),
         sha256,

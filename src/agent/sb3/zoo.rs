@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 use super::pickle;
 use super::{Model, Problem, Sb3Error, Statistics};
 use crate::agent::AgentConfig;
+use crate::env::Transform;
+use crate::env::atari::AtariConfig;
 
 /// Where the parts of a model lie: the zip, and in a Zoo folder the files beside it.
 pub(super) struct Files {
@@ -159,16 +161,27 @@ pub(super) fn check_zoo_config(path: &Path, model: &mut Model) -> Result<(), Sb3
     let fail = |m: String| Sb3Error::new(path, None, m);
     let text = std::fs::read_to_string(path).map_err(|e| fail(e.to_string()))?;
     let pairs = yaml_pairs(&text).map_err(|p| fail(p.0))?;
+    let (mut wrapper, mut stack) = (None, None);
     for (key, value) in pairs {
         let value = value.trim().trim_matches('\'').trim_matches('"');
+        let set = !matches!(value, "" | "null" | "None" | "~");
         match key.as_str() {
-            "env_wrapper" | "frame_stack" | "vec_env_wrapper" if !matches!(value, "" | "null" | "None" | "~") => {
+            // SB3's AtariWrapper with its defaults, alone (as the Zoo's Atari presets name it).
+            "env_wrapper" if set && atari_wrapper(value) => wrapper = Some(Transform::Atari(AtariConfig::zoo())),
+            "frame_stack" if set => match value.parse::<usize>() {
+                Ok(n) if n >= 2 => stack = Some(Transform::FrameStack(n)),
+                _ => return Err(fail(format!("`frame_stack: {value}`: not a number of frames (2 or more)"))),
+            },
+            "env_wrapper" | "vec_env_wrapper" if set => {
                 return Err(fail(format!(
-                    "`{key}: {value}`: wrappers and frame stacks have no counterpart in headstart"
+                    "`{key}: {value}`: of the wrappers, headstart carries SB3's AtariWrapper with its defaults alone"
                 )));
             }
-            "policy" if value != "MlpPolicy" => {
-                return Err(fail(format!("`policy: {value}`: only MlpPolicy models are imported")));
+            "policy" if !matches!(value, "MlpPolicy" | "CnnPolicy") => {
+                return Err(fail(format!("`policy: {value}`: MlpPolicy and CnnPolicy models are imported")));
+            }
+            "policy" if (value == "CnnPolicy") != model.config.net().encoder.is_some() => {
+                return Err(fail(format!("`policy: {value}`, but the model beside it is not one")));
             }
             "normalize"
                 if !matches!(value, "false" | "False") && model.obs_rms.is_none() && model.ret_rms.is_none() =>
@@ -180,7 +193,26 @@ pub(super) fn check_zoo_config(path: &Path, model: &mut Model) -> Result<(), Sb3
             _ => {}
         }
     }
+    if let Some(Transform::FrameStack(n)) = stack {
+        let last = match &model.observation_space {
+            crate::env::Space::Box { shape, .. } => shape.last().copied().unwrap_or(1),
+            crate::env::Space::Discrete { .. } => 1,
+        };
+        if last % n != 0 {
+            return Err(fail(format!(
+                "`frame_stack: {n}`, but the model's observations hold {last} values along their last axis, not {n} frames"
+            )));
+        }
+    }
+    model.transforms = wrapper.into_iter().chain(stack).collect();
     Ok(())
+}
+
+/// `env_wrapper` naming SB3's `AtariWrapper` alone, without arguments (the YAML list of one
+/// class name, as the Zoo writes it).
+fn atari_wrapper(value: &str) -> bool {
+    let names = ["stable_baselines3.common.atari_wrappers.AtariWrapper"];
+    names.iter().any(|n| value == *n || value == format!("Array([String(\"{n}\")])"))
 }
 
 pub(super) fn read_env_kwargs(path: &Path) -> Result<BTreeMap<String, f64>, Sb3Error> {
