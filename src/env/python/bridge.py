@@ -10,7 +10,14 @@ def split(id):
         __import__(module)
     elif name.startswith("ALE/") or "NoFrameskip" in name:
         import ale_py  # registers the Atari games (ale-py ships their ROMs)
+    elif minigrid_id(name):
+        import os
+        os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")  # pygame greets on stdout
+        import minigrid  # registers MiniGrid-* and BabyAI-*
     return name
+
+def minigrid_id(name):
+    return name.startswith("MiniGrid-") or name.startswith("BabyAI-")
 
 def optional_int(p):
     """A keyword argument `int | None = None` (ALE's `mode` and `difficulty`): an int whose 0
@@ -99,6 +106,11 @@ def make(id, values, texts, max_episode_steps):
     if max_episode_steps is not None:
         kw["max_episode_steps"] = max_episode_steps
     env = gym.make(name, **kw)
+    if minigrid_id(name) and isinstance(env.observation_space, gym.spaces.Dict):
+        # MiniGrid observes a dict (the egocentric image, the direction, the mission's text):
+        # headstart reads the image, as MiniGrid's own ImgObsWrapper gives it.
+        from minigrid.wrappers import ImgObsWrapper
+        env = ImgObsWrapper(env)
     physics = {k: v for k, v in values.items() if k in PHYSICS or k.startswith("mass.")}
     if physics:
         apply_physics(env, physics)
