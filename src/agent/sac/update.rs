@@ -265,13 +265,27 @@ mod tests {
     }
 
     /// The hand-written step's gradients equal autograd's on the same batch and noise, for the
-    /// entropy coefficient, both critics and the actor (with a distillation teacher, and a `log σ`
-    /// head whose clamp cuts some rows off), with three action dimensions.
+    /// entropy coefficient, both critics and the actor (with a distillation teacher), with three
+    /// action dimensions; every action away from tanh's saturation, so that the two sides' last
+    /// bits of tanh do not matter.
     #[test]
-    #[ignore = "flaky (about one run in five, December 2026): autograd's actor gradient varies between runs of \
-                the same inputs where log σ saturates, by up to 0.01 against a 4e-5 tolerance; run it with \
-                `cargo test --lib -- --ignored manual_gradients`"]
     fn manual_gradients_match_autograd() {
+        gradients_match(-1.0, 2e-5);
+    }
+
+    /// The same with a `log σ` head whose clamp cuts some rows off. Such rows have σ above e²:
+    /// their actions saturate tanh, where log π's squash term `ln(1 - a² + 1e-6)` is so
+    /// ill-conditioned that one ULP between the engine's tanh and libtorch's (which differs with
+    /// the CPU's vector width) moves the actor's gradient by up to 1e-2 of its scale (measured
+    /// 1e-3 to 1e-2 on 3 of 12 perturbations); a wrong term moves it by its whole scale.
+    #[test]
+    fn manual_gradients_match_autograd_where_log_sigma_is_clamped() {
+        gradients_match(1.9, 2e-2);
+    }
+
+    /// Fills `actor.log_std.bias` with `log_std_bias` and compares every gradient (the actor's
+    /// within `actor_tolerance` of its scale).
+    fn gradients_match(log_std_bias: f64, actor_tolerance: f64) {
         let _alone = crate::agent::engine::testing::libtorch_alone();
         let obs_space = Space::bounded(vec![-5.0; 5], vec![5.0; 5]);
         let action_space = Space::bounded(vec![-2.0; 3], vec![1.0; 3]);
@@ -290,12 +304,16 @@ mod tests {
         // test's inputs (and its error) depend on their timing.
         crate::agent::nn::with_seed(11, || {
         tch::no_grad(|| {
-            for (name, mut p) in sac.vs.variables() {
+            // In the order of their names: `variables()` is a hash map, whose order changes from
+            // run to run, and with it which parameter each perturbation lands on.
+            let mut variables: Vec<_> = sac.vs.variables().into_iter().collect();
+            variables.sort_by(|a, b| a.0.cmp(&b.0));
+            for (name, mut p) in variables {
                 if name.starts_with("actor.") {
                     let _ = p.g_add_(&(p.randn_like() * 0.1));
                 }
                 if name == "actor.log_std.bias" {
-                    let _ = p.fill_(1.9);
+                    let _ = p.fill_(log_std_bias);
                 }
             }
         });
@@ -308,7 +326,10 @@ mod tests {
         sac.rng = before;
         let sampled = sac.sample(&batch.obs);
         let clamped = pi.in_range.iter().filter(|ok| !**ok).count();
-        assert!(clamped > 0 && clamped < pi.in_range.len(), "{clamped} of the log σ clamped");
+        match log_std_bias > 0.0 {
+            true => assert!(clamped > 0 && clamped < pi.in_range.len(), "{clamped} of the log σ clamped"),
+            false => assert!(pi.actions.iter().all(|a| 1.0 - a * a > 1e-3), "an action saturates tanh"),
+        }
         // log π's squash term `ln(1 - a² + 1e-6)` is ill-conditioned where `tanh` saturates (its
         // slope reaches 1e6): one ULP between the engine's `tanh` and libtorch's (whose vector
         // and scalar paths split a tensor differently with the thread count that concurrent
@@ -351,7 +372,7 @@ mod tests {
         let loss = sac.actor_loss(&batch.obs, &sampled, &tch::Tensor::from_slice(&[alpha]));
         sac.actor_opt.compute_gradients(&loss);
         sac.set_critics_trainable(true);
-        max_error(&manual, sac.actor_opt.gradients(), "actor");
+        within(&manual, sac.actor_opt.gradients(), "actor", actor_tolerance);
         assert!(sac.distill_loss(&batch.obs).is_some(), "the distillation term took part");
         });
     }
