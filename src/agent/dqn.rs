@@ -164,7 +164,13 @@ impl Dqn {
         let target = FlatParams::new(sorted_variables(&target_vs));
         let net = opt.params().mlp("q", &cfg.net).expect("the network's parameters");
         let target_net = target.mlp("q_target", &cfg.net).expect("the target's parameters");
-        let buffer = ReplayBuffer::new(cfg.buffer_size, obs_dim, 1);
+        // Images of bytes (and grids of 0 and 1) take a quarter of the memory as bytes.
+        let bytes = matches!(obs_space, Space::Box { low, high, .. }
+            if low.iter().chain(high).all(|&v| (0.0..=255.0).contains(&v)));
+        let buffer = match bytes {
+            true => ReplayBuffer::for_bytes(cfg.buffer_size, obs_dim, 1),
+            false => ReplayBuffer::new(cfg.buffer_size, obs_dim, 1),
+        };
         let mut dqn = Dqn {
             action_space: action_space.clone(),
             seed,

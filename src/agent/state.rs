@@ -274,7 +274,7 @@ impl TrainingPart for ReplayBuffer {
     fn save_training(&self, name: &str, out: &mut Vec<(String, Tensor)>) {
         let (arrays, len, pos) = self.ring();
         for (part, values) in ["obs", "actions", "rewards", "next_obs", "dones"].into_iter().zip(arrays) {
-            out.push((format!("{name}.{part}"), Tensor::from_slice(values)));
+            out.push((format!("{name}.{part}"), Tensor::from_slice(&values)));
         }
         out.push((format!("{name}.ring"), Tensor::from_slice(&[len as i64, pos as i64])));
     }
