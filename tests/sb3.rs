@@ -177,6 +177,16 @@ fn zoo_atari_folder(cnn: &Path) {
     std::fs::remove_dir_all(&dir).ok();
 }
 
+/// An encoder SB3's `CnnPolicy` has no counterpart for (MinAtar's one convolution) is refused
+/// by name on export, not written as a Nature CNN it is not.
+#[test]
+fn an_encoder_other_than_the_nature_cnn_is_not_exported() {
+    let policy = Path::new(env!("CARGO_MANIFEST_DIR")).join("policies/minatar-breakout-dqn");
+    let out = std::env::temp_dir().join(format!("headstart-minatar-export-{}.zip", std::process::id()));
+    let e = sb3::export(&policy, &out).unwrap_err().to_string();
+    assert!(e.contains("MinAtar") && e.contains("encoder: Nature") && !out.exists(), "{e}");
+}
+
 /// SB3 `CnnPolicy` models (PPO with its shared extractor, DQN) on stacked Atari frames, made by
 /// SB3 2.9.2 for this test (`tests/sb3/make_cnn_fixtures.py`): imported with the Nature CNN as
 /// their encoder, channel-last, bytes divided by 255, they compute what SB3 computed on the
