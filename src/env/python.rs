@@ -166,7 +166,7 @@ pub fn describe_env(id: &str) -> Result<Described, EnvError> {
 }
 
 /// The range and meaning of a constructor keyword argument of Python type `kind` (`int`,
-/// `float`, `bool`), within `[lo, hi]` where the environment declares bounds (`param_bounds`).
+/// `float`, `bool`; `int?` for `int | None = None`, such as ALE's `mode`), within `[lo, hi]` where the environment declares bounds (`param_bounds`).
 fn kwarg_bound(kind: &str, lo: Option<f64>, hi: Option<f64>) -> (Range, &'static str) {
     let (lo, hi) = (lo.unwrap_or(f64::NEG_INFINITY), hi.unwrap_or(f64::INFINITY));
     let bounded = lo.is_finite() || hi.is_finite();
@@ -174,6 +174,7 @@ fn kwarg_bound(kind: &str, lo: Option<f64>, hi: Option<f64>) -> (Range, &'static
         "bool" => (Range::Flag, "a bool keyword argument of the environment's constructor"),
         "int" if bounded => (Range::WholeWithin(lo, hi), "an int keyword argument of the environment's constructor"),
         "int" => (Range::Whole, "an int keyword argument of the environment's constructor"),
+        "int?" => (Range::Whole, "an int keyword argument of the environment's constructor (0: the environment's own choice)"),
         _ if bounded => (Range::Within(lo, hi), "a float keyword argument of the environment's constructor"),
         _ => (Range::Finite, "a float keyword argument of the environment's constructor"),
     }

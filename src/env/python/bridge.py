@@ -53,12 +53,13 @@ def kwargs_of(name):
                                            ", ".join(sorted(numeric)) or "none"))
     for p in params:
         d = spec.kwargs.get(p.name, p.default)
-        if d is None and optional_int(p):
+        optional = d is None and optional_int(p)
+        if optional:
             d = 0
         if isinstance(d, bool):
             kind = "bool"
         elif isinstance(d, int):
-            kind = "int"
+            kind = "int?" if optional else "int"
         elif isinstance(d, float):
             kind = "float"
         elif isinstance(d, str):
@@ -99,7 +100,7 @@ def make(id, values, texts, max_episode_steps):
     name = split(id)
     _, kwargs, _ = kwargs_of(name)
     kinds = {n: kind for n, _, kind, _, _ in kwargs}
-    convert = {"int": int, "bool": bool, "float": float}
+    convert = {"int": int, "int?": int, "bool": bool, "float": float}
     # headstart checked every value against its kind (a whole number for an int, 0 or 1 for a bool).
     kw = {k: convert[kinds[k]](v) for k, v in values.items() if k in kinds}
     kw.update({k: str(v) for k, v in texts.items()})  # headstart checked the names against the str kwargs
