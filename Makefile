@@ -115,8 +115,8 @@ minatar-learning: setup
 	.ci/minatar-learning.sh
 
 ## PPO with the RL Zoo's Atari preset on Breakout through the ALE (envs/atari-breakout.ron),
-## 100 000 agent steps, seeds 0-2 (ATARI_SEEDS="0 1 2"): 30 whole games of each policy against a
-## random policy's 100 (about 50 minutes on two cores; target/atari-learning).
+## 1 million agent steps (ATARI_STEPS), seeds 0 and 1 (ATARI_SEEDS="0 1"): 30 whole games of
+## each policy against a random policy's 100 (about 4 hours on two cores; target/atari-learning).
 atari-learning: setup setup-python
 	$(CARGO) build --release --quiet $(FEATURES)
 	.ci/atari-learning.sh
