@@ -150,7 +150,7 @@ setup:
 
 ## The Gymnasium bridge's virtualenv: gymnasium 1.4.0 with MuJoCo (about 230 MB, 30 s), made
 ## with the Python that headstart embeds.
-setup-python: $(GYM)/.installed $(GYM)/.installed-minatar $(GYM)/.installed-ale $(GYM)/.installed-minigrid
+setup-python: $(GYM)/.installed $(GYM)/.installed-minatar $(GYM)/.installed-ale $(GYM)/.installed-minigrid $(GYM)/.installed-tensorboard
 $(GYM)/.installed:
 	python3 -m venv $(GYM)
 	$(GYM)/bin/python -m pip install --quiet "gymnasium[mujoco]==1.4.0" numpy
@@ -163,6 +163,10 @@ $(GYM)/.installed-minatar: $(GYM)/.installed
 # The Arcade Learning Environment with its ROMs (ale-py ships them; 3 MB), for `gym:ALE/...`.
 $(GYM)/.installed-ale: $(GYM)/.installed
 	$(GYM)/bin/python -m pip install --quiet ale-py==0.12.1
+	touch $@
+# TensorBoard itself, which tests/tensorboard.rs reads headstart's event files with.
+$(GYM)/.installed-tensorboard: $(GYM)/.installed
+	$(GYM)/bin/python -m pip install --quiet tensorboard==2.21.0
 	touch $@
 # MiniGrid (pure Python, with pygame-ce, which it imports: 13 MB), for `gym:MiniGrid-...`.
 $(GYM)/.installed-minigrid: $(GYM)/.installed

@@ -14,6 +14,7 @@ mod new;
 mod sb3;
 mod sequence;
 mod study;
+mod tensorboard;
 mod transfer;
 mod watch;
 

@@ -2,6 +2,8 @@
 //! errors that name their path, file-safe names and SHA-256. This module depends on nothing else
 //! in the crate.
 
+pub mod tensorboard;
+
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;

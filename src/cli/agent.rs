@@ -98,6 +98,10 @@ pub(crate) struct TrainArgs {
     /// `objective: Rnd(...)` or `Diayn(...)` [default: the configuration's].
     #[arg(long, value_parser = ["reward", "rnd", "diayn"], conflicts_with = "resume")]
     objective: Option<String>,
+    /// Write TensorBoard event files into DIR/<the output folder's name> (episode returns and
+    /// lengths, their running means, steps a second, the evaluation).
+    #[arg(long, value_name = "DIR")]
+    tensorboard: Option<PathBuf>,
 }
 
 #[derive(clap::Args)]
@@ -183,13 +187,19 @@ pub(super) fn train_and_save(
     eval_episodes: usize,
     quiet: bool,
     out: &std::path::Path,
+    tensorboard: Option<&std::path::Path>,
 ) -> Result<Finished> {
     let interrupted = super::interrupt_flag(None);
     let bar = crate::util::progress(session.total(), quiet, "steps, {per_sec}");
     let start_steps = session.agent().steps();
     bar.set_position(start_steps);
+    let run = out.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "run".into());
+    let mut log = tensorboard.map(|dir| super::tensorboard::TrainLog::create(dir, &run, start_steps)).transpose()?;
     let mut recent: std::collections::VecDeque<f64> = Default::default();
     let mut on_event = |event: Event<'_>| {
+        if let Some(log) = &mut log {
+            log.event(&event);
+        }
         match event {
             Event::Episode { episode, .. } => {
                 recent.push_back(episode.ret);
@@ -230,6 +240,9 @@ pub(super) fn train_and_save(
     } else {
         None
     };
+    if let Some(log) = &mut log {
+        log.finish(session.agent().steps(), eval.as_ref());
+    }
     session.save(eval.clone(), super::produced_by(), out)?;
     Ok(Finished { outcome, eval, seconds })
 }
@@ -314,7 +327,7 @@ pub(super) fn train(registry: &Registry, args: &TrainArgs) -> Result<()> {
             None => session.curve = curve,
         }
     }
-    let Finished { outcome, eval, seconds } = train_and_save(registry, &mut session, args.eval_episodes, args.quiet, &out)?;
+    let Finished { outcome, eval, seconds } = train_and_save(registry, &mut session, args.eval_episodes, args.quiet, &out, args.tensorboard.as_deref())?;
     if args.policy_only && outcome == Outcome::Finished {
         if let Some(buffer) = session.agent_mut().replay_mut() {
             buffer.clear();

@@ -47,6 +47,10 @@ pub(crate) struct TransferArgs {
     threads: i32,
     #[arg(long, short)]
     quiet: bool,
+    /// Write TensorBoard event files into DIR/<the output folder's name> (as `train`; not with
+    /// `--watch`).
+    #[arg(long, value_name = "DIR")]
+    tensorboard: Option<PathBuf>,
     /// Watch for collapse: evaluate every `--watch-every` steps on the zero-shot evaluation's
     /// episodes and warn when the return falls significantly below the zero-shot return (the
     /// rule: README, "Collapse watch").
@@ -172,7 +176,7 @@ pub(super) fn transfer(registry: &Registry, args: &TransferArgs) -> Result<()> {
         _ => {
             let mut session = Session::new(registry, &task, agent.as_mut(), total)?;
             let super::agent::Finished { outcome, eval, seconds } =
-                super::agent::train_and_save(registry, &mut session, args.eval_episodes, args.quiet, &out)?;
+                super::agent::train_and_save(registry, &mut session, args.eval_episodes, args.quiet, &out, args.tensorboard.as_deref())?;
             println!("learning curve on {target} (mean training return per window):");
             println!("  {:>10}  {:>10}  episodes", "step", "return");
             for (step, mean, n) in session.curve.binned(total, 10) {

@@ -133,7 +133,7 @@ pub(super) fn run(
             );
             let mut agent = rebuild(true)?;
             let mut session = Session::new(registry, task, agent.as_mut(), total)?;
-            super::agent::train_and_save(registry, &mut session, episodes, quiet, out)?.eval
+            super::agent::train_and_save(registry, &mut session, episodes, quiet, out, None)?.eval
         }
     };
     let zero = watch.zero_shot.iter().sum::<f64>() / watch.zero_shot.len().max(1) as f64;

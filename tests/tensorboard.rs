@@ -1,0 +1,92 @@
+//! `--tensorboard DIR`: the event files `train` and `transfer` write, read back by TensorBoard's
+//! own event accumulator (the `tensorboard` package, which `make setup-python` installs into the
+//! bridge's environment): one run per output folder, every episode and the evaluation found at
+//! their steps.
+#![cfg(feature = "python")]
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::Command;
+
+type Scalars = BTreeMap<String, BTreeMap<String, Vec<(u64, f64)>>>;
+
+fn headstart(args: &[&str]) {
+    let out = Command::new(env!("CARGO_BIN_EXE_headstart"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("the headstart binary runs");
+    assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// Every run's scalars as TensorBoard reads them.
+fn read(dir: &Path) -> Scalars {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let out = Command::new(root.join(".venv-gym/bin/python"))
+        .arg(root.join("tests/python/tensorboard_read.py"))
+        .arg(dir)
+        .output()
+        .expect("the bridge's Python (make setup-python)");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let mut scalars = Scalars::new();
+    for (run, tags) in json.as_object().unwrap() {
+        for (tag, points) in tags.as_object().unwrap() {
+            let points = points.as_array().unwrap().iter().map(|p| (p[0].as_u64().unwrap(), p[1].as_f64().unwrap()));
+            scalars.entry(run.clone()).or_default().insert(tag.clone(), points.collect());
+        }
+    }
+    scalars
+}
+
+/// `(step, return, length)` of each episode in a run's `curve.csv`.
+fn curve(run: &Path) -> Vec<(u64, f64, f64)> {
+    let text = std::fs::read_to_string(run.join("curve.csv")).unwrap();
+    text.lines()
+        .skip(1)
+        .map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            (f[0].parse().unwrap(), f[1].parse().unwrap(), f[2].parse().unwrap())
+        })
+        .collect()
+}
+
+/// The evaluation's mean in a checkpoint's card.
+fn eval_mean(run: &Path) -> f64 {
+    let card = std::fs::read_to_string(run.join("card.ron")).unwrap();
+    let after = card.split("eval: (").nth(1).unwrap();
+    let mean = after.split("mean: ").nth(1).unwrap();
+    mean.split(',').next().unwrap().trim().parse().unwrap()
+}
+
+#[test]
+fn train_and_transfer_runs_are_read_back_by_tensorboard() {
+    let dir = std::env::temp_dir().join(format!("headstart-tensorboard-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let (runs, tb) = (dir.join("runs"), dir.join("tb"));
+    let source = runs.join("ppo-cartpole");
+    let target = runs.join("long-pole");
+    let s = |p: &Path| p.to_str().unwrap().to_string();
+    headstart(&["train", "--algo", "ppo", "CartPole-v1", "--steps", "20000", "-q", "--out", &s(&source), "--tensorboard", &s(&tb)]);
+    headstart(&[
+        "transfer", &s(&source), "envs/cartpole-long-pole.ron", "--strategy", "finetune", "--steps", "8000", "-q",
+        "--out", &s(&target), "--tensorboard", &s(&tb),
+    ]);
+    let scalars = read(&tb);
+    assert_eq!(scalars.keys().collect::<Vec<_>>(), ["long-pole", "ppo-cartpole"], "one run per output folder");
+    for (name, run) in [("ppo-cartpole", &source), ("long-pole", &target)] {
+        let tags = &scalars[name];
+        let episodes = curve(run);
+        assert!(!episodes.is_empty());
+        let f32_of = |v: f64| v as f32 as f64;
+        let returns: Vec<(u64, f64)> = episodes.iter().map(|e| (e.0, f32_of(e.1))).collect();
+        let lengths: Vec<(u64, f64)> = episodes.iter().map(|e| (e.0, f32_of(e.2))).collect();
+        assert_eq!(tags["episode/return"], returns, "{name}: every episode's return at its step");
+        assert_eq!(tags["episode/length"], lengths, "{name}: every episode's length at its step");
+        let eval = &tags["eval/mean_reward"];
+        assert_eq!(eval.len(), 1, "{name}");
+        assert_eq!(eval[0].1, f32_of(eval_mean(run)), "{name}: the evaluation");
+        assert!(tags.get("time/fps").is_none_or(|p| p.iter().all(|&(_, v)| v > 0.0)), "{name}");
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}
