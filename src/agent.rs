@@ -56,6 +56,7 @@ pub mod schedule;
 pub mod session;
 mod state;
 pub mod td3;
+pub mod tensorboard;
 mod tensors;
 pub mod train;
 

@@ -14,7 +14,6 @@ mod new;
 mod sb3;
 mod sequence;
 mod study;
-mod tensorboard;
 mod transfer;
 mod watch;
 

@@ -119,6 +119,8 @@ pub struct RunOptions {
     pub checkpoint_every: Duration,
     /// Write the summary, figures and report when every unit has a record.
     pub summarize: bool,
+    /// TensorBoard event files of every unit, as the experiment's `log: (tensorboard: true)`.
+    pub tensorboard: bool,
 }
 
 impl RunOptions {
@@ -134,6 +136,7 @@ impl RunOptions {
             claim_timeout: claim::DEFAULT_TIMEOUT,
             checkpoint_every: Duration::from_secs(180),
             summarize: true,
+            tensorboard: false,
         }
     }
 }
@@ -201,6 +204,7 @@ pub fn run(
         stop,
         steps_done: &steps_done,
         checkpoint_every: opts.checkpoint_every,
+        tensorboard: (opts.tensorboard || experiment.log.tensorboard).then(|| opts.out.join("tensorboard")),
     };
     let started = Instant::now();
     let errors = Mutex::new(Vec::new());
@@ -306,7 +310,7 @@ fn setup<'e>(
     }
     std::fs::create_dir_all(&opts.out).map_err(|e| crate::util::FileError::new(&opts.out, e))?;
     let spec_path = opts.out.join("experiment.ron");
-    let text = experiment.to_ron();
+    let text = experiment.identity();
     match std::fs::read_to_string(&spec_path) {
         Ok(existing) if existing != text => return Err(StudyError::DifferentExperiment { dir: opts.out.clone() }),
         Ok(_) => {}

@@ -90,3 +90,35 @@ fn train_and_transfer_runs_are_read_back_by_tensorboard() {
     }
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// A study run with `--tensorboard` (the experiment's `log: (tensorboard: true)`): one run per
+/// unit, `<target>/<arm>/seed<k>`, whose evaluations are `evaluations.csv`'s, point for point;
+/// and the results folder accepts the experiment with logging on or off.
+#[test]
+fn every_unit_of_a_study_is_a_run_with_its_evaluations() {
+    let out = std::env::temp_dir().join(format!("headstart-tensorboard-study-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&out);
+    let s = out.to_str().unwrap();
+    headstart(&["run", "-q", "experiments/smoke.ron", "--out", s, "--tensorboard"]);
+    headstart(&["run", "-q", "experiments/smoke.ron", "--out", s]); // finished: nothing to do
+    // The same experiment asking for logs in its file is the same experiment.
+    let smoke = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("experiments/smoke.ron")).unwrap();
+    let logged = out.with_extension("ron");
+    std::fs::write(&logged, smoke.replace("resamples: 1000,", "resamples: 1000,\n    log: (tensorboard: true),")).unwrap();
+    headstart(&["run", "-q", logged.to_str().unwrap(), "--out", s]);
+    let scalars = read(&out.join("tensorboard"));
+    let csv = std::fs::read_to_string(out.join("evaluations.csv")).unwrap();
+    let mut expected: BTreeMap<String, Vec<(u64, f64)>> = BTreeMap::new();
+    for line in csv.lines().skip(1) {
+        let f: Vec<&str> = line.split(',').collect();
+        let run = format!("{}/{}/seed{}", f[0], f[1], f[2]);
+        expected.entry(run).or_default().push((f[3].parse().unwrap(), f[5].parse::<f64>().unwrap() as f32 as f64));
+    }
+    assert_eq!(expected.len(), 6, "3 arms x 2 seeds");
+    let found: BTreeMap<String, Vec<(u64, f64)>> =
+        scalars.iter().map(|(run, tags)| (run.clone(), tags["eval/mean_reward"].clone())).collect();
+    assert_eq!(found, expected);
+    assert!(scalars.values().all(|tags| !tags["episode/return"].is_empty()));
+    std::fs::remove_dir_all(&out).ok();
+    std::fs::remove_file(&logged).ok();
+}

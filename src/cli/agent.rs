@@ -194,7 +194,7 @@ pub(super) fn train_and_save(
     let start_steps = session.agent().steps();
     bar.set_position(start_steps);
     let run = out.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "run".into());
-    let mut log = tensorboard.map(|dir| super::tensorboard::TrainLog::create(dir, &run, start_steps)).transpose()?;
+    let mut log = tensorboard.map(|dir| agent::tensorboard::TrainLog::create(&dir.join(&run), start_steps)).transpose()?;
     let mut recent: std::collections::VecDeque<f64> = Default::default();
     let mut on_event = |event: Event<'_>| {
         if let Some(log) = &mut log {
@@ -241,7 +241,10 @@ pub(super) fn train_and_save(
         None
     };
     if let Some(log) = &mut log {
-        log.finish(session.agent().steps(), eval.as_ref());
+        if let Some(e) = &eval {
+            log.eval(session.agent().steps(), e.mean, e.std);
+        }
+        log.flush();
     }
     session.save(eval.clone(), super::produced_by(), out)?;
     Ok(Finished { outcome, eval, seconds })

@@ -41,6 +41,10 @@ pub(crate) struct RunArgs {
     /// No progress display.
     #[arg(long, short)]
     pub(super) quiet: bool,
+    /// Every unit writes TensorBoard event files into <out>/tensorboard/<target>/<arm>/seed<k>
+    /// (as the experiment's `log: (tensorboard: true)`).
+    #[arg(long)]
+    pub(super) tensorboard: bool,
 }
 
 impl RunArgs {
@@ -57,6 +61,7 @@ impl RunArgs {
         opts.claim_timeout = std::time::Duration::from_secs(self.claim_timeout.max(1));
         opts.checkpoint_every = std::time::Duration::from_secs(self.checkpoint_every);
         opts.summarize = !self.no_summary;
+        opts.tensorboard = self.tensorboard;
         Ok((experiment, opts))
     }
 }

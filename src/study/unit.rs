@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::agent::session::Session;
+use crate::agent::tensorboard::TrainLog;
 use crate::agent::train::{Curve, Task};
 use crate::agent::{Agent, Event, Outcome};
 use crate::env::Registry;
@@ -75,6 +76,8 @@ pub struct UnitContext<'a> {
     pub steps_done: &'a AtomicU64,
     /// The least time between two preemption checkpoints of a unit.
     pub checkpoint_every: Duration,
+    /// Where units write TensorBoard event files (`<target>/<arm>/seed<k>` under it), if they do.
+    pub tensorboard: Option<PathBuf>,
 }
 
 /// A unit's run: its record, its training episodes, whether it continued from a checkpoint (at
@@ -256,10 +259,21 @@ fn run(
     if until.is_some_and(|u| so_far.evals.last().is_some_and(|e| e.nominal >= u)) {
         return Err(Halt::Unrecorded(Unrecorded::Paused));
     }
+    // TensorBoard's run of this unit; a folder that cannot be made is a warning, not a failure.
+    let mut log = cx.tensorboard.as_ref().and_then(|dir| {
+        let run = dir.join(unit.target.target.key.to_string()).join(unit.arm.id.to_string()).join(format!("seed{}", unit.seed));
+        TrainLog::create(&run, session.agent().steps()).map_err(|e| eprintln!("warning: no TensorBoard log: {e}")).ok()
+    });
+    if let Some(log) = &mut log {
+        so_far.evals.iter().for_each(|e| log.eval(e.step, e.mean, e.std));
+    }
     // The episodes so far stay in the record even when training panics.
     let trained = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        train(&mut session, &mut evaluator, cx, (lost, until), so_far, (next, &checkpoint_path, start))
+        train(&mut session, &mut evaluator, cx, (lost, until), so_far, (next, &checkpoint_path, start), log.as_mut())
     }));
+    if let Some(log) = &mut log {
+        log.flush();
+    }
     so_far.curve = std::mem::take(&mut session.curve);
     trained.unwrap_or_else(|panic| std::panic::resume_unwind(panic))
 }
@@ -273,6 +287,7 @@ fn train(
     (lost, until): (&dyn Fn() -> bool, Option<u64>),
     so_far: &mut SoFar,
     (mut next, checkpoint_path, start): (u64, &Path, Instant),
+    mut log: Option<&mut TrainLog>,
 ) -> Result<(), Halt> {
     let (every, budget, stop) = (cx.experiment.eval.every, cx.experiment.budget, cx.stop);
     let seconds_before = so_far.seconds_before;
@@ -296,6 +311,9 @@ fn train(
         let mut last = session.agent().steps();
         let outcome = session
             .train(&mut |event| {
+                if let Some(log) = log.as_deref_mut() {
+                    log.event(&event);
+                }
                 match event {
                     Event::Progress { step } => {
                         cx.steps_done.fetch_add(step - last, Ordering::Relaxed);
@@ -321,6 +339,12 @@ fn train(
         }
         let nominal = if outcome == Outcome::Finished { budget } else { (steps / every * every).min(budget) };
         let point = evaluator.evaluate(session.agent(), nominal)?;
+        // (The budget's point is evaluated again when training ends right at a grid point.)
+        if let Some(log) = log.as_deref_mut()
+            && so_far.evals.last() != Some(&point)
+        {
+            log.eval(point.step, point.mean, point.std);
+        }
         match so_far.evals.last_mut() {
             Some(prev) if prev.nominal == nominal => *prev = point,
             _ => so_far.evals.push(point),

@@ -1,5 +1,6 @@
-//! `--tensorboard DIR`: a run's scalars as TensorBoard event files, one run folder per run
-//! (`DIR/<the output folder's name>`), under Stable-Baselines3's tag names where SB3 has one.
+//! A run's scalars as TensorBoard event files (`train --tensorboard DIR`, a study's
+//! `log: (tensorboard: true)`), one folder per run, under Stable-Baselines3's tag names where
+//! SB3 has one.
 //!
 //! | tag | when |
 //! |---|---|
@@ -7,7 +8,7 @@
 //! | `rollout/ep_rew_mean`, `rollout/ep_len_mean` | the last 100 episodes' means, at most once a second |
 //! | `time/fps` | environment steps a second since the last point |
 //! | `rollout/intrinsic_reward` | a reward-free agent's mean intrinsic reward per rollout |
-//! | `eval/mean_reward`, `eval/std_reward` | the evaluation after training |
+//! | `eval/mean_reward`, `eval/std_reward` | each evaluation (a study's grid, or after training) |
 //!
 //! A write that fails (a full disk) is said once and logging stops; training goes on.
 
@@ -15,11 +16,12 @@ use std::collections::VecDeque;
 use std::path::Path;
 use std::time::Instant;
 
-use crate::agent::{EvalStats, Event};
+use super::Event;
+use crate::util::FileError;
 use crate::util::tensorboard::EventWriter;
 
 /// The event file of one run, and what its means need.
-pub(super) struct TrainLog {
+pub struct TrainLog {
     writer: Option<EventWriter>,
     recent: VecDeque<(f64, usize)>,
     last: (Instant, u64),
@@ -27,15 +29,15 @@ pub(super) struct TrainLog {
 }
 
 impl TrainLog {
-    /// A log in `dir/run`, starting at environment step `start`.
-    pub(super) fn create(dir: &Path, run: &str, start: u64) -> anyhow::Result<Self> {
-        let writer = EventWriter::create(&dir.join(run))?;
+    /// A log in the run folder `dir`, starting at environment step `start`.
+    pub fn create(dir: &Path, start: u64) -> Result<Self, FileError> {
+        let writer = EventWriter::create(dir)?;
         let now = Instant::now();
         Ok(TrainLog { writer: Some(writer), recent: VecDeque::new(), last: (now, start), flushed: now })
     }
 
     /// Logs what `event` carries.
-    pub(super) fn event(&mut self, event: &Event<'_>) {
+    pub fn event(&mut self, event: &Event<'_>) {
         match *event {
             Event::Episode { step, episode } => {
                 self.recent.push_back((episode.ret, episode.len));
@@ -63,12 +65,9 @@ impl TrainLog {
         }
     }
 
-    /// Logs the evaluation after training, at `step`, and writes everything out.
-    pub(super) fn finish(&mut self, step: u64, eval: Option<&EvalStats>) {
-        if let Some(e) = eval {
-            self.write(step, &[("eval/mean_reward", e.mean), ("eval/std_reward", e.std)]);
-        }
-        self.flush();
+    /// Logs an evaluation's mean and standard deviation at `step`.
+    pub fn eval(&mut self, step: u64, mean: f64, std: f64) {
+        self.write(step, &[("eval/mean_reward", mean), ("eval/std_reward", std)]);
     }
 
     fn write(&mut self, step: u64, values: &[(&str, f64)]) {
@@ -80,7 +79,8 @@ impl TrainLog {
         }
     }
 
-    fn flush(&mut self) {
+    /// Writes everything out.
+    pub fn flush(&mut self) {
         self.flushed = Instant::now();
         if let Some(w) = &mut self.writer
             && let Err(e) = w.flush()
