@@ -6,6 +6,8 @@
 //! `HEADSTART_CRASH_TRIALS` sets the number of kill-and-restart trials (3 here; `make
 //! crash-test` runs 20 and prints the table the README reports).
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -270,7 +272,7 @@ fn units_killed_in_the_middle_of_training_resume_to_the_same_records() {
             r#"targets: [Env(id: "CartPole-v1", params: {"length": 0.65})],
                strategies: [(name: "freeze", freeze: ["actor.trunk"], freeze_until: 2048),
                             (name: "kickstart", distill: (weight: 1.0, decay_steps: 3000), l2_init: 0.001)],
-               seeds: 1, budget: 24576, eval: (every: 2048, episodes: 2)"#,
+               seeds: 1, budget: 24576, eval: (every: 2048, episodes: 2), log: (tensorboard: true)"#,
         ),
         (
             "resume-dqn",
@@ -297,6 +299,18 @@ fn units_killed_in_the_middle_of_training_resume_to_the_same_records() {
         let resumed = journal(&out).iter().filter(|l| l.2 == "resuming").count();
         assert!(kills >= 3 && resumed >= 3, "{name}: {kills} kills, {resumed} resumptions");
         check_same(&reference, &out);
+        // The PPO study logs to TensorBoard: after the kills every unit's run still holds each
+        // of its evaluations (those between a checkpoint and a kill twice, alike).
+        #[cfg(feature = "python")]
+        if name == "resume-ppo" {
+            let scalars = common::tensorboard_scalars(&out.join("tensorboard"));
+            for (run, points) in common::evaluations_by_unit(&out) {
+                let mut logged = scalars[&run]["eval/mean_reward"].clone();
+                logged.sort_by(|a, b| a.partial_cmp(b).expect("numbers"));
+                logged.dedup();
+                assert_eq!(logged, points, "{name} {run}: TensorBoard's evaluations");
+            }
+        }
         eprintln!("{name}: killed {kills} times after checkpoints, resumed {resumed} times: identical records");
     }
     let _ = std::fs::remove_dir_all(&dir);

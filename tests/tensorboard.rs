@@ -4,11 +4,13 @@
 //! their steps.
 #![cfg(feature = "python")]
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;
 
-type Scalars = BTreeMap<String, BTreeMap<String, Vec<(u64, f64)>>>;
+use common::{evaluations_by_unit, tensorboard_scalars as read};
 
 fn headstart(args: &[&str]) {
     let out = Command::new(env!("CARGO_BIN_EXE_headstart"))
@@ -17,26 +19,6 @@ fn headstart(args: &[&str]) {
         .output()
         .expect("the headstart binary runs");
     assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
-}
-
-/// Every run's scalars as TensorBoard reads them.
-fn read(dir: &Path) -> Scalars {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let out = Command::new(root.join(".venv-gym/bin/python"))
-        .arg(root.join("tests/python/tensorboard_read.py"))
-        .arg(dir)
-        .output()
-        .expect("the bridge's Python (make setup-python)");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let mut scalars = Scalars::new();
-    for (run, tags) in json.as_object().unwrap() {
-        for (tag, points) in tags.as_object().unwrap() {
-            let points = points.as_array().unwrap().iter().map(|p| (p[0].as_u64().unwrap(), p[1].as_f64().unwrap()));
-            scalars.entry(run.clone()).or_default().insert(tag.clone(), points.collect());
-        }
-    }
-    scalars
 }
 
 /// `(step, return, length)` of each episode in a run's `curve.csv`.
@@ -107,13 +89,7 @@ fn every_unit_of_a_study_is_a_run_with_its_evaluations() {
     std::fs::write(&logged, smoke.replace("resamples: 1000,", "resamples: 1000,\n    log: (tensorboard: true),")).unwrap();
     headstart(&["run", "-q", logged.to_str().unwrap(), "--out", s]);
     let scalars = read(&out.join("tensorboard"));
-    let csv = std::fs::read_to_string(out.join("evaluations.csv")).unwrap();
-    let mut expected: BTreeMap<String, Vec<(u64, f64)>> = BTreeMap::new();
-    for line in csv.lines().skip(1) {
-        let f: Vec<&str> = line.split(',').collect();
-        let run = format!("{}/{}/seed{}", f[0], f[1], f[2]);
-        expected.entry(run).or_default().push((f[3].parse().unwrap(), f[5].parse::<f64>().unwrap() as f32 as f64));
-    }
+    let expected = evaluations_by_unit(&out);
     assert_eq!(expected.len(), 6, "3 arms x 2 seeds");
     let found: BTreeMap<String, Vec<(u64, f64)>> =
         scalars.iter().map(|(run, tags)| (run.clone(), tags["eval/mean_reward"].clone())).collect();

@@ -21,3 +21,42 @@ pub fn save_checkpoint(agent: &dyn Agent, spec: &EnvSpec, dir: &Path, produced_b
     };
     checkpoint::save(agent, info, dir).unwrap();
 }
+
+/// Every run's scalars in a folder of TensorBoard runs, as TensorBoard's own event accumulator
+/// reads them (`tests/python/tensorboard_read.py`, with the bridge's Python: `make
+/// setup-python`): run -> tag -> `(step, value)` points.
+#[allow(dead_code)]
+pub fn tensorboard_scalars(
+    dir: &Path,
+) -> std::collections::BTreeMap<String, std::collections::BTreeMap<String, Vec<(u64, f64)>>> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let out = std::process::Command::new(root.join(".venv-gym/bin/python"))
+        .arg(root.join("tests/python/tensorboard_read.py"))
+        .arg(dir)
+        .output()
+        .expect("the bridge's Python (make setup-python)");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let mut scalars = std::collections::BTreeMap::new();
+    for (run, tags) in json.as_object().unwrap() {
+        for (tag, points) in tags.as_object().unwrap() {
+            let points = points.as_array().unwrap().iter().map(|p| (p[0].as_u64().unwrap(), p[1].as_f64().unwrap()));
+            scalars.entry(run.clone()).or_insert_with(std::collections::BTreeMap::new).insert(tag.clone(), points.collect());
+        }
+    }
+    scalars
+}
+
+/// Each unit's evaluations in a study's `evaluations.csv`: `<target>/<arm>/seed<k>` (the unit's
+/// TensorBoard run) -> `(step, mean return as f32)` points.
+#[allow(dead_code)]
+pub fn evaluations_by_unit(out: &Path) -> std::collections::BTreeMap<String, Vec<(u64, f64)>> {
+    let csv = std::fs::read_to_string(out.join("evaluations.csv")).unwrap();
+    let mut by_unit = std::collections::BTreeMap::new();
+    for line in csv.lines().skip(1) {
+        let f: Vec<&str> = line.split(',').collect();
+        let point = (f[3].parse().unwrap(), f[5].parse::<f64>().unwrap() as f32 as f64);
+        by_unit.entry(format!("{}/{}/seed{}", f[0], f[1], f[2])).or_insert_with(Vec::new).push(point);
+    }
+    by_unit
+}
