@@ -136,7 +136,7 @@ impl Atari {
         })
     }
 
-    /// The inner environment's step, its lives remembered.
+    /// The inner environment's step; whether it ended the game is remembered.
     fn step_inner(&mut self, action: usize) -> Result<Step, EnvError> {
         let step = self.inner.step(&Action::Discrete(action))?;
         if step.done() {
@@ -145,7 +145,7 @@ impl Atari {
         Ok(step)
     }
 
-    /// A new game: reset, the no-ops, fire.
+    /// A new game: reset, then the no-ops.
     fn new_game(&mut self, seed: Option<u64>) -> Result<(Obs, Info), EnvError> {
         let (mut obs, mut info) = self.inner.reset(seed)?;
         self.game_over = false;
