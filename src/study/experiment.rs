@@ -33,8 +33,11 @@ use super::ids::{Metric, TargetId};
 pub use super::sequential::{Guard, Spending};
 
 mod guarded;
+mod log;
 mod matrix;
 mod pretrain;
+
+pub use log::Log;
 
 /// The schema version this headstart reads and writes.
 pub const VERSION: u32 = 1;
@@ -93,26 +96,10 @@ pub struct Experiment {
     /// points of the budget, and an arm that crosses the harm boundary is stopped there.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub guard: Option<Guard>,
-    /// What the units log while they train [default: nothing]: `log: (tensorboard: true)`
-    /// writes TensorBoard event files into `<results>/tensorboard/<target>/<arm>/seed<k>`. Not
-    /// part of what the results are: a results folder accepts the file with or without it.
+    /// What the units log while they train ([`Log`]; nothing by default); not part of what the
+    /// results are (see [`Experiment::identity`]).
     #[serde(default, skip_serializing_if = "Log::is_off")]
     pub log: Log,
-}
-
-/// What a study's units log while they train.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Log {
-    /// TensorBoard event files: episodes, their running means, steps a second, evaluations.
-    #[serde(default)]
-    pub tensorboard: bool,
-}
-
-impl Log {
-    fn is_off(&self) -> bool {
-        !self.tensorboard
-    }
 }
 
 impl Experiment {
@@ -307,12 +294,6 @@ impl Experiment {
     /// names the nearest valid one.
     pub fn load(path: &Path) -> Result<Experiment, ExperimentError> {
         load_versioned(path, |e: &Experiment| e.version)
-    }
-
-    /// What the results depend on, as RON (what a results folder's `experiment.ron` holds): the
-    /// experiment without its `log`.
-    pub fn identity(&self) -> String {
-        Experiment { log: Log::default(), ..self.clone() }.to_ron()
     }
 
     /// The experiment as RON.
