@@ -74,8 +74,9 @@ fn train_and_transfer_runs_are_read_back_by_tensorboard() {
 }
 
 /// A study run with `--tensorboard` (the experiment's `log: (tensorboard: true)`): one run per
-/// unit, `<target>/<arm>/seed<k>`, whose evaluations are `evaluations.csv`'s, point for point;
-/// and the results folder accepts the experiment with logging on or off.
+/// unit, `<target>/<arm>/seed<k>`, whose evaluations are `evaluations.csv`'s, point for point,
+/// with their normalised scores; and the results folder accepts the experiment with logging on
+/// or off.
 #[test]
 fn every_unit_of_a_study_is_a_run_with_its_evaluations() {
     let out = std::env::temp_dir().join(format!("headstart-tensorboard-study-{}", std::process::id()));
@@ -95,6 +96,24 @@ fn every_unit_of_a_study_is_a_run_with_its_evaluations() {
         scalars.iter().map(|(run, tags)| (run.clone(), tags["eval/mean_reward"].clone())).collect();
     assert_eq!(found, expected);
     assert!(scalars.values().all(|tags| !tags["episode/return"].is_empty()));
+    // Each evaluation's score: 0 for the target's random policy, 1 at its threshold.
+    let targets = std::fs::read_to_string(out.join("targets.ron")).unwrap();
+    let number = |key: &str| -> f64 {
+        let after = targets.split(&format!("\"{key}\": ")).nth(1).unwrap();
+        after.split(',').next().unwrap().trim().parse().unwrap()
+    };
+    let (threshold, random) = (number("threshold"), number("random_return"));
+    for (run, tags) in &scalars {
+        let scores: Vec<(u64, f64)> = tags["eval/score"].clone();
+        let from_means: Vec<(u64, f64)> = tags["eval/mean_reward"]
+            .iter()
+            .map(|&(step, mean)| (step, ((mean - random) / (threshold - random)) as f32 as f64))
+            .collect();
+        assert_eq!(scores.len(), from_means.len(), "{run}");
+        for (a, b) in scores.iter().zip(&from_means) {
+            assert!(a.0 == b.0 && (a.1 - b.1).abs() < 1e-5, "{run}: score {a:?}, from the mean {b:?}");
+        }
+    }
     std::fs::remove_dir_all(&out).ok();
     std::fs::remove_file(&logged).ok();
 }

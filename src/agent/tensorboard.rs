@@ -9,6 +9,7 @@
 //! | `time/fps` | environment steps a second since the last point |
 //! | `rollout/intrinsic_reward` | a reward-free agent's mean intrinsic reward per rollout |
 //! | `eval/mean_reward`, `eval/std_reward` | each evaluation (a study's grid, or after training) |
+//! | `eval/score` | a study's evaluations normalised: 0 for a random policy, 1 at the threshold |
 //!
 //! A write that fails (a full disk) is said once and logging stops; training goes on.
 
@@ -65,9 +66,13 @@ impl TrainLog {
         }
     }
 
-    /// Logs an evaluation's mean and standard deviation at `step`.
-    pub fn eval(&mut self, step: u64, mean: f64, std: f64) {
-        self.write(step, &[("eval/mean_reward", mean), ("eval/std_reward", std)]);
+    /// Logs an evaluation's mean and standard deviation at `step`, and with `score` (a study's
+    /// normalisation: 0 for a random policy, 1 at the threshold) the mean's score.
+    pub fn eval(&mut self, step: u64, mean: f64, std: f64, score: Option<&dyn Fn(f64) -> f64>) {
+        match score {
+            Some(score) => self.write(step, &[("eval/mean_reward", mean), ("eval/std_reward", std), ("eval/score", score(mean))]),
+            None => self.write(step, &[("eval/mean_reward", mean), ("eval/std_reward", std)]),
+        }
     }
 
     fn write(&mut self, step: u64, values: &[(&str, f64)]) {

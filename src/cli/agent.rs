@@ -242,7 +242,7 @@ pub(super) fn train_and_save(
     };
     if let Some(log) = &mut log {
         if let Some(e) = &eval {
-            log.eval(session.agent().steps(), e.mean, e.std);
+            log.eval(session.agent().steps(), e.mean, e.std, None);
         }
         log.flush();
     }

@@ -80,6 +80,13 @@ pub struct TargetInfo {
     pub random_return: f64,
 }
 
+impl TargetInfo {
+    /// A return normalised: 0 for a random policy, 1 at the threshold.
+    pub fn score(&self, ret: f64) -> f64 {
+        (ret - self.random_return) / (self.threshold - self.random_return)
+    }
+}
+
 /// How much of a study a partial summary covers.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Partial {

@@ -66,7 +66,7 @@ pub fn censored_time<'a>(experiment: &Experiment, scores: impl IntoIterator<Item
 
 /// Scores one unit on its target (see the module's docs for units that did not finish).
 pub fn score(unit: &UnitResult, info: &TargetInfo, experiment: &Experiment) -> Scores {
-    let norm = |r: f64| (r - info.random_return) / (info.threshold - info.random_return);
+    let norm = |r: f64| info.score(r);
     // A unit its guard stopped is scored on its curve so far (the guard's own statistic).
     let finished = unit.status.completed();
     // The unit's curve on the grid: its evaluations, carried forward past its last finite one.

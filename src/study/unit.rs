@@ -265,11 +265,12 @@ fn run(
         TrainLog::create(&run, session.agent().steps()).map_err(|e| eprintln!("warning: no TensorBoard log: {e}")).ok()
     });
     if let Some(log) = &mut log {
-        so_far.evals.iter().for_each(|e| log.eval(e.step, e.mean, e.std));
+        so_far.evals.iter().for_each(|e| log.eval(e.step, e.mean, e.std, Some(&|m| unit.target.score(m))));
     }
     // The episodes so far stay in the record even when training panics.
     let trained = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        train(&mut session, &mut evaluator, cx, (lost, until), so_far, (next, &checkpoint_path, start), log.as_mut())
+        let log = log.as_mut().map(|l| (l, unit.target));
+        train(&mut session, &mut evaluator, cx, (lost, until), so_far, (next, &checkpoint_path, start), log)
     }));
     if let Some(log) = &mut log {
         log.flush();
@@ -287,7 +288,7 @@ fn train(
     (lost, until): (&dyn Fn() -> bool, Option<u64>),
     so_far: &mut SoFar,
     (mut next, checkpoint_path, start): (u64, &Path, Instant),
-    mut log: Option<&mut TrainLog>,
+    mut log: Option<(&mut TrainLog, &TargetInfo)>,
 ) -> Result<(), Halt> {
     let (every, budget, stop) = (cx.experiment.eval.every, cx.experiment.budget, cx.stop);
     let seconds_before = so_far.seconds_before;
@@ -311,7 +312,7 @@ fn train(
         let mut last = session.agent().steps();
         let outcome = session
             .train(&mut |event| {
-                if let Some(log) = log.as_deref_mut() {
+                if let Some((log, _)) = &mut log {
                     log.event(&event);
                 }
                 match event {
@@ -340,10 +341,10 @@ fn train(
         let nominal = if outcome == Outcome::Finished { budget } else { (steps / every * every).min(budget) };
         let point = evaluator.evaluate(session.agent(), nominal)?;
         // (The budget's point is evaluated again when training ends right at a grid point.)
-        if let Some(log) = log.as_deref_mut()
+        if let Some((log, target)) = &mut log
             && so_far.evals.last() != Some(&point)
         {
-            log.eval(point.step, point.mean, point.std);
+            log.eval(point.step, point.mean, point.std, Some(&|m| target.score(m)));
         }
         match so_far.evals.last_mut() {
             Some(prev) if prev.nominal == nominal => *prev = point,
