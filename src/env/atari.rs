@@ -89,6 +89,8 @@ pub struct Atari {
     frame: [usize; 3],
     observation_space: Space,
     rng: EnvRng,
+    /// Screens to `screen_size`².
+    resize: AreaResize,
     /// The last two frames of a skipped step (SB3's `_obs_buffer`).
     frames: [Obs; 2],
     /// Lives at the last step, and whether the game itself ended there.
@@ -106,12 +108,19 @@ impl Atari {
             Space::Box { shape, .. } => match shape.as_slice() {
                 &[h, w] => [h, w, 1],
                 &[h, w, c @ (1 | 3)] => [h, w, c],
-                other => return Err(invalid(format!("Atari(..) reads screens (height, width[, 1 or 3]); this environment observes {other:?}"))),
+                other => {
+                    return Err(invalid(format!(
+                        "Atari(..) reads screens (height, width[, 1 or 3]); this environment observes {other:?}"
+                    )));
+                }
             },
             other => return Err(invalid(format!("Atari(..) reads screens; this environment observes {other}"))),
         };
         if !matches!(inner.action_space(), Space::Discrete { n } if *n >= 3 || !config.fire_reset) {
-            return Err(invalid(format!("Atari(..) needs Discrete actions (and 3 of them for fire_reset); this environment's are {}", inner.action_space())));
+            return Err(invalid(format!(
+                "Atari(..) needs Discrete actions (and 3 of them for fire_reset); this environment's are {}",
+                inner.action_space()
+            )));
         }
         let s = config.screen_size;
         if !(1..=frame[0].min(frame[1])).contains(&s) || config.frame_skip == 0 {
@@ -128,6 +137,7 @@ impl Atari {
             config,
             frame,
             observation_space,
+            resize: AreaResize::new(frame[0], frame[1], s, s),
             rng: EnvRng::default(),
             frames: [blank.clone(), blank],
             lives: 0.0,
@@ -204,9 +214,8 @@ impl Atari {
             3 => rgb_to_grey(obs),
             _ => obs.to_vec(),
         };
-        Ok(resize_area(&grey, h, w, self.config.screen_size, self.config.screen_size).into())
+        Ok(self.resize.apply(&grey).into())
     }
-
 }
 
 /// An RGB image `(h, w, 3)` in grey, as OpenCV's `COLOR_RGB2GRAY` on bytes:
@@ -225,25 +234,42 @@ fn grey(r: f32, g: f32, b: f32) -> f32 {
 /// `f32` from its tables, each row summed across then rows summed down in `f32`, rounded half to
 /// even into a byte.
 pub fn resize_area(src: &[f32], h: usize, w: usize, out_h: usize, out_w: usize) -> Vec<f32> {
-    let rows = area_weights(h, out_h);
-    let cols = area_weights(w, out_w);
-    let mut out = vec![0.0f32; out_h * out_w];
-    let mut across = vec![0.0f32; out_w];
-    for (dy, row) in rows.iter().enumerate() {
-        let sum = &mut out[dy * out_w..(dy + 1) * out_w];
-        for (k, &(sy, beta)) in row.iter().enumerate() {
-            across.fill(0.0);
-            for (dx, col) in cols.iter().enumerate() {
-                for &(sx, alpha) in col {
-                    across[dx] += src[sy * w + sx] * alpha;
+    AreaResize::new(h, w, out_h, out_w).apply(src)
+}
+
+/// [`resize_area`]'s tables for one size, made once (an `Atari` environment resizes every
+/// screen to the same size).
+struct AreaResize {
+    rows: Vec<Vec<(usize, f32)>>,
+    cols: Vec<Vec<(usize, f32)>>,
+    width: usize,
+}
+
+impl AreaResize {
+    fn new(h: usize, w: usize, out_h: usize, out_w: usize) -> Self {
+        AreaResize { rows: area_weights(h, out_h), cols: area_weights(w, out_w), width: w }
+    }
+
+    fn apply(&self, src: &[f32]) -> Vec<f32> {
+        let (rows, cols, w, out_w) = (&self.rows, &self.cols, self.width, self.cols.len());
+        let mut out = vec![0.0f32; rows.len() * out_w];
+        let mut across = vec![0.0f32; out_w];
+        for (dy, row) in rows.iter().enumerate() {
+            let sum = &mut out[dy * out_w..(dy + 1) * out_w];
+            for (k, &(sy, beta)) in row.iter().enumerate() {
+                across.fill(0.0);
+                for (dx, col) in cols.iter().enumerate() {
+                    for &(sx, alpha) in col {
+                        across[dx] += src[sy * w + sx] * alpha;
+                    }
+                }
+                for (s, a) in sum.iter_mut().zip(&across) {
+                    *s = if k == 0 { beta * a } else { *s + beta * a };
                 }
             }
-            for (s, a) in sum.iter_mut().zip(&across) {
-                *s = if k == 0 { beta * a } else { *s + beta * a };
-            }
         }
+        out.iter().map(|v| v.round_ties_even().clamp(0.0, 255.0)).collect()
     }
-    out.iter().map(|v| v.round_ties_even().clamp(0.0, 255.0)).collect()
 }
 
 /// OpenCV's table for shrinking `n` cells into `out` (`computeResizeAreaTab`): for each output

@@ -121,7 +121,7 @@ impl PolicyKwargs {
             "features_extractor_kwargs" => {
                 let pairs = value.as_object().ok_or_else(|| Self::wrong(key, &found, "a dict"))?;
                 for (name, v) in pairs {
-                    self.extractor_kwarg(name, v.as_u64().map(|d| d as f64).or(v.as_f64()));
+                    self.extractor_kwarg(name, v.as_f64());
                 }
             }
             "optimizer_kwargs" => {

@@ -167,7 +167,7 @@ pub(super) fn check_zoo_config(path: &Path, model: &mut Model) -> Result<(), Sb3
         let set = !matches!(value, "" | "null" | "None" | "~");
         match key.as_str() {
             // SB3's AtariWrapper with its defaults, alone (as the Zoo's Atari presets name it).
-            "env_wrapper" if set && atari_wrapper(value) => wrapper = Some(Transform::Atari(AtariConfig::zoo())),
+            "env_wrapper" if value == ATARI_WRAPPER => wrapper = Some(Transform::Atari(AtariConfig::zoo())),
             "frame_stack" if set => match value.parse::<usize>() {
                 Ok(n) if n >= 2 => stack = Some(Transform::FrameStack(n)),
                 _ => return Err(fail(format!("`frame_stack: {value}`: not a number of frames (2 or more)"))),
@@ -208,12 +208,8 @@ pub(super) fn check_zoo_config(path: &Path, model: &mut Model) -> Result<(), Sb3
     Ok(())
 }
 
-/// `env_wrapper` naming SB3's `AtariWrapper` alone, without arguments (the YAML list of one
-/// class name, as the Zoo writes it).
-fn atari_wrapper(value: &str) -> bool {
-    let names = ["stable_baselines3.common.atari_wrappers.AtariWrapper"];
-    names.iter().any(|n| value == *n || value == format!("Array([String(\"{n}\")])"))
-}
+/// SB3's `AtariWrapper`, which an `env_wrapper` naming it alone (without arguments) applies.
+const ATARI_WRAPPER: &str = "stable_baselines3.common.atari_wrappers.AtariWrapper";
 
 pub(super) fn read_env_kwargs(path: &Path) -> Result<BTreeMap<String, f64>, Sb3Error> {
     let fail = |m: String| Sb3Error::new(path, None, m);
@@ -225,13 +221,17 @@ pub(super) fn read_env_kwargs(path: &Path) -> Result<BTreeMap<String, f64>, Sb3E
 fn yaml_pairs(text: &str) -> Result<Vec<(String, String)>, Problem> {
     let docs = yaml_rust2::YamlLoader::load_from_str(text).map_err(|e| format!("not YAML: {e}"))?;
     let Some(doc) = docs.first() else { return Ok(Vec::new()) };
-    let scalar = |y: &yaml_rust2::Yaml| match y {
-        yaml_rust2::Yaml::Real(s) | yaml_rust2::Yaml::String(s) => s.clone(),
-        yaml_rust2::Yaml::Integer(i) => i.to_string(),
-        yaml_rust2::Yaml::Boolean(b) => b.to_string(),
-        yaml_rust2::Yaml::Null => "null".into(),
-        other => format!("{other:?}"),
-    };
+    // A list of one value is the value (the Zoo writes `env_wrapper` as a list of one class).
+    fn scalar(y: &yaml_rust2::Yaml) -> String {
+        match y {
+            yaml_rust2::Yaml::Real(s) | yaml_rust2::Yaml::String(s) => s.clone(),
+            yaml_rust2::Yaml::Integer(i) => i.to_string(),
+            yaml_rust2::Yaml::Boolean(b) => b.to_string(),
+            yaml_rust2::Yaml::Null => "null".into(),
+            yaml_rust2::Yaml::Array(one) if one.len() == 1 => scalar(&one[0]),
+            other => format!("{other:?}"),
+        }
+    }
     // `!!python/object/apply:collections.OrderedDict` holds `[[[key, value], ...]]`.
     let list = match doc {
         yaml_rust2::Yaml::Array(outer) if outer.len() == 1 && matches!(outer[0], yaml_rust2::Yaml::Array(_)) => {
