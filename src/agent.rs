@@ -55,6 +55,7 @@ pub mod sb3;
 pub mod schedule;
 pub mod session;
 mod state;
+pub mod stats;
 pub mod td3;
 pub mod tensorboard;
 mod tensors;
@@ -166,6 +167,14 @@ pub enum Event<'a> {
         step: u64,
         /// The mean intrinsic reward.
         reward: f64,
+    },
+    /// An update ended at `step`: its losses, learning rate, gradient norms, ... under their
+    /// TensorBoard tags ([`stats`]), each the mean over its gradient steps.
+    Update {
+        /// Environment steps so far.
+        step: u64,
+        /// The update's scalars.
+        stats: &'a [(&'static str, f64)],
     },
     /// A point between updates where stopping loses nothing: stopping here and calling `learn`
     /// again gives the same run as not stopping (the harness evaluates at these points).
@@ -304,6 +313,17 @@ pub(crate) fn report(monitor: &mut Monitor<'_>, step: u64, episodes: &[Episode])
         stop |= monitor(Event::Episode { step, episode }).is_break();
     }
     stop | monitor(Event::Progress { step }).is_break()
+}
+
+/// An update's scalars as [`Event::Update`] carries them: what the agent recorded, and the share
+/// of its weights that transfer froze (learning rate 0) once any scale was set.
+pub(crate) fn update_stats<A: Agent + ?Sized>(agent: &mut A, mut stats: Vec<(&'static str, f64)>) -> Vec<(&'static str, f64)> {
+    let counts: Vec<(usize, usize)> = agent.optimizers().iter().filter_map(|(_, opt)| opt.frozen()).collect();
+    if !counts.is_empty() {
+        let (frozen, all) = counts.iter().fold((0, 0), |(f, a), c| (f + c.0, a + c.1));
+        stats.push(("transfer/frozen_fraction", frozen as f64 / all.max(1) as f64));
+    }
+    stats
 }
 
 /// Scheduled guidance takes effect: every optimiser of `agent` moves to environment step `step`

@@ -20,6 +20,7 @@ use super::optim::Optimizer;
 use super::replay::{ReplayBuffer, Rows};
 use super::schedule::linear_decay;
 use super::state::{agent_state, training_state};
+use super::stats::TrainStats;
 use super::{
     Agent, AgentConfig, AgentError, Algo, Distill, Monitor, Outcome, Schedule, check, check_envs, obs_dim,
     sorted_variables, variable_names,
@@ -135,6 +136,9 @@ pub struct Dqn {
     steps: u64,
     vec_steps: u64,
     current: Option<Vec<f32>>,
+    /// Epsilon at the last exploring step, and the trainings' scalars until the loop reports them.
+    epsilon: f64,
+    stats: TrainStats,
 }
 
 impl Dqn {
@@ -188,6 +192,8 @@ impl Dqn {
             steps: 0,
             vec_steps: 0,
             current: None,
+            epsilon: 1.0,
+            stats: TrainStats::default(),
             cfg,
         };
         dqn.update_target(1.0);
@@ -225,7 +231,7 @@ impl Dqn {
     /// The Huber loss's gradient computed by hand into the optimiser's gradient buffer: its
     /// derivative with respect to the chosen actions' Q-values is `clamp(q - target, ±1) / n`,
     /// and the engine's backward pass carries it through the network.
-    fn manual_gradients(&mut self, batch: &Rows) {
+    fn manual_gradients(&mut self, batch: &Rows) -> f64 {
         let target = self.targets(batch);
         let (n, a) = (target.len(), self.n_actions);
         let x = &batch.obs;
@@ -233,21 +239,30 @@ impl Dqn {
         let q = pass.output();
         let actions = &batch.actions;
         let mut grad = vec![0.0f32; n * a];
+        let mut huber = 0.0;
         for i in 0..n {
             let k = i * a + actions[i] as usize;
-            grad[k] = (q[k] - target[i]).clamp(-1.0, 1.0) / n as f32;
+            let error = q[k] - target[i];
+            grad[k] = error.clamp(-1.0, 1.0) / n as f32;
+            let e = (error as f64).abs();
+            huber += if e < 1.0 { 0.5 * e * e } else { e - 0.5 };
         }
         let (params, grads) = self.opt.values_and_gradients();
         self.net.backward(params, x, &pass, &grad, None, grads);
+        huber / n as f64
     }
 
     /// `gradient_steps` minibatch updates at learning rate `lr`.
     fn updates(&mut self, gradient_steps: usize, lr: f64) {
         for _ in 0..gradient_steps {
             let batch = self.buffer.sample_rows(self.cfg.batch_size, &mut self.rng);
-            self.manual_gradients(&batch);
+            let loss = self.manual_gradients(&batch);
             self.opt.step_with_gradients(lr, Some(self.cfg.max_grad_norm));
+            self.stats.add("train/loss", loss);
+            self.stats.add_grad_norm(&self.opt, "train/grad_norm");
         }
+        self.stats.add("train/learning_rate", lr);
+        self.stats.add("rollout/exploration_rate", self.epsilon);
     }
 }
 
@@ -348,6 +363,7 @@ impl OffPolicy for Dqn {
             self.cfg.exploration_fraction,
             progress,
         );
+        self.epsilon = eps;
         let actions: Vec<usize> = if self.steps < self.cfg.learning_starts {
             (0..n).map(|_| self.rng.random_range(0..self.n_actions)).collect()
         } else {
@@ -379,6 +395,10 @@ impl OffPolicy for Dqn {
             g => g as usize,
         };
         self.updates(steps, lr);
+    }
+
+    fn stats(&mut self) -> &mut TrainStats {
+        &mut self.stats
     }
 }
 

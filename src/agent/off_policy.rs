@@ -23,7 +23,8 @@
 use super::engine::Net;
 use super::optim::Optimizer;
 use super::replay::ReplayBuffer;
-use super::{Agent, AgentError, Event, Monitor, Outcome, Schedule, advance_guidance, report};
+use super::stats::TrainStats;
+use super::{Agent, AgentError, Event, Monitor, Outcome, Schedule, advance_guidance, report, update_stats};
 use crate::env::{Action, VecEnv};
 
 /// When the learning rate's schedule progress `steps / total` is read.
@@ -96,6 +97,9 @@ pub(crate) trait OffPolicy: Agent {
 
     /// The gradient steps of one training, at learning rate `lr`.
     fn train(&mut self, lr: f64);
+
+    /// The scalars the trainings recorded since the loop last reported them.
+    fn stats(&mut self) -> &mut TrainStats;
 }
 
 /// Trains `agent` on `envs` until `total` environment steps (see the module's pseudo-code).
@@ -145,6 +149,9 @@ pub(crate) fn learn<A: OffPolicy>(
             };
             advance_guidance(agent, steps);
             agent.train(shape.learning_rate.at(progress));
+            let stats = agent.stats().take();
+            let stats = update_stats(agent, stats);
+            stop |= monitor(Event::Update { step: steps, stats: &stats }).is_break();
         }
         if stop || monitor(Event::Checkpoint { step: steps }).is_break() {
             *agent.loop_state().1 = Some(obs);
@@ -184,14 +191,17 @@ pub(crate) fn to_bounds(squashed: &[f32], low: &[f32], high: &[f32]) -> Vec<Acti
 
 /// Writes into `opt` the gradients of twin critics `nets` (over `opt`'s parameters) for the loss
 /// `factor / 2 · Σ_k mean_i (Q_k(x_i) - y_i)²`: SAC's `½ Σ_k MSE` is `factor` 1, TD3's `Σ_k MSE`
-/// is 2 (`∂/∂Q_k = factor (Q_k - y) / n`).
-pub(crate) fn twin_critic_gradients(nets: &[Net; 2], opt: &mut Optimizer, x: &[f32], target: &[f32], factor: f32) {
+/// is 2 (`∂/∂Q_k = factor (Q_k - y) / n`). Returns the loss.
+pub(crate) fn twin_critic_gradients(nets: &[Net; 2], opt: &mut Optimizer, x: &[f32], target: &[f32], factor: f32) -> f64 {
     let n = target.len();
     let params = opt.params().values();
     let passes = [0, 1].map(|k| nets[k].forward(params, x, n));
     let (params, grads) = opt.values_and_gradients();
+    let mut squares = 0.0;
     for (net, pass) in nets.iter().zip(&passes) {
+        squares += pass.output().iter().zip(target).map(|(q, t)| ((q - t) as f64).powi(2)).sum::<f64>();
         let grad: Vec<f32> = pass.output().iter().zip(target).map(|(q, t)| (q - t) * factor / n as f32).collect();
         net.backward(params, x, pass, &grad, None, grads);
     }
+    factor as f64 / 2.0 * squares / n as f64
 }

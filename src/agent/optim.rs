@@ -177,6 +177,8 @@ pub struct Optimizer {
     steps: i64,
     rule: Rule,
     eps: f64,
+    /// The global norm of the last step's gradients before clipping (what training logs show).
+    last_norm: Option<f64>,
 }
 
 impl Optimizer {
@@ -209,6 +211,7 @@ impl Optimizer {
             steps: 0,
             rule,
             eps,
+            last_norm: None,
         }
     }
 
@@ -313,25 +316,43 @@ impl Optimizer {
                 g[i] += (p[i] - a[i]) * m[i] * coef;
             }
         }
+        let norm = self.grad_norm();
+        self.last_norm = Some(norm);
         if let Some(max) = max_grad_norm {
-            self.clip(max);
+            // Scales the gradients down to a global norm of `max`.
+            let coef = max / (norm + 1e-6);
+            if coef < 1.0 {
+                // SAFETY: the optimiser's own gradient buffer, borrowed under `&mut self`.
+                math::scale_(unsafe { floats_mut(&self.grad) }, coef as f32);
+            }
         }
         self.step(lr);
     }
 
-    /// Scales the gradients down to a global norm of `max` over the parameters that train (fixed lanes, `f64`).
-    fn clip(&mut self, max: f64) {
-        // SAFETY: the optimiser's own gradient and scale buffers, borrowed under `&mut self`.
-        let (g, scale) = unsafe { (floats_mut(&self.grad), self.lr_scale.as_ref().map(|s| floats(s))) };
-        let norm = match scale.filter(|s| s.contains(&0.0)) {
+    /// The gradients' global norm over the parameters that train (fixed lanes, `f64`).
+    fn grad_norm(&self) -> f64 {
+        // SAFETY: the optimiser's own gradient and scale buffers, read under `&self`.
+        let (g, scale) = unsafe { (floats(&self.grad), self.lr_scale.as_ref().map(|s| floats(s))) };
+        match scale.filter(|s| s.contains(&0.0)) {
             Some(scale) => math::sum_squares_where(g, scale),
             None => math::sum_squares(g),
         }
-        .sqrt();
-        let coef = max / (norm + 1e-6);
-        if coef < 1.0 {
-            math::scale_(g, coef as f32);
-        }
+        .sqrt()
+    }
+
+    /// The global norm of the last step's gradients before clipping, over the parameters that
+    /// train; `None` before the first step.
+    pub fn last_grad_norm(&self) -> Option<f64> {
+        self.last_norm
+    }
+
+    /// How many weights have learning rate 0 (frozen by transfer), of how many, once any scale
+    /// was set; `None` while every scale is 1.
+    pub fn frozen(&self) -> Option<(usize, usize)> {
+        let scale = self.lr_scale.as_ref()?;
+        // SAFETY: the optimiser's own scale buffer, read under `&self`.
+        let scale = unsafe { floats(scale) };
+        Some((scale.iter().filter(|&&s| s == 0.0).count(), scale.len()))
     }
 
     /// Makes sure every parameter's gradient lives in the flat gradient buffer. The first

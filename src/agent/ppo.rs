@@ -23,161 +23,37 @@
 //! gradient run the actor and the critic in the project's engine ([`Net`]: the same bits on
 //! every CPU); the gSDE path differentiates the libtorch modules with autograd.
 
+mod config;
 mod loss;
 mod rollout;
 mod tasks;
 
+pub use config::PpoConfig;
 pub use tasks::TaskNets;
 
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
-use serde::{Deserialize, Serialize};
 use tch::Tensor;
 use tch::nn;
 
-use super::MAX_ROWS;
 use super::distributions::{
     argmax, categorical_probs, categorical_sample, draw_exploration, gaussian_sample, gsde_noise_only,
 };
 use super::engine::Net;
-use super::nn::{Mlp, MlpConfig};
+use super::nn::Mlp;
 use super::normalize::{ObsNormalizer, RewardNormalizer};
-use super::objective::Objective;
 use super::optim::Optimizer;
 use super::intrinsic::Intrinsic;
 use super::state::{agent_state, training_state};
+use super::stats::TrainStats;
 use super::{
-    Agent, AgentConfig, AgentError, Algo, Distill, Event, Monitor, Outcome, Schedule, advance_guidance, check, obs_dim,
-    rows, sorted_variables, to_vec, variable_names,
+    Agent, AgentConfig, AgentError, Algo, Distill, Event, Monitor, Outcome, advance_guidance, obs_dim,
+    rows, sorted_variables, to_vec, update_stats, variable_names,
 };
 use crate::env::{Action, Space, VecEnv};
 use loss::Teacher;
 use rollout::Rollout;
-
-/// PPO's hyperparameters; defaults are Stable-Baselines3's.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct PpoConfig {
-    /// Environments stepped together.
-    pub n_envs: usize,
-    /// Steps per environment per rollout.
-    pub n_steps: usize,
-    /// Rows per minibatch.
-    pub batch_size: usize,
-    /// Passes over each rollout.
-    pub n_epochs: usize,
-    /// Discount factor.
-    pub gamma: f64,
-    /// GAE's λ.
-    pub gae_lambda: f64,
-    /// Adam's learning rate.
-    pub learning_rate: Schedule,
-    /// The surrogate's clip range ε.
-    pub clip_range: Schedule,
-    /// Clips the value prediction's change around the rollout's value; `None` does not clip.
-    pub clip_range_vf: Option<f64>,
-    /// Normalise advantages per minibatch.
-    pub normalize_advantage: bool,
-    /// Entropy bonus coefficient.
-    pub ent_coef: f64,
-    /// Value loss coefficient.
-    pub vf_coef: f64,
-    /// Gradient clipping (global norm).
-    pub max_grad_norm: f64,
-    /// Stops an update's epochs early when the approximate KL divergence exceeds 1.5 times this.
-    pub target_kl: Option<f64>,
-    /// Normalise observations by running statistics (the RL Zoo's `normalize: true`).
-    pub normalize_obs: bool,
-    /// Scale rewards by the running deviation of the discounted return.
-    pub normalize_reward: bool,
-    /// Initial log standard deviation of the Gaussian policy (Box actions).
-    pub log_std_init: f64,
-    /// Generalised state-dependent exploration (Box actions): the noise is `features(s) · W`
-    /// with `W ~ N(0, σ²)` redrawn every `sde_sample_freq` steps (`-1`: once per rollout).
-    pub use_sde: bool,
-    /// Steps between redraws of the gSDE matrices; `-1` draws once per rollout.
-    pub sde_sample_freq: i64,
-    /// Actor and critic networks (each its own trunk).
-    pub net: MlpConfig,
-    /// The critic's hidden widths where they differ from the actor's `net.hidden` (SB3's
-    /// `net_arch=dict(pi=[...], vf=[...])`) [default: the actor's].
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub critic_hidden: Option<Vec<usize>>,
-    /// What the agent maximises: the task's reward, or a reward-free objective
-    /// ([`Objective`]), whose reward alone (never the task's) then drives the advantages.
-    #[serde(skip_serializing_if = "Objective::is_reward")]
-    pub objective: Objective,
-    /// A multitask network over several tasks' shared spaces ([`TaskNets`]); set by multitask
-    /// pretraining from its tasks.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub tasks: Option<TaskNets>,
-}
-
-impl Default for PpoConfig {
-    fn default() -> Self {
-        PpoConfig {
-            n_envs: 1,
-            n_steps: 2048,
-            batch_size: 64,
-            n_epochs: 10,
-            gamma: 0.99,
-            gae_lambda: 0.95,
-            learning_rate: Schedule::Constant(3e-4),
-            clip_range: Schedule::Constant(0.2),
-            clip_range_vf: None,
-            normalize_advantage: true,
-            ent_coef: 0.0,
-            vf_coef: 0.5,
-            max_grad_norm: 0.5,
-            target_kl: None,
-            normalize_obs: false,
-            normalize_reward: false,
-            log_std_init: 0.0,
-            use_sde: false,
-            sde_sample_freq: -1,
-            net: MlpConfig::default(),
-            critic_hidden: None,
-            objective: Objective::Reward,
-            tasks: None,
-        }
-    }
-}
-
-impl PpoConfig {
-    pub(super) fn validate(&self) -> Result<(), AgentError> {
-        check("n_envs", self.n_envs >= 1, "must be at least 1")?;
-        check("n_steps", self.n_steps >= 1, "must be at least 1")?;
-        check("batch_size", self.batch_size >= 1, "must be at least 1")?;
-        check(
-            "n_steps",
-            self.n_steps.saturating_mul(self.n_envs) <= MAX_ROWS,
-            &format!("n_steps * n_envs (one rollout) must be at most {MAX_ROWS}"),
-        )?;
-        check("n_epochs", self.n_epochs >= 1, "must be at least 1")?;
-        check("gamma", (0.0..=1.0).contains(&self.gamma), "must lie in [0, 1]")?;
-        check("gae_lambda", (0.0..=1.0).contains(&self.gae_lambda), "must lie in [0, 1]")?;
-        check("max_grad_norm", self.max_grad_norm > 0.0, "must be positive")?;
-        check(
-            "critic_hidden",
-            self.critic_hidden.as_ref().is_none_or(|h| h.iter().all(|&w| w > 0)),
-            "every hidden layer needs a positive size",
-        )?;
-        let sde_ok = !self.use_sde || self.net.added.is_empty();
-        check("use_sde", sde_ok, "trains through autograd, which added layers are not run through: use a Gaussian head")?;
-        self.objective.validate()?;
-        if let Some(tasks) = &self.tasks {
-            tasks.validate(self.n_envs)?;
-            check("objective", self.objective.is_reward(), "a multitask network trains on its tasks' rewards")?;
-        }
-        self.net.validate()
-    }
-
-    /// The critic's network: the actor's, with `critic_hidden` where given.
-    pub fn critic_net(&self) -> MlpConfig {
-        MlpConfig { hidden: self.critic_hidden.clone().unwrap_or_else(|| self.net.hidden.clone()), ..self.net.clone() }
-    }
-}
 
 /// The policy's distribution family.
 enum Head {
@@ -215,6 +91,8 @@ pub struct Ppo {
     /// episode; `None` until the first call to `learn`.
     current: Option<(Vec<f32>, Vec<f32>)>,
     teacher: Option<Teacher>,
+    /// The updates' scalars until the loop reports them.
+    stats: TrainStats,
     /// Set when this agent is an A2C (see [`super::a2c`]): its configuration, which
     /// [`Agent::config`] reports.
     a2c: Option<super::A2cConfig>,
@@ -309,6 +187,7 @@ impl Ppo {
             steps: 0,
             current: None,
             teacher: None,
+            stats: TrainStats::default(),
             a2c,
             cfg,
         })
@@ -360,6 +239,7 @@ impl Ppo {
         let clip = self.cfg.clip_range.at(progress);
         let batch = self.cfg.batch_size.min(len);
         let manual = !self.uses_sde();
+        self.record_rollout(r, &returns, lr, clip);
         // One minibatch spanning the rollout is the same every epoch: build it once.
         let whole = (batch == len).then(|| self.minibatch(r, &adv, &returns, None));
         if let Some(intrinsic) = &mut self.intrinsic {
@@ -379,19 +259,21 @@ impl Ppo {
                         &built
                     }
                 };
-                let kl = if manual {
+                let terms = if manual {
                     self.manual_gradients(mb, clip)
                 } else {
-                    let (loss, kl) = self.loss(mb, clip);
+                    let (loss, terms) = self.loss(mb, clip);
                     self.opt.compute_gradients(&loss);
-                    kl
+                    terms
                 };
+                terms.record(&self.cfg, &mut self.stats);
                 // As Stable-Baselines3: stop the update before a step that follows too large a
                 // policy change.
-                if self.cfg.target_kl.is_some_and(|target| kl > 1.5 * target) {
+                if self.cfg.target_kl.is_some_and(|target| terms.kl > 1.5 * target) {
                     return Ok(());
                 }
                 self.opt.step_with_gradients(lr, Some(self.cfg.max_grad_norm));
+                self.stats.add_grad_norm(&self.opt, "train/grad_norm");
             }
         }
         Ok(())
@@ -422,7 +304,10 @@ impl Agent for Ppo {
             };
             let progress = self.steps as f64 / total as f64;
             self.update(&rollout, &last_values, progress)?;
-            if monitor(Event::Checkpoint { step: self.steps }).is_break() {
+            let stats = self.stats.take();
+            let stats = update_stats(self, stats);
+            if monitor(Event::Update { step: self.steps, stats: &stats }).is_break()
+                || monitor(Event::Checkpoint { step: self.steps }).is_break() {
                 return Ok(Outcome::Stopped);
             }
         }

@@ -29,6 +29,7 @@ use super::off_policy::{self, OffPolicy, ProgressAt, Shape, StopAt};
 use super::optim::{FlatParams, Optimizer};
 use super::replay::ReplayBuffer;
 use super::state::{agent_state, training_state};
+use super::stats::TrainStats;
 use super::{
     Agent, AgentConfig, AgentError, Algo, Distill, Monitor, Outcome, Schedule, box_bounds, check, check_envs, obs_dim,
     snapshot, sorted_variables, variable_names,
@@ -167,6 +168,8 @@ pub struct Sac {
     gradient_steps: u64,
     current: Option<Vec<f32>>,
     teacher: Option<Teacher>,
+    /// The gradient steps' scalars until the loop reports them.
+    stats: TrainStats,
 }
 
 impl Sac {
@@ -254,6 +257,7 @@ impl Sac {
             gradient_steps: 0,
             current: None,
             teacher: None,
+            stats: TrainStats::default(),
             cfg,
         };
         sac.update_targets(1.0);
@@ -294,6 +298,10 @@ impl Sac {
             if self.gradient_steps.is_multiple_of(self.cfg.target_update_interval as u64) {
                 self.update_targets(self.cfg.tau);
             }
+        }
+        self.stats.add("train/learning_rate", lr);
+        if let Some(w) = self.teacher.as_ref().map(|t| t.distill.weight_at(self.steps)).filter(|&w| w > 0.0) {
+            self.stats.add("transfer/distill_weight", w);
         }
     }
 }
@@ -426,5 +434,9 @@ impl OffPolicy for Sac {
 
     fn train(&mut self, lr: f64) {
         self.updates(self.cfg.gradient_steps, lr);
+    }
+
+    fn stats(&mut self) -> &mut TrainStats {
+        &mut self.stats
     }
 }

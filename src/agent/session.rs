@@ -96,7 +96,7 @@ impl<'a> Session<'a> {
                     curve.episodes.push(EpisodeRecord { step, ret: episode.ret, len: episode.len })
                 }
                 Event::Intrinsic { step, reward } => curve.intrinsic.push((step, reward)),
-                Event::Progress { .. } | Event::Checkpoint { .. } => {}
+                Event::Progress { .. } | Event::Update { .. } | Event::Checkpoint { .. } => {}
             }
             on_event(event)
         };

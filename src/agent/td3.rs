@@ -33,6 +33,7 @@ use super::off_policy::{self, OffPolicy, ProgressAt, Shape, StopAt};
 use super::optim::{FlatParams, Optimizer};
 use super::replay::{ReplayBuffer, Rows};
 use super::state::{agent_state, training_state};
+use super::stats::TrainStats;
 use super::{
     Agent, AgentConfig, AgentError, Algo, Distill, Monitor, Outcome, Schedule, box_bounds, check, check_envs, obs_dim,
     sorted_variables, variable_names,
@@ -148,6 +149,8 @@ pub struct Td3 {
     steps: u64,
     gradient_steps: u64,
     current: Option<Vec<f32>>,
+    /// The gradient steps' scalars until the loop reports them.
+    stats: TrainStats,
 }
 
 impl Td3 {
@@ -205,6 +208,7 @@ impl Td3 {
             steps: 0,
             gradient_steps: 0,
             current: None,
+            stats: TrainStats::default(),
             cfg,
         };
         td3.update_targets(1.0);
@@ -253,15 +257,16 @@ impl Td3 {
         (0..n).map(|i| batch.rewards[i] + (1.0 - batch.dones[i]) * (q0[i].min(q1[i]) * gamma)).collect()
     }
 
-    /// Writes the critics' gradients of `Σ_k mean (Q_k(s, a) - y)²` into their optimiser.
-    fn critic_gradients(&mut self, batch: &Rows, target: &[f32]) {
+    /// Writes the critics' gradients of `Σ_k mean (Q_k(s, a) - y)²` into their optimiser;
+    /// returns the loss.
+    fn critic_gradients(&mut self, batch: &Rows, target: &[f32]) -> f64 {
         let x = self.critic_input(&batch.obs, &batch.actions);
-        off_policy::twin_critic_gradients(&self.critic_nets, &mut self.critic_opt, &x, target, 2.0);
+        off_policy::twin_critic_gradients(&self.critic_nets, &mut self.critic_opt, &x, target, 2.0)
     }
 
     /// Writes the actor's gradients of `-mean Q_0(s, tanh(actor(s)))` into its optimiser,
-    /// through the first critic's gradient with respect to the actions.
-    fn actor_gradients(&mut self, obs: &[f32]) {
+    /// through the first critic's gradient with respect to the actions; returns the loss.
+    fn actor_gradients(&mut self, obs: &[f32]) -> f64 {
         let (n, dim) = (obs.len() / self.obs_dim, self.act_dim);
         let params = self.actor_opt.params().values();
         let pass = self.actor_net.forward(params, obs, n);
@@ -269,6 +274,7 @@ impl Td3 {
         let x = self.critic_input(obs, &actions);
         let critic_params = self.critic_opt.params().values();
         let q_pass = self.critic_nets[0].forward(critic_params, &x, n);
+        let loss = -q_pass.output().iter().map(|&q| q as f64).sum::<f64>() / n as f64;
         let grad_q = vec![-1.0 / n as f32; n];
         let g = self.critic_nets[0].input_gradient(critic_params, &x, &q_pass, &grad_q, None);
         let width = self.obs_dim + dim;
@@ -281,6 +287,7 @@ impl Td3 {
             .collect();
         let (params, grads) = self.actor_opt.values_and_gradients();
         self.actor_net.backward(params, obs, &pass, &grad_u, None, grads);
+        loss
     }
 
     /// `steps` gradient steps at learning rate `lr`: the critics every step, the actor and the
@@ -290,14 +297,19 @@ impl Td3 {
             self.gradient_steps += 1;
             let batch = self.buffer.sample_rows(self.cfg.batch_size, &mut self.rng);
             let target = self.targets(&batch);
-            self.critic_gradients(&batch, &target);
+            let critic_loss = self.critic_gradients(&batch, &target);
             self.critic_opt.step_with_gradients(lr, None);
+            self.stats.add("train/critic_loss", critic_loss);
+            self.stats.add_grad_norm(&self.critic_opt, "train/critic_grad_norm");
             if self.gradient_steps.is_multiple_of(self.cfg.policy_delay as u64) {
-                self.actor_gradients(&batch.obs);
+                let actor_loss = self.actor_gradients(&batch.obs);
                 self.actor_opt.step_with_gradients(lr, None);
+                self.stats.add("train/actor_loss", actor_loss);
+                self.stats.add_grad_norm(&self.actor_opt, "train/actor_grad_norm");
                 self.update_targets(self.cfg.tau);
             }
         }
+        self.stats.add("train/learning_rate", lr);
     }
 }
 
@@ -409,5 +421,9 @@ impl OffPolicy for Td3 {
 
     fn train(&mut self, lr: f64) {
         self.updates(self.cfg.gradient_steps, lr);
+    }
+
+    fn stats(&mut self) -> &mut TrainStats {
+        &mut self.stats
     }
 }

@@ -10,6 +10,7 @@
 //! | `rollout/intrinsic_reward` | a reward-free agent's mean intrinsic reward per rollout |
 //! | `eval/mean_reward`, `eval/std_reward` | each evaluation (a study's grid, or after training) |
 //! | `eval/score` | a study's evaluations normalised: 0 for a random policy, 1 at the threshold |
+//! | `train/...`, `rollout/exploration_rate`, `transfer/...` | the updates' scalars ([`super::stats`]): their means since the last point, at most once a second and at the end |
 //!
 //! A write that fails (a full disk) is said once and logging stops; training goes on.
 
@@ -18,6 +19,7 @@ use std::path::Path;
 use std::time::Instant;
 
 use super::Event;
+use super::stats::TrainStats;
 use crate::util::FileError;
 use crate::util::tensorboard::EventWriter;
 
@@ -27,6 +29,8 @@ pub struct TrainLog {
     recent: VecDeque<(f64, usize)>,
     last: (Instant, u64),
     flushed: Instant,
+    /// The updates' scalars since the last point, and the step of the last update.
+    updates: (TrainStats, u64),
 }
 
 impl TrainLog {
@@ -34,7 +38,7 @@ impl TrainLog {
     pub fn create(dir: &Path, start: u64) -> Result<Self, FileError> {
         let writer = EventWriter::create(dir)?;
         let now = Instant::now();
-        Ok(TrainLog { writer: Some(writer), recent: VecDeque::new(), last: (now, start), flushed: now })
+        Ok(TrainLog { writer: Some(writer), recent: VecDeque::new(), last: (now, start), flushed: now, updates: (TrainStats::default(), start) })
     }
 
     /// Logs what `event` carries.
@@ -57,11 +61,18 @@ impl TrainLog {
                     values.push(("rollout/ep_len_mean", self.recent.iter().map(|e| e.1 as f64).sum::<f64>() / n));
                 }
                 self.write(step, &values);
+                self.write_updates();
                 if self.flushed.elapsed().as_secs() >= 5 {
                     self.flush();
                 }
             }
             Event::Intrinsic { step, reward } => self.write(step, &[("rollout/intrinsic_reward", reward)]),
+            Event::Update { step, stats } => {
+                for &(tag, value) in stats {
+                    self.updates.0.add(tag, value);
+                }
+                self.updates.1 = step;
+            }
             Event::Progress { .. } | Event::Checkpoint { .. } => {}
         }
     }
@@ -84,8 +95,17 @@ impl TrainLog {
         }
     }
 
+    /// Writes the updates' means since the last point, at the last update's step.
+    fn write_updates(&mut self) {
+        if !self.updates.0.is_empty() {
+            let values = self.updates.0.take();
+            self.write(self.updates.1, &values);
+        }
+    }
+
     /// Writes everything out.
     pub fn flush(&mut self) {
+        self.write_updates();
         self.flushed = Instant::now();
         if let Some(w) = &mut self.writer
             && let Err(e) = w.flush()

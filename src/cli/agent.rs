@@ -211,7 +211,7 @@ pub(super) fn train_and_save(
             }
             Event::Progress { step } => bar.set_position(step),
             Event::Intrinsic { reward, .. } => bar.set_message(format!("intrinsic {reward:.3}")),
-            Event::Checkpoint { .. } => {}
+            Event::Update { .. } | Event::Checkpoint { .. } => {}
         }
         if interrupted.load(std::sync::atomic::Ordering::SeqCst) {
             std::ops::ControlFlow::Break(())

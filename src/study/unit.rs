@@ -324,7 +324,7 @@ fn train(
                     Event::Checkpoint { .. } if due || stop.load(Ordering::SeqCst) => {
                         return std::ops::ControlFlow::Break(());
                     }
-                    Event::Episode { .. } | Event::Checkpoint { .. } | Event::Intrinsic { .. } => {}
+                    Event::Episode { .. } | Event::Update { .. } | Event::Checkpoint { .. } | Event::Intrinsic { .. } => {}
                 }
                 std::ops::ControlFlow::Continue(())
             })

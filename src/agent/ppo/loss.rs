@@ -14,9 +14,38 @@ use super::super::distributions::{
 use super::super::engine::Net;
 use super::super::nn::Mlp;
 use super::super::optim::FlatParams;
+use super::super::stats::TrainStats;
 use super::super::{Distill, rows, snapshot, sorted_variables, to_vec};
 use super::rollout::Minibatch;
 use super::{Head, Ppo};
+
+/// A minibatch's terms as Stable-Baselines3 logs them (`train/...`; [`Losses::record`]), with
+/// the approximate KL divergence that stops an update early.
+#[derive(Clone, Copy, Debug, Default)]
+pub(super) struct Losses {
+    /// The clipped surrogate's loss, `-mean(min(r A, clip(r, 1 ± ε) A))`.
+    pub policy: f64,
+    /// The (clipped) value prediction's mean squared error.
+    pub value: f64,
+    /// The policy's mean entropy.
+    pub entropy: f64,
+    /// The approximate KL divergence from the rollout's policy, `mean((r - 1) - log r)`.
+    pub kl: f64,
+    /// The share of rows whose ratio left `1 ± ε`.
+    pub clip_fraction: f64,
+}
+
+impl Losses {
+    /// Adds the terms to `stats` under SB3's tags; `train/loss` is the loss without distillation.
+    pub(super) fn record(&self, cfg: &super::PpoConfig, stats: &mut TrainStats) {
+        stats.add("train/policy_gradient_loss", self.policy);
+        stats.add("train/value_loss", self.value);
+        stats.add("train/entropy_loss", -self.entropy);
+        stats.add("train/approx_kl", self.kl);
+        stats.add("train/clip_fraction", self.clip_fraction);
+        stats.add("train/loss", self.policy + cfg.vf_coef * self.value - cfg.ent_coef * self.entropy);
+    }
+}
 
 /// A frozen copy of the actor to distil from, run in the engine.
 pub(super) struct Teacher {
@@ -46,7 +75,7 @@ impl Ppo {
     }
 
     /// The distillation teacher and its weight now, while the weight is above zero.
-    fn active_teacher(&self) -> Option<(&Teacher, f64)> {
+    pub(super) fn active_teacher(&self) -> Option<(&Teacher, f64)> {
         let teacher = self.teacher.as_ref()?;
         let w = teacher.distill.weight_at(self.steps);
         (w > 0.0).then_some((teacher, w))
@@ -141,9 +170,8 @@ impl Ppo {
         }
     }
 
-    /// The PPO loss of a minibatch as an autograd graph, and the approximate KL divergence
-    /// from the rollout's policy.
-    pub(super) fn loss(&self, mb: &Minibatch, clip: f64) -> (Tensor, f64) {
+    /// The PPO loss of a minibatch as an autograd graph, and its terms.
+    pub(super) fn loss(&self, mb: &Minibatch, clip: f64) -> (Tensor, Losses) {
         let n = mb.len() as i64;
         let column = |v: &[f32]| Tensor::from_slice(v).view([n, 1]);
         let actions = match self.head {
@@ -154,7 +182,7 @@ impl Ppo {
         };
         let (advantages, old_values) = (column(&mb.advantages), column(&mb.old_values));
         let obs = rows(&mb.obs, self.obs_dim);
-        let (log_prob, entropy) = self.evaluate_actions(&obs, &actions, self.cfg.ent_coef != 0.0);
+        let (log_prob, entropy) = self.evaluate_actions(&obs, &actions, true);
         let log_ratio = &log_prob - column(&mb.old_log_probs);
         let ratio = log_ratio.exp();
         let surrogate = (&advantages * &ratio).min_other(&(&advantages * ratio.clamp(1.0 - clip, 1.0 + clip)));
@@ -164,23 +192,28 @@ impl Ppo {
             None => values,
         };
         let value_loss = values.mse_loss(&column(&mb.returns), tch::Reduction::Mean);
+        let terms = tch::no_grad(|| Losses {
+            policy: -surrogate.mean(Kind::Float).double_value(&[]),
+            value: value_loss.double_value(&[]),
+            entropy: entropy.as_ref().map_or(0.0, |e| e.mean(Kind::Float).double_value(&[])),
+            kl: ((&ratio - 1.0) - &log_ratio).mean(Kind::Float).double_value(&[]),
+            clip_fraction: (&ratio - 1.0).abs().gt(clip).to_kind(Kind::Float).mean(Kind::Float).double_value(&[]),
+        });
         let mut loss = value_loss * self.cfg.vf_coef - surrogate.mean(Kind::Float);
-        if let Some(entropy) = entropy {
+        if let Some(entropy) = entropy.filter(|_| self.cfg.ent_coef != 0.0) {
             loss -= entropy.mean(Kind::Float) * self.cfg.ent_coef;
         }
         if let Some(distill) = self.distill_loss(&mb.obs) {
             loss += distill;
         }
-        let kl = tch::no_grad(|| ((&ratio - 1.0) - &log_ratio).mean(Kind::Float).double_value(&[]));
-        (loss, kl)
+        (loss, terms)
     }
 
     /// The gradient of the same loss computed by hand, written into the optimiser's gradient
     /// buffer: each network's forward pass in the engine, the loss's derivatives with respect to
     /// the networks' outputs in Rust, and each network's backward pass in the engine. Returns the
-    /// approximate KL divergence. Categorical and plain Gaussian policies only (gSDE takes the
-    /// autograd path).
-    pub(super) fn manual_gradients(&mut self, mb: &Minibatch, clip: f64) -> f64 {
+    /// loss's terms. Categorical and plain Gaussian policies only (gSDE takes the autograd path).
+    pub(super) fn manual_gradients(&mut self, mb: &Minibatch, clip: f64) -> Losses {
         let b = mb.len();
         let x = mb.obs.as_slice();
         let passes = [0, 1].map(|j| self.nets[j].forward(self.opt.params().values(), x, b));
@@ -192,14 +225,18 @@ impl Ppo {
         let inv_b = 1.0 / b as f64;
         let ent_coef = self.cfg.ent_coef;
         let mut g_out = vec![0.0f32; out.len()];
-        let mut kl = 0.0;
+        // Sums over the rows, divided by their number at the end.
+        let mut sums = Losses::default();
         // d(policy loss)/d(log-prob) for row i, given its log-prob.
         let mut d_log_prob = |i: usize, lp: f64| {
             let log_ratio = lp - mb.old_log_probs[i] as f64;
             let ratio = libm::exp(log_ratio);
-            kl += (ratio - 1.0) - log_ratio;
+            sums.kl += (ratio - 1.0) - log_ratio;
+            sums.clip_fraction += f64::from((ratio - 1.0).abs() > clip);
             let adv = mb.advantages[i] as f64;
-            if adv * ratio <= adv * ratio.clamp(1.0 - clip, 1.0 + clip) { -adv * ratio * inv_b } else { 0.0 }
+            let (unclipped, clipped) = (adv * ratio, adv * ratio.clamp(1.0 - clip, 1.0 + clip));
+            sums.policy -= unclipped.min(clipped);
+            if unclipped <= clipped { -adv * ratio * inv_b } else { 0.0 }
         };
         let mut g_log_std = Vec::new();
         match &self.head {
@@ -212,6 +249,7 @@ impl Ppo {
                     let a = mb.actions[i] as usize;
                     let d = d_log_prob(i, log_p[a]);
                     let entropy: f64 = -log_p.iter().map(|&l| libm::exp(l) * l).sum::<f64>();
+                    sums.entropy += entropy;
                     for k in 0..n {
                         let p = libm::exp(log_p[k]);
                         let one_hot = if k == a { 1.0 } else { 0.0 };
@@ -222,6 +260,7 @@ impl Ppo {
             Head::Gaussian { dim, .. } => {
                 let dim = *dim;
                 let log_std: Vec<f64> = to_vec(self.log_std()).iter().map(|&v| v as f64).collect();
+                sums.entropy = b as f64 * log_std.iter().map(|l| l + 0.5 + LOG_SQRT_2PI).sum::<f64>();
                 g_log_std = vec![-ent_coef; dim];
                 for i in 0..b {
                     let mut lp = 0.0;
@@ -246,8 +285,10 @@ impl Ppo {
                 Some(c) => (old + (v - old).clamp(-c, c), (v - old).abs() <= c),
                 None => (v, true),
             };
+            let error = v - mb.returns[i] as f64;
+            sums.value += error * error;
             if pass {
-                g_values[i] = (self.cfg.vf_coef * 2.0 * (v - mb.returns[i] as f64) * inv_b) as f32;
+                g_values[i] = (self.cfg.vf_coef * 2.0 * error * inv_b) as f32;
             }
         }
         // The buffer comes cleared; the backward passes write every network parameter's gradient.
@@ -259,7 +300,13 @@ impl Ppo {
                 *g = v as f32;
             }
         }
-        kl * inv_b
+        Losses {
+            policy: sums.policy * inv_b,
+            value: sums.value * inv_b,
+            entropy: sums.entropy * inv_b,
+            kl: sums.kl * inv_b,
+            clip_fraction: sums.clip_fraction * inv_b,
+        }
     }
 }
 
@@ -313,16 +360,33 @@ mod tests {
                 advantages: (0..b).map(|_| rng.random_range(-2.0..2.0)).collect(),
                 returns: (0..b).map(|_| rng.random_range(-1.0..1.0)).collect(),
             };
-            let (loss, kl_auto) = ppo.loss(&mb, 0.2);
+            let (loss, auto_terms) = ppo.loss(&mb, 0.2);
             ppo.opt.compute_gradients(&loss);
             let auto = ppo.opt.gradients().copy();
-            let kl_manual = ppo.manual_gradients(&mb, 0.2);
+            let manual_terms = ppo.manual_gradients(&mb, 0.2);
             let manual = ppo.opt.gradients().copy();
             let err = (&auto - &manual).abs().max().double_value(&[]);
             let scale = auto.abs().max().double_value(&[]);
             assert!(scale > 1e-3, "{env_id}: gradients vanish");
             assert!(err <= 1e-4 * scale.max(1.0), "{env_id}: max difference {err} (largest gradient {scale})");
-            assert!((kl_auto - kl_manual).abs() < 1e-5, "{env_id}: kl {kl_auto} vs {kl_manual}");
+            // The logged terms agree too, the whole loss with autograd's (less distillation).
+            let (a, m) = (auto_terms, manual_terms);
+            for (name, x, y) in [
+                ("kl", a.kl, m.kl),
+                ("policy", a.policy, m.policy),
+                ("value", a.value, m.value),
+                ("entropy", a.entropy, m.entropy),
+                ("clip_fraction", a.clip_fraction, m.clip_fraction),
+            ] {
+                assert!((x - y).abs() < 1e-5 * x.abs().max(1.0), "{env_id}: {name} {x} vs {y}");
+            }
+            assert!(m.clip_fraction > 0.0 && m.clip_fraction < 1.0, "{env_id}: some ratios clip");
+            if !with_teacher {
+                let cfg = &ppo.cfg;
+                let whole = m.policy + cfg.vf_coef * m.value - cfg.ent_coef * m.entropy;
+                let autograd = loss.double_value(&[]);
+                assert!((whole - autograd).abs() < 1e-5 * autograd.abs().max(1.0), "{env_id}: loss {whole} vs {autograd}");
+            }
         }
     }
 

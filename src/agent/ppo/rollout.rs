@@ -8,6 +8,19 @@ use super::super::{AgentError, Monitor, report, to_vec};
 use super::{Head, Ppo};
 use crate::env::{Action, VecEnv};
 
+/// `1 - Var(target - pred) / Var(target)`: 1 for perfect predictions, 0 for the mean's, NaN
+/// for a constant target (SB3's `explained_variance`).
+pub(crate) fn explained_variance(pred: &[f32], target: &[f32]) -> f64 {
+    let var = |v: &mut dyn Iterator<Item = f64>| {
+        let v: Vec<f64> = v.collect();
+        let mean = v.iter().sum::<f64>() / v.len() as f64;
+        v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / v.len() as f64
+    };
+    let target_var = var(&mut target.iter().map(|&t| t as f64));
+    let error_var = var(&mut target.iter().zip(pred).map(|(&t, &p)| t as f64 - p as f64));
+    if target_var == 0.0 { f64::NAN } else { 1.0 - error_var / target_var }
+}
+
 /// One rollout, `[n_steps * n_envs]` rows in step-major order.
 pub(super) struct Rollout {
     pub(super) obs: Vec<f32>,
@@ -256,6 +269,31 @@ impl Ppo {
         }
         let returns = adv.iter().zip(&r.values).map(|(a, v)| a + v).collect();
         (adv, returns)
+    }
+
+    /// Records the update's settings and how well the rollout's values predicted its returns
+    /// (SB3's `train/explained_variance`), before the minibatches record their losses.
+    pub(super) fn record_rollout(&mut self, r: &Rollout, returns: &[f32], lr: f64, clip: f64) {
+        let std = match self.head {
+            Head::Gaussian { sde: false, .. } => {
+                let log_std = to_vec(self.log_std());
+                Some(log_std.iter().map(|&l| (l as f64).exp()).sum::<f64>() / log_std.len() as f64)
+            }
+            _ => None,
+        };
+        let distill_weight = self.active_teacher().map(|(_, w)| w);
+        let stats = &mut self.stats;
+        stats.add("train/learning_rate", lr);
+        if self.a2c.is_none() {
+            stats.add("train/clip_range", clip);
+        }
+        stats.add("train/explained_variance", explained_variance(&r.values, returns));
+        if let Some(std) = std {
+            stats.add("train/std", std);
+        }
+        if let Some(w) = distill_weight {
+            stats.add("transfer/distill_weight", w);
+        }
     }
 
     /// The rows `index` of a rollout (all rows when `None`), advantages normalised in Rust when

@@ -53,17 +53,29 @@ impl Sac {
         }
         let pi = self.actor_pass(&batch.obs);
         if self.ent_opt.is_some() {
-            self.entropy_gradient(&pi.log_prob);
+            let log_alpha = self.log_ent_coef.double_value(&[0]);
+            let mean = self.entropy_gradient(&pi.log_prob);
+            self.stats.add("train/ent_coef_loss", -log_alpha * mean);
             if let Some(opt) = &mut self.ent_opt {
                 opt.step_with_gradients(lr, None);
             }
         }
         let alpha = self.alpha();
         let target = self.soft_target(batch, alpha);
-        self.critic_gradients(batch, &target);
+        let critic_loss = self.critic_gradients(batch, &target);
         self.critic_opt.step_with_gradients(lr, None);
-        self.actor_gradients(&pi, alpha);
+        let actor_loss = self.actor_gradients(&pi, alpha);
         self.actor_opt.step_with_gradients(lr, None);
+        self.record(alpha as f64, actor_loss, critic_loss);
+    }
+
+    /// Records a gradient step's scalars (`train/...`, [`super::super::stats`]).
+    fn record(&mut self, alpha: f64, actor_loss: f64, critic_loss: f64) {
+        self.stats.add("train/ent_coef", alpha);
+        self.stats.add("train/actor_loss", actor_loss);
+        self.stats.add("train/critic_loss", critic_loss);
+        self.stats.add_grad_norm(&self.actor_opt, "train/actor_grad_norm");
+        self.stats.add_grad_norm(&self.critic_opt, "train/critic_grad_norm");
     }
 
     /// The entropy coefficient `α = exp(log α)`.
@@ -96,13 +108,14 @@ impl Sac {
         ActorPass { obs: obs.to_vec(), pass, log_std_pass, mean, std, log_std, in_range, eps, actions, log_prob }
     }
 
-    /// Writes `∂/∂ log α` into the entropy optimiser's gradient.
-    pub(super) fn entropy_gradient(&mut self, log_prob: &[f32]) {
+    /// Writes `∂/∂ log α` into the entropy optimiser's gradient; returns `mean(log π + target)`.
+    pub(super) fn entropy_gradient(&mut self, log_prob: &[f32]) -> f64 {
         let target = self.target_entropy as f32;
         let mean = log_prob.iter().map(|lp| lp + target).sum::<f32>() / log_prob.len() as f32;
         if let Some(opt) = &mut self.ent_opt {
             opt.values_and_gradients().1.fill(-mean);
         }
+        mean as f64
     }
 
     /// The soft Bellman targets `r + γ (1 - done) (min_k Q̄_k(s', a') - α log π(a'|s'))` with
@@ -122,15 +135,17 @@ impl Sac {
             .collect()
     }
 
-    /// Writes the critics' gradients of `½ Σ_k mean (Q_k(s, a) - target)²` into their optimiser.
-    pub(super) fn critic_gradients(&mut self, batch: &Rows, target: &[f32]) {
+    /// Writes the critics' gradients of `½ Σ_k mean (Q_k(s, a) - target)²` into their optimiser;
+    /// returns the loss.
+    pub(super) fn critic_gradients(&mut self, batch: &Rows, target: &[f32]) -> f64 {
         let x = self.critic_input(&batch.obs, &batch.actions);
-        super::super::off_policy::twin_critic_gradients(&self.critic_nets, &mut self.critic_opt, &x, target, 1.0);
+        super::super::off_policy::twin_critic_gradients(&self.critic_nets, &mut self.critic_opt, &x, target, 1.0)
     }
 
     /// Writes the actor's gradients of `mean (α log π - min_k Q_k(s, a))` (plus the distillation
-    /// term while it lasts) into its optimiser, through the critics' input gradient.
-    pub(super) fn actor_gradients(&mut self, pi: &ActorPass, alpha: f32) {
+    /// term while it lasts) into its optimiser, through the critics' input gradient; returns the
+    /// loss without distillation.
+    pub(super) fn actor_gradients(&mut self, pi: &ActorPass, alpha: f32) -> f64 {
         let (n, dim, width) = (pi.log_prob.len(), self.act_dim, self.obs_dim + self.act_dim);
         let x = self.critic_input(&pi.obs, &pi.actions);
         let params = self.critic_opt.params().values();
@@ -139,6 +154,7 @@ impl Sac {
         // The gradient of the minimum goes to the smaller critic (half to each on a tie, as
         // libtorch's `minimum`).
         let mut pick = [vec![0.0f32; n], vec![0.0f32; n]];
+        let loss = (0..n).map(|i| (alpha * pi.log_prob[i] - q0[i].min(q1[i])) as f64).sum::<f64>() / n as f64;
         for i in 0..n {
             if q0[i] == q1[i] {
                 (pick[0][i], pick[1][i]) = (-0.5 / n as f32, -0.5 / n as f32);
@@ -179,6 +195,7 @@ impl Sac {
         let features = self.actor_net.features(&pi.pass, &pi.obs);
         let through_log_std = head.input_gradient(params, features, &pi.log_std_pass, &grad_log_std, Some(&mut *grads));
         self.actor_net.backward(params, &pi.obs, &pi.pass, &grad_mean, Some(&through_log_std), grads);
+        loss
     }
 
     /// The distillation weight now with the teacher's means and variances for `obs` (from the
@@ -206,6 +223,7 @@ impl Sac {
                 let target = (pi.log_prob.detach() + self.target_entropy).unsqueeze(1);
                 let loss = -(&self.log_ent_coef * target).mean(Kind::Float);
                 opt.backward_step(&loss, lr, None);
+                self.stats.add("train/ent_coef_loss", loss.double_value(&[]));
                 self.log_ent_coef.detach().exp()
             }
             None => self.log_ent_coef.detach().exp(),
@@ -224,6 +242,8 @@ impl Sac {
         let actor_loss = self.actor_loss(&batch.obs, &pi, &ent_coef);
         self.actor_opt.backward_step(&actor_loss, lr, None);
         self.set_critics_trainable(true);
+        let value = |t: &Tensor| t.double_value(&[]);
+        self.record(ent_coef.double_value(&[0]), value(&actor_loss), value(&critic_loss));
     }
 
     /// The critics' loss `½ Σ_k mean (Q_k(s, a) - target)²` (autograd).

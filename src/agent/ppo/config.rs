@@ -1,0 +1,133 @@
+//! PPO's hyperparameters ([`PpoConfig`]) and their checks.
+
+use serde::{Deserialize, Serialize};
+
+use super::super::MAX_ROWS;
+use super::super::nn::MlpConfig;
+use super::super::objective::Objective;
+use super::super::{AgentError, Schedule, check};
+use super::TaskNets;
+
+/// PPO's hyperparameters; defaults are Stable-Baselines3's.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PpoConfig {
+    /// Environments stepped together.
+    pub n_envs: usize,
+    /// Steps per environment per rollout.
+    pub n_steps: usize,
+    /// Rows per minibatch.
+    pub batch_size: usize,
+    /// Passes over each rollout.
+    pub n_epochs: usize,
+    /// Discount factor.
+    pub gamma: f64,
+    /// GAE's λ.
+    pub gae_lambda: f64,
+    /// Adam's learning rate.
+    pub learning_rate: Schedule,
+    /// The surrogate's clip range ε.
+    pub clip_range: Schedule,
+    /// Clips the value prediction's change around the rollout's value; `None` does not clip.
+    pub clip_range_vf: Option<f64>,
+    /// Normalise advantages per minibatch.
+    pub normalize_advantage: bool,
+    /// Entropy bonus coefficient.
+    pub ent_coef: f64,
+    /// Value loss coefficient.
+    pub vf_coef: f64,
+    /// Gradient clipping (global norm).
+    pub max_grad_norm: f64,
+    /// Stops an update's epochs early when the approximate KL divergence exceeds 1.5 times this.
+    pub target_kl: Option<f64>,
+    /// Normalise observations by running statistics (the RL Zoo's `normalize: true`).
+    pub normalize_obs: bool,
+    /// Scale rewards by the running deviation of the discounted return.
+    pub normalize_reward: bool,
+    /// Initial log standard deviation of the Gaussian policy (Box actions).
+    pub log_std_init: f64,
+    /// Generalised state-dependent exploration (Box actions): the noise is `features(s) · W`
+    /// with `W ~ N(0, σ²)` redrawn every `sde_sample_freq` steps (`-1`: once per rollout).
+    pub use_sde: bool,
+    /// Steps between redraws of the gSDE matrices; `-1` draws once per rollout.
+    pub sde_sample_freq: i64,
+    /// Actor and critic networks (each its own trunk).
+    pub net: MlpConfig,
+    /// The critic's hidden widths where they differ from the actor's `net.hidden` (SB3's
+    /// `net_arch=dict(pi=[...], vf=[...])`) [default: the actor's].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub critic_hidden: Option<Vec<usize>>,
+    /// What the agent maximises: the task's reward, or a reward-free objective
+    /// ([`Objective`]), whose reward alone (never the task's) then drives the advantages.
+    #[serde(skip_serializing_if = "Objective::is_reward")]
+    pub objective: Objective,
+    /// A multitask network over several tasks' shared spaces ([`TaskNets`]); set by multitask
+    /// pretraining from its tasks.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tasks: Option<TaskNets>,
+}
+
+impl Default for PpoConfig {
+    fn default() -> Self {
+        PpoConfig {
+            n_envs: 1,
+            n_steps: 2048,
+            batch_size: 64,
+            n_epochs: 10,
+            gamma: 0.99,
+            gae_lambda: 0.95,
+            learning_rate: Schedule::Constant(3e-4),
+            clip_range: Schedule::Constant(0.2),
+            clip_range_vf: None,
+            normalize_advantage: true,
+            ent_coef: 0.0,
+            vf_coef: 0.5,
+            max_grad_norm: 0.5,
+            target_kl: None,
+            normalize_obs: false,
+            normalize_reward: false,
+            log_std_init: 0.0,
+            use_sde: false,
+            sde_sample_freq: -1,
+            net: MlpConfig::default(),
+            critic_hidden: None,
+            objective: Objective::Reward,
+            tasks: None,
+        }
+    }
+}
+
+impl PpoConfig {
+    pub(in crate::agent) fn validate(&self) -> Result<(), AgentError> {
+        check("n_envs", self.n_envs >= 1, "must be at least 1")?;
+        check("n_steps", self.n_steps >= 1, "must be at least 1")?;
+        check("batch_size", self.batch_size >= 1, "must be at least 1")?;
+        check(
+            "n_steps",
+            self.n_steps.saturating_mul(self.n_envs) <= MAX_ROWS,
+            &format!("n_steps * n_envs (one rollout) must be at most {MAX_ROWS}"),
+        )?;
+        check("n_epochs", self.n_epochs >= 1, "must be at least 1")?;
+        check("gamma", (0.0..=1.0).contains(&self.gamma), "must lie in [0, 1]")?;
+        check("gae_lambda", (0.0..=1.0).contains(&self.gae_lambda), "must lie in [0, 1]")?;
+        check("max_grad_norm", self.max_grad_norm > 0.0, "must be positive")?;
+        check(
+            "critic_hidden",
+            self.critic_hidden.as_ref().is_none_or(|h| h.iter().all(|&w| w > 0)),
+            "every hidden layer needs a positive size",
+        )?;
+        let sde_ok = !self.use_sde || self.net.added.is_empty();
+        check("use_sde", sde_ok, "trains through autograd, which added layers are not run through: use a Gaussian head")?;
+        self.objective.validate()?;
+        if let Some(tasks) = &self.tasks {
+            tasks.validate(self.n_envs)?;
+            check("objective", self.objective.is_reward(), "a multitask network trains on its tasks' rewards")?;
+        }
+        self.net.validate()
+    }
+
+    /// The critic's network: the actor's, with `critic_hidden` where given.
+    pub fn critic_net(&self) -> MlpConfig {
+        MlpConfig { hidden: self.critic_hidden.clone().unwrap_or_else(|| self.net.hidden.clone()), ..self.net.clone() }
+    }
+}
