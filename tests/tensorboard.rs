@@ -69,7 +69,54 @@ fn train_and_transfer_runs_are_read_back_by_tensorboard() {
         assert_eq!(eval.len(), 1, "{name}");
         assert_eq!(eval[0].1, f32_of(eval_mean(run)), "{name}: the evaluation");
         assert!(tags.get("time/fps").is_none_or(|p| p.iter().all(|&(_, v)| v > 0.0)), "{name}");
+        // The updates' scalars, under SB3's tags (their means between points; at least the last).
+        for tag in [
+            "train/policy_gradient_loss", "train/value_loss", "train/entropy_loss", "train/approx_kl",
+            "train/clip_fraction", "train/loss", "train/explained_variance", "train/learning_rate",
+            "train/clip_range", "train/grad_norm",
+        ] {
+            let points = tags.get(tag).unwrap_or_else(|| panic!("{name}: no {tag}"));
+            assert!(!points.is_empty() && points.iter().all(|p| p.1.is_finite()), "{name}: {tag} {points:?}");
+        }
+        let last = |tag: &str| tags[tag].last().unwrap().1;
+        assert!(last("train/grad_norm") > 0.0 && last("train/value_loss") > 0.0, "{name}");
+        assert!(last("train/entropy_loss") < 0.0 && last("train/entropy_loss") >= -(2f64.ln()) - 1e-6, "{name}: two actions");
+        assert!((0.0..=1.0).contains(&last("train/clip_fraction")), "{name}");
     }
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// Transfer's guidance in the log: the share of frozen weights, which falls to 0 when the freeze
+/// ends, and the distillation weight, which falls linearly; DQN's loss and epsilon.
+#[test]
+fn guidance_and_exploration_are_logged() {
+    let dir = std::env::temp_dir().join(format!("headstart-tensorboard-guidance-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let (runs, tb) = (dir.join("runs"), dir.join("tb"));
+    let s = |p: &Path| p.to_str().unwrap().to_string();
+    let source = runs.join("source");
+    headstart(&["train", "--algo", "ppo", "CartPole-v1", "--steps", "4000", "-q", "--out", &s(&source)]);
+    let strategy = r#"(name: "guided", freeze: ["actor.trunk"], freeze_until: 4000, distill: (weight: 1.0, decay_steps: 6000))"#;
+    headstart(&[
+        "transfer", &s(&source), "envs/cartpole-long-pole.ron", "--strategy", strategy, "--steps", "10000", "-q",
+        "--out", &s(&runs.join("guided")), "--tensorboard", &s(&tb),
+    ]);
+    headstart(&["train", "--algo", "dqn", "CartPole-v1", "--steps", "3000", "-q", "--out", &s(&runs.join("dqn")), "--tensorboard", &s(&tb)]);
+    let scalars = read(&tb);
+    let guided = &scalars["guided"];
+    let frozen = &guided["transfer/frozen_fraction"];
+    let (first, last) = (frozen[0], *frozen.last().unwrap());
+    assert!(first.0 < 4000 && first.1 > 0.0 && first.1 < 1.0, "the actor's trunk frozen, its head and the critic not: {frozen:?}");
+    assert!(last.0 > 4000 && last.1 == 0.0, "the freeze ended at step 4000: {frozen:?}");
+    let weight = &guided["transfer/distill_weight"];
+    assert!(weight.windows(2).all(|w| w[1].1 < w[0].1), "the weight falls: {weight:?}");
+    // Each point is the mean since the last, at the last update's step; none once it reached 0.
+    assert!(weight.iter().all(|&(step, w)| w > 0.0 && (w - (1.0 - step as f64 / 6000.0)).abs() < 0.2), "{weight:?}");
+    assert!(weight.last().unwrap().0 < 6000 + 1024, "{weight:?}");
+    let dqn = &scalars["dqn"];
+    let eps = &dqn["rollout/exploration_rate"];
+    assert!(eps.windows(2).all(|w| w[1].1 <= w[0].1) && eps.last().unwrap().1 < 1.0, "epsilon decays: {eps:?}");
+    assert!(dqn["train/loss"].iter().all(|p| p.1.is_finite() && p.1 >= 0.0) && !dqn["train/grad_norm"].is_empty());
     std::fs::remove_dir_all(&dir).ok();
 }
 

@@ -10,7 +10,7 @@
 //! | `rollout/intrinsic_reward` | a reward-free agent's mean intrinsic reward per rollout |
 //! | `eval/mean_reward`, `eval/std_reward` | each evaluation (a study's grid, or after training) |
 //! | `eval/score` | a study's evaluations normalised: 0 for a random policy, 1 at the threshold |
-//! | `train/...`, `rollout/exploration_rate`, `transfer/...` | the updates' scalars ([`super::stats`]): their means since the last point, at most once a second and at the end |
+//! | `train/...`, `rollout/exploration_rate`, `transfer/...` | the updates' scalars ([`super::stats`]): their means since the last point, at the first update [`UPDATE_EVERY`] steps or more after it, and at the end |
 //!
 //! A write that fails (a full disk) is said once and logging stops; training goes on.
 
@@ -23,14 +23,18 @@ use super::stats::TrainStats;
 use crate::util::FileError;
 use crate::util::tensorboard::EventWriter;
 
+/// The least number of environment steps between two points of the updates' scalars (PPO's
+/// rollouts are often longer: then every update is a point; DQN and SAC train every few steps).
+pub const UPDATE_EVERY: u64 = 1000;
+
 /// The event file of one run, and what its means need.
 pub struct TrainLog {
     writer: Option<EventWriter>,
     recent: VecDeque<(f64, usize)>,
     last: (Instant, u64),
     flushed: Instant,
-    /// The updates' scalars since the last point, and the step of the last update.
-    updates: (TrainStats, u64),
+    /// The updates' scalars since the last point, the step of the last update, and of the point.
+    updates: (TrainStats, u64, u64),
 }
 
 impl TrainLog {
@@ -38,7 +42,7 @@ impl TrainLog {
     pub fn create(dir: &Path, start: u64) -> Result<Self, FileError> {
         let writer = EventWriter::create(dir)?;
         let now = Instant::now();
-        Ok(TrainLog { writer: Some(writer), recent: VecDeque::new(), last: (now, start), flushed: now, updates: (TrainStats::default(), start) })
+        Ok(TrainLog { writer: Some(writer), recent: VecDeque::new(), last: (now, start), flushed: now, updates: (TrainStats::default(), start, start) })
     }
 
     /// Logs what `event` carries.
@@ -61,9 +65,8 @@ impl TrainLog {
                     values.push(("rollout/ep_len_mean", self.recent.iter().map(|e| e.1 as f64).sum::<f64>() / n));
                 }
                 self.write(step, &values);
-                self.write_updates();
                 if self.flushed.elapsed().as_secs() >= 5 {
-                    self.flush();
+                    self.flush_writer();
                 }
             }
             Event::Intrinsic { step, reward } => self.write(step, &[("rollout/intrinsic_reward", reward)]),
@@ -72,6 +75,9 @@ impl TrainLog {
                     self.updates.0.add(tag, value);
                 }
                 self.updates.1 = step;
+                if step >= self.updates.2 + UPDATE_EVERY {
+                    self.write_updates();
+                }
             }
             Event::Progress { .. } | Event::Checkpoint { .. } => {}
         }
@@ -99,13 +105,18 @@ impl TrainLog {
     fn write_updates(&mut self) {
         if !self.updates.0.is_empty() {
             let values = self.updates.0.take();
+            self.updates.2 = self.updates.1;
             self.write(self.updates.1, &values);
         }
     }
 
-    /// Writes everything out.
+    /// Writes everything out (at the end of a run, or of a part of it).
     pub fn flush(&mut self) {
         self.write_updates();
+        self.flush_writer();
+    }
+
+    fn flush_writer(&mut self) {
         self.flushed = Instant::now();
         if let Some(w) = &mut self.writer
             && let Err(e) = w.flush()
