@@ -9,7 +9,7 @@ PEERS := .venv-peers
 # The Gymnasium bridge's virtualenv (gymnasium with MuJoCo), which the embedded interpreter uses.
 GYM := .venv-gym
 
-.PHONY: exact quickstart test install setup-python bench-gym bench-minatar minatar-learning atari-learning verify parity sb3-policies crash-test fuzz slurm-test studies bench bench-env bench-agents policies setup peers clean-libtorch
+.PHONY: exact quickstart test install setup-python setup-browser bench-gym bench-minatar minatar-learning atari-learning verify parity sb3-policies crash-test fuzz slurm-test studies bench bench-env bench-agents policies setup peers clean-libtorch
 
 ## The main job: a real transfer study (experiments/quickstart.ron): the shipped CartPole-v1 PPO
 ## policy fine-tuned on a longer pole against scratch, 10 seeds, with verdicts, figures and a
@@ -19,7 +19,7 @@ quickstart: setup
 	$(CARGO) run --release --quiet $(FEATURES) -- run experiments/quickstart.ron
 
 ## The test suite, as CI runs it (with the Gymnasium bridge: the `python` feature).
-test: setup setup-python
+test: setup setup-python setup-browser
 	$(CARGO) test --release --all-targets $(FEATURES)
 	$(CARGO) test --release --doc $(FEATURES)
 	CARGO=$(CARGO) .ci/user-crate.sh
@@ -172,6 +172,12 @@ $(GYM)/.installed-tensorboard: $(GYM)/.installed
 $(GYM)/.installed-minigrid: $(GYM)/.installed
 	$(GYM)/bin/python -m pip install --quiet minigrid==3.2.0 pygame-ce==2.5.8
 	touch $@
+
+## Debian's Chromium (about 300 MB), in which tests/html_report.rs opens the HTML report; with
+## sudo when not root. Elsewhere, set HEADSTART_CHROMIUM to a Chromium or Chrome binary.
+setup-browser:
+	@[ -n "$$HEADSTART_CHROMIUM" ] || command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
+	  { S=$$([ "$$(id -u)" = 0 ] || echo sudo); $$S apt-get update -qq && $$S apt-get install -y -qq --no-install-recommends chromium; }
 
 ## A Python environment with the peers the benchmarks compare against.
 peers: $(PEERS)/.installed-sb3-mujoco $(PEERS)/.installed-atari

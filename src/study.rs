@@ -61,6 +61,7 @@ pub mod power;
 pub mod predictors;
 pub mod pretraining;
 pub mod records;
+pub mod html;
 pub mod report;
 pub mod resume;
 pub mod rounds;
@@ -209,6 +210,8 @@ pub fn run(
     let started = Instant::now();
     let errors = Mutex::new(Vec::new());
     let busy = AtomicUsize::new(0);
+    // When this process last wrote the partial report (summary, figures, report.html).
+    let reported = Mutex::new(Instant::now());
     tch::set_num_threads(1);
     let pool = rayon::ThreadPoolBuilder::new().num_threads(opts.jobs.max(1)).build().map_err(StudyError::Pool)?;
     // What becomes of a claimed unit: counted, logged; whether it moved (not busy elsewhere).
@@ -230,6 +233,9 @@ pub fn run(
             }
         };
         bar.inc(1);
+        if opts.summarize {
+            report_partial(&opts.out, &reported);
+        }
         let rate = steps_done.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64().max(1e-9);
         bar.set_message(format!("{rate:.0} steps/s"));
         if log {
@@ -282,6 +288,23 @@ pub fn run(
     let summary = summary::summarize(experiment, &plan.targets, &units, &record);
     write_outputs(&opts.out, experiment, &summary, &units)?;
     Ok(RunOutcome::Complete(Box::new(summary)))
+}
+
+/// The least time between two partial reports of one process.
+const PARTIAL_REPORT_EVERY: Duration = Duration::from_secs(60);
+
+/// Writes the report of the units finished so far (as `headstart report` does) when this process
+/// last wrote one [`PARTIAL_REPORT_EVERY`] ago or more, and no other of its threads is writing
+/// one; a failure is a warning (the run goes on, the last report stays).
+fn report_partial(out: &Path, reported: &Mutex<Instant>) {
+    let Ok(mut last) = reported.try_lock() else { return };
+    if last.elapsed() < PARTIAL_REPORT_EVERY {
+        return;
+    }
+    if let Err(e) = report(out) {
+        eprintln!("warning: no partial report: {e}");
+    }
+    *last = Instant::now();
 }
 
 /// A run's first stages, done by every process that runs the study.

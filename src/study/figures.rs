@@ -21,7 +21,8 @@ const COLORS: [RGBColor; 6] = [
     RGBColor(255, 127, 14),
 ];
 
-fn color(i: usize) -> RGBColor {
+/// The colour of the `i`th arm (figures and the HTML report's curves).
+pub(super) fn color(i: usize) -> RGBColor {
     COLORS[i % COLORS.len()]
 }
 

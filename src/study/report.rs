@@ -1,6 +1,6 @@
 //! The verdict table and `report.md`, written from a [`Summary`] and its [`Figures`]; and
 //! [`write_outputs`], the last stage of a run (and all of `report`): everything a results folder
-//! derives from its unit records.
+//! derives from its unit records (`report.html` among them: [`super::html`]).
 
 use std::fmt::Write;
 use std::path::Path;
@@ -56,7 +56,8 @@ pub fn write_outputs(
         report.insert_str(at.unwrap_or(report.len()), &guard);
     }
     report.push_str(&super::cost::cost_section(&super::cost::costs(out, units)));
-    write_atomic(&out.join("report.md"), report)?;
+    write_atomic(&out.join("report.md"), &report)?;
+    super::html::write(out, experiment, summary, units, &report)?;
     Ok(())
 }
 

@@ -117,7 +117,11 @@ impl PpoConfig {
             "every hidden layer needs a positive size",
         )?;
         let sde_ok = !self.use_sde || self.net.added.is_empty();
-        check("use_sde", sde_ok, "trains through autograd, which added layers are not run through: use a Gaussian head")?;
+        check(
+            "use_sde",
+            sde_ok,
+            "trains through autograd, which added layers are not run through: use a Gaussian head",
+        )?;
         self.objective.validate()?;
         if let Some(tasks) = &self.tasks {
             tasks.validate(self.n_envs)?;
