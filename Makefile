@@ -9,7 +9,7 @@ PEERS := .venv-peers
 # The Gymnasium bridge's virtualenv (gymnasium with MuJoCo), which the embedded interpreter uses.
 GYM := .venv-gym
 
-.PHONY: exact quickstart test install setup-python setup-browser bench-gym bench-minatar minatar-learning atari-learning verify parity sb3-policies crash-test fuzz slurm-test studies bench bench-env bench-agents policies setup peers clean-libtorch
+.PHONY: exact quickstart test install setup-python setup-browser bench-logging bench-gym bench-minatar minatar-learning atari-learning verify parity sb3-policies crash-test fuzz slurm-test studies bench bench-env bench-agents policies setup peers clean-libtorch
 
 ## The main job: a real transfer study (experiments/quickstart.ron): the shipped CartPole-v1 PPO
 ## policy fine-tuned on a longer pole against scratch, 10 seeds, with verdicts, figures and a
@@ -120,6 +120,12 @@ minatar-learning: setup
 atari-learning: setup setup-python
 	$(CARGO) build --release --quiet $(FEATURES)
 	.ci/atari-learning.sh
+
+## What TensorBoard logging costs: PPO CartPole-v1, DQN CartPole-v1 and SAC Pendulum-v1 trained
+## with and without `--tensorboard`, side by side, 3 rounds (about 4 minutes); the median ratio.
+bench-logging: setup
+	$(CARGO) build --release --quiet $(FEATURES)
+	.ci/bench-logging.sh
 
 ## MinAtar's five games, native against the `minatar` package's Python loop, side by side.
 bench-minatar: setup setup-python

@@ -341,7 +341,9 @@ fn setup<'e>(
     }
     let claimer = Claimer::new(opts.claim_timeout);
     let journal = Journal::open(&opts.out, claimer.owner())?;
-    let sources = source::obtain(plan.experiment, plan.policy.take(), registry, &opts.sources, &claimer, opts.quiet, stop)?;
+    let tensorboard = (opts.tensorboard || experiment.log.tensorboard).then(|| opts.out.join("tensorboard"));
+    let watch = source::Watch { quiet: opts.quiet, tensorboard: tensorboard.as_deref() };
+    let sources = source::obtain(plan.experiment, plan.policy.take(), registry, &opts.sources, &claimer, watch, stop)?;
     // Every process writes the same two files: only the first (or after a change) writes them.
     let record = match &experiment.source {
         Source::Matrix(_) => SourceRecord { name: "matrix".into(), steps: 0, ..sources[0].record.clone() },

@@ -186,3 +186,33 @@ fn ppo_learns_minigrid_from_its_image() {
     assert!(stats.returns.iter().all(|&r| r > 0.8), "every greedy game reaches the goal fast: {:?}", stats.returns);
     assert!(random < 0.5, "random {random}");
 }
+
+/// The IMPALA network (a padded convolution, max pooling and two residual blocks: one stage of
+/// 16 channels) learns the same room with the same PPO: every greedy game reaches the goal after
+/// 20 000 steps (seeds 0-3 all do; two stages of 32 channels, which pool the 7x7 image to 2x2,
+/// learn it on two seeds of four at this budget). Its inputs are divided by 10 (MiniGrid's values are object, colour and state
+/// indices up to 10): unscaled, its residual blocks start with values near 5 where returns are
+/// at most 1 (a value loss of 20 and gradient norms of 500 at the first update).
+#[cfg(feature = "python")]
+#[test]
+fn ppo_with_the_impala_network_learns_minigrid() {
+    use headstart::agent::schedule::Schedule;
+    let spec = EnvSpec::new("gym:MiniGrid-Empty-5x5-v0");
+    let mut env = Registry::builtin().make(&spec).unwrap();
+    let config = AgentConfig::Ppo(PpoConfig {
+        n_envs: 8,
+        n_steps: 128,
+        batch_size: 256,
+        n_epochs: 4,
+        ent_coef: 0.01,
+        learning_rate: Schedule::Constant(2.5e-4),
+        net: MlpConfig { encoder: Some(Encoder::Impala(vec![16])), input_divisor: Some(10.0), ..MlpConfig::relu(&[64]) },
+        ..Default::default()
+    });
+    let agent = train_for(&config, &spec, 20_000, 0);
+    let names = agent.weight_names();
+    assert_eq!(names.iter().filter(|n| n.starts_with("actor.encoder.conv.") && n.ends_with(".weight")).count(), 5);
+    let stats = evaluate(agent.as_ref(), &mut env, 20, true, 1_000).unwrap();
+    println!("MiniGrid-Empty-5x5 with IMPALA after 20 000 steps: greedy {} (games {:?})", stats.mean, stats.returns);
+    assert!(stats.returns.iter().all(|&r| r > 0.8), "every greedy game reaches the goal fast: {:?}", stats.returns);
+}

@@ -164,3 +164,31 @@ fn every_unit_of_a_study_is_a_run_with_its_evaluations() {
     std::fs::remove_dir_all(&out).ok();
     std::fs::remove_file(&logged).ok();
 }
+
+/// A source that a logging study pretrains is a run too (`source/<its cache folder>`), with its
+/// episodes, its updates and its evaluation.
+#[test]
+fn a_pretrained_source_is_a_run_too() {
+    let dir = std::env::temp_dir().join(format!("headstart-tensorboard-source-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let file = dir.join("tb-source.ron");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        &file,
+        r#"(version: 1, name: "tb-source", source: Pretrain(algorithm: Ppo, preset: "CartPole-v1",
+            env: Env(id: "CartPole-v1"), steps: 2048), targets: [Env(id: "CartPole-v1", params: {"length": 0.65})],
+            seeds: 2, budget: 512, eval: (every: 512, episodes: 2), resamples: 200, log: (tensorboard: true))"#,
+    )
+    .unwrap();
+    let out = dir.join("out");
+    headstart(&["run", "-q", file.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    let scalars = read(&out.join("tensorboard"));
+    let sources: Vec<&String> = scalars.keys().filter(|run| run.starts_with("source/")).collect();
+    assert_eq!(sources.len(), 1, "{:?}", scalars.keys().collect::<Vec<_>>());
+    let tags = &scalars[sources[0]];
+    assert!(!tags["episode/return"].is_empty() && !tags["train/value_loss"].is_empty());
+    let eval = &tags["eval/mean_reward"];
+    assert!(eval.len() == 1 && eval[0].0 >= 2048, "the source's evaluation after its 2048 steps: {eval:?}");
+    assert_eq!(scalars.keys().filter(|run| !run.starts_with("source/")).count(), 4, "and the 2 x 2 units");
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -185,14 +185,20 @@ impl MlpConfig {
         Ok(MlpConfig { image: Some(image), ..self.clone() })
     }
 
-    /// The encoder's convolutions over the image (empty without an encoder; `None` when the
-    /// image is not set or a kernel does not fit).
-    pub(crate) fn convs(&self) -> Option<Vec<crate::agent::engine::conv::Conv>> {
+    /// The encoder's pass over the image (empty without an encoder; `None` when the image is not
+    /// set or a kernel does not fit).
+    pub(crate) fn encoder_steps(&self) -> Option<Vec<conv::Step>> {
         match (&self.encoder, self.image) {
             (None, _) => Some(Vec::new()),
-            (Some(encoder), Some(image)) => encoder.geometry(image).ok(),
+            (Some(encoder), Some(image)) => encoder.steps(image).ok(),
             (Some(_), None) => None,
         }
+    }
+
+    /// The encoder's convolutions over the image, in order (as [`MlpConfig::encoder_steps`]).
+    pub(crate) fn convs(&self) -> Option<Vec<crate::agent::engine::conv::Conv>> {
+        let steps = self.encoder_steps()?;
+        Some(steps.into_iter().filter_map(|s| if let conv::Step::Conv(_, c) = s { Some(c) } else { None }).collect())
     }
 
     /// The width the trunk reads: the flattened last image with an encoder, else `in_dim`.
@@ -251,8 +257,9 @@ pub const MAX_PARAMETERS: usize = 100_000_000;
 /// A trunk of hidden layers and a linear head, and the layers a transfer added.
 #[derive(Debug)]
 pub struct Mlp {
-    /// The convolutional encoder's layers (none without one).
+    /// The convolutional encoder's layers (none without one) and its pass.
     encoder: Vec<(nn::Conv2D, crate::agent::engine::conv::Conv)>,
+    steps: Vec<conv::Step>,
     trunk: Vec<nn::Linear>,
     head: nn::Linear,
     activation: Activation,
@@ -287,7 +294,8 @@ impl Mlp {
             }
         };
         if config.added.is_empty() {
-            let convs = config.convs().expect("an encoder's image is set (MlpConfig::for_observation) and fits");
+            let steps = config.encoder_steps().expect("an encoder's image is set (MlpConfig::for_observation) and fits");
+            let convs = config.convs().unwrap_or_default();
             let encoder = conv::build(path, &convs, ortho);
             let trunk_path = path / "trunk";
             let mut trunk = Vec::with_capacity(config.hidden.len());
@@ -297,7 +305,8 @@ impl Mlp {
                 width = h;
             }
             let head = layer(path / "head", width, out_dim, head_gain);
-            return Mlp { encoder, trunk, head, activation: config.activation, input_divisor: config.input_divisor, graph: None };
+            let input_divisor = config.input_divisor;
+            return Mlp { encoder, steps, trunk, head, activation: config.activation, input_divisor, graph: None };
         }
         let net = net_name(path.components());
         let layout = Layout::new(&net, config, in_dim, out_dim, head_gain);
@@ -343,7 +352,8 @@ impl Mlp {
             }
         }
         let head = head.expect("every layout has a head");
-        Mlp { encoder: Vec::new(), trunk, head, activation: config.activation, input_divisor: None, graph: Some((layout, tensors)) }
+        let graph = Some((layout, tensors));
+        Mlp { encoder: Vec::new(), steps: Vec::new(), trunk, head, activation: config.activation, input_divisor: None, graph }
     }
 
     /// The head applied to features from [`Mlp::features`] (with added layers: the head and what
@@ -375,8 +385,7 @@ impl Mlp {
                             None => x.shallow_clone(),
                         };
                         let image = x.view([-1, first.height as i64, first.width as i64, first.in_channels as i64]);
-                        let h = self.encoder.iter().fold(image.permute([0, 3, 1, 2]), |h, (conv, _)| conv.forward(&h).relu());
-                        h.flatten(1, -1)
+                        conv::forward(&self.encoder, &self.steps, image.permute([0, 3, 1, 2])).flatten(1, -1)
                     }
                 };
                 self.trunk.iter().fold(x, |h, layer| self.activation.apply(&layer.forward(&h)))

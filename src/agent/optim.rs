@@ -11,6 +11,7 @@
 use tch::{Kind, Tensor};
 
 use super::engine::{Net, conv::Flatten, math, net::Op};
+use super::nn::conv::Step;
 use super::nn::{Activation, Layout, MlpConfig};
 use super::error::{AgentError, fetch_tensor};
 
@@ -79,21 +80,31 @@ impl FlatParams {
         if config.added.is_empty() {
             let depth = config.hidden.len();
             let mut ops = Vec::with_capacity(2 * depth + 1);
-            // The encoder's convolutions, each followed by a ReLU, the last image flattened.
+            // The encoder's pass (convolutions with their ReLUs, pooling, residual blocks), the
+            // last image flattened.
+            let steps = config.encoder_steps()?;
             let convs = config.convs()?;
             if let Some(d) = config.input_divisor.filter(|_| !convs.is_empty()) {
                 ops.push(Op::Divide(d));
             }
-            for (i, conv) in convs.iter().enumerate() {
-                let layer = format!("{name}.encoder.conv.{i}");
-                let (weight, shape) = self.slot(&format!("{layer}.weight"))?;
-                let (bias, bias_shape) = self.slot(&format!("{layer}.bias"))?;
-                let (o, c, k) = (conv.out_channels as i64, conv.in_channels as i64, conv.kernel as i64);
-                if *shape != [o, c, k, k] || *bias_shape != [o] {
-                    return None;
+            let mut blocks = Vec::new();
+            for step in steps {
+                match step {
+                    Step::Conv(i, conv) => {
+                        let layer = format!("{name}.encoder.conv.{i}");
+                        let (weight, shape) = self.slot(&format!("{layer}.weight"))?;
+                        let (bias, bias_shape) = self.slot(&format!("{layer}.bias"))?;
+                        let (o, c, k) = (conv.out_channels as i64, conv.in_channels as i64, conv.kernel as i64);
+                        if *shape != [o, c, k, k] || *bias_shape != [o] {
+                            return None;
+                        }
+                        ops.push(Op::Conv { weight, bias, conv });
+                    }
+                    Step::Relu => ops.push(Op::Act(Activation::Relu)),
+                    Step::MaxPool(pool) => ops.push(Op::MaxPool(pool)),
+                    Step::Save => blocks.push(ops.len()),
+                    Step::AddSaved => ops.push(Op::Add { from: blocks.pop()? }),
                 }
-                ops.push(Op::Conv { weight, bias, conv: *conv });
-                ops.push(Op::Act(Activation::Relu));
             }
             if let Some(last) = convs.last() {
                 let (h, w) = last.out_size()?;

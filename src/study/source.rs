@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use crate::agent::checkpoint::{self, Loaded};
 use crate::agent::sb3;
 use crate::agent::session::Session;
+use crate::agent::tensorboard::TrainLog;
 use crate::agent::train::Task;
 use crate::agent::{Event, Outcome};
 use crate::env::{EnvSpec, Registry};
@@ -154,9 +155,10 @@ pub fn obtain(
     registry: &Registry,
     sources: &Path,
     claimer: &Claimer,
-    quiet: bool,
+    watch: Watch<'_>,
     stop: &AtomicBool,
 ) -> Result<Vec<SourcePolicy>, StudyError> {
+    let quiet = watch.quiet;
     let mut out = Vec::new();
     let p = match &experiment.source {
         Source::Pretrain(p) => p,
@@ -168,7 +170,7 @@ pub fn obtain(
                 if let Source::Sb3(model) = member {
                     import_sb3(model, registry)?;
                 }
-                out.extend(obtain(&single, None, registry, sources, claimer, quiet, stop)?);
+                out.extend(obtain(&single, None, registry, sources, claimer, watch, stop)?);
             }
             let names: Vec<(String, String, u64)> = members
                 .iter()
@@ -231,7 +233,7 @@ pub fn obtain(
                 std::process::id()
             ));
             let _ = std::fs::remove_dir_all(&tmp);
-            pretrain(experiment, &replicate, registry, (&tmp, &dir), quiet, stop)?;
+            pretrain(experiment, &replicate, registry, (&tmp, &dir), watch, stop)?;
             std::fs::rename(&tmp, &dir).map_err(|e| crate::util::FileError::new(&dir, e))?;
         };
         out.push(SourcePolicy::new(dir, loaded));
@@ -250,6 +252,16 @@ fn with_replicates(mut out: Vec<SourcePolicy>) -> Vec<SourcePolicy> {
     out
 }
 
+/// How a process shows the sources it obtains.
+#[derive(Clone, Copy, Debug)]
+pub struct Watch<'a> {
+    /// No progress bar.
+    pub quiet: bool,
+    /// Where a source this process pretrains logs its training for TensorBoard: run
+    /// `source/<its cache folder's name>` in this folder.
+    pub tensorboard: Option<&'a Path>,
+}
+
 /// Trains one source of `experiment` (the single-seed spec `p`) and saves it into `dirs.0`, a
 /// temporary folder that the caller renames to `dirs.1`.
 fn pretrain(
@@ -257,7 +269,7 @@ fn pretrain(
     p: &Pretrain,
     registry: &Registry,
     (dir, name): (&Path, &Path),
-    quiet: bool,
+    watch: Watch<'_>,
     stop: &AtomicBool,
 ) -> Result<(), StudyError> {
     let task = p.task()?;
@@ -267,10 +279,17 @@ fn pretrain(
     let (obs, act) = (env.observation_space().clone(), env.action_space().clone());
     let mut agent = config.build(&obs, &act, p.seed).map_err(|e| StudyError::Source { message: e.to_string() })?;
     eprintln!("source: pretraining {} on {task} for {} steps -> {}", p.algorithm, p.steps, name.display());
-    let bar = crate::util::progress(p.steps, quiet, "source");
+    let bar = crate::util::progress(p.steps, watch.quiet, "source");
     let mut session = Session::new(registry, &task, agent.as_mut(), p.steps).map_err(|error| StudyError::Pretrain { error })?;
+    let mut log = watch.tensorboard.and_then(|tb| {
+        let run = tb.join("source").join(name.file_name().unwrap_or_default());
+        TrainLog::create(&run, 0).map_err(|e| eprintln!("warning: no TensorBoard log: {e}")).ok()
+    });
     let outcome = session
         .train(&mut |e| {
+            if let Some(log) = &mut log {
+                log.event(&e);
+            }
             if let Event::Progress { step } = e {
                 bar.set_position(step);
             }
@@ -284,6 +303,10 @@ fn pretrain(
     let mut eval_env = task.make(registry).map_err(source_env)?;
     let eval = crate::agent::evaluate(session.agent(), eval_env.as_mut(), 20, true, 1_000_000 + p.seed)
         .map_err(source_env)?;
+    if let Some(log) = &mut log {
+        log.eval(session.agent().steps(), eval.mean, eval.std, None);
+        log.flush();
+    }
     let produced_by = format!("headstart run (the source of experiment {:?})", experiment.name);
     session.save_run(Some(eval), produced_by, dir)?;
     drop(session);

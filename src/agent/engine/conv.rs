@@ -4,13 +4,17 @@
 //!
 //! Images are laid out as observations are, `(row, column, channel)` per sample ("NHWC"); a
 //! weight is PyTorch's `[out channels, in channels, kernel, kernel]`, so that tensors move to and
-//! from PyTorch (and Stable-Baselines3) unchanged. No padding (the Nature CNN's and MinAtar's
-//! networks have none). [`Flatten`] turns the last image into PyTorch's flattening order
-//! `(channel, row, column)`, which the first linear layer after it reads.
+//! from PyTorch (and Stable-Baselines3) unchanged. Zero padding reads zeros outside the image
+//! (their products join the chain, `fma(0, w, acc) = acc`), as PyTorch's padded convolutions do
+//! (the IMPALA network's; the Nature CNN's and MinAtar's have none). [`Pool`] is PyTorch's max
+//! pooling (padding never wins; the first largest value of a window takes its gradient).
+//! [`Flatten`] turns the last image into PyTorch's flattening order `(channel, row, column)`,
+//! which the first linear layer after it reads.
 
 use super::gemm::{self, Start, Strided};
 
-/// A convolution's geometry: input `height x width x in_channels`, square kernels, a stride.
+/// A convolution's geometry: input `height x width x in_channels`, square kernels, a stride,
+/// zero padding on every side.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Conv {
     /// Input rows.
@@ -25,12 +29,26 @@ pub struct Conv {
     pub kernel: usize,
     /// The step between two windows.
     pub stride: usize,
+    /// Zeros around the image, on each side.
+    pub pad: usize,
+}
+
+/// Output positions along a side of `n` of a window `kernel` wide moving by `stride` over the
+/// side padded with `pad` on both ends (`None` when it does not fit or the stride is zero).
+fn windows(n: usize, kernel: usize, stride: usize, pad: usize) -> Option<usize> {
+    let padded = n + 2 * pad;
+    (stride > 0 && kernel > 0 && padded >= kernel).then(|| (padded - kernel) / stride + 1)
+}
+
+/// The input index along a side of `n` read by window `o`'s element `k`, or `None` in the padding.
+fn read(o: usize, k: usize, stride: usize, pad: usize, n: usize) -> Option<usize> {
+    (o * stride + k).checked_sub(pad).filter(|&i| i < n)
 }
 
 impl Conv {
     /// Output rows and columns (`None` when the kernel does not fit or the stride is zero).
     pub fn out_size(&self) -> Option<(usize, usize)> {
-        let side = |n: usize| (self.stride > 0 && n >= self.kernel).then(|| (n - self.kernel) / self.stride + 1);
+        let side = |n| windows(n, self.kernel, self.stride, self.pad);
         Some((side(self.height)?, side(self.width)?))
     }
 
@@ -55,28 +73,38 @@ impl Conv {
     }
 
     /// Each output position's patch: `[rows x positions, patch]`, element
-    /// `c * kernel² + ky * kernel + kx` of a patch read from input `(y·s + ky, x·s + kx, c)`.
+    /// `c * kernel² + ky * kernel + kx` of a patch read from input `(y·s + ky - pad, x·s + kx -
+    /// pad, c)` (zero in the padding).
     fn patches(&self, x: &[f32], rows: usize) -> Vec<f32> {
+        let mut cols = vec![0.0; rows * self.positions() * self.patch()];
+        self.walk_patches(rows, |position, at, p| cols[position * self.patch() + p] = x[at]);
+        cols
+    }
+
+    /// Calls `visit(position, input index, patch element)` for every element of every patch of
+    /// `rows` samples that reads the image (not the padding), positions in order, each patch's
+    /// elements by kernel row, kernel column, then channel.
+    fn walk_patches(&self, rows: usize, mut visit: impl FnMut(usize, usize, usize)) {
         let (oh, ow) = self.out_size().unwrap_or((0, 0));
-        let (k, c, s) = (self.kernel, self.in_channels, self.stride);
-        let mut cols = vec![0.0; rows * oh * ow * self.patch()];
-        let mut out = cols.chunks_exact_mut(self.patch());
-        for sample in x.chunks_exact(self.inputs()).take(rows) {
+        let (k, c, s, pad) = (self.kernel, self.in_channels, self.stride, self.pad);
+        let mut position = 0;
+        for sample in 0..rows {
+            let base = sample * self.inputs();
             for oy in 0..oh {
                 for ox in 0..ow {
-                    let patch = out.next().expect("one patch per position");
                     for ky in 0..k {
-                        let row = &sample[((oy * s + ky) * self.width + ox * s) * c..][..k * c];
-                        for (kx, pixel) in row.chunks_exact(c).enumerate() {
-                            for (ch, &v) in pixel.iter().enumerate() {
-                                patch[ch * k * k + ky * k + kx] = v;
+                        let Some(y) = read(oy, ky, s, pad, self.height) else { continue };
+                        for kx in 0..k {
+                            let Some(x) = read(ox, kx, s, pad, self.width) else { continue };
+                            for ch in 0..c {
+                                visit(position, base + (y * self.width + x) * c + ch, ch * k * k + ky * k + kx);
                             }
                         }
                     }
+                    position += 1;
                 }
             }
         }
-        cols
     }
 
     /// The forward pass: `[rows, out rows, out columns, out channels]` from `x`
@@ -120,26 +148,91 @@ impl Conv {
         // the order positions and patch elements come (one fixed order of additions).
         let mut dcols = vec![0.0; m * p];
         gemm::gemm(m, p, n, Strided::rows(g, n), w, &mut dcols, Start::Zero);
-        let (oh, ow) = self.out_size().unwrap_or((0, 0));
-        let (k, c, s) = (self.kernel, self.in_channels, self.stride);
         let mut dx = vec![0.0; rows * self.inputs()];
-        let mut patches = dcols.chunks_exact(p);
-        for sample in dx.chunks_exact_mut(self.inputs()) {
+        self.walk_patches(rows, |position, at, e| dx[at] += dcols[position * p + e]);
+        Some(dx)
+    }
+}
+
+/// Max pooling of `(row, column, channel)` images over square windows, PyTorch's `max_pool2d`:
+/// padding is never the maximum, and ties go to the first value in the window (row by row).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Pool {
+    /// Input rows.
+    pub height: usize,
+    /// Input columns.
+    pub width: usize,
+    /// Channels (the same out).
+    pub channels: usize,
+    /// The window's side.
+    pub kernel: usize,
+    /// The step between windows.
+    pub stride: usize,
+    /// Padding on each side (at most half the window, as PyTorch requires).
+    pub pad: usize,
+}
+
+impl Pool {
+    /// Output rows and columns (`None` when the window does not fit, the stride is zero or the
+    /// padding exceeds half the window).
+    pub fn out_size(&self) -> Option<(usize, usize)> {
+        let side = |n| windows(n, self.kernel, self.stride, self.pad).filter(|_| 2 * self.pad <= self.kernel);
+        Some((side(self.height)?, side(self.width)?))
+    }
+
+    /// Values a sample reads.
+    pub fn inputs(&self) -> usize {
+        self.height * self.width * self.channels
+    }
+
+    /// Values a sample gives.
+    pub fn outputs(&self) -> usize {
+        self.out_size().map_or(0, |(h, w)| h * w * self.channels)
+    }
+
+    /// For each output value of `rows` samples, the input index of its window's maximum.
+    fn argmax(&self, x: &[f32], rows: usize) -> Vec<usize> {
+        let (oh, ow) = self.out_size().unwrap_or((0, 0));
+        let (k, s, pad, c) = (self.kernel, self.stride, self.pad, self.channels);
+        let mut out = Vec::with_capacity(rows * self.outputs());
+        for sample in 0..rows {
+            let base = sample * self.inputs();
             for oy in 0..oh {
                 for ox in 0..ow {
-                    let patch = patches.next().expect("one patch per position");
-                    for ky in 0..k {
-                        let row = &mut sample[((oy * s + ky) * self.width + ox * s) * c..][..k * c];
-                        for (kx, pixel) in row.chunks_exact_mut(c).enumerate() {
-                            for (ch, v) in pixel.iter_mut().enumerate() {
-                                *v += patch[ch * k * k + ky * k + kx];
+                    for ch in 0..c {
+                        let mut best: Option<usize> = None;
+                        for ky in 0..k {
+                            let Some(y) = read(oy, ky, s, pad, self.height) else { continue };
+                            for kx in 0..k {
+                                let Some(x_) = read(ox, kx, s, pad, self.width) else { continue };
+                                let at = base + (y * self.width + x_) * c + ch;
+                                // PyTorch's rule: a larger value, or NaN, replaces the best so far.
+                                if best.is_none_or(|b| x[at] > x[b] || x[at].is_nan()) {
+                                    best = Some(at);
+                                }
                             }
                         }
+                        out.push(best.expect("padding at most half the window: every window reads the image"));
                     }
                 }
             }
         }
-        Some(dx)
+        out
+    }
+
+    /// The forward pass over `rows` samples.
+    pub fn forward(&self, x: &[f32], rows: usize) -> Vec<f32> {
+        self.argmax(x, rows).into_iter().map(|at| x[at]).collect()
+    }
+
+    /// The input's gradient given the output's `g`: each output's gradient added to its window's
+    /// maximum, outputs in order.
+    pub fn backward(&self, x: &[f32], rows: usize, g: &[f32]) -> Vec<f32> {
+        let mut dx = vec![0.0; rows * self.inputs()];
+        for (at, &gi) in self.argmax(x, rows).into_iter().zip(g) {
+            dx[at] += gi;
+        }
+        dx
     }
 }
 

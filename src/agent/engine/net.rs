@@ -8,7 +8,7 @@
 //! optimiser's gradient buffer receives them directly. What later layers kinds add (adapters,
 //! LoRA, lateral connections, per-task heads) are new rows of the table.
 
-use super::conv::{Conv, Flatten};
+use super::conv::{Conv, Flatten, Pool};
 use super::gemm::{self, Start, Strided};
 use super::graph::Graph;
 use super::math;
@@ -28,6 +28,11 @@ pub enum Op {
     Flatten(Flatten),
     /// Every value divided by the number (images of bytes scaled to `[0, 1]`).
     Divide(f32),
+    /// Max pooling of `(row, column, channel)` images.
+    MaxPool(Pool),
+    /// A residual connection: the value before op `from` (the input when 0) added, element by
+    /// element, to the value before this op (of the same width).
+    Add { from: usize },
 }
 
 /// A network: its table, its input and output widths.
@@ -38,6 +43,9 @@ pub struct Net {
     outputs: usize,
     /// A network with added layers, whose layers do not form one chain (`ops` is then empty).
     graph: Option<Graph>,
+    /// The positions (the value before op `i`) that a residual [`Op::Add`] reads later: kept
+    /// through the forward pass.
+    residual: Vec<bool>,
 }
 
 /// What a forward pass keeps: the output of each op (emptied where no backward step reads it) and
@@ -67,7 +75,10 @@ impl Net {
     /// parameters.
     pub fn new(ops: Vec<Op>, inputs: usize, params_len: usize) -> Option<Self> {
         let mut width = inputs;
+        let mut widths = Vec::with_capacity(ops.len());
+        let mut residual = vec![false; ops.len() + 1];
         for op in &ops {
+            widths.push(width);
             let (weights, bias, outputs, reads) = match *op {
                 Op::Linear { weight, bias, inputs, outputs } => ((weight, inputs.checked_mul(outputs)?), bias, outputs, inputs),
                 Op::Conv { weight, bias, conv } => {
@@ -78,6 +89,16 @@ impl Net {
                 Op::Flatten(f) if f.width() == width => continue,
                 Op::Flatten(_) => return None,
                 Op::Act(_) | Op::Divide(_) => continue,
+                Op::MaxPool(pool) if pool.inputs() == width && pool.out_size().is_some() => {
+                    width = pool.outputs();
+                    continue;
+                }
+                Op::MaxPool(_) => return None,
+                Op::Add { from } if widths.get(from) == Some(&width) && from + 1 < widths.len() => {
+                    residual[from] = true;
+                    continue;
+                }
+                Op::Add { .. } => return None,
             };
             let bias_len = match *op {
                 Op::Conv { conv, .. } => conv.out_channels,
@@ -90,12 +111,12 @@ impl Net {
             }
             width = outputs;
         }
-        Some(Net { ops, inputs, outputs: width, graph: None })
+        Some(Net { ops, inputs, outputs: width, graph: None, residual })
     }
 
     /// A network of added layers over an MLP, run as a graph.
     pub fn from_graph(graph: Graph) -> Self {
-        Net { ops: Vec::new(), inputs: graph.inputs(), outputs: graph.outputs(), graph: Some(graph) }
+        Net { ops: Vec::new(), inputs: graph.inputs(), outputs: graph.outputs(), graph: Some(graph), residual: Vec::new() }
     }
 
     /// The table.
@@ -151,7 +172,7 @@ impl Net {
         assert_eq!(x.len(), rows * self.inputs, "{rows} rows of {} inputs", self.inputs);
         let mut values: Vec<Value> = Vec::with_capacity(self.ops.len());
         let mut packed = Vec::new();
-        for op in &self.ops {
+        for (i, op) in self.ops.iter().enumerate() {
             let value = match *op {
                 Op::Linear { weight, bias, inputs, outputs } => {
                     let input = match values.last() {
@@ -175,10 +196,21 @@ impl Net {
                     let input = values.last().map_or(x, |v| v.data.as_slice());
                     Value { data: input.iter().map(|v| v / d).collect(), by_rows: true }
                 }
+                Op::MaxPool(pool) => {
+                    let input = values.last().map_or(x, |v| v.data.as_slice());
+                    Value { data: pool.forward(input, rows), by_rows: true }
+                }
+                Op::Add { from } => {
+                    let input = values.last().map_or(x, |v| v.data.as_slice());
+                    let other = if from == 0 { x } else { values[from - 1].data.as_slice() };
+                    Value { data: input.iter().zip(other).map(|(a, b)| a + b).collect(), by_rows: true }
+                }
                 Op::Act(activation) => {
-                    // In place: the linear output before it is read by no backward step.
+                    // In place: the linear output before it is read by no backward step (a
+                    // residual connection's start is copied: a later op adds it).
                     let mut v = match values.last_mut() {
-                        Some(v) => std::mem::take(v),
+                        Some(v) if !self.residual[i] => std::mem::take(v),
+                        Some(v) => Value { data: v.data.clone(), by_rows: v.by_rows },
                         None => Value { data: x.to_vec(), by_rows: true },
                     };
                     match activation {
@@ -188,7 +220,10 @@ impl Net {
                     v
                 }
             };
-            if !keep && let Some(v) = values.last_mut() {
+            if !keep
+                && !self.residual[i]
+                && let Some(v) = values.last_mut()
+            {
                 *v = Value::default();
             }
             values.push(value);
@@ -263,6 +298,8 @@ impl Net {
         assert_eq!(grad_out.len(), rows * self.outputs, "a gradient for each output");
         let head = self.head();
         let mut grad = grad_out.to_vec();
+        // The gradients that residual connections send to the values they read, by position.
+        let mut residual: Vec<Option<Vec<f32>>> = vec![None; self.ops.len()];
         for (i, op) in self.ops.iter().enumerate().rev() {
             match *op {
                 Op::Linear { weight, bias, inputs, outputs } => {
@@ -316,6 +353,18 @@ impl Net {
                         Activation::Relu => math::relu_backward_(&mut grad, y),
                     }
                 }
+                Op::MaxPool(pool) => {
+                    let input = if i == 0 { x } else { pass.values[i - 1].as_slice() };
+                    grad = pool.backward(input, rows, &grad);
+                }
+                Op::Add { from } => match &mut residual[from] {
+                    Some(sum) => sum.iter_mut().zip(&grad).for_each(|(s, g)| *s += g),
+                    None => residual[from] = Some(grad.clone()),
+                },
+            }
+            // The gradient of the value before op i: its readers' in the chain, then a residual's.
+            if let Some(r) = residual[i].take() {
+                grad.iter_mut().zip(&r).for_each(|(g, r)| *g += r);
             }
         }
         want_input.then_some(grad)

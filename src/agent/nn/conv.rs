@@ -7,16 +7,18 @@
 //! | `q.encoder.conv.{i}.weight` | `[channels[i], in, kernel, kernel]` (`in` is the image's channels for `i = 0`) |
 //! | `q.encoder.conv.{i}.bias` | `[channels[i]]` |
 //!
-//! each convolution followed by a ReLU, the last image flattened in PyTorch's `(channel, row,
-//! column)` order into `q.trunk.0`. Observations are images `(height, width, channels)`, as
+//! each convolution followed by a ReLU (the IMPALA network adds max pooling and residual blocks:
+//! [`Encoder::Impala`]), the last image flattened in PyTorch's `(channel, row, column)` order
+//! into `q.trunk.0`. Observations are images `(height, width, channels)`, as
 //! MinAtar and Gymnasium give them; the agent reads that shape from the observation space. The
 //! tensors are PyTorch's (and Stable-Baselines3's) as they are.
 
 use serde::{Deserialize, Serialize};
+use tch::Tensor;
 use tch::nn::{self, ConvConfig, Init};
 
 use super::super::error::{AgentError, check};
-use crate::agent::engine::conv::Conv;
+use crate::agent::engine::conv::{Conv, Pool};
 
 /// A convolutional encoder.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -28,8 +30,30 @@ pub enum Encoder {
     /// 32 of 8x8 stride 4, 64 of 4x4 stride 2, 64 of 3x3 stride 1 (its 512-wide linear layer is
     /// the trunk's first: `hidden: [512]`).
     Nature,
+    /// The IMPALA network (Espeholt et al., 2018; Procgen's baseline, Cobbe et al., 2020), a
+    /// stage per number of channels (`[16, 32, 32]` in the paper): a 3x3 convolution (padding 1),
+    /// a 3x3 max pool of stride 2 (padding 1), and two residual blocks
+    /// `x + conv(relu(conv(relu(x))))` of 3x3 convolutions (padding 1); a ReLU after the last
+    /// stage (its 256-wide linear layer is the trunk's first: `hidden: [256]`). Its convolutions
+    /// are numbered in that order: five a stage.
+    Impala(Vec<usize>),
     /// Convolutions of one's own, in order.
     Convs(Vec<ConvLayer>),
+}
+
+/// One step of an encoder's pass over images.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Step {
+    /// Convolution `i` (`{net}.encoder.conv.{i}`).
+    Conv(usize, Conv),
+    /// A ReLU.
+    Relu,
+    /// Max pooling.
+    MaxPool(Pool),
+    /// A residual block starts: the value here is kept.
+    Save,
+    /// The block ends: the value kept at its start is added.
+    AddSaved,
 }
 
 /// One convolution of an encoder.
@@ -54,45 +78,88 @@ const fn layer(channels: usize, kernel: usize, stride: usize) -> ConvLayer {
 }
 
 impl Encoder {
-    /// The convolutions, in order.
-    pub fn layers(&self) -> Vec<ConvLayer> {
+    /// The encoder's pass over an image `(height, width, channels)`, checked: every kernel fits
+    /// the image it reads (a field error naming `net.encoder` otherwise).
+    pub fn steps(&self, image: [usize; 3]) -> Result<Vec<Step>, AgentError> {
+        let mut pass = Pass { image, now: image, steps: Vec::new(), convs: 0 };
         match self {
-            Encoder::MinAtar => vec![layer(16, 3, 1)],
-            Encoder::Nature => vec![layer(32, 8, 4), layer(64, 4, 2), layer(64, 3, 1)],
-            Encoder::Convs(layers) => layers.clone(),
+            Encoder::Impala(stages) => {
+                check("net.encoder", !stages.is_empty(), "the IMPALA network needs at least one stage")?;
+                check("net.encoder", stages.iter().all(|&c| c > 0), "every stage needs a positive number of channels")?;
+                for &channels in stages {
+                    pass.conv(layer(channels, 3, 1), 1)?;
+                    let [height, width, channels] = pass.now;
+                    let pool = Pool { height, width, channels, kernel: 3, stride: 2, pad: 1 };
+                    let (h, w) = pool.out_size().expect("a 3x3 window padded by 1 fits any image");
+                    pass.steps.push(Step::MaxPool(pool));
+                    pass.now = [h, w, channels];
+                    for _ in 0..2 {
+                        pass.steps.extend([Step::Save, Step::Relu]);
+                        pass.conv(layer(channels, 3, 1), 1)?;
+                        pass.steps.push(Step::Relu);
+                        pass.conv(layer(channels, 3, 1), 1)?;
+                        pass.steps.push(Step::AddSaved);
+                    }
+                }
+                pass.steps.push(Step::Relu);
+            }
+            Encoder::MinAtar | Encoder::Nature | Encoder::Convs(_) => {
+                let layers = match self {
+                    Encoder::MinAtar => vec![layer(16, 3, 1)],
+                    Encoder::Nature => vec![layer(32, 8, 4), layer(64, 4, 2), layer(64, 3, 1)],
+                    Encoder::Convs(layers) => layers.clone(),
+                    Encoder::Impala(_) => unreachable!(),
+                };
+                check("net.encoder", !layers.is_empty(), "an encoder needs at least one convolution")?;
+                for l in layers {
+                    pass.conv(l, 0)?;
+                    pass.steps.push(Step::Relu);
+                }
+            }
         }
+        Ok(pass.steps)
     }
 
-    /// Each convolution's geometry over an image `(height, width, channels)`, checked: every
-    /// kernel fits the image it reads (a field error naming `net.encoder` otherwise).
+    /// Each convolution's geometry over an image, in order ([`Encoder::steps`]' convolutions).
     pub fn geometry(&self, image: [usize; 3]) -> Result<Vec<Conv>, AgentError> {
-        let layers = self.layers();
-        check("net.encoder", !layers.is_empty(), "an encoder needs at least one convolution")?;
-        let [mut height, mut width, mut channels] = image;
-        let mut convs = Vec::with_capacity(layers.len());
-        for (i, l) in layers.iter().enumerate() {
-            check(
-                "net.encoder",
-                l.channels > 0 && l.kernel > 0 && l.stride > 0,
-                &format!("convolution {i}: channels, kernel and stride must be positive"),
-            )?;
-            let conv = Conv { height, width, in_channels: channels, out_channels: l.channels, kernel: l.kernel, stride: l.stride };
-            let Some((h, w)) = conv.out_size() else {
-                return Err(AgentError::Config {
-                    field: "net.encoder",
-                    message: format!(
-                        "convolution {i} ({k}x{k}) does not fit the {height}x{width} image it reads (the observation is {}x{}x{})",
-                        image[0],
-                        image[1],
-                        image[2],
-                        k = l.kernel
-                    ),
-                });
-            };
-            convs.push(conv);
-            (height, width, channels) = (h, w, l.channels);
-        }
-        Ok(convs)
+        let steps = self.steps(image)?;
+        Ok(steps.into_iter().filter_map(|s| if let Step::Conv(_, conv) = s { Some(conv) } else { None }).collect())
+    }
+}
+
+/// An encoder's pass being laid out: the observation's image, the image now, the steps so far.
+struct Pass {
+    image: [usize; 3],
+    now: [usize; 3],
+    steps: Vec<Step>,
+    convs: usize,
+}
+
+impl Pass {
+    /// Adds the next convolution over the image now.
+    fn conv(&mut self, l: ConvLayer, pad: usize) -> Result<(), AgentError> {
+        let i = self.convs;
+        check(
+            "net.encoder",
+            l.channels > 0 && l.kernel > 0 && l.stride > 0,
+            &format!("convolution {i}: channels, kernel and stride must be positive"),
+        )?;
+        let [height, width, channels] = self.now;
+        let conv = Conv { height, width, in_channels: channels, out_channels: l.channels, kernel: l.kernel, stride: l.stride, pad };
+        let Some((h, w)) = conv.out_size() else {
+            let [a, b, c] = self.image;
+            return Err(AgentError::Config {
+                field: "net.encoder",
+                message: format!(
+                    "convolution {i} ({k}x{k}) does not fit the {height}x{width} image it reads (the observation is {a}x{b}x{c})",
+                    k = l.kernel
+                ),
+            });
+        };
+        self.steps.push(Step::Conv(i, conv));
+        self.now = [h, w, l.channels];
+        self.convs += 1;
+        Ok(())
     }
 }
 
@@ -113,7 +180,7 @@ pub(super) fn build(path: &nn::Path, convs: &[Conv], ortho: bool) -> Vec<(nn::Co
             let bound = 1.0 / (conv.patch().max(1) as f64).sqrt();
             let uniform = Init::Uniform { lo: -bound, up: bound };
             let (ws_init, bs_init) = if ortho { (Init::Const(0.0), Init::Const(0.0)) } else { (uniform, uniform) };
-            let config = ConvConfig { stride: conv.stride as i64, ws_init, bs_init, ..Default::default() };
+            let config = ConvConfig { stride: conv.stride as i64, padding: conv.pad as i64, ws_init, bs_init, ..Default::default() };
             let (o, c, k) = (conv.out_channels as i64, conv.in_channels as i64, conv.kernel as i64);
             let layer = nn::conv2d(&root / i, c, o, k, config);
             if ortho {
@@ -125,6 +192,25 @@ pub(super) fn build(path: &nn::Path, convs: &[Conv], ortho: bool) -> Vec<(nn::Co
             (layer, *conv)
         })
         .collect()
+}
+
+/// The encoder's pass in libtorch over images laid out channels first.
+pub(super) fn forward(layers: &[(nn::Conv2D, Conv)], steps: &[Step], image: Tensor) -> Tensor {
+    use tch::nn::Module;
+    let mut saved = Vec::new();
+    steps.iter().fold(image, |h, step| match step {
+        Step::Conv(i, _) => layers[*i].0.forward(&h),
+        Step::Relu => h.relu(),
+        Step::MaxPool(p) => {
+            let (k, s, pad) = (p.kernel as i64, p.stride as i64, p.pad as i64);
+            h.max_pool2d([k, k], [s, s], [pad, pad], [1, 1], false)
+        }
+        Step::Save => {
+            saved.push(h.shallow_clone());
+            h
+        }
+        Step::AddSaved => h + saved.pop().expect("a block's start"),
+    })
 }
 
 #[cfg(test)]
@@ -147,6 +233,8 @@ mod tests {
             (Encoder::MinAtar, [10, 10, 4], false),
             (Encoder::Nature, [44, 36, 2], true),
             (Encoder::Convs(vec![layer(5, 2, 1), layer(3, 3, 2)]), [9, 8, 3], true),
+            (Encoder::Impala(vec![4, 6]), [13, 10, 3], true),
+            (Encoder::Impala(vec![16, 32, 32]), [16, 16, 3], false),
         ] {
             let space = Space::Box { low: vec![0.0; image.iter().product()], high: vec![1.0; image.iter().product()], shape: image.to_vec() };
             let config = MlpConfig { hidden: vec![32], activation: Activation::Relu, ortho_init: ortho, encoder: Some(encoder), ..Default::default() };
@@ -172,6 +260,24 @@ mod tests {
                 assert!((a - b).abs() <= 1e-4 * (1.0 + b.abs()), "engine {a}, module {b}");
             }
         }
+    }
+
+    /// The IMPALA network's parameters: five convolutions a stage, the first reading the stage's
+    /// input channels; its flattened image a quarter of the sides (twice halved, rounded up).
+    #[test]
+    fn the_impala_network_is_the_papers() {
+        let convs = Encoder::Impala(vec![16, 32, 32]).geometry([64, 64, 3]).unwrap();
+        assert_eq!(convs.len(), 15);
+        let first_of_stages: Vec<(usize, usize)> = convs.iter().step_by(5).map(|c| (c.in_channels, c.out_channels)).collect();
+        assert_eq!(first_of_stages, [(3, 16), (16, 32), (32, 32)]);
+        assert!(convs.iter().all(|c| c.kernel == 3 && c.stride == 1 && c.pad == 1));
+        let last = convs.last().unwrap();
+        assert_eq!((last.out_size(), last.out_channels), (Some((8, 8)), 32), "64 -> 32 -> 16 -> 8");
+        let steps = Encoder::Impala(vec![16]).steps([5, 5, 1]).unwrap();
+        assert_eq!(steps.iter().filter(|s| matches!(s, Step::Save)).count(), 2);
+        assert_eq!(steps.last(), Some(&Step::Relu));
+        let e = Encoder::Impala(vec![]).steps([5, 5, 1]).unwrap_err().to_string();
+        assert!(e.contains("net.encoder") && e.contains("stage"), "{e}");
     }
 
     #[test]

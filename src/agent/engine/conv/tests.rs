@@ -1,4 +1,5 @@
-//! Convolutional tables: the stated chains, every instruction set, and libtorch's `conv2d`.
+//! Convolutional tables: the stated chains, every instruction set, and libtorch's `conv2d`,
+//! `max_pool2d` and residual sums.
 use super::*;
 use crate::agent::engine::net::{Net, Op};
 use crate::agent::engine::testing::{bits, isas};
@@ -10,9 +11,9 @@ use rand::{Rng, SeedableRng, rngs::StdRng};
 /// geometry `(height, width, channels)` in, and random parameters.
 fn table(image: (usize, usize, usize), rng: &mut StdRng) -> (Net, Vec<f32>) {
     let (h, w, c) = image;
-    let first = Conv { height: h, width: w, in_channels: c, out_channels: 6, kernel: 3, stride: 1 };
+    let first = Conv { height: h, width: w, in_channels: c, out_channels: 6, kernel: 3, stride: 1, pad: 0 };
     let (h1, w1) = first.out_size().unwrap();
-    let second = Conv { height: h1, width: w1, in_channels: 6, out_channels: 5, kernel: 3, stride: 2 };
+    let second = Conv { height: h1, width: w1, in_channels: 6, out_channels: 5, kernel: 3, stride: 2, pad: 0 };
     let (h2, w2) = second.out_size().unwrap();
     let flat = h2 * w2 * 5;
     let mut offset = 0;
@@ -36,10 +37,59 @@ fn table(image: (usize, usize, usize), rng: &mut StdRng) -> (Net, Vec<f32>) {
     (Net::new(ops, h * w * c, len).expect("a chained table"), params)
 }
 
+/// The IMPALA network's parts: a padded convolution, max pooling (3x3, stride 2, padding 1), a
+/// residual block `x + conv(relu(conv(relu(x))))`, a ReLU, the flattening and a linear head.
+fn residual_table(image: (usize, usize, usize), rng: &mut StdRng) -> (Net, Vec<f32>) {
+    let (h, w, c) = image;
+    let first = Conv { height: h, width: w, in_channels: c, out_channels: 4, kernel: 3, stride: 1, pad: 1 };
+    let pool = Pool { height: h, width: w, channels: 4, kernel: 3, stride: 2, pad: 1 };
+    let (h1, w1) = pool.out_size().unwrap();
+    let inner = Conv { height: h1, width: w1, in_channels: 4, out_channels: 4, kernel: 3, stride: 1, pad: 1 };
+    let flat = h1 * w1 * 4;
+    let mut offset = 0;
+    let mut take = |n: usize| {
+        offset += n;
+        offset - n
+    };
+    let ops = vec![
+        Op::Conv { weight: take(first.patch() * 4), bias: take(4), conv: first },
+        Op::MaxPool(pool),
+        Op::Act(Activation::Relu),
+        Op::Conv { weight: take(inner.patch() * 4), bias: take(4), conv: inner },
+        Op::Act(Activation::Relu),
+        Op::Conv { weight: take(inner.patch() * 4), bias: take(4), conv: inner },
+        Op::Add { from: 2 },
+        Op::Act(Activation::Relu),
+        Op::Flatten(Flatten { positions: h1 * w1, channels: 4 }),
+        Op::Linear { weight: take(flat * 3), bias: take(3), inputs: flat, outputs: 3 },
+    ];
+    let len = take(0);
+    let params = (0..len).map(|_| rng.random_range(-0.5f32..0.5)).collect();
+    (Net::new(ops, h * w * c, len).expect("a chained table"), params)
+}
+
+#[test]
+fn a_padded_convolution_reads_zeros_outside_and_pooling_takes_the_first_largest() {
+    let conv = Conv { height: 2, width: 2, in_channels: 1, out_channels: 1, kernel: 3, stride: 1, pad: 1 };
+    assert_eq!(conv.out_size(), Some((2, 2)));
+    // A kernel of ones sums each pixel's neighbourhood inside the image.
+    let out = conv.forward(&[1.0, 2.0, 3.0, 4.0], 1, &[1.0; 9], &[0.5], &mut Vec::new());
+    assert_eq!(out, [10.5; 4]);
+    let pool = Pool { height: 2, width: 3, channels: 2, kernel: 3, stride: 2, pad: 1 };
+    assert_eq!(pool.out_size(), Some((1, 2)));
+    // Channel 0's windows both hold 5 twice, at (0, 1) and (1, 0): the first in row order, index
+    // 2, takes both gradients.
+    let x = [0.0, -1.0, 5.0, -2.0, 1.0, -3.0, 5.0, -4.0, 2.0, -5.0, 3.0, -6.0];
+    assert_eq!(pool.forward(&x, 1), [5.0, -1.0, 5.0, -2.0]);
+    let dx = pool.backward(&x, 1, &[1.0, 2.0, 3.0, 4.0]);
+    assert_eq!(dx, [0.0, 2.0, 4.0, 4.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0]);
+    assert!(Pool { pad: 2, ..pool }.out_size().is_none(), "padding over half the window");
+}
+
 #[test]
 fn a_convolution_is_the_stated_chain() {
     let mut rng = StdRng::seed_from_u64(6);
-    let conv = Conv { height: 7, width: 6, in_channels: 3, out_channels: 5, kernel: 3, stride: 2 };
+    let conv = Conv { height: 7, width: 6, in_channels: 3, out_channels: 5, kernel: 3, stride: 2, pad: 0 };
     let (oh, ow) = conv.out_size().unwrap();
     let w: Vec<f32> = (0..conv.patch() * 5).map(|_| rng.random_range(-1.0f32..1.0)).collect();
     let b: Vec<f32> = (0..5).map(|_| rng.random_range(-1.0f32..1.0)).collect();
@@ -65,8 +115,8 @@ fn a_convolution_is_the_stated_chain() {
 #[test]
 fn convolutional_passes_agree_across_instruction_sets() {
     let mut rng = StdRng::seed_from_u64(7);
-    for image in [(10, 10, 4), (9, 7, 1), (12, 11, 3)] {
-        let (net, params) = table(image, &mut rng);
+    for (image, residual) in [((10, 10, 4), false), ((9, 7, 1), false), ((12, 11, 3), false), ((9, 7, 2), true), ((8, 8, 3), true)] {
+        let (net, params) = if residual { residual_table(image, &mut rng) } else { table(image, &mut rng) };
         for rows in [1usize, 2, 5, 32] {
             let x: Vec<f32> = (0..rows * image.0 * image.1 * image.2).map(|_| rng.random_range(0.0f32..1.0)).collect();
             let g: Vec<f32> = (0..rows * net.outputs()).map(|_| rng.random_range(-1.0f32..1.0)).collect();
@@ -92,26 +142,35 @@ fn convolutional_passes_match_libtorch() {
     use tch::{Kind, Tensor};
     let _alone = crate::agent::engine::testing::libtorch_alone();
     let mut rng = StdRng::seed_from_u64(8);
-    let image = (10, 10, 4);
-    let (net, params) = table(image, &mut rng);
+    for (image, residual) in [((10, 10, 4), false), ((9, 7, 2), true)] {
+    let (net, params) = if residual { residual_table(image, &mut rng) } else { table(image, &mut rng) };
     let rows = 9;
-    let x: Vec<f32> = (0..rows * 400).map(|_| rng.random_range(0.0f32..1.0)).collect();
+    let (h_, w_, c_) = image;
+    let x: Vec<f32> = (0..rows * h_ * w_ * c_).map(|_| rng.random_range(0.0f32..1.0)).collect();
     let g: Vec<f32> = (0..rows * net.outputs()).map(|_| rng.random_range(-1.0f32..1.0)).collect();
     let pass = net.forward(&params, &x, rows);
     let mut grads = vec![0.0; params.len()];
     let input = net.input_gradient(&params, &x, &pass, &g, Some(&mut grads));
 
     let p = Tensor::from_slice(&params).set_requires_grad(true);
-    let xt = Tensor::from_slice(&x).view([rows as i64, 10, 10, 4]).set_requires_grad(true);
+    let xt = Tensor::from_slice(&x).view([rows as i64, h_ as i64, w_ as i64, c_ as i64]).set_requires_grad(true);
     let mut h = xt.permute([0, 3, 1, 2]);
     let slice = |at: usize, shape: &[i64]| p.narrow(0, at as i64, shape.iter().product()).view(shape);
+    // The value before each op, for the residual sums.
+    let mut before = Vec::new();
     for op in net.ops() {
+        before.push(h.shallow_clone());
         h = match *op {
             Op::Conv { weight, bias, conv } => {
                 let (o, c, k) = (conv.out_channels as i64, conv.in_channels as i64, conv.kernel as i64);
-                let s = conv.stride as i64;
-                h.conv2d(&slice(weight, &[o, c, k, k]), Some(&slice(bias, &[o])), [s, s], [0, 0], [1, 1], 1)
+                let (s, pad) = (conv.stride as i64, conv.pad as i64);
+                h.conv2d(&slice(weight, &[o, c, k, k]), Some(&slice(bias, &[o])), [s, s], [pad, pad], [1, 1], 1)
             }
+            Op::MaxPool(pool) => {
+                let (k, s, pad) = (pool.kernel as i64, pool.stride as i64, pool.pad as i64);
+                h.max_pool2d([k, k], [s, s], [pad, pad], [1, 1], false)
+            }
+            Op::Add { from } => &h + &before[from],
             Op::Flatten(_) => h.flatten(1, -1),
             Op::Divide(d) => h / f64::from(d),
             Op::Linear { weight, bias, inputs, outputs } => {
@@ -131,11 +190,12 @@ fn convolutional_passes_match_libtorch() {
     close(pass.output(), Vec::<f32>::try_from(h.detach().view([-1])).unwrap(), "output");
     close(&grads, Vec::<f32>::try_from(p.grad()).unwrap(), "gradients");
     close(&input, Vec::<f32>::try_from(xt.grad().view([-1])).unwrap(), "input gradient");
+    }
 }
 
 #[test]
 fn convolutional_tables_are_checked() {
-    let conv = Conv { height: 5, width: 5, in_channels: 2, out_channels: 3, kernel: 3, stride: 1 };
+    let conv = Conv { height: 5, width: 5, in_channels: 2, out_channels: 3, kernel: 3, stride: 1, pad: 0 };
     let op = |weight| Op::Conv { weight, bias: weight + 54, conv };
     assert!(Net::new(vec![op(0)], 50, 57).is_some());
     assert!(Net::new(vec![op(0)], 50, 56).is_none(), "past the parameters");
@@ -144,4 +204,11 @@ fn convolutional_tables_are_checked() {
     assert!(Net::new(vec![Op::Conv { weight: 0, bias: 72, conv: too_big }], 50, 100).is_none(), "kernel past the image");
     let flatten = Op::Flatten(Flatten { positions: 9, channels: 2 });
     assert!(Net::new(vec![op(0), flatten], 50, 57).is_none(), "flattens another width");
+    let pool = Op::MaxPool(Pool { height: 3, width: 3, channels: 3, kernel: 3, stride: 2, pad: 1 });
+    assert!(Net::new(vec![op(0), pool.clone()], 50, 57).is_some());
+    assert!(Net::new(vec![pool.clone()], 50, 57).is_none(), "pools another width");
+    let act = Op::Act(Activation::Relu);
+    assert!(Net::new(vec![op(0), act.clone(), Op::Add { from: 1 }], 50, 57).is_some(), "adds the convolution's output");
+    assert!(Net::new(vec![op(0), act.clone(), Op::Add { from: 0 }], 50, 57).is_none(), "adds another width");
+    assert!(Net::new(vec![op(0), act, Op::Add { from: 2 }], 50, 57).is_none(), "adds itself");
 }

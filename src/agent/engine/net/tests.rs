@@ -104,7 +104,7 @@ fn passes_match_autograd() {
                 }
                 Op::Act(Activation::Tanh) => h.tanh(),
                 Op::Act(Activation::Relu) => h.relu(),
-                Op::Conv { .. } | Op::Flatten(_) | Op::Divide(_) => unreachable!("MLP tables (convolutions: conv/tests.rs)"),
+                Op::Conv { .. } | Op::Flatten(_) | Op::Divide(_) | Op::MaxPool(_) | Op::Add { .. } => unreachable!("MLP tables (convolutions: conv/tests.rs)"),
             };
         }
         let gt = Tensor::from_slice(&g).view([rows as i64, net.outputs() as i64]);
