@@ -76,15 +76,24 @@ impl Conv {
     /// `c * kernel² + ky * kernel + kx` of a patch read from input `(y·s + ky - pad, x·s + kx -
     /// pad, c)` (zero in the padding).
     fn patches(&self, x: &[f32], rows: usize) -> Vec<f32> {
-        let mut cols = vec![0.0; rows * self.positions() * self.patch()];
-        self.walk_patches(rows, |position, at, p| cols[position * self.patch() + p] = x[at]);
+        let (p, k, c) = (self.patch(), self.kernel, self.in_channels);
+        let mut cols = vec![0.0; rows * self.positions() * p];
+        self.walk_rows(rows, |position, ky, kx0, start, len| {
+            let patch = &mut cols[position * p..(position + 1) * p];
+            for (j, pixel) in x[start..start + len * c].chunks_exact(c).enumerate() {
+                for (ch, &v) in pixel.iter().enumerate() {
+                    patch[ch * k * k + ky * k + kx0 + j] = v;
+                }
+            }
+        });
         cols
     }
 
-    /// Calls `visit(position, input index, patch element)` for every element of every patch of
-    /// `rows` samples that reads the image (not the padding), positions in order, each patch's
-    /// elements by kernel row, kernel column, then channel.
-    fn walk_patches(&self, rows: usize, mut visit: impl FnMut(usize, usize, usize)) {
+    /// Calls `visit(position, ky, kx0, start, len)` for each kernel row `ky` of each patch of
+    /// `rows` samples that reads the image: its kernel columns `kx0..kx0 + len` read the `len`
+    /// pixels from input index `start` on (the others are padding). Positions come in order,
+    /// each patch's kernel rows in order.
+    fn walk_rows(&self, rows: usize, mut visit: impl FnMut(usize, usize, usize, usize, usize)) {
         let (oh, ow) = self.out_size().unwrap_or((0, 0));
         let (k, c, s, pad) = (self.kernel, self.in_channels, self.stride, self.pad);
         let mut position = 0;
@@ -92,13 +101,12 @@ impl Conv {
             let base = sample * self.inputs();
             for oy in 0..oh {
                 for ox in 0..ow {
+                    let kx0 = pad.saturating_sub(ox * s);
+                    let kx1 = k.min((self.width + pad).saturating_sub(ox * s));
                     for ky in 0..k {
                         let Some(y) = read(oy, ky, s, pad, self.height) else { continue };
-                        for kx in 0..k {
-                            let Some(x) = read(ox, kx, s, pad, self.width) else { continue };
-                            for ch in 0..c {
-                                visit(position, base + (y * self.width + x) * c + ch, ch * k * k + ky * k + kx);
-                            }
+                        if kx1 > kx0 {
+                            visit(position, ky, kx0, base + (y * self.width + ox * s + kx0 - pad) * c, kx1 - kx0);
                         }
                     }
                     position += 1;
@@ -148,8 +156,16 @@ impl Conv {
         // the order positions and patch elements come (one fixed order of additions).
         let mut dcols = vec![0.0; m * p];
         gemm::gemm(m, p, n, Strided::rows(g, n), w, &mut dcols, Start::Zero);
+        let (k, c) = (self.kernel, self.in_channels);
         let mut dx = vec![0.0; rows * self.inputs()];
-        self.walk_patches(rows, |position, at, e| dx[at] += dcols[position * p + e]);
+        self.walk_rows(rows, |position, ky, kx0, start, len| {
+            let patch = &dcols[position * p..(position + 1) * p];
+            for (j, pixel) in dx[start..start + len * c].chunks_exact_mut(c).enumerate() {
+                for (ch, v) in pixel.iter_mut().enumerate() {
+                    *v += patch[ch * k * k + ky * k + kx0 + j];
+                }
+            }
+        });
         Some(dx)
     }
 }
