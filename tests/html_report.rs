@@ -117,3 +117,21 @@ fn the_html_report_renders_in_chromium() {
 fn url(path: &Path) -> String {
     format!("file://{}", path.canonicalize().unwrap().display())
 }
+
+/// Half a study's units (one shard of two) rendered by `report`: the page says it is partial and
+/// reloads itself (a study's processes write the same while they run); the finished study's does
+/// neither.
+#[test]
+fn a_partial_report_says_so_and_reloads() {
+    let out = std::env::temp_dir().join(format!("headstart-html-partial-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&out);
+    let o = out.to_str().unwrap();
+    headstart(&["run", "-q", "experiments/smoke.ron", "--out", o, "--shard", "0/2"]);
+    headstart(&["report", o]);
+    let page = std::fs::read_to_string(out.join("report.html")).unwrap();
+    assert!(page.contains("<strong>Partial</strong>") && page.contains("http-equiv=\"refresh\""), "a partial page");
+    headstart(&["run", "-q", "experiments/smoke.ron", "--out", o, "--shard", "1/2"]);
+    let page = std::fs::read_to_string(out.join("report.html")).unwrap();
+    assert!(!page.contains("<strong>Partial</strong>") && !page.contains("http-equiv"), "the final page");
+    std::fs::remove_dir_all(&out).ok();
+}
