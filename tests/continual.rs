@@ -355,8 +355,12 @@ fn the_performance_matrix_is_the_records_and_the_final_agent() {
             }
         }
     }
+    // The page's figures are the folder's three, inline.
+    let page = std::fs::read_to_string(out.join("report.html")).unwrap();
+    assert_eq!(page.matches("<figure class=\"plot\"><svg").count(), 3, "three figures inline");
     for f in [
         "report.md",
+        "report.html",
         "metrics.csv",
         "performance.csv",
         "sequence-matrix.png",

@@ -23,7 +23,7 @@ use super::figures;
 use super::records::UnitResult;
 use super::summary::Summary;
 
-/// Writes `report.html` into `out` from the report's markdown, the summary and the units.
+/// Writes a study's `report.html` into `out` from its report's markdown, summary and units.
 pub fn write(
     out: &Path,
     experiment: &Experiment,
@@ -31,25 +31,54 @@ pub fn write(
     units: &[UnitResult],
     markdown: &str,
 ) -> Result<(), StudyError> {
-    let mut body = render(out, markdown);
-    body += &seed_curves(summary, units);
-    body += &transfer_reports(summary, units);
-    let _ = write!(
-        body,
-        "<h2 id=\"settings\">Settings</h2>\n<details><summary><code>experiment.ron</code></summary><pre>{}</pre></details>\n",
-        escape(&experiment.identity())
-    );
-    let refresh = if summary.partial.is_some() { "<meta http-equiv=\"refresh\" content=\"60\">\n" } else { "" };
-    let page = format!(
-        "<!doctype html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
+    let sections = seed_curves(summary, units) + &transfer_reports(summary, units);
+    let page = Page {
+        title: &experiment.name,
+        markdown,
+        sections: &sections,
+        settings: &experiment.identity(),
+        partial: summary.partial.is_some(),
+    };
+    page.write(out)
+}
+
+/// A self-contained report page: the markdown with its figures inline, sections of HTML after
+/// it, and the settings file's text.
+pub struct Page<'a> {
+    /// The page's title.
+    pub title: &'a str,
+    /// The report's markdown (`report.md`).
+    pub markdown: &'a str,
+    /// HTML after the markdown.
+    pub sections: &'a str,
+    /// The experiment's (or sequence's) file, shown under Settings.
+    pub settings: &'a str,
+    /// Results still come: the page reloads itself every minute.
+    pub partial: bool,
+}
+
+impl Page<'_> {
+    /// Writes `report.html` into `out`.
+    pub fn write(&self, out: &Path) -> Result<(), StudyError> {
+        let mut body = render(out, self.markdown);
+        body += self.sections;
+        let _ = write!(
+            body,
+            "<h2 id=\"settings\">Settings</h2>\n<details><summary>the file that defined it</summary><pre>{}</pre></details>\n",
+            escape(self.settings)
+        );
+        let refresh = if self.partial { "<meta http-equiv=\"refresh\" content=\"60\">\n" } else { "" };
+        let page = format!(
+            "<!doctype html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n{refresh}\
          <meta name=\"generator\" content=\"headstart {}\">\n<title>{} · headstart</title>\n<style>{STYLE}</style>\n</head>\n\
          <body>\n<main>\n{body}</main>\n<script>{SCRIPT}</script>\n</body>\n</html>\n",
-        env!("CARGO_PKG_VERSION"),
-        escape(&experiment.name)
-    );
-    write_atomic(&out.join("report.html"), page)?;
-    Ok(())
+            env!("CARGO_PKG_VERSION"),
+            escape(self.title)
+        );
+        write_atomic(&out.join("report.html"), page)?;
+        Ok(())
+    }
 }
 
 /// `report.md` as HTML: tables on, raw HTML escaped, images replaced by the figures themselves.

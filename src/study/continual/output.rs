@@ -1,5 +1,6 @@
 //! A sequence study's outputs, from its records alone: `summary.ron`, `metrics.csv` (each
-//! unit's metrics), `performance.csv` (every task's evaluation at every point), `report.md`, and
+//! unit's metrics), `performance.csv` (every task's evaluation at every point), `report.md` (and
+//! `report.html`, the same as one self-contained page), and
 //! three figures (PNG and SVG): the mean performance matrix of each method as a heat map, every
 //! task's curve over the whole sequence with the task changes marked, and forgetting against
 //! forward transfer per method (Continual World's figure).
@@ -52,8 +53,13 @@ pub fn write(
     write_atomic(&out.join("metrics.csv"), csv)?;
     write_atomic(&out.join("performance.csv"), perf)?;
     figures(out, sequence, tasks, records, summary)?;
-    write_atomic(&out.join("report.md"), report(sequence, tasks, summary))?;
-    Ok(())
+    let markdown = report(sequence, tasks, summary);
+    write_atomic(&out.join("report.md"), &markdown)?;
+    let settings = to_ron(sequence);
+    let partial = summary.partial.is_some();
+    let (title, sections) = (&sequence.name, "");
+    let page = crate::study::html::Page { title, markdown: &markdown, sections, settings: &settings, partial };
+    page.write(out)
 }
 
 fn estimate(e: &Estimate) -> String {
