@@ -192,3 +192,52 @@ fn a_pretrained_source_is_a_run_too() {
     assert_eq!(scalars.keys().filter(|run| !run.starts_with("source/")).count(), 4, "and the 2 x 2 units");
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// A sequence run with `--tensorboard`: one run per method and seed, whose evaluations are the
+/// records' (every task's return at every point, at its step along the whole sequence), with the
+/// episodes and updates of every task; the results folder accepts the file with logging on or off.
+#[test]
+fn a_sequence_is_a_run_per_method_and_seed() {
+    let dir = std::env::temp_dir().join(format!("headstart-tensorboard-sequence-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let swapped = Path::new(env!("CARGO_MANIFEST_DIR")).join("envs/cartpole-swapped-actions.ron");
+    let file = dir.join("seq.ron");
+    let text = format!(
+        "(version: 1, name: \"seq\", sequence: [Env(id: \"CartPole-v1\"), Variant({:?})], \
+         agent: (algorithm: Dqn, config: Dqn(learning_starts: 200, train_freq: 16, gradient_steps: 8, net: (hidden: [16, 16], activation: Relu))), \
+         methods: [(name: \"l2\", strategy: (l2_init: 0.01))], seeds: 3, budget: 1000, eval: (every: 500, episodes: 2))",
+        swapped.display()
+    );
+    std::fs::write(&file, &text).unwrap();
+    let out = dir.join("out");
+    let o = out.to_str().unwrap();
+    headstart(&["run", "-q", file.to_str().unwrap(), "--out", o, "--tensorboard"]);
+    std::fs::write(&file, text.replace("seeds: 3,", "seeds: 3, log: (tensorboard: true),")).unwrap();
+    headstart(&["run", "-q", file.to_str().unwrap(), "--out", o]); // the same sequence: nothing to do
+    let scalars = read(&out.join("tensorboard"));
+    let runs: Vec<&String> = scalars.keys().collect();
+    let expected: Vec<String> =
+        ["finetune", "l2", "single-task"].iter().flat_map(|m| (0..3).map(move |s| format!("{m}/seed{s}"))).collect();
+    assert_eq!(runs, expected.iter().collect::<Vec<_>>());
+    let perf = std::fs::read_to_string(out.join("performance.csv")).unwrap();
+    for (run, tags) in &scalars {
+        let method = run.split('/').next().unwrap();
+        // performance.csv: method,seed,phase,trained,step,sequence_step,task,return,normalised
+        let mut expected: BTreeMap<String, Vec<(u64, f64)>> = BTreeMap::new();
+        for line in perf.lines().skip(1).filter(|l| l.starts_with(&format!("{method},{},", &run[run.len() - 1..]))) {
+            let f: Vec<&str> = line.split(',').collect();
+            let tag = format!("eval/{}/mean_reward", f[6]);
+            expected.entry(tag).or_default().push((f[5].parse().unwrap(), f[7].parse::<f64>().unwrap() as f32 as f64));
+        }
+        assert_eq!(expected.len(), 2, "{run}: both tasks");
+        for (tag, points) in expected {
+            assert_eq!(tags[&tag], points, "{run}: {tag}");
+        }
+        let episodes = &tags["episode/return"];
+        assert!(episodes.first().unwrap().0 < 1000 && episodes.last().unwrap().0 > 1000, "{run}: both tasks' episodes");
+        assert!(tags["train/loss"].last().unwrap().0 > 1000, "{run}: the second task's updates");
+        assert!(!tags["eval/average_score"].is_empty());
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -35,6 +35,8 @@ pub struct TrainLog {
     flushed: Instant,
     /// The updates' scalars since the last point, the step of the last update, and of the point.
     updates: (TrainStats, u64, u64),
+    /// Added to every step written (a sequence's later tasks continue its axis).
+    offset: u64,
 }
 
 impl TrainLog {
@@ -42,7 +44,13 @@ impl TrainLog {
     pub fn create(dir: &Path, start: u64) -> Result<Self, FileError> {
         let writer = EventWriter::create(dir)?;
         let now = Instant::now();
-        Ok(TrainLog { writer: Some(writer), recent: VecDeque::new(), last: (now, start), flushed: now, updates: (TrainStats::default(), start, start) })
+        Ok(TrainLog { writer: Some(writer), recent: VecDeque::new(), last: (now, start), flushed: now, updates: (TrainStats::default(), start, start), offset: 0 })
+    }
+
+    /// The same log writing every step `offset` later (a task of a sequence at its place in it).
+    pub fn with_offset(mut self, offset: u64) -> Self {
+        self.offset = offset;
+        self
     }
 
     /// Logs what `event` carries.
@@ -92,9 +100,10 @@ impl TrainLog {
         }
     }
 
-    fn write(&mut self, step: u64, values: &[(&str, f64)]) {
+    /// Logs scalars under their tags at `step`.
+    pub fn write(&mut self, step: u64, values: &[(&str, f64)]) {
         if let Some(w) = &mut self.writer
-            && let Err(e) = w.scalars(step, values)
+            && let Err(e) = w.scalars(step + self.offset, values)
         {
             eprintln!("warning: --tensorboard stops logging: {e}");
             self.writer = None;

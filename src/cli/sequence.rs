@@ -39,7 +39,8 @@ pub(super) fn run(registry: &Registry, args: &super::study::RunArgs) -> Result<(
             args.file.display()
         );
     }
-    let sequence = Sequence::load(&args.file)?;
+    let mut sequence = Sequence::load(&args.file)?;
+    sequence.log.tensorboard |= args.tensorboard;
     let out = args.out.clone().unwrap_or_else(|| PathBuf::from("runs").join(&sequence.name));
     let jobs = args.jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     let stop =

@@ -42,7 +42,8 @@ pub(crate) struct RunArgs {
     #[arg(long, short)]
     pub(super) quiet: bool,
     /// Every unit writes TensorBoard event files into <out>/tensorboard/<target>/<arm>/seed<k>
-    /// (as the experiment's `log: (tensorboard: true)`).
+    /// (a sequence's into <out>/tensorboard/<method>/seed<k>), as the file's
+    /// `log: (tensorboard: true)`.
     #[arg(long)]
     pub(super) tensorboard: bool,
 }

@@ -96,7 +96,9 @@ pub fn run(
             out.display()
         );
     }
-    let cx = Context { sequence, tasks: &checked.tasks, config: &checked.config, registry, stop };
+    let tensorboard = sequence.log.tensorboard.then(|| out.join("tensorboard"));
+    let (tasks, config, tensorboard) = (&checked.tasks, &checked.config, tensorboard.as_deref());
+    let cx = Context { sequence, tasks, config, registry, stop, tensorboard };
     let errors = Mutex::new(Vec::new());
     tch::set_num_threads(1);
     let pool = rayon::ThreadPoolBuilder::new().num_threads(jobs.max(1)).build().map_err(StudyError::Pool)?;

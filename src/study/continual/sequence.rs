@@ -27,7 +27,7 @@ use crate::transfer::continual::Protect;
 use crate::util::{file_safe, ron_options};
 
 use crate::study::StudyError;
-use crate::study::experiment::{Eval, ExperimentError, ResolvedTarget, Target, load_versioned, resolve_targets};
+use crate::study::experiment::{Eval, ExperimentError, Log, ResolvedTarget, Target, load_versioned, resolve_targets};
 
 /// The method every other is compared with as the continual baseline (added when not listed).
 pub const BASELINE: &str = "finetune";
@@ -76,6 +76,11 @@ pub struct Sequence {
     /// registered threshold]: the upper end of the normalised scores.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub threshold: Option<f64>,
+    /// What the units log while they train (`log: (tensorboard: true)`: a TensorBoard run per
+    /// method and seed, `<results>/tensorboard/<method>/seed<k>`, its steps along the whole
+    /// sequence); not part of what the results are.
+    #[serde(default, skip_serializing_if = "Log::is_off")]
+    pub log: Log,
 }
 
 fn one() -> usize {
@@ -141,9 +146,10 @@ impl Sequence {
         ron_options().from_str::<Peek>(&text).is_ok_and(|p| p.sequence.is_some())
     }
 
-    /// The sequence as RON (what a results folder's `sequence.ron` holds).
+    /// The sequence as RON (what a results folder's `sequence.ron` holds): without its `log`,
+    /// so that a results folder accepts the file with or without.
     pub fn to_ron(&self) -> String {
-        crate::util::to_ron(self)
+        crate::util::to_ron(&Sequence { log: Log::default(), ..self.clone() })
     }
 
     /// The methods run: the baseline first (as listed, else plain fine-tuning), then the

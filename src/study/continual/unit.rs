@@ -15,6 +15,7 @@ use tch::Tensor;
 
 use crate::agent::checkpoint;
 use crate::agent::session::Session;
+use crate::agent::tensorboard::TrainLog;
 use crate::agent::train::{EpisodeRecord, Task};
 use crate::agent::{Agent, AgentConfig, Event, Outcome};
 use crate::env::Registry;
@@ -84,6 +85,8 @@ pub struct Context<'a> {
     pub registry: &'a Registry,
     /// Ctrl-C.
     pub stop: &'a AtomicBool,
+    /// Where units write TensorBoard runs (`<method>/seed<k>`), when they log.
+    pub tensorboard: Option<&'a Path>,
 }
 
 impl Context<'_> {
@@ -340,11 +343,25 @@ fn run_phase(
             (vec![first], every)
         }
     };
+    // TensorBoard's run of the unit, its steps along the whole sequence; a folder that cannot be
+    // made is a warning, not a failure.
+    let mut log = cx.tensorboard.and_then(|dir| {
+        let run = dir.join(&method.name).join(format!("seed{seed}"));
+        let log = TrainLog::create(&run, session.agent().steps());
+        let log = log.map_err(|e| eprintln!("warning: no TensorBoard log: {e}")).ok();
+        log.map(|l| l.with_offset(phase as u64 * budget))
+    });
+    if let Some(log) = &mut log {
+        evals.iter().for_each(|e| log_eval(log, cx.tasks, e));
+    }
     let mut saved = std::time::Instant::now();
     loop {
         let mut due = false;
         let outcome = session
             .train(&mut |event| {
+                if let Some(log) = &mut log {
+                    log.event(&event);
+                }
                 match event {
                     Event::Progress { step } => due |= step >= next,
                     Event::Checkpoint { .. } if due || cx.stop.load(Ordering::SeqCst) => return ControlFlow::Break(()),
@@ -365,6 +382,9 @@ fn run_phase(
         if nominal < budget {
             let returns = evaluator.all(session.agent_mut(), method, protection, task)?;
             evals.push(SequenceEval { phase, nominal, returns });
+            if let Some(log) = &mut log {
+                log_eval(log, cx.tasks, evals.last().expect("just pushed"));
+            }
         }
         while next <= steps {
             next += every;
@@ -427,6 +447,10 @@ fn run_phase(
     }
     let returns = evaluator.all(session.agent_mut(), method, protection, task)?;
     evals.push(SequenceEval { phase, nominal: budget, returns });
+    if let Some(log) = &mut log {
+        log_eval(log, cx.tasks, evals.last().expect("just pushed"));
+        log.flush();
+    }
     let steps = session.agent().steps();
     progress.episodes.extend(session.curve.episodes.iter().map(|e| (phase, e.clone())));
     progress.phases.push(PhaseRecord { phase, task, steps, report, protect: notes });
@@ -434,6 +458,24 @@ fn run_phase(
     save_phase(&session, record, phase, progress, protection)?;
     let _ = std::fs::remove_file(&resume_path);
     Ok(true)
+}
+
+/// Logs an evaluation point: every task's mean return and normalised score
+/// (`eval/<task>/mean_reward`, `eval/<task>/score`) and their mean score (`eval/average_score`),
+/// at the point's step in its task (the log's offset places it in the sequence).
+fn log_eval(log: &mut TrainLog, tasks: &[TaskInfo], e: &SequenceEval) {
+    let tags: Vec<(String, f64)> = tasks
+        .iter()
+        .zip(&e.returns)
+        .flat_map(|(t, &r)| {
+            let key = &t.task.key;
+            [(format!("eval/{key}/mean_reward"), r), (format!("eval/{key}/score"), t.normalise(r))]
+        })
+        .collect();
+    let average = tasks.iter().zip(&e.returns).map(|(t, &r)| t.normalise(r)).sum::<f64>() / tasks.len().max(1) as f64;
+    let mut values: Vec<(&str, f64)> = tags.iter().map(|(t, v)| (t.as_str(), *v)).collect();
+    values.push(("eval/average_score", average));
+    log.write(e.nominal, &values);
 }
 
 /// The least time between two preemption checkpoints within a task.

@@ -15,7 +15,7 @@ pub struct Log {
 }
 
 impl Log {
-    pub(super) fn is_off(&self) -> bool {
+    pub(crate) fn is_off(&self) -> bool {
         !self.tensorboard
     }
 }
