@@ -158,7 +158,6 @@ fn a_channel_map_carries_the_first_convolution_between_games() {
 #[test]
 fn ppo_learns_minigrid_from_its_image() {
     use headstart::agent::nn::ConvLayer;
-    use headstart::agent::schedule::Schedule;
     let spec = EnvSpec::new("gym:MiniGrid-Empty-5x5-v0");
     let registry = Registry::builtin();
     let mut env = registry.make(&spec).unwrap();
@@ -168,17 +167,8 @@ fn ppo_learns_minigrid_from_its_image() {
     let (big_obs, _) = big.reset(Some(0)).unwrap();
     assert_ne!(small_obs, big_obs, "an 8x8 room looks otherwise from its corner");
     let convs = [16, 32, 64].map(|channels| ConvLayer { channels, kernel: 2, stride: 1 }).to_vec();
-    let config = AgentConfig::Ppo(PpoConfig {
-        n_envs: 8,
-        n_steps: 128,
-        batch_size: 256,
-        n_epochs: 4,
-        ent_coef: 0.01,
-        learning_rate: Schedule::Constant(2.5e-4),
-        net: MlpConfig { encoder: Some(Encoder::Convs(convs)), ..MlpConfig::relu(&[64]) },
-        ..Default::default()
-    });
-    let agent = train_for(&config, &spec, 20_000, 0);
+    let net = MlpConfig { encoder: Some(Encoder::Convs(convs)), ..MlpConfig::relu(&[64]) };
+    let agent = train_for(&minigrid_ppo(net), &spec, 20_000, 0);
     let stats = evaluate(agent.as_ref(), &mut env, 20, true, 1_000).unwrap();
     let mut rng = rand::rngs::StdRng::seed_from_u64(0);
     let random = random_policy_return(&mut env, &spec.id, 1_000..1_020, &mut rng).unwrap();
@@ -187,29 +177,28 @@ fn ppo_learns_minigrid_from_its_image() {
     assert!(random < 0.5, "random {random}");
 }
 
+/// PPO for MiniGrid's small rooms with the network `net`: 8 environments, 128 steps each.
+#[cfg(feature = "python")]
+fn minigrid_ppo(net: MlpConfig) -> AgentConfig {
+    let learning_rate = headstart::agent::schedule::Schedule::Constant(2.5e-4);
+    let (n_envs, n_steps, batch_size, n_epochs, ent_coef) = (8, 128, 256, 4, 0.01);
+    AgentConfig::Ppo(PpoConfig { n_envs, n_steps, batch_size, n_epochs, ent_coef, learning_rate, net, ..Default::default() })
+}
+
 /// The IMPALA network (a padded convolution, max pooling and two residual blocks: one stage of
 /// 16 channels) learns the same room with the same PPO: every greedy game reaches the goal after
 /// 20 000 steps (seeds 0-3 all do; two stages of 32 channels, which pool the 7x7 image to 2x2,
-/// learn it on two seeds of four at this budget). Its inputs are divided by 10 (MiniGrid's values are object, colour and state
-/// indices up to 10): unscaled, its residual blocks start with values near 5 where returns are
-/// at most 1 (a value loss of 20 and gradient norms of 500 at the first update).
+/// learn it on two seeds of four at this budget). Its inputs are divided by 10 (MiniGrid's
+/// values are object, colour and state indices up to 10): unscaled, its residual blocks start
+/// with values near 5 where returns are at most 1 (a value loss of 20 and gradient norms of 500
+/// at the first update).
 #[cfg(feature = "python")]
 #[test]
 fn ppo_with_the_impala_network_learns_minigrid() {
-    use headstart::agent::schedule::Schedule;
     let spec = EnvSpec::new("gym:MiniGrid-Empty-5x5-v0");
     let mut env = Registry::builtin().make(&spec).unwrap();
-    let config = AgentConfig::Ppo(PpoConfig {
-        n_envs: 8,
-        n_steps: 128,
-        batch_size: 256,
-        n_epochs: 4,
-        ent_coef: 0.01,
-        learning_rate: Schedule::Constant(2.5e-4),
-        net: MlpConfig { encoder: Some(Encoder::Impala(vec![16])), input_divisor: Some(10.0), ..MlpConfig::relu(&[64]) },
-        ..Default::default()
-    });
-    let agent = train_for(&config, &spec, 20_000, 0);
+    let net = MlpConfig { encoder: Some(Encoder::Impala(vec![16])), input_divisor: Some(10.0), ..MlpConfig::relu(&[64]) };
+    let agent = train_for(&minigrid_ppo(net), &spec, 20_000, 0);
     let names = agent.weight_names();
     assert_eq!(names.iter().filter(|n| n.starts_with("actor.encoder.conv.") && n.ends_with(".weight")).count(), 5);
     let stats = evaluate(agent.as_ref(), &mut env, 20, true, 1_000).unwrap();
