@@ -145,8 +145,9 @@ impl fmt::Display for Algo {
     }
 }
 
-/// What training reports to its monitor.
+/// What training reports to its monitor (more kinds may come: match with a `_` arm).
 #[derive(Clone, Copy, Debug)]
+#[non_exhaustive]
 pub enum Event<'a> {
     /// An episode ended; `step` counts environment steps so far (all environments together).
     Episode {
@@ -318,9 +319,10 @@ pub(crate) fn report(monitor: &mut Monitor<'_>, step: u64, episodes: &[Episode])
 /// An update's scalars as [`Event::Update`] carries them: what the agent recorded, and the share
 /// of its weights that transfer froze (learning rate 0) once any scale was set.
 pub(crate) fn update_stats<A: Agent + ?Sized>(agent: &mut A, mut stats: Vec<(&'static str, f64)>) -> Vec<(&'static str, f64)> {
-    let counts: Vec<(usize, usize)> = agent.optimizers().iter().filter_map(|(_, opt)| opt.frozen()).collect();
-    if !counts.is_empty() {
-        let (frozen, all) = counts.iter().fold((0, 0), |(f, a), c| (f + c.0, a + c.1));
+    let counts: Vec<(Option<usize>, usize)> = agent.optimizers().iter().map(|(_, o)| (o.frozen(), o.weights())).collect();
+    if counts.iter().any(|c| c.0.is_some()) {
+        let frozen: usize = counts.iter().filter_map(|c| c.0).sum();
+        let all: usize = counts.iter().map(|c| c.1).sum();
         stats.push(("transfer/frozen_fraction", frozen as f64 / all.max(1) as f64));
     }
     stats

@@ -210,8 +210,9 @@ pub fn run(
     let started = Instant::now();
     let errors = Mutex::new(Vec::new());
     let busy = AtomicUsize::new(0);
-    // When this process last wrote the partial report (summary, figures, report.html).
-    let reported = Mutex::new(Instant::now());
+    // When this process last wrote the partial report (summary, figures, report.html), and how
+    // long that took.
+    let reported = Mutex::new((Instant::now(), Duration::ZERO));
     tch::set_num_threads(1);
     let pool = rayon::ThreadPoolBuilder::new().num_threads(opts.jobs.max(1)).build().map_err(StudyError::Pool)?;
     // What becomes of a claimed unit: counted, logged; whether it moved (not busy elsewhere).
@@ -294,17 +295,20 @@ pub fn run(
 const PARTIAL_REPORT_EVERY: Duration = Duration::from_secs(60);
 
 /// Writes the report of the units finished so far (as `headstart report` does) when this process
-/// last wrote one [`PARTIAL_REPORT_EVERY`] ago or more, and no other of its threads is writing
-/// one; a failure is a warning (the run goes on, the last report stays).
-fn report_partial(out: &Path, reported: &Mutex<Instant>) {
+/// last wrote one [`PARTIAL_REPORT_EVERY`] ago or more (and ten times as long as that one took:
+/// a large study's reports take at most a tenth of the worker that writes them), and no other of
+/// its threads is writing one; a failure is a warning (the run goes on, the last report stays).
+/// The process that finds every unit recorded writes the final report after its own partial ones.
+fn report_partial(out: &Path, reported: &Mutex<(Instant, Duration)>) {
     let Ok(mut last) = reported.try_lock() else { return };
-    if last.elapsed() < PARTIAL_REPORT_EVERY {
+    if last.0.elapsed() < PARTIAL_REPORT_EVERY.max(10 * last.1) {
         return;
     }
+    let started = Instant::now();
     if let Err(e) = report(out) {
         eprintln!("warning: no partial report: {e}");
     }
-    *last = Instant::now();
+    *last = (Instant::now(), started.elapsed());
 }
 
 /// A run's first stages, done by every process that runs the study.

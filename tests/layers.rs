@@ -146,6 +146,7 @@ const STUDY_FLOORS: &[&[&str]] = &[
     &["plan"],
     &["summary", "unit", "status", "predictors"],
     &["figures", "rounds", "guarding", "matrix"],
+    &["html"],
     &["report"],
     &["continual"],
 ];

@@ -225,7 +225,7 @@ fn a_sequence_is_a_run_per_method_and_seed() {
         let method = run.split('/').next().unwrap();
         // performance.csv: method,seed,phase,trained,step,sequence_step,task,return,normalised
         let mut expected: BTreeMap<String, Vec<(u64, f64)>> = BTreeMap::new();
-        for line in perf.lines().skip(1).filter(|l| l.starts_with(&format!("{method},{},", &run[run.len() - 1..]))) {
+        for line in perf.lines().skip(1).filter(|l| l.starts_with(&format!("{method},{},", run.split("/seed").nth(1).unwrap()))) {
             let f: Vec<&str> = line.split(',').collect();
             let tag = format!("eval/{}/mean_reward", f[6]);
             expected.entry(tag).or_default().push((f[5].parse().unwrap(), f[7].parse::<f64>().unwrap() as f32 as f64));

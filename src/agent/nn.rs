@@ -197,8 +197,7 @@ impl MlpConfig {
 
     /// The encoder's convolutions over the image, in order (as [`MlpConfig::encoder_steps`]).
     pub(crate) fn convs(&self) -> Option<Vec<crate::agent::engine::conv::Conv>> {
-        let steps = self.encoder_steps()?;
-        Some(steps.into_iter().filter_map(|s| if let conv::Step::Conv(_, c) = s { Some(c) } else { None }).collect())
+        Some(self.encoder_steps()?.iter().filter_map(conv::Step::conv).collect())
     }
 
     /// The width the trunk reads: the flattened last image with an encoder, else `in_dim`.
@@ -295,7 +294,7 @@ impl Mlp {
         };
         if config.added.is_empty() {
             let steps = config.encoder_steps().expect("an encoder's image is set (MlpConfig::for_observation) and fits");
-            let convs = config.convs().unwrap_or_default();
+            let convs: Vec<_> = steps.iter().filter_map(conv::Step::conv).collect();
             let encoder = conv::build(path, &convs, ortho);
             let trunk_path = path / "trunk";
             let mut trunk = Vec::with_capacity(config.hidden.len());

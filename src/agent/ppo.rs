@@ -266,7 +266,7 @@ impl Ppo {
                     self.opt.compute_gradients(&loss);
                     terms
                 };
-                terms.record(&self.cfg, &mut self.stats);
+                terms.record(&self.cfg, self.a2c.is_some(), &mut self.stats);
                 // As Stable-Baselines3: stop the update before a step that follows too large a
                 // policy change.
                 if self.cfg.target_kl.is_some_and(|target| terms.kl > 1.5 * target) {

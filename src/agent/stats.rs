@@ -5,7 +5,9 @@
 //!
 //! | tag | agents |
 //! |---|---|
-//! | `train/policy_gradient_loss`, `train/value_loss`, `train/entropy_loss`, `train/approx_kl`, `train/clip_fraction`, `train/explained_variance`, `train/clip_range` | PPO, A2C |
+//! | `train/policy_gradient_loss`, `train/approx_kl`, `train/clip_fraction`, `train/clip_range` | PPO |
+//! | `train/policy_loss` (`-mean(A log π)`) | A2C |
+//! | `train/value_loss`, `train/entropy_loss`, `train/explained_variance` (when the returns vary) | PPO, A2C |
 //! | `train/std` | PPO and A2C with Box actions: the mean standard deviation of the policy (without gSDE) |
 //! | `train/loss` | DQN (Huber), PPO and A2C (the whole loss) |
 //! | `rollout/exploration_rate` | DQN: epsilon |
@@ -16,7 +18,9 @@
 //! | `transfer/distill_weight` | while a teacher's weight is above zero |
 //! | `transfer/frozen_fraction` | after a transfer that froze or scaled parameters: the share of weights whose learning rate is 0 (its fall is the freeze's end) |
 //!
-//! Computing them reads values the update has anyway; they never feed back into training.
+//! Computing them reads values the update has, plus one pass over the gradients for their norm
+//! (where clipping did not take it already) and, on PPO's autograd path (gSDE), the entropy; they
+//! never feed back into training.
 
 use super::optim::Optimizer;
 

@@ -135,3 +135,10 @@ impl TrainLog {
         }
     }
 }
+
+impl Drop for TrainLog {
+    /// A run that ends by an error or a stop still writes what it has.
+    fn drop(&mut self) {
+        self.flush();
+    }
+}

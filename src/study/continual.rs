@@ -13,6 +13,7 @@
 mod evaluate;
 pub mod metrics;
 pub mod output;
+mod preempt;
 pub mod sequence;
 pub mod unit;
 

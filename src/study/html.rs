@@ -5,8 +5,9 @@
 //! report of each arm, and the experiment's settings. The page reads no other file and fetches
 //! nothing; while the study is partial it reloads itself every minute.
 //!
-//! The markdown's raw HTML is shown as text: an experiment's name or description cannot inject
-//! markup into a page that others open.
+//! The markdown's raw HTML is shown as text and links to other schemes than the web's are
+//! dropped: an experiment's name or description cannot inject markup or script into a page that
+//! others open.
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -81,7 +82,9 @@ impl Page<'_> {
     }
 }
 
-/// `report.md` as HTML: tables on, raw HTML escaped, images replaced by the figures themselves.
+/// `report.md` as HTML: tables on, raw HTML escaped, links kept only to the web (`http`,
+/// `https`, `mailto`), the page itself (`#...`) or relative paths, images replaced by the
+/// figures themselves.
 fn render(out: &Path, markdown: &str) -> String {
     let mut events = Vec::new();
     let mut in_image = false;
@@ -94,12 +97,22 @@ fn render(out: &Path, markdown: &str) -> String {
             Event::End(TagEnd::Image) => in_image = false,
             _ if in_image => {} // the alt text: the figure carries its own title
             Event::Html(html) | Event::InlineHtml(html) => events.push(Event::Text(html)),
+            Event::Start(Tag::Link { link_type, dest_url, title, id }) if !safe_link(&dest_url) => {
+                events.push(Event::Start(Tag::Link { link_type, dest_url: CowStr::from("#"), title, id }))
+            }
             e => events.push(e),
         }
     }
     let mut html = String::new();
     pulldown_cmark::html::push_html(&mut html, events.into_iter());
     html
+}
+
+/// Whether a link's target is one a report may hold: a web or mail address, an anchor or a
+/// relative path (no `javascript:`, `data:` or other scheme).
+fn safe_link(url: &str) -> bool {
+    let scheme = url.split_once(':').map(|(s, _)| s).filter(|s| !s.contains(['/', '?', '#']));
+    scheme.is_none_or(|s| ["http", "https", "mailto"].contains(&s.to_ascii_lowercase().as_str()))
 }
 
 /// A figure of the results folder inline: its SVG twin, else the PNG as data, else a note.
@@ -326,3 +339,24 @@ document.querySelectorAll('svg.seeds').forEach(function (svg) {
   svg.addEventListener('click', show);
 });
 ";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An experiment's text cannot put markup or script into the page: raw HTML is text, script
+    /// links lead nowhere, web links stay.
+    #[test]
+    fn markdown_from_an_experiment_is_shown_not_run() {
+        let markdown = "# <script>alert(1)</script>\n\n<img src=x onerror=alert(2)> [a](javascript:alert(3)) \
+                        <JavaScript:alert(4)> [b](data:text/html,x) [c](https://example.org/p?q=1:2) [d](#verdicts) [e](runs/x.csv)";
+        let html = render(Path::new("/nonexistent"), markdown);
+        assert!(!html.contains("<script") && !html.contains("<img"), "{html}");
+        let lower = html.to_lowercase();
+        assert!(!lower.contains("href=\"javascript") && !lower.contains("href=\"data:"), "{html}");
+        for kept in ["https://example.org/p?q=1:2", "\"#verdicts\"", "\"runs/x.csv\""] {
+            assert!(html.contains(kept), "{kept} in {html}");
+        }
+        assert_eq!(escape("<a href=\"x\">'&'</a>"), "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;");
+    }
+}

@@ -5,7 +5,8 @@
 //! Images are laid out as observations are, `(row, column, channel)` per sample ("NHWC"); a
 //! weight is PyTorch's `[out channels, in channels, kernel, kernel]`, so that tensors move to and
 //! from PyTorch (and Stable-Baselines3) unchanged. Zero padding reads zeros outside the image
-//! (their products join the chain, `fma(0, w, acc) = acc`), as PyTorch's padded convolutions do
+//! (their products join the chain, as in PyTorch's unfolded patches), as PyTorch's padded
+//! convolutions do
 //! (the IMPALA network's; the Nature CNN's and MinAtar's have none). [`Pool`] is PyTorch's max
 //! pooling (padding never wins; the first largest value of a window takes its gradient).
 //! [`Flatten`] turns the last image into PyTorch's flattening order `(channel, row, column)`,
@@ -37,7 +38,7 @@ pub struct Conv {
 /// side padded with `pad` on both ends (`None` when it does not fit or the stride is zero).
 fn windows(n: usize, kernel: usize, stride: usize, pad: usize) -> Option<usize> {
     let padded = n + 2 * pad;
-    (stride > 0 && kernel > 0 && padded >= kernel).then(|| (padded - kernel) / stride + 1)
+    (n > 0 && stride > 0 && kernel > 0 && padded >= kernel).then(|| (padded - kernel) / stride + 1)
 }
 
 /// The input index along a side of `n` read by window `o`'s element `k`, or `None` in the padding.

@@ -77,8 +77,15 @@ impl Net {
         let mut width = inputs;
         let mut widths = Vec::with_capacity(ops.len());
         let mut residual = vec![false; ops.len() + 1];
+        // Pooling and residual sums read values laid out by rows: an encoder's, before any
+        // linear layer (whose outputs may be laid out by columns).
+        let mut linear = false;
         for op in &ops {
             widths.push(width);
+            if matches!(op, Op::MaxPool(_) | Op::Add { .. }) && linear {
+                return None;
+            }
+            linear |= matches!(op, Op::Linear { .. });
             let (weights, bias, outputs, reads) = match *op {
                 Op::Linear { weight, bias, inputs, outputs } => ((weight, inputs.checked_mul(outputs)?), bias, outputs, inputs),
                 Op::Conv { weight, bias, conv } => {

@@ -122,8 +122,17 @@ impl Encoder {
 
     /// Each convolution's geometry over an image, in order ([`Encoder::steps`]' convolutions).
     pub fn geometry(&self, image: [usize; 3]) -> Result<Vec<Conv>, AgentError> {
-        let steps = self.steps(image)?;
-        Ok(steps.into_iter().filter_map(|s| if let Step::Conv(_, conv) = s { Some(conv) } else { None }).collect())
+        Ok(self.steps(image)?.iter().filter_map(Step::conv).collect())
+    }
+}
+
+impl Step {
+    /// The convolution of a convolution's step.
+    pub fn conv(&self) -> Option<Conv> {
+        match self {
+            Step::Conv(_, conv) => Some(*conv),
+            _ => None,
+        }
     }
 }
 

@@ -33,17 +33,23 @@ pub(super) struct Losses {
     pub kl: f64,
     /// The share of rows whose ratio left `1 ± ε`.
     pub clip_fraction: f64,
+    /// A2C's policy loss, `-mean(A log π)` (the same gradient as the surrogate's at ratio 1).
+    pub a2c_policy: f64,
 }
 
 impl Losses {
-    /// Adds the terms to `stats` under SB3's tags; `train/loss` is the loss without distillation.
-    pub(super) fn record(&self, cfg: &super::PpoConfig, stats: &mut TrainStats) {
-        stats.add("train/policy_gradient_loss", self.policy);
+    /// Adds the terms to `stats` under SB3's tags (A2C's for an A2C: `train/policy_loss`, no KL
+    /// nor clipping); `train/loss` is the loss without distillation.
+    pub(super) fn record(&self, cfg: &super::PpoConfig, a2c: bool, stats: &mut TrainStats) {
+        let policy = if a2c { self.a2c_policy } else { self.policy };
+        stats.add(if a2c { "train/policy_loss" } else { "train/policy_gradient_loss" }, policy);
         stats.add("train/value_loss", self.value);
         stats.add("train/entropy_loss", -self.entropy);
-        stats.add("train/approx_kl", self.kl);
-        stats.add("train/clip_fraction", self.clip_fraction);
-        stats.add("train/loss", self.policy + cfg.vf_coef * self.value - cfg.ent_coef * self.entropy);
+        if !a2c {
+            stats.add("train/approx_kl", self.kl);
+            stats.add("train/clip_fraction", self.clip_fraction);
+        }
+        stats.add("train/loss", policy + cfg.vf_coef * self.value - cfg.ent_coef * self.entropy);
     }
 }
 
@@ -198,6 +204,7 @@ impl Ppo {
             entropy: entropy.as_ref().map_or(0.0, |e| e.mean(Kind::Float).double_value(&[])),
             kl: ((&ratio - 1.0) - &log_ratio).mean(Kind::Float).double_value(&[]),
             clip_fraction: (&ratio - 1.0).abs().gt(clip).to_kind(Kind::Float).mean(Kind::Float).double_value(&[]),
+            a2c_policy: -(&advantages * &log_prob).mean(Kind::Float).double_value(&[]),
         });
         let mut loss = value_loss * self.cfg.vf_coef - surrogate.mean(Kind::Float);
         if let Some(entropy) = entropy.filter(|_| self.cfg.ent_coef != 0.0) {
@@ -236,6 +243,7 @@ impl Ppo {
             let adv = mb.advantages[i] as f64;
             let (unclipped, clipped) = (adv * ratio, adv * ratio.clamp(1.0 - clip, 1.0 + clip));
             sums.policy -= unclipped.min(clipped);
+            sums.a2c_policy -= adv * lp;
             if unclipped <= clipped { -adv * ratio * inv_b } else { 0.0 }
         };
         let mut g_log_std = Vec::new();
@@ -306,6 +314,7 @@ impl Ppo {
             entropy: sums.entropy * inv_b,
             kl: sums.kl * inv_b,
             clip_fraction: sums.clip_fraction * inv_b,
+            a2c_policy: sums.a2c_policy * inv_b,
         }
     }
 }
@@ -377,6 +386,7 @@ mod tests {
                 ("value", a.value, m.value),
                 ("entropy", a.entropy, m.entropy),
                 ("clip_fraction", a.clip_fraction, m.clip_fraction),
+                ("a2c_policy", a.a2c_policy, m.a2c_policy),
             ] {
                 assert!((x - y).abs() < 1e-5 * x.abs().max(1.0), "{env_id}: {name} {x} vs {y}");
             }

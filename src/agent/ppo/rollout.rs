@@ -287,7 +287,10 @@ impl Ppo {
         if self.a2c.is_none() {
             stats.add("train/clip_range", clip);
         }
-        stats.add("train/explained_variance", explained_variance(&r.values, returns));
+        let explained = explained_variance(&r.values, returns);
+        if explained.is_finite() {
+            stats.add("train/explained_variance", explained);
+        }
         if let Some(std) = std {
             stats.add("train/std", std);
         }

@@ -1,14 +1,16 @@
 //! Every task of a sequence evaluated at an evaluation point: each task's own environments (one
 //! instance per episode stepped together, as a study's evaluations) and episode seeds; under
-//! PackNet, a task before the one training through its own weights.
+//! PackNet, a task before the one training through its own weights; an evaluation point in a
+//! unit's TensorBoard log.
 
 use crate::agent::Agent;
+use crate::agent::tensorboard::TrainLog;
 use crate::env::Env;
 use crate::study::StudyError;
 use crate::transfer::continual::{self as protect, Protect};
 
-use super::sequence::Method;
-use super::unit::{Context, Protection};
+use super::sequence::{Method, TaskInfo};
+use super::unit::{Context, Protection, SequenceEval};
 
 /// Every task's evaluation: its own environments (one instance per episode stepped together)
 /// and episode seeds.
@@ -67,4 +69,22 @@ impl Evaluator {
         }
         Ok(out)
     }
+}
+
+/// Logs an evaluation point: every task's mean return and normalised score
+/// (`eval/<task>/mean_reward`, `eval/<task>/score`) and their mean score (`eval/average_score`),
+/// at the point's step in its task (the log's offset places it in the sequence).
+pub(super) fn log_eval(log: &mut TrainLog, tasks: &[TaskInfo], e: &SequenceEval) {
+    let tags: Vec<(String, f64)> = tasks
+        .iter()
+        .zip(&e.returns)
+        .flat_map(|(t, &r)| {
+            let key = &t.task.key;
+            [(format!("eval/{key}/mean_reward"), r), (format!("eval/{key}/score"), t.normalise(r))]
+        })
+        .collect();
+    let average = tasks.iter().zip(&e.returns).map(|(t, &r)| t.normalise(r)).sum::<f64>() / tasks.len().max(1) as f64;
+    let mut values: Vec<(&str, f64)> = tags.iter().map(|(t, v)| (t.as_str(), *v)).collect();
+    values.push(("eval/average_score", average));
+    log.write(e.nominal, &values);
 }

@@ -55,7 +55,7 @@ pub fn write(
     figures(out, sequence, tasks, records, summary)?;
     let markdown = report(sequence, tasks, summary);
     write_atomic(&out.join("report.md"), &markdown)?;
-    let settings = to_ron(sequence);
+    let settings = sequence.to_ron();
     let partial = summary.partial.is_some();
     let (title, sections) = (&sequence.name, "");
     let page = crate::study::html::Page { title, markdown: &markdown, sections, settings: &settings, partial };

@@ -21,12 +21,12 @@ use crate::agent::{Agent, AgentConfig, Event, Outcome};
 use crate::env::Registry;
 use crate::study::StudyError;
 use crate::study::records::UnitStatus;
-use crate::study::resume;
 use crate::transfer::TransferReport;
 use crate::transfer::continual::{self as protect, Importance, Owners, Protect};
 use crate::util::{FileError, to_ron, write_atomic};
 
-use super::evaluate::Evaluator;
+use super::evaluate::{Evaluator, log_eval};
+use super::preempt::{CHECKPOINT_EVERY, resume_in, save_in};
 use super::sequence::{Method, Sequence, TaskInfo};
 
 /// A unit's record (`units/<method>/seed<k>.ron`), written once.
@@ -458,65 +458,6 @@ fn run_phase(
     save_phase(&session, record, phase, progress, protection)?;
     let _ = std::fs::remove_file(&resume_path);
     Ok(true)
-}
-
-/// Logs an evaluation point: every task's mean return and normalised score
-/// (`eval/<task>/mean_reward`, `eval/<task>/score`) and their mean score (`eval/average_score`),
-/// at the point's step in its task (the log's offset places it in the sequence).
-fn log_eval(log: &mut TrainLog, tasks: &[TaskInfo], e: &SequenceEval) {
-    let tags: Vec<(String, f64)> = tasks
-        .iter()
-        .zip(&e.returns)
-        .flat_map(|(t, &r)| {
-            let key = &t.task.key;
-            [(format!("eval/{key}/mean_reward"), r), (format!("eval/{key}/score"), t.normalise(r))]
-        })
-        .collect();
-    let average = tasks.iter().zip(&e.returns).map(|(t, &r)| t.normalise(r)).sum::<f64>() / tasks.len().max(1) as f64;
-    let mut values: Vec<(&str, f64)> = tags.iter().map(|(t, v)| (t.as_str(), *v)).collect();
-    values.push(("eval/average_score", average));
-    log.write(e.nominal, &values);
-}
-
-/// The least time between two preemption checkpoints within a task.
-const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_secs(180);
-
-/// Continues a task from its preemption checkpoint: the agent restored (built, transferred and
-/// protected as the task started), the environments replayed; the evaluations so far and the
-/// next evaluation step. `None` without a usable checkpoint.
-fn resume_in(session: &mut Session<'_>, path: &Path) -> Option<(Vec<SequenceEval>, u64)> {
-    let loaded = resume::load(path).and_then(|c| {
-        let Some(c) = c else { return Ok(None) };
-        let evals: Vec<SequenceEval> =
-            crate::util::ron_options().from_str(&c.progress.extra).map_err(|e| StudyError::resume(path, e))?;
-        c.restore(session.agent_mut()).map_err(|e| StudyError::resume(path, e))?;
-        let curve = crate::agent::train::Curve { episodes: c.episodes, intrinsic: Vec::new() };
-        session.resume(&c.log, curve).map_err(|e| StudyError::resume(path, e))?;
-        Ok(Some((evals, c.progress.next)))
-    });
-    loaded.unwrap_or_else(|e| {
-        eprintln!("warning: {e}; the task starts over");
-        let _ = std::fs::rename(path, path.with_extension("resume.damaged"));
-        None
-    })
-}
-
-/// Saves a task's preemption checkpoint; one that cannot be written is a warning (it only saves
-/// time).
-fn save_in(session: &Session<'_>, path: &Path, evals: &[SequenceEval], next: u64) {
-    let progress = resume::Progress {
-        steps: session.agent().steps(),
-        evals: Vec::new(),
-        next,
-        seconds: 0.0,
-        extra: to_ron(&evals),
-    };
-    if let Some(parent) = path.parent() {
-        let _ = std::fs::create_dir_all(parent);
-    }
-    if let Err(e) = resume::save(path, session.agent(), session.log(), &session.curve.episodes, &progress) {
-        eprintln!("warning: no checkpoint: {e}");
-    }
 }
 
 /// Writes a phase's checkpoint into a temporary folder and renames it into place, its

@@ -77,8 +77,8 @@ fn a_padded_convolution_reads_zeros_outside_and_pooling_takes_the_first_largest(
     assert_eq!(out, [10.5; 4]);
     let pool = Pool { height: 2, width: 3, channels: 2, kernel: 3, stride: 2, pad: 1 };
     assert_eq!(pool.out_size(), Some((1, 2)));
-    // Channel 0's windows both hold 5 twice, at (0, 1) and (1, 0): the first in row order, index
-    // 2, takes both gradients.
+    // Channel 0's first window holds 5 twice, at (0, 1) and (1, 0): the first in row order, index
+    // 2, takes its gradient; the second window's largest is the same 5 at (0, 1).
     let x = [0.0, -1.0, 5.0, -2.0, 1.0, -3.0, 5.0, -4.0, 2.0, -5.0, 3.0, -6.0];
     assert_eq!(pool.forward(&x, 1), [5.0, -1.0, 5.0, -2.0]);
     let dx = pool.backward(&x, 1, &[1.0, 2.0, 3.0, 4.0]);
@@ -211,4 +211,9 @@ fn convolutional_tables_are_checked() {
     assert!(Net::new(vec![op(0), act.clone(), Op::Add { from: 1 }], 50, 57).is_some(), "adds the convolution's output");
     assert!(Net::new(vec![op(0), act.clone(), Op::Add { from: 0 }], 50, 57).is_none(), "adds another width");
     assert!(Net::new(vec![op(0), act, Op::Add { from: 2 }], 50, 57).is_none(), "adds itself");
+    let linear = Op::Linear { weight: 0, bias: 0, inputs: 27, outputs: 27 };
+    let flat = Op::Flatten(Flatten { positions: 9, channels: 3 });
+    let table = vec![op(0), flat, linear, Op::Add { from: 2 }];
+    assert!(Net::new(table, 50, 1000).is_none(), "a residual sum after a linear layer");
+    assert!(Pool { height: 0, ..Pool { height: 3, width: 3, channels: 3, kernel: 2, stride: 2, pad: 1 } }.out_size().is_none());
 }
