@@ -52,6 +52,7 @@ pub mod experiment;
 pub mod figures;
 pub mod guard;
 pub mod guarding;
+pub mod html;
 pub mod ids;
 pub mod interference;
 pub mod journal;
@@ -61,7 +62,6 @@ pub mod power;
 pub mod predictors;
 pub mod pretraining;
 pub mod records;
-pub mod html;
 pub mod report;
 pub mod resume;
 pub mod rounds;
@@ -292,14 +292,14 @@ pub fn run(
 }
 
 /// The least time between two partial reports of one process.
-const PARTIAL_REPORT_EVERY: Duration = Duration::from_secs(60);
+pub const PARTIAL_REPORT_EVERY: Duration = Duration::from_secs(60);
 
 /// Writes the report of the units finished so far (as `headstart report` does) when this process
 /// last wrote one [`PARTIAL_REPORT_EVERY`] ago or more (and ten times as long as that one took:
 /// a large study's reports take at most a tenth of the worker that writes them), and no other of
 /// its threads is writing one; a failure is a warning (the run goes on, the last report stays).
 /// The process that finds every unit recorded writes the final report after its own partial ones.
-fn report_partial(out: &Path, reported: &Mutex<(Instant, Duration)>) {
+pub fn report_partial(out: &Path, reported: &Mutex<(Instant, Duration)>) {
     let Ok(mut last) = reported.try_lock() else { return };
     if last.0.elapsed() < PARTIAL_REPORT_EVERY.max(10 * last.1) {
         return;

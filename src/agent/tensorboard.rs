@@ -44,7 +44,8 @@ impl TrainLog {
     pub fn create(dir: &Path, start: u64) -> Result<Self, FileError> {
         let writer = EventWriter::create(dir)?;
         let now = Instant::now();
-        Ok(TrainLog { writer: Some(writer), recent: VecDeque::new(), last: (now, start), flushed: now, updates: (TrainStats::default(), start, start), offset: 0 })
+        let updates = (TrainStats::default(), start, start);
+        Ok(TrainLog { writer: Some(writer), recent: VecDeque::new(), last: (now, start), flushed: now, updates, offset: 0 })
     }
 
     /// The same log writing every step `offset` later (a task of a sequence at its place in it).

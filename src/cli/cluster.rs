@@ -131,13 +131,20 @@ pub(super) fn run_workers(registry: &Registry, args: &RunArgs, workers: usize) -
     }
     let bar = crate::util::progress(total as u64, args.quiet, "units");
     let mut failed = 0;
+    // This process writes the partial reports while the workers train (as `run` does).
+    let (reported, mut seen) = (std::sync::Mutex::new((std::time::Instant::now(), Duration::ZERO)), 0);
     for mut child in children {
         loop {
             if let Some(code) = child.try_wait()? {
                 failed += usize::from(!code.success());
                 break;
             }
-            bar.set_position(study::read_units(&opts.out).map_or(0, |u| u.len()) as u64);
+            let done = study::read_units(&opts.out).map_or(0, |u| u.len());
+            bar.set_position(done as u64);
+            if done > seen && done < total {
+                study::report_partial(&opts.out, &reported);
+                seen = done;
+            }
             std::thread::sleep(Duration::from_millis(500));
         }
     }
