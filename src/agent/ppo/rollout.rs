@@ -10,7 +10,7 @@ use crate::env::{Action, VecEnv};
 
 /// `1 - Var(target - pred) / Var(target)`: 1 for perfect predictions, 0 for the mean's, NaN
 /// for a constant target (SB3's `explained_variance`).
-pub(crate) fn explained_variance(pred: &[f32], target: &[f32]) -> f64 {
+fn explained_variance(pred: &[f32], target: &[f32]) -> f64 {
     let var = |v: &mut dyn Iterator<Item = f64>| {
         let v: Vec<f64> = v.collect();
         let mean = v.iter().sum::<f64>() / v.len() as f64;
