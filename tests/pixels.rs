@@ -45,6 +45,31 @@ fn dqn_with_minatars_network_learns_breakout() {
     assert!(learned >= random + 1.5, "greedy {learned} against random {random}");
 }
 
+/// `optimize_memory_usage` changes where next observations come from, not what they are: DQN
+/// with MinAtar's network on Breakout (4 environments, episodes ending, a replay that wraps)
+/// trains to the same weights and the same replay, bit for bit.
+#[test]
+fn sharing_the_replays_frames_trains_the_same_bits() {
+    let spec = EnvSpec::new("MinAtar/Breakout-v0");
+    let run = |optimize_memory_usage| {
+        let config = DqnConfig {
+            n_envs: 4,
+            buffer_size: 1_000,
+            learning_starts: 200,
+            train_freq: 4,
+            optimize_memory_usage,
+            net: minatar_net(),
+            ..Default::default()
+        };
+        let agent = train_for(&AgentConfig::Dqn(config), &spec, 4_000, 3);
+        let state = agent.tensors().into_iter().chain(agent.training_state());
+        state.map(|(name, t)| (name, Vec::<f32>::try_from(t.to_kind(tch::Kind::Float).view([-1])).unwrap())).collect::<Vec<_>>()
+    };
+    let (plain, shared) = (run(false), run(true));
+    assert!(shared.iter().any(|(name, _)| name == "training.buffer.next_obs"), "the replay is part of the state");
+    assert_eq!(plain, shared);
+}
+
 /// DQN and PPO with an encoder: a checkpoint holds the encoder's tensors under their names and
 /// the image in the card, and the loaded agent acts as the saved one on every observation.
 #[test]

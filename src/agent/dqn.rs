@@ -62,6 +62,11 @@ pub struct DqnConfig {
     /// Double DQN (van Hasselt et al. 2016): the online network picks the next action, the
     /// target network values it.
     pub double_q: bool,
+    /// Next observations read from the replay's next rows rather than stored again
+    /// (Stable-Baselines3's name; here exact: the same transitions and training bit for bit, about
+    /// half an image replay's memory).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub optimize_memory_usage: bool,
     /// The Q network.
     pub net: MlpConfig,
 }
@@ -84,6 +89,7 @@ impl Default for DqnConfig {
             exploration_final_eps: 0.05,
             max_grad_norm: 10.0,
             double_q: false,
+            optimize_memory_usage: false,
             net: MlpConfig::relu(&[64, 64]),
         }
     }
@@ -171,10 +177,13 @@ impl Dqn {
         // Images of bytes (and grids of 0 and 1) take a quarter of the memory as bytes.
         let bytes = matches!(obs_space, Space::Box { low, high, .. }
             if low.iter().chain(high).all(|&v| (0.0..=255.0).contains(&v)));
-        let buffer = match bytes {
+        let mut buffer = match bytes {
             true => ReplayBuffer::for_bytes(cfg.buffer_size, obs_dim, 1),
             false => ReplayBuffer::new(cfg.buffer_size, obs_dim, 1),
         };
+        if cfg.optimize_memory_usage {
+            buffer = buffer.sharing_frames(cfg.n_envs);
+        }
         let mut dqn = Dqn {
             action_space: action_space.clone(),
             seed,

@@ -8,6 +8,12 @@
 //! MiniGrid's bytes) are kept as bytes, a quarter of the memory (an Atari replay of 100 000
 //! transitions: 5.6 GB instead of 22.6), and read back exactly; the first observation that is not
 //! one turns the storage to `f32`. Nothing an agent computes depends on which.
+//!
+//! With [`ReplayBuffer::sharing_frames`] (DQN's `optimize_memory_usage`), next observations are
+//! read from the rows their environments wrote one vector step later instead of being stored
+//! again ([`shared`]): half the memory of an image replay, the same transitions bit for bit.
+
+mod shared;
 
 use std::borrow::Cow;
 
@@ -16,6 +22,7 @@ use tch::Tensor;
 
 use super::error::AgentError;
 use super::tensors::to_vec;
+use shared::{Shared, same_bits};
 
 use crate::env::vector::VecStep;
 
@@ -25,7 +32,10 @@ pub struct ReplayBuffer {
     obs_dim: usize,
     act_dim: usize,
     obs: Frames,
+    /// Next observations, one per transition; empty when they are shared with `obs`.
     next_obs: Frames,
+    /// Next observations shared with `obs` (`None`: each stored in `next_obs`).
+    shared: Option<Shared>,
     actions: Vec<f32>,
     rewards: Vec<f32>,
     dones: Vec<f32>,
@@ -78,6 +88,14 @@ impl Frames {
 
     fn is_bytes(&self) -> bool {
         matches!(self, Frames::Bytes(_))
+    }
+
+    /// Bytes it takes.
+    fn bytes(&self) -> usize {
+        match self {
+            Frames::Bytes(b) => b.len(),
+            Frames::Floats(v) => 4 * v.len(),
+        }
     }
 
     /// `values` stored as this storage would hold them.
@@ -137,6 +155,7 @@ impl ReplayBuffer {
             act_dim,
             obs: Frames::new(bytes),
             next_obs: Frames::new(bytes),
+            shared: None,
             actions: Vec::new(),
             rewards: Vec::new(),
             dones: Vec::new(),
@@ -145,9 +164,28 @@ impl ReplayBuffer {
         }
     }
 
-    /// Drops every transition (the capacity and the kind of storage stay).
+    /// The same buffer reading each transition's next observation from the row its environment
+    /// wrote one vector step of `n_envs` environments later, when that row holds it (see
+    /// [`shared`]); a buffer too small to hold two vector steps stores them all.
+    pub fn sharing_frames(mut self, n_envs: usize) -> Self {
+        if n_envs >= 1 && self.capacity >= 2 * n_envs && self.is_empty() {
+            self.shared = Some(Shared::new(n_envs, self.obs.is_bytes()));
+        }
+        self
+    }
+
+    /// Drops every transition (the capacity, the kind of storage and the sharing stay).
     pub fn clear(&mut self) {
+        let stride = self.shared.as_ref().map(|s| s.stride);
         *self = Self::with_storage(self.capacity, self.obs_dim, self.act_dim, self.obs.is_bytes());
+        self.shared = stride.map(|n| Shared::new(n, self.obs.is_bytes()));
+    }
+
+    /// Bytes its transitions take (observations, actions, rewards, flags).
+    pub fn memory_bytes(&self) -> usize {
+        let kept = self.shared.as_ref().map_or(0, |s| s.rows().map(Frames::bytes).sum());
+        let frames = Frames::bytes;
+        frames(&self.obs) + frames(&self.next_obs) + kept + 4 * (self.actions.len() + self.rewards.len() + self.dones.len())
     }
 
     /// The number of transitions held.
@@ -162,10 +200,25 @@ impl ReplayBuffer {
 
     /// Adds one transition, overwriting the oldest when full.
     pub fn push(&mut self, obs: &[f32], action: &[f32], reward: f32, next_obs: &[f32], done: bool) {
+        let p = self.pos;
+        match &mut self.shared {
+            // Not a vector step's row: its next observation, and any waiting one, kept as given.
+            Some(shared) => {
+                shared.settle_all();
+                shared.forget(p);
+                shared.keep(p, next_obs);
+            }
+            None => self.next_obs.write(p * self.obs_dim, next_obs),
+        }
+        self.write_row(obs, action, reward, done);
+    }
+
+    /// Writes a transition's observation, action, reward and flag at the write position and
+    /// moves it on (the next observation is the caller's).
+    fn write_row(&mut self, obs: &[f32], action: &[f32], reward: f32, done: bool) {
         let (o, a, p) = (self.obs_dim, self.act_dim, self.pos);
         let done = if done { 1.0 } else { 0.0 };
         self.obs.write(p * o, obs);
-        self.next_obs.write(p * o, next_obs);
         if p == self.rewards.len() {
             self.actions.extend_from_slice(action);
             self.rewards.push(reward);
@@ -183,15 +236,57 @@ impl ReplayBuffer {
     /// observations acted on) and of `actions`, its reward, the observation its action led to
     /// (the episode's final one when it ended) and whether it terminated.
     pub fn push_step(&mut self, obs: &[f32], actions: &[f32], step: &VecStep<'_>) {
-        let (d, a) = (self.obs_dim, self.act_dim);
+        let (d, a, capacity) = (self.obs_dim, self.act_dim, self.capacity);
+        let sharing = self.shared.as_ref().is_some_and(|s| s.stride == step.final_obs.len());
         for (i, final_obs) in step.final_obs.iter().enumerate() {
             let next = match final_obs {
                 Some(last) => &last[..],
                 None => &step.obs[i * d..(i + 1) * d],
             };
             let row = &obs[i * d..(i + 1) * d];
-            self.push(row, &actions[i * a..(i + 1) * a], step.rewards[i] as f32, next, step.terminated[i]);
+            let (action, reward, done) = (&actions[i * a..(i + 1) * a], step.rewards[i] as f32, step.terminated[i]);
+            match &mut self.shared {
+                Some(shared) if sharing => {
+                    // This row is the next observation of the environment's previous transition.
+                    let p = self.pos;
+                    shared.settle((p + capacity - shared.stride) % capacity, row);
+                    shared.forget(p);
+                    match final_obs {
+                        Some(last) => shared.keep(p, last),
+                        None => shared.wait(p, next),
+                    }
+                    self.write_row(row, action, reward, done);
+                }
+                _ => self.push(row, action, reward, next, done),
+            }
         }
+    }
+
+    /// Appends transition `i`'s next observation to `out`.
+    fn read_next(&self, i: usize, out: &mut Vec<f32>) {
+        let o = self.obs_dim;
+        match &self.shared {
+            Some(shared) => match shared.kept(i) {
+                Some(next) => next.read_into(0..o, out),
+                None => {
+                    let later = (i + shared.stride) % self.capacity;
+                    self.obs.read_into(later * o..(later + 1) * o, out)
+                }
+            },
+            None => self.next_obs.read_into(i * o..(i + 1) * o, out),
+        }
+    }
+
+    /// Every stored transition's next observation, in storage order.
+    fn next_floats(&self) -> Cow<'_, [f32]> {
+        if self.shared.is_none() {
+            return self.next_obs.floats();
+        }
+        let mut out = Vec::with_capacity(self.rewards.len() * self.obs_dim);
+        for i in 0..self.rewards.len() {
+            self.read_next(i, &mut out);
+        }
+        Cow::Owned(out)
     }
 
     /// The transitions, oldest first, as `replay.obs` `[n, obs_dim]`, `replay.actions`
@@ -212,7 +307,7 @@ impl ReplayBuffer {
             ("replay.obs".into(), gather(&self.obs.floats(), self.obs_dim)),
             ("replay.actions".into(), gather(&self.actions, self.act_dim)),
             ("replay.rewards".into(), gather(&self.rewards, 1).view([n])),
-            ("replay.next_obs".into(), gather(&self.next_obs.floats(), self.obs_dim)),
+            ("replay.next_obs".into(), gather(&self.next_floats(), self.obs_dim)),
             ("replay.dones".into(), gather(&self.dones, 1).view([n])),
         ]
     }
@@ -258,7 +353,7 @@ impl ReplayBuffer {
     pub(crate) fn ring(&self) -> ([Cow<'_, [f32]>; 5], usize, usize) {
         let arrays = [&self.actions, &self.rewards, &self.dones].map(|v| Cow::Borrowed(v.as_slice()));
         let [actions, rewards, dones] = arrays;
-        ([self.obs.floats(), actions, rewards, self.next_obs.floats(), dones], self.len, self.pos)
+        ([self.obs.floats(), actions, rewards, self.next_floats(), dones], self.len, self.pos)
     }
 
     /// Restores what [`ReplayBuffer::ring`] gave, refusing storage that does not fit this
@@ -282,7 +377,25 @@ impl ReplayBuffer {
             )));
         }
         let bytes = self.obs.is_bytes();
-        (self.obs, self.next_obs) = (Frames::from_floats(obs, bytes), Frames::from_floats(next_obs, bytes));
+        match self.shared.as_ref().map(|s| s.stride) {
+            // Each next observation kept apart unless the row `stride` on holds it; the newest
+            // step's wait for the next step's rows.
+            Some(stride) => {
+                let (o, mut shared) = (self.obs_dim, Shared::new(stride, bytes));
+                for s in 0..rows {
+                    let (next, later) = (&next_obs[s * o..(s + 1) * o], (s + stride) % self.capacity);
+                    let newest = (pos + self.capacity - 1 - s) % self.capacity < stride;
+                    if newest || later >= rows {
+                        shared.wait(s, next);
+                    } else if !same_bits(next, &obs[later * o..(later + 1) * o]) {
+                        shared.keep(s, next);
+                    }
+                }
+                (self.next_obs, self.shared) = (Frames::new(bytes), Some(shared));
+            }
+            None => self.next_obs = Frames::from_floats(next_obs, bytes),
+        }
+        self.obs = Frames::from_floats(obs, bytes);
         (self.actions, self.rewards, self.dones) = (actions, rewards, dones);
         (self.len, self.pos) = (len, pos);
         Ok(())
@@ -301,7 +414,7 @@ impl ReplayBuffer {
         for _ in 0..n {
             let i = rng.random_range(0..self.len);
             self.obs.read_into(i * o..(i + 1) * o, &mut rows.obs);
-            self.next_obs.read_into(i * o..(i + 1) * o, &mut rows.next_obs);
+            self.read_next(i, &mut rows.next_obs);
             rows.actions.extend_from_slice(&self.actions[i * a..(i + 1) * a]);
             rows.rewards.push(self.rewards[i]);
             rows.dones.push(self.dones[i]);
@@ -332,67 +445,4 @@ impl Batch {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_full_buffer_overwrites_the_oldest_transition() {
-        let mut buffer = ReplayBuffer::new(3, 1, 1);
-        for i in 0..5 {
-            buffer.push(&[i as f32], &[0.0], i as f32, &[i as f32 + 1.0], false);
-        }
-        assert_eq!(buffer.len(), 3);
-        let mut rewards = buffer.rewards.clone();
-        rewards.sort_by(f32::total_cmp);
-        assert_eq!(rewards, [2.0, 3.0, 4.0]);
-        // A huge capacity allocates nothing up front.
-        assert!(matches!(ReplayBuffer::new(usize::MAX / 64, 4, 1).obs, Frames::Floats(v) if v.capacity() == 0));
-    }
-
-    /// Bytes hold whole numbers from 0 to 255 exactly; the first other value turns the storage
-    /// to `f32`, keeping what was there; sampled rows, saved state and the ring are the same
-    /// either way.
-    #[test]
-    fn observations_of_bytes_are_kept_as_bytes_and_read_back_exactly() {
-        let rows = [[0.0, 255.0], [17.0, 3.0], [1.0, 0.0], [2.0, 254.0]];
-        let (mut bytes, mut floats) = (ReplayBuffer::for_bytes(3, 2, 1), ReplayBuffer::new(3, 2, 1));
-        for (i, row) in rows.iter().enumerate() {
-            for b in [&mut bytes, &mut floats] {
-                b.push(row, &[i as f32], i as f32, &rows[(i + 1) % 4], false);
-            }
-        }
-        assert!(bytes.obs.is_bytes() && bytes.next_obs.is_bytes());
-        let sample = |b: &ReplayBuffer| {
-            let r = b.sample_rows(8, &mut <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(1));
-            (r.obs, r.next_obs, r.actions)
-        };
-        assert_eq!(sample(&bytes), sample(&floats));
-        assert_eq!(bytes.ring().0, floats.ring().0);
-        bytes.push(&[0.5, 1.0], &[9.0], 9.0, &[300.0, 2.0], false);
-        floats.push(&[0.5, 1.0], &[9.0], 9.0, &[300.0, 2.0], false);
-        assert!(!bytes.obs.is_bytes() && !bytes.next_obs.is_bytes(), "a half and a 300 are no bytes");
-        assert_eq!(sample(&bytes), sample(&floats));
-        let (ring, len, pos) = floats.ring();
-        let owned: [Vec<f32>; 5] = ring.map(|c| c.into_owned());
-        let mut restored = ReplayBuffer::for_bytes(3, 2, 1);
-        restored.set_ring(owned, len, pos).unwrap();
-        assert_eq!(sample(&restored), sample(&floats));
-    }
-
-    #[test]
-    fn state_round_trips_oldest_first() {
-        let mut buffer = ReplayBuffer::new(3, 1, 1);
-        for i in 0..5 {
-            buffer.push(&[i as f32], &[0.5], i as f32, &[i as f32 + 1.0], i == 4);
-        }
-        let state: std::collections::HashMap<String, Tensor> = buffer.state().into_iter().collect();
-        assert_eq!(Vec::<f32>::try_from(&state["replay.rewards"]).unwrap(), [2.0, 3.0, 4.0]);
-        let mut copy = ReplayBuffer::new(2, 1, 1);
-        let n = copy.extend_from_state(&mut |n| state.get(n).map(Tensor::shallow_clone)).unwrap();
-        assert_eq!((n, copy.len()), (3, 2));
-        let mut rewards = copy.rewards.clone();
-        rewards.sort_by(f32::total_cmp);
-        assert_eq!(rewards, [3.0, 4.0], "the newest transitions stay");
-        assert_eq!(copy.dones.iter().sum::<f32>(), 1.0);
-    }
-}
+mod tests;

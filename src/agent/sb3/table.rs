@@ -119,6 +119,19 @@ impl Mapper<'_, '_> {
         self.field("gradient_steps", slot)
     }
 
+    /// DQN's `optimize_memory_usage`: read as it is (headstart's is exact), written `false`
+    /// (SB3's own refuses it beside `handle_timeout_termination`, its default, and drops a
+    /// truncated episode's final observation; memory use is not part of a model).
+    fn optimize_memory_usage(&mut self, slot: &mut bool) -> Result<(), Problem> {
+        match self {
+            Mapper::Read(fields) => fields.set(slot, "optimize_memory_usage"),
+            Mapper::Write(data) => {
+                data.insert("optimize_memory_usage".to_string(), Json::Bool(false));
+                Ok(())
+            }
+        }
+    }
+
     fn field<T: FromJson + Serialize + Debug>(&mut self, name: &str, slot: &mut T) -> Result<(), Problem> {
         match self {
             Mapper::Read(fields) => fields.set(slot, name),
@@ -155,6 +168,7 @@ pub(super) fn hyperparameters(config: &mut AgentConfig, m: &mut Mapper<'_, '_>) 
             same_names!(m, c: n_envs, buffer_size, learning_starts, batch_size, tau, gamma, gradient_steps,
                 target_update_interval, exploration_fraction, exploration_initial_eps, exploration_final_eps,
                 max_grad_norm);
+            m.optimize_memory_usage(&mut c.optimize_memory_usage)?;
         }
         AgentConfig::Sac(c) => {
             same_names!(m, c: n_envs, buffer_size, learning_starts, batch_size, tau, gamma);
