@@ -26,6 +26,9 @@ enum Rule {
     RmsProp { alpha: f64 },
 }
 
+/// How often an optimiser that does not clip takes its gradients' norm (for the logs).
+pub const NORM_EVERY: i64 = 8;
+
 /// Adam or RMSprop over a flat buffer of parameters (see the module's docs).
 pub struct Optimizer {
     params: FlatParams,
@@ -183,9 +186,11 @@ impl Optimizer {
                 g[i] += (p[i] - a[i]) * m[i] * coef;
             }
         }
-        let norm = self.grad_norm();
-        self.last_norm = Some(norm);
-        if let Some(max) = max_grad_norm {
+        // Clipping needs the norm every step; without it, the logs take one every
+        // `NORM_EVERY` steps (a pass over every gradient costs SAC's small networks about 1 %).
+        let norm = (max_grad_norm.is_some() || self.steps % NORM_EVERY == 0).then(|| self.grad_norm());
+        self.last_norm = norm;
+        if let (Some(max), Some(norm)) = (max_grad_norm, norm) {
             // Scales the gradients down to a global norm of `max`.
             let coef = max / (norm + 1e-6);
             if coef < 1.0 {
@@ -208,7 +213,8 @@ impl Optimizer {
     }
 
     /// The global norm of the last step's gradients before clipping, over the parameters that
-    /// train; `None` before the first step.
+    /// train: every step that clips, every [`NORM_EVERY`]th of those that do not (`None` between
+    /// and before the first step).
     pub fn last_grad_norm(&self) -> Option<f64> {
         self.last_norm
     }

@@ -18,9 +18,11 @@
 //! | `transfer/distill_weight` | while a teacher's weight is above zero |
 //! | `transfer/frozen_fraction` | after a transfer that froze or scaled parameters: the share of weights whose learning rate is 0 (its fall is the freeze's end) |
 //!
-//! Computing them reads values the update has, plus one pass over the gradients for their norm
-//! (where clipping did not take it already) and, on PPO's autograd path (gSDE), the entropy; they
-//! never feed back into training.
+//! Computing them reads values the update has, plus, where clipping does not take the gradients'
+//! norm already (SAC, TD3), one pass over them every 8th step (`optim::NORM_EVERY`: their
+//! `grad_norm` points are means over those steps) and, on PPO's autograd path (gSDE), the
+//! entropy; they never feed back into training (curves and weights are the previous commit's,
+//! byte for byte, for PPO, DQN and SAC).
 
 use super::optim::Optimizer;
 
