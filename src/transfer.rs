@@ -83,7 +83,12 @@ pub fn transfer(
     let mut sources: HashMap<String, Tensor> = source.agent.tensors().into_iter().collect();
     let mut folded: Vec<String> = Vec::new();
     let mut source_dims = (card.observation_space.flat_dim(), action_count(&card.action_space));
+    let mut aliased = Vec::new();
     if strategy.copy {
+        if let Some((line, read)) = weights::trunk_aliases(&names, &mut sources) {
+            folded.push(line);
+            aliased = read;
+        }
         folded.extend(skill::fold(&mut sources, card, strategy)?);
         if let Some((line, obs, actions)) = task::fold(&mut sources, card, strategy, (obs_space, action_space))? {
             folded.push(line);
@@ -100,7 +105,7 @@ pub fn transfer(
         settings: strategy.clone(),
         map: map.cloned(),
         parameters: Vec::new(),
-        dropped: card.weights.iter().filter(|n| !names.contains(n)).cloned().collect(),
+        dropped: card.weights.iter().filter(|n| !names.contains(n) && !aliased.contains(n)).cloned().collect(),
         state: folded.into_iter().collect(),
         warnings: Vec::new(),
         extra_steps: 0,

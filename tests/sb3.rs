@@ -204,7 +204,12 @@ fn cnn_policies_compute_what_sb3_computed() {
         let headstart::env::Space::Box { shape, high, .. } = &model.observation_space else { panic!("{name}") };
         assert_eq!((shape.as_slice(), high[0]), (&[36, 36, 4][..], 255.0), "{name}: channel-last bytes");
         if name == "ppo" {
-            assert!(model.not_carried.iter().any(|n| n.contains("share")), "{name}: {:?}", model.not_carried);
+            // SB3's shared extractor is headstart's shared trunk: the same training, nothing left out.
+            assert!(model.config.share_trunk(), "{name}");
+            assert!(!model.not_carried.iter().any(|n| n.contains("share")), "{name}: {:?}", model.not_carried);
+            let names: Vec<String> = model.weights.iter().map(|t| t.name.clone()).collect();
+            assert!(names.contains(&"shared.encoder.conv.0.weight".to_string()), "{names:?}");
+            assert!(!names.iter().any(|n| n.starts_with("actor.encoder") || n.starts_with("critic.trunk")), "{names:?}");
         }
     }
 }

@@ -51,8 +51,12 @@ pub struct A2cConfig {
     pub use_sde: bool,
     /// Steps between redraws of the gSDE matrices; `-1` draws once per rollout.
     pub sde_sample_freq: i64,
-    /// Actor and critic networks (each its own trunk).
+    /// Actor and critic networks (each its own trunk, unless `share_trunk`).
     pub net: MlpConfig,
+    /// One trunk that the actor's and the critic's heads both read, as PPO's `share_trunk`
+    /// [default: false].
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub share_trunk: bool,
     /// The critic's hidden widths where they differ from the actor's [default: the actor's].
     #[serde(skip_serializing_if = "Option::is_none")]
     pub critic_hidden: Option<Vec<usize>>,
@@ -78,6 +82,7 @@ impl Default for A2cConfig {
             use_sde: false,
             sde_sample_freq: -1,
             net: MlpConfig::default(),
+            share_trunk: false,
             critic_hidden: None,
         }
     }
@@ -114,6 +119,7 @@ impl A2cConfig {
             use_sde: self.use_sde,
             sde_sample_freq: self.sde_sample_freq,
             net: self.net.clone(),
+            share_trunk: self.share_trunk,
             critic_hidden: self.critic_hidden.clone(),
             objective: super::Objective::Reward,
             tasks: None,

@@ -70,6 +70,15 @@ impl AgentConfig {
         }
     }
 
+    /// Whether the actor and the critic share one trunk (PPO's and A2C's `share_trunk`).
+    pub fn share_trunk(&self) -> bool {
+        match self {
+            AgentConfig::Ppo(c) => c.share_trunk,
+            AgentConfig::A2c(c) => c.share_trunk,
+            _ => false,
+        }
+    }
+
     /// What the agent maximises (only PPO trains on anything but the task's reward).
     pub fn objective(&self) -> &Objective {
         static REWARD: Objective = Objective::Reward;

@@ -260,7 +260,8 @@ pub struct Mlp {
     encoder: Vec<(nn::Conv2D, crate::agent::engine::conv::Conv)>,
     steps: Vec<conv::Step>,
     trunk: Vec<nn::Linear>,
-    head: nn::Linear,
+    /// The head (none in a torso: [`Mlp::torso`]).
+    head: Option<nn::Linear>,
     activation: Activation,
     /// What the inputs are divided by before the encoder.
     input_divisor: Option<f32>,
@@ -282,6 +283,18 @@ impl Mlp {
     /// layers `config.added` names are built too, after the base network's (so the base draws
     /// the same initial weights with or without them).
     pub fn new(path: &nn::Path, config: &MlpConfig, in_dim: usize, out_dim: usize, head_gain: f64) -> Self {
+        Self::build(path, config, in_dim, Some((out_dim, head_gain)))
+    }
+
+    /// The encoder and hidden layers alone, each hidden layer followed by its activation: a trunk
+    /// that heads built elsewhere read (PPO's shared trunk), whose [`Module::forward`] is
+    /// [`Mlp::features`]. No added layers.
+    pub fn torso(path: &nn::Path, config: &MlpConfig, in_dim: usize) -> Self {
+        debug_assert!(config.added.is_empty(), "a torso has no added layers");
+        Self::build(path, config, in_dim, None)
+    }
+
+    fn build(path: &nn::Path, config: &MlpConfig, in_dim: usize, head: Option<(usize, f64)>) -> Self {
         let ortho = config.ortho_init;
         let layer = |p: nn::Path, i: usize, o: usize, gain: f64| {
             if ortho {
@@ -303,10 +316,11 @@ impl Mlp {
                 trunk.push(layer(&trunk_path / i, width, h, std::f64::consts::SQRT_2));
                 width = h;
             }
-            let head = layer(path / "head", width, out_dim, head_gain);
+            let head = head.map(|(out_dim, gain)| layer(path / "head", width, out_dim, gain));
             let input_divisor = config.input_divisor;
             return Mlp { encoder, steps, trunk, head, activation: config.activation, input_divisor, graph: None };
         }
+        let (out_dim, head_gain) = head.expect("added layers end in a head");
         let net = net_name(path.components());
         let layout = Layout::new(&net, config, in_dim, out_dim, head_gain);
         let mut tensors = HashMap::new();
@@ -350,7 +364,7 @@ impl Mlp {
                 }
             }
         }
-        let head = head.expect("every layout has a head");
+        let head = Some(head.expect("every layout has a head"));
         let graph = Some((layout, tensors));
         Mlp { encoder: Vec::new(), steps: Vec::new(), trunk, head, activation: config.activation, input_divisor: None, graph }
     }
@@ -361,7 +375,7 @@ impl Mlp {
     /// network with added layers when the agent is built).
     pub fn head_forward(&self, features: &Tensor) -> Tensor {
         match &self.graph {
-            None => self.head.forward(features),
+            None => self.head.as_ref().expect("a network with a head").forward(features),
             Some((layout, tensors)) => {
                 let from = match &layout.nodes[layout.head] {
                     LayoutNode::Linear { from, .. } => *from,
@@ -445,10 +459,13 @@ fn graph_values(
 }
 
 impl Module for Mlp {
-    /// `[batch, in] -> [batch, out]`.
+    /// `[batch, in] -> [batch, out]` (a torso's features).
     fn forward(&self, x: &Tensor) -> Tensor {
         match &self.graph {
-            None => self.head.forward(&self.features(x)),
+            None => match &self.head {
+                Some(head) => head.forward(&self.features(x)),
+                None => self.features(x),
+            },
             Some((layout, tensors)) => run_graph(layout, tensors, 0, vec![(0, x.shallow_clone())]),
         }
     }

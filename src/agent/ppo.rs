@@ -31,6 +31,8 @@ mod tasks;
 pub use config::PpoConfig;
 pub use tasks::TaskNets;
 
+use std::borrow::Cow;
+
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
@@ -69,11 +71,15 @@ pub struct Ppo {
     obs_dim: usize,
     head: Head,
     vs: nn::VarStore,
+    /// With `share_trunk`, the trunk the two heads read (`shared.*`).
+    shared: Option<Mlp>,
     actor: Mlp,
     critic: Mlp,
     /// The actor and the critic in the engine, over the optimiser's buffer: acting, values and
-    /// the hand-written gradient.
+    /// the hand-written gradient (with `share_trunk`, their heads).
     nets: [Net; 2],
+    /// The shared trunk in the engine.
+    shared_net: Option<Net>,
     /// Where `actor.log_std` lives in the optimiser's buffer (Gaussian heads).
     log_std_offset: Option<usize>,
     /// `actor.log_std`: `[act_dim]` for the Gaussian head, `[features, act_dim]` with gSDE.
@@ -136,11 +142,17 @@ impl Ppo {
         let critic_net = cfg.critic_net();
         critic_net.check_size(obs_dim, 1)?;
         let latent = cfg.net.hidden.last().copied().unwrap_or_else(|| cfg.net.trunk_inputs(obs_dim));
+        // With a shared trunk, the actor and the critic are heads reading its features.
+        let (actor_net, critic_net, heads_read) = match cfg.share_trunk {
+            true => (cfg.head_net(), cfg.head_net(), latent),
+            false => (cfg.net.clone(), critic_net, obs_dim),
+        };
         let vs = nn::VarStore::new(tch::Device::Cpu);
-        let (actor, critic, log_std) = super::nn::with_seed(seed, || {
+        let (shared, actor, critic, log_std) = super::nn::with_seed(seed, || {
             let root = vs.root();
-            let actor = Mlp::new(&(&root / "actor"), &cfg.net, obs_dim, out, 0.01);
-            let critic = Mlp::new(&(&root / "critic"), &critic_net, obs_dim, 1, 1.0);
+            let shared = cfg.share_trunk.then(|| Mlp::torso(&(&root / "shared"), &cfg.net, obs_dim));
+            let actor = Mlp::new(&(&root / "actor"), &actor_net, heads_read, out, 0.01);
+            let critic = Mlp::new(&(&root / "critic"), &critic_net, heads_read, 1, 1.0);
             let log_std = match head {
                 Head::Gaussian { dim, sde, .. } => {
                     let shape = if sde { vec![latent as i64, dim as i64] } else { vec![dim as i64] };
@@ -148,16 +160,17 @@ impl Ppo {
                 }
                 Head::Categorical { .. } => None,
             };
-            (actor, critic, log_std)
+            (shared, actor, critic, log_std)
         });
         // A2C's RMSprop, or Adam with SB3's ε for actor-critic policies.
         let opt = match &a2c {
             Some(a) if a.use_rms_prop => Optimizer::rms_prop(sorted_variables(&vs), 0.99, a.rms_prop_eps),
             _ => Optimizer::adam(sorted_variables(&vs), 1e-5),
         };
-        let nets = [("actor", &cfg.net), ("critic", &critic_net)].map(|(name, net)| {
+        let nets = [("actor", &actor_net), ("critic", &critic_net)].map(|(name, net)| {
             opt.params().mlp(name, net).expect("the networks' parameters")
         });
+        let shared_net = cfg.share_trunk.then(|| opt.params().torso("shared", &cfg.net).expect("the shared trunk's parameters"));
         let log_std_offset = opt.params().slot("actor.log_std").map(|(offset, _)| offset);
         let mut obs_norm = cfg.normalize_obs.then(|| ObsNormalizer::new(env_dim));
         if let (Some(norm), Some(tasks)) = (&mut obs_norm, &cfg.tasks) {
@@ -173,9 +186,11 @@ impl Ppo {
             obs_dim,
             head,
             vs,
+            shared,
             actor,
             critic,
             nets,
+            shared_net,
             log_std_offset,
             log_std,
             exploration: Vec::new(),
@@ -193,11 +208,25 @@ impl Ppo {
         })
     }
 
+    /// What the actor and the critic read for rows `obs`: the shared trunk's features, or the
+    /// rows themselves.
+    fn heads_input<'a>(&self, obs: &'a [f32]) -> Cow<'a, [f32]> {
+        match &self.shared_net {
+            Some(net) => Cow::Owned(net.infer(self.opt.params().values(), obs, obs.len() / self.obs_dim)),
+            None => Cow::Borrowed(obs),
+        }
+    }
+
     /// The actor's outputs for rows: logits or means `[n, out]`, and with gSDE the features.
     fn policy_out(&self, obs: &[f32]) -> (Vec<f32>, Vec<f32>) {
-        let pass = self.nets[0].forward(self.opt.params().values(), obs, obs.len() / self.obs_dim);
+        self.policy_of(&self.heads_input(obs), obs)
+    }
+
+    /// [`Ppo::policy_out`] from the heads' input `x` of rows `obs`.
+    fn policy_of(&self, x: &[f32], obs: &[f32]) -> (Vec<f32>, Vec<f32>) {
+        let pass = self.nets[0].forward(self.opt.params().values(), x, obs.len() / self.obs_dim);
         let features = match self.uses_sde() {
-            true => self.nets[0].features(&pass, obs).to_vec(),
+            true => self.nets[0].features(&pass, x).to_vec(),
             false => Vec::new(),
         };
         let mut out = pass.into_output();
@@ -205,10 +234,11 @@ impl Ppo {
         (out, features)
     }
 
-    /// [`Ppo::policy_out`] and the values of the same rows.
+    /// [`Ppo::policy_out`] and the values of the same rows (a shared trunk run once for both).
     fn policy_and_values(&self, obs: &[f32]) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
-        let (out, features) = self.policy_out(obs);
-        (out, features, self.values(obs))
+        let x = self.heads_input(obs);
+        let (out, features) = self.policy_of(&x, obs);
+        (out, features, self.values_of(&x, obs.len() / self.obs_dim))
     }
 
     fn uses_sde(&self) -> bool {
@@ -221,7 +251,12 @@ impl Ppo {
     }
 
     fn values(&self, obs: &[f32]) -> Vec<f32> {
-        self.nets[1].infer(self.opt.params().values(), obs, obs.len() / self.obs_dim)
+        self.values_of(&self.heads_input(obs), obs.len() / self.obs_dim)
+    }
+
+    /// The critic's values from the heads' input `x` of `rows` rows.
+    fn values_of(&self, x: &[f32], rows: usize) -> Vec<f32> {
+        self.nets[1].infer(self.opt.params().values(), x, rows)
     }
 
     fn normalize(&self, obs: &mut [f32]) {
@@ -340,8 +375,8 @@ impl Agent for Ppo {
 
     fn outputs(&self, obs: &[f32]) -> Vec<(&'static str, Vec<f32>)> {
         let obs = self.acting_input(obs);
-        let (out, features) = self.policy_out(&obs);
-        let value = ("value", self.values(&obs));
+        let (out, features, values) = self.policy_and_values(&obs);
+        let value = ("value", values);
         match &self.head {
             Head::Categorical { n } => {
                 let probs = out.chunks_exact(*n).flat_map(categorical_probs).map(|p| p as f32).collect();

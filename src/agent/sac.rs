@@ -370,7 +370,7 @@ impl Agent for Sac {
     fn set_teacher(&mut self, distill: Distill) -> Result<(), AgentError> {
         let (cfg, obs_dim, act_dim) = (&self.cfg, self.obs_dim, self.act_dim);
         let latent = *cfg.net.hidden.last().unwrap_or(&obs_dim) as i64;
-        let (vs, (actor, noise)) = snapshot(&self.vs, "actor.", |root| {
+        let (vs, (actor, noise)) = snapshot(&self.vs, &["actor."], |root| {
             let path = root / "actor";
             let actor = Mlp::new(&path, &cfg.net, obs_dim, act_dim, 1.0);
             let noise = if cfg.use_sde {

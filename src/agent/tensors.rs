@@ -34,12 +34,12 @@ pub(crate) fn sorted_variables(vs: &tch::nn::VarStore) -> Vec<(String, Tensor)> 
     vars
 }
 
-/// A frozen copy of the variables of `vs` under `prefix`: `build` makes the same modules under
+/// A frozen copy of the variables of `vs` under `prefixes`: `build` makes the same modules under
 /// the new store's root (so the names agree), and the values are copied in. What a distillation
 /// teacher is.
 pub(crate) fn snapshot<T>(
     vs: &tch::nn::VarStore,
-    prefix: &str,
+    prefixes: &[&str],
     build: impl FnOnce(&tch::nn::Path) -> T,
 ) -> (tch::nn::VarStore, T) {
     let mut copy = tch::nn::VarStore::new(tch::Device::Cpu);
@@ -48,7 +48,7 @@ pub(crate) fn snapshot<T>(
     let source = vs.variables();
     tch::no_grad(|| {
         for (name, mut t) in copy.variables() {
-            debug_assert!(name.starts_with(prefix), "{name} outside {prefix}");
+            debug_assert!(prefixes.iter().any(|p| name.starts_with(p)), "{name} outside {prefixes:?}");
             t.copy_(&source[&name]);
         }
     });

@@ -161,6 +161,13 @@ impl NetView {
         let tensors: std::collections::HashMap<String, Tensor> = agent.tensors().into_iter().collect();
         let unsupported = |message: String| TransferError::Strategy { field: "protect", message };
         let names = agent.weight_names();
+        if names.iter().any(|n| n.starts_with("shared.")) {
+            return Err(unsupported(
+                "importance is computed for an actor and a critic with a trunk each; these share one (`share_trunk`): \
+                 use PackNet or L2"
+                    .into(),
+            ));
+        }
         if let Some(other) = names.iter().find(|n| {
             n.starts_with(&format!("{net}."))
                 && !n.contains(".trunk.")

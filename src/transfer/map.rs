@@ -35,18 +35,21 @@ pub struct Axes {
 pub fn axes(algo: Algo, name: &str, dims: usize, names: &[String]) -> Axes {
     let has = |n: &str| names.iter().any(|m| m == n);
     let other = Axes { rows: Axis::Other, cols: Axis::Other };
+    // A trunk the actor and the critic share (`share_trunk`) reads the input, their heads its features.
+    let shared = names.iter().any(|n| n.starts_with("shared."));
     if name == "actor.log_std" {
         // PPO's `[actions]` vector, or the gSDE `[features, actions]` matrix (whose features
         // are the observation itself when the actor has no hidden layer).
         return if dims == 1 {
             Axes { rows: Axis::Action, ..other }
         } else {
-            let rows = if has("actor.trunk.0.weight") { Axis::Other } else { Axis::Obs };
+            let rows = if has("actor.trunk.0.weight") || shared { Axis::Other } else { Axis::Obs };
             Axes { rows, cols: Axis::Action }
         };
     }
     let mut axes = other;
-    for net in networks(algo) {
+    let readers: &[&str] = if shared { &["shared"] } else { networks(algo) };
+    for net in readers {
         // The layer that reads the network's input: the encoder's first convolution (whose
         // axis 1 indexes the image's channels), else the first trunk layer, else the head(s).
         let reads_input = if has(&format!("{net}.encoder.conv.0.weight")) {

@@ -134,7 +134,7 @@ pub fn features(source: &Loaded, obs: &[Vec<f64>]) -> Vec<Vec<f64>> {
             .and_then(|(_, t)| Vec::<f64>::try_from(t.to_kind(tch::Kind::Double).flatten(0, -1)).ok())
     };
     let shape = |name: &str| tensors.iter().find(|(n, _)| n == name).map(|(_, t)| t.size());
-    let prefix = ["actor.trunk", "q.trunk", "policy.trunk"].into_iter().find(|p| shape(&format!("{p}.0.weight")).is_some());
+    let prefix = ["actor.trunk", "shared.trunk", "q.trunk", "policy.trunk"].into_iter().find(|p| shape(&format!("{p}.0.weight")).is_some());
     let relu = crate::util::to_ron(&source.card.config).contains("ReLU");
     let (mean, var) = (get("obs_rms.mean"), get("obs_rms.var"));
     obs.iter()

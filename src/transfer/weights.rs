@@ -28,6 +28,40 @@ pub(super) fn action_count(space: &Space) -> usize {
     }
 }
 
+/// Where a shared trunk meets separate networks (PPO's and A2C's `share_trunk` on one side
+/// only), gives each target trunk parameter the source's counterpart under its own name in
+/// `sources`: a shared trunk takes the source actor's (as Stable-Baselines3's shared extractor is
+/// the actor's), a separate actor and critic each take the source's shared trunk. Returns the
+/// state line saying so, with the source parameters read.
+pub(super) fn trunk_aliases(names: &[String], sources: &mut HashMap<String, Tensor>) -> Option<(String, Vec<String>)> {
+    let trunk = |rest: &str| rest.starts_with("encoder.") || rest.starts_with("trunk.");
+    let mut read = Vec::new();
+    for name in names {
+        if sources.contains_key(name) {
+            continue;
+        }
+        let from = match name.split_once('.') {
+            Some(("shared", rest)) if trunk(rest) => format!("actor.{rest}"),
+            Some(("actor" | "critic", rest)) if trunk(rest) => format!("shared.{rest}"),
+            _ => continue,
+        };
+        if let Some(t) = sources.get(&from) {
+            let t = t.shallow_clone();
+            sources.insert(name.clone(), t);
+            read.push(from);
+        }
+    }
+    let line = match read.first()?.starts_with("actor.") {
+        true => "the source's actor and critic have a trunk each, the target one they share: it starts from the \
+                 source actor's (shared.* from actor.*)",
+        false => "the source's actor and critic share one trunk, the target has a trunk each: both start from the \
+                  source's shared trunk (actor.* and critic.* from shared.*)",
+    };
+    read.sort();
+    read.dedup();
+    Some((line.to_string(), read))
+}
+
 /// Writes the source's value (through its map, `maps.of(name)`, where it touches the tensor's axes) into every
 /// target parameter `names` that the source has, except where it cannot fit and the parameter is
 /// re-initialised anyway; returns one report row per parameter, in order. `live` are the

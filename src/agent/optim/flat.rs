@@ -70,6 +70,21 @@ impl FlatParams {
     /// `config` (a chain of layers, or a graph where layers were added): `None` when a layer is
     /// missing or the layers do not fit together.
     pub(crate) fn mlp(&self, name: &str, config: &MlpConfig) -> Option<Net> {
+        self.chain(name, config, true)
+    }
+
+    /// The engine's network of the torso that [`Mlp::torso`](super::nn::Mlp::torso) lays out
+    /// under `name` with `config`: the encoder and the hidden layers, each followed by its
+    /// activation.
+    pub(crate) fn torso(&self, name: &str, config: &MlpConfig) -> Option<Net> {
+        if !config.added.is_empty() {
+            return None;
+        }
+        self.chain(name, config, false)
+    }
+
+    /// [`FlatParams::mlp`], or without `head` [`FlatParams::torso`].
+    fn chain(&self, name: &str, config: &MlpConfig, head: bool) -> Option<Net> {
         if config.added.is_empty() {
             let depth = config.hidden.len();
             let mut ops = Vec::with_capacity(2 * depth + 1);
@@ -103,14 +118,17 @@ impl FlatParams {
                 let (h, w) = last.out_size()?;
                 ops.push(Op::Flatten(Flatten { positions: h * w, channels: last.out_channels }));
             }
-            let layers = (0..depth).map(|i| format!("{name}.trunk.{i}")).chain([format!("{name}.head")]);
+            let layers = (0..depth).map(|i| format!("{name}.trunk.{i}")).chain(head.then(|| format!("{name}.head")));
             for (i, layer) in layers.enumerate() {
                 if i > 0 {
                     ops.push(Op::Act(config.activation));
                 }
                 ops.push(self.linear_op(&layer)?);
             }
-            let inputs = match (convs.first(), &ops[0]) {
+            if !head && depth > 0 {
+                ops.push(Op::Act(config.activation));
+            }
+            let inputs = match (convs.first(), ops.first()?) {
                 (Some(first), _) => first.inputs(),
                 (None, Op::Linear { inputs, .. }) => *inputs,
                 _ => return None,

@@ -51,8 +51,15 @@ pub struct PpoConfig {
     pub use_sde: bool,
     /// Steps between redraws of the gSDE matrices; `-1` draws once per rollout.
     pub sde_sample_freq: i64,
-    /// Actor and critic networks (each its own trunk).
+    /// Actor and critic networks (each its own trunk, unless `share_trunk`).
     pub net: MlpConfig,
+    /// One trunk (the encoder and `net.hidden`) that the actor's and the critic's heads both
+    /// read, trained by both losses: Stable-Baselines3's `share_features_extractor` (its default
+    /// for `CnnPolicy`, whose `NatureCNN` ends in its linear layer) and the usual Atari network
+    /// (Mnih et al. 2016's A3C, CleanRL's `ppo_atari`). Its parameters are `shared.encoder.*` and
+    /// `shared.trunk.*`; the heads `actor.head`, `critic.head` [default: false].
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub share_trunk: bool,
     /// The critic's hidden widths where they differ from the actor's `net.hidden` (SB3's
     /// `net_arch=dict(pi=[...], vf=[...])`) [default: the actor's].
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -90,6 +97,7 @@ impl Default for PpoConfig {
             use_sde: false,
             sde_sample_freq: -1,
             net: MlpConfig::default(),
+            share_trunk: false,
             critic_hidden: None,
             objective: Objective::Reward,
             tasks: None,
@@ -123,6 +131,15 @@ impl PpoConfig {
             "trains through autograd, which added layers are not run through: use a Gaussian head",
         )?;
         self.objective.validate()?;
+        if self.share_trunk {
+            let why = "the actor and the critic share one trunk (`share_trunk`)";
+            check("share_trunk", !self.net.hidden.is_empty() || self.net.encoder.is_some(), &format!(
+                "{why}: give it hidden layers (`net.hidden`) or an encoder (`net.encoder`)"
+            ))?;
+            check("critic_hidden", self.critic_hidden.is_none(), &format!("{why}: the critic's hidden layers are `net.hidden`"))?;
+            check("net.added", self.net.added.is_empty(), &format!("{why}: layers cannot be added to it yet"))?;
+            check("share_trunk", self.tasks.is_none(), &format!("{why}: a multitask network has a trunk each"))?;
+        }
         if let Some(tasks) = &self.tasks {
             tasks.validate(self.n_envs)?;
             check("objective", self.objective.is_reward(), "a multitask network trains on its tasks' rewards")?;
@@ -133,5 +150,10 @@ impl PpoConfig {
     /// The critic's network: the actor's, with `critic_hidden` where given.
     pub fn critic_net(&self) -> MlpConfig {
         MlpConfig { hidden: self.critic_hidden.clone().unwrap_or_else(|| self.net.hidden.clone()), ..self.net.clone() }
+    }
+
+    /// With `share_trunk`, each head's network: one linear layer reading the shared trunk.
+    pub(in crate::agent) fn head_net(&self) -> MlpConfig {
+        MlpConfig { hidden: Vec::new(), encoder: None, image: None, input_divisor: None, ..self.net.clone() }
     }
 }

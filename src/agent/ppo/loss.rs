@@ -57,9 +57,21 @@ impl Losses {
 pub(super) struct Teacher {
     _vs: tch::nn::VarStore,
     params: FlatParams,
+    /// The shared trunk the actor's head reads (with `share_trunk`).
+    shared: Option<Net>,
     actor: Net,
     log_std: Option<Tensor>,
     distill: Distill,
+}
+
+impl Teacher {
+    /// What the teacher's actor reads for `n` rows `obs`: its shared trunk's features, or the rows.
+    fn heads_input<'a>(&self, obs: &'a [f32], n: usize) -> std::borrow::Cow<'a, [f32]> {
+        match &self.shared {
+            Some(net) => std::borrow::Cow::Owned(net.infer(self.params.values(), obs, n)),
+            None => std::borrow::Cow::Borrowed(obs),
+        }
+    }
 }
 
 impl Ppo {
@@ -71,13 +83,22 @@ impl Ppo {
         };
         let (cfg, obs_dim) = (&self.cfg, self.obs_dim);
         let log_std_shape = self.log_std.as_ref().map(|t| t.size());
-        let (vs, log_std) = snapshot(&self.vs, "actor.", |root| {
-            Mlp::new(&(root / "actor"), &cfg.net, obs_dim, out, 0.01);
+        // The actor as the agent builds it: its own network, or the shared trunk and its head.
+        let (actor_net, heads_read) = match cfg.share_trunk {
+            true => (cfg.head_net(), self.nets[0].features_width()),
+            false => (cfg.net.clone(), obs_dim),
+        };
+        let (vs, log_std) = snapshot(&self.vs, &["actor.", "shared."], |root| {
+            if cfg.share_trunk {
+                Mlp::torso(&(root / "shared"), &cfg.net, obs_dim);
+            }
+            Mlp::new(&(root / "actor"), &actor_net, heads_read, out, 0.01);
             log_std_shape.map(|shape| (root / "actor").var("log_std", &shape, tch::nn::Init::Const(0.0)))
         });
         let params = FlatParams::new(sorted_variables(&vs));
-        let actor = params.mlp("actor", &cfg.net).expect("the teacher's actor");
-        self.teacher = Some(Teacher { _vs: vs, params, actor, log_std, distill });
+        let actor = params.mlp("actor", &actor_net).expect("the teacher's actor");
+        let shared = cfg.share_trunk.then(|| params.torso("shared", &cfg.net).expect("the teacher's trunk"));
+        self.teacher = Some(Teacher { _vs: vs, params, shared, actor, log_std, distill });
     }
 
     /// The distillation teacher and its weight now, while the weight is above zero.
@@ -92,11 +113,12 @@ impl Ppo {
     pub(super) fn distill_loss(&self, obs: &[f32]) -> Option<Tensor> {
         let (teacher, w) = self.active_teacher()?;
         let n = obs.len() / self.obs_dim;
-        let pass = teacher.actor.forward(teacher.params.values(), obs, n);
-        let t_features = rows(teacher.actor.features(&pass, obs), teacher.actor.features_width());
+        let x = teacher.heads_input(obs, n);
+        let pass = teacher.actor.forward(teacher.params.values(), &x, n);
+        let t_features = rows(teacher.actor.features(&pass, &x), teacher.actor.features_width());
         let t_out = rows(pass.output(), teacher.actor.outputs());
         let obs = rows(obs, self.obs_dim);
-        let features = self.actor.features(&obs);
+        let features = self.actor.features(&self.heads_forward(&obs));
         let out = self.actor.head_forward(&features);
         let kl = match &self.head {
             Head::Categorical { .. } => {
@@ -121,7 +143,7 @@ impl Ppo {
     pub(super) fn distill_gradients(&self, obs: &[f32], out: &[f32], g_out: &mut [f32], g_log_std: &mut [f64]) {
         let Some((teacher, w)) = self.active_teacher() else { return };
         let n = obs.len() / self.obs_dim;
-        let t_out = teacher.actor.infer(teacher.params.values(), obs, n);
+        let t_out = teacher.actor.infer(teacher.params.values(), &teacher.heads_input(obs, n), n);
         let dim = g_out.len() / n;
         let scale = w / (out.len() / dim) as f64;
         match &self.head {
@@ -149,9 +171,19 @@ impl Ppo {
         }
     }
 
-    /// Log-probabilities of `actions` and entropies under the current policy for rows `obs`.
-    fn evaluate_actions(&self, obs: &Tensor, actions: &Tensor, need_entropy: bool) -> (Tensor, Option<Tensor>) {
-        let features = self.actor.features(obs);
+    /// What the actor and the critic read, as an autograd graph: the shared trunk's features of
+    /// rows `obs`, or the rows.
+    fn heads_forward(&self, obs: &Tensor) -> Tensor {
+        match &self.shared {
+            Some(trunk) => trunk.forward(obs),
+            None => obs.shallow_clone(),
+        }
+    }
+
+    /// Log-probabilities of `actions` and entropies under the current policy for the heads'
+    /// input `x` ([`Ppo::heads_forward`]).
+    fn evaluate_actions(&self, x: &Tensor, actions: &Tensor, need_entropy: bool) -> (Tensor, Option<Tensor>) {
+        let features = self.actor.features(x);
         let out = self.actor.head_forward(&features);
         match &self.head {
             Head::Categorical { .. } => {
@@ -187,12 +219,12 @@ impl Ppo {
             Head::Gaussian { dim, .. } => rows(&mb.actions, dim),
         };
         let (advantages, old_values) = (column(&mb.advantages), column(&mb.old_values));
-        let obs = rows(&mb.obs, self.obs_dim);
-        let (log_prob, entropy) = self.evaluate_actions(&obs, &actions, true);
+        let x = self.heads_forward(&rows(&mb.obs, self.obs_dim));
+        let (log_prob, entropy) = self.evaluate_actions(&x, &actions, true);
         let log_ratio = &log_prob - column(&mb.old_log_probs);
         let ratio = log_ratio.exp();
         let surrogate = (&advantages * &ratio).min_other(&(&advantages * ratio.clamp(1.0 - clip, 1.0 + clip)));
-        let values = self.critic.forward(&obs);
+        let values = self.critic.forward(&x);
         let values = match self.cfg.clip_range_vf {
             Some(c) => &old_values + (&values - &old_values).clamp(-c, c),
             None => values,
@@ -220,10 +252,13 @@ impl Ppo {
     /// buffer: each network's forward pass in the engine, the loss's derivatives with respect to
     /// the networks' outputs in Rust, and each network's backward pass in the engine. Returns the
     /// loss's terms. Categorical and plain Gaussian policies only (gSDE takes the autograd path).
+    /// A shared trunk runs once; its gradient is the sum of what the two heads send back.
     pub(super) fn manual_gradients(&mut self, mb: &Minibatch, clip: f64) -> Losses {
         let b = mb.len();
         let x = mb.obs.as_slice();
-        let passes = [0, 1].map(|j| self.nets[j].forward(self.opt.params().values(), x, b));
+        let shared = self.shared_net.as_ref().map(|net| net.forward(self.opt.params().values(), x, b));
+        let heads_input = shared.as_ref().map_or(x, |pass| pass.output());
+        let passes = [0, 1].map(|j| self.nets[j].forward(self.opt.params().values(), heads_input, b));
         let (mut out, values) = (std::borrow::Cow::Borrowed(passes[0].output()), passes[1].output());
         if self.cfg.tasks.is_some() {
             self.mask_logits(x, out.to_mut());
@@ -301,8 +336,18 @@ impl Ppo {
         }
         // The buffer comes cleared; the backward passes write every network parameter's gradient.
         let (params, grads) = self.opt.values_and_gradients();
-        self.nets[0].backward(params, x, &passes[0], &g_out, None, grads);
-        self.nets[1].backward(params, x, &passes[1], &g_values, None, grads);
+        match (&self.shared_net, &shared) {
+            (Some(net), Some(pass)) => {
+                let [actor, critic] = [(0, &g_out), (1, &g_values)]
+                    .map(|(j, g)| self.nets[j].input_gradient(params, heads_input, &passes[j], g, Some(&mut *grads)));
+                let sum: Vec<f32> = actor.iter().zip(&critic).map(|(a, c)| a + c).collect();
+                net.backward(params, x, pass, &sum, None, grads);
+            }
+            _ => {
+                self.nets[0].backward(params, x, &passes[0], &g_out, None, grads);
+                self.nets[1].backward(params, x, &passes[1], &g_values, None, grads);
+            }
+        }
         if let Some(offset) = self.log_std_offset {
             for (g, &v) in grads[offset..offset + g_log_std.len()].iter_mut().zip(&g_log_std) {
                 *g = v as f32;
@@ -323,6 +368,7 @@ impl Ppo {
 mod tests {
     use super::super::PpoConfig;
     use super::*;
+    use crate::agent::nn::MlpConfig;
     use crate::agent::{Agent, Distill};
     use crate::env::{EnvSpec, Registry};
     use rand::rngs::StdRng;
@@ -330,14 +376,27 @@ mod tests {
 
     /// The hand-written gradient equals autograd's, for a discrete and a continuous policy,
     /// with clipping, value clipping and the entropy bonus all active, without and with a
-    /// distillation teacher (a copy of the actor taken before its weights were perturbed).
+    /// distillation teacher (a copy of the actor taken before its weights were perturbed), with
+    /// separate networks and with a shared trunk (an MLP's, and a convolutional one on images).
     #[test]
     fn manual_gradients_match_autograd() {
-        for (env_id, with_teacher) in
-            [("CartPole-v1", false), ("Pendulum-v1", false), ("CartPole-v1", true), ("Pendulum-v1", true)]
-        {
+        let image = MlpConfig {
+            encoder: Some(crate::agent::nn::Encoder::MinAtar),
+            ..MlpConfig { ortho_init: true, ..MlpConfig::relu(&[16]) }
+        };
+        for (env_id, with_teacher, share_trunk) in [
+            ("CartPole-v1", false, false),
+            ("Pendulum-v1", false, false),
+            ("CartPole-v1", true, false),
+            ("Pendulum-v1", true, false),
+            ("CartPole-v1", false, true),
+            ("Pendulum-v1", true, true),
+            ("MinAtar/Breakout-v1", true, true),
+        ] {
+            let _alone = crate::agent::engine::testing::libtorch_alone();
             let env = Registry::builtin().make(&EnvSpec::new(env_id)).unwrap();
-            let cfg = PpoConfig { ent_coef: 0.05, clip_range_vf: Some(0.1), ..Default::default() };
+            let net = if env_id.starts_with("MinAtar") { image.clone() } else { MlpConfig::default() };
+            let cfg = PpoConfig { ent_coef: 0.05, clip_range_vf: Some(0.1), share_trunk, net, ..Default::default() };
             let mut ppo = Ppo::new(cfg, env.observation_space(), env.action_space(), 1).unwrap();
             if with_teacher {
                 ppo.set_teacher(Distill { weight: 2.0, decay_steps: 100 }).unwrap();
@@ -345,7 +404,7 @@ mod tests {
                 crate::agent::nn::with_seed(12, || {
                     tch::no_grad(|| {
                         for (name, mut t) in ppo.vs.variables() {
-                            if name.starts_with("actor.") {
+                            if name.starts_with("actor.") || name.starts_with("shared.") {
                                 let _ = t.g_add_(&(t.randn_like() * 0.3));
                             }
                         }
@@ -356,6 +415,11 @@ mod tests {
             let mut rng = StdRng::seed_from_u64(2);
             let b = 64;
             let obs: Vec<f32> = (0..b * ppo.obs_dim).map(|_| rng.random_range(-1.0..1.0)).collect();
+            if share_trunk {
+                let names = ppo.weight_names();
+                assert!(names.iter().any(|n| n.starts_with("shared.")), "{names:?}");
+                assert!(!names.iter().any(|n| n.starts_with("actor.trunk") || n.starts_with("critic.trunk")), "{names:?}");
+            }
             let (out, _) = ppo.policy_out(&obs);
             let (mut actions, mut log_probs) = (Vec::new(), Vec::new());
             ppo.sample(&out, &[], &mut actions, &mut log_probs);

@@ -121,6 +121,29 @@ pub(super) fn drop_alias(sd: &mut StateDict) -> Result<(), Problem> {
     Ok(())
 }
 
+/// Makes the actor's and the critic's extractors, imported apart as `{actor,critic}.encoder.*`
+/// and `.trunk.0.*` from SB3's `pi_` and `vf_features_extractor` (one module under two names when
+/// shared), headstart's shared trunk `shared.*`, after checking that they are the same.
+pub(super) fn share(weights: &mut BTreeMap<String, StateTensor>) -> Result<(), Problem> {
+    let trunk = |name: &str, net: &str| {
+        name.strip_prefix(net).and_then(|rest| rest.strip_prefix('.')).filter(|r| r.starts_with("encoder.") || r.starts_with("trunk."))
+            .map(str::to_string)
+    };
+    let parts: Vec<String> = weights.keys().filter_map(|n| trunk(n, "actor")).collect();
+    for rest in parts {
+        let actor = weights.remove(&format!("actor.{rest}")).expect("listed");
+        let critic = weights.remove(&format!("critic.{rest}"));
+        if critic.as_ref().is_none_or(|c| c.shape != actor.shape || c.values != actor.values) {
+            return Err(Problem(format!(
+                "`vf_features_extractor` differs from `pi_features_extractor` at actor.{rest}: not one shared extractor"
+            )));
+        }
+        let name = format!("shared.{rest}");
+        weights.insert(name.clone(), StateTensor { name, ..actor });
+    }
+    Ok(())
+}
+
 /// The encoder and first layer of headstart's network `ours` under SB3's names at `extractor`,
 /// `(headstart's, SB3's)`.
 pub(super) fn names(ours: &str, extractor: &str) -> Vec<(String, String)> {

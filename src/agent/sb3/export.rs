@@ -41,6 +41,28 @@ pub fn export(dir: &Path, out: &Path) -> Result<Vec<PathBuf>, Sb3Error> {
         ));
     }
     fold_added(dir, &card.config.net().added, &mut tensors)?;
+    let image = cnn::ImagePolicy::of(&card.config, &card.observation_space).map_err(|e| fail(e.0))?;
+    let shared = card.config.share_trunk();
+    if shared {
+        // SB3 shares the features extractor alone: the Nature CNN and its linear layer.
+        if image.is_none() || card.config.net().hidden.len() != 1 {
+            return Err(fail(
+                "the actor and the critic share a trunk (`share_trunk`) that is not SB3's features extractor (the \
+                 Nature CNN and its linear layer, `hidden: [features_dim]`): SB3 2.9 shares nothing else, and a copy \
+                 for each would train apart there"
+                    .into(),
+            ));
+        }
+        // Under the names of separate networks; written once more as SB3's shared extractor.
+        let trunk: Vec<(String, Tensor)> = tensors
+            .iter()
+            .filter_map(|(n, t)| Some((n.strip_prefix("shared.")?.to_string(), t.shallow_clone())))
+            .collect();
+        for (rest, t) in trunk {
+            tensors.insert(format!("actor.{rest}"), t.shallow_clone());
+            tensors.insert(format!("critic.{rest}"), t);
+        }
+    }
     let take = |from: &str, to: &str| -> Result<StateTensor, Sb3Error> {
         let t = tensors.get(from).ok_or_else(|| fail(format!("the checkpoint has no `{from}`")))?;
         let shape: Vec<usize> = t.size().iter().map(|&d| d as usize).collect();
@@ -76,7 +98,6 @@ pub fn export(dir: &Path, out: &Path) -> Result<Vec<PathBuf>, Sb3Error> {
     }
     // The networks and single tensors under SB3's names, by the algorithm's table.
     let algo = card.config.algo();
-    let image = cnn::ImagePolicy::of(&card.config, &card.observation_space).map_err(|e| fail(e.0))?;
     for n in table::networks(algo, image.is_some()) {
         let depth = (0..).take_while(|i| tensors.contains_key(&format!("{}.trunk.{i}.weight", n.ours))).count();
         if let Some(extractor) = &n.extractor {
@@ -100,7 +121,8 @@ pub fn export(dir: &Path, out: &Path) -> Result<Vec<PathBuf>, Sb3Error> {
     }
     // An optimiser's parameters: those of the networks under an SB3 prefix.
     let count = |prefix: &str| state.iter().filter(|t| t.name.starts_with(prefix)).count();
-    let parameters = state.len() - count("features_extractor.");
+    // (a shared extractor is one module under three names; separate ones, the actor's under two).
+    let parameters = state.len() - count("features_extractor.") - if shared { count("vf_features_extractor.") } else { 0 };
     table::hyperparameters(&mut card.config.clone(), &mut Mapper::Write(&mut data)).map_err(|e| fail(e.0))?;
     let (policy_module, policy_class, net, lr) = match &card.config {
         AgentConfig::Ppo(_) | AgentConfig::A2c(_) => {
@@ -164,9 +186,8 @@ pub fn export(dir: &Path, out: &Path) -> Result<Vec<PathBuf>, Sb3Error> {
                 }
                 if let Some(image) = &image {
                     image.kwargs(p);
-                    // Each network has its own encoder in headstart.
                     p.string("share_features_extractor");
-                    p.op(op::NEWFALSE);
+                    p.op(if shared { op::NEWTRUE } else { op::NEWFALSE });
                 }
                 p.op(op::SETITEMS);
             });

@@ -166,12 +166,6 @@ pub fn read_with(path: &Path, options: &ReadOptions) -> Result<Model, Sb3Error> 
     let mut widths: BTreeMap<String, Vec<usize>> = BTreeMap::new();
     if image && matches!(algo, Algo::Ppo | Algo::A2c) {
         cnn::drop_alias(&mut sd).map_err(in_policy)?;
-        if kwargs.share_features_extractor != Some(false) {
-            f.not_carried.push(
-                "the features extractor actor and critic share: each starts from a copy, trained apart from here on"
-                    .into(),
-            );
-        }
     }
     for n in table::networks(algo, image) {
         let mut layers = Vec::new();
@@ -199,6 +193,24 @@ pub fn read_with(path: &Path, options: &ReadOptions) -> Result<Model, Sb3Error> 
     let hidden = widths.get("actor").or_else(|| widths.get("q")).cloned().unwrap_or_default();
     let critic_hidden =
         widths.get("critic").or_else(|| widths.get("critic.q0")).cloned().unwrap_or_else(|| hidden.clone());
+    // A shared extractor (SB3's default) with nothing after it but the heads is headstart's
+    // shared trunk; with layers of the actor's and the critic's own after it, each starts from
+    // a copy of it.
+    let share_trunk = image && matches!(algo, Algo::Ppo | Algo::A2c) && kwargs.share_features_extractor != Some(false);
+    let share_trunk = share_trunk && match (hidden.len(), critic_hidden.len()) {
+        (1, 1) => {
+            cnn::share(&mut weights).map_err(in_policy)?;
+            true
+        }
+        _ => {
+            f.not_carried.push(
+                "the features extractor actor and critic share, with layers of their own after it: each starts from a \
+                 copy of it, trained apart from here on"
+                    .into(),
+            );
+            false
+        }
+    };
     // SAC's and TD3's critics have the actor's shape in headstart.
     if matches!(algo, Algo::Sac | Algo::Td3)
         && let Some((name, h)) = widths.iter().find(|(_, h)| **h != hidden)
@@ -255,9 +267,9 @@ pub fn read_with(path: &Path, options: &ReadOptions) -> Result<Model, Sb3Error> 
             let critic_hidden = (critic_hidden != hidden).then_some(critic_hidden);
             let log_std_init = kwargs.log_std_init.unwrap_or(0.0);
             if algo == Algo::A2c {
-                AgentConfig::A2c(A2cConfig { net, critic_hidden, log_std_init, ..A2cConfig::default() })
+                AgentConfig::A2c(A2cConfig { net, critic_hidden, log_std_init, share_trunk, ..A2cConfig::default() })
             } else {
-                AgentConfig::Ppo(PpoConfig { net, critic_hidden, log_std_init, ..PpoConfig::default() })
+                AgentConfig::Ppo(PpoConfig { net, critic_hidden, log_std_init, share_trunk, ..PpoConfig::default() })
             }
         }
         Algo::Dqn => AgentConfig::Dqn(DqnConfig { net: plain, double_q: false, ..DqnConfig::default() }),
