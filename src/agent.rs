@@ -353,7 +353,7 @@ pub(crate) fn box_bounds(algo: Algo, space: &Space) -> Result<(Vec<f32>, Vec<f32
 /// The size of a flat observation space, or the `Unsupported` error.
 pub(crate) fn obs_dim(algo: Algo, space: &Space) -> Result<usize, AgentError> {
     match space {
-        Space::Box { .. } => Ok(space.flat_dim()),
+        Space::Box { .. } | Space::Dict { .. } => Ok(space.flat_dim()),
         Space::Discrete { .. } => Err(AgentError::Unsupported(format!(
             "{algo} needs Box observations (a vector of numbers); this observation space is {space}"
         ))),

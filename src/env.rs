@@ -49,7 +49,7 @@ pub use mixture::Mixture;
 pub use params::{Bound, ParamSpec, Params};
 pub use random::{MAX_RANDOM_EPISODE_STEPS, random_policy_return};
 pub use registry::{EnvEntry, EnvSpec, Registry, Variant};
-pub use space::{Action, Space, SpaceError};
+pub use space::{Action, DictPart, Space, SpaceError};
 pub use tasks::Tasks;
 pub use transform::Transform;
 pub use vector::VecEnv;

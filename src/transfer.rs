@@ -78,6 +78,14 @@ pub fn transfer(
     if card.algorithm != algo {
         return Err(TransferError::AlgorithmMismatch { source_algo: card.algorithm, target: algo });
     }
+    if map.is_some_and(|m| m.obs.is_some()) && !target.config().net().parts.is_empty() {
+        return Err(TransferError::Map {
+            tensor: "map.obs".into(),
+            message: "a map of observation features over a dictionary observation whose images have encoders of their \
+                      own: maps index one flat observation (re-initialise the parts that differ with `reinit`)"
+                .into(),
+        });
+    }
     let names = target.weight_names();
     let live: HashMap<String, Tensor> = target.tensors().into_iter().collect();
     let mut sources: HashMap<String, Tensor> = source.agent.tensors().into_iter().collect();

@@ -60,6 +60,33 @@ fn a_python_environment_of_ones_own_is_an_environment_like_any() {
     assert!(e.contains("lenght") && e.contains("length"), "{e}");
 }
 
+/// A dictionary observation of Box and Discrete parts is read as Gymnasium's `spaces.flatten`
+/// lays it out (parts in the Dict's order, which sorts its keys; a Discrete part one-hot), checked
+/// against its space like any observation, and trained on; MiniGrid's dict (the image and the
+/// agent's direction) is one with `observe_direction`.
+#[test]
+fn dictionary_observations_are_read_flat_in_their_parts_order() {
+    init();
+    let registry = Registry::builtin();
+    let mut env = registry.make(&EnvSpec::new("gym:headstart_test_envs:HeadstartDictObs-v0")).unwrap();
+    let space = env.observation_space().clone();
+    assert!(space.to_string().starts_with("Dict(last: Discrete(2), pos: Box("), "{space}");
+    assert_eq!(space.flat_dim(), 3);
+    let (obs, _) = env.reset(Some(0)).unwrap();
+    assert_eq!(obs.as_slice(), [1.0, 0.0, 0.0]);
+    let step = env.step(&Action::Discrete(1)).unwrap();
+    assert_eq!(step.obs.as_slice(), [0.0, 1.0, 0.125]);
+    assert!(space.contains_obs(&step.obs) && !space.contains_obs(&[1.0, 1.0, 0.125]), "one-hot parts");
+    let out = headstart(&["check", "gym:headstart_test_envs:HeadstartDictObs-v0"]);
+    assert!(out.status.success(), "{}", text(&out));
+
+    let spec = EnvSpec::new("gym:MiniGrid-Empty-5x5-v0").with("observe_direction", 1.0);
+    let env = registry.make(&spec).unwrap();
+    assert_eq!(env.observation_space().brief(), "Dict(direction: Discrete(4), image: Box(7, 7, 3))");
+    let plain = registry.make(&EnvSpec::new("gym:MiniGrid-Empty-5x5-v0")).unwrap();
+    assert_eq!(plain.observation_space().brief(), "Box(7, 7, 3)", "the image alone by default");
+}
+
 /// A Python environment's parameters are typed by their defaults (a whole number for an `int`,
 /// 0 or 1 for a `bool`), bounded where the class declares `param_bounds`, passed to its
 /// constructor as their type, and listed by `envs`.
@@ -210,8 +237,8 @@ fn errors_name_the_environment_and_what_python_said() {
     let missing = error("gym:no_such_package:Env-v0");
     assert!(missing.contains("ModuleNotFoundError") && missing.contains("make setup-python"), "{missing}");
     assert!(missing.contains("PYTHONPATH"), "{missing}");
-    let dict = error("gym:headstart_test_envs:HeadstartDictObs-v0");
-    assert!(dict.contains("observation space") && dict.contains("FlattenObservation"), "{dict}");
+    let dict = error("gym:headstart_test_envs:HeadstartDictText-v0");
+    assert!(dict.contains("observation space") && dict.contains("'note' is a Text") && dict.contains("FilterObservation"), "{dict}");
 
     let mut broken = registry.make(&EnvSpec::new("gym:headstart_test_envs:HeadstartBroken-v0")).unwrap();
     broken.reset(Some(0)).unwrap();

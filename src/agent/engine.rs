@@ -29,10 +29,12 @@
 //! - [`math`]: `exp`, `tanh` and friends in `f32`, element-wise kernels, fixed-lane sums.
 //! - [`net`]: a network as a table of layers over a flat parameter vector; its forward pass, its
 //!   backward pass and the gradients it writes.
+//! - [`front`]: a dictionary observation's parts, each through its own encoder, before a table.
 //! - [`conv`]: convolutions as matrix products over patches of `(row, column, channel)` images,
 //!   and the flattening into PyTorch's order.
 
 pub(crate) mod conv;
+pub(crate) mod front;
 pub(crate) mod gemm;
 pub(crate) mod graph;
 pub(crate) mod math;

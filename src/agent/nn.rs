@@ -19,15 +19,16 @@
 //! as Stable-Baselines3's DQN and SAC use.
 
 mod added;
+mod config;
 pub mod conv;
 
 use std::collections::HashMap;
 
-use serde::{Deserialize, Serialize};
 use tch::Tensor;
 use tch::nn::{self, Init, LinearConfig, Module};
 
 pub use added::{Adapter, Added, Lora, Widen, is_added, is_column};
+pub use config::{Activation, MAX_PARAMETERS, MlpConfig, ObsPart};
 pub use conv::{ConvLayer, Encoder};
 pub(crate) use added::{Init as LayerInit, Layout, Node as LayoutNode, net_name};
 
@@ -63,179 +64,6 @@ fn keep_freed_memory() {
     }
 }
 
-/// The non-linearity between layers.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Activation {
-    /// `tanh` (PPO's default).
-    Tanh,
-    /// `max(0, x)` (DQN's and SAC's default).
-    Relu,
-}
-
-impl Activation {
-    fn apply(self, x: &Tensor) -> Tensor {
-        match self {
-            Activation::Tanh => x.tanh(),
-            Activation::Relu => x.relu(),
-        }
-    }
-}
-
-/// The shape of a network: hidden sizes and activation.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct MlpConfig {
-    /// Hidden layer widths.
-    pub hidden: Vec<usize>,
-    /// The non-linearity after each hidden layer.
-    pub activation: Activation,
-    /// Orthogonal initialisation (else PyTorch's default).
-    #[serde(default = "yes")]
-    pub ortho_init: bool,
-    /// Layers a transfer strategy added ([`Added`]; none by default).
-    #[serde(default, skip_serializing_if = "Added::is_empty")]
-    pub added: Added,
-    /// Convolutions in front of the trunk, for image observations ([`Encoder`]; none by default).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub encoder: Option<Encoder>,
-    /// The observation's `(height, width, channels)`, which the agent sets from its observation
-    /// space when there is an encoder.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub image: Option<[usize; 3]>,
-    /// Each input divided by this before the encoder reads it: `255.0` for images of bytes, as
-    /// Stable-Baselines3's policies divide them (none by default; only with an encoder).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub input_divisor: Option<f32>,
-}
-
-fn yes() -> bool {
-    true
-}
-
-impl Default for MlpConfig {
-    /// Two hidden layers of 64 with tanh, orthogonal initialisation: Stable-Baselines3's default
-    /// for PPO.
-    fn default() -> Self {
-        MlpConfig {
-            hidden: vec![64, 64],
-            activation: Activation::Tanh,
-            ortho_init: true,
-            added: Added::default(),
-            encoder: None,
-            image: None,
-            input_divisor: None,
-        }
-    }
-}
-
-impl MlpConfig {
-    /// Hidden layers of the given sizes with ReLU and PyTorch's default initialisation:
-    /// Stable-Baselines3's networks for DQN and SAC.
-    pub fn relu(hidden: &[usize]) -> Self {
-        MlpConfig { hidden: hidden.to_vec(), activation: Activation::Relu, ortho_init: false, ..Default::default() }
-    }
-
-    /// Refuses empty layers.
-    pub fn validate(&self) -> Result<(), super::error::AgentError> {
-        super::error::check(
-            "net.hidden",
-            self.hidden.iter().all(|&h| h > 0),
-            "every hidden layer needs a positive size",
-        )?;
-        if let Some(d) = self.input_divisor {
-            super::error::check("net.input_divisor", self.encoder.is_some(), "divides the images an encoder reads: set `encoder` too")?;
-            super::error::check("net.input_divisor", d.is_finite() && d > 0.0, "must be a positive number")?;
-        }
-        if self.encoder.is_some() {
-            super::error::check(
-                "net.added",
-                self.added.is_empty(),
-                "layers cannot be added to a network with a convolutional encoder yet",
-            )?;
-        }
-        self.added.validate(&self.hidden)
-    }
-
-    /// This configuration for observations of `space`: with an encoder, the image's shape set
-    /// (an observation that is not an image `(height, width, channels)`, or one the agent
-    /// `appends` inputs to (task ids, skills), is an error naming `net.encoder`) and every
-    /// convolution checked against it.
-    pub fn for_observation(
-        &self,
-        space: &crate::env::Space,
-        appends: bool,
-    ) -> Result<MlpConfig, super::error::AgentError> {
-        let Some(encoder) = &self.encoder else { return Ok(self.clone()) };
-        super::error::check(
-            "net.encoder",
-            !appends,
-            "a convolutional encoder reads the image alone: no task ids or skills appended to it",
-        )?;
-        let shape: &[usize] = match space {
-            crate::env::Space::Box { shape, .. } => shape,
-            crate::env::Space::Discrete { .. } => &[],
-        };
-        let Some(image) = conv::image_shape(shape) else {
-            return Err(super::error::AgentError::Config {
-                field: "net.encoder",
-                message: format!("a convolutional encoder reads images (height, width, channels); the observation's shape is {shape:?}"),
-            });
-        };
-        encoder.geometry(image)?;
-        Ok(MlpConfig { image: Some(image), ..self.clone() })
-    }
-
-    /// The encoder's pass over the image (empty without an encoder; `None` when the image is not
-    /// set or a kernel does not fit).
-    pub(crate) fn encoder_steps(&self) -> Option<Vec<conv::Step>> {
-        match (&self.encoder, self.image) {
-            (None, _) => Some(Vec::new()),
-            (Some(encoder), Some(image)) => encoder.steps(image).ok(),
-            (Some(_), None) => None,
-        }
-    }
-
-    /// The encoder's convolutions over the image, in order (as [`MlpConfig::encoder_steps`]).
-    pub(crate) fn convs(&self) -> Option<Vec<crate::agent::engine::conv::Conv>> {
-        Some(self.encoder_steps()?.iter().filter_map(conv::Step::conv).collect())
-    }
-
-    /// The width the trunk reads: the flattened last image with an encoder, else `in_dim`.
-    pub fn trunk_inputs(&self, in_dim: usize) -> usize {
-        match self.convs().as_deref() {
-            Some([.., last]) => last.outputs(),
-            _ => in_dim,
-        }
-    }
-
-    /// Refuses a network from `in_dim` to `out_dim` inputs with more than [`MAX_PARAMETERS`]
-    /// weights (a configuration or a space, perhaps of a damaged card, that no memory holds).
-    pub fn check_size(&self, in_dim: usize, out_dim: usize) -> Result<(), super::error::AgentError> {
-        let encoder: usize = self.convs().unwrap_or_default().iter().map(|c| (c.patch() + 1) * c.out_channels).sum();
-        let in_dim = self.trunk_inputs(in_dim);
-        let widths = std::iter::once(in_dim).chain(self.hidden.iter().copied()).chain(std::iter::once(out_dim));
-        let widths: Vec<usize> = widths.collect();
-        let parameters =
-            widths.windows(2).try_fold(encoder, |sum, w| w[0].checked_add(1)?.checked_mul(w[1])?.checked_add(sum));
-        super::error::check(
-            "net.hidden",
-            parameters.is_some_and(|p| p <= MAX_PARAMETERS),
-            &format!(
-                "a network from {in_dim} inputs through {:?} to {out_dim} outputs holds more than {MAX_PARAMETERS} weights",
-                self.hidden
-            ),
-        )?;
-        // The added layers too, for each network they name (and the unnamed rest).
-        let nets = self.added.input.keys().chain(self.added.output.keys()).map(String::as_str).chain([""]);
-        let added = nets.map(|net| Layout::new(net, self, in_dim, out_dim, 1.0).weights()).max().flatten();
-        super::error::check(
-            "net.added",
-            added.is_some_and(|p| p <= MAX_PARAMETERS),
-            &format!("the added layers make a network of more than {MAX_PARAMETERS} weights"),
-        )
-    }
-}
-
 /// A linear layer initialised as PyTorch's `nn.Linear` is (and so Stable-Baselines3's networks
 /// without orthogonal initialisation): weights and biases uniform in `±1/√in`. (tch's own
 /// default draws weights with the ReLU gain, `±√(6/in)`: √6 times wider.)
@@ -250,23 +78,59 @@ pub fn torch_linear(path: nn::Path, in_dim: usize, out_dim: usize) -> nn::Linear
     )
 }
 
-/// The most weights one network may hold (400 MB of `f32`).
-pub const MAX_PARAMETERS: usize = 100_000_000;
 
 /// A trunk of hidden layers and a linear head, and the layers a transfer added.
 #[derive(Debug)]
 pub struct Mlp {
-    /// The convolutional encoder's layers (none without one) and its pass.
-    encoder: Vec<(nn::Conv2D, crate::agent::engine::conv::Conv)>,
-    steps: Vec<conv::Step>,
+    /// What reads the input before the trunk.
+    front: Front,
     trunk: Vec<nn::Linear>,
     /// The head (none in a torso: [`Mlp::torso`]).
     head: Option<nn::Linear>,
     activation: Activation,
-    /// What the inputs are divided by before the encoder.
-    input_divisor: Option<f32>,
     /// With added layers: the layout and every linear layer's tensors by name.
     graph: Option<(Layout, HashMap<String, Tensors>)>,
+}
+
+/// What reads a network's input before its trunk.
+#[derive(Debug)]
+enum Front {
+    /// Nothing: the trunk reads the input.
+    Plain,
+    /// A convolutional encoder over the image.
+    Image(ImageEncoder),
+    /// A dictionary observation's parts (first column, width), each image through its own
+    /// encoder, concatenated.
+    Parts(Vec<(i64, i64, Option<ImageEncoder>)>),
+}
+
+/// A convolutional encoder's libtorch layers, its pass and what it divides its inputs by.
+#[derive(Debug)]
+struct ImageEncoder {
+    layers: Vec<(nn::Conv2D, crate::agent::engine::conv::Conv)>,
+    steps: Vec<conv::Step>,
+    divisor: Option<f32>,
+}
+
+impl ImageEncoder {
+    /// The encoder of `steps` under `root` (`{net}.encoder`, or `{net}.encoder.{key}`); `None`
+    /// without a convolution.
+    fn new(root: &nn::Path, steps: Vec<conv::Step>, divisor: Option<f32>, ortho: bool) -> Option<Self> {
+        let convs: Vec<_> = steps.iter().filter_map(conv::Step::conv).collect();
+        (!convs.is_empty()).then(|| ImageEncoder { layers: conv::build(root, &convs, ortho), steps, divisor })
+    }
+
+    /// Rows of images `(height, width, channels)` flattened, `[batch, h * w * c]`, to the last
+    /// image flattened in PyTorch's order.
+    fn forward(&self, x: &Tensor) -> Tensor {
+        let first = self.layers[0].1;
+        let x = match self.divisor {
+            Some(d) => x / f64::from(d),
+            None => x.shallow_clone(),
+        };
+        let image = x.view([-1, first.height as i64, first.width as i64, first.in_channels as i64]);
+        conv::forward(&self.layers, &self.steps, image.permute([0, 3, 1, 2])).flatten(1, -1)
+    }
 }
 
 /// A linear layer's tensors in a graph network: weight, bias, LoRA's `A`, `B` and scale.
@@ -306,9 +170,23 @@ impl Mlp {
             }
         };
         if config.added.is_empty() {
-            let steps = config.encoder_steps().expect("an encoder's image is set (MlpConfig::for_observation) and fits");
-            let convs: Vec<_> = steps.iter().filter_map(conv::Step::conv).collect();
-            let encoder = conv::build(path, &convs, ortho);
+            let checked = "an encoder's image is set (MlpConfig::for_observation) and fits";
+            let steps = config.encoder_steps().expect(checked);
+            let divisor = config.input_divisor;
+            let front = match ImageEncoder::new(&(path / "encoder"), steps, divisor, ortho) {
+                Some(encoder) => Front::Image(encoder),
+                None if config.parts.is_empty() => Front::Plain,
+                None => {
+                    let (mut parts, mut offset) = (Vec::new(), 0);
+                    for (part, steps) in config.part_steps().expect(checked) {
+                        let root = path / "encoder" / part.key.as_str();
+                        let encoder = steps.and_then(|steps| ImageEncoder::new(&root, steps, divisor, ortho));
+                        parts.push((offset as i64, part.width as i64, encoder));
+                        offset += part.width;
+                    }
+                    Front::Parts(parts)
+                }
+            };
             let trunk_path = path / "trunk";
             let mut trunk = Vec::with_capacity(config.hidden.len());
             let mut width = config.trunk_inputs(in_dim);
@@ -317,8 +195,7 @@ impl Mlp {
                 width = h;
             }
             let head = head.map(|(out_dim, gain)| layer(path / "head", width, out_dim, gain));
-            let input_divisor = config.input_divisor;
-            return Mlp { encoder, steps, trunk, head, activation: config.activation, input_divisor, graph: None };
+            return Mlp { front, trunk, head, activation: config.activation, graph: None };
         }
         let (out_dim, head_gain) = head.expect("added layers end in a head");
         let net = net_name(path.components());
@@ -366,7 +243,7 @@ impl Mlp {
         }
         let head = Some(head.expect("every layout has a head"));
         let graph = Some((layout, tensors));
-        Mlp { encoder: Vec::new(), steps: Vec::new(), trunk, head, activation: config.activation, input_divisor: None, graph }
+        Mlp { front: Front::Plain, trunk, head, activation: config.activation, graph }
     }
 
     /// The head applied to features from [`Mlp::features`] (with added layers: the head and what
@@ -390,15 +267,15 @@ impl Mlp {
     pub fn features(&self, x: &Tensor) -> Tensor {
         match &self.graph {
             None => {
-                let x = match self.encoder.first() {
-                    None => x.shallow_clone(),
-                    Some((_, first)) => {
-                        let x = match self.input_divisor {
-                            Some(d) => x / f64::from(d),
-                            None => x.shallow_clone(),
+                let x = match &self.front {
+                    Front::Plain => x.shallow_clone(),
+                    Front::Image(encoder) => encoder.forward(x),
+                    Front::Parts(parts) => {
+                        let read = |(offset, width, encoder): &(i64, i64, Option<ImageEncoder>)| {
+                            let part = x.narrow(1, *offset, *width);
+                            encoder.as_ref().map_or(part.shallow_clone(), |e| e.forward(&part))
                         };
-                        let image = x.view([-1, first.height as i64, first.width as i64, first.in_channels as i64]);
-                        conv::forward(&self.encoder, &self.steps, image.permute([0, 3, 1, 2])).flatten(1, -1)
+                        Tensor::cat(&parts.iter().map(read).collect::<Vec<_>>(), 1)
                     }
                 };
                 self.trunk.iter().fold(x, |h, layer| self.activation.apply(&layer.forward(&h)))

@@ -69,6 +69,9 @@ fn check_env_within(env: &mut dyn Env, within: bool) -> Result<(), CheckFailure>
             problems.push(format!("the {what} space is malformed: {e}"));
         }
     }
+    if let Space::Dict { .. } = act_space {
+        problems.push("the action space is a Dict: actions are Discrete or Box".into());
+    }
     if !problems.is_empty() {
         return Err(CheckFailure { problems });
     }
@@ -232,6 +235,7 @@ fn rollout(
 fn check_invalid_actions(env: &mut dyn Env, act_space: &Space, problems: &mut Vec<String>) {
     let invalid: Vec<(Action, &str)> = match act_space {
         Space::Discrete { n } => vec![(Action::Discrete(*n), "one past the last discrete action")],
+        Space::Dict { .. } => Vec::new(),
         Space::Box { low, .. } => {
             let dim = low.len();
             let mut nan: SmallVec<[f32; 4]> = SmallVec::from_elem(0.0, dim);

@@ -289,25 +289,34 @@ impl GymEnv {
             let spaces = module.getattr("spaces").and_then(|f| f.call1((&env,))).map_err(fail)?;
             type S = (String, usize, i64, Vec<f32>, Vec<f32>, Py<PyAny>);
             let (obs, act, direct): (S, S, bool) = spaces.extract().map_err(|e: PyErr| fail(e))?;
-            let convert = |py: Python<'_>, s: S, which: &str| -> Result<(Space, i64), EnvError> {
+            fn convert(py: Python<'_>, s: S, which: &str, id: &str) -> Result<(Space, i64), EnvError> {
+                let fail = |e: PyErr| python_error(id, py, e);
                 match s.0.as_str() {
                     "discrete" => Ok((Space::Discrete { n: s.1 }, s.2)),
                     "box" => {
-                        let shape: Vec<usize> = s.5.bind(py).extract().map_err(|e: PyErr| fail(e))?;
+                        let shape: Vec<usize> = s.5.bind(py).extract().map_err(fail)?;
                         Ok((Space::Box { low: s.3, high: s.4, shape }, 0))
+                    }
+                    "dict" if which == "observation" => {
+                        let parts: Vec<(String, S)> = s.5.bind(py).extract().map_err(fail)?;
+                        let spaces = parts
+                            .into_iter()
+                            .map(|(key, part)| Ok((key, convert(py, part, which, id)?.0)))
+                            .collect::<Result<_, EnvError>>()?;
+                        Ok((Space::Dict { spaces }, 0))
                     }
                     _ => {
                         let what: String = s.5.bind(py).extract().unwrap_or_default();
                         Err(EnvError::Custom(format!("{id}: its {which} space is not supported: {what}")))
                     }
                 }
-            };
-            let (observation_space, _) = convert(py, obs, "observation")?;
+            }
+            let (observation_space, _) = convert(py, obs, "observation", id)?;
             if let Space::Discrete { .. } = observation_space {
             } else if observation_space.flat_dim() == 0 {
                 return Err(EnvError::Custom(format!("{id}: an empty observation space")));
             }
-            let (action_space, start) = convert(py, act, "action")?;
+            let (action_space, start) = convert(py, act, "action", id)?;
             let function = |name: &str| module.getattr(name).map(Bound::unbind).map_err(fail);
             let make_action = function("action_maker")?.bind(py).call1((&env,)).map_err(fail)?.unbind();
             let template = function("action_template")?.bind(py).call1((&env,)).map_err(fail)?;
@@ -315,6 +324,7 @@ impl GymEnv {
                 true => None,
                 false => Some((template.clone().unbind(), PyBuffer::<f32>::get(&template).map_err(fail)?)),
             };
+            let flat = function("flattener")?.bind(py).call1((&env,)).map_err(fail)?.unbind();
             Ok(GymEnv {
                 id: id.to_string(),
                 step_fn: env.getattr("step").map_err(fail)?.unbind(),
@@ -325,7 +335,7 @@ impl GymEnv {
                 start,
                 make_action,
                 action_buffer,
-                flat: function("flat")?,
+                flat,
                 direct,
                 scalars: function("scalars")?,
             })

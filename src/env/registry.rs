@@ -287,6 +287,12 @@ impl Registry {
         if let Some(space_error) = env.observation_space().validate().err().or(env.action_space().validate().err()) {
             return Err(EnvError::InvalidParams { env: spec.id.clone(), message: space_error.to_string() });
         }
+        if let super::Space::Dict { .. } = env.action_space() {
+            return Err(EnvError::InvalidParams {
+                env: spec.id.clone(),
+                message: "its action space is a Dict: actions are Discrete or Box".into(),
+            });
+        }
         Ok(env)
     }
 

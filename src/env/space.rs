@@ -1,5 +1,7 @@
 //! Observation and action spaces: `Discrete(n)` and `Box` with bounds and a shape, as in
-//! Gymnasium. A space samples, checks membership, and validates actions before a step.
+//! Gymnasium, and for observations `Dict` (named parts, flattened as Gymnasium's
+//! `spaces.flatten` does). A space samples, checks membership, and validates actions before a
+//! step.
 
 use std::fmt;
 
@@ -56,6 +58,27 @@ pub enum Space {
         /// The shape; its product is the number of elements.
         shape: Vec<usize>,
     },
+    /// Observations of named parts (an image and a vector, a position and a goal), each a `Box`
+    /// or a `Discrete`. The observation is their concatenation in this order, as Gymnasium's
+    /// `spaces.flatten` lays it out: a `Box` part flattened in row-major order, a `Discrete`
+    /// part one-hot (`n` values). Never an action space.
+    Dict {
+        /// The parts, in order (Gymnasium's `Dict` sorts its keys).
+        spaces: Vec<(String, Space)>,
+    },
+}
+
+/// One part of a [`Space::Dict`] observation: where it lies in the flat observation.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct DictPart<'a> {
+    /// Its key.
+    pub key: &'a str,
+    /// Its space.
+    pub space: &'a Space,
+    /// The index of its first value in the flat observation.
+    pub offset: usize,
+    /// Its number of values (a `Discrete` part's `n`: one-hot).
+    pub width: usize,
 }
 
 impl Space {
@@ -87,15 +110,39 @@ impl Space {
             Space::Box { shape, .. } => {
                 format!("Box({})", shape.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", "))
             }
+            Space::Dict { spaces } => {
+                let parts: Vec<String> = spaces.iter().map(|(k, s)| format!("{k}: {}", s.brief())).collect();
+                format!("Dict({})", parts.join(", "))
+            }
         }
     }
 
-    /// The number of scalars an element of this space flattens to: 1 for `Discrete`.
+    /// The number of scalars an element of this space flattens to: 1 for `Discrete`, the sum of
+    /// its parts' widths for a `Dict` (a `Discrete` part one-hot).
     pub fn flat_dim(&self) -> usize {
         match self {
             Space::Discrete { .. } => 1,
             Space::Box { low, .. } => low.len(),
+            Space::Dict { .. } => self.parts().iter().map(|p| p.width).sum(),
         }
+    }
+
+    /// The parts of a `Dict` observation in order, with where each lies (none for other spaces).
+    pub fn parts(&self) -> Vec<DictPart<'_>> {
+        let Space::Dict { spaces } = self else { return Vec::new() };
+        let mut offset = 0;
+        spaces
+            .iter()
+            .map(|(key, space)| {
+                let width = match space {
+                    Space::Discrete { n } => *n,
+                    other => other.flat_dim(),
+                };
+                let part = DictPart { key, space, offset, width };
+                offset += width;
+                part
+            })
+            .collect()
     }
 
     /// Whether `action` is an element of the space (bounds included).
@@ -109,12 +156,25 @@ impl Space {
         }
     }
 
-    /// Whether an observation lies in the space (bounds included, NaN never).
+    /// Whether an observation lies in the space (bounds included, NaN never; a `Dict`'s
+    /// `Discrete` parts exactly one-hot).
     pub fn contains_obs(&self, obs: &[f32]) -> bool {
         match self {
             Space::Discrete { n } => obs.len() == 1 && obs[0] >= 0.0 && obs[0].fract() == 0.0 && (obs[0] as usize) < *n,
             Space::Box { low, high, .. } => {
                 obs.len() == low.len() && obs.iter().zip(low.iter().zip(high)).all(|(x, (lo, hi))| lo <= x && x <= hi)
+            }
+            Space::Dict { .. } => {
+                obs.len() == self.flat_dim()
+                    && self.parts().iter().all(|p| {
+                        let values = &obs[p.offset..p.offset + p.width];
+                        match p.space {
+                            Space::Discrete { .. } => {
+                                values.iter().all(|&v| v == 0.0 || v == 1.0) && values.iter().filter(|&&v| v == 1.0).count() == 1
+                            }
+                            space => space.contains_obs(values),
+                        }
+                    })
             }
         }
     }
@@ -156,6 +216,7 @@ impl Space {
             (Space::Box { .. }, Action::Discrete(_)) => {
                 invalid("a discrete action was given to a continuous space".into())
             }
+            (Space::Dict { .. }, _) => invalid("a dictionary space is for observations, not actions".into()),
         }
     }
 
@@ -170,9 +231,11 @@ impl Space {
     }
 
     /// Draws an element as Gymnasium does: uniform on bounded dimensions, a standard normal on
-    /// unbounded ones, a shifted exponential on dimensions bounded on one side.
+    /// unbounded ones, a shifted exponential on dimensions bounded on one side. (A `Dict`, which
+    /// is never an action space, gives an empty continuous action, which no space accepts.)
     pub fn sample(&self, rng: &mut impl Rng) -> Action {
         match self {
+            Space::Dict { .. } => Action::Continuous(SmallVec::new()),
             Space::Discrete { n } => Action::Discrete(rng.random_range(0..*n)),
             Space::Box { low, high, .. } => Action::Continuous(
                 low.iter()
@@ -188,10 +251,27 @@ impl Space {
         }
     }
 
-    /// Reports a malformed space: a `Discrete` with `n == 0`, or a `Box` whose bounds disagree
-    /// with its shape, contain NaN, or have `low > high`.
+    /// Reports a malformed space: a `Discrete` with `n == 0`, a `Box` whose bounds disagree
+    /// with its shape, contain NaN, or have `low > high`, a `Dict` without parts, with a key
+    /// empty or repeated, or with a part that is itself a `Dict` or malformed.
     pub fn validate(&self) -> Result<(), SpaceError> {
         match self {
+            Space::Dict { spaces } => {
+                let dict = |problem: String| Err(SpaceError::Dict(problem));
+                if spaces.is_empty() {
+                    return dict("it has no parts".into());
+                }
+                for (i, (key, space)) in spaces.iter().enumerate() {
+                    if key.is_empty() || spaces[..i].iter().any(|(k, _)| k == key) {
+                        return dict(format!("part {i}'s key {key:?} is empty or repeated"));
+                    }
+                    if let Space::Dict { .. } = space {
+                        return dict(format!("part {key:?} is a Dict itself: flatten the nesting into one level"));
+                    }
+                    space.validate().or_else(|e| dict(format!("part {key:?}: {e}")))?;
+                }
+                Ok(())
+            }
             Space::Discrete { n: 0 } => Err(SpaceError::EmptyDiscrete),
             Space::Discrete { .. } => Ok(()),
             Space::Box { low, high, shape } => {
@@ -231,6 +311,9 @@ pub enum SpaceError {
         /// How many each needs: the product of the shape.
         size: usize,
     },
+    /// A `Dict` of no parts, of a repeated or empty key, or of a malformed or nested part.
+    #[error("Dict space: {0}")]
+    Dict(String),
     /// A `Box` element whose bounds contain NaN or have `low > high`.
     #[error("Box element {index} has bounds [{low}, {high}]")]
     Bounds {
@@ -255,6 +338,10 @@ impl fmt::Display for Space {
                     _ => format!("{b:?}"),
                 };
                 write!(f, "Box(low={}, high={}, shape=({}))", bound(low), bound(high), dims.join(", "))
+            }
+            Space::Dict { spaces } => {
+                let parts: Vec<String> = spaces.iter().map(|(k, s)| format!("{k}: {s}")).collect();
+                write!(f, "Dict({})", parts.join(", "))
             }
         }
     }

@@ -94,7 +94,7 @@ impl Transformed {
                 Transform::PermuteActions(perm) => {
                     let n = match &action_space {
                         Space::Discrete { n } => *n,
-                        Space::Box { .. } => action_space.flat_dim(),
+                        Space::Box { .. } | Space::Dict { .. } => action_space.flat_dim(),
                     };
                     let mut sorted = perm.clone();
                     sorted.sort_unstable();
@@ -228,7 +228,7 @@ impl Transformed {
 fn box_bounds(space: &Space, transform: &Transform, env: &str) -> Result<(Vec<f32>, Vec<f32>), EnvError> {
     match space {
         Space::Box { low, high, .. } => Ok((low.clone(), high.clone())),
-        Space::Discrete { .. } => Err(EnvError::InvalidParams {
+        Space::Discrete { .. } | Space::Dict { .. } => Err(EnvError::InvalidParams {
             env: env.to_string(),
             message: format!(
                 "{transform} needs a Box observation space (a vector of numbers); this one observes {space}"

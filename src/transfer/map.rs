@@ -54,6 +54,8 @@ pub fn axes(algo: Algo, name: &str, dims: usize, names: &[String]) -> Axes {
         // axis 1 indexes the image's channels), else the first trunk layer, else the head(s).
         let reads_input = if has(&format!("{net}.encoder.conv.0.weight")) {
             name == format!("{net}.encoder.conv.0.weight")
+        } else if names.iter().any(|n| n.starts_with(&format!("{net}.encoder."))) {
+            false // a dictionary observation's parts: no tensor reads the whole observation
         } else if has(&format!("{net}.trunk.0.weight")) {
             name == format!("{net}.trunk.0.weight")
         } else {

@@ -24,7 +24,7 @@ pub(super) struct Spaces {
 pub(super) fn action_count(space: &Space) -> usize {
     match space {
         Space::Discrete { n } => *n,
-        Space::Box { .. } => space.flat_dim(),
+        Space::Box { .. } | Space::Dict { .. } => space.flat_dim(),
     }
 }
 

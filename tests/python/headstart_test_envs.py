@@ -60,9 +60,27 @@ class NanReward(Corridor):
 
 
 class DictObs(Corridor):
+    """The corridor observed as a dict: the position and whether the last step went right."""
+
     def __init__(self):
         super().__init__()
-        self.observation_space = spaces.Dict({"pos": spaces.Box(0.0, 1.0, (1,))})
+        self.observation_space = spaces.Dict({"pos": spaces.Box(0.0, 1.0, (1,)), "last": spaces.Discrete(2)})
+
+    def reset(self, seed=None, options=None):
+        obs, info = super().reset(seed=seed)
+        return {"pos": obs, "last": 0}, info
+
+    def step(self, action):
+        obs, reward, terminated, truncated, info = super().step(action)
+        return {"pos": obs, "last": int(action == 0)}, reward, terminated, truncated, info
+
+
+class DictText(DictObs):
+    """A dict with a part of text, which has no numbers to read."""
+
+    def __init__(self):
+        super().__init__()
+        self.observation_space = spaces.Dict({"pos": spaces.Box(0.0, 1.0, (1,)), "note": spaces.Text(8)})
 
 
 class Typed(Corridor):
@@ -128,5 +146,6 @@ gym.register("HeadstartTyped-v0", entry_point=Typed, max_episode_steps=50)
 gym.register("HeadstartBroken-v0", entry_point=Broken, max_episode_steps=10)
 gym.register("HeadstartNotFinite-v0", entry_point=NotFinite, max_episode_steps=10)
 gym.register("HeadstartDictObs-v0", entry_point=DictObs, max_episode_steps=10)
+gym.register("HeadstartDictText-v0", entry_point=DictText, max_episode_steps=10)
 gym.register("HeadstartShortLast-v0", entry_point=ShortLast, max_episode_steps=50)
 gym.register("HeadstartNanReward-v0", entry_point=NanReward, max_episode_steps=50)

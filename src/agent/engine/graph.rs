@@ -159,7 +159,7 @@ impl Graph {
             values.push(value);
             merged.push(m);
         }
-        Pass { rows, values, merged }
+        Pass { rows, values, merged, front: None }
     }
 
     /// The network's features (the head's input) in `pass`.

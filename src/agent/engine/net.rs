@@ -9,9 +9,11 @@
 //! LoRA, lateral connections, per-task heads) are new rows of the table.
 
 use super::conv::{Conv, Flatten, Pool};
+use super::front::{Front, FrontPass};
 use super::gemm::{self, Start, Strided};
 use super::graph::Graph;
 use super::math;
+use values::{Input, Value, linear};
 use crate::agent::nn::Activation;
 
 /// One row of a network's table.
@@ -46,6 +48,9 @@ pub struct Net {
     /// The positions (the value before op `i`) that a residual [`Op::Add`] reads later: kept
     /// through the forward pass.
     residual: Vec<bool>,
+    /// A dictionary observation's parts, read (each through its own encoder) before the table,
+    /// which reads their concatenation.
+    front: Option<Box<Front>>,
 }
 
 /// What a forward pass keeps: the output of each op (emptied where no backward step reads it) and
@@ -55,6 +60,8 @@ pub struct Pass {
     pub(super) values: Vec<Vec<f32>>,
     /// A graph's LoRA nodes' merged weights (empty for a chain).
     pub(super) merged: Vec<Option<Vec<f32>>>,
+    /// The parts' pass, with a front.
+    pub(super) front: Option<Box<FrontPass>>,
 }
 
 impl Pass {
@@ -118,12 +125,31 @@ impl Net {
             }
             width = outputs;
         }
-        Some(Net { ops, inputs, outputs: width, graph: None, residual })
+        Some(Net { ops, inputs, outputs: width, graph: None, residual, front: None })
+    }
+
+    /// A network that reads the parts of `front` first, then the table `ops` over their
+    /// concatenation; `None` as [`Net::new`].
+    pub fn with_front(front: Front, ops: Vec<Op>, params_len: usize) -> Option<Self> {
+        let net = Net::new(ops, front.outputs(), params_len)?;
+        Some(Net { inputs: front.inputs(), front: Some(Box::new(front)), ..net })
     }
 
     /// A network of added layers over an MLP, run as a graph.
     pub fn from_graph(graph: Graph) -> Self {
-        Net { ops: Vec::new(), inputs: graph.inputs(), outputs: graph.outputs(), graph: Some(graph), residual: Vec::new() }
+        Net {
+            ops: Vec::new(),
+            inputs: graph.inputs(),
+            outputs: graph.outputs(),
+            graph: Some(graph),
+            residual: Vec::new(),
+            front: None,
+        }
+    }
+
+    /// Values a row in.
+    pub fn inputs(&self) -> usize {
+        self.inputs
     }
 
     /// The table.
@@ -177,6 +203,8 @@ impl Net {
             return g.forward(params, x, rows);
         }
         assert_eq!(x.len(), rows * self.inputs, "{rows} rows of {} inputs", self.inputs);
+        let front = self.front.as_ref().map(|f| Box::new(f.forward(params, x, rows, keep)));
+        let x = front.as_ref().map_or(x, |f| f.joined.as_slice());
         let mut values: Vec<Value> = Vec::with_capacity(self.ops.len());
         let mut packed = Vec::new();
         for (i, op) in self.ops.iter().enumerate() {
@@ -236,7 +264,7 @@ impl Net {
             values.push(value);
         }
         let values = values.into_iter().map(|v| v.into_rows(rows, &mut packed)).collect();
-        Pass { rows, values, merged: Vec::new() }
+        Pass { rows, values, merged: Vec::new(), front }
     }
 
     /// The input of the head (the trunk's output, the "features" gSDE and SAC's heads read) in
@@ -245,6 +273,7 @@ impl Net {
         if let Some(g) = &self.graph {
             return g.features(pass);
         }
+        let x = pass.front.as_ref().map_or(x, |f| f.joined.as_slice());
         match self.head() {
             Some(0) | None => x,
             Some(h) => pass.values[h - 1].as_slice(),
@@ -302,6 +331,28 @@ impl Net {
         }
         let rows = pass.rows;
         assert!(pass.values.len() == self.ops.len() && x.len() == rows * self.inputs, "a pass of this network on x");
+        if let (Some(front), Some(front_pass)) = (&self.front, &pass.front) {
+            // The table over the parts' concatenation, then the parts' encoders.
+            let joined = front_pass.joined.as_slice();
+            let grad = self.chain_walk(params, joined, pass, grad_out, features_grad, grads.as_deref_mut(), true)?;
+            return front.backward(params, front_pass, &grad, grads, want_input);
+        }
+        self.chain_walk(params, x, pass, grad_out, features_grad, grads, want_input)
+    }
+
+    /// The backward walk over the table alone (its input `x`), last op first.
+    #[allow(clippy::too_many_arguments)]
+    fn chain_walk(
+        &self,
+        params: &[f32],
+        x: &[f32],
+        pass: &Pass,
+        grad_out: &[f32],
+        features_grad: Option<&[f32]>,
+        mut grads: Option<&mut [f32]>,
+        want_input: bool,
+    ) -> Option<Vec<f32>> {
+        let rows = pass.rows;
         assert_eq!(grad_out.len(), rows * self.outputs, "a gradient for each output");
         let head = self.head();
         let mut grad = grad_out.to_vec();
@@ -378,96 +429,6 @@ impl Net {
     }
 }
 
-/// A value between ops: `[rows, width]` laid out by rows, or `[width, rows]` by columns (what a
-/// linear layer computed transposed gives; one row is both).
-#[derive(Default)]
-struct Value {
-    data: Vec<f32>,
-    by_rows: bool,
-}
-
-/// A linear layer's input, borrowed.
-#[derive(Clone, Copy)]
-struct Input<'a> {
-    data: &'a [f32],
-    by_rows: bool,
-}
-
-impl Value {
-    fn as_input(&self) -> Input<'_> {
-        Input { data: &self.data, by_rows: self.by_rows }
-    }
-
-    /// The values laid out by rows.
-    fn into_rows(self, rows: usize, scratch: &mut Vec<f32>) -> Vec<f32> {
-        if self.by_rows || self.data.is_empty() {
-            return self.data;
-        }
-        let width = self.data.len() / rows;
-        gemm::transpose(&self.data, width, rows, scratch);
-        std::mem::replace(scratch, self.data)
-    }
-}
-
-/// `x Wᵀ + b` for `rows` rows: element `(r, o)` is the chain `b[o]`, then `fma(x[r][k], W[o][k], ·)`
-/// for `k` in order, whichever way it is laid out. With no more rows than outputs it is computed
-/// transposed, `W xᵀ`, so that the smaller operand is the one packed (none when `x` comes laid
-/// out by columns, as the previous layer computed it), and the result is laid out by columns;
-/// otherwise `Wᵀ` is packed and `x` read in its layout. An FMA's product does not depend on the
-/// order of its factors, so the bits are the same every way.
-fn linear(
-    x: Input<'_>,
-    rows: usize,
-    w: &[f32],
-    b: &[f32],
-    inputs: usize,
-    outputs: usize,
-    packed: &mut Vec<f32>,
-) -> Value {
-    let by_columns = !x.by_rows && rows > 1;
-    if rows <= outputs {
-        // outᵀ [outputs, rows], each row starting at its bias. Rows are padded to a whole number
-        // of 8-wide vectors with zero columns (a batched evaluation's 10 episodes would leave two
-        // columns to scalar chains): a column is read by its own chains only, so the real ones
-        // are unchanged.
-        let width = if rows > 1 { rows.next_multiple_of(8) } else { rows };
-        let mut out_t = vec![0.0; outputs * width];
-        for (o, &bias) in b.iter().enumerate() {
-            out_t[o * width..(o + 1) * width].fill(bias);
-        }
-        let x_t = match (by_columns, width == rows) {
-            (true, true) => x.data,
-            (true, false) => {
-                packed.clear();
-                packed.resize(inputs * width, 0.0);
-                for (to, from) in packed.chunks_exact_mut(width).zip(x.data.chunks_exact(rows)) {
-                    to[..rows].copy_from_slice(from);
-                }
-                packed.as_slice()
-            }
-            (false, _) if rows == 1 => x.data,
-            (false, _) => {
-                gemm::transpose_padded(x.data, rows, inputs, width, packed);
-                packed.as_slice()
-            }
-        };
-        gemm::gemm(outputs, width, inputs, Strided::rows(w, inputs), x_t, &mut out_t, Start::Existing);
-        if width != rows {
-            for o in 0..outputs {
-                out_t.copy_within(o * width..o * width + rows, o * rows);
-            }
-            out_t.truncate(outputs * rows);
-        }
-        Value { data: out_t, by_rows: rows == 1 }
-    } else {
-        let a = if by_columns { Strided::transposed(x.data, rows) } else { Strided::rows(x.data, inputs) };
-        let mut out = vec![0.0; rows * outputs];
-        gemm::transpose(w, outputs, inputs, packed);
-        gemm::gemm(rows, outputs, inputs, a, packed, &mut out, Start::Bias(b));
-        Value { data: out, by_rows: true }
-    }
-}
-
 /// `out[j] = Σ_r g[r][j]` over `rows` rows of `cols`, each column one chain over the rows in order.
 pub(super) fn column_sums(g: &[f32], rows: usize, cols: usize, out: &mut [f32]) {
     const ONE: [f32; 1] = [1.0];
@@ -475,6 +436,8 @@ pub(super) fn column_sums(g: &[f32], rows: usize, cols: usize, out: &mut [f32]) 
     let ones = Strided { data: &ONE, row_stride: 0, col_stride: 0 };
     gemm::gemm(1, cols, rows, ones, g, out, Start::Zero);
 }
+
+mod values;
 
 #[cfg(test)]
 mod tests;

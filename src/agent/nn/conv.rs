@@ -177,11 +177,12 @@ pub fn image_shape(shape: &[usize]) -> Option<[usize; 3]> {
     <[usize; 3]>::try_from(shape).ok()
 }
 
-/// The encoder's libtorch layers under `path / "encoder" / "conv" / i`: orthogonal weights of
-/// gain √2 and zero biases (Stable-Baselines3's PPO), or PyTorch's default (uniform in
-/// `±1/√fan_in`, as its DQN).
-pub(super) fn build(path: &nn::Path, convs: &[Conv], ortho: bool) -> Vec<(nn::Conv2D, Conv)> {
-    let root = path / "encoder" / "conv";
+/// The encoder's libtorch layers under `encoder / "conv" / i` (`encoder` is `{net}.encoder`,
+/// or `{net}.encoder.{key}` for a dictionary observation's part): orthogonal weights of gain √2
+/// and zero biases (Stable-Baselines3's PPO), or PyTorch's default (uniform in `±1/√fan_in`, as
+/// its DQN).
+pub(super) fn build(encoder: &nn::Path, convs: &[Conv], ortho: bool) -> Vec<(nn::Conv2D, Conv)> {
+    let root = encoder / "conv";
     convs
         .iter()
         .enumerate()

@@ -3,6 +3,7 @@
 
 use tch::{Kind, Tensor};
 
+use super::super::engine::front::{Front, Part};
 use super::super::engine::{Net, conv::Flatten, math, net::Op};
 use super::super::nn::conv::Step;
 use super::super::nn::{Activation, Layout, MlpConfig};
@@ -87,37 +88,8 @@ impl FlatParams {
     fn chain(&self, name: &str, config: &MlpConfig, head: bool) -> Option<Net> {
         if config.added.is_empty() {
             let depth = config.hidden.len();
-            let mut ops = Vec::with_capacity(2 * depth + 1);
-            // The encoder's pass (convolutions with their ReLUs, pooling, residual blocks), the
-            // last image flattened.
-            let steps = config.encoder_steps()?;
-            let convs: Vec<_> = steps.iter().filter_map(Step::conv).collect();
-            if let Some(d) = config.input_divisor.filter(|_| !convs.is_empty()) {
-                ops.push(Op::Divide(d));
-            }
-            let mut blocks = Vec::new();
-            for step in steps {
-                match step {
-                    Step::Conv(i, conv) => {
-                        let layer = format!("{name}.encoder.conv.{i}");
-                        let (weight, shape) = self.slot(&format!("{layer}.weight"))?;
-                        let (bias, bias_shape) = self.slot(&format!("{layer}.bias"))?;
-                        let (o, c, k) = (conv.out_channels as i64, conv.in_channels as i64, conv.kernel as i64);
-                        if *shape != [o, c, k, k] || *bias_shape != [o] {
-                            return None;
-                        }
-                        ops.push(Op::Conv { weight, bias, conv });
-                    }
-                    Step::Relu => ops.push(Op::Act(Activation::Relu)),
-                    Step::MaxPool(pool) => ops.push(Op::MaxPool(pool)),
-                    Step::Save => blocks.push(ops.len()),
-                    Step::AddSaved => ops.push(Op::Add { from: blocks.pop()? }),
-                }
-            }
-            if let Some(last) = convs.last() {
-                let (h, w) = last.out_size()?;
-                ops.push(Op::Flatten(Flatten { positions: h * w, channels: last.out_channels }));
-            }
+            let divisor = config.input_divisor;
+            let (mut ops, image_inputs) = self.encoder_ops(&format!("{name}.encoder"), config.encoder_steps()?, divisor)?;
             let layers = (0..depth).map(|i| format!("{name}.trunk.{i}")).chain(head.then(|| format!("{name}.head")));
             for (i, layer) in layers.enumerate() {
                 if i > 0 {
@@ -128,14 +100,66 @@ impl FlatParams {
             if !head && depth > 0 {
                 ops.push(Op::Act(config.activation));
             }
-            let inputs = match (convs.first(), ops.first()?) {
-                (Some(first), _) => first.inputs(),
+            if !config.parts.is_empty() {
+                // A dictionary observation: each image part through its own encoder.
+                let (mut parts, mut offset) = (Vec::new(), 0);
+                for (part, steps) in config.part_steps()? {
+                    let encoder = match steps {
+                        Some(steps) => {
+                            let (ops, inputs) = self.encoder_ops(&format!("{name}.encoder.{}", part.key), steps, divisor)?;
+                            Some(Net::new(ops, inputs?, self.flat.numel())?)
+                        }
+                        None => None,
+                    };
+                    parts.push(Part { offset, width: part.width, encoder });
+                    offset += part.width;
+                }
+                return Net::with_front(Front::new(parts, offset)?, ops, self.flat.numel());
+            }
+            let inputs = match (image_inputs, ops.first()?) {
+                (Some(inputs), _) => inputs,
                 (None, Op::Linear { inputs, .. }) => *inputs,
                 _ => return None,
             };
             return Net::new(ops, inputs, self.flat.numel());
         }
         Layout::graph_of(name, config, |n| self.slot(n), self.flat.numel()).map(Net::from_graph)
+    }
+
+    /// The ops of an encoder's pass over an image, its layers named `{prefix}.conv.{i}`: the
+    /// inputs' division, the convolutions with their ReLUs, pooling and residual blocks, the last
+    /// image flattened; with the width of the image it reads (`None` without a convolution).
+    /// `None` when a layer is missing or of another shape.
+    fn encoder_ops(&self, prefix: &str, steps: Vec<Step>, divisor: Option<f32>) -> Option<(Vec<Op>, Option<usize>)> {
+        let mut ops = Vec::new();
+        let convs: Vec<_> = steps.iter().filter_map(Step::conv).collect();
+        if let Some(d) = divisor.filter(|_| !convs.is_empty()) {
+            ops.push(Op::Divide(d));
+        }
+        let mut blocks = Vec::new();
+        for step in steps {
+            match step {
+                Step::Conv(i, conv) => {
+                    let layer = format!("{prefix}.conv.{i}");
+                    let (weight, shape) = self.slot(&format!("{layer}.weight"))?;
+                    let (bias, bias_shape) = self.slot(&format!("{layer}.bias"))?;
+                    let (o, c, k) = (conv.out_channels as i64, conv.in_channels as i64, conv.kernel as i64);
+                    if *shape != [o, c, k, k] || *bias_shape != [o] {
+                        return None;
+                    }
+                    ops.push(Op::Conv { weight, bias, conv });
+                }
+                Step::Relu => ops.push(Op::Act(Activation::Relu)),
+                Step::MaxPool(pool) => ops.push(Op::MaxPool(pool)),
+                Step::Save => blocks.push(ops.len()),
+                Step::AddSaved => ops.push(Op::Add { from: blocks.pop()? }),
+            }
+        }
+        if let Some(last) = convs.last() {
+            let (h, w) = last.out_size()?;
+            ops.push(Op::Flatten(Flatten { positions: h * w, channels: last.out_channels }));
+        }
+        Some((ops, convs.first().map(|c| c.inputs())))
     }
 
     /// The engine's table of the one linear layer `{name}.weight`, `{name}.bias`.

@@ -154,6 +154,6 @@ impl PpoConfig {
 
     /// With `share_trunk`, each head's network: one linear layer reading the shared trunk.
     pub(in crate::agent) fn head_net(&self) -> MlpConfig {
-        MlpConfig { hidden: Vec::new(), encoder: None, image: None, input_divisor: None, ..self.net.clone() }
+        MlpConfig { hidden: Vec::new(), encoder: None, image: None, input_divisor: None, parts: Vec::new(), ..self.net.clone() }
     }
 }

@@ -377,9 +377,19 @@ mod tests {
     /// The hand-written gradient equals autograd's, for a discrete and a continuous policy,
     /// with clipping, value clipping and the entropy bonus all active, without and with a
     /// distillation teacher (a copy of the actor taken before its weights were perturbed), with
-    /// separate networks and with a shared trunk (an MLP's, and a convolutional one on images).
+    /// separate networks and with a shared trunk (an MLP's, and a convolutional one on images),
+    /// and on a dictionary observation (an image through its encoder, a vector and a one-hot
+    /// part as they are).
     #[test]
     fn manual_gradients_match_autograd() {
+        use crate::env::Space;
+        let dict = Space::Dict {
+            spaces: vec![
+                ("dir".into(), Space::Discrete { n: 4 }),
+                ("pixels".into(), Space::Box { low: vec![0.0; 72], high: vec![1.0; 72], shape: vec![6, 6, 2] }),
+                ("pos".into(), Space::uniform_box(-1.0, 1.0, 3)),
+            ],
+        };
         let image = MlpConfig {
             encoder: Some(crate::agent::nn::Encoder::MinAtar),
             ..MlpConfig { ortho_init: true, ..MlpConfig::relu(&[16]) }
@@ -392,12 +402,26 @@ mod tests {
             ("CartPole-v1", false, true),
             ("Pendulum-v1", true, true),
             ("MinAtar/Breakout-v1", true, true),
+            ("dict", true, false),
+            ("dict", false, true),
         ] {
             let _alone = crate::agent::engine::testing::libtorch_alone();
-            let env = Registry::builtin().make(&EnvSpec::new(env_id)).unwrap();
-            let net = if env_id.starts_with("MinAtar") { image.clone() } else { MlpConfig::default() };
+            let (obs_space, action_space) = match env_id {
+                "dict" => (dict.clone(), Space::Discrete { n: 3 }),
+                _ => {
+                    let env = Registry::builtin().make(&EnvSpec::new(env_id)).unwrap();
+                    (env.observation_space().clone(), env.action_space().clone())
+                }
+            };
+            let net = if env_id.starts_with("MinAtar") || env_id == "dict" { image.clone() } else { MlpConfig::default() };
             let cfg = PpoConfig { ent_coef: 0.05, clip_range_vf: Some(0.1), share_trunk, net, ..Default::default() };
-            let mut ppo = Ppo::new(cfg, env.observation_space(), env.action_space(), 1).unwrap();
+            let mut ppo = Ppo::new(cfg, &obs_space, &action_space, 1).unwrap();
+            if env_id == "dict" {
+                let names = ppo.weight_names();
+                let prefix = if share_trunk { "shared" } else { "critic" };
+                assert!(names.contains(&format!("{prefix}.encoder.pixels.conv.0.weight")), "{names:?}");
+                assert_eq!(ppo.cfg.net.trunk_inputs(ppo.obs_dim), 4 + 16 * 4 * 4 + 3, "the parts joined");
+            }
             if with_teacher {
                 ppo.set_teacher(Distill { weight: 2.0, decay_steps: 100 }).unwrap();
                 // Under `with_seed`: other tests reseed libtorch's generator concurrently.

@@ -40,6 +40,13 @@ pub fn export(dir: &Path, out: &Path) -> Result<Vec<PathBuf>, Sb3Error> {
                 .into(),
         ));
     }
+    if let Space::Dict { .. } = card.observation_space {
+        return Err(fail(format!(
+            "the observation is a dictionary ({}): SB3 reads one with a MultiInputPolicy, which headstart does not \
+             write yet",
+            card.observation_space.brief()
+        )));
+    }
     fold_added(dir, &card.config.net().added, &mut tensors)?;
     let image = cnn::ImagePolicy::of(&card.config, &card.observation_space).map_err(|e| fail(e.0))?;
     let shared = card.config.share_trunk();

@@ -115,6 +115,8 @@ impl PickleWriter {
                 p.string("_np_random");
                 p.op(op::NONE);
             }),
+            // The export refuses dictionary observations (SB3's MultiInputPolicy) before writing.
+            Space::Dict { .. } => self.op(op::NONE),
             Space::Box { low, high, shape } => self.object("gymnasium.spaces.box", "Box", |p| {
                 let finite = |v: &[f32], sign: f32| -> Vec<f64> {
                     v.iter().map(|&x| if x.is_infinite() && x.signum() == sign { 0.0 } else { 1.0 }).collect()

@@ -196,7 +196,7 @@ pub(super) fn check_zoo_config(path: &Path, model: &mut Model) -> Result<(), Sb3
     if let Some(Transform::FrameStack(n)) = stack {
         let last = match &model.observation_space {
             crate::env::Space::Box { shape, .. } => shape.last().copied().unwrap_or(1),
-            crate::env::Space::Discrete { .. } => 1,
+            crate::env::Space::Discrete { .. } | crate::env::Space::Dict { .. } => 1,
         };
         if last % n != 0 {
             return Err(fail(format!(

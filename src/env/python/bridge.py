@@ -3,6 +3,7 @@ import inspect, sys
 import numpy as np
 
 PHYSICS = ("gravity", "mass_scale", "friction_scale", "damping_scale", "gear_scale")
+OBSERVE_DIRECTION = "observe_direction"
 
 def split(id):
     module, _, name = id.rpartition(":")
@@ -69,6 +70,10 @@ def kwargs_of(name):
             continue  # objects are not parameters headstart can set
         lo, hi = bounds.get(p.name, (None, None)) if kind != "bool" else (None, None)  # a bool is 0 or 1
         out.append((p.name, float(d), kind, None if lo is None else float(lo), None if hi is None else float(hi)))
+    if minigrid_id(name):
+        # headstart's own: observe MiniGrid's dict (the image and the agent's direction) rather
+        # than the image alone.
+        out.append((OBSERVE_DIRECTION, 0.0, "bool", None, None))
     return spec, out, texts
 
 def model_of(env):
@@ -103,15 +108,20 @@ def make(id, values, texts, max_episode_steps):
     convert = {"int": int, "int?": int, "bool": bool, "float": float}
     # headstart checked every value against its kind (a whole number for an int, 0 or 1 for a bool).
     kw = {k: convert[kinds[k]](v) for k, v in values.items() if k in kinds}
+    direction = kw.pop(OBSERVE_DIRECTION, False)
     kw.update({k: str(v) for k, v in texts.items()})  # headstart checked the names against the str kwargs
     if max_episode_steps is not None:
         kw["max_episode_steps"] = max_episode_steps
     env = gym.make(name, **kw)
     if minigrid_id(name) and isinstance(env.observation_space, gym.spaces.Dict):
         # MiniGrid observes a dict (the egocentric image, the direction, the mission's text):
-        # headstart reads the image, as MiniGrid's own ImgObsWrapper gives it.
-        from minigrid.wrappers import ImgObsWrapper
-        env = ImgObsWrapper(env)
+        # headstart reads the image, as MiniGrid's own ImgObsWrapper gives it, or with
+        # `observe_direction` the image and the direction (the text has no numbers to read).
+        if direction:
+            env = gym.wrappers.FilterObservation(env, ["direction", "image"])
+        else:
+            from minigrid.wrappers import ImgObsWrapper
+            env = ImgObsWrapper(env)
     physics = {k: v for k, v in values.items() if k in PHYSICS or k.startswith("mass.")}
     if physics:
         apply_physics(env, physics)
@@ -147,6 +157,21 @@ def space(s, observation=False):
     import gymnasium as gym
     if isinstance(s, gym.spaces.Discrete):
         return ("discrete", int(s.n), int(s.start), [], [], [])
+    if observation and isinstance(s, gym.spaces.Dict):
+        # Parts in the Dict's order, read as gymnasium.spaces.flatten lays them out; a part
+        # that is not a Box or a Discrete (starting at 0) is named.
+        parts = []
+        for key, part in s.spaces.items():
+            if isinstance(part, gym.spaces.Discrete) and int(part.start) != 0:
+                return ("unsupported", 0, 0, [], [], "Dict part %r: Discrete starting at %d" % (key, part.start))
+            if isinstance(part, gym.spaces.Dict):
+                return ("unsupported", 0, 0, [], [], "Dict part %r: a Dict inside a Dict (flatten the nesting)" % key)
+            inner = space(part, observation=True)
+            if inner[0] == "unsupported":
+                return ("unsupported", 0, 0, [], [], "Dict part %r is a %s: a part must be a Box of numbers or a "
+                        "Discrete (leave it out with gymnasium.wrappers.FilterObservation)" % (key, type(part).__name__))
+            parts.append((str(key), inner))
+        return ("dict", 0, 0, [], [], parts)
     numeric = np.issubdtype(s.dtype, np.floating) or (
         observation and (np.issubdtype(s.dtype, np.integer) or s.dtype == np.bool_)) if isinstance(s, gym.spaces.Box) else False
     if numeric:
@@ -180,6 +205,15 @@ def flat(obs):
     if isinstance(obs, np.ndarray):
         return obs.astype(np.float32).reshape(-1)
     return np.ascontiguousarray(obs, dtype=np.float32).reshape(-1)
+
+def flattener(env):
+    """What makes an observation a flat float32 array: a Dict's as gymnasium.spaces.flatten does
+    (parts in order, a Discrete one-hot), anything else as `flat`."""
+    import gymnasium as gym
+    s = env.observation_space
+    if isinstance(s, gym.spaces.Dict):
+        return lambda obs: gym.spaces.flatten(s, obs).astype(np.float32)
+    return flat
 
 def scalars(info):
     out = []
