@@ -302,3 +302,63 @@ fn shared_and_separate_trunks_transfer_into_each_other() {
     let e = build(PpoConfig { share_trunk: true, net: MlpConfig::relu(&[]), ..Default::default() });
     assert!(e.contains("share_trunk") && e.contains("net.hidden"), "{e}");
 }
+
+/// A dictionary observation (MiniGrid's image and the agent's direction, `observe_direction`):
+/// the image through an encoder of its own (`actor.encoder.image.conv.{i}`), the direction's
+/// one-hot as it is, both into the trunk. PPO learns the 5x5 room from it as from the image
+/// alone (every greedy game at the optimum after 20 000 steps on seeds 0-3); DQN builds the
+/// same parts.
+#[cfg(feature = "python")]
+#[test]
+fn ppo_learns_minigrid_from_its_image_and_direction() {
+    use headstart::agent::nn::ConvLayer;
+    let spec = EnvSpec::new("gym:MiniGrid-Empty-5x5-v0").with("observe_direction", 1.0);
+    let mut env = Registry::builtin().make(&spec).unwrap();
+    let convs = [16, 32, 64].map(|channels| ConvLayer { channels, kernel: 2, stride: 1 }).to_vec();
+    let net = MlpConfig { encoder: Some(Encoder::Convs(convs)), ..MlpConfig::relu(&[64]) };
+    let agent = train_for(&minigrid_ppo(net.clone()), &spec, 20_000, 0);
+    let names = agent.weight_names();
+    assert!(names.contains(&"actor.encoder.image.conv.2.weight".to_string()), "{names:?}");
+    let trunk = agent.tensors().into_iter().find(|(n, _)| n == "actor.trunk.0.weight").unwrap().1;
+    assert_eq!(trunk.size(), [64, 4 + 64 * 4 * 4], "the direction's one-hot and the image's features");
+    let stats = evaluate(agent.as_ref(), &mut env, 20, true, 1_000).unwrap();
+    println!("MiniGrid-Empty-5x5 from image and direction after 20 000 steps: greedy {} ({:?})", stats.mean, stats.returns);
+    assert!(stats.returns.iter().all(|&r| r > 0.8), "every greedy game reaches the goal fast: {:?}", stats.returns);
+    let dqn = AgentConfig::Dqn(DqnConfig { net, ..Default::default() });
+    let dqn = dqn.build(env.observation_space(), env.action_space(), 0).unwrap();
+    assert!(dqn.weight_names().contains(&"q.encoder.image.conv.0.weight".to_string()));
+}
+
+/// What a dictionary observation refuses, by name: a malformed Dict (no parts, a repeated key, a
+/// Dict inside), an encoder without an image part to read, an image part whose key cannot name
+/// its encoder, a kernel larger than a part's image (naming the part).
+#[test]
+fn dictionary_observations_refuse_by_name() {
+    use headstart::env::Space;
+    let image = |shape: Vec<usize>| {
+        let n = shape.iter().product();
+        Space::Box { low: vec![0.0; n], high: vec![1.0; n], shape }
+    };
+    let dict = |parts: Vec<(&str, Space)>| Space::Dict { spaces: parts.into_iter().map(|(k, s)| (k.to_string(), s)).collect() };
+    let err = |s: Space| s.validate().unwrap_err().to_string();
+    assert!(err(dict(vec![])).contains("no parts"));
+    assert!(err(dict(vec![("a", Space::Discrete { n: 2 }), ("a", Space::Discrete { n: 3 })])).contains("repeated"));
+    assert!(err(dict(vec![("a", dict(vec![("b", Space::Discrete { n: 2 })]))])).contains("Dict itself"));
+    let ok = dict(vec![("dir", Space::Discrete { n: 4 }), ("image", image(vec![5, 5, 3]))]);
+    assert_eq!((ok.validate(), ok.flat_dim()), (Ok(()), 4 + 75));
+    let actions = Space::Discrete { n: 3 };
+    let build = |obs: &Space, net: MlpConfig| {
+        AgentConfig::Ppo(PpoConfig { net, ..Default::default() }).build(obs, &actions, 0).err().map(|e| e.to_string())
+    };
+    let net = MlpConfig { encoder: Some(Encoder::MinAtar), ..MlpConfig::relu(&[16]) };
+    let vectors = dict(vec![("pos", Space::uniform_box(-1.0, 1.0, 3)), ("dir", Space::Discrete { n: 4 })]);
+    let e = build(&vectors, net.clone()).unwrap();
+    assert!(e.contains("net.encoder") && e.contains("no part"), "{e}");
+    let e = build(&dict(vec![("my.image", image(vec![5, 5, 3]))]), net.clone()).unwrap();
+    assert!(e.contains("net.encoder") && e.contains("my.image"), "{e}");
+    let nature = MlpConfig { encoder: Some(Encoder::Nature), ..net.clone() };
+    let e = build(&ok, nature).unwrap();
+    assert!(e.contains("net.encoder") && e.contains("\"image\""), "{e}");
+    assert_eq!(build(&ok, net.clone()), None);
+    assert_eq!(build(&vectors, MlpConfig::relu(&[16])), None, "without an encoder, a flat vector");
+}
