@@ -114,9 +114,10 @@ minatar-learning: setup
 	$(CARGO) build --release --quiet $(FEATURES)
 	.ci/minatar-learning.sh
 
-## PPO with the RL Zoo's Atari preset on Breakout through the ALE (envs/atari-breakout.ron),
-## 1 million agent steps (ATARI_STEPS), seeds 0 and 1 (ATARI_SEEDS="0 1"): 30 whole games of
-## each policy against a random policy's 100 (about 4 hours on two cores; target/atari-learning).
+## PPO with the RL Zoo's Atari preset on KungFuMaster through the ALE
+## (envs/atari-kungfumaster.ron; ATARI_GAME=Breakout for envs/atari-breakout.ron), 100 000 agent
+## steps (ATARI_STEPS), seeds 0 and 1 (ATARI_SEEDS="0 1"): 30 whole games of each policy against
+## a random policy's 100 (about 20 minutes on two cores; target/atari-learning).
 atari-learning: setup setup-python
 	$(CARGO) build --release --quiet $(FEATURES)
 	.ci/atari-learning.sh

@@ -93,9 +93,11 @@ pub fn transfer(
     let mut source_dims = (card.observation_space.flat_dim(), action_count(&card.action_space));
     let mut aliased = Vec::new();
     if strategy.copy {
-        if let Some((line, read)) = weights::trunk_aliases(&names, &mut sources) {
-            folded.push(line);
-            aliased = read;
+        for aliases in [weights::trunk_aliases, weights::image_part_aliases] {
+            if let Some((line, read)) = aliases(&names, &mut sources) {
+                folded.push(line);
+                aliased.extend(read);
+            }
         }
         folded.extend(skill::fold(&mut sources, card, strategy)?);
         if let Some((line, obs, actions)) = task::fold(&mut sources, card, strategy, (obs_space, action_space))? {

@@ -362,3 +362,37 @@ fn dictionary_observations_refuse_by_name() {
     assert_eq!(build(&ok, net.clone()), None);
     assert_eq!(build(&vectors, MlpConfig::relu(&[16])), None, "without an encoder, a flat vector");
 }
+
+/// From the image to the image and the direction: a policy trained on MiniGrid's image alone
+/// transfers into the dictionary observation, its encoder carried into the image part's
+/// (`actor.encoder.image.*` from `actor.encoder.*`); the trunk's first layer, which now also
+/// reads the direction, learned afresh (`reinit`), and without that the transfer says so.
+#[cfg(feature = "python")]
+#[test]
+fn an_image_encoder_carries_into_a_dictionary_image_part() {
+    use headstart::agent::nn::ConvLayer;
+    let registry = Registry::builtin();
+    let source_spec = EnvSpec::new("gym:MiniGrid-Empty-5x5-v0");
+    let convs = [8, 16].map(|channels| ConvLayer { channels, kernel: 2, stride: 1 }).to_vec();
+    let net = MlpConfig { encoder: Some(Encoder::Convs(convs)), ..MlpConfig::relu(&[32]) };
+    let source = train_for(&minigrid_ppo(net), &source_spec, 1_024, 0);
+    let dir = std::env::temp_dir().join(format!("headstart-test-{}-image-part", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    common::save_checkpoint(source.as_ref(), &source_spec, &dir, "tests/pixels.rs");
+    let loaded = checkpoint::load(&dir).unwrap();
+    let target = source_spec.clone().with("observe_direction", 1.0);
+    let e = prepare(&registry, &loaded, "image", &target, &Strategy::default(), None, 0).err().unwrap().to_string();
+    assert!(e.contains("actor.trunk.0.weight") && e.contains("reinit"), "{e}");
+    let strategy = Strategy { reinit: vec!["actor.trunk.0".into(), "critic.trunk.0".into()], ..Strategy::default() };
+    let (agent, report) = prepare(&registry, &loaded, "image", &target, &strategy, None, 0).unwrap();
+    let tensor = |agent: &dyn headstart::agent::Agent, name: &str| {
+        let t = agent.tensors().into_iter().find(|(n, _)| n == name).unwrap_or_else(|| panic!("{name}")).1;
+        Vec::<f32>::try_from(t.flatten(0, -1)).unwrap()
+    };
+    for (ours, theirs) in [("actor.encoder.image.conv.1.weight", "actor.encoder.conv.1.weight"), ("critic.encoder.image.conv.0.bias", "critic.encoder.conv.0.bias")] {
+        assert_eq!(tensor(agent.as_ref(), ours), tensor(loaded.agent.as_ref(), theirs), "{ours}");
+    }
+    assert!(report.state.iter().any(|s| s.contains("actor.encoder.image.* from actor.encoder.*")), "{:?}", report.state);
+    assert!(report.dropped.is_empty(), "{:?}", report.dropped);
+    let _ = std::fs::remove_dir_all(&dir);
+}

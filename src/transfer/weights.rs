@@ -62,6 +62,65 @@ pub(super) fn trunk_aliases(names: &[String], sources: &mut HashMap<String, Tens
     Some((line.to_string(), read))
 }
 
+/// Between an image observation and a dictionary observation with one image part (MiniGrid's
+/// image, then its image and direction), gives each target encoder parameter the source's
+/// counterpart under its own name in `sources`: the part's encoder `{net}.encoder.{key}.*` the
+/// source's `{net}.encoder.*`, or the other way. Returns the state line saying so, with the
+/// source parameters read.
+pub(super) fn image_part_aliases(names: &[String], sources: &mut HashMap<String, Tensor>) -> Option<(String, Vec<String>)> {
+    // (network, image key or none, the rest after `conv.`)
+    fn split(name: &str) -> Option<(&str, Option<&str>, &str)> {
+        let (net, tail) = name.split_once(".encoder.")?;
+        match tail.strip_prefix("conv.") {
+            Some(rest) => Some((net, None, rest)),
+            None => {
+                let (key, rest) = tail.split_once(".conv.")?;
+                Some((net, Some(key), rest))
+            }
+        }
+    }
+    // Each network's one image key, where a side has exactly one.
+    let only_key = |all: &mut dyn Iterator<Item = &String>, net: &str| {
+        let mut keys: Vec<&str> = all.filter_map(|n| split(n)).filter(|(m, _, _)| *m == net).filter_map(|(_, k, _)| k).collect();
+        keys.sort();
+        keys.dedup();
+        (keys.len() == 1).then(|| keys[0].to_string())
+    };
+    let mut read = Vec::new();
+    let mut lines = Vec::new();
+    for name in names {
+        if sources.contains_key(name) {
+            continue;
+        }
+        let Some((net, key, rest)) = split(name) else { continue };
+        let from = match key {
+            Some(key) if only_key(&mut names.iter(), net).as_deref() == Some(key) => format!("{net}.encoder.conv.{rest}"),
+            None => match only_key(&mut sources.keys(), net) {
+                Some(key) => format!("{net}.encoder.{key}.conv.{rest}"),
+                None => continue,
+            },
+            Some(_) => continue,
+        };
+        if let Some(t) = sources.get(&from) {
+            let t = t.shallow_clone();
+            sources.insert(name.clone(), t);
+            let line = match key {
+                Some(key) => format!("{net}.encoder.{key}.* from {net}.encoder.*"),
+                None => format!("{net}.encoder.* from {}", from.split(".conv.").next().unwrap_or(&from)),
+            };
+            if !lines.contains(&line) {
+                lines.push(line);
+            }
+            read.push(from);
+        }
+    }
+    if read.is_empty() {
+        return None;
+    }
+    read.sort();
+    Some((format!("the image and the dictionary's image part share their encoder: {}", lines.join(", ")), read))
+}
+
 /// Writes the source's value (through its map, `maps.of(name)`, where it touches the tensor's axes) into every
 /// target parameter `names` that the source has, except where it cannot fit and the parameter is
 /// re-initialised anyway; returns one report row per parameter, in order. `live` are the
