@@ -78,7 +78,8 @@ pub fn transfer(
     if card.algorithm != algo {
         return Err(TransferError::AlgorithmMismatch { source_algo: card.algorithm, target: algo });
     }
-    if map.is_some_and(|m| m.obs.is_some()) && !target.config().net().parts.is_empty() {
+    let parts = matches!(obs_space, Space::Dict { .. }) && target.config().net().encoder.is_some();
+    if map.is_some_and(|m| m.obs.is_some()) && parts {
         return Err(TransferError::Map {
             tensor: "map.obs".into(),
             message: "a map of observation features over a dictionary observation whose images have encoders of their \
@@ -93,16 +94,17 @@ pub fn transfer(
     let mut source_dims = (card.observation_space.flat_dim(), action_count(&card.action_space));
     let mut aliased = Vec::new();
     if strategy.copy {
+        folded.extend(skill::fold(&mut sources, card, strategy)?);
+        if let Some((line, obs, actions)) = task::fold(&mut sources, card, strategy, (obs_space, action_space))? {
+            folded.push(line);
+            source_dims = (obs, actions);
+        }
+        // Then the source's networks under the target's names where they are laid out otherwise.
         for aliases in [weights::trunk_aliases, weights::image_part_aliases] {
             if let Some((line, read)) = aliases(&names, &mut sources) {
                 folded.push(line);
                 aliased.extend(read);
             }
-        }
-        folded.extend(skill::fold(&mut sources, card, strategy)?);
-        if let Some((line, obs, actions)) = task::fold(&mut sources, card, strategy, (obs_space, action_space))? {
-            folded.push(line);
-            source_dims = (obs, actions);
         }
     }
     let mut report = TransferReport {

@@ -301,6 +301,9 @@ fn shared_and_separate_trunks_transfer_into_each_other() {
     assert!(e.contains("critic_hidden") && e.contains("share_trunk"), "{e}");
     let e = build(PpoConfig { share_trunk: true, net: MlpConfig::relu(&[]), ..Default::default() });
     assert!(e.contains("share_trunk") && e.contains("net.hidden"), "{e}");
+    let diayn = headstart::agent::Objective::Diayn(Default::default());
+    let e = build(PpoConfig { share_trunk: true, objective: diayn, net: MlpConfig::relu(&[16]), ..Default::default() });
+    assert!(e.contains("share_trunk") && e.contains("skill"), "{e}");
 }
 
 /// A dictionary observation (MiniGrid's image and the agent's direction, `observe_direction`):
@@ -330,8 +333,9 @@ fn ppo_learns_minigrid_from_its_image_and_direction() {
 }
 
 /// What a dictionary observation refuses, by name: a malformed Dict (no parts, a repeated key, a
-/// Dict inside), an encoder without an image part to read, an image part whose key cannot name
-/// its encoder, a kernel larger than a part's image (naming the part).
+/// Dict inside, an empty part), an encoder without an image part to read, an image part whose
+/// key cannot name its encoder, a kernel larger than a part's image (naming the part), a shared
+/// trunk with no hidden layer to join the parts.
 #[test]
 fn dictionary_observations_refuse_by_name() {
     use headstart::env::Space;
@@ -344,6 +348,7 @@ fn dictionary_observations_refuse_by_name() {
     assert!(err(dict(vec![])).contains("no parts"));
     assert!(err(dict(vec![("a", Space::Discrete { n: 2 }), ("a", Space::Discrete { n: 3 })])).contains("repeated"));
     assert!(err(dict(vec![("a", dict(vec![("b", Space::Discrete { n: 2 })]))])).contains("Dict itself"));
+    assert!(err(dict(vec![("a", image(vec![0, 5, 3]))])).contains("no values"));
     let ok = dict(vec![("dir", Space::Discrete { n: 4 }), ("image", image(vec![5, 5, 3]))]);
     assert_eq!((ok.validate(), ok.flat_dim()), (Ok(()), 4 + 75));
     let actions = Space::Discrete { n: 3 };
@@ -356,6 +361,11 @@ fn dictionary_observations_refuse_by_name() {
     assert!(e.contains("net.encoder") && e.contains("no part"), "{e}");
     let e = build(&dict(vec![("my.image", image(vec![5, 5, 3]))]), net.clone()).unwrap();
     assert!(e.contains("net.encoder") && e.contains("my.image"), "{e}");
+    let e = build(&dict(vec![("conv", image(vec![5, 5, 3]))]), net.clone()).unwrap();
+    assert!(e.contains("net.encoder") && e.contains("`conv`"), "{e}");
+    let joined = AgentConfig::Ppo(PpoConfig { share_trunk: true, net: MlpConfig { hidden: vec![], ..net.clone() }, ..Default::default() });
+    let e = joined.build(&ok, &actions, 0).err().unwrap().to_string();
+    assert!(e.contains("net.hidden") && e.contains("join"), "{e}");
     let nature = MlpConfig { encoder: Some(Encoder::Nature), ..net.clone() };
     let e = build(&ok, nature).unwrap();
     assert!(e.contains("net.encoder") && e.contains("\"image\""), "{e}");
@@ -366,7 +376,8 @@ fn dictionary_observations_refuse_by_name() {
 /// From the image to the image and the direction: a policy trained on MiniGrid's image alone
 /// transfers into the dictionary observation, its encoder carried into the image part's
 /// (`actor.encoder.image.*` from `actor.encoder.*`); the trunk's first layer, which now also
-/// reads the direction, learned afresh (`reinit`), and without that the transfer says so.
+/// reads the direction, learned afresh (`reinit`), and without that the transfer says so. And
+/// back from the dictionary to the image.
 #[cfg(feature = "python")]
 #[test]
 fn an_image_encoder_carries_into_a_dictionary_image_part() {
@@ -394,5 +405,15 @@ fn an_image_encoder_carries_into_a_dictionary_image_part() {
     }
     assert!(report.state.iter().any(|s| s.contains("actor.encoder.image.* from actor.encoder.*")), "{:?}", report.state);
     assert!(report.dropped.is_empty(), "{:?}", report.dropped);
+    // And back: the dictionary's policy into the image alone (its card's parts set afresh).
+    let back = dir.join("dict");
+    common::save_checkpoint(agent.as_ref(), &target, &back, "tests/pixels.rs");
+    let loaded_dict = checkpoint::load(&back).unwrap();
+    let (image_agent, report) = prepare(&registry, &loaded_dict, "dict", &source_spec, &strategy, None, 0).unwrap();
+    assert_eq!(
+        tensor(image_agent.as_ref(), "actor.encoder.conv.1.weight"),
+        tensor(loaded_dict.agent.as_ref(), "actor.encoder.image.conv.1.weight")
+    );
+    assert!(report.state.iter().any(|s| s.contains("actor.encoder.* from actor.encoder.image")), "{:?}", report.state);
     let _ = std::fs::remove_dir_all(&dir);
 }

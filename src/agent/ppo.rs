@@ -57,6 +57,15 @@ use crate::env::{Action, Space, VecEnv};
 use loss::Teacher;
 use rollout::Rollout;
 
+/// What the actor's and the critic's heads read for `rows` rows `obs`: the shared trunk's
+/// features (its parameters in `params`), or without one the rows themselves.
+fn heads_input<'a>(shared: Option<&Net>, params: &[f32], obs: &'a [f32], rows: usize) -> Cow<'a, [f32]> {
+    match shared {
+        Some(net) => Cow::Owned(net.infer(params, obs, rows)),
+        None => Cow::Borrowed(obs),
+    }
+}
+
 /// The policy's distribution family.
 enum Head {
     Categorical { n: usize },
@@ -121,6 +130,11 @@ impl Ppo {
     ) -> Result<Self, AgentError> {
         let algo = if a2c.is_some() { Algo::A2c } else { Algo::Ppo };
         cfg.net = cfg.net.for_observation(obs_space, cfg.tasks.is_some() || cfg.objective.skills() > 0)?;
+        super::check(
+            "net.hidden",
+            !cfg.share_trunk || cfg.net.parts.is_empty() || !cfg.net.hidden.is_empty(),
+            "a trunk shared over a dictionary observation's parts needs a hidden layer to join them",
+        )?;
         // The networks read the observation and, with DIAYN, the skill as one-hot features.
         let env_dim = obs_dim(algo, obs_space)?;
         let obs_dim = env_dim + cfg.objective.skills();
@@ -211,10 +225,7 @@ impl Ppo {
     /// What the actor and the critic read for rows `obs`: the shared trunk's features, or the
     /// rows themselves.
     fn heads_input<'a>(&self, obs: &'a [f32]) -> Cow<'a, [f32]> {
-        match &self.shared_net {
-            Some(net) => Cow::Owned(net.infer(self.opt.params().values(), obs, obs.len() / self.obs_dim)),
-            None => Cow::Borrowed(obs),
-        }
+        heads_input(self.shared_net.as_ref(), self.opt.params().values(), obs, obs.len() / self.obs_dim)
     }
 
     /// The actor's outputs for rows: logits or means `[n, out]`, and with gSDE the features.

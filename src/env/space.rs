@@ -268,6 +268,9 @@ impl Space {
                     if let Space::Dict { .. } = space {
                         return dict(format!("part {key:?} is a Dict itself: flatten the nesting into one level"));
                     }
+                    if space.flat_dim() == 0 {
+                        return dict(format!("part {key:?} holds no values"));
+                    }
                     space.validate().or_else(|e| dict(format!("part {key:?}: {e}")))?;
                 }
                 Ok(())

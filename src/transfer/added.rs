@@ -22,6 +22,9 @@ pub(super) fn augment(source: &Loaded, strategy: &Strategy) -> Result<AgentConfi
     let shapes: HashMap<String, Vec<i64>> = source.agent.tensors().into_iter().map(|(n, t)| (n, t.size())).collect();
     let names: Vec<String> = shapes.keys().cloned().collect();
     let bad = |message: String| TransferError::Strategy { field: "add", message };
+    if config.share_trunk() {
+        return Err(bad("the source's actor and critic share one trunk (`share_trunk`): layers cannot be added to it yet".into()));
+    }
     let hidden = config.net().hidden.clone();
     let mut added: Added = config.net().added.clone();
     let first = if hidden.is_empty() { "head" } else { "trunk.0" };

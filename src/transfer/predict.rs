@@ -135,7 +135,7 @@ pub fn features(source: &Loaded, obs: &[Vec<f64>]) -> Vec<Vec<f64>> {
     };
     let shape = |name: &str| tensors.iter().find(|(n, _)| n == name).map(|(_, t)| t.size());
     let prefix = ["actor.trunk", "shared.trunk", "q.trunk", "policy.trunk"].into_iter().find(|p| shape(&format!("{p}.0.weight")).is_some());
-    let relu = crate::util::to_ron(&source.card.config).contains("ReLU");
+    let relu = source.card.config.net().activation == crate::agent::nn::Activation::Relu;
     let (mean, var) = (get("obs_rms.mean"), get("obs_rms.var"));
     obs.iter()
         .map(|x| {

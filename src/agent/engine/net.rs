@@ -331,28 +331,13 @@ impl Net {
         }
         let rows = pass.rows;
         assert!(pass.values.len() == self.ops.len() && x.len() == rows * self.inputs, "a pass of this network on x");
-        if let (Some(front), Some(front_pass)) = (&self.front, &pass.front) {
-            // The table over the parts' concatenation, then the parts' encoders.
-            let joined = front_pass.joined.as_slice();
-            let grad = self.chain_walk(params, joined, pass, grad_out, features_grad, grads.as_deref_mut(), true)?;
-            return front.backward(params, front_pass, &grad, grads, want_input);
-        }
-        self.chain_walk(params, x, pass, grad_out, features_grad, grads, want_input)
-    }
-
-    /// The backward walk over the table alone (its input `x`), last op first.
-    #[allow(clippy::too_many_arguments)]
-    fn chain_walk(
-        &self,
-        params: &[f32],
-        x: &[f32],
-        pass: &Pass,
-        grad_out: &[f32],
-        features_grad: Option<&[f32]>,
-        mut grads: Option<&mut [f32]>,
-        want_input: bool,
-    ) -> Option<Vec<f32>> {
-        let rows = pass.rows;
+        // With a dictionary observation's parts, the table reads their concatenation, and the
+        // parts' encoders take its gradient.
+        let front = self.front.as_deref().zip(pass.front.as_deref());
+        let (x, want_table_input) = match front {
+            Some((_, front_pass)) => (front_pass.joined.as_slice(), true),
+            None => (x, want_input),
+        };
         assert_eq!(grad_out.len(), rows * self.outputs, "a gradient for each output");
         let head = self.head();
         let mut grad = grad_out.to_vec();
@@ -368,7 +353,7 @@ impl Net {
                         gemm::gemm(outputs, inputs, rows, Strided::transposed(&grad, outputs), input, dw, Start::Zero);
                         column_sums(&grad, rows, outputs, &mut grads[bias..bias + outputs]);
                     }
-                    if i == 0 && !want_input {
+                    if i == 0 && !want_table_input {
                         return None;
                     }
                     // dx = g W, starting from the features' other gradient at the head.
@@ -391,7 +376,7 @@ impl Net {
                     let want_grads = grads.is_some().then_some((dw.as_mut_slice(), db.as_mut_slice()));
                     // Below a first convolution, only a division of the input, which needs no gradient.
                     let below = i > 1 || i == 1 && !matches!(self.ops[0], Op::Divide(_));
-                    let dx = conv.backward(input, rows, w, &grad, want_grads, below || want_input);
+                    let dx = conv.backward(input, rows, w, &grad, want_grads, below || want_table_input);
                     if let Some(grads) = grads.as_deref_mut() {
                         grads[weight..weight + dw.len()].copy_from_slice(&dw);
                         grads[bias..bias + db.len()].copy_from_slice(&db);
@@ -402,7 +387,7 @@ impl Net {
                     }
                 }
                 Op::Flatten(flatten) => grad = flatten.backward(&grad),
-                Op::Divide(_) if i == 0 && !want_input => return None,
+                Op::Divide(_) if i == 0 && !want_table_input => return None,
                 Op::Divide(d) => grad.iter_mut().for_each(|g| *g /= d),
                 Op::Act(activation) => {
                     let y = &pass.values[i];
@@ -425,7 +410,10 @@ impl Net {
                 grad.iter_mut().zip(&r).for_each(|(g, r)| *g += r);
             }
         }
-        want_input.then_some(grad)
+        match front {
+            Some((front, front_pass)) => front.backward(params, front_pass, &grad, grads, want_input),
+            None => want_input.then_some(grad),
+        }
     }
 }
 

@@ -54,7 +54,8 @@ pub struct MlpConfig {
     /// A dictionary observation's parts, which the agent sets from its observation space when
     /// there is an encoder: each image part through an encoder of its own
     /// (`{net}.encoder.{key}.conv.{i}`), the other parts as they are, all concatenated in order
-    /// into the trunk (Stable-Baselines3's `MultiInputPolicy` reads them so).
+    /// into the trunk (the order of Stable-Baselines3's `MultiInputPolicy`, whose extractor adds
+    /// a linear layer after each image's convolutions).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub parts: Vec<ObsPart>,
 }
@@ -130,7 +131,10 @@ impl MlpConfig {
         space: &crate::env::Space,
         appends: bool,
     ) -> Result<MlpConfig, crate::agent::error::AgentError> {
-        let Some(encoder) = &self.encoder else { return Ok(self.clone()) };
+        // What the observation decides (the image, the parts) is set afresh: a card's configuration
+        // may come from another observation space.
+        let base = MlpConfig { image: None, parts: Vec::new(), ..self.clone() };
+        let Some(encoder) = &self.encoder else { return Ok(base) };
         crate::agent::error::check(
             "net.encoder",
             !appends,
@@ -139,7 +143,7 @@ impl MlpConfig {
         let shape: &[usize] = match space {
             crate::env::Space::Box { shape, .. } => shape,
             crate::env::Space::Discrete { .. } => &[],
-            crate::env::Space::Dict { .. } => return self.for_parts(encoder, space),
+            crate::env::Space::Dict { .. } => return base.for_parts(encoder, space),
         };
         let Some(image) = conv::image_shape(shape) else {
             return Err(crate::agent::error::AgentError::Config {
@@ -148,7 +152,7 @@ impl MlpConfig {
             });
         };
         encoder.geometry(image)?;
-        Ok(MlpConfig { image: Some(image), ..self.clone() })
+        Ok(MlpConfig { image: Some(image), ..base })
     }
 
     /// [`MlpConfig::for_observation`] for a dictionary observation: its parts set, each image
@@ -162,8 +166,12 @@ impl MlpConfig {
                 _ => None,
             };
             if let Some(image) = image {
-                if !p.key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
-                    return fail(format!("the image part {:?} needs a plain key (letters, digits, _ and -) to name its encoder", p.key));
+                let plain = p.key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+                if !plain || p.key == "conv" {
+                    return fail(format!(
+                        "the image part {:?} needs a plain key (letters, digits, _ and -, not `conv`) to name its encoder",
+                        p.key
+                    ));
                 }
                 if let Err(e) = encoder.geometry(image) {
                     return fail(format!("part {:?}: {e}", p.key));

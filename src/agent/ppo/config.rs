@@ -139,6 +139,11 @@ impl PpoConfig {
             check("critic_hidden", self.critic_hidden.is_none(), &format!("{why}: the critic's hidden layers are `net.hidden`"))?;
             check("net.added", self.net.added.is_empty(), &format!("{why}: layers cannot be added to it yet"))?;
             check("share_trunk", self.tasks.is_none(), &format!("{why}: a multitask network has a trunk each"))?;
+            check(
+                "share_trunk",
+                self.objective.skills() == 0,
+                &format!("{why}: skill discovery appends its skill to each network's input, which a shared trunk does not fold yet"),
+            )?;
         }
         if let Some(tasks) = &self.tasks {
             tasks.validate(self.n_envs)?;

@@ -64,16 +64,6 @@ pub(super) struct Teacher {
     distill: Distill,
 }
 
-impl Teacher {
-    /// What the teacher's actor reads for `n` rows `obs`: its shared trunk's features, or the rows.
-    fn heads_input<'a>(&self, obs: &'a [f32], n: usize) -> std::borrow::Cow<'a, [f32]> {
-        match &self.shared {
-            Some(net) => std::borrow::Cow::Owned(net.infer(self.params.values(), obs, n)),
-            None => std::borrow::Cow::Borrowed(obs),
-        }
-    }
-}
-
 impl Ppo {
     /// Makes a frozen copy of the actor as it is now the teacher to distil from.
     pub(super) fn install_teacher(&mut self, distill: Distill) {
@@ -113,7 +103,7 @@ impl Ppo {
     pub(super) fn distill_loss(&self, obs: &[f32]) -> Option<Tensor> {
         let (teacher, w) = self.active_teacher()?;
         let n = obs.len() / self.obs_dim;
-        let x = teacher.heads_input(obs, n);
+        let x = super::heads_input(teacher.shared.as_ref(), teacher.params.values(), obs, n);
         let pass = teacher.actor.forward(teacher.params.values(), &x, n);
         let t_features = rows(teacher.actor.features(&pass, &x), teacher.actor.features_width());
         let t_out = rows(pass.output(), teacher.actor.outputs());
@@ -143,7 +133,8 @@ impl Ppo {
     pub(super) fn distill_gradients(&self, obs: &[f32], out: &[f32], g_out: &mut [f32], g_log_std: &mut [f64]) {
         let Some((teacher, w)) = self.active_teacher() else { return };
         let n = obs.len() / self.obs_dim;
-        let t_out = teacher.actor.infer(teacher.params.values(), &teacher.heads_input(obs, n), n);
+        let x = super::heads_input(teacher.shared.as_ref(), teacher.params.values(), obs, n);
+        let t_out = teacher.actor.infer(teacher.params.values(), &x, n);
         let dim = g_out.len() / n;
         let scale = w / (out.len() / dim) as f64;
         match &self.head {
