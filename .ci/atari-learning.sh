@@ -41,8 +41,8 @@ gym.register_envs(ale_py)
 env = gym.make("ALE/%s-v5" % game)
 rng = np.random.default_rng(0)
 scores = []
-for game in range(100):
-    env.reset(seed=10_000 + game)
+for g in range(100):
+    env.reset(seed=10_000 + g)
     total, done = 0.0, False
     while not done:
         _, reward, terminated, truncated, _ = env.step(int(rng.integers(env.action_space.n)))
