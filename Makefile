@@ -129,7 +129,7 @@ bench-logging: setup
 	.ci/bench-logging.sh
 
 ## PPO on Atari frames with a trunk each for actor and critic against one shared trunk
-## (`share_trunk`), side by side, 3 rounds of 4 096 steps (about 6 minutes); the median ratio.
+## (`share_trunk`), side by side, 3 rounds of 2 048 steps (about 3 minutes); the median ratio.
 bench-pixels: setup setup-python
 	$(CARGO) bench $(FEATURES) --bench pixels
 

@@ -3,8 +3,8 @@
 //! steps, 4 epochs of minibatches of 256) on Breakout through the ALE (`envs/atari-breakout.ron`),
 //! trained with a trunk each for the actor and the critic and with one trunk they share
 //! (`share_trunk`, the Zoo's and SB3's own network), alternated over three rounds; the median
-//! ratio of agent steps per second. `make bench-pixels` runs it (about 6 minutes on one core;
-//! `HEADSTART_BENCH_STEPS` sets the steps a run, 4 096 by default).
+//! ratio of agent steps per second. `make bench-pixels` runs it (about 3 minutes on one core;
+//! `HEADSTART_BENCH_STEPS` sets the steps a run, 2 048 by default: two rollouts and updates).
 
 use std::ops::ControlFlow;
 use std::time::Instant;
@@ -34,7 +34,7 @@ fn main() {
     let registry = Registry::builtin();
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("envs/atari-breakout.ron");
     let variant = Variant::load(&path).unwrap();
-    let steps: u64 = std::env::var("HEADSTART_BENCH_STEPS").ok().and_then(|s| s.parse().ok()).unwrap_or(4096);
+    let steps: u64 = std::env::var("HEADSTART_BENCH_STEPS").ok().and_then(|s| s.parse().ok()).unwrap_or(2048);
     let shared = presets::get(Algo::Ppo, "atari").expect("the atari preset").config;
     let AgentConfig::Ppo(c) = &shared else { panic!("a PPO preset") };
     assert!(c.share_trunk, "the atari preset shares its trunk");
