@@ -41,6 +41,7 @@ fn actions(registry: &Registry, id: &str, steps: usize) -> Vec<Action> {
             Space::Box { low, high, .. } => {
                 Action::continuous(&low.iter().zip(high).map(|(&l, &h)| rng.random_range(l..=h)).collect::<Vec<_>>())
             }
+            Space::Dict { .. } => unreachable!("{id}: an action space is never a Dict"),
         })
         .collect()
 }

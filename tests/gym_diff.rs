@@ -61,6 +61,7 @@ fn random_action(space: &Space, rng: &mut StdRng) -> Action {
             let v: Vec<f32> = low.iter().zip(high).map(|(&l, &h)| rng.random_range(l..=h)).collect();
             Action::continuous(&v)
         }
+        Space::Dict { .. } => unreachable!("an action space is never a Dict"),
     }
 }
 

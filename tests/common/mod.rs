@@ -7,6 +7,7 @@ use headstart::agent::checkpoint::{self, CardInfo};
 use headstart::env::{EnvSpec, Registry};
 
 /// Saves `agent`, trained on `spec`, as a checkpoint in `dir`; the card says `produced_by`.
+#[allow(dead_code)]
 pub fn save_checkpoint(agent: &dyn Agent, spec: &EnvSpec, dir: &Path, produced_by: &str) {
     let env = Registry::builtin().make(spec).unwrap();
     let info = CardInfo {
