@@ -184,7 +184,8 @@ impl Ppo {
         let nets = [("actor", &actor_net), ("critic", &critic_net)].map(|(name, net)| {
             opt.params().mlp(name, net).expect("the networks' parameters")
         });
-        let shared_net = cfg.share_trunk.then(|| opt.params().torso("shared", &cfg.net).expect("the shared trunk's parameters"));
+        let shared_net =
+            cfg.share_trunk.then(|| opt.params().torso("shared", &cfg.net).expect("the shared trunk's parameters"));
         let log_std_offset = opt.params().slot("actor.log_std").map(|(offset, _)| offset);
         let mut obs_norm = cfg.normalize_obs.then(|| ObsNormalizer::new(env_dim));
         if let (Some(norm), Some(tasks)) = (&mut obs_norm, &cfg.tasks) {

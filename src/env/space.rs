@@ -170,7 +170,8 @@ impl Space {
                         let values = &obs[p.offset..p.offset + p.width];
                         match p.space {
                             Space::Discrete { .. } => {
-                                values.iter().all(|&v| v == 0.0 || v == 1.0) && values.iter().filter(|&&v| v == 1.0).count() == 1
+                                let ones = values.iter().filter(|&&v| v == 1.0).count();
+                                ones == 1 && values.iter().all(|&v| v == 0.0 || v == 1.0)
                             }
                             space => space.contains_obs(values),
                         }

@@ -23,7 +23,8 @@ pub(super) fn augment(source: &Loaded, strategy: &Strategy) -> Result<AgentConfi
     let names: Vec<String> = shapes.keys().cloned().collect();
     let bad = |message: String| TransferError::Strategy { field: "add", message };
     if config.share_trunk() {
-        return Err(bad("the source's actor and critic share one trunk (`share_trunk`): layers cannot be added to it yet".into()));
+        let why = "the source's actor and critic share one trunk (`share_trunk`): layers cannot be added to it yet";
+        return Err(bad(why.into()));
     }
     let hidden = config.net().hidden.clone();
     let mut added: Added = config.net().added.clone();

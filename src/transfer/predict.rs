@@ -134,7 +134,8 @@ pub fn features(source: &Loaded, obs: &[Vec<f64>]) -> Vec<Vec<f64>> {
             .and_then(|(_, t)| Vec::<f64>::try_from(t.to_kind(tch::Kind::Double).flatten(0, -1)).ok())
     };
     let shape = |name: &str| tensors.iter().find(|(n, _)| n == name).map(|(_, t)| t.size());
-    let prefix = ["actor.trunk", "shared.trunk", "q.trunk", "policy.trunk"].into_iter().find(|p| shape(&format!("{p}.0.weight")).is_some());
+    let prefixes = ["actor.trunk", "shared.trunk", "q.trunk", "policy.trunk"];
+    let prefix = prefixes.into_iter().find(|p| shape(&format!("{p}.0.weight")).is_some());
     let relu = source.card.config.net().activation == crate::agent::nn::Activation::Relu;
     let (mean, var) = (get("obs_rms.mean"), get("obs_rms.var"));
     obs.iter()

@@ -67,7 +67,10 @@ pub(super) fn trunk_aliases(names: &[String], sources: &mut HashMap<String, Tens
 /// counterpart under its own name in `sources`: the part's encoder `{net}.encoder.{key}.*` the
 /// source's `{net}.encoder.*`, or the other way. Returns the state line saying so, with the
 /// source parameters read.
-pub(super) fn image_part_aliases(names: &[String], sources: &mut HashMap<String, Tensor>) -> Option<(String, Vec<String>)> {
+pub(super) fn image_part_aliases(
+    names: &[String],
+    sources: &mut HashMap<String, Tensor>,
+) -> Option<(String, Vec<String>)> {
     // (network, image key or none, the rest after `conv.`)
     fn split(name: &str) -> Option<(&str, Option<&str>, &str)> {
         let (net, tail) = name.split_once(".encoder.")?;
@@ -81,7 +84,8 @@ pub(super) fn image_part_aliases(names: &[String], sources: &mut HashMap<String,
     }
     // Each network's one image key, where a side has exactly one.
     let only_key = |all: &mut dyn Iterator<Item = &String>, net: &str| {
-        let mut keys: Vec<&str> = all.filter_map(|n| split(n)).filter(|(m, _, _)| *m == net).filter_map(|(_, k, _)| k).collect();
+        let mut keys: Vec<&str> =
+            all.filter_map(|n| split(n)).filter(|(m, _, _)| *m == net).filter_map(|(_, k, _)| k).collect();
         keys.sort();
         keys.dedup();
         (keys.len() == 1).then(|| keys[0].to_string())
@@ -94,7 +98,9 @@ pub(super) fn image_part_aliases(names: &[String], sources: &mut HashMap<String,
         }
         let Some((net, key, rest)) = split(name) else { continue };
         let from = match key {
-            Some(key) if only_key(&mut names.iter(), net).as_deref() == Some(key) => format!("{net}.encoder.conv.{rest}"),
+            Some(key) if only_key(&mut names.iter(), net).as_deref() == Some(key) => {
+                format!("{net}.encoder.conv.{rest}")
+            }
             None => match only_key(&mut sources.keys(), net) {
                 Some(key) => format!("{net}.encoder.{key}.conv.{rest}"),
                 None => continue,

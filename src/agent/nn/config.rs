@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use tch::Tensor;
 
 use super::conv::{self, Encoder};
+use crate::agent::error::AgentError;
 use super::{Added, Layout};
 
 /// The non-linearity between layers.
@@ -157,8 +158,8 @@ impl MlpConfig {
 
     /// [`MlpConfig::for_observation`] for a dictionary observation: its parts set, each image
     /// part (`(height, width, channels)`, its key a plain name) checked against the encoder.
-    fn for_parts(&self, encoder: &Encoder, space: &crate::env::Space) -> Result<MlpConfig, crate::agent::error::AgentError> {
-        let fail = |message: String| Err(crate::agent::error::AgentError::Config { field: "net.encoder", message });
+    fn for_parts(&self, encoder: &Encoder, space: &crate::env::Space) -> Result<MlpConfig, AgentError> {
+        let fail = |message: String| Err(AgentError::Config { field: "net.encoder", message });
         let mut parts = Vec::new();
         for p in space.parts() {
             let image = match p.space {
@@ -180,7 +181,9 @@ impl MlpConfig {
             parts.push(ObsPart { key: p.key.to_string(), width: p.width, image });
         }
         if parts.iter().all(|p| p.image.is_none()) {
-            return fail(format!("a convolutional encoder reads images (height, width, channels); no part of {space} is one"));
+            return fail(format!(
+                "a convolutional encoder reads images (height, width, channels); no part of {space} is one"
+            ));
         }
         Ok(MlpConfig { parts, image: None, ..self.clone() })
     }

@@ -89,7 +89,8 @@ impl FlatParams {
         if config.added.is_empty() {
             let depth = config.hidden.len();
             let divisor = config.input_divisor;
-            let (mut ops, image_inputs) = self.encoder_ops(&format!("{name}.encoder"), config.encoder_steps()?, divisor)?;
+            let steps = config.encoder_steps()?;
+            let (mut ops, image_inputs) = self.encoder_ops(&format!("{name}.encoder"), steps, divisor)?;
             let layers = (0..depth).map(|i| format!("{name}.trunk.{i}")).chain(head.then(|| format!("{name}.head")));
             for (i, layer) in layers.enumerate() {
                 if i > 0 {
@@ -106,7 +107,8 @@ impl FlatParams {
                 for (part, steps) in config.part_steps()? {
                     let encoder = match steps {
                         Some(steps) => {
-                            let (ops, inputs) = self.encoder_ops(&format!("{name}.encoder.{}", part.key), steps, divisor)?;
+                            let prefix = format!("{name}.encoder.{}", part.key);
+                            let (ops, inputs) = self.encoder_ops(&prefix, steps, divisor)?;
                             Some(Net::new(ops, inputs?, self.flat.numel())?)
                         }
                         None => None,

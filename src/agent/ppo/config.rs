@@ -136,13 +136,17 @@ impl PpoConfig {
             check("share_trunk", !self.net.hidden.is_empty() || self.net.encoder.is_some(), &format!(
                 "{why}: give it hidden layers (`net.hidden`) or an encoder (`net.encoder`)"
             ))?;
-            check("critic_hidden", self.critic_hidden.is_none(), &format!("{why}: the critic's hidden layers are `net.hidden`"))?;
+            let layers = format!("{why}: the critic's hidden layers are `net.hidden`");
+            check("critic_hidden", self.critic_hidden.is_none(), &layers)?;
             check("net.added", self.net.added.is_empty(), &format!("{why}: layers cannot be added to it yet"))?;
             check("share_trunk", self.tasks.is_none(), &format!("{why}: a multitask network has a trunk each"))?;
             check(
                 "share_trunk",
                 self.objective.skills() == 0,
-                &format!("{why}: skill discovery appends its skill to each network's input, which a shared trunk does not fold yet"),
+                &format!(
+                    "{why}: skill discovery appends its skill to each network's input, which a shared trunk does not \
+                     fold yet"
+                ),
             )?;
         }
         if let Some(tasks) = &self.tasks {
@@ -159,6 +163,7 @@ impl PpoConfig {
 
     /// With `share_trunk`, each head's network: one linear layer reading the shared trunk.
     pub(in crate::agent) fn head_net(&self) -> MlpConfig {
-        MlpConfig { hidden: Vec::new(), encoder: None, image: None, input_divisor: None, parts: Vec::new(), ..self.net.clone() }
+        let net = self.net.clone();
+        MlpConfig { hidden: Vec::new(), encoder: None, image: None, input_divisor: None, parts: Vec::new(), ..net }
     }
 }

@@ -126,8 +126,8 @@ pub(super) fn drop_alias(sd: &mut StateDict) -> Result<(), Problem> {
 /// shared), headstart's shared trunk `shared.*`, after checking that they are the same.
 pub(super) fn share(weights: &mut BTreeMap<String, StateTensor>) -> Result<(), Problem> {
     let trunk = |name: &str, net: &str| {
-        name.strip_prefix(net).and_then(|rest| rest.strip_prefix('.')).filter(|r| r.starts_with("encoder.") || r.starts_with("trunk."))
-            .map(str::to_string)
+        let rest = name.strip_prefix(net)?.strip_prefix('.')?;
+        (rest.starts_with("encoder.") || rest.starts_with("trunk.")).then(|| rest.to_string())
     };
     let parts: Vec<String> = weights.keys().filter_map(|n| trunk(n, "actor")).collect();
     for rest in parts {

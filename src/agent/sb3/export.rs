@@ -129,7 +129,8 @@ pub fn export(dir: &Path, out: &Path) -> Result<Vec<PathBuf>, Sb3Error> {
     // An optimiser's parameters: those of the networks under an SB3 prefix.
     let count = |prefix: &str| state.iter().filter(|t| t.name.starts_with(prefix)).count();
     // (a shared extractor is one module under three names; separate ones, the actor's under two).
-    let parameters = state.len() - count("features_extractor.") - if shared { count("vf_features_extractor.") } else { 0 };
+    let aliases = count("features_extractor.") + if shared { count("vf_features_extractor.") } else { 0 };
+    let parameters = state.len() - aliases;
     table::hyperparameters(&mut card.config.clone(), &mut Mapper::Write(&mut data)).map_err(|e| fail(e.0))?;
     let (policy_module, policy_class, net, lr) = match &card.config {
         AgentConfig::Ppo(_) | AgentConfig::A2c(_) => {
