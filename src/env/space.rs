@@ -123,7 +123,15 @@ impl Space {
         match self {
             Space::Discrete { .. } => 1,
             Space::Box { low, .. } => low.len(),
-            Space::Dict { .. } => self.parts().iter().map(|p| p.width).sum(),
+            Space::Dict { spaces } => spaces.iter().map(|(_, s)| s.part_width()).sum(),
+        }
+    }
+
+    /// The values this space takes as a part of a `Dict` (a `Discrete` one-hot: `n`).
+    fn part_width(&self) -> usize {
+        match self {
+            Space::Discrete { n } => *n,
+            other => other.flat_dim(),
         }
     }
 
@@ -134,10 +142,7 @@ impl Space {
         spaces
             .iter()
             .map(|(key, space)| {
-                let width = match space {
-                    Space::Discrete { n } => *n,
-                    other => other.flat_dim(),
-                };
+                let width = space.part_width();
                 let part = DictPart { key, space, offset, width };
                 offset += width;
                 part
