@@ -386,7 +386,7 @@ fn an_image_encoder_carries_into_a_dictionary_image_part() {
     let source_spec = EnvSpec::new("gym:MiniGrid-Empty-5x5-v0");
     let convs = [8, 16].map(|channels| ConvLayer { channels, kernel: 2, stride: 1 }).to_vec();
     let net = MlpConfig { encoder: Some(Encoder::Convs(convs)), ..MlpConfig::relu(&[32]) };
-    let source = train_for(&minigrid_ppo(net), &source_spec, 1_024, 0);
+    let source = train_for(&minigrid_ppo(net.clone()), &source_spec, 1_024, 0);
     let dir = std::env::temp_dir().join(format!("headstart-test-{}-image-part", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     common::save_checkpoint(source.as_ref(), &source_spec, &dir, "tests/pixels.rs");
@@ -415,5 +415,45 @@ fn an_image_encoder_carries_into_a_dictionary_image_part() {
         tensor(loaded_dict.agent.as_ref(), "actor.encoder.image.conv.1.weight")
     );
     assert!(report.state.iter().any(|s| s.contains("actor.encoder.* from actor.encoder.image")), "{:?}", report.state);
+    // Two layouts at once: a shared trunk on the image into a trunk each on the dictionary (each
+    // part's encoder from the shared one), and back.
+    let obs = registry.make(&source_spec).unwrap().observation_space().clone();
+    let actions = registry.make(&source_spec).unwrap().action_space().clone();
+    let shared_config = match minigrid_ppo(net.clone()) {
+        AgentConfig::Ppo(c) => AgentConfig::Ppo(PpoConfig { share_trunk: true, ..c }),
+        _ => unreachable!(),
+    };
+    let shared = shared_config.build(&obs, &actions, 3).unwrap();
+    let shared_dir = dir.join("shared");
+    common::save_checkpoint(shared.as_ref(), &source_spec, &shared_dir, "tests/pixels.rs");
+    let loaded_shared = checkpoint::load(&shared_dir).unwrap();
+    let dict_env = registry.make(&target).unwrap();
+    let (dict_obs, dict_actions) = (dict_env.observation_space(), dict_env.action_space());
+    let mut dict_agent = minigrid_ppo(net).build(dict_obs, dict_actions, 5).unwrap();
+    let report = headstart::transfer::transfer(
+        &loaded_shared, "shared", dict_agent.as_mut(), &target, dict_obs, dict_actions, &strategy, None,
+    )
+    .unwrap();
+    for net in ["actor", "critic"] {
+        assert_eq!(
+            tensor(dict_agent.as_ref(), &format!("{net}.encoder.image.conv.1.weight")),
+            tensor(loaded_shared.agent.as_ref(), "shared.encoder.conv.1.weight"),
+            "{net}"
+        );
+    }
+    assert!(report.state.iter().any(|s| s.contains("from shared.*")), "{:?}", report.state);
+    assert!(report.state.iter().any(|s| s.contains("actor.encoder.image.* from actor.encoder.*")), "{:?}", report.state);
+    assert!(!report.dropped.iter().any(|n| n.starts_with("shared.encoder")), "{:?}", report.dropped);
+    let shared_strategy = Strategy { reinit: vec!["shared.trunk.0".into()], ..Strategy::default() };
+    let mut shared_agent = shared_config.build(&obs, &actions, 4).unwrap();
+    let report = headstart::transfer::transfer(
+        &loaded_dict, "dict", shared_agent.as_mut(), &source_spec, &obs, &actions, &shared_strategy, None,
+    )
+    .unwrap();
+    assert_eq!(
+        tensor(shared_agent.as_ref(), "shared.encoder.conv.0.weight"),
+        tensor(loaded_dict.agent.as_ref(), "actor.encoder.image.conv.0.weight")
+    );
+    assert!(report.state.iter().any(|s| s.contains("shared.* from actor.*")), "{:?}", report.state);
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -29,26 +29,39 @@ pub(super) fn action_count(space: &Space) -> usize {
 }
 
 /// Where a shared trunk meets separate networks (PPO's and A2C's `share_trunk` on one side
-/// only), gives each target trunk parameter the source's counterpart under its own name in
+/// only), gives the source's trunk parameters the names they take in the target's layout, in
 /// `sources`: a shared trunk takes the source actor's (as Stable-Baselines3's shared extractor is
-/// the actor's), a separate actor and critic each take the source's shared trunk. Returns the
-/// state line saying so, with the source parameters read.
+/// the actor's), a separate actor and critic each take the source's shared trunk. The aliases are
+/// the source's, so that [`image_part_aliases`] can carry them further (a shared image encoder
+/// into each network's dictionary image part). Returns the state line saying so, with the source
+/// parameters the target reads.
 pub(super) fn trunk_aliases(names: &[String], sources: &mut HashMap<String, Tensor>) -> Option<(String, Vec<String>)> {
     let trunk = |rest: &str| rest.starts_with("encoder.") || rest.starts_with("trunk.");
+    let shared_target = names.iter().any(|n| n.starts_with("shared."));
+    // The target's networks that read a trunk part (`actor.encoder`, `shared.trunk`, ...).
+    let reads = |alias: &str| {
+        let part = alias.splitn(3, '.').take(2).collect::<Vec<_>>().join(".");
+        names.iter().any(|n| n.starts_with(&format!("{part}.")))
+    };
     let mut read = Vec::new();
-    for name in names {
-        if sources.contains_key(name) {
-            continue;
+    let mut found: Vec<(String, &'static [&'static str])> = Vec::new();
+    for from in sources.keys() {
+        match from.split_once('.') {
+            Some(("actor", rest)) if shared_target && trunk(rest) => found.push((from.clone(), &["shared"])),
+            Some(("shared", rest)) if !shared_target && trunk(rest) => found.push((from.clone(), &["actor", "critic"])),
+            _ => {}
         }
-        let from = match name.split_once('.') {
-            Some(("shared", rest)) if trunk(rest) => format!("actor.{rest}"),
-            Some(("actor" | "critic", rest)) if trunk(rest) => format!("shared.{rest}"),
-            _ => continue,
-        };
-        if let Some(t) = sources.get(&from) {
-            let t = t.shallow_clone();
-            sources.insert(name.clone(), t);
-            read.push(from);
+    }
+    for (from, nets) in found {
+        let rest = from.split_once('.').map_or("", |(_, rest)| rest).to_string();
+        for net in nets {
+            let alias = format!("{net}.{rest}");
+            if sources.contains_key(&alias) || !reads(&alias) {
+                continue;
+            }
+            let t = sources[&from].shallow_clone();
+            sources.insert(alias, t);
+            read.push(from.clone());
         }
     }
     let line = match read.first()?.starts_with("actor.") {
