@@ -187,6 +187,43 @@ fn an_encoder_other_than_the_nature_cnn_is_not_exported() {
     assert!(e.contains("MinAtar") && e.contains("encoder: Nature") && !out.exists(), "{e}");
 }
 
+/// SB3 `MultiInputPolicy` models (PPO, DQN, SAC) over a dictionary observation of vectors and a
+/// discrete part, made by SB3 2.9.2 for this test (`tests/sb3/make_dict_fixtures.py`): imported as
+/// headstart's `Dict` space (its parts in SB3's order, the Discrete one-hot), they compute what SB3
+/// computed. One whose parts include an image (which SB3 reads through a CNN and a linear layer of
+/// its own) is refused naming the part, and so is `VecNormalize` over a Dict.
+#[test]
+fn multi_input_policies_compute_what_sb3_computed() {
+    let folder = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sb3/dict");
+    compare_with_sb3(&folder);
+    let model = sb3::read(&folder.join("ppo-DictReach-v0.zip")).unwrap();
+    let keys: Vec<&str> = model.observation_space.parts().iter().map(|p| p.key).collect();
+    assert_eq!(keys, ["desired_goal", "observation", "phase"]);
+    assert_eq!(model.observation_space.flat_dim(), 7, "two vectors of 2 and a one-hot of 3");
+    assert_eq!(model.config.net().encoder, None);
+    // The same model with an image among its parts (`altered` reads a path relative to
+    // ../shared, or an absolute one).
+    let space = std::fs::read_to_string(folder.join("image-observation-space.txt")).unwrap();
+    let zip = folder.join("ppo-DictReach-v0.zip");
+    let image = with_data(zip.to_str().unwrap(), |data| {
+        data["observation_space"][":serialized:"] = Value::String(space.trim().to_string());
+    });
+    refused(&image, &["observation_space", "[\"camera\"]", "image", "MultiInputPolicy"]);
+    // And a MultiInputPolicy's class over a flat observation, an MlpPolicy's over a Dict.
+    let flat = shared().join("ppo-CartPole-v1.zip");
+    let data_of = |path: &Path| {
+        let mut archive = zip::ZipArchive::new(Cursor::new(std::fs::read(path).unwrap())).unwrap();
+        let mut data = String::new();
+        archive.by_name("data").unwrap().read_to_string(&mut data).unwrap();
+        serde_json::from_str::<Value>(&data).unwrap()
+    };
+    let (dict_data, flat_data) = (data_of(&zip), data_of(&flat));
+    let swapped = with_data(flat.to_str().unwrap(), |data| data["policy_class"] = dict_data["policy_class"].clone());
+    refused(&swapped, &["MultiInputActorCriticPolicy", "not a Dict"]);
+    let swapped = with_data(zip.to_str().unwrap(), |data| data["policy_class"] = flat_data["policy_class"].clone());
+    refused(&swapped, &["ActorCriticPolicy", "over a Dict", "MultiInputPolicy"]);
+}
+
 /// SB3 `CnnPolicy` models (PPO with its shared extractor, DQN) on stacked Atari frames, made by
 /// SB3 2.9.2 for this test (`tests/sb3/make_cnn_fixtures.py`): imported with the Nature CNN as
 /// their encoder, channel-last, bytes divided by 255, they compute what SB3 computed on the
@@ -270,7 +307,7 @@ fn altered(name: &str, changes: &[(&str, Option<Vec<u8>>)]) -> PathBuf {
     }
     let path = std::env::temp_dir().join(format!("headstart-sb3-{}-{}", std::process::id(), rand::random::<u32>()));
     std::fs::create_dir_all(&path).unwrap();
-    let path = path.join(name);
+    let path = path.join(Path::new(name).file_name().unwrap());
     std::fs::write(&path, out.finish().unwrap().into_inner()).unwrap();
     path
 }
@@ -388,7 +425,7 @@ fn contents(model: &sb3::Model) -> Vec<(String, Vec<usize>, Vec<f32>)> {
 fn fixtures() -> Vec<(PathBuf, String, Value)> {
     let local = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sb3");
     let mut out = Vec::new();
-    for folder in [shared(), local.clone(), local.join("cnn")] {
+    for folder in [shared(), local.clone(), local.join("cnn"), local.join("dict")] {
         let expected: Value = serde_json::from_slice(&std::fs::read(folder.join("expected.json")).unwrap()).unwrap();
         for (name, entry) in expected["models"].as_object().unwrap() {
             out.push((folder.clone(), name.clone(), entry.clone()));

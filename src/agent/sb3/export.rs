@@ -40,10 +40,14 @@ pub fn export(dir: &Path, out: &Path) -> Result<Vec<PathBuf>, Sb3Error> {
                 .into(),
         ));
     }
-    if let Space::Dict { .. } = card.observation_space {
+    // A dictionary observation is written for SB3's MultiInputPolicy, whose extractor flattens
+    // vector and discrete parts as headstart reads them; its images go through a CNN and a linear
+    // layer of their own, which headstart's encoders have no counterpart for.
+    let multi = matches!(card.observation_space, Space::Dict { .. });
+    if multi && card.config.net().encoder.is_some() {
         return Err(fail(format!(
-            "the observation is a dictionary ({}): SB3 reads one with a MultiInputPolicy, which headstart does not \
-             write yet",
+            "the observation is a dictionary with image parts read by encoders ({}): SB3's MultiInputPolicy adds a \
+             linear layer after each image's CNN, which headstart's networks do not have",
             card.observation_space.brief()
         )));
     }
@@ -132,6 +136,8 @@ pub fn export(dir: &Path, out: &Path) -> Result<Vec<PathBuf>, Sb3Error> {
     let aliases = count("features_extractor.") + if shared { count("vf_features_extractor.") } else { 0 };
     let parameters = state.len() - aliases;
     table::hyperparameters(&mut card.config.clone(), &mut Mapper::Write(&mut data)).map_err(|e| fail(e.0))?;
+    // DQN's, SAC's and TD3's policy over a Dict is their MultiInputPolicy.
+    let mlp_class = |class: &'static str| if multi { "MultiInputPolicy" } else { class };
     let (policy_module, policy_class, net, lr) = match &card.config {
         AgentConfig::Ppo(_) | AgentConfig::A2c(_) => {
             let (c, a2c) = match &card.config {
@@ -199,7 +205,11 @@ pub fn export(dir: &Path, out: &Path) -> Result<Vec<PathBuf>, Sb3Error> {
                 }
                 p.op(op::SETITEMS);
             });
-            let class = if image.is_some() { "ActorCriticCnnPolicy" } else { "ActorCriticPolicy" };
+            let class = match (&image, multi) {
+                (Some(_), _) => "ActorCriticCnnPolicy",
+                (None, true) => "MultiInputActorCriticPolicy",
+                (None, false) => "ActorCriticPolicy",
+            };
             ("stable_baselines3.common.policies", class, kwargs, lr)
         }
         AgentConfig::Dqn(c) => {
@@ -211,7 +221,7 @@ pub fn export(dir: &Path, out: &Path) -> Result<Vec<PathBuf>, Sb3Error> {
                     let net = nn::MlpConfig { hidden: c.net.hidden[1..].to_vec(), ..c.net.clone() };
                     ("stable_baselines3.dqn.policies", "CnnPolicy", mlp_kwargs(&net, |p| image.kwargs(p)), lr)
                 }
-                None => ("stable_baselines3.dqn.policies", "DQNPolicy", mlp_kwargs(&c.net, |_| {}), lr),
+                None => ("stable_baselines3.dqn.policies", mlp_class("DQNPolicy"), mlp_kwargs(&c.net, |_| {}), lr),
             }
         }
         AgentConfig::Sac(c) => {
@@ -247,7 +257,7 @@ pub fn export(dir: &Path, out: &Path) -> Result<Vec<PathBuf>, Sb3Error> {
                 p.string("use_sde");
                 p.op(op::NEWFALSE);
             });
-            ("stable_baselines3.sac.policies", "SACPolicy", kwargs, lr)
+            ("stable_baselines3.sac.policies", mlp_class("SACPolicy"), kwargs, lr)
         }
         AgentConfig::Td3(c) => {
             let (actor, critic) = (count("actor."), count("critic."));
@@ -270,7 +280,7 @@ pub fn export(dir: &Path, out: &Path) -> Result<Vec<PathBuf>, Sb3Error> {
             };
             data.insert("train_freq".into(), json!(c.train_freq));
             data.insert("action_noise".into(), noise);
-            ("stable_baselines3.td3.policies", "TD3Policy", mlp_kwargs(&c.net, |_| {}), lr)
+            ("stable_baselines3.td3.policies", mlp_class("TD3Policy"), mlp_kwargs(&c.net, |_| {}), lr)
         }
     };
     data.insert("policy_class".into(), serialized("<class 'abc.ABCMeta'>", |p| p.global(policy_module, policy_class)));
@@ -278,6 +288,7 @@ pub fn export(dir: &Path, out: &Path) -> Result<Vec<PathBuf>, Sb3Error> {
     data.insert("learning_rate".into(), schedule(&lr));
     let observation_space = match &image {
         Some(image) => serialized("<class 'gymnasium.spaces.box.Box'>", |p| p.image_space(&image.space, image.bytes)),
+        None if multi => serialized("<class 'gymnasium.spaces.dict.Dict'>", |p| p.space(&card.observation_space)),
         None => serialized("<class 'gymnasium.spaces.box.Box'>", |p| p.space(&card.observation_space)),
     };
     data.insert("observation_space".into(), observation_space);

@@ -252,8 +252,42 @@ pub(super) fn space(value: Value<'_>) -> Result<Space, Problem> {
                 shape,
             })
         }
-        other => Err(format!("a {other} space (Box and Discrete are supported)").into()),
+        "Dict" => {
+            let pairs = value.attr("spaces").and_then(|v| v.pairs()).ok_or("a Dict space without `spaces`")?;
+            let mut spaces = Vec::new();
+            for (key, part) in pairs {
+                let key = key.str().ok_or("a Dict space with a key that is not a string")?.to_string();
+                if part.class().is_some_and(|c| c.ends_with(".Dict")) {
+                    return Err(format!("part '{key}' of a Dict space is a Dict (nested Dicts are not read)").into());
+                }
+                let part = space(part).map_err(|e| format!("part '{key}' of a Dict space: {}", e.0))?;
+                spaces.push((key, part));
+            }
+            let dict = Space::Dict { spaces };
+            dict.validate().map_err(|e| e.to_string())?;
+            Ok(dict)
+        }
+        other => Err(format!("a {other} space (Box, Discrete and a Dict of them are supported)").into()),
     }
+}
+
+/// The keys of a Dict space's parts that Stable-Baselines3 reads as images (its
+/// `is_image_space`: three dimensions of bytes from 0 to 255), which its `MultiInputPolicy`
+/// sends through a CNN of their own.
+pub(super) fn image_parts(value: Value<'_>) -> Vec<String> {
+    let Some(pairs) = value.attr("spaces").and_then(|v| v.pairs()) else { return Vec::new() };
+    pairs
+        .into_iter()
+        .filter(|(_, part)| {
+            let bounds = |name: &str, want: f64| {
+                part.attr(name).and_then(|v| v.numpy_array()).is_some_and(|(_, v)| v.iter().all(|&x| x == want))
+            };
+            let three = part.attr("_shape").and_then(|s| s.items()).is_some_and(|s| s.len() == 3);
+            let bytes = matches!(dtype(*part).as_deref(), Some("u1" | "uint8"));
+            bytes && three && bounds("low", 0.0) && bounds("high", 255.0)
+        })
+        .filter_map(|(key, _)| key.str().map(str::to_string))
+        .collect()
 }
 
 /// A space's numpy type code (`u1` for bytes, `f4`), when it records one.

@@ -77,23 +77,21 @@ pub fn read_with(path: &Path, options: &ReadOptions) -> Result<Model, Sb3Error> 
     let class_name = class.rsplit('.').next().unwrap_or_default().to_string();
     let algo = match class_name.as_str() {
         // PPO and A2C share the policy class; PPO's `data` has its epochs and clip range.
-        "ActorCriticPolicy" | "MlpPolicy" | "ActorCriticCnnPolicy" | "CnnPolicy"
+        "ActorCriticPolicy" | "MlpPolicy" | "ActorCriticCnnPolicy" | "CnnPolicy" | "MultiInputActorCriticPolicy"
+        | "MultiInputPolicy"
             if class.contains(".common.") || class.contains(".ppo.") || class.contains(".a2c.") =>
         {
             if f.get("clip_range").is_some() || f.get("n_epochs").is_some() { Algo::Ppo } else { Algo::A2c }
         }
-        "DQNPolicy" | "MlpPolicy" | "CnnPolicy" if class.contains(".dqn.") => Algo::Dqn,
-        "SACPolicy" | "MlpPolicy" if class.contains(".sac.") => Algo::Sac,
-        "TD3Policy" | "MlpPolicy" if class.contains(".td3.") => Algo::Td3,
-        _ if class_name.contains("MultiInput") => {
-            return Err(at("data", format!("policy `{class}`: dictionary observations cannot be imported yet")));
-        }
+        "DQNPolicy" | "MlpPolicy" | "CnnPolicy" | "MultiInputPolicy" if class.contains(".dqn.") => Algo::Dqn,
+        "SACPolicy" | "MlpPolicy" | "MultiInputPolicy" if class.contains(".sac.") => Algo::Sac,
+        "TD3Policy" | "MlpPolicy" | "MultiInputPolicy" if class.contains(".td3.") => Algo::Td3,
         _ => {
             return Err(at(
                 "data",
                 format!(
-                    "policy `{class}`: PPO, A2C, DQN, SAC and TD3 MlpPolicy models, and PPO, A2C and DQN CnnPolicy \
-                     models, can be imported"
+                    "policy `{class}`: PPO, A2C, DQN, SAC and TD3 MlpPolicy and MultiInputPolicy models, and PPO, \
+                     A2C and DQN CnnPolicy models, can be imported"
                 ),
             ));
         }
@@ -107,12 +105,44 @@ pub fn read_with(path: &Path, options: &ReadOptions) -> Result<Model, Sb3Error> 
     let kwargs = PolicyKwargs::read(&mut f).map_err(in_data)?;
     // A CnnPolicy, or any policy naming the Nature CNN: images, channel-first in SB3.
     let image = class_name.contains("Cnn") || kwargs.extractor.as_deref().is_some_and(|c| c.ends_with(".NatureCNN"));
-    let wanted = if image { ".NatureCNN" } else { ".FlattenExtractor" };
+    // A MultiInputPolicy: a Dict, each part flattened (no image parts: see below) and joined in
+    // the Dict's order, as Gymnasium's `flatten` lays it out.
+    let multi = class_name.starts_with("MultiInput");
+    let wanted = match (image, multi) {
+        (true, _) => ".NatureCNN",
+        (false, true) => ".CombinedExtractor",
+        (false, false) => ".FlattenExtractor",
+    };
     if let Some(c) = kwargs.extractor.as_deref().filter(|c| !c.ends_with(wanted)) {
         return Err(at(
             "data",
-            format!("policy_kwargs.features_extractor_class `{c}`: headstart reads SB3's FlattenExtractor and NatureCNN"),
+            format!(
+                "policy_kwargs.features_extractor_class `{c}`: headstart reads SB3's FlattenExtractor, NatureCNN and \
+                 CombinedExtractor"
+            ),
         ));
+    }
+    match (&observation_space, multi) {
+        (Space::Dict { .. }, true) => {
+            let pickle = f.required_pickle("observation_space").map_err(in_data)?;
+            let images = super::fields::image_parts(pickle.root());
+            if !images.is_empty() {
+                return Err(at(
+                    "data",
+                    format!(
+                        "observation_space: the Dict's parts {images:?} are images, which SB3's MultiInputPolicy reads \
+                         through a CNN and a linear layer of their own (CombinedExtractor): headstart imports \
+                         MultiInputPolicy models whose parts are vectors and discrete values"
+                    ),
+                ));
+            }
+        }
+        (Space::Dict { .. }, false) => {
+            let hint = "SB3 reads one with a MultiInputPolicy";
+            return Err(at("data", format!("policy `{class}` over a Dict observation ({hint})")));
+        }
+        (_, true) => return Err(at("data", format!("policy `{class}` over an observation that is not a Dict"))),
+        (_, false) => {}
     }
     if image && matches!(algo, Algo::Sac | Algo::Td3) {
         return Err(at("data", format!("policy `{class}`: headstart's {algo} takes no convolutional encoder")));

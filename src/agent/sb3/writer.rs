@@ -115,8 +115,20 @@ impl PickleWriter {
                 p.string("_np_random");
                 p.op(op::NONE);
             }),
-            // The export refuses dictionary observations (SB3's MultiInputPolicy) before writing.
-            Space::Dict { .. } => self.op(op::NONE),
+            Space::Dict { spaces } => self.object("gymnasium.spaces.dict", "Dict", |p| {
+                p.string("spaces");
+                p.op(op::EMPTY_DICT);
+                p.op(op::MARK);
+                for (key, part) in spaces {
+                    p.string(key);
+                    p.space(part);
+                }
+                p.op(op::SETITEMS);
+                for name in ["_shape", "dtype", "_np_random"] {
+                    p.string(name);
+                    p.op(op::NONE);
+                }
+            }),
             Space::Box { low, high, shape } => self.object("gymnasium.spaces.box", "Box", |p| {
                 let finite = |v: &[f32], sign: f32| -> Vec<f64> {
                     v.iter().map(|&x| if x.is_infinite() && x.signum() == sign { 0.0 } else { 1.0 }).collect()

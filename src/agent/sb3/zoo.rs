@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use super::pickle;
 use super::{Model, Problem, Sb3Error, Statistics};
 use crate::agent::AgentConfig;
-use crate::env::Transform;
+use crate::env::{Space, Transform};
 use crate::env::atari::AtariConfig;
 
 /// Where the parts of a model lie: the zip, and in a Zoo folder the files beside it.
@@ -133,6 +133,13 @@ pub(super) fn read_vec_normalize(path: &Path, model: &mut Model) -> Result<(), S
         }
     };
     if flag("norm_obs")? {
+        if let Space::Dict { .. } = model.observation_space {
+            return Err(fail(
+                "norm_obs over a Dict observation (statistics for each key): headstart normalises one flat \
+                 observation"
+                    .into(),
+            ));
+        }
         let s = stats("obs_rms")?;
         if s.mean.len() != model.observation_space.flat_dim() {
             return Err(fail(format!(
