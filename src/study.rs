@@ -329,7 +329,7 @@ fn setup<'e>(
     opts: &RunOptions,
     stop: &AtomicBool,
 ) -> Result<Setup<'e>, StudyError> {
-    let mut plan = Plan::resolve(experiment, registry)?;
+    let mut plan = Plan::resolve_in(experiment, registry, Some(&opts.out))?;
     if !opts.quiet {
         for w in &plan.warnings {
             eprintln!("warning: {w}");

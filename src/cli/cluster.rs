@@ -203,8 +203,9 @@ fn absolute(path: &Path) -> Result<PathBuf> {
 /// `headstart slurm`: the sbatch scripts of a study, and with `--submit` the jobs.
 pub(super) fn slurm(registry: &Registry, args: &SlurmArgs) -> Result<()> {
     let experiment = study::experiment::Experiment::load(&args.file)?;
-    let plan = Plan::resolve(&experiment, registry).map_err(|e| anyhow::anyhow!("{}: {e}", args.file.display()))?;
     let out = absolute(&args.out.clone().unwrap_or_else(|| PathBuf::from("runs").join(&experiment.name)))?;
+    let plan = Plan::resolve_in(&experiment, registry, Some(&out))
+        .map_err(|e| anyhow::anyhow!("{}: {e}", args.file.display()))?;
     let options = SlurmOptions {
         name: experiment.name.clone(),
         exe: std::env::current_exe().context("the path of this program")?,

@@ -66,7 +66,17 @@ impl<'e> Plan<'e> {
     /// Checks `experiment` (as [`super::validate::validate`] does) and resolves it: thresholds,
     /// random-policy returns, arms.
     pub fn resolve(experiment: &'e Experiment, registry: &Registry) -> Result<Plan<'e>, StudyError> {
-        let checked = check(experiment, registry)?;
+        Self::resolve_in(experiment, registry, None)
+    }
+
+    /// [`Plan::resolve`] for a run into the results folder `out`, which keeps the targets'
+    /// random-policy returns for the study's other processes.
+    pub fn resolve_in(
+        experiment: &'e Experiment,
+        registry: &Registry,
+        out: Option<&Path>,
+    ) -> Result<Plan<'e>, StudyError> {
+        let checked = check(experiment, registry, out)?;
         let targets = checked
             .targets
             .into_iter()

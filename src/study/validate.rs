@@ -3,6 +3,9 @@
 //! builds), and every strategy transfers onto every target (parts, shapes, maps) from a
 //! stand-in source of the same architecture.
 
+use std::collections::BTreeMap;
+use std::path::Path;
+
 use rand::SeedableRng;
 
 use crate::agent::AgentConfig;
@@ -18,7 +21,7 @@ use super::experiment::{Experiment, ResolvedTarget, Source};
 /// environment builds, the source loads (or its config builds), and every strategy transfers
 /// onto every target (parts, shapes, maps) from a stand-in source of the same architecture.
 pub fn validate(experiment: &Experiment, registry: &Registry) -> Result<Validated, StudyError> {
-    let checked = check(experiment, registry)?;
+    let checked = check(experiment, registry, None)?;
     Ok(Validated { targets: checked.targets, warnings: checked.warnings })
 }
 
@@ -46,11 +49,16 @@ pub(crate) struct Checked {
     pub policy: Option<Loaded>,
 }
 
-/// [`validate`], keeping what it resolved.
-pub(crate) fn check(experiment: &Experiment, registry: &Registry) -> Result<Checked, StudyError> {
+/// [`validate`], keeping what it resolved; with a results folder, the random-policy returns
+/// measured there before are read rather than measured again (see [`random_return_in`]).
+pub(crate) fn check(
+    experiment: &Experiment,
+    registry: &Registry,
+    folder: Option<&Path>,
+) -> Result<Checked, StudyError> {
     experiment.check_fields()?;
     if let Source::Matrix(members) = &experiment.source {
-        return check_matrix(experiment, members, registry);
+        return check_matrix(experiment, members, registry, folder);
     }
     // The policy is loaded once; its error is reported where the stand-in is needed, after the
     // targets' own errors (a variant's map only needs its card).
@@ -90,7 +98,7 @@ pub(crate) fn check(experiment: &Experiment, registry: &Registry) -> Result<Chec
     let mut random_returns = Vec::with_capacity(targets.len());
     let mut warnings = Vec::new();
     for (index, (t, &threshold)) in targets.iter().zip(&thresholds).enumerate() {
-        let random = random_return(registry, &t.env)?;
+        let random = random_return_in(registry, &t.env, folder)?;
         if threshold <= random {
             return Err(StudyError::field(
                 "threshold",
@@ -212,18 +220,48 @@ pub(crate) fn random_return(registry: &Registry, spec: &EnvSpec) -> Result<f64, 
         .map_err(env_error)
 }
 
+/// A results folder's random-policy returns, by environment (its spec as text).
+pub(crate) const RANDOM_RETURNS: &str = "random-returns.ron";
+
+/// [`random_return`], kept in `folder`'s [`RANDOM_RETURNS`] when there is one: the first process
+/// of a study measures it, every later one (its workers, a resumed run, a cluster's array jobs)
+/// reads it. 100 random games of an Atari game through the bridge take minutes; the value is the
+/// same each time (seeded episodes), so reading it changes no number. A file that cannot be read
+/// or written only costs the measurement.
+pub(crate) fn random_return_in(registry: &Registry, spec: &EnvSpec, folder: Option<&Path>) -> Result<f64, StudyError> {
+    let Some(folder) = folder else { return random_return(registry, spec) };
+    let path = folder.join(RANDOM_RETURNS);
+    let mut known: BTreeMap<String, f64> =
+        std::fs::read_to_string(&path).ok().and_then(|text| ron::from_str(&text).ok()).unwrap_or_default();
+    let key = spec.to_string();
+    if let Some(&value) = known.get(&key) {
+        return Ok(value);
+    }
+    let value = random_return(registry, spec)?;
+    known.insert(key, value);
+    if std::fs::create_dir_all(folder).is_ok() {
+        let _ = crate::util::write_atomic(&path, crate::util::to_ron(&known));
+    }
+    Ok(value)
+}
+
 /// A transfer matrix checked source by source, as a study of each would be (every strategy onto
 /// every target from each); the sources must share algorithm and spaces (scratch, one per
 /// target, takes the first's hyperparameters). The targets' maps are those declared for the
 /// first source's environment.
-fn check_matrix(experiment: &Experiment, members: &[(String, Source)], registry: &Registry) -> Result<Checked, StudyError> {
+fn check_matrix(
+    experiment: &Experiment,
+    members: &[(String, Source)],
+    registry: &Registry,
+    folder: Option<&Path>,
+) -> Result<Checked, StudyError> {
     let mut first: Option<(Checked, crate::agent::checkpoint::Card)> = None;
     for (name, source) in members {
         let mut single = experiment.clone();
         single.source = source.clone();
         single.guard = None;
         let in_member = |e: StudyError| StudyError::Source { message: format!("Matrix source {name:?}: {e}") };
-        let mut checked = check(&single, registry).map_err(in_member)?;
+        let mut checked = check(&single, registry, folder).map_err(in_member)?;
         let card = match (checked.policy.take(), source) {
             (Some(loaded), _) => loaded.card,
             (None, Source::Pretrain(p)) => {
@@ -255,4 +293,34 @@ fn check_matrix(experiment: &Experiment, members: &[(String, Source)], registry:
     }
     let (checked, _) = first.expect("a matrix has at least two sources");
     Ok(checked)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A results folder keeps what it measured, and later processes read it instead.
+    #[test]
+    fn random_returns_are_kept_in_the_results_folder() {
+        let registry = Registry::builtin();
+        let spec = EnvSpec::new("CartPole-v1").with("length", 0.75);
+        let folder = std::env::temp_dir().join(format!("headstart-random-returns-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&folder);
+        let measured = random_return(&registry, &spec).unwrap();
+        assert_eq!(random_return_in(&registry, &spec, Some(&folder)).unwrap(), measured);
+        let text = std::fs::read_to_string(folder.join(RANDOM_RETURNS)).unwrap();
+        assert!(text.contains(&spec.to_string()), "{text}");
+        // What the file says is what the next process takes (so it is not measured again).
+        let edited: BTreeMap<String, f64> = [(spec.to_string(), 12.5)].into();
+        std::fs::write(folder.join(RANDOM_RETURNS), crate::util::to_ron(&edited)).unwrap();
+        assert_eq!(random_return_in(&registry, &spec, Some(&folder)).unwrap(), 12.5);
+        assert_eq!(random_return_in(&registry, &spec, None).unwrap(), measured);
+        // Another environment is measured and added beside it.
+        let other = EnvSpec::new("CartPole-v1");
+        assert_eq!(random_return_in(&registry, &other, Some(&folder)).unwrap(), random_return(&registry, &other).unwrap());
+        let kept: BTreeMap<String, f64> =
+            ron::from_str(&std::fs::read_to_string(folder.join(RANDOM_RETURNS)).unwrap()).unwrap();
+        assert_eq!(kept.len(), 2);
+        let _ = std::fs::remove_dir_all(&folder);
+    }
 }
