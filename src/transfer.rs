@@ -99,13 +99,18 @@ pub fn transfer(
             folded.push(line);
             source_dims = (obs, actions);
         }
-        // Then the source's networks under the target's names where they are laid out otherwise.
-        for aliases in [weights::trunk_aliases, weights::image_part_aliases] {
-            if let Some((line, read)) = aliases(&names, &mut sources) {
+        // Then the source's networks under the target's names where they are laid out otherwise:
+        // a renaming is stated, and its source parameters not dropped, where the target reads one.
+        let mut origins = weights::Origins::new();
+        let trunk = weights::trunk_aliases(&names, &mut sources, &mut origins);
+        let image = weights::image_part_aliases(&names, &mut sources, &mut origins);
+        let read: Vec<&(String, u8)> = names.iter().filter_map(|n| origins.get(n)).collect();
+        for (kind, line) in [(weights::TRUNK, trunk), (weights::IMAGE_PART, image)] {
+            if let Some(line) = line.filter(|_| read.iter().any(|(_, kinds)| kinds & kind != 0)) {
                 folded.push(line);
-                aliased.extend(read);
             }
         }
+        aliased.extend(read.into_iter().map(|(origin, _)| origin.clone()));
     }
     let mut report = TransferReport {
         source: source_name.to_string(),

@@ -377,7 +377,8 @@ fn dictionary_observations_refuse_by_name() {
 /// transfers into the dictionary observation, its encoder carried into the image part's
 /// (`actor.encoder.image.*` from `actor.encoder.*`); the trunk's first layer, which now also
 /// reads the direction, learned afresh (`reinit`), and without that the transfer says so. And
-/// back from the dictionary to the image.
+/// back from the dictionary to the image; and between a shared trunk on the image and a trunk
+/// each on the dictionary, both ways (the trunk's and the image part's renamings at once).
 #[cfg(feature = "python")]
 #[test]
 fn an_image_encoder_carries_into_a_dictionary_image_part() {
@@ -441,8 +442,9 @@ fn an_image_encoder_carries_into_a_dictionary_image_part() {
             "{net}"
         );
     }
-    assert!(report.state.iter().any(|s| s.contains("from shared.*")), "{:?}", report.state);
-    assert!(report.state.iter().any(|s| s.contains("actor.encoder.image.* from actor.encoder.*")), "{:?}", report.state);
+    let states = &report.state;
+    assert!(states.iter().any(|s| s.contains("from shared.*")), "{states:?}");
+    assert!(states.iter().any(|s| s.contains("actor.encoder.image.* from actor.encoder.*")), "{states:?}");
     assert!(!report.dropped.iter().any(|n| n.starts_with("shared.encoder")), "{:?}", report.dropped);
     let shared_strategy = Strategy { reinit: vec!["shared.trunk.0".into()], ..Strategy::default() };
     let mut shared_agent = shared_config.build(&obs, &actions, 4).unwrap();

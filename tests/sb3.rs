@@ -191,7 +191,7 @@ fn an_encoder_other_than_the_nature_cnn_is_not_exported() {
 /// discrete part, made by SB3 2.9.2 for this test (`tests/sb3/make_dict_fixtures.py`): imported as
 /// headstart's `Dict` space (its parts in SB3's order, the Discrete one-hot), they compute what SB3
 /// computed. One whose parts include an image (which SB3 reads through a CNN and a linear layer of
-/// its own) is refused naming the part, and so is `VecNormalize` over a Dict.
+/// its own) is refused naming the part, and so is `VecNormalize` over a Dict, read or written.
 #[test]
 fn multi_input_policies_compute_what_sb3_computed() {
     let folder = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sb3/dict");
@@ -222,6 +222,20 @@ fn multi_input_policies_compute_what_sb3_computed() {
     refused(&swapped, &["MultiInputActorCriticPolicy", "not a Dict"]);
     let swapped = with_data(zip.to_str().unwrap(), |data| data["policy_class"] = flat_data["policy_class"].clone());
     refused(&swapped, &["ActorCriticPolicy", "over a Dict", "MultiInputPolicy"]);
+    // VecNormalize statistics over a Dict: SB3 keeps them per key, headstart for the flat vector.
+    let statistics = shared().join("rl-zoo-ppo-MountainCarContinuous-v0/vec_normalize.pkl");
+    let options = sb3::ReadOptions { vec_normalize: Some(statistics) };
+    let e = sb3::read_with(&zip, &options).err().expect("refused").to_string();
+    assert!(e.contains("norm_obs") && e.contains("Dict"), "{e}");
+    let dir = scratch_dir("dict-normalised");
+    let mut normalised = sb3::read(&zip).unwrap();
+    if let AgentConfig::Ppo(c) = &mut normalised.config {
+        c.normalize_obs = true;
+    }
+    normalised.save(&EnvSpec::new("DictReach-v0"), &dir.join("checkpoint"), None).unwrap();
+    let e = sb3::export(&dir.join("checkpoint"), &dir.join("ppo-DictReach-v0.zip")).unwrap_err().to_string();
+    assert!(e.contains("normalize_obs") && e.contains("Dict"), "{e}");
+    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 /// SB3 `CnnPolicy` models (PPO with its shared extractor, DQN) on stacked Atari frames, made by

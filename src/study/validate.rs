@@ -3,7 +3,6 @@
 //! builds), and every strategy transfers onto every target (parts, shapes, maps) from a
 //! stand-in source of the same architecture.
 
-use std::collections::BTreeMap;
 use std::path::Path;
 
 use rand::SeedableRng;
@@ -220,29 +219,21 @@ pub(crate) fn random_return(registry: &Registry, spec: &EnvSpec) -> Result<f64, 
         .map_err(env_error)
 }
 
-/// A results folder's random-policy returns, by environment (its spec as text).
-pub(crate) const RANDOM_RETURNS: &str = "random-returns.ron";
-
-/// [`random_return`], kept in `folder`'s [`RANDOM_RETURNS`] when there is one: the first process
-/// of a study measures it, every later one (its workers, a resumed run, a cluster's array jobs)
-/// reads it. 100 random games of an Atari game through the bridge take minutes; the value is the
-/// same each time (seeded episodes), so reading it changes no number. A file that cannot be read
-/// or written only costs the measurement.
+/// [`random_return`], read from the results folder `folder` when its `targets.ron` (written by
+/// the study's first process, [`super::records::TargetInfo`]) holds a target of the same
+/// environment: a study's workers, a resumed run and a cluster's array jobs take it from there
+/// instead of playing 100 random episodes again (minutes for an Atari game through the bridge).
+/// The value is the same either way (seeded episodes); a file that cannot be read only costs
+/// the measurement.
 pub(crate) fn random_return_in(registry: &Registry, spec: &EnvSpec, folder: Option<&Path>) -> Result<f64, StudyError> {
-    let Some(folder) = folder else { return random_return(registry, spec) };
-    let path = folder.join(RANDOM_RETURNS);
-    let mut known: BTreeMap<String, f64> =
-        std::fs::read_to_string(&path).ok().and_then(|text| ron::from_str(&text).ok()).unwrap_or_default();
-    let key = spec.to_string();
-    if let Some(&value) = known.get(&key) {
-        return Ok(value);
+    let recorded = folder
+        .and_then(|folder| std::fs::read_to_string(folder.join("targets.ron")).ok())
+        .and_then(|text| ron::from_str::<Vec<super::records::TargetInfo>>(&text).ok())
+        .and_then(|infos| infos.into_iter().find(|info| info.target.env == *spec));
+    match recorded {
+        Some(info) => Ok(info.random_return),
+        None => random_return(registry, spec),
     }
-    let value = random_return(registry, spec)?;
-    known.insert(key, value);
-    if std::fs::create_dir_all(folder).is_ok() {
-        let _ = crate::util::write_atomic(&path, crate::util::to_ron(&known));
-    }
-    Ok(value)
 }
 
 /// A transfer matrix checked source by source, as a study of each would be (every strategy onto
@@ -298,29 +289,30 @@ fn check_matrix(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::study::experiment::ResolvedTarget;
+    use crate::study::records::TargetInfo;
 
-    /// A results folder keeps what it measured, and later processes read it instead.
+    /// A results folder's `targets.ron` gives the random return of its targets' environments;
+    /// others are measured.
     #[test]
-    fn random_returns_are_kept_in_the_results_folder() {
+    fn random_returns_are_read_from_the_results_folder() {
         let registry = Registry::builtin();
         let spec = EnvSpec::new("CartPole-v1").with("length", 0.75);
         let folder = std::env::temp_dir().join(format!("headstart-random-returns-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&folder);
         let measured = random_return(&registry, &spec).unwrap();
-        assert_eq!(random_return_in(&registry, &spec, Some(&folder)).unwrap(), measured);
-        let text = std::fs::read_to_string(folder.join(RANDOM_RETURNS)).unwrap();
-        assert!(text.contains(&spec.to_string()), "{text}");
-        // What the file says is what the next process takes (so it is not measured again).
-        let edited: BTreeMap<String, f64> = [(spec.to_string(), 12.5)].into();
-        std::fs::write(folder.join(RANDOM_RETURNS), crate::util::to_ron(&edited)).unwrap();
+        assert_eq!(random_return_in(&registry, &spec, Some(&folder)).unwrap(), measured, "no folder yet: measured");
+        // What the folder says is what the next process takes (so it is not measured again).
+        let key = crate::study::ids::TargetId::new("long");
+        let target = ResolvedTarget { key, env: spec.clone(), map: None };
+        let infos = vec![TargetInfo { target, threshold: 475.0, random_return: 12.5 }];
+        std::fs::create_dir_all(&folder).unwrap();
+        std::fs::write(folder.join("targets.ron"), crate::util::to_ron(&infos)).unwrap();
         assert_eq!(random_return_in(&registry, &spec, Some(&folder)).unwrap(), 12.5);
         assert_eq!(random_return_in(&registry, &spec, None).unwrap(), measured);
-        // Another environment is measured and added beside it.
         let other = EnvSpec::new("CartPole-v1");
-        assert_eq!(random_return_in(&registry, &other, Some(&folder)).unwrap(), random_return(&registry, &other).unwrap());
-        let kept: BTreeMap<String, f64> =
-            ron::from_str(&std::fs::read_to_string(folder.join(RANDOM_RETURNS)).unwrap()).unwrap();
-        assert_eq!(kept.len(), 2);
+        let fresh = random_return(&registry, &other).unwrap();
+        assert_eq!(random_return_in(&registry, &other, Some(&folder)).unwrap(), fresh, "another environment: measured");
         let _ = std::fs::remove_dir_all(&folder);
     }
 }

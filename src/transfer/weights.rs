@@ -28,22 +28,38 @@ pub(super) fn action_count(space: &Space) -> usize {
     }
 }
 
+/// Where source parameters were given other names ([`trunk_aliases`], [`image_part_aliases`]):
+/// each alias, the source's own name it stands for, and which renamings led to it.
+pub(super) type Origins = HashMap<String, (String, u8)>;
+
+/// The renaming of [`trunk_aliases`], in [`Origins`].
+pub(super) const TRUNK: u8 = 1;
+/// The renaming of [`image_part_aliases`], in [`Origins`].
+pub(super) const IMAGE_PART: u8 = 2;
+
+/// Gives `alias` the value of `from` in `sources`, recording where it came from (through an
+/// earlier alias, from that one's origin).
+fn alias(sources: &mut HashMap<String, Tensor>, origins: &mut Origins, alias: String, from: &str, kind: u8) {
+    let t = sources[from].shallow_clone();
+    sources.insert(alias.clone(), t);
+    let (origin, kinds) = origins.get(from).cloned().unwrap_or_else(|| (from.to_string(), 0));
+    origins.insert(alias, (origin, kinds | kind));
+}
+
 /// Where a shared trunk meets separate networks (PPO's and A2C's `share_trunk` on one side
 /// only), gives the source's trunk parameters the names they take in the target's layout, in
 /// `sources`: a shared trunk takes the source actor's (as Stable-Baselines3's shared extractor is
 /// the actor's), a separate actor and critic each take the source's shared trunk. The aliases are
 /// the source's, so that [`image_part_aliases`] can carry them further (a shared image encoder
-/// into each network's dictionary image part). Returns the state line saying so, with the source
-/// parameters the target reads.
-pub(super) fn trunk_aliases(names: &[String], sources: &mut HashMap<String, Tensor>) -> Option<(String, Vec<String>)> {
+/// into each network's dictionary image part); the caller keeps the state line when the target
+/// reads one of them ([`Origins`]).
+pub(super) fn trunk_aliases(
+    names: &[String],
+    sources: &mut HashMap<String, Tensor>,
+    origins: &mut Origins,
+) -> Option<String> {
     let trunk = |rest: &str| rest.starts_with("encoder.") || rest.starts_with("trunk.");
     let shared_target = names.iter().any(|n| n.starts_with("shared."));
-    // The target's networks that read a trunk part (`actor.encoder`, `shared.trunk`, ...).
-    let reads = |alias: &str| {
-        let part = alias.splitn(3, '.').take(2).collect::<Vec<_>>().join(".");
-        names.iter().any(|n| n.starts_with(&format!("{part}.")))
-    };
-    let mut read = Vec::new();
     let mut found: Vec<(String, &'static [&'static str])> = Vec::new();
     for from in sources.keys() {
         match from.split_once('.') {
@@ -52,38 +68,35 @@ pub(super) fn trunk_aliases(names: &[String], sources: &mut HashMap<String, Tens
             _ => {}
         }
     }
+    let mut any = false;
     for (from, nets) in found {
         let rest = from.split_once('.').map_or("", |(_, rest)| rest).to_string();
         for net in nets {
-            let alias = format!("{net}.{rest}");
-            if sources.contains_key(&alias) || !reads(&alias) {
-                continue;
+            let name = format!("{net}.{rest}");
+            if !sources.contains_key(&name) {
+                alias(sources, origins, name, &from, TRUNK);
+                any = true;
             }
-            let t = sources[&from].shallow_clone();
-            sources.insert(alias, t);
-            read.push(from.clone());
         }
     }
-    let line = match read.first()?.starts_with("actor.") {
+    let line = match shared_target {
         true => "the source's actor and critic have a trunk each, the target one they share: it starts from the \
                  source actor's (shared.* from actor.*)",
         false => "the source's actor and critic share one trunk, the target has a trunk each: both start from the \
                   source's shared trunk (actor.* and critic.* from shared.*)",
     };
-    read.sort();
-    read.dedup();
-    Some((line.to_string(), read))
+    any.then(|| line.to_string())
 }
 
 /// Between an image observation and a dictionary observation with one image part (MiniGrid's
 /// image, then its image and direction), gives each target encoder parameter the source's
 /// counterpart under its own name in `sources`: the part's encoder `{net}.encoder.{key}.*` the
-/// source's `{net}.encoder.*`, or the other way. Returns the state line saying so, with the
-/// source parameters read.
+/// source's `{net}.encoder.*`, or the other way. Returns the state line saying so.
 pub(super) fn image_part_aliases(
     names: &[String],
     sources: &mut HashMap<String, Tensor>,
-) -> Option<(String, Vec<String>)> {
+    origins: &mut Origins,
+) -> Option<String> {
     // (network, image key or none, the rest after `conv.`)
     fn split(name: &str) -> Option<(&str, Option<&str>, &str)> {
         let (net, tail) = name.split_once(".encoder.")?;
@@ -103,7 +116,6 @@ pub(super) fn image_part_aliases(
         keys.dedup();
         (keys.len() == 1).then(|| keys[0].to_string())
     };
-    let mut read = Vec::new();
     let mut lines = Vec::new();
     for name in names {
         if sources.contains_key(name) {
@@ -120,9 +132,8 @@ pub(super) fn image_part_aliases(
             },
             Some(_) => continue,
         };
-        if let Some(t) = sources.get(&from) {
-            let t = t.shallow_clone();
-            sources.insert(name.clone(), t);
+        if sources.contains_key(&from) {
+            alias(sources, origins, name.clone(), &from, IMAGE_PART);
             let line = match key {
                 Some(key) => format!("{net}.encoder.{key}.* from {net}.encoder.*"),
                 None => format!("{net}.encoder.* from {}", from.split(".conv.").next().unwrap_or(&from)),
@@ -130,14 +141,10 @@ pub(super) fn image_part_aliases(
             if !lines.contains(&line) {
                 lines.push(line);
             }
-            read.push(from);
         }
     }
-    if read.is_empty() {
-        return None;
-    }
-    read.sort();
-    Some((format!("the image and the dictionary's image part share their encoder: {}", lines.join(", ")), read))
+    (!lines.is_empty())
+        .then(|| format!("the image and the dictionary's image part share their encoder: {}", lines.join(", ")))
 }
 
 /// Writes the source's value (through its map, `maps.of(name)`, where it touches the tensor's axes) into every

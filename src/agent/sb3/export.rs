@@ -51,6 +51,18 @@ pub fn export(dir: &Path, out: &Path) -> Result<Vec<PathBuf>, Sb3Error> {
             card.observation_space.brief()
         )));
     }
+    let normalize_obs = match &card.config {
+        AgentConfig::Ppo(c) => c.normalize_obs,
+        AgentConfig::A2c(a) => a.normalize_obs,
+        _ => false,
+    };
+    if multi && normalize_obs {
+        return Err(fail(
+            "normalize_obs over a dictionary observation: SB3's VecNormalize keeps statistics for each key of a Dict, \
+             headstart one set for the flat observation"
+                .into(),
+        ));
+    }
     fold_added(dir, &card.config.net().added, &mut tensors)?;
     let image = cnn::ImagePolicy::of(&card.config, &card.observation_space).map_err(|e| fail(e.0))?;
     let shared = card.config.share_trunk();

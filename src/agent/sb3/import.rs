@@ -102,6 +102,9 @@ pub fn read_with(path: &Path, options: &ReadOptions) -> Result<Model, Sb3Error> 
     };
     let mut observation_space = space_of(&f, "observation_space")?;
     let action_space = space_of(&f, "action_space")?;
+    if let Space::Dict { .. } = action_space {
+        return Err(at("data", "field `action_space`: a Dict (headstart's actions are Box or Discrete)".into()));
+    }
     let kwargs = PolicyKwargs::read(&mut f).map_err(in_data)?;
     // A CnnPolicy, or any policy naming the Nature CNN: images, channel-first in SB3.
     let image = class_name.contains("Cnn") || kwargs.extractor.as_deref().is_some_and(|c| c.ends_with(".NatureCNN"));
@@ -141,7 +144,7 @@ pub fn read_with(path: &Path, options: &ReadOptions) -> Result<Model, Sb3Error> 
             let hint = "SB3 reads one with a MultiInputPolicy";
             return Err(at("data", format!("policy `{class}` over a Dict observation ({hint})")));
         }
-        (_, true) => return Err(at("data", format!("policy `{class}` over an observation that is not a Dict"))),
+        (_, true) => return Err(at("data", format!("policy `{class}`: field `observation_space` is not a Dict"))),
         (_, false) => {}
     }
     if image && matches!(algo, Algo::Sac | Algo::Td3) {

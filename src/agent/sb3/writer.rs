@@ -124,6 +124,8 @@ impl PickleWriter {
                     p.space(part);
                 }
                 p.op(op::SETITEMS);
+                p.string("sort_keys");
+                p.op(op::NEWTRUE);
                 for name in ["_shape", "dtype", "_np_random"] {
                     p.string(name);
                     p.op(op::NONE);
