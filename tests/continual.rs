@@ -530,6 +530,24 @@ fn validate_names_what_is_wrong() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// A resumed run, or another process on the same results folder, reads the random returns that
+/// the folder's `tasks.ron` records rather than playing 100 random episodes again.
+#[test]
+fn random_returns_are_read_from_the_results_folder() {
+    use headstart::study::continual::{Sequence, sequence::check};
+    let dir = tmp("recorded");
+    let file = write_sequence(&dir, "recorded", "(name: \"finetune\")", "Env(id: \"CartPole-v1\"), SWAPPED");
+    let (sequence, registry) = (Sequence::load(&file).unwrap(), Registry::builtin());
+    let measured = check(&sequence, &registry, Some(&dir)).unwrap().tasks;
+    let mut recorded = measured.clone();
+    recorded[1].random_return = 3.5;
+    std::fs::write(dir.join("tasks.ron"), headstart::util::to_ron(&recorded)).unwrap();
+    let read = check(&sequence, &registry, Some(&dir)).unwrap().tasks;
+    assert_eq!((read[0].random_return, read[1].random_return), (measured[0].random_return, 3.5));
+    assert_eq!(check(&sequence, &registry, None).unwrap().tasks, measured, "no folder: measured");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// Sequence verdicts are right as often as they claim: with every method drawn from one
 /// distribution, a study of seven methods (11 comparisons, Holm) says BETTER or WORSE anywhere in
 /// at most 5 % of studies; a method really better by a standard deviation and a half is found.

@@ -278,7 +278,7 @@ fn shipped_experiments_are_valid(pick: impl Fn(&str) -> bool) {
         if path.extension().is_some_and(|e| e == "ron") && pick(&name) {
             if headstart::study::continual::Sequence::is_sequence_file(&path) {
                 let sequence = headstart::study::continual::Sequence::load(&path).unwrap_or_else(|e| panic!("{e}"));
-                headstart::study::continual::sequence::check(&sequence, &Registry::builtin())
+                headstart::study::continual::sequence::check(&sequence, &Registry::builtin(), None)
                     .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
                 continue;
             }

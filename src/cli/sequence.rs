@@ -13,7 +13,7 @@ use crate::study::continual::{self, ContinualSummary, Sequence, output};
 pub(super) fn validate(registry: &Registry, file: &Path) -> Result<()> {
     let sequence = Sequence::load(file)?;
     let checked =
-        continual::sequence::check(&sequence, registry).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+        continual::sequence::check(&sequence, registry, None).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
     let methods: Vec<String> = sequence.methods().into_iter().map(|m| m.name).collect();
     println!(
         "{}: valid; a sequence of {} tasks ({}){}; methods: {}; seeds: {}; {} units of {} phases x {} steps",

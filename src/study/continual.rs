@@ -60,7 +60,7 @@ pub fn run(
     (jobs, quiet, claim_timeout): (usize, bool, std::time::Duration),
     stop: &AtomicBool,
 ) -> Result<Finished, StudyError> {
-    let checked = sequence::check(sequence, registry)?;
+    let checked = sequence::check(sequence, registry, Some(out))?;
     std::fs::create_dir_all(out).map_err(|e| FileError::new(out, e))?;
     let spec = out.join("sequence.ron");
     let text = sequence.to_ron();

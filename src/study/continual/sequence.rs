@@ -310,10 +310,16 @@ impl TaskInfo {
 
 /// Checks a sequence against the registry without training: every task builds and shares the
 /// first task's spaces, thresholds stand above random returns, the agent builds, and every
-/// method transfers from an agent of the first task onto every task.
-pub fn check(sequence: &Sequence, registry: &Registry) -> Result<Checked, StudyError> {
+/// method transfers from an agent of the first task onto every task. With a results `folder`,
+/// the random returns its `tasks.ron` records are read rather than measured again (a resumed
+/// run, or another process on the same folder), as a study's `targets.ron` are.
+pub fn check(sequence: &Sequence, registry: &Registry, folder: Option<&Path>) -> Result<Checked, StudyError> {
     sequence.check_fields()?;
     let tasks = sequence.tasks()?;
+    let recorded: Vec<TaskInfo> = folder
+        .and_then(|folder| std::fs::read_to_string(folder.join("tasks.ron")).ok())
+        .and_then(|text| ron_options().from_str(&text).ok())
+        .unwrap_or_default();
     let mut spaces = None;
     let mut out = Vec::new();
     for (index, t) in tasks.into_iter().enumerate() {
@@ -340,7 +346,10 @@ pub fn check(sequence: &Sequence, registry: &Registry) -> Result<Checked, StudyE
                 format!("{} registers no reward threshold, so the sequence must give one", t.env.id),
             ));
         };
-        let random_return = crate::study::validate::random_return(registry, &t.env)?;
+        let random_return = match recorded.iter().find(|r| r.task.env == t.env) {
+            Some(r) => r.random_return,
+            None => crate::study::validate::random_return(registry, &t.env)?,
+        };
         if threshold <= random_return {
             return Err(StudyError::field(
                 "threshold",
