@@ -306,6 +306,75 @@ fn shared_and_separate_trunks_transfer_into_each_other() {
     assert!(e.contains("share_trunk") && e.contains("skill"), "{e}");
 }
 
+/// Layers added after a convolutional encoder (DQN's `q`, PPO's actor and critic): every kind
+/// that works on the trunk and head starts as the source bit for bit, and with `train: Added`
+/// the encoder and the base layers stay as they came while the added ones learn. An input layer
+/// (which would read the image) and a progressive column (which would need the encoder's
+/// column) are refused by name.
+#[test]
+fn layers_added_after_an_encoder_start_as_the_source_and_train_alone() {
+    use headstart::transfer::{Addition, Frozen, Train};
+    let spec = EnvSpec::new("MinAtar/SpaceInvaders-v1");
+    let registry = Registry::builtin();
+    let env = registry.make(&spec).unwrap();
+    let (obs, actions) = (env.observation_space(), env.action_space());
+    let configs = [
+        AgentConfig::Dqn(DqnConfig { learning_starts: 100, net: minatar_net(), ..Default::default() }),
+        AgentConfig::Ppo(PpoConfig {
+            n_envs: 2,
+            n_steps: 64,
+            batch_size: 32,
+            net: MlpConfig { encoder: Some(Encoder::MinAtar), ..MlpConfig::relu(&[32, 32]) },
+            ..Default::default()
+        }),
+    ];
+    let add = vec![
+        Addition::Output,
+        Addition::Adapter { after: 0, width: 8 },
+        Addition::Depth { after: 0 },
+        Addition::Widen { layer: 0, units: 8 },
+        Addition::Lora { layers: vec!["trunk.0".into()], rank: 2, alpha: 4.0, merge: false },
+    ];
+    let rows: Vec<f32> = (0..9 * obs.flat_dim()).map(|i| f32::from(u8::from(i * 7919 % 13 < 3))).collect();
+    for (i, config) in configs.into_iter().enumerate() {
+        let source = config.build(obs, actions, 5).unwrap();
+        let dir = std::env::temp_dir().join(format!("headstart-test-{}-added-encoder-{i}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        common::save_checkpoint(source.as_ref(), &spec, &dir, "tests/pixels.rs");
+        let loaded = checkpoint::load(&dir).unwrap();
+        let strategy = Strategy { add: add.clone(), train: Train::Added, ..Strategy::finetune() };
+        let (mut agent, report) = prepare(&registry, &loaded, "source", &spec, &strategy, None, 3).unwrap();
+        let bits = |outputs: Vec<(&'static str, Vec<f32>)>| {
+            outputs.into_iter().map(|(n, v)| (n, v.iter().map(|x| x.to_bits()).collect::<Vec<_>>())).collect::<Vec<_>>()
+        };
+        assert_eq!(bits(agent.outputs(&rows)), bits(loaded.agent.outputs(&rows)), "{}", config.algo());
+        let values = |agent: &dyn headstart::agent::Agent| {
+            agent.tensors().into_iter().map(|(n, t)| (n, t.detach().copy())).collect::<std::collections::HashMap<_, _>>()
+        };
+        let before = values(agent.as_ref());
+        let (task, mut curve) = (Task::Env(spec.clone()), Curve::default());
+        train(&registry, &task, agent.as_mut(), 600, &mut curve, &mut |_| ControlFlow::Continue(())).unwrap();
+        let after = values(agent.as_ref());
+        let encoder = report.parameters.iter().filter(|p| p.name.contains(".encoder.")).collect::<Vec<_>>();
+        assert!(!encoder.is_empty() && encoder.iter().all(|p| p.frozen == Frozen::Always), "{}", report.table());
+        for p in &report.parameters {
+            let moved = !before[&p.name].equal(&after[&p.name]);
+            match p.frozen {
+                Frozen::Always => assert!(!moved, "{} is frozen but changed", p.name),
+                // A target network's copies follow at its next update, which 600 steps do not reach.
+                _ if p.name.contains("adapter.") && !p.name.contains("_target") => assert!(moved, "{} did not train", p.name),
+                _ => {}
+            }
+        }
+        for (extra, words) in [(Addition::Input, "input layer"), (Addition::Progressive, "progressive")] {
+            let strategy = Strategy { add: vec![extra], ..Strategy::finetune() };
+            let e = prepare(&registry, &loaded, "source", &spec, &strategy, None, 3).err().expect("refused").to_string();
+            assert!(e.contains("`add`") && e.contains(words) && e.contains("encoder"), "{e}");
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
+
 /// A dictionary observation (MiniGrid's image and the agent's direction, `observe_direction`):
 /// the image through an encoder of its own (`actor.encoder.image.conv.{i}`), the direction's
 /// one-hot as it is, both into the trunk. PPO learns the 5x5 room from it as from the image

@@ -104,6 +104,45 @@ enum Front {
     Parts(Vec<(i64, i64, Option<ImageEncoder>)>),
 }
 
+impl Front {
+    /// The front of the network under `path` with `config`: its encoder (`{net}.encoder`), or its
+    /// dictionary parts' (`{net}.encoder.{key}`), built before anything else of the network.
+    fn new(path: &nn::Path, config: &MlpConfig) -> Self {
+        let checked = "an encoder's image is set (MlpConfig::for_observation) and fits";
+        let steps = config.encoder_steps().expect(checked);
+        let (divisor, ortho) = (config.input_divisor, config.ortho_init);
+        match ImageEncoder::new(&(path / "encoder"), steps, divisor, ortho) {
+            Some(encoder) => Front::Image(encoder),
+            None if config.parts.is_empty() => Front::Plain,
+            None => {
+                let (mut parts, mut offset) = (Vec::new(), 0);
+                for (part, steps) in config.part_steps().expect(checked) {
+                    let root = path / "encoder" / part.key.as_str();
+                    let encoder = steps.and_then(|steps| ImageEncoder::new(&root, steps, divisor, ortho));
+                    parts.push((offset as i64, part.width as i64, encoder));
+                    offset += part.width;
+                }
+                Front::Parts(parts)
+            }
+        }
+    }
+
+    /// What the trunk reads of the rows `x`.
+    fn forward(&self, x: &Tensor) -> Tensor {
+        match self {
+            Front::Plain => x.shallow_clone(),
+            Front::Image(encoder) => encoder.forward(x),
+            Front::Parts(parts) => {
+                let read = |(offset, width, encoder): &(i64, i64, Option<ImageEncoder>)| {
+                    let part = x.narrow(1, *offset, *width);
+                    encoder.as_ref().map_or(part.shallow_clone(), |e| e.forward(&part))
+                };
+                Tensor::cat(&parts.iter().map(read).collect::<Vec<_>>(), 1)
+            }
+        }
+    }
+}
+
 /// A convolutional encoder's libtorch layers, its pass and what it divides its inputs by.
 #[derive(Debug)]
 struct ImageEncoder {
@@ -169,24 +208,9 @@ impl Mlp {
                 torch_linear(p, i, o)
             }
         };
+        // The encoders first: the trunk, the head and any added layers draw after them.
+        let front = Front::new(path, config);
         if config.added.is_empty() {
-            let checked = "an encoder's image is set (MlpConfig::for_observation) and fits";
-            let steps = config.encoder_steps().expect(checked);
-            let divisor = config.input_divisor;
-            let front = match ImageEncoder::new(&(path / "encoder"), steps, divisor, ortho) {
-                Some(encoder) => Front::Image(encoder),
-                None if config.parts.is_empty() => Front::Plain,
-                None => {
-                    let (mut parts, mut offset) = (Vec::new(), 0);
-                    for (part, steps) in config.part_steps().expect(checked) {
-                        let root = path / "encoder" / part.key.as_str();
-                        let encoder = steps.and_then(|steps| ImageEncoder::new(&root, steps, divisor, ortho));
-                        parts.push((offset as i64, part.width as i64, encoder));
-                        offset += part.width;
-                    }
-                    Front::Parts(parts)
-                }
-            };
             let trunk_path = path / "trunk";
             let mut trunk = Vec::with_capacity(config.hidden.len());
             let mut width = config.trunk_inputs(in_dim);
@@ -199,7 +223,7 @@ impl Mlp {
         }
         let (out_dim, head_gain) = head.expect("added layers end in a head");
         let net = net_name(path.components());
-        let layout = Layout::new(&net, config, in_dim, out_dim, head_gain);
+        let layout = Layout::new(&net, config, config.trunk_inputs(in_dim), out_dim, head_gain);
         let mut tensors = HashMap::new();
         let (mut trunk, mut head) = (Vec::new(), None);
         for l in layout.layers() {
@@ -243,7 +267,7 @@ impl Mlp {
         }
         let head = Some(head.expect("every layout has a head"));
         let graph = Some((layout, tensors));
-        Mlp { front: Front::Plain, trunk, head, activation: config.activation, graph }
+        Mlp { front, trunk, head, activation: config.activation, graph }
     }
 
     /// The head applied to features from [`Mlp::features`] (with added layers: the head and what
@@ -266,23 +290,10 @@ impl Mlp {
     /// The trunk's output (the features the head reads), `[batch, hidden[last]]`.
     pub fn features(&self, x: &Tensor) -> Tensor {
         match &self.graph {
-            None => {
-                let x = match &self.front {
-                    Front::Plain => x.shallow_clone(),
-                    Front::Image(encoder) => encoder.forward(x),
-                    Front::Parts(parts) => {
-                        let read = |(offset, width, encoder): &(i64, i64, Option<ImageEncoder>)| {
-                            let part = x.narrow(1, *offset, *width);
-                            encoder.as_ref().map_or(part.shallow_clone(), |e| e.forward(&part))
-                        };
-                        Tensor::cat(&parts.iter().map(read).collect::<Vec<_>>(), 1)
-                    }
-                };
-                self.trunk.iter().fold(x, |h, layer| self.activation.apply(&layer.forward(&h)))
-            }
+            None => self.trunk.iter().fold(self.front.forward(x), |h, layer| self.activation.apply(&layer.forward(&h))),
             Some((layout, tensors)) => {
                 let sub = Layout { nodes: layout.nodes[..layout.head].to_vec(), ..layout.clone() };
-                let values = graph_values(&sub, tensors, 0, vec![(0, x.shallow_clone())]);
+                let values = graph_values(&sub, tensors, 0, vec![(0, self.front.forward(x))]);
                 match &layout.nodes[layout.head] {
                     LayoutNode::Linear { from, .. } => values[*from].as_ref().expect("computed").shallow_clone(),
                     _ => unreachable!("the head is a linear layer"),
@@ -343,7 +354,7 @@ impl Module for Mlp {
                 Some(head) => head.forward(&self.features(x)),
                 None => self.features(x),
             },
-            Some((layout, tensors)) => run_graph(layout, tensors, 0, vec![(0, x.shallow_clone())]),
+            Some((layout, tensors)) => run_graph(layout, tensors, 0, vec![(0, self.front.forward(x))]),
         }
     }
 }

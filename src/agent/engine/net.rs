@@ -135,16 +135,21 @@ impl Net {
         Some(Net { inputs: front.inputs(), front: Some(Box::new(front)), ..net })
     }
 
-    /// A network of added layers over an MLP, run as a graph.
-    pub fn from_graph(graph: Graph) -> Self {
-        Net {
+    /// A network of added layers over an MLP, run as a graph; with a `front` (an encoder, or a
+    /// dictionary's parts), the graph reads what the front gives. `None` when the front gives
+    /// another width than the graph reads.
+    pub fn from_graph(graph: Graph, front: Option<Front>) -> Option<Self> {
+        if front.as_ref().is_some_and(|f| f.outputs() != graph.inputs()) {
+            return None;
+        }
+        Some(Net {
             ops: Vec::new(),
-            inputs: graph.inputs(),
+            inputs: front.as_ref().map_or(graph.inputs(), Front::inputs),
             outputs: graph.outputs(),
             graph: Some(graph),
             residual: Vec::new(),
-            front: None,
-        }
+            front: front.map(Box::new),
+        })
     }
 
     /// Values a row in.
@@ -199,12 +204,13 @@ impl Net {
     /// alone. Values between layers stay in whichever layout their layer computed them (see
     /// [`linear`]), and the ones kept are laid out by rows at the end.
     fn run(&self, params: &[f32], x: &[f32], rows: usize, keep: bool) -> Pass {
-        if let Some(g) = &self.graph {
-            return g.forward(params, x, rows);
-        }
         assert_eq!(x.len(), rows * self.inputs, "{rows} rows of {} inputs", self.inputs);
         let front = self.front.as_ref().map(|f| Box::new(f.forward(params, x, rows, keep)));
         let x = front.as_ref().map_or(x, |f| f.joined.as_slice());
+        if let Some(g) = &self.graph {
+            let pass = g.forward(params, x, rows);
+            return Pass { front, ..pass };
+        }
         let mut values: Vec<Value> = Vec::with_capacity(self.ops.len());
         let mut packed = Vec::new();
         for (i, op) in self.ops.iter().enumerate() {
@@ -325,15 +331,20 @@ impl Net {
         mut grads: Option<&mut [f32]>,
         want_input: bool,
     ) -> Option<Vec<f32>> {
+        // With a front (a dictionary observation's parts, or an encoder before added layers), the
+        // table reads what it gives, and its encoders take the gradient of that.
+        let front = self.front.as_deref().zip(pass.front.as_deref());
         if let Some(g) = &self.graph {
             assert!(x.len() == pass.rows * self.inputs, "a pass of this network on x");
-            return g.backward(params, pass, grad_out, features_grad, grads, want_input);
+            let want_graph_input = want_input || front.is_some();
+            let dx = g.backward(params, pass, grad_out, features_grad, grads.as_deref_mut(), want_graph_input);
+            return match (front, dx) {
+                (Some((front, front_pass)), Some(dx)) => front.backward(params, front_pass, &dx, grads, want_input),
+                (_, dx) => dx,
+            };
         }
         let rows = pass.rows;
         assert!(pass.values.len() == self.ops.len() && x.len() == rows * self.inputs, "a pass of this network on x");
-        // With a dictionary observation's parts, the table reads their concatenation, and the
-        // parts' encoders take its gradient.
-        let front = self.front.as_deref().zip(pass.front.as_deref());
         let (x, want_table_input) = match front {
             Some((_, front_pass)) => (front_pass.joined.as_slice(), true),
             None => (x, want_input),

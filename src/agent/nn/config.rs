@@ -114,11 +114,14 @@ impl MlpConfig {
             crate::agent::error::check("net.input_divisor", d.is_finite() && d > 0.0, "must be a positive number")?;
         }
         if self.encoder.is_some() {
-            crate::agent::error::check(
-                "net.added",
-                self.added.is_empty(),
-                "layers cannot be added to a network with a convolutional encoder yet",
-            )?;
+            // Adapters, depth, widening, LoRA and output layers work on the trunk and head, after
+            // the encoder; these two would need the encoder's part too.
+            let why = "an input layer reads the observation, which a convolutional encoder reads here: add layers after \
+                       the encoder (adapters, depth, LoRA) or learn the first hidden layer afresh (`reinit`)";
+            crate::agent::error::check("net.added", self.added.input.is_empty(), why)?;
+            let why = "a progressive network's frozen column would need a frozen copy of the convolutional encoder, \
+                       which is not built yet";
+            crate::agent::error::check("net.added", !self.added.progressive, why)?;
         }
         self.added.validate(&self.hidden)
     }

@@ -102,21 +102,7 @@ impl FlatParams {
                 ops.push(Op::Act(config.activation));
             }
             if !config.parts.is_empty() {
-                // A dictionary observation: each image part through its own encoder.
-                let (mut parts, mut offset) = (Vec::new(), 0);
-                for (part, steps) in config.part_steps()? {
-                    let encoder = match steps {
-                        Some(steps) => {
-                            let prefix = format!("{name}.encoder.{}", part.key);
-                            let (ops, inputs) = self.encoder_ops(&prefix, steps, divisor)?;
-                            Some(Net::new(ops, inputs?, self.flat.numel())?)
-                        }
-                        None => None,
-                    };
-                    parts.push(Part { offset, width: part.width, encoder });
-                    offset += part.width;
-                }
-                return Net::with_front(Front::new(parts, offset)?, ops, self.flat.numel());
+                return Net::with_front(self.parts_front(name, config)?, ops, self.flat.numel());
             }
             let inputs = match (image_inputs, ops.first()?) {
                 (Some(inputs), _) => inputs,
@@ -125,7 +111,36 @@ impl FlatParams {
             };
             return Net::new(ops, inputs, self.flat.numel());
         }
-        Layout::graph_of(name, config, |n| self.slot(n), self.flat.numel()).map(Net::from_graph)
+        // Added layers run as a graph over what the encoder (or the parts) gives.
+        let front = match config.encoder_steps()? {
+            _ if config.encoder.is_none() => None,
+            _ if !config.parts.is_empty() => Some(self.parts_front(name, config)?),
+            steps => {
+                let (ops, inputs) = self.encoder_ops(&format!("{name}.encoder"), steps, config.input_divisor)?;
+                let (encoder, width) = (Net::new(ops, inputs?, self.flat.numel())?, inputs?);
+                Some(Front::new(vec![Part { offset: 0, width, encoder: Some(encoder) }], width)?)
+            }
+        };
+        Net::from_graph(Layout::graph_of(name, config, |n| self.slot(n), self.flat.numel())?, front)
+    }
+
+    /// A dictionary observation's parts under `name`: each image part through its own encoder
+    /// (`{name}.encoder.{key}`), the others as they are.
+    fn parts_front(&self, name: &str, config: &MlpConfig) -> Option<Front> {
+        let (mut parts, mut offset) = (Vec::new(), 0);
+        for (part, steps) in config.part_steps()? {
+            let encoder = match steps {
+                Some(steps) => {
+                    let prefix = format!("{name}.encoder.{}", part.key);
+                    let (ops, inputs) = self.encoder_ops(&prefix, steps, config.input_divisor)?;
+                    Some(Net::new(ops, inputs?, self.flat.numel())?)
+                }
+                None => None,
+            };
+            parts.push(Part { offset, width: part.width, encoder });
+            offset += part.width;
+        }
+        Front::new(parts, offset)
     }
 
     /// The ops of an encoder's pass over an image, its layers named `{prefix}.conv.{i}`: the

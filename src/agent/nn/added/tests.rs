@@ -50,6 +50,16 @@ fn close(a: &[f32], b: &Tensor, what: &str) {
     }
 }
 
+/// Every addition that works after a convolutional encoder (all but an input layer and a
+/// progressive column) on a `5x5x2 image -> MinAtar's convolution -> [8, 6] -> 4` network.
+fn after_an_encoder(activation: Activation) -> MlpConfig {
+    let mut config = everything(activation);
+    config.added.input.clear();
+    config.added.input_hidden = None;
+    config.added.progressive = false;
+    MlpConfig { encoder: Some(crate::agent::nn::Encoder::MinAtar), image: Some([5, 5, 2]), ..config }
+}
+
 /// With every added parameter moved off its starting value, the engine's forward pass, its
 /// parameter gradients (with a second head's gradient on the features) and its input gradient
 /// equal autograd's through the module (within rounding), and every instruction set computes
@@ -57,55 +67,67 @@ fn close(a: &[f32], b: &Tensor, what: &str) {
 #[test]
 fn graphs_match_autograd_across_instruction_sets() {
     for activation in [Activation::Tanh, Activation::Relu] {
-        let config = everything(activation);
-        let (vs, mlp, mut params, net) = build(&config, 5, 4, 1);
-        let n = params.values().len();
-        let noise: Vec<f32> = (0..n).map(|i| ((i * 7919 % 1000) as f32 / 1000.0 - 0.5) * 0.6).collect();
-        params.values_mut().iter_mut().zip(&noise).for_each(|(p, e)| *p += e);
-        let rows = 7;
-        let x: Vec<f32> = (0..rows * 5).map(|i| ((i * 37 % 23) as f32 / 23.0 - 0.5) * 3.0).collect();
-        let g: Vec<f32> = (0..rows * 4).map(|i| ((i * 13 % 11) as f32 / 11.0) - 0.5).collect();
-        let extra: Vec<f32> = (0..rows * net.features_width()).map(|i| ((i * 5 % 7) as f32 / 7.0) - 0.5).collect();
-        let run = || {
-            let pass = net.forward(params.values(), &x, rows);
-            let mut grads = vec![0.0; n];
-            net.backward(params.values(), &x, &pass, &g, Some(&extra), &mut grads);
-            let dx = net.input_gradient(params.values(), &x, &pass, &g, None);
-            (pass.output().to_vec(), net.features(&pass, &x).to_vec(), grads, dx)
-        };
-        let (out, features, grads, dx) = run();
-        let portable = force(Isa::Portable, || {
-            let (a, b, c, d) = run();
-            [bits(&a), bits(&b), bits(&c), bits(&d)]
-        });
-        for isa in isas() {
-            let (a, b, c, d) = force(isa, run);
-            assert_eq!([bits(&a), bits(&b), bits(&c), bits(&d)], portable, "{isa:?} {activation:?}");
-        }
-
-        let xt = rows_of(&x, 5).set_requires_grad(true);
-        let y = mlp.forward(&xt);
-        close(&out, &y, "output");
-        let f = mlp.features(&xt);
-        close(&features, &f, "features");
-        let loss = (&y * rows_of(&g, 4)).sum(Kind::Float) + (&f * rows_of(&extra, net.features_width())).sum(Kind::Float);
-        loss.backward();
-        let mut vars: Vec<(String, Tensor)> = vs.variables().into_iter().collect();
-        vars.sort_by(|a, b| a.0.cmp(&b.0));
-        for (name, t) in &vars {
-            let (offset, _) = params.slot(name).unwrap();
-            let ours = &grads[offset..offset + t.numel()];
-            if name.contains(".column.") {
-                assert!(ours.iter().all(|&v| v == 0.0), "{name}: the frozen column gets no gradient");
-            } else {
-                close(ours, &t.grad(), name);
-            }
-        }
-        // The input's gradient of the output's loss alone.
-        let xt = rows_of(&x, 5).set_requires_grad(true);
-        (mlp.forward(&xt) * rows_of(&g, 4)).sum(Kind::Float).backward();
-        close(&dx, &xt.grad(), "input gradient");
+        match_autograd(&everything(activation), 5);
     }
+}
+
+/// The same with a convolutional encoder before the added layers: the engine runs the encoder
+/// as the graph's front, and its gradients (the encoder's and the image's) equal autograd's.
+#[test]
+fn graphs_after_an_encoder_match_autograd() {
+    for activation in [Activation::Tanh, Activation::Relu] {
+        match_autograd(&after_an_encoder(activation), 50);
+    }
+}
+
+fn match_autograd(config: &MlpConfig, inputs: usize) {
+    let (vs, mlp, mut params, net) = build(config, inputs, 4, 1);
+    let n = params.values().len();
+    let noise: Vec<f32> = (0..n).map(|i| ((i * 7919 % 1000) as f32 / 1000.0 - 0.5) * 0.6).collect();
+    params.values_mut().iter_mut().zip(&noise).for_each(|(p, e)| *p += e);
+    let rows = 7;
+    let x: Vec<f32> = (0..rows * inputs).map(|i| ((i * 37 % 23) as f32 / 23.0 - 0.5) * 3.0).collect();
+    let g: Vec<f32> = (0..rows * 4).map(|i| ((i * 13 % 11) as f32 / 11.0) - 0.5).collect();
+    let extra: Vec<f32> = (0..rows * net.features_width()).map(|i| ((i * 5 % 7) as f32 / 7.0) - 0.5).collect();
+    let run = || {
+        let pass = net.forward(params.values(), &x, rows);
+        let mut grads = vec![0.0; n];
+        net.backward(params.values(), &x, &pass, &g, Some(&extra), &mut grads);
+        let dx = net.input_gradient(params.values(), &x, &pass, &g, None);
+        (pass.output().to_vec(), net.features(&pass, &x).to_vec(), grads, dx)
+    };
+    let (out, features, grads, dx) = run();
+    let portable = force(Isa::Portable, || {
+        let (a, b, c, d) = run();
+        [bits(&a), bits(&b), bits(&c), bits(&d)]
+    });
+    for isa in isas() {
+        let (a, b, c, d) = force(isa, run);
+        assert_eq!([bits(&a), bits(&b), bits(&c), bits(&d)], portable, "{isa:?} {:?}", config.activation);
+    }
+
+    let xt = rows_of(&x, inputs).set_requires_grad(true);
+    let y = mlp.forward(&xt);
+    close(&out, &y, "output");
+    let f = mlp.features(&xt);
+    close(&features, &f, "features");
+    let loss = (&y * rows_of(&g, 4)).sum(Kind::Float) + (&f * rows_of(&extra, net.features_width())).sum(Kind::Float);
+    loss.backward();
+    let mut vars: Vec<(String, Tensor)> = vs.variables().into_iter().collect();
+    vars.sort_by(|a, b| a.0.cmp(&b.0));
+    for (name, t) in &vars {
+        let (offset, _) = params.slot(name).unwrap();
+        let ours = &grads[offset..offset + t.numel()];
+        if name.contains(".column.") {
+            assert!(ours.iter().all(|&v| v == 0.0), "{name}: the frozen column gets no gradient");
+        } else {
+            close(ours, &t.grad(), name);
+        }
+    }
+    // The input's gradient of the output's loss alone.
+    let xt = rows_of(&x, inputs).set_requires_grad(true);
+    (mlp.forward(&xt) * rows_of(&g, 4)).sum(Kind::Float).backward();
+    close(&dx, &xt.grad(), "input gradient");
 }
 
 /// Where the spaces match, the augmented network starts as the network it augments, bit for
@@ -138,4 +160,24 @@ fn an_augmented_network_starts_as_its_base() {
         let x: Vec<f32> = (0..9 * 5).map(|i| ((i * 31 % 17) as f32 / 17.0 - 0.5) * 4.0).collect();
         assert_eq!(bits(&net.infer(params.values(), &x, 9)), bits(&base_net.infer(base.values(), &x, 9)), "{activation:?}");
     }
+}
+
+/// After an encoder too, the augmented network starts as the network it augments, bit for bit:
+/// the encoder and the base layers draw the same weights, and the engine's graph behind the
+/// encoder computes what its chain computes.
+#[test]
+fn an_augmented_network_after_an_encoder_starts_as_its_base() {
+    let mut config = after_an_encoder(Activation::Relu);
+    config.added.output = BTreeMap::from([("actor".to_string(), 4)]);
+    let plain = MlpConfig { added: Added::default(), ..config.clone() };
+    let (_, _, base, base_net) = build(&plain, 50, 4, 9);
+    let (_, _, params, net) = build(&config, 50, 4, 9);
+    for name in ["actor.encoder.conv.0.weight", "actor.trunk.0.weight", "actor.head.bias"] {
+        let (a, shape) = base.slot(name).unwrap();
+        let (b, _) = params.slot(name).unwrap();
+        let len = shape.iter().product::<i64>() as usize;
+        assert_eq!(bits(&base.values()[a..a + len]), bits(&params.values()[b..b + len]), "{name}");
+    }
+    let x: Vec<f32> = (0..9 * 50).map(|i| ((i * 31 % 17) as f32 / 17.0 - 0.5) * 4.0).collect();
+    assert_eq!(bits(&net.infer(params.values(), &x, 9)), bits(&base_net.infer(base.values(), &x, 9)));
 }
