@@ -349,7 +349,8 @@ fn layers_added_after_an_encoder_start_as_the_source_and_train_alone() {
         };
         assert_eq!(bits(agent.outputs(&rows)), bits(loaded.agent.outputs(&rows)), "{}", config.algo());
         let values = |agent: &dyn headstart::agent::Agent| {
-            agent.tensors().into_iter().map(|(n, t)| (n, t.detach().copy())).collect::<std::collections::HashMap<_, _>>()
+            let tensors = agent.tensors().into_iter().map(|(n, t)| (n, t.detach().copy()));
+            tensors.collect::<std::collections::HashMap<_, _>>()
         };
         let before = values(agent.as_ref());
         let (task, mut curve) = (Task::Env(spec.clone()), Curve::default());
@@ -362,13 +363,16 @@ fn layers_added_after_an_encoder_start_as_the_source_and_train_alone() {
             match p.frozen {
                 Frozen::Always => assert!(!moved, "{} is frozen but changed", p.name),
                 // A target network's copies follow at its next update, which 600 steps do not reach.
-                _ if p.name.contains("adapter.") && !p.name.contains("_target") => assert!(moved, "{} did not train", p.name),
+                _ if p.name.contains("adapter.") && !p.name.contains("_target") => {
+                    assert!(moved, "{} did not train", p.name)
+                }
                 _ => {}
             }
         }
         for (extra, words) in [(Addition::Input, "input layer"), (Addition::Progressive, "progressive")] {
             let strategy = Strategy { add: vec![extra], ..Strategy::finetune() };
-            let e = prepare(&registry, &loaded, "source", &spec, &strategy, None, 3).err().expect("refused").to_string();
+            let e = prepare(&registry, &loaded, "source", &spec, &strategy, None, 3).err().expect("refused");
+            let e = e.to_string();
             assert!(e.contains("`add`") && e.contains(words) && e.contains("encoder"), "{e}");
         }
         let _ = std::fs::remove_dir_all(&dir);

@@ -116,8 +116,9 @@ impl MlpConfig {
         if self.encoder.is_some() {
             // Adapters, depth, widening, LoRA and output layers work on the trunk and head, after
             // the encoder; these two would need the encoder's part too.
-            let why = "an input layer reads the observation, which a convolutional encoder reads here: add layers after \
-                       the encoder (adapters, depth, LoRA) or learn the first hidden layer afresh (`reinit`)";
+            let why = "an input layer reads the observation, which a convolutional encoder reads here: add \
+                       layers after the encoder (adapters, depth, LoRA) or learn the first hidden layer \
+                       afresh (`reinit`)";
             crate::agent::error::check("net.added", self.added.input.is_empty(), why)?;
             let why = "a progressive network's frozen column would need a frozen copy of the convolutional encoder, \
                        which is not built yet";
