@@ -308,12 +308,13 @@ fn shared_and_separate_trunks_transfer_into_each_other() {
 
 /// Layers added after a convolutional encoder (DQN's `q`, PPO's actor and critic): every kind
 /// that works on the trunk and head starts as the source bit for bit, and with `train: Added`
-/// the encoder and the base layers stay as they came while the added ones learn. An input layer
+/// the encoder and the base layers stay as they came while the added ones learn; gradual
+/// unfreezing releases the encoder after the first hidden layer. An input layer
 /// (which would read the image) and a progressive column (which would need the encoder's
 /// column) are refused by name.
 #[test]
 fn layers_added_after_an_encoder_start_as_the_source_and_train_alone() {
-    use headstart::transfer::{Addition, Frozen, Train};
+    use headstart::transfer::{Addition, Fate, Frozen, Train};
     let spec = EnvSpec::new("MinAtar/SpaceInvaders-v1");
     let registry = Registry::builtin();
     let env = registry.make(&spec).unwrap();
@@ -357,7 +358,11 @@ fn layers_added_after_an_encoder_start_as_the_source_and_train_alone() {
         train(&registry, &task, agent.as_mut(), 600, &mut curve, &mut |_| ControlFlow::Continue(())).unwrap();
         let after = values(agent.as_ref());
         let encoder = report.parameters.iter().filter(|p| p.name.contains(".encoder.")).collect::<Vec<_>>();
-        assert!(!encoder.is_empty() && encoder.iter().all(|p| p.frozen == Frozen::Always), "{}", report.table());
+        assert!(!encoder.is_empty(), "{}", report.table());
+        // Every weight that came from the source, the encoder's among them, is frozen; the added ones train.
+        for p in &report.parameters {
+            assert_eq!(p.frozen == Frozen::Always, p.fate != Fate::Added, "{}: {:?}", p.name, p.frozen);
+        }
         for p in &report.parameters {
             let moved = !before[&p.name].equal(&after[&p.name]);
             match p.frozen {
@@ -369,6 +374,13 @@ fn layers_added_after_an_encoder_start_as_the_source_and_train_alone() {
                 _ => {}
             }
         }
+        // Gradual unfreezing releases the encoder last, one period after the first hidden layer.
+        let strategy = Strategy { train: Train::Gradual(1000), ..Strategy::finetune() };
+        let (_, report) = prepare(&registry, &loaded, "source", &spec, &strategy, None, 3).unwrap();
+        let frozen = |name: &str| report.parameters.iter().find(|p| p.name.ends_with(name)).unwrap().frozen;
+        let depth = if i == 0 { 1 } else { 2 };
+        assert_eq!(frozen("trunk.0.weight"), Frozen::Until(1000 * depth), "{}", report.table());
+        assert_eq!(frozen("encoder.conv.0.weight"), Frozen::Until(1000 * (depth + 1)), "{}", report.table());
         for (extra, words) in [(Addition::Input, "input layer"), (Addition::Progressive, "progressive")] {
             let strategy = Strategy { add: vec![extra], ..Strategy::finetune() };
             let e = prepare(&registry, &loaded, "source", &spec, &strategy, None, 3).err().expect("refused");
@@ -434,8 +446,11 @@ fn dictionary_observations_refuse_by_name() {
     assert!(e.contains("net.encoder") && e.contains("no part"), "{e}");
     let e = build(&dict(vec![("my.image", image(vec![5, 5, 3]))]), net.clone()).unwrap();
     assert!(e.contains("net.encoder") && e.contains("my.image"), "{e}");
-    let e = build(&dict(vec![("conv", image(vec![5, 5, 3]))]), net.clone()).unwrap();
-    assert!(e.contains("net.encoder") && e.contains("`conv`"), "{e}");
+    for key in ["conv", "column", "adapter"] {
+        // An added layer's name as a key would make the part's encoder count as that layer.
+        let e = build(&dict(vec![(key, image(vec![5, 5, 3]))]), net.clone()).unwrap();
+        assert!(e.contains("net.encoder") && e.contains(&format!("{key:?}")) && e.contains("plain key"), "{e}");
+    }
     let joined = AgentConfig::Ppo(PpoConfig { share_trunk: true, net: MlpConfig { hidden: vec![], ..net.clone() }, ..Default::default() });
     let e = joined.build(&ok, &actions, 0).err().unwrap().to_string();
     assert!(e.contains("net.hidden") && e.contains("join"), "{e}");

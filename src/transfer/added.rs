@@ -241,7 +241,7 @@ fn start_input(dst: &Tensor, m: Option<&Tensor>, actions: Option<&[Option<usize>
 
 /// The parameters `train` keeps frozen, with the step each is released at (`None`: never): a
 /// progressive network's column always; with `Added`, every network weight not added; with `Gradual`,
-/// each hidden layer of the base networks, the last released first.
+/// each hidden layer of the base networks, the last released first, and an encoder after them.
 pub(super) fn frozen(train: Train, rows: &[ParamReport]) -> Vec<(String, Option<u64>)> {
     let names: Vec<String> = rows.iter().map(|r| r.name.clone()).collect();
     let names = &names;
@@ -266,7 +266,13 @@ pub(super) fn frozen(train: Train, rows: &[ParamReport]) -> Vec<(String, Option<
                 Train::Added => Some(None),
                 Train::AddedThenAll(step) => Some(Some(step)),
                 Train::Gradual(every) => {
-                    trunk_layer(name).map(|i| Some(every.saturating_mul(depth(name).saturating_sub(i).max(1) as u64)))
+                    let after = |layers_above: usize| Some(every.saturating_mul(layers_above.max(1) as u64));
+                    match (trunk_layer(name), name.split_once(".encoder.")) {
+                        (Some(i), _) => Some(after(depth(name).saturating_sub(i))),
+                        // An encoder is the lowest layer: released after the first hidden layer.
+                        (None, Some((net, _))) => Some(after(depth(&format!("{net}.trunk.")) + 1)),
+                        (None, None) => None,
+                    }
                 }
             }
         };

@@ -1,6 +1,7 @@
-//! A dictionary observation's parts read before a network's chain: each part, a range of the
-//! row's columns, through an encoder of its own (an image's convolutions) or as it is; the
-//! results concatenated in order are what the chain reads.
+//! What a network reads before its chain or graph: a dictionary observation's parts, each a range
+//! of the row's columns, through an encoder of its own (an image's convolutions) or as it is, the
+//! results concatenated in order; or, before a graph of added layers, the image's encoder alone
+//! (one part spanning the row).
 
 use super::net::{Net, Pass};
 

@@ -48,8 +48,8 @@ pub struct Net {
     /// The positions (the value before op `i`) that a residual [`Op::Add`] reads later: kept
     /// through the forward pass.
     residual: Vec<bool>,
-    /// A dictionary observation's parts, read (each through its own encoder) before the table,
-    /// which reads their concatenation.
+    /// A dictionary observation's parts, read (each through its own encoder) before the table or
+    /// graph, which reads their concatenation; or an image's encoder before a graph.
     front: Option<Box<Front>>,
 }
 
@@ -60,7 +60,7 @@ pub struct Pass {
     pub(super) values: Vec<Vec<f32>>,
     /// A graph's LoRA nodes' merged weights (empty for a chain).
     pub(super) merged: Vec<Option<Vec<f32>>>,
-    /// The parts' pass, with a front.
+    /// The front's pass, with a front.
     pub(super) front: Option<Box<FrontPass>>,
 }
 

@@ -117,8 +117,8 @@ impl MlpConfig {
             // Adapters, depth, widening, LoRA and output layers work on the trunk and head, after
             // the encoder; these two would need the encoder's part too.
             let why = "an input layer reads the observation, which a convolutional encoder reads here: add \
-                       layers after the encoder (adapters, depth, LoRA) or learn the first hidden layer \
-                       afresh (`reinit`)";
+                       layers after the encoder (adapters, depth, LoRA); for images of other channels, give a \
+                       channel map or learn the first convolution afresh (`reinit: [\"<net>.encoder.conv.0\"]`)";
             crate::agent::error::check("net.added", self.added.input.is_empty(), why)?;
             let why = "a progressive network's frozen column would need a frozen copy of the convolutional encoder, \
                        which is not built yet";
@@ -172,9 +172,12 @@ impl MlpConfig {
             };
             if let Some(image) = image {
                 let plain = p.key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
-                if !plain || p.key == "conv" {
+                // Its encoder's names hold the key as a segment: not one that names a layer.
+                if !plain || p.key == "conv" || super::is_added(&p.key) {
                     return fail(format!(
-                        "the image part {:?} needs a plain key (letters, digits, _ and -, not `conv`) to name its encoder",
+                        "the image part {:?} needs a plain key (letters, digits, _ and -, not `conv` or an added \
+                         layer's `input`, `output`, `adapter`, `deep`, `widen`, `lora`, `lateral`, `column`) to name \
+                         its encoder",
                         p.key
                     ));
                 }

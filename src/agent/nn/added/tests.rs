@@ -60,6 +60,16 @@ fn after_an_encoder(activation: Activation) -> MlpConfig {
     MlpConfig { encoder: Some(crate::agent::nn::Encoder::MinAtar), image: Some([5, 5, 2]), ..config }
 }
 
+/// The same behind a dictionary observation's parts: a discrete part (3 values one-hot) before a
+/// `5x5x2` image read by MinAtar's convolution, its inputs divided by 4: `3 + 50` inputs.
+fn after_dictionary_parts(activation: Activation) -> MlpConfig {
+    use crate::env::Space;
+    let image = Space::Box { low: vec![0.0; 50], high: vec![255.0; 50], shape: vec![5, 5, 2] };
+    let space = Space::Dict { spaces: vec![("a".into(), Space::Discrete { n: 3 }), ("image".into(), image)] };
+    let config = MlpConfig { image: None, input_divisor: Some(4.0), ..after_an_encoder(activation) };
+    config.for_observation(&space, false).expect("an image part the encoder reads")
+}
+
 /// With every added parameter moved off its starting value, the engine's forward pass, its
 /// parameter gradients (with a second head's gradient on the features) and its input gradient
 /// equal autograd's through the module (within rounding), and every instruction set computes
@@ -77,6 +87,7 @@ fn graphs_match_autograd_across_instruction_sets() {
 fn graphs_after_an_encoder_match_autograd() {
     for activation in [Activation::Tanh, Activation::Relu] {
         match_autograd(&after_an_encoder(activation), 50);
+        match_autograd(&after_dictionary_parts(activation), 53);
     }
 }
 
@@ -162,22 +173,26 @@ fn an_augmented_network_starts_as_its_base() {
     }
 }
 
-/// After an encoder too, the augmented network starts as the network it augments, bit for bit:
-/// the encoder and the base layers draw the same weights, and the engine's graph behind the
-/// encoder computes what its chain computes.
+/// After an encoder too (or a dictionary's parts), the augmented network starts as the network it
+/// augments, bit for bit: the encoders and the base layers draw the same weights, and the
+/// engine's graph behind the front computes what its chain computes.
 #[test]
 fn an_augmented_network_after_an_encoder_starts_as_its_base() {
-    let mut config = after_an_encoder(Activation::Relu);
-    config.added.output = BTreeMap::from([("actor".to_string(), 4)]);
-    let plain = MlpConfig { added: Added::default(), ..config.clone() };
-    let (_, _, base, base_net) = build(&plain, 50, 4, 9);
-    let (_, _, params, net) = build(&config, 50, 4, 9);
-    for name in ["actor.encoder.conv.0.weight", "actor.trunk.0.weight", "actor.head.bias"] {
-        let (a, shape) = base.slot(name).unwrap();
-        let (b, _) = params.slot(name).unwrap();
-        let len = shape.iter().product::<i64>() as usize;
-        assert_eq!(bits(&base.values()[a..a + len]), bits(&params.values()[b..b + len]), "{name}");
+    for (mut config, inputs, conv) in [
+        (after_an_encoder(Activation::Relu), 50, "actor.encoder.conv.0.weight"),
+        (after_dictionary_parts(Activation::Tanh), 53, "actor.encoder.image.conv.0.weight"),
+    ] {
+        config.added.output = BTreeMap::from([("actor".to_string(), 4)]);
+        let plain = MlpConfig { added: Added::default(), ..config.clone() };
+        let (_, _, base, base_net) = build(&plain, inputs, 4, 9);
+        let (_, _, params, net) = build(&config, inputs, 4, 9);
+        for name in [conv, "actor.trunk.0.weight", "actor.head.bias"] {
+            let (a, shape) = base.slot(name).unwrap();
+            let (b, _) = params.slot(name).unwrap();
+            let len = shape.iter().product::<i64>() as usize;
+            assert_eq!(bits(&base.values()[a..a + len]), bits(&params.values()[b..b + len]), "{name}");
+        }
+        let x: Vec<f32> = (0..9 * inputs).map(|i| ((i * 31 % 17) as f32 / 17.0 - 0.5) * 4.0).collect();
+        assert_eq!(bits(&net.infer(params.values(), &x, 9)), bits(&base_net.infer(base.values(), &x, 9)), "{conv}");
     }
-    let x: Vec<f32> = (0..9 * 50).map(|i| ((i * 31 % 17) as f32 / 17.0 - 0.5) * 4.0).collect();
-    assert_eq!(bits(&net.infer(params.values(), &x, 9)), bits(&base_net.infer(base.values(), &x, 9)));
 }
