@@ -162,7 +162,8 @@ setup:
 
 ## The Gymnasium bridge's virtualenv: gymnasium 1.4.0 with MuJoCo (about 230 MB, 30 s), made
 ## with the Python that headstart embeds.
-setup-python: $(GYM)/.installed $(GYM)/.installed-minatar $(GYM)/.installed-ale $(GYM)/.installed-minigrid $(GYM)/.installed-tensorboard
+setup-python: $(GYM)/.installed $(GYM)/.installed-minatar $(GYM)/.installed-ale $(GYM)/.installed-minigrid $(GYM)/.installed-tensorboard \
+	$(GYM)/.installed-procgen
 $(GYM)/.installed:
 	python3 -m venv $(GYM)
 	$(GYM)/bin/python -m pip install --quiet "gymnasium[mujoco]==1.4.0" numpy
@@ -179,6 +180,14 @@ $(GYM)/.installed-ale: $(GYM)/.installed
 # TensorBoard itself, which tests/tensorboard.rs reads headstart's event files with.
 $(GYM)/.installed-tensorboard: $(GYM)/.installed
 	$(GYM)/bin/python -m pip install --quiet tensorboard==2.21.0
+	touch $@
+# Procgen, for `gym:procgen-<game>-v0`: OpenAI's procgen 0.10.7 rebuilt for Python 3.11
+# (`procgen-mirror`; OpenAI's own wheels stop at 3.10) and gym3, which runs it (50 MB). Their
+# metadata pins numpy < 2 and old gym, which they import but do not need with numpy 2: installed
+# without dependencies, with what they use (gym 0.26's registry module, cffi, filelock, imageio).
+$(GYM)/.installed-procgen: $(GYM)/.installed
+	$(GYM)/bin/python -m pip install --quiet "cffi>=1.13" "filelock>=3" "imageio>=2.6"
+	$(GYM)/bin/python -m pip install --quiet --no-deps procgen-mirror==0.10.7 gym3==0.3.3 gym==0.26.2
 	touch $@
 # MiniGrid (pure Python, with pygame-ce, which it imports: 13 MB), for `gym:MiniGrid-...`.
 $(GYM)/.installed-minigrid: $(GYM)/.installed

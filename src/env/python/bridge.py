@@ -15,7 +15,71 @@ def split(id):
         import os
         os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")  # pygame greets on stdout
         import minigrid  # registers MiniGrid-* and BabyAI-*
+    elif name.startswith("procgen-"):
+        register_procgen()
     return name
+
+PROCGEN_GAMES = ("bigfish", "bossfight", "caveflyer", "chaser", "climber", "coinrun", "dodgeball", "fruitbot",
+                 "heist", "jumper", "leaper", "maze", "miner", "ninja", "plunder", "starpilot")
+
+def register_procgen():
+    """Procgen's 16 games as Gymnasium environments `procgen-<game>-v0` (Procgen's own ids), each
+    one gym3 environment of the `procgen` package seen through Gymnasium's API: 64x64 RGB frames
+    of bytes, 15 actions, and the level options as keyword arguments (`num_levels` levels from
+    `start_level`, 0 for all of them; `distribution_mode` "easy" or "hard"; ...)."""
+    import gymnasium as gym
+    if "procgen-coinrun-v0" in gym.registry:
+        return
+    import procgen  # noqa: F401 (the package: the procgen-mirror wheel for Python 3.11)
+
+    class Procgen(gym.Env):
+        game = None
+        metadata = {"render_modes": []}
+        observation_space = gym.spaces.Box(0, 255, (64, 64, 3), np.uint8)
+        action_space = gym.spaces.Discrete(15)
+
+        def __init__(self, num_levels=0, start_level=0, distribution_mode="hard", use_sequential_levels=False,
+                     center_agent=True, use_backgrounds=True, use_monochrome_assets=False, restrict_themes=False,
+                     paint_vel_info=False):
+            for name, value in (("num_levels", num_levels), ("start_level", start_level)):
+                if not 0 <= value < 2**31:  # Procgen itself would abort the process
+                    raise ValueError("%s must lie in [0, 2^31), not %d" % (name, value))
+            self.options = dict(num_levels=num_levels, start_level=start_level, distribution_mode=distribution_mode,
+                                use_sequential_levels=use_sequential_levels, center_agent=center_agent,
+                                use_backgrounds=use_backgrounds, use_monochrome_assets=use_monochrome_assets,
+                                restrict_themes=restrict_themes, paint_vel_info=paint_vel_info)
+            self.gym3, self.frame, self.ended = None, None, True
+            self.build(0)  # now, so that bad options fail at make
+
+        def build(self, seed):
+            from procgen import ProcgenGym3Env
+            self.gym3 = ProcgenGym3Env(num=1, env_name=self.game, rand_seed=int(seed), **self.options)
+            self.frame = self.gym3.observe()[1]["rgb"][0].copy()
+
+        def reset(self, *, seed=None, options=None):
+            # A seed draws the sequence of levels anew (Procgen's `rand_seed`); without one, an
+            # episode that ended has already started the next level (gym3 resets by itself), and
+            # a reset in the middle of an episode starts a new sequence from the environment's
+            # own generator.
+            super().reset(seed=seed)
+            if seed is not None or not self.ended:
+                self.build(seed if seed is not None else self.np_random.integers(2**31 - 1))
+            self.ended = False
+            return self.frame, {}
+
+        def step(self, action):
+            self.gym3.act(np.array([int(action)], dtype=np.int32))
+            reward, obs, first = self.gym3.observe()
+            self.frame, self.ended = obs["rgb"][0].copy(), bool(first[0])
+            # An episode ends at a level's end, the agent's death or Procgen's own time limit; gym3
+            # tells them apart only by `level_complete`, so every end is a termination (as
+            # OpenAI's baselines take them), and the frame is already the next level's.
+            info = {"level_complete": bool(self.gym3.get_info()[0]["prev_level_complete"])} if self.ended else {}
+            return self.frame, float(reward[0]), self.ended, False, info
+
+    for game in PROCGEN_GAMES:
+        cls = type("Procgen_" + game, (Procgen,), {"game": game})
+        gym.register(id="procgen-%s-v0" % game, entry_point=cls)
 
 def minigrid_id(name):
     return name.startswith("MiniGrid-") or name.startswith("BabyAI-")
