@@ -94,7 +94,7 @@ policies: setup setup-python
 sb3-policies: peers
 	$(PEERS)/bin/python policies/sb3-ppo-cartpole/train.py
 
-## Every shipped transfer study in experiments/ (about four and a half hours on two cores, the MinAtar studies 50 minutes of it, the Atari one two hours; results in
+## Every shipped transfer study in experiments/ (about five hours on two cores, the MinAtar studies 50 minutes of it, the Atari one two hours; results in
 ## runs/<name>/report.md; with the Gymnasium bridge, which the MuJoCo study needs). Re-running
 ## continues where it stopped.
 studies: setup setup-python
