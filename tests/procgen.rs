@@ -4,21 +4,14 @@
 //! options Procgen would abort on are errors naming them.
 #![cfg(feature = "python")]
 
-use std::path::Path;
+mod common;
 
 use headstart::env::{Action, Env, EnvSpec, Registry, Space};
 
 /// Procgen's own environment (`tests/python/procgen_direct.py`) with the actions `(7 t + 3) mod 15`.
 fn direct(game: &str, seed: u64, num_levels: u32, mode: &str, steps: usize) -> serde_json::Value {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let args = [game.to_string(), seed.to_string(), num_levels.to_string(), "0".into(), mode.into(), steps.to_string()];
-    let out = std::process::Command::new(root.join(".venv-gym/bin/python"))
-        .arg(root.join("tests/python/procgen_direct.py"))
-        .args(args)
-        .output()
-        .expect("the bridge's Python (make setup-python)");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    serde_json::from_slice(&out.stdout).unwrap()
+    common::python_json("procgen_direct.py", &args)
 }
 
 /// A frame's byte sum: the frames are bytes, read as floats.

@@ -23,6 +23,20 @@ pub fn save_checkpoint(agent: &dyn Agent, spec: &EnvSpec, dir: &Path, produced_b
     checkpoint::save(agent, info, dir).unwrap();
 }
 
+/// What the script `tests/python/{script}` prints as JSON, run with `args` by the bridge's Python
+/// (`make setup-python`); its failure fails the test with Python's message.
+#[allow(dead_code)]
+pub fn python_json(script: &str, args: &[String]) -> serde_json::Value {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let out = std::process::Command::new(root.join(".venv-gym/bin/python"))
+        .arg(root.join("tests/python").join(script))
+        .args(args)
+        .output()
+        .expect("the bridge's Python (make setup-python)");
+    assert!(out.status.success(), "{script}: {}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
 /// Every run's scalars in a folder of TensorBoard runs, as TensorBoard's own event accumulator
 /// reads them (`tests/python/tensorboard_read.py`, with the bridge's Python: `make
 /// setup-python`): run -> tag -> `(step, value)` points.
@@ -30,14 +44,7 @@ pub fn save_checkpoint(agent: &dyn Agent, spec: &EnvSpec, dir: &Path, produced_b
 pub fn tensorboard_scalars(
     dir: &Path,
 ) -> std::collections::BTreeMap<String, std::collections::BTreeMap<String, Vec<(u64, f64)>>> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let out = std::process::Command::new(root.join(".venv-gym/bin/python"))
-        .arg(root.join("tests/python/tensorboard_read.py"))
-        .arg(dir)
-        .output()
-        .expect("the bridge's Python (make setup-python)");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let json = python_json("tensorboard_read.py", &[dir.display().to_string()]);
     let mut scalars = std::collections::BTreeMap::new();
     for (run, tags) in json.as_object().unwrap() {
         for (tag, points) in tags.as_object().unwrap() {
