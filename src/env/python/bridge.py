@@ -7,7 +7,9 @@ OBSERVE_DIRECTION = "observe_direction"
 
 def split(id):
     module, _, name = id.rpartition(":")
-    if module:
+    if name.startswith("procgen-"):
+        register_procgen()  # also for `procgen:procgen-<game>-v0`, whose module registers with old gym only
+    elif module:
         __import__(module)
     elif name.startswith("ALE/") or "NoFrameskip" in name:
         import ale_py  # registers the Atari games (ale-py ships their ROMs)
@@ -15,12 +17,14 @@ def split(id):
         import os
         os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")  # pygame greets on stdout
         import minigrid  # registers MiniGrid-* and BabyAI-*
-    elif name.startswith("procgen-"):
-        register_procgen()
     return name
 
 PROCGEN_GAMES = ("bigfish", "bossfight", "caveflyer", "chaser", "climber", "coinrun", "dodgeball", "fruitbot",
                  "heist", "jumper", "leaper", "maze", "miner", "ninja", "plunder", "starpilot")
+# The games that have the modes beyond easy and hard (Procgen ends the process on any other).
+PROCGEN_MODES = {"extreme": ("chaser", "dodgeball", "leaper", "starpilot"),
+                 "memory": ("caveflyer", "dodgeball", "heist", "jumper", "maze", "miner"),
+                 "exploration": ("caveflyer", "climber", "coinrun", "heist", "jumper", "leaper", "maze", "ninja")}
 
 def register_procgen():
     """Procgen's 16 games as Gymnasium environments `procgen-<game>-v0` (Procgen's own ids), each
@@ -41,20 +45,42 @@ def register_procgen():
         def __init__(self, num_levels=0, start_level=0, distribution_mode="hard", use_sequential_levels=False,
                      center_agent=True, use_backgrounds=True, use_monochrome_assets=False, restrict_themes=False,
                      paint_vel_info=False):
+            # Procgen ends the whole process on options it refuses: they are checked here first.
             for name, value in (("num_levels", num_levels), ("start_level", start_level)):
-                if not 0 <= value < 2**31:  # Procgen itself would abort the process
+                if not 0 <= value < 2**31:
                     raise ValueError("%s must lie in [0, 2^31), not %d" % (name, value))
-            self.options = dict(num_levels=num_levels, start_level=start_level, distribution_mode=distribution_mode,
+            if start_level + num_levels >= 2**31:
+                raise ValueError("start_level + num_levels must stay below 2^31 (level seeds are 32-bit)")
+            games = PROCGEN_MODES.get(distribution_mode)
+            if games is not None and self.game not in games:
+                raise ValueError("distribution_mode %r: %s has no such mode (it is one of %s)"
+                                 % (distribution_mode, self.game, ", ".join(games)))
+            levels = dict(num_levels=num_levels, start_level=start_level)
+            if distribution_mode == "exploration":
+                if num_levels or start_level:
+                    raise ValueError("distribution_mode 'exploration' plays one fixed level: leave num_levels and "
+                                     "start_level at 0")
+                levels = {}
+            self.options = dict(levels, distribution_mode=distribution_mode,
                                 use_sequential_levels=use_sequential_levels, center_agent=center_agent,
                                 use_backgrounds=use_backgrounds, use_monochrome_assets=use_monochrome_assets,
                                 restrict_themes=restrict_themes, paint_vel_info=paint_vel_info)
-            self.gym3, self.frame, self.ended = None, None, True
-            self.build(0)  # now, so that bad options fail at make
+            self.gym3, self.frame, self.ended = None, None, False
+            # Now, so that bad options fail at make; a first reset without a seed draws another.
+            self.build(0)
 
         def build(self, seed):
             from procgen import ProcgenGym3Env
-            self.gym3 = ProcgenGym3Env(num=1, env_name=self.game, rand_seed=int(seed), **self.options)
+            self.close()
+            # Procgen's seeds are 32-bit (a mixture's draws are 64-bit); one thread: the caller's.
+            self.gym3 = ProcgenGym3Env(num=1, env_name=self.game, rand_seed=int(seed) % 2**31, num_threads=0,
+                                       **self.options)
             self.frame = self.gym3.observe()[1]["rgb"][0].copy()
+
+        def close(self):
+            if self.gym3 is not None:
+                self.gym3.close()
+                self.gym3 = None
 
         def reset(self, *, seed=None, options=None):
             # A seed draws the sequence of levels anew (Procgen's `rand_seed`); without one, an
