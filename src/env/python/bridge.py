@@ -104,8 +104,9 @@ def register_procgen():
             return self.frame, float(reward[0]), self.ended, False, info
 
     for game in PROCGEN_GAMES:
-        cls = type("Procgen_" + game, (Procgen,), {"game": game})
-        gym.register(id="procgen-%s-v0" % game, entry_point=cls)
+        # Checked again here: another thread may have registered them while `procgen` imported.
+        if "procgen-%s-v0" % game not in gym.registry:
+            gym.register(id="procgen-%s-v0" % game, entry_point=type("Procgen_" + game, (Procgen,), {"game": game}))
 
 def minigrid_id(name):
     return name.startswith("MiniGrid-") or name.startswith("BabyAI-")
