@@ -226,14 +226,18 @@ pub(crate) fn random_return(registry: &Registry, spec: &EnvSpec) -> Result<f64, 
 /// The value is the same either way (seeded episodes); a file that cannot be read only costs
 /// the measurement.
 pub(crate) fn random_return_in(registry: &Registry, spec: &EnvSpec, folder: Option<&Path>) -> Result<f64, StudyError> {
-    let recorded = folder
-        .and_then(|folder| std::fs::read_to_string(folder.join("targets.ron")).ok())
-        .and_then(|text| ron::from_str::<Vec<super::records::TargetInfo>>(&text).ok())
-        .and_then(|infos| infos.into_iter().find(|info| info.target.env == *spec));
-    match recorded {
+    let recorded = recorded::<super::records::TargetInfo>(folder, "targets.ron");
+    match recorded.into_iter().find(|info| info.target.env == *spec) {
         Some(info) => Ok(info.random_return),
         None => random_return(registry, spec),
     }
+}
+
+/// The list a results folder's `file` records (`targets.ron`, a sequence's `tasks.ron`); empty
+/// without a folder, or when the file is missing or unreadable (what it held is measured again).
+pub(crate) fn recorded<T: serde::de::DeserializeOwned>(folder: Option<&Path>, file: &str) -> Vec<T> {
+    let text = folder.and_then(|folder| std::fs::read_to_string(folder.join(file)).ok());
+    text.and_then(|text| crate::util::ron_options().from_str(&text).ok()).unwrap_or_default()
 }
 
 /// A transfer matrix checked source by source, as a study of each would be (every strategy onto

@@ -316,10 +316,7 @@ impl TaskInfo {
 pub fn check(sequence: &Sequence, registry: &Registry, folder: Option<&Path>) -> Result<Checked, StudyError> {
     sequence.check_fields()?;
     let tasks = sequence.tasks()?;
-    let recorded: Vec<TaskInfo> = folder
-        .and_then(|folder| std::fs::read_to_string(folder.join("tasks.ron")).ok())
-        .and_then(|text| ron_options().from_str(&text).ok())
-        .unwrap_or_default();
+    let recorded: Vec<TaskInfo> = crate::study::validate::recorded(folder, "tasks.ron");
     let mut spaces = None;
     let mut out = Vec::new();
     for (index, t) in tasks.into_iter().enumerate() {
